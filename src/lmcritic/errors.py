@@ -1,0 +1,46 @@
+"""Errors that tell the user what was wrong and how to fix it, in one line."""
+from __future__ import annotations
+
+
+class LmcriticError(Exception):
+    """Base error: a message naming the thing that is wrong, plus a hint on the fix.
+
+    The CLI prints ``str(err)`` as the one-line reason and exits non-zero.
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+class ConfigError(LmcriticError):
+    """A run spec, task spec or argument is malformed."""
+
+
+class UnknownNameError(ConfigError):
+    """A registry lookup failed; the message lists close matches."""
+
+
+class ModelLoadError(LmcriticError):
+    """A model could not be loaded (missing file, corrupt weights, offline hub)."""
+
+
+class CapabilityError(LmcriticError):
+    """A backend was asked for something it does not declare."""
+
+
+class BackendError(LmcriticError):
+    """A backend failed while serving a request (server down, bad response)."""
+
+
+class BudgetExceeded(LmcriticError):
+    """The query or token budget of a run is spent; finished work is kept."""
+
+
+class InputError(LmcriticError):
+    """A request carries text the backend cannot take (empty, too long, not UTF-8)."""
+
+
+class DataError(LmcriticError):
+    """A dataset row is malformed; the message names file and line."""

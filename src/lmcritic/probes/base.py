@@ -1,0 +1,118 @@
+"""The probe API: a probe yields cases, asks the backend for what it needs, scores the answers.
+
+Construct with config (``SST2Accuracy(n=200, shots=0)``); call with data (``probe.score(model, cases)``).
+The runner owns the loop: it plans (capabilities), chunks cases, stores every record as it is made, and
+calls ``summarize`` once all records exist, so a killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Sequence
+
+from lmcritic.backends.base import Backend
+from lmcritic.requests import Capability
+
+
+class Verdict(str, enum.Enum):
+    """CheckList-style outcome of a finding."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class Severity(str, enum.Enum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input a probe will put to the model. ``tags`` carry what later diagnosis joins on
+    (source dataset and line, perturbation, demographic group, ...)."""
+
+    id: str
+    input: dict[str, Any]
+    expected: Any = None
+    tags: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One scored case: what went in, what came out, the scores, and whether it passed."""
+
+    case_id: str
+    input: dict[str, Any]
+    output: dict[str, Any]
+    scores: dict[str, float]
+    tags: dict[str, Any] = field(default_factory=dict)
+    passed: bool | None = None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A headline figure always carries its sample size and a confidence interval."""
+
+    value: float
+    n: int
+    ci_low: float
+    ci_high: float
+    method: str = "bootstrap"
+    confidence: float = 0.95
+
+    def __str__(self) -> str:
+        return f"{self.value:.4g} [{self.ci_low:.4g}, {self.ci_high:.4g}] (n={self.n})"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A probe's conclusion on one metric or behaviour, with the cases that show it."""
+
+    probe: str
+    name: str
+    verdict: Verdict
+    severity: Severity
+    summary: str
+    estimate: Estimate | None = None
+    evidence: tuple[str, ...] = ()  # case ids, worst first
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Probe(ABC):
+    """Base class. Subclasses set ``name``, ``area`` and ``requires`` and implement three methods."""
+
+    name: ClassVar[str] = "probe"
+    area: ClassVar[str] = "general"
+    requires: ClassVar[frozenset[Capability]] = frozenset()
+    chunk_size: ClassVar[int] = 32  # cases scored (and stored) per step
+
+    def __init__(self, **config: Any) -> None:
+        self.config = config
+
+    def not_applicable(self, model: Backend) -> str | None:
+        """Why this probe cannot run on ``model``, or None. Checked by the planner before any work."""
+        missing = sorted(c.value for c in self.requires - model.capabilities)
+        if missing:
+            return f"needs {', '.join(missing)}; the {model.kind} backend does not offer it"
+        return None
+
+    @abstractmethod
+    def cases(self) -> Iterable[Case]:
+        """The inputs, each with a stable id (so resume can skip finished ones)."""
+
+    @abstractmethod
+    def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
+        """Ask the model about a chunk of cases (batched) and score each answer."""
+
+    @abstractmethod
+    def summarize(self, records: Sequence[Record]) -> list[Finding]:
+        """Turn all records into findings with estimates and CIs."""
