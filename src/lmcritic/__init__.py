@@ -35,6 +35,7 @@ _EXPORTS = {
     "Finding": "lmcritic.probes.base",
     "Verdict": "lmcritic.probes.base",
     "PROBES": "lmcritic.probes",
+    "METRICS": "lmcritic.metrics",
     "Registry": "lmcritic.registry",
     "LmcriticError": "lmcritic.errors",
     "run_spec": "lmcritic.runner",

@@ -56,9 +56,9 @@ class ModelSpec:
 
     def resolve(self) -> tuple[str, dict[str, Any]]:
         """(backend name, constructor kwargs) for this spec."""
-        if self.name in MODELS:
+        if self.name in MODELS and self.backend in (None, MODELS.get(self.name).backend):
             known = MODELS.get(self.name)
-            return self.backend or known.backend, {**known.options, **self.options}
+            return known.backend, {**known.options, **self.options}
         if self.backend:
             return self.backend, {"model": self.name, **self.options}
         if Path(self.name).expanduser().exists() or "/" in self.name:

@@ -6,12 +6,15 @@ calls ``summarize`` once all records exist, so a killed run resumes where it sto
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Sequence
 
 from lmcritic.backends.base import Backend
+from lmcritic.errors import ConfigError
 from lmcritic.requests import Capability
 
 
@@ -87,16 +90,22 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Base for a probe's typed configuration; subclasses add fields with defaults."""
+
+
 class Probe(ABC):
-    """Base class. Subclasses set ``name``, ``area`` and ``requires`` and implement three methods."""
+    """Base class. Subclasses set ``name``, ``area``, ``requires`` and ``Config``, and implement three methods."""
 
     name: ClassVar[str] = "probe"
     area: ClassVar[str] = "general"
     requires: ClassVar[frozenset[Capability]] = frozenset()
     chunk_size: ClassVar[int] = 32  # cases scored (and stored) per step
+    Config: ClassVar[type] = ProbeConfig
 
     def __init__(self, **config: Any) -> None:
-        self.config = config
+        self.config = build_config(self.Config, config, self.name)
 
     def not_applicable(self, model: Backend) -> str | None:
         """Why this probe cannot run on ``model``, or None. Checked by the planner before any work."""
@@ -116,3 +125,24 @@ class Probe(ABC):
     @abstractmethod
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         """Turn all records into findings with estimates and CIs."""
+
+
+def build_config(cls: type, values: dict[str, Any], owner: str) -> Any:
+    """Instantiate a config dataclass, rejecting unknown keys with a "did you mean"."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known)) or 'none'}"
+            raise ConfigError(f"{owner}: unknown option {key!r}", hint)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{owner}: bad option: {err}") from None
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A probe config as plain JSON-able values (defaults filled in), for the stored spec."""
+    from lmcritic._serde import to_jsonable
+
+    return to_jsonable(config)

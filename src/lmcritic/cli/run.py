@@ -1,0 +1,127 @@
+"""``lmcritic run SPEC`` and ``lmcritic scan --model M``: execute a run and write its report."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from lmcritic.cli._common import add_cache_option, add_store_options
+
+EXIT_INTERRUPTED = 3
+
+
+def add_to(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a spec file (YAML/JSON), resume a killed run, or replay one")
+    p.add_argument("spec", nargs="?", help="run spec file (.yaml/.json)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN where it stopped (finished work is reused)")
+    p.add_argument("--replay", metavar="RUN", help="run RUN's stored spec again as a new run")
+    _add_run_options(p)
+    p.set_defaults(func=run_cmd)
+
+    s = sub.add_parser("scan", help="run the default suite on a model")
+    s.add_argument("--model", default=None, help="known name (see `lmcritic models`), local dir, .gguf, hub id")
+    s.add_argument("--backend", help="hf | openai | python (inferred when omitted)")
+    s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
+    s.add_argument("--probe", action="append", default=[], metavar="NAME", help="probes to run (default suite)")
+    s.add_argument("--set", action="append", default=[], metavar="PROBE.KEY=VALUE", help="probe option")
+    _add_run_options(s)
+    s.set_defaults(func=scan_cmd)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    add_store_options(p)
+    add_cache_option(p)
+    p.add_argument("--max-queries", type=int, help="budget: model calls that miss the cache")
+    p.add_argument("--max-tokens", type=int, help="budget: tokens sent to the model (estimated)")
+    p.add_argument("--report", help="write the Markdown report here (default: $LMCRITIC_HOME/reports/RUN/report.md)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    from lmcritic.errors import ConfigError
+    from lmcritic.spec import RunSpec
+
+    chosen = [x for x in (args.spec, args.resume, args.replay) if x]
+    if len(chosen) != 1:
+        raise ConfigError("give exactly one of SPEC, --resume RUN or --replay RUN")
+    if args.spec:
+        return _execute(RunSpec.from_file(args.spec), args)
+    runner_store = _runner(args).store
+    ref = args.resume or args.replay
+    spec = RunSpec.from_dict(runner_store.get_run(runner_store.resolve(ref)).spec, source=f"run {ref}")
+    return _execute(spec, args, resume=args.resume)
+
+
+def scan_cmd(args: argparse.Namespace) -> int:
+    from lmcritic.backends import DEFAULT_MODEL
+    from lmcritic.spec import DEFAULT_SUITE
+
+    model: dict[str, Any] = {"name": args.model or DEFAULT_MODEL, "options": _pairs(args.option, "--option")}
+    if args.backend:
+        model["backend"] = args.backend
+    probes = args.probe or list(DEFAULT_SUITE)
+    overrides = _probe_overrides(args.set, probes)
+    data = {"model": model, "probes": [{"name": p, "config": overrides.get(p, {})} for p in probes]}
+    from lmcritic.spec import RunSpec
+
+    return _execute(RunSpec.from_dict(data, source="command line"), args)
+
+
+def _execute(spec, args: argparse.Namespace, resume: str | None = None) -> int:
+    from dataclasses import replace
+
+    from lmcritic.report.markdown import write_report
+    from lmcritic.spec import BudgetSpec
+
+    if args.max_queries or args.max_tokens:
+        spec = replace(spec, budget=BudgetSpec(args.max_queries or spec.budget.max_queries,
+                                               args.max_tokens or spec.budget.max_tokens))
+    runner = _runner(args)
+    print(f"lmcritic: loading model {spec.model.name!r} ...", file=sys.stderr)
+    outcome = runner.run(spec, resume=resume)
+    path = write_report(runner.store, outcome.run_id, Path(args.report) if args.report else None)
+    _print_summary(runner.store, outcome.run_id)
+    print(f"run {outcome.run_id}: {outcome.status}" + (f" — {outcome.message}" if outcome.message else ""))
+    print(f"report: {path}")
+    return 0 if outcome.status == "done" else EXIT_INTERRUPTED
+
+
+def _runner(args: argparse.Namespace):
+    from lmcritic.runner import Runner
+
+    return Runner(store_path=args.store, cache_path=args.cache, progress=not args.no_progress)
+
+
+def _print_summary(store, run_id: str) -> None:
+    from lmcritic.cli.runs import findings_table
+
+    from rich.console import Console
+
+    Console().print(findings_table(store, run_id))
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, Any]:
+    import yaml
+
+    from lmcritic.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {item!r} is not KEY=VALUE")
+        out[key] = yaml.safe_load(value) if value else ""
+    return out
+
+
+def _probe_overrides(items: list[str], probes: list[str]) -> dict[str, dict[str, Any]]:
+    from lmcritic.errors import ConfigError
+
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in _pairs(items, "--set").items():
+        probe, _, opt = key.rpartition(".")
+        if probe not in probes:
+            raise ConfigError(f"--set {key}: probe {probe!r} is not in this run", f"probes: {', '.join(probes)}")
+        out.setdefault(probe, {})[opt] = value
+    return out

@@ -1,0 +1,167 @@
+"""SST-2 sentiment by prompting a causal LM: which label word does the model find more likely?
+
+Zero- or few-shot; the label words and the Jinja prompt template are configurable. Every case keeps its
+source line, the per-label log-likelihoods and the model's confidence, so later areas (calibration,
+robustness, diagnosis) can join on them.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from lmcritic import stats
+from lmcritic._serde import to_jsonable
+from lmcritic.backends.base import Backend
+from lmcritic.datasets import packaged, read_rows
+from lmcritic.errors import ConfigError
+from lmcritic.metrics import estimate
+from lmcritic.metrics.calibration import accuracy_at_coverage, reliability_bins
+from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.requests import Capability, LoglikelihoodRequest
+
+LABELS = ("negative", "positive")
+
+
+@dataclass(frozen=True)
+class SST2Config(ProbeConfig):
+    data: str | None = None  # None: the packaged 300-sentence dev sample; or a .tsv/.csv/.jsonl path
+    n: int | None = 200  # cases to use (None: all)
+    shots: int = 0
+    template: str = "Review: {{ text }}\nSentiment:"
+    label_words: tuple[str, ...] = (" negative", " positive")
+    min_accuracy: float = 0.8  # below this the accuracy finding fails
+    max_ece: float = 0.1  # above this the calibration finding fails
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.label_words) != 2:
+            raise ValueError("label_words needs exactly two entries (negative, positive)")
+        if self.shots < 0 or (self.n is not None and self.n <= 0):
+            raise ValueError("shots must be >= 0 and n > 0")
+
+
+class SST2Accuracy(Probe):
+    name = "performance.sst2"
+    area = "performance"
+    requires = frozenset({Capability.LOGLIKELIHOOD})
+    Config = SST2Config
+
+    def cases(self) -> Iterable[Case]:
+        cfg = self.config
+        rows = self._rows()
+        rng = random.Random(cfg.seed)
+        order = list(range(len(rows)))
+        rng.shuffle(order)
+        shots, pool = order[: cfg.shots], order[cfg.shots :]
+        prefix = "".join(self._render(rows[i]["text"]) + cfg.label_words[rows[i]["label"]] + "\n\n" for i in shots)
+        for i in sorted(pool[: cfg.n] if cfg.n else pool):
+            row = rows[i]
+            yield Case(
+                id=f"sst2-{row['source_line']}",
+                input={"text": row["text"], "prompt": prefix + self._render(row["text"])},
+                expected=LABELS[row["label"]],
+                tags={"source": row["source"], "line": row["source_line"], "n_words": len(row["text"].split())},
+            )
+
+    def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
+        words = self.config.label_words
+        reqs = [LoglikelihoodRequest(c.input["prompt"], w) for c in cases for w in words]
+        results = model.loglikelihood(reqs)
+        return [self._record(c, results[2 * i : 2 * i + 2]) for i, c in enumerate(cases)]
+
+    def summarize(self, records: Sequence[Record]) -> list[Finding]:
+        if not records:
+            return []
+        return [self._accuracy_finding(records), self._skew_finding(records), self._calibration_finding(records)]
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _rows(self) -> list[dict]:
+        path = self.config.data or str(packaged("sst2_dev_sample.tsv"))
+        rows = []
+        for line, row in read_rows(path, required=("label",)):
+            text = row.get("sentence") or row.get("text")
+            if not text or str(row["label"]).strip() not in ("0", "1"):
+                raise ConfigError(f"{path}:{line}: needs a 'sentence' or 'text' column and a 0/1 'label'")
+            src_line = int(row.get("dev_line") or line)
+            rows.append({"text": text.strip(), "label": int(str(row["label"]).strip()),
+                         "source": "sst2_dev" if self.config.data is None else str(path), "source_line": src_line})
+        return rows
+
+    def _render(self, text: str) -> str:
+        import jinja2
+
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+        return env.from_string(self.config.template).render(text=text)
+
+    def _record(self, case: Case, results: Sequence) -> Record:
+        lls = [r.logprob for r in results]
+        top = max(lls)
+        probs = [math.exp(x - top) for x in lls]
+        total = sum(probs)
+        probs = [p / total for p in probs]
+        pred = LABELS[int(probs[1] > probs[0])]
+        truth = LABELS.index(case.expected)
+        correct = pred == case.expected
+        return Record(
+            case_id=case.id,
+            input=case.input,
+            output={"prediction": pred, "label_logprobs": lls, "probs": probs},
+            scores={"correct": float(correct), "p_true": probs[truth], "confidence": max(probs),
+                    "margin": abs(lls[1] - lls[0])},
+            tags={**case.tags, "expected": case.expected},
+            passed=correct,
+        )
+
+    def _accuracy_finding(self, records: Sequence[Record]) -> Finding:
+        acc = stats.proportion([bool(r.passed) for r in records])
+        f1 = estimate("macro_f1", {"predictions": [r.output["prediction"] for r in records],
+                                   "references": [r.tags["expected"] for r in records]})
+        wrong = sorted((r for r in records if not r.passed), key=lambda r: -r.scores["confidence"])
+        gap = self.config.min_accuracy - acc.value
+        verdict = Verdict.FAIL if gap > 0 else Verdict.PASS
+        return Finding(
+            probe=self.name, name="accuracy", verdict=verdict, severity=_severity(gap),
+            summary=f"SST-2 accuracy {acc} (macro-F1 {f1.value:.3f}); threshold {self.config.min_accuracy}",
+            estimate=acc, evidence=tuple(r.case_id for r in wrong[:10]),
+            details={"macro_f1": to_jsonable(f1), "n_wrong": len(wrong), "shots": self.config.shots,
+                     "template": self.config.template, "label_words": list(self.config.label_words)},
+        )
+
+    def _skew_finding(self, records: Sequence[Record]) -> Finding:
+        pred_pos = stats.proportion([r.output["prediction"] == "positive" for r in records])
+        true_pos = sum(r.tags["expected"] == "positive" for r in records) / len(records)
+        outside = not pred_pos.ci_low <= true_pos <= pred_pos.ci_high
+        gap = abs(pred_pos.value - true_pos)
+        verdict = Verdict.FAIL if outside and gap > 0.1 else Verdict.PASS
+        favoured = "positive" if pred_pos.value > true_pos else "negative"
+        return Finding(
+            probe=self.name, name="label_skew", verdict=verdict, severity=_severity(gap if outside else 0.0),
+            summary=f"predicts positive for {pred_pos} of inputs vs {true_pos:.3f} truly positive"
+            + (f": leans {favoured}" if verdict is Verdict.FAIL else ""),
+            estimate=pred_pos,
+            evidence=tuple(r.case_id for r in records if not r.passed and r.output["prediction"] == favoured)[:10],
+            details={"true_positive_rate": true_pos},
+        )
+
+
+    def _calibration_finding(self, records: Sequence[Record]) -> Finding:
+        conf = [r.scores["confidence"] for r in records]
+        ok = [bool(r.passed) for r in records]
+        ece = estimate("ece", {"confidences": conf, "correct": ok})
+        over = ece.value - self.config.max_ece
+        confidently_wrong = sorted((r for r in records if not r.passed), key=lambda r: -r.scores["confidence"])
+        return Finding(
+            probe=self.name, name="calibration", verdict=Verdict.FAIL if over > 0 else Verdict.PASS,
+            severity=_severity(over), summary=f"expected calibration error {ece} (10 bins); mean confidence "
+            f"{sum(conf) / len(conf):.3f} vs accuracy {sum(ok) / len(ok):.3f}",
+            estimate=ece, evidence=tuple(r.case_id for r in confidently_wrong[:10]),
+            details={"reliability": reliability_bins(conf, ok), "accuracy_at_coverage":
+                     {str(k): v for k, v in accuracy_at_coverage(conf, ok).items()}},
+        )
+
+def _severity(gap: float) -> Severity:
+    if gap <= 0:
+        return Severity.INFO
+    return Severity.HIGH if gap >= 0.25 else Severity.MEDIUM if gap >= 0.1 else Severity.LOW

@@ -1,0 +1,165 @@
+"""Run specs: what to critique and how, as YAML or JSON that replays exactly.
+
+A spec names the model, the probes (each with its config) and the budget. ``RunSpec.to_dict`` writes the
+fully resolved spec (defaults filled in) into the run store, so ``lmcritic run --replay RUN`` repeats it.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from lmcritic.backends import DEFAULT_MODEL, ModelSpec
+from lmcritic.errors import ConfigError
+
+DEFAULT_SUITE: tuple[str, ...] = ("performance.sst2", "performance.perplexity")
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One probe of a run. ``key`` tells apart two uses of the same probe with different configs."""
+
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.name)
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """Caps on work that reaches the model (cache hits are free)."""
+
+    max_queries: int | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: ModelSpec = field(default_factory=ModelSpec)
+    probes: tuple[ProbeSpec, ...] = ()
+    budget: BudgetSpec = field(default_factory=BudgetSpec)
+    seed: int = 0
+    name: str | None = None
+
+    @classmethod
+    def default(cls, model: str = DEFAULT_MODEL, **overrides: Any) -> "RunSpec":
+        """The default suite (``lmcritic scan``)."""
+        probes = tuple(ProbeSpec(n) for n in DEFAULT_SUITE)
+        return cls(model=ModelSpec(name=model), probes=probes, **overrides)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "spec") -> "RunSpec":
+        """Validate and build; errors name the offending key and suggest the right one."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: a run spec must be a mapping, got {type(data).__name__}")
+        _check_keys(data, cls, source)
+        model = _model(data.get("model", DEFAULT_MODEL), source)
+        probes = tuple(_probe(p, source, i) for i, p in enumerate(data.get("probes") or ()))
+        budget = _budget(data.get("budget") or {}, source)
+        seed = data.get("seed", 0)
+        if not isinstance(seed, int):
+            raise ConfigError(f"{source}: seed must be an integer, got {seed!r}")
+        spec = cls(model=model, probes=probes, budget=budget, seed=seed, name=data.get("name"))
+        spec.validate(source)
+        return spec
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "RunSpec":
+        """Load a ``.yaml``/``.yml``/``.json`` spec file."""
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"spec file {str(p)!r} not found", "give the path of a .yaml or .json run spec")
+        return cls.from_dict(_parse(p), source=str(p))
+
+    def validate(self, source: str = "spec") -> None:
+        """Probe names exist, keys are unique, and every probe config builds."""
+        from lmcritic.probes import PROBES
+
+        seen: set[str] = set()
+        for p in self.probes:
+            if p.key in seen:
+                raise ConfigError(f"{source}: probe key {p.key!r} is used twice", "give each a distinct 'key'")
+            seen.add(p.key)
+            if p.name not in PROBES:
+                raise ConfigError(f"{source}: {PROBES.unknown_message(p.name)}")
+            PROBES.get(p.name)(**p.config)  # builds the typed config: bad options fail here, before model load
+        if not self.probes:
+            raise ConfigError(f"{source}: no probes", f"add e.g. probes: [{DEFAULT_SUITE[0]}]")
+
+    def resolved(self) -> "RunSpec":
+        """The same spec with every probe's defaults written out (what the store keeps)."""
+        from lmcritic.probes import PROBES
+        from lmcritic.probes.base import config_dict
+
+        probes = tuple(
+            ProbeSpec(p.name, config_dict(PROBES.get(p.name)(**p.config).config), p.key) for p in self.probes
+        )
+        return RunSpec(self.model, probes, self.budget, self.seed, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        from lmcritic._serde import to_jsonable
+
+        return to_jsonable(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _parse(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        import yaml
+
+        return yaml.safe_load(text)
+    except (ValueError, Exception) as err:  # yaml.YAMLError and json.JSONDecodeError
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f" line {line + 1}" if line is not None else (f" line {err.lineno}" if hasattr(err, "lineno") else "")
+        raise ConfigError(f"{path}{where}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
+                          f"{str(err).splitlines()[0]}") from None
+
+
+def _check_keys(data: dict[str, Any], cls: type, source: str) -> None:
+    known = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+            raise ConfigError(f"{source}: unknown key {key!r}", hint)
+
+
+def _model(value: Any, source: str) -> ModelSpec:
+    if isinstance(value, str):
+        return ModelSpec(name=value)
+    if isinstance(value, dict):
+        _check_keys(value, ModelSpec, f"{source}: model")
+        return ModelSpec(value.get("name", DEFAULT_MODEL), value.get("backend"), dict(value.get("options") or {}))
+    raise ConfigError(f"{source}: model must be a name or a mapping with name/backend/options")
+
+
+def _probe(value: Any, source: str, index: int) -> ProbeSpec:
+    if isinstance(value, str):
+        return ProbeSpec(value)
+    if isinstance(value, dict) and "name" in value:
+        _check_keys(value, ProbeSpec, f"{source}: probes[{index}]")
+        config = value.get("config") or {}
+        if not isinstance(config, dict):
+            raise ConfigError(f"{source}: probes[{index}].config must be a mapping")
+        return ProbeSpec(value["name"], dict(config), value.get("key") or "")
+    raise ConfigError(f"{source}: probes[{index}] must be a probe name or a mapping with 'name'")
+
+
+def _budget(value: Any, source: str) -> BudgetSpec:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: budget must be a mapping with max_queries/max_tokens")
+    _check_keys(value, BudgetSpec, f"{source}: budget")
+    for k, v in value.items():
+        if v is not None and (not isinstance(v, int) or v <= 0):
+            raise ConfigError(f"{source}: budget.{k} must be a positive integer, got {v!r}")
+    return BudgetSpec(**value)

@@ -1,0 +1,124 @@
+"""Honest statistics: every headline figure gets n and a 95% CI; comparisons get p-values,
+corrected for multiple testing. NumPy only, so importing this stays cheap."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+from lmcritic.probes.base import Estimate
+
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion (well-behaved at 0, 1 and small n)."""
+    if n == 0:
+        return (0.0, 1.0)
+    z = _z(confidence)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def proportion(flags: Sequence[bool], confidence: float = 0.95) -> Estimate:
+    """Share of True with a Wilson interval."""
+    n = len(flags)
+    k = int(sum(bool(f) for f in flags))
+    lo, hi = wilson(k, n, confidence)
+    return Estimate(k / n if n else float("nan"), n, lo, hi, "wilson", confidence)
+
+
+def bootstrap(
+    values: Sequence[float],
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> Estimate:
+    """Percentile bootstrap CI of ``statistic`` over cases (seeded: the same data gives the same CI)."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n == 0:
+        return Estimate(float("nan"), 0, float("nan"), float("nan"), "bootstrap", confidence)
+    point = float(statistic(x))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    stats = np.array([statistic(x[i]) for i in idx])
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
+    return Estimate(point, n, float(lo), float(hi), "bootstrap", confidence)
+
+
+def mean(values: Sequence[float], confidence: float = 0.95) -> Estimate:
+    """Mean with a bootstrap CI."""
+    return bootstrap(values, np.mean, confidence=confidence)
+
+
+def ratio_of_sums(num: Sequence[float], den: Sequence[float], n_boot: int = 2000, seed: int = 0) -> Estimate:
+    """sum(num)/sum(den) with a case-level bootstrap CI (e.g. corpus NLL per token)."""
+    a, b = np.asarray(num, float), np.asarray(den, float)
+    n = len(a)
+    point = float(a.sum() / b.sum()) if n else float("nan")
+    if n == 0:
+        return Estimate(point, 0, float("nan"), float("nan"))
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    stats = a[idx].sum(1) / b[idx].sum(1)
+    lo, hi = np.quantile(stats, [0.025, 0.975])
+    return Estimate(point, n, float(lo), float(hi), "bootstrap")
+
+
+def transform(est: Estimate, fn: Callable[[float], float]) -> Estimate:
+    """Apply a monotone increasing map (e.g. exp for NLL → perplexity) to an estimate and its CI."""
+    return Estimate(fn(est.value), est.n, fn(est.ci_low), fn(est.ci_high), est.method, est.confidence)
+
+
+def paired_bootstrap(
+    a: Sequence[float], b: Sequence[float], n_boot: int = 5000, seed: int = 0
+) -> tuple[Estimate, float]:
+    """Mean difference b − a over the same cases, its CI, and a two-sided bootstrap p-value."""
+    d = np.asarray(b, float) - np.asarray(a, float)
+    est = bootstrap(d, np.mean, n_boot=n_boot, seed=seed)
+    if len(d) == 0:
+        return est, float("nan")
+    centred = d - d.mean()
+    idx = np.random.default_rng(seed + 1).integers(0, len(d), size=(n_boot, len(d)))
+    null = centred[idx].mean(1)
+    p = float((np.abs(null) >= abs(d.mean())).mean())
+    return est, max(p, 1.0 / n_boot)
+
+
+def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float:
+    """Exact McNemar test (two-sided binomial on the discordant pairs)."""
+    only_a = sum(1 for x, y in zip(a_correct, b_correct) if x and not y)
+    only_b = sum(1 for x, y in zip(a_correct, b_correct) if y and not x)
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    k = min(only_a, only_b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+    """BH-adjusted p-values (false discovery rate), in the input order."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, pvalues[i] * m / rank)
+        adjusted[i] = running
+    return adjusted
+
+
+def _z(confidence: float) -> float:
+    if abs(confidence - 0.95) < 1e-12:
+        return Z95
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + confidence / 2)

@@ -1,0 +1,112 @@
+"""Registry, spec, stats, serde, datasets and import hygiene: the pieces everything else stands on."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lmcritic import stats
+from lmcritic._serde import canonical_json, from_jsonable, stable_hash, to_jsonable
+from lmcritic.datasets import read_rows
+from lmcritic.errors import ConfigError, DataError, UnknownNameError
+from lmcritic.registry import Registry
+from lmcritic.requests import ChatMessage, GenerateRequest, GenParams, RollingResult
+from lmcritic.spec import RunSpec
+
+
+def test_import_is_light() -> None:
+    code = "import sys, lmcritic, lmcritic.cli.main; assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_api_resolves() -> None:
+    import lmcritic
+
+    for name in lmcritic.__all__:
+        assert getattr(lmcritic, name) is not None
+
+
+def test_registry_lazy_and_did_you_mean() -> None:
+    reg: Registry[object] = Registry("widgets")
+    reg.add("json-dumps", "json:dumps")
+
+    @reg.register("answer")
+    def answer() -> int:
+        return 42
+
+    assert reg.get("json-dumps") is json.dumps
+    assert reg.get("answer")() == 42
+    with pytest.raises(UnknownNameError, match="did you mean 'answer'"):
+        reg.get("anwser")
+
+
+def test_serde_round_trip_nested() -> None:
+    req = GenerateRequest(messages=(ChatMessage("user", "hi"),), params=GenParams(stop=("\n",), seed=3))
+    again = from_jsonable(GenerateRequest, json.loads(canonical_json(req)))
+    assert again == req
+    res = RollingResult((1, 2), ("a", "b"), (-1.0, -2.5), ((0, 1), (1, 2)))
+    assert from_jsonable(RollingResult, to_jsonable(res)) == res
+    assert stable_hash(req) == stable_hash(again) != stable_hash(GenerateRequest(prompt="hi"))
+
+
+def test_spec_round_trip_and_errors(tmp_path) -> None:
+    spec = RunSpec.default().resolved()
+    path = tmp_path / "spec.json"
+    path.write_text(spec.to_json())
+    assert RunSpec.from_file(path) == spec
+    (tmp_path / "bad.yaml").write_text("model: smollm2-135m\nprobs: [performance.sst2]\n")
+    with pytest.raises(ConfigError, match="did you mean 'probes'"):
+        RunSpec.from_file(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="did you mean 'performance.sst2'"):
+        RunSpec.from_dict({"probes": ["performance.sst"]})
+    with pytest.raises(ConfigError, match="did you mean 'shots'"):
+        RunSpec.from_dict({"probes": [{"name": "performance.sst2", "config": {"shot": 2}}]}).resolved()
+    (tmp_path / "broken.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml line"):
+        RunSpec.from_file(tmp_path / "broken.yaml")
+    with pytest.raises(ConfigError, match="not found"):
+        RunSpec.from_file(tmp_path / "missing.yaml")
+
+
+def test_wilson_and_bootstrap_cover_truth() -> None:
+    est = stats.proportion([True] * 8 + [False] * 2)
+    assert est.n == 10 and est.ci_low < 0.8 < est.ci_high
+    assert stats.proportion([True] * 5).ci_high == 1.0
+    m = stats.mean([1.0, 2.0, 3.0, 4.0])
+    assert m.ci_low <= 2.5 <= m.ci_high
+    assert stats.bootstrap([1, 2, 3, 4]).ci_low == m.ci_low  # seeded: reproducible
+
+
+def test_paired_tests() -> None:
+    a = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]
+    b = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert stats.mcnemar(a, b) == pytest.approx(2 / 2**8)
+    delta, p = stats.paired_bootstrap([0.0] * 30, [1.0] * 30)
+    assert delta.value == 1.0 and p < 0.01
+    assert stats.benjamini_hochberg([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.0533333, 0.0533333, 0.2])
+
+
+def test_datasets_name_file_and_line(tmp_path) -> None:
+    good = tmp_path / "d.tsv"
+    good.write_text("sentence\tlabel\nfine\t1\n")
+    assert list(read_rows(good, ("sentence", "label"))) == [(2, {"sentence": "fine", "label": "1"})]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sentence\tlabel\nok\t1\nbroken row without tab\n")
+    with pytest.raises(DataError, match=r"bad.tsv:3: 1 fields"):
+        list(read_rows(bad, ("sentence", "label")))
+    j = tmp_path / "d.jsonl"
+    j.write_text('{"text": "a"}\n{"text": ""}\n')
+    with pytest.raises(DataError, match=r"d.jsonl:2: row lacks text"):
+        list(read_rows(j, ("text",)))
+    (tmp_path / "x.jsonl").write_text('{"text": "a"}\n{oops\n')
+    with pytest.raises(DataError, match=r"x.jsonl:2: not valid JSON"):
+        list(read_rows(tmp_path / "x.jsonl", ("text",)))
+
+
+def test_markdown_escape_neutralises_model_text() -> None:
+    from lmcritic.report._escape import md
+
+    out = md("<script>alert(1)</script> **bold** [x](http://e) |pipe|\nline")
+    assert "<script>" not in out and "**" not in out and "](" not in out and "|" not in out.replace("\\|", "")
