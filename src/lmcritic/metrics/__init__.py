@@ -61,5 +61,6 @@ def estimate(name: str, columns: Mapping[str, Sequence[Any]], n_boot: int = 1000
 # Built-in metrics register on import of these modules (cheap: NumPy only).
 from lmcritic.metrics import calibration as _calibration  # noqa: E402,F401
 from lmcritic.metrics import classification as _classification  # noqa: E402,F401
+from lmcritic.metrics import generation as _generation  # noqa: E402,F401
 
 __all__ = ["METRICS", "Metric", "estimate", "metric"]

@@ -1,0 +1,139 @@
+"""Text generation: greedy and beam batched with left padding, sampling one request at a time under its seed.
+
+Sampling runs per request after ``torch.manual_seed(seed)`` so a result never depends on what else was in
+the call. Stop sequences end a row as soon as they appear (a stopping criterion), and the text is cut at the
+earliest one; EOS also counts as "stop".
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Sequence
+
+import torch
+from transformers import StoppingCriteria
+
+from lmcritic.backends._batching import group_by, map_sorted, restore
+from lmcritic.backends._hf_tensors import left_pad
+from lmcritic.backends.base import check_generate
+from lmcritic.errors import InputError
+from lmcritic.requests import GenerateRequest, GenerateResult, GenParams
+
+_LOCK = threading.Lock()  # generate() swaps the model's generation_config for the call
+
+
+def generate(be: Any, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+    prompts = [_prompt_ids(be, i, r) for i, r in enumerate(requests)]
+    done: list[tuple[int, GenerateResult]] = []
+    todo = []
+    for i, (req, ids) in enumerate(zip(requests, prompts)):
+        if req.params.max_new_tokens == 0:
+            done.append((i, GenerateResult("", "length", len(ids), 0)))
+        elif req.params.sampling:
+            torch.manual_seed(req.params.seed if req.params.seed is not None else 0)
+            done.append((i, _generate_batch(be, [ids], req.params)[0]))
+        else:
+            todo.append(i)
+    for params, members in group_by(todo, lambda i: requests[i].params).items():
+        results = map_sorted(members, lambda i: len(prompts[i]), be.batch_size,
+                             lambda chunk, p=params: _generate_batch(be, [prompts[i] for i in chunk], p))
+        done.extend(zip(members, results))
+    return restore(done, len(requests))
+
+
+def _prompt_ids(be: Any, index: int, req: GenerateRequest) -> list[int]:
+    """The prompt's tokens (chat rendered with the template), refusing prompts that leave no room."""
+    check_generate(req, be, index)
+    text = _render_chat(be, index, req) if req.is_chat else req.prompt or ""
+    ids = be.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"] if text else []
+    ids = ids or [be.require_prefix_id()]
+    need = len(ids) + req.params.max_new_tokens
+    if need > be.max_length:
+        raise InputError(f"request {index} prompt has {len(ids)} tokens; with max_new_tokens "
+                         f"{req.params.max_new_tokens} that is {need}, over the model's max_length {be.max_length}",
+                         "shorten the prompt or lower max_new_tokens")
+    return ids
+
+
+def _render_chat(be: Any, index: int, req: GenerateRequest) -> str:
+    messages = [{"role": m.role, "content": m.content} for m in req.messages or ()]
+    try:
+        return be.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    except Exception as err:  # jinja raises its own errors for roles a template refuses
+        raise InputError(f"request {index} messages do not fit the model's chat template: {err}",
+                         "check the roles and their order") from None
+
+
+def _generation_config(be: Any, params: GenParams) -> Any:
+    from transformers import GenerationConfig
+
+    sampling = {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
+    return GenerationConfig(max_new_tokens=params.max_new_tokens, do_sample=params.sampling,
+                            num_beams=params.num_beams, pad_token_id=be.pad_id, eos_token_id=be.eos_ids or None,
+                            **(sampling if params.sampling else {}))
+
+
+def _generate_batch(be: Any, prompts: Sequence[Sequence[int]], params: GenParams) -> list[GenerateResult]:
+    from transformers import GenerationConfig, StoppingCriteriaList
+
+    ids, mask, _ = left_pad(prompts, be.pad_id, be.device)
+    mask = torch.ones_like(ids) if mask is None else mask
+    stopping = StoppingCriteriaList([StopOnText(be.tokenizer, params.stop, ids.shape[1])] if params.stop else [])
+    config = _generation_config(be, params)
+    with _LOCK:
+        saved = be.model.generation_config
+        be.model.generation_config = GenerationConfig()  # no checkpoint defaults (top_k, temperature, ...) leak in
+        try:
+            out = be.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                                    stopping_criteria=stopping)
+        finally:
+            be.model.generation_config = saved
+    new = out[:, ids.shape[1] :].tolist()
+    return [finish(be, row, params.stop, len(p)) for row, p in zip(new, prompts)]
+
+
+def finish(be: Any, tokens: list[int], stops: Sequence[str], n_prompt: int) -> GenerateResult:
+    """Cut at EOS and at the earliest stop sequence; count the tokens the model really produced."""
+    eos = set(be.eos_ids)
+    cut = next((i for i, t in enumerate(tokens) if t in eos), None)
+    if cut is not None:
+        tokens, n_new, reason = tokens[:cut], cut + 1, "stop"
+    else:
+        while tokens and be.pad_id not in eos and tokens[-1] == be.pad_id:
+            tokens = tokens[:-1]
+        n_new, reason = len(tokens), "length"
+    text = _decode(be, tokens)
+    hits = [text.find(s) for s in stops if s and s in text]
+    if hits:
+        at = min(hits)
+        n_new = _tokens_until(be, tokens, stops)
+        return GenerateResult(text[:at], "stop", n_prompt, n_new)
+    return GenerateResult(text, reason, n_prompt, n_new)
+
+
+def _decode(be: Any, tokens: Sequence[int]) -> str:
+    return be.tokenizer.decode(tokens, skip_special_tokens=True)
+
+
+def _tokens_until(be: Any, tokens: Sequence[int], stops: Sequence[str]) -> int:
+    """The fewest leading tokens whose text contains a stop sequence (binary search: containment only grows)."""
+    lo, hi = 1, len(tokens)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if any(s in _decode(be, tokens[:mid]) for s in stops if s):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+class StopOnText(StoppingCriteria):
+    """A stopping criterion: a row is done once its generated text contains any stop sequence."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], start: int) -> None:
+        self.tokenizer, self.stops, self.start = tokenizer, [s for s in stops if s], start
+        self.tail = 2 * max((len(s) for s in self.stops), default=1) + 8  # tokens enough to hold any stop
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        new = input_ids[:, self.start :][:, -self.tail :]
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stops) for t in texts], device=input_ids.device)

@@ -1,0 +1,105 @@
+"""Per-token log-probs of whole texts by a strided sliding window (lm-eval's rolling windows when stride == window).
+
+With ``s = [prefix] + tokens``: the first block scores tokens ``[0, W)`` from ``s[0:W]``; every later block
+scores the next ``stride`` tokens ``[b, e)`` from the ``W`` tokens before them, ``s[max(0, e - W):e]``. With
+stride == W this is exactly lm-eval's ``get_rolling_token_windows`` + ``make_disjoint_window`` (whose last,
+partial window also carries a full window of context). Windows of all texts are batched together.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from lmcritic.backends._batching import map_sorted
+from lmcritic.backends._hf_tensors import LOGITS_BUDGET, score_tails
+from lmcritic.backends.base import check_text
+from lmcritic.errors import InputError
+from lmcritic.requests import RollingRequest, RollingResult
+
+
+@dataclass(frozen=True)
+class Window:
+    doc: int
+    start: int  # first scored token (index into the text's tokens)
+    inp: tuple[int, ...]
+    targets: tuple[int, ...]
+
+
+def plan_blocks(n_tokens: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """Target blocks ``[b, e)`` over ``n_tokens`` tokens: ``[0, W)`` then steps of ``stride``."""
+    blocks, b = [], 0
+    e = min(window, n_tokens)
+    while b < n_tokens:
+        blocks.append((b, e))
+        b, e = e, min(e + stride, n_tokens)
+    return blocks
+
+
+def windows_for(doc: int, tokens: Sequence[int], prefix: int, window: int, stride: int) -> list[Window]:
+    """The model inputs for one text: block ``[b, e)`` is read from ``s[max(0, e - W):e]``."""
+    s = (prefix, *tokens)
+    blocks = plan_blocks(len(tokens), window, stride)
+    return [Window(doc, b, s[max(0, e - window) : e], tuple(tokens[b:e])) for b, e in blocks]
+
+
+def rolling_logprobs(be: Any, requests: Sequence[RollingRequest]) -> list[RollingResult]:
+    """Every token of every text scored; windows batched across texts, longest first."""
+    sizes = [_sizes(be, i, r) for i, r in enumerate(requests)]
+    texts = [r.text for r in requests]
+    ids, offsets = _tokenize(be, texts)
+    prefix = be.require_prefix_id() if requests else 0
+    windows = [w for d, (tok, (W, S)) in enumerate(zip(ids, sizes)) for w in windows_for(d, tok, prefix, W, S)]
+
+    def run(chunk: Sequence[Window]) -> list[list[float]]:
+        rows = [(w.inp, w.targets) for w in chunk]
+        return [lp for lp, _ in score_tails(be.model, rows, be.pad_id, be.device, greedy=False)]
+
+    # longest first, then most targets first: first windows (all targets scored) batch together, so the
+    # strided ones that follow keep only ``stride`` positions of logits
+    scored = map_sorted(windows, lambda w: len(w.inp) * 10**7 + len(w.targets), be.batch_size, run,
+                        cost=lambda w: len(w.targets) * be.vocab, budget=LOGITS_BUDGET)
+    per_doc: list[list[float]] = [[] for _ in requests]
+    for w, lps in sorted(zip(windows, scored), key=lambda x: (x[0].doc, x[0].start)):
+        per_doc[w.doc].extend(lps)
+    tokens = [be.tokenizer.convert_ids_to_tokens(t) for t in ids]
+    return [RollingResult(tuple(t), tuple(str(x) for x in tk), tuple(lp), tuple(o))
+            for t, tk, lp, o in zip(ids, tokens, per_doc, offsets)]
+
+
+def _sizes(be: Any, index: int, req: RollingRequest) -> tuple[int, int]:
+    """(window, stride) after defaults, refusing sizes the model cannot take."""
+    check_text(req.text, f"request {index} text")
+    window = be.max_length if req.window is None else req.window
+    stride = window if req.stride is None else req.stride
+    if not 1 <= window <= be.max_length:
+        raise InputError(f"request {index} window {window} is outside 1..{be.max_length} (the model's max_length)",
+                         "pick a smaller window or leave it unset")
+    if not 1 <= stride <= window:
+        raise InputError(f"request {index} stride {stride} is outside 1..{window} (the window)",
+                         "use 0 < stride <= window")
+    return window, stride
+
+
+def _tokenize(be: Any, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    """Token ids exactly as lm-eval's ``tok_encode`` makes them, with character offsets."""
+    if not texts:
+        return [], []
+    tok = be.tokenizer
+    if getattr(tok, "is_fast", False):
+        enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return enc["input_ids"], [[(int(a), int(b)) for a, b in o] for o in enc["offset_mapping"]]
+    ids = tok(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    return ids, [_offsets_by_decoding(tok, t, i) for t, i in zip(texts, ids)]
+
+
+def _offsets_by_decoding(tok: Any, text: str, ids: Sequence[int]) -> list[tuple[int, int]]:
+    """Best-effort spans for slow tokenizers: find each decoded piece in the text, moving forward."""
+    out, cursor = [], 0
+    for i in ids:
+        piece = tok.decode([i]).strip()
+        found = text.find(piece, cursor) if piece else -1
+        start = found if found >= 0 else cursor
+        end = start + len(piece) if found >= 0 else cursor
+        out.append((start, end))
+        cursor = end
+    return out

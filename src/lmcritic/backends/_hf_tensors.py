@@ -1,0 +1,142 @@
+"""Tensor plumbing shared by the HF backend's methods: padding, tail-only forwards, token scores, fingerprint.
+
+Scoring pads on the *left* so every row's scored tokens sit at the end of the batch; the model then only
+projects those last positions onto the vocabulary (``logits_to_keep``), which for a 49k vocabulary is a
+large part of the work and most of the memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from functools import lru_cache
+from typing import Any, Sequence
+
+import torch
+
+LOGITS_BUDGET = 1 << 29  # float32 logits per forward (2 GiB); longer batches are split, never truncated
+SAMPLE = 2048  # elements per tensor hashed into the fingerprint
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """(ids, attention mask or None when nothing is padded, position ids counted from each row's first token)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        if seq:
+            ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+            mask[row, width - len(seq) :] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    padded = bool((mask == 0).any())
+    return ids.to(device), (mask.to(device) if padded else None), pos.to(device)
+
+
+def right_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask) with each row's tokens first."""
+    width = max(1, max(len(s) for s in seqs))
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        if seq:
+            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+    return ids.to(device), mask.to(device)
+
+
+@lru_cache(maxsize=64)
+def _forward_params(cls: type) -> frozenset[str]:
+    try:
+        return frozenset(inspect.signature(cls.forward).parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+
+
+def accepts(model: Any, name: str) -> bool:
+    """Whether the model's ``forward`` takes keyword ``name`` (``logits_to_keep``, ``position_ids``)."""
+    return name in _forward_params(type(model))
+
+
+def forward_tail(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, keep: int) -> torch.Tensor:
+    """Logits of the last ``keep`` positions only, [batch, keep, vocab]."""
+    kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "use_cache": False}
+    if accepts(model, "position_ids"):
+        kwargs["position_ids"] = pos
+    if accepts(model, "logits_to_keep"):
+        return model(**kwargs, logits_to_keep=keep).logits
+    return model(**kwargs).logits[:, -keep:]
+
+
+def token_scores(logits: torch.Tensor, targets: torch.Tensor, greedy: bool = True) -> tuple[torch.Tensor, Any]:
+    """log P(target) per position and whether each target is the argmax.
+
+    ``log_softmax`` then gather, exactly as lm-eval does: CPU ``log_softmax`` carries a small systematic bias
+    (~1e-5 per token at 49k vocab), so a more exact ``x - logsumexp(x)`` would drift from lm-eval's numbers
+    by ~1e-4 over a few tokens and by far more over a rolling document.
+    """
+    lp = torch.log_softmax(logits.float(), dim=-1)
+    picked = lp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return picked, (lp.argmax(-1) == targets if greedy else None)
+
+
+def padded_targets(rows: Sequence[Sequence[int]], width: int, *, right_align: bool) -> torch.Tensor:
+    """Targets laid out like the kept logits: right-aligned for tail scoring, left-aligned after a KV prefix."""
+    out = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, tgt in enumerate(rows):
+        if tgt:
+            if right_align:
+                out[row, width - len(tgt) :] = torch.tensor(tgt, dtype=torch.long)
+            else:
+                out[row, : len(tgt)] = torch.tensor(tgt, dtype=torch.long)
+    return out
+
+
+def score_tails(model: Any, rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int, device: Any,
+                greedy: bool = True) -> list[tuple[list[float], list[bool] | None]]:
+    """For rows of (input ids, targets), the targets' log-probs, each predicted at the input's last positions.
+
+    Models without ``position_ids`` cannot be left-padded safely, so their rows of unequal length go one by one.
+    """
+    lengths = {len(inp) for inp, _ in rows}
+    if len(lengths) > 1 and not accepts(model, "position_ids"):
+        return [score_tails(model, [row], pad_id, device, greedy)[0] for row in rows]
+    ids, mask, pos = left_pad([inp for inp, _ in rows], pad_id, device)
+    keep = max(len(tgt) for _, tgt in rows)
+    targets = padded_targets([tgt for _, tgt in rows], keep, right_align=True).to(device)
+    lp, top = token_scores(forward_tail(model, ids, mask, pos, keep), targets, greedy)  # no logits kept alive
+    out = []
+    for row, (_, tgt) in enumerate(rows):
+        k = len(tgt)
+        out.append((lp[row, keep - k :].tolist(), top[row, keep - k :].tolist() if top is not None else None))
+    return out
+
+
+def vocab_size(model: Any) -> int:
+    """Width of the logits, for memory budgeting only (quantized heads hide their weight behind a method)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    weight = getattr(head, "weight", None)
+    if isinstance(weight, torch.Tensor):
+        return int(weight.shape[0])
+    width = getattr(head, "out_features", None) or getattr(getattr(model, "config", None), "vocab_size", None)
+    return int(width) if isinstance(width, int) and width > 0 else 50_000
+
+
+def fingerprint(model: Any, tokenizer: Any) -> str:
+    """sha256 over config, parameter names/shapes/dtypes plus a strided sample of every tensor, and vocab."""
+    h = hashlib.sha256(type(model).__name__.encode())
+    config = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, param in model.named_parameters():
+        flat = param.detach().reshape(-1)
+        step = max(1, flat.numel() // SAMPLE)
+        h.update(f"{name}|{tuple(param.shape)}|{param.dtype}".encode())
+        h.update(flat[::step][:SAMPLE].float().cpu().numpy().tobytes())
+    h.update(tokenizer_hash(tokenizer).encode())
+    return h.hexdigest()
+
+
+def tokenizer_hash(tokenizer: Any) -> str:
+    """The vocabulary, special tokens and chat template: what changes the ids or the prompts."""
+    parts = {"vocab": sorted(tokenizer.get_vocab().items()), "chat_template": getattr(tokenizer, "chat_template", None),
+             "special": {k: str(v) for k, v in sorted(getattr(tokenizer, "special_tokens_map", {}).items())}}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,400 @@
+"""The run store: every run, probe, scored case and finding as rows of one embedded SQLite database.
+
+Each write is its own short transaction, so a run killed at any point keeps everything written before,
+and ``resume`` asks :meth:`RunStore.done_case_ids` what is left. Other processes may read while a run
+writes (WAL). Model text is stored as-is (JSON with ``ensure_ascii``, so lone surrogates cannot crash
+the store); escaping it is the report's job. Tags are stored twice: as JSON with the case, and one row
+per tag in ``case_tags`` so diagnosis can join and filter on tag values in SQL.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import secrets
+import sqlite3
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from lmcritic._serde import from_jsonable
+from lmcritic.errors import ConfigError, LmcriticError, UnknownNameError
+from lmcritic.probes.base import Finding, Record
+from lmcritic.store import _sqlite
+from lmcritic.store._sqlite import dumps, loads, safe_text
+
+RUN_STATUSES = ("running", "done", "failed", "interrupted")
+PROBE_STATUSES = ("pending", "running", "done", "skipped", "failed")
+VERSIONED_PACKAGES = ("numpy", "torch", "transformers", "tokenizers")
+
+_V1 = """
+CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT, created REAL NOT NULL, finished REAL, status TEXT NOT NULL,
+    spec_json TEXT NOT NULL, model_json TEXT NOT NULL, model_fingerprint TEXT NOT NULL,
+    versions_json TEXT NOT NULL, timings_json TEXT, summary_json TEXT, error TEXT);
+CREATE INDEX runs_created ON runs (created);
+CREATE TABLE probe_runs (run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, probe_key TEXT NOT NULL,
+    probe_name TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, started REAL, finished REAL, elapsed_s REAL,
+    n_cases INTEGER, PRIMARY KEY (run_id, probe_key));
+CREATE TABLE cases (run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, probe_key TEXT NOT NULL,
+    case_id TEXT NOT NULL, seq INTEGER NOT NULL, input_json TEXT NOT NULL, output_json TEXT NOT NULL,
+    scores_json TEXT NOT NULL, tags_json TEXT NOT NULL, passed INTEGER, created REAL NOT NULL,
+    PRIMARY KEY (run_id, probe_key, case_id));
+CREATE INDEX cases_seq ON cases (run_id, probe_key, seq);
+CREATE TABLE case_tags (run_id TEXT NOT NULL, probe_key TEXT NOT NULL, case_id TEXT NOT NULL, key TEXT NOT NULL,
+    value, PRIMARY KEY (run_id, probe_key, case_id, key),
+    FOREIGN KEY (run_id, probe_key, case_id) REFERENCES cases (run_id, probe_key, case_id) ON DELETE CASCADE);
+CREATE INDEX case_tags_key_value ON case_tags (key, value);
+CREATE TABLE findings (run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, probe_key TEXT NOT NULL,
+    seq INTEGER NOT NULL, probe TEXT NOT NULL, name TEXT NOT NULL, verdict TEXT NOT NULL, severity TEXT NOT NULL,
+    summary TEXT NOT NULL, estimate_json TEXT, evidence_json TEXT NOT NULL, details_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, probe_key, seq))
+"""
+# The migration hook: step i upgrades schema version i to i + 1. Append steps; never edit a shipped one.
+MIGRATIONS: tuple[_sqlite.Migration, ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run as stored: its resolved spec (replayable), the model and versions it ran with, and outcome."""
+
+    id: str
+    name: str | None
+    created: float
+    finished: float | None
+    status: str
+    spec: dict[str, Any]
+    model: dict[str, Any]
+    model_fingerprint: str
+    versions: dict[str, str]
+    timings: dict[str, Any] | None
+    summary: dict[str, Any] | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ProbeRunInfo:
+    """One probe of a run: its status, why it was skipped or failed, and how long it took."""
+
+    run_id: str
+    probe_key: str
+    probe_name: str
+    status: str
+    reason: str | None
+    started: float | None
+    finished: float | None
+    elapsed_s: float | None
+    n_cases: int | None
+
+
+class RunStore:
+    """Runs in one SQLite file (parent folders are created). Safe to share between threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self._lock = threading.RLock()
+        self._conn = _sqlite.connect(self.path)
+        _sqlite.migrate(self._conn, MIGRATIONS, f"run store {self.path}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- runs -----------------------------------------------------------------------------------
+    def create_run(self, spec: dict, model: dict, fingerprint: str, name: str | None = None) -> str:
+        """Record a new run (status ``running``); returns its id, a sortable UTC timestamp + 4 hex digits."""
+        now, versions = time.time(), dumps(_versions())
+        for _ in range(100):
+            run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{secrets.token_hex(2)}"
+            row = (run_id, safe_text(name), now, "running", dumps(spec), dumps(model), fingerprint, versions)
+            try:
+                with self._write():
+                    self._conn.execute("INSERT INTO runs (id, name, created, status, spec_json, model_json, "
+                                       "model_fingerprint, versions_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            except sqlite3.IntegrityError:
+                continue  # the same id in the same second: draw again
+            return run_id
+        raise LmcriticError("could not draw a fresh run id", "retry in a second")
+
+    def resolve(self, ref: str) -> str:
+        """A run's full id from the id, a unique prefix, ``latest`` or ``latest~N`` (N runs before latest)."""
+        ref = str(ref).strip()
+        if ref == "latest" or ref.startswith("latest~"):
+            return self._nth_latest(ref)
+        with self._lock:
+            if self._conn.execute("SELECT 1 FROM runs WHERE id = ?", (ref,)).fetchone():
+                return ref
+            rows = self._conn.execute("SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY created DESC, "
+                                      "rowid DESC LIMIT 6", (len(ref), ref)).fetchall() if ref else []
+        if len(rows) == 1:
+            return rows[0][0]
+        if rows:
+            shown = ", ".join(r[0] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            raise UnknownNameError(f"run {ref!r} is ambiguous: it starts {shown}", "give more of the id")
+        raise UnknownNameError(f"no run {ref!r} in {self.path}", self._recent_hint())
+
+    def _nth_latest(self, ref: str) -> str:
+        text = "0" if ref == "latest" else ref.removeprefix("latest~")
+        if not text.isdigit():
+            raise ConfigError(f"bad run reference {ref!r}", "use latest, latest~1, latest~2, ...")
+        with self._lock:
+            row = self._conn.execute("SELECT id FROM runs ORDER BY created DESC, rowid DESC LIMIT 1 OFFSET ?",
+                                     (int(text),)).fetchone()
+            count = self._conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        if row is None:
+            raise UnknownNameError(f"no run {ref!r}: {count} run(s) stored in {self.path}", self._recent_hint())
+        return row[0]
+
+    def _recent_hint(self) -> str:
+        recent = [r.id for r in self.list_runs(limit=5)]
+        if not recent:
+            return "no runs stored yet; start one with `lmcritic scan`"
+        return f"most recent: {', '.join(recent)} (or latest, latest~1, ...)"
+
+    def get_run(self, ref: str) -> RunInfo:
+        run_id = self.resolve(ref)
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run_info(row)
+
+    def list_runs(self, limit: int = 20) -> list[RunInfo]:
+        """The newest runs first."""
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC, rowid DESC "
+                                      "LIMIT ?", (int(limit),)).fetchall()
+        return [_run_info(r) for r in rows]
+
+    def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        """``running`` reopens a run (resume); any other status also stamps the finish time."""
+        _check(status, RUN_STATUSES, "run status")
+        finished = None if status == "running" else time.time()
+        self._update_run(run_id, "status = ?, error = ?, finished = ?", (status, safe_text(error), finished))
+
+    def finish_run(self, run_id: str, timings: dict, summary: dict) -> None:
+        self._update_run(run_id, "status = 'done', error = NULL, finished = ?, timings_json = ?, summary_json = ?",
+                         (time.time(), dumps(timings), dumps(summary)))
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run with its probes, cases, tags and findings."""
+        with self._write():
+            if self._conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
+                raise UnknownNameError(f"no run {run_id!r} in {self.path}", "nothing was deleted")
+
+    def _update_run(self, run_id: str, sets: str, args: tuple) -> None:
+        with self._write():
+            if self._conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*args, run_id)).rowcount == 0:
+                raise UnknownNameError(f"no run {run_id!r} in {self.path}", self._recent_hint())
+
+    # -- probes ---------------------------------------------------------------------------------
+    def start_probe(self, run_id: str, probe_key: str, probe_name: str, n_cases: int | None = None) -> None:
+        self._set_probe(run_id, probe_key, probe_name, status="running", reason=None, started=time.time(),
+                        finished=None, elapsed_s=None, n_cases=n_cases)
+
+    def finish_probe(self, run_id: str, probe_key: str, elapsed_s: float | None = None) -> None:
+        """Mark done; ``elapsed_s`` defaults to the time since :meth:`start_probe`."""
+        now = time.time()
+        with self._write():
+            cur = self._conn.execute("UPDATE probe_runs SET status = 'done', reason = NULL, finished = ?, "
+                                     "elapsed_s = coalesce(?, ? - started) WHERE run_id = ? AND probe_key = ?",
+                                     (now, elapsed_s, now, run_id, probe_key))
+            if cur.rowcount == 0:
+                raise LmcriticError(f"probe {probe_key!r} of run {run_id!r} was never started",
+                                    "call start_probe first")
+
+    def skip_probe(self, run_id: str, probe_key: str, probe_name: str, reason: str) -> None:
+        self._set_probe(run_id, probe_key, probe_name, status="skipped", reason=reason, finished=time.time())
+
+    def fail_probe(self, run_id: str, probe_key: str, reason: str, probe_name: str | None = None) -> None:
+        self._set_probe(run_id, probe_key, probe_name, status="failed", reason=reason, finished=time.time())
+
+    def _set_probe(self, run_id: str, probe_key: str, probe_name: str | None, **values: Any) -> None:
+        """Update the probe's row, or insert it (keeping the plan order of first appearance)."""
+        _check(values["status"], PROBE_STATUSES, "probe status")
+        values["reason"] = safe_text(values.get("reason"))
+        if probe_name is not None:
+            values["probe_name"] = probe_name
+        with self._write():
+            self._require_run(run_id)
+            sets = ", ".join(f"{c} = ?" for c in values)
+            cur = self._conn.execute(f"UPDATE probe_runs SET {sets} WHERE run_id = ? AND probe_key = ?",
+                                     (*values.values(), run_id, probe_key))
+            if cur.rowcount == 0:
+                row = {"run_id": run_id, "probe_key": probe_key, "probe_name": probe_name or probe_key, **values}
+                self._conn.execute(f"INSERT INTO probe_runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                   tuple(row.values()))
+
+    def probe_runs(self, run_id: str) -> list[ProbeRunInfo]:
+        """The run's probes in the order they were first recorded (the plan order)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT run_id, probe_key, probe_name, status, reason, started, finished, "
+                                      "elapsed_s, n_cases FROM probe_runs WHERE run_id = ? ORDER BY rowid",
+                                      (run_id,)).fetchall()
+        return [ProbeRunInfo(*r) for r in rows]
+
+    # -- cases ----------------------------------------------------------------------------------
+    def done_case_ids(self, run_id: str, probe_key: str) -> set[str]:
+        """Ids of the cases already stored: what a resumed run skips."""
+        with self._lock:
+            rows = self._conn.execute("SELECT case_id FROM cases WHERE run_id = ? AND probe_key = ?",
+                                      (run_id, probe_key)).fetchall()
+        return {r[0] for r in rows}
+
+    def add_records(self, run_id: str, probe_key: str, records: Sequence[Record],
+                    order: Mapping[str, int] | None = None) -> None:
+        """Store scored cases in one transaction; re-adding a case replaces it (idempotent).
+
+        ``seq`` orders the cases: ``order[case_id]`` when given (the runner passes each case's position in
+        the probe, so chunks stored out of order or across a resume still read back in case order), else
+        the case's earlier position, else after the last stored case.
+        """
+        if not records:
+            return
+        now = time.time()
+        with self._write():
+            self._require_run(run_id)
+            records = [_safe_record(r) for r in records]
+            seqs = self._seqs(run_id, probe_key, records, order)
+            self._conn.executemany(_UPSERT_CASE, [_case_row(run_id, probe_key, r, seqs[r.case_id], now)
+                                                  for r in records])
+            keys = [(run_id, probe_key, r.case_id) for r in records]
+            self._conn.executemany("DELETE FROM case_tags WHERE run_id = ? AND probe_key = ? AND case_id = ?", keys)
+            self._conn.executemany("INSERT OR REPLACE INTO case_tags VALUES (?, ?, ?, ?, ?)",
+                                   [(*k, safe_text(str(t)), _tag_value(v))
+                                    for k, r in zip(keys, records) for t, v in r.tags.items()])
+
+    def _seqs(self, run_id: str, probe_key: str, records: Sequence[Record],
+              order: Mapping[str, int] | None) -> dict[str, int]:
+        seqs = {k: int(v) for k, v in (order or {}).items()}
+        if all(r.case_id in seqs for r in records):
+            return seqs
+        known = dict(self._conn.execute("SELECT case_id, seq FROM cases WHERE run_id = ? AND probe_key = ?",
+                                        (run_id, probe_key)).fetchall())
+        top = max([*known.values(), *seqs.values()], default=-1)
+        for r in records:
+            if r.case_id not in seqs:
+                if r.case_id not in known:
+                    top += 1
+                    known[r.case_id] = top
+                seqs[r.case_id] = known[r.case_id]
+        return seqs
+
+    def records(self, run_id: str, probe_key: str | None = None) -> list[Record]:
+        """Stored records in case order (all probes: in plan order, then case order)."""
+        sql = ("SELECT c.case_id, c.input_json, c.output_json, c.scores_json, c.tags_json, c.passed FROM cases c "
+               "LEFT JOIN probe_runs p ON p.run_id = c.run_id AND p.probe_key = c.probe_key WHERE c.run_id = ?")
+        args: tuple = (run_id,)
+        if probe_key is not None:
+            sql, args = sql + " AND c.probe_key = ?", (run_id, probe_key)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY p.rowid, c.probe_key, c.seq", args).fetchall()
+        return [_record(r) for r in rows]
+
+    # -- findings -------------------------------------------------------------------------------
+    def add_findings(self, run_id: str, probe_key: str, findings: Iterable[Finding]) -> None:
+        """Replace the probe's findings (summaries are recomputed from all records, so the last word wins)."""
+        rows = [(run_id, probe_key, i, f.probe, f.name, f.verdict.value, f.severity.value, safe_text(f.summary),
+                 dumps(f.estimate) if f.estimate is not None else None, dumps(f.evidence), dumps(f.details))
+                for i, f in enumerate(findings)]
+        with self._write():
+            self._require_run(run_id)
+            self._conn.execute("DELETE FROM findings WHERE run_id = ? AND probe_key = ?", (run_id, probe_key))
+            self._conn.executemany("INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def findings(self, run_id: str) -> list[Finding]:
+        """All findings of the run: probes in plan order, each probe's findings in the order it gave them."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT f.probe, f.name, f.verdict, f.severity, f.summary, f.estimate_json, f.evidence_json, "
+                "f.details_json FROM findings f LEFT JOIN probe_runs p ON p.run_id = f.run_id AND "
+                "p.probe_key = f.probe_key WHERE f.run_id = ? ORDER BY p.rowid, f.probe_key, f.seq",
+                (run_id,)).fetchall()
+        return [_finding(r) for r in rows]
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """The store's lock plus one ``BEGIN IMMEDIATE`` transaction: committed whole, or not at all."""
+        with self._lock, _sqlite.transaction(self._conn):
+            yield
+
+    def _require_run(self, run_id: str) -> None:
+        if not self._conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+            raise UnknownNameError(f"no run {run_id!r} in {self.path}", "create it with create_run first")
+
+
+_RUN_COLUMNS = ("id, name, created, finished, status, spec_json, model_json, model_fingerprint, versions_json, "
+                "timings_json, summary_json, error")
+_UPSERT_CASE = """INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id, probe_key, case_id) DO UPDATE SET seq = excluded.seq, input_json = excluded.input_json,
+    output_json = excluded.output_json, scores_json = excluded.scores_json, tags_json = excluded.tags_json,
+    passed = excluded.passed, created = excluded.created"""
+
+
+def _run_info(row: tuple) -> RunInfo:
+    rid, name, created, finished, status, spec, model, fp, versions, timings, summary, error = row
+    return RunInfo(rid, name, created, finished, status, loads(spec), loads(model), fp, loads(versions),
+                   loads(timings), loads(summary), error)
+
+
+def _case_row(run_id: str, probe_key: str, r: Record, seq: int, now: float) -> tuple:
+    passed = None if r.passed is None else int(bool(r.passed))
+    return (run_id, probe_key, r.case_id, seq, dumps(r.input), dumps(r.output), dumps(r.scores), dumps(r.tags),
+            passed, now)
+
+
+def _safe_record(r: Record) -> Record:
+    """A case id SQLite can take (ids with lone surrogates get U+FFFD; their JSON columns are escaped)."""
+    safe = safe_text(r.case_id)
+    return r if safe == r.case_id else replace(r, case_id=safe)
+
+
+def _record(row: tuple) -> Record:
+    case_id, inp, out, scores, tags, passed = row
+    return Record(case_id=case_id, input=loads(inp), output=loads(out),
+                  scores=from_jsonable(dict[str, float], loads(scores)), tags=loads(tags),
+                  passed=None if passed is None else bool(passed))
+
+
+def _finding(row: tuple) -> Finding:
+    probe, name, verdict, severity, summary, estimate, evidence, details = row
+    data = {"probe": probe, "name": name, "verdict": verdict, "severity": severity, "summary": summary,
+            "estimate": loads(estimate), "evidence": loads(evidence), "details": loads(details)}
+    return from_jsonable(Finding, data)
+
+
+def _tag_value(value: Any) -> Any:
+    """Scalars as SQL values (so ``value = 'female'`` or ``value > 3`` works); anything else as JSON text."""
+    if value is None or isinstance(value, (int, float)):
+        return int(value) if isinstance(value, bool) else value
+    if isinstance(value, str):
+        return safe_text(value)
+    return dumps(value)
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"unknown {what} {value!r}", f"one of: {', '.join(allowed)}")
+
+
+def _versions() -> dict[str, str]:
+    """Python, lmcritic and the heavy libraries' versions, read from metadata so nothing gets imported."""
+    from lmcritic import __version__
+
+    out = {"python": platform.python_version(), "lmcritic": __version__}
+    for name in VERSIONED_PACKAGES:
+        module = sys.modules.get(name)
+        version = getattr(module, "__version__", None) if module is not None else None
+        try:
+            out[name] = str(version or importlib.metadata.version(name))
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out

@@ -1,0 +1,170 @@
+"""Tiny models built from scratch, offline, once per test session.
+
+* ``tiny_causal_dir``: a byte-level BPE tokenizer (vocab ~1000, BOS/EOS/PAD, a simple chat template) and a
+  2-layer GPT-2 (n_embd 64, n_positions 256) trained for a few seconds on the SST-2 sample, so its
+  predictions are peaked rather than near-uniform (greedy ties would make batch-invariance tests flaky).
+* ``tiny_masked_dir`` / ``tiny_classifier_dir``: a WordPiece tokenizer and 2-layer BERTs (masked LM; sequence
+  classifier with labels negative/positive), randomly initialised.
+* ``tiny_causal`` / ``tiny_masked`` / ``tiny_classifier``: :class:`HFBackend` instances on those dirs.
+
+Other test files reuse these fixture names; keep them stable.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))  # so test files can `import contract`
+
+SAMPLE = HERE / "fixtures" / "sst2_sample.txt"
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+VOCAB = 1000
+
+
+def sample_lines() -> list[str]:
+    return [line for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _bpe_tokenizer(lines: list[str]):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=["<|pad|>", "<|bos|>", "<|eos|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(lines, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>",
+                                   pad_token="<|pad|>", model_max_length=256)
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def _wordpiece_tokenizer(lines: list[str]):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(lines, trainers.WordPieceTrainer(vocab_size=VOCAB, special_tokens=specials,
+                                                             show_progress=False))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=128)
+
+
+def _save_tokenizer(tokenizer, path: Path):
+    """Save and reload from the folder, as users will load it."""
+    from transformers import AutoTokenizer
+
+    tokenizer.save_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)
+
+
+def _train_briefly(model, tokenizer, lines: list[str], steps: int = 100, seed: int = 0) -> None:
+    """A few seconds of next-token training so the tiny GPT-2 has peaked, text-like predictions.
+
+    One thread: on a busy 2-core machine, two OpenMP threads make these tiny ops ~20x slower.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    stream: list[int] = []
+    for line in lines:
+        stream += tokenizer(line, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    data = torch.tensor(stream)
+    opt = torch.optim.AdamW(model.parameters(), lr=4e-3)
+    model.train()
+    try:
+        for _ in range(steps):
+            starts = torch.randint(0, len(data) - 65, (16,)).tolist()
+            batch = torch.stack([data[s : s + 64] for s in starts])
+            loss = model(input_ids=batch, labels=batch).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        model.eval()
+        torch.set_num_threads(threads)
+
+
+def build_tiny_causal(path: Path, *, seed: int = 0, train: bool = True) -> Path:
+    """A trained 2-layer GPT-2 and its BPE tokenizer saved to ``path`` (also used to make variants)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    lines = sample_lines()
+    tok = _save_tokenizer(_bpe_tokenizer(lines), path)
+    config = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=64, n_layer=2, n_head=2, loss_type="ForCausalLM",
+                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(config)
+    if train:
+        _train_briefly(model, tok, lines, seed=seed)
+    model.save_pretrained(path)
+    return path
+
+
+def _build_bert(path: Path, head: str) -> Path:
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+
+    tok = _save_tokenizer(_wordpiece_tokenizer(sample_lines()), path)
+    config = BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+                        num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    torch.manual_seed(1)
+    model = (BertForMaskedLM if head == "masked" else BertForSequenceClassification)(config)
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_dir(tmp_path_factory) -> Path:
+    return build_tiny_causal(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_masked_dir(tmp_path_factory) -> Path:
+    return _build_bert(tmp_path_factory.mktemp("tiny-bert-mlm"), "masked")
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory) -> Path:
+    return _build_bert(tmp_path_factory.mktemp("tiny-bert-cls"), "classifier")
+
+
+@pytest.fixture(scope="session")
+def tiny_causal(tiny_causal_dir):
+    from lmcritic.backends.hf import HFBackend
+
+    return HFBackend(model=str(tiny_causal_dir))
+
+
+@pytest.fixture(scope="session")
+def tiny_masked(tiny_masked_dir):
+    from lmcritic.backends.hf import HFBackend
+
+    return HFBackend(model=str(tiny_masked_dir))
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tiny_classifier_dir):
+    from lmcritic.backends.hf import HFBackend
+
+    return HFBackend(model=str(tiny_classifier_dir))
