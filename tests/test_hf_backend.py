@@ -219,6 +219,23 @@ def test_smaller_stride_gives_tokens_more_context(tiny_causal) -> None:
     assert strided.logprobs[window + 1 : 2 * window] != disjoint.logprobs[window + 1 : 2 * window]
 
 
+def test_rolling_without_prefix_is_echo_scoring(tiny_causal) -> None:
+    """prefix=False: token 0 is context only; the rest equal lm-eval loglikelihood, also when strided; top1 is
+    the argmax (its log-prob >= the token's, equal exactly where is_greedy)."""
+    text = ROLL_TEXTS[2]
+    plain = tiny_causal.rolling_logprobs([RollingRequest(text, prefix=False, top1=True)])[0]
+    strided = tiny_causal.rolling_logprobs([RollingRequest(text, 32, 8, prefix=False)])[0]
+    assert plain.logprobs[0] is None and plain.top1[0] is None and strided.logprobs[0] is None
+    assert plain.tokens == tiny_causal.rolling_logprobs([RollingRequest(text)])[0].tokens
+    cut = plain.offsets[1][0]
+    (ll,) = tiny_causal.loglikelihood([LoglikelihoodRequest(text[:cut], text[cut:])])
+    assert ll.n_tokens == len(plain.tokens) - 1 and math.isclose(ll.logprob, plain.total, abs_tol=1e-4)
+    assert_close(list(strided.logprobs[1:32]), list(plain.logprobs[1:32]))
+    for tok, lp, (best, best_lp) in zip(plain.tokens[1:], plain.logprobs[1:], plain.top1[1:]):
+        assert best_lp >= lp - 1e-6 and (best == tok) == (abs(best_lp - lp) < 1e-6)
+    assert all(t.prefix and not t.top1 for t in [RollingRequest("x")])
+
+
 def test_rolling_same_for_any_batch_size(tiny_causal) -> None:
     reqs = [RollingRequest(t, 16, 8) for t in ROLL_TEXTS] + [RollingRequest(ROLL_TEXTS[1], 24)]
     assert_batch_invariant(lambda size: sized(tiny_causal, size), reqs, "rolling_logprobs")

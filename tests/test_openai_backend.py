@@ -105,7 +105,7 @@ REQS = [LoglikelihoodRequest("bad ", "cab"), LoglikelihoodRequest("x", "aaa"), L
 def test_scoring_matches_direct_char_backend() -> None:
     direct = CharBackend()
     with running(direct) as url:
-        model = client(url, logprobs=True)
+        model = client(url, logprobs=True, prefix_token=True)
         assert {Capability.LOGLIKELIHOOD, Capability.ROLLING_LOGPROBS} <= model.capabilities
         got, want = model.loglikelihood(REQS), direct.loglikelihood(REQS)
         assert [(round(g.logprob, 6), g.is_greedy, g.n_tokens) for g in got] == \
@@ -147,26 +147,19 @@ HF_LL = [LoglikelihoodRequest("The cat sat on the", " mat"), LoglikelihoodReques
 
 
 def test_scoring_over_hf_matches_direct(hf: Any) -> None:
+    """Over HTTP, rolling log-probs and lm-eval-style loglikelihood (value and is_greedy) equal the hf backend's."""
     texts = [RollingRequest("A short text to score, token by token: naïve café 😀."), RollingRequest("x")]
     with running(hf) as url:
-        model = client(url, logprobs=True)
+        model = client(url, logprobs=True, prefix_token=True)
         for got, want in zip(model.rolling_logprobs(texts), hf.rolling_logprobs(texts)):
             assert (got.tokens, got.offsets, got.token_ids) == (want.tokens, want.offsets, want.token_ids)
             assert all(math.isclose(a, b, abs_tol=1e-4) for a, b in zip(got.logprobs, want.logprobs))
         got_ll = model.loglikelihood(HF_LL)
-    for req, got, want in zip(HF_LL, got_ll, hf.loglikelihood(HF_LL)):
-        context = req.context.rstrip()  # what the server scores: the continuation after [prefix] + context
-        roll = hf.rolling_logprobs([RollingRequest(req.context + req.continuation)])[0]
-        expect = sum(lp for lp, (start, _) in zip(roll.logprobs, roll.offsets) if start >= len(context))
-        assert math.isclose(got.logprob, expect, abs_tol=1e-4) and got.n_tokens == want.n_tokens
-
-
-@pytest.mark.xfail(strict=True, reason="known gap: the server scores text after the prefix token (rolling_logprobs), "
-                   "HF loglikelihood follows lm-eval and scores a non-empty context without it")
-def test_loglikelihood_over_http_equals_hf_direct(hf: Any) -> None:
-    with running(hf) as url:
-        got = client(url, logprobs=True).loglikelihood(HF_LL)
-    assert all(math.isclose(g.logprob, w.logprob, abs_tol=1e-4) for g, w in zip(got, hf.loglikelihood(HF_LL)))
+        plain = client(url, logprobs=True).rolling_logprobs(texts[:1])[0]  # standard echo: first token dropped
+    want_ll = hf.loglikelihood(HF_LL)
+    assert all(math.isclose(g.logprob, w.logprob, abs_tol=1e-4) for g, w in zip(got_ll, want_ll))
+    assert [(g.is_greedy, g.n_tokens) for g in got_ll] == [(w.is_greedy, w.n_tokens) for w in want_ll]
+    assert plain.tokens == hf.rolling_logprobs(texts[:1])[0].tokens[1:]
 
 
 def test_generation_over_hf_matches_direct(hf: Any) -> None:

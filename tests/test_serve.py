@@ -50,13 +50,13 @@ class CharBackend(Backend):
         return -0.25 if char == "a" else -1.0 - (ord(char) * 7 + pos) % 11 / 4
 
     def rolling_logprobs(self, requests: Sequence[RollingRequest]) -> list[RollingResult]:
-        return [RollingResult(tuple(ord(c) for c in r.text), tuple(r.text),
-                              tuple(self.lp(c, i) for i, c in enumerate(r.text)),
-                              tuple((i, i + 1) for i in range(len(r.text)))) for r in requests]
+        return [self._roll(r) for r in requests]
 
-    def rolling_top1(self, requests: Sequence[RollingRequest]) -> list[tuple[RollingResult, tuple]]:
-        return [(r, tuple(("a", self.lp("a", i)) for i in range(r.n_tokens)))
-                for r in self.rolling_logprobs(requests)]
+    def _roll(self, r: RollingRequest) -> RollingResult:
+        lps = [None if i == 0 and not r.prefix else self.lp(c, i) for i, c in enumerate(r.text)]
+        top = tuple(None if lp is None else ("a", self.lp("a", i)) for i, lp in enumerate(lps)) if r.top1 else None
+        return RollingResult(tuple(ord(c) for c in r.text), tuple(r.text), tuple(lps),
+                             tuple((i, i + 1) for i in range(len(r.text))), top)
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         out = []
@@ -180,29 +180,34 @@ def test_body_size_is_bounded() -> None:
 
 def test_echo_logprobs_in_openai_format() -> None:
     text = "bad cab"
+    body = {"prompt": [text, "a"], "max_tokens": 0, "echo": True, "logprobs": 1, "temperature": 0}
     with running(CharBackend()) as url:
-        status, out = call(url + "/completions", {"prompt": [text, "a"], "max_tokens": 0, "echo": True,
-                                                  "logprobs": 1, "temperature": 0})
+        status, out = call(url + "/completions", body)
+        _, ext = call(url + "/completions", {**body, "prefix_token": True})
     assert status == 200
     lp = out["choices"][0]["logprobs"]
     assert out["choices"][0]["text"] == text and lp["tokens"] == list(text)
     assert lp["text_offset"] == list(range(len(text)))
-    assert lp["token_logprobs"] == [CharBackend.lp(c, i) for i, c in enumerate(text)]
-    assert lp["token_logprobs"][0] is not None  # lmcritic extension: the first token is scored too
-    assert lp["top_logprobs"][1] == {"a": -0.25} and lp["token_ids"][0] == ord("b")
+    assert lp["token_logprobs"] == [None] + [CharBackend.lp(c, i) for i, c in enumerate(text)][1:]
+    assert lp["top_logprobs"][0] is None and lp["top_logprobs"][1] == {"a": -0.25} and lp["token_ids"][0] == ord("b")
     assert out["usage"]["prompt_tokens"] == len(text) + 1
+    # lmcritic extension: the first token is scored too (after the model's prefix token)
+    assert ext["choices"][0]["logprobs"]["token_logprobs"] == [CharBackend.lp(c, i) for i, c in enumerate(text)]
 
 
 def test_echo_over_hf_matches_direct(tiny_causal: Backend) -> None:
     model = tiny_causal
     text = "The quick brown fox jumps over the lazy dog."
-    direct = model.rolling_logprobs([RollingRequest(text)])[0]
+    direct = model.rolling_logprobs([RollingRequest(text, prefix=False, top1=True)])[0]
     with running(model) as url:
         _, out = call(url + "/completions", {"prompt": text, "max_tokens": 0, "echo": True, "logprobs": 1})
         lp = out["choices"][0]["logprobs"]
         assert lp["tokens"] == list(direct.tokens)
         assert lp["text_offset"] == [s for s, _ in direct.offsets]
-        assert all(math.isclose(a, b, abs_tol=1e-4) for a, b in zip(lp["token_logprobs"], direct.logprobs))
+        assert lp["token_logprobs"][0] is None and direct.logprobs[0] is None
+        assert all(math.isclose(a, b, abs_tol=1e-4) for a, b in zip(lp["token_logprobs"][1:], direct.logprobs[1:]))
+        assert [list(t) if t else None for t in lp["top_logprobs"]] == \
+            [[t[0]] if t else None for t in direct.top1]
         params = GenParams(max_new_tokens=6)
         want = model.generate([GenerateRequest(prompt="Hello", params=params)])[0]
         _, got = call(url + "/completions", {"prompt": "Hello", "max_tokens": 6, "temperature": 0})

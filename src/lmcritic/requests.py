@@ -81,13 +81,18 @@ class RollingRequest:
     """Per-token log-probs of a whole text by a strided sliding window.
 
     ``window`` is the model input length (None: the model's maximum); ``stride`` is how many new tokens
-    each later window scores (None: ``window``, i.e. lm-eval's disjoint windows). Every token is scored;
-    the first is conditioned on the model's prefix token (BOS/EOS), as lm-eval does.
+    each later window scores (None: ``window``, i.e. lm-eval's disjoint windows). With ``prefix`` (default)
+    every token is scored, the first conditioned on the model's prefix token (BOS/EOS), as lm-eval's perplexity
+    does; without it the first token is context only (log-prob None), as an OpenAI-style echo scores a prompt
+    and as lm-eval's loglikelihood scores a non-empty context. ``top1`` also asks for each position's most
+    likely token (what ``is_greedy`` and an API's ``top_logprobs`` need).
     """
 
     text: str
     window: int | None = None
     stride: int | None = None
+    prefix: bool = True
+    top1: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,10 +101,11 @@ class RollingResult:
     tokens: tuple[str, ...]
     logprobs: tuple[float, ...]
     offsets: tuple[tuple[int, int], ...]  # character span of each token in the text
+    top1: tuple[tuple[str, float] | None, ...] | None = None  # (most likely token, its log-prob) if asked
 
     @property
     def total(self) -> float:
-        return float(sum(self.logprobs))
+        return float(sum(x for x in self.logprobs if x is not None))
 
     @property
     def n_tokens(self) -> int:

@@ -6,18 +6,15 @@ lm-eval's ``local-completions`` needs string prompts (``tokenized_requests=False
 ``POST /v1/completions``, ``POST /v1/chat/completions`` and ``GET /health``.
 
 Scoring: ``/v1/completions`` with ``echo=true``, ``max_tokens=0`` and ``logprobs`` returns per-token
-``tokens``, ``token_logprobs``, ``top_logprobs`` and ``text_offset`` from ``backend.rolling_logprobs`` over
-the whole prompt (the window is the backend's maximum). lmcritic extensions:
+``tokens``, ``token_logprobs``, ``top_logprobs`` (the top-1 alternative) and ``text_offset`` from
+``backend.rolling_logprobs`` over the whole prompt (the window is the backend's maximum). As on OpenAI-style
+servers the first token is context only (log-prob ``null``), so a continuation's log-likelihood summed from
+these equals the hf backend's (lm-eval's) ``loglikelihood``. lmcritic extensions:
 
-* the first token's log-prob is given conditioned on the model's prefix token (BOS/EOS) instead of
-  ``null``, so lmcritic clients lose no token. Every later token is conditioned on that prefix too, so a
-  log-likelihood summed from these is log P(continuation | prefix + context), while lm-eval's HF
-  loglikelihood scores a non-empty context without the prefix: the two differ slightly;
+* ``"prefix_token": true`` scores the first token too, after the model's prefix token (BOS/EOS), and every
+  later token after that prefix: what perplexity over a whole text needs (lm-eval's rolling windows);
 * ``token_ids`` and ``text_end_offset`` lists (byte-level tokens of one character share a start offset,
-  so ends cannot be inferred from the next start);
-* ``top_logprobs`` holds the top-1 alternative only when the backend has an optional method
-  ``rolling_top1(requests) -> [(RollingResult, ((token, logprob), ...))]``; otherwise its entries are ``null``
-  (the Backend contract does not report the argmax token).
+  so ends cannot be inferred from the next start).
 
 Model calls are serialized with a lock: the backend batches within a request, the server does not mix them.
 """
@@ -106,7 +103,7 @@ class API:
         if logprobs is not None and not (echo and max_tokens == 0):
             raise APIError(400, "logprobs: only scoring is supported (echo=true with max_tokens=0)", "logprobs")
         if logprobs is not None:
-            choices, usage = self._score(prompts)
+            choices, usage = self._score(prompts, _boolean(body, "prefix_token"))
         else:
             choices, usage = self._complete(prompts, _params(body, max_tokens), echo)
         return self._envelope("cmpl", "text_completion", choices, usage)
@@ -129,19 +126,12 @@ class API:
                     "finish_reason": r.finish_reason} for i, (p, r) in enumerate(zip(prompts, results))]
         return choices, _usage(results)
 
-    def _score(self, prompts: list[str]) -> tuple[list[dict], dict]:
+    def _score(self, prompts: list[str], prefix: bool) -> tuple[list[dict], dict]:
         self._need(Capability.ROLLING_LOGPROBS, "logprobs", "this model cannot score text")
-        requests = [RollingRequest(p) for p in prompts]
-        hook = getattr(self.backend, "rolling_top1", None)
-        if callable(hook):
-            pairs = self._locked(hook, requests)
-            rolls, tops = [p[0] for p in pairs], [p[1] for p in pairs]
-        else:
-            rolls = self._call("rolling_logprobs", requests)
-            tops = [None] * len(rolls)
-        choices = [{"index": i, "text": p, "logprobs": _logprobs_block(r, t), "finish_reason": "length"}
-                   for i, (p, r, t) in enumerate(zip(prompts, rolls, tops))]
-        n = sum(r.n_tokens for r in rolls)
+        rolls = self._call("rolling_logprobs", [RollingRequest(p, prefix=prefix, top1=True) for p in prompts])
+        choices = [{"index": i, "text": p, "logprobs": _logprobs_block(r), "finish_reason": "length"}
+                   for i, (p, r) in enumerate(zip(prompts, rolls))]
+        n = sum(len(r.tokens) for r in rolls)
         return choices, {"prompt_tokens": n, "completion_tokens": 0, "total_tokens": n}
 
     def _need(self, capability: Capability, param: str, why: str) -> None:
@@ -353,9 +343,10 @@ def _only_one(body: dict[str, Any]) -> None:
 
 
 # replies
-def _logprobs_block(roll: RollingResult, top: Sequence[Any] | None) -> dict[str, Any]:
+def _logprobs_block(roll: RollingResult) -> dict[str, Any]:
+    top = roll.top1 or [None] * len(roll.tokens)
     return {"tokens": list(roll.tokens), "token_logprobs": list(roll.logprobs),
-            "top_logprobs": [dict([t]) for t in top] if top else [None] * roll.n_tokens,
+            "top_logprobs": [dict([t]) if t is not None else None for t in top],
             "text_offset": [start for start, _ in roll.offsets], "text_end_offset": [end for _, end in roll.offsets],
             "token_ids": list(roll.token_ids)}
 

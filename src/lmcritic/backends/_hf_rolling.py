@@ -43,27 +43,47 @@ def windows_for(doc: int, tokens: Sequence[int], prefix: int, window: int, strid
 
 
 def rolling_logprobs(be: Any, requests: Sequence[RollingRequest]) -> list[RollingResult]:
-    """Every token of every text scored; windows batched across texts, longest first."""
-    sizes = [_sizes(be, i, r) for i, r in enumerate(requests)]
-    texts = [r.text for r in requests]
-    ids, offsets = _tokenize(be, texts)
-    prefix = be.require_prefix_id() if requests else 0
-    windows = [w for d, (tok, (W, S)) in enumerate(zip(ids, sizes)) for w in windows_for(d, tok, prefix, W, S)]
+    """Every token of every text scored; windows batched across texts, longest first.
 
-    def run(chunk: Sequence[Window]) -> list[list[float]]:
+    Without ``prefix`` the first token is the first window's context, so it gets no log-prob (None).
+    """
+    sizes = [_sizes(be, i, r) for i, r in enumerate(requests)]
+    ids, offsets = _tokenize(be, [r.text for r in requests])
+    windows = [w for d, (r, tok, (W, S)) in enumerate(zip(requests, ids, sizes))
+               for w in _doc_windows(be, d, r, tok, W, S)]
+    top1 = any(r.top1 for r in requests)
+
+    def run(chunk: Sequence[Window]) -> list[tuple[list[float], Any]]:
         rows = [(w.inp, w.targets) for w in chunk]
-        return [lp for lp, _ in score_tails(be.model, rows, be.pad_id, be.device, greedy=False)]
+        return score_tails(be.model, rows, be.pad_id, be.device, greedy=False, top1=top1)
 
     # longest first, then most targets first: first windows (all targets scored) batch together, so the
     # strided ones that follow keep only ``stride`` positions of logits
     scored = map_sorted(windows, lambda w: len(w.inp) * 10**7 + len(w.targets), be.batch_size, run,
                         cost=lambda w: len(w.targets) * be.vocab, budget=LOGITS_BUDGET)
-    per_doc: list[list[float]] = [[] for _ in requests]
-    for w, lps in sorted(zip(windows, scored), key=lambda x: (x[0].doc, x[0].start)):
+    per_doc: list[list[Any]] = [[None] * (not r.prefix and len(t) > 0) for r, t in zip(requests, ids)]
+    tops: list[list[Any]] = [list(p) for p in per_doc]
+    for w, (lps, best) in sorted(zip(windows, scored), key=lambda x: (x[0].doc, x[0].start)):
         per_doc[w.doc].extend(lps)
-    tokens = [be.tokenizer.convert_ids_to_tokens(t) for t in ids]
-    return [RollingResult(tuple(t), tuple(str(x) for x in tk), tuple(lp), tuple(o))
-            for t, tk, lp, o in zip(ids, tokens, per_doc, offsets)]
+        tops[w.doc].extend(best or [])
+    return [_result(be, r, t, lp, tp, o) for r, t, lp, tp, o in zip(requests, ids, per_doc, tops, offsets)]
+
+
+def _doc_windows(be: Any, doc: int, req: RollingRequest, tokens: Sequence[int], window: int,
+                 stride: int) -> list[Window]:
+    """With the prefix token, or with the text's own first token as the (unscored) prefix."""
+    if req.prefix:
+        return windows_for(doc, tokens, be.require_prefix_id(), window, stride)
+    if not tokens:
+        return []
+    return [Window(w.doc, w.start + 1, w.inp, w.targets) for w in windows_for(doc, tokens[1:], tokens[0], window, stride)]
+
+
+def _result(be: Any, req: RollingRequest, ids: Sequence[int], lps: list[Any], tops: list[Any],
+            offsets: Sequence[tuple[int, int]]) -> RollingResult:
+    convert = be.tokenizer.convert_ids_to_tokens
+    top1 = tuple(None if t is None else (str(convert(int(t[0]))), float(t[1])) for t in tops) if req.top1 else None
+    return RollingResult(tuple(ids), tuple(str(x) for x in convert(list(ids))), tuple(lps), tuple(offsets), top1)
 
 
 def _sizes(be: Any, index: int, req: RollingRequest) -> tuple[int, int]:

@@ -79,6 +79,13 @@ def token_scores(logits: torch.Tensor, targets: torch.Tensor, greedy: bool = Tru
     return picked, (lp.argmax(-1) == targets if greedy else None)
 
 
+def top1_scores(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """log P(target), the argmax token and its log-prob per position (same ``log_softmax`` as above)."""
+    lp = torch.log_softmax(logits.float(), dim=-1)
+    best, best_id = lp.max(-1)
+    return lp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), best_id, best
+
+
 def padded_targets(rows: Sequence[Sequence[int]], width: int, *, right_align: bool) -> torch.Tensor:
     """Targets laid out like the kept logits: right-aligned for tail scoring, left-aligned after a KV prefix."""
     out = torch.zeros((len(rows), width), dtype=torch.long)
@@ -92,22 +99,31 @@ def padded_targets(rows: Sequence[Sequence[int]], width: int, *, right_align: bo
 
 
 def score_tails(model: Any, rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int, device: Any,
-                greedy: bool = True) -> list[tuple[list[float], list[bool] | None]]:
-    """For rows of (input ids, targets), the targets' log-probs, each predicted at the input's last positions.
+                greedy: bool = True, top1: bool = False) -> list[tuple[list[float], Any]]:
+    """For rows of (input ids, targets), the targets' log-probs, each predicted at the input's last positions,
+    with per-target greedy flags (``greedy``) or (argmax id, its log-prob) pairs (``top1``), else None.
 
     Models without ``position_ids`` cannot be left-padded safely, so their rows of unequal length go one by one.
     """
     lengths = {len(inp) for inp, _ in rows}
     if len(lengths) > 1 and not accepts(model, "position_ids"):
-        return [score_tails(model, [row], pad_id, device, greedy)[0] for row in rows]
+        return [score_tails(model, [row], pad_id, device, greedy, top1)[0] for row in rows]
     ids, mask, pos = left_pad([inp for inp, _ in rows], pad_id, device)
     keep = max(len(tgt) for _, tgt in rows)
     targets = padded_targets([tgt for _, tgt in rows], keep, right_align=True).to(device)
-    lp, top = token_scores(forward_tail(model, ids, mask, pos, keep), targets, greedy)  # no logits kept alive
+    logits = forward_tail(model, ids, mask, pos, keep)
+    if top1:
+        lp, best_id, best = top1_scores(logits, targets)
+        extra = [list(zip(i.tolist(), b.tolist())) for i, b in zip(best_id, best)]
+    else:
+        lp, top = token_scores(logits, targets, greedy)
+        extra = top.tolist() if top is not None else [None] * len(rows)
+    del logits  # no logits kept alive
     out = []
     for row, (_, tgt) in enumerate(rows):
         k = len(tgt)
-        out.append((lp[row, keep - k :].tolist(), top[row, keep - k :].tolist() if top is not None else None))
+        tail = extra[row][keep - k :] if extra[row] is not None else None
+        out.append((lp[row, keep - k :].tolist(), tail))
     return out
 
 
@@ -126,6 +142,8 @@ def fingerprint(model: Any, tokenizer: Any) -> str:
     h = hashlib.sha256(type(model).__name__.encode())
     config = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
     h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    # module classes too: a dynamically quantized copy keeps its int8 weights outside named_parameters
+    h.update("|".join(sorted({type(m).__qualname__ for m in model.modules()})).encode())
     for name, param in model.named_parameters():
         flat = param.detach().reshape(-1)
         step = max(1, flat.numel() // SAMPLE)

@@ -41,10 +41,12 @@ class OpenAIBackend(Backend):
     def __init__(self, model: str, base_url: str = "http://127.0.0.1:8000/v1",
                  api_key_env: str | None = "OPENAI_API_KEY", mode: str = "auto", logprobs: bool = False,
                  timeout: float = 60, max_retries: int = 5, backoff: float = 0.5,
-                 requests_per_minute: float | None = None, concurrency: int = 4, chat: bool = True) -> None:
+                 requests_per_minute: float | None = None, concurrency: int = 4, chat: bool = True,
+                 prefix_token: bool = False) -> None:
         _check_options(base_url, mode, timeout, max_retries, backoff, requests_per_minute, concurrency)
         self.model, self.base_url, self.mode = model, base_url.rstrip("/"), mode
         self.api_key_env, self.logprobs, self.chat, self.concurrency = api_key_env, logprobs, chat, concurrency
+        self.prefix_token = prefix_token  # lmcritic serve's extension: score a text's first token too
         self._warned = False
         self.client = JSONClient(self.base_url, api_key_env, timeout, max_retries, backoff, requests_per_minute)
 
@@ -76,8 +78,7 @@ class OpenAIBackend(Backend):
         Trailing whitespace of the context moves to the continuation first (lm-eval). A token that straddles
         the context/continuation boundary counts as context. An empty context is refused: servers give the
         first token no log-prob (lm-eval refuses it for API models too). Against ``lmcritic serve`` the
-        text is scored after the model's prefix token, i.e. log P(continuation | prefix + context), which
-        differs slightly from the hf backend's lm-eval convention (no prefix before a non-empty context).
+        result equals the hf backend's (lm-eval's) loglikelihood of the served model.
         ``is_greedy`` needs the server's ``top_logprobs``; without them it is False (and a warning is logged).
         """
         self.require(Capability.LOGLIKELIHOOD)
@@ -105,8 +106,8 @@ class OpenAIBackend(Backend):
 
         The window is the server's context length (``window``/``stride`` of the request cannot be passed
         through the API); longer texts fail or are truncated as the server decides. Tokens whose log-prob is
-        null are dropped: on standard servers that is the first token, which has no context (``lmcritic
-        serve`` scores it after the model's prefix token, so nothing is lost). ``token_ids`` are -1 and
+        null are dropped: on standard servers that is the first token, which has no context; with
+        ``prefix_token=True`` ``lmcritic serve`` scores it after the model's prefix token, so nothing is lost. ``token_ids`` are -1 and
         token ends are inferred from the next start unless the server reports them (``lmcritic serve`` does).
         """
         self.require(Capability.ROLLING_LOGPROBS)
@@ -114,7 +115,7 @@ class OpenAIBackend(Backend):
         return self._map(self._rolling_one, texts)
 
     def _rolling_one(self, text: str) -> RollingResult:
-        lp = self._echo(text)
+        lp = self._echo(text, self.prefix_token)
         starts, n = lp["text_offset"], len(lp["tokens"])
         ends = lp.get("text_end_offset") if _int_list(lp.get("text_end_offset"), n) else _ends(starts, len(text))
         ids = lp["token_ids"] if _int_list(lp.get("token_ids"), n) else [-1] * n
@@ -126,8 +127,10 @@ class OpenAIBackend(Backend):
             offsets=tuple((starts[i], min(len(text), ends[i])) for i in keep),
         )
 
-    def _echo(self, text: str) -> dict[str, Any]:
+    def _echo(self, text: str, prefix: bool = False) -> dict[str, Any]:
         body = {"model": self.model, "prompt": text, "max_tokens": 0, "echo": True, "logprobs": 1, "temperature": 0}
+        if prefix:
+            body["prefix_token"] = True
         data = self.client.post("/completions", body)
         lp = _first_choice(data, self.base_url).get("logprobs")
         keys = ("tokens", "token_logprobs", "text_offset")
