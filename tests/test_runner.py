@@ -138,3 +138,36 @@ def _count(db: Path) -> int:
         return sqlite3.connect(db).execute("select count(*) from cases").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+
+
+def test_stages_run_after_probes_once_and_resume_skips_them(tmp_path, tiny_causal_dir, tiny_causal) -> None:
+    """A stage sees the probes' records through the cached model, stores its own; resume does not redo it."""
+    from lmcritic.errors import ConfigError
+    from lmcritic.probes.base import Record
+    from lmcritic.requests import LoglikelihoodRequest
+    from lmcritic.spec import StageSpec
+    from lmcritic.stages import STAGES
+
+    calls: list[int] = []
+
+    def count_wrong(ctx, top: int = 3) -> None:
+        wrong = [r for r in ctx.store.records(ctx.run_id, "performance.sst2") if not r.passed][:top]
+        lls = ctx.model.loglikelihood([LoglikelihoodRequest(r.input["prompt"], " maybe") for r in wrong])
+        calls.append(len(wrong))
+        recs = [Record(f"x-{r.case_id}", {}, {"ll": x.logprob}, {}) for r, x in zip(wrong, lls)]
+        ctx.store.add_records(ctx.run_id, "stage:test.count_wrong", recs)
+
+    STAGES.add("test.count_wrong", count_wrong)
+    spec = _spec(tiny_causal_dir, stages=(StageSpec("test.count_wrong", {"top": 2}),))
+    runner = Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False)
+    out = runner.run(spec, model=tiny_causal)
+    assert out.status == "done" and calls == [2]
+    assert len(runner.store.records(out.run_id, "stage:test.count_wrong")) == 2
+    assert RunSpec.from_dict(runner.store.get_run(out.run_id).spec).stages == spec.stages  # replayable
+    runner.run(spec, resume=out.run_id, model=tiny_causal)
+    assert calls == [2]
+    with pytest.raises(ConfigError, match="did you mean 'top'"):
+        RunSpec.from_dict({"model": "x", "probes": ["performance.sst2"],
+                           "stages": [{"name": "test.count_wrong", "config": {"tops": 1}}]})
+    with pytest.raises(ConfigError, match="stages"):
+        RunSpec.from_dict({"model": "x", "probes": ["performance.sst2"], "stages": ["test.count_wrongg"]})

@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from lmcritic.backends import load_model
 from lmcritic.backends.base import Backend
@@ -71,6 +71,8 @@ class Runner:
             with self._progress() as bar:
                 for item in plan:
                     self._run_item(run_id, item, cached, bar)
+                for stage in spec.stages:
+                    self._run_stage(run_id, stage, spec, cached, bar)
         except BudgetExceeded as err:
             return self._stop(run_id, "interrupted", f"{err.message}; finished work is stored: "
                               f"continue with `lmcritic run --resume {run_id}` and a larger budget")
@@ -114,6 +116,26 @@ class Runner:
         except LmcriticError as err:
             self.store.fail_probe(run_id, item.key, str(err))
             bar.note(f"failed {item.key}: {err}")
+
+    def _run_stage(self, run_id: str, stage: Any, spec: RunSpec, model: Backend, bar: "_Bar") -> None:
+        """A stage is stored like a probe (key ``stage:NAME``) so a resumed run skips it once done."""
+        from lmcritic.stages import StageContext, run_stage
+
+        key = f"stage:{stage.name}"
+        done = {p.probe_key: p for p in self.store.probe_runs(run_id)}
+        if key in done and done[key].status in ("done", "skipped"):
+            return
+        self.store.start_probe(run_id, key, stage.name)
+        bar.note(f"stage {stage.name} ...")
+        try:
+            run_stage(stage.name, StageContext(self.store, run_id, model, spec), stage.config)
+        except (BudgetExceeded, KeyboardInterrupt):
+            raise
+        except LmcriticError as err:
+            self.store.fail_probe(run_id, key, str(err))
+            bar.note(f"failed {key}: {err}")
+            return
+        self.store.finish_probe(run_id, key)
 
     def _score_all(self, run_id: str, item: PlanItem, model: Backend, bar: "_Bar") -> None:
         cases = list(item.probe.cases())

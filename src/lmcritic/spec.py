@@ -15,6 +15,7 @@ from lmcritic.backends import DEFAULT_MODEL, ModelSpec
 from lmcritic.errors import ConfigError
 
 DEFAULT_SUITE: tuple[str, ...] = ("performance.sst2", "performance.perplexity")
+DEFAULT_STAGES: tuple[str, ...] = ()  # after the probes: explain the worst failures, diagnose
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,14 @@ class ProbeSpec:
     def __post_init__(self) -> None:
         if not self.key:
             object.__setattr__(self, "key", self.name)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """Work after the probes that reads their records (see :mod:`lmcritic.stages`)."""
+
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -45,12 +54,14 @@ class RunSpec:
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     seed: int = 0
     name: str | None = None
+    stages: tuple[StageSpec, ...] = ()
 
     @classmethod
     def default(cls, model: str = DEFAULT_MODEL, **overrides: Any) -> "RunSpec":
         """The default suite (``lmcritic scan``)."""
         probes = tuple(ProbeSpec(n) for n in DEFAULT_SUITE)
-        return cls(model=ModelSpec(name=model), probes=probes, **overrides)
+        stages = tuple(StageSpec(n) for n in DEFAULT_STAGES)
+        return cls(model=ModelSpec(name=model), probes=probes, stages=stages, **overrides)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "spec") -> "RunSpec":
@@ -64,7 +75,8 @@ class RunSpec:
         seed = data.get("seed", 0)
         if not isinstance(seed, int):
             raise ConfigError(f"{source}: seed must be an integer, got {seed!r}")
-        spec = cls(model=model, probes=probes, budget=budget, seed=seed, name=data.get("name"))
+        stages = tuple(_stage(s, source, i) for i, s in enumerate(data.get("stages") or ()))
+        spec = cls(model=model, probes=probes, budget=budget, seed=seed, name=data.get("name"), stages=stages)
         spec.validate(source)
         return spec
 
@@ -90,6 +102,12 @@ class RunSpec:
             PROBES.get(p.name)(**p.config)  # builds the typed config: bad options fail here, before model load
         if not self.probes:
             raise ConfigError(f"{source}: no probes", f"add e.g. probes: [{DEFAULT_SUITE[0]}]")
+        from lmcritic.stages import STAGES, check_config
+
+        for st in self.stages:
+            if st.name not in STAGES:
+                raise ConfigError(f"{source}: {STAGES.unknown_message(st.name)}")
+            check_config(st.name, st.config)
 
     def resolved(self) -> "RunSpec":
         """The same spec with every probe's defaults written out (what the store keeps)."""
@@ -99,7 +117,7 @@ class RunSpec:
         probes = tuple(
             ProbeSpec(p.name, config_dict(PROBES.get(p.name)(**p.config).config), p.key) for p in self.probes
         )
-        return RunSpec(self.model, probes, self.budget, self.seed, self.name)
+        return RunSpec(self.model, probes, self.budget, self.seed, self.name, self.stages)
 
     def to_dict(self) -> dict[str, Any]:
         from lmcritic._serde import to_jsonable
@@ -153,6 +171,18 @@ def _probe(value: Any, source: str, index: int) -> ProbeSpec:
             raise ConfigError(f"{source}: probes[{index}].config must be a mapping")
         return ProbeSpec(value["name"], dict(config), value.get("key") or "")
     raise ConfigError(f"{source}: probes[{index}] must be a probe name or a mapping with 'name'")
+
+
+def _stage(value: Any, source: str, index: int) -> StageSpec:
+    if isinstance(value, str):
+        return StageSpec(value)
+    if isinstance(value, dict) and "name" in value:
+        _check_keys(value, StageSpec, f"{source}: stages[{index}]")
+        config = value.get("config") or {}
+        if not isinstance(config, dict):
+            raise ConfigError(f"{source}: stages[{index}].config must be a mapping")
+        return StageSpec(value["name"], dict(config))
+    raise ConfigError(f"{source}: stages[{index}] must be a stage name or a mapping with 'name'")
 
 
 def _budget(value: Any, source: str) -> BudgetSpec:

@@ -1,0 +1,50 @@
+"""Run stages: work that follows the probes and reads their records (explain the worst failures, diagnose).
+
+A stage is a function ``fn(ctx: StageContext, **config) -> None`` registered under a name. It stores what it
+makes in the run (records/findings under its own keys), so the report shows it and a resumed run skips a
+finished stage. Stages run in spec order after every probe, through the same cached, budgeted backend.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from lmcritic.errors import ConfigError
+from lmcritic.registry import Registry
+
+StageFn = Callable[..., None]
+STAGES: Registry[StageFn] = Registry("stages")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage gets: the run store, the run id, the run's (cached, budgeted) model and its spec."""
+
+    store: Any
+    run_id: str
+    model: Any
+    spec: Any
+
+
+def check_config(name: str, config: dict[str, Any]) -> None:
+    """Reject unknown options before any work (the function's keyword parameters are the options)."""
+    fn = STAGES.get(name)
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n in params if n != "ctx"]
+    for key in config:
+        if key not in known:
+            import difflib
+
+            close = difflib.get_close_matches(key, known, n=1)
+            raise ConfigError(f"stage {name}: unknown option {key!r}",
+                              f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known) or 'none'}")
+
+
+def run_stage(name: str, ctx: StageContext, config: dict[str, Any]) -> None:
+    STAGES.get(name)(ctx, **config)
+
+
+__all__ = ["STAGES", "StageContext", "check_config", "run_stage"]
