@@ -25,6 +25,8 @@ def add_to(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
     s.add_argument("--probe", action="append", default=[], metavar="NAME", help="probes to run (default suite)")
     s.add_argument("--set", action="append", default=[], metavar="PROBE.KEY=VALUE", help="probe option")
+    s.add_argument("--no-stages", action="store_true",
+                   help="skip the stages after the probes (explaining the worst failures, diagnosis)")
     _add_run_options(s)
     s.set_defaults(func=scan_cmd)
 
@@ -34,7 +36,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     add_cache_option(p)
     p.add_argument("--max-queries", type=int, help="budget: model calls that miss the cache")
     p.add_argument("--max-tokens", type=int, help="budget: tokens sent to the model (estimated)")
-    p.add_argument("--report", help="write the Markdown report here (default: $LMCRITIC_HOME/reports/RUN/report.md)")
+    p.add_argument("--report", metavar="DIR", help="write report.html, report.md and report.json into DIR "
+                   "(default: $LMCRITIC_HOME/reports/RUN/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -55,14 +58,15 @@ def run_cmd(args: argparse.Namespace) -> int:
 
 def scan_cmd(args: argparse.Namespace) -> int:
     from lmcritic.backends import DEFAULT_MODEL
-    from lmcritic.spec import DEFAULT_SUITE
+    from lmcritic.spec import DEFAULT_STAGES, DEFAULT_SUITE
 
     model: dict[str, Any] = {"name": args.model or DEFAULT_MODEL, "options": _pairs(args.option, "--option")}
     if args.backend:
         model["backend"] = args.backend
     probes = args.probe or list(DEFAULT_SUITE)
     overrides = _probe_overrides(args.set, probes)
-    data = {"model": model, "probes": [{"name": p, "config": overrides.get(p, {})} for p in probes]}
+    data = {"model": model, "probes": [{"name": p, "config": overrides.get(p, {})} for p in probes],
+            "stages": [] if args.no_stages else list(DEFAULT_STAGES)}
     from lmcritic.spec import RunSpec
 
     return _execute(RunSpec.from_dict(data, source="command line"), args)
@@ -71,7 +75,7 @@ def scan_cmd(args: argparse.Namespace) -> int:
 def _execute(spec, args: argparse.Namespace, resume: str | None = None) -> int:
     from dataclasses import replace
 
-    from lmcritic.report.markdown import write_report
+    from lmcritic.report.markdown import write_reports
     from lmcritic.spec import BudgetSpec
 
     if args.max_queries or args.max_tokens:
@@ -80,11 +84,20 @@ def _execute(spec, args: argparse.Namespace, resume: str | None = None) -> int:
     runner = _runner(args)
     print(f"lmcritic: loading model {spec.model.name!r} ...", file=sys.stderr)
     outcome = runner.run(spec, resume=resume)
-    path = write_report(runner.store, outcome.run_id, Path(args.report) if args.report else None)
+    paths = write_reports(runner.store, outcome.run_id, _report_dir(args.report))
     _print_summary(runner.store, outcome.run_id)
     print(f"run {outcome.run_id}: {outcome.status}" + (f" — {outcome.message}" if outcome.message else ""))
-    print(f"report: {path}")
+    print(f"markdown: {paths['md']}  json: {paths['json']}")
+    print(f"report: {paths['html']}")  # last line: the file a person opens
     return 0 if outcome.status == "done" else EXIT_INTERRUPTED
+
+
+def _report_dir(report: str | None) -> Path | None:
+    """``--report DIR``; a file name (``out/report.md``) means its folder."""
+    if not report:
+        return None
+    path = Path(report)
+    return path.parent if path.suffix.lower() in (".html", ".htm", ".md", ".json") else path
 
 
 def _runner(args: argparse.Namespace):

@@ -1,99 +1,187 @@
-"""The run report as Markdown (and the same content as a JSON document).
+"""The run report as Markdown, rendered from the same document as the HTML and JSON reports.
 
 Everything that came from a model or a dataset passes through :func:`lmcritic.report._escape.md`.
-The HTML report (issue 8) renders from :func:`run_document` too, so all formats say the same thing.
+Plots become small tables (bars, reliability bins, the heaviest tokens), so the Markdown says what the
+HTML shows.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
-from typing import Any
 
-from lmcritic._serde import to_jsonable
+
 from lmcritic.report._escape import md
+from lmcritic.report._svg import _fmt
+from lmcritic.report.document import run_document  # noqa: F401  (public: the JSON report)
+
+FORMATS = ("html", "md", "json")
 
 
-def run_document(store, run_id: str, evidence_per_finding: int = 5) -> dict[str, Any]:
-    """Run, probes, findings (worst first) and the evidence cases, as one JSON-able dict."""
-    info = store.get_run(run_id)
-    records = {(r_key, r.case_id): r for r_key in _probe_keys(store, run_id)
-               for r in store.records(run_id, r_key)}
-    findings = sorted(store.findings(run_id), key=lambda f: (f.verdict.value != "fail", -f.severity.rank))
-    doc_findings = []
-    for f in findings:
-        cases = [records.get((f.probe, cid)) for cid in f.evidence[:evidence_per_finding]]
-        doc_findings.append({**to_jsonable(f), "evidence_cases": [to_jsonable(c) for c in cases if c]})
-    return {"run": to_jsonable(info), "probes": [to_jsonable(p) for p in store.probe_runs(run_id)],
-            "findings": doc_findings}
-
-
-def render_markdown(store, run_id: str) -> str:
-    doc = run_document(store, run_id)
-    run = doc["run"]
-    lines = [f"# lmcritic report — run `{run_id}`", ""]
-    lines += _header(run)
-    lines += ["## Scorecard", "", "| probe | finding | verdict | estimate | 95% CI | n |", "|---|---|---|---|---|---|"]
-    for f in doc["findings"]:
-        e = f.get("estimate") or {}
-        ci = f"[{e['ci_low']:.4g}, {e['ci_high']:.4g}]" if e else ""
-        value = f"{e['value']:.4g}" if e else ""
-        lines.append(f"| {f['probe']} | {f['name']} | {_verdict(f)} | {value} | {ci} | {e.get('n', '')} |")
-    lines += ["", "## Findings, worst first", ""]
+def render_markdown(store_or_doc, run_id: str | None = None) -> str:
+    """Markdown for a run: ``render_markdown(store, run_id)`` or ``render_markdown(doc)``."""
+    doc = store_or_doc if isinstance(store_or_doc, dict) else run_document(store_or_doc, run_id)
+    rid = doc["run_id"]
+    lines = [f"# lmcritic report — {md(doc['header']['model'])} — run `{rid}`", ""]
+    lines += _header(doc) + _scorecard(doc)
+    lines += ["## Findings, worst first", ""]
     for f in doc["findings"]:
         lines += _finding(f)
-    lines += _probes(doc["probes"])
-    lines += ["## Reproduce", "", f"`lmcritic run --replay {run_id}` repeats this run from its stored spec; "
-              f"`lmcritic show {run_id} --cases PROBE` lists every stored case.", ""]
+    lines += _explanations(doc) + _cases(doc) + _probes(doc["probes"])
+    lines += ["## Reproduce", "", f"`lmcritic run --replay {rid}` repeats this run from its stored spec; "
+              f"`lmcritic show {rid} --cases PROBE` lists every stored case; `lmcritic diff {rid} OTHER_RUN` "
+              "compares it with another run.", ""]
     return "\n".join(lines)
 
 
-def write_report(store, run_id: str, path: Path | None = None) -> Path:
-    """Write the Markdown report (and a JSON twin beside it); return the Markdown path."""
-    import json
+def render_json(doc: dict) -> str:
+    return json.dumps(doc, indent=1, ensure_ascii=False, default=str)
 
+
+def write_reports(store, run_id: str, directory: Path | None = None, formats=FORMATS,
+                  max_cases: int = 200) -> dict[str, Path]:
+    """Write ``report.html``, ``report.md`` and ``report.json`` of a run; returns their paths by format."""
+    from lmcritic.report.html import render_html
     from lmcritic.runner import lmcritic_home
 
-    path = path or lmcritic_home() / "reports" / run_id / "report.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_markdown(store, run_id), encoding="utf-8")
-    path.with_suffix(".json").write_text(json.dumps(run_document(store, run_id), indent=1, ensure_ascii=False),
-                                         encoding="utf-8")
+    run_id = store.resolve(run_id)
+    directory = Path(directory) if directory else lmcritic_home() / "reports" / run_id
+    directory.mkdir(parents=True, exist_ok=True)
+    doc = run_document(store, run_id, max_cases=max_cases)
+    render = {"html": render_html, "md": render_markdown, "json": render_json}
+    out = {}
+    for fmt in formats:
+        out[fmt] = directory / f"report.{fmt}"
+        out[fmt].write_text(render[fmt](doc), encoding="utf-8")
+    return out
+
+
+def write_report(store, run_id: str, path: Path | None = None) -> Path:
+    """Write the Markdown report (with its HTML and JSON twins beside it); return the Markdown path."""
+    if path is None:
+        return write_reports(store, run_id)["md"]
+    path = Path(path)
+    written = write_reports(store, run_id, path.parent)
+    if written["md"] != path:
+        written["md"].replace(path)
     return path
 
 
-def _header(run: dict) -> list[str]:
-    model = run.get("model") or {}
-    created = dt.datetime.fromtimestamp(run["created"]).strftime("%Y-%m-%d %H:%M:%S") if run.get("created") else "?"
-    versions = ", ".join(f"{k} {v}" for k, v in (run.get("versions") or {}).items())
-    return [f"- **Model**: {md(model.get('name', '?'))} ({md(model.get('backend', '?'))} backend, "
-            f"{model.get('n_parameters', '?')} parameters, fingerprint `{str(run.get('model_fingerprint', ''))[:12]}`)",
-            f"- **Status**: {run.get('status')} · created {created} · versions: {md(versions)}",
-            f"- **Timings**: {md(_timings(run.get('timings') or {}))}", ""]
+# -- sections ---------------------------------------------------------------------------------------
+def _header(doc: dict) -> list[str]:
+    h = doc["header"]
+    created = dt.datetime.fromtimestamp(h["created"]).strftime("%Y-%m-%d %H:%M:%S") if h.get("created") else "?"
+    versions = ", ".join(f"{k} {v}" for k, v in h["versions"].items())
+    cache = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in h["cache"].items())
+    budget = ", ".join(f"{k} {v}" for k, v in h["budget"].items() if v is not None) or "unlimited"
+    total = f"{h['total_s']:.1f} s" if h.get("total_s") else "?"
+    out = [f"- **Model**: {md(h['model'])} ({md(h['backend'] or '?')} backend, {h['n_parameters'] or '?'} parameters,"
+           f" fingerprint `{str(h['fingerprint'] or '')[:12]}`)",
+           f"- **Status**: {md(h['status'])} · created {created} · {total} · {h['n_cases']} cases over "
+           f"{h['n_probes']} probes",
+           f"- **Budget**: {md(budget)} · **Cache**: {md(cache or '—')}", f"- **Versions**: {md(versions)}", ""]
+    if doc["content_warnings"]:
+        out += ["> **Content warning.** This report quotes model output and test data that may be offensive: "
+                + "; ".join(md(w) for w in doc["content_warnings"]), ""]
+    return out
+
+
+def _scorecard(doc: dict) -> list[str]:
+    out = ["## Scorecard", ""]
+    for a in doc["areas"]:
+        worst = f", worst severity {a['worst_severity']}" if a["worst_severity"] else ""
+        out += [f"### {md(a['title'])} — {a['n_fail']} failing of {a['n_findings']}{worst}", ""]
+        if a["rows"]:
+            out += ["| probe | finding | verdict | estimate | 95% CI | n |", "|---|---|---|---|---|---|"]
+            for r in a["rows"]:
+                e = r["estimate"] or {}
+                ci = f"[{_fmt(e.get('ci_low'))}, {_fmt(e.get('ci_high'))}]" if e else ""
+                out.append(f"| {md(r['probe'])} | {md(r['name'])} | {_verdict(r)} | "
+                           f"{_fmt(e.get('value')) if e else ''} | {ci} | {e.get('n', '')} |")
+        out += [f"- {md(s['probe'])} {s['status']}: {md(s['reason'] or '')}" for s in a["skipped"]]
+        out.append("")
+    return out
 
 
 def _finding(f: dict) -> list[str]:
-    out = [f"### {_verdict(f)} · {f['probe']} · {f['name']}", "", md(f["summary"], limit=None), ""]
+    out = [f"### {_verdict(f)} · {md(f['probe'])} · {md(f['name'])}", ""]
+    if f["content_warning"]:
+        out += [f"> Content warning: {md(f['content_warning'])}", ""]
+    out += [md(f["summary"], limit=None), ""]
+    e = f.get("estimate")
+    if e:
+        out += [f"Estimate {_fmt(e['value'])} (95% CI {_fmt(e['ci_low'])} – {_fmt(e['ci_high'])}, n = {e['n']}, "
+                f"{md(e.get('method', ''))})", ""]
+    for p in f["plots"]:
+        out += _plot(p)
     spans = (f.get("details") or {}).get("worst_spans")
-    if spans:
+    if isinstance(spans, list) and spans:
         out += ["Worst spans (highest mean surprisal, nats/token):", "", "| case | span | surprisal |", "|---|---|---|"]
-        out += [f"| {s['case_id']} | {md(s['text'], 120)} | {s['mean_surprisal']:.2f} |" for s in spans]
+        out += [f"| {md(s.get('case_id'))} | {md(s.get('text', ''), 120)} | {_fmt(s.get('mean_surprisal'))} |"
+                for s in spans if isinstance(s, dict)]
         out.append("")
     cases = f.get("evidence_cases") or []
-    if cases and not spans:
-        out += ["Examples:", "", "| case | input | expected | output | scores |", "|---|---|---|---|---|"]
-        for c in cases:
-            out.append(f"| {c['case_id']} | {md(c['input'].get('text', c['input']), 160)} | "
-                       f"{md(c['tags'].get('expected', ''))} | {md(_brief(c['output']), 120)} | "
-                       f"{md(_scores(c['scores']))} |")
-        out.append("")
+    if cases:
+        out += [f"Examples ({len(cases)} of {f['n_evidence']}):", ""] + _records(cases)
     return out
+
+
+def _plot(p: dict) -> list[str]:
+    title = f"*{md(p['title'])}*"
+    if p["kind"] == "bars":
+        rows = [f"| {md(lbl, 80)} | {_fmt(v)} | {_ci(p, i)} | {p['n'][i] if p['n'][i] is not None else ''} |"
+                for i, (lbl, v) in enumerate(zip(p["labels"], p["values"]))]
+        return [title, "", "| group | value | 95% CI | n |", "|---|---|---|---|", *rows, ""]
+    if p["kind"] == "reliability":
+        rows = [f"| {b['low']:.1f}–{b['high']:.1f} | {b['count']} | {_fmt(b['confidence'])} | {_fmt(b['accuracy'])} |"
+                for b in p["bins"] if b["count"]]
+        return [title, "", "| confidence bin | n | mean confidence | accuracy |", "|---|---|---|---|", *rows, ""]
+    if p["kind"] == "tokens":
+        top = sorted(zip(p["tokens"], p["weights"]), key=lambda t: -abs(t[1] or 0))[:8]
+        return [f"{title} — heaviest tokens: " + ", ".join(f"`{md(t, 40)}` {_fmt(w)}" for t, w in top), ""]
+    if p["kind"] == "line":
+        return [f"{title}: " + "; ".join(_line_summary(s) for s in p["series"]), ""]
+    if p["kind"] == "graph":
+        edges = [f"{md(e['source'])} → {md(e['target'])}" for e in p["edges"]]
+        return [f"{title}: " + ("; ".join(edges) or ", ".join(md(n["label"]) for n in p["nodes"])), ""]
+    return [f"{title}: not shown ({md(p.get('message', ''))})", ""]
+
+
+def _explanations(doc: dict) -> list[str]:
+    if not doc["explanations"]:
+        return []
+    out = ["## Explanations", ""]
+    for x in doc["explanations"]:
+        out += [f"**{md(x['case_id'])}**: {md(x['input'].get('text') or x['input'], 200)}", ""]
+        for p in x["plots"]:
+            out += _plot(p)
+    return out
+
+
+def _cases(doc: dict) -> list[str]:
+    out = ["## All cases", ""]
+    for key, c in doc["cases"].items():
+        capped = f" (first {c['shown']}; `lmcritic show {doc['run_id']} --cases {key}` lists all)" \
+            if c["shown"] < c["total"] else ""
+        out += [f"### {md(key)} — {c['total']} cases, {c['n_failed']} failed{capped}", ""] + _records(c["records"])
+    return out
+
+
+def _records(records: list[dict]) -> list[str]:
+    out = ["| case | passed | input | expected | output | scores |", "|---|---|---|---|---|---|"]
+    for c in records:
+        text = c["input"].get("text") or c["input"].get("prompt") or c["input"]
+        out.append(f"| {md(c['case_id'])} | {'' if c['passed'] is None else c['passed']} | {md(text, 160)} | "
+                   f"{md(c['tags'].get('expected', ''))} | {md(json.dumps(c['output'], ensure_ascii=False), 120)} | "
+                   f"{md(', '.join(f'{k}={_fmt(v)}' for k, v in c['scores'].items()), 160)} |")
+    return out + [""]
 
 
 def _probes(probes: list[dict]) -> list[str]:
     out = ["## Probes", "", "| probe | status | cases | seconds | note |", "|---|---|---|---|---|"]
     for p in probes:
         secs = f"{p['elapsed_s']:.1f}" if p.get("elapsed_s") else ""
-        out.append(f"| {p['probe_key']} | {p['status']} | {p.get('n_cases') or ''} | {secs} | {md(p.get('reason') or '')} |")
+        out.append(f"| {md(p['probe_key'])} | {p['status']} | {p['n_records']} | {secs} | {md(p.get('reason') or '')} |")
     return out + [""]
 
 
@@ -102,23 +190,17 @@ def _verdict(f: dict) -> str:
     return f"**FAIL ({f['severity']})**" if v == "fail" else ("pass" if v == "pass" else "n/a")
 
 
-def _brief(output: dict) -> dict:
-    return {k: v for k, v in output.items() if k not in ("tokens", "logprobs", "offsets", "label_logprobs")}
+def _ci(p: dict, i: int) -> str:
+    lo, hi = p.get("ci_low"), p.get("ci_high")
+    return f"[{_fmt(lo[i])}, {_fmt(hi[i])}]" if lo and hi and lo[i] is not None else ""
 
 
-def _scores(scores: dict) -> str:
-    return ", ".join(f"{k}={v:.3g}" for k, v in scores.items())
+def _line_summary(s: dict) -> str:
+    pts = [(x, y) for x, y in zip(s["x"], s["y"]) if y is not None]
+    if not pts:
+        return "no data"
+    top = max(pts, key=lambda t: t[1])
+    name = f"{md(s['name'])}: " if s["name"] else ""
+    return f"{name}{len(pts)} points, y from {_fmt(min(y for _, y in pts))} to {_fmt(top[1])} (peak at x={_fmt(top[0])})"
 
-
-def _timings(t: dict) -> str:
-    total = t.get("total_s")
-    cache = t.get("cache") or {}
-    parts = [f"{total:.1f} s total"] if total else []
-    if cache:
-        parts.append(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in cache.items()))
-    return "; ".join(parts)
-
-
-def _probe_keys(store, run_id: str) -> list[str]:
-    return [p.probe_key for p in store.probe_runs(run_id)]
 

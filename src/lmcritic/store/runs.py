@@ -287,6 +287,13 @@ class RunStore:
                 seqs[r.case_id] = known[r.case_id]
         return seqs
 
+    def record_keys(self, run_id: str) -> list[str]:
+        """Keys with stored cases: probes, stages and pseudo-probes (explanations, diagnosis), sorted."""
+        with self._lock:
+            rows = self._conn.execute("SELECT DISTINCT probe_key FROM cases WHERE run_id = ? ORDER BY probe_key",
+                                      (run_id,)).fetchall()
+        return [r[0] for r in rows]
+
     def records(self, run_id: str, probe_key: str | None = None) -> list[Record]:
         """Stored records in case order (all probes: in plan order, then case order)."""
         sql = ("SELECT c.case_id, c.input_json, c.output_json, c.scores_json, c.tags_json, c.passed FROM cases c "

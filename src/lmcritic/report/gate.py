@@ -1,0 +1,113 @@
+"""The regression gate behind ``lmcritic gate``: allowed worsening per metric, judged with corrected p-values.
+
+A gated metric fails when it got worse by more than its tolerance AND the change is significant (BH-adjusted
+over the gated metrics only, since those are the hypotheses the gate tests). Both conditions matter: a large
+but noisy drop on 10 cases is not evidence, and a significant drop of 0.1 points is within what was allowed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from lmcritic import stats
+from lmcritic._serde import to_jsonable
+from lmcritic.errors import ConfigError
+from lmcritic.report.compare import Comparison, FindingChange, MetricDelta
+
+
+@dataclass(frozen=True)
+class Rule:
+    metric: str  # PROBE:SCORE or SCORE
+    tolerance: float
+    relative: bool = False  # tolerance is a fraction of the baseline mean
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    rule: Rule
+    delta: MetricDelta
+    allowed: float  # absolute worsening allowed, in the metric's units
+    regression: float  # worsening observed (negative: improved)
+    p_adjusted: float
+    failed: bool
+
+
+@dataclass(frozen=True)
+class GateResult:
+    run: str
+    baseline: str
+    alpha: float
+    checks: tuple[GateCheck, ...]
+    new_findings: tuple[FindingChange, ...] = ()
+    fail_on_new_findings: bool = False
+    failed: bool = field(default=False)
+
+    def text(self) -> str:
+        lines = [f"gate: run {self.run} against baseline {self.baseline} (alpha {self.alpha}, BH over "
+                 f"{len(self.checks)} gated metric(s))"]
+        for c in self.checks:
+            mark = "FAIL" if c.failed else "ok  "
+            lines.append(f"  {mark} {c.delta.key}: {c.delta.mean_a:.4g} -> {c.delta.mean_b:.4g} (worse by "
+                         f"{c.regression:+.4g}, allowed {c.allowed:.4g}; 95% CI of change [{c.delta.delta.ci_low:.4g}, "
+                         f"{c.delta.delta.ci_high:.4g}], p_adj {c.p_adjusted:.3g}, {c.delta.test}, "
+                         f"n_paired {c.delta.n_paired})")
+        for f in self.new_findings:
+            mark = "FAIL" if self.fail_on_new_findings else "note"
+            lines.append(f"  {mark} new failing finding {f.probe}:{f.name} ({f.severity_b})")
+        lines.append("gate FAILED" if self.failed else "gate passed")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+def parse_rules(items: list[str], lower: list[str] = (), higher: list[str] = ()) -> list[tuple[Rule, bool | None]]:
+    """``METRIC=TOL`` strings (TOL absolute, or ``N%`` of the baseline) with optional declared directions."""
+    out = []
+    both = set(lower) & set(higher)
+    if both:
+        raise ConfigError(f"metric {sorted(both)[0]!r} declared both lower- and higher-is-better")
+    for item in items:
+        metric, sep, tol = item.partition("=")
+        if not sep or not metric.strip():
+            raise ConfigError(f"--max-regression {item!r} is not METRIC=TOL", "e.g. performance.sst2:pass_rate=0.02")
+        relative = tol.strip().endswith("%")
+        try:
+            value = float(tol.strip().rstrip("%")) / (100 if relative else 1)
+        except ValueError:
+            raise ConfigError(f"--max-regression {item!r}: tolerance {tol!r} is not a number",
+                              "use 0.02 (absolute) or 5% (relative to the baseline)") from None
+        if value < 0:
+            raise ConfigError(f"--max-regression {item!r}: tolerance must be >= 0")
+        name = metric.strip()
+        direction = False if name in lower else True if name in higher else None
+        out.append((Rule(name, value, relative), direction))
+    return out
+
+
+def evaluate_gate(comp: Comparison, rules: list[tuple[Rule, bool | None]], alpha: float = 0.05,
+                  fail_on_new_findings: bool = False) -> GateResult:
+    pairs = []
+    for rule, direction in rules:
+        matched = comp.select(rule.metric)
+        if not matched:
+            known = ", ".join(sorted({m.key for m in comp.metrics})[:25]) or "none (no shared probes)"
+            raise ConfigError(f"gate: no metric {rule.metric!r} in both runs", f"metrics: {known}")
+        for d in matched:
+            if direction is not None:
+                d = replace(d, higher_is_better=direction)
+            if d.higher_is_better is None:
+                raise ConfigError(f"gate: cannot tell whether higher {d.metric!r} is better",
+                                  f"add --lower-is-better {rule.metric} or --higher-is-better {rule.metric}")
+            pairs.append((rule, d))
+    adjusted = stats.benjamini_hochberg([d.p_value for _, d in pairs]) if pairs else []
+    checks = tuple(_check(rule, d, p, alpha) for (rule, d), p in zip(pairs, adjusted))
+    new = tuple(f for f in comp.findings if f.change == "appeared")
+    failed = any(c.failed for c in checks) or (fail_on_new_findings and bool(new))
+    return GateResult(comp.run_b, comp.run_a, alpha, checks, new, fail_on_new_findings, failed)
+
+
+def _check(rule: Rule, d: MetricDelta, p_adj: float, alpha: float) -> GateCheck:
+    allowed = rule.tolerance * abs(d.mean_a) if rule.relative else rule.tolerance
+    regression = float(d.regression)
+    return GateCheck(rule, d, allowed, regression, p_adj, regression > allowed and p_adj < alpha)
