@@ -1,0 +1,1 @@
+"""Safety and privacy probes: toxic generations, refusals, PII elicitation, memorization."""
