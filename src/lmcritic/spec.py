@@ -14,8 +14,20 @@ from typing import Any
 from lmcritic.backends import DEFAULT_MODEL, ModelSpec
 from lmcritic.errors import ConfigError
 
-DEFAULT_SUITE: tuple[str, ...] = ("performance.sst2", "performance.perplexity")
-DEFAULT_STAGES: tuple[str, ...] = ()  # after the probes: explain the worst failures, diagnose
+DEFAULT_SUITE_FILE = "suites/default.yaml"  # package data: the probes and stages of `lmcritic scan`
+
+
+def default_suite() -> tuple[tuple["ProbeSpec", ...], tuple["StageSpec", ...]]:
+    """The default suite's probes (with their scan-sized configs) and stages."""
+    from importlib import resources
+
+    text = resources.files("lmcritic").joinpath(DEFAULT_SUITE_FILE).read_text(encoding="utf-8")
+    import yaml
+
+    data = yaml.safe_load(text) or {}
+    probes = tuple(_probe(p, DEFAULT_SUITE_FILE, i) for i, p in enumerate(data.get("probes") or ()))
+    stages = tuple(_stage(s, DEFAULT_SUITE_FILE, i) for i, s in enumerate(data.get("stages") or ()))
+    return probes, stages
 
 
 @dataclass(frozen=True)
@@ -59,8 +71,7 @@ class RunSpec:
     @classmethod
     def default(cls, model: str = DEFAULT_MODEL, **overrides: Any) -> "RunSpec":
         """The default suite (``lmcritic scan``)."""
-        probes = tuple(ProbeSpec(n) for n in DEFAULT_SUITE)
-        stages = tuple(StageSpec(n) for n in DEFAULT_STAGES)
+        probes, stages = default_suite()
         return cls(model=ModelSpec(name=model), probes=probes, stages=stages, **overrides)
 
     @classmethod
@@ -101,7 +112,7 @@ class RunSpec:
                 raise ConfigError(f"{source}: {PROBES.unknown_message(p.name)}")
             PROBES.get(p.name)(**p.config)  # builds the typed config: bad options fail here, before model load
         if not self.probes:
-            raise ConfigError(f"{source}: no probes", f"add e.g. probes: [{DEFAULT_SUITE[0]}]")
+            raise ConfigError(f"{source}: no probes", "add e.g. probes: [performance.sst2]")
         from lmcritic.stages import STAGES, check_config
 
         for st in self.stages:

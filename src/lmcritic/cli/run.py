@@ -58,17 +58,18 @@ def run_cmd(args: argparse.Namespace) -> int:
 
 def scan_cmd(args: argparse.Namespace) -> int:
     from lmcritic.backends import DEFAULT_MODEL
-    from lmcritic.spec import DEFAULT_STAGES, DEFAULT_SUITE
+    from lmcritic.spec import RunSpec, default_suite
 
     model: dict[str, Any] = {"name": args.model or DEFAULT_MODEL, "options": _pairs(args.option, "--option")}
     if args.backend:
         model["backend"] = args.backend
-    probes = args.probe or list(DEFAULT_SUITE)
+    suite, stages = default_suite()
+    sized = {p.name: p.config for p in suite}  # --probe NAME of the suite keeps its scan-sized config
+    probes = args.probe or [p.name for p in suite]
     overrides = _probe_overrides(args.set, probes)
-    data = {"model": model, "probes": [{"name": p, "config": overrides.get(p, {})} for p in probes],
-            "stages": [] if args.no_stages else list(DEFAULT_STAGES)}
-    from lmcritic.spec import RunSpec
-
+    data = {"model": model,
+            "probes": [{"name": p, "config": {**sized.get(p, {}), **overrides.get(p, {})}} for p in probes],
+            "stages": [] if args.no_stages else [{"name": s.name, "config": s.config} for s in stages]}
     return _execute(RunSpec.from_dict(data, source="command line"), args)
 
 
