@@ -33,6 +33,7 @@ class TaskFiles:
     include_dir: Path
     mc_docs: list[dict]
     ppl_docs: list[dict]
+    specs: dict[str, Path] | None = None  # lmcritic task specs the lm-eval tasks were generated from
 
 
 def _sst2_rows(path: Path) -> list[tuple[str, int]]:
@@ -70,36 +71,36 @@ def ppl_docs(n: int, doc_tokens: int, tokenizer) -> list[dict]:
     return docs
 
 
-def write_tasks(work: Path, mc: list[dict], ppl: list[dict]) -> TaskFiles:
-    """JSONL data plus two lm-eval YAML tasks (dataset_path: json) in ``work/tasks``."""
+def write_tasks(work: Path, mc: list[dict], ppl: list[dict], window: int = 512) -> TaskFiles:
+    """JSONL data, OUR task specs (``lmcbench_*.lmcritic.yaml``, the lmcritic task-spec schema) and the lm-eval
+    YAML tasks generated from them by ``lmcritic.tasks.lmeval.to_lmeval`` in ``work/tasks``: both tools run
+    the task that lmcritic's spec defines, so a difference in parsing the spec would show as a parity gap."""
+    import yaml
+
+    from lmcritic.tasks import load_task
+    from lmcritic.tasks.lmeval import to_lmeval
+
     tasks = work / "tasks"
+    specs = work / "specs"  # outside the lm-eval include dir: lm-eval would try to read these as its own tasks
     tasks.mkdir(parents=True, exist_ok=True)
+    specs.mkdir(parents=True, exist_ok=True)
     for name, docs in (("mc", mc), ("ppl", ppl)):
         with (tasks / f"{name}.jsonl").open("w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(d) + "\n" for d in docs)
-    (tasks / f"{MC_TASK}.yaml").write_text(
-        f"task: {MC_TASK}\ndataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {tasks / 'mc.jsonl'}\n"
-        "test_split: test\noutput_type: multiple_choice\n"
-        "doc_to_text: context\ndoc_to_choice: choices\ndoc_to_target: gold\n"
-        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
-        "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n"
-        "metadata:\n  version: 1.0\n",
-        encoding="utf-8",
-    )
-    (tasks / f"{PPL_TASK}.yaml").write_text(
-        f"task: {PPL_TASK}\ndataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {tasks / 'ppl.jsonl'}\n"
-        "test_split: test\noutput_type: loglikelihood_rolling\n"
-        "doc_to_text: ''\ndoc_to_target: text\n"
-        "metric_list:\n"
-        "  - metric: word_perplexity\n    aggregation: weighted_perplexity\n    higher_is_better: false\n"
-        "  - metric: byte_perplexity\n    aggregation: weighted_perplexity\n    higher_is_better: false\n"
-        "  - metric: bits_per_byte\n    aggregation: bits_per_byte\n    higher_is_better: false\n"
-        "metadata:\n  version: 1.0\n",
-        encoding="utf-8",
-    )
-    return TaskFiles(tasks, mc, ppl)
+    ours = {
+        MC_TASK: {"name": MC_TASK, "output_type": "multiple_choice", "data": {"path": str(tasks / "mc.jsonl")},
+                  "prompt": "context", "choices": "choices", "target": "gold", "metrics": ["acc", "acc_norm"]},
+        PPL_TASK: {"name": PPL_TASK, "output_type": "perplexity", "data": {"path": str(tasks / "ppl.jsonl")},
+                   "prompt": "text", "metrics": ["word_perplexity", "byte_perplexity", "bits_per_byte"],
+                   "rolling": {"window": window, "stride": window}},  # stride = window: lm-eval's disjoint windows
+    }
+    paths = {}
+    for name, spec in ours.items():
+        paths[name] = specs / f"{name}.lmcritic.yaml"
+        paths[name].write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+        lm = to_lmeval(load_task(str(paths[name])), name)
+        (tasks / f"{name}.yaml").write_text(yaml.safe_dump(lm, sort_keys=False), encoding="utf-8")
+    return TaskFiles(tasks, mc, ppl, paths)
 
 
 def lmcritic_home() -> Path:

@@ -136,6 +136,29 @@ def run_lmcritic(be, mc: list[dict], ppl: list[dict], args) -> Timed:
     return rec
 
 
+def run_lmcritic_tasks(be, files: data.TaskFiles, args) -> Timed:
+    """lmcritic's side through the task specs the lm-eval YAML was generated from: ``performance.task`` builds
+    the cases from the spec, scores them (timed: the backend calls plus record building) and its findings give
+    the metrics. The requests are read back from the records for the per-request comparison."""
+    from lmcritic.probes.performance.task import TaskProbe
+
+    rec = Timed(extra={"describe": _safe_describe(be), "task_specs": {k: str(v) for k, v in files.specs.items()}})
+    for name, method in ((data.MC_TASK, "loglikelihood"), (data.PPL_TASK, "loglikelihood_rolling")):
+        probe = TaskProbe(task=str(files.specs[name]))
+        cases = probe.cases()
+        with _clock(rec, method):
+            records = probe.score(be, cases)
+        rec.metrics.update({f.name: f.estimate.value for f in probe.summarize(records) if f.name in probe.task.metrics})
+        rec.extra[f"{name}_fingerprint"] = probe.task.fingerprint()
+        if method == "loglikelihood":
+            rec.captured[method] = [((r.input["prompt"], cont), ll) for r in records
+                                    for cont, ll in zip(r.input["continuations"], r.output["choice_logprobs"])]
+        else:
+            rec.captured[method] = [((r.input["text"],), -r.scores["nll"]) for r in records]
+            rec.extra["rolling_tokens"] = [int(r.scores["n_tokens"]) for r in records]
+    return rec
+
+
 def _safe_describe(be) -> dict:
     try:
         return json.loads(json.dumps(be.describe(), default=str))
@@ -154,7 +177,7 @@ def compare(model_dir: Path, files: data.TaskFiles, args) -> dict:
             runs[who] = run_lmeval(model_dir, [data.MC_TASK, data.PPL_TASK], files, args)
         else:
             be = load_lmcritic(model_dir, args)
-            runs[who] = run_lmcritic(be, files.mc_docs, files.ppl_docs, args)
+            runs[who] = run_lmcritic_tasks(be, files, args)
             be.close()
     ours, theirs = runs["lmcritic"], runs["lmeval"]
     diffs = {k: abs(ours.metrics[k] - theirs.metrics[k]) for k in ours.metrics if k in theirs.metrics}
@@ -312,7 +335,8 @@ def main(argv=None) -> int:
     smol = data.smollm2_dir(work)
     gpt2 = data.gpt2_dir(work, smol)
     tok = AutoTokenizer.from_pretrained(smol)
-    files = data.write_tasks(work, data.mc_docs(args.mc_n, args.shots), data.ppl_docs(args.ppl_n, args.doc_tokens, tok))
+    files = data.write_tasks(work, data.mc_docs(args.mc_n, args.shots), data.ppl_docs(args.ppl_n, args.doc_tokens, tok),
+                             args.window)
     longest = max((c + max(k) for c, k in (_mc_lens(tok, d) for d in files.mc_docs)), default=0)
     if longest > args.window + 1:  # lm-eval would left-truncate at max_length; lmcritic only at the model's limit
         raise SystemExit(f"an MC request has {longest} tokens, over --window {args.window}: lower --shots")

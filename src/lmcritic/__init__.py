@@ -39,6 +39,8 @@ _EXPORTS = {
     "Registry": "lmcritic.registry",
     "LmcriticError": "lmcritic.errors",
     "run_spec": "lmcritic.runner",
+    "TaskSpec": "lmcritic.tasks",
+    "load_task": "lmcritic.tasks",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,0 +1,114 @@
+"""Scoring by choice: multiple choice and label-word classification by log-likelihood, classification by a
+classifier head. acc / acc_norm / acc_bytes follow lm-eval's ``ConfigurableTask.process_results`` exactly:
+``argmax(ll)``, ``argmax(ll / len(choice))`` (characters of the choice text without the delimiter) and
+``argmax(ll / len(choice.encode()))`` (UTF-8 bytes), first index on ties; acc_mutual_info is
+``argmax(ll(choice|ctx) - ll(choice|""))`` with the delimiter on the choice, as lm-eval."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from lmcritic.backends.base import Backend
+from lmcritic.errors import ConfigError
+from lmcritic.probes.base import Case, Record
+from lmcritic.requests import ClassifyRequest, LoglikelihoodRequest
+from lmcritic.tasks.spec import TaskSpec
+
+
+def argmax(values: Sequence[float]) -> int:
+    """First index of the maximum (numpy's argmax tie rule, which lm-eval relies on)."""
+    best = 0
+    for i, v in enumerate(values):
+        if v > values[best]:
+            best = i
+    return best
+
+
+def softmax(values: Sequence[float]) -> list[float]:
+    top = max(values)
+    exps = [math.exp(v - top) for v in values]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+# -- log-likelihood (multiple choice and label words) --------------------------------------------------
+def score_loglikelihood(task: TaskSpec, model: Backend, cases: Sequence[Case]) -> list[Record]:
+    """One request per (case, choice); plus unconditional ones when acc_mutual_info is asked for."""
+    mutual = "acc_mutual_info" in task.metrics
+    reqs = [LoglikelihoodRequest(c.input["prompt"], cont) for c in cases for cont in c.input["continuations"]]
+    if mutual:
+        reqs += [LoglikelihoodRequest("", cont) for c in cases for cont in c.input["continuations"]]
+    res = model.loglikelihood(reqs)
+    out, i = [], 0
+    uncond_at = len(reqs) // 2 if mutual else None
+    for c in cases:
+        k = len(c.input["continuations"])
+        unc = [r.logprob for r in res[uncond_at + i : uncond_at + i + k]] if mutual else None
+        out.append(choice_record(task, c, res[i : i + k], unc))
+        i += k
+    return out
+
+
+def choice_record(task: TaskSpec, case: Case, results: Sequence[Any], uncond: list[float] | None) -> Record:
+    options, gold, conts = case.input["choices"], case.input["gold"], case.input["continuations"]
+    lls = [r.logprob for r in results]
+    pred = argmax(lls)
+    pred_norm = argmax([ll / max(len(o), 1) for ll, o in zip(lls, options)])
+    pred_bytes = argmax([ll / max(len(o.encode("utf-8")), 1) for ll, o in zip(lls, options)])
+    probs = softmax(lls)
+    scores = {"acc": float(pred == gold), "acc_norm": float(pred_norm == gold),
+              "acc_bytes": float(pred_bytes == gold), "p_true": probs[gold],
+              "confidence": probs[pred], "margin": lls[gold] - max(ll for j, ll in enumerate(lls) if j != gold)}
+    output = {"prediction": options[pred], "prediction_norm": options[pred_norm], "gold": options[gold],
+              "choice_logprobs": lls, "choice_n_tokens": [r.n_tokens for r in results],
+              "choice_is_greedy": [r.is_greedy for r in results], "probs": probs,
+              "truncated": any(r.truncated for r in results)}
+    if uncond is not None:
+        pmi = [a - b for a, b in zip(lls, uncond)]
+        scores["acc_mutual_info"] = float(argmax(pmi) == gold)
+        output["unconditional_logprobs"] = uncond
+        output["prediction_mutual_info"] = options[argmax(pmi)]
+    rival = pred if pred != gold else argmax([ll if j != gold else -math.inf for j, ll in enumerate(lls)])
+    explain = {"context": case.input["prompt"], "target": conts[gold], "foil": conts[rival]}
+    return Record(case_id=case.id, input={**case.input, "explain": explain}, output=output, scores=scores,
+                  tags={**case.tags, "predicted": options[pred]}, passed=pred == gold)
+
+
+# -- classifier head ----------------------------------------------------------------------------------
+def score_head(task: TaskSpec, model: Backend, cases: Sequence[Case]) -> list[Record]:
+    res = model.classify([ClassifyRequest(c.input["text"]) for c in cases])
+    return [head_record(task, c, r) for c, r in zip(cases, res)]
+
+
+def head_record(task: TaskSpec, case: Case, result: Any) -> Record:
+    classes, gold = case.input["choices"], case.input["gold"]
+    mapping = head_mapping(task, result.labels, classes)
+    probs = [0.0] * len(classes)
+    for label, p in zip(result.labels, result.probs):
+        probs[mapping[label]] += p
+    pred = argmax(probs)
+    gold_labels = [lab for lab in result.labels if mapping[lab] == gold]
+    explain = {"text": case.input["text"], "label": gold_labels[0] if gold_labels else classes[gold]}
+    others = [p for j, p in enumerate(probs) if j != gold]
+    return Record(
+        case_id=case.id, input={**case.input, "explain": explain},
+        output={"prediction": classes[pred], "gold": classes[gold], "probs": probs,
+                "model_labels": list(result.labels), "model_probs": list(result.probs)},
+        scores={"acc": float(pred == gold), "p_true": probs[gold], "confidence": probs[pred],
+                "margin": probs[gold] - max(others)},
+        tags={**case.tags, "predicted": classes[pred]}, passed=pred == gold)
+
+
+def head_mapping(task: TaskSpec, model_labels: Sequence[str], classes: list[str]) -> dict[str, int]:
+    """Model label -> class index, through ``label_map`` or else by name (class value or label word)."""
+    words = {w.strip().lower(): i for i, w in enumerate(task.labels.values())}
+    names = {c.lower(): i for i, c in enumerate(classes)}
+    out = {}
+    for label in model_labels:
+        mapped = task.label_map.get(label, label) if task.label_map else label
+        idx = names.get(str(mapped).lower(), words.get(str(mapped).strip().lower()))
+        if idx is None:
+            raise ConfigError(f"classifier label {label!r} maps to no task class ({', '.join(classes)})",
+                              "add label_map: {MODEL_LABEL: CLASS} to the task")
+        out[label] = idx
+    return out
