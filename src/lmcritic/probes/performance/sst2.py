@@ -104,9 +104,12 @@ class SST2Accuracy(Probe):
         pred = LABELS[int(probs[1] > probs[0])]
         truth = LABELS.index(case.expected)
         correct = pred == case.expected
+        words = self.config.label_words
+        explain = {"context": case.input["prompt"], "target": words[LABELS.index(pred)],
+                   "foil": words[1 - LABELS.index(pred)]}  # why the model chose its answer over the other
         return Record(
             case_id=case.id,
-            input=case.input,
+            input={**case.input, "explain": explain},
             output={"prediction": pred, "label_logprobs": lls, "probs": probs},
             scores={"correct": float(correct), "p_true": probs[truth], "confidence": max(probs),
                     "margin": abs(lls[1] - lls[0])},

@@ -1,0 +1,129 @@
+"""What an explanation is: the target being explained and the scores given to the input's tokens and words.
+
+Everything is a frozen dataclass that round-trips through JSON (``lmcritic._serde``), so explanations can be
+stored with a run and read back by the report and by diagnosis.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from lmcritic.errors import InputError
+
+KINDS = ("continuation", "label")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to explain.
+
+    ``kind="continuation"``: log P(``target`` | ``text``) of a causal LM, minus log P(``foil`` | ``text``) when a
+    foil is given. ``kind="label"``: log P(``target`` label | ``text``) of a classifier (minus the foil label's).
+    ``span`` is the character range of ``text`` that holds the actual input (e.g. the review inside a prompt
+    template): faithfulness removes, and spurious shares count, only words inside it. None: the whole text.
+    """
+
+    text: str
+    target: str
+    foil: str | None = None
+    kind: str = "continuation"
+    span: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InputError(f"unknown explanation target kind {self.kind!r}", f"use one of {', '.join(KINDS)}")
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise InputError("the text to explain is empty", "give the context or text the model saw")
+        if not isinstance(self.target, str) or not self.target:
+            raise InputError("the explanation target is empty", "give the continuation or label to explain")
+        if self.span is not None:
+            lo, hi = self.span
+            if not 0 <= lo < hi <= len(self.text):
+                raise InputError(f"span {self.span} is outside the text (length {len(self.text)})")
+
+    @classmethod
+    def from_explain(cls, data: Mapping[str, Any], span_text: str | None = None) -> "Target":
+        """From ``Record.input["explain"]``: ``{"context", "target", "foil"}`` or ``{"text", "label"}``.
+
+        ``span_text``: a substring of the context to restrict removal to (its last occurrence).
+        """
+        if not isinstance(data, Mapping):
+            raise InputError("input['explain'] must be a mapping", "use {'context','target','foil'} or {'text','label'}")
+        if "context" in data and "target" in data:
+            text, target, kind = data["context"], data["target"], "continuation"
+        elif "text" in data and "label" in data:
+            text, target, kind = data["text"], data["label"], "label"
+        else:
+            raise InputError(f"input['explain'] has keys {sorted(data)}",
+                             "it needs context+target (+foil) or text+label")
+        span = None
+        if span_text and isinstance(text, str):
+            at = text.rfind(span_text)
+            span = (at, at + len(span_text)) if at >= 0 and span_text.strip() else None
+        return cls(text=text, target=str(target), foil=data.get("foil"), kind=kind, span=span)
+
+    def label(self) -> str:
+        """A short human description, e.g. ``' negative' vs ' positive'``."""
+        vs = f" vs {self.foil!r}" if self.foil is not None else ""
+        return f"{self.target!r}{vs}"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Scores for each input token and word; positive means the part pushes toward ``target`` (vs the foil).
+
+    ``score`` is the explained quantity f(x) on the full input and ``baseline_score`` f at the baseline (IG);
+    ``delta`` is integrated gradients' convergence delta: sum(attributions) - (f(x) - f(baseline)).
+    ``attention`` (attention methods only) is the token-by-token matrix the scores were read from.
+    """
+
+    method: str
+    target: Target
+    tokens: tuple[str, ...]
+    offsets: tuple[tuple[int, int], ...]
+    scores: tuple[float, ...]
+    words: tuple[str, ...]
+    word_offsets: tuple[tuple[int, int], ...]
+    word_scores: tuple[float, ...]
+    score: float | None = None
+    baseline_score: float | None = None
+    delta: float | None = None
+    n_steps: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    attention: tuple[tuple[float, ...], ...] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def top_words(self, k: int = 5) -> list[tuple[str, float]]:
+        """The k words of the span pushing hardest toward the target, strongest first."""
+        order = sorted(self.in_span(), key=lambda i: -self.word_scores[i])
+        return [(self.words[i], self.word_scores[i]) for i in order[:k]]
+
+    def in_span(self) -> list[int]:
+        """Indices of the words inside the target's span (all words when there is no span)."""
+        if self.target.span is None:
+            return list(range(len(self.words)))
+        lo, hi = self.target.span
+        return [i for i, (a, b) in enumerate(self.word_offsets) if a >= lo and b <= hi]
+
+
+@dataclass(frozen=True)
+class Faithfulness:
+    """ERASER (DeYoung et al., 2020) faithfulness of one explanation, as AOPC over top-k% removal.
+
+    comprehensiveness = f(x) - f(x without the top k% words): high is faithful (removing them hurts).
+    sufficiency = f(x) - f(only the top k% words): low is faithful (they alone keep the prediction).
+    ``random_*`` are the same for random word orders (the floor an explanation should beat). ``units``:
+    "probability" (classifier label, or target vs foil) or "logprob" (a continuation without foil).
+    """
+
+    method: str
+    comprehensiveness: float
+    sufficiency: float
+    random_comprehensiveness: float
+    random_sufficiency: float
+    per_k: dict[str, dict[str, float]]
+    full_score: float
+    units: str
+    n_words: int
+    n_queries: int
+    seconds: float
