@@ -1,0 +1,163 @@
+"""``robustness.attack``: adversarial attacks on SST-2 sentiment (prompted classification on a causal LM, or
+a classifier head), within a per-example query budget.
+
+Reports, per recipe and with n and a 95% CI: clean accuracy vs accuracy under attack (McNemar, BH-corrected
+over recipes), attack success rate on the examples the model got right, queries per attacked example, share
+of words changed and MiniLM similarity of successful attacks; and the worst-case accuracy across recipes.
+Every case stores original, adversarial text, edits, queries and the recipe, plus explanation targets for
+both sides of the pair (``input["explain"]`` / ``input["explain_variant"]``).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from lmcritic import stats
+from lmcritic.attacks import Status
+from lmcritic.backends.base import Backend
+from lmcritic.probes.base import Case, Finding, Probe, Record, Severity, Verdict
+from lmcritic.probes.robustness import attack_common as common
+
+
+class AttackProbe(Probe):
+    name = "robustness.attack"
+    area = "robustness"
+    chunk_size = 4  # attacks are slow: store every few so a killed run loses little
+    Config = common.AttackConfig
+
+    def __init__(self, **config) -> None:
+        super().__init__(**config)
+        self._attacks: dict = {}
+
+    def not_applicable(self, model: Backend) -> str | None:
+        return common.not_applicable(model)
+
+    def cases(self) -> Iterable[Case]:
+        return common.cases(self.config, "attack")
+
+    def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
+        return [self._record(model, c) for c in cases]
+
+    def summarize(self, records: Sequence[Record]) -> list[Finding]:
+        if not records:
+            return []
+        recipes = list(dict.fromkeys(r.tags["recipe"] for r in records))
+        by = {name: [r for r in records if r.tags["recipe"] == name] for name in recipes}
+        drops = [self._drop(name, rs) for name, rs in by.items()]
+        adjusted = stats.benjamini_hochberg([f.details["p_value"] for f in drops])
+        drops = [_with_p(f, p) for f, p in zip(drops, adjusted)]
+        out: list[Finding] = []
+        for (name, rs), drop in zip(by.items(), drops):
+            out += [drop, *self._figures(name, rs)]
+        if len(recipes) > 1:
+            out.append(self._worst_case(by))
+        return out
+
+    # -- scoring ------------------------------------------------------------------------------------
+    def _attack(self, model: Backend, recipe: str):
+        if recipe not in self._attacks:
+            self._attacks[recipe] = common.build(self.config, model, recipe)
+        return self._attacks[recipe]
+
+    def _record(self, model: Backend, case: Case) -> Record:
+        attack = self._attack(model, case.tags["recipe"])
+        result = attack.attack(model, common.example(model, attack, case))
+        clean = result.status is not Status.SKIPPED and result.original_score is not None
+        robust = clean and not result.succeeded
+        scores = {"clean_correct": float(clean), "attacked_correct": float(robust), "queries": float(result.queries)}
+        if clean:
+            scores["success"] = float(result.succeeded)
+        if result.succeeded:
+            scores["changed_fraction"] = result.changed_fraction
+            if result.similarity is not None:
+                scores["similarity"] = result.similarity
+        truth = case.expected
+        inp = {**case.input, "explain": common.explain(attack, result.original, truth),
+               "explain_variant": common.explain(attack, result.adversarial, truth)}
+        return Record(case_id=case.id, input=inp, output=common.payload(result), scores=scores,
+                      tags={**case.tags, "expected": truth, "status": result.status.value,
+                            "importance": result.importance}, passed=robust)
+
+    # -- findings -----------------------------------------------------------------------------------
+    def _drop(self, recipe: str, rs: Sequence[Record]) -> Finding:
+        clean = [bool(r.scores["clean_correct"]) for r in rs]
+        attacked = [bool(r.scores["attacked_correct"]) for r in rs]
+        c, a = stats.proportion(clean), stats.proportion(attacked)
+        p = stats.mcnemar(clean, attacked)
+        worst = sorted((r for r in rs if r.tags["status"] == "succeeded"), key=lambda r: r.scores.get(
+            "changed_fraction", 1.0))
+        plot = {"kind": "bars", "title": f"accuracy clean vs under attack ({recipe})",
+                "labels": ["clean", f"attacked ({recipe})"], "values": [c.value, a.value],
+                "ci_low": [c.ci_low, a.ci_low], "ci_high": [c.ci_high, a.ci_high], "n": [c.n, a.n]}
+        examples = [{"case": r.case_id, "original": r.output["original"], "adversarial": r.output["adversarial"],
+                     "prediction": r.output["adversarial_prediction"], "queries": r.output["queries"]}
+                    for r in worst[:5]]
+        gap = c.value - a.value
+        return Finding(
+            probe=self.name, name=f"accuracy_under_attack/{recipe}", verdict=Verdict.PASS,
+            severity=_severity(gap), estimate=a, evidence=tuple(r.case_id for r in worst[:10]),
+            summary=f"{recipe}: accuracy {c.value:.3f} clean → {a} under attack (budget {self.config.budget} "
+                    f"queries/example)",
+            details={"clean_accuracy": _est(c), "attacked_accuracy": _est(a), "p_value": p, "plot": plot,
+                     "examples": examples, "budget": self.config.budget, "recipe": recipe},
+        )
+
+    def _figures(self, recipe: str, rs: Sequence[Record]) -> list[Finding]:
+        attacked = [r for r in rs if "success" in r.scores]
+        won = [r for r in attacked if r.scores["success"]]
+        rate = stats.proportion([bool(r.scores["success"]) for r in attacked])
+        out = [Finding(
+            probe=self.name, name=f"attack_success_rate/{recipe}", estimate=rate, severity=_severity(rate.value - 0.2),
+            verdict=Verdict.FAIL if rate.n and rate.value > 0.5 else Verdict.PASS,
+            evidence=tuple(r.case_id for r in won[:10]),
+            summary=f"{recipe}: {rate} of correctly classified examples flipped "
+                    f"({sum(r.tags['status'] == 'budget' for r in attacked)} stopped by the budget)",
+            details={"by_status": _count(r.tags["status"] for r in rs)})]
+        for key, what, pool in (("queries", "queries per attacked example", attacked),
+                                ("changed_fraction", "share of words changed (successes)", won),
+                                ("similarity", "MiniLM similarity to the original (successes)", won)):
+            vals = [r.scores[key] for r in pool if key in r.scores]
+            if vals:
+                est = stats.mean(vals)
+                out.append(Finding(probe=self.name, name=f"{key}/{recipe}", verdict=Verdict.PASS,
+                                   severity=Severity.INFO, estimate=est, summary=f"{recipe}: {what} {est}"))
+        return out
+
+    def _worst_case(self, by: dict[str, list[Record]]) -> Finding:
+        accs = {name: stats.proportion([bool(r.passed) for r in rs]) for name, rs in by.items()}
+        name = min(accs, key=lambda k: accs[k].value)
+        lines = sorted({r.tags["line"] for rs in by.values() for r in rs})
+        robust = {line: all(r.passed for rs in by.values() for r in rs if r.tags["line"] == line) for line in lines}
+        union = stats.proportion(list(robust.values()))
+        plot = {"kind": "bars", "title": "accuracy under each attack", "labels": list(accs),
+                "values": [e.value for e in accs.values()], "ci_low": [e.ci_low for e in accs.values()],
+                "ci_high": [e.ci_high for e in accs.values()], "n": [e.n for e in accs.values()]}
+        return Finding(probe=self.name, name="worst_case_accuracy", verdict=Verdict.PASS,
+                       severity=Severity.INFO, estimate=accs[name],
+                       summary=f"worst-case accuracy across recipes {accs[name]} ({name}); robust to every recipe: "
+                               f"{union}", details={"by_recipe": {k: _est(v) for k, v in accs.items()},
+                                                   "robust_to_all": _est(union), "plot": plot})
+
+
+def _with_p(f: Finding, p_adj: float) -> Finding:
+    from dataclasses import replace
+
+    fail = p_adj < 0.05 and f.severity is not Severity.INFO
+    return replace(f, verdict=Verdict.FAIL if fail else Verdict.PASS, details={**f.details, "p_adjusted": p_adj},
+                   summary=f.summary + f"; McNemar p={f.details['p_value']:.3g} (BH {p_adj:.3g})")
+
+
+def _est(e) -> dict:
+    return {"value": e.value, "n": e.n, "ci_low": e.ci_low, "ci_high": e.ci_high}
+
+
+def _count(items: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in items:
+        out[x] = out.get(x, 0) + 1
+    return out
+
+
+def _severity(gap: float) -> Severity:
+    if gap <= 0.05:
+        return Severity.INFO
+    return Severity.HIGH if gap >= 0.3 else Severity.MEDIUM if gap >= 0.15 else Severity.LOW

@@ -1,0 +1,118 @@
+"""What ``robustness.attack`` and ``robustness.detect`` share: the SST-2 examples, the attack built for a
+backend (prompted classification on a causal LM, or a classifier head), and a result as JSON.
+
+Both probes build the same deterministic attack, so when both run, the second one's model calls are cache
+hits in the run's cache wrapper.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from lmcritic.attacks import Attack, AttackResult, BelowRival, ClassifierVictim, Example, PromptedVictim, UntargetedFlip
+from lmcritic.attacks.recipes import build_recipe
+from lmcritic.backends.base import Backend
+from lmcritic.errors import ConfigError
+from lmcritic.probes.base import Case, ProbeConfig
+from lmcritic.probes.robustness._classify import sst2_helper
+from lmcritic.requests import Capability
+
+LABELS = ("negative", "positive")
+GOALS = ("untargeted", "below_rival")
+
+
+@dataclass(frozen=True)
+class AttackConfig(ProbeConfig):
+    data: str | None = None  # None: the packaged SST-2 dev sample; or a .tsv/.csv/.jsonl with text + 0/1 label
+    n: int = 30
+    recipes: tuple[str, ...] = ("deepwordbug",)
+    budget: int = 100  # model queries per attacked example
+    importance: str | None = None  # None: the recipe's (auto = gradient on white-box backends, else loo)
+    width: int = 1  # 1 greedy, >1 beam search
+    max_candidates: int | None = None
+    similarity: float | None = None  # extra MiniLM similarity floor (textfooler has its own 0.8)
+    max_words: float | None = 0.25  # at most this share of words changed
+    goal: str = "untargeted"  # or below_rival (log-likelihood of the correct answer below the rival's)
+    template: str = "Review: {{ text }}\nSentiment:"
+    label_words: tuple[str, ...] = (" negative", " positive")
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n <= 0 or self.budget <= 0:
+            raise ValueError("n and budget must be > 0")
+        if not self.recipes:
+            raise ValueError("recipes needs at least one recipe name")
+        if self.goal not in GOALS:
+            raise ValueError(f"goal must be one of {GOALS}")
+
+
+def cases(cfg: AttackConfig, prefix: str) -> list[Case]:
+    """Examples × recipes; ids carry both, so resume and cross-probe joins line up."""
+    from lmcritic.attacks import RECIPES
+
+    for r in cfg.recipes:
+        RECIPES.get(r)  # unknown names fail at plan time with "did you mean"
+    rows = sst2_helper(cfg.data, cfg.template, cfg.label_words)._rows()[: cfg.n]
+    return [Case(id=f"{prefix}-{recipe}-{row['source_line']}",
+                 input={"text": row["text"]}, expected=LABELS[row["label"]],
+                 tags={"source": row["source"], "line": row["source_line"], "attack": recipe, "recipe": recipe})
+            for recipe in cfg.recipes for row in rows]
+
+
+def not_applicable(model: Backend) -> str | None:
+    if model.supports(Capability.LOGLIKELIHOOD) or model.supports(Capability.CLASSIFY):
+        return None
+    return f"needs loglikelihood (prompted classification) or classify; the {model.kind} backend offers neither"
+
+
+def build(cfg: AttackConfig, model: Backend, recipe: str) -> Attack:
+    """The recipe's attack for this backend: a prompted victim on causal LMs, the head otherwise."""
+    prompted = model.supports(Capability.LOGLIKELIHOOD)
+    victim = PromptedVictim(cfg.template, LABELS, cfg.label_words) if prompted else ClassifierVictim()
+    goal = BelowRival(victim) if cfg.goal == "below_rival" else UntargetedFlip(victim)
+    opts = {k: getattr(cfg, k) for k in ("importance", "max_candidates", "similarity", "max_words")
+            if getattr(cfg, k) is not None}
+    return build_recipe(recipe, goal, budget=cfg.budget, width=cfg.width, seed=cfg.seed, **opts)
+
+
+def example(model: Backend, attack: Attack, case: Case) -> Example:
+    """The case as an attack example, its label named as the backend names it."""
+    victim = attack.goal.victim  # type: ignore[attr-defined]
+    label = case.expected
+    if isinstance(victim, ClassifierVictim):
+        label = label_name(victim.answers(model, Example(case.input["text"])), label)
+    return Example(case.input["text"], label=label)
+
+
+def label_name(labels: Sequence[str], label: str) -> str:
+    """``label`` (negative/positive) as a binary classifier names it (also LABEL_0/LABEL_1, 0/1)."""
+    low = [x.lower() for x in labels]
+    k = LABELS.index(label)
+    for names in ((label,), (f"label_{k}",), (str(k),), (label[:3],)):
+        if names[0] in low:
+            return labels[low.index(names[0])]
+    raise ConfigError(f"classifier labels {list(labels)} are not a negative/positive pair",
+                      "use a binary sentiment classifier (labels negative/positive or LABEL_0/LABEL_1)")
+
+
+def explain(attack: Attack, text: str, label: str) -> dict[str, Any]:
+    """The explanation target for one side of the pair (prompt/answer/rival, or text/label for a head)."""
+    victim = attack.goal.victim  # type: ignore[attr-defined]
+    if isinstance(victim, PromptedVictim):
+        from lmcritic.attacks.goals import render
+
+        k = LABELS.index(label)
+        return {"context": render(victim.template, text), "target": victim.words[k], "foil": victim.words[1 - k]}
+    return {"text": text, "label": label}
+
+
+def payload(result: AttackResult) -> dict[str, Any]:
+    """An attack result as JSON scalars/lists for ``Record.output``."""
+    return {"status": result.status.value, "original": result.original, "adversarial": result.adversarial,
+            "edits": [{"start": e.start, "end": e.end, "before": e.before, "after": e.after, "kind": e.kind}
+                      for e in result.edits],
+            "queries": result.queries, "recipe": result.recipe, "importance": result.importance,
+            "original_prediction": result.original_prediction,
+            "adversarial_prediction": result.adversarial_prediction, "original_score": result.original_score,
+            "adversarial_score": result.adversarial_score, "words_changed": result.words_changed,
+            "n_words": result.n_words, "similarity": result.similarity, **result.details}
