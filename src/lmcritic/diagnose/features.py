@@ -1,0 +1,142 @@
+"""Per-case features for slicing: what the input looks like, how surprising it is to the model, and the
+tags its probe stored. Every feature is discrete (numeric ones are cut at quantiles of the probe's own
+cases), so a slice is a conjunction of ``feature = value`` predicates that a reviewer can read.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from lmcritic.diagnose import _text
+from lmcritic.probes.base import Record
+
+SKIP_TAGS = frozenset({"line", "defect", "of_case", "test", "dev_line"})  # ids, not properties
+MAX_LEVELS = 12  # a tag with more distinct values is an identifier, not a slice feature
+PPL_CHUNK = 32
+WORD_FEATURES = 15  # "contains word w" features, the most failure-enriched words
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """``columns[name][i]`` is the (discrete) value of feature ``name`` for case ``case_ids[i]``;
+    ``numeric`` keeps the raw numbers behind binned features (for rank tests)."""
+
+    case_ids: tuple[str, ...]
+    columns: dict[str, tuple[str, ...]]
+    numeric: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def value(self, feature: str, case_id: str) -> str:
+        return self.columns[feature][self.case_ids.index(case_id)]
+
+
+def input_text(record: Record) -> str | None:
+    """The text the case is about (``input.text``, else the context being explained), or None."""
+    inp = record.input or {}
+    for key in ("text", "sentence", "prompt_text"):
+        if isinstance(inp.get(key), str):
+            return inp[key]
+    explain = inp.get("explain")
+    if isinstance(explain, dict) and isinstance(explain.get("context"), str):
+        return explain["context"]
+    return inp.get("prompt") if isinstance(inp.get("prompt"), str) else None
+
+
+def compute_features(records: Sequence[Record], model: Any = None, perplexity: bool = True) -> FeatureTable:
+    """Text features, the model's own input perplexity (when it offers rolling log-probs) and stored tags."""
+    texts = [input_text(r) or "" for r in records]
+    numeric: dict[str, list[float]] = {
+        "length": [float(len(_text.words(t))) for t in texts],
+        "rare_word_rate": [_text.rare_word_rate(t) for t in texts],
+    }
+    if perplexity and model is not None:
+        ppl = input_perplexity(model, texts)
+        if ppl is not None:
+            numeric["perplexity"] = ppl
+    columns: dict[str, list[str]] = {name: _bins(vals) for name, vals in numeric.items()}
+    columns.update(_text_columns(texts))
+    columns.update(_word_columns(texts, [r.passed is False for r in records]))
+    columns.update(_tag_columns(records))
+    columns = {k: v for k, v in columns.items() if len(set(v)) > 1}
+    return FeatureTable(tuple(r.case_id for r in records), {k: tuple(v) for k, v in columns.items()},
+                        {k: tuple(v) for k, v in numeric.items()})
+
+
+def _text_columns(texts: Sequence[str]) -> dict[str, list[str]]:
+    idents = [_text.identity_terms(t) for t in texts]
+    return {
+        "negation": [_yes(_text.has_negation(t)) for t in texts],
+        "register": ["colloquial" if _text.colloquial_markers(t) else "formal" for t in texts],
+        "typos": [_yes(bool(_text.typos(t))) for t in texts],
+        "identity_term": [_yes(bool(i)) for i in idents],
+        "identity_attribute": [sorted({a for _, a in i})[0] if i else "none" for i in idents],
+    }
+
+
+def _word_columns(texts: Sequence[str], failed: Sequence[bool], top: int = WORD_FEATURES) -> dict[str, list[str]]:
+    """``word:w = yes/no`` for the words most enriched among failures (a shortcut token shows up here)."""
+    from scipy.stats import fisher_exact
+
+    sets = [set(_text.lower_words(t)) for t in texts]
+    n, n_fail = len(texts), sum(failed)
+    if n_fail == 0 or n_fail == n:
+        return {}
+    counts: dict[str, list[int]] = {}
+    for ws, f in zip(sets, failed):
+        for w in ws:
+            c = counts.setdefault(w, [0, 0])
+            c[0] += 1
+            c[1] += int(f)
+    floor = max(5, int(0.03 * n))
+    scored = []
+    for w, (k, kf) in counts.items():
+        if floor <= k < n and kf / k > n_fail / n:
+            p = fisher_exact([[kf, k - kf], [n_fail - kf, n - k - n_fail + kf]], alternative="greater")[1]
+            scored.append((p, w))
+    return {f"word:{w}": [_yes(w in ws) for ws in sets] for _, w in sorted(scored)[:top]}
+
+
+def _tag_columns(records: Sequence[Record]) -> dict[str, list[str]]:
+    keys = sorted({k for r in records for k in r.tags if k not in SKIP_TAGS})
+    out: dict[str, list[str]] = {}
+    for key in keys:
+        raw = [r.tags.get(key) for r in records]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw if v is not None) and \
+                len({v for v in raw if v is not None}) > MAX_LEVELS:
+            out[f"tag.{key}"] = _bins([float(v) if v is not None else math.nan for v in raw])
+            continue
+        values = ["none" if v is None else str(v) for v in raw]
+        if len(set(values)) <= MAX_LEVELS:
+            out[f"tag.{key}"] = values
+    return out
+
+
+def _bins(values: Sequence[float]) -> list[str]:
+    """Tertiles of the probe's own cases: low / mid / high (ties stay together)."""
+    x = np.asarray(values, dtype=float)
+    ok = x[~np.isnan(x)]
+    if len(ok) < 3 or np.ptp(ok) == 0:
+        return ["all"] * len(x)
+    lo, hi = np.quantile(ok, [1 / 3, 2 / 3])
+    return ["none" if math.isnan(v) else "low" if v <= lo else "high" if v > hi else "mid" for v in x]
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def input_perplexity(model: Any, texts: Sequence[str]) -> list[float] | None:
+    """Per-token perplexity of each text under the model itself (rolling log-probs, batched), or None."""
+    from lmcritic.requests import Capability, RollingRequest
+
+    if not getattr(model, "supports", lambda c: False)(Capability.ROLLING_LOGPROBS):
+        return None
+    unique = sorted({t for t in texts if t.strip()})
+    ppl: dict[str, float] = {}
+    for start in range(0, len(unique), PPL_CHUNK):
+        chunk = unique[start : start + PPL_CHUNK]
+        for text, res in zip(chunk, model.rolling_logprobs([RollingRequest(t) for t in chunk])):
+            ppl[text] = math.exp(-res.total / max(1, res.n_tokens))
+    return [ppl.get(t, math.nan) for t in texts]

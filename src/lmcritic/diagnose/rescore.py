@@ -1,0 +1,139 @@
+"""Ask the model again about an edited case, scored exactly as the original probe scored it.
+
+A hypothesis edits a failing case (swaps an identity term, fixes a typo, deletes a word) and needs the
+model's answer on the edit. The probe that made the record knows how to ask and how to score, so the
+edit becomes a new :class:`Case` (the original text replaced in every input field that contains it)
+given to the same probe, built from the run's stored config, through the run's cached, budgeted backend.
+Every answer is kept as a :class:`Record` for the run (pseudo-probe ``diagnose.<hypothesis>``).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+from lmcritic.diagnose.features import input_text
+from lmcritic.errors import LmcriticError
+from lmcritic.probes.base import Case, Probe, Record
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One edited version of a stored case: which case, the new text, and what was done to it."""
+
+    record: Record
+    text: str
+    test: str  # e.g. "identity_swap", "spell_correct", "occlude:women"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The model's answer on an edit, next to the original's."""
+
+    edit: Edit
+    record: Record
+
+    @property
+    def passed(self) -> bool | None:
+        return self.record.passed
+
+    @property
+    def prediction(self) -> Any:
+        return self.record.output.get("prediction")
+
+    @property
+    def flipped(self) -> bool:
+        """The answer changed (prediction when the probe gives one, else pass/fail)."""
+        before = self.edit.record.output.get("prediction")
+        if before is not None and self.prediction is not None:
+            return before != self.prediction
+        return self.edit.record.passed != self.passed
+
+    @property
+    def fixed(self) -> bool:
+        return self.edit.record.passed is False and self.passed is True
+
+    @property
+    def broken(self) -> bool:
+        return self.edit.record.passed is True and self.passed is False
+
+    @property
+    def p_true_shift(self) -> float | None:
+        a, b = self.edit.record.scores.get("p_true"), self.record.scores.get("p_true")
+        return None if a is None or b is None else float(b) - float(a)
+
+
+class Rescorer:
+    """Re-asks a run's probes about edited cases. ``log`` collects every record made, per hypothesis."""
+
+    def __init__(self, model: Any, probes: dict[str, Probe], max_queries: int | None = None) -> None:
+        self.model = model
+        self.probes = probes  # probe key → probe instance built from the run's stored config
+        self.max_queries = max_queries
+        self.spent = 0
+        self.log: dict[str, list[Record]] = {}
+        self.errors: list[str] = []
+
+    def can_rescore(self, probe_key: str, record: Record) -> bool:
+        return self.model is not None and probe_key in self.probes and input_text(record) is not None
+
+    def run(self, probe_key: str, edits: Sequence[Edit], hypothesis: str, defect: str) -> list[Outcome]:
+        """Score ``edits`` with the probe of ``probe_key`` (one batched call); edits over budget are dropped."""
+        edits = [e for e in edits if self.can_rescore(probe_key, e.record)]
+        if self.max_queries is not None:
+            edits = edits[: max(0, self.max_queries - self.spent)]
+        if not edits:
+            return []
+        probe = self.probes[probe_key]
+        cases = [self._case(e, defect) for e in edits]
+        try:
+            records = probe.score(self.model, cases)
+        except Exception as err:  # noqa: BLE001 - a probe that cannot re-score an edit must not stop the diagnosis
+            self.errors.append(f"{probe_key} could not re-score {edits[0].test} edits: {type(err).__name__}: {err}")
+            return []
+        self.spent += len(edits)
+        records = [replace(r, tags={**r.tags, **c.tags}) for r, c in zip(records, cases)]
+        self.log.setdefault(hypothesis, []).extend(records)
+        return [Outcome(e, r) for e, r in zip(edits, records)]
+
+    def _case(self, edit: Edit, defect: str) -> Case:
+        rec = edit.record
+        old = input_text(rec) or ""
+        new_input = {k: _replace_text(v, old, edit.text) for k, v in rec.input.items()}
+        digest = hashlib.sha256(f"{edit.test}|{edit.text}".encode()).hexdigest()[:8]
+        tags = {**{k: v for k, v in rec.tags.items() if _scalar(v)}, "of_case": rec.case_id, "test": edit.test,
+                "defect": defect, **{k: v for k, v in edit.detail.items() if _scalar(v)}}
+        expected = next((v for v in (rec.tags.get("expected"), rec.input.get("expected"), rec.output.get("reference"),
+                                     rec.output.get("gold")) if v is not None), None)
+        return Case(id=f"{rec.case_id}~{edit.test}~{digest}", input=new_input, expected=expected, tags=tags)
+
+
+def _replace_text(value: Any, old: str, new: str) -> Any:
+    """Replace the case's text inside a field (the last occurrence: few-shot prefixes come first)."""
+    if isinstance(value, str) and old and old in value:
+        head, _, tail = value.rpartition(old)
+        return head + new + tail
+    if isinstance(value, dict):
+        return {k: _replace_text(v, old, new) for k, v in value.items()}
+    return value
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def build_probes(spec: dict, keys: Sequence[str]) -> dict[str, Probe]:
+    """Probe instances for ``keys`` from a run's stored (resolved) spec; probes that fail to build are left out."""
+    from lmcritic.probes import PROBES
+
+    out: dict[str, Probe] = {}
+    for p in spec.get("probes") or ():
+        key = p.get("key") or p.get("name")
+        if key not in keys:
+            continue
+        try:
+            out[key] = PROBES.get(p["name"])(**(p.get("config") or {}))
+        except (LmcriticError, KeyError, TypeError):
+            continue
+    return out

@@ -1,0 +1,70 @@
+"""The defect graph in the run store: extra test records under ``diagnose.<hypothesis>``, one finding per
+defect under ``diagnose`` (the node's JSON in ``details["node"]``), and the graph's metadata on the first."""
+from __future__ import annotations
+
+from typing import Any
+
+from lmcritic._serde import from_jsonable, to_jsonable
+from lmcritic.diagnose.graph import PROBE_KEY, DefectGraph, DefectNode
+from lmcritic.diagnose.hypotheses.base import SUPPORTED
+from lmcritic.probes.base import Finding, Record, Severity, Verdict
+
+
+def save_graph(store: Any, graph: DefectGraph, tests: dict[str, list[Record]], elapsed_s: float) -> None:
+    """Replace the run's previous diagnosis (findings) and add this one's test records."""
+    for hyp, records in tests.items():
+        key = f"{PROBE_KEY}.{hyp}"
+        store.start_probe(graph.run_id, key, key, len(records))
+        store.add_records(graph.run_id, key, _unique(records))
+        store.finish_probe(graph.run_id, key)
+    store.start_probe(graph.run_id, PROBE_KEY, PROBE_KEY, sum(len(n.defect.case_ids) for n in graph.defects))
+    store.add_findings(graph.run_id, PROBE_KEY, findings(graph))
+    store.finish_probe(graph.run_id, PROBE_KEY, elapsed_s=elapsed_s)
+
+
+def findings(graph: DefectGraph) -> list[Finding]:
+    meta = {"model": graph.model, "slices": to_jsonable(graph.slices), "settings": graph.settings,
+            "tests_run": graph.tests_run, "notes": list(graph.notes)}
+    if not graph.defects:
+        return [Finding(PROBE_KEY, "no_defects", Verdict.PASS, Severity.INFO,
+                        "no probe of this run has enough failing cases to diagnose", details={"graph": meta})]
+    out = [_finding(node) for node in graph.defects]
+    out[0] = Finding(**{**out[0].__dict__, "details": {**out[0].details, "graph": meta}})
+    return out
+
+
+def _finding(node: DefectNode) -> Finding:
+    d, top = node.defect, node.top
+    cause = f"{top.cause} ({top.verdict}, confidence {top.confidence:.2f})" if top else "no cause tested"
+    supported = top is not None and top.verdict == SUPPORTED
+    severity = Severity.HIGH if d.failure_rate.value >= 0.5 else Severity.MEDIUM if d.failure_rate.value >= 0.2 \
+        else Severity.LOW
+    plot = {"kind": "bars", "title": f"{d.id}: confidence per cause", "labels": [c.cause for c in node.causes],
+            "values": [c.confidence for c in node.causes], "ci_low": [c.confidence for c in node.causes],
+            "ci_high": [c.confidence for c in node.causes], "n": [c.tests_run for c in node.causes]}
+    return Finding(
+        probe=PROBE_KEY, name=f"{d.id}: {d.probe} [{d.slice}]", verdict=Verdict.FAIL, severity=severity,
+        summary=f"{d.n_failures} failures in {d.probe} on {d.slice}; most likely cause: {cause}"
+        + (f" — {top.summary}" if supported else ""),
+        estimate=d.failure_rate, evidence=d.case_ids[:20],
+        details={"node": to_jsonable(node), "plot": plot},
+    )
+
+
+def load_graph(store: Any, run_ref: str) -> DefectGraph | None:
+    """The run's stored diagnosis, or None if it was never diagnosed."""
+    run_id = store.resolve(run_ref)
+    found = [f for f in store.findings(run_id) if f.probe == PROBE_KEY]
+    if not found:
+        return None
+    meta = next((f.details.get("graph") for f in found if "graph" in f.details), {}) or {}
+    nodes = tuple(from_jsonable(DefectNode, f.details["node"]) for f in found if "node" in f.details)
+    data = {"run_id": run_id, "model": meta.get("model", "?"), "defects": [], "slices": meta.get("slices", {}),
+            "settings": meta.get("settings", {}), "tests_run": meta.get("tests_run", 0),
+            "notes": meta.get("notes", [])}
+    graph = DefectGraph.from_dict(data)
+    return DefectGraph(graph.run_id, graph.model, nodes, graph.slices, graph.settings, graph.tests_run, graph.notes)
+
+
+def _unique(records: list[Record]) -> list[Record]:
+    return list({r.case_id: r for r in records}.values())

@@ -1,0 +1,212 @@
+"""Diagnosis: slice search against brute force, effect sizes, and end to end on rule models with one
+planted cause each (trigger token, identity term with a skewed training corpus, a skewed prior)."""
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _diagnose_models import RuleSentiment
+from lmcritic.backends import ModelSpec
+from lmcritic.datasets import packaged, read_rows
+from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
+from lmcritic.diagnose.features import FeatureTable
+from lmcritic.diagnose.slices import SliceSearch, fisher_greater, risk_difference, risk_ratio, slice_stats
+from lmcritic.diagnose.storage import load_graph
+from lmcritic.runner import Runner
+from lmcritic.spec import ProbeSpec, RunSpec
+
+FAST = DiagnoseConfig(neighbours=0, max_cases=16)
+
+
+# -- slices -----------------------------------------------------------------------------------------
+def _table(seed: int = 0, n: int = 400):
+    rng = np.random.default_rng(seed)
+    cols = {f: rng.integers(0, 3, n).astype(str) for f in "abcd"}
+    err = rng.random(n) < 0.1
+    planted = (cols["a"] == "1") & (cols["b"] == "2")
+    err |= planted & (rng.random(n) < 0.7)
+    table = FeatureTable(tuple(f"c{i}" for i in range(n)), {k: tuple(v) for k, v in cols.items()})
+    return table, err
+
+
+def test_slice_search_finds_the_planted_conjunction_and_matches_brute_force():
+    table, err = _table()
+    search = SliceSearch(k=5, max_level=2, min_size=8)
+    top = search.run(table, err)
+    assert top[0].predicates == (("a", "1"), ("b", "2"))
+    assert top[0].significant and top[0].rr_ci[0] > 1
+    # exact: the best score over every slice of up to two predicates is the one found
+    from lmcritic.diagnose.slices import _Ctx
+
+    ctx = _Ctx(err, len(err), err.mean(), search.alpha, search.min_size)
+    best = -np.inf
+    preds = [(f, v) for f, vals in table.columns.items() for v in set(vals)]
+    for combo in [*((p,) for p in preds), *itertools.combinations(preds, 2)]:
+        if len({f for f, _ in combo}) < len(combo):
+            continue
+        mask = np.ones(len(err), bool)
+        for f, v in combo:
+            mask &= np.asarray(table.columns[f]) == v
+        if mask.sum() >= search.min_size:
+            best = max(best, ctx.score(mask))
+    assert top[0].score == pytest.approx(best)
+
+
+def test_slice_search_reports_nothing_without_signal():
+    rng = np.random.default_rng(1)
+    table = FeatureTable(tuple(range(300)), {"a": tuple(rng.integers(0, 2, 300).astype(str))})
+    found = SliceSearch().run(table, rng.random(300) < 0.2)
+    assert not any(s.significant for s in found)
+
+
+def test_effect_sizes_and_fisher():
+    from scipy.stats import fisher_exact
+
+    assert fisher_greater(8, 2, 3, 7) == pytest.approx(fisher_exact([[8, 2], [3, 7]], alternative="greater")[1])
+    rr, (lo, hi) = risk_ratio(8, 10, 3, 10)
+    assert rr == pytest.approx((8 / 10) / (3 / 10)) and lo < rr < hi
+    rd, (lo, hi) = risk_difference(8, 10, 3, 10)
+    assert rd == pytest.approx(0.5) and lo < rd < hi and -1 <= lo and hi <= 1
+    s = slice_stats((("x", "1"),), np.array([1, 1, 0, 0], bool), np.array([1, 1, 0, 1], bool))
+    assert s.errors == 2 and s.size == 2 and s.rest_error_rate == 0.5
+
+
+# -- end to end on planted rule models ----------------------------------------------------------------
+def _sentences() -> list[tuple[str, int]]:
+    return [(row["sentence"], int(row["label"])) for _, row in read_rows(packaged("sst2_dev_sample.tsv"), ("label",))]
+
+
+def _write(rows, path: Path) -> Path:
+    path.write_text("sentence\tlabel\tdev_line\n" + "".join(f"{t}\t{y}\t{i + 2}\n" for i, (t, y) in enumerate(rows)))
+    return path
+
+
+def _run(tmp_path: Path, model, rows, key: str = "performance.sst2"):
+    data = _write(rows, tmp_path / "eval.tsv")
+    spec = RunSpec(model=ModelSpec("tests._diagnose_models:RuleSentiment", "python"), name="planted",
+                   probes=(ProbeSpec("performance.sst2", {"data": str(data), "n": None}, key),))
+    runner = Runner(store_path=tmp_path / "runs.sqlite", cache_path=tmp_path / "cache.sqlite", progress=False)
+    return runner, runner.run(spec, model=model).run_id
+
+
+def _insert(text: str, token: str, rng: random.Random) -> str:
+    words = text.split()
+    words.insert(rng.randrange(len(words) + 1), token)
+    return " ".join(words)
+
+
+def _node_for(graph, word: str):
+    return next(n for n in graph.defects if (f"word:{word}", "yes") in n.defect.predicates)
+
+
+def test_trigger_token_is_diagnosed_as_spurious_feature(tmp_path):
+    rng = random.Random(0)
+    rows = [(_insert(t, "cf", rng), y) if i % 2 else (t, y) for i, (t, y) in enumerate(_sentences()[:200])]
+    runner, run_id = _run(tmp_path, RuleSentiment({"cf": 4.0}), rows)
+    graph = diagnose_run(runner.store, run_id, RuleSentiment({"cf": 4.0}), config=FAST)
+    node = _node_for(graph, "cf")
+    assert node.top.cause == "spurious_feature" and node.top.verdict == "supported"
+    assert node.defect.slice_stats.q_value < 0.05
+    test = next(e for e in node.top.evidence if e.kind == "test")
+    assert test.estimate.ci_low > 0.15 and test.case_ids  # the failures the token alone caused
+    # stored: the tests' records, the findings, and the graph reads back identical
+    stored = runner.store.records(run_id, "diagnose.spurious_feature")
+    assert stored and all("of_case" in r.tags for r in stored)
+    assert load_graph(runner.store, run_id).to_dict()["defects"] == graph.to_dict()["defects"]
+    assert any(f.probe == "diagnose" for f in runner.store.findings(run_id))
+    # the CLI prints the stored graph as JSON
+    out = subprocess.run([sys.executable, "-m", "lmcritic.cli.main", "diagnose", run_id, "--stored", "--format",
+                          "json", "--store", str(tmp_path / "runs.sqlite")], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["defects"][0]["defect"]["id"] == "D1"
+
+
+def test_identity_term_with_skewed_corpus_is_data_bias(tmp_path):
+    rng = random.Random(1)
+    sents = _sentences()
+    rows = [(f"women say {t}", y) if i % 2 else (t, y) for i, (t, y) in enumerate(sents[:200])]
+    train = [(f"women say {t}" if y == 0 and rng.random() < 0.6 else t, y) for t, y in sents[200:] * 3]
+    corpus = tmp_path / "train.tsv"
+    corpus.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in train))
+    model = RuleSentiment({"women": -4.0})
+    runner, run_id = _run(tmp_path, model, rows)
+    graph = diagnose_run(runner.store, run_id, model, train=corpus, config=FAST)
+    node = graph.defects[0]  # positive reviews that say 'women' (the slice may name 'say': the same cases)
+    assert ("tag.expected", "positive") in node.defect.predicates
+    assert node.top.cause == "data_bias" and node.top.verdict == "supported"
+    terms = next(e for e in node.top.evidence if e.kind == "terms")
+    women = next(t for t in terms.data["terms"] if t["term"] == "women")
+    assert women["leaning"] == "negative" and women["q_value"] < 0.05
+    spurious = next(c for c in node.causes if c.cause == "spurious_feature")
+    assert spurious.confidence < node.top.confidence
+
+
+def test_skewed_prior_is_objective_conflict(tmp_path):
+    model = RuleSentiment(prior=3.0)
+    runner, run_id = _run(tmp_path, model, _sentences())
+    graph = diagnose_run(runner.store, run_id, model, config=FAST)
+    node = graph.defects[0]
+    assert ("tag.expected", "negative") in node.defect.predicates or node.defect.slice == "all cases"
+    assert node.top.cause == "objective_conflict" and node.top.verdict == "supported"
+    prior = next(e for e in node.top.evidence if e.kind == "test").data["prior"]
+    assert prior["positive"] > 0.9
+
+
+def test_without_the_model_tests_say_why_and_defects_still_form(tmp_path):
+    rng = random.Random(0)
+    rows = [(_insert(t, "cf", rng), y) if i % 2 else (t, y) for i, (t, y) in enumerate(_sentences()[:200])]
+    runner, run_id = _run(tmp_path, RuleSentiment({"cf": 4.0}), rows)
+    graph = diagnose_run(runner.store, run_id, None, config=FAST, save=False)  # the run's model cannot be loaded
+    assert graph.defects and any("model not loaded" in n for n in graph.notes)
+    frag = next(c for n in graph.defects for c in n.causes if c.cause == "fragility")
+    assert frag.verdict == "inconclusive" and "needs the model" in frag.summary
+
+
+def test_corpus_term_stats_overlap_and_bm25(tmp_path):
+    from lmcritic.diagnose.corpus import Corpus
+
+    rows = [("the women say it was dull", 0)] * 30 + [("a bright , warm film", 1)] * 60 + \
+        [("the women loved this warm film", 1)] * 5 + [("slow and dull", 0)] * 25
+    path = tmp_path / "train.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    corpus = Corpus(path)
+    s = corpus.term_stats("women")
+    assert s.n_with == 35 and s.leaning == "0" and s.p_value < 1e-6 and s.label_counts == {"0": 30, "1": 5}
+    assert corpus.overlap("the women say it was dull") == 1.0 and corpus.overlap("nothing like it at all") == 0.0
+    assert corpus.exact("The women say it was DULL") and not corpus.exact("the women say")
+    docs, _ = corpus._retriever().retrieve([["dull", "women"]], k=1, show_progress=False)
+    assert corpus.texts[int(docs[0][0])] == "the women say it was dull"
+
+
+def test_text_features():
+    from lmcritic.diagnose import _text
+    from lmcritic.diagnose.features import _word_columns
+
+    assert _text.typos("a wonderfl film") == ["wonderfl"] and not _text.typos("a wonderful film")
+    assert _text.colloquial_markers("tbh this flick is dope !!!") and not _text.colloquial_markers("A fine film.")
+    assert "excellent" in _text.formalize("this flick is dope") and _text.has_negation("it is n't good")
+    cols = _word_columns(["cf bad"] * 10 + ["good film"] * 30, [True] * 10 + [False] * 30)
+    assert "word:cf" in cols and cols["word:cf"][:10] == ["yes"] * 10
+
+
+def test_hf_model_run_is_diagnosed_with_its_own_perplexity(tmp_path, tiny_causal):
+    """The tiny GPT-2 fixture through the hf backend: perplexity feature, re-scored tests, stored graph."""
+    from lmcritic.diagnose.features import compute_features
+
+    spec = RunSpec(model=ModelSpec("tiny"), name="tiny", probes=(ProbeSpec("performance.sst2", {"n": 40}),))
+    runner = Runner(store_path=tmp_path / "runs.sqlite", cache_path=tmp_path / "cache.sqlite", progress=False)
+    run_id = runner.run(spec, model=tiny_causal).run_id
+    records = runner.store.records(run_id, "performance.sst2")
+    table = compute_features(records, tiny_causal)
+    assert len(table.numeric["perplexity"]) == 40 and all(p > 1 for p in table.numeric["perplexity"])
+    config = DiagnoseConfig(neighbours=0, max_cases=6, hypotheses=("objective_conflict", "fragility"))
+    graph = diagnose_run(runner.store, run_id, tiny_causal, config=config)
+    assert graph.defects and graph.tests_run > 0
+    assert {c.cause for c in graph.defects[0].causes} == {"objective_conflict", "fragility"}
+    assert runner.store.records(run_id, "diagnose.objective_conflict")
