@@ -171,3 +171,18 @@ def test_stages_run_after_probes_once_and_resume_skips_them(tmp_path, tiny_causa
                            "stages": [{"name": "test.count_wrong", "config": {"tops": 1}}]})
     with pytest.raises(ConfigError, match="stages"):
         RunSpec.from_dict({"model": "x", "probes": ["performance.sst2"], "stages": ["test.count_wrongg"]})
+
+
+def test_builtin_stages_explain_and_diagnose_a_run(tmp_path, tiny_causal_dir, tiny_causal) -> None:
+    """The scan's stages on a real (tiny) run: explanations and the defect graph land in the run."""
+    from lmcritic.spec import StageSpec
+
+    stages = (StageSpec("interpret.explain", {"k": 2}), StageSpec("diagnose", {"max_queries": 300, "max_cases": 6}))
+    spec = RunSpec(model=ModelSpec(name=str(tiny_causal_dir)), probes=(ProbeSpec("performance.sst2", {"n": 24}),),
+                   stages=stages)
+    runner = Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False)
+    out = runner.run(spec, model=tiny_causal)
+    status = {p.probe_key: p.status for p in runner.store.probe_runs(out.run_id)}
+    assert status["stage:interpret.explain"] == "done" and status["stage:diagnose"] == "done", status
+    assert len(runner.store.records(out.run_id, "interpret.explanations")) == 2
+    assert any(f.probe.startswith("diagnose") for f in runner.store.findings(out.run_id))

@@ -47,4 +47,27 @@ def run_stage(name: str, ctx: StageContext, config: dict[str, Any]) -> None:
     STAGES.get(name)(ctx, **config)
 
 
+def explain_stage(ctx: StageContext, k: int = 5, methods: list[str] | None = None, triggers: list[str] = (),
+                  faithfulness: bool = True) -> None:
+    """Explain the run's ``k`` most confident failures with two methods and their faithfulness."""
+    from lmcritic.interpret import attributor
+    from lmcritic.interpret.run import explain_worst
+
+    chosen = [attributor(m) for m in methods] if methods else None
+    explain_worst(ctx.model, ctx.store, ctx.run_id, k=k, methods=chosen, triggers=tuple(triggers),
+                  faithfulness=faithfulness)
+
+
+def diagnose_stage(ctx: StageContext, train: str | None = None, reference: str | None = None,
+                   probes: list[str] | None = None, max_queries: int | None = 4000, max_cases: int = 24) -> None:
+    """Defects → tested causes → evidence → mitigation, stored in the run (see :mod:`lmcritic.diagnose`)."""
+    from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
+
+    config = DiagnoseConfig(probes=tuple(probes) if probes else None, max_queries=max_queries, max_cases=max_cases)
+    diagnose_run(ctx.store, ctx.run_id, model=ctx.model, train=train, reference=reference, config=config)
+
+
+STAGES.add("interpret.explain", explain_stage)
+STAGES.add("diagnose", diagnose_stage)
+
 __all__ = ["STAGES", "StageContext", "check_config", "run_stage"]

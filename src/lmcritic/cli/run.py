@@ -58,17 +58,18 @@ def run_cmd(args: argparse.Namespace) -> int:
 
 def scan_cmd(args: argparse.Namespace) -> int:
     from lmcritic.backends import DEFAULT_MODEL
-    from lmcritic.spec import RunSpec, default_suite
+    from lmcritic.spec import ProbeSpec, RunSpec, default_suite
 
     model: dict[str, Any] = {"name": args.model or DEFAULT_MODEL, "options": _pairs(args.option, "--option")}
     if args.backend:
         model["backend"] = args.backend
     suite, stages = default_suite()
-    sized = {p.name: p.config for p in suite}  # --probe NAME of the suite keeps its scan-sized config
-    probes = args.probe or [p.name for p in suite]
-    overrides = _probe_overrides(args.set, probes)
+    chosen = [p for p in suite if not args.probe or p.name in args.probe or p.key in args.probe]
+    chosen += [ProbeSpec(n) for n in args.probe if not any(n in (p.name, p.key) for p in chosen)]
+    overrides = _probe_overrides(args.set, [p.key for p in chosen])
     data = {"model": model,
-            "probes": [{"name": p, "config": {**sized.get(p, {}), **overrides.get(p, {})}} for p in probes],
+            "probes": [{"name": p.name, "key": p.key, "config": {**p.config, **overrides.get(p.key, {})}}
+                       for p in chosen],
             "stages": [] if args.no_stages else [{"name": s.name, "config": s.config} for s in stages]}
     return _execute(RunSpec.from_dict(data, source="command line"), args)
 
