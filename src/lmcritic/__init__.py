@@ -39,6 +39,7 @@ _EXPORTS = {
     "Registry": "lmcritic.registry",
     "LmcriticError": "lmcritic.errors",
     "run_spec": "lmcritic.runner",
+    "diagnose_run": "lmcritic.diagnose.api",
     "TaskSpec": "lmcritic.tasks",
     "load_task": "lmcritic.tasks",
 }

@@ -10,7 +10,8 @@ import importlib
 import sys
 from typing import Sequence
 
-COMMANDS = ("models", "run", "runs", "serve")  # modules in lmcritic.cli; some register several subcommands
+# modules in lmcritic.cli, in help order; some register several subcommands
+COMMANDS = ("models", "run", "runs", "report", "diff", "explain", "diagnose", "bias", "serve")
 EXIT_BAD_INPUT = 2
 
 
