@@ -46,6 +46,13 @@ def test_scan_show_runs_end_to_end(tmp_path, tiny_causal_dir) -> None:
     assert "## Scorecard" in md
     text = cli("show", "latest", "--cases", "performance.sst2", home=tmp_path, check=True).stdout
     assert "sst2-" in text
+    # the whole default suite (every area) and its stages ran on the tiny model: none failed
+    from lmcritic.spec import default_suite
+
+    probes, stages = default_suite()
+    status = {p["probe_key"]: p["status"] for p in doc["probes"]}
+    want = [p.key for p in probes] + [f"stage:{s.name}" for s in stages]
+    assert all(status.get(k) in ("done", "skipped") for k in want), {k: status.get(k) for k in want}
 
 
 @pytest.mark.parametrize(

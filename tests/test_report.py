@@ -185,7 +185,8 @@ def test_cli_report_and_card(tmp_path, tiny_causal_dir) -> None:
         return subprocess.run([sys.executable, "-m", "lmcritic.cli.main", *args], capture_output=True, text=True,
                               env=env, timeout=300)
 
-    scan = cli("scan", "--model", str(tiny_causal_dir), "--set", "performance.sst2.n=6", "--set",
+    scan = cli("scan", "--model", str(tiny_causal_dir), "--probe", "performance.sst2", "--probe",
+               "performance.perplexity", "--no-stages", "--set", "performance.sst2.n=6", "--set",
                "performance.perplexity.docs=1", "--set", "performance.perplexity.window=32", "--set",
                "performance.perplexity.stride=32", "--no-progress")
     assert scan.returncode == 0, scan.stderr
