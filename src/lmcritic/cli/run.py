@@ -109,11 +109,11 @@ def _runner(args: argparse.Namespace):
 
 
 def _print_summary(store, run_id: str) -> None:
-    from lmcritic.cli.runs import findings_table
+    from lmcritic.cli.runs import failures_table
 
     from rich.console import Console
 
-    Console().print(findings_table(store, run_id))
+    Console().print(failures_table(store, run_id))  # every finding: the report, or `lmcritic show RUN`
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, Any]:

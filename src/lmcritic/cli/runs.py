@@ -76,6 +76,22 @@ def findings_table(store, run_id: str):
     return table
 
 
+def failures_table(store, run_id: str, limit: int = 20):
+    """What a person reads first after a scan: failing findings, most severe first, one line each."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    findings = store.findings(run_id)
+    fails = sorted((f for f in findings if f.verdict.value == "fail"), key=lambda f: -f.severity.rank)
+    table = Table(title=f"{len(fails)} of {len(findings)} findings fail"
+                  + (f" (the {limit} most severe shown)" if len(fails) > limit else ""))
+    for col in ("severity", "probe", "finding", "estimate [95% CI] (n)"):
+        table.add_column(col, overflow="fold")
+    for f in fails[:limit]:
+        table.add_row(f"[red]{f.severity.value}[/red]", f.probe, escape(f.name), str(f.estimate or ""))
+    return table
+
+
 def probes_table(store, run_id: str):
     from rich.markup import escape
     from rich.table import Table
