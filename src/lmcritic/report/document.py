@@ -102,11 +102,12 @@ def _warning_text(value: Any) -> str | None:
 
 
 def _warnings(findings: list[dict]) -> list[str]:
-    seen: dict[str, None] = {}
+    """One line per warning text, naming the findings that carry it (so a reader knows where to look)."""
+    seen: dict[str, list[str]] = {}
     for f in findings:
         if f["content_warning"]:
-            seen.setdefault(f["content_warning"], None)
-    return list(seen)
+            seen.setdefault(f["content_warning"], []).append(f"{f['probe']}:{f['name']}")
+    return [f"{text} ({', '.join(names)})" for text, names in seen.items()]
 
 
 def _areas(findings: list[dict], probes: list[dict]) -> list[dict[str, Any]]:

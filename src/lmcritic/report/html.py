@@ -42,7 +42,7 @@ def _summary(doc: dict) -> str:
              _tile(_secs(h["total_s"]), "run time", "")]
     for a in doc["areas"]:
         if a["n_findings"]:
-            tiles.append(_tile(f"{a['n_fail']} of {a['n_findings']}", f"{a['title']}: failing",
+            tiles.append(_tile(f"{a['n_fail']} of {a['n_findings']}", f"{a['title']}: findings failing",
                                "bad" if a["n_fail"] else "good"))
         else:
             tiles.append(_tile("—", f"{a['title']}: no findings", ""))
