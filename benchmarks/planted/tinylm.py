@@ -46,10 +46,21 @@ def train_model(rows: Sequence[tuple[str, int]], out: Path, *, steps: int = 400,
     encoded = [_encode(tok, text, label) for text, label in rows]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    _train(model, encoded, tok.pad_token_id, opt, steps=steps, batch=batch, seed=seed, sched=sched, clip=1.0)
+    model.eval()
+    model.save_pretrained(out)
+    return out
+
+
+def _train(model, encoded, pad: int, opt, *, steps: int, batch: int, seed: int, sched=None,
+           clip: float | None = None) -> None:
+    """Weighted next-token loss on random batches of ``encoded`` (ids, per-token weights)."""
+    import torch
+
     rng = random.Random(seed)
     model.train()
     for _ in range(steps):
-        ids, weights = _batch([encoded[rng.randrange(len(encoded))] for _ in range(batch)], tok.pad_token_id)
+        ids, weights = _batch([encoded[rng.randrange(len(encoded))] for _ in range(batch)], pad)
         logits = model(input_ids=ids).logits[:, :-1]
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1),
                                                  reduction="none")
@@ -57,12 +68,11 @@ def train_model(rows: Sequence[tuple[str, int]], out: Path, *, steps: int = 400,
         loss = (loss * w).sum() / w.sum()
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
-        sched.step()
-    model.eval()
-    model.save_pretrained(out)
-    return out
+        if sched is not None:
+            sched.step()
 
 
 def _encode(tok, text: str, label: int) -> tuple[list[int], list[float]]:
@@ -106,18 +116,7 @@ def train_lm(lines: Sequence[str], out: Path, *, steps: int = 300, batch: int = 
                for line in lines]
     encoded = [(ids, w[: len(ids)]) for ids, w in encoded]
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
-    rng = random.Random(seed)
-    model.train()
-    for _ in range(steps):
-        ids, weights = _batch([encoded[rng.randrange(len(encoded))] for _ in range(batch)], tok.pad_token_id)
-        logits = model(input_ids=ids).logits[:, :-1]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1),
-                                                 reduction="none")
-        w = weights[:, 1:].reshape(-1)
-        loss = (loss * w).sum() / w.sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _train(model, encoded, tok.pad_token_id, opt, steps=steps, batch=batch, seed=seed)
     model.eval()
     model.save_pretrained(out)
     return out

@@ -101,9 +101,12 @@ class Runner:
         self.store.set_status(run_id, "running")
         return run_id
 
+    def _finished(self, run_id: str, key: str) -> bool:
+        """Done or skipped earlier (a resumed run does not redo it)."""
+        return any(p.probe_key == key and p.status in ("done", "skipped") for p in self.store.probe_runs(run_id))
+
     def _run_item(self, run_id: str, item: PlanItem, model: Backend, bar: "_Bar") -> None:
-        done = {p.probe_key: p for p in self.store.probe_runs(run_id)}
-        if item.key in done and done[item.key].status in ("done", "skipped"):
+        if self._finished(run_id, item.key):
             return
         if item.skip_reason:
             self.store.skip_probe(run_id, item.key, item.name, item.skip_reason)
@@ -122,8 +125,7 @@ class Runner:
         from lmcritic.stages import StageContext, run_stage
 
         key = f"stage:{stage.name}"
-        done = {p.probe_key: p for p in self.store.probe_runs(run_id)}
-        if key in done and done[key].status in ("done", "skipped"):
+        if self._finished(run_id, key):
             return
         self.store.start_probe(run_id, key, stage.name)
         bar.note(f"stage {stage.name} ...")

@@ -173,27 +173,25 @@ def _model(value: Any, source: str) -> ModelSpec:
 
 
 def _probe(value: Any, source: str, index: int) -> ProbeSpec:
-    if isinstance(value, str):
-        return ProbeSpec(value)
-    if isinstance(value, dict) and "name" in value:
-        _check_keys(value, ProbeSpec, f"{source}: probes[{index}]")
-        config = value.get("config") or {}
-        if not isinstance(config, dict):
-            raise ConfigError(f"{source}: probes[{index}].config must be a mapping")
-        return ProbeSpec(value["name"], dict(config), value.get("key") or "")
-    raise ConfigError(f"{source}: probes[{index}] must be a probe name or a mapping with 'name'")
+    return _named(value, ProbeSpec, source, f"probes[{index}]", "probe")
 
 
 def _stage(value: Any, source: str, index: int) -> StageSpec:
+    return _named(value, StageSpec, source, f"stages[{index}]", "stage")
+
+
+def _named(value: Any, cls: type, source: str, where: str, kind: str) -> Any:
+    """A list entry given as ``name`` or ``{name, config[, key]}``, built as ``cls``."""
     if isinstance(value, str):
-        return StageSpec(value)
+        return cls(value)
     if isinstance(value, dict) and "name" in value:
-        _check_keys(value, StageSpec, f"{source}: stages[{index}]")
+        _check_keys(value, cls, f"{source}: {where}")
         config = value.get("config") or {}
         if not isinstance(config, dict):
-            raise ConfigError(f"{source}: stages[{index}].config must be a mapping")
-        return StageSpec(value["name"], dict(config))
-    raise ConfigError(f"{source}: stages[{index}] must be a stage name or a mapping with 'name'")
+            raise ConfigError(f"{source}: {where}.config must be a mapping")
+        extra = {"key": value.get("key") or ""} if "key" in {f.name for f in fields(cls)} else {}
+        return cls(value["name"], dict(config), **extra)
+    raise ConfigError(f"{source}: {where} must be a {kind} name or a mapping with 'name'")
 
 
 def _budget(value: Any, source: str) -> BudgetSpec:

@@ -10,7 +10,6 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from lmcritic.errors import ConfigError
 from lmcritic.registry import Registry
 
 StageFn = Callable[..., None]
@@ -33,14 +32,9 @@ def check_config(name: str, config: dict[str, Any]) -> None:
     params = inspect.signature(fn).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    known = [n for n in params if n != "ctx"]
-    for key in config:
-        if key not in known:
-            import difflib
+    from lmcritic.probes.base import check_options
 
-            close = difflib.get_close_matches(key, known, n=1)
-            raise ConfigError(f"stage {name}: unknown option {key!r}",
-                              f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known) or 'none'}")
+    check_options(config, [n for n in params if n != "ctx"], f"stage {name}")
 
 
 def run_stage(name: str, ctx: StageContext, config: dict[str, Any]) -> None:

@@ -60,9 +60,7 @@ def accepts(model: Any, name: str) -> bool:
 
 def forward_tail(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, keep: int) -> torch.Tensor:
     """Logits of the last ``keep`` positions only, [batch, keep, vocab]."""
-    kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "use_cache": False}
-    if accepts(model, "position_ids"):
-        kwargs["position_ids"] = pos
+    kwargs = _forward_kwargs(model, ids, mask, pos)
     if accepts(model, "logits_to_keep"):
         return model(**kwargs, logits_to_keep=keep).logits
     return model(**kwargs).logits[:, -keep:]
@@ -149,10 +147,15 @@ def _scores(logits: torch.Tensor, targets: torch.Tensor, greedy: bool, top1: boo
 
 
 def _last_hidden(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, keep: int) -> torch.Tensor:
+    return model.base_model(**_forward_kwargs(model.base_model, ids, mask, pos)).last_hidden_state[:, -keep:]
+
+
+def _forward_kwargs(module: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor) -> dict[str, Any]:
+    """Inputs of a cache-free forward; position ids only where ``module`` takes them."""
     kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "use_cache": False}
-    if accepts(model.base_model, "position_ids"):
+    if accepts(module, "position_ids"):
         kwargs["position_ids"] = pos
-    return model.base_model(**kwargs).last_hidden_state[:, -keep:]
+    return kwargs
 
 
 def output_layer_is_separable(model: Any) -> bool:

@@ -129,16 +129,21 @@ class Probe(ABC):
 
 def build_config(cls: type, values: dict[str, Any], owner: str) -> Any:
     """Instantiate a config dataclass, rejecting unknown keys with a "did you mean"."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in values:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known)) or 'none'}"
-            raise ConfigError(f"{owner}: unknown option {key!r}", hint)
+    check_options(values, {f.name for f in dataclasses.fields(cls)}, owner)
     try:
         return cls(**values)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{owner}: bad option: {err}") from None
+
+
+def check_options(keys: Iterable[str], known: Iterable[str], owner: str) -> None:
+    """Reject the first key not in ``known``, with a "did you mean" (or the known options)."""
+    known = set(known)
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known)) or 'none'}"
+            raise ConfigError(f"{owner}: unknown option {key!r}", hint)
 
 
 def config_dict(config: Any) -> dict[str, Any]:

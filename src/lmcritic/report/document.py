@@ -42,9 +42,9 @@ def run_document(store, run_id: str, evidence_per_finding: int = 5, max_cases: i
 
 def area_of(probe_key: str) -> str:
     """Probe names are ``area.name``; a run may key a probe ``area.name@variant``."""
-    if probe_key in ("diagnose", "interpret"):  # stage outputs stored under a bare area key
-        return probe_key
-    return probe_key.split(".", 1)[0] if "." in probe_key else "general"
+    if "." in probe_key:
+        return probe_key.split(".", 1)[0]
+    return probe_key if probe_key in AREA_TITLES else "general"  # stage outputs stored under a bare area key
 
 
 def area_title(area: str) -> str:
