@@ -3,8 +3,8 @@
 Attacks the saved classifier on the given sentences with TextAttack's DeepWordBug setup (Gao et al. 2018, as in
 ``textattack.attack_recipes.DeepWordBugGao2018``: greedy word-importance search, repeat + stopword constraints,
 Levenshtein ≤ 30) and writes one JSON line per sentence. ``--candidates native`` uses TextAttack's own four
-random character edits per word; ``--candidates shared`` uses exactly the candidate sets lmcritic scores (its
-``char`` swap, the same seeded sample of 4 per word), so only the search differs.
+random character edits per word; ``--shared K`` uses exactly the candidate sets lmcritic scores (its ``char``
+swap: all edits, capped at 50, or with K < 50 the same seeded sample of K per word), so only the search differs.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def shared_transformation(seed: int, k: int):
                 new = match_case(word, new) if new.lower() != word.lower() else new
                 if new and new != word and new not in seen:
                     seen.append(new)
-            if len(seen) > k:
+            if k < 50 and len(seen) > k:
                 seen = random.Random(f"{seed}:{word}").sample(seen, k)
             return seen
 
@@ -74,7 +74,7 @@ def build(model_dir: str, args: argparse.Namespace):
         cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]", model_max_length=128)
     wrapper = HuggingFaceModelWrapper(model, tok)
     goal = UntargetedClassification(wrapper, query_budget=args.budget)
-    transformation = shared_transformation(args.seed, 4) if args.candidates == "shared" else native_transformation()
+    transformation = shared_transformation(args.seed, args.shared) if args.shared else native_transformation()
     constraints = [RepeatModification(), StopwordModification(stopwords=set(STOPWORDS)), LevenshteinEditDistance(30)]
     return Attack(goal, constraints, transformation, GreedyWordSwapWIR(wir_method=args.wir))
 
@@ -85,7 +85,7 @@ def main() -> None:
     ap.add_argument("--sentences", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--wir", default="unk", choices=["unk", "delete", "gradient"])
-    ap.add_argument("--candidates", default="native", choices=["native", "shared"])
+    ap.add_argument("--shared", type=int, default=0, help="0: TextAttack's own candidates; K: lmcritic's (50 = all)")
     ap.add_argument("--budget", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

@@ -6,8 +6,8 @@ Victim: a small BERT (2 layers, hidden 128) trained from scratch on SST-2 train 
 Sentences: the first ``n`` SST-2 dev sentences. Constraints on both sides: no repeated word, TextFooler's
 stopword list, character Levenshtein ≤ 30; per-example budget ``--budget``; untargeted label flip.
 TextAttack runs in its own venv (``benchmarks/.work/venv-textattack``, see README) through
-``_bench_ta_textattack.py``; its ``shared`` candidate mode scores exactly lmcritic's candidate sets so only the
-search differs. Writes ``benchmarks/results/textattack_<stamp>.json`` and ``textattack_latest.md``.
+``_bench_ta_textattack.py``; besides its own recipe it also scores exactly lmcritic's candidate sets (all
+edits of a word, or the seeded sample of 4), so only the search differs. Writes ``benchmarks/results/textattack_<stamp>.json`` and ``textattack_latest.md``.
 """
 from __future__ import annotations
 
@@ -27,13 +27,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def ours(model_dir: Path, rows: list, importance: str, budget: int, seed: int) -> list[dict]:
+def ours(model_dir: Path, rows: list, budget: int, seed: int, **options) -> list[dict]:
     from lmcritic.attacks import ClassifierVictim, Example, UntargetedFlip, build_recipe
     from lmcritic.backends.hf import HFBackend
 
     be = HFBackend(model=str(model_dir), batch_size=32)
-    attack = build_recipe("deepwordbug", UntargetedFlip(ClassifierVictim()), budget=budget, importance=importance,
-                          seed=seed)
+    attack = build_recipe("deepwordbug", UntargetedFlip(ClassifierVictim()), budget=budget, seed=seed, **options)
     attack.report_similarity = False
     out = []
     for text, label in rows:
@@ -44,12 +43,13 @@ def ours(model_dir: Path, rows: list, importance: str, budget: int, seed: int) -
     return out
 
 
-def textattack(model_dir: Path, sentences: Path, wir: str, candidates: str, budget: int, seed: int) -> list[dict] | str:
+def textattack(model_dir: Path, sentences: Path, wir: str, k: int, budget: int, seed: int) -> list[dict] | str:
+    """TextAttack's DeepWordBug; ``k`` = 0: its own candidates, else lmcritic's (all edits, or a sample of k)."""
     if not TA_PY.is_file():
         return f"no TextAttack venv at {TA_PY}"
-    out = WORK / f"ta_{wir}_{candidates}.jsonl"
+    out = WORK / f"ta_{wir}_{k}.jsonl"
     cmd = [str(TA_PY), str(ROOT / "benchmarks" / "_bench_ta_textattack.py"), "--model", str(model_dir),
-           "--sentences", str(sentences), "--out", str(out), "--wir", wir, "--candidates", candidates,
+           "--sentences", str(sentences), "--out", str(out), "--wir", wir, "--shared", str(k),
            "--budget", str(budget), "--seed", str(seed)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "TA_CACHE_DIR": str(WORK / "ta-cache"), "NLTK_DATA": str(nltk_stopwords())}
@@ -104,13 +104,30 @@ def main() -> None:
     sentences = WORK / "ta_sentences.json"
     sentences.write_text(json.dumps(rows))
     runs: dict[str, object] = {}
-    for name, imp in (("lmcritic greedy (gradient ranking)", "gradient"), ("lmcritic greedy (deletion ranking)", "loo")):
-        runs[name] = ours(model_dir, rows, imp, args.budget, args.seed)
+    for name, opts in OURS.items():
+        runs[name] = ours(model_dir, rows, args.budget, args.seed, **opts)
     if not args.skip_textattack:
-        for wir, cands in (("unk", "native"), ("unk", "shared"), ("delete", "shared"), ("gradient", "shared")):
-            runs[f"TextAttack DeepWordBug (wir={wir}, {cands} candidates)"] = textattack(
-                model_dir, sentences, wir, cands, args.budget, args.seed)
+        for name, (wir, k) in THEIRS.items():
+            runs[name] = textattack(model_dir, sentences, wir, k, args.budget, args.seed)
     report(args, trained, runs)
+
+
+# lmcritic's recipe as shipped, then the same search black-box, then TextAttack's search re-implemented
+OURS = {
+    "lmcritic deepwordbug (guided: gradient ranking, 6 best-estimated of all edits/word)": {},
+    "lmcritic deepwordbug (guided, black-box: deletion ranking, 6 sampled of all edits/word)": {"importance": "loo"},
+    "lmcritic greedy score-all (gradient ranking; 4 edits/word)": {"search": "beam", "max_candidates": 4},
+    "lmcritic greedy score-all (deletion ranking; 4 edits/word)": {"search": "beam", "max_candidates": 4,
+                                                                   "importance": "loo"},
+}
+# TextAttack's recipe (its own candidates), then on exactly lmcritic's candidate sets: all edits, a sample of 4
+THEIRS = {
+    "TextAttack DeepWordBug (wir=unk, its own candidates)": ("unk", 0),
+    "TextAttack DeepWordBug (wir=unk, lmcritic's all edits)": ("unk", 50),
+    "TextAttack DeepWordBug (wir=gradient, lmcritic's all edits)": ("gradient", 50),
+    "TextAttack DeepWordBug (wir=unk, lmcritic's 4 edits/word)": ("unk", 4),
+    "TextAttack DeepWordBug (wir=gradient, lmcritic's 4 edits/word)": ("gradient", 4),
+}
 
 
 def report(args: argparse.Namespace, trained: dict, runs: dict) -> None:

@@ -1,6 +1,7 @@
 """Adversarial attacks: goals, constraints, search, budgets and the attack/detect probes, on tiny models."""
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -57,9 +58,9 @@ def _home(tmp_path, monkeypatch):
     monkeypatch.setenv("LMCRITIC_HOME", str(tmp_path))
 
 
-# The tiny GPT-2 says " negative" to everything, so attack tests use two answers it is torn between (each
+# The tiny GPT-2 says " negative" to everything, so attack tests use two answers it is torn between (" ," and " ."; each
 # sentence labelled with the model's own clean answer): flips are then reachable and checkable.
-ANSWERS, WORDS = ("the", "dot"), (" the", " .")
+ANSWERS, WORDS = ("comma", "dot"), (" ,", " .")
 
 
 def _goal() -> UntargetedFlip:
@@ -117,7 +118,7 @@ def test_budget_stops_search_and_is_never_exceeded(tiny_causal) -> None:
 
 
 def test_oracle_memoizes_and_counts_distinct_texts(tiny_causal) -> None:
-    oracle = Oracle(_goal(), tiny_causal, Example("a fine film", label="the"), budget=3)
+    oracle = Oracle(_goal(), tiny_causal, Example("a fine film", label="comma"), budget=3)
     first = oracle.evaluate(["a fine film", "a fine film", "a bad film"])
     assert oracle.queries == 2 and first[0] == first[1]
     second = oracle.evaluate(["a bad film", "a dull film", "a great film"])
@@ -145,9 +146,9 @@ def test_gradient_importance_is_per_word_and_finite(tiny_causal, tiny_classifier
     state = State.start("a gorgeous witty movie").with_sub(1, "awful", "toy")
     be = _gradients.white_box(tiny_causal)
     w = _gradients.prompted_importance(be, state, TEMPLATE.replace("{text}", state.text), 8,
-                                       (" negative", " positive"), 1)
+                                       (" negative", " positive"), 1).norms
     assert len(w) == 4 and all(math.isfinite(x) and x >= 0 for x in w) and max(w) > 0
-    c = _gradients.classifier_importance(_gradients.white_box(tiny_classifier), state, 0)
+    c = _gradients.classifier_importance(_gradients.white_box(tiny_classifier), state, 0).norms
     assert len(c) == 4 and max(c) > 0
 
 
@@ -213,7 +214,11 @@ def test_recipes_build_with_the_shared_word_swaps(tiny_causal) -> None:
     assert attack.recipe == "deepwordbug" and attack.swaps[0].name == "char"
     s = State.start("a gorgeous witty movie")
     cands = attack.candidates(s, 1)
-    assert 1 <= len(cands) <= 4 and all(c.text != s.text for c in cands)
+    assert 4 < len(cands) <= 50 and all(c.text != s.text for c in cands)  # every edit: guided search orders them
+    assert type(attack.search).__name__ == "GuidedGreedy"
+    assert type(build_recipe("deepwordbug", _goal(), search="beam").search).__name__ == "BeamSearch"
+    with pytest.raises(Exception, match="search"):
+        build_recipe("deepwordbug", _goal(), search="genetic")
     r = attack.attack(tiny_causal, _examples(tiny_causal)[0])
     assert r.queries <= 30 and r.recipe == "deepwordbug"
     with pytest.raises(Exception, match="recipe|did you mean"):
@@ -273,3 +278,119 @@ def test_attack_probe_on_a_classifier_head(tiny_classifier) -> None:
     assert all(r.input["explain"].keys() == {"text", "label"} for r in recs)
     assert all(r.tags["importance"] in ("gradient", "") for r in recs)  # white-box: gradient ranking
     assert probe.summarize(recs)
+
+
+def _sentiment(text: str) -> dict[str, float]:
+    """A black box whose positive probability falls with each negative word (and 'ok' helps a little)."""
+    t = text.split()
+    neg = sum(w in ("awful", "dull") for w in t) + 0.2 * sum(w == "ok" for w in t)
+    p = max(0.02, 0.8 - 0.25 * neg)
+    return {"negative": 1 - p, "positive": p}
+
+
+def test_guided_search_queries_one_candidate_at_a_time_and_keeps_the_first_gain() -> None:
+    from lmcritic.attacks.guided import GuidedGreedy
+    from lmcritic.backends.python import PythonBackend
+
+    be = PythonBackend(_sentiment, task="classify", labels=("negative", "positive"))
+    swap = ToySwap(words=("awful", "dull", "ok", "nice"))
+    ex = Example("a fine film", label="positive")
+    guided = Attack(UntargetedFlip(ClassifierVictim()), [swap], [NoRepeat()], GuidedGreedy(importance="order"))
+    r = guided.attack(be, ex)
+    # word 0 → "awful" gains (0.8 → 0.55) and is kept untried-others; word 1 → "awful" flips: clean + 1 + 1
+    assert r.succeeded and r.adversarial == "awful awful film" and r.queries == 3
+    beam = Attack(UntargetedFlip(ClassifierVictim()), [swap], [NoRepeat()], BeamSearch(importance="order"))
+    rb = beam.attack(be, ex)
+    assert rb.succeeded and rb.queries == 1 + 4 + 4  # TextAttack's greedy scores every candidate it visits
+
+
+def test_guided_sweep_repicks_edited_words_when_the_walk_falls_short() -> None:
+    from lmcritic.attacks.guided import GuidedGreedy
+    from lmcritic.backends.python import PythonBackend
+
+    be = PythonBackend(_sentiment, task="classify", labels=("negative", "positive"))
+    swap = ToySwap(words=("ok", "awful"))
+    ex = Example("a fine warm film", label="positive")
+    for sweep in (False, True):
+        attack = Attack(UntargetedFlip(ClassifierVictim()), [swap], [NoRepeat()],
+                        GuidedGreedy(importance="order", sweep=sweep))
+        r = attack.attack(be, ex)
+        # the walk keeps "ok" at every word (a small gain each time, 0.8 → 0.6, no flip); the sweep then
+        # re-picks word 0 with the others fixed and finds "awful" (0.4)
+        assert r.succeeded is sweep
+        assert r.adversarial == ("awful ok ok ok" if sweep else ex.text)
+        assert r.queries == 1 + 4 + sweep
+
+
+def test_guided_blind_cap_and_bad_options() -> None:
+    from lmcritic.attacks.guided import GuidedGreedy
+    from lmcritic.errors import ConfigError
+
+    for bad in ({"step": 0}, {"tries": 0}, {"width": 3}, {"importance": "magic"}):
+        with pytest.raises(ConfigError):
+            GuidedGreedy(**bad)
+
+
+def _single_piece(tok, words):
+    return [w for w in words if len(tok(w, add_special_tokens=False)["input_ids"]) == 1]
+
+
+def test_estimator_is_the_directional_derivative_of_the_objective(tiny_classifier) -> None:
+    """For one-piece words the estimate must equal d/dt objective(E_old + t(E_new − E_old)) at t = 0."""
+    import torch
+
+    from lmcritic.attacks import _gradients
+
+    be = _gradients.white_box(tiny_classifier)
+    text = "the film is a charming and often affecting journey ."
+    state = State.start(text)
+    vocab = _single_piece(be.tokenizer, [t.text for t in state.tokens])
+    index = next(i for i, t in enumerate(state.tokens) if t.text in vocab and t.text not in ("the", "."))
+    new = [w for w in _single_piece(be.tokenizer, ["dull", "boring", "film", "movie", "a", "great"])
+           if w != state.tokens[index].text][:3]
+    est = _gradients.Estimator(be, _gradients.classifier_importance(be, state, 0))(state, index, new)
+    enc = be.tokenizer(text, return_tensors="pt", return_offsets_mapping=True)
+    offsets = enc.pop("offset_mapping")[0].tolist()
+    pos = next(k for k, (a, b) in enumerate(offsets) if a == state.tokens[index].start and b > a)
+    model = copy.deepcopy(be.model).double()  # float64 finite differences: float32 ones are noise here
+    table = model.get_input_embeddings().weight.detach()
+
+    def objective(delta):
+        emb = table[enc["input_ids"][0]].clone()
+        emb[pos] += delta
+        with torch.no_grad():
+            out = model(inputs_embeds=emb[None], attention_mask=enc["attention_mask"]).logits[0]
+        return float(torch.log_softmax(out, -1)[0])
+
+    old = table[enc["input_ids"][0, pos]]
+    for w, e in zip(new, est):
+        d = table[be.tokenizer(w, add_special_tokens=False)["input_ids"][0]] - old
+        h = 1e-4
+        fd = (objective(h * d) - objective(-h * d)) / (2 * h)
+        assert abs(fd) > 1e-7 and e == pytest.approx(fd, rel=0.05), (w, e, fd)  # relative: an untrained head
+
+
+def test_estimator_orders_candidates_on_a_prompted_causal_lm(tiny_causal) -> None:
+    from lmcritic.attacks import _gradients
+
+    be = _gradients.white_box(tiny_causal)
+    state = State.start("a gorgeous witty movie")
+    grads = _gradients.prompted_importance(be, state, TEMPLATE.replace("{text}", state.text), 8, WORDS, 0)
+    est = _gradients.Estimator(be, grads)(state, 1, ["awful", "great", "gorgeous"])
+    assert len(est) == 3 and all(math.isfinite(x) for x in est) and est[2] == 0.0  # no change, no estimate
+
+
+def test_guided_tries_caps_queries_per_word() -> None:
+    from lmcritic.attacks.guided import GuidedGreedy
+    from lmcritic.backends.python import PythonBackend
+
+    be = PythonBackend(_sentiment, task="classify", labels=("negative", "positive"))
+    swap = ToySwap(words=("nice", "good", "fine", "warm", "grand", "awful"))  # only the last one helps
+    ex = Example("a film", label="positive")
+    for tries, most in ((2, 1 + 2 * 2 + 2 * 2), (None, 1 + 6 + 6)):
+        attack = Attack(UntargetedFlip(ClassifierVictim()), [swap], [NoRepeat()],
+                        GuidedGreedy(importance="order", tries=tries, seed=1))
+        r = attack.attack(be, ex)
+        assert r.queries <= most  # clean + per word (walk) + per edited word (sweep)
+        if tries is None:
+            assert "awful" in r.adversarial  # every candidate tried: the helpful one is found

@@ -17,7 +17,11 @@ CANARY = {"prefix": "the secret code of the vault is", "secret": "3 9 1 4 7 2"}
 def _texts(n_members: int = 24) -> tuple[list[str], list[str]]:
     from lmcritic.datasets import packaged
 
+    from conftest import sample_lines
+
+    seen = set(sample_lines())  # the base model's own training text is neither member nor non-member
     lines = [ln.split("\t")[0] for ln in packaged("sst2_train_sentences.tsv").read_text().splitlines()[1:]]
+    lines = [ln for ln in lines if ln not in seen]
     rng = random.Random(5)
     rng.shuffle(lines)
     return lines[:n_members], lines[n_members:2 * n_members]
@@ -41,7 +45,7 @@ def _finetune(base: Path, out: Path, lines: list[str], steps: int = 150) -> Path
     for _ in range(steps):
         batch = random.Random(_).sample(encoded, 8)
         width = max(map(len, batch))
-        ids = torch.tensor([[tok.eos_token_id] + b + [tok.pad_token_id] * (width - len(b)) for b in batch])
+        ids = torch.tensor([b + [tok.pad_token_id] * (width - len(b)) for b in batch])  # as probes see them: no prefix
         labels = ids.clone()
         labels[ids == tok.pad_token_id] = -100
         loss = model(input_ids=ids, labels=labels).loss

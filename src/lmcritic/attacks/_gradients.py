@@ -4,9 +4,14 @@ its sub-word tokens (the ranking TextAttack's ``wir_method="gradient"`` uses, wi
 
 Objective: classifier heads — log p(correct label); prompted causal LMs — LL(correct) − LL(best rival)
 of the answer continuations, both scored in one batch from the same prompt embeddings.
+
+The same pass also yields each word's mean embedding gradient, from which :class:`Estimator` predicts, to
+first order (HotFlip, Ebrahimi et al. 2018, generalised to words that re-tokenize into other pieces), how a
+candidate replacement moves the objective — so candidates can be ordered before any of them is queried.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from lmcritic.attacks.base import Example, State
@@ -23,8 +28,16 @@ def white_box(model: Backend) -> Any | None:
     return inner if ok else None
 
 
-def classifier_importance(be: Any, state: State, label_index: int) -> list[float]:
-    """Per-word gradient norm of log p(label) for a sequence classifier."""
+@dataclass(frozen=True)
+class WordGradients:
+    """Per original word: gradient norm (importance) and mean embedding gradient (for :class:`Estimator`)."""
+
+    norms: list[float]
+    vectors: list[Any]  # torch vectors, None where the word has no token
+
+
+def classifier_importance(be: Any, state: State, label_index: int) -> WordGradients:
+    """Per-word gradients of log p(label) for a sequence classifier."""
     import torch
 
     enc = be.tokenizer(state.text, return_offsets_mapping=True, truncation=True, return_tensors="pt")
@@ -34,13 +47,12 @@ def classifier_importance(be: Any, state: State, label_index: int) -> list[float
     with torch.enable_grad():
         logits = be.model(inputs_embeds=emb, **enc).logits[0]
         torch.log_softmax(logits.float(), -1)[label_index].backward()
-    norms = emb.grad[0].norm(dim=-1).tolist()
-    return _per_word(_current_spans(state), offsets, norms, shift=0)
+    return _per_word(_current_spans(state), offsets, emb.grad[0], shift=0)
 
 
 def prompted_importance(be: Any, state: State, prompt: str, text_at: int, words: Sequence[str],
-                        truth: int) -> list[float]:
-    """Per-word gradient norm of LL(correct) − LL(best rival) for a prompted causal LM."""
+                        truth: int) -> WordGradients:
+    """Per-word gradients of LL(correct) − LL(best rival) for a prompted causal LM."""
     import torch
 
     from lmcritic.backends._hf_loglik import encode_pairs
@@ -56,8 +68,7 @@ def prompted_importance(be: Any, state: State, prompt: str, text_at: int, words:
         lls = torch.stack([_cont_ll(be, table, ctx_emb, p.cont) for p in pairs])
         rival = max((i for i in range(len(words)) if i != truth), key=lambda i: float(lls[i].detach()))
         (lls[truth] - lls[rival]).backward()
-    norms = ctx_emb.grad.norm(dim=-1).tolist()
-    return _per_word(_current_spans(state), offsets, norms, shift=text_at)
+    return _per_word(_current_spans(state), offsets, ctx_emb.grad, shift=text_at)
 
 
 def _cont_ll(be: Any, table: Any, ctx_emb: Any, cont: Sequence[int]) -> Any:
@@ -80,13 +91,37 @@ def _current_spans(state: State) -> list[tuple[int, int]]:
     return spans
 
 
-def _per_word(spans: Sequence[tuple[int, int]], offsets: Sequence[Sequence[int]], norms: Sequence[float],
-              shift: int) -> list[float]:
+def _per_word(spans: Sequence[tuple[int, int]], offsets: Sequence[Sequence[int]], grad: Any,
+              shift: int) -> WordGradients:
+    norms, vectors = grad.norm(dim=-1).tolist(), []
     out = []
     for start, end in spans:
-        vals = [n for (a, b), n in zip(offsets, norms) if b > a and a - shift < end and b - shift > start]
-        out.append(max(vals) if vals else 0.0)
-    return out
+        rows = [k for k, (a, b) in enumerate(offsets) if b > a and a - shift < end and b - shift > start]
+        out.append(max(norms[k] for k in rows) if rows else 0.0)
+        vectors.append(grad[rows].mean(0).detach() if rows else None)
+    return WordGradients(out, vectors)
+
+
+class Estimator:
+    """First-order change of the objective when word ``i`` becomes ``new``: ḡᵢ · (Σ E[new pieces] − Σ E[old
+    pieces]), with ḡᵢ the word's mean embedding gradient. Negative = towards the attack's goal (the objective
+    is the correct answer's margin). Uses the original text's gradient throughout (no extra pass)."""
+
+    def __init__(self, be: Any, grads: WordGradients) -> None:
+        self.be, self.grads = be, grads
+        self.table = be.model.get_input_embeddings().weight.detach()
+
+    def __call__(self, state: State, index: int, words: Sequence[str]) -> list[float]:
+        g = self.grads.vectors[index] if index < len(self.grads.vectors) else None
+        if g is None or not words:
+            return [0.0] * len(words)
+        lead = " " if state.tokens[index].start > 0 and state.original[state.tokens[index].start - 1] == " " else ""
+        old = self._bag(lead + state.tokens[index].text)
+        return [float(g @ (self._bag(lead + w) - old)) for w in words]
+
+    def _bag(self, word: str) -> Any:
+        ids = self.be.tokenizer(word, add_special_tokens=False)["input_ids"]
+        return self.table[ids].sum(0) if ids else self.table[0] * 0
 
 
 def label_index(model: Backend, victim: Any, example: Example) -> int:

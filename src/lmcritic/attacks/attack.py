@@ -12,7 +12,7 @@ from typing import Sequence
 from lmcritic.attacks.base import AttackResult, Example, GoalScore, State, Status
 from lmcritic.attacks.constraints import Constraint, Similarity
 from lmcritic.attacks.goals import Goal, Oracle
-from lmcritic.attacks.search import BeamSearch
+from lmcritic.attacks.search import BeamSearch, Search
 from lmcritic.backends.base import Backend
 from lmcritic.errors import ConfigError
 from lmcritic.perturb.base import WordSwap, match_case
@@ -23,7 +23,7 @@ class Attack:
     out); ``report_similarity`` computes MiniLM similarity of each result to its original."""
 
     def __init__(self, goal: Goal, swaps: Sequence[WordSwap], constraints: Sequence[Constraint] = (),
-                 search: BeamSearch | None = None, *, recipe: str = "custom", budget: int | None = None,
+                 search: Search | None = None, *, recipe: str = "custom", budget: int | None = None,
                  max_candidates: int | None = None, report_similarity: bool = True, seed: int = 0) -> None:
         if not swaps:
             raise ConfigError("an attack needs at least one word swap", "e.g. WORD_SWAPS.get('char')()")

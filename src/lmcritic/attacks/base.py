@@ -57,6 +57,10 @@ class State:
         kept = tuple(s for s in self.subs if s[0] != index)
         return State(self.original, self.tokens, tuple(sorted((*kept, (index, word, kind)))))
 
+    def reverted(self, index: int) -> "State":
+        """This state without its substitution at ``index`` (if any)."""
+        return State(self.original, self.tokens, tuple(s for s in self.subs if s[0] != index))
+
     @property
     def changed(self) -> frozenset[int]:
         return frozenset(i for i, _, _ in self.subs)

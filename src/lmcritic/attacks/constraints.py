@@ -95,7 +95,13 @@ class MaxEditDistance(Constraint):
         self.max_distance = max_distance
 
     def check(self, start: State, candidates: Sequence[State], index: int) -> list[bool]:
-        return [levenshtein(start.original, c.text) <= self.max_distance for c in candidates]
+        return [self._within(c) for c in candidates]
+
+    def _within(self, state: State) -> bool:
+        """Word edits are disjoint, so the sum of per-word distances bounds the text's distance from above:
+        the quadratic whole-text distance is computed only when that bound exceeds the limit."""
+        bound = sum(levenshtein(state.tokens[i].text, w) for i, w, _ in state.subs)
+        return bound <= self.max_distance or levenshtein(state.original, state.text) <= self.max_distance
 
 
 class Similarity(Constraint):

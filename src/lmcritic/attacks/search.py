@@ -12,8 +12,8 @@ Importance (how words are ranked):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from lmcritic.attacks import _gradients
 from lmcritic.attacks.base import GoalScore, State
@@ -26,11 +26,21 @@ if TYPE_CHECKING:
 IMPORTANCE = ("auto", "gradient", "loo", "pwws", "order")
 
 
+class Search(Protocol):
+    """What ``Attack`` needs of a search: walk from ``start`` and return (state, score, importance method)."""
+
+    importance: str
+
+    def run(self, attack: "Attack", oracle: Oracle, start: State, first: GoalScore) -> tuple[State, GoalScore, str]:
+        ...
+
+
 @dataclass(frozen=True)
 class Ranking:
     order: tuple[int, ...]
     method: str
     scores: tuple[float, ...] = ()
+    estimator: Any = field(default=None, compare=False)  # gradient ranking: _gradients.Estimator
 
 
 @dataclass(frozen=True)
@@ -96,13 +106,14 @@ def _by_gradient(attack: "Attack", oracle: Oracle, start: State, words: list[int
     victim, example = attack.goal.victim, oracle.example  # type: ignore[attr-defined]
     truth = _gradients.label_index(oracle.model, victim, example)
     if isinstance(victim, ClassifierVictim):
-        weights = _gradients.classifier_importance(be, start, truth)
+        grads = _gradients.classifier_importance(be, start, truth)
     else:
         prompt = render(victim.template, start.text)
         at = victim.template.index(slot(victim.template))
-        weights = _gradients.prompted_importance(be, start, prompt, at, victim.continuations(example), truth)
+        grads = _gradients.prompted_importance(be, start, prompt, at, victim.continuations(example), truth)
+    weights = grads.norms
     order = sorted(words, key=lambda i: -weights[i])
-    return Ranking(tuple(order), "gradient", tuple(weights[i] for i in order))
+    return Ranking(tuple(order), "gradient", tuple(weights[i] for i in order), _gradients.Estimator(be, grads))
 
 
 def _by_deletion(oracle: Oracle, start: State, first: GoalScore, words: list[int], skip: bool) -> Ranking:

@@ -16,8 +16,10 @@ from lmcritic.backends._batching import chunked, group_by, longest_first, map_so
 from lmcritic.backends._hf_tensors import (
     LOGITS_BUDGET,
     accepts,
+    cache_kwarg,
     left_pad,
     padded_targets,
+    returned_cache,
     right_pad,
     score_tails,
     token_scores,
@@ -117,8 +119,9 @@ def kv_reuse_ok(model: Any) -> bool:
         return False
     if any(t != "full_attention" for t in getattr(text, "layer_types", None) or ()):
         return False
-    needs = ("logits_to_keep", "position_ids", "past_key_values", "attention_mask")
-    return not getattr(text, "is_encoder_decoder", False) and all(accepts(model, n) for n in needs)
+    needs = ("logits_to_keep", "position_ids", "attention_mask")
+    plain = not getattr(text, "is_encoder_decoder", False) and cache_kwarg(model) is not None
+    return plain and all(accepts(model, n) for n in needs)
 
 
 def score_shared(be: Any, groups: Sequence[Sequence[Pair]]) -> list[tuple[int, LoglikelihoodResult]]:
@@ -162,7 +165,7 @@ def _run_contexts(be: Any, ctxs: Sequence[tuple[int, ...]]) -> _Contexts | None:
     """One left-padded forward over the contexts, keeping their KV cache and last-position log-probs."""
     ids, mask, pos = left_pad(ctxs, be.pad_id, be.device)
     out = be.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-    layers = _plain_layers(out.past_key_values)
+    layers = _plain_layers(returned_cache(out))
     if layers is None:
         return None
     last = out.logits[:, -1].float()
@@ -195,8 +198,8 @@ def _run_continuations(be: Any, ctx: _Contexts, rows: Sequence[tuple[int, Pair]]
     width = ids.shape[1]
     mask = torch.cat([ctx.mask[idx], cmask], dim=1)
     pos = ctx.lengths[idx].unsqueeze(1) + torch.arange(width, device=be.device).unsqueeze(0)
-    logits = be.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                      use_cache=True).logits
+    kwargs = {"input_ids": ids, "attention_mask": mask, "position_ids": pos, cache_kwarg(be.model): cache}
+    logits = be.model(**kwargs, use_cache=True).logits
     targets = padded_targets([p.cont[1:] for _, p in rows], width, right_align=False).to(logits.device)
     lp, top = token_scores(logits, targets)
     out = {}

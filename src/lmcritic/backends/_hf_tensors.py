@@ -58,6 +58,17 @@ def accepts(model: Any, name: str) -> bool:
     return name in _forward_params(type(model))
 
 
+def cache_kwarg(model: Any) -> str | None:
+    """The keyword a model's ``forward`` takes a KV cache under: ``cache`` (transformers >= 5.24), else the older
+    ``past_key_values``; None when it takes neither (then shared-context reuse is off)."""
+    return next((n for n in ("cache", "past_key_values") if accepts(model, n)), None)
+
+
+def returned_cache(out: Any) -> Any:
+    """The KV cache a forward returned, under either name transformers has used for it."""
+    return out.get("cache", out.get("past_key_values"))
+
+
 def forward_tail(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, keep: int) -> torch.Tensor:
     """Logits of the last ``keep`` positions only, [batch, keep, vocab]."""
     kwargs = _forward_kwargs(model, ids, mask, pos)

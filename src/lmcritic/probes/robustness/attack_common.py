@@ -29,6 +29,7 @@ class AttackConfig(ProbeConfig):
     budget: int = 100  # model queries per attacked example
     importance: str | None = None  # None: the recipe's (auto = gradient on white-box backends, else loo)
     width: int = 1  # 1 greedy, >1 beam search
+    search: str | None = None  # None/guided: lazily queried, gradient-ordered candidates; beam: score them all
     max_candidates: int | None = None
     similarity: float | None = None  # extra MiniLM similarity floor (textfooler has its own 0.8)
     max_words: float | None = 0.25  # at most this share of words changed
@@ -70,7 +71,7 @@ def build(cfg: AttackConfig, model: Backend, recipe: str) -> Attack:
     prompted = model.supports(Capability.LOGLIKELIHOOD)
     victim = PromptedVictim(cfg.template, LABELS, cfg.label_words) if prompted else ClassifierVictim()
     goal = BelowRival(victim) if cfg.goal == "below_rival" else UntargetedFlip(victim)
-    opts = {k: getattr(cfg, k) for k in ("importance", "max_candidates", "similarity", "max_words")
+    opts = {k: getattr(cfg, k) for k in ("importance", "max_candidates", "similarity", "max_words", "search")
             if getattr(cfg, k) is not None}
     return build_recipe(recipe, goal, budget=cfg.budget, width=cfg.width, seed=cfg.seed, **opts)
 
