@@ -329,6 +329,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from transformers import AutoTokenizer
 
+    from lmcritic.backends._cpu_malloc import reuse_freed_memory
+
+    # lmcritic's hf backend turns on glibc block reuse for the whole process; turn it on before either tool runs
+    # so lm-eval, in the same process, gets the same allocator whichever side goes first.
+    malloc_reuse = reuse_freed_memory()
+
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     work = Path(args.work)
     info = machine_info()
@@ -340,6 +346,7 @@ def main(argv=None) -> int:
     longest = max((c + max(k) for c, k in (_mc_lens(tok, d) for d in files.mc_docs)), default=0)
     if longest > args.window + 1:  # lm-eval would left-truncate at max_length; lmcritic only at the model's limit
         raise SystemExit(f"an MC request has {longest} tokens, over --window {args.window}: lower --shots")
+    info["malloc_reuse"] = malloc_reuse
     res = {"stamp": stamp, "argv": sys.argv[1:], "args": vars(args), "machine": info, "targets": TARGETS, "tol": TOL}
     t0 = time.perf_counter()
     res["compare"] = compare(smol, files, args)

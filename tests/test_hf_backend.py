@@ -241,6 +241,30 @@ def test_rolling_same_for_any_batch_size(tiny_causal) -> None:
     assert_batch_invariant(lambda size: sized(tiny_causal, size), reqs, "rolling_logprobs")
 
 
+def test_speed_options_keep_the_numbers(tiny_causal_dir) -> None:
+    """Fused tanh-GELU (on by default) changes speed, not results, against the untouched HF model."""
+    plain = HFBackend(model=str(tiny_causal_dir), fused_kernels=False, malloc_reuse=False)
+    fast = HFBackend(model=str(tiny_causal_dir))
+    assert (plain.fused, fast.fused) == (0, 2) and fast.describe()["fused_activations"] == 2
+    assert {type(m).__name__ for m in plain.model.modules()} >= {"NewGELUActivation"}
+    assert "NewGELUActivation" not in {type(m).__name__ for m in fast.model.modules()}
+    reqs = MC + SINGLES
+    for a, b in zip(plain.loglikelihood(reqs), fast.loglikelihood(reqs)):
+        assert math.isclose(a.logprob, b.logprob, abs_tol=1e-5) and a.is_greedy == b.is_greedy
+    rolls = [RollingRequest(t, 32, 16) for t in ROLL_TEXTS]
+    for a, b in zip(plain.rolling_logprobs(rolls), fast.rolling_logprobs(rolls)):
+        assert_close(list(a.logprobs), list(b.logprobs), tol=1e-5)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
+def test_malloc_reuse_is_applied_once_and_can_be_turned_off() -> None:
+    code = "from lmcritic.backends._cpu_malloc import reuse_freed_memory as r; print(r(), r())"
+    run = lambda env: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,  # noqa: E731
+                                     env={**os.environ, **env}, timeout=60).stdout.split()
+    assert run({"LMCRITIC_MALLOC_REUSE": "0"}) == ["False", "False"]
+    assert run({"LMCRITIC_MALLOC_REUSE": "1"}) == ["True", "True"]
+
+
 def test_rolling_100k_characters(tiny_causal) -> None:
     text = text_of(100_000)
     t0 = time.perf_counter()

@@ -73,5 +73,7 @@ def test_perplexity_equals_lmeval(bench, smol, tmp_path):
     probe = TaskProbe(task=str(files.specs[data.PPL_TASK]))
     got = {f.name: f.estimate.value for f in probe.summarize(probe.score(smol, probe.cases()))}
     want = res["compare"]["metrics"]["lmeval"]
+    # The reference was stored by an earlier run, maybe under another transformers release whose kernels round
+    # differently: rel 5e-5 on a perplexity is a mean log-likelihood gap of 5e-5 nats per word or byte.
     for name in ("word_perplexity", "byte_perplexity", "bits_per_byte"):
-        assert got[name] == pytest.approx(want[name], abs=1e-4), (name, path.name)
+        assert got[name] == pytest.approx(want[name], rel=5e-5, abs=1e-4), (name, path.name)

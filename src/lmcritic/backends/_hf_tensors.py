@@ -16,7 +16,7 @@ import torch
 
 LOGITS_BUDGET = 1 << 29  # float32 logits per forward (2 GiB); longer batches are split, never truncated
 SAMPLE = 2048  # elements per tensor hashed into the fingerprint
-CHUNK_FLOATS = 1 << 24  # logits per output-layer slice (64 MiB): big enough for fast matmuls, small for the cache
+CHUNK_FLOATS = 1 << 25  # logits per output-layer slice (128 MiB): big enough for fast matmuls, small for the cache
 
 
 def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, Any, torch.Tensor]:
@@ -66,7 +66,7 @@ def cache_kwarg(model: Any) -> str | None:
 
 def returned_cache(out: Any) -> Any:
     """The KV cache a forward returned, under either name transformers has used for it."""
-    return out.get("cache", out.get("past_key_values"))
+    return out["cache"] if "cache" in out else out.get("past_key_values")  # the old name warns when read
 
 
 def forward_tail(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, keep: int) -> torch.Tensor:
@@ -77,23 +77,32 @@ def forward_tail(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, ke
     return model(**kwargs).logits[:, -keep:]
 
 
-def token_scores(logits: torch.Tensor, targets: torch.Tensor, greedy: bool = True) -> tuple[torch.Tensor, Any]:
+def token_scores(logits: torch.Tensor, targets: torch.Tensor, greedy: bool = True,
+                 out: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
     """log P(target) per position and whether each target is the argmax.
 
     ``log_softmax`` then gather, exactly as lm-eval does: CPU ``log_softmax`` carries a small systematic bias
     (~1e-5 per token at 49k vocab), so a more exact ``x - logsumexp(x)`` would drift from lm-eval's numbers
-    by ~1e-4 over a few tokens and by far more over a rolling document.
+    by ~1e-4 over a few tokens and by far more over a rolling document (and ``logsumexp`` is slower on CPU).
+    ``out``: a reused buffer for the log-probs (see :func:`tail_scores`).
     """
-    lp = torch.log_softmax(logits.float(), dim=-1)
+    lp = _log_softmax(logits, out)
     picked = lp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return picked, (lp.argmax(-1) == targets if greedy else None)
 
 
-def top1_scores(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def top1_scores(logits: torch.Tensor, targets: torch.Tensor,
+                out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """log P(target), the argmax token and its log-prob per position (same ``log_softmax`` as above)."""
-    lp = torch.log_softmax(logits.float(), dim=-1)
+    lp = _log_softmax(logits, out)
     best, best_id = lp.max(-1)
     return lp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), best_id, best
+
+
+def _log_softmax(logits: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    if out is None:
+        return torch.log_softmax(logits.float(), dim=-1)
+    return torch.log_softmax(logits.float(), dim=-1, out=out)
 
 
 def padded_targets(rows: Sequence[Sequence[int]], width: int, *, right_align: bool) -> torch.Tensor:
@@ -137,10 +146,11 @@ def tail_scores(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, kee
     logits never exist at once (they dwarf the cache; ~13% faster on rolling perplexity, same numbers)."""
     hidden = _last_hidden(model, ids, mask, pos, keep) if output_layer_is_separable(model) else None
     if hidden is None:
-        return _scores(forward_tail(model, ids, mask, pos, keep), targets, greedy, top1)
+        return _scores(forward_tail(model, ids, mask, pos, keep), None, targets, greedy, top1)
     head = model.get_output_embeddings()
     step = max(1, CHUNK_FLOATS // max(1, hidden.shape[0] * vocab_size(model)))
-    parts = [_scores(head(hidden[:, a : a + step]), targets[:, a : a + step], greedy, top1)
+    slices = _HeadSlices(head, hidden.shape[0], min(step, keep))
+    parts = [_scores(*slices(hidden[:, a : a + step]), targets[:, a : a + step], greedy, top1)
              for a in range(0, keep, step)]
     lp = torch.cat([p[0] for p in parts], dim=1)
     extra = [sum((p[1][row] for p in parts), []) if parts[0][1][row] is not None else None
@@ -148,12 +158,39 @@ def tail_scores(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, kee
     return lp, extra
 
 
-def _scores(logits: torch.Tensor, targets: torch.Tensor, greedy: bool, top1: bool) -> tuple[torch.Tensor, list]:
+class _HeadSlices:
+    """The output layer over slices of positions, writing into two buffers reused across slices: a fresh
+    64 MiB logits tensor (and another for its log-probs) per slice costs page faults that made the output layer
+    ~25% slower on CPU. Plain fp32 ``nn.Linear`` heads only; any other head is called as is."""
+
+    def __init__(self, head: Any, rows: int, step: int) -> None:
+        self.head = head
+        weight = getattr(head, "weight", None)
+        self.fast = type(head) is torch.nn.Linear and weight is not None and weight.dtype == torch.float32
+        size = rows * step * (weight.shape[0] if self.fast else 0)
+        self.logits = torch.empty(size, device=weight.device) if self.fast else None
+        self.logprobs = torch.empty(size, device=weight.device) if self.fast else None
+
+    def __call__(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits of ``hidden`` [rows, n, vocab], a buffer of the same shape for their log-probs, or None)."""
+        if not self.fast:
+            return self.head(hidden), None
+        rows, width = hidden.shape[0] * hidden.shape[1], self.head.weight.shape[0]
+        flat = self.logits[: rows * width].view(rows, width)
+        torch.mm(hidden.reshape(rows, -1), self.head.weight.t(), out=flat)  # 2-D: matmul's out= path is slower
+        if self.head.bias is not None:
+            flat.add_(self.head.bias)
+        shape = (*hidden.shape[:-1], width)
+        return flat.view(shape), self.logprobs[: rows * width].view(shape)
+
+
+def _scores(logits: torch.Tensor, lp_buffer: torch.Tensor | None, targets: torch.Tensor, greedy: bool,
+            top1: bool) -> tuple[torch.Tensor, list]:
     """(log P(target), per-row lists of greedy flags or (argmax id, log-prob) pairs, or Nones)."""
     if top1:
-        lp, best_id, best = top1_scores(logits, targets)
+        lp, best_id, best = top1_scores(logits, targets, lp_buffer)
         return lp, [list(zip(i.tolist(), b.tolist())) for i, b in zip(best_id, best)]
-    lp, top = token_scores(logits, targets, greedy)
+    lp, top = token_scores(logits, targets, greedy, lp_buffer)
     return lp, top.tolist() if top is not None else [None] * logits.shape[0]
 
 
