@@ -67,7 +67,10 @@ def _header(res: dict, json_name: str) -> list[str]:
         "well under 1 means other processes took the cores and that timing is noisy.",
         "",
         f"Model: SmolLM2-135M-Instruct dequantized to fp32 (`{c['model_dir']}`); batch size {a['batch_size']} on "
-        f"both sides; window = stride = lm-eval max_length = {a['window']}; run order {' then '.join(c['order'])}.",
+        f"both sides; window = stride = lm-eval max_length = {a['window']}; run order {' then '.join(c['order'])}. "
+        f"glibc block reuse (`LMCRITIC_MALLOC_REUSE`): {'on' if mach.get('malloc_reuse') else 'off'} for the whole "
+        "process, i.e. for both tools; lmcritic's hf backend runs GPT-2's tanh-GELU as one fused kernel, lm-eval "
+        "the model as transformers builds it.",
     ]
 
 

@@ -17,9 +17,10 @@ def sst2(path: Path, limit: int | None = None, skip: int = 0) -> list[tuple[str,
     return rows[skip : skip + limit if limit else None]
 
 
-def train(out: Path, train_tsv: Path, dev_tsv: Path, n_train: int = 20000, seconds: float = 150.0,
+def train(out: Path, train_tsv: Path, dev_tsv: Path, n_train: int = 20000, steps: int = 1000,
           seed: int = 0) -> dict:
-    """Train for at most ``seconds`` (passes over ``n_train`` shuffled sentences); returns its record.
+    """Train for ``steps`` batches of 64 (passes over ``n_train`` shuffled sentences); returns its record.
+    A fixed step count, not a time limit: the victim must be the same model on a fast or a slow machine.
 
     A small BERT (WordPiece vocab 4,000 trained on the same sentences; 2 layers, hidden 128) from scratch, as
     tests/conftest.py builds its tiny models: fine-tuning a pretrained encoder does not fit a CPU minute on a
@@ -41,18 +42,15 @@ def train(out: Path, train_tsv: Path, dev_tsv: Path, n_train: int = 20000, secon
     model = BertForSequenceClassification(config)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
-    start, steps = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
-        for i in range(0, len(rows), 64):
-            batch = rows[i : i + 64]
-            enc = tok([t for t, _ in batch], padding=True, truncation=True, max_length=64, return_tensors="pt")
-            loss = model(**enc, labels=torch.tensor([y for _, y in batch])).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            steps += 1
-            if time.perf_counter() - start > seconds:
-                break
+    start = time.perf_counter()
+    starts = [i for _ in range(steps // max(1, len(rows) // 64) + 1) for i in range(0, len(rows), 64)][:steps]
+    for i in starts:
+        batch = rows[i : i + 64]
+        enc = tok([t for t, _ in batch], padding=True, truncation=True, max_length=64, return_tensors="pt")
+        loss = model(**enc, labels=torch.tensor([y for _, y in batch])).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     model.eval()
     model.save_pretrained(out)
     record = {"model": "BERT 2x128 from scratch", "steps": steps, "sentences": steps * 64,

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_textattack.py [--n 50] [--budget 500] [--skip-textattack]
 
 Victim: a small BERT (2 layers, hidden 128) trained from scratch on SST-2 train on CPU (``_bench_ta_classifier.py``).
-Sentences: the first ``n`` SST-2 dev sentences. Constraints on both sides: no repeated word, TextFooler's
+Sentences: ``n`` SST-2 dev sentences from ``--offset`` (0). Constraints on both sides: no repeated word, TextFooler's
 stopword list, character Levenshtein ≤ 30; per-example budget ``--budget``; untargeted label flip.
 TextAttack runs in its own venv (``benchmarks/.work/venv-textattack``, see README) through
 ``_bench_ta_textattack.py``; besides its own recipe it also scores exactly lmcritic's candidate sets (all
@@ -90,7 +90,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--budget", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train-seconds", type=float, default=150.0)
+    ap.add_argument("--train-steps", type=int, default=1000, help="victim training batches of 64 (fixed: the "
+                    "same victim on any machine)")
+    ap.add_argument("--offset", type=int, default=0, help="skip this many dev sentences (a held-out slice)")
     ap.add_argument("--skip-textattack", action="store_true")
     args = ap.parse_args()
     import torch
@@ -98,9 +100,9 @@ def main() -> None:
     from _bench_ta_classifier import sst2, train
 
     torch.set_num_threads(1)
-    model_dir = WORK / "ta-classifier"
-    trained = train(model_dir, DATA / "sst2_train.tsv", DATA / "sst2_dev.tsv", seconds=args.train_seconds)
-    rows = sst2(DATA / "sst2_dev.tsv", limit=args.n)
+    model_dir = WORK / f"ta-classifier-{args.train_steps}"
+    trained = train(model_dir, DATA / "sst2_train.tsv", DATA / "sst2_dev.tsv", steps=args.train_steps)
+    rows = sst2(DATA / "sst2_dev.tsv", limit=args.n, skip=args.offset)
     sentences = WORK / "ta_sentences.json"
     sentences.write_text(json.dumps(rows))
     runs: dict[str, object] = {}
@@ -139,7 +141,7 @@ def report(args: argparse.Namespace, trained: dict, runs: dict) -> None:
         {"args": vars(args), "classifier": trained, "summary": table, "runs": runs}, indent=1))
     lines = [f"# lmcritic vs TextAttack: DeepWordBug-style attack ({stamp})", "",
              f"Victim: {trained.get('model', 'BERT')} trained {trained['steps']} steps on SST-2 train "
-             f"(dev accuracy {trained['dev_accuracy']:.3f}); {args.n} SST-2 dev sentences; budget {args.budget} "
+             f"(dev accuracy {trained['dev_accuracy']:.3f}); {args.n} SST-2 dev sentences from #{args.offset}; budget {args.budget} "
              "queries/example; constraints: no repeat, stopwords, Levenshtein ≤ 30.", "",
              "| attack | attacked | success rate [95% CI] | queries/attacked [95% CI] | queries/success | time (s) |",
              "|---|---|---|---|---|---|"]
