@@ -55,7 +55,8 @@ def sized(be: HFBackend, batch_size: int, max_length: int | None = None) -> HFBa
 # -- references written from lm-eval's code, on one unpadded sequence at a time ------------------
 def ref_scores(model, inp: list[int], targets: list[int]) -> tuple[list[float], list[bool]]:
     with torch.inference_mode():
-        logits = torch.log_softmax(model(torch.tensor([inp])).logits[0].float(), -1)[-len(targets) :]
+        logits = torch.log_softmax(model(torch.tensor([inp], device=model.device)).logits[0].float(), -1)
+    logits = logits[-len(targets) :].cpu()
     tgt = torch.tensor(targets)
     return logits.gather(-1, tgt[:, None])[:, 0].tolist(), (logits.argmax(-1) == tgt).tolist()
 
@@ -159,7 +160,8 @@ def test_is_greedy_for_the_models_own_continuation(tiny_causal) -> None:
     greedy: list[int] = []
     with torch.inference_mode():
         for _ in range(3):
-            greedy.append(int(tiny_causal.model(torch.tensor([ids + greedy])).logits[0, -1].argmax()))
+            ids_now = torch.tensor([ids + greedy], device=tiny_causal.device)
+            greedy.append(int(tiny_causal.model(ids_now).logits[0, -1].argmax()))
     cont = tiny_causal.tokenizer.decode(greedy)
     assert lmeval_pair(tiny_causal, ctx, cont)[1] == greedy  # the text re-encodes to the same tokens
     mine, other = tiny_causal.loglikelihood([LoglikelihoodRequest(ctx, cont), LoglikelihoodRequest(ctx, " zzz")])
@@ -366,7 +368,7 @@ def test_pseudo_loglikelihood_masks_each_token(tiny_masked) -> None:
     for i in range(1, len(ids) - 1):
         masked = ids[:i] + [tok.mask_token_id] + ids[i + 1 :]
         with torch.inference_mode():
-            logits = model(torch.tensor([masked])).logits[0, i]
+            logits = model(torch.tensor([masked], device=model.device)).logits[0, i]
         want.append(torch.log_softmax(logits, -1)[ids[i]].item())
     assert_close(list(res.token_logprobs), want)
     reqs = [PseudoLoglikelihoodRequest(t) for t in ("a charming film", "bad", "the worst movie of the year , by far")]
