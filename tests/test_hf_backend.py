@@ -462,3 +462,36 @@ def test_package_model_cached_atomically(tmp_path, monkeypatch, tiny_causal_dir)
     assert calls == ["tiny.Q4.gguf"] and again.fingerprint() == be.fingerprint()
     assert again.describe()["source"] == "fake-lmc-model"
     assert cached_package_model("tiny-pkg", "fake-lmc-model", fake_gguf) == cache and len(calls) == 1
+
+
+def test_head_slices_write_the_layers_own_logits() -> None:
+    """The reused-buffer output layer equals calling the layer, with or without bias; other heads are called."""
+    from lmcritic.backends._hf_tensors import _HeadSlices
+
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 5, 8)
+    heads = (torch.nn.Linear(8, 11, bias=False), torch.nn.Linear(8, 11), torch.nn.Sequential(torch.nn.Linear(8, 11)))
+    with torch.inference_mode():
+        for head in heads:
+            slices = _HeadSlices(head, rows=3, step=4)
+            assert slices.fast == (type(head) is torch.nn.Linear)
+            for part in (hidden[:, :4], hidden[:, 4:]):  # a full slice, then a shorter last one
+                logits, buffer = slices(part)
+                assert torch.allclose(logits, head(part), atol=1e-6)
+                assert (buffer is None) == (not slices.fast) and (buffer is None or buffer.shape == logits.shape)
+    assert not _HeadSlices(heads[0], 3, 4).fast  # with autograd on, the layer is simply called
+
+
+def test_roomy_cache_grows_when_the_room_runs_out() -> None:
+    """Continuation keys go into the room made for them; more than that falls back to DynamicLayer's concat."""
+    from lmcritic.backends._hf_loglik import _roomy_cache
+
+    keys, values = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    layer = _roomy_cache([(keys, values)], rows=[1, 0, 1], room=2).layers[0]
+    assert layer.get_seq_length() == 4
+    assert torch.equal(layer.keys[0], keys[1]) and torch.equal(layer.keys[1], keys[0])
+    new = torch.randn(3, 3, 2, 5)
+    k, _ = layer.update(new, new)
+    assert k.shape == (3, 3, 6, 5) and torch.equal(k[:, :, 4:], new) and layer.get_seq_length() == 6
+    k, _ = layer.update(new[:, :, :1], new[:, :, :1])  # no room left
+    assert k.shape == (3, 3, 7, 5) and torch.equal(k[:, :, :4], torch.stack([keys[1], keys[0], keys[1]]))

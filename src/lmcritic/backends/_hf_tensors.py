@@ -161,12 +161,13 @@ def tail_scores(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, kee
 class _HeadSlices:
     """The output layer over slices of positions, writing into two buffers reused across slices: a fresh
     64 MiB logits tensor (and another for its log-probs) per slice costs page faults that made the output layer
-    ~25% slower on CPU. Plain fp32 ``nn.Linear`` heads only; any other head is called as is."""
+    ~25% slower on CPU. Plain fp32 ``nn.Linear`` heads without autograd only; any other head is called as is."""
 
     def __init__(self, head: Any, rows: int, step: int) -> None:
         self.head = head
         weight = getattr(head, "weight", None)
-        self.fast = type(head) is torch.nn.Linear and weight is not None and weight.dtype == torch.float32
+        self.fast = (type(head) is torch.nn.Linear and weight is not None and weight.dtype == torch.float32
+                     and not torch.is_grad_enabled())  # out= buffers cannot carry autograd
         size = rows * step * (weight.shape[0] if self.fast else 0)
         self.logits = torch.empty(size, device=weight.device) if self.fast else None
         self.logprobs = torch.empty(size, device=weight.device) if self.fast else None
