@@ -66,9 +66,7 @@ class GuidedGreedy:
 
     def _first_better(self, oracle: Oracle, best: Scored, candidates: Sequence[State]) -> Scored:
         for at in range(0, len(candidates), self.step):
-            chunk = candidates[at : at + self.step]
-            scored = [(c, g) for c, g in zip(chunk, oracle.evaluate([c.text for c in chunk])) if g]
-            top = max(scored, key=lambda x: x[1].score, default=None)
+            top = _best(oracle, candidates[at : at + self.step])
             if top and (top[1].success or top[1].score > best[1].score):
                 return top
             if oracle.exhausted:
@@ -94,9 +92,13 @@ class GuidedGreedy:
             if oracle.exhausted or best[1].success:
                 break
             options = self._ordered(attack.candidates(best[0].reverted(index), index), ranking, index)
-            options = [c for c in options if c.text != best[0].text]
-            scored = [(c, g) for c, g in zip(options, oracle.evaluate([c.text for c in options])) if g]
-            top = max(scored, key=lambda x: x[1].score, default=None)
+            top = _best(oracle, [c for c in options if c.text != best[0].text])
             if top and top[1].score > best[1].score:
                 best = top
         return best
+
+
+def _best(oracle: Oracle, states: Sequence[State]) -> Scored | None:
+    """Query ``states`` (those past the budget come back unscored) and return the highest-scoring one."""
+    scored = [(c, g) for c, g in zip(states, oracle.evaluate([c.text for c in states])) if g]
+    return max(scored, key=lambda x: x[1].score, default=None)

@@ -134,5 +134,5 @@ def build_recipe(name: str, goal: Goal, **options: Any) -> Attack:
     try:
         return RECIPES.get(name)(goal, **options)
     except TypeError as err:
-        raise ConfigError(f"recipe {name}: bad option: {err}",
-                          "options: budget, importance, width, max_candidates, similarity, max_words, seed, search") from None
+        raise ConfigError(f"recipe {name}: bad option: {err}", "options: budget, importance, width, "
+                          "max_candidates, similarity, max_words, seed, search") from None

@@ -14,20 +14,15 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from functools import lru_cache
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's <malloc.h> parameter numbers
 _TRIM_NEVER = 2**31 - 1  # mallopt takes an int: keep up to 2 GiB of free heap
-_state: dict[str, bool] = {}
 
 
+@lru_cache(maxsize=None)
 def reuse_freed_memory() -> bool:
     """Apply the two settings once per process; True when they are in effect."""
-    if "applied" not in _state:
-        _state["applied"] = _apply()
-    return _state["applied"]
-
-
-def _apply() -> bool:
     if os.environ.get("LMCRITIC_MALLOC_REUSE", "1").strip().lower() in {"0", "false", "no", "off"}:
         return False
     if not sys.platform.startswith("linux"):

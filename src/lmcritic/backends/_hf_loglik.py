@@ -191,10 +191,11 @@ def _first_tokens(ctx: _Contexts, rows: Sequence[tuple[int, Pair]]) -> dict[int,
 
 def _run_continuations(be: Any, ctx: _Contexts, rows: Sequence[tuple[int, Pair]]) -> dict[int, tuple[list, list]]:
     """Continuation tokens 2..k on a copy of their context's cache (input: cont[:-1], targets: cont[1:])."""
-    idx = torch.tensor([gi for gi, _ in rows], device=be.device)
+    sources = [gi for gi, _ in rows]
+    idx = torch.tensor(sources, device=be.device)
     ids, cmask = right_pad([p.cont[:-1] for _, p in rows], be.pad_id, be.device)
     width = ids.shape[1]
-    cache = _roomy_cache(ctx.layers, [gi for gi, _ in rows], width)
+    cache = _roomy_cache(ctx.layers, sources, width)
     mask = torch.cat([ctx.mask[idx], cmask], dim=1)
     pos = ctx.lengths[idx].unsqueeze(1) + torch.arange(width, device=be.device).unsqueeze(0)
     kwargs = {"input_ids": ids, "attention_mask": mask, "position_ids": pos, cache_kwarg(be.model): cache}

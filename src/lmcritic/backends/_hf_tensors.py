@@ -86,7 +86,7 @@ def token_scores(logits: torch.Tensor, targets: torch.Tensor, greedy: bool = Tru
     by ~1e-4 over a few tokens and by far more over a rolling document (and ``logsumexp`` is slower on CPU).
     ``out``: a reused buffer for the log-probs (see :func:`tail_scores`).
     """
-    lp = _log_softmax(logits, out)
+    lp = torch.log_softmax(logits.float(), dim=-1, out=out)
     picked = lp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return picked, (lp.argmax(-1) == targets if greedy else None)
 
@@ -94,15 +94,9 @@ def token_scores(logits: torch.Tensor, targets: torch.Tensor, greedy: bool = Tru
 def top1_scores(logits: torch.Tensor, targets: torch.Tensor,
                 out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """log P(target), the argmax token and its log-prob per position (same ``log_softmax`` as above)."""
-    lp = _log_softmax(logits, out)
+    lp = torch.log_softmax(logits.float(), dim=-1, out=out)
     best, best_id = lp.max(-1)
     return lp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), best_id, best
-
-
-def _log_softmax(logits: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
-    if out is None:
-        return torch.log_softmax(logits.float(), dim=-1)
-    return torch.log_softmax(logits.float(), dim=-1, out=out)
 
 
 def padded_targets(rows: Sequence[Sequence[int]], width: int, *, right_align: bool) -> torch.Tensor:
