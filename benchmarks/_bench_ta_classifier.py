@@ -43,8 +43,9 @@ def train(out: Path, train_tsv: Path, dev_tsv: Path, n_train: int = 20000, steps
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
     start = time.perf_counter()
-    starts = [i for _ in range(steps // max(1, len(rows) // 64) + 1) for i in range(0, len(rows), 64)][:steps]
-    for i in starts:
+    starts = range(0, len(rows), 64)  # batches in order, round and round
+    for step in range(steps):
+        i = starts[step % len(starts)]
         batch = rows[i : i + 64]
         enc = tok([t for t, _ in batch], padding=True, truncation=True, max_length=64, return_tensors="pt")
         loss = model(**enc, labels=torch.tensor([y for _, y in batch])).loss
