@@ -51,6 +51,11 @@ SCORERS.add("toxicity", "lmcritic.scorers.toxicity:MaxToxicityScorer")
 SCORERS.add("pii", "lmcritic.scorers.pii:PIIScorer")
 SCORERS.add("refusal", "lmcritic.scorers.refusal:RefusalScorer")
 SCORERS.add("vader", "lmcritic.scorers.sentiment:VaderScorer")
+SCORERS.add("injection", "lmcritic.scorers.injection:PromptGuardScorer")
+SCORERS.add("language", "lmcritic.scorers.language:LanguageScorer")
+SCORERS.add("length", "lmcritic.scorers.text:LengthScorer")
+SCORERS.add("register", "lmcritic.scorers.text:RegisterScorer")
+SCORERS.add("perplexity", "lmcritic.scorers.perplexity:PerplexityScorer")
 
 
 def get_scorer(name: str, **config: Any) -> Scorer:

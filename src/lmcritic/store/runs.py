@@ -25,6 +25,7 @@ from lmcritic.errors import ConfigError, LmcriticError, UnknownNameError
 from lmcritic.probes.base import Finding, Record
 from lmcritic.store import _sqlite
 from lmcritic.store._sqlite import dumps, loads, safe_text
+from lmcritic.store.monitor import MONITOR_SCHEMA as _MONITOR_V1
 
 RUN_STATUSES = ("running", "done", "failed", "interrupted")
 PROBE_STATUSES = ("pending", "running", "done", "skipped", "failed")
@@ -53,7 +54,8 @@ CREATE TABLE findings (run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCA
     PRIMARY KEY (run_id, probe_key, seq))
 """
 # The migration hook: step i upgrades schema version i to i + 1. Append steps; never edit a shipped one.
-MIGRATIONS: tuple[_sqlite.Migration, ...] = (_V1,)
+# Step 2 adds the production-monitoring tables (``lmcritic.store.monitor``).
+MIGRATIONS: tuple[_sqlite.Migration, ...] = (_V1, _MONITOR_V1)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

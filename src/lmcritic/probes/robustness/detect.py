@@ -19,7 +19,8 @@ import numpy as np
 from lmcritic.backends.base import Backend
 from lmcritic.probes.base import Case, Estimate, Finding, Probe, Record, Severity, Verdict
 from lmcritic.probes.robustness import attack_common as common
-from lmcritic.requests import Capability, RollingRequest
+from lmcritic.requests import Capability
+from lmcritic.scorers.perplexity import nll_stats as _nll_stats
 
 STATISTICS = ("mean_nll", "max_nll")
 
@@ -116,18 +117,6 @@ class DetectAdversarial(Probe):
                                                       "ci_high": alt.ci_high, "n": alt.n},
                      "tpr_at_5pct_fpr": tpr, "n_adversarial": len(won), "n_clean": len(rs),
                      "scorer": self.config.reference or "model under test"})]
-
-
-def _nll_stats(lm: Backend, texts: Sequence[str]) -> list[dict[str, float]]:
-    """Mean and max per-token NLL of each text (one batched rolling_logprobs call, distinct texts once)."""
-    unique = list(dict.fromkeys(texts))
-    res = dict(zip(unique, lm.rolling_logprobs([RollingRequest(t) for t in unique])))
-    out = []
-    for t in texts:
-        lps = np.asarray(res[t].logprobs, float)
-        out.append({"mean_nll": float(-lps.mean()), "max_nll": float(-lps.min())} if len(lps) else
-                   {"mean_nll": 0.0, "max_nll": 0.0})
-    return out
 
 
 def auroc(pos: Sequence[float], neg: Sequence[float]) -> float:
