@@ -207,20 +207,22 @@ class MonitorStore:
                                    [(rid, config, dumps(s)) for rid, s in scores.items()])
 
     def iter_scored(self, config: str, start: float | None = None, end: float | None = None,
-                    chunk: int = 2000) -> Iterator[list[tuple[int, float, dict[str, Any]]]]:
-        """(request id, timestamp, scores) in time order for requests scored under ``config``."""
+                    chunk: int = 2000) -> Iterator[list[tuple[int, float, dict[str, Any], dict[str, Any]]]]:
+        """(request id, timestamp, scores, attributes) in time order for requests scored under ``config``;
+        attributes are the metadata plus ``model``, ``version`` and ``source`` (what alerts can group by)."""
         where, args = _range(start, end, "r.")
         last = (-1.0, -1)
         while True:
             cond = ("AND" if where else "WHERE") + " (r.ts > ? OR (r.ts = ? AND r.id > ?)) AND s.config = ?"
             with self._lock:
-                rows = self._conn.execute(f"SELECT r.id, r.ts, s.scores_json FROM monitor_requests r JOIN monitor_scores "
+                rows = self._conn.execute(f"SELECT r.id, r.ts, s.scores_json, r.metadata_json, r.model, r.version, "
+                                          f"r.source FROM monitor_requests r JOIN monitor_scores "
                                           f"s ON s.request_id = r.id {where} {cond} ORDER BY r.ts, r.id LIMIT ?",
                                           (*args, last[0], last[0], last[1], config, chunk)).fetchall()
             if not rows:
                 return
             last = (rows[-1][1], rows[-1][0])
-            yield [(r[0], r[1], loads(r[2])) for r in rows]
+            yield [(r[0], r[1], loads(r[2]), _attributes(r[3:])) for r in rows]
 
     def scored_count(self, config: str) -> int:
         with self._lock:
@@ -267,6 +269,13 @@ def _range(start: float | None, end: float | None, prefix: str = "") -> tuple[st
         conds.append(f"{prefix}ts < ?")
         args.append(end)
     return ("WHERE " + " AND ".join(conds)) if conds else "", tuple(args)
+
+
+def _attributes(row: tuple) -> dict[str, Any]:
+    meta, model, version, source = row
+    attrs = dict(loads(meta) or {})
+    attrs.update({k: v for k, v in (("model", model), ("version", version), ("source", source)) if v is not None})
+    return attrs
 
 
 def _request_row(rec: LogRecord, source: str, line: int, now: float) -> tuple:

@@ -1,0 +1,81 @@
+"""The monitor in one call each: score what is new, check it, and build a reference from a pre-deployment run."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from lmcritic.monitor import alerts as al
+from lmcritic.monitor.check import CheckConfig, CheckResult, Checker
+from lmcritic.monitor.scoring import RequestScorer, ScoringConfig, score_store
+from lmcritic.monitor.windows import WindowAcc
+from lmcritic.store.monitor import MonitorStore
+
+OUTPUT_KEYS = ("answer", "generation", "completion", "text", "response", "output")
+
+
+def build_scorer(store: MonitorStore, config: ScoringConfig = ScoringConfig(), cache_path: Any = None) -> RequestScorer:
+    """The request scorer, with the scoring model (for perplexity) loaded behind the call cache when named."""
+    lm = None
+    if config.model:
+        from lmcritic.backends import ModelSpec, load_model
+        from lmcritic.runner import lmcritic_home
+        from lmcritic.store.cache import CachedBackend
+
+        inner = load_model(ModelSpec(config.model, config.backend))
+        lm = CachedBackend(inner, cache_path or lmcritic_home() / "cache.sqlite")
+    return RequestScorer(config, store, lm)
+
+
+def check_store(store: MonitorStore, scorer: RequestScorer, config: CheckConfig = CheckConfig(),
+                rules: Sequence[al.Rule] = (), run_store: Any = None,
+                progress: Callable[[int], None] | None = None) -> CheckResult:
+    """Score every new request, then run the check (``run:RUN`` references read ``run_store``)."""
+    from lmcritic.monitor.check import _reference_mode
+    from lmcritic.monitor.embed import StoreEmbedder
+
+    score_store(store, scorer, progress=progress)
+    mode, arg = _reference_mode(config.reference)
+    reference, extra = None, {}
+    checker = Checker(store, scorer.fingerprint, config, rules)
+    if mode == "run":
+        reference, extra = run_reference(run_store, arg, scorer, checker)
+    checker = Checker(store, scorer.fingerprint, config, rules, StoreEmbedder(store, extra), reference)
+    result = checker.run()
+    skipped = tuple(f"scorer {k} skipped: {v}" for k, v in scorer.skipped.items())
+    return CheckResult(result.window, result.reference, result.scorer, result.rules, result.windows,
+                       skipped + result.notes)
+
+
+def run_reference(run_store: Any, ref: str, scorer: RequestScorer, checker: Checker
+                  ) -> tuple[WindowAcc, dict[int, dict[str, str | None]]]:
+    """A pre-deployment run's inputs (and generated outputs) scored like traffic: the reference window."""
+    from lmcritic.diagnose.features import input_text
+    from lmcritic.errors import ConfigError
+
+    run_id = run_store.resolve(ref)
+    texts: list[dict[str, str | None]] = []
+    for key in run_store.record_keys(run_id):
+        for r in run_store.records(run_id, key):
+            prompt = input_text(r)
+            if prompt:
+                texts.append({"prompt": prompt, "response": _output_text(r.output)})
+    if not texts:
+        raise ConfigError(f"run {run_id} has no records with input text to use as a reference")
+    scores = scorer.score_texts({"prompt": [t["prompt"] for t in texts], "response": [t["response"] for t in texts]})
+    acc = WindowAcc(-1, 0.0, 0.0)
+    extra = {}
+    for i, (t, s) in enumerate(zip(texts, scores)):
+        rid = -(i + 1)
+        extra[rid] = t
+        acc.add(rid, s, {}, checker.metrics, checker.groups)
+    return acc, extra
+
+
+def _output_text(output: Any) -> str | None:
+    if isinstance(output, dict):
+        for key in OUTPUT_KEYS:
+            if isinstance(output.get(key), str):
+                return output[key]
+    return None
+
+
+__all__: Sequence[str] = ("build_scorer", "check_store", "run_reference")
