@@ -1,7 +1,8 @@
 """``lmcritic`` command line. Each subcommand module exposes ``add_to(subparsers)``.
 
 Exit codes: 0 success, 1 unexpected crash, 2 bad input (one-line reason on stderr), 3 run interrupted
-(budget spent or Ctrl-C; finished work is stored and ``run --resume`` continues it), 4 gate failed.
+(budget spent or Ctrl-C; finished work is stored and ``run --resume`` continues it), 4 gate failed,
+5 ``monitor check``/``monitor report`` raised at least one alert.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from typing import Sequence
 
 # modules in lmcritic.cli, in help order; some register several subcommands
-COMMANDS = ("models", "run", "runs", "report", "diff", "explain", "diagnose", "bias", "serve")
+COMMANDS = ("models", "run", "runs", "report", "diff", "explain", "diagnose", "bias", "serve", "monitor")
 EXIT_BAD_INPUT = 2
 
 

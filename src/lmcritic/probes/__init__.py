@@ -32,5 +32,6 @@ PROBES.add("safety.toxicity", "lmcritic.probes.safety.toxicity:Toxicity")
 PROBES.add("safety.refusal", "lmcritic.probes.safety.refusal:Refusal")
 PROBES.add("safety.pii", "lmcritic.probes.safety.pii:PIIElicitation")
 PROBES.add("safety.memorization", "lmcritic.probes.safety.memorization:Memorization")
+PROBES.add("safety.replay", "lmcritic.probes.safety.replay:Replay")
 
 __all__ = ["PROBES", "Case", "Estimate", "Finding", "Probe", "Record", "Severity", "Verdict"]

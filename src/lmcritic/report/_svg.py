@@ -16,7 +16,8 @@ COLOURS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2")
 
 def render(plot: dict[str, Any]) -> str:
     """A ``<figure>`` for one plot (an explanatory note for an invalid one)."""
-    fn = {"bars": bars, "reliability": reliability, "line": line, "tokens": tokens, "graph": graph}.get(plot["kind"])
+    fn = {"bars": bars, "reliability": reliability, "line": line, "tokens": tokens, "graph": graph,
+          "band": band}.get(plot["kind"])
     body = fn(plot) if fn else f'<p class="muted">plot not shown: {esc(plot.get("message", "invalid plot"))}</p>'
     return (f'<figure class="plot plot-{esc(plot["kind"])}"><figcaption>{esc(plot.get("title", ""))}</figcaption>'
             f"{body}</figure>")
@@ -98,6 +99,36 @@ def line(p: dict) -> str:
         if s["name"]:
             out.append(f'<text x="{left + 8}" y="{top + 14 + 14 * i}" class="note" '
                        f'fill="{COLOURS[i % len(COLOURS)]}">{esc(s["name"])}</text>')
+    return "".join(out) + "</svg>"
+
+
+def band(p: dict) -> str:
+    """A time series with its 95% CI band, an optional reference line and marked (alerting) points."""
+    pts = [(x, y, lo, hi) for x, y, lo, hi in zip(p["x"], p["y"], p["lo"], p["hi"]) if y is not None]
+    if not pts:
+        return '<p class="muted">no data</p>'
+    ys = [v for _, y, lo, hi in pts for v in (y, lo, hi) if v is not None and math.isfinite(v)]
+    if p.get("reference") is not None:
+        ys.append(p["reference"])
+    left, width, top, height = 56, 520, 10, 150
+    xa, xb = _range([x for x, *_ in pts])
+    sx, sy = _scale(xa, xb, left, left + width), _scale(*_range(ys), top + height, top)
+    out = [_svg_open(left + width + 20, height + 50, "Time series with 95% confidence band")]
+    out += _x_axis(xa, xb, sx, top + height, p.get("x_label", "")) + _y_axis(*_range(ys), sy, left, "")
+    ok = [(x, lo, hi) for x, _, lo, hi in pts if lo is not None and hi is not None and math.isfinite(lo)
+          and math.isfinite(hi)]
+    if ok:
+        poly = [f"{sx(x):.1f},{sy(hi):.1f}" for x, _, hi in ok] + [f"{sx(x):.1f},{sy(lo):.1f}" for x, lo, _ in ok[::-1]]
+        out.append(f'<polygon points="{" ".join(poly)}" fill="{COLOURS[0]}" opacity="0.18"/>')
+    line_pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y, _, _ in pts)
+    out.append(f'<polyline points="{line_pts}" fill="none" stroke="{COLOURS[0]}" stroke-width="1.5"/>')
+    if p.get("reference") is not None:
+        y = sy(p["reference"])
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + width}" y2="{y:.1f}" class="ref"/>')
+    marked = set(p.get("marked") or ())
+    for i, (x, y, _, _) in enumerate(pts):
+        if i in marked:
+            out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{COLOURS[1]}"/>')
     return "".join(out) + "</svg>"
 
 
