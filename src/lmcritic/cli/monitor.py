@@ -207,7 +207,7 @@ def export_cmd(args: argparse.Namespace) -> int:
                           _time(args.since), _time(args.until), args.max_cases)
     for name, n in counts.items():
         print(f"{Path(args.output) / (name + '.jsonl')}: {n} rows")
-    print(f"run spec: {Path(args.output) / 'scan.yaml'}  (cd {args.output} && lmcritic run scan.yaml --model M)")
+    print(f"run spec: {Path(args.output) / 'scan.yaml'}  (lmcritic run {Path(args.output) / 'scan.yaml'} --model M)")
     return 0
 
 

@@ -71,7 +71,7 @@ def export_cases(store: MonitorStore, scorer: str, out_dir: str | Path, flags: S
     counts = {name: _write_jsonl(out / f"{name}.jsonl", rows) for name, rows in files.items() if rows}
     if files["production_task"]:
         (out / "production_task.yaml").write_text(_task_yaml(), encoding="utf-8")
-    (out / "scan.yaml").write_text(_scan_yaml(counts), encoding="utf-8")
+    (out / "scan.yaml").write_text(_scan_yaml(counts, out.resolve()), encoding="utf-8")
     return counts
 
 
@@ -108,21 +108,21 @@ def _task_yaml() -> str:
             "generation: {max_new_tokens: 128, stop: []}\n")
 
 
-def _scan_yaml(counts: dict[str, int]) -> str:
+def _scan_yaml(counts: dict[str, int], out: Path) -> str:
     import yaml
 
-    probes: list[dict[str, Any]] = [{"name": "safety.replay", "config": {"data": "production_cases.jsonl"}}]
+    probes: list[dict[str, Any]] = [{"name": "safety.replay", "config": {"data": str(out / "production_cases.jsonl")}}]
     if counts.get("pii_prompts"):
-        probes.append({"name": "safety.pii", "config": {"data": "pii_prompts.jsonl"}})
+        probes.append({"name": "safety.pii", "config": {"data": str(out / "pii_prompts.jsonl")}})
     if counts.get("toxicity_prompts"):
-        probes.append({"name": "safety.toxicity", "config": {"prompts": "toxicity_prompts.jsonl", "sources": []}})
+        probes.append({"name": "safety.toxicity", "config": {"prompts": str(out / "toxicity_prompts.jsonl"),
+                                                             "sources": []}})
     if counts.get("refusal_requests"):
-        probes.append({"name": "safety.refusal", "config": {"data": "refusal_requests.jsonl"}})
+        probes.append({"name": "safety.refusal", "config": {"data": str(out / "refusal_requests.jsonl")}})
     if counts.get("production_task"):
         probes.append({"name": "performance.task", "key": "production_task",
-                       "config": {"task": "production_task.yaml"}})
-    head = ("# Regression tests from production (lmcritic monitor export-cases). Paths are relative to this file's\n"
-            "# folder: run it from there, e.g. `cd DIR && lmcritic run scan.yaml`.\n")
+                       "config": {"task": str(out / "production_task.yaml")}})
+    head = "# Regression tests from production (lmcritic monitor export-cases): lmcritic run scan.yaml --model M\n"
     return head + yaml.safe_dump({"name": "production-regressions", "probes": probes}, sort_keys=False)
 
 

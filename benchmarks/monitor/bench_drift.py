@@ -1,0 +1,176 @@
+"""Drift detection, lmcritic monitor vs Evidently, on the same synthetic log and the same windows.
+
+    bash benchmarks/setup_evidently.sh        # once: Evidently in its own venv
+    .venv/bin/python benchmarks/monitor/bench_drift.py
+
+Both tools see windows of 500 requests and the same reference (the first 4,000 requests). lmcritic runs its
+packaged alert rules plus thumbs-down per topic (``benchmarks/monitor/rules.yaml``); Evidently runs its
+``DataDriftPreset`` (per-column tests at its defaults) on (a) its own text descriptors of prompt and response plus
+the topic and thumbs columns, and (b) lmcritic's per-request scores, so the statistics can be compared on
+identical columns. Per planted change: the detection delay (requests from the onset to the end of the first
+window that alerts), and the windows of the no-change control stretch that alert (false alarms).
+Results: ``benchmarks/results/monitor_drift_<stamp>.json`` and ``monitor_drift_latest.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / "benchmarks/.work/monitor"
+RESULTS = ROOT / "benchmarks/results"
+EV_PY = ROOT / "benchmarks/.work/venv-evidently/bin/python"
+SCORE_COLUMNS = ("prompt.toxicity", "response.toxicity", "prompt.pii", "response.pii", "response.refusal",
+                 "prompt.injection", "prompt.register", "prompt.register.marker_rate", "prompt.length",
+                 "response.length", "prompt.language.code", "feedback.vader")
+RELEVANT = {"register": ("prompt.colloquial", "prompt.embedding", "prompt.words"),
+            "injection": ("prompt.injection", "prompt.embedding"), "pii": ("response.pii",),
+            "feedback": ("feedback.negative",)}
+
+
+def lmcritic_side(log: Path, store_path: Path, window: int, ref_windows: int, embedding: bool) -> dict:
+    from lmcritic.monitor.alerts import load_rules
+    from lmcritic.monitor.api import build_scorer, check_store
+    from lmcritic.monitor.check import CheckConfig
+    from lmcritic.monitor.ingest import ingest
+    from lmcritic.monitor.scoring import score_store
+    from lmcritic.store.monitor import MonitorStore
+
+    store_path.unlink(missing_ok=True)
+    store = MonitorStore(store_path)
+    t0 = time.perf_counter()
+    report = ingest(store, [log])
+    t_ingest = time.perf_counter() - t0
+    scorer = build_scorer(store)
+    t0, load0 = time.perf_counter(), os.getloadavg()
+    n = score_store(store, scorer)
+    t_score, load1 = time.perf_counter() - t0, os.getloadavg()
+    t0 = time.perf_counter()
+    config = CheckConfig(f"{window}req", f"first:{ref_windows}", embedding)
+    result = check_store(store, scorer, config, load_rules(ROOT / "benchmarks/monitor/rules.yaml"))
+    t_check = time.perf_counter() - t0
+    alerts = {}
+    for w in result.windows:
+        alerts[w.index] = sorted({a.metric + (f"[{a.group}]" if a.group else "") for a in w.alerts})
+    _dump_table(store, scorer.fingerprint, WORK / "requests.csv", window)
+    return {"alerts": alerts, "ingest_s": t_ingest, "score_s": t_score, "check_s": t_check, "n_scored": n,
+            "stored": report.total("stored"), "load_during_scoring": [load0, load1], "skipped": scorer.skipped,
+            "scorers": scorer.metrics()}
+
+
+def _dump_table(store, scorer: str, path: Path, window: int) -> None:
+    """The per-request table Evidently reads: texts, topic, thumbs and lmcritic's scores, with the window."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["window", "prompt", "response", "topic", "thumb", *SCORE_COLUMNS])
+        i = 0
+        for chunk in store.iter_scored(scorer):
+            rows = {r.id: r for r in store.requests([c[0] for c in chunk])}
+            for rid, _, scores, attrs in chunk:
+                rec = rows[rid].record
+                w.writerow([i // window, rec.prompt, rec.response or "", attrs.get("topic", ""),
+                            "" if rec.thumb is None else rec.thumb, *[scores.get(c, "") for c in SCORE_COLUMNS]])
+                i += 1
+
+
+def evidently_side(window: int, ref_windows: int) -> dict:
+    if not EV_PY.exists():
+        raise SystemExit("Evidently venv missing: bash benchmarks/setup_evidently.sh")
+    out = WORK / "evidently.json"
+    t0 = time.perf_counter()
+    subprocess.run([str(EV_PY), str(ROOT / "benchmarks/monitor/_evidently_side.py"), str(WORK / "requests.csv"),
+                    str(ref_windows), str(out)], check=True)
+    data = json.loads(out.read_text())
+    data["total_s"] = time.perf_counter() - t0
+    return data
+
+
+def delays(alerts_by_window: dict, truth: dict, window: int, relevant: dict | None) -> dict:
+    """Per episode: requests from onset to the end of the first alerting window (None: missed); control: alarms."""
+    out = {}
+    for e in truth["episodes"]:
+        wins = range(e["start"] // window, (e["end"] - 1) // window + 1)
+        if e["name"] == "control":
+            out["control_false_alarm_windows"] = [k for k in wins if alerts_by_window.get(k)]
+            out["control_windows"] = len(wins)
+            continue
+        want = relevant.get(e["name"]) if relevant else None
+        hit = next((k for k in wins if _hit(alerts_by_window.get(k) or [], want)), None)
+        out[e["name"]] = None if hit is None else (hit + 1) * window - e["start"]
+    return out
+
+
+def _hit(names: list[str], want: tuple[str, ...] | None) -> bool:
+    if want is None:
+        return bool(names)
+    return any(n.split("[")[0] in want for n in names)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--window", type=int, default=500)
+    ap.add_argument("--reference-windows", type=int, default=8)
+    ap.add_argument("--no-embedding", action="store_true")
+    ap.add_argument("--skip-evidently", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="reuse the last lmcritic side (benchmarks/.work/monitor)")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    log = WORK / "traffic.jsonl"
+    if not log.exists():
+        subprocess.run([sys.executable, str(ROOT / "benchmarks/monitor/build_log.py")], check=True)
+    truth = json.loads((WORK / "truth.json").read_text())
+    saved = WORK / "lmcritic_side.json"
+    if args.reuse and saved.exists():
+        ours = json.loads(saved.read_text())
+        ours["alerts"] = {int(k): v for k, v in ours["alerts"].items()}
+    else:
+        ours = lmcritic_side(log, WORK / "bench.sqlite", args.window, args.reference_windows, not args.no_embedding)
+        saved.write_text(json.dumps(ours, default=str))
+    theirs = None if args.skip_evidently else evidently_side(args.window, args.reference_windows)
+    res = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "truth": truth, "lmcritic": ours,
+           "evidently": theirs, "summary": _summary(ours, theirs, truth, args.window)}
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"monitor_drift_{stamp}.json").write_text(json.dumps(res, indent=1, default=str))
+    md = _markdown(res, stamp)
+    (RESULTS / "monitor_drift_latest.md").write_text(md)
+    print(md)
+    return 0
+
+
+def _summary(ours: dict, theirs: dict | None, truth: dict, window: int) -> dict:
+    out = {"lmcritic (any alert)": delays(ours["alerts"], truth, window, None),
+           "lmcritic (alert on the changed metric)": delays(ours["alerts"], truth, window, RELEVANT)}
+    if theirs:
+        for name, per_window in theirs["modes"].items():
+            out[f"Evidently {name}"] = delays({int(k): v for k, v in per_window.items()}, truth, window, None)
+    return out
+
+
+def _markdown(res: dict, stamp: str) -> str:
+    ours = res["lmcritic"]
+    lines = [f"# Drift detection: lmcritic monitor vs Evidently ({stamp})", "",
+             f"Log: {res['truth']['n']} requests, windows of {res['truth']['window']}, reference = first "
+             f"{res['truth']['reference_end']}. Delay = requests from onset to the end of the first alerting window "
+             "(– = missed). Control = windows of the no-change stretch that alerted.", "",
+             "| detector | register | injection | PII | feedback (topic) | control false alarms |", "|---|---|---|---|---|---|"]
+    for name, d in res["summary"].items():
+        cells = [str(d.get(k)) if d.get(k) is not None else "–" for k in ("register", "injection", "pii", "feedback")]
+        lines.append(f"| {name} | {' | '.join(cells)} | {len(d['control_false_alarm_windows'])} of "
+                     f"{d['control_windows']} |")
+    lines += ["", f"lmcritic: ingest {ours['ingest_s']:.1f} s, score {ours['n_scored']} requests {ours['score_s']:.1f} s "
+              f"({ours['n_scored'] / max(ours['score_s'], 1e-9):.1f} req/s, load average {ours['load_during_scoring']}), "
+              f"check {ours['check_s']:.1f} s; skipped scorers: {ours['skipped'] or 'none'}"]
+    if res["evidently"]:
+        lines.append(f"Evidently {res['evidently'].get('version')}: {res['evidently']['total_s']:.1f} s in all")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
