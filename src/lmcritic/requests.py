@@ -36,8 +36,11 @@ class GenParams:
     num_beams: int = 1
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    logprobs: int | None = None  # also return each generated token's log-prob and this many top alternatives
 
     def __post_init__(self) -> None:
+        if self.logprobs is not None and not 0 <= self.logprobs <= 20:
+            raise ConfigError(f"logprobs must be in [0, 20] or None, got {self.logprobs}")
         if self.max_new_tokens < 0:
             raise ConfigError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
         if self.temperature < 0 or not math.isfinite(self.temperature):
@@ -130,11 +133,21 @@ class GenerateRequest:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text, log-prob under the model, and the top alternatives at its position."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class GenerateResult:
     text: str
     finish_reason: str  # "stop" (stop sequence or EOS) or "length"
     n_prompt_tokens: int = 0
     n_new_tokens: int = 0
+    logprobs: tuple[TokenLogprob, ...] | None = None  # when GenParams.logprobs was set and the backend gives them
 
 
 @dataclass(frozen=True)

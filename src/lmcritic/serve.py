@@ -30,6 +30,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Sequence
 
+from lmcritic._serve_sse import SSE
 from lmcritic.backends.base import Backend
 from lmcritic.errors import BackendError, ConfigError, LmcriticError
 from lmcritic.requests import (
@@ -94,35 +95,44 @@ class API:
         card = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "lmcritic"}
         return {"object": "list", "data": [card]}
 
-    def completions(self, body: dict[str, Any]) -> dict[str, Any]:
+    def completions(self, body: dict[str, Any]) -> dict[str, Any] | SSE:
         prompts = _prompts(body)
         max_tokens = _integer(body, "max_tokens", DEFAULT_MAX_TOKENS, 0)
         logprobs = _integer(body, "logprobs", None, 0, 20)
         echo = _boolean(body, "echo")
-        _only_one(body)
-        if logprobs is not None and not (echo and max_tokens == 0):
-            raise APIError(400, "logprobs: only scoring is supported (echo=true with max_tokens=0)", "logprobs")
-        if logprobs is not None:
+        stream = _only_one(body)
+        scoring = logprobs is not None and echo and max_tokens == 0
+        if logprobs is not None and echo and not scoring:
+            raise APIError(400, "logprobs with echo: only scoring (max_tokens=0) is supported; drop echo to get "
+                           "the generated tokens' logprobs", "logprobs")
+        if scoring:
+            if stream:
+                raise APIError(400, "stream: scoring (echo with max_tokens=0) is not streamed", "stream")
             choices, usage = self._score(prompts, _boolean(body, "prefix_token"))
         else:
-            choices, usage = self._complete(prompts, _params(body, max_tokens), echo)
-        return self._envelope("cmpl", "text_completion", choices, usage)
+            choices, usage = self._complete(prompts, _params(body, max_tokens, logprobs), echo)
+        return _maybe_stream(body, stream, self._envelope("cmpl", "text_completion", choices, usage))
 
-    def chat_completions(self, body: dict[str, Any]) -> dict[str, Any]:
+    def chat_completions(self, body: dict[str, Any]) -> dict[str, Any] | SSE:
         messages = _messages(body)
-        _only_one(body)
+        stream = _only_one(body)
         default = _integer(body, "max_completion_tokens", DEFAULT_CHAT_MAX_TOKENS, 0)
-        params = _params(body, _integer(body, "max_tokens", default, 0))
+        top = _integer(body, "top_logprobs", None, 0, 20)
+        want = _boolean(body, "logprobs")
+        if top is not None and not want:
+            raise APIError(400, "top_logprobs: needs logprobs=true", "top_logprobs")
+        params = _params(body, _integer(body, "max_tokens", default, 0), (top or 0) if want else None)
         self._need(Capability.CHAT, "messages", "this model has no chat template; use /v1/completions")
         (res,) = self._call("generate", [GenerateRequest(messages=messages, params=params)])
         choice = {"index": 0, "message": {"role": "assistant", "content": res.text},
-                  "finish_reason": res.finish_reason}
-        return self._envelope("chatcmpl", "chat.completion", [choice], _usage([res]))
+                  "logprobs": _chat_logprobs(res) if want else None, "finish_reason": res.finish_reason}
+        return _maybe_stream(body, stream, self._envelope("chatcmpl", "chat.completion", [choice], _usage([res])))
 
     def _complete(self, prompts: list[str], params: GenParams, echo: bool) -> tuple[list[dict], dict]:
         self._need(Capability.GENERATE, "prompt", "this model cannot generate text")
         results = self._call("generate", [GenerateRequest(prompt=p, params=params) for p in prompts])
-        choices = [{"index": i, "text": (p if echo else "") + r.text, "logprobs": None,
+        choices = [{"index": i, "text": (p if echo else "") + r.text,
+                    "logprobs": _completion_logprobs(r) if params.logprobs is not None else None,
                     "finish_reason": r.finish_reason} for i, (p, r) in enumerate(zip(prompts, results))]
         return choices, _usage(results)
 
@@ -158,32 +168,40 @@ class API:
                 "model": self.model_name, "choices": choices, "usage": usage}
 
 
-def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,
+def make_server(backend: Backend | None, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,
                 api_key_env: str | None = None, max_body_bytes: int = MAX_BODY_BYTES,
-                quiet: bool = False) -> ThreadingHTTPServer:
+                quiet: bool = False, log_path: str | None = None, api: Any = None) -> ThreadingHTTPServer:
     """Bind (port 0: any free port, see ``server.server_address``); call ``serve_forever()`` to serve.
 
     ``model_name`` defaults to the backend's model name; with ``api_key_env`` every /v1 request must carry
-    ``Authorization: Bearer $api_key_env``.
+    ``Authorization: Bearer $api_key_env``. ``log_path`` appends every completion to a JSONL traffic log
+    (``lmcritic monitor ingest`` reads it); ``api`` replaces the backend API (the ``--upstream`` proxy).
     """
-    api = API(backend, model_name or _default_name(backend), api_key_env)  # fails before binding
+    from lmcritic._serve_log import TrafficLog
+
+    if api is None:
+        api = API(backend, model_name or _default_name(backend), api_key_env)  # fails before binding
     server = ThreadingHTTPServer((host, port), _Handler)
     server.api = api  # type: ignore[attr-defined]
     server.max_body_bytes = max_body_bytes  # type: ignore[attr-defined]
     server.quiet = quiet  # type: ignore[attr-defined]
+    server.traffic_log = TrafficLog(log_path) if log_path else None  # type: ignore[attr-defined]
     return server
 
 
 def serve(model_spec: Any, host: str = "127.0.0.1", port: int = 8000, backend: str | None = None,
-          api_key_env: str | None = None, model_name: str | None = None) -> int:
-    """Load ``model_spec`` (a name, path or :class:`ModelSpec`) and serve it until Ctrl-C."""
+          api_key_env: str | None = None, model_name: str | None = None, log_path: str | None = None,
+          api: Any = None) -> int:
+    """Load ``model_spec`` (a name, path or :class:`ModelSpec`) and serve it until Ctrl-C (``api``: serve
+    that instead, e.g. the ``--upstream`` proxy; no model is loaded)."""
     from lmcritic.backends import ModelSpec, load_model
 
     spec = model_spec if isinstance(model_spec, ModelSpec) else ModelSpec(name=str(model_spec), backend=backend)
-    print(f"lmcritic: loading model {spec.name!r} ...", file=sys.stderr)
-    model = load_model(spec)
+    if api is None:
+        print(f"lmcritic: loading model {spec.name!r} ...", file=sys.stderr)
+    model = load_model(spec) if api is None else _NoModel()
     try:
-        server = make_server(model, host, port, model_name or spec.name, api_key_env)
+        server = make_server(model, host, port, model_name or spec.name, api_key_env, log_path=log_path, api=api)
     except OSError as err:
         model.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err}",
@@ -199,7 +217,14 @@ def serve(model_spec: Any, host: str = "127.0.0.1", port: int = 8000, backend: s
     finally:
         server.server_close()
         model.close()
+        if server.traffic_log is not None:  # type: ignore[attr-defined]
+            server.traffic_log.close()  # type: ignore[attr-defined]
     return 0
+
+
+class _NoModel:
+    def close(self) -> None:
+        """The proxy holds no model."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -215,14 +240,63 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         start = time.perf_counter()
+        body = None
         try:
             body = self._read_body() if method == "POST" else None
             api: API = self.server.api  # type: ignore[attr-defined]
             status, payload = api.handle(method, self.path, self.headers, body)
         except APIError as err:
             status, payload = err.status, err.body()
-        size = self._send(status, payload)
-        self._log(f'"{method} {self.path.split("?")[0]}" {status} {size} {time.perf_counter() - start:.3f}s')
+        extra = payload.pop("_guard", None) if isinstance(payload, dict) else getattr(payload, "meta", None)
+        if isinstance(payload, SSE):
+            size, reply = self._stream(payload)
+        else:
+            size, reply = self._send(status, payload), payload
+        elapsed = time.perf_counter() - start
+        self._traffic(method, body, status, reply, elapsed, isinstance(payload, SSE), extra)
+        self._log(f'"{method} {self.path.split("?")[0]}" {status} {size} {elapsed:.3f}s')
+
+    def _stream(self, sse: SSE) -> tuple[int, dict[str, Any] | None]:
+        """Write server-sent events as they come; returns bytes sent and the reassembled reply."""
+        from lmcritic._serve_sse import DONE, Reassembler, encode
+
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        self.close_connection = True
+        whole, buffer, size = Reassembler(), bytearray(), 0
+        try:
+            for event in sse.events:
+                data = event if isinstance(event, bytes) else encode(event)
+                if isinstance(event, bytes):
+                    whole.feed_bytes(event, buffer)
+                else:
+                    whole.feed(event)
+                self.wfile.write(data)
+                self.wfile.flush()
+                size += len(data)
+            if not sse.raw:
+                self.wfile.write(DONE)
+                size += len(DONE)
+        except (BrokenPipeError, ConnectionResetError):
+            self._log("client disconnected during a stream")
+        reply = whole.reply()
+        if sse.on_done is not None:
+            sse.on_done(reply)
+        return size, reply
+
+    def _traffic(self, method: str, body: bytes | None, status: int, reply: Any, elapsed: float, stream: bool,
+                 extra: dict[str, Any] | None) -> None:
+        log = getattr(self.server, "traffic_log", None)
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if log is None or method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
+            return
+        try:
+            request = json.loads(body or b"")
+        except ValueError:
+            request = None
+        log.record(path, request, status, reply if isinstance(reply, dict) else None, elapsed, stream, extra)
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -294,7 +368,7 @@ def _message(m: Any, i: int) -> ChatMessage:
     return ChatMessage(m["role"], content)
 
 
-def _params(body: dict[str, Any], max_tokens: int) -> GenParams:
+def _params(body: dict[str, Any], max_tokens: int, logprobs: int | None = None) -> GenParams:
     stop = body.get("stop")
     stops = [stop] if isinstance(stop, str) else (stop or [])
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
@@ -302,7 +376,7 @@ def _params(body: dict[str, Any], max_tokens: int) -> GenParams:
     try:
         return GenParams(max_new_tokens=max_tokens, temperature=_number(body, "temperature", 1.0),
                          top_p=_number(body, "top_p", 1.0), top_k=_integer(body, "top_k", 0, 0) or 0,
-                         seed=_integer(body, "seed", None), stop=tuple(s for s in stops if s))
+                         seed=_integer(body, "seed", None), stop=tuple(s for s in stops if s), logprobs=logprobs)
     except ConfigError as err:
         raise APIError(400, str(err)) from None
 
@@ -335,11 +409,45 @@ def _boolean(body: dict[str, Any], name: str) -> bool:
     return value
 
 
-def _only_one(body: dict[str, Any]) -> None:
+def _only_one(body: dict[str, Any]) -> bool:
+    """Checks n/best_of; returns whether the reply is to be streamed."""
     if body.get("n", 1) != 1 or body.get("best_of", 1) != 1:
         raise APIError(400, "n: only n=1 (and best_of=1) is supported", "n")
-    if body.get("stream"):
-        raise APIError(400, "stream: streaming is not supported", "stream")
+    return _boolean(body, "stream")
+
+
+def _maybe_stream(body: dict[str, Any], stream: bool, reply: dict[str, Any]) -> dict[str, Any] | SSE:
+    """The reply, or its chunks as server-sent events (with a usage chunk when stream_options asks)."""
+    if not stream:
+        return reply
+    from lmcritic._serve_sse import chunks
+
+    opts = body.get("stream_options") or {}
+    return SSE(chunks(reply, include_usage=isinstance(opts, dict) and opts.get("include_usage") is True))
+
+
+def _completion_logprobs(res: GenerateResult) -> dict[str, Any] | None:
+    """The legacy completions ``logprobs`` block for generated tokens."""
+    if res.logprobs is None:
+        return None
+    offsets, at = [], 0
+    for t in res.logprobs:
+        offsets.append(at)
+        at += len(t.token)
+    return {"tokens": [t.token for t in res.logprobs], "token_logprobs": [t.logprob for t in res.logprobs],
+            "top_logprobs": [dict(t.top) for t in res.logprobs], "text_offset": offsets}
+
+
+def _chat_logprobs(res: GenerateResult) -> dict[str, Any] | None:
+    """The chat ``logprobs`` block: ``content`` entries with token, logprob, bytes and top_logprobs."""
+    if res.logprobs is None:
+        return None
+
+    def entry(token: str, lp: float) -> dict[str, Any]:
+        return {"token": token, "logprob": lp, "bytes": list(token.encode("utf-8"))}
+
+    return {"content": [{**entry(t.token, t.logprob), "top_logprobs": [entry(a, b) for a, b in t.top]}
+                        for t in res.logprobs], "refusal": None}
 
 
 # replies

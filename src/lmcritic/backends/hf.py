@@ -156,7 +156,12 @@ class HFBackend(Backend):
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         self.require(C.GENERATE)
         with torch.inference_mode():
-            return _hf_generate.generate(self, list(requests))
+            results = _hf_generate.generate(self, list(requests))
+            if any(r.params.logprobs is not None for r in requests):
+                from lmcritic.backends import _hf_gen_logprobs
+
+                results = _hf_gen_logprobs.attach(self, list(requests), results)
+            return results
 
     def classify(self, requests: Sequence[ClassifyRequest]) -> list[ClassifyResult]:
         self.require(C.CLASSIFY)

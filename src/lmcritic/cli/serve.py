@@ -1,4 +1,6 @@
-"""``lmcritic serve --model M``: serve any model over an OpenAI-compatible HTTP API."""
+"""``lmcritic serve --model M``: serve any model over an OpenAI-compatible HTTP API; ``--upstream URL``:
+proxy another OpenAI-compatible server instead (with guards); ``--log PATH``: record the traffic for
+``lmcritic monitor ingest``."""
 from __future__ import annotations
 
 import argparse
@@ -13,12 +15,31 @@ def add_to(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     p.add_argument("--api-key-env", metavar="VAR",
                    help="require 'Authorization: Bearer $VAR' on every request (the key is read from VAR)")
+    p.add_argument("--log", metavar="PATH", help="append every completion to a JSONL traffic log "
+                   "(the format `lmcritic monitor ingest` reads)")
+    p.add_argument("--upstream", metavar="URL", help="proxy this OpenAI-compatible server (e.g. "
+                   "http://127.0.0.1:8001/v1) instead of loading a model")
+    p.add_argument("--upstream-key-env", metavar="VAR", help="send 'Authorization: Bearer $VAR' upstream")
+    p.add_argument("--guard", action="append", default=[], metavar="NAME",
+                   help="with --upstream: apply a guard (output_filter, injection); repeatable")
+    p.add_argument("--guard-option", action="append", default=[], metavar="NAME.KEY=VALUE",
+                   help="a guard's option, e.g. injection.threshold=0.8")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lmcritic.backends import DEFAULT_MODEL, ModelSpec
+    from lmcritic.errors import ConfigError
     from lmcritic.serve import serve
 
-    spec = ModelSpec(name=args.model or DEFAULT_MODEL, backend=args.backend)
-    return serve(spec, host=args.host, port=args.port, api_key_env=args.api_key_env)
+    api = None
+    if args.upstream:
+        from lmcritic.serve_proxy import ProxyAPI, build_guards
+
+        api = ProxyAPI(args.upstream, args.api_key_env, args.upstream_key_env,
+                       build_guards(args.guard, args.guard_option))
+    elif args.guard:
+        raise ConfigError("--guard applies to the --upstream proxy",
+                          "to guard a local model, serve it and put `lmcritic serve --upstream` in front")
+    spec = ModelSpec(name=args.upstream or args.model or DEFAULT_MODEL, backend=args.backend)
+    return serve(spec, host=args.host, port=args.port, api_key_env=args.api_key_env, log_path=args.log, api=api)

@@ -1,0 +1,253 @@
+"""``lmcritic serve --upstream URL``: a monitoring proxy in front of any OpenAI-compatible server.
+
+Without guards the proxy is transparent: the request body goes upstream byte for byte, the reply comes back as
+it is (server-sent events are passed through chunk by chunk as they arrive), and ``--log`` records both in the
+format ``lmcritic monitor ingest`` reads — so a deployed model is monitored without touching its code. Guards
+make it an inline mitigation: an *input* guard answers instead of the model (finish reason ``content_filter``)
+when it blocks a prompt; an *output* guard rewrites each answer (the whole answer is needed, so the upstream is
+asked without streaming and the client's stream is replayed from the guarded answer). Guards are registered in
+:data:`GUARDS` (``output_filter``: toxicity and PII filtering of :mod:`lmcritic.mitigate.output_filter`;
+``injection``: the prompt-guardrail classifier blocks likely prompt injections).
+"""
+from __future__ import annotations
+
+import hmac
+import http.client
+import json
+import os
+import urllib.parse
+import uuid
+import time
+from typing import Any, Iterator, Sequence
+
+from lmcritic._serve_sse import SSE, chunks
+from lmcritic.errors import ConfigError
+from lmcritic.registry import Registry
+from lmcritic.serve import APIError, _json_object
+
+ROUTES = ("/v1/models", "/v1/completions", "/v1/chat/completions")
+BLOCKED = "I can't help with that request."
+READ_CHUNK = 4096
+
+
+class Guard:
+    """An inline mitigation: ``check_input`` may answer instead of the model; ``filter_output`` may rewrite."""
+
+    name = "guard"
+
+    def check_input(self, text: str) -> dict[str, Any] | None:
+        """``None`` to let the request through, else what was decided (logged)."""
+        return None
+
+    def filter_output(self, text: str) -> tuple[str, dict[str, Any] | None]:
+        return text, None
+
+    @property
+    def rewrites_output(self) -> bool:
+        return type(self).filter_output is not Guard.filter_output
+
+
+class OutputFilterGuard(Guard):
+    """Toxic sentences replaced, PII redacted (``lmcritic.mitigate.output_filter``'s filter, same options)."""
+
+    name = "output_filter"
+
+    def __init__(self, **options: Any) -> None:
+        from lmcritic.mitigate.output_filter import FilterConfig, OutputFilterBackend
+
+        config = FilterConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+        self._filter = OutputFilterBackend(None, config)  # type: ignore[arg-type]  # only its text filter is used
+
+    def filter_output(self, text: str) -> tuple[str, dict[str, Any] | None]:
+        new, actions = self._filter.filter_text(text)
+        return new, ({"output_filter": actions} if new != text else None)
+
+
+class InjectionGuard(Guard):
+    """Blocks prompts the prompt-guardrail classifier scores above ``threshold`` as injections."""
+
+    name = "injection"
+
+    def __init__(self, threshold: float = 0.5, reply: str = BLOCKED) -> None:
+        from lmcritic.scorers.injection import PromptGuardScorer
+
+        self.threshold, self.reply, self._scorer = float(threshold), reply, PromptGuardScorer()
+        why = self._scorer.not_applicable()
+        if why:
+            raise ConfigError(f"guard 'injection' cannot run: {why}")
+
+    def check_input(self, text: str) -> dict[str, Any] | None:
+        p = self._scorer.score([text])[0]["injection"]
+        return {"injection": {"blocked": True, "p_injection": round(p, 4)}} if p > self.threshold else None
+
+
+GUARDS: Registry[type[Guard]] = Registry("guards")
+GUARDS.add("output_filter", OutputFilterGuard)
+GUARDS.add("injection", InjectionGuard)
+
+
+def build_guards(names: Sequence[str], options: Sequence[str] = ()) -> list[Guard]:
+    """Guards by name; ``options`` are ``NAME.KEY=VALUE`` (VALUE parsed as YAML: numbers, lists, ...)."""
+    import yaml
+
+    per: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for item in options:
+        key, sep, value = item.partition("=")
+        name, dot, opt = key.partition(".")
+        if not sep or not dot or name not in per:
+            raise ConfigError(f"bad --guard-option {item!r}", "use NAME.KEY=VALUE for a guard given with --guard")
+        per[name][opt] = yaml.safe_load(value)
+    out = []
+    for name in names:
+        try:
+            out.append(GUARDS.get(name)(**per[name]))
+        except TypeError as err:
+            raise ConfigError(f"guard {name!r}: bad option: {err}") from None
+    return out
+
+
+class ProxyAPI:
+    """Same ``handle(method, path, headers, body)`` contract as :class:`lmcritic.serve.API`."""
+
+    def __init__(self, upstream: str, api_key_env: str | None = None, upstream_key_env: str | None = None,
+                 guards: Sequence[Guard] = (), timeout: float = 600.0) -> None:
+        url = urllib.parse.urlsplit(upstream.rstrip("/"))
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"bad --upstream {upstream!r}", "use the server's base URL, e.g. http://127.0.0.1:8001/v1")
+        self.url, self.timeout, self.guards = url, timeout, list(guards)
+        self.base_path = url.path.removesuffix("/v1")
+        self._key = _env_key(api_key_env)
+        self._upstream_key = _env_key(upstream_key_env)
+        self.model_name = f"proxy:{upstream}"
+
+    def handle(self, method: str, path: str, headers: Any, body: bytes | None) -> tuple[int, Any]:
+        route = path.split("?", 1)[0].rstrip("/") or "/"
+        if route == "/health":
+            return 200, {"status": "ok", "upstream": urllib.parse.urlunsplit(self.url)}
+        if route not in ROUTES:
+            raise APIError(404, f"unknown path {route}; try {', '.join(ROUTES)}", code="not_found")
+        self._check_key(headers.get("Authorization"))
+        if method == "POST" and route != "/v1/models" and self.guards:
+            return self._guarded(route, _json_object(body))
+        return self._forward(method, route, body)
+
+    # -- transparent forwarding ------------------------------------------------------------------------
+    def _forward(self, method: str, route: str, body: bytes | None) -> tuple[int, Any]:
+        conn, resp = self._request(method, route, body)
+        if "text/event-stream" in (resp.getheader("Content-Type") or ""):
+            return resp.status, SSE(_relay(conn, resp), raw=True)
+        try:
+            data = resp.read()
+        finally:
+            conn.close()
+        try:
+            return resp.status, json.loads(data or b"{}")
+        except ValueError:
+            raise APIError(502, f"upstream answered {resp.status} with a body that is not JSON",
+                           code="bad_upstream") from None
+
+    def _request(self, method: str, route: str, body: bytes | None) -> tuple[Any, Any]:
+        cls = http.client.HTTPSConnection if self.url.scheme == "https" else http.client.HTTPConnection
+        conn = cls(self.url.hostname, self.url.port, timeout=self.timeout)
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        if self._upstream_key:
+            headers["Authorization"] = f"Bearer {self._upstream_key}"
+        try:
+            conn.request(method, self.base_path + route, body=body, headers=headers)
+            return conn, conn.getresponse()
+        except (OSError, http.client.HTTPException) as err:
+            conn.close()
+            raise APIError(502, f"upstream {self.url.hostname}:{self.url.port} unreachable: "
+                           f"{type(err).__name__}: {err}", code="upstream_unreachable") from None
+
+    # -- guarded ---------------------------------------------------------------------------------------
+    def _guarded(self, route: str, body: dict[str, Any]) -> tuple[int, Any]:
+        stream = body.get("stream") is True
+        prompt = _prompt_text(body)
+        for guard in self.guards:
+            decision = guard.check_input(prompt)
+            if decision is not None:
+                return 200, self._finish(_blocked(route, body, getattr(guard, "reply", BLOCKED)), stream, decision)
+        upstream = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        status, reply = self._forward("POST", route, json.dumps(upstream).encode("utf-8"))
+        if status >= 400 or not isinstance(reply, dict):
+            return status, reply
+        actions: dict[str, Any] = {}
+        for choice in reply.get("choices") or ():
+            _filter_choice(choice, self.guards, actions)
+        return status, self._finish(reply, stream, actions or None, body.get("stream_options"))
+
+    @staticmethod
+    def _finish(reply: dict[str, Any], stream: bool, meta: dict[str, Any] | None, opts: Any = None) -> Any:
+        if not stream:
+            return {**reply, "_guard": meta} if meta else reply
+        usage = isinstance(opts, dict) and opts.get("include_usage") is True
+        return SSE(chunks(reply, include_usage=usage), meta=meta)
+
+    def _check_key(self, header: str | None) -> None:
+        if self._key is None:
+            return
+        given = (header or "").removeprefix("Bearer ").strip()
+        if not given or not hmac.compare_digest(given.encode(), self._key.encode()):
+            raise APIError(401, "missing or invalid API key (send 'Authorization: Bearer <key>')",
+                           code="invalid_api_key")
+
+
+def _relay(conn: Any, resp: Any) -> Iterator[bytes]:
+    """Upstream SSE bytes as they arrive (read1: whatever is there, without waiting for a full buffer)."""
+    try:
+        while True:
+            data = resp.read1(READ_CHUNK) if hasattr(resp, "read1") else resp.read(READ_CHUNK)
+            if not data:
+                return
+            yield data
+    finally:
+        conn.close()
+
+
+def _filter_choice(choice: dict[str, Any], guards: Sequence[Guard], actions: dict[str, Any]) -> None:
+    msg = choice.get("message")
+    text = msg.get("content") if isinstance(msg, dict) else choice.get("text")
+    if not isinstance(text, str):
+        return
+    for guard in guards:
+        text, done = guard.filter_output(text)
+        if done:
+            actions.update(done)
+            choice["finish_reason"] = "content_filter"
+            choice["logprobs"] = None  # the log-probs were of the text before filtering
+    if isinstance(msg, dict):
+        msg["content"] = text
+    else:
+        choice["text"] = text
+
+
+def _blocked(route: str, body: dict[str, Any], text: str) -> dict[str, Any]:
+    chat = route.endswith("chat/completions")
+    choice = ({"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0, "text": text})
+    return {"id": f"{'chatcmpl' if chat else 'cmpl'}-guard-{uuid.uuid4().hex[:16]}",
+            "object": "chat.completion" if chat else "text_completion", "created": int(time.time()),
+            "model": body.get("model"), "choices": [{**choice, "logprobs": None, "finish_reason": "content_filter"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        users = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        texts = [c if isinstance(c, str) else json.dumps(c) for c in users]
+        return texts[-1] if texts else ""
+    prompt = body.get("prompt")
+    return prompt if isinstance(prompt, str) else json.dumps(prompt)
+
+
+def _env_key(env: str | None) -> str | None:
+    if env is None:
+        return None
+    key = os.environ.get(env)
+    if not key:
+        raise ConfigError(f"${env} is not set", f"export {env}=... or drop the option naming it")
+    return key
+
+
+__all__ = ["GUARDS", "Guard", "InjectionGuard", "OutputFilterGuard", "ProxyAPI", "build_guards"]
