@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 VENV="${VENV_EVIDENTLY:-benchmarks/.work/venv-evidently}"
 if [ -f "$VENV/.installed" ]; then echo "$VENV ready"; exit 0; fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q "evidently==0.7.23"
+"$VENV/bin/pip" install -q "evidently==0.7.23" "pandas<3"  # evidently 0.7 imports a helper pandas 3 removed
 touch "$VENV/.installed"
 "$VENV/bin/python" -c 'import evidently; print("evidently", evidently.__version__)'
 echo "$VENV ready"

@@ -30,6 +30,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Sequence
 
+from lmcritic._serve_replies import chat_logprobs, completion_logprobs, logprobs_block, maybe_stream, usage
 from lmcritic._serve_sse import SSE
 from lmcritic.backends.base import Backend
 from lmcritic.errors import BackendError, ConfigError, LmcriticError
@@ -37,10 +38,8 @@ from lmcritic.requests import (
     Capability,
     ChatMessage,
     GenerateRequest,
-    GenerateResult,
     GenParams,
     RollingRequest,
-    RollingResult,
 )
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -111,7 +110,7 @@ class API:
             choices, usage = self._score(prompts, _boolean(body, "prefix_token"))
         else:
             choices, usage = self._complete(prompts, _params(body, max_tokens, logprobs), echo)
-        return _maybe_stream(body, stream, self._envelope("cmpl", "text_completion", choices, usage))
+        return maybe_stream(body, stream, self._envelope("cmpl", "text_completion", choices, usage))
 
     def chat_completions(self, body: dict[str, Any]) -> dict[str, Any] | SSE:
         messages = _messages(body)
@@ -125,21 +124,21 @@ class API:
         self._need(Capability.CHAT, "messages", "this model has no chat template; use /v1/completions")
         (res,) = self._call("generate", [GenerateRequest(messages=messages, params=params)])
         choice = {"index": 0, "message": {"role": "assistant", "content": res.text},
-                  "logprobs": _chat_logprobs(res) if want else None, "finish_reason": res.finish_reason}
-        return _maybe_stream(body, stream, self._envelope("chatcmpl", "chat.completion", [choice], _usage([res])))
+                  "logprobs": chat_logprobs(res) if want else None, "finish_reason": res.finish_reason}
+        return maybe_stream(body, stream, self._envelope("chatcmpl", "chat.completion", [choice], usage([res])))
 
     def _complete(self, prompts: list[str], params: GenParams, echo: bool) -> tuple[list[dict], dict]:
         self._need(Capability.GENERATE, "prompt", "this model cannot generate text")
         results = self._call("generate", [GenerateRequest(prompt=p, params=params) for p in prompts])
         choices = [{"index": i, "text": (p if echo else "") + r.text,
-                    "logprobs": _completion_logprobs(r) if params.logprobs is not None else None,
+                    "logprobs": completion_logprobs(r) if params.logprobs is not None else None,
                     "finish_reason": r.finish_reason} for i, (p, r) in enumerate(zip(prompts, results))]
-        return choices, _usage(results)
+        return choices, usage(results)
 
     def _score(self, prompts: list[str], prefix: bool) -> tuple[list[dict], dict]:
         self._need(Capability.ROLLING_LOGPROBS, "logprobs", "this model cannot score text")
         rolls = self._call("rolling_logprobs", [RollingRequest(p, prefix=prefix, top1=True) for p in prompts])
-        choices = [{"index": i, "text": p, "logprobs": _logprobs_block(r), "finish_reason": "length"}
+        choices = [{"index": i, "text": p, "logprobs": logprobs_block(r), "finish_reason": "length"}
                    for i, (p, r) in enumerate(zip(prompts, rolls))]
         n = sum(len(r.tokens) for r in rolls)
         return choices, {"prompt_tokens": n, "completion_tokens": 0, "total_tokens": n}
@@ -416,55 +415,7 @@ def _only_one(body: dict[str, Any]) -> bool:
     return _boolean(body, "stream")
 
 
-def _maybe_stream(body: dict[str, Any], stream: bool, reply: dict[str, Any]) -> dict[str, Any] | SSE:
-    """The reply, or its chunks as server-sent events (with a usage chunk when stream_options asks)."""
-    if not stream:
-        return reply
-    from lmcritic._serve_sse import chunks
-
-    opts = body.get("stream_options") or {}
-    return SSE(chunks(reply, include_usage=isinstance(opts, dict) and opts.get("include_usage") is True))
-
-
-def _completion_logprobs(res: GenerateResult) -> dict[str, Any] | None:
-    """The legacy completions ``logprobs`` block for generated tokens."""
-    if res.logprobs is None:
-        return None
-    offsets, at = [], 0
-    for t in res.logprobs:
-        offsets.append(at)
-        at += len(t.token)
-    return {"tokens": [t.token for t in res.logprobs], "token_logprobs": [t.logprob for t in res.logprobs],
-            "top_logprobs": [dict(t.top) for t in res.logprobs], "text_offset": offsets}
-
-
-def _chat_logprobs(res: GenerateResult) -> dict[str, Any] | None:
-    """The chat ``logprobs`` block: ``content`` entries with token, logprob, bytes and top_logprobs."""
-    if res.logprobs is None:
-        return None
-
-    def entry(token: str, lp: float) -> dict[str, Any]:
-        return {"token": token, "logprob": lp, "bytes": list(token.encode("utf-8"))}
-
-    return {"content": [{**entry(t.token, t.logprob), "top_logprobs": [entry(a, b) for a, b in t.top]}
-                        for t in res.logprobs], "refusal": None}
-
-
 # replies
-def _logprobs_block(roll: RollingResult) -> dict[str, Any]:
-    top = roll.top1 or [None] * len(roll.tokens)
-    return {"tokens": list(roll.tokens), "token_logprobs": list(roll.logprobs),
-            "top_logprobs": [dict([t]) if t is not None else None for t in top],
-            "text_offset": [start for start, _ in roll.offsets], "text_end_offset": [end for _, end in roll.offsets],
-            "token_ids": list(roll.token_ids)}
-
-
-def _usage(results: Sequence[GenerateResult]) -> dict[str, int]:
-    prompt = sum(r.n_prompt_tokens for r in results)
-    new = sum(r.n_new_tokens for r in results)
-    return {"prompt_tokens": prompt, "completion_tokens": new, "total_tokens": prompt + new}
-
-
 def _default_name(backend: Backend) -> str:
     info = backend.describe()
     return str(info.get("model") or info.get("name") or backend.kind)
