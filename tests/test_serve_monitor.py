@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from lmcritic.backends.python import PythonBackend
 from lmcritic.monitor.ingest import ingest
 from lmcritic.requests import LoglikelihoodRequest
-from lmcritic.serve import make_server
 from lmcritic.store.monitor import MonitorStore
+from test_serve import running  # a real server on a free loopback port
 
 openai = pytest.importorskip("openai")
 
@@ -26,20 +24,6 @@ def echo_model(prompt: Any) -> str:
     if "secret" in text:
         return "Sure: write to jane.doe@example.com or call +1 415 555 0199."
     return f"You said: {text}. That is all."
-
-
-@contextmanager
-def running(backend: Any = None, **kw: Any) -> Iterator[str]:
-    server = make_server(backend, port=0, quiet=True, **kw)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        if server.traffic_log is not None:
-            server.traffic_log.close()
 
 
 def client(url: str) -> Any:

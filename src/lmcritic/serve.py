@@ -83,12 +83,7 @@ class API:
         return 200, endpoint(_json_object(body) if want == "POST" else {})
 
     def _check_key(self, header: str | None) -> None:
-        if self._key is None:
-            return
-        given = (header or "").removeprefix("Bearer ").strip()
-        if not given or not hmac.compare_digest(given.encode(), self._key.encode()):
-            raise APIError(401, "missing or invalid API key (send 'Authorization: Bearer <key>')",
-                           code="invalid_api_key")
+        check_bearer(self._key, header)
 
     def models(self, _: dict[str, Any]) -> dict[str, Any]:
         card = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "lmcritic"}
@@ -165,6 +160,15 @@ class API:
     def _envelope(self, prefix: str, obj: str, choices: list[dict], usage: dict) -> dict[str, Any]:
         return {"id": f"{prefix}-{uuid.uuid4().hex[:24]}", "object": obj, "created": int(time.time()),
                 "model": self.model_name, "choices": choices, "usage": usage}
+
+
+def check_bearer(key: str | None, header: str | None) -> None:
+    """401 unless ``header`` is ``Bearer <key>`` (constant-time compare); no key configured: anyone may call."""
+    if key is None:
+        return
+    given = (header or "").removeprefix("Bearer ").strip()
+    if not given or not hmac.compare_digest(given.encode(), key.encode()):
+        raise APIError(401, "missing or invalid API key (send 'Authorization: Bearer <key>')", code="invalid_api_key")
 
 
 def make_server(backend: Backend | None, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,

@@ -11,7 +11,6 @@ asked without streaming and the client's stream is replayed from the guarded ans
 """
 from __future__ import annotations
 
-import hmac
 import http.client
 import json
 import os
@@ -23,7 +22,7 @@ from typing import Any, Iterator, Sequence
 from lmcritic._serve_sse import SSE, chunks
 from lmcritic.errors import ConfigError
 from lmcritic.registry import Registry
-from lmcritic.serve import APIError, _json_object
+from lmcritic.serve import APIError, _json_object, check_bearer
 
 ROUTES = ("/v1/models", "/v1/completions", "/v1/chat/completions")
 BLOCKED = "I can't help with that request."
@@ -185,12 +184,7 @@ class ProxyAPI:
         return SSE(chunks(reply, include_usage=usage), meta=meta)
 
     def _check_key(self, header: str | None) -> None:
-        if self._key is None:
-            return
-        given = (header or "").removeprefix("Bearer ").strip()
-        if not given or not hmac.compare_digest(given.encode(), self._key.encode()):
-            raise APIError(401, "missing or invalid API key (send 'Authorization: Bearer <key>')",
-                           code="invalid_api_key")
+        check_bearer(self._key, header)
 
 
 def _relay(conn: Any, resp: Any) -> Iterator[bytes]:

@@ -152,15 +152,13 @@ def _check(args: argparse.Namespace):
     from lmcritic.monitor.alerts import load_rules
     from lmcritic.monitor.api import check_store
     from lmcritic.monitor.check import CheckConfig
-    from lmcritic.cli._common import open_store
 
     store = _store(args)
     scorer = _scorer(args, store)
     _score(args, store, scorer)
     config = CheckConfig(args.window, args.reference, not args.no_embedding, start=_time(args.since),
                          end=_time(args.until))
-    run_store = open_store(args) if args.reference.startswith("run:") else None
-    return store, check_store(store, scorer, config, load_rules(args.rules), run_store)
+    return store, check_store(store, scorer, config, load_rules(args.rules), store)
 
 
 def check_cmd(args: argparse.Namespace) -> int:
@@ -212,13 +210,12 @@ def export_cmd(args: argparse.Namespace) -> int:
 
 
 def to_run_cmd(args: argparse.Namespace) -> int:
-    from lmcritic.cli._common import open_store
     from lmcritic.monitor.export import DEFAULT_FLAGS, to_run
 
     store = _store(args)
     scorer = _scorer(args, store)
     _score(args, store, scorer)
-    run_id = to_run(store, open_store(args), scorer.fingerprint, tuple(args.flag or DEFAULT_FLAGS),
+    run_id = to_run(store, store, scorer.fingerprint, tuple(args.flag or DEFAULT_FLAGS),
                     _time(args.since), _time(args.until), args.run_model, args.max_requests)
     print(f"run {run_id}: production traffic stored; next: lmcritic diagnose {run_id}")
     return 0

@@ -1,16 +1,14 @@
 """Production traffic in the run store: requests, ingestion progress, row errors, scores and caches.
 
 The monitor's tables live in the same SQLite file as the runs (``runs.sqlite``), created by the run store's
-migration list, so one ``--store`` holds the pre-deployment scans and the traffic they are compared with.
+migration list (``lmcritic.store.runs.MIGRATIONS``, step 2), so one ``--store`` holds the pre-deployment scans and the traffic they are compared with.
 Writes follow the run store's rules: one short ``BEGIN IMMEDIATE`` transaction per batch, so a killed ingest
 keeps every finished batch, and the file's read offset is committed with the rows it covers.
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -18,24 +16,8 @@ import numpy as np
 from lmcritic.monitor.schema import LogRecord
 from lmcritic.store import _sqlite
 from lmcritic.store._sqlite import dumps, loads, safe_text
+from lmcritic.store.runs import RunStore
 
-MONITOR_SCHEMA = """
-CREATE TABLE monitor_sources (path TEXT PRIMARY KEY, format TEXT NOT NULL, offset INTEGER NOT NULL,
-    line INTEGER NOT NULL, head_hash TEXT NOT NULL, header_json TEXT, updated REAL NOT NULL);
-CREATE TABLE monitor_requests (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
-    prompt TEXT NOT NULL, response TEXT, model TEXT, version TEXT, conversation_id TEXT, request_id TEXT,
-    thumb INTEGER, feedback_score REAL, feedback_comment TEXT, expected TEXT, metadata_json TEXT NOT NULL,
-    source TEXT, line INTEGER, ingested REAL NOT NULL);
-CREATE INDEX monitor_requests_ts ON monitor_requests (ts);
-CREATE TABLE monitor_errors (source TEXT NOT NULL, line INTEGER NOT NULL, kind TEXT NOT NULL,
-    message TEXT NOT NULL, excerpt TEXT, created REAL NOT NULL, PRIMARY KEY (source, line, kind));
-CREATE TABLE monitor_scores (request_id INTEGER PRIMARY KEY REFERENCES monitor_requests (id) ON DELETE CASCADE,
-    config TEXT NOT NULL, scores_json TEXT NOT NULL);
-CREATE INDEX monitor_scores_config ON monitor_scores (config);
-CREATE TABLE monitor_text_cache (scorer TEXT NOT NULL, text_hash TEXT NOT NULL, value_json TEXT NOT NULL,
-    PRIMARY KEY (scorer, text_hash));
-CREATE TABLE monitor_embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL)
-"""
 _REQUEST_COLUMNS = ("id, ts, prompt, response, model, version, conversation_id, request_id, thumb, feedback_score, "
                     "feedback_comment, expected, metadata_json, source, line")
 LOOKUP_CHUNK = 500
@@ -72,26 +54,8 @@ class RowFailure:
     excerpt: str | None
 
 
-class MonitorStore:
-    """The monitor's view of a run store file (created and migrated on open; safe to share between threads)."""
-
-    def __init__(self, path: str | Path) -> None:
-        from lmcritic.store.runs import MIGRATIONS
-
-        self.path = Path(path).expanduser()
-        self._lock = threading.RLock()
-        self._conn = _sqlite.connect(self.path)
-        _sqlite.migrate(self._conn, MIGRATIONS, f"run store {self.path}")
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> "MonitorStore":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+class MonitorStore(RunStore):
+    """A run store with the monitor's tables in use: runs and production traffic in one file."""
 
     # -- ingestion progress ----------------------------------------------------------------------------
     def source(self, path: str) -> SourceState | None:

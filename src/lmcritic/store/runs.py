@@ -25,7 +25,6 @@ from lmcritic.errors import ConfigError, LmcriticError, UnknownNameError
 from lmcritic.probes.base import Finding, Record
 from lmcritic.store import _sqlite
 from lmcritic.store._sqlite import dumps, loads, safe_text
-from lmcritic.store.monitor import MONITOR_SCHEMA as _MONITOR_V1
 
 RUN_STATUSES = ("running", "done", "failed", "interrupted")
 PROBE_STATUSES = ("pending", "running", "done", "skipped", "failed")
@@ -52,6 +51,25 @@ CREATE TABLE findings (run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCA
     seq INTEGER NOT NULL, probe TEXT NOT NULL, name TEXT NOT NULL, verdict TEXT NOT NULL, severity TEXT NOT NULL,
     summary TEXT NOT NULL, estimate_json TEXT, evidence_json TEXT NOT NULL, details_json TEXT NOT NULL,
     PRIMARY KEY (run_id, probe_key, seq))
+"""
+# Production monitoring (lmcritic.store.monitor): ingested requests, read progress per log file, row errors,
+# per-request scores and the per-text score/embedding caches.
+_MONITOR_V1 = """
+CREATE TABLE monitor_sources (path TEXT PRIMARY KEY, format TEXT NOT NULL, offset INTEGER NOT NULL,
+    line INTEGER NOT NULL, head_hash TEXT NOT NULL, header_json TEXT, updated REAL NOT NULL);
+CREATE TABLE monitor_requests (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
+    prompt TEXT NOT NULL, response TEXT, model TEXT, version TEXT, conversation_id TEXT, request_id TEXT,
+    thumb INTEGER, feedback_score REAL, feedback_comment TEXT, expected TEXT, metadata_json TEXT NOT NULL,
+    source TEXT, line INTEGER, ingested REAL NOT NULL);
+CREATE INDEX monitor_requests_ts ON monitor_requests (ts);
+CREATE TABLE monitor_errors (source TEXT NOT NULL, line INTEGER NOT NULL, kind TEXT NOT NULL,
+    message TEXT NOT NULL, excerpt TEXT, created REAL NOT NULL, PRIMARY KEY (source, line, kind));
+CREATE TABLE monitor_scores (request_id INTEGER PRIMARY KEY REFERENCES monitor_requests (id) ON DELETE CASCADE,
+    config TEXT NOT NULL, scores_json TEXT NOT NULL);
+CREATE INDEX monitor_scores_config ON monitor_scores (config);
+CREATE TABLE monitor_text_cache (scorer TEXT NOT NULL, text_hash TEXT NOT NULL, value_json TEXT NOT NULL,
+    PRIMARY KEY (scorer, text_hash));
+CREATE TABLE monitor_embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL)
 """
 # The migration hook: step i upgrades schema version i to i + 1. Append steps; never edit a shipped one.
 # Step 2 adds the production-monitoring tables (``lmcritic.store.monitor``).
