@@ -220,3 +220,19 @@ def test_traffic_as_a_run_is_diagnosable(tmp_path: Path, store: MonitorStore) ->
     run_id = to_run(store, runs, scorer.fingerprint, ("response.pii",))
     graph = diagnose_run(runs, run_id, config=DiagnoseConfig(perplexity=False, hypotheses=("data_bias",)))
     assert any(("tag.topic", "b") in n.defect.predicates for n in graph.defects)
+
+
+def test_reference_from_a_pre_deployment_run(tmp_path: Path, store: MonitorStore) -> None:
+    from lmcritic.monitor.api import check_store
+    from lmcritic.monitor.export import to_run
+
+    rows = traffic(1200, pii_from=900)
+    load(tmp_path, rows[:600], store)
+    scorer = RequestScorer(ScoringConfig(CHEAP), store)
+    score_store(store, scorer)
+    run_id = to_run(store, store, scorer.fingerprint)  # stands in for a scan whose records carry the inputs
+    load(tmp_path, rows[600:], store)
+    result = check_store(store, scorer, CheckConfig("300req", f"run:{run_id}", embedding=False),
+                         [Rule("response.pii", "change", 0.01)], run_store=store)
+    assert not any(w.is_reference for w in result.windows)
+    assert [bool(w.alerts) for w in result.windows] == [False, False, False, True]
