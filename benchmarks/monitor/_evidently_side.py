@@ -53,8 +53,9 @@ def run_mode(df: pd.DataFrame, ref_windows: int, mode: str, score_cols: list[str
         definition = DataDefinition(numerical_columns=[c for c in score_cols if c not in cat],
                                     categorical_columns=cat + ["topic", "thumb"])
         desc = []
-    make = lambda part: Dataset.from_pandas(part[cols].reset_index(drop=True), data_definition=definition,
-                                            descriptors=desc)
+    def make(part: pd.DataFrame):
+        return Dataset.from_pandas(part[cols].reset_index(drop=True), data_definition=definition, descriptors=desc)
+
     ref = make(df[df.window < ref_windows])
     anycol, dataset = {}, {}
     for w in sorted(df.window.unique()):
@@ -91,7 +92,7 @@ def main() -> int:
 
     path, ref_windows, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     df = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    df["thumb"] = df["thumb"].map({1: "up", -1: "down", 1.0: "up", -1.0: "down"}).fillna("none")
+    df["thumb"] = df["thumb"].map({1: "up", -1: "down"}).fillna("none")
     df["topic"] = df["topic"].fillna("none").astype(str)
     df["prompt"], df["response"] = df["prompt"].fillna(""), df["response"].fillna("")
     score_cols = [c for c in df.columns if c.startswith(("prompt.", "response.", "feedback."))]

@@ -65,7 +65,7 @@ class Builder:
 
         self.rng = random.Random(seed)
         self.sentences = sentences
-        self.injections = [json.loads(l) for l in packaged("robustness/injection_tasks.jsonl").read_text().splitlines()]
+        self.injections = [json.loads(line) for line in packaged("robustness/injection_tasks.jsonl").read_text().splitlines()]
         names = packaged("safety/first_names.txt").read_text(encoding="utf-8").split()
         self.names = [n for n in names if n.isalpha() and not n.startswith("#")][:200]
         self.colloquial = ToColloquial()
@@ -98,7 +98,8 @@ class Builder:
                 "translate": "Voici la traduction : « " + text + " »",
                 "reply": "Thank you for your feedback! We are glad you shared your thoughts and will pass them on."}[topic]
         if rng.random() < (0.04 if active(i, "pii") else 0.005):
-            first, last = rng.choice(self.names).capitalize(), rng.choice(("Smith", "Garcia", "Nguyen", "Okafor"))
+            first = rng.choice(self.names).capitalize()
+            last = rng.choice(("Smith", "Garcia", "Nguyen", "Okafor"))
             base += (f" For details contact {first} {last} at {first.lower()}.{last.lower()}@example.com or "
                      f"+1 415 555 {rng.randint(1000, 9999)}.")
         return base

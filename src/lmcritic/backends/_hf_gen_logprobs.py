@@ -41,7 +41,7 @@ def _score(be: Any, prompt: list[int], answer: list[int], k: int) -> tuple[Token
     tops = torch.topk(logp, k, dim=-1) if k else None
     out = []
     for j, tok in enumerate(answer):
-        alts = tuple(zip(map(_piece(be), tops.indices[j].tolist()), tops.values[j].tolist())) if tops is not None else ()
+        alts = () if tops is None else tuple(zip(map(_piece(be), tops.indices[j].tolist()), tops.values[j].tolist()))
         out.append(TokenLogprob(_piece(be)(tok), float(chosen[j]), alts))
     return tuple(out)
 

@@ -28,7 +28,7 @@ def add_to(sub: argparse._SubParsersAction) -> None:
     s = msub.add_parser("score", help="score every new request (batched, cached)")
     _scoring_options(s)
     s.set_defaults(func=score_cmd)
-    for name, fn, helptext in (("check", check_cmd, "windows, drift against a reference, alert rules (exit 5 on alert)"),
+    for name, fn, helptext in (("check", check_cmd, "windows, drift, alert rules (exit 5 on alert)"),
                                ("report", report_cmd, "the HTML/JSON monitoring report (exit 5 on alert)")):
         c = msub.add_parser(name, help=helptext)
         _scoring_options(c)

@@ -50,7 +50,8 @@ class Rule:
         if self.test not in TESTS:
             raise ConfigError(f"alert rule on {self.metric}: unknown test {self.test!r}", f"one of {TESTS}")
         if self.direction not in DIRECTIONS:
-            raise ConfigError(f"alert rule on {self.metric}: unknown direction {self.direction!r}", f"one of {DIRECTIONS}")
+            raise ConfigError(f"alert rule on {self.metric}: unknown direction {self.direction!r}",
+                              f"one of {DIRECTIONS}")
         if kind in ("category", "embedding") and self.test != "drift":
             raise ConfigError(f"alert rule on {self.metric}: a {kind} metric takes test: drift only")
         if not 0 < self.significance < 1 or self.min_n < 1:

@@ -210,7 +210,8 @@ def _evidence(m: MetricDef, cur: Acc | None, ref: Acc | None, rule: al.Rule,
     if cur is None:
         return []
     if m.kind == "category":
-        share = {k: v / max(1, cur.n) - (ref.counts.get(k, 0) / max(1, ref.n) if ref else 0) for k, v in cur.counts.items()}
+        base = ref.counts if ref else {}
+        share = {k: v / max(1, cur.n) - base.get(k, 0) / max(1, ref.n if ref else 1) for k, v in cur.counts.items()}
         return [rid for k in sorted(share, key=lambda k: -share[k])[:4] if k in cur.by_label
                 for rid in cur.by_label[k].items()]
     down = rule.direction == "down" or (ref is not None and rule.test == "drift" and cur.mean < ref.mean)

@@ -75,7 +75,8 @@ def _ray() -> Any:
         import ray
         import ray.data  # noqa: F401
     except ImportError:
-        raise ConfigError("--engine ray needs Ray Data", "pip install 'lmcritic[ray]' (or use --engine local)") from None
+        raise ConfigError("--engine ray needs Ray Data", "pip install 'lmcritic[ray]', or use --engine local") \
+            from None
     return ray
 
 

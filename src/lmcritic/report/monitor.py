@@ -82,7 +82,8 @@ def render_monitor_html(doc: dict[str, Any]) -> str:
 def _summary(doc: dict) -> str:
     errors = sum(doc["ingestion"]["errors"].values())
     tiles = [(str(len(doc["alerts"])), "alerts", "bad" if doc["alerts"] else "good"),
-             (str(doc["n_requests"]), "requests stored", ""), (str(len(doc["windows"])), f"windows of {doc['window']}", ""),
+             (str(doc["n_requests"]), "requests stored", ""),
+             (str(len(doc["windows"])), f"windows of {doc['window']}", ""),
              (str(errors), "log rows not ingested (see Ingestion)", "bad" if errors else "")]
     span = doc["span"]
     kv = [("reference", doc["reference"]), ("score set", doc["scorer"]), ("store", doc["store"]),
@@ -110,9 +111,9 @@ def _alerts(doc: dict) -> str:
 def _lines_table(lines: list[dict]) -> str:
     if not lines:
         return '<p class="muted">No single log line stands behind this alert (a shift of the whole window).</p>'
-    rows = "".join(f'<tr><td class="sm">{esc(l["source"] or "")}:{esc(l["line"] or "")}</td><td class="sm">'
-                   f'{esc(l["time"])}</td><td class="txt">{esc(l["prompt"])}</td><td class="txt">'
-                   f'{esc(l["response"] or "")}</td><td class="sm">{esc(_fb(l))}</td></tr>' for l in lines)
+    rows = "".join(f'<tr><td class="sm">{esc(ln["source"] or "")}:{esc(ln["line"] or "")}</td><td class="sm">'
+                   f'{esc(ln["time"])}</td><td class="txt">{esc(ln["prompt"])}</td><td class="txt">'
+                   f'{esc(ln["response"] or "")}</td><td class="sm">{esc(_fb(ln))}</td></tr>' for ln in lines)
     return (f"<details open><summary>{len(lines)} log lines behind it</summary><table><tr><th>file:line</th>"
             f"<th>time</th><th>prompt</th><th>response</th><th>feedback</th></tr>{rows}</table></details>")
 
@@ -129,7 +130,8 @@ def _plots(doc: dict) -> str:
 def _drift_table(doc: dict) -> str:
     rows = "".join(f"<tr><td>{esc(_when(d['start']))}</td><td>{esc(d['metric'])}</td><td>{esc(d['group'] or '')}</td>"
                    f"<td>{esc(d['test'])}</td><td>{esc(d['method'])}</td><td>{esc(_svg._fmt(d['reference']))}</td>"
-                   f"<td>{esc(_svg._fmt(d['value']))}</td><td>{esc(d['effect_name'])} {esc(_svg._fmt(d['effect']))}</td>"
+                   f"<td>{esc(_svg._fmt(d['value']))}</td>"
+                   f"<td>{esc(d['effect_name'])} {esc(_svg._fmt(d['effect']))}</td>"
                    f"<td>{esc(_svg._fmt(d['p_adj']))}</td><td>{esc(d['n'])}</td></tr>" for d in doc["drift"])
     head = ("<tr><th>window</th><th>metric</th><th>group</th><th>test</th><th>method</th><th>reference</th>"
             "<th>window value</th><th>size</th><th>BH p</th><th>n</th></tr>")
@@ -145,7 +147,8 @@ def _errors(doc: dict) -> str:
                    for e in ing["examples"])
     table = (f"<table><tr><th>file:line</th><th>error</th><th>message</th><th>excerpt</th></tr>{rows}</table>"
              if rows else "")
-    return f'<section id="ingestion"><h2>Ingestion</h2><p>Rows not ingested, by kind: {esc(counts)}</p>{table}</section>'
+    return (f'<section id="ingestion"><h2>Ingestion</h2><p>Rows not ingested, by kind: {esc(counts)}</p>{table}'
+            "</section>")
 
 
 def _reproduce(doc: dict) -> str:
@@ -158,7 +161,7 @@ def render_monitor_json(doc: dict[str, Any]) -> str:
 
 
 def _fb(line: dict) -> str:
-    thumb = {1: "👍", -1: "👎"}.get(line.get("feedback"), "")
+    thumb = {1: "thumbs up", -1: "thumbs down"}.get(line.get("feedback"), "")
     return f"{thumb} {line.get('comment') or ''}".strip()
 
 

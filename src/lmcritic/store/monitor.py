@@ -1,7 +1,8 @@
 """Production traffic in the run store: requests, ingestion progress, row errors, scores and caches.
 
 The monitor's tables live in the same SQLite file as the runs (``runs.sqlite``), created by the run store's
-migration list (``lmcritic.store.runs.MIGRATIONS``, step 2), so one ``--store`` holds the pre-deployment scans and the traffic they are compared with.
+migration list (``lmcritic.store.runs.MIGRATIONS``, step 2), so one ``--store`` holds the pre-deployment scans
+and the traffic they are compared with.
 Writes follow the run store's rules: one short ``BEGIN IMMEDIATE`` transaction per batch, so a killed ingest
 keeps every finished batch, and the file's read offset is committed with the rows it covers.
 """
@@ -20,6 +21,7 @@ from lmcritic.store.runs import RunStore
 
 _REQUEST_COLUMNS = ("id, ts, prompt, response, model, version, conversation_id, request_id, thumb, feedback_score, "
                     "feedback_comment, expected, metadata_json, source, line")
+_PREFIXED = ", ".join("r." + c.strip() for c in _REQUEST_COLUMNS.split(","))
 LOOKUP_CHUNK = 500
 
 
@@ -144,7 +146,8 @@ class MonitorStore(RunStore):
             cond = ("AND" if where else "WHERE") + " (ts > ? OR (ts = ? AND id > ?))"
             with self._lock:
                 rows = self._conn.execute(f"SELECT {_REQUEST_COLUMNS} FROM monitor_requests {where} {cond} "
-                                          "ORDER BY ts, id LIMIT ?", (*args, last[0], last[0], last[1], chunk)).fetchall()
+                                          "ORDER BY ts, id LIMIT ?",
+                                          (*args, last[0], last[0], last[1], chunk)).fetchall()
             if not rows:
                 return
             last = (rows[-1][1], rows[-1][0])
@@ -156,7 +159,7 @@ class MonitorStore(RunStore):
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    f"SELECT {', '.join('r.' + c.strip() for c in _REQUEST_COLUMNS.split(','))} FROM monitor_requests r "
+                    f"SELECT {_PREFIXED} FROM monitor_requests r "
                     "LEFT JOIN monitor_scores s ON s.request_id = r.id AND s.config = ? WHERE s.request_id IS NULL "
                     "AND r.id > ? ORDER BY r.id LIMIT ?", (config, last, chunk)).fetchall()
             if not rows:
@@ -214,7 +217,8 @@ class MonitorStore(RunStore):
         with self._lock:
             for start in range(0, len(hashes), LOOKUP_CHUNK):
                 part = list(hashes[start : start + LOOKUP_CHUNK])
-                sql = f"SELECT text_hash, vector FROM monitor_embeddings WHERE text_hash IN ({','.join('?' * len(part))})"
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT text_hash, vector FROM monitor_embeddings WHERE text_hash IN ({marks})"
                 found.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in self._conn.execute(sql, part))
         return found
 
