@@ -236,3 +236,38 @@ def test_reference_from_a_pre_deployment_run(tmp_path: Path, store: MonitorStore
                          [Rule("response.pii", "change", 0.01)], run_store=store)
     assert not any(w.is_reference for w in result.windows)
     assert [bool(w.alerts) for w in result.windows] == [False, False, False, True]
+
+
+def test_input_perplexity_with_a_scoring_model(tmp_path: Path, store: MonitorStore, tiny_causal) -> None:
+    from lmcritic.requests import RollingRequest
+
+    load(tmp_path, traffic(20, pii_from=None), store)
+    scorer = RequestScorer(ScoringConfig((Step("prompt", "length"),)), store, lm=tiny_causal)
+    assert "prompt.perplexity" in scorer.metrics()
+    score_store(store, scorer)
+    (rid, _, scores, _), = list(store.iter_scored(scorer.fingerprint, chunk=1))[0][:1]
+    prompt = store.requests([rid])[0].record.prompt
+    (roll,) = tiny_causal.rolling_logprobs([RollingRequest(prompt)])
+    assert scores["prompt.perplexity"] == pytest.approx(-sum(roll.logprobs) / len(roll.logprobs), abs=1e-5)
+    assert scores["prompt.perplexity.max_nll"] == pytest.approx(-min(roll.logprobs), abs=1e-5)
+
+
+def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from lmcritic.cli.main import main
+
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in traffic(1200, pii_from=900)) + "{broken\n")
+    db = str(tmp_path / "cli.sqlite")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {metric: response.pii, test: change, threshold: 0.01}\n")
+    assert main(["monitor", "ingest", str(log), "--store", db]) == 0
+    assert "invalid_json 1" in capsys.readouterr().out
+    base = ["--store", db, "--scorers", "response.pii,prompt.length", "--window", "300req", "--no-embedding"]
+    assert main(["monitor", "check", *base, "--rules", str(rules)]) == 5
+    assert "ALERT high" in capsys.readouterr().out  # the rule file's severity (default high)
+    before_rise = str(1_789_999_200 + 900 * 60)  # the first 900 requests: no change yet
+    assert main(["monitor", "check", *base, "--rules", str(rules), "--until", before_rise]) == 0
+    assert "3 windows" in capsys.readouterr().out
+    assert main(["monitor", "report", *base, "--rules", str(rules), "-o", str(tmp_path / "r.html")]) == 5
+    assert "response.pii change" in (tmp_path / "r.html").read_text()
+    assert main(["monitor", "check", *base, "--reference", "sideways"]) == 2

@@ -34,7 +34,8 @@ RELEVANT = {"register": ("prompt.colloquial", "prompt.embedding", "prompt.words"
             "feedback": ("feedback.negative",)}
 
 
-def lmcritic_side(log: Path, store_path: Path, window: int, ref_windows: int, embedding: bool) -> dict:
+def lmcritic_side(log: Path, store_path: Path, window: int, ref_windows: int, embedding: bool,
+                  embed_sample: int) -> dict:
     from lmcritic.monitor.alerts import load_rules
     from lmcritic.monitor.api import build_scorer, check_store
     from lmcritic.monitor.check import CheckConfig
@@ -42,8 +43,7 @@ def lmcritic_side(log: Path, store_path: Path, window: int, ref_windows: int, em
     from lmcritic.monitor.scoring import score_store
     from lmcritic.store.monitor import MonitorStore
 
-    store_path.unlink(missing_ok=True)
-    store = MonitorStore(store_path)
+    store = MonitorStore(store_path)  # a re-run reuses its stored requests, scores and embeddings
     t0 = time.perf_counter()
     report = ingest(store, [log])
     t_ingest = time.perf_counter() - t0
@@ -52,7 +52,7 @@ def lmcritic_side(log: Path, store_path: Path, window: int, ref_windows: int, em
     n = score_store(store, scorer)
     t_score, load1 = time.perf_counter() - t0, os.getloadavg()
     t0 = time.perf_counter()
-    config = CheckConfig(f"{window}req", f"first:{ref_windows}", embedding)
+    config = CheckConfig(f"{window}req", f"first:{ref_windows}", embedding, embed_sample)
     result = check_store(store, scorer, config, load_rules(ROOT / "benchmarks/monitor/rules.yaml"))
     t_check = time.perf_counter() - t0
     alerts = {}
@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=500)
     ap.add_argument("--reference-windows", type=int, default=8)
     ap.add_argument("--no-embedding", action="store_true")
+    ap.add_argument("--embed-sample", type=int, default=128, help="prompts embedded per window for MMD")
+    ap.add_argument("--fresh", action="store_true", help="start from an empty store (else cached work is reused)")
     ap.add_argument("--skip-evidently", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="reuse the last lmcritic side (benchmarks/.work/monitor)")
     args = ap.parse_args(argv)
@@ -130,10 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         ours = json.loads(saved.read_text())
         ours["alerts"] = {int(k): v for k, v in ours["alerts"].items()}
     else:
-        ours = lmcritic_side(log, WORK / "bench.sqlite", args.window, args.reference_windows, not args.no_embedding)
+        if args.fresh:
+            (WORK / "bench.sqlite").unlink(missing_ok=True)
+        ours = lmcritic_side(log, WORK / "bench.sqlite", args.window, args.reference_windows, not args.no_embedding,
+                             args.embed_sample)
         saved.write_text(json.dumps(ours, default=str))
     theirs = None if args.skip_evidently else evidently_side(args.window, args.reference_windows)
     res = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "truth": truth, "lmcritic": ours,
+           "embedding": "off" if args.no_embedding else f"{args.embed_sample} prompts per window",
            "evidently": theirs, "summary": _summary(ours, theirs, truth, args.window)}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -164,9 +170,10 @@ def _markdown(res: dict, stamp: str) -> str:
         cells = [str(d.get(k)) if d.get(k) is not None else "–" for k in ("register", "injection", "pii", "feedback")]
         lines.append(f"| {name} | {' | '.join(cells)} | {len(d['control_false_alarm_windows'])} of "
                      f"{d['control_windows']} |")
-    lines += ["", f"lmcritic: ingest {ours['ingest_s']:.1f} s, score {ours['n_scored']} requests {ours['score_s']:.1f} s "
-              f"({ours['n_scored'] / max(ours['score_s'], 1e-9):.1f} req/s, load average {ours['load_during_scoring']}), "
-              f"check {ours['check_s']:.1f} s; skipped scorers: {ours['skipped'] or 'none'}"]
+    scored = (f"scored {ours['n_scored']} requests in {ours['score_s']:.1f} s (load average "
+              f"{ours['load_during_scoring']})" if ours["n_scored"] else "scores reused from the store")
+    lines += ["", f"lmcritic: {scored}; check (windows, tests, embeddings) {ours['check_s']:.1f} s; "
+              f"skipped scorers: {ours['skipped'] or 'none'}; embedding drift: {res['embedding']}"]
     if res["evidently"]:
         lines.append(f"Evidently {res['evidently'].get('version')}: {res['evidently']['total_s']:.1f} s in all")
     return "\n".join(lines) + "\n"

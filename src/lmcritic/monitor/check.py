@@ -27,6 +27,7 @@ class CheckConfig:
     window: str = "1d"
     reference: str = "first"
     embedding: bool = True  # MiniLM embeddings of sampled prompts for MMD drift (needs torch)
+    embed_sample: int = 256  # texts per window (and reference) embedded, chosen by hash
     n_perm: int = 2000
     start: float | None = None
     end: float | None = None
@@ -174,7 +175,8 @@ class Checker:
             return None
         from lmcritic.monitor.drift import mmd_test
 
-        cur_ids, ref_ids = win.texts.items(), ref.texts.items()
+        k = self.config.embed_sample
+        cur_ids, ref_ids = win.texts.items()[:k], ref.texts.items()[:k]
         x, y = self.embedder(ref_ids, m.source), self.embedder(cur_ids, m.source)
         if len(x) < 2 or len(y) < 2:
             return None

@@ -118,7 +118,7 @@ class WindowAcc:
     n: int = 0
     seq: int = 0  # position among the windows read
     accs: dict[tuple[str, str | None], Acc] = field(default_factory=dict)
-    texts: BottomK = field(default_factory=lambda: BottomK(256))  # requests sampled for embedding drift
+    texts: BottomK = field(default_factory=lambda: BottomK(1024))  # requests sampled for embedding drift
 
     def add(self, rid: int, scores: Mapping[str, Any], attrs: Mapping[str, Any], metrics: Sequence[MetricDef],
             groups: Mapping[str, Sequence[str]]) -> None:
