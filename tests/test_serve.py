@@ -126,7 +126,7 @@ def test_models_and_completions(gen_url: str) -> None:
     ({"prompt": "x", "max_tokens": -1}, "max_tokens"), ({"prompt": "x", "max_tokens": "5"}, "max_tokens"),
     ({"prompt": "x", "temperature": "hot"}, "temperature"), ({"prompt": "x", "stop": [1]}, "stop"),
     ({"prompt": "x", "n": 2}, "n"), ({"prompt": "x", "echo": "yes"}, "echo"),
-    ({"prompt": "x", "top_p": 0}, "top_p"), ({"prompt": "x", "stream": True}, "stream"),
+    ({"prompt": "x", "top_p": 0}, "top_p"), ({"prompt": "x", "stream": "yes"}, "stream"),
     ({"prompt": "x", "logprobs": 1, "max_tokens": 5}, "logprobs"),
     ({"prompt": "x", "logprobs": 1, "echo": True, "max_tokens": 0}, "logprobs"),  # cannot score
 ])

@@ -45,6 +45,18 @@ class TrafficLog:
             self._fh.write(line)
             self._fh.flush()
 
+    def record_http(self, url_path: str, body: bytes | None, status: int, reply: Any, latency_s: float,
+                    stream: bool, extra: dict[str, Any] | None) -> None:
+        """Log a POST to /v1/completions or /v1/chat/completions (other paths are not traffic)."""
+        path = url_path.split("?", 1)[0].rstrip("/")
+        if path not in ("/v1/completions", "/v1/chat/completions"):
+            return
+        try:
+            request = json.loads(body or b"")
+        except ValueError:
+            request = None
+        self.record(path, request, status, reply if isinstance(reply, dict) else None, latency_s, stream, extra)
+
     def close(self) -> None:
         with self._lock:
             self._fh.close()

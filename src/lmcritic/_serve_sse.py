@@ -117,3 +117,33 @@ class Reassembler:
                             **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})})
         obj = "chat.completion" if chat else "text_completion"
         return {**self.head, "object": obj, "choices": choices, "usage": self.usage}
+
+
+def write_stream(handler: Any, sse: SSE) -> tuple[int, dict[str, Any]]:
+    """Write server-sent events on an ``http.server`` handler as they come; returns bytes sent and the
+    reassembled reply (a client that hangs up ends the stream; what it got is still logged)."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.send_header("Cache-Control", "no-cache")
+    handler.end_headers()
+    handler.close_connection = True
+    whole, buffer, size = Reassembler(), bytearray(), 0
+    try:
+        for event in sse.events:
+            data = event if isinstance(event, bytes) else encode(event)
+            if isinstance(event, bytes):
+                whole.feed_bytes(event, buffer)
+            else:
+                whole.feed(event)
+            handler.wfile.write(data)
+            handler.wfile.flush()
+            size += len(data)
+        if not sse.raw:
+            handler.wfile.write(DONE)
+            size += len(DONE)
+    except (BrokenPipeError, ConnectionResetError):
+        handler.log_message("%s", "client disconnected during a stream")
+    reply = whole.reply()
+    if sse.on_done is not None:
+        sse.on_done(reply)
+    return size, reply

@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Sequence
 
 from lmcritic._serve_replies import chat_logprobs, completion_logprobs, logprobs_block, maybe_stream, usage
-from lmcritic._serve_sse import SSE
+from lmcritic._serve_sse import SSE, write_stream
 from lmcritic.backends.base import Backend
 from lmcritic.errors import BackendError, ConfigError, LmcriticError
 from lmcritic.requests import (
@@ -252,54 +252,14 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = err.status, err.body()
         extra = payload.pop("_guard", None) if isinstance(payload, dict) else getattr(payload, "meta", None)
         if isinstance(payload, SSE):
-            size, reply = self._stream(payload)
+            size, reply = write_stream(self, payload)
         else:
             size, reply = self._send(status, payload), payload
         elapsed = time.perf_counter() - start
-        self._traffic(method, body, status, reply, elapsed, isinstance(payload, SSE), extra)
-        self._log(f'"{method} {self.path.split("?")[0]}" {status} {size} {elapsed:.3f}s')
-
-    def _stream(self, sse: SSE) -> tuple[int, dict[str, Any] | None]:
-        """Write server-sent events as they come; returns bytes sent and the reassembled reply."""
-        from lmcritic._serve_sse import DONE, Reassembler, encode
-
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-        self.close_connection = True
-        whole, buffer, size = Reassembler(), bytearray(), 0
-        try:
-            for event in sse.events:
-                data = event if isinstance(event, bytes) else encode(event)
-                if isinstance(event, bytes):
-                    whole.feed_bytes(event, buffer)
-                else:
-                    whole.feed(event)
-                self.wfile.write(data)
-                self.wfile.flush()
-                size += len(data)
-            if not sse.raw:
-                self.wfile.write(DONE)
-                size += len(DONE)
-        except (BrokenPipeError, ConnectionResetError):
-            self._log("client disconnected during a stream")
-        reply = whole.reply()
-        if sse.on_done is not None:
-            sse.on_done(reply)
-        return size, reply
-
-    def _traffic(self, method: str, body: bytes | None, status: int, reply: Any, elapsed: float, stream: bool,
-                 extra: dict[str, Any] | None) -> None:
         log = getattr(self.server, "traffic_log", None)
-        path = self.path.split("?", 1)[0].rstrip("/")
-        if log is None or method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
-            return
-        try:
-            request = json.loads(body or b"")
-        except ValueError:
-            request = None
-        log.record(path, request, status, reply if isinstance(reply, dict) else None, elapsed, stream, extra)
+        if log is not None and method == "POST":
+            log.record_http(self.path, body, status, reply, elapsed, isinstance(payload, SSE), extra)
+        self._log(f'"{method} {self.path.split("?")[0]}" {status} {size} {elapsed:.3f}s')
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
