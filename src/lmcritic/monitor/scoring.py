@@ -69,7 +69,8 @@ class RequestScorer:
             if reason:
                 self.skipped[f"{step.field}.{step.scorer}"] = reason
                 continue
-            fp = stable_hash(step.scorer, step.options, _model_fp(lm) if step.scorer == "perplexity" else None)
+            fp = stable_hash(step.scorer, step.options, getattr(scorer, "version", None),
+                             _model_fp(lm) if step.scorer == "perplexity" else None)
             self.steps.append((step, scorer, fp[:16]))
 
     @property
