@@ -8,10 +8,10 @@ export LMCRITIC_HOME ?= $(CURDIR)/.lmcritic
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test test-slow setup sysdeps bench clean help
+.PHONY: demo test test-slow setup sysdeps bench bench-monitor clean help
 
 help:
-	@echo "make demo | make test | make test-slow | make bench | make clean"
+	@echo "make demo | make test | make test-slow | make bench | make bench-monitor | make clean"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ test-slow: setup
 
 bench: setup
 	bash benchmarks/setup.sh && .venv-bench/bin/python benchmarks/bench_lmeval.py
+
+# Monitoring benchmarks (results in benchmarks/results/monitor_*): drift detection vs Evidently on a 24k-request
+# log with planted changes, scoring throughput, serve --upstream proxy overhead. Scores and embeddings are kept in
+# benchmarks/.work/monitor between runs; rm -r it (or pass --fresh) for a cold start.
+bench-monitor: setup
+	bash benchmarks/setup_evidently.sh
+	nice -n 10 $(BIN)/python benchmarks/monitor/bench_drift.py
+	nice -n 10 $(BIN)/python benchmarks/monitor/bench_throughput.py
+	$(BIN)/python benchmarks/monitor/bench_proxy.py
 
 clean:
 	rm -rf $(VENV) .lmcritic .pytest_cache
