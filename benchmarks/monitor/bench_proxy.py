@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/monitor/bench_proxy.py [--n 400]
 
 An upstream ``lmcritic serve`` (python backend that answers at once) and proxies in front of it run as separate
-processes; one client sends the same chat request round-robin straight to the upstream and through each proxy
+processes; one client sends the same completion request round-robin straight to the upstream and through each proxy
 (plain, with ``--log``, with ``--log --guard output_filter``), so load swings hit every route alike. Overhead =
 the route's percentile minus the direct route's. Results: ``benchmarks/results/monitor_proxy_<stamp>.json``
 and ``monitor_proxy_latest.md``.
@@ -25,8 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks/results"
-BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "What is the capital of France?"}],
-                   "max_tokens": 32}).encode()
+BODY = json.dumps({"model": "m", "prompt": "What is the capital of France?", "max_tokens": 32}).encode()
 
 
 def free_port() -> int:
@@ -55,7 +54,7 @@ def start(args: list[str], env: dict) -> tuple[subprocess.Popen, int]:
 def once(port: int) -> float:
     t0 = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("POST", "/v1/chat/completions", body=BODY, headers={"Content-Type": "application/json"})
+    conn.request("POST", "/v1/completions", body=BODY, headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
     resp.read()
     conn.close()
@@ -67,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=400)
     args = ap.parse_args(argv)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "benchmarks/monitor") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "HF_HUB_OFFLINE": "1"}
+    path = str(ROOT / "benchmarks/monitor") + os.pathsep + os.environ.get("PYTHONPATH", "")
+    env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1"}
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -76,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             procs.append(up)
             url = f"http://127.0.0.1:{up_port}/v1"
             routes = {"direct": up_port}
+            guard = ["--guard", "output_filter", "--guard-option", "output_filter.toxicity_scorers=[]"]
             for name, extra in (("proxy", []), ("proxy + log", ["--log", f"{tmp}/a.jsonl"]),
-                                ("proxy + log + output_filter", ["--log", f"{tmp}/b.jsonl", "--guard", "output_filter",
-                                                                 "--guard-option", "output_filter.toxicity_scorers=[]"])):
+                                ("proxy + log + output_filter (PII)", ["--log", f"{tmp}/b.jsonl", *guard])):
                 proc, port = start(["--upstream", url, *extra], env)
                 procs.append(proc)
                 routes[name] = port
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"monitor_proxy_{stamp}.json").write_text(json.dumps(res, indent=1))
-    lines = [f"# serve --upstream proxy overhead ({stamp})", "", f"{args.n} chat requests per route, round-robin, "
+    lines = [f"# serve --upstream proxy overhead ({stamp})", "", f"{args.n} completion requests per route, round-robin, "
              f"loopback; load average {[round(x, 2) for x in load0]} → {[round(x, 2) for x in load1]}", "",
              "| route | p50 ms | p95 ms | overhead p50 ms | overhead p95 ms |", "|---|---|---|---|---|"]
     for name, r in res["routes"].items():
