@@ -30,14 +30,13 @@ class PromptGuardScorer(Scorer):
         return None
 
     def _score_batch(self, texts: list[str]) -> list[dict[str, float]]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # its pickled sklearn model warns about the version
-            import guardify
-
-            out = []
-            for text in texts:
-                p = max(_p_injection(guardify.detect(piece)) for piece in self._pieces(text))
-                out.append({"injection": p, "flag": float(p > 0.5)})
+        pieces = [self._pieces(t) for t in texts]
+        flat = [p for ps in pieces for p in ps]
+        probs = iter(p_injection(flat))
+        out = []
+        for ps in pieces:
+            p = max(next(probs) for _ in ps)
+            out.append({"injection": p, "flag": float(p > 0.5)})
         return out
 
     def _pieces(self, text: str) -> list[str]:
@@ -47,8 +46,23 @@ class PromptGuardScorer(Scorer):
         return [text] + (parts if len(parts) > 1 else [])
 
 
-def _p_injection(out: dict) -> float:
+def p_injection(texts: list[str]) -> list[float]:
+    """P(injection) per text: one vectorised call into guardify's TF-IDF + logistic-regression model when it
+    exposes them (the same numbers ``guardify.detect`` gives one by one), else ``detect`` per text."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its pickled sklearn model warns about the version
+        import guardify
+
+        model = getattr(guardify, "_get_default", lambda: None)()
+        clf, vec = getattr(model, "_clf", None), getattr(model, "_vectorizer", None)
+        if clf is None or vec is None or 1 not in list(getattr(clf, "classes_", [])):
+            return [_p_one(guardify.detect(t)) for t in texts]
+        proba = clf.predict_proba(vec.transform(texts))
+        return [float(p) for p in proba[:, list(clf.classes_).index(1)]]
+
+
+def _p_one(out: dict) -> float:
     return float(out["score"] if out["label"] == "injection" else 1 - out["score"])
 
 
-__all__ = ["PromptGuardScorer"]
+__all__ = ["PromptGuardScorer", "p_injection"]
