@@ -1,6 +1,8 @@
 """Evidently's side of bench_drift.py (runs in benchmarks/.work/venv-evidently): DataDriftPreset per window.
 
-    _evidently_side.py REQUESTS.csv REFERENCE_WINDOWS OUT.json
+    _evidently_side.py REQUESTS.csv REFERENCE_WINDOWS OUT.json [MODES]
+
+MODES: comma-separated, default ``descriptors,scores``; results of other modes already in OUT.json are kept.
 
 Two configurations, each at Evidently's default per-column tests and thresholds:
 * ``descriptors``: what Evidently offers offline for text — TextLength, WordCount and NonLetterCharacterPercentage
@@ -91,6 +93,7 @@ def main() -> int:
     import evidently
 
     path, ref_windows, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    wanted = (sys.argv[4] if len(sys.argv) > 4 else "descriptors,scores").split(",")
     df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     df["thumb"] = df["thumb"].map({1: "up", -1: "down"}).fillna("none")
     df["topic"] = df["topic"].fillna("none").astype(str)
@@ -99,7 +102,14 @@ def main() -> int:
     for c in score_cols:
         df[c] = df[c].astype(str) if c.endswith(".code") else pd.to_numeric(df[c], errors="coerce")
     modes, timings = {}, {}
-    for mode in ("descriptors", "scores"):
+    try:
+        with open(out) as fh:
+            old = json.load(fh)
+        modes = {k: v for k, v in old["modes"].items() if k.split(" (")[0] not in wanted}
+        timings = {k: v for k, v in old["seconds"].items() if k not in wanted}
+    except (OSError, ValueError, KeyError):
+        pass
+    for mode in wanted:
         t0 = time.perf_counter()
         modes.update(run_mode(df, ref_windows, mode, score_cols))
         timings[mode] = time.perf_counter() - t0

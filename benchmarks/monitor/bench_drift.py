@@ -79,13 +79,13 @@ def _dump_table(store, scorer: str, path: Path, window: int) -> None:
                 i += 1
 
 
-def evidently_side(window: int, ref_windows: int) -> dict:
+def evidently_side(window: int, ref_windows: int, modes: str) -> dict:
     if not EV_PY.exists():
         raise SystemExit("Evidently venv missing: bash benchmarks/setup_evidently.sh")
     out = WORK / "evidently.json"
     t0 = time.perf_counter()
     subprocess.run([str(EV_PY), str(ROOT / "benchmarks/monitor/_evidently_side.py"), str(WORK / "requests.csv"),
-                    str(ref_windows), str(out)], check=True)
+                    str(ref_windows), str(out), modes], check=True)
     data = json.loads(out.read_text())
     data["total_s"] = time.perf_counter() - t0
     return data
@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="start from an empty store (else cached work is reused)")
     ap.add_argument("--skip-evidently", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="reuse the last lmcritic side (benchmarks/.work/monitor)")
+    ap.add_argument("--evidently-modes", default="descriptors,scores",
+                    help="Evidently configurations to (re)run; the others are read from the last run")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     log = WORK / "traffic.jsonl"
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         ours = lmcritic_side(log, WORK / "bench.sqlite", args.window, args.reference_windows, not args.no_embedding,
                              args.embed_sample)
         saved.write_text(json.dumps(ours, default=str))
-    theirs = None if args.skip_evidently else evidently_side(args.window, args.reference_windows)
+    theirs = None if args.skip_evidently else evidently_side(args.window, args.reference_windows, args.evidently_modes)
     res = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "truth": truth, "lmcritic": ours,
            "embedding": "off" if args.no_embedding else f"{args.embed_sample} prompts per window",
            "evidently": theirs, "summary": _summary(ours, theirs, truth, args.window)}
