@@ -29,9 +29,19 @@ EV_PY = ROOT / "benchmarks/.work/venv-evidently/bin/python"
 SCORE_COLUMNS = ("prompt.toxicity", "response.toxicity", "prompt.pii", "response.pii", "response.refusal",
                  "prompt.injection", "prompt.register", "prompt.register.marker_rate", "prompt.length",
                  "response.length", "prompt.language.code", "feedback.vader")
-RELEVANT = {"register": ("prompt.colloquial", "prompt.embedding", "prompt.words"),
-            "injection": ("prompt.injection", "prompt.embedding"), "pii": ("response.pii",),
-            "feedback": ("feedback.negative",)}
+# What counts as alerting on the planted change itself: lmcritic metrics, and Evidently columns (its descriptors
+# and text drift of the changed text, or the lmcritic score columns it was given).
+RELEVANT = {"register": ("prompt.colloquial", "prompt.marker_rate", "prompt.embedding", "prompt.words"),
+            "injection": ("prompt.injection", "prompt.injection_score", "prompt.embedding", "prompt.words"),
+            "pii": ("response.pii",), "feedback": ("feedback.negative",)}
+RELEVANT_EVIDENTLY = {
+    "register": ("prompt", "prompt_length", "prompt_words", "prompt_nonletter", "prompt.register",
+                 "prompt.register.marker_rate", "prompt.length"),
+    "injection": ("prompt", "prompt_length", "prompt_words", "prompt_nonletter", "prompt_injection_regexp",
+                  "prompt.injection", "prompt.length"),
+    "pii": ("response", "response_length", "response_words", "response_nonletter", "response_pii_regexp",
+            "response.pii", "response.length"),
+    "feedback": ("thumb", "feedback.vader")}
 
 
 def lmcritic_side(log: Path, store_path: Path, window: int, ref_windows: int, embedding: bool,
@@ -83,6 +93,8 @@ def evidently_side(window: int, ref_windows: int, modes: str) -> dict:
     if not EV_PY.exists():
         raise SystemExit("Evidently venv missing: bash benchmarks/setup_evidently.sh")
     out = WORK / "evidently.json"
+    if not modes:  # --evidently-modes "": the last run's results as they are
+        return json.loads(out.read_text()) | {"total_s": 0.0, "reused": True}
     t0 = time.perf_counter()
     subprocess.run([str(EV_PY), str(ROOT / "benchmarks/monitor/_evidently_side.py"), str(WORK / "requests.csv"),
                     str(ref_windows), str(out), modes], check=True)
@@ -122,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-evidently", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="reuse the last lmcritic side (benchmarks/.work/monitor)")
     ap.add_argument("--evidently-modes", default="descriptors,scores",
-                    help="Evidently configurations to (re)run; the others are read from the last run")
+                    help="Evidently configurations to (re)run; the others are read from the last run "
+                    "('' reruns none)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     log = WORK / "traffic.jsonl"
@@ -157,7 +170,11 @@ def _summary(ours: dict, theirs: dict | None, truth: dict, window: int) -> dict:
            "lmcritic (alert on the changed metric)": delays(ours["alerts"], truth, window, RELEVANT)}
     if theirs:
         for name, per_window in theirs["modes"].items():
-            out[f"Evidently {name}"] = delays({int(k): v for k, v in per_window.items()}, truth, window, None)
+            by_window = {int(k): v for k, v in per_window.items()}
+            out[f"Evidently {name}"] = delays(by_window, truth, window, None)
+            if "any column" in name:
+                out[f"Evidently {name.replace('any column', 'a changed column')}"] = \
+                    delays(by_window, truth, window, RELEVANT_EVIDENTLY)
     return out
 
 
@@ -177,7 +194,9 @@ def _markdown(res: dict, stamp: str) -> str:
     lines += ["", f"lmcritic: {scored}; check (windows, tests, embeddings) {ours['check_s']:.1f} s; "
               f"skipped scorers: {ours['skipped'] or 'none'}; embedding drift: {res['embedding']}"]
     if res["evidently"]:
-        lines.append(f"Evidently {res['evidently'].get('version')}: {res['evidently']['total_s']:.1f} s in all")
+        secs = ", ".join(f"{k} {v:.0f} s" for k, v in res["evidently"].get("seconds", {}).items())
+        lines.append(f"Evidently {res['evidently'].get('version')}: {secs}; errors: "
+                     f"{len(res['evidently'].get('errors', []))}")
     return "\n".join(lines) + "\n"
 
 
