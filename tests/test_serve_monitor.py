@@ -44,6 +44,8 @@ def test_streaming_chat_and_completions_equal_the_plain_reply(tmp_path: Path) ->
         streamed = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
         assert streamed == plain == "You said: hello there. That is all." and len(chunks) > 4
         assert chunks[-1].usage is not None and chunks[-2].choices[0].finish_reason == "stop"
+        with pytest.raises(openai.BadRequestError, match="does not return log-probs"):
+            c.chat.completions.create(model="m", messages=msgs, logprobs=True)
         comp = c.completions.create(model="m", prompt="abc", max_tokens=8)
         parts = list(c.completions.create(model="m", prompt="abc", max_tokens=8, stream=True))
         assert "".join(p.choices[0].text for p in parts) == comp.choices[0].text

@@ -38,6 +38,7 @@ from lmcritic.requests import (
     Capability,
     ChatMessage,
     GenerateRequest,
+    GenerateResult,
     GenParams,
     RollingRequest,
 )
@@ -117,14 +118,14 @@ class API:
             raise APIError(400, "top_logprobs: needs logprobs=true", "top_logprobs")
         params = _params(body, _integer(body, "max_tokens", default, 0), (top or 0) if want else None)
         self._need(Capability.CHAT, "messages", "this model has no chat template; use /v1/completions")
-        (res,) = self._call("generate", [GenerateRequest(messages=messages, params=params)])
+        (res,) = self._generate([GenerateRequest(messages=messages, params=params)])
         choice = {"index": 0, "message": {"role": "assistant", "content": res.text},
                   "logprobs": chat_logprobs(res) if want else None, "finish_reason": res.finish_reason}
         return maybe_stream(body, stream, self._envelope("chatcmpl", "chat.completion", [choice], usage([res])))
 
     def _complete(self, prompts: list[str], params: GenParams, echo: bool) -> tuple[list[dict], dict]:
         self._need(Capability.GENERATE, "prompt", "this model cannot generate text")
-        results = self._call("generate", [GenerateRequest(prompt=p, params=params) for p in prompts])
+        results = self._generate([GenerateRequest(prompt=p, params=params) for p in prompts])
         choices = [{"index": i, "text": (p if echo else "") + r.text,
                     "logprobs": completion_logprobs(r) if params.logprobs is not None else None,
                     "finish_reason": r.finish_reason} for i, (p, r) in enumerate(zip(prompts, results))]
@@ -137,6 +138,14 @@ class API:
                    for i, (p, r) in enumerate(zip(prompts, rolls))]
         n = sum(len(r.tokens) for r in rolls)
         return choices, {"prompt_tokens": n, "completion_tokens": 0, "total_tokens": n}
+
+    def _generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
+        """Generate; a backend that cannot give the generated tokens' log-probs asked for is a 400, not nulls."""
+        results = self._call("generate", requests)
+        if requests[0].params.logprobs is not None and any(r.logprobs is None for r in results):
+            raise APIError(400, f"logprobs: the {self.backend.kind} backend does not return log-probs of generated "
+                           "tokens (the hf backend does)", "logprobs")
+        return results
 
     def _need(self, capability: Capability, param: str, why: str) -> None:
         if not self.backend.supports(capability):
