@@ -28,6 +28,7 @@ _EXPORTS = {
     "CachedBackend": "lmcritic.store.cache",
     "Budget": "lmcritic.store.cache",
     "RunStore": "lmcritic.store.runs",
+    "MonitorStore": "lmcritic.store.monitor",
     "RunSpec": "lmcritic.spec",
     "Probe": "lmcritic.probes.base",
     "Case": "lmcritic.probes.base",
