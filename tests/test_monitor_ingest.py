@@ -148,3 +148,13 @@ def test_bad_map_and_missing_file(tmp_path: Path, store: MonitorStore) -> None:
         parse_map(["promt=question"])
     with pytest.raises(ConfigError, match="not found"):
         ingest(store, [tmp_path / "nope.jsonl"])
+
+
+def test_gzipped_jsonl(tmp_path: Path, store: MonitorStore) -> None:
+    import gzip
+
+    path = tmp_path / "log.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(row(i)) + "\n" for i in range(7))
+    assert ingest(store, [path]).total("stored") == 7
+    assert ingest(store, [path]).total("read") == 0 and store.count() == 7
