@@ -6,7 +6,6 @@ finished stage. Stages run in spec order after every probe, through the same cac
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -26,19 +25,16 @@ class StageContext:
     spec: Any
 
 
-def check_config(name: str, config: dict[str, Any]) -> None:
-    """Reject unknown options before any work (the function's keyword parameters are the options)."""
-    fn = STAGES.get(name)
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    from lmcritic.probes.base import check_options
+def check_config(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The config checked before any work: unknown options refused (the function's keyword parameters are
+    the options), values checked and converted against their annotations."""
+    from lmcritic._typecheck import check_kwargs
 
-    check_options(config, [n for n in params if n != "ctx"], f"stage {name}")
+    return check_kwargs(STAGES.get(name), config, f"stage {name}")
 
 
 def run_stage(name: str, ctx: StageContext, config: dict[str, Any]) -> None:
-    STAGES.get(name)(ctx, **config)
+    STAGES.get(name)(ctx, **check_config(name, config))
 
 
 def explain_stage(ctx: StageContext, k: int = 5, methods: list[str] | None = None, triggers: list[str] = (),

@@ -75,10 +75,19 @@ def load_model(spec: ModelSpec | str) -> Backend:
         spec = ModelSpec(name=spec)
     backend_name, options = spec.resolve()
     cls = BACKENDS.get(backend_name)
+    options = check_backend_options(cls, options, backend_name)
     try:
         return cls(**options)
     except TypeError as err:
         raise ConfigError(f"bad options for the {backend_name} backend: {err}") from None
+
+
+def check_backend_options(cls: type, options: dict[str, Any], backend_name: str) -> dict[str, Any]:
+    """Options checked against the constructor's annotations before anything loads (``--option`` text is
+    converted: ``batch_size=8`` → 8, ``timeout=2.5`` → 2.5)."""
+    from lmcritic._typecheck import check_kwargs
+
+    return check_kwargs(cls.__init__, options, f"{backend_name} backend option")
 
 
 __all__ = ["BACKENDS", "MODELS", "DEFAULT_MODEL", "Backend", "KnownModel", "ModelSpec", "check_text", "load_model"]

@@ -6,15 +6,12 @@ calls ``summarize`` once all records exist, so a killed run resumes where it sto
 """
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Sequence
 
 from lmcritic.backends.base import Backend
-from lmcritic.errors import ConfigError
 from lmcritic.requests import Capability
 
 
@@ -128,22 +125,18 @@ class Probe(ABC):
 
 
 def build_config(cls: type, values: dict[str, Any], owner: str) -> Any:
-    """Instantiate a config dataclass, rejecting unknown keys with a "did you mean"."""
-    check_options(values, {f.name for f in dataclasses.fields(cls)}, owner)
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{owner}: bad option: {err}") from None
+    """Instantiate a config dataclass: unknown keys get a "did you mean", every value is checked (and
+    command-line text converted) against the field's annotation, so a bad option fails before any model call."""
+    from lmcritic._typecheck import build_dataclass
+
+    return build_dataclass(cls, values, owner)
 
 
 def check_options(keys: Iterable[str], known: Iterable[str], owner: str) -> None:
     """Reject the first key not in ``known``, with a "did you mean" (or the known options)."""
-    known = set(known)
-    for key in keys:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known)) or 'none'}"
-            raise ConfigError(f"{owner}: unknown option {key!r}", hint)
+    from lmcritic._typecheck import check_options as check
+
+    check(keys, known, owner)
 
 
 def config_dict(config: Any) -> dict[str, Any]:
