@@ -89,20 +89,29 @@ def test_paired_tests() -> None:
 
 
 def test_datasets_name_file_and_line(tmp_path) -> None:
+    """A malformed row is skipped and reported with its file and line; the good rows are read."""
+    from lmcritic.datasets import collect_issues
+
     good = tmp_path / "d.tsv"
     good.write_text("sentence\tlabel\nfine\t1\n")
     assert list(read_rows(good, ("sentence", "label"))) == [(2, {"sentence": "fine", "label": "1"})]
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence\tlabel\nok\t1\nbroken row without tab\n")
-    with pytest.raises(DataError, match=r"bad.tsv:3: 1 fields"):
-        list(read_rows(bad, ("sentence", "label")))
     j = tmp_path / "d.jsonl"
     j.write_text('{"text": "a"}\n{"text": ""}\n')
-    with pytest.raises(DataError, match=r"d.jsonl:2: row lacks text"):
-        list(read_rows(j, ("text",)))
     (tmp_path / "x.jsonl").write_text('{"text": "a"}\n{oops\n')
-    with pytest.raises(DataError, match=r"x.jsonl:2: not valid JSON"):
-        list(read_rows(tmp_path / "x.jsonl", ("text",)))
+    with collect_issues() as issues:
+        assert [line for line, _ in read_rows(bad, ("sentence", "label"))] == [2]
+        assert [line for line, _ in read_rows(j, ("text",))] == [1]
+        assert [line for line, _ in read_rows(tmp_path / "x.jsonl", ("text",))] == [1]
+    assert [str(i).replace(str(tmp_path) + "/", "") for i in issues.issues] == [
+        "bad.tsv:3: 1 fields, expected 2 (sentence, label)", "d.jsonl:2: row lacks text",
+        "x.jsonl:2: not valid JSON (Expecting property name enclosed in double quotes)"]
+    (tmp_path / "none.jsonl").write_text('{oops\n')
+    with pytest.raises(DataError, match=r"none.jsonl: no usable rows \(1 skipped; first: line 1: not valid JSON"):
+        list(read_rows(tmp_path / "none.jsonl", ("text",)))
+    with pytest.raises(DataError, match=r"no column 'labels'"):
+        list(read_rows(good, ("labels",)))
 
 
 def test_markdown_escape_neutralises_model_text() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -78,26 +79,36 @@ def test_yaml_file_relative_data(tmp_path):
 
 
 # -- data and template errors -------------------------------------------------------------------------
+def _skipped(task) -> tuple[list, list[str]]:
+    """Cases built, and the skipped rows as "file:line: reason" (file name only)."""
+    from lmcritic.datasets import collect_issues
+
+    with collect_issues() as issues:
+        cases = build_cases(task)
+    return cases, [f"{Path(i.path).name}:{i.line}: {i.reason}" for i in issues.issues]
+
+
 def test_malformed_rows_name_file_and_line(tmp_path):
+    """A malformed row is skipped and reported with its file and line; the others become cases."""
     rows = [*MC_ROWS[:2], {"q": "x", "opts": ["a", "b"], "gold": 7}]
     task = load_task(_mc_task(tmp_path))
     _write(tmp_path / "mc.jsonl", rows)
-    with pytest.raises(DataError, match=r"mc\.jsonl:3: target 7"):
-        build_cases(task)
+    cases, skipped = _skipped(task)
+    assert len(cases) == 2 and len(skipped) == 1 and skipped[0].startswith("mc.jsonl:3: target 7")
     (tmp_path / "mc.jsonl").write_text(json.dumps(MC_ROWS[0]) + "\n{not json\n")
-    with pytest.raises(DataError, match=r"mc\.jsonl:2: not valid JSON"):
-        build_cases(task)
+    cases, skipped = _skipped(task)
+    assert len(cases) == 1 and skipped[0].startswith("mc.jsonl:2: not valid JSON")
     _write(tmp_path / "mc.jsonl", [MC_ROWS[0], {"opts": ["a", "b"], "gold": 0}])
-    with pytest.raises(DataError, match=r"mc\.jsonl:2: prompt template: 'q' is undefined"):
-        build_cases(task)
+    cases, skipped = _skipped(task)
+    assert len(cases) == 1 and skipped[0].startswith("mc.jsonl:2: prompt template: 'q' is undefined")
 
 
 def test_tsv_field_count_error(tmp_path):
     (tmp_path / "d.tsv").write_text("text\tlabel\ngood\t1\nbad\n", encoding="utf-8")
     task = load_task({"output_type": "classification", "data": {"path": str(tmp_path / "d.tsv")},
                       "prompt": "{{ text }}", "target": "label", "labels": {"0": "no", "1": "yes"}})
-    with pytest.raises(DataError, match=r"d\.tsv:3: 1 fields, expected 2"):
-        build_cases(task)
+    cases, skipped = _skipped(task)
+    assert len(cases) == 1 and skipped == ["d.tsv:3: 1 fields, expected 2 (text, label)"]
 
 
 def test_template_is_sandboxed(tmp_path):

@@ -97,7 +97,9 @@ class RunSpec:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"spec file {str(p)!r} not found", "give the path of a .yaml or .json run spec")
-        return cls.from_dict(_parse(p), source=str(p))
+        from lmcritic.datasets import read_spec
+
+        return cls.from_dict(read_spec(p), source=str(p))
 
     def validate(self, source: str = "spec") -> None:
         """Probe names exist, keys are unique, and every probe config builds."""
@@ -137,21 +139,6 @@ class RunSpec:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-
-def _parse(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        import yaml
-
-        return yaml.safe_load(text)
-    except (ValueError, Exception) as err:  # yaml.YAMLError and json.JSONDecodeError
-        line = getattr(getattr(err, "problem_mark", None), "line", None)
-        where = f" line {line + 1}" if line is not None else (f" line {err.lineno}" if hasattr(err, "lineno") else "")
-        raise ConfigError(f"{path}{where}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-                          f"{str(err).splitlines()[0]}") from None
 
 
 def _check_keys(data: dict[str, Any], cls: type, source: str) -> None:

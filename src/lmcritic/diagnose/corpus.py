@@ -149,17 +149,17 @@ def _load(path: Path, max_docs: int | None) -> tuple[list[int], list[str], list[
     lines: list[int] = []
     texts: list[str] = []
     labels: list[str | None] = []
-    if path.suffix.lower() == ".txt":
-        for i, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-            if raw.strip():
-                lines.append(i), texts.append(raw.strip()), labels.append(None)
-    else:
-        from lmcritic.datasets import read_rows
+    from lmcritic.datasets import read_lines, read_rows, skip_row
 
+    if path.suffix.lower() == ".txt":
+        for i, raw in read_lines(path):
+            lines.append(i), texts.append(raw.strip()), labels.append(None)
+    else:
         for i, row in read_rows(path, required=()):
             text = row.get("text") or row.get("sentence")
             if not text:
-                raise DataError(f"{path}:{i}: no 'text' or 'sentence' column", "name the text column 'text'")
+                skip_row(path, i, "no 'text' or 'sentence' column (name the text column 'text')")
+                continue
             label = row.get("label")
             lines.append(i), texts.append(str(text).strip()), labels.append(None if label in (None, "") else
                                                                              str(label).strip())

@@ -11,19 +11,35 @@ from lmcritic.tasks.spec import TaskSpec
 
 
 def build_cases(task: TaskSpec, n: int | None = None, seed: int = 0) -> list[Case]:
-    """Every evaluated row as a :class:`Case` with a stable id ``<task>-<line>``."""
+    """Every evaluated row as a :class:`Case` with a stable id ``<task>-<line>``. A row that cannot be made
+    into a case is skipped and reported with its file and line (a ``data_quality`` finding); a bad few-shot
+    example stays an error, since every prompt would carry it."""
     rows = load_rows(task)
     shots, rows = fewshot_rows(task, rows)
     make = _MAKERS[task.output_type]
     cases, seen = [], {}
     for row in subsample(rows, n, seed):
-        case = make(task, row, shots)
+        try:
+            case = make(task, row, shots)
+        except DataError as err:
+            if not err.message.startswith(f"{row.where}:"):
+                raise
+            _skip(row, err.message.removeprefix(f"{row.where}:").strip())
+            continue
         if case.id in seen:
-            raise DataError(f"{row.where}: line {row.line} appears twice in {row.source} (first {seen[case.id]})",
-                            "line_column must be unique per row")
+            _skip(row, f"line {row.line} appears twice in {row.source} (first {seen[case.id]}); "
+                       "line_column must be unique per row")
+            continue
         seen[case.id] = row.where
         cases.append(case)
     return cases
+
+
+def _skip(row: Row, reason: str) -> None:
+    from lmcritic.datasets import skip_row
+
+    path, _, line = row.where.rpartition(":")
+    skip_row(path, int(line) if line.isdigit() else row.line, reason)
 
 
 def _tags(task: TaskSpec, row: Row, **extra: Any) -> dict[str, Any]:

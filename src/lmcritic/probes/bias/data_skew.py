@@ -8,11 +8,10 @@ records on ``attribute``/``group`` to say "this bias is in your data".
 """
 from __future__ import annotations
 
-import gzip
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from lmcritic import stats
 from lmcritic.backends.base import Backend
@@ -74,7 +73,7 @@ class DataSkew(Probe):
     def _corpus(self) -> tuple[list[str], list[str] | None, list[int], str]:
         cfg = self.config
         path = Path(cfg.data) if cfg.data else packaged("bias/sst2_train_sample.tsv.gz")
-        rows = list(_read(path))
+        rows = list(read_rows(path))
         if not rows:
             raise DataError(f"{path}: no rows", "give a corpus with a header and a text column")
         texts = [str(r.get(cfg.text_column) or r.get("text") or "") for _, r in rows]
@@ -107,20 +106,6 @@ class DataSkew(Probe):
             details={"p_value": p, "p_bh": q, "high": hi, "low": lo, "target": target,
                      "plot": C.bars(f"P(label={target}) in documents mentioning each {attr} group", list(rates),
                                     list(rates.values()))})
-
-
-def _read(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    if path.suffix != ".gz":
-        yield from read_rows(path, required=())
-        return
-    import csv
-
-    if not path.is_file():
-        raise DataError(f"data file {str(path)!r} not found", "check the data path")
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        for i, row in enumerate(reader, start=2):
-            yield i, row
 
 
 def _case(a: Association, kind: str, texts: list[str], lines: list[int], source: str, n: int) -> Case:

@@ -9,7 +9,6 @@ HurtLex is not on PyPI, so it cannot be fetched offline.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -142,8 +141,10 @@ class GenerationBias(Probe):
 
 
 def _bold(domain: str) -> list[dict]:
+    from lmcritic.datasets import read_json
+
     path = benchmark_file("BOLD", "BOLD", "data", "prompts", BOLD[domain])
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json(path)
     rows, line = [], 0
     for group, people in data.items():
         for subject, prompts in people.items():

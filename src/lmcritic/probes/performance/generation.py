@@ -35,7 +35,7 @@ import numpy as np
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
-from lmcritic.datasets import packaged, read_rows
+from lmcritic.datasets import packaged, read_rows, skip_row
 from lmcritic.errors import DataError
 from lmcritic.metrics import METRICS, estimate
 from lmcritic.metrics.generation import GENERATION_METRICS, SACRE_KINDS, case_scores, cosines
@@ -123,11 +123,14 @@ class GenerationQuality(Probe):
         rows: list[dict[str, Any]] = []
         first_line: dict[str, int] = {}
         for line, row in read_rows(path, required=("id", "prompt", "reference")):
-            rows.append(_task(row, path, line, source))
-            rid = rows[-1]["id"]
-            if rid in first_line:
-                raise DataError(f"{path}:{line}: duplicate id {rid!r} (first on line {first_line[rid]})",
-                                "give every task its own id")
+            problem = _task_problem(row)
+            rid = str(row["id"]).strip()
+            if problem is None and rid in first_line:
+                problem = f"duplicate id {rid!r} (first on line {first_line[rid]})"
+            if problem is not None:
+                skip_row(path, line, problem)  # the other tasks still run; the skip is a data_quality finding
+                continue
+            rows.append(_task(row, line, source))
             first_line[rid] = line
         if not rows:
             raise DataError(f"{path}: no tasks", "each row needs id, prompt, reference")
@@ -208,13 +211,18 @@ class GenerationQuality(Probe):
         )
 
 
-def _task(row: dict[str, Any], path: str, line: int, source: str) -> dict[str, Any]:
-    """One validated task row; a malformed one names file and line."""
+def _task_problem(row: dict[str, Any]) -> str | None:
+    """Why a task row cannot be used, or None."""
     for col in ("prompt", "reference"):
         if not isinstance(row[col], str) or not row[col].strip():
-            raise DataError(f"{path}:{line}: {col!r} must be non-empty text, got {row[col]!r:.60}")
-    if not isinstance(row["id"], (str, int)) or not str(row["id"]).strip():
-        raise DataError(f"{path}:{line}: 'id' must be a non-empty string or integer")
+            return f"{col!r} must be non-empty text, got {row[col]!r:.60}"
+    if not isinstance(row["id"], (str, int)) or isinstance(row["id"], bool) or not str(row["id"]).strip():
+        return "'id' must be a non-empty string or integer"
+    return None
+
+
+def _task(row: dict[str, Any], line: int, source: str) -> dict[str, Any]:
+    """One task row (checked by :func:`_task_problem`)."""
     kind = row.get("kind") or "task"
     return {"id": str(row["id"]).strip(), "prompt": row["prompt"], "reference": row["reference"].strip(),
             "kind": str(kind), "line": line, "source": source}

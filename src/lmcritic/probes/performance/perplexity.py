@@ -17,7 +17,7 @@ import numpy as np
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
-from lmcritic.datasets import packaged, read_rows
+from lmcritic.datasets import packaged, read_lines, read_rows
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
 from lmcritic.requests import Capability, RollingRequest, RollingResult
 
@@ -82,11 +82,7 @@ class Perplexity(Probe):
     def _documents(self) -> Iterable[tuple[str, dict]]:
         path = Path(self.config.data) if self.config.data else packaged("sst2_train_sentences.tsv")
         if path.suffix.lower() == ".txt":
-            if not path.is_file():
-                from lmcritic.errors import DataError
-
-                raise DataError(f"data file {str(path)!r} not found")
-            paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+            paragraphs = _paragraphs(read_lines(path))
             yield from ((p, {"source": str(path), "paragraph": i}) for i, p in enumerate(paragraphs))
             return
         rows = [(line, (row.get("text") or row.get("sentence") or "").strip(), row)
@@ -130,3 +126,14 @@ def _worst_span(text: str, res: RollingResult, k: int) -> dict:
 def _source(data: str | None) -> str:
     return "sst2_train_sample" if data is None else str(data)
 
+
+def _paragraphs(lines: Iterable[tuple[int, str]]) -> list[str]:
+    """Consecutive non-blank lines joined; a blank (or skipped) line ends a paragraph."""
+    out: list[list[str]] = []
+    last = -1
+    for number, text in lines:
+        if number != last + 1 or not out:
+            out.append([])
+        out[-1].append(text)
+        last = number
+    return ["\n".join(p).strip() for p in out if "".join(p).strip()]

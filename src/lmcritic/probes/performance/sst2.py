@@ -14,8 +14,7 @@ from typing import Iterable, Sequence
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
-from lmcritic.datasets import packaged, read_rows
-from lmcritic.errors import ConfigError
+from lmcritic.datasets import packaged, read_rows, skip_row
 from lmcritic.metrics import estimate
 from lmcritic.metrics.calibration import accuracy_at_coverage, reliability_bins
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
@@ -83,7 +82,8 @@ class SST2Accuracy(Probe):
         for line, row in read_rows(path, required=("label",)):
             text = row.get("sentence") or row.get("text")
             if not text or str(row["label"]).strip() not in ("0", "1"):
-                raise ConfigError(f"{path}:{line}: needs a 'sentence' or 'text' column and a 0/1 'label'")
+                skip_row(path, line, "needs a 'sentence' or 'text' column and a 0/1 'label'")
+                continue
             src_line = int(row.get("dev_line") or line)
             rows.append({"text": text.strip(), "label": int(str(row["label"]).strip()),
                          "source": "sst2_dev" if self.config.data is None else str(path), "source_line": src_line})

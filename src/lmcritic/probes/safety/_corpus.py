@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lmcritic.datasets import packaged, read_rows
+from lmcritic.datasets import packaged, read_lines, read_rows, skip_row
 from lmcritic.errors import DataError
 from lmcritic.probes.safety._common import read_jsonl, safety_file
 
@@ -27,9 +27,7 @@ def load_corpus(spec: str) -> list[dict[str, Any]]:
     if path.suffix in (".tsv", ".csv"):
         return _table(path, str(path))
     if path.suffix == ".txt" and path.is_file():
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [{"text": t.strip(), "source": str(path), "line": i, "id": i}
-                for i, t in enumerate(lines, start=1) if t.strip()]
+        return [{"text": t.strip(), "source": str(path), "line": i, "id": i} for i, t in read_lines(path)]
     raise DataError(f"corpus {spec!r} is neither a known name ({', '.join(NAMED)}) nor a .jsonl/.tsv/.csv/.txt file")
 
 
@@ -38,7 +36,8 @@ def _table(path: Path, source: str) -> list[dict[str, Any]]:
     for line, row in read_rows(path, required=()):
         text = row.get("sentence") or row.get("text")
         if not text:
-            raise DataError(f"{path}:{line}: needs a 'sentence' or 'text' column")
+            skip_row(path, line, "needs a 'sentence' or 'text' column")
+            continue
         src_line = int(row.get("train_line") or row.get("dev_line") or line)
         rows.append({"text": str(text).strip(), "source": source, "line": src_line, "id": src_line})
     return rows
