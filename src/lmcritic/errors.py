@@ -44,3 +44,20 @@ class InputError(LmcriticError):
 
 class DataError(LmcriticError):
     """A dataset row is malformed; the message names file and line."""
+
+
+class BackendTimeout(BackendError):
+    """A backend call passed its deadline. ``index`` is the request (within the call) that was running,
+    when the backend can tell, so the cache can refuse that request again at once instead of waiting."""
+
+    def __init__(self, message: str, hint: str | None = None, index: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.index = index
+
+
+class StoreError(LmcriticError):
+    """The run store or the call cache cannot be used (damaged file, read-only, missing); a run stops."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP during a run: handled like Ctrl-C, so the run is marked interrupted and resumable."""

@@ -9,43 +9,118 @@ write in flight. Schemas are versioned with ``PRAGMA user_version`` and upgraded
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import os
 import re
 import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 from urllib.parse import quote
 
 from lmcritic._serde import to_jsonable
-from lmcritic.errors import LmcriticError
+from lmcritic.errors import LmcriticError, StoreError
 
 BUSY_TIMEOUT_MS = 30_000
+MAX_OUTPUT_CHARS = 100_000  # model texts longer than this are cut before storage ($LMCRITIC_MAX_OUTPUT_CHARS)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 Migration = Callable[[sqlite3.Connection], None] | str  # a function, or SQL statements split on ";"
 
 
-def connect(path: str | Path | None, *, read_only: bool = False) -> sqlite3.Connection:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def connect(path: str | Path | None, *, read_only: bool = False, fix: str | None = None) -> sqlite3.Connection:
     """Open ``path`` (None: a private in-memory database) for use from several threads under one lock.
 
     Autocommit mode (``isolation_level=None``): transactions are explicit, see :func:`transaction`.
+    ``read_only`` opens with ``mode=ro``; a WAL file in a folder nobody may write to cannot even be read
+    that way (SQLite must create its shared-memory file), so it is then opened ``immutable``. ``fix`` is
+    the hint given when the file turns out to be damaged.
     """
     if path is None:
         return _configure(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False), False)
     path = Path(path).expanduser()
     try:
         if read_only:
-            target, uri = f"file:{quote(path.resolve().as_posix())}?mode=ro", True
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            target, uri = str(path), False
-        conn = sqlite3.connect(target, uri=uri, isolation_level=None, check_same_thread=False,
+            return _connect_read_only(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
                                timeout=BUSY_TIMEOUT_MS / 1000)
-        return _configure(conn, not read_only)
+        return _configure(conn, True)
     except (sqlite3.Error, OSError) as err:
-        raise LmcriticError(f"cannot open database {path}: {err}",
-                            "check the path and permissions, or move a damaged file away") from None
+        raise store_error(err, path, fix or "check the path and permissions, or move a damaged file away") from None
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    base = f"file:{quote(path.resolve().as_posix())}"
+    try:
+        conn = sqlite3.connect(f"{base}?mode=ro", uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+        return _configure(conn, False)
+    except sqlite3.OperationalError as err:
+        if "readonly" not in str(err) and "unable to open" not in str(err):
+            raise
+    conn = sqlite3.connect(f"{base}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+    return _configure(conn, False)
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write the database and create its journal files beside it."""
+    target = path if path.exists() else path.parent
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    return os.access(target, os.W_OK) and (not path.exists() or os.access(path.parent, os.W_OK))
+
+
+def missing_file(path: Path, what: str) -> StoreError:
+    """A database path that does not exist, with the closest existing one beside it as a guess."""
+    from difflib import get_close_matches
+
+    near = [p.name for p in path.parent.glob("*.sqlite")] if path.parent.is_dir() else []
+    close = get_close_matches(path.name, near, n=1)
+    hint = f"did you mean {str(path.parent / close[0])!r}?" if close else "check the path"
+    return StoreError(f"no {what} at {path}", f"{hint} (pass --create to start a new one there)")
+
+
+def store_error(err: BaseException, path: str | Path, fix: str) -> StoreError:
+    """One line for a database failure: damaged (with ``fix``), read-only, or anything else."""
+    text = str(err).strip() or type(err).__name__
+    name = getattr(err, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+        return StoreError(f"{path} is damaged ({text})", fix)
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return StoreError(f"{path} cannot be written ({text})", "check its permissions, or use another file")
+    return StoreError(f"database {path}: {text}", "check the path, permissions and free disk space")
+
+
+def guarded(fix_attr: str) -> Callable[[F], F]:
+    """Method decorator: a ``sqlite3.Error`` becomes a one-line :class:`StoreError` naming ``self.path``
+    and the fix in ``self.<fix_attr>`` (a damaged page can surface on any read, not only at open)."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except sqlite3.Error as err:
+                raise store_error(err, getattr(self, "path", "?"), getattr(self, fix_attr)) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+def guard_methods(cls: type, fix_attr: str) -> type:
+    """Apply :func:`guarded` to every public method of ``cls`` and its bases (and ``__init__``)."""
+    names = {n for klass in cls.__mro__[:-1] for n in vars(klass)}
+    for name in sorted(names):
+        value = getattr(cls, name)
+        if callable(value) and not isinstance(value, type) and (not name.startswith("_") or name == "__init__"):
+            setattr(cls, name, guarded(fix_attr)(value))
+    return cls
 
 
 def _configure(conn: sqlite3.Connection, wal: bool) -> sqlite3.Connection:
@@ -105,6 +180,53 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], what: str
         raise LmcriticError(f"{what} has schema version {current}, newer than this lmcritic knows ({target})",
                             "upgrade lmcritic, or point it at another file")
     return user_version(conn)
+
+
+def check_version(conn: sqlite3.Connection, target: int, what: str) -> int:
+    """For a read-only file: refuse a schema newer than this lmcritic (an older one reads fine)."""
+    current = user_version(conn)
+    if current > target:
+        raise LmcriticError(f"{what} has schema version {current}, newer than this lmcritic knows ({target})",
+                            "upgrade lmcritic, or point it at another file")
+    return current
+
+
+def output_limit(value: int | None = None) -> int:
+    """The cap on stored model text: ``value``, else ``$LMCRITIC_MAX_OUTPUT_CHARS``, else the default."""
+    raw = value if value is not None else os.environ.get("LMCRITIC_MAX_OUTPUT_CHARS") or MAX_OUTPUT_CHARS
+    try:
+        limit = int(raw)
+    except (TypeError, ValueError):
+        raise LmcriticError(f"LMCRITIC_MAX_OUTPUT_CHARS must be a whole number, got {raw!r}") from None
+    if limit < 100:
+        raise LmcriticError(f"the output size cap must be at least 100 characters, got {limit}")
+    return limit
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with a marker saying how long it was."""
+    if len(text) <= limit:
+        return text
+    marker = f" …[lmcritic: truncated, {len(text):,} characters in all]"
+    return text[: max(0, limit - len(marker))] + marker
+
+
+def cap_strings(obj: Any, limit: int) -> Any:
+    """Every string inside ``obj`` (dicts, lists, dataclasses) cut to ``limit``; ``obj`` itself when none is
+    longer, so callers can tell nothing changed."""
+    if isinstance(obj, str):
+        return truncate(obj, limit)
+    if isinstance(obj, dict):
+        out = {k: cap_strings(v, limit) for k, v in obj.items()}
+        return obj if all(out[k] is v for k, v in obj.items()) else out
+    if isinstance(obj, (list, tuple)):
+        items = [cap_strings(v, limit) for v in obj]
+        return obj if all(a is b for a, b in zip(items, obj)) else type(obj)(items)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {f.name: cap_strings(getattr(obj, f.name), limit) for f in dataclasses.fields(obj)}
+        changed = {k: v for k, v in changes.items() if v is not getattr(obj, k)}
+        return dataclasses.replace(obj, **changed) if changed else obj
+    return obj
 
 
 def _apply(conn: sqlite3.Connection, step: Migration) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 from lmcritic._serde import from_jsonable, stable_hash, to_jsonable
 from lmcritic.backends.base import Backend
-from lmcritic.errors import BackendError, BudgetExceeded, ConfigError, InputError
+from lmcritic.errors import BackendError, BackendTimeout, BudgetExceeded, ConfigError, InputError
 from lmcritic.requests import METHODS, Capability
 from lmcritic.store import _sqlite
 
@@ -90,7 +90,7 @@ class CachedBackend(Backend):
     """
 
     def __init__(self, inner: Backend, path: str | Path | None = None, budget: Budget | None = None,
-                 chunk_size: int = 64, read_only: bool = False) -> None:
+                 chunk_size: int = 64, read_only: bool = False, max_output_chars: int | None = None) -> None:
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ConfigError(f"cache chunk_size must be a whole number >= 1, got {chunk_size!r}")
         self.inner = inner
@@ -98,20 +98,27 @@ class CachedBackend(Backend):
         self.budget = budget or Budget()
         self.chunk_size = chunk_size
         self.read_only = read_only
+        self.max_output_chars = _sqlite.output_limit(max_output_chars)
+        self._timed_out: dict[str, BackendTimeout] = {}  # requests that hit a deadline (this process only)
         self._fingerprint = inner.fingerprint()
         self._lock = threading.RLock()  # the connection and the stats
         self._inner_lock = threading.Lock()  # one call into the model at a time
         self._stats = CacheStats()
         self._conn = self._open()
 
+    @property
+    def damage_hint(self) -> str:
+        return "rerun with --rebuild-cache (moves the damaged cache aside and starts an empty one; runs are kept)"
+
+    @_sqlite.guarded("damage_hint")
     def _open(self) -> Any:
         if not self.read_only:
-            conn = _sqlite.connect(self.path)
+            conn = _sqlite.connect(self.path, fix=self.damage_hint)
             _sqlite.migrate(conn, SCHEMA, f"cache {self.path or ':memory:'}")
             return conn
         if self.path is None or not self.path.exists():
             return None
-        conn = _sqlite.connect(self.path, read_only=True)
+        conn = _sqlite.connect(self.path, read_only=True, fix=self.damage_hint)
         if _sqlite.table_exists(conn, "calls"):
             return conn
         conn.close()
@@ -182,6 +189,7 @@ class CachedBackend(Backend):
             found = self._lookup(method, [k for k, _ in chunk])
             self._count(hits=sum(counts[k] for k in found))
             todo = [(k, r) for k, r in chunk if k not in found]
+            self._refuse_timed_out(todo)
             tokens = self._tokens(method, [r for _, r in todo])
             n = self._reserve(tokens)
             if n:
@@ -193,15 +201,29 @@ class CachedBackend(Backend):
     def _compute(self, method: str, todo: list[tuple[str, Any]], counts: Counter) -> dict[str, Any]:
         requests = [r for _, r in todo]
         started = time.perf_counter()
-        out = self.inner.call(method, requests)
+        try:
+            out = self.inner.call(method, requests)
+        except BackendTimeout as err:
+            if err.index is not None and 0 <= err.index < len(todo):
+                self._timed_out[todo[err.index][0]] = err
+            raise
         elapsed = time.perf_counter() - started
         if len(out) != len(requests):
             raise BackendError(f"{self.inner.kind} backend returned {len(out)} results for {len(requests)} "
                                f"{method} requests", "a backend must return one result per request, in order")
+        out = [_sqlite.cap_strings(r, self.max_output_chars) for r in out]  # a 10 MB answer is cut, with a marker
         texts = [_sqlite.dumps(r) for r in out]
         self._store(method, todo, texts, elapsed)
         self._count(misses=sum(counts[k] for k, _ in todo), elapsed_s=elapsed)
         return {k: self._load(method, text) for (k, _), text in zip(todo, texts)}  # same types as a hit
+
+    def _refuse_timed_out(self, todo: list[tuple[str, Any]]) -> None:
+        """A request that already ran past its deadline in this process fails again at once (the caller
+        isolates failing cases by retrying smaller groups; waiting out the deadline each time would not end)."""
+        for key, _ in todo:
+            if key in self._timed_out:
+                err = self._timed_out[key]
+                raise BackendTimeout(f"{err.message} (earlier in this run; not retried)", err.hint)
 
     # -- budget ---------------------------------------------------------------------------------
     def _tokens(self, method: str, requests: list[Any]) -> list[int]:
@@ -238,6 +260,7 @@ class CachedBackend(Backend):
             self._stats = replace(self._stats, **{k: getattr(self._stats, k) + v for k, v in delta.items()})
 
     # -- storage --------------------------------------------------------------------------------
+    @_sqlite.guarded("damage_hint")
     def _lookup(self, method: str, keys: list[str]) -> dict[str, Any]:
         """Stored results for ``keys``; a row that no longer loads (result type changed) counts as a miss."""
         found: dict[str, Any] = {}
@@ -253,6 +276,7 @@ class CachedBackend(Backend):
                         found[key] = result
         return found
 
+    @_sqlite.guarded("damage_hint")
     def _store(self, method: str, todo: list[tuple[str, Any]], texts: list[str], elapsed: float) -> None:
         if self.read_only:
             return
@@ -270,6 +294,7 @@ class CachedBackend(Backend):
         except (ValueError, TypeError, KeyError):
             return None
 
+    @_sqlite.guarded("damage_hint")
     def clear(self, method: str | None = None) -> int:
         """Forget this model's stored results (of one ``method``, or all); returns how many were deleted."""
         if self.read_only:
@@ -326,3 +351,17 @@ def cache_info(path: str | Path) -> CacheInfo:
     finally:
         conn.close()
     return CacheInfo(str(path), _sqlite.file_size(path), dict(rows), int(models))
+
+
+def set_aside(path: str | Path) -> Path | None:
+    """``--rebuild-cache``: move a (damaged) cache file and its WAL/shared-memory files aside; returns where
+    it went, or None when there was nothing to move. Cached calls are only a speed-up: nothing is lost."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        return None
+    target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(f"{path}{suffix}")
+        if part.exists():
+            part.replace(f"{target}{suffix}")
+    return target

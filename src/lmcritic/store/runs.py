@@ -23,11 +23,11 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from lmcritic._serde import from_jsonable
 from lmcritic.errors import ConfigError, LmcriticError, UnknownNameError
 from lmcritic.probes.base import Finding, Record
-from lmcritic.store import _sqlite
+from lmcritic.store import _owner, _sqlite
 from lmcritic.store._sqlite import dumps, loads, safe_text
 
-RUN_STATUSES = ("running", "done", "failed", "interrupted")
-PROBE_STATUSES = ("pending", "running", "done", "skipped", "failed")
+RUN_STATUSES = ("running", "done", "partial", "failed", "interrupted")
+PROBE_STATUSES = ("pending", "running", "done", "partial", "skipped", "failed")
 VERSIONED_PACKAGES = ("numpy", "torch", "transformers", "tokenizers")
 
 _V1 = """
@@ -71,9 +71,15 @@ CREATE TABLE monitor_text_cache (scorer TEXT NOT NULL, text_hash TEXT NOT NULL, 
     PRIMARY KEY (scorer, text_hash));
 CREATE TABLE monitor_embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL)
 """
+# Step 3: the process that runs a run (pid, host, process start time), so a dead run is not left "running"
+_OWNER_V3 = """
+ALTER TABLE runs ADD COLUMN pid INTEGER;
+ALTER TABLE runs ADD COLUMN host TEXT;
+ALTER TABLE runs ADD COLUMN pid_start TEXT
+"""
 # The migration hook: step i upgrades schema version i to i + 1. Append steps; never edit a shipped one.
-# Step 2 adds the production-monitoring tables (``lmcritic.store.monitor``).
-MIGRATIONS: tuple[_sqlite.Migration, ...] = (_V1, _MONITOR_V1)
+# Step 2 adds the production-monitoring tables (``lmcritic.store.monitor``), step 3 the run's process.
+MIGRATIONS: tuple[_sqlite.Migration, ...] = (_V1, _MONITOR_V1, _OWNER_V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -110,14 +116,34 @@ class ProbeRunInfo:
     n_cases: int | None
 
 
-class RunStore:
-    """Runs in one SQLite file (parent folders are created). Safe to share between threads."""
+class RunStore(_owner.Ownership):
+    """Runs in one SQLite file (parent folders are created). Safe to share between threads.
 
-    def __init__(self, path: str | Path) -> None:
+    ``create=False`` refuses a path with no store yet (a typo'd ``--store`` must not start an empty one).
+    ``read_only`` (default: when the file or its folder cannot be written) opens it for browsing only.
+    Every SQLite failure surfaces as a one-line :class:`StoreError` (a damaged file names the recovery).
+    Opening a writable store marks runs whose process is gone ``interrupted`` (see ``_owner``).
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True, read_only: bool | None = None,
+                 max_output_chars: int | None = None) -> None:
         self.path = Path(path).expanduser()
+        if not self.path.exists() and (not create or read_only):
+            raise _sqlite.missing_file(self.path, "run store")
+        self.read_only = not _sqlite.writable(self.path) if read_only is None else read_only
+        self.max_output_chars = _sqlite.output_limit(max_output_chars)
         self._lock = threading.RLock()
-        self._conn = _sqlite.connect(self.path)
-        _sqlite.migrate(self._conn, MIGRATIONS, f"run store {self.path}")
+        self._conn = _sqlite.connect(self.path, read_only=self.read_only, fix=self.damage_hint)
+        if self.read_only:
+            _sqlite.check_version(self._conn, SCHEMA_VERSION, f"run store {self.path}")
+        else:
+            _sqlite.migrate(self._conn, MIGRATIONS, f"run store {self.path}")
+            self.reap_stale()
+
+    @property
+    def damage_hint(self) -> str:
+        return (f"recover what is readable: sqlite3 {self.path} .recover | sqlite3 {self.path}.recovered, then "
+                f"move {self.path}.recovered to {self.path}")
 
     def close(self) -> None:
         with self._lock:
@@ -135,11 +161,14 @@ class RunStore:
         now, versions = time.time(), dumps(_versions())
         for _ in range(100):
             run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{secrets.token_hex(2)}"
-            row = (run_id, safe_text(name), now, "running", dumps(spec), dumps(model), fingerprint, versions)
+            me = _owner.current()
+            row = (run_id, safe_text(name), now, "running", dumps(spec), dumps(model), fingerprint, versions,
+                   me.pid, me.host, me.started)
             try:
                 with self._write():
                     self._conn.execute("INSERT INTO runs (id, name, created, status, spec_json, model_json, "
-                                       "model_fingerprint, versions_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                                       "model_fingerprint, versions_json, pid, host, pid_start) "
+                                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             except sqlite3.IntegrityError:
                 continue  # the same id in the same second: draw again
             return run_id
@@ -194,14 +223,22 @@ class RunStore:
         return [_run_info(r) for r in rows]
 
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
-        """``running`` reopens a run (resume); any other status also stamps the finish time."""
+        """``running`` reopens a run (resume) and claims it for this process; any other status also stamps
+        the finish time."""
         _check(status, RUN_STATUSES, "run status")
-        finished = None if status == "running" else time.time()
-        self._update_run(run_id, "status = ?, error = ?, finished = ?", (status, safe_text(error), finished))
+        if status == "running":
+            me = _owner.current()
+            self._update_run(run_id, "status = 'running', error = NULL, finished = NULL, pid = ?, host = ?, "
+                             "pid_start = ?", (me.pid, me.host, me.started))
+            return
+        self._update_run(run_id, "status = ?, error = ?, finished = ?", (status, safe_text(error), time.time()))
 
-    def finish_run(self, run_id: str, timings: dict, summary: dict) -> None:
-        self._update_run(run_id, "status = 'done', error = NULL, finished = ?, timings_json = ?, summary_json = ?",
-                         (time.time(), dumps(timings), dumps(summary)))
+    def finish_run(self, run_id: str, timings: dict, summary: dict, status: str = "done",
+                   error: str | None = None) -> None:
+        """The run ended by itself: ``done``, ``partial`` (some probes failed) or ``failed`` (none ran)."""
+        _check(status, RUN_STATUSES, "run status")
+        self._update_run(run_id, "status = ?, error = ?, finished = ?, timings_json = ?, summary_json = ?",
+                         (status, safe_text(error), time.time(), dumps(timings), dumps(summary)))
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run with its probes, cases, tags and findings."""
@@ -235,6 +272,11 @@ class RunStore:
 
     def fail_probe(self, run_id: str, probe_key: str, reason: str, probe_name: str | None = None) -> None:
         self._set_probe(run_id, probe_key, probe_name, status="failed", reason=reason, finished=time.time())
+
+    def partial_probe(self, run_id: str, probe_key: str, reason: str, elapsed_s: float | None = None) -> None:
+        """Finished, but some cases failed (``reason`` says how many and why); a resume retries those."""
+        self._set_probe(run_id, probe_key, None, status="partial", reason=reason, finished=time.time(),
+                        elapsed_s=elapsed_s)
 
     def _set_probe(self, run_id: str, probe_key: str, probe_name: str | None, **values: Any) -> None:
         """Update the probe's row, or insert it (keeping the plan order of first appearance)."""
@@ -281,7 +323,7 @@ class RunStore:
         now = time.time()
         with self._write():
             self._require_run(run_id)
-            records = [_safe_record(r) for r in records]
+            records = [_safe_record(r, self.max_output_chars) for r in records]
             seqs = self._seqs(run_id, probe_key, records, order)
             self._conn.executemany(_UPSERT_CASE, [_case_row(run_id, probe_key, r, seqs[r.case_id], now)
                                                   for r in records])
@@ -378,10 +420,12 @@ def _case_row(run_id: str, probe_key: str, r: Record, seq: int, now: float) -> t
             passed, now)
 
 
-def _safe_record(r: Record) -> Record:
-    """A case id SQLite can take (ids with lone surrogates get U+FFFD; their JSON columns are escaped)."""
+def _safe_record(r: Record, max_chars: int) -> Record:
+    """A case id SQLite can take (ids with lone surrogates get U+FFFD; their JSON columns are escaped), and
+    output texts over ``max_chars`` cut with a marker (a 10 MB answer must not become 10 MB per copy)."""
     safe = safe_text(r.case_id)
-    return r if safe == r.case_id else replace(r, case_id=safe)
+    output = _sqlite.cap_strings(r.output, max_chars)
+    return r if safe == r.case_id and output is r.output else replace(r, case_id=safe, output=output)
 
 
 def _record(row: tuple) -> Record:
@@ -425,3 +469,6 @@ def _versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return out
+
+
+_sqlite.guard_methods(RunStore, "damage_hint")
