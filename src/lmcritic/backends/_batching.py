@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Callable, Hashable, Iterable, Iterator, Sequence, TypeVar
 
+from lmcritic.backends import _deadline
+
 T = TypeVar("T")
 R = TypeVar("R")
 K = TypeVar("K", bound=Hashable)
@@ -21,6 +23,7 @@ def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """Consecutive slices of at most ``size`` items (size < 1 is treated as 1)."""
     size = max(1, int(size))
     for start in range(0, len(items), size):
+        _deadline.check()  # a call with a deadline stops between batches
         yield items[start : start + size]
 
 
@@ -59,11 +62,13 @@ def budget_chunks(
         c = cost(item) if cost else 0
         over = budget is not None and (len(chunk) + 1) * max(top, c) > budget
         if chunk and (len(chunk) >= max(1, size) or over):
+            _deadline.check()
             yield chunk
             chunk, top = [], 0
         chunk.append(item)
         top = max(top, c)
     if chunk:
+        _deadline.check()
         yield chunk
 
 

@@ -2,18 +2,22 @@
 
 Sampling runs per request after ``torch.manual_seed(seed)`` so a result never depends on what else was in
 the call. Stop sequences end a row as soon as they appear (a stopping criterion), and the text is cut at the
-earliest one; EOS also counts as "stop".
+earliest one; EOS also counts as "stop". A call's deadline (``HFBackend(timeout=...)``) stops generation
+between tokens. :class:`Generation` is one prompt's generation that can pause between tokens and continue
+from its KV cache with the same tokens (the server's scheduler uses it to serve short requests first).
 """
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from transformers import StoppingCriteria
 
+from lmcritic.backends import _deadline
 from lmcritic.backends._batching import group_by, map_sorted, restore
-from lmcritic.backends._hf_tensors import left_pad
+from lmcritic.backends._hf_tensors import cache_kwarg, left_pad
 from lmcritic.backends.base import check_generate
 from lmcritic.errors import InputError
 from lmcritic.requests import GenerateRequest, GenerateResult, GenParams
@@ -73,22 +77,32 @@ def _generation_config(be: Any, params: GenParams) -> Any:
 
 
 def _generate_batch(be: Any, prompts: Sequence[Sequence[int]], params: GenParams) -> list[GenerateResult]:
-    from transformers import GenerationConfig, StoppingCriteriaList
+    from transformers import StoppingCriteriaList
 
     ids, mask, _ = left_pad(prompts, be.pad_id, be.device)
     mask = torch.ones_like(ids) if mask is None else mask
-    stopping = StoppingCriteriaList([StopOnText(be.tokenizer, params.stop, ids.shape[1])] if params.stop else [])
+    stopping = [StopOnText(be.tokenizer, params.stop, ids.shape[1])] if params.stop else []
     config = _generation_config(be, params)
-    with _LOCK:
-        saved = be.model.generation_config
-        be.model.generation_config = GenerationConfig()  # no checkpoint defaults (top_k, temperature, ...) leak in
-        try:
-            out = be.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
-                                    stopping_criteria=stopping)
-        finally:
-            be.model.generation_config = saved
+    with _clean_config(be):
+        out = be.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                                stopping_criteria=StoppingCriteriaList([*stopping, Pause(_deadline.passed)]))
+    _deadline.check()  # stopped by the deadline: an error, not a short answer
     new = out[:, ids.shape[1] :].tolist()
     return [finish(be, row, params.stop, len(p)) for row, p in zip(new, prompts)]
+
+
+@contextmanager
+def _clean_config(be: Any) -> Iterator[None]:
+    """No checkpoint defaults (top_k, temperature, ...) leak into a call: its own config is all there is."""
+    from transformers import GenerationConfig
+
+    with _LOCK:
+        saved = be.model.generation_config
+        be.model.generation_config = GenerationConfig()
+        try:
+            yield
+        finally:
+            be.model.generation_config = saved
 
 
 def finish(be: Any, tokens: list[int], stops: Sequence[str], n_prompt: int) -> GenerateResult:
@@ -137,3 +151,91 @@ class StopOnText(StoppingCriteria):
         new = input_ids[:, self.start :][:, -self.tail :]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return torch.tensor([any(s in t for s in self.stops) for t in texts], device=input_ids.device)
+
+
+class Pause(StoppingCriteria):
+    """Stop every row once ``when()`` says so (checked after each token); ``fired`` tells it happened."""
+
+    def __init__(self, when: Callable[[], bool]) -> None:
+        self.when, self.fired = when, False
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        self.fired = self.fired or bool(self.when())
+        return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool, device=input_ids.device)
+
+
+class Generation:
+    """One prompt's generation that can pause between tokens (``step(pause)`` returns None) and continue
+    from its KV cache. The tokens are those of one uninterrupted call: the cache carries the model state,
+    and a sampled generation keeps its own random state across pauses (other work may sample between)."""
+
+    def __init__(self, be: Any, request: GenerateRequest) -> None:
+        self.be, self.params = be, request.params
+        ids = _prompt_ids(be, 0, request)
+        self.n_prompt = len(ids)
+        self.seq = torch.tensor([ids], device=be.device)
+        self.cache: Any = None
+        self.result: GenerateResult | None = None if self.params.max_new_tokens else GenerateResult("", "length",
+                                                                                                    len(ids), 0)
+        self.rng: Any = None
+        if self.params.sampling:
+            with _rng_state(self):
+                torch.manual_seed(self.params.seed if self.params.seed is not None else 0)
+
+    @classmethod
+    def start(cls, be: Any, request: GenerateRequest) -> "Generation | None":
+        """A pausable generation, or None where pausing is not exact (beam search keeps several beams)."""
+        return None if request.params.num_beams > 1 else cls(be, request)
+
+    @property
+    def n_new(self) -> int:
+        return self.seq.shape[1] - self.n_prompt
+
+    def step(self, pause: Callable[[], bool]) -> GenerateResult | None:
+        """Generate until done or until ``pause()`` is true; the result once done, else None."""
+        if self.result is not None:
+            return self.result
+        from transformers import StoppingCriteriaList
+
+        params, be = self.params, self.be
+        stops = [StopOnText(be.tokenizer, params.stop, self.n_prompt)] if params.stop else []
+        pauser = Pause(pause)
+        config = _generation_config(be, params)
+        config.max_new_tokens, config.return_dict_in_generate = params.max_new_tokens - self.n_new, True
+        extra = {cache_kwarg(be.model) or "past_key_values": self.cache} if self.cache is not None else {}
+        with torch.inference_mode(), _rng_state(self), _clean_config(be):
+            out = be.model.generate(input_ids=self.seq, attention_mask=torch.ones_like(self.seq),
+                                    generation_config=config, stopping_criteria=StoppingCriteriaList([*stops, pauser]),
+                                    **extra)
+        self.seq, self.cache = out.sequences, getattr(out, "past_key_values", None)
+        if self._finished(stops):
+            self.result = finish(be, self.seq[0, self.n_prompt :].tolist(), params.stop, self.n_prompt)
+            self.cache = None
+        return self.result
+
+    def _finished(self, stops: list) -> bool:
+        last = int(self.seq[0, -1]) if self.n_new else None
+        if self.n_new >= self.params.max_new_tokens or last in set(self.be.eos_ids):
+            return True
+        return bool(stops) and bool(stops[0](self.seq, None).all())
+
+
+@contextmanager
+def _rng_state(gen: Generation) -> Iterator[None]:
+    """Swap in a sampled generation's own random state (CPU and, on GPU, its device) for the block."""
+    if not gen.params.sampling:
+        yield
+        return
+    cuda = gen.be.device.type == "cuda"
+    outer = (torch.get_rng_state(), torch.cuda.get_rng_state(gen.be.device) if cuda else None)
+    if gen.rng is not None:
+        torch.set_rng_state(gen.rng[0])
+        if cuda:
+            torch.cuda.set_rng_state(gen.rng[1], gen.be.device)
+    try:
+        yield
+    finally:
+        gen.rng = (torch.get_rng_state(), torch.cuda.get_rng_state(gen.be.device) if cuda else None)
+        torch.set_rng_state(outer[0])
+        if cuda:
+            torch.cuda.set_rng_state(outer[1], gen.be.device)

@@ -18,7 +18,8 @@ except ImportError as _err:  # one clear line instead of a traceback from the re
     raise ModelLoadError(f"the hf backend needs torch and transformers ({_err.name} is not installed)",
                          "pip install 'lmcritic[hf]'") from None
 
-from lmcritic.backends import _cpu_malloc, _hf_encoders, _hf_generate, _hf_kernels, _hf_loading, _hf_loglik, _hf_rolling
+from lmcritic.backends import (_cpu_malloc, _deadline, _hf_encoders, _hf_generate, _hf_kernels, _hf_loading, _hf_loglik,
+                               _hf_rolling)
 from lmcritic.backends._hf_tensors import fingerprint, vocab_size
 from lmcritic.backends.base import Backend
 from lmcritic.requests import (
@@ -54,6 +55,9 @@ class HFBackend(Backend):
     (GPT-2's ``gelu_new``) as one torch kernel (``_hf_kernels``); ``malloc_reuse`` lets glibc reuse freed large
     blocks on CPU instead of page-faulting fresh ones per forward (``_cpu_malloc``). Together they took a 124M
     model's rolling perplexity from ~55% to ~72% of the machine's fp32 matmul ceiling.
+
+    ``timeout``: seconds one call (one list of requests) may take; generation stops between tokens and
+    scoring between batches once it has passed, and the call raises :class:`BackendTimeout`. None: no limit.
     """
 
     kind = "hf"
@@ -61,7 +65,7 @@ class HFBackend(Backend):
     def __init__(self, model: str, source: str | None = None, gguf_file: str | None = None, kind: str = "auto",
                  device: str = "auto", dtype: str = "float32", batch_size: int = 16, max_length: int | None = None,
                  revision: str | None = None, trust_remote_code: bool = False, fused_kernels: bool = True,
-                 malloc_reuse: bool = True) -> None:
+                 malloc_reuse: bool = True, timeout: float | None = None) -> None:
         model = os.fspath(model) if isinstance(model, os.PathLike) else model
         if not isinstance(model, str) or not model:
             raise ConfigError("the hf backend needs model= a directory, .gguf file, hub id or known name")
@@ -72,11 +76,13 @@ class HFBackend(Backend):
         self._setup(loaded.model, loaded.tokenizer, name=model, source=loaded.source, model_kind=loaded.kind,
                     batch_size=batch_size, max_length=max_length, fused_kernels=fused_kernels,
                     malloc_reuse=malloc_reuse)
+        self.timeout = _deadline.check_timeout(timeout, "hf backend")
 
     @classmethod
     def from_objects(cls, model: Any, tokenizer: Any, name: str = "in-memory", *, kind: str = "auto",
                      batch_size: int = 16, max_length: int | None = None,
-                     fused_kernels: bool = False, malloc_reuse: bool = False) -> "HFBackend":
+                     fused_kernels: bool = False, malloc_reuse: bool = False,
+                     timeout: float | None = None) -> "HFBackend":
         """Wrap already-built HF objects (tests, white-box users, derived models such as quantized copies).
         ``fused_kernels`` swaps Python-level activations in the caller's model in place and ``malloc_reuse``
         changes the process's allocator, so both are opt-in here (see ``__init__``)."""
@@ -85,6 +91,7 @@ class HFBackend(Backend):
         self = cls.__new__(cls)
         self._setup(model.eval(), tokenizer, name=name, source="in-memory", model_kind=kind, batch_size=batch_size,
                     max_length=max_length, fused_kernels=fused_kernels, malloc_reuse=malloc_reuse)
+        self.timeout = _deadline.check_timeout(timeout, "hf backend")
         return self
 
     def _setup(self, model: Any, tokenizer: Any, *, name: str, source: str, model_kind: str, batch_size: int,
@@ -145,17 +152,17 @@ class HFBackend(Backend):
     # -- methods -------------------------------------------------------------------------------------
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         self.require(C.LOGLIKELIHOOD)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._within_timeout("loglikelihood"):
             return _hf_loglik.loglikelihood(self, list(requests))
 
     def rolling_logprobs(self, requests: Sequence[RollingRequest]) -> list[RollingResult]:
         self.require(C.ROLLING_LOGPROBS)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._within_timeout("rolling_logprobs"):
             return _hf_rolling.rolling_logprobs(self, list(requests))
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         self.require(C.GENERATE)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._within_timeout("generate"):
             results = _hf_generate.generate(self, list(requests))
             if any(r.params.logprobs is not None for r in requests):
                 from lmcritic.backends import _hf_gen_logprobs
@@ -165,18 +172,26 @@ class HFBackend(Backend):
 
     def classify(self, requests: Sequence[ClassifyRequest]) -> list[ClassifyResult]:
         self.require(C.CLASSIFY)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._within_timeout("classify"):
             return _hf_encoders.classify(self, list(requests))
 
     def pseudo_loglikelihood(self, requests: Sequence[PseudoLoglikelihoodRequest]) -> list[PseudoLoglikelihoodResult]:
         self.require(C.PSEUDO_LOGLIKELIHOOD)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._within_timeout("pseudo_loglikelihood"):
             return _hf_encoders.pseudo_loglikelihood(self, list(requests))
 
     def embed(self, requests: Sequence[EmbeddingRequest]) -> list[EmbeddingResult]:
         self.require(C.EMBEDDINGS)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._within_timeout("embed"):
             return _hf_encoders.embed(self, list(requests))
+
+    def start_generation(self, request: GenerateRequest) -> "_hf_generate.Generation | None":
+        """A generation of one prompt that can pause between tokens and continue (``lmcritic serve``'s
+        scheduler uses it so a long answer does not hold up short ones); None for beam search."""
+        return _hf_generate.Generation.start(self, request)
+
+    def _within_timeout(self, method: str) -> Any:
+        return _deadline.deadline(getattr(self, "timeout", None), f"hf model {self.name} {method}")
 
     def close(self) -> None:
         """Drop the model so its memory can be freed (CUDA caches are emptied too)."""

@@ -1,7 +1,8 @@
 """A black-box model given as a Python callable: an API wrapper, a rule system, a model behind a function.
 
-The callable is user code, so everything it returns is checked (type, length, probabilities) and
-everything it raises becomes a :class:`BackendError` naming the request, not a crash mid-run.
+The callable is user code, so everything it returns is checked (type, length, probabilities), everything
+it raises becomes a :class:`BackendError` naming the request, not a crash mid-run, and a call that does not
+return within ``timeout`` seconds becomes a :class:`BackendTimeout` instead of a hang.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import math
 from typing import Any, Callable, Sequence
 
 from lmcritic._serde import stable_hash
+from lmcritic.backends import _deadline
 from lmcritic.backends.base import Backend, check_generate, check_text
 from lmcritic.errors import BackendError, ConfigError
 from lmcritic.registry import import_string
@@ -25,6 +27,7 @@ from lmcritic.requests import (
 
 TASKS = ("generate", "classify")
 PROB_TOLERANCE = 1e-3
+DEFAULT_TIMEOUT = 600.0  # seconds per call of the callable: generous for an API wrapper, finite for a hang
 
 
 class PythonBackend(Backend):
@@ -38,14 +41,15 @@ class PythonBackend(Backend):
     aligned with ``labels``; they must be finite, non-negative and sum to 1.
 
     ``model`` is what :class:`~lmcritic.backends.ModelSpec` passes (``--model pkg.mod:fn --backend python``):
-    the callable's import path when ``fn`` is omitted, else a display name.
+    the callable's import path when ``fn`` is omitted, else a display name. ``timeout``: seconds one call of
+    ``fn`` may take (per request; per batch when ``batched``); None waits forever.
     """
 
     kind = "python"
 
     def __init__(self, fn: Callable[..., Any] | str | None = None, task: str = "generate",
                  labels: Sequence[str] | None = None, batched: bool = False, chat: bool = False,
-                 name: str | None = None, model: str | None = None) -> None:
+                 name: str | None = None, model: str | None = None, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         if fn is None and model is None:
             raise ConfigError("the python backend needs fn", "pass fn='package.module:function'")
         self.fn = _resolve(fn if fn is not None else model)  # type: ignore[arg-type]
@@ -56,6 +60,7 @@ class PythonBackend(Backend):
         self.task, self.batched, self.chat = task, batched, chat
         self.labels = tuple(labels) if labels is not None else None
         self.name = name or (model if fn is not None and model else _qualname(self.fn))
+        self.timeout = _deadline.check_timeout(timeout, "python backend")
         self._takes_params = _accepts_keyword(self.fn, "params")
 
     @property
@@ -71,7 +76,8 @@ class PythonBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "name": self.name, "fn": _qualname(self.fn), "task": self.task,
-                "labels": list(self.labels) if self.labels else None, "batched": self.batched, "chat": self.chat}
+                "labels": list(self.labels) if self.labels else None, "batched": self.batched, "chat": self.chat,
+                "timeout": self.timeout}
 
     def __repr__(self) -> str:
         return f"PythonBackend(fn={_qualname(self.fn)}, task={self.task!r}, batched={self.batched}, chat={self.chat})"
@@ -132,21 +138,23 @@ class PythonBackend(Backend):
     def _call_many(self, items: list[tuple[Any, ...]], idx: list[int], kwargs: dict[str, Any]) -> list[Any]:
         """Call ``fn(*item)`` per item, or ``fn(*columns)`` once when batched; failures become BackendErrors."""
         if not self.batched:
-            return [self._guarded(lambda a=a: self.fn(*a, **kwargs), f"request {i}") for i, a in zip(idx, items)]
+            return [self._guarded(lambda a=a: self.fn(*a, **kwargs), f"request {i}", i) for i, a in zip(idx, items)]
         if not items:
             return []
         columns = [list(col) for col in zip(*items)]
         where = f"the batch of requests {_span(idx)}"
-        outs = self._guarded(lambda: self.fn(*columns, **kwargs), where)
+        outs = self._guarded(lambda: self.fn(*columns, **kwargs), where, idx[0] if len(idx) == 1 else None)
         if isinstance(outs, (str, bytes)) or not isinstance(outs, Sequence) or len(outs) != len(items):
             got = len(outs) if isinstance(outs, Sequence) else type(outs).__name__
             raise BackendError(f"python model {self.name} returned {got} outputs for {where}, "
                                f"expected a list of {len(items)}")
         return list(outs)
 
-    def _guarded(self, call: Callable[[], Any], where: str) -> Any:
+    def _guarded(self, call: Callable[[], Any], where: str, index: int | None = None) -> Any:
         try:
-            return call()
+            return _deadline.call_with_timeout(call, self.timeout, f"python model {self.name} on {where}", index)
+        except BackendError:
+            raise
         except Exception as err:  # user code: any failure is reported, never swallowed
             raise BackendError(f"python model {self.name} failed on {where}: {type(err).__name__}: {err}") from err
 
