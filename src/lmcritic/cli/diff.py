@@ -5,17 +5,19 @@ on the cases both scored. METRIC is ``PROBE:SCORE`` or ``SCORE`` (every shared p
 score; ``pass_rate`` is the share of passed cases). TOL is in the metric's own units (``0.02``) or relative
 to the baseline mean (``5%``). A metric fails the gate when it got worse by more than TOL (in the direction
 that is worse for that metric) AND the change is significant: Benjamini–Hochberg-adjusted p < ``--alpha``
-over the gated metrics (McNemar for pass/fail, paired bootstrap for scores). Exit 4 if any gated metric
-fails (or, with ``--fail-on-new-findings``, if a finding fails in RUN that did not fail in BASE), else 0.
+over the gated metrics (McNemar for pass/fail, paired bootstrap for scores; cases pair on id and input).
+A gated metric whose probe failed, ran partly or is missing in RUN fails too. Exit 4 if any gated metric
+fails (or, with ``--fail-on-new-findings``, if a finding fails in RUN that did not fail in BASE or a probe of
+BASE did not finish in RUN), else 0. ``--alpha`` must lie in (0, 1) and tolerances be finite and >= 0.
 """
 from __future__ import annotations
 
 import argparse
 import json
 
-from lmcritic.cli._common import add_store_options, open_store
+from lmcritic.cli._common import EXIT_GATE_FAILED, add_store_options, open_store
 
-EXIT_GATE_FAILED = 4
+__all__ = ["EXIT_GATE_FAILED", "add_to"]
 
 
 def add_to(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +48,9 @@ def add_to(sub: argparse._SubParsersAction) -> None:
 def diff_cmd(args: argparse.Namespace) -> int:
     from lmcritic.report.compare import compare_runs
     from lmcritic.report.diff_render import comparison_json, comparison_markdown, comparison_text
+    from lmcritic.report.gate import check_alpha
 
+    check_alpha(args.alpha)
     store = open_store(args)
     comp = compare_runs(store, args.run_a, args.run_b)
     if args.format == "json":
@@ -66,6 +70,9 @@ def gate_cmd(args: argparse.Namespace) -> int:
     if not args.max_regression and not args.fail_on_new_findings:
         raise ConfigError("gate needs at least one --max-regression METRIC=TOL or --fail-on-new-findings",
                           "e.g. --max-regression performance.sst2:pass_rate=0.02")
+    from lmcritic.report.gate import check_alpha
+
+    check_alpha(args.alpha)
     rules = parse_rules(args.max_regression, args.lower_is_better, args.higher_is_better)
     store = open_store(args)
     result = evaluate_gate(compare_runs(store, args.baseline, args.run), rules, args.alpha,

@@ -1,10 +1,13 @@
 """Compare two runs (two models, or one model before and after a change) case by case.
 
 For every probe both runs share and every per-case metric (each score, plus the pass rate), the change
-B − A is estimated on the cases both runs scored (same case ids): McNemar's exact test for pass/fail, a
-paired bootstrap for scores. Where the runs share no cases a two-sample bootstrap is used instead. All
-p-values of a comparison are Benjamini–Hochberg corrected together. Findings are matched by (probe, name)
-to list the defects that appeared or disappeared.
+B − A is estimated on the cases both runs scored: a pair is the same case id AND the same input (a hash of
+the stored input), so the same task run on other data does not pair unrelated texts; cases left unpaired
+are counted and reported. McNemar's exact test for pass/fail, a paired bootstrap for scores; where fewer
+than two cases pair, a two-sample bootstrap. All p-values of a comparison are Benjamini–Hochberg corrected
+together. Findings are matched by (probe, name) to list the defects that appeared or disappeared. Probes of
+A that did not run to the end in B (failed, partial, skipped or missing) are listed as gaps: a gate on
+them fails rather than passing on missing evidence.
 """
 from __future__ import annotations
 
@@ -41,6 +44,8 @@ class MetricDelta:
     p_value: float
     p_adjusted: float = float("nan")
     higher_is_better: bool | None = None
+    n_mismatched: int = 0  # ids in both runs whose inputs differ: not paired
+    n_unpaired: int = 0  # cases of either run left out of the pairs (n_a + n_b - 2 n_paired)
 
     @property
     def key(self) -> str:
@@ -74,6 +79,17 @@ class FindingChange:
 
 
 @dataclass(frozen=True)
+class ProbeGap:
+    """A probe of A that B did not finish: its status in B (``missing`` if B never ran it), why, and the
+    metrics A has for it (what a gate on it would have compared)."""
+
+    probe: str
+    status_b: str
+    reason_b: str | None
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Comparison:
     run_a: str
     run_b: str
@@ -83,6 +99,7 @@ class Comparison:
     findings: tuple[FindingChange, ...]
     probes_only_a: tuple[str, ...] = ()
     probes_only_b: tuple[str, ...] = ()
+    gaps: tuple[ProbeGap, ...] = ()
 
     def changed(self, alpha: float = 0.05) -> list[MetricDelta]:
         return [m for m in self.metrics if m.significant(alpha)]
@@ -105,23 +122,39 @@ def compare_runs(store, run_a: str, run_b: str, n_boot: int = 5000, seed: int = 
     deltas = [_with(d, p_adjusted=p) for d, p in zip(deltas, adjusted)]
     return Comparison(a, b, _model(store, a), _model(store, b), tuple(deltas),
                       tuple(finding_changes(store.findings(a), store.findings(b))),
-                      tuple(k for k in keys_a if k not in keys_b), tuple(k for k in keys_b if k not in keys_a))
+                      tuple(k for k in keys_a if k not in keys_b), tuple(k for k in keys_b if k not in keys_a),
+                      tuple(_gaps(store, a, b, keys_a)))
 
 
 def compare_records(probe: str, recs_a: Sequence, recs_b: Sequence, n_boot: int = 5000,
                     seed: int = 0) -> list[MetricDelta]:
     """One :class:`MetricDelta` per metric both record sets carry (p-values not yet corrected)."""
     out = []
-    pa = {r.case_id: r.passed for r in recs_a if r.passed is not None}
-    pb = {r.case_id: r.passed for r in recs_b if r.passed is not None}
+    ids_a, ids_b = _input_ids(recs_a), _input_ids(recs_b)
+    pa = {ids_a[r.case_id]: r.passed for r in recs_a if r.passed is not None}
+    pb = {ids_b[r.case_id]: r.passed for r in recs_b if r.passed is not None}
     if pa and pb:
-        out.append(_binary(probe, pa, pb, n_boot, seed))
+        out.append(_unpaired_counts(_binary(probe, pa, pb, n_boot, seed), pa, pb))
     for metric in _shared_scores(recs_a, recs_b):
-        sa = {r.case_id: float(r.scores[metric]) for r in recs_a if _finite(r.scores.get(metric))}
-        sb = {r.case_id: float(r.scores[metric]) for r in recs_b if _finite(r.scores.get(metric))}
+        sa = {ids_a[r.case_id]: float(r.scores[metric]) for r in recs_a if _finite(r.scores.get(metric))}
+        sb = {ids_b[r.case_id]: float(r.scores[metric]) for r in recs_b if _finite(r.scores.get(metric))}
         if sa and sb:
-            out.append(_continuous(probe, metric, sa, sb, n_boot, seed))
+            out.append(_unpaired_counts(_continuous(probe, metric, sa, sb, n_boot, seed), sa, sb))
     return out
+
+
+def _input_ids(records: Sequence) -> dict[str, tuple[str, str]]:
+    """Each case's pairing key: (case id, hash of its stored input)."""
+    from lmcritic._serde import stable_hash
+
+    return {r.case_id: (r.case_id, stable_hash(r.input)[:16]) for r in records}
+
+
+def _unpaired_counts(d: MetricDelta, a: dict, b: dict) -> MetricDelta:
+    """How many cases did not pair: same id but another input (``n_mismatched``), and all left out."""
+    ids_b = {cid for cid, _ in b}
+    mismatched = sum(1 for key in a if key not in b and key[0] in ids_b)
+    return _with(d, n_mismatched=mismatched, n_unpaired=len(a) + len(b) - 2 * d.n_paired)
 
 
 def finding_changes(fa: Sequence, fb: Sequence) -> list[FindingChange]:
@@ -206,7 +239,23 @@ def _shared_scores(recs_a: Sequence, recs_b: Sequence) -> list[str]:
 
 
 def _probe_keys(store, run_id: str) -> list[str]:
-    return [p.probe_key for p in store.probe_runs(run_id) if p.status == "done"]
+    """Probes with results to compare (``partial`` ones too: their scored cases are real)."""
+    return [p.probe_key for p in store.probe_runs(run_id) if p.status in ("done", "partial")]
+
+
+def _gaps(store, a: str, b: str, keys_a: list[str]) -> list[ProbeGap]:
+    """Probes A finished that B did not (failed, partial, skipped, still running, or never run)."""
+    runs_b = {p.probe_key: p for p in store.probe_runs(b)}
+    out = []
+    for key in keys_a:
+        pb = runs_b.get(key)
+        if pb is not None and pb.status == "done":
+            continue
+        recs = store.records(a, key)
+        metrics = ([PASS_RATE] if any(r.passed is not None for r in recs) else []) + sorted(
+            {k for r in recs for k in r.scores})
+        out.append(ProbeGap(key, pb.status if pb else "missing", pb.reason if pb else None, tuple(metrics)))
+    return out
 
 
 def _model(store, run_id: str) -> str:

@@ -7,7 +7,7 @@ from lmcritic._serde import to_jsonable
 from lmcritic.report._escape import md
 from lmcritic.report.compare import Comparison, MetricDelta
 
-_HEAD = ("probe", "metric", "A", "B", "B-A [95% CI]", "p_adj", "test", "n_paired", "")
+_HEAD = ("probe", "metric", "A", "B", "B-A [95% CI]", "p_adj", "test", "n_paired", "unpaired", "")
 
 
 def comparison_json(comp: Comparison, alpha: float = 0.05) -> dict[str, Any]:
@@ -27,6 +27,8 @@ def comparison_text(comp: Comparison, alpha: float = 0.05, show_all: bool = Fals
     for side, keys in (("A", comp.probes_only_a), ("B", comp.probes_only_b)):
         if keys:
             lines.append(f"probes only in {side}: {', '.join(keys)}")
+    lines += [f"not finished in B: {g.probe} ({g.status_b}{': ' + g.reason_b if g.reason_b else ''})"
+              for g in comp.gaps]
     return "\n".join(lines)
 
 
@@ -41,6 +43,8 @@ def comparison_markdown(comp: Comparison, alpha: float = 0.05, show_all: bool = 
     for side, keys in (("A", comp.probes_only_a), ("B", comp.probes_only_b)):
         if keys:
             lines.append(f"\nProbes only in {side}: {md(', '.join(keys))}")
+    lines += [f"\nNot finished in B: {md(g.probe)} ({md(g.status_b)}{': ' + md(g.reason_b, 200) if g.reason_b else ''})"
+              for g in comp.gaps]
     return "\n".join(lines) + "\n"
 
 
@@ -54,7 +58,12 @@ def _row(m: MetricDelta, alpha: float) -> tuple[str, ...]:
     d = m.delta
     return (m.probe, m.metric, f"{m.mean_a:.4g}", f"{m.mean_b:.4g}",
             f"{d.value:+.4g} [{d.ci_low:+.4g}, {d.ci_high:+.4g}]", f"{m.p_adjusted:.3g}", m.test,
-            str(m.n_paired), _word(m, alpha))
+            str(m.n_paired), _unpaired(m), _word(m, alpha))
+
+
+def _unpaired(m: MetricDelta) -> str:
+    """Cases left out of the pairs; how many of them had the same id but another input."""
+    return f"{m.n_unpaired} ({m.n_mismatched} other input)" if m.n_mismatched else str(m.n_unpaired)
 
 
 def _word(m: MetricDelta, alpha: float) -> str:

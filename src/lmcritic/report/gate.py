@@ -3,16 +3,19 @@
 A gated metric fails when it got worse by more than its tolerance AND the change is significant (BH-adjusted
 over the gated metrics only, since those are the hypotheses the gate tests). Both conditions matter: a large
 but noisy drop on 10 cases is not evidence, and a significant drop of 0.1 points is within what was allowed.
+Missing evidence never passes: a gated metric whose probe failed, ran partly or is missing in the candidate
+fails the gate, and so does ``--fail-on-new-findings`` when any probe of the baseline did not finish in it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.errors import ConfigError
-from lmcritic.report.compare import Comparison, FindingChange, MetricDelta
+from lmcritic.report.compare import Comparison, FindingChange, MetricDelta, ProbeGap
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class GateResult:
     new_findings: tuple[FindingChange, ...] = ()
     fail_on_new_findings: bool = False
     failed: bool = field(default=False)
+    missing: tuple[str, ...] = ()  # "PROBE (METRIC): status in the candidate: reason" — each one fails the gate
 
     def text(self) -> str:
         lines = [f"gate: run {self.run} against baseline {self.baseline} (alpha {self.alpha}, BH over "
@@ -50,7 +54,9 @@ class GateResult:
             lines.append(f"  {mark} {c.delta.key}: {c.delta.mean_a:.4g} -> {c.delta.mean_b:.4g} (worse by "
                          f"{c.regression:+.4g}, allowed {c.allowed:.4g}; 95% CI of change [{c.delta.delta.ci_low:.4g}, "
                          f"{c.delta.delta.ci_high:.4g}], p_adj {c.p_adjusted:.3g}, {c.delta.test}, "
-                         f"n_paired {c.delta.n_paired})")
+                         f"n_paired {c.delta.n_paired}" + (f", {c.delta.n_unpaired} unpaired" if c.delta.n_unpaired
+                                                           else "") + ")")
+        lines += [f"  FAIL {m}" for m in self.missing]
         for f in self.new_findings:
             mark = "FAIL" if self.fail_on_new_findings else "note"
             lines.append(f"  {mark} new failing finding {f.probe}:{f.name} ({f.severity_b})")
@@ -77,20 +83,31 @@ def parse_rules(items: list[str], lower: list[str] = (), higher: list[str] = ())
         except ValueError:
             raise ConfigError(f"--max-regression {item!r}: tolerance {tol!r} is not a number",
                               "use 0.02 (absolute) or 5% (relative to the baseline)") from None
-        if value < 0:
-            raise ConfigError(f"--max-regression {item!r}: tolerance must be >= 0")
+        if not math.isfinite(value) or value < 0:  # NaN compares false with everything: it would pass any drop
+            raise ConfigError(f"--max-regression {item!r}: tolerance must be a finite number >= 0")
         name = metric.strip()
         direction = False if name in lower else True if name in higher else None
         out.append((Rule(name, value, relative), direction))
     return out
 
 
+def check_alpha(alpha: float) -> float:
+    """A significance level must lie strictly between 0 and 1 (alpha 0 or -1 would pass any regression)."""
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ConfigError(f"--alpha must be between 0 and 1 (exclusive), got {alpha!r}", "e.g. --alpha 0.05")
+    return float(alpha)
+
+
 def evaluate_gate(comp: Comparison, rules: list[tuple[Rule, bool | None]], alpha: float = 0.05,
                   fail_on_new_findings: bool = False) -> GateResult:
-    pairs = []
+    check_alpha(alpha)
+    pairs, missing = [], []
     for rule, direction in rules:
         matched = comp.select(rule.metric)
-        if not matched:
+        gaps = _gaps_for(comp.gaps, rule.metric)
+        missing += [f"{g.probe} ({rule.metric}): {g.status_b} in the candidate" + (f": {g.reason_b}" if g.reason_b
+                                                                                   else "") for g in gaps]
+        if not matched and not gaps:
             known = ", ".join(sorted({m.key for m in comp.metrics})[:25]) or "none (no shared probes)"
             raise ConfigError(f"gate: no metric {rule.metric!r} in both runs", f"metrics: {known}")
         for d in matched:
@@ -103,8 +120,17 @@ def evaluate_gate(comp: Comparison, rules: list[tuple[Rule, bool | None]], alpha
     adjusted = stats.benjamini_hochberg([d.p_value for _, d in pairs]) if pairs else []
     checks = tuple(_check(rule, d, p, alpha) for (rule, d), p in zip(pairs, adjusted))
     new = tuple(f for f in comp.findings if f.change == "appeared")
-    failed = any(c.failed for c in checks) or (fail_on_new_findings and bool(new))
-    return GateResult(comp.run_b, comp.run_a, alpha, checks, new, fail_on_new_findings, failed)
+    if fail_on_new_findings:
+        missing += [f"{g.probe}: {g.status_b} in the candidate" + (f": {g.reason_b}" if g.reason_b else "")
+                    for g in comp.gaps if not any(m.startswith(f"{g.probe} ") for m in missing)]
+    failed = any(c.failed for c in checks) or (fail_on_new_findings and bool(new)) or bool(missing)
+    return GateResult(comp.run_b, comp.run_a, alpha, checks, new, fail_on_new_findings, failed, tuple(missing))
+
+
+def _gaps_for(gaps: tuple[ProbeGap, ...], spec: str) -> list[ProbeGap]:
+    """The unfinished probes a rule needs: ``PROBE:METRIC`` names one; ``METRIC`` every probe that had it."""
+    probe, _, metric = spec.rpartition(":")
+    return [g for g in gaps if (g.probe == probe if probe else True) and metric in g.metrics]
 
 
 def _check(rule: Rule, d: MetricDelta, p_adj: float, alpha: float) -> GateCheck:
