@@ -16,62 +16,92 @@ these equals the hf backend's (lm-eval's) ``loglikelihood``. lmcritic extensions
 * ``token_ids`` and ``text_end_offset`` lists (byte-level tokens of one character share a start offset,
   so ends cannot be inferred from the next start).
 
-Model calls are serialized with a lock: the backend batches within a request, the server does not mix them.
+Holding load (see :mod:`lmcritic._scheduler`): one worker runs the model; requests queue (at most
+``max_queue``; a full queue, or one that could not serve the request by its deadline, is 503 with
+Retry-After); each has a deadline (``request_timeout``, or a shorter
+``"timeout"`` in the body: past it, 504); a client that hangs up is dropped, before or during generation;
+``max_tokens`` is capped (``max_tokens_cap``, 400 above it); a long generation pauses between tokens for
+much shorter waiting requests (the least remaining work goes first). Bad input of any kind is a 4xx naming
+the field, never a crash.
 """
 from __future__ import annotations
 
 import hmac
-import json
-import os
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
+from lmcritic import _scheduler
+from lmcritic import _serve_parse as parse
+from lmcritic._serve_parse import APIError
 from lmcritic._serve_replies import chat_logprobs, completion_logprobs, logprobs_block, maybe_stream, usage
-from lmcritic._serve_sse import SSE, write_stream
+from lmcritic._serve_sse import SSE
 from lmcritic.backends.base import Backend
 from lmcritic.errors import BackendError, ConfigError, LmcriticError
-from lmcritic.requests import (
-    Capability,
-    ChatMessage,
-    GenerateRequest,
-    GenerateResult,
-    GenParams,
-    RollingRequest,
-)
+from lmcritic.requests import Capability, GenerateRequest, GenerateResult, GenParams, RollingRequest
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /completions
 DEFAULT_CHAT_MAX_TOKENS = 256
+MAX_TOKENS_CAP = 2048  # a request asking for more is refused (--max-tokens-cap)
+REQUEST_TIMEOUT_S = 120.0  # a request's deadline from arrival (--request-timeout); the body may ask for less
+MAX_QUEUE = 64  # requests queued or running; beyond it: 503 with Retry-After (--max-queue)
+YIELD_AFTER_S = 0.2  # a generation runs at least this long before it pauses for much shorter waiting work
+
+__all__ = ["API", "APIError", "Limits", "check_bearer", "make_server", "serve"]
 
 
-class APIError(Exception):
-    """An OpenAI-style error reply: status code, one-line message, the offending field."""
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the server, and how many may wait."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code = status, message, param, code
+    max_tokens_cap: int = MAX_TOKENS_CAP
+    request_timeout: float = REQUEST_TIMEOUT_S
+    max_queue: int = MAX_QUEUE
+    yield_after: float = YIELD_AFTER_S  # inf: a generation never pauses for others
 
-    def body(self) -> dict[str, Any]:
-        kind = "invalid_request_error" if self.status < 500 else "server_error"
-        return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
+    def __post_init__(self) -> None:
+        for name, lo in (("max_tokens_cap", 1), ("request_timeout", 0.001), ("max_queue", 1), ("yield_after", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= lo:
+                raise ConfigError(f"serve: {name} must be a number >= {lo}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One request's body and how to run its model work (its deadline, and whether its client is gone)."""
+
+    body: dict[str, Any]
+    timeout_s: float
+    client_gone: Callable[[], bool] | None
 
 
 class API:
-    """The endpoints, independent of HTTP plumbing: ``handle(method, path, headers, body) -> (status, json)``."""
+    """The endpoints, independent of HTTP plumbing: ``handle(method, path, headers, body) -> (status, json)``.
 
-    def __init__(self, backend: Backend, model_name: str, api_key_env: str | None = None) -> None:
+    Model work runs on the scheduler's one worker thread; ``client_gone`` (polled while a request waits)
+    lets the server drop the work of a client that hung up. :meth:`close` stops the worker.
+    """
+
+    cancellable = True  # handle() takes client_gone (the --upstream proxy's API does not)
+
+    def __init__(self, backend: Backend, model_name: str, api_key_env: str | None = None,
+                 limits: Limits | None = None) -> None:
         self.backend, self.model_name = backend, model_name
-        self._key = _read_key(api_key_env)
-        self._lock = threading.Lock()
+        self._key = parse.read_key(api_key_env)
+        self.limits = limits or Limits()
+        self.scheduler = _scheduler.Scheduler(self.limits.max_queue, self.limits.yield_after).start()
 
-    def handle(self, method: str, path: str, headers: Any, body: bytes | None) -> tuple[int, dict[str, Any]]:
+    def close(self) -> None:
+        self.scheduler.stop()
+
+    def handle(self, method: str, path: str, headers: Any, body: bytes | None,
+               client_gone: Callable[[], bool] | None = None) -> tuple[int, dict[str, Any]]:
         path = path.split("?", 1)[0].rstrip("/") or "/"
         if path == "/health":
-            return 200, {"status": "ok"}
+            return 200, {"status": "ok", "queued": self.scheduler.size}
         routes = {"/v1/models": ("GET", self.models), "/v1/completions": ("POST", self.completions),
                   "/v1/chat/completions": ("POST", self.chat_completions)}
         if path not in routes:
@@ -81,21 +111,32 @@ class API:
         want, endpoint = routes[path]
         if method != want:
             raise APIError(405, f"{path} takes {want}, not {method}", code="method_not_allowed")
-        return 200, endpoint(_json_object(body) if want == "POST" else {})
+        data = parse.json_object(body) if want == "POST" else {}
+        return 200, endpoint(_Request(data, self._timeout(data), client_gone))
 
     def _check_key(self, header: str | None) -> None:
         check_bearer(self._key, header)
 
-    def models(self, _: dict[str, Any]) -> dict[str, Any]:
+    def _timeout(self, body: dict[str, Any]) -> float:
+        """The server's deadline, or a shorter one the request asks for (lmcritic extension ``timeout``)."""
+        asked = body.get("timeout")
+        if asked is None:
+            return self.limits.request_timeout
+        if isinstance(asked, bool) or not isinstance(asked, (int, float)) or not asked > 0:
+            raise APIError(400, "timeout: must be a number of seconds > 0", "timeout")
+        return min(float(asked), self.limits.request_timeout)
+
+    def models(self, _: _Request) -> dict[str, Any]:
         card = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "lmcritic"}
         return {"object": "list", "data": [card]}
 
-    def completions(self, body: dict[str, Any]) -> dict[str, Any] | SSE:
-        prompts = _prompts(body)
-        max_tokens = _integer(body, "max_tokens", DEFAULT_MAX_TOKENS, 0)
-        logprobs = _integer(body, "logprobs", None, 0, 20)
-        echo = _boolean(body, "echo")
-        stream = _only_one(body)
+    def completions(self, req: _Request) -> dict[str, Any] | SSE:
+        body = req.body
+        prompts = parse.prompts(body)
+        max_tokens = self._max_tokens(body, "max_tokens", DEFAULT_MAX_TOKENS)
+        logprobs = parse.integer(body, "logprobs", None, 0, 20)
+        echo = parse.boolean(body, "echo")
+        stream = parse.only_one(body)
         scoring = logprobs is not None and echo and max_tokens == 0
         if logprobs is not None and echo and not scoring:
             raise APIError(400, "logprobs with echo: only scoring (max_tokens=0) is supported; drop echo to get "
@@ -103,62 +144,84 @@ class API:
         if scoring:
             if stream:
                 raise APIError(400, "stream: scoring (echo with max_tokens=0) is not streamed", "stream")
-            choices, usage = self._score(prompts, _boolean(body, "prefix_token"))
+            choices, used = self._score(req, prompts, parse.boolean(body, "prefix_token"))
         else:
-            choices, usage = self._complete(prompts, _params(body, max_tokens, logprobs), echo)
-        return maybe_stream(body, stream, self._envelope("cmpl", "text_completion", choices, usage))
+            choices, used = self._complete(req, prompts, parse.params(body, max_tokens, logprobs), echo)
+        return maybe_stream(body, stream, self._envelope("cmpl", "text_completion", choices, used))
 
-    def chat_completions(self, body: dict[str, Any]) -> dict[str, Any] | SSE:
-        messages = _messages(body)
-        stream = _only_one(body)
-        default = _integer(body, "max_completion_tokens", DEFAULT_CHAT_MAX_TOKENS, 0)
-        top = _integer(body, "top_logprobs", None, 0, 20)
-        want = _boolean(body, "logprobs")
+    def chat_completions(self, req: _Request) -> dict[str, Any] | SSE:
+        body = req.body
+        messages = parse.messages(body)
+        stream = parse.only_one(body)
+        default = self._max_tokens(body, "max_completion_tokens", DEFAULT_CHAT_MAX_TOKENS)
+        top = parse.integer(body, "top_logprobs", None, 0, 20)
+        want = parse.boolean(body, "logprobs")
         if top is not None and not want:
             raise APIError(400, "top_logprobs: needs logprobs=true", "top_logprobs")
-        params = _params(body, _integer(body, "max_tokens", default, 0), (top or 0) if want else None)
+        params = parse.params(body, self._max_tokens(body, "max_tokens", default), (top or 0) if want else None)
         self._need(Capability.CHAT, "messages", "this model has no chat template; use /v1/completions")
-        (res,) = self._generate([GenerateRequest(messages=messages, params=params)])
+        (res,) = self._generate(req, [GenerateRequest(messages=messages, params=params)])
         choice = {"index": 0, "message": {"role": "assistant", "content": res.text},
                   "logprobs": chat_logprobs(res) if want else None, "finish_reason": res.finish_reason}
         return maybe_stream(body, stream, self._envelope("chatcmpl", "chat.completion", [choice], usage([res])))
 
-    def _complete(self, prompts: list[str], params: GenParams, echo: bool) -> tuple[list[dict], dict]:
+    def _max_tokens(self, body: dict[str, Any], name: str, default: int) -> int:
+        value = parse.integer(body, name, min(default, self.limits.max_tokens_cap), 0)
+        if value > self.limits.max_tokens_cap:
+            raise APIError(400, f"{name}: {value} is over this server's cap of {self.limits.max_tokens_cap} "
+                           "(lmcritic serve --max-tokens-cap)", name)
+        return value
+
+    def _complete(self, req: _Request, prompts: list[str], params: GenParams, echo: bool) -> tuple[list, dict]:
         self._need(Capability.GENERATE, "prompt", "this model cannot generate text")
-        results = self._generate([GenerateRequest(prompt=p, params=params) for p in prompts])
+        results = self._generate(req, [GenerateRequest(prompt=p, params=params) for p in prompts])
         choices = [{"index": i, "text": (p if echo else "") + r.text,
                     "logprobs": completion_logprobs(r) if params.logprobs is not None else None,
                     "finish_reason": r.finish_reason} for i, (p, r) in enumerate(zip(prompts, results))]
         return choices, usage(results)
 
-    def _score(self, prompts: list[str], prefix: bool) -> tuple[list[dict], dict]:
+    def _score(self, req: _Request, prompts: list[str], prefix: bool) -> tuple[list[dict], dict]:
         self._need(Capability.ROLLING_LOGPROBS, "logprobs", "this model cannot score text")
-        rolls = self._call("rolling_logprobs", [RollingRequest(p, prefix=prefix, top1=True) for p in prompts])
+        rolls = self._call(req, "rolling_logprobs", [RollingRequest(p, prefix=prefix, top1=True) for p in prompts])
         choices = [{"index": i, "text": p, "logprobs": logprobs_block(r), "finish_reason": "length"}
                    for i, (p, r) in enumerate(zip(prompts, rolls))]
         n = sum(len(r.tokens) for r in rolls)
         return choices, {"prompt_tokens": n, "completion_tokens": 0, "total_tokens": n}
 
-    def _generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
-        """Generate; a backend that cannot give the generated tokens' log-probs asked for is a 400, not nulls."""
-        results = self._call("generate", requests)
+    def _need(self, capability: Capability, param: str, why: str) -> None:
+        if not self.backend.supports(capability):
+            raise APIError(400, f"{param}: {why} (model {self.model_name} cannot {capability.value})", param)
+
+    def _generate(self, req: _Request, requests: list[GenerateRequest]) -> list[GenerateResult]:
+        """Generate; one prompt on a backend that can pause is stepped token by token, so it yields to short
+        requests. A backend that cannot give the generated tokens' log-probs asked for is a 400, not nulls."""
+        start = getattr(self.backend, "start_generation", None)
+        if len(requests) != 1 or start is None or requests[0].params.logprobs is not None:
+            results = self._call(req, "generate", requests)
+        else:
+            work = _Stepped(start, requests[0], lambda: self.backend.call("generate", requests))
+            results = [self._run(req, work.step, work.remaining)]
         if requests[0].params.logprobs is not None and any(r.logprobs is None for r in results):
             raise APIError(400, f"logprobs: the {self.backend.kind} backend does not return log-probs of generated "
                            "tokens (the hf backend does)", "logprobs")
         return results
 
-    def _need(self, capability: Capability, param: str, why: str) -> None:
-        if not self.backend.supports(capability):
-            raise APIError(400, f"{param}: {why} (model {self.model_name} cannot {capability.value})", param)
+    def _call(self, req: _Request, method: str, requests: Sequence[Any]) -> list[Any]:
+        work = sum(r.params.max_new_tokens for r in requests) if method == "generate" else len(requests)
+        return self._run(req, lambda pause: (True, list(self.backend.call(method, list(requests)))), lambda: work)
 
-    def _call(self, method: str, requests: Sequence[Any]) -> list[Any]:
-        return self._locked(lambda reqs: self.backend.call(method, reqs), requests)
-
-    def _locked(self, fn: Any, requests: Sequence[Any]) -> list[Any]:
-        """Run one backend call at a time; lmcritic errors map to 400 (bad input) or 500 (backend)."""
+    def _run(self, req: _Request, step: _scheduler.Step, remaining: Callable[[], float]) -> Any:
+        """Run model work on the worker; its failures become HTTP errors (400 bad input, 500 backend, 503 busy,
+        504 past the deadline, 499 for a client that left)."""
         try:
-            with self._lock:
-                return list(fn(list(requests)))
+            return self.scheduler.run(step, req.timeout_s, req.client_gone, remaining)
+        except _scheduler.QueueFull as err:
+            raise APIError(503, f"{err}; retry in {err.retry_after} s", code="server_busy",
+                           headers={"Retry-After": str(err.retry_after)}) from None
+        except _scheduler.DeadlinePassed as err:
+            raise APIError(504, str(err), code="timeout") from None
+        except _scheduler.Cancelled as err:
+            raise APIError(499, str(err), code="client_closed") from None
         except BackendError as err:
             raise APIError(500, f"backend error: {err}", code="backend_error") from None
         except LmcriticError as err:
@@ -180,225 +243,87 @@ def check_bearer(key: str | None, header: str | None) -> None:
         raise APIError(401, "missing or invalid API key (send 'Authorization: Bearer <key>')", code="invalid_api_key")
 
 
+class _Stepped:
+    """A generation the worker advances step by step (``start_generation``); None from it means the backend
+    cannot pause this one (beam search), which then runs in one go through ``fallback``."""
+
+    def __init__(self, start: Callable[[GenerateRequest], Any], request: GenerateRequest,
+                 fallback: Callable[[], list[Any]]) -> None:
+        self.start, self.request, self.fallback, self.gen = start, request, fallback, None
+
+    def step(self, pause: Callable[[], bool]) -> tuple[bool, Any]:
+        if self.gen is None:
+            self.gen = self.start(self.request)
+            if self.gen is None:
+                return True, self.fallback()[0]
+        result = self.gen.step(pause)
+        return result is not None, result
+
+    def remaining(self) -> float:
+        """New tokens still to generate (at most): the scheduler serves the least first."""
+        return self.request.params.max_new_tokens - (getattr(self.gen, "n_new", 0) if self.gen is not None else 0)
+
+
 def make_server(backend: Backend | None, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,
-                api_key_env: str | None = None, max_body_bytes: int = MAX_BODY_BYTES,
-                quiet: bool = False, log_path: str | None = None, api: Any = None) -> ThreadingHTTPServer:
-    """Bind (port 0: any free port, see ``server.server_address``); call ``serve_forever()`` to serve.
+                api_key_env: str | None = None, max_body_bytes: int = MAX_BODY_BYTES, quiet: bool = False,
+                limits: Limits | None = None, log_path: str | None = None, api: Any = None) -> Any:
+    """Bind (port 0: any free port, see ``server.server_address``); call ``serve_forever()`` to serve and
+    ``server_close()`` to stop (it also stops the model worker and closes the traffic log).
 
     ``model_name`` defaults to the backend's model name; with ``api_key_env`` every /v1 request must carry
     ``Authorization: Bearer $api_key_env``. ``log_path`` appends every completion to a JSONL traffic log
-    (``lmcritic monitor ingest`` reads it); ``api`` replaces the backend API (the ``--upstream`` proxy).
+    (``lmcritic monitor ingest`` reads it); ``api`` replaces the backend API (the ``--upstream`` proxy). A bad
+    port or host is a one-line :class:`ConfigError`.
     """
+    from lmcritic._serve_http import bind
     from lmcritic._serve_log import TrafficLog
 
     if api is None:
-        api = API(backend, model_name or _default_name(backend), api_key_env)  # fails before binding
-    server = ThreadingHTTPServer((host, port), _Handler)
-    server.api = api  # type: ignore[attr-defined]
-    server.max_body_bytes = max_body_bytes  # type: ignore[attr-defined]
-    server.quiet = quiet  # type: ignore[attr-defined]
-    server.traffic_log = TrafficLog(log_path) if log_path else None  # type: ignore[attr-defined]
-    return server
+        api = API(backend, model_name or parse.default_name(backend), api_key_env, limits)  # fails before binding
+    try:
+        return bind(api, host, port, max_body_bytes=max_body_bytes, quiet=quiet,
+                    traffic_log=TrafficLog(log_path) if log_path else None)
+    except BaseException:
+        getattr(api, "close", lambda: None)()
+        raise
 
 
 def serve(model_spec: Any, host: str = "127.0.0.1", port: int = 8000, backend: str | None = None,
-          api_key_env: str | None = None, model_name: str | None = None, log_path: str | None = None,
-          api: Any = None) -> int:
-    """Load ``model_spec`` (a name, path or :class:`ModelSpec`) and serve it until Ctrl-C (``api``: serve
-    that instead, e.g. the ``--upstream`` proxy; no model is loaded)."""
+          api_key_env: str | None = None, model_name: str | None = None, limits: Limits | None = None,
+          log_path: str | None = None, api: Any = None) -> int:
+    """Load ``model_spec`` (a name, path or :class:`ModelSpec`) and serve it until Ctrl-C or SIGTERM (``api``:
+    serve that instead, e.g. the ``--upstream`` proxy; no model is loaded)."""
+    from lmcritic._serve_http import check_address
+    from lmcritic._signals import terminate_as_interrupt
     from lmcritic.backends import ModelSpec, load_model
 
     spec = model_spec if isinstance(model_spec, ModelSpec) else ModelSpec(name=str(model_spec), backend=backend)
+    check_address(host, port)  # before minutes of model loading
     if api is None:
         print(f"lmcritic: loading model {spec.name!r} ...", file=sys.stderr)
     model = load_model(spec) if api is None else _NoModel()
     try:
-        server = make_server(model, host, port, model_name or spec.name, api_key_env, log_path=log_path, api=api)
-    except OSError as err:
+        server = make_server(model, host, port, model_name or spec.name, api_key_env, limits=limits,
+                             log_path=log_path, api=api)
+    except BaseException:
         model.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err}",
-                          "pick another --port, or --port 0 for any free one") from None
+        raise
     bound_host, bound_port = server.server_address[:2]
     if api_key_env is None and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"lmcritic: warning: serving on {host} without an API key (use --api-key-env)", file=sys.stderr)
-    print(f"lmcritic: serving {spec.name} at http://{bound_host}:{bound_port}/v1 (Ctrl-C to stop)", file=sys.stderr)
+    shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+    print(f"lmcritic: serving {spec.name} at http://{shown}:{bound_port}/v1 (Ctrl-C to stop)", file=sys.stderr)
     try:
-        server.serve_forever()
+        with terminate_as_interrupt():
+            server.serve_forever()
     except KeyboardInterrupt:
         print("lmcritic: stopped", file=sys.stderr)
     finally:
         server.server_close()
         model.close()
-        if server.traffic_log is not None:  # type: ignore[attr-defined]
-            server.traffic_log.close()  # type: ignore[attr-defined]
     return 0
 
 
 class _NoModel:
     def close(self) -> None:
         """The proxy holds no model."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP plumbing: read a bounded body, call the API, write JSON, log one line (never the headers)."""
-
-    server_version = "lmcritic"
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def _dispatch(self, method: str) -> None:
-        start = time.perf_counter()
-        body = None
-        try:
-            body = self._read_body() if method == "POST" else None
-            api: API = self.server.api  # type: ignore[attr-defined]
-            status, payload = api.handle(method, self.path, self.headers, body)
-        except APIError as err:
-            status, payload = err.status, err.body()
-        extra = payload.pop("_guard", None) if isinstance(payload, dict) else getattr(payload, "meta", None)
-        if isinstance(payload, SSE):
-            size, reply = write_stream(self, payload)
-        else:
-            size, reply = self._send(status, payload), payload
-        elapsed = time.perf_counter() - start
-        log = getattr(self.server, "traffic_log", None)
-        if log is not None and method == "POST":
-            log.record_http(self.path, body, status, reply, elapsed, isinstance(payload, SSE), extra)
-        self._log(f'"{method} {self.path.split("?")[0]}" {status} {size} {elapsed:.3f}s')
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            raise APIError(411, "chunked request bodies are not supported; send Content-Length")
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise APIError(400, "bad Content-Length header") from None
-        limit = self.server.max_body_bytes  # type: ignore[attr-defined]
-        if length > limit:
-            self.close_connection = True
-            raise APIError(413, f"request body of {length:,} bytes is over the {limit:,}-byte limit")
-        return self.rfile.read(length)
-
-    def _send(self, status: int, payload: dict[str, Any]) -> int:
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        return len(data)
-
-    def _log(self, text: str) -> None:
-        if not self.server.quiet:  # type: ignore[attr-defined]
-            sys.stderr.write(f"{self.address_string()} {self.log_date_time_string()} {text}\n")
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Silenced: ``_dispatch`` logs its own line with the timing."""
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
-        self._log(format % args)
-
-
-# request parsing: every failure is a 400 naming the field
-def _json_object(body: bytes | None) -> dict[str, Any]:
-    try:
-        data = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError):
-        raise APIError(400, "request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise APIError(400, f"request body must be a JSON object, got {type(data).__name__}")
-    return data
-
-
-def _prompts(body: dict[str, Any]) -> list[str]:
-    prompt = body.get("prompt")
-    prompts = [prompt] if isinstance(prompt, str) else prompt
-    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-        raise APIError(400, "prompt: must be a string or a non-empty list of strings (token ids are not "
-                       "supported; lm-eval: tokenized_requests=False)", "prompt")
-    return prompts
-
-
-def _messages(body: dict[str, Any]) -> tuple[ChatMessage, ...]:
-    raw = body.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise APIError(400, "messages: must be a non-empty list of {role, content}", "messages")
-    return tuple(_message(m, i) for i, m in enumerate(raw))
-
-
-def _message(m: Any, i: int) -> ChatMessage:
-    content = m.get("content") if isinstance(m, dict) else None
-    if isinstance(content, list):  # content parts: keep the text ones
-        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        content = "".join(p for p in parts if isinstance(p, str)) if len(parts) == len(content) else None
-    if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(content, str):
-        raise APIError(400, f"messages[{i}]: needs a string 'role' and text 'content'", "messages")
-    return ChatMessage(m["role"], content)
-
-
-def _params(body: dict[str, Any], max_tokens: int, logprobs: int | None = None) -> GenParams:
-    stop = body.get("stop")
-    stops = [stop] if isinstance(stop, str) else (stop or [])
-    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-        raise APIError(400, "stop: must be a string or a list of strings", "stop")
-    try:
-        return GenParams(max_new_tokens=max_tokens, temperature=_number(body, "temperature", 1.0),
-                         top_p=_number(body, "top_p", 1.0), top_k=_integer(body, "top_k", 0, 0) or 0,
-                         seed=_integer(body, "seed", None), stop=tuple(s for s in stops if s), logprobs=logprobs)
-    except ConfigError as err:
-        raise APIError(400, str(err)) from None
-
-
-def _number(body: dict[str, Any], name: str, default: float) -> float:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise APIError(400, f"{name}: must be a number, got {json.dumps(value)[:40]}", name)
-    return float(value)
-
-
-def _integer(body: dict[str, Any], name: str, default: int | None, lo: int | None = None,
-             hi: int | None = None) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo) or \
-            (hi is not None and value > hi):
-        bounds = f" in [{lo}, {hi}]" if hi is not None else (f" >= {lo}" if lo is not None else "")
-        raise APIError(400, f"{name}: must be an integer{bounds}, got {json.dumps(value)[:40]}", name)
-    return value
-
-
-def _boolean(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise APIError(400, f"{name}: must be true or false", name)
-    return value
-
-
-def _only_one(body: dict[str, Any]) -> bool:
-    """Checks n/best_of; returns whether the reply is to be streamed."""
-    if body.get("n", 1) != 1 or body.get("best_of", 1) != 1:
-        raise APIError(400, "n: only n=1 (and best_of=1) is supported", "n")
-    return _boolean(body, "stream")
-
-
-# replies
-def _default_name(backend: Backend) -> str:
-    info = backend.describe()
-    return str(info.get("model") or info.get("name") or backend.kind)
-
-
-def _read_key(env: str | None) -> str | None:
-    if env is None:
-        return None
-    key = os.environ.get(env)
-    if not key:
-        raise ConfigError(f"the server was asked to check an API key from ${env}, but it is not set",
-                          f"export {env}=... or drop --api-key-env")
-    return key

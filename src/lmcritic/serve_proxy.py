@@ -22,7 +22,8 @@ from typing import Any, Iterator, Sequence
 from lmcritic._serve_sse import SSE, chunks
 from lmcritic.errors import ConfigError
 from lmcritic.registry import Registry
-from lmcritic.serve import APIError, _json_object, check_bearer
+from lmcritic._serve_parse import APIError, json_object
+from lmcritic.serve import check_bearer
 
 ROUTES = ("/v1/models", "/v1/completions", "/v1/chat/completions")
 BLOCKED = "I can't help with that request."
@@ -127,7 +128,7 @@ class ProxyAPI:
             raise APIError(404, f"unknown path {route}; try {', '.join(ROUTES)}", code="not_found")
         self._check_key(headers.get("Authorization"))
         if method == "POST" and route != "/v1/models" and self.guards:
-            return self._guarded(route, _json_object(body))
+            return self._guarded(route, json_object(body))
         return self._forward(method, route, body)
 
     # -- transparent forwarding ------------------------------------------------------------------------
