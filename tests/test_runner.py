@@ -66,7 +66,7 @@ def test_planner_skips_with_reason_before_running(tmp_path, tiny_classifier) -> 
                for item in plan)
     runner = Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False)
     out = runner.run(spec, model=tiny_classifier)
-    assert out.status == "done"
+    assert out.status == "failed" and "no probe could run" in out.message  # nothing measured is not "done"
     assert {p.status for p in runner.store.probe_runs(out.run_id)} == {"skipped"}
 
 

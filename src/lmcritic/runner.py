@@ -1,20 +1,32 @@
 """Plan and execute a run: capabilities are checked before any work, every chunk of records is stored
-as soon as it is scored, and ``resume`` picks up a killed run without recomputing finished work."""
+as soon as it is scored, and ``resume`` picks up a killed run without recomputing finished work.
+
+A run always ends with a status that tells the truth: ``done`` (every probe ran), ``partial`` (some
+probes, stages or cases failed: each reason is printed and stored, and a resume retries them), ``failed``
+(nothing ran), ``interrupted`` (budget spent, Ctrl-C, SIGTERM). It never stays ``running`` after its
+process ends: every exit path marks it, and a store opened later marks runs whose process died.
+One bad case does not throw away the others: a chunk that fails is split until the failing cases are
+alone, and those are reported (``case_errors``) while the rest are scored.
+"""
 from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from lmcritic._progress import Bar
+from lmcritic._signals import terminate_as_interrupt
 from lmcritic.backends import load_model
 from lmcritic.backends.base import Backend
-from lmcritic.errors import BudgetExceeded, ConfigError, LmcriticError
+from lmcritic.errors import BudgetExceeded, CapabilityError, ConfigError, DataError, LmcriticError, StoreError
 from lmcritic.probes import PROBES
 from lmcritic.probes.base import Case, Probe
 from lmcritic.spec import RunSpec
+
+MAX_ERRORS_IN_A_ROW = 5  # cases failing one after another with no success between: the model, not the data
+FATAL = (BudgetExceeded, KeyboardInterrupt, StoreError, CapabilityError)  # stop the probe (or run) at once
 
 
 def lmcritic_home() -> Path:
@@ -35,8 +47,9 @@ class PlanItem:
 @dataclass(frozen=True)
 class RunOutcome:
     run_id: str
-    status: str  # done | interrupted | failed
+    status: str  # done | partial | failed | interrupted
     message: str = ""
+    errors: tuple[str, ...] = ()  # "KEY: reason" for each probe or stage that failed or had failing cases
 
 
 def make_plan(spec: RunSpec, model: Backend) -> list[PlanItem]:
@@ -49,45 +62,63 @@ def make_plan(spec: RunSpec, model: Backend) -> list[PlanItem]:
 
 
 class Runner:
-    """Runs specs against a run store and a call cache. Construct with config, call with a spec."""
+    """Runs specs against a run store and a call cache. Construct with config, call with a spec.
+
+    ``create_store=False`` refuses a store path that does not exist yet; ``max_output_chars`` caps stored
+    model text (default ``$LMCRITIC_MAX_OUTPUT_CHARS``, 100,000 characters).
+    """
 
     def __init__(self, store_path: str | Path | None = None, cache_path: str | Path | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, *, create_store: bool = True, max_output_chars: int | None = None) -> None:
         from lmcritic.store.runs import RunStore
 
         home = lmcritic_home()
-        self.store = RunStore(store_path or home / "runs.sqlite")
+        self.store = RunStore(store_path or home / "runs.sqlite", create=create_store,
+                              max_output_chars=max_output_chars)
+        if self.store.read_only:
+            raise StoreError(f"run store {self.store.path} is read-only", "runs need a writable --store")
         self.cache_path = Path(cache_path) if cache_path else home / "cache.sqlite"
         self.progress = progress
+        self.max_output_chars = max_output_chars
 
     def run(self, spec: RunSpec, resume: str | None = None, model: Backend | None = None) -> RunOutcome:
         """Execute ``spec`` (or continue run ``resume``); returns how it ended."""
         inner = model or load_model(spec.model)
         cached = self._wrap(inner, spec)
         run_id = self._open_run(spec, cached, resume)
-        plan = make_plan(spec, cached)
+        with terminate_as_interrupt():
+            try:
+                return self._execute(run_id, spec, cached)
+            except BudgetExceeded as err:
+                return self._stop(run_id, "interrupted", f"{err.message}; finished work is stored: "
+                                  f"continue with `lmcritic run --resume {run_id}` and a larger budget")
+            except KeyboardInterrupt as err:
+                why = str(err) or "interrupted"
+                return self._stop(run_id, "interrupted", f"{why}; continue with `lmcritic run --resume {run_id}`")
+            except BaseException as err:  # the run must not stay "running": mark it, then let the caller report
+                self._mark_failed(run_id, err)
+                raise
+
+    def _execute(self, run_id: str, spec: RunSpec, model: Backend) -> RunOutcome:
         started = time.perf_counter()
-        try:
-            with self._progress() as bar:
-                for item in plan:
-                    self._run_item(run_id, item, cached, bar)
-                for stage in spec.stages:
-                    self._run_stage(run_id, stage, spec, cached, bar)
-        except BudgetExceeded as err:
-            return self._stop(run_id, "interrupted", f"{err.message}; finished work is stored: "
-                              f"continue with `lmcritic run --resume {run_id}` and a larger budget")
-        except KeyboardInterrupt:
-            return self._stop(run_id, "interrupted", f"interrupted; continue with `lmcritic run --resume {run_id}`")
-        timings = {"total_s": time.perf_counter() - started, "cache": _stats(cached)}
-        self.store.finish_run(run_id, timings=timings, summary=self._summary(run_id))
-        return RunOutcome(run_id, "done")
+        plan = make_plan(spec, model)
+        with Bar(self.progress) as bar:
+            for item in plan:
+                self._run_item(run_id, item, model, bar)
+            for stage in spec.stages:
+                self._run_stage(run_id, stage, spec, model, bar)
+        status, message, errors = self._verdict(run_id)
+        timings = {"total_s": time.perf_counter() - started, "cache": _stats(model)}
+        self.store.finish_run(run_id, timings=timings, summary=self._summary(run_id), status=status,
+                              error=message or None)
+        return RunOutcome(run_id, status, message, errors)
 
     # -- steps ---------------------------------------------------------------------------------
     def _wrap(self, inner: Backend, spec: RunSpec) -> Backend:
         from lmcritic.store.cache import Budget, CachedBackend
 
         budget = Budget(spec.budget.max_queries, spec.budget.max_tokens)
-        return CachedBackend(inner, self.cache_path, budget=budget)
+        return CachedBackend(inner, self.cache_path, budget=budget, max_output_chars=self.max_output_chars)
 
     def _open_run(self, spec: RunSpec, model: Backend, resume: str | None) -> str:
         if resume is None:
@@ -98,14 +129,18 @@ class Runner:
         if info.model_fingerprint != model.fingerprint():
             raise ConfigError(f"run {run_id} was made with another model (fingerprint differs)",
                               "resume with the same model, or start a new run")
+        owner = self.store.running_elsewhere(run_id)
+        if owner is not None:
+            raise ConfigError(f"run {run_id} is still running (pid {owner.pid} on {owner.host})",
+                              "wait for it to end, or stop that process first")
         self.store.set_status(run_id, "running")
         return run_id
 
     def _finished(self, run_id: str, key: str) -> bool:
-        """Done or skipped earlier (a resumed run does not redo it)."""
+        """Done or skipped earlier (a resumed run does not redo it; failed and partial ones are retried)."""
         return any(p.probe_key == key and p.status in ("done", "skipped") for p in self.store.probe_runs(run_id))
 
-    def _run_item(self, run_id: str, item: PlanItem, model: Backend, bar: "_Bar") -> None:
+    def _run_item(self, run_id: str, item: PlanItem, model: Backend, bar: Bar) -> None:
         if self._finished(run_id, item.key):
             return
         if item.skip_reason:
@@ -114,14 +149,16 @@ class Runner:
             return
         try:
             self._score_all(run_id, item, model, bar)
-        except (BudgetExceeded, KeyboardInterrupt):
+        except (BudgetExceeded, KeyboardInterrupt, StoreError):
             raise
-        except LmcriticError as err:
-            self.store.fail_probe(run_id, item.key, str(err))
-            bar.note(f"failed {item.key}: {err}")
+        except Exception as err:  # the probe failed as a whole: say why, store it, go on with the others
+            reason = _reason(err, f"probe {item.key}")
+            self.store.fail_probe(run_id, item.key, reason, item.name)
+            bar.error(f"{item.key} failed: {reason}")
 
-    def _run_stage(self, run_id: str, stage: Any, spec: RunSpec, model: Backend, bar: "_Bar") -> None:
+    def _run_stage(self, run_id: str, stage: Any, spec: RunSpec, model: Backend, bar: Bar) -> None:
         """A stage is stored like a probe (key ``stage:NAME``) so a resumed run skips it once done."""
+        from lmcritic.datasets import collect_issues
         from lmcritic.stages import StageContext, run_stage
 
         key = f"stage:{stage.name}"
@@ -130,44 +167,117 @@ class Runner:
         self.store.start_probe(run_id, key, stage.name)
         bar.note(f"stage {stage.name} ...")
         try:
-            run_stage(stage.name, StageContext(self.store, run_id, model, spec), stage.config)
-        except (BudgetExceeded, KeyboardInterrupt):
+            with collect_issues() as issues:
+                run_stage(stage.name, StageContext(self.store, run_id, model, spec), stage.config)
+        except (BudgetExceeded, KeyboardInterrupt, StoreError):
             raise
-        except LmcriticError as err:
-            self.store.fail_probe(run_id, key, str(err))
-            bar.note(f"failed {key}: {err}")
+        except Exception as err:
+            reason = _reason(err, key)
+            self.store.fail_probe(run_id, key, reason)
+            bar.error(f"{key} failed: {reason}")
             return
+        self._note_data_quality(run_id, key, issues, [], bar)
         self.store.finish_probe(run_id, key)
 
-    def _score_all(self, run_id: str, item: PlanItem, model: Backend, bar: "_Bar") -> None:
-        cases = list(item.probe.cases())
+    def _score_all(self, run_id: str, item: PlanItem, model: Backend, bar: Bar) -> None:
+        from lmcritic.datasets import collect_issues
+
+        with collect_issues() as issues:
+            cases = list(item.probe.cases())
+        if not cases and issues.issues:
+            raise DataError(f"no usable data rows: {len(issues.issues)} skipped (first: {issues.issues[0]})")
         _check_unique(cases, item.key)
         finished = self.store.done_case_ids(run_id, item.key)
         todo = [c for c in cases if c.id not in finished]
         self.store.start_probe(run_id, item.key, item.name, len(cases))
         t0 = time.perf_counter()
+        tally, order = _Tally(item.key), _order(cases)
         with bar.task(item.key, total=len(cases), completed=len(cases) - len(todo)) as advance:
             for chunk in _chunks(todo, item.probe.chunk_size):
-                self.store.add_records(run_id, item.key, item.probe.score(model, chunk), order=_order(cases))
+                self._score_chunk(run_id, item, model, chunk, order, tally)
                 advance(len(chunk))
-        findings = item.probe.summarize(self.store.records(run_id, item.key))
-        self.store.add_findings(run_id, item.key, [replace(f, probe=item.key) for f in findings])
-        self.store.finish_probe(run_id, item.key, elapsed_s=time.perf_counter() - t0)
+        tally.check_any_scored(len(cases) - len(todo))
+        findings = [replace(f, probe=item.key) for f in item.probe.summarize(self.store.records(run_id, item.key))]
+        findings += self._note_data_quality(run_id, item.key, issues, tally.errors, bar, len(cases), store=False)
+        self.store.add_findings(run_id, item.key, findings)
+        elapsed = time.perf_counter() - t0
+        if tally.errors:
+            self.store.partial_probe(run_id, item.key, tally.summary(len(cases)), elapsed_s=elapsed)
+            bar.error(f"{item.key}: {tally.summary(len(cases))}")
+        else:
+            self.store.finish_probe(run_id, item.key, elapsed_s=elapsed)
+
+    def _score_chunk(self, run_id: str, item: PlanItem, model: Backend, chunk: Sequence[Case],
+                     order: dict[str, int], tally: "_Tally") -> None:
+        """Score and store ``chunk``; if it fails, split it until the failing cases are alone (each is then
+        a case error) and score the rest. Results do not depend on chunking, so the split changes nothing."""
+        try:
+            records = item.probe.score(model, chunk)
+        except FATAL:
+            raise
+        except Exception as err:
+            if len(chunk) == 1:
+                tally.error(chunk[0].id, _reason(err, f"probe {item.key}, case {chunk[0].id}"))
+                return
+            mid = len(chunk) // 2
+            self._score_chunk(run_id, item, model, chunk[:mid], order, tally)
+            self._score_chunk(run_id, item, model, chunk[mid:], order, tally)
+            return
+        self.store.add_records(run_id, item.key, records, order=order)
+        tally.scored(len(chunk))
+
+    def _note_data_quality(self, run_id: str, key: str, issues: Any, errors: list, bar: Bar,
+                           n_cases: int = 0, store: bool = True) -> list:
+        """The ``data_quality`` and ``case_errors`` findings (stored here for a stage, returned for a probe)."""
+        from lmcritic._quality import case_errors_finding, data_quality_finding
+
+        out = [f for f in [data_quality_finding(key, issues)] if f is not None]
+        if out:
+            bar.warn(f"{key}: {out[0].summary}")
+        if errors:
+            out.append(case_errors_finding(key, errors, n_cases))
+        if store and out:
+            self.store.add_findings(run_id, key, out)
+        return out
+
+    def _verdict(self, run_id: str) -> tuple[str, str, tuple[str, ...]]:
+        """``done``, ``partial`` or ``failed``, a one-line message, and each failure's reason."""
+        probes = self.store.probe_runs(run_id)
+        ran = [p for p in probes if p.status != "skipped"]
+        bad = [p for p in ran if p.status in ("failed", "partial")]
+        errors = tuple(f"{p.probe_key}: {p.reason}" for p in bad)
+        if not ran:
+            return "failed", f"no probe could run on this model ({len(probes)} skipped; see `lmcritic show " \
+                             f"{run_id}` for why)", errors
+        if all(p.status == "failed" for p in ran):
+            return "failed", f"every probe failed ({len(ran)}); the reasons are printed above", errors
+        if bad:
+            failed = sum(p.status == "failed" for p in bad)
+            return "partial", (f"{failed} of {len(ran)} probes/stages failed, {len(bad) - failed} with failing "
+                               f"cases; the rest is stored: `lmcritic run --resume {run_id}` retries the failed "
+                               "parts"), errors
+        return "done", "", errors
 
     def _stop(self, run_id: str, status: str, message: str) -> RunOutcome:
         self.store.set_status(run_id, status, error=message)
-        return RunOutcome(run_id, status, message)
+        errors = tuple(f"{p.probe_key}: {p.reason}" for p in self.store.probe_runs(run_id)
+                       if p.status in ("failed", "partial"))
+        return RunOutcome(run_id, status, message, errors)
+
+    def _mark_failed(self, run_id: str, err: BaseException) -> None:
+        """Best effort (the store itself may be what failed)."""
+        from lmcritic._crashlog import one_line
+
+        try:
+            self.store.set_status(run_id, "failed", error=f"stopped by an error: {one_line(err)}; finished work "
+                                  f"is stored: `lmcritic run --resume {run_id}` continues it")
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
 
     def _summary(self, run_id: str) -> dict:
         findings = self.store.findings(run_id)
         return {"n_findings": len(findings), "n_fail": sum(f.verdict.value == "fail" for f in findings),
                 "probes": {p.probe_key: p.status for p in self.store.probe_runs(run_id)}}
-
-    @contextmanager
-    def _progress(self) -> Iterator["_Bar"]:
-        bar = _Bar(self.progress)
-        with bar:
-            yield bar
 
 
 def run_spec(spec: RunSpec, **kwargs) -> RunOutcome:
@@ -177,46 +287,43 @@ def run_spec(spec: RunSpec, **kwargs) -> RunOutcome:
     return Runner(**kwargs).run(spec, resume=resume, model=model)
 
 
-class _Bar:
-    """rich progress bars with ETA, one per probe (silent when disabled)."""
+@dataclass
+class _Tally:
+    """Cases scored and failed in one probe; too many failures in a row stop the probe."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._progress = None
+    key: str
+    errors: list = field(default_factory=list)
+    n_scored: int = 0
+    in_a_row: int = 0
 
-    def __enter__(self) -> "_Bar":
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+    def scored(self, n: int) -> None:
+        self.n_scored += n
+        self.in_a_row = 0
 
-            self._progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                      console=Console(stderr=True))
-            self._progress.__enter__()
-        return self
+    def error(self, case_id: str, reason: str) -> None:
+        from lmcritic._quality import CaseError
 
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
+        self.errors.append(CaseError(case_id, reason))
+        self.in_a_row += 1
+        if self.in_a_row >= MAX_ERRORS_IN_A_ROW:
+            raise LmcriticError(f"{self.in_a_row} cases in a row failed, so the probe stopped; last: {reason}")
 
-    @contextmanager
-    def task(self, name: str, total: int, completed: int) -> Iterator:
-        if self._progress is None:
-            yield lambda n: None
-            return
-        tid = self._progress.add_task(name, total=total, completed=completed)
-        yield lambda n: self._progress.advance(tid, n)
+    def check_any_scored(self, before: int) -> None:
+        if self.errors and self.n_scored == 0 and before == 0:
+            raise LmcriticError(f"every case failed ({len(self.errors)}); first: {self.errors[0].reason}")
 
-    def note(self, text: str) -> None:
-        if self._progress is not None:
-            self._progress.console.print(f"[dim]{_escape(text)}[/dim]")
+    def summary(self, n_cases: int) -> str:
+        return f"{len(self.errors)} of {n_cases} cases failed (first: {self.errors[0].case_id}: " \
+               f"{self.errors[0].reason})"
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
+def _reason(err: BaseException, context: str) -> str:
+    """The one-line reason for a failure: lmcritic's own message, or an internal error with a logged traceback."""
+    if isinstance(err, LmcriticError):
+        return str(err)
+    from lmcritic._crashlog import internal_error
 
-    return escape(text)
+    return internal_error(err, context)
 
 
 def _chunks(items: Sequence[Case], size: int) -> Iterator[Sequence[Case]]:

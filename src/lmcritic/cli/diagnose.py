@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from lmcritic.cli._common import add_cache_option, add_store_options
+from lmcritic.cli._common import add_cache_option, add_store_options, cache_path
 
 
 def add_to(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +46,7 @@ def diagnose_cmd(args: argparse.Namespace) -> int:
         if args.no_perplexity:
             config = with_overrides(config, perplexity=False)
         graph = diagnose_run(store, args.run, train=args.train, reference=args.reference, config=config,
-                             cache_path=args.cache)
+                             cache_path=cache_path(args))
     if args.format == "json":
         print(graph.to_json())
     else:

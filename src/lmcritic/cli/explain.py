@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lmcritic.cli._common import add_cache_option, add_store_options
+from lmcritic.cli._common import add_cache_option, add_store_options, cache_path
 
 METHODS = ("integrated_gradients", "grad_x_input", "attention", "attention_rollout", "occlusion", "leave_one_out")
 
@@ -36,7 +36,7 @@ def explain_cmd(args: argparse.Namespace) -> int:
         raise ConfigError("give either CASE or --worst K", "e.g. lmcritic explain latest sst2-12 or --worst 5")
     store = open_store(args)
     run_id = store.resolve(args.run)
-    model = _load_run_model(store, run_id, args.cache)
+    model = _load_run_model(store, run_id, cache_path(args))
     methods = _methods(args, model)
     if args.worst is not None:
         from lmcritic.interpret.run import EXPLANATIONS_KEY, explain_worst

@@ -64,10 +64,9 @@ def _emit(text: str, output: str | Path) -> int:
     if str(output) == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return 0
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    print(path)
+    from lmcritic.report.markdown import write_file
+
+    print(write_file(Path(output), text))
     return 0
 
 

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lmcritic.cli._common import add_cache_option, add_store_options
+from lmcritic.cli._common import EXIT_FOR_STATUS, EXIT_INTERRUPTED, add_cache_option, add_store_options, cache_path
 
-EXIT_INTERRUPTED = 3
+__all__ = ["EXIT_INTERRUPTED", "add_to"]
 
 
 def add_to(sub: argparse._SubParsersAction) -> None:
@@ -32,8 +32,11 @@ def add_to(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    add_store_options(p)
+    add_store_options(p, create=True)
     add_cache_option(p)
+    p.add_argument("--max-output-chars", type=int, metavar="N",
+                   help="cut model outputs longer than N characters before storing them (default 100000, "
+                   "or $LMCRITIC_MAX_OUTPUT_CHARS)")
     p.add_argument("--max-queries", type=int, help="budget: model calls that miss the cache")
     p.add_argument("--max-tokens", type=int, help="budget: tokens sent to the model (estimated)")
     p.add_argument("--report", metavar="DIR", help="write report.html, report.md and report.json into DIR "
@@ -60,7 +63,9 @@ def scan_cmd(args: argparse.Namespace) -> int:
     from lmcritic.backends import DEFAULT_MODEL
     from lmcritic.spec import ProbeSpec, RunSpec, default_suite
 
-    model: dict[str, Any] = {"name": args.model or DEFAULT_MODEL, "options": _pairs(args.option, "--option")}
+    options = _pairs(args.option, "--option")
+    model: dict[str, Any] = {"name": args.model or _default_name(args.backend, options) or DEFAULT_MODEL,
+                             "options": options}
     if args.backend:
         model["backend"] = args.backend
     suite, stages = default_suite()
@@ -88,10 +93,12 @@ def _execute(spec, args: argparse.Namespace, resume: str | None = None) -> int:
     outcome = runner.run(spec, resume=resume)
     paths = write_reports(runner.store, outcome.run_id, _report_dir(args.report))
     _print_summary(runner.store, outcome.run_id)
+    for error in outcome.errors:  # also printed as they happened; repeated so the end of a CI log has them
+        print(f"lmcritic: error: {error}", file=sys.stderr)
     print(f"run {outcome.run_id}: {outcome.status}" + (f" — {outcome.message}" if outcome.message else ""))
     print(f"markdown: {paths['md']}  json: {paths['json']}")
     print(f"report: {paths['html']}")  # last line: the file a person opens
-    return 0 if outcome.status == "done" else EXIT_INTERRUPTED
+    return EXIT_FOR_STATUS.get(outcome.status, EXIT_INTERRUPTED)
 
 
 def _report_dir(report: str | None) -> Path | None:
@@ -105,7 +112,16 @@ def _report_dir(report: str | None) -> Path | None:
 def _runner(args: argparse.Namespace):
     from lmcritic.runner import Runner
 
-    return Runner(store_path=args.store, cache_path=args.cache, progress=not args.no_progress)
+    return Runner(store_path=args.store, cache_path=cache_path(args), progress=not args.no_progress,
+                  create_store=not args.store or args.create, max_output_chars=args.max_output_chars)
+
+
+def _default_name(backend: str | None, options: dict[str, Any]) -> str | None:
+    """A run's model label when only ``--backend``/``--option`` name it: the callable or the server, never
+    the default model's name (which would mislabel the run)."""
+    if not backend or backend == "hf":
+        return None
+    return str(options.get("fn") or options.get("model") or options.get("base_url") or backend)
 
 
 def _print_summary(store, run_id: str) -> None:
@@ -117,8 +133,8 @@ def _print_summary(store, run_id: str) -> None:
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, Any]:
-    import yaml
-
+    """``KEY=VALUE`` pairs with VALUE kept as text: it is converted by the annotation of the option it sets
+    (``n=8`` → 8 for an int, ``prompt=yes`` stays "yes" for text), when the probe or backend is built."""
     from lmcritic.errors import ConfigError
 
     out: dict[str, Any] = {}
@@ -126,7 +142,7 @@ def _pairs(items: list[str], flag: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"{flag} {item!r} is not KEY=VALUE")
-        out[key] = yaml.safe_load(value) if value else ""
+        out[key] = value
     return out
 
 

@@ -46,14 +46,22 @@ def write_reports(store, run_id: str, directory: Path | None = None, formats=FOR
 
     run_id = store.resolve(run_id)
     directory = Path(directory) if directory else lmcritic_home() / "reports" / run_id
-    directory.mkdir(parents=True, exist_ok=True)
     doc = run_document(store, run_id, max_cases=max_cases)
     render = {"html": render_html, "md": render_markdown, "json": render_json}
-    out = {}
-    for fmt in formats:
-        out[fmt] = directory / f"report.{fmt}"
-        out[fmt].write_text(render[fmt](doc), encoding="utf-8")
-    return out
+    return {fmt: write_file(directory / f"report.{fmt}", render[fmt](doc)) for fmt in formats}
+
+
+def write_file(path: Path, text: str) -> Path:
+    """Write ``text`` (creating folders); a path that cannot be written is one line naming it."""
+    from lmcritic.errors import LmcriticError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise LmcriticError(f"cannot write {path}: {err.strerror or err}",
+                            "choose a writable path (-o/--report), or fix the folder's permissions") from None
+    return path
 
 
 def write_report(store, run_id: str, path: Path | None = None) -> Path:
