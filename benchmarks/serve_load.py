@@ -11,7 +11,8 @@ Starts ``lmcritic serve`` as a subprocess (default model: SmolLM2-135M-Instruct,
 2. **long vs short**: one long generation (``--long-tokens``, default 512) starts; ``--shorts`` short requests
    (``--short-tokens``, each with a deadline of ``--short-deadline`` seconds) follow one after another. Each must
    answer 200 within its deadline. The same scenario runs twice: with the scheduler's pausing on (the default,
-   ``--yield-after 0.2``) and off (``--yield-after inf``: first come, first served, as a plain lock would).
+   ``--yield-after 0.2``) and off (``--yield-after inf``: a started generation runs to its end, as behind the
+   plain model lock the server had before).
 
 Results: ``benchmarks/results/serve_load_<date>-<time>.json`` (every request) and ``serve_load_latest.md``.
 Run from the repository root: ``.venv/bin/python benchmarks/serve_load.py`` (about 3 minutes on 2 cores).
@@ -213,7 +214,7 @@ def _markdown(r: dict[str, Any], stamp: str) -> str:
              "| scheduler | shorts within deadline | short p50 | short p95 | short max | long request |",
              "|---|---|---|---|---|---|"]
     for label, key in (("pausing on (`--yield-after 0.2`, default)", "long_vs_short"),
-                       ("pausing off (`--yield-after inf`, first come first served)", "long_vs_short_fifo")):
+                       ("pausing off (`--yield-after inf`: a started generation runs to its end)", "long_vs_short_fifo")):
         s = r[key]["summary"]
         lines.append(f"| {label} | {s['shorts_within_deadline']} | {s['short_latency']['p50']} s | "
                      f"{s['short_latency']['p95']} s | {s['short_latency']['max']} s | {s['long_status']} in "

@@ -59,6 +59,10 @@ class _Gen:
     def __init__(self, be: Ticker, request: GenerateRequest) -> None:
         self.be, self.request, self.done = be, request, 0
 
+    @property
+    def n_new(self) -> int:
+        return self.done
+
     def step(self, pause: Callable[[], bool]) -> GenerateResult | None:
         out = self.be._run(self.request, pause, self.done)
         if isinstance(out, int):
@@ -197,6 +201,23 @@ def test_a_long_generation_does_not_hold_up_short_requests() -> None:
     assert max(waits) < 0.6, waits  # a quantum (0.2 s) plus its own tokens, not the long one's 4 s
     status, out, _ = long[0]
     assert status == 200 and out["choices"][0]["text"] == "t" * 2000  # paused, resumed, complete
+
+
+def test_a_burst_of_equal_requests_is_not_time_sliced() -> None:
+    """Equal requests run one after another (first come, first served): slicing would make all of them late."""
+    ticker = Ticker(per_token=0.01)
+    with running(ticker) as url:
+        done: list[float] = []
+        started = time.monotonic()
+        threads = [threading.Thread(target=lambda: (completion(url, 30), done.append(time.monotonic() - started)))
+                   for _ in range(5)]
+        for t in threads:
+            t.start()
+            time.sleep(0.02)
+        for t in threads:
+            t.join(30)
+    done.sort()
+    assert done[0] < 0.8 and done[-1] > 4 * 0.3 * 0.9, done  # the first finishes after its own 0.3 s, not after all
 
 
 def test_paused_hf_generation_gives_the_same_tokens(tiny_causal) -> None:

@@ -176,7 +176,9 @@ class Runner:
             self.store.fail_probe(run_id, key, reason)
             bar.error(f"{key} failed: {reason}")
             return
-        self._note_data_quality(run_id, key, issues, [], bar)
+        quality = _quality_findings(key, issues, [], 0, bar)
+        if quality:
+            self.store.add_findings(run_id, key, quality)
         self.store.finish_probe(run_id, key)
 
     def _score_all(self, run_id: str, item: PlanItem, model: Backend, bar: Bar) -> None:
@@ -198,7 +200,7 @@ class Runner:
                 advance(len(chunk))
         tally.check_any_scored(len(cases) - len(todo))
         findings = [replace(f, probe=item.key) for f in item.probe.summarize(self.store.records(run_id, item.key))]
-        findings += self._note_data_quality(run_id, item.key, issues, tally.errors, bar, len(cases), store=False)
+        findings += _quality_findings(item.key, issues, tally.errors, len(cases), bar)
         self.store.add_findings(run_id, item.key, findings)
         elapsed = time.perf_counter() - t0
         if tally.errors:
@@ -225,20 +227,6 @@ class Runner:
             return
         self.store.add_records(run_id, item.key, records, order=order)
         tally.scored(len(chunk))
-
-    def _note_data_quality(self, run_id: str, key: str, issues: Any, errors: list, bar: Bar,
-                           n_cases: int = 0, store: bool = True) -> list:
-        """The ``data_quality`` and ``case_errors`` findings (stored here for a stage, returned for a probe)."""
-        from lmcritic._quality import case_errors_finding, data_quality_finding
-
-        out = [f for f in [data_quality_finding(key, issues)] if f is not None]
-        if out:
-            bar.warn(f"{key}: {out[0].summary}")
-        if errors:
-            out.append(case_errors_finding(key, errors, n_cases))
-        if store and out:
-            self.store.add_findings(run_id, key, out)
-        return out
 
     def _verdict(self, run_id: str) -> tuple[str, str, tuple[str, ...]]:
         """``done``, ``partial`` or ``failed``, a one-line message, and each failure's reason."""
@@ -315,6 +303,18 @@ class _Tally:
     def summary(self, n_cases: int) -> str:
         return f"{len(self.errors)} of {n_cases} cases failed (first: {self.errors[0].case_id}: " \
                f"{self.errors[0].reason})"
+
+
+def _quality_findings(key: str, issues: Any, errors: list, n_cases: int, bar: Bar) -> list:
+    """The ``data_quality`` (skipped rows, also warned about) and ``case_errors`` findings, where there are any."""
+    from lmcritic._quality import case_errors_finding, data_quality_finding
+
+    out = [f for f in [data_quality_finding(key, issues)] if f is not None]
+    if out:
+        bar.warn(f"{key}: {out[0].summary}")
+    if errors:
+        out.append(case_errors_finding(key, errors, n_cases))
+    return out
 
 
 def _reason(err: BaseException, context: str) -> str:

@@ -49,7 +49,7 @@ def _use(intended_use: str | None) -> list[str]:
 
 def _scope(doc: dict) -> list[str]:
     out = ["## Evaluation scope", ""]
-    tested = {a["area"] for a in doc["areas"] if any(p["status"] == "done" for p in doc["probes"]
+    tested = {a["area"] for a in doc["areas"] if any(p["status"] in ("done", "partial") for p in doc["probes"]
                                                      if p["area"] == a["area"])}
     for p in doc["probes"]:
         note = f" — {md(p['reason'])}" if p.get("reason") else ""
