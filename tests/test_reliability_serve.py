@@ -167,6 +167,18 @@ def test_a_request_past_its_deadline_is_504() -> None:
     assert ticker.made < 60  # it stopped generating at the deadline
 
 
+def test_work_that_cannot_finish_by_its_deadline_is_refused_at_once() -> None:
+    """Once the server has measured its speed, a request that could only time out in the queue gets 503 with
+    Retry-After immediately, not a 504 after waiting out its deadline."""
+    ticker = Ticker(per_token=0.01)
+    with running(ticker) as url:
+        assert completion(url, 20)[0] == 200  # measures ~0.01 s per token
+        started = time.monotonic()
+        status, out, headers = completion(url, 1000, timeout=2)  # needs ~10 s
+        assert status == 503 and int(headers["Retry-After"]) >= 1 and time.monotonic() - started < 1
+        assert completion(url, 20, timeout=2)[0] == 200
+
+
 def test_a_client_that_hangs_up_stops_its_generation() -> None:
     ticker = Ticker(per_token=0.005)
     with running(ticker) as url:
