@@ -4,18 +4,21 @@ requests get through while a long generation runs?
 Starts ``lmcritic serve`` as a subprocess (default model: SmolLM2-135M-Instruct, fp32 on CPU), then:
 
 1. **burst**: ``--clients`` clients (default 200) each send one short completion at the same instant
-   (a barrier). Every answer must be a 2xx, or a 503 that carries Retry-After; connection errors and
-   anything else count as failures. Clients that get a 503 retry after the time it names (``--retries``),
-   so the run also shows how long a burst takes to drain. Latency p50/p95 are reported per first answer
-   and per final answer.
-2. **long vs short**: one long generation (``--long-tokens``, default 512) starts; ``--shorts`` short requests
-   (``--short-tokens``, each with a deadline of ``--short-deadline`` seconds) follow one after another. Each must
+   (a barrier), with a deadline of ``--burst-deadline`` seconds (120, the server's default). Every answer must be a 2xx, or a 503 that carries Retry-After; connection errors and
+   anything else count as failures. With ``--retries N`` a client that gets a 503 retries after the time it
+   names, so the run also shows how long a burst takes to drain. Latency p50/p95 are reported per first
+   answer (and per final answer with retries).
+2. **long vs short**: one long generation (``--long-tokens``, default 64; no deadline of its own) starts;
+   ``--shorts`` short requests
+   (``--short-tokens``, each with a deadline of ``--short-deadline`` seconds) follow one after another (0.2 s
+   apart). Each must
    answer 200 within its deadline. The same scenario runs twice: with the scheduler's pausing on (the default,
    ``--yield-after 0.2``) and off (``--yield-after inf``: a started generation runs to its end, as behind the
    plain model lock the server had before).
 
 Results: ``benchmarks/results/serve_load_<date>-<time>.json`` (every request) and ``serve_load_latest.md``.
-Run from the repository root: ``.venv/bin/python benchmarks/serve_load.py`` (about 3 minutes on 2 cores).
+Run from the repository root: ``.venv/bin/python benchmarks/serve_load.py`` (minutes: the burst ends
+within the request deadline, the two long-vs-short rounds take about two long generations each).
 """
 from __future__ import annotations
 
@@ -40,11 +43,11 @@ def main() -> int:
     args = _args()
     results: dict[str, Any] = {"args": vars(args), "machine": _machine(), "started": time.strftime("%Y-%m-%d %H:%M")}
     with _server(args, yield_after="0.2") as port:
-        _warm(port)
+        results["alone_s"] = _warm(port, args)
         results["burst"] = burst(port, args)
         results["long_vs_short"] = long_vs_short(port, args)
     with _server(args, yield_after="inf") as port:
-        _warm(port)
+        _warm(port, args)
         results["long_vs_short_fifo"] = long_vs_short(port, args)
     _write(results)
     return 0
@@ -55,12 +58,13 @@ def _args() -> argparse.Namespace:
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--clients", type=int, default=200)
     p.add_argument("--burst-tokens", type=int, default=4)
-    p.add_argument("--retries", type=int, default=20, help="503 retries per burst client (after Retry-After)")
+    p.add_argument("--burst-deadline", type=float, default=120.0, help="each burst request's deadline (s)")
+    p.add_argument("--retries", type=int, default=0, help="503 retries per burst client (after Retry-After)")
     p.add_argument("--max-queue", type=int, default=64)
-    p.add_argument("--long-tokens", type=int, default=512)
-    p.add_argument("--shorts", type=int, default=10)
+    p.add_argument("--long-tokens", type=int, default=64)
+    p.add_argument("--shorts", type=int, default=5)
     p.add_argument("--short-tokens", type=int, default=4)
-    p.add_argument("--short-deadline", type=float, default=5.0)
+    p.add_argument("--short-deadline", type=float, default=20.0)
     p.add_argument("--threads", type=int, default=2, help="torch threads of the server")
     return p.parse_args()
 
@@ -77,7 +81,7 @@ class _server:
                "TOKENIZERS_PARALLELISM": "false"}
         cmd = [sys.executable, "-m", "lmcritic.cli.main", "serve", "--model", self.args.model, "--port", "0",
                "--max-queue", str(self.args.max_queue), "--yield-after", self.yield_after,
-               "--max-tokens-cap", str(max(2048, self.args.long_tokens))]
+               "--max-tokens-cap", str(max(2048, self.args.long_tokens)), "--request-timeout", "3600"]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
         for line in self.proc.stderr:
             if " at http://" in line:
@@ -90,12 +94,15 @@ class _server:
         self.proc.wait(timeout=60)
 
 
-def _warm(port: int) -> None:
-    for _ in range(3):
-        _request(port, {"prompt": PROMPT, "max_tokens": 4, "temperature": 0})
+def _warm(port: int, args: argparse.Namespace) -> float:
+    """A few requests of two sizes (the first pays one-off costs; two sizes let the server's cost model tell
+    per-request overhead from per-token time); returns the last one's seconds: one burst request alone."""
+    times = [_request(port, {"prompt": PROMPT, "max_tokens": n, "temperature": 0})["seconds"]
+             for n in (args.burst_tokens, 16, args.burst_tokens)]
+    return round(times[-1], 3)
 
 
-def _request(port: int, body: dict, timeout: float = 600) -> dict[str, Any]:
+def _request(port: int, body: dict, timeout: float = 3600) -> dict[str, Any]:
     """One POST; status, Retry-After, seconds, and an error name for connection failures."""
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -116,7 +123,7 @@ def _request(port: int, body: dict, timeout: float = 600) -> dict[str, Any]:
 def burst(port: int, args: argparse.Namespace) -> dict[str, Any]:
     barrier = threading.Barrier(args.clients)
     clients: list[dict[str, Any]] = [{} for _ in range(args.clients)]
-    body = {"prompt": PROMPT, "max_tokens": args.burst_tokens, "temperature": 0}
+    body = {"prompt": PROMPT, "max_tokens": args.burst_tokens, "temperature": 0, "timeout": args.burst_deadline}
 
     def client(i: int) -> None:
         barrier.wait()
@@ -200,15 +207,17 @@ def _markdown(r: dict[str, Any], stamp: str) -> str:
     b, a = r["burst"]["summary"], r["args"]
     lines = [f"# lmcritic serve under load ({stamp})", "",
              f"Model {a['model']} (fp32, CPU, {a['threads']} torch threads), `--max-queue {a['max_queue']}`; "
-             f"{r['machine']['cores']} cores. Command: `.venv/bin/python benchmarks/serve_load.py`.", "",
-             f"## Burst: {b['n']} concurrent clients, {a['burst_tokens']} new tokens each", "",
+             f"{r['machine']['cores']} cores. Command: `.venv/bin/python benchmarks/serve_load.py`. One burst request "
+             f"with the server to itself: {r['alone_s']} s.", "",
+             f"## Burst: {b['n']} concurrent clients, {a['burst_tokens']} new tokens each, deadline "
+             f"{a['burst_deadline']:g} s", "",
              f"- first answer: {b['first_2xx']} × 2xx, {b['first_503_with_retry_after']} × 503 with Retry-After, "
              f"other/connection errors: {len(b['first_other'])} → **{b['answered_properly']:.0%} answered properly**",
              f"- latency of the first answer: p50 {b['first_latency']['p50']} s, p95 {b['first_latency']['p95']} s; "
              f"of 2xx first answers: p50 {b['first_2xx_latency']['p50']} s, p95 {b['first_2xx_latency']['p95']} s",
-             f"- after retrying as Retry-After says: {b['final_2xx']}/{b['n']} got 2xx; time to a 2xx p50 "
-             f"{b['until_2xx_latency']['p50']} s, p95 {b['until_2xx_latency']['p95']} s; burst drained in "
-             f"{r['burst']['wall_s']:.1f} s", "",
+             (f"- after up to {a['retries']} retries as Retry-After says: {b['final_2xx']}/{b['n']} got 2xx; time "
+              f"to a 2xx p50 {b['until_2xx_latency']['p50']} s, p95 {b['until_2xx_latency']['p95']} s; "
+              if a["retries"] else "- ") + f"every client answered after {r['burst']['wall_s']:.1f} s", "",
              f"## A long generation ({a['long_tokens']} tokens) and {a['shorts']} short requests "
              f"({a['short_tokens']} tokens, deadline {a['short_deadline']} s)", "",
              "| scheduler | shorts within deadline | short p50 | short p95 | short max | long request |",
