@@ -4,8 +4,8 @@ requests get through while a long generation runs?
 Starts ``lmcritic serve`` as a subprocess (default model: SmolLM2-135M-Instruct, fp32 on CPU), then:
 
 1. **burst**: ``--clients`` clients (default 200) each send one short completion at the same instant
-   (a barrier), with a deadline of ``--burst-deadline`` seconds (120, the server's default). Every answer must be a 2xx, or a 503 that carries Retry-After; connection errors and
-   anything else count as failures. With ``--retries N`` a client that gets a 503 retries after the time it
+   (a barrier), with a deadline of ``--burst-deadline`` seconds (120, the server's default). Every answer
+   must be a 2xx, or a 503 that carries Retry-After; connection errors and anything else count as failures. With ``--retries N`` a client that gets a 503 retries after the time it
    names, so the run also shows how long a burst takes to drain. Latency p50/p95 are reported per first
    answer (and per final answer with retries).
 2. **long vs short**: one long generation (``--long-tokens``, default 64; no deadline of its own) starts;
@@ -102,16 +102,19 @@ def _warm(port: int, args: argparse.Namespace) -> float:
     return round(times[-1], 3)
 
 
-def _request(port: int, body: dict, timeout: float = 3600) -> dict[str, Any]:
+def _request(port: int, body: dict, path: str = "/v1/completions", timeout: float = 3600) -> dict[str, Any]:
     """One POST; status, Retry-After, seconds, and an error name for connection failures."""
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
         resp = conn.getresponse()
         data = json.loads(resp.read() or b"{}")
+        choice = (data.get("choices") or [{}])[0]
         out = {"status": resp.status, "retry_after": resp.getheader("Retry-After"),
-               "text": (data.get("choices") or [{}])[0].get("text"), "error": (data.get("error") or {}).get("message")}
+               "text": choice.get("text", (choice.get("message") or {}).get("content")),
+               "tokens": (data.get("usage") or {}).get("completion_tokens"),
+               "error": (data.get("error") or {}).get("message")}
     except (OSError, http.client.HTTPException, ValueError) as err:
         out = {"status": None, "retry_after": None, "text": None, "error": f"{type(err).__name__}: {err}"}
     finally:
@@ -162,8 +165,9 @@ def _burst_summary(clients: list[dict[str, Any]]) -> dict[str, Any]:
 # -- 2. a long generation and short requests --------------------------------------------------------
 def long_vs_short(port: int, args: argparse.Namespace) -> dict[str, Any]:
     long: dict[str, Any] = {}
-    body = {"prompt": "Tell a long story about a dragon.", "max_tokens": args.long_tokens, "temperature": 0}
-    worker = threading.Thread(target=lambda: long.update(_request(port, body)))
+    story = [{"role": "user", "content": "Tell me a long story about a dragon and a lighthouse keeper."}]
+    body = {"messages": story, "max_tokens": args.long_tokens, "temperature": 0}  # an instruct model writes on
+    worker = threading.Thread(target=lambda: long.update(_request(port, body, "/v1/chat/completions")))
     worker.start()
     time.sleep(1.0)  # the long one is generating
     shorts = []
@@ -174,9 +178,10 @@ def long_vs_short(port: int, args: argparse.Namespace) -> dict[str, Any]:
     worker.join()
     ok = [s for s in shorts if s["status"] == 200 and s["seconds"] <= args.short_deadline]
     return {"long": long, "shorts": shorts, "summary": {
-        "shorts_within_deadline": f"{len(ok)}/{len(shorts)}", "short_latency": _quantiles([s["seconds"] for s in shorts]),
+        "shorts_within_deadline": f"{len(ok)}/{len(shorts)}",
+        "short_latency": _quantiles([s["seconds"] for s in shorts]),
         "short_statuses": sorted({str(s["status"]) for s in shorts}), "long_status": long.get("status"),
-        "long_s": long.get("seconds"), "long_tokens_chars": len(long.get("text") or "")}}
+        "long_s": long.get("seconds"), "long_tokens": long.get("tokens")}}
 
 
 # -- reporting ----------------------------------------------------------------------------------------
@@ -220,14 +225,15 @@ def _markdown(r: dict[str, Any], stamp: str) -> str:
               if a["retries"] else "- ") + f"every client answered after {r['burst']['wall_s']:.1f} s", "",
              f"## A long generation ({a['long_tokens']} tokens) and {a['shorts']} short requests "
              f"({a['short_tokens']} tokens, deadline {a['short_deadline']} s)", "",
-             "| scheduler | shorts within deadline | short p50 | short p95 | short max | long request |",
-             "|---|---|---|---|---|---|"]
+             "| scheduler | shorts within deadline | short p50 | short p95 | short max | long request | short statuses |",
+             "|---|---|---|---|---|---|---|"]
     for label, key in (("pausing on (`--yield-after 0.2`, default)", "long_vs_short"),
-                       ("pausing off (`--yield-after inf`: a started generation runs to its end)", "long_vs_short_fifo")):
+                       ("pausing off (`--yield-after inf`: a started generation runs to its end)",
+                        "long_vs_short_fifo")):
         s = r[key]["summary"]
         lines.append(f"| {label} | {s['shorts_within_deadline']} | {s['short_latency']['p50']} s | "
-                     f"{s['short_latency']['p95']} s | {s['short_latency']['max']} s | {s['long_status']} in "
-                     f"{(s['long_s'] or 0):.1f} s |")
+                     f"{s['short_latency']['p95']} s | {s['short_latency']['max']} s | {s['long_status']}, "
+                     f"{s['long_tokens']} tokens in {(s['long_s'] or 0):.1f} s | {', '.join(s['short_statuses'])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -93,7 +93,8 @@ def describe(tp: Any) -> str:
     return _WORDS.get(tp, getattr(tp, "__name__", str(tp)))
 
 
-_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "text", type(None): "null", Any: "any value"}
+_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "text", type(None): "null",
+          Any: "any value"}
 
 
 # -- conversion ---------------------------------------------------------------------------------------
