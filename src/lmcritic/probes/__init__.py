@@ -33,5 +33,6 @@ PROBES.add("safety.refusal", "lmcritic.probes.safety.refusal:Refusal")
 PROBES.add("safety.pii", "lmcritic.probes.safety.pii:PIIElicitation")
 PROBES.add("safety.memorization", "lmcritic.probes.safety.memorization:Memorization")
 PROBES.add("safety.replay", "lmcritic.probes.safety.replay:Replay")
+PROBES.add("safety.jailbreak", "lmcritic.probes.safety.jailbreak:Jailbreak")
 
 __all__ = ["PROBES", "Case", "Estimate", "Finding", "Probe", "Record", "Severity", "Verdict"]
