@@ -16,6 +16,8 @@ def add_to(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", nargs="?", help="run spec file (.yaml/.json)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN where it stopped (finished work is reused)")
     p.add_argument("--replay", metavar="RUN", help="run RUN's stored spec again as a new run")
+    p.add_argument("--probe", action="append", default=[], metavar="PATTERN",
+                   help="only the spec's probes matching a name, key, area or glob ('safety.*')")
     _add_run_options(p)
     p.set_defaults(func=run_cmd)
 
@@ -23,7 +25,8 @@ def add_to(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--model", default=None, help="known name (see `lmcritic models`), local dir, .gguf, hub id")
     s.add_argument("--backend", help="hf | openai | python (inferred when omitted)")
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
-    s.add_argument("--probe", action="append", default=[], metavar="NAME", help="probes to run (default suite)")
+    s.add_argument("--probe", action="append", default=[], metavar="PATTERN",
+                   help="probes to run: a name, key, area or glob ('safety.*'; default: the whole suite)")
     s.add_argument("--set", action="append", default=[], metavar="PROBE.KEY=VALUE", help="probe option")
     s.add_argument("--no-stages", action="store_true",
                    help="skip the stages after the probes (explaining the worst failures, diagnosis)")
@@ -52,11 +55,29 @@ def run_cmd(args: argparse.Namespace) -> int:
     if len(chosen) != 1:
         raise ConfigError("give exactly one of SPEC, --resume RUN or --replay RUN")
     if args.spec:
-        return _execute(RunSpec.from_file(args.spec), args)
+        return _execute(_only(RunSpec.from_file(args.spec), args.probe), args)
     runner_store = _runner(args).store
     ref = args.resume or args.replay
     spec = RunSpec.from_dict(runner_store.get_run(runner_store.resolve(ref)).spec, source=f"run {ref}")
-    return _execute(spec, args, resume=args.resume)
+    if args.probe and args.resume:
+        raise ConfigError("--probe cannot narrow a resumed run", "resume it whole, or --replay it with --probe")
+    return _execute(_only(spec, args.probe), args, resume=args.resume)
+
+
+def _only(spec, patterns: list[str]):
+    """The spec narrowed to the probes matching ``patterns`` (none given: unchanged)."""
+    from dataclasses import replace
+
+    from lmcritic.cli.probes import select
+    from lmcritic.errors import ConfigError
+
+    if not patterns:
+        return spec
+    chosen = tuple(select(patterns, spec.probes))
+    if not chosen:
+        keys = ", ".join(p.key for p in spec.probes)
+        raise ConfigError(f"--probe {' '.join(patterns)} matches none of the spec's probes", f"probes: {keys}")
+    return replace(spec, probes=chosen)
 
 
 def scan_cmd(args: argparse.Namespace) -> int:
@@ -69,8 +90,8 @@ def scan_cmd(args: argparse.Namespace) -> int:
     if args.backend:
         model["backend"] = args.backend
     suite, stages = default_suite()
-    chosen = [p for p in suite if not args.probe or p.name in args.probe or p.key in args.probe]
-    chosen += [ProbeSpec(n) for n in args.probe if not any(n in (p.name, p.key) for p in chosen)]
+    chosen = list(suite) if not args.probe else _select(args.probe, suite)
+    chosen += [ProbeSpec(n) for n in _registered(args.probe) if not any(n in (p.name, p.key) for p in chosen)]
     overrides = _probe_overrides(args.set, [p.key for p in chosen])
     data = {"model": model,
             "probes": [{"name": p.name, "key": p.key, "config": {**p.config, **overrides.get(p.key, {})}}
@@ -99,6 +120,23 @@ def _execute(spec, args: argparse.Namespace, resume: str | None = None) -> int:
     print(f"markdown: {paths['md']}  json: {paths['json']}")
     print(f"report: {paths['html']}")  # last line: the file a person opens
     return EXIT_FOR_STATUS.get(outcome.status, EXIT_INTERRUPTED)
+
+
+def _select(patterns: list[str], suite) -> list:
+    from lmcritic.cli.probes import select
+
+    return select(patterns, suite)
+
+
+def _registered(patterns: list[str]) -> list[str]:
+    """Registered probes matching the patterns (for probes outside the default suite); an exact name that is not
+    registered is kept, so the spec check names it with a did-you-mean."""
+    from lmcritic.cli.probes import matches
+    from lmcritic.probes import PROBES
+
+    names = [n for n in PROBES.names() if any(matches(p, n) for p in patterns)]
+    exact = [p for p in patterns if not any(ch in p for ch in "*?[") and "." in p and p not in names]
+    return names + exact
 
 
 def _report_dir(report: str | None) -> Path | None:

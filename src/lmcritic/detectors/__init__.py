@@ -61,7 +61,8 @@ DETECTORS: Registry[type[Detector]] = Registry("detectors")
 for _name, _target in {
     "refusal": "rules:RefusalDetector", "compliance": "rules:ComplianceDetector",
     "toxicity": "rules:ToxicityDetector", "pii": "rules:PIIDetector", "decoded_payload": "rules:DecodedPayload",
-    "leak": "leak:LeakDetector", "judge": "judge:JudgeDetector",
+    "leak": "leak:LeakDetector", "judge": "judge:JudgeDetector", "hedge": "truth:HedgeDetector",
+    "correction": "truth:CorrectionDetector",
 }.items():
     DETECTORS.add(_name, f"lmcritic.detectors.{_target}")
 

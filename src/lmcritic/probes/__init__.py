@@ -34,5 +34,9 @@ PROBES.add("safety.pii", "lmcritic.probes.safety.pii:PIIElicitation")
 PROBES.add("safety.memorization", "lmcritic.probes.safety.memorization:Memorization")
 PROBES.add("safety.replay", "lmcritic.probes.safety.replay:Replay")
 PROBES.add("safety.jailbreak", "lmcritic.probes.safety.jailbreak:Jailbreak")
+PROBES.add("safety.leakage", "lmcritic.probes.safety.leakage:SystemPromptLeakage")
+PROBES.add("safety.hallucination", "lmcritic.probes.safety.hallucination:SelfConsistency")
+PROBES.add("safety.fabrication", "lmcritic.probes.safety.misinformation:Fabrication")
+PROBES.add("safety.misinformation", "lmcritic.probes.safety.misinformation:Misinformation")
 
 __all__ = ["PROBES", "Case", "Estimate", "Finding", "Probe", "Record", "Severity", "Verdict"]

@@ -12,6 +12,7 @@ import json
 from lmcritic.report._escape import md
 from lmcritic.report._svg import _fmt
 from lmcritic.report.document import area_title, run_document
+from lmcritic.report.markdown import owasp_lines
 
 AREAS = ("performance", "robustness", "bias", "safety", "interpret", "diagnose")
 WIDE_CI = 0.2  # a proportion's CI wider than this is called inconclusive
@@ -27,7 +28,8 @@ def render_card(store, run_id: str, intended_use: str | None = None, examples: i
              "that run's stored findings; areas the run did not test are listed as untested, not as safe.*", ""]
     if doc["content_warnings"]:
         lines += ["> **Content warning**: the evidence quotes model output or test data that may be offensive.", ""]
-    lines += _details(h) + _use(intended_use) + _scope(doc) + _figures(doc) + _limitations(doc, examples)
+    lines += _details(h) + _use(intended_use) + _scope(doc) + _figures(doc) + owasp_lines(doc)
+    lines += _limitations(doc, examples)
     lines += _warnings(doc) + _caveats(doc)
     lines += ["## Reproduce", "", f"`lmcritic run --replay {doc['run_id']}` · full report: "
               f"`lmcritic report {doc['run_id']}`", ""]

@@ -32,9 +32,12 @@ def run_document(store, run_id: str, evidence_per_finding: int = 5, max_cases: i
     probes += [_pseudo_probe(k, recs) for k, recs in records.items() if k not in {p["probe_key"] for p in probe_rows}]
     areas = {p["probe_key"]: p["area"] for p in probes}  # a probe's key may be a free name ("mc_knowledge")
     findings = [_finding(f, records, evidence_per_finding, areas) for f in _ranked(store.findings(run_id))]
+    from lmcritic.report.owasp import coverage
+
     return {
         "schema": SCHEMA, "run_id": run_id, "header": _header(info, probes), "run": info,
         "content_warnings": _warnings(findings), "areas": _areas(findings, probes), "findings": findings,
+        "owasp": coverage(probe_rows, findings),
         "probes": probes, "explanations": _explanations(records.get(EXPLANATION_KEY, [])),
         "cases": {k: _cases(recs, max_cases) for k, recs in records.items()},
     }

@@ -12,7 +12,7 @@ from lmcritic.report._escape import anchor, shorten
 from lmcritic.report._escape import html_text as esc
 from lmcritic.report._style import CSS, SCRIPT, csp
 
-SECTIONS = (("summary", "Summary"), ("scorecard", "Scorecard"), ("findings", "Findings"),
+SECTIONS = (("summary", "Summary"), ("scorecard", "Scorecard"), ("owasp", "OWASP"), ("findings", "Findings"),
             ("explanations", "Explanations"), ("cases", "All cases"), ("probes", "Probes"), ("reproduce", "Reproduce"))
 _TEXT_KEYS = ("text", "prompt", "context", "question", "original", "sentence", "input", "completion", "generation",
               "prediction", "answer", "value")
@@ -21,7 +21,7 @@ _TEXT_KEYS = ("text", "prompt", "context", "question", "original", "sentence", "
 def render_html(doc: dict[str, Any]) -> str:
     h = doc["header"]
     title = f"lmcritic report — {h['model']} — run {doc['run_id']}"
-    sections = [_summary(doc), _scorecard(doc), _findings(doc), _explanations(doc), _cases(doc), _probes(doc),
+    sections = [_summary(doc), _scorecard(doc), _owasp(doc), _findings(doc), _explanations(doc), _cases(doc), _probes(doc),
                 _reproduce(doc)]
     toc = "".join(f'<a href="#{sid}">{name}</a>' for sid, name in SECTIONS
                   if sid != "explanations" or doc["explanations"])
@@ -105,6 +105,18 @@ def _score_row(r: dict) -> str:
     return (f'<tr><td><a href="#{link}">{esc(r["name"])}</a></td><td>{esc(r["probe"])}</td><td>{_verdict(r)}</td>'
             f"<td>{esc(_svg._fmt(e.get('value')) if e else '')}</td><td>{esc(ci)}</td><td>{strip}</td>"
             f"<td>{esc(e.get('n', ''))}</td></tr>")
+
+
+def _owasp(doc: dict) -> str:
+    rows = []
+    for r in doc.get("owasp") or []:
+        cls = {"failing": "fail", "tested": "pass"}.get(r["status"], "")
+        rows.append(f"<tr><td>{esc(r['risk'])} {esc(r['title'])}</td><td>{_badge(r['status'], cls)}</td>"
+                    f"<td>{esc(', '.join(r['probes']) or '—')}</td><td>{esc(', '.join(r['failing'][:6]) or '—')}</td></tr>")
+    return ('<section id="owasp"><h2>OWASP Top 10 for LLM applications (2025)</h2><table><tr><th>risk</th>'
+            f"<th>status</th><th>probes</th><th>failing findings</th></tr>{''.join(rows)}</table>"
+            '<p class="muted">not tested: no probe of this run covers the risk, so the run says nothing about it.</p>'
+            "</section>")
 
 
 def _findings(doc: dict) -> str:

@@ -23,7 +23,7 @@ def render_markdown(store_or_doc, run_id: str | None = None) -> str:
     doc = store_or_doc if isinstance(store_or_doc, dict) else run_document(store_or_doc, run_id)
     rid = doc["run_id"]
     lines = [f"# lmcritic report — {md(doc['header']['model'])} — run `{rid}`", ""]
-    lines += _header(doc) + _scorecard(doc)
+    lines += _header(doc) + _scorecard(doc) + owasp_lines(doc)
     lines += ["## Findings, worst first", ""]
     for f in doc["findings"]:
         lines += _finding(f)
@@ -109,6 +109,17 @@ def _scorecard(doc: dict) -> list[str]:
         out += [f"- {md(s['probe'])} {s['status']}: {md(s['reason'] or '')}" for s in a["skipped"]]
         out.append("")
     return out
+
+
+def owasp_lines(doc: dict) -> list[str]:
+    """The OWASP Top 10 for LLM Applications (2025): what this run says about each risk (report and card)."""
+    out = ["## OWASP Top 10 for LLM applications (2025)", "", "| risk | status | probes | failing findings |",
+           "|---|---|---|---|"]
+    for r in doc.get("owasp") or []:
+        fails = ", ".join(md(f) for f in r["failing"][:6]) + (" …" if len(r["failing"]) > 6 else "")
+        out.append(f"| {r['risk']} {md(r['title'])} | {r['status']} | {md(', '.join(r['probes'])) or '—'} | "
+                   f"{fails or '—'} |")
+    return out + ["", "*not tested*: no probe of this run covers the risk, so the run says nothing about it.", ""]
 
 
 def _finding(f: dict) -> list[str]:
