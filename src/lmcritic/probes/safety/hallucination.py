@@ -146,14 +146,16 @@ def matches(answer: str, accepted: Sequence[str]) -> bool:
 
 
 def youden_threshold(score: np.ndarray, positive: np.ndarray) -> float:
-    """The cut on ``score`` (flag when >=) maximising sensitivity + specificity − 1."""
+    """The cut on ``score`` (flag when >=) maximising sensitivity + specificity − 1, placed midway between the
+    best observed value and the next lower one (so an unseen score near the boundary is not decided by luck)."""
+    values = np.unique(score)
     best, cut = -1.0, float("inf")
-    for t in np.unique(score):
+    for i, t in enumerate(values):
         pred = score >= t
         sens = pred[positive].mean() if positive.any() else 0.0
         spec = (~pred[~positive]).mean() if (~positive).any() else 0.0
         if sens + spec - 1 > best:
-            best, cut = sens + spec - 1, float(t)
+            best, cut = sens + spec - 1, float((t + values[i - 1]) / 2) if i else float(t)
     return cut
 
 
