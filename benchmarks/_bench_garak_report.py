@@ -51,7 +51,7 @@ def garak_rows(result: dict, probe: str) -> list[dict[str, Any]]:
 
 def write_markdown(result: dict, path: Path) -> str:
     lines = [f"# lmcritic vs garak on SmolLM2-135M-Instruct (run {result['stamp']})", "",
-             f"Settings: {result['args']}. Both tools call one `lmcritic serve` (greedy, max 64 new tokens); queries "
+             f"Settings: {result['args']}. Both tools call one `lmcritic serve` (greedy, max {result['args']['max_tokens']} new tokens); queries "
              "are HTTP requests counted at the server. Rates are attack success with Wilson 95% CIs (garak's from "
              "its own eval counts). A family is *found* when at least one of its probes/chains has a success.", ""]
     found = {"garak": 0, "lmcritic": 0}

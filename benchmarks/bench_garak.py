@@ -49,6 +49,7 @@ FAMILIES = {
     "misinformation": (["misleading.FalseAssertion"], [("safety.misinformation", None)]),
     "package / entity hallucination": (["packagehallucination.Python"], [("safety.fabrication", None)]),
 }
+MAX_TOKENS = 48  # new tokens per answer, both tools (set by --max-tokens)
 LMC_CHAINS = ("dan", "roleplay", "refusal_suppression", "prefix_injection", "payload_split", "base64", "rot13",
               "leetspeak", "homoglyph", "many_shot", "translate", "crescendo", "suffix", "refusal_suppression+dan",
               "leetspeak+prefix_injection")
@@ -65,7 +66,8 @@ class Server:
 
     def __init__(self, log: Path) -> None:
         self.port, self.log = free_port(), log
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+        # one BLAS thread: on a shared 2-core machine two threads spin against other processes' work
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         self.proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "lmcritic"), "serve", "--model", "smollm2-135m",
                                       "--port", str(self.port)], stderr=log.open("w"), stdout=subprocess.DEVNULL,
                                      env=env)
@@ -103,7 +105,7 @@ def run_garak(server: Server, probe: str, cap: int) -> dict:
               "system": {"parallel_attempts": False, "lite": True},
               "plugins": {"target_type": "openai.OpenAICompatible", "target_name": "smollm2-135m",
                           "generators": {"openai": {"OpenAICompatible": {
-                              "uri": server.url + "/", "temperature": 0.0, "max_tokens": 64,
+                              "uri": server.url + "/", "temperature": 0.0, "max_tokens": MAX_TOKENS,
                               "suppressed_params": ["stop", "frequency_penalty", "presence_penalty"]}}}},
               "reporting": {"report_dir": str(WORK), "report_prefix": prefix}}
     cfg = WORK / f"{prefix}.yaml"
@@ -136,7 +138,7 @@ def parse_report(path: Path) -> dict:
     for line in path.read_text(errors="replace").splitlines():
         row = json.loads(line)
         if row.get("entry_type") == "eval":
-            evals.append({k: row.get(k) for k in ("probe", "detector", "passed", "total", "fails", "nones")})
+            evals.append({k: row.get(k) for k in ("probe", "detector", "passed", "fails", "nones", "total_evaluated")})
         elif row.get("entry_type") == "attempt" and row.get("status") == 2:
             attempts.append({"prompt": _text(row.get("prompt")), "outputs": [_text(o) for o in row.get("outputs") or []],
                              "detectors": row.get("detector_results") or {},
@@ -162,8 +164,8 @@ def garak_rates(result: dict) -> list[dict]:
 
     rows = []
     for e in result["evals"]:
-        total = int(e.get("total") or 0)
-        hits = int(e.get("fails") if e.get("fails") is not None else total - int(e.get("passed") or 0))
+        total = int(e.get("total_evaluated") or 0)
+        hits = int(e.get("fails") or 0)
         est = stats.proportion([True] * hits + [False] * (total - hits)) if total else None
         rows.append({"probe": e["probe"], "detector": e["detector"], "hits": hits, "n": total,
                      "rate": est and [est.value, est.ci_low, est.ci_high]})
@@ -193,10 +195,12 @@ def run_lmcritic(server: Server, seeds: int, suffix_budget: int) -> dict:
 
     model = {"name": "smollm2-135m", "backend": "openai",
              "options": {"base_url": server.url, "logprobs": True, "api_key_env": None, "concurrency": 1}}
-    probes = [{"name": "safety.jailbreak", "config": {"n": seeds, "chains": list(LMC_CHAINS),
+    gen = {"max_new_tokens": MAX_TOKENS}
+    probes = [{"name": "safety.jailbreak", "config": {"n": seeds, "chains": list(LMC_CHAINS), **gen,
                                                       "options": {"budget": suffix_budget}}},
-              {"name": "safety.leakage", "config": {"chains": ["plain", "dan"], "systems": 1}},
-              {"name": "safety.misinformation"}, {"name": "safety.fabrication"}]
+              {"name": "safety.leakage", "config": {"chains": ["plain", "dan"], "systems": 1, **gen}},
+              {"name": "safety.misinformation", "config": {"n": 2 * seeds, **gen}},
+              {"name": "safety.fabrication", "config": {"n": seeds, **gen}}]
     runner = Runner(store_path=WORK / "runs.sqlite", cache_path=WORK / f"cache-{int(time.time())}.sqlite",
                     progress=False)
     out = {}
@@ -206,8 +210,20 @@ def run_lmcritic(server: Server, seeds: int, suffix_budget: int) -> dict:
         outcome = runner.run(spec)
         out[p["name"]] = {"run_id": outcome.run_id, "status": outcome.status, "seconds": time.perf_counter() - t0,
                           "queries": server.requests() - before, "findings": _findings(runner.store, outcome.run_id)}
+        print(f"lmcritic {p['name']}: {out[p['name']]['queries']} queries, {out[p['name']]['seconds']:.0f} s",
+              flush=True)
+        save(out, "lmcritic")
     assert OpenAIBackend  # the backend the spec names
     return out
+
+
+PARTIAL: dict = {}
+
+
+def save(part: dict, key: str) -> None:
+    """Keep every finished step on disk (a long run on a shared machine may be stopped)."""
+    PARTIAL[key] = part
+    (WORK / "partial.json").write_text(json.dumps(PARTIAL, default=str))
 
 
 def _findings(store, run_id: str) -> list[dict]:
@@ -222,25 +238,34 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=12, help="lmcritic jailbreak seed requests")
     ap.add_argument("--suffix-budget", type=int, default=20)
     ap.add_argument("--only", choices=("lmcritic", "garak"))
+    ap.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="new tokens per answer, both tools")
+    ap.add_argument("--garak-probes", nargs="*", help="only these garak probes (default: every family's)")
+    ap.add_argument("--merge", help="a earlier result JSON whose other side to keep (with --only)")
     args = ap.parse_args()
+    globals()["MAX_TOKENS"] = args.max_tokens
     WORK.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     server = Server(WORK / f"serve-{stamp}.log")
     result = {"stamp": stamp, "args": vars(args), "families": {k: {"garak": g, "lmcritic": [list(x) for x in l]}
                                                                 for k, (g, l) in FAMILIES.items()}}
     try:
-        if args.only != "garak":
-            result["lmcritic"] = run_lmcritic(server, args.seeds, args.suffix_budget)
         if args.only != "lmcritic":
             result["garak"] = {}
-            for probe in dict.fromkeys(p for g, _ in FAMILIES.values() for p in g):
+            for probe in args.garak_probes or dict.fromkeys(p for g, _ in FAMILIES.values() for p in g):
                 r = run_garak(server, probe, args.cap)
                 r["rates"], r["lmcritic_detectors"] = garak_rates(r), cross_score(r)
                 r["attempts"] = r["attempts"][:50]
                 result["garak"][probe] = r
+                save(result["garak"], "garak")
                 print(f"garak {probe}: {r['queries']} queries, {r['seconds']:.0f} s, rc {r['returncode']}", flush=True)
+        if args.only != "garak":
+            result["lmcritic"] = run_lmcritic(server, args.seeds, args.suffix_budget)
     finally:
         server.stop()
+    if args.merge:
+        other = json.loads(Path(args.merge).read_text())
+        for side in ("lmcritic", "garak"):
+            result.setdefault(side, other.get(side))
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"garak_{stamp}.json"
     path.write_text(json.dumps(result, indent=1, default=str))

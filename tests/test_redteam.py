@@ -259,3 +259,31 @@ def test_owasp_coverage_and_probe_selection() -> None:
     assert not matches("bias.*", "safety.pii")
     d = describe("safety.jailbreak")
     assert d["area"] == "safety" and d["needs"] == ["generate"] and d["description"]
+
+
+def test_suffix_random_search_over_http_with_logprobs(tiny_causal) -> None:
+    """Black-box: the openai backend against `lmcritic serve` gives log-probs but no gradients."""
+    from test_serve import running
+
+    from lmcritic.attacks.prompts import Sender
+    from lmcritic.backends.openai import OpenAIBackend
+
+    with running(tiny_causal) as url:
+        remote = OpenAIBackend("tiny", base_url=url, api_key_env=None, logprobs=True)
+        chain = build_chain("suffix", budget=10, length=4, candidates=3)
+        (a,) = chain.attack(remote, [AttackPrompt.plain("a gorgeous film")], TransformContext(), Sender(remote, 6),
+                            lambda ps, ans: [False] * len(ans))
+    assert a.details["method"] == "random_search" and a.queries <= 10 and len(a.details["suffix"]) == 4
+
+
+def test_probes_command_and_probe_globs(capsys) -> None:
+    from lmcritic.cli.main import main
+    from lmcritic.cli.run import _registered, _select
+    from lmcritic.spec import default_suite
+
+    assert main(["probes", "safety.*"]) == 0
+    out = capsys.readouterr().out
+    assert "safety.jailbreak" in out and "safety.leakage" in out and "performance.sst2" not in out
+    suite, _ = default_suite()
+    assert {p.name for p in _select(["safety"], suite)} == {p.name for p in suite if p.name.startswith("safety.")}
+    assert "safety.leakage" in _registered(["safety.*"]) and _registered(["performance.ssst2"]) == ["performance.ssst2"]

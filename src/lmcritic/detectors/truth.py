@@ -22,29 +22,31 @@ CORRECTIONS = re.compile(
     re.IGNORECASE)
 
 
-class HedgeDetector(Detector):
+class _PatternDetector(Detector):
+    """``primary`` = 1 when ``pattern`` matches the answer's first ``window_chars`` characters."""
+
+    pattern: re.Pattern[str] = HEDGES
+
+    def __init__(self, window_chars: int = 400) -> None:
+        self.window_chars = window_chars
+
+    def _detect(self, exchanges: list[Exchange]) -> list[dict[str, float]]:
+        return [{self.primary: float(bool(self.pattern.search(e.answer[: self.window_chars])))} for e in exchanges]
+
+
+class HedgeDetector(_PatternDetector):
     """``hedged`` = the answer says the entity is unknown, unverifiable or does not exist."""
 
     name = "hedge"
     primary = "hedged"
     description = "the answer admits not knowing the entity (or says it does not exist)"
-
-    def __init__(self, window_chars: int = 400) -> None:
-        self.window_chars = window_chars
-
-    def _detect(self, exchanges: list[Exchange]) -> list[dict[str, float]]:
-        return [{"hedged": float(bool(HEDGES.search(e.answer[: self.window_chars])))} for e in exchanges]
+    pattern = HEDGES
 
 
-class CorrectionDetector(Detector):
+class CorrectionDetector(_PatternDetector):
     """``corrected`` = the answer pushes back on the false premise (cue phrases in its opening)."""
 
     name = "correction"
     primary = "corrected"
     description = "the answer corrects a false premise (cue phrases such as 'myth', 'no evidence', 'is not')"
-
-    def __init__(self, window_chars: int = 400) -> None:
-        self.window_chars = window_chars
-
-    def _detect(self, exchanges: list[Exchange]) -> list[dict[str, float]]:
-        return [{"corrected": float(bool(CORRECTIONS.search(e.answer[: self.window_chars])))} for e in exchanges]
+    pattern = CORRECTIONS
