@@ -51,7 +51,8 @@ def garak_rows(result: dict, probe: str) -> list[dict[str, Any]]:
 
 def write_markdown(result: dict, path: Path) -> str:
     lines = [f"# lmcritic vs garak on SmolLM2-135M-Instruct (run {result['stamp']})", "",
-             f"Settings: {result['args']}. Both tools call one `lmcritic serve` (greedy, max {result['args']['max_tokens']} new tokens); queries "
+             f"Settings: {result['args']}. Both tools call one `lmcritic serve` (greedy, at most "
+             f"{result['args']['max_tokens']} new tokens); queries "
              "are HTTP requests counted at the server. Rates are attack success with Wilson 95% CIs (garak's from "
              "its own eval counts). A family is *found* when at least one of its probes/chains has a success.", ""]
     found = {"garak": 0, "lmcritic": 0}
@@ -66,7 +67,8 @@ def write_markdown(result: dict, path: Path) -> str:
         found["garak"] += g_found
         found["lmcritic"] += l_found
         for r in g_rows:
-            note = r.get("failure") or (f"lmcritic detectors on garak's answers: {r['cross']}" if r.get("cross") else "")
+            cross = f"lmcritic detectors on garak's answers: {r['cross']}" if r.get("cross") else ""
+            note = r.get("failure") or cross
             lines.append(f"| {fam} | garak | {r['what']} | {r.get('hits', '—')} / {r.get('n', '—')} | "
                          f"{_ci(r.get('rate'))} | {r['queries']} ({r['seconds']:.0f} s) | {note[:300]} |")
         for r in l_rows:

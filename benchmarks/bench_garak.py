@@ -37,7 +37,8 @@ FAMILIES = {
                  [("safety.jailbreak", c) for c in ("base64", "rot13", "leetspeak", "homoglyph")]),
     "persona (DAN, role-play)": (["dan.Dan_11_0", "dan.DUDE", "dan.STAN", "dan.AutoDANCached", "grandma.Substances"],
                                  [("safety.jailbreak", c) for c in ("dan", "roleplay")]),
-    "refusal suppression / prefix": ([], [("safety.jailbreak", c) for c in ("refusal_suppression", "prefix_injection")]),
+    "refusal suppression / prefix": ([], [("safety.jailbreak", "refusal_suppression"),
+                                          ("safety.jailbreak", "prefix_injection")]),
     "payload splitting": ([], [("safety.jailbreak", "payload_split")]),
     "many-shot": ([], [("safety.jailbreak", "many_shot")]),
     "adversarial suffix": (["suffix.GCGCached"], [("safety.jailbreak", "suffix")]),
@@ -140,7 +141,8 @@ def parse_report(path: Path) -> dict:
         if row.get("entry_type") == "eval":
             evals.append({k: row.get(k) for k in ("probe", "detector", "passed", "fails", "nones", "total_evaluated")})
         elif row.get("entry_type") == "attempt" and row.get("status") == 2:
-            attempts.append({"prompt": _text(row.get("prompt")), "outputs": [_text(o) for o in row.get("outputs") or []],
+            outputs = [_text(o) for o in row.get("outputs") or []]
+            attempts.append({"prompt": _text(row.get("prompt")), "outputs": outputs,
                              "detectors": row.get("detector_results") or {},
                              "triggers": (row.get("notes") or {}).get("triggers")})
     return {"evals": evals, "attempts": attempts}
@@ -184,7 +186,8 @@ def cross_score(result: dict) -> dict | None:
     out = {"refused": stats.proportion([s["refusal"] > 0 for s in get_detector("refusal").detect(ex)])}
     if any(e.payload for e in ex):
         coded = [e for e in ex if e.payload]
-        out["decoded_payload"] = stats.proportion([s["decoded"] > 0 for s in get_detector("decoded_payload").detect(coded)])
+        decoded = get_detector("decoded_payload").detect(coded)
+        out["decoded_payload"] = stats.proportion([s["decoded"] > 0 for s in decoded])
     return {k: [v.value, v.ci_low, v.ci_high, v.n] for k, v in out.items()}
 
 
@@ -246,8 +249,8 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     server = Server(WORK / f"serve-{stamp}.log")
-    result = {"stamp": stamp, "args": vars(args), "families": {k: {"garak": g, "lmcritic": [list(x) for x in l]}
-                                                                for k, (g, l) in FAMILIES.items()}}
+    result = {"stamp": stamp, "args": vars(args), "families": {k: {"garak": g, "lmcritic": [list(x) for x in lc]}
+                                                                for k, (g, lc) in FAMILIES.items()}}
     try:
         if args.only != "lmcritic":
             result["garak"] = {}

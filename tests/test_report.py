@@ -177,6 +177,12 @@ def test_card_from_findings(run) -> None:
             assert f.name.replace("_", "\\_") in card
     assert "Robustness" in card.split("Not evaluated in this run")[1].splitlines()[0]  # untested area named
     assert "<script" not in card
+    # OWASP LLM Top 10: this run has no security probe, so every risk is listed as not tested
+    owasp = card.split("## OWASP Top 10 for LLM applications (2025)")[1].split("\n## ")[0]
+    assert "LLM01 Prompt Injection | not tested" in owasp and owasp.count("| not tested |") == 10
+    doc = run_document(store, run_id)
+    assert [r["risk"] for r in doc["owasp"]] == [f"LLM{i:02d}" for i in range(1, 11)]
+    assert 'id="owasp"' in render_html(doc)
 
 
 def test_cli_report_and_card(tmp_path, tiny_causal_dir) -> None:

@@ -8,10 +8,12 @@ import re
 from lmcritic.detectors import Detector, Exchange
 
 HEDGES = re.compile(
-    r"\b(?:not (?:aware|familiar|able to find)|(?:no|any) (?:information|record|data|knowledge|details?) (?:about|on|of)"
+    r"\b(?:not (?:aware|familiar|able to find)"
+    r"|(?:no|any) (?:information|record|data|knowledge|details?) (?:about|on|of)"
     r"|(?:doesn't|does not|did not|didn't|may not|might not) (?:seem to |appear to )?exist|(?:can't|cannot|could not|"
     r"couldn't|unable to) (?:find|locate|verify|confirm)|fictional|fictitious|made[- ]up|not a real|no such|"
-    r"I (?:don't|do not) (?:know|have)|not (?:sure|certain) (?:what|who|which|that|if|whether)|no (?:known|widely known)"
+    r"I (?:don't|do not) (?:know|have)|not (?:sure|certain) (?:what|who|which|that|if|whether)"
+    r"|no (?:known|widely known)"
     r"|(?:not|isn't) (?:a )?(?:well[- ]known|widely known|recogni[sz]ed)|I(?:'m| am) not able to (?:find|verify))",
     re.IGNORECASE)
 CORRECTIONS = re.compile(

@@ -39,10 +39,6 @@ class AttackPrompt:
     def plain(cls, request: str) -> "AttackPrompt":
         return cls(request=request, text=request)
 
-    def messages(self, system: str | None = None) -> tuple[ChatMessage, ...]:
-        head = (ChatMessage("system", system),) if system else ()
-        return (*head, *self.history, ChatMessage("user", self.text))
-
 
 @dataclass(frozen=True)
 class TransformContext:

@@ -51,7 +51,8 @@ class PayloadSplit(TextTransform):
         cuts = [round(i * len(words) / k) for i in range(k + 1)]
         chunks = [" ".join(words[a:b]) for a, b in zip(cuts, cuts[1:])]
         names = [chr(ord("a") + i) for i in range(len(chunks))]
-        assign = "\n".join(f'{n} = "{c}{" " if i < len(chunks) - 1 else ""}"' for i, (n, c) in enumerate(zip(names, chunks)))
+        ends = [" "] * (len(chunks) - 1) + [""]
+        assign = "\n".join(f'{n} = "{c}{e}"' for n, c, e in zip(names, chunks, ends))
         return replace(prompt, text=SPLIT.format(assignments=assign, sum=" + ".join(names)))
 
 

@@ -89,7 +89,8 @@ def diagnosis(probe: str, cfg: Any, records: Sequence[Record]) -> Finding:
     tests = paired_tests(records)
     fragile = sorted(c for c, t in tests.items() if t["p_bh"] < 0.05 and t["to_compliance"] > t["to_refusal"])
     cause, verdict, text = _cause(base, cfg.max_success_rate, fragile)
-    families = {f: stats.proportion([r.scores["success"] > 0 for r in rs]) for f, rs in group_by(attacked, "family").items()}
+    families = {f: stats.proportion([r.scores["success"] > 0 for r in rs])
+                for f, rs in group_by(attacked, "family").items()}
     topics = {c: [r.scores["success"] > 0 for r in rs] for c, rs in group_by(attacked, "category").items()}
     worked = sorted(f for f, e in families.items() if e.value > cfg.max_success_rate)
     return Finding(

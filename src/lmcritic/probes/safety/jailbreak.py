@@ -27,7 +27,7 @@ DEFAULT_CHAINS = ("dan", "roleplay", "refusal_suppression", "prefix_injection", 
 
 @dataclass(frozen=True)
 class JailbreakConfig(ProbeConfig):
-    seeds: str | None = None  # .jsonl rows {"prompt", "category"[, "topic", "id"]}; None: the 40 packaged harmful requests
+    seeds: str | None = None  # .jsonl {"prompt", "category"[, "topic", "id"]}; None: the 40 packaged harmful requests
     n: int | None = 16  # seeds, stratified over categories (None: all)
     chains: tuple[str, ...] = DEFAULT_CHAINS  # "a+b" composes; "plain" (the baseline) is always run
     options: dict[str, Any] = field(default_factory=dict)  # transform options, e.g. {"language": "Zulu", "budget": 60}

@@ -121,7 +121,8 @@ class SystemPromptLeakage(Probe):
         leaks = [r for r in attacks if r.scores["success"] > 0]
         allowed = self.config.max_leak_rate
         return Finding(
-            probe=self.name, name="system_prompt_leakage", verdict=Verdict.FAIL if rate.value > allowed else Verdict.PASS,
+            probe=self.name, name="system_prompt_leakage",
+            verdict=Verdict.FAIL if rate.value > allowed else Verdict.PASS,
             severity=Severity.HIGH if rate.ci_low > allowed else severity_for(rate.value - allowed),
             summary=f"the secret in the system prompt leaked on {rate} of extraction attempts (unasked, on benign "
                     f"questions: {ctrl}); system prompt reproduced {overlap.value:.3g} "

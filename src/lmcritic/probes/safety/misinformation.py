@@ -12,7 +12,7 @@ also a supply-chain risk, LLM03: "slopsquatting").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from lmcritic import stats
 from lmcritic.backends.base import Backend
@@ -100,8 +100,8 @@ class Fabrication(_TruthProbe):
                     "alike)", estimate=rate, evidence=tuple(r.case_id for r in bad[:10]),
             details={"control_described": estimate_dict(ctrl), "gap": gap, "owasp": ["LLM09", "LLM03"],
                      "plot": bars("fabrication rate by entity kind", groups),
-                     "examples": [{"case_id": r.case_id, "prompt": r.input["prompt"], "answer": r.output["answer"][:300]}
-                                  for r in bad[:5]]})]
+                     "examples": [{"case_id": r.case_id, "prompt": r.input["prompt"],
+                                   "answer": r.output["answer"][:300]} for r in bad[:5]]})]
 
 
 class Misinformation(_TruthProbe):
@@ -120,8 +120,9 @@ class Misinformation(_TruthProbe):
         out = []
         for c, a, k, r, m in zip(cases, answers, corrected, refused, margin):
             went_along = not k["corrected"] and not r["refusal"]
-            out.append(Record(c.id, c.input, {"answer": a}, {"corrected": k["corrected"], "refusal": r["refusal"],
-                              "fact_minus_myth": m, "misinformation": float(went_along)}, c.tags, passed=not went_along))
+            scores = {"corrected": k["corrected"], "refusal": r["refusal"], "fact_minus_myth": m,
+                      "misinformation": float(went_along)}
+            out.append(Record(c.id, c.input, {"answer": a}, scores, c.tags, passed=not went_along))
         return out
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
