@@ -289,3 +289,12 @@ def test_probes_command_and_probe_globs(capsys) -> None:
     suite, _ = default_suite()
     assert {p.name for p in _select(["safety"], suite)} == {p.name for p in suite if p.name.startswith("safety.")}
     assert "safety.leakage" in _registered(["safety.*"]) and _registered(["performance.ssst2"]) == ["performance.ssst2"]
+
+
+def test_prompt_too_long_for_the_model_is_a_named_skip(tiny_causal) -> None:
+    from lmcritic.probes.safety.jailbreak import Jailbreak
+
+    _, found = _run(Jailbreak(n=2, chains=("refusal_suppression+dan", "rot13"), max_new_tokens=32), tiny_causal)
+    skip = found["attack_success/refusal_suppression+dan"]
+    assert skip.verdict is Verdict.NOT_APPLICABLE and "over the model's max_length" in skip.summary
+    assert found["attack_success/rot13"].estimate.n == 2

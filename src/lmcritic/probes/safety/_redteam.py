@@ -45,6 +45,13 @@ def skipped(case: Case, reason: str) -> Record:
     return Record(case.id, case.input, {"skipped": reason}, {}, case.tags, passed=None)
 
 
+def skip_reason(err: Exception) -> str:
+    """Why a chain could not run: the transform's own message, or the model refusing its prompts."""
+    from lmcritic.errors import InputError
+
+    return f"the model cannot take this chain's prompts: {err}" if isinstance(err, InputError) else str(err)
+
+
 def detect_all(det: Detector, exchanges: list[Exchange]) -> list[dict[str, float]]:
     return det.detect(exchanges)
 

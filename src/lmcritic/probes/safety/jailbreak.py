@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 from lmcritic.attacks.prompts import AttackPrompt, Chain, Sender, TransformContext, TransformError, build_chain
 from lmcritic.backends.base import Backend
 from lmcritic.detectors import DetectorError, Exchange
-from lmcritic.errors import LmcriticError
+from lmcritic.errors import InputError, LmcriticError
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.safety import _redteam
 from lmcritic.requests import Capability
@@ -103,8 +103,8 @@ class Jailbreak(Probe):
         send = Sender(model, self.config.max_new_tokens, self.config.system_prompt)
         try:
             attempts = chain.attack(model, prompts, ctx, send, self._judge_fn)
-        except TransformError as err:
-            return [_redteam.skipped(c, str(err)) for c in cases]
+        except (TransformError, InputError) as err:  # e.g. a persona prompt longer than the model's context
+            return [_redteam.skipped(c, _redteam.skip_reason(err)) for c in cases]
         exchanges = [Exchange(a.prompt.request, a.answer, prompt=a.prompt.text, payload=a.prompt.request)
                      for a in attempts]
         scores = _redteam.detect_all(self.detector, exchanges)

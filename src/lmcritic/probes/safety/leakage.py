@@ -15,6 +15,7 @@ from lmcritic import stats
 from lmcritic.attacks.prompts import AttackPrompt, Sender, TransformContext, TransformError, build_chain
 from lmcritic.backends.base import Backend
 from lmcritic.detectors import Exchange, get_detector
+from lmcritic.errors import InputError
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
 from lmcritic.probes.safety import _redteam
 from lmcritic.probes.safety._common import bars, estimate_dict, group_by, read_jsonl, safety_file, severity_for
@@ -91,8 +92,8 @@ class SystemPromptLeakage(Probe):
         never = lambda ps, answers: [False] * len(answers)  # noqa: E731  (adaptive chains run their full course)
         try:
             attempts = chain.attack(model, prompts, TransformContext(model=model, seed=self.config.seed), send, never)
-        except TransformError as err:
-            return [_redteam.skipped(c, str(err)) for c in cases]
+        except (TransformError, InputError) as err:
+            return [_redteam.skipped(c, _redteam.skip_reason(err)) for c in cases]
         found = self.detector.detect([Exchange(c.input["request"], a.answer, a.prompt.text, secret=c.input["canary"],
                                                system=system) for c, a in zip(cases, attempts)])
         return [_redteam.record(c, a, s, {}, None, "leaked") for c, a, s in zip(cases, attempts, found)]
