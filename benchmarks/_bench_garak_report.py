@@ -97,4 +97,16 @@ def _totals(result: dict) -> list[str]:
         out.append(f"| lmcritic | {p} | {r['queries']} | {r['seconds']:.0f} |")
         lq, ls = lq + r["queries"], ls + r["seconds"]
     out += [f"| **garak total** | | {gq:.0f} | {gs:.0f} |", f"| **lmcritic total** | | {lq:.0f} | {ls:.0f} |", ""]
+    defaults = result.get("garak_defaults") or {}
+    if defaults:
+        out += ["garak at its own defaults (soft prompt cap 256, 5 generations per prompt) would send:", "",
+                "| garak probe | prompts | generations | queries |", "|---|---|---|---|"]
+        total = 0
+        for p, d in defaults.items():
+            if isinstance(d, dict) and "prompts" in d:
+                total += d["prompts"] * d["generations"]
+                out.append(f"| {p} | {d['prompts']} | {d['generations']} | {d['prompts'] * d['generations']} |")
+            else:
+                out.append(f"| {p} | — | — | {str(d.get('error') if isinstance(d, dict) else d)[:120]} |")
+        out += [f"| **total** | | | {total} |", ""]
     return out
