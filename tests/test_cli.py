@@ -34,7 +34,8 @@ def test_models_lists_default(tmp_path) -> None:
 def test_scan_show_runs_end_to_end(tmp_path, tiny_causal_dir) -> None:
     proc = cli("scan", "--model", str(tiny_causal_dir), "--set", "performance.sst2.n=8",
                "--set", "performance.perplexity.docs=2", "--set", "performance.perplexity.window=32",
-               "--set", "performance.perplexity.stride=32", "--no-progress", home=tmp_path, check=True)
+               "--set", "performance.perplexity.stride=32", "--set", "safety.jailbreak.n=4",
+               "--set", "safety.hallucination.n=8", "--no-progress", home=tmp_path, check=True)
     report = Path(proc.stdout.strip().splitlines()[-1].removeprefix("report: "))
     assert report.is_file() and report.with_suffix(".json").is_file()
     assert "accuracy" in proc.stdout
