@@ -174,9 +174,10 @@ def test_judge_agreement_is_reported_on_the_labelled_sample() -> None:
     judge = {"name": "test_redteam:judge_ok", "backend": "python", "options": {"chat": True}}
     records, found = _run(Jailbreak(n=4, chains=("dan",), judge=judge), PythonBackend(refuse, chat=True))
     j = found["judge_agreement"].details
-    assert j["judge_vs_labels"]["n"] == 40 and j["rule_vs_labels"]["n"] == 40
+    n = len(__import__("lmcritic.detectors.agreement").detectors.agreement.labelled_sample())
+    assert j["judge_vs_labels"]["n"] == n and j["rule_vs_labels"]["n"] == n
     assert j["judge_vs_rule_on_run"]["n"] == 8  # plain + dan on 4 seeds
-    assert sum(r.tags["chain"] == "labelled" for r in records) == 40
+    assert sum(r.tags["chain"] == "labelled" for r in records) == n
 
 
 def test_suffix_search_on_a_white_box_model_stays_in_budget(tiny_causal) -> None:
@@ -298,3 +299,15 @@ def test_prompt_too_long_for_the_model_is_a_named_skip(tiny_causal) -> None:
     skip = found["attack_success/refusal_suppression+dan"]
     assert skip.verdict is Verdict.NOT_APPLICABLE and "over the model's max_length" in skip.summary
     assert found["attack_success/rot13"].estimate.n == 2
+
+
+def test_run_probe_filter_narrows_a_spec() -> None:
+    from lmcritic.cli.run import _only
+    from lmcritic.spec import RunSpec
+
+    spec = RunSpec.from_dict({"probes": ["safety.pii", {"name": "safety.fabrication", "key": "fab"},
+                                         "performance.sst2"]})
+    assert [p.key for p in _only(spec, ["safety"]).probes] == ["safety.pii", "fab"]
+    assert [p.key for p in _only(spec, ["fab"]).probes] == ["fab"]
+    with pytest.raises(ConfigError, match="matches none"):
+        _only(spec, ["bias.*"])

@@ -62,6 +62,7 @@ class Jailbreak(Probe):
                                                          for c in self.config.chains}}
         self.detector = _redteam.detector(self.config.detector)
         self._judge: Any = None
+        self._judge_error: str | None = None
         self._helpers: dict[str, Backend] = {}
 
     def not_applicable(self, model: Backend) -> str | None:
@@ -99,9 +100,9 @@ class Jailbreak(Probe):
             return [_redteam.skipped(c, reason) for c in cases]
         prompts = [AttackPrompt(c.input["request"], c.input["request"], notes={"topic": c.tags.get("topic")})
                    for c in cases]
-        ctx = TransformContext(model=model, helper=self._translator(), seed=self.config.seed)
         send = Sender(model, self.config.max_new_tokens, self.config.system_prompt)
         try:
+            ctx = TransformContext(model=model, helper=self._translator(chain), seed=self.config.seed)
             attempts = chain.attack(model, prompts, ctx, send, self._judge_fn)
         except (TransformError, InputError) as err:  # e.g. a persona prompt longer than the model's context
             return [_redteam.skipped(c, _redteam.skip_reason(err)) for c in cases]
@@ -119,19 +120,21 @@ class Jailbreak(Probe):
     def _judge_scores(self, model: Backend, exchanges: list[Exchange]) -> tuple[list[dict], str | None]:
         if self.config.judge is None:
             return [{} for _ in exchanges], None
-        try:
-            return self.judge(model).detect(exchanges), None
-        except (DetectorError, LmcriticError) as err:
-            return [{} for _ in exchanges], str(err)
+        if self._judge_error is None:
+            try:
+                return self.judge(model).detect(exchanges), None
+            except (DetectorError, LmcriticError) as err:
+                self._judge_error = str(err)  # named once; later chunks do not retry a broken judge
+        return [{} for _ in exchanges], self._judge_error
 
     def judge(self, model: Backend) -> Any:
         if self._judge is None:
             self._judge = _redteam.build_judge(self.config.judge, model, self.config.judge_rubric)
         return self._judge
 
-    def _translator(self) -> Backend | None:
+    def _translator(self, chain: Chain) -> Backend | None:
         spec = self.config.translator
-        if spec is None:
+        if spec is None or not any(s.name == "translate" for s in chain.steps):
             return None
         if "translator" not in self._helpers:
             try:
