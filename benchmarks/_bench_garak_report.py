@@ -94,8 +94,9 @@ def _totals(result: dict) -> list[str]:
         out.append(f"| garak | {p} | {g['queries']} | {g['seconds']:.0f} |")
         gq, gs = gq + g["queries"], gs + g["seconds"]
     for p, r in (result.get("lmcritic") or {}).items():
-        out.append(f"| lmcritic | {p} | {r['queries']} | {r['seconds']:.0f} |")
-        lq, ls = lq + r["queries"], ls + r["seconds"]
+        q = r.get("attack_queries", r["queries"])
+        out.append(f"| lmcritic | {p} | {q} (server saw {r['queries']}) | {r['seconds']:.0f} |")
+        lq, ls = lq + q, ls + r["seconds"]
     out += [f"| **garak total** | | {gq:.0f} | {gs:.0f} |", f"| **lmcritic total** | | {lq:.0f} | {ls:.0f} |", ""]
     defaults = result.get("garak_defaults") or {}
     if defaults:

@@ -65,8 +65,8 @@ def free_port() -> int:
 class Server:
     """``lmcritic serve`` in a subprocess; its log counts requests (one line per HTTP request)."""
 
-    def __init__(self, log: Path) -> None:
-        self.port, self.log = free_port(), log
+    def __init__(self, log: Path, port: int | None = None) -> None:
+        self.port, self.log = port or free_port(), log
         # one BLAS thread: on a shared 2-core machine two threads spin against other processes' work
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         self.proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "lmcritic"), "serve", "--model", "smollm2-135m",
@@ -211,20 +211,21 @@ def cross_score(result: dict) -> dict | None:
     return {k: [v.value, v.ci_low, v.ci_high, v.n] for k, v in out.items()}
 
 
-def run_lmcritic(server: Server, seeds: int, suffix_budget: int) -> dict:
+def run_lmcritic(server: Server, seeds: int, suffix_budget: int, cache: str | None = None) -> dict:
     from lmcritic.backends.openai import OpenAIBackend
     from lmcritic.runner import Runner
     from lmcritic.spec import RunSpec
 
     model = {"name": "smollm2-135m", "backend": "openai",
-             "options": {"base_url": server.url, "logprobs": True, "api_key_env": None, "concurrency": 1}}
+             "options": {"base_url": server.url, "logprobs": True, "api_key_env": None, "concurrency": 1,
+                         "timeout": 900}}  # a loaded 2-core machine: one answer can take minutes
     gen = {"max_new_tokens": MAX_TOKENS}
     probes = [{"name": "safety.jailbreak", "config": {"n": seeds, "chains": list(LMC_CHAINS), **gen,
                                                       "options": {"budget": suffix_budget}}},
               {"name": "safety.leakage", "config": {"chains": ["plain"], "systems": 1, **gen}},
               {"name": "safety.misinformation", "config": {"n": 2 * seeds, **gen}},
               {"name": "safety.fabrication", "config": {"n": seeds, **gen}}]
-    runner = Runner(store_path=WORK / "runs.sqlite", cache_path=WORK / f"cache-{int(time.time())}.sqlite",
+    runner = Runner(store_path=WORK / "runs.sqlite", cache_path=cache or WORK / f"cache-{int(time.time())}.sqlite",
                     progress=False)
     out = {}
     for p in probes:
@@ -263,6 +264,8 @@ def main() -> None:
     ap.add_argument("--only", choices=("lmcritic", "garak"))
     ap.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="new tokens per answer, both tools")
     ap.add_argument("--garak-probes", nargs="*", help="only these garak probes (default: every family's)")
+    ap.add_argument("--port", type=int, help="server port (a fixed one lets --cache reuse an earlier run's calls)")
+    ap.add_argument("--cache", help="lmcritic's call cache (an earlier run's, to reuse finished calls)")
     ap.add_argument("--rewrite", help="only re-summarise an earlier result JSON (no model calls)")
     ap.add_argument("--merge", help="a earlier result JSON whose other side to keep (with --only)")
     args = ap.parse_args()
@@ -271,7 +274,7 @@ def main() -> None:
         return finish(json.loads(Path(args.rewrite).read_text()), Path(args.rewrite))
     WORK.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    server = Server(WORK / f"serve-{stamp}.log")
+    server = Server(WORK / f"serve-{stamp}.log", args.port)
     result = {"stamp": stamp, "args": vars(args), "families": {k: {"garak": g, "lmcritic": [list(x) for x in lc]}
                                                                 for k, (g, lc) in FAMILIES.items()}}
     try:
@@ -285,7 +288,7 @@ def main() -> None:
                 save(result["garak"], "garak")
                 print(f"garak {probe}: {r['queries']} queries, {r['seconds']:.0f} s, rc {r['returncode']}", flush=True)
         if args.only != "garak":
-            result["lmcritic"] = run_lmcritic(server, args.seeds, args.suffix_budget)
+            result["lmcritic"] = run_lmcritic(server, args.seeds, args.suffix_budget, args.cache)
     finally:
         server.stop()
     if args.merge:
@@ -335,6 +338,17 @@ def rescore_jailbreak(result: dict) -> None:
     run["rescored"] = f"stored answers re-judged with the detector of git {_git_rev()}"
 
 
+def count_queries(result: dict) -> None:
+    """Model calls each lmcritic probe's cases needed (the records' own counts: a case answered from the cache of
+    an interrupted earlier attempt still counts), beside the calls the server saw in this process."""
+    from lmcritic.store.runs import RunStore
+
+    store = RunStore(WORK / "runs.sqlite")
+    for name, run in (result.get("lmcritic") or {}).items():
+        recs = [r for r in store.records(run["run_id"], name) if r.scores]
+        run["attack_queries"] = int(sum(r.scores.get("queries", 1) for r in recs))
+
+
 def _git_rev() -> str:
     proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     return proc.stdout.strip() or "?"
@@ -343,6 +357,7 @@ def _git_rev() -> str:
 def finish(result: dict, path: Path) -> None:
     """Score garak runs stopped before their detection phase, write the JSON and the markdown summary."""
     rescore_jailbreak(result)
+    count_queries(result)
     if result.get("garak") and "garak_defaults" not in result:
         result["garak_defaults"] = garak_defaults(list(result["garak"]))
     for probe, r in (result.get("garak") or {}).items():
