@@ -419,9 +419,15 @@ def test_a_hanging_case_becomes_a_case_error_not_a_hang(tmp_path) -> None:
 def test_hf_generation_stops_at_its_deadline(tiny_causal) -> None:
     from lmcritic.requests import GenerateRequest, GenParams
 
+    # Each forward pass is made slower than the deadline, so the test does not depend on the machine's speed
+    # (a fast CI machine finished the tiny model's 240 tokens within 0.05 s).
+    slow = tiny_causal.model.register_forward_pre_hook(lambda *_: time.sleep(0.1))
     tiny_causal.timeout = 0.05
+    started = time.monotonic()
     try:
         with pytest.raises(BackendTimeout, match="generate did not finish within 0.05 s"):
             tiny_causal.generate([GenerateRequest(prompt="a", params=GenParams(max_new_tokens=240))] * 16)
     finally:
         tiny_causal.timeout = None
+        slow.remove()
+    assert time.monotonic() - started < 10  # stopped after a token or two, not 240 slow steps
