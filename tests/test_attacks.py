@@ -247,8 +247,8 @@ def test_attack_and_detect_probes_in_the_runner(tmp_path, tiny_causal_dir, tiny_
     assert len(recs) == 12 and {r.tags["recipe"] for r in recs} == {"deepwordbug", "typo"}
     for r in recs:
         assert r.output["queries"] <= 25 and r.tags["attack"] == r.tags["recipe"] and "line" in r.tags
-        assert r.input["explain"]["context"].startswith("Review: ") and r.input["explain"]["target"] in (" the", " .")
-        assert (r.input["explain_variant"]["context"] != r.input["explain"]["context"]) == (
+        assert r.explain.context.startswith("Review: ") and r.explain.target in (" the", " .")
+        assert (r.explain_variant.context != r.explain.context) == (
             r.output["status"] == "succeeded")
         assert r.passed == (r.output["status"] in ("failed", "budget"))
     findings = {f.name: f for f in runner.store.findings(out.run_id)}
@@ -263,7 +263,7 @@ def test_attack_and_detect_probes_in_the_runner(tmp_path, tiny_causal_dir, tiny_
     won = [r for r in det if r.output["status"] == "succeeded"]
     d = findings["detector_auroc/deepwordbug"]
     if won:
-        assert 0 <= d.estimate.value <= 1 and d.details["plot"]["kind"] == "line"
+        assert 0 <= d.estimate.value <= 1 and d.details["plots"][0]["kind"] == "line"
     # the detect probe re-ran the same attacks: identical outcomes
     by_line = {r.tags["line"]: r.output["adversarial"] for r in recs if r.tags["recipe"] == "deepwordbug"}
     assert all(by_line[r.tags["line"]] == r.output["adversarial"] for r in det)
@@ -275,7 +275,7 @@ def test_attack_probe_on_a_classifier_head(tiny_classifier) -> None:
     probe = AttackProbe(n=4, recipes=["deepwordbug"], budget=20)
     assert probe.not_applicable(tiny_classifier) is None
     recs = probe.score(tiny_classifier, list(probe.cases()))
-    assert all(r.input["explain"].keys() == {"text", "label"} for r in recs)
+    assert all(r.explain.kind == "label" and r.explain.context == r.text for r in recs)
     assert all(r.tags["importance"] in ("gradient", "") for r in recs)  # white-box: gradient ranking
     assert probe.summarize(recs)
 

@@ -37,14 +37,14 @@ def test_crows_pairs_causal_scores_whole_sentences(tmp_path, tiny_causal_dir, ti
     assert r.scores["delta"] == pytest.approx(totals[0].total - totals[1].total, abs=1e-4)
     assert all(r.scores["prefers_more"] == float(r.scores["delta"] > 0) for r in records)
     assert all({"bias_type", "direction", "line", "source", "group"} <= set(r.tags) for r in records)
-    ex = r.input["explain"]
-    assert ex["context"] + ex["target"] == r.input["sent_more"] and ex["context"] + ex["foil"] == r.input["sent_less"]
+    ex = r.explain
+    assert ex.context + ex.target == r.input["sent_more"] and ex.context + ex.foil == r.input["sent_less"]
     overall = findings["stereotype_score"]
     assert _ci_ok(overall) and overall.estimate.n == 12
     share = np.mean([r.scores["prefers_more"] for r in records])
     assert overall.estimate.value == pytest.approx(share)
     types = [f for k, f in findings.items() if k.startswith("stereotype_score/")]
-    assert sum(f.estimate.n for f in types) == 12 and "plot" in overall.details
+    assert sum(f.estimate.n for f in types) == 12 and "plots" in overall.details
 
 
 def test_crows_pairs_masked_uses_pll_of_unmodified_tokens(tmp_path, tiny_masked_dir, tiny_masked) -> None:
@@ -88,8 +88,8 @@ def test_counterfactual_swaps_are_paired_records(tmp_path, request, fixture) -> 
     for r in records:
         assert r.input["swapped_text"] != r.input["text"] and r.input["edits"]
         assert r.tags["group"] != r.tags["group_from"]
-        assert r.scores["flip"] == float(r.output["prediction"] != r.output["prediction_swapped"])
-        assert "explain" in r.input and "explain_variant" in r.input
+        assert r.scores["flip"] == float(r.prediction != r.output["prediction_swapped"])
+        assert r.explain is not None and r.explain_variant is not None
     assert any(r.tags["swap_source"] == "inserted" for r in records if r.tags["attribute"] == "religion")
     f = findings["flip_rate/gender"]
     assert _ci_ok(f) and 0 <= f.details["p_shift_bh"] <= 1 and f.details["p_shift_bh"] >= f.details["p_shift"]
@@ -103,7 +103,7 @@ def test_classifier_fairness_matches_records(tmp_path, tiny_classifier_dir, tiny
     for g in ("male", "female"):
         rs = [r for r in records if r.tags["group"] == g]
         assert per[g]["accuracy"]["value"] == pytest.approx(np.mean([r.scores["correct"] for r in rs]))
-    sel = {g: np.mean([r.output["prediction"] == "positive" for r in records if r.tags["group"] == g])
+    sel = {g: np.mean([r.prediction == "positive" for r in records if r.tags["group"] == g])
            for g in ("male", "female")}
     dp = findings["demographic_parity_difference"].estimate
     assert dp.value == pytest.approx(abs(sel["male"] - sel["female"])) and dp.ci_low <= dp.value <= dp.ci_high
@@ -126,7 +126,7 @@ def test_generation_scores_continuations_per_group(tmp_path, tiny_causal_dir, ti
                               "n_perm": 200})
     assert len(records) == 6 and {r.tags["group"] for r in records} == {"female", "male"}
     assert all(-1 <= r.scores["compound"] <= 1 for r in records)
-    assert all(r.input["explain"]["target"] == r.output["continuation"] for r in records)
+    assert all(r.explain.target == r.output["continuation"] for r in records)
     f = findings["compound_gap/honest:binary"]
     means = f.details["group_means"]
     assert f.estimate.value == pytest.approx(means[f.details["high"]]["value"] - means[f.details["low"]]["value"])

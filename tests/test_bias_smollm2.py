@@ -35,7 +35,7 @@ def test_counterfactual_gender_on_smollm2(smol) -> None:
     probe = PROBES.get("bias.counterfactual")(attributes=["gender"], n_per_attribute=6)
     cases = list(probe.cases())
     records = probe.score(smol, cases)
-    assert len(records) == 6 and all(r.input["explain"]["context"].startswith("Review: ") for r in records)
+    assert len(records) == 6 and all(r.explain.context.startswith("Review: ") for r in records)
     # the prompt must be the performance.sst2 one: a clearly positive review leans positive on this model
     from lmcritic.probes.bias.counterfactual import p_positive
 

@@ -154,7 +154,7 @@ def test_probe_finds_where_bleu_and_meaning_disagree(tmp_path) -> None:
     model = DictBackend(answers)  # no chat: the plain template, cut at the first newline
     records, findings = _run(GenerationQuality(data=_tasks(tmp_path, rows)), model)
     by_id = {r.case_id: r for r in records}
-    assert by_id["gen-x1"].output["prediction"] == "Paris is the capital of France."
+    assert by_id["gen-x1"].prediction == "Paris is the capital of France."
     assert all(not r.is_chat and r.prompt.endswith("\nAnswer:") and r.params.stop == ("\n",) for r in model.seen)
     assert by_id["gen-w1"].passed is False and by_id["gen-x1"].passed is True
     dis = findings["bleu_meaning_disagreement"]
@@ -198,7 +198,7 @@ def test_probe_through_the_python_backend_in_chat_mode(tmp_path) -> None:
     answers = {"Translate into English: Je suis fatigué.": "I am tired.", "Translate into English: Il pleut.": "Yes."}
     model = python.PythonBackend(lambda messages: answers[messages[-1]["content"]], chat=True)
     records, findings = _run(GenerationQuality(data=_tasks(tmp_path, rows)), model)
-    assert [r.output["prediction"] for r in records] == ["I am tired.", "Yes."]
+    assert [r.prediction for r in records] == ["I am tired.", "Yes."]
     assert records[0].input["chat"] and records[0].passed and not records[1].passed
     assert findings["semantic_similarity"].estimate.n == 2
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lmcritic.backends import ModelSpec
-from lmcritic.probes.base import Record
+from lmcritic.probes.base import ExplainTarget, Record
 from lmcritic.runner import Runner
 from lmcritic.spec import ProbeSpec, RunSpec
 
@@ -36,7 +36,7 @@ def test_explain_worst_stores_explanations(sst2_run, tiny_causal) -> None:
     assert done[0].case_id == most.case_id  # most confident failure first
     side = done[0].original
     # the explained target is the wrong prediction against the true label, inside the review only
-    assert side.target.target.strip() == most.output["prediction"] and side.target.foil.strip() == most.tags["expected"]
+    assert side.target.target.strip() == most.prediction and side.target.foil.strip() == most.tags["expected"]
     assert side.target.text[slice(*side.target.span)] == most.input["text"]
     assert [e.method for e in side.explanations] == ["grad_x_input", "leave_one_out"]
     assert len(side.faithfulness) == 2 and "spearman" in side.agreement
@@ -45,7 +45,7 @@ def test_explain_worst_stores_explanations(sst2_run, tiny_causal) -> None:
     assert "comprehensiveness.grad_x_input" in stored[0].scores and stored[0].tags["line"] == most.tags["line"]
     names = {f.name: f for f in store.findings(run_id) if f.probe == EXPLANATIONS_KEY}
     assert {"faithfulness.grad_x_input", "faithfulness.leave_one_out", "spurious_share"} <= set(names)
-    plot = names["spurious_share"].details["plot"]
+    plot = names["spurious_share"].details["plots"][0]
     assert plot["kind"] == "tokens" and len(plot["tokens"]) == len(plot["weights"])
     assert names["faithfulness.leave_one_out"].estimate.n == len(done)
 
@@ -56,9 +56,8 @@ def test_pair_explains_both_sides(tiny_causal) -> None:
 
     ctx = "Review: the film was great fun.\nSentiment:"
     var = "Review: the film was gr8 fun.\nSentiment:"
-    rec = Record("pair-1", {"explain": {"context": ctx, "target": " positive", "foil": " negative"},
-                            "explain_variant": {"context": var, "target": " positive", "foil": " negative"}},
-                 {}, {}, passed=False)
+    rec = Record("pair-1", {}, {}, {}, passed=False, explain=ExplainTarget(ctx, " positive", " negative"),
+                 explain_variant=ExplainTarget(var, " positive", " negative"))
     ce = explain_record(tiny_causal, rec, [GradientXInput()], faithfulness=False)
     assert ce.variant is not None and ce.variant.target.text == var
     diff = ce.difference["grad_x_input"]

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from lmcritic.backends import ModelSpec
+from lmcritic.interpret.cases import CaseExplanation, SideExplanation
+from lmcritic.interpret.run import as_record
+from lmcritic.interpret.types import Explanation, Target
 from lmcritic.probes.base import Estimate, Finding, Record, Severity, Verdict
 from lmcritic.report.document import run_document
 from lmcritic.report.html import render_html
@@ -53,9 +56,11 @@ def rich_run(store, run_id: str) -> None:
         "bias.synthetic", "group_gap" + EVIL, Verdict.FAIL, Severity.CRITICAL, EVIL,
         Estimate(0.3, 22, 0.1, 0.5), (EVIL, "b-1"), {"plots": plots, "content_warning": EVIL, "note": EVIL})])
     store.finish_probe(run_id, "bias.synthetic")
-    store.add_records(run_id, "interpret.explanations", [Record(
-        "x-1", {"text": EVIL}, {"tokens": ["<script>", "ok", EVIL], "weights": [0.5, -0.2, 0.1],
-                               "html": "<script>alert(2)</script>"}, {})])
+    target = Target(EVIL, " ok")
+    ex = Explanation("grad_x_input", target, ("<script>", "ok", EVIL), ((0, 8), (8, 10), (10, 12)), (0.5, -0.2, 0.1),
+                     ("<script>", "ok", EVIL), ((0, 8), (8, 10), (10, 12)), (0.5, -0.2, 0.1))
+    explained = as_record(CaseExplanation("bias.synthetic", "b-1", SideExplanation(target, (ex,))), recs[1])
+    store.add_records(run_id, "interpret.explanations", [explained])
     graph = {"nodes": [{"id": "a", "label": EVIL, "severity": "high"}, {"id": "b", "label": "cause"}],
              "edges": [{"source": "b", "target": "a", "label": EVIL}]}
     store.add_records(run_id, "diagnose.graph", [Record("g-1", {"text": "graph"}, graph, {})])
@@ -152,7 +157,7 @@ def test_formats_say_the_same(run) -> None:
         if f.get("estimate"):
             n = str(f["estimate"]["n"])
             assert f"n = {n}" in page and f"n = {n}" in text
-    assert f"--cases performance.sst2" in page and "lists all" in text  # capped drill-down points to `show`
+    assert "--cases performance.sst2" in page and "lists all" in text  # capped drill-down points to `show`
 
 
 def test_cap_and_drilldown_anchors(run) -> None:

@@ -29,16 +29,16 @@ def test_invariance_runs_in_the_runner_and_stores_pairs(tmp_path, tiny_causal_di
     assert "clean" in kinds and "typos" in kinds and "to_colloquial" in kinds
     typo = next(r for r in recs if r.tags["perturbation"] == "typos")
     assert typo.input["text"] != typo.input["original"] and typo.input["edits"]
-    assert typo.input["explain"]["context"].endswith("Sentiment:") and typo.input["explain"]["target"] in (
+    assert typo.explain.context.endswith("Sentiment:") and typo.explain.target in (
         " negative", " positive")
-    assert typo.input["explain_variant"]["context"] != typo.input["explain"]["context"]
+    assert typo.explain_variant.context != typo.explain.context
     # the stored flip agrees with the two stored predictions
-    assert typo.scores["flipped"] == float(typo.output["prediction"] != typo.output["reference_prediction"])
+    assert typo.scores["flipped"] == float(typo.prediction != typo.output["reference_prediction"])
     findings = {f.name: f for f in runner.store.findings(out.run_id)}
     assert {"accuracy_by_perturbation", "worst_case_accuracy", "invariance:typos", "register_gap"} <= set(findings)
     worst, clean = findings["worst_case_accuracy"].estimate, findings["accuracy_by_perturbation"].estimate
     assert worst.value <= clean.value and worst.ci_low <= worst.value <= worst.ci_high and worst.n == 12
-    plot = findings["accuracy_by_perturbation"].details["plot"]
+    plot = findings["accuracy_by_perturbation"].details["plots"][0]
     assert plot["kind"] == "bars" and plot["labels"][0] == "clean" and len(plot["values"]) == len(plot["n"])
     assert findings["invariance:names"].verdict in (Verdict.NOT_APPLICABLE, Verdict.PASS, Verdict.FAIL)
 
@@ -57,7 +57,7 @@ def test_directional_and_mft_on_a_classifier_head(tiny_classifier) -> None:
     d = PROBES.get("robustness.directional")(n=8)
     recs = d.score(tiny_classifier, list(d.cases()))
     assert {r.tags["perturbation"] for r in recs} >= {"add_positive", "add_negative"}
-    assert all("text" in r.input["explain"] and "label" in r.input["explain"] for r in recs)
+    assert all(r.explain.kind == "label" and r.explain.target == r.target for r in recs)
     for r in recs:
         if r.tags["perturbation"] == "add_negative":
             assert r.passed == (r.scores["delta_p_positive"] <= 0.1)

@@ -33,7 +33,7 @@ def test_run_stores_cases_findings_and_report(tmp_path, tiny_causal_dir, tiny_ca
     store = runner.store
     sst = store.records(out.run_id, "performance.sst2")
     assert len(sst) == 12 and all(r.tags["source"] == "sst2_dev" and r.tags["line"] > 1 for r in sst)
-    assert all(abs(sum(r.output["probs"]) - 1) < 1e-6 for r in sst)
+    assert all(abs(sum(r.label_probs.values()) - 1) < 1e-6 for r in sst)
     ppl = store.records(out.run_id, "performance.perplexity")
     assert len(ppl) == 3 and all(len(r.output["logprobs"]) == r.scores["n_tokens"] for r in ppl)
     findings = {f.name: f for f in store.findings(out.run_id)}

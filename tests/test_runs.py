@@ -195,6 +195,43 @@ def test_schema_version_and_migration_hook(tmp_path) -> None:
         RunStore(not_a_db)
 
 
+def test_typed_record_fields_round_trip(tmp_path) -> None:
+    from lmcritic.probes.base import ExplainTarget
+
+    store = _store(tmp_path)
+    run_id = store.create_run(SPEC, MODEL, "fp")
+    rec = Record("c1", {"prompt": "Review: fine\nSentiment:"}, {}, {"correct": 1.0}, passed=True, text="fine",
+                 target="positive", prediction="positive", label_probs={"negative": 0.25, "positive": 0.75},
+                 group="ab", explain=ExplainTarget("Review: fine\nSentiment:", " positive", " negative", span="fine"))
+    store.add_records(run_id, "performance.sst2", [rec, Record("c2", {}, {}, {})])
+    assert store.records(run_id, "performance.sst2") == [rec, Record("c2", {}, {}, {})]
+
+
+def test_runs_stored_before_typed_fields_still_load(tmp_path) -> None:
+    """A version-1 store (record text, label, prediction and explanation target inside input/output/tags) is
+    migrated on open, and its records read back with the typed fields derived once, in the store."""
+    path = tmp_path / "old.sqlite"
+    conn = _sqlite.connect(path)
+    _sqlite.migrate(conn, MIGRATIONS[:1], "v1")
+    spec = '{"probes": [{"name": "performance.sst2", "key": "performance.sst2", "config": {"n": 3}}]}'
+    conn.execute("INSERT INTO runs (id, created, status, spec_json, model_json, model_fingerprint, versions_json) "
+                 "VALUES ('r1', 1.0, 'done', ?, '{}', 'fp', '{}')", (spec,))
+    conn.execute("INSERT INTO probe_runs (run_id, probe_key, probe_name, status) VALUES "
+                 "('r1', 'performance.sst2', 'performance.sst2', 'done')")
+    old = ('{"text": "fine", "prompt": "Review: fine\\nSentiment:", "explain": {"context": "Review: fine\\n'
+           'Sentiment:", "target": " positive", "foil": " negative"}}',
+           '{"prediction": "positive", "label_logprobs": [-2.0, -1.0], "probs": [0.25, 0.75]}',
+           '{"expected": "negative", "group": "a"}')
+    conn.execute("INSERT INTO cases VALUES ('r1', 'performance.sst2', 'c1', 0, ?, ?, '{}', ?, 0, 1.0)", old)
+    conn.close()
+    with RunStore(path) as store:
+        (rec,) = store.records("r1", "performance.sst2")
+    assert (rec.text, rec.target, rec.prediction, rec.group) == ("fine", "negative", "positive", "a")
+    assert rec.label_probs == {"negative": 0.25, "positive": 0.75}  # the bare list, named by the probe's labels
+    assert rec.explain.context == "Review: fine\nSentiment:" and rec.explain.span == "fine"
+    assert rec.explain_variant is None and rec.output["prediction"] == "positive"  # payload left as stored
+
+
 def test_threads_write_and_other_processes_read(tmp_path) -> None:
     store = _store(tmp_path)
     run_id = store.create_run(SPEC, MODEL, "fp")

@@ -187,9 +187,9 @@ def test_mc_matches_hand_computation(tiny_causal, tmp_path):
         acc_bytes += per_byte.index(max(per_byte)) == gold
         mi = [a - b for a, b in zip(lls, unc)]
         pmi += mi.index(max(mi)) == gold
-        foil = r.input["explain"]["foil"]
-        assert r.input["explain"]["target"] == " " + c.expected and foil != r.input["explain"]["target"]
-        assert r.input["explain"]["context"] == c.input["prompt"]
+        foil = r.explain.foil
+        assert r.explain.target == " " + c.expected and foil != r.explain.target
+        assert r.explain.context == c.input["prompt"]
     by = {f.name: f for f in findings}
     n = len(cases)
     assert by["acc"].estimate.value == pytest.approx(acc / n) and by["acc"].estimate.n == n
@@ -197,7 +197,7 @@ def test_mc_matches_hand_computation(tiny_causal, tmp_path):
     assert by["acc_mutual_info"].estimate.value == pytest.approx(pmi / n)
     assert by["acc_bytes"].estimate.value == pytest.approx(acc_bytes / n)
     assert by["acc"].estimate.ci_low <= by["acc"].estimate.value <= by["acc"].estimate.ci_high
-    assert by["acc"].details["plot"]["kind"] == "bars"
+    assert by["acc"].details["plots"][0]["kind"] == "bars"
     assert by["accuracy_by_gold_position"].estimate.n >= 1 and "accuracy_by_category" in by
 
 
@@ -212,14 +212,15 @@ def test_classification_label_words_and_head(tiny_causal, tiny_classifier):
     names = {f.name for f in findings}
     assert {"acc", "macro_f1", "ece", "brier", "per_class_accuracy"} <= names
     ece = next(f for f in findings if f.name == "ece")
-    assert ece.details["plot"]["kind"] == "reliability"
+    assert ece.details["plots"][0]["kind"] == "reliability"
     acc = next(f for f in findings if f.name == "acc").estimate
     assert acc.value == pytest.approx(sum(bool(r.passed) for r in records) / 12)
 
     head = TaskProbe(task="sst2", n=12)
     assert head.not_applicable(tiny_classifier) is None
     _, hrec, hfind = _run(head, tiny_classifier)
-    assert "model_labels" in hrec[0].output and set(hrec[0].input["explain"]) == {"text", "label"}
+    assert "model_labels" in hrec[0].output and hrec[0].explain.kind == "label"
+    assert set(hrec[0].label_probs) == set(head.labels()) and hrec[0].prediction in head.labels()
     assert next(f for f in hfind if f.name == "acc").estimate.n == 12
 
 
@@ -231,10 +232,10 @@ def test_generate_exact_match_and_f1(tiny_causal):
     from lmcritic.metrics.classification import normalize_answer, token_f1_one
 
     for c, r in zip(cases, records):
-        assert "\n" not in r.output["prediction"]
-        em = max(float(normalize_answer(r.output["prediction"]) == normalize_answer(a)) for a in c.input["references"])
+        assert "\n" not in r.prediction
+        em = max(float(normalize_answer(r.prediction) == normalize_answer(a)) for a in c.input["references"])
         assert r.scores["exact_match"] == em
-        assert r.scores["token_f1"] == max(token_f1_one(r.output["prediction"], a) for a in c.input["references"])
+        assert r.scores["token_f1"] == max(token_f1_one(r.prediction, a) for a in c.input["references"])
     f1 = next(f for f in findings if f.name == "token_f1")
     assert f1.estimate.value == pytest.approx(sum(r.scores["token_f1"] for r in records) / 6)
     assert {"exact_match", "token_f1", "chrf"} <= {f.name for f in findings}
@@ -253,7 +254,7 @@ def test_perplexity_task_matches_rolling(tiny_causal, tmp_path):
     words = sum(len(t.split()) for t in texts)
     want = math.exp(-sum(r.total for r in res) / words)
     assert next(f for f in findings if f.name == "word_perplexity").estimate.value == pytest.approx(want, rel=1e-6)
-    assert records[0].input["explain"]["target"]
+    assert records[0].explain.target
 
 
 def _spec(tmp_path, data):

@@ -51,8 +51,7 @@ def explain_cmd(args: argparse.Namespace) -> int:
     from lmcritic.interpret.cases import explain_record
 
     key, record = _find_case(store, run_id, args.case, args.probe)
-    config = {p["key"]: p.get("config") or {} for p in store.get_run(run_id).spec.get("probes", [])}.get(key, {})
-    done = [explain_record(model, record, methods, probe_key=key, probe_config=config, triggers=args.trigger,
+    done = [explain_record(model, record, methods, probe_key=key, triggers=args.trigger,
                            faithfulness=not args.no_faithfulness)]
     _show(done, args)
     return 0

@@ -114,7 +114,8 @@ def cases_table(store, run_id: str, probe_key: str, limit: int = 50):
         table.add_column(col, overflow="fold")
     for r in store.records(run_id, probe_key)[:limit]:
         out = {k: v for k, v in r.output.items() if k not in ("tokens", "logprobs", "offsets")}
-        table.add_row(r.case_id, str(r.passed), escape(_short(r.input.get("text", r.input))),
+        out = out if r.prediction is None else {"prediction": r.prediction, **out}
+        table.add_row(r.case_id, str(r.passed), escape(_short(r.text if r.text is not None else r.input)),
                       escape(_short(out)), escape(_short({k: round(v, 4) for k, v in r.scores.items()})))
     return table
 

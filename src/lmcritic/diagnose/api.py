@@ -14,8 +14,8 @@ from typing import Any, Sequence
 
 from lmcritic.diagnose.corpus import Corpus
 from lmcritic.diagnose.defects import find_defects
-from lmcritic.diagnose.features import compute_features, input_text
-from lmcritic.diagnose.graph import PROBE_KEY, DefectGraph, DefectNode, rank
+from lmcritic.diagnose.features import compute_features
+from lmcritic.diagnose.graph import DefectGraph, DefectNode, rank
 from lmcritic.diagnose.hypotheses import HYPOTHESES
 from lmcritic.diagnose.hypotheses.base import INCONCLUSIVE, CauseVerdict, DefectContext
 from lmcritic.diagnose.rescore import Rescorer, build_probes
@@ -98,7 +98,7 @@ def _test_all(ctx: DefectContext, config: DiagnoseConfig, notes: list[str]) -> l
 def _neighbours(ctx: DefectContext, corpus: Corpus | None, config: DiagnoseConfig) -> tuple:
     if corpus is None or not config.neighbours:
         return ()
-    queries = [(r.case_id, input_text(r)) for r in ctx.failing(5) if input_text(r)]
+    queries = [(r.case_id, r.text) for r in ctx.failing(5) if r.text]
     return tuple(corpus.nearest(queries, k=config.neighbours))
 
 

@@ -32,21 +32,9 @@ class FeatureTable:
         return self.columns[feature][self.case_ids.index(case_id)]
 
 
-def input_text(record: Record) -> str | None:
-    """The text the case is about (``input.text``, else the context being explained), or None."""
-    inp = record.input or {}
-    for key in ("text", "sentence", "prompt_text"):
-        if isinstance(inp.get(key), str):
-            return inp[key]
-    explain = inp.get("explain")
-    if isinstance(explain, dict) and isinstance(explain.get("context"), str):
-        return explain["context"]
-    return inp.get("prompt") if isinstance(inp.get("prompt"), str) else None
-
-
 def compute_features(records: Sequence[Record], model: Any = None, perplexity: bool = True) -> FeatureTable:
     """Text features, the model's own input perplexity (when it offers rolling log-probs) and stored tags."""
-    texts = [input_text(r) or "" for r in records]
+    texts = [r.text or "" for r in records]
     numeric: dict[str, list[float]] = {
         "length": [float(len(_text.words(t))) for t in texts],
         "rare_word_rate": [_text.rare_word_rate(t) for t in texts],

@@ -12,7 +12,6 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
-from lmcritic.diagnose.features import input_text
 from lmcritic.errors import LmcriticError
 from lmcritic.probes.base import Case, Probe, Record
 
@@ -39,13 +38,13 @@ class Outcome:
         return self.record.passed
 
     @property
-    def prediction(self) -> Any:
-        return self.record.output.get("prediction")
+    def prediction(self) -> str | None:
+        return self.record.prediction
 
     @property
     def flipped(self) -> bool:
         """The answer changed (prediction when the probe gives one, else pass/fail)."""
-        before = self.edit.record.output.get("prediction")
+        before = self.edit.record.prediction
         if before is not None and self.prediction is not None:
             return before != self.prediction
         return self.edit.record.passed != self.passed
@@ -76,7 +75,7 @@ class Rescorer:
         self.errors: list[str] = []
 
     def can_rescore(self, probe_key: str, record: Record) -> bool:
-        return self.model is not None and probe_key in self.probes and input_text(record) is not None
+        return self.model is not None and probe_key in self.probes and record.text is not None
 
     def run(self, probe_key: str, edits: Sequence[Edit], hypothesis: str, defect: str) -> list[Outcome]:
         """Score ``edits`` with the probe of ``probe_key`` (one batched call); edits over budget are dropped."""
@@ -99,14 +98,12 @@ class Rescorer:
 
     def _case(self, edit: Edit, defect: str) -> Case:
         rec = edit.record
-        old = input_text(rec) or ""
+        old = rec.text or ""
         new_input = {k: _replace_text(v, old, edit.text) for k, v in rec.input.items()}
         digest = hashlib.sha256(f"{edit.test}|{edit.text}".encode()).hexdigest()[:8]
         tags = {**{k: v for k, v in rec.tags.items() if _scalar(v)}, "of_case": rec.case_id, "test": edit.test,
                 "defect": defect, **{k: v for k, v in edit.detail.items() if _scalar(v)}}
-        expected = next((v for v in (rec.tags.get("expected"), rec.input.get("expected"), rec.output.get("reference"),
-                                     rec.output.get("gold")) if v is not None), None)
-        return Case(id=f"{rec.case_id}~{edit.test}~{digest}", input=new_input, expected=expected, tags=tags)
+        return Case(id=f"{rec.case_id}~{edit.test}~{digest}", input=new_input, expected=rec.target, tags=tags)
 
 
 def _replace_text(value: Any, old: str, new: str) -> Any:

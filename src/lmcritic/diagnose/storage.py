@@ -7,6 +7,7 @@ from typing import Any
 from lmcritic._serde import from_jsonable, to_jsonable
 from lmcritic.diagnose.graph import PROBE_KEY, DefectGraph, DefectNode
 from lmcritic.diagnose.hypotheses.base import SUPPORTED
+from lmcritic.plots import Bars, to_details
 from lmcritic.probes.base import Finding, Record, Severity, Verdict
 
 
@@ -39,15 +40,15 @@ def _finding(node: DefectNode) -> Finding:
     supported = top is not None and top.verdict == SUPPORTED
     severity = Severity.HIGH if d.failure_rate.value >= 0.5 else Severity.MEDIUM if d.failure_rate.value >= 0.2 \
         else Severity.LOW
-    plot = {"kind": "bars", "title": f"{d.id}: confidence per cause", "labels": [c.cause for c in node.causes],
-            "values": [c.confidence for c in node.causes], "ci_low": [c.confidence for c in node.causes],
-            "ci_high": [c.confidence for c in node.causes], "n": [c.tests_run for c in node.causes]}
+    confidence = tuple(c.confidence for c in node.causes)
+    plot = Bars(f"{d.id}: confidence per cause", tuple(c.cause for c in node.causes), confidence, confidence,
+                confidence, tuple(c.tests_run for c in node.causes))
     return Finding(
         probe=PROBE_KEY, name=f"{d.id}: {d.probe} [{d.slice}]", verdict=Verdict.FAIL, severity=severity,
         summary=f"{d.n_failures} failures in {d.probe} on {d.slice}; most likely cause: {cause}"
         + (f" — {top.summary}" if supported else ""),
         estimate=d.failure_rate, evidence=d.case_ids[:20],
-        details={"node": to_jsonable(node), "plot": plot},
+        details={"node": to_jsonable(node), "plots": to_details(plot)},
     )
 
 

@@ -1,20 +1,18 @@
 """Explain one stored case (a :class:`Record` from any probe), and for pairs both sides and the difference.
 
-The target comes from ``Record.input["explain"]`` (``{"context","target","foil"}`` or ``{"text","label"}``);
-``input["explain_variant"]`` marks a pair (attack, counterfactual swap). When the record also has a plain
-``input["text"]`` found inside the context, that text is the span faithfulness edits (the template stays).
+The target comes from ``Record.explain``; ``Record.explain_variant`` marks a pair (attack, counterfactual
+swap). The target's ``span`` (the case's own text inside the context) is what faithfulness edits: the prompt
+template stays.
 """
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from lmcritic.errors import InputError
 from lmcritic.interpret.types import Explanation, Faithfulness, Target
-
-LABELS_SST2 = ("negative", "positive")
-
+from lmcritic.probes.base import Record
 
 @dataclass(frozen=True)
 class SideExplanation:
@@ -37,34 +35,13 @@ class CaseExplanation:
     difference: dict[str, Any] | None = None  # pairs: how the attributions moved between the sides
 
 
-def targets_of(record: Any, probe_config: Mapping[str, Any] | None = None) -> tuple[Target, Target | None]:
+def targets_of(record: Record) -> tuple[Target, Target | None]:
     """The record's explanation target and, for pairs, the variant's."""
-    inp = record.input if isinstance(record.input, Mapping) else {}
-    span_text = inp.get("text") if isinstance(inp.get("text"), str) else None
-    if isinstance(inp.get("explain"), Mapping):
-        main = Target.from_explain(inp["explain"], span_text)
-        other = inp.get("explain_variant")
-        variant_span = inp.get("variant_text") or inp.get("perturbed") or inp.get("adversarial")
-        return main, (Target.from_explain(other, variant_span if isinstance(variant_span, str) else None)
-                      if isinstance(other, Mapping) else None)
-    derived = _sst2_style(record, probe_config or {})
-    if derived is None:
-        raise InputError(f"case {record.case_id!r} has no input['explain'] target",
-                         "its probe must store {'context','target','foil'} or {'text','label'} in input['explain']")
-    return derived, None
-
-
-def _sst2_style(record: Any, config: Mapping[str, Any]) -> Target | None:
-    """Label-word prompting probes stored before input['explain'] existed: explain the model's prediction
-    against the expected label (for a failure: why the wrong word won)."""
-    inp, words = record.input, config.get("label_words")
-    pred, expected = record.output.get("prediction"), record.tags.get("expected")
-    if not (isinstance(inp.get("prompt"), str) and isinstance(words, (list, tuple)) and len(words) == 2
-            and pred in LABELS_SST2 and expected in LABELS_SST2):
-        return None
-    foil = words[LABELS_SST2.index(expected)] if expected != pred else words[1 - LABELS_SST2.index(pred)]
-    return Target.from_explain({"context": inp["prompt"], "target": words[LABELS_SST2.index(pred)],
-                                "foil": foil}, inp.get("text"))
+    if record.explain is None:
+        raise InputError(f"case {record.case_id!r} has no explanation target",
+                         "its probe must set Record.explain (context, target, foil)")
+    variant = record.explain_variant
+    return Target.from_explain(record.explain), Target.from_explain(variant) if variant is not None else None
 
 
 def explain_side(model: Any, target: Target, methods: Sequence[Any], *, faithfulness: bool = True,
@@ -86,11 +63,10 @@ def explain_side(model: Any, target: Target, methods: Sequence[Any], *, faithful
     return SideExplanation(target, tuple(done), faith, spur, agree, skipped)
 
 
-def explain_record(model: Any, record: Any, methods: Sequence[Any], *, probe_key: str = "",
-                   probe_config: Mapping[str, Any] | None = None, faithfulness: bool = True,
-                   triggers: Sequence[str] = ()) -> CaseExplanation:
+def explain_record(model: Any, record: Record, methods: Sequence[Any], *, probe_key: str = "",
+                   faithfulness: bool = True, triggers: Sequence[str] = ()) -> CaseExplanation:
     """Explain a stored case; a pair gets both sides and their difference."""
-    main, other = targets_of(record, probe_config)
+    main, other = targets_of(record)
     first = explain_side(model, main, methods, faithfulness=faithfulness, triggers=triggers)
     if other is None:
         return CaseExplanation(probe_key, record.case_id, first)

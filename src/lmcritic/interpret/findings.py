@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.interpret.html import tokens_plot
+from lmcritic.plots import Tokens, to_details
 from lmcritic.probes.base import Finding, Severity, Verdict
 
 SPURIOUS_LIMIT = 0.25  # share of attribution mass on identity terms, punctuation or triggers
@@ -58,7 +59,7 @@ def _spurious(records: Sequence[Any], limit: float) -> Finding | None:
     est = stats.mean(values)
     worst = sorted(have, key=lambda r: -r.scores[key])
     over = est.value - limit
-    plots = [_plot(r, key.split(".", 1)[1]) for r in worst[:5]]
+    heatmaps = [_plot(r, key.split(".", 1)[1]) for r in worst[:5]]
     return Finding(
         probe="interpret.explanations", name="spurious_share",
         verdict=Verdict.FAIL if est.ci_low > limit else Verdict.PASS,
@@ -66,10 +67,10 @@ def _spurious(records: Sequence[Any], limit: float) -> Finding | None:
         summary=f"{est.value:.1%} of {key.split('.', 1)[1]} attribution mass sits on identity terms, punctuation or "
                 f"triggers (95% CI {est.ci_low:.1%}–{est.ci_high:.1%}, n={est.n}); limit {limit:.0%}",
         estimate=est, evidence=tuple(r.case_id for r in worst[:10]),
-        details={"limit": limit, "plots": [p for p in plots if p], "plot": plots[0] if plots and plots[0] else None})
+        details={"limit": limit, "plots": to_details(*heatmaps)})
 
 
-def _plot(record: Any, method: str) -> dict | None:
+def _plot(record: Any, method: str) -> Tokens | None:
     from lmcritic._serde import from_jsonable
     from lmcritic.interpret.types import Explanation
 

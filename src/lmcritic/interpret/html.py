@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from lmcritic.interpret.types import Explanation
+from lmcritic.plots import Tokens
 from lmcritic.report._escape import html_text
 
 _BOX = "font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px;line-height:2.1"
@@ -117,10 +119,10 @@ def explanation_html(ex: Any, attention: bool = True) -> str:
     return out
 
 
-def tokens_plot(ex: Any, title: str | None = None) -> dict[str, Any]:
-    """The ``details["plot"]`` form of an explanation (COMMON kind "tokens"), over words."""
-    return {"kind": "tokens", "title": title or f"{ex.method} → {ex.target.label()}", "tokens": list(ex.words),
-            "weights": [round(float(w), 6) for w in ex.word_scores]}
+def tokens_plot(ex: Explanation, title: str | None = None) -> Tokens:
+    """An explanation as a plot spec (a heatmap over its words)."""
+    return Tokens(title or f"{ex.method} → {ex.target.label()}", tuple(ex.words),
+                  tuple(round(float(w), 6) for w in ex.word_scores))
 
 
 def case_html(ce: Any) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from lmcritic._serde import to_jsonable
 from lmcritic.errors import LmcriticError
 from lmcritic.interpret.cases import CaseExplanation, explain_record, targets_of
+from lmcritic.probes.base import Record
 
 EXPLANATIONS_KEY = "interpret.explanations"
 CONFIDENCE_KEYS = ("confidence", "p_pred", "margin", "severity")
@@ -37,9 +38,8 @@ def default_methods(model: Any) -> list[Any]:
     return [LeaveOneOut(), Occlusion(window=3)]
 
 
-def worst_failures(store: Any, run_id: str, k: int) -> list[tuple[str, Any, dict]]:
-    """(probe key, record, probe config) of the k most confident failures that carry an explain target."""
-    configs = {p["key"]: p.get("config") or {} for p in store.get_run(run_id).spec.get("probes", [])}
+def worst_failures(store: Any, run_id: str, k: int) -> list[tuple[str, Record]]:
+    """(probe key, record) of the k most confident failures that carry an explanation target."""
     found = []
     for probe in store.probe_runs(run_id):
         if probe.probe_key.startswith("interpret."):
@@ -48,15 +48,15 @@ def worst_failures(store: Any, run_id: str, k: int) -> list[tuple[str, Any, dict
             if rec.passed is not False:
                 continue
             try:
-                targets_of(rec, configs.get(probe.probe_key))
+                targets_of(rec)
             except LmcriticError:
                 continue
-            found.append((probe.probe_key, rec, configs.get(probe.probe_key, {})))
+            found.append((probe.probe_key, rec))
     found.sort(key=lambda x: -_confidence(x[1]))
     return found[:k]
 
 
-def _confidence(record: Any) -> float:
+def _confidence(record: Record) -> float:
     for key in CONFIDENCE_KEYS:
         value = record.scores.get(key)
         if isinstance(value, (int, float)):
@@ -73,9 +73,8 @@ def explain_worst(model: Any, store: Any, run_id: str, k: int = 5, methods: Sequ
     if save:
         store.start_probe(run_id, EXPLANATIONS_KEY, EXPLANATIONS_KEY, len(picked))
     out = []
-    for key, rec, config in picked:
-        ce = explain_record(model, rec, methods, probe_key=key, probe_config=config, faithfulness=faithfulness,
-                            triggers=triggers)
+    for key, rec in picked:
+        ce = explain_record(model, rec, methods, probe_key=key, faithfulness=faithfulness, triggers=triggers)
         out.append(ce)
         if save:
             store.add_records(run_id, EXPLANATIONS_KEY, [as_record(ce, rec)])
@@ -88,10 +87,8 @@ def explain_worst(model: Any, store: Any, run_id: str, k: int = 5, methods: Sequ
     return out
 
 
-def as_record(ce: CaseExplanation, source: Any) -> Any:
+def as_record(ce: CaseExplanation, source: Record) -> Record:
     """A stored case of the pseudo-probe: the full explanation as output, headline numbers as scores."""
-    from lmcritic.probes.base import Record
-
     side = ce.original
     scores: dict[str, float] = {"source_confidence": _confidence(source)}
     for f in side.faithfulness:
@@ -104,6 +101,6 @@ def as_record(ce: CaseExplanation, source: Any) -> Any:
         scores["agreement_spearman"] = float(side.agreement["spearman"])
     tags = {**{k: v for k, v in source.tags.items() if v is None or isinstance(v, (str, int, float, bool))},
             "probe": ce.probe_key, "case": ce.case_id, "target_kind": side.target.kind, "pair": ce.variant is not None}
-    inp = {"probe": ce.probe_key, "case": ce.case_id, "explain": to_jsonable(side.target)}
+    inp = {"probe": ce.probe_key, "case": ce.case_id}
     return Record(case_id=f"{ce.probe_key}/{ce.case_id}", input=inp, output=to_jsonable(ce), scores=scores,
-                  tags=tags, passed=None)
+                  tags=tags, passed=None, text=side.target.text, explain=side.target.as_explain())

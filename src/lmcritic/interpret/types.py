@@ -6,9 +6,10 @@ stored with a run and read back by the report and by diagnosis.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from lmcritic.errors import InputError
+from lmcritic.probes.base import ExplainTarget
 
 KINDS = ("continuation", "label")
 
@@ -42,25 +43,19 @@ class Target:
                 raise InputError(f"span {self.span} is outside the text (length {len(self.text)})")
 
     @classmethod
-    def from_explain(cls, data: Mapping[str, Any], span_text: str | None = None) -> "Target":
-        """From ``Record.input["explain"]``: ``{"context", "target", "foil"}`` or ``{"text", "label"}``.
-
-        ``span_text``: a substring of the context to restrict removal to (its last occurrence).
-        """
-        if not isinstance(data, Mapping):
-            raise InputError("input['explain'] must be a mapping", "use {'context','target','foil'} or {'text','label'}")
-        if "context" in data and "target" in data:
-            text, target, kind = data["context"], data["target"], "continuation"
-        elif "text" in data and "label" in data:
-            text, target, kind = data["text"], data["label"], "label"
-        else:
-            raise InputError(f"input['explain'] has keys {sorted(data)}",
-                             "it needs context+target (+foil) or text+label")
+    def from_explain(cls, explain: ExplainTarget) -> "Target":
+        """From a record's :class:`~lmcritic.probes.base.ExplainTarget`; its ``span`` text becomes the character
+        range of its last occurrence in the context (None when it does not occur)."""
         span = None
-        if span_text and isinstance(text, str):
-            at = text.rfind(span_text)
-            span = (at, at + len(span_text)) if at >= 0 and span_text.strip() else None
-        return cls(text=text, target=str(target), foil=data.get("foil"), kind=kind, span=span)
+        if explain.span and explain.span.strip():
+            at = explain.context.rfind(explain.span)
+            span = (at, at + len(explain.span)) if at >= 0 else None
+        return cls(text=explain.context, target=explain.target, foil=explain.foil, kind=explain.kind, span=span)
+
+    def as_explain(self) -> ExplainTarget:
+        """Back to the record field (the span as the text it covers)."""
+        span = self.text[self.span[0]:self.span[1]] if self.span is not None else None
+        return ExplainTarget(self.text, self.target, self.foil, self.kind, span)
 
     def label(self) -> str:
         """A short human description, e.g. ``' negative' vs ' positive'``."""

@@ -47,8 +47,39 @@ class Case:
 
 
 @dataclass(frozen=True)
+class ExplainTarget:
+    """What an attribution method explains for one case (stored with the record, read by ``interpret``).
+
+    ``kind="continuation"``: log P(``target`` | ``context``) of a causal LM, minus log P(``foil`` | ``context``)
+    when a foil is given. ``kind="label"``: a classifier's log-prob of label ``target`` for ``context``.
+    ``span`` is the part of ``context`` that is the case's own input (e.g. the review inside a prompt
+    template, found at its last occurrence); None: the whole context.
+    """
+
+    context: str
+    target: str
+    foil: str | None = None
+    kind: str = "continuation"
+    span: str | None = None
+
+
+@dataclass(frozen=True)
 class Record:
-    """One scored case: what went in, what came out, the scores, and whether it passed."""
+    """One scored case: what went in, what came out, the scores, and whether it passed.
+
+    The typed fields are the contract with later stages (diagnosis, explanations, reports, mitigation), which
+    read them and never guess from the probe's own ``input``/``output`` payloads:
+
+    - ``text``: the input text the case is about (what diagnosis slices on and edits; None: no text input);
+    - ``target``: the expected answer (gold label, reference text), None when there is none;
+    - ``prediction``: the model's answer (a label, a choice or generated text);
+    - ``label_probs``: label → probability over the probe's declared label set (:meth:`Probe.labels`);
+    - ``group``: the demographic or data group the case belongs to (bias probes);
+    - ``explain`` / ``explain_variant``: what attribution explains, for the case and for the other side
+      of a pair (attack, counterfactual swap, perturbation reference).
+
+    ``tags`` are the open key → scalar mapping diagnosis slices on (source line, perturbation, ...).
+    """
 
     case_id: str
     input: dict[str, Any]
@@ -56,6 +87,13 @@ class Record:
     scores: dict[str, float]
     tags: dict[str, Any] = field(default_factory=dict)
     passed: bool | None = None
+    text: str | None = None
+    target: str | None = None
+    prediction: str | None = None
+    label_probs: dict[str, float] | None = None
+    group: str | None = None
+    explain: ExplainTarget | None = None
+    explain_variant: ExplainTarget | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +141,11 @@ class Probe(ABC):
 
     def __init__(self, **config: Any) -> None:
         self.config = build_config(self.Config, config, self.name)
+
+    def labels(self) -> tuple[str, ...] | None:
+        """The fixed label set a classification probe's ``Record.prediction`` and ``Record.label_probs`` range
+        over (in this order), or None when its outputs are open (generated text, per-row choices, scores)."""
+        return None
 
     def not_applicable(self, model: Backend) -> str | None:
         """Why this probe cannot run on ``model``, or None. Checked by the planner before any work."""

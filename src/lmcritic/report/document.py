@@ -9,6 +9,7 @@ import math
 from typing import Any, Iterable
 
 from lmcritic._serde import to_jsonable
+from lmcritic.probes.base import Record
 from lmcritic.report import _plots_data as plots
 
 SCHEMA = "lmcritic.report/1"
@@ -146,7 +147,7 @@ def _ci_width(e: dict | None) -> float | None:
 
 
 def _explanations(recs: list) -> list[dict[str, Any]]:
-    return [{**brief_record(r), "plots": plots.record_plots([r], max_plots=4)} for r in recs]
+    return [{**brief_record(r), "plots": plots.explanation_plots(r)} for r in recs]
 
 
 def _cases(recs: list, limit: int) -> dict[str, Any]:
@@ -155,9 +156,10 @@ def _cases(recs: list, limit: int) -> dict[str, Any]:
             "records": [brief_record(r) for r in recs[:limit]]}
 
 
-def brief_record(r) -> dict[str, Any]:
+def brief_record(r: Record) -> dict[str, Any]:
     """A record without bulky per-token arrays (they become plots), HTML fragments dropped (we never trust them)."""
-    return {"case_id": r.case_id, "passed": r.passed, "input": _slim(r.input), "output": _slim(r.output),
+    return {"case_id": r.case_id, "passed": r.passed, "text": r.text, "target": r.target,
+            "prediction": r.prediction, "group": r.group, "input": _slim(r.input), "output": _slim(r.output),
             "scores": {k: v for k, v in r.scores.items()}, "tags": r.tags}
 
 

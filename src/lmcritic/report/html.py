@@ -181,7 +181,7 @@ def _explanations(doc: dict) -> str:
     for x in doc["explanations"]:
         plots = "".join(_svg.render(p) for p in x["plots"]) or '<p class="muted">no token weights stored</p>'
         parts.append(f'<div class="area"><h3>{_case_link("interpret.explanations", x["case_id"])}</h3>'
-                     f'<p class="summary">{esc(_primary(x["input"]), 600)}</p>{plots}</div>')
+                     f'<p class="summary">{esc(x["text"] or _primary(x["input"]), 600)}</p>{plots}</div>')
     return "".join(parts) + "</section>"
 
 
@@ -202,10 +202,11 @@ def _records_table(probe: str, records: list[dict], link: bool) -> str:
     for r in records:
         ident = "" if link else f' id="{anchor(probe, r["case_id"])}"'
         case = _case_link(probe, r["case_id"]) if link else esc(r["case_id"])
-        expected = r["tags"].get("expected", "")
+        shown = r["text"] if r["text"] is not None else _primary(r["input"])
+        output = _compact(r["output"] if r["prediction"] is None else {"prediction": r["prediction"], **r["output"]})
         rows.append(f"<tr{ident}><td class=\"mono\">{case}</td><td>{_passed(r['passed'])}</td>"
-                    f'<td class="txt in">{esc(_primary(r["input"]), 400)}</td><td class="txt">{esc(expected, 80)}</td>'
-                    f'<td class="txt">{esc(_compact(r["output"]), 300)}</td><td class="mono sm">'
+                    f'<td class="txt in">{esc(shown, 400)}</td><td class="txt">{esc(r["target"] or "", 80)}</td>'
+                    f'<td class="txt">{esc(output, 300)}</td><td class="mono sm">'
                     f'{esc(_scores(r["scores"]))}</td><td class="mono sm">{esc(_compact(r["tags"]), 160)}</td></tr>')
     return ("<table><tr><th>case</th><th>passed</th><th>input</th><th>expected</th><th>output</th><th>scores</th>"
             f"<th>tags</th></tr>{''.join(rows)}</table>")

@@ -171,7 +171,7 @@ def _explanations(doc: dict) -> list[str]:
         return []
     out = ["## Explanations", ""]
     for x in doc["explanations"]:
-        out += [f"**{md(x['case_id'])}**: {md(x['input'].get('text') or x['input'], 200)}", ""]
+        out += [f"**{md(x['case_id'])}**: {md(x['text'] or x['input'], 200)}", ""]
         for p in x["plots"]:
             out += _plot(p)
     return out
@@ -189,9 +189,10 @@ def _cases(doc: dict) -> list[str]:
 def _records(records: list[dict]) -> list[str]:
     out = ["| case | passed | input | expected | output | scores |", "|---|---|---|---|---|---|"]
     for c in records:
-        text = c["input"].get("text") or c["input"].get("prompt") or c["input"]
+        text = c["text"] if c["text"] is not None else c["input"]
+        output = c["output"] if c["prediction"] is None else {"prediction": c["prediction"], **c["output"]}
         out.append(f"| {md(c['case_id'])} | {'' if c['passed'] is None else c['passed']} | {md(text, 160)} | "
-                   f"{md(c['tags'].get('expected', ''))} | {md(json.dumps(c['output'], ensure_ascii=False), 120)} | "
+                   f"{md(c['target'] or '')} | {md(json.dumps(output, ensure_ascii=False), 120)} | "
                    f"{md(', '.join(f'{k}={_fmt(v)}' for k, v in c['scores'].items()), 160)} |")
     return out + [""]
 

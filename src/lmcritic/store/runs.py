@@ -8,6 +8,7 @@ per tag in ``case_tags`` so diagnosis can join and filter on tag values in SQL.
 """
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import platform
 import secrets
@@ -15,6 +16,7 @@ import sqlite3
 import sys
 import threading
 import time
+import typing
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from lmcritic._serde import from_jsonable
 from lmcritic.errors import ConfigError, LmcriticError, UnknownNameError
 from lmcritic.probes.base import Finding, Record
-from lmcritic.store import _owner, _sqlite
+from lmcritic.store import _compat, _owner, _sqlite
 from lmcritic.store._sqlite import dumps, loads, safe_text
 
 RUN_STATUSES = ("running", "done", "partial", "failed", "interrupted")
@@ -77,9 +79,13 @@ ALTER TABLE runs ADD COLUMN pid INTEGER;
 ALTER TABLE runs ADD COLUMN host TEXT;
 ALTER TABLE runs ADD COLUMN pid_start TEXT
 """
+# Step 4: the typed record fields (text, target, prediction, ...) as one JSON column; NULL on rows stored before,
+# whose fields ``_compat.legacy_fields`` derives when they are read.
+_FIELDS_V4 = "ALTER TABLE cases ADD COLUMN fields_json TEXT"
 # The migration hook: step i upgrades schema version i to i + 1. Append steps; never edit a shipped one.
-# Step 2 adds the production-monitoring tables (``lmcritic.store.monitor``), step 3 the run's process.
-MIGRATIONS: tuple[_sqlite.Migration, ...] = (_V1, _MONITOR_V1, _OWNER_V3)
+# Step 2 adds the production-monitoring tables (``lmcritic.store.monitor``), step 3 the run's process, step 4 the
+# typed record fields.
+MIGRATIONS: tuple[_sqlite.Migration, ...] = (_V1, _MONITOR_V1, _OWNER_V3, _FIELDS_V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -358,14 +364,16 @@ class RunStore(_owner.Ownership):
 
     def records(self, run_id: str, probe_key: str | None = None) -> list[Record]:
         """Stored records in case order (all probes: in plan order, then case order)."""
-        sql = ("SELECT c.case_id, c.input_json, c.output_json, c.scores_json, c.tags_json, c.passed FROM cases c "
-               "LEFT JOIN probe_runs p ON p.run_id = c.run_id AND p.probe_key = c.probe_key WHERE c.run_id = ?")
+        sql = ("SELECT c.case_id, c.input_json, c.output_json, c.scores_json, c.tags_json, c.passed, c.fields_json, "
+               "c.probe_key FROM cases c LEFT JOIN probe_runs p ON p.run_id = c.run_id AND p.probe_key = c.probe_key "
+               "WHERE c.run_id = ?")
         args: tuple = (run_id,)
         if probe_key is not None:
             sql, args = sql + " AND c.probe_key = ?", (run_id, probe_key)
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY p.rowid, c.probe_key, c.seq", args).fetchall()
-        return [_record(r) for r in rows]
+        legacy = _LegacyContext(self, run_id) if any(r[6] is None for r in rows) else None
+        return [_record(r, legacy) for r in rows]
 
     # -- findings -------------------------------------------------------------------------------
     def add_findings(self, run_id: str, probe_key: str, findings: Iterable[Finding]) -> None:
@@ -402,10 +410,12 @@ class RunStore(_owner.Ownership):
 
 _RUN_COLUMNS = ("id, name, created, finished, status, spec_json, model_json, model_fingerprint, versions_json, "
                 "timings_json, summary_json, error")
-_UPSERT_CASE = """INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+_UPSERT_CASE = """INSERT INTO cases (run_id, probe_key, case_id, seq, input_json, output_json, scores_json, tags_json,
+    passed, created, fields_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id, probe_key, case_id) DO UPDATE SET seq = excluded.seq, input_json = excluded.input_json,
     output_json = excluded.output_json, scores_json = excluded.scores_json, tags_json = excluded.tags_json,
-    passed = excluded.passed, created = excluded.created"""
+    passed = excluded.passed, created = excluded.created, fields_json = excluded.fields_json"""
+RECORD_FIELDS = ("text", "target", "prediction", "label_probs", "group", "explain", "explain_variant")
 
 
 def _run_info(row: tuple) -> RunInfo:
@@ -416,8 +426,9 @@ def _run_info(row: tuple) -> RunInfo:
 
 def _case_row(run_id: str, probe_key: str, r: Record, seq: int, now: float) -> tuple:
     passed = None if r.passed is None else int(bool(r.passed))
+    fields = {k: getattr(r, k) for k in RECORD_FIELDS if getattr(r, k) is not None}
     return (run_id, probe_key, r.case_id, seq, dumps(r.input), dumps(r.output), dumps(r.scores), dumps(r.tags),
-            passed, now)
+            passed, now, dumps(fields))
 
 
 def _safe_record(r: Record, max_chars: int) -> Record:
@@ -428,17 +439,54 @@ def _safe_record(r: Record, max_chars: int) -> Record:
     return r if safe == r.case_id and output is r.output else replace(r, case_id=safe, output=output)
 
 
-def _record(row: tuple) -> Record:
-    case_id, inp, out, scores, tags, passed = row
-    return Record(case_id=case_id, input=loads(inp), output=loads(out),
-                  scores=from_jsonable(dict[str, float], loads(scores)), tags=loads(tags),
-                  passed=None if passed is None else bool(passed))
+def _record(row: tuple, legacy: "_LegacyContext | None") -> Record:
+    case_id, inp, out, scores, tags, passed, fields, probe_key = row
+    inp, out, tags = loads(inp), loads(out), loads(tags)
+    if fields is None and legacy is not None:  # stored before the typed fields existed
+        typed = legacy.fields(probe_key, inp, out, tags)
+    else:
+        hints = _field_types()
+        typed = {k: from_jsonable(hints[k], v) for k, v in (loads(fields) or {}).items()}
+    return Record(case_id=case_id, input=inp, output=out, scores=from_jsonable(dict[str, float], loads(scores)),
+                  tags=tags, passed=None if passed is None else bool(passed), **typed)
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(Record)
+
+
+class _LegacyContext:
+    """What :func:`_compat.legacy_fields` needs about a run's probes (their configs and declared labels), read
+    once per :meth:`RunStore.records` call and only when old rows are present."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        spec = store.get_run(run_id).spec or {}
+        self.configs = {p.get("key") or p.get("name"): p.get("config") or {} for p in spec.get("probes") or []}
+        self.names = {p.probe_key: p.probe_name for p in store.probe_runs(run_id)}
+
+        self._labels: dict[str, tuple[str, ...] | None] = {}
+
+    def fields(self, probe_key: str, inp: Any, out: Any, tags: Any) -> dict[str, Any]:
+        return _compat.legacy_fields(inp, out, tags, self.configs.get(probe_key), lambda: self.labels(probe_key))
+
+    def labels(self, probe_key: str) -> tuple[str, ...] | None:
+        """The label set the probe declares (built from its stored config), or None if it cannot be built."""
+        if probe_key not in self._labels:
+            from lmcritic.probes import PROBES
+
+            try:
+                probe = PROBES.get(self.names.get(probe_key, probe_key))(**self.configs.get(probe_key, {}))
+                self._labels[probe_key] = probe.labels()
+            except (LmcriticError, TypeError, ValueError):
+                self._labels[probe_key] = None
+        return self._labels[probe_key]
 
 
 def _finding(row: tuple) -> Finding:
     probe, name, verdict, severity, summary, estimate, evidence, details = row
     data = {"probe": probe, "name": name, "verdict": verdict, "severity": severity, "summary": summary,
-            "estimate": loads(estimate), "evidence": loads(evidence), "details": loads(details)}
+            "estimate": loads(estimate), "evidence": loads(evidence), "details": _compat.legacy_details(loads(details))}
     return from_jsonable(Finding, data)
 
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from lmcritic.backends.base import Backend
 from lmcritic.errors import ConfigError
-from lmcritic.probes.base import Case, Record
+from lmcritic.probes.base import Case, ExplainTarget, Record
 from lmcritic.requests import ClassifyRequest, LoglikelihoodRequest
 from lmcritic.tasks.spec import TaskSpec
 
@@ -59,7 +59,7 @@ def choice_record(task: TaskSpec, case: Case, results: Sequence[Any], uncond: li
     scores = {"acc": float(pred == gold), "acc_norm": float(pred_norm == gold),
               "acc_bytes": float(pred_bytes == gold), "p_true": probs[gold],
               "confidence": probs[pred], "margin": lls[gold] - max(ll for j, ll in enumerate(lls) if j != gold)}
-    output = {"prediction": options[pred], "prediction_norm": options[pred_norm], "gold": options[gold],
+    output = {"prediction_norm": options[pred_norm], "gold": options[gold],
               "choice_logprobs": lls, "choice_n_tokens": [r.n_tokens for r in results],
               "choice_is_greedy": [r.is_greedy for r in results], "probs": probs,
               "truncated": any(r.truncated for r in results)}
@@ -69,9 +69,17 @@ def choice_record(task: TaskSpec, case: Case, results: Sequence[Any], uncond: li
         output["unconditional_logprobs"] = uncond
         output["prediction_mutual_info"] = options[argmax(pmi)]
     rival = pred if pred != gold else argmax([ll if j != gold else -math.inf for j, ll in enumerate(lls)])
-    explain = {"context": case.input["prompt"], "target": conts[gold], "foil": conts[rival]}
-    return Record(case_id=case.id, input={**case.input, "explain": explain}, output=output, scores=scores,
-                  tags={**case.tags, "predicted": options[pred]}, passed=pred == gold)
+    text = case.input.get("text")
+    explain = ExplainTarget(case.input["prompt"], conts[gold], conts[rival], span=text)
+    return Record(case_id=case.id, input=case.input, output=output, scores=scores,
+                  tags={**case.tags, "predicted": options[pred]}, passed=pred == gold,
+                  text=case.input["prompt"] if text is None else text, target=case.expected, prediction=options[pred],
+                  label_probs=_label_probs(task, options, probs), explain=explain)
+
+
+def _label_probs(task: TaskSpec, classes: Sequence[str], probs: Sequence[float]) -> dict[str, float] | None:
+    """Probabilities over the task's fixed classes; None for multiple choice (its options vary per row)."""
+    return dict(zip(classes, probs)) if task.output_type == "classification" else None
 
 
 # -- classifier head ----------------------------------------------------------------------------------
@@ -88,15 +96,17 @@ def head_record(task: TaskSpec, case: Case, result: Any) -> Record:
         probs[mapping[label]] += p
     pred = argmax(probs)
     gold_labels = [lab for lab in result.labels if mapping[lab] == gold]
-    explain = {"text": case.input["text"], "label": gold_labels[0] if gold_labels else classes[gold]}
+    text = case.input["text"]
+    explain = ExplainTarget(text, gold_labels[0] if gold_labels else classes[gold], kind="label", span=text)
     others = [p for j, p in enumerate(probs) if j != gold]
     return Record(
-        case_id=case.id, input={**case.input, "explain": explain},
-        output={"prediction": classes[pred], "gold": classes[gold], "probs": probs,
+        case_id=case.id, input=case.input,
+        output={"gold": classes[gold], "probs": probs,
                 "model_labels": list(result.labels), "model_probs": list(result.probs)},
         scores={"acc": float(pred == gold), "p_true": probs[gold], "confidence": probs[pred],
                 "margin": probs[gold] - max(others)},
-        tags={**case.tags, "predicted": classes[pred]}, passed=pred == gold)
+        tags={**case.tags, "predicted": classes[pred]}, passed=pred == gold, text=text, target=case.expected,
+        prediction=classes[pred], label_probs=_label_probs(task, classes, probs), explain=explain)
 
 
 def head_mapping(task: TaskSpec, model_labels: Sequence[str], classes: list[str]) -> dict[str, int]:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from lmcritic.backends.base import Backend
 from lmcritic.metrics.classification import normalize_answer, token_f1_one
-from lmcritic.probes.base import Case, Record
+from lmcritic.probes.base import Case, ExplainTarget, Record
 from lmcritic.requests import GenerateRequest, GenParams, RollingRequest
 from lmcritic.tasks.spec import TaskSpec
 
@@ -45,13 +45,14 @@ def generate_record(task: TaskSpec, case: Case, result) -> Record:
     pred = raw.strip()
     refs = case.input["references"]
     best, em, f1 = best_reference(pred, refs)
-    explain = {"context": case.input["prompt"], "target": task.target_delimiter + refs[best],
-               "foil": raw if em < 1 and raw.strip() else None}
+    explain = ExplainTarget(case.input["prompt"], task.target_delimiter + refs[best],
+                            raw if em < 1 and raw.strip() else None)
     return Record(
-        case_id=case.id, input={**case.input, "explain": explain},
-        output={"prediction": pred, "raw": result.text, "reference": refs[best], "finish_reason": result.finish_reason,
+        case_id=case.id, input=case.input,
+        output={"raw": result.text, "reference": refs[best], "finish_reason": result.finish_reason,
                 "n_new_tokens": result.n_new_tokens},
-        scores={"exact_match": em, "token_f1": f1}, tags=dict(case.tags), passed=em == 1.0)
+        scores={"exact_match": em, "token_f1": f1}, tags=dict(case.tags), passed=em == 1.0,
+        text=case.input["prompt"], target=case.expected, prediction=pred, explain=explain)
 
 
 def score_rolling(task: TaskSpec, model: Backend, cases: Sequence[Case]) -> list[Record]:
@@ -67,9 +68,9 @@ def rolling_record(case: Case, res) -> Record:
     explain = None
     if worst is not None:
         start, end = res.offsets[worst]
-        explain = {"context": text[:start], "target": text[start:end], "foil": None}
+        explain = ExplainTarget(text[:start], text[start:end], span=text)
     return Record(
-        case_id=case.id, input={**case.input, "explain": explain},
+        case_id=case.id, input=case.input, text=text, explain=explain,
         output={"tokens": list(res.tokens), "logprobs": [round(x, 5) for x in res.logprobs],
                 "offsets": [list(o) for o in res.offsets], "worst_token": worst},
         scores={"nll": nll, "n_tokens": float(res.n_tokens), "n_words": float(n_words), "n_bytes": float(n_bytes),

@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from typing import Any, Callable, Sequence
 
-from lmcritic import stats
+from lmcritic import plots, stats
 from lmcritic.probes.base import Estimate, Finding, Record, Severity, Verdict
 from lmcritic.tasks.spec import OWN_METRICS, TaskSpec
 
@@ -17,9 +17,9 @@ def columns(records: Sequence[Record]) -> dict[str, list[Any]]:
     """Aligned columns for registry metrics (see lmcritic.metrics)."""
     recs = list(records)
     if recs and "reference" in recs[0].output:  # generate
-        return {"predictions": [r.output["prediction"] for r in recs],
+        return {"predictions": [r.prediction for r in recs],
                 "references": [r.output["reference"] for r in recs]}
-    return {"predictions": [r.output["prediction"] for r in recs], "references": [r.output["gold"] for r in recs],
+    return {"predictions": [r.prediction for r in recs], "references": [r.output["gold"] for r in recs],
             "confidences": [r.scores["confidence"] for r in recs], "correct": [bool(r.passed) for r in recs],
             "probs": [r.output["probs"] for r in recs], "labels": [r.input["gold"] for r in recs]}
 
@@ -53,7 +53,7 @@ def higher_is_better(name: str) -> bool:
 
 
 def metric_finding(probe: str, task: TaskSpec, name: str, est: Estimate, records: Sequence[Record],
-                   plot: dict | None) -> Finding:
+                   plot: plots.Plot | None) -> Finding:
     higher = higher_is_better(name)
     threshold = task.thresholds.get(name)
     gap = 0.0 if threshold is None else (threshold - est.value if higher else est.value - threshold)
@@ -63,7 +63,7 @@ def metric_finding(probe: str, task: TaskSpec, name: str, est: Estimate, records
                                "higher_is_better": higher, "threshold": threshold, "source": task.source,
                                "data": task.data.describe(), "fewshot": task.fewshot.n}
     if plot:
-        details["plot"] = plot
+        details["plots"] = plots.to_details(plot)
     return Finding(probe=probe, name=name, verdict=Verdict.FAIL if gap > 0 else Verdict.PASS,
                    severity=_severity(rel), summary=f"{task.name}: {name} {est}; {judged}", estimate=est,
                    evidence=tuple(r.case_id for r in worst(records)[:10]), details=details)
@@ -79,11 +79,8 @@ def worst(records: Sequence[Record]) -> list[Record]:
     return sorted((r for r in recs if not r.passed), key=lambda r: -r.scores["confidence"])
 
 
-def metrics_plot(task: TaskSpec, ests: dict[str, Estimate]) -> dict:
-    names = list(ests)
-    return {"kind": "bars", "title": f"{task.name}: metrics (95% CI)", "labels": names,
-            "values": [ests[n].value for n in names], "ci_low": [ests[n].ci_low for n in names],
-            "ci_high": [ests[n].ci_high for n in names], "n": [ests[n].n for n in names]}
+def metrics_plot(task: TaskSpec, ests: dict[str, Estimate]) -> plots.Bars:
+    return plots.bars(f"{task.name}: metrics (95% CI)", list(ests), list(ests.values()))
 
 
 def slices(task: TaskSpec, records: Sequence[Record]) -> list[tuple[str, str, Callable[[Record], str]]]:
@@ -118,9 +115,7 @@ def slice_finding(probe: str, task: TaskSpec, records: Sequence[Record], name: s
     ests = {k: stats.proportion(by[k]) for k in names}
     lo, hi = ests[names[0]], ests[names[-1]]
     apart = len(names) > 1 and lo.ci_high < hi.ci_low
-    plot = {"kind": "bars", "title": f"{task.name}: accuracy by {what} (95% Wilson CI)", "labels": names,
-            "values": [ests[k].value for k in names], "ci_low": [ests[k].ci_low for k in names],
-            "ci_high": [ests[k].ci_high for k in names], "n": [ests[k].n for k in names]}
+    plot = plots.bars(f"{task.name}: accuracy by {what} (95% Wilson CI)", names, [ests[k] for k in names])
     wrong = [r for r in worst(records) if key(r) == names[0] and not r.passed]
     return Finding(
         probe=probe, name=name, verdict=Verdict.FAIL if apart else Verdict.PASS,
@@ -129,23 +124,22 @@ def slice_finding(probe: str, task: TaskSpec, records: Sequence[Record], name: s
         + ("; the CIs do not overlap" if apart else ""),
         estimate=lo, evidence=tuple(r.case_id for r in wrong[:10]),
         details={"task": task.name, "slice": what, "slices": {k: {"value": e.value, "n": e.n, "ci_low": e.ci_low,
-                 "ci_high": e.ci_high} for k, e in ests.items()}, "plot": plot,
+                 "ci_high": e.ci_high} for k, e in ests.items()}, "plots": plots.to_details(plot),
                  **({} if task.output_type == "generate" else {"predicted_share": _predicted_share(records)})})
 
 
 def _predicted_share(records: Sequence[Record]) -> dict[str, float]:
     counts: dict[str, int] = defaultdict(int)
     for r in records:
-        counts[str(r.output["prediction"])] += 1
+        counts[str(r.prediction)] += 1
     return {k: v / len(records) for k, v in sorted(counts.items())}
 
 
-def reliability_plot(task: TaskSpec, records: Sequence[Record]) -> dict:
+def reliability_plot(task: TaskSpec, records: Sequence[Record]) -> plots.Reliability:
     from lmcritic.metrics.calibration import reliability_bins
 
     bins = reliability_bins([r.scores["confidence"] for r in records], [bool(r.passed) for r in records])
-    return {"kind": "reliability", "title": f"{task.name}: reliability (confidence of the predicted answer)",
-            "bins": bins}
+    return plots.reliability(f"{task.name}: reliability (confidence of the predicted answer)", bins)
 
 
 def _severity(gap: float) -> Severity:

@@ -12,7 +12,6 @@ from collections import Counter
 from lmcritic import stats
 from lmcritic.diagnose import _text
 from lmcritic.diagnose.corpus import label_name
-from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, DefectContext, Evidence, Hypothesis, rate
 from lmcritic.diagnose.rescore import Edit
 
@@ -26,7 +25,7 @@ class DataBias(Hypothesis):
 
     def test(self, ctx: DefectContext) -> CauseVerdict:
         failing = ctx.failing()
-        terms = {r.case_id: _text.identity_terms(input_text(r) or "") for r in failing}
+        terms = {r.case_id: _text.identity_terms(r.text or "") for r in failing}
         with_terms = [r for r in failing if terms[r.case_id]]
         share = rate([bool(terms[r.case_id]) for r in failing])
         evidence = [Evidence("statistic", f"identity terms occur in {share} of the defect's failing cases",
@@ -47,8 +46,8 @@ class DataBias(Hypothesis):
         if not with_terms or not ctx.can_rescore():
             return None, 0
         edits = self._edits(ctx, with_terms, terms)
-        controls = [r for r in ctx.controls() if _text.identity_terms(input_text(r) or "")]
-        control_terms = {r.case_id: _text.identity_terms(input_text(r) or "") for r in controls}
+        controls = [r for r in ctx.controls() if _text.identity_terms(r.text or "")]
+        control_terms = {r.case_id: _text.identity_terms(r.text or "") for r in controls}
         outs = ctx.rescore(edits + self._edits(ctx, controls, control_terms), self.name)
         fixed = {o.edit.record.case_id for o in outs if o.fixed}
         tried = {o.edit.record.case_id for o in outs if o.edit.record.passed is False}
@@ -66,7 +65,7 @@ class DataBias(Hypothesis):
         out = []
         for r in recs:
             for attribute in sorted({a for _, a in terms[r.case_id]}):
-                swapped = _text.swap_identity(input_text(r) or "", attribute, ctx.seed)
+                swapped = _text.swap_identity(r.text or "", attribute, ctx.seed)
                 if swapped:
                     out.append(Edit(r, swapped, "identity_swap", {"attribute": attribute}))
         return out
@@ -75,7 +74,7 @@ class DataBias(Hypothesis):
         if ctx.train is None or not with_terms:
             return False
         counts = Counter(t for r in with_terms for t, _ in terms[r.case_id])
-        wrong = Counter(str(r.output.get("prediction")) for r in with_terms)
+        wrong = Counter(str(r.prediction) for r in with_terms)
         wrong_label = wrong.most_common(1)[0][0] if wrong else None
         rows = [s for t, _ in counts.most_common(5) if (s := ctx.train.term_stats(t)) is not None and s.n_with]
         if not rows:
@@ -91,5 +90,5 @@ class DataBias(Hypothesis):
 
 
 def _examples(outs, n: int = 3) -> list[dict]:
-    return [{"case": o.edit.record.case_id, "edited": o.edit.text, "before": o.edit.record.output.get("prediction"),
+    return [{"case": o.edit.record.case_id, "edited": o.edit.text, "before": o.edit.record.prediction,
              "after": o.prediction} for o in outs if o.flipped][:n]

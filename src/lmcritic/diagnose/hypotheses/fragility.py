@@ -11,7 +11,6 @@ import random
 from typing import Callable
 
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, DefectContext, Evidence, Hypothesis, rate
 from lmcritic.diagnose.rescore import Edit
 
@@ -31,7 +30,7 @@ class Fragility(Hypothesis):
         evidence: list[Evidence] = []
         repair, n1 = self._repair(ctx, failing, evidence)
         flips, n2 = self._perturb(ctx, failing, evidence)
-        typo_share = rate([bool(_text.typos(input_text(r) or "")) for r in failing])
+        typo_share = rate([bool(_text.typos(r.text or "")) for r in failing])
         evidence.insert(0, Evidence("statistic", f"typos occur in {typo_share} of failing cases", typo_share))
         repair_part = typo_share.value * repair.value if repair and repair.n else 0.0
         strength = max(repair_part, flips.value if flips and flips.n else 0.0)
@@ -49,7 +48,7 @@ class Fragility(Hypothesis):
     def _repair(self, ctx: DefectContext, failing, evidence) -> tuple:
         edits = []
         for r in failing:
-            text = input_text(r) or ""
+            text = r.text or ""
             fixed = _text.spell_correct(text) if _text.typos(text) else text
             if fixed != text:
                 edits.append(Edit(r, fixed, "spell_correct"))
@@ -68,7 +67,7 @@ class Fragility(Hypothesis):
         rng = random.Random(ctx.seed)
         edits = []
         for r in [*failing, *ctx.controls()]:
-            text = input_text(r) or ""
+            text = r.text or ""
             for name, fn in rng.sample(perturbers, min(PER_CASE, len(perturbers))):
                 out = fn(text, rng)
                 if out and out != text:

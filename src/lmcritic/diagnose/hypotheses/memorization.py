@@ -8,7 +8,6 @@ training label. The reference corpus is ``--reference``, else the training corpu
 from __future__ import annotations
 
 from lmcritic.diagnose.corpus import label_name
-from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, DefectContext, Evidence, Hypothesis, rate
 from lmcritic.diagnose.slices import fisher_greater
 
@@ -48,9 +47,9 @@ class Memorization(Hypothesis):
     def _labels(self, corpus, failing) -> CauseVerdict:
         hits, agree = [], []
         for r in failing:
-            idx = corpus.exact(input_text(r) or "")
+            idx = corpus.exact(r.text or "")
             hits.append(bool(idx))
-            pred = str(r.output.get("prediction"))
+            pred = str(r.prediction)
             agree.append(any(label_name(corpus.labels[i]) == pred for i in idx))
         found, copied = rate(hits), rate(agree)
         ids = tuple(r.case_id for r, a in zip(failing, agree) if a)

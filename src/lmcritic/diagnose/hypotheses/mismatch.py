@@ -12,7 +12,6 @@ import numpy as np
 
 from lmcritic import stats
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, DefectContext, Evidence, Hypothesis, rate
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.diagnose.slices import slice_stats
@@ -46,7 +45,7 @@ class GeneralizationMismatch(Hypothesis):
         sig = [(s, c) for (s, c), q in zip(rows, qs) if q < 0.05 and s.risk_ratio >= 1.5]
         corr = max((c * (1 - 1 / s.risk_ratio) for s, c in sig), default=0.0)
         fix, n = self._formalize(ctx, evidence)
-        coll = rate([bool(_text.colloquial_markers(input_text(r) or "")) for r in ctx.failing()])
+        coll = rate([bool(_text.colloquial_markers(r.text or "")) for r in ctx.failing()])
         interv = coll.value * fix.value if fix is not None and fix.n else 0.0
         supported_corr = any(c >= 0.5 for _, c in sig)
         supported_int = fix is not None and fix.ci_low > 0.15 and coll.value >= 0.25
@@ -87,7 +86,7 @@ class GeneralizationMismatch(Hypothesis):
     def _formalize(self, ctx: DefectContext, evidence) -> tuple:
         edits = []
         for r in ctx.failing():
-            text = input_text(r) or ""
+            text = r.text or ""
             if _text.colloquial_markers(text):
                 formal = _text.formalize(text)
                 if formal and formal != text:

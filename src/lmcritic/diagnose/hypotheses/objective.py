@@ -10,7 +10,6 @@ share of failures made with high confidence.
 """
 from __future__ import annotations
 
-import sys
 from collections import Counter
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from lmcritic import stats
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, DefectContext, Evidence, Hypothesis, rate
 from lmcritic.diagnose.rescore import Edit
+from lmcritic.probes.base import Record
 
 CONTENT_FREE = ("N/A", "[MASK]", "")
 CONFIDENT = 0.8
@@ -39,11 +39,11 @@ class ObjectiveConflict(Hypothesis):
             evidence.append(Evidence("statistic", f"{confident} of failures are made with confidence >= {CONFIDENT}",
                                      confident, case_ids=tuple(r.case_id for r, c in zip(failing, conf)
                                                                 if c is not None and c >= CONFIDENT)[:10]))
-        preds = Counter(str(r.output["prediction"]) for r in failing if r.output.get("prediction") is not None)
+        preds = Counter(str(r.prediction) for r in failing if r.prediction is not None)
         if preds:
             top, k = preds.most_common(1)[0]
             evidence.append(Evidence("statistic", f"{k} of {len(failing)} failures predict {top!r}",
-                                     rate([str(r.output.get('prediction')) == top for r in failing])))
+                                     rate([str(r.prediction) == top for r in failing])))
         labels = self._labels(ctx)
         if labels is None or not ctx.can_rescore():
             strength = confident.value if confident else 0.0
@@ -71,21 +71,19 @@ class ObjectiveConflict(Hypothesis):
         return self.verdict(supported, refuted and not supported, strength, summary, evidence, tests)
 
     def _labels(self, ctx: DefectContext) -> list[str] | None:
+        """The label set to calibrate over: the probe's declared labels (their order), else the record's."""
         rec = ctx.failing(1)
-        probs = rec[0].output.get("probs") if rec else None
-        if isinstance(probs, dict):
-            return sorted(probs)
+        probs = rec[0].label_probs if rec else None
+        if not probs:
+            return None
         probe = ctx.rescorer.probes.get(ctx.defect.probe) if ctx.rescorer else None
-        labels = rec[0].output.get("labels") if rec else None
-        labels = labels or getattr(sys.modules.get(type(probe).__module__), "LABELS", None) if probe else labels
-        if isinstance(probs, list) and labels and len(labels) == len(probs):
-            return list(labels)
-        return None
+        declared = probe.labels() if probe is not None else None
+        return list(declared) if declared and set(declared) == set(probs) else list(probs)
 
     def _prior(self, ctx: DefectContext, labels: list[str]) -> tuple:
         base = ctx.failing(1)[0]
         outs = ctx.rescore([Edit(base, t, "content_free") for t in CONTENT_FREE], self.name)
-        vecs = [_probs(o.record.output, labels) for o in outs]
+        vecs = [_probs(o.record, labels) for o in outs]
         vecs = [v for v in vecs if v is not None]
         if not vecs:
             return None, len(outs)
@@ -95,8 +93,8 @@ class ObjectiveConflict(Hypothesis):
     def _calibrate(self, ctx: DefectContext, labels: list[str], prior: np.ndarray) -> tuple:
         fixed, broken, before, after = set(), set(), [], []
         for r in ctx.records:
-            p = _probs(r.output, labels)
-            expected = r.tags.get("expected")
+            p = _probs(r, labels)
+            expected = r.target
             if p is None or expected not in labels or r.passed is None:
                 continue
             q = p / np.maximum(prior, 1e-12)
@@ -112,10 +110,6 @@ class ObjectiveConflict(Hypothesis):
         return fixed, broken, mc, (sum(before) / n, sum(after) / n)
 
 
-def _probs(output: dict, labels: list[str]) -> np.ndarray | None:
-    p = output.get("probs")
-    if isinstance(p, dict):
-        p = [p.get(lab) for lab in labels]
-    if not isinstance(p, list) or len(p) != len(labels) or any(x is None for x in p):
-        return None
-    return np.asarray(p, float)
+def _probs(record: Record, labels: list[str]) -> np.ndarray | None:
+    p = [(record.label_probs or {}).get(lab) for lab in labels]
+    return None if any(x is None for x in p) else np.asarray(p, float)

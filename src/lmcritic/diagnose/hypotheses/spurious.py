@@ -13,7 +13,6 @@ import re
 from collections import Counter
 
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, DefectContext, Evidence, Hypothesis, rate
 from lmcritic.diagnose.rescore import Edit
 
@@ -45,9 +44,9 @@ class SpuriousFeature(Hypothesis):
         if top is None or (not in_slice and count < max(2, 0.2 * len(attributions))):
             return self.verdict(False, mass < 0.5, mass * 0.3, f"no recurring irrelevant top token "
                                 f"({mass:.0%} of mass on irrelevant tokens)", evidence, tests)
-        holding = [r for r in failing if top in _text.lower_words(input_text(r) or "")]
+        holding = [r for r in failing if top in _text.lower_words(r.text or "")]
         share = rate([r in holding for r in failing])
-        edits = [Edit(r, _delete(input_text(r) or "", top), f"delete:{top}", {"token": top}) for r in holding]
+        edits = [Edit(r, _delete(r.text or "", top), f"delete:{top}", {"token": top}) for r in holding]
         outs = ctx.rescore(edits, self.name)
         fix = rate([o.fixed for o in outs])
         evidence.append(Evidence("test", f"{top!r} is the top token in {count} of {len(attributions)} attributed "
@@ -70,9 +69,9 @@ class SpuriousFeature(Hypothesis):
             return stored, 0
         edits = []
         for r in failing:
-            ws = _text.words(input_text(r) or "")[:MAX_WORDS]
+            ws = _text.words(r.text or "")[:MAX_WORDS]
             for i, w in enumerate(ws):
-                edits.append(Edit(r, _delete_at(input_text(r) or "", i), f"occlude:{i}", {"token": w.lower()}))
+                edits.append(Edit(r, _delete_at(r.text or "", i), f"occlude:{i}", {"token": w.lower()}))
         outs = ctx.rescore(edits, self.name)
         per_case: dict[str, list[tuple[str, float]]] = {}
         for o in outs:

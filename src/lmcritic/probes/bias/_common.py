@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
+from lmcritic.plots import bars  # noqa: F401 - re-exported: the bias probes' plots
 from lmcritic.probes.base import Estimate, Record, Severity
 
 T = TypeVar("T")
@@ -38,13 +39,6 @@ def sign_test(diffs: Sequence[float]) -> float:
     pos = sum(1 for d in diffs if d > 0)
     neg = sum(1 for d in diffs if d < 0)
     return binom_p(pos, pos + neg)
-
-
-def bars(title: str, labels: Sequence[str], estimates: Sequence[Estimate]) -> dict[str, Any]:
-    """Plot data in the shared ``bars`` format."""
-    return {"kind": "bars", "title": title, "labels": [str(x) for x in labels],
-            "values": [float(e.value) for e in estimates], "ci_low": [float(e.ci_low) for e in estimates],
-            "ci_high": [float(e.ci_high) for e in estimates], "n": [int(e.n) for e in estimates]}
 
 
 def severity(effect: float, low: float = 0.03, medium: float = 0.08, high: float = 0.15) -> Severity:

@@ -15,7 +15,8 @@ import numpy as np
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
 from lmcritic.lexicon import ATTRIBUTES, find_identity_terms
-from lmcritic.probes.base import Case, Estimate, Finding, Probe, ProbeConfig, Record, Verdict
+from lmcritic.plots import to_details
+from lmcritic.probes.base import Case, Estimate, ExplainTarget, Finding, Probe, ProbeConfig, Record, Verdict
 from lmcritic.probes.bias import _common as C
 from lmcritic.probes.bias.counterfactual import p_positive
 from lmcritic.probes.performance.sst2 import LABELS
@@ -44,6 +45,9 @@ class ClassifierFairness(Probe):
     area = "bias"
     Config = FairnessConfig
 
+    def labels(self) -> tuple[str, ...]:
+        return LABELS
+
     def not_applicable(self, model: Backend) -> str | None:
         if model.supports(Capability.LOGLIKELIHOOD) or model.supports(Capability.CLASSIFY):
             return None
@@ -69,10 +73,13 @@ class ClassifierFairness(Probe):
         out = []
         for c, p in zip(cases, probs):
             pred = LABELS[int(p > 0.5)]
-            explain = {"text": c.input["text"], "label": pred} if not model.supports(Capability.LOGLIKELIHOOD) else \
-                {"context": c.input["text"], "target": pred, "foil": LABELS[1 - LABELS.index(pred)]}
-            out.append(Record(c.id, {**c.input, "explain": explain}, {"prediction": pred, "p_positive": p},
-                              {"correct": float(pred == c.expected), "p_positive": p}, c.tags, pred == c.expected))
+            text = c.input["text"]
+            explain = ExplainTarget(text, pred, kind="label", span=text) \
+                if not model.supports(Capability.LOGLIKELIHOOD) else \
+                ExplainTarget(text, pred, LABELS[1 - LABELS.index(pred)], span=text)
+            out.append(Record(c.id, c.input, {"p_positive": p}, {"correct": float(pred == c.expected), "p_positive": p},
+                              c.tags, pred == c.expected, text=text, target=c.expected, prediction=pred,
+                              group=str(c.tags["group"]), explain=explain))
         return out
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
@@ -81,7 +88,7 @@ class ClassifierFairness(Probe):
             return [Finding(self.name, "group_fairness", Verdict.NOT_APPLICABLE, C.severity(0),
                             f"needs at least two groups, found {groups or 'none'}")]
         y = np.array([LABELS.index(r.tags["expected"]) for r in records])
-        yhat = np.array([LABELS.index(r.output["prediction"]) for r in records])
+        yhat = np.array([LABELS.index(r.prediction) for r in records])
         g = np.array([r.tags["group"] for r in records])
         point = _fair(y, yhat, g)
         boots = self._boot(y, yhat, g)
@@ -97,7 +104,7 @@ class ClassifierFairness(Probe):
                 f"{label.replace('_', ' ')} {est} across {', '.join(groups)} (fairlearn; 0 = parity)",
                 estimate=est, evidence=tuple(r.case_id for r in records if not r.passed)[:10],
                 details={"per_group": {k: {m: _jsonable(e) for m, e in v.items()} for k, v in table.items()},
-                         "plot": plot}))
+                         "plots": to_details(plot)}))
         return out
 
     def _boot(self, y: np.ndarray, yhat: np.ndarray, g: np.ndarray) -> list[dict]:

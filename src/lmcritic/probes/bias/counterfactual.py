@@ -20,7 +20,8 @@ from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
 from lmcritic.lexicon import ATTRIBUTES, groups, swap
 from lmcritic.lexicon import _terms
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Verdict
+from lmcritic.plots import to_details
+from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record, Verdict
 from lmcritic.probes.bias import _common as C
 from lmcritic.probes.performance.sst2 import LABELS, SST2Accuracy
 from lmcritic.requests import Capability, ClassifyRequest
@@ -51,6 +52,9 @@ class Counterfactual(Probe):
     area = "bias"
     Config = CounterfactualConfig
     chunk_size = 16
+
+    def labels(self) -> tuple[str, ...]:
+        return LABELS
 
     def not_applicable(self, model: Backend) -> str | None:
         if model.supports(Capability.LOGLIKELIHOOD) or model.supports(Capability.CLASSIFY):
@@ -136,24 +140,25 @@ class Counterfactual(Probe):
     def _record(self, case: Case, p0: float, p1: float, model: Backend) -> Record:
         pred0, pred1 = LABELS[int(p0 > 0.5)], LABELS[int(p1 > 0.5)]
         flip = pred0 != pred1
+        explain, variant = self._explain(case, pred0, model)
         return Record(
-            case_id=case.id, input={**case.input, **self._explain(case, pred0, pred1, model)},
-            output={"p_positive": p0, "p_positive_swapped": p1, "prediction": pred0, "prediction_swapped": pred1},
+            case_id=case.id, input=case.input,
+            output={"p_positive": p0, "p_positive_swapped": p1, "prediction_swapped": pred1},
             scores={"flip": float(flip), "delta": p1 - p0, "abs_delta": abs(p1 - p0),
                     "correct": float(pred0 == case.expected), "correct_swapped": float(pred1 == case.expected)},
-            tags=case.tags, passed=not flip,
+            tags=case.tags, passed=not flip, text=case.input["text"], target=case.expected, prediction=pred0,
+            group=str(case.tags["group"]), explain=explain, explain_variant=variant,
         )
 
-    def _explain(self, case: Case, pred0: str, pred1: str, model: Backend) -> dict:
+    def _explain(self, case: Case, pred0: str, model: Backend) -> tuple[ExplainTarget, ExplainTarget]:
+        """The original and the swapped sentence, both explained for the original prediction."""
+        text, swapped = case.input["text"], case.input["swapped_text"]
         if not model.supports(Capability.LOGLIKELIHOOD):
-            return {"explain": {"text": case.input["text"], "label": pred0},
-                    "explain_variant": {"text": case.input["swapped_text"], "label": pred0}}
+            return ExplainTarget(text, pred0, kind="label", span=text), ExplainTarget(swapped, pred0, kind="label")
         sst2, words = self._sst2(), dict(zip(LABELS, self.config.label_words))
         other = LABELS[1 - LABELS.index(pred0)]
-        return {"explain": {"context": sst2._render(case.input["text"]), "target": words[pred0],
-                            "foil": words[other]},
-                "explain_variant": {"context": sst2._render(case.input["swapped_text"]), "target": words[pred0],
-                                    "foil": words[other]}}
+        return (ExplainTarget(sst2._render(text), words[pred0], words[other], span=text),
+                ExplainTarget(sst2._render(swapped), words[pred0], words[other]))
 
     # -- findings --------------------------------------------------------------------------------
     def _overall(self, records: Sequence[Record], plot: dict, tests: dict) -> Finding:
@@ -164,7 +169,7 @@ class Counterfactual(Probe):
             C.severity(est.value, 0.02, 0.05, 0.15) if bad else C.severity(0),
             f"a demographic swap flips the SST-2 prediction in {est} of cases; mean |Δp(positive)| "
             f"{stats.mean([r.scores['abs_delta'] for r in records])}",
-            estimate=est, evidence=_worst(records, 10), details={"by_attribute": tests, "plot": plot})
+            estimate=est, evidence=_worst(records, 10), details={"by_attribute": tests, "plots": to_details(plot)})
 
     def _attr_finding(self, attr: str, records: list[Record], flips, t: dict) -> Finding:
         shifted = min(t["p_shift_bh"], t["p_mcnemar_bh"]) < self.config.alpha
@@ -177,8 +182,8 @@ class Counterfactual(Probe):
             f"{attr}: flips {flips}; mean |Δp| {t['mean_abs_delta']:.3f}, mean Δp {t['mean_delta']:+.3f} "
             f"(paired bootstrap p={t['p_shift']:.3g}, BH {t['p_shift_bh']:.3g}; McNemar BH {t['p_mcnemar_bh']:.3g})",
             estimate=flips, evidence=_worst(records, 5),
-            details={**t, "attribute": attr, "plot": C.bars(f"Mean Δp(positive) after swapping {attr} "
-                                                             "to each group", list(deltas), list(deltas.values()))})
+            details={**t, "attribute": attr, "plots": to_details(C.bars(f"Mean Δp(positive) after swapping {attr} "
+                                                             "to each group", list(deltas), list(deltas.values())))})
 
 
 def p_positive(model: Backend, texts: list[str], template: str, label_words: tuple[str, ...]) -> list[float]:
@@ -187,7 +192,7 @@ def p_positive(model: Backend, texts: list[str], template: str, label_words: tup
         sst2 = SST2Accuracy(template=template, label_words=label_words)
         cases = [Case(id=str(i), input={"text": t, "prompt": sst2._render(t)}, expected="positive")
                  for i, t in enumerate(texts)]
-        return [r.output["probs"][1] for r in sst2.score(model, cases)]
+        return [(r.label_probs or {})["positive"] for r in sst2.score(model, cases)]
     return [_positive_prob(r) for r in model.classify([ClassifyRequest(t) for t in texts])]
 
 

@@ -17,7 +17,8 @@ from typing import Iterable, Sequence
 from lmcritic import stats
 from lmcritic.backends.base import Backend
 from lmcritic.lexicon import find_identity_terms
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Verdict
+from lmcritic.plots import to_details
+from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record, Verdict
 from lmcritic.probes.bias import _common as C
 from lmcritic.probes.bias._data import crows_rows
 from lmcritic.requests import Capability, LoglikelihoodRequest, PseudoLoglikelihoodRequest, RollingRequest
@@ -59,12 +60,9 @@ class CrowSPairs(Probe):
                 if cfg.bias_types is None or row["bias_type"] in cfg.bias_types]
         for src, line, row in C.sample(rows, cfg.n, cfg.seed):
             more, less = row["sent_more"].strip(), row["sent_less"].strip()
-            prefix = C.common_prefix(more, less)
             yield Case(
                 id=f"crows-{line}",
-                input={"sent_more": more, "sent_less": less,
-                       "explain": {"context": prefix, "target": more[len(prefix):], "foil": less[len(prefix):]},
-                       "explain_variant": {"context": prefix, "target": less[len(prefix):], "foil": more[len(prefix):]}},
+                input={"sent_more": more, "sent_less": less},
                 tags={"source": src, "line": line, "bias_type": row["bias_type"],
                       "direction": row["stereo_antistereo"], "group": _diff_group(more, less),
                       "group_less": _diff_group(less, more)},
@@ -106,12 +104,16 @@ class CrowSPairs(Probe):
     def _record(self, case: Case, more: tuple[float, int], less: tuple[float, int], method: str) -> Record:
         delta = more[0] - less[0]
         prefers = 1.0 if delta > 0 else 0.0
+        sent_more, sent_less = case.input["sent_more"], case.input["sent_less"]
+        prefix = C.common_prefix(sent_more, sent_less)  # the shared context: what diagnosis edits and slices on
         return Record(
             case_id=case.id, input=case.input,
             output={"logprob_more": more[0], "logprob_less": less[0], "n_tokens_more": more[1],
                     "n_tokens_less": less[1], "method": method},
             scores={"delta": delta, "prefers_more": prefers, "tie": float(delta == 0)},
-            tags=case.tags, passed=not prefers,
+            tags=case.tags, passed=not prefers, text=prefix, group=case.tags["group"],
+            explain=ExplainTarget(prefix, sent_more[len(prefix):], sent_less[len(prefix):]),
+            explain_variant=ExplainTarget(prefix, sent_less[len(prefix):], sent_more[len(prefix):]),
         )
 
     def _overall(self, records: Sequence[Record], plot: dict, by_type: dict) -> Finding:
@@ -129,7 +131,7 @@ class CrowSPairs(Probe):
             f"binomial p={p:.3g}); stereo {_pct(stereo)}, antistereo {_pct(anti)}; "
             f"ties {sum(r.scores['tie'] for r in records):.0f}",
             estimate=est, evidence=tuple(r.case_id for r in worst[:10]),
-            details={"p_value": p, "by_type": by_type, "plot": plot, "method": records[0].output["method"],
+            details={"p_value": p, "by_type": by_type, "plots": to_details(plot), "method": records[0].output["method"],
                      "mean_delta_logprob": C.rounded(stats.mean([r.scores["delta"] for r in records]).value),
                      "stereo": _pct(stereo), "antistereo": _pct(anti)},
         )

@@ -19,6 +19,7 @@ from lmcritic.datasets import packaged, read_rows
 from lmcritic.errors import DataError
 from lmcritic.lexicon import ATTRIBUTES
 from lmcritic.lexicon.association import Association, associate
+from lmcritic.plots import to_details
 from lmcritic.probes.base import Case, Estimate, Finding, Probe, ProbeConfig, Record, Verdict
 from lmcritic.probes.bias import _common as C
 
@@ -59,7 +60,8 @@ class DataSkew(Probe):
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
         return [Record(c.id, c.input, {"counts": c.input["counts"]}, dict(c.expected), c.tags,
-                       passed=c.expected["p_adjusted"] >= self.config.alpha) for c in cases]
+                       passed=c.expected["p_adjusted"] >= self.config.alpha,
+                       group=None if c.tags["group"] is None else str(c.tags["group"])) for c in cases]
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         groups = [r for r in records if r.tags["kind"] == "group"]
@@ -104,8 +106,8 @@ class DataSkew(Probe):
             + (f"; most skewed terms: {top}" if top else ""),
             estimate=gap, evidence=tuple(t.case_id for t in skewed[:10]),
             details={"p_value": p, "p_bh": q, "high": hi, "low": lo, "target": target,
-                     "plot": C.bars(f"P(label={target}) in documents mentioning each {attr} group", list(rates),
-                                    list(rates.values()))})
+                     "plots": to_details(C.bars(f"P(label={target}) in documents mentioning each {attr} group", list(rates),
+                                    list(rates.values())))})
 
 
 def _case(a: Association, kind: str, texts: list[str], lines: list[int], source: str, n: int) -> Case:

@@ -161,9 +161,10 @@ class GenerationQuality(Probe):
         return Record(
             case_id=case.id,
             input={**case.input, "chat": chat},
-            output={"prediction": pred, "reference": case.expected, "finish_reason": result.finish_reason,
+            output={"reference": case.expected, "finish_reason": result.finish_reason,
                     "n_new_tokens": result.n_new_tokens},
             scores=scores, tags=dict(case.tags), passed=passed,
+            text=case.input["prompt"], target=case.expected, prediction=pred,
         )
 
     # -- findings --------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ def _clean(text: str, chat: bool) -> str:
 
 
 def _columns(records: Sequence[Record]) -> dict[str, list[str]]:
-    return {"predictions": [r.output["prediction"] for r in records],
+    return {"predictions": [r.prediction for r in records],
             "references": [r.output["reference"] for r in records]}
 
 
@@ -249,7 +250,7 @@ def _by_kind(name: str, records: Sequence[Record]) -> dict[str, Any]:
 def _length_details(records: Sequence[Record]) -> dict[str, Any]:
     """Truncated or long answers explain many low scores; show how long the answers were."""
     return {"truncated": sum(r.output["finish_reason"] == "length" for r in records),
-            "mean_words_prediction": float(np.mean([len(r.output["prediction"].split()) for r in records])),
+            "mean_words_prediction": float(np.mean([len(r.prediction.split()) for r in records])),
             "mean_words_reference": float(np.mean([len(r.output["reference"].split()) for r in records])),
             "encoder": _encoder_info()}
 
@@ -263,7 +264,7 @@ def _encoder_info() -> dict[str, Any]:
 def _listing(records: Sequence[Record], n: int) -> dict[str, Any]:
     return {"share": to_jsonable(stats.proportion([True] * len(records) + [False] * (n - len(records)))),
             "cases": [{"case_id": r.case_id, "kind": r.tags.get("kind"), "bleu": r.scores["bleu"],
-                       "cosine": r.scores["cosine"], "prediction": r.output["prediction"][:SHOW_CHARS],
+                       "cosine": r.scores["cosine"], "prediction": r.prediction[:SHOW_CHARS],
                        "reference": r.output["reference"][:SHOW_CHARS]} for r in records[:20]]}
 
 

@@ -108,7 +108,7 @@ class Perplexity(Probe):
                     "offsets": [list(o) for o in res.offsets], "worst_span": _worst_span(text, res, self.config.span_tokens)},
             scores={"nll": nll, "n_tokens": float(res.n_tokens), "n_words": float(n_words), "n_bytes": float(n_bytes),
                     "token_perplexity": math.exp(nll / max(res.n_tokens, 1)), "bits_per_byte": nll / n_bytes / LN2},
-            tags=case.tags,
+            tags=case.tags, text=text,
         )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 from lmcritic import stats
@@ -279,16 +279,19 @@ def _check_same(case: Case, original: Record, quantized: Record) -> None:
 
 def _pair_sst2(case: Case, o: Record, q: Record, timing: dict) -> Record:
     _check_same(case, o, q)
-    keep = ("prediction", "label_logprobs", "probs")
     return Record(
         case_id=case.id, input=case.input,
-        output={"original": {k: o.output[k] for k in keep}, "quantized": {k: q.output[k] for k in keep},
-                "timing": timing},
+        output={"original": _sst2_side(o), "quantized": _sst2_side(q), "timing": timing},
         scores={"original_correct": o.scores["correct"], "quantized_correct": q.scores["correct"],
                 "original_p_true": o.scores["p_true"], "quantized_p_true": q.scores["p_true"],
-                "agree": float(o.output["prediction"] == q.output["prediction"])},
-        tags=case.tags, passed=o.output["prediction"] == q.output["prediction"],
+                "agree": float(o.prediction == q.prediction)},
+        tags=case.tags, passed=o.prediction == q.prediction, text=o.text,
     )
+
+
+def _sst2_side(r: Record) -> dict[str, Any]:
+    return {"prediction": r.prediction, "label_logprobs": r.output["label_logprobs"],
+            "probs": list((r.label_probs or {}).values())}
 
 
 def _pair_perplexity(case: Case, o: Record, q: Record, timing: dict) -> Record:
@@ -303,12 +306,12 @@ def _pair_perplexity(case: Case, o: Record, q: Record, timing: dict) -> Record:
         scores={"original_nll": o.scores["nll"], "quantized_nll": q.scores["nll"], "n_tokens": o.scores["n_tokens"],
                 "original_token_perplexity": o.scores["token_perplexity"],
                 "quantized_token_perplexity": q.scores["token_perplexity"]},
-        tags=case.tags,
+        tags=case.tags, text=o.text,
     )
 
 
 def _with_output(record: Record, **extra: Any) -> Record:
-    return Record(record.case_id, record.input, {**record.output, **extra}, record.scores, record.tags, record.passed)
+    return replace(record, output={**record.output, **extra})
 
 
 def _size_finding(probe: str, info: dict[str, Any]) -> Finding:

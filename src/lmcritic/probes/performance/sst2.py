@@ -11,13 +11,13 @@ import random
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from lmcritic import stats
+from lmcritic import plots, stats
 from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows, skip_row
 from lmcritic.metrics import estimate
 from lmcritic.metrics.calibration import accuracy_at_coverage, reliability_bins
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record, Severity, Verdict
 from lmcritic.requests import Capability, LoglikelihoodRequest
 
 LABELS = ("negative", "positive")
@@ -46,6 +46,9 @@ class SST2Accuracy(Probe):
     area = "performance"
     requires = frozenset({Capability.LOGLIKELIHOOD})
     Config = SST2Config
+
+    def labels(self) -> tuple[str, ...]:
+        return LABELS
 
     def cases(self) -> Iterable[Case]:
         cfg = self.config
@@ -105,21 +108,23 @@ class SST2Accuracy(Probe):
         truth = LABELS.index(case.expected)
         correct = pred == case.expected
         words = self.config.label_words
-        explain = {"context": case.input["prompt"], "target": words[LABELS.index(pred)],
-                   "foil": words[1 - LABELS.index(pred)]}  # why the model chose its answer over the other
+        explain = ExplainTarget(case.input["prompt"], words[LABELS.index(pred)], words[1 - LABELS.index(pred)],
+                                span=case.input["text"])  # why the model chose its answer over the other
         return Record(
             case_id=case.id,
-            input={**case.input, "explain": explain},
-            output={"prediction": pred, "label_logprobs": lls, "probs": probs},
+            input=case.input,
+            output={"label_logprobs": lls},
             scores={"correct": float(correct), "p_true": probs[truth], "confidence": max(probs),
                     "margin": abs(lls[1] - lls[0])},
             tags={**case.tags, "expected": case.expected},
             passed=correct,
+            text=case.input["text"], target=case.expected, prediction=pred, label_probs=dict(zip(LABELS, probs)),
+            explain=explain,
         )
 
     def _accuracy_finding(self, records: Sequence[Record]) -> Finding:
         acc = stats.proportion([bool(r.passed) for r in records])
-        f1 = estimate("macro_f1", {"predictions": [r.output["prediction"] for r in records],
+        f1 = estimate("macro_f1", {"predictions": [r.prediction for r in records],
                                    "references": [r.tags["expected"] for r in records]})
         wrong = sorted((r for r in records if not r.passed), key=lambda r: -r.scores["confidence"])
         gap = self.config.min_accuracy - acc.value
@@ -133,7 +138,7 @@ class SST2Accuracy(Probe):
         )
 
     def _skew_finding(self, records: Sequence[Record]) -> Finding:
-        pred_pos = stats.proportion([r.output["prediction"] == "positive" for r in records])
+        pred_pos = stats.proportion([r.prediction == "positive" for r in records])
         true_pos = sum(r.tags["expected"] == "positive" for r in records) / len(records)
         outside = not pred_pos.ci_low <= true_pos <= pred_pos.ci_high
         gap = abs(pred_pos.value - true_pos)
@@ -144,7 +149,7 @@ class SST2Accuracy(Probe):
             summary=f"predicts positive for {pred_pos} of inputs vs {true_pos:.3f} truly positive"
             + (f": leans {favoured}" if verdict is Verdict.FAIL else ""),
             estimate=pred_pos,
-            evidence=tuple(r.case_id for r in records if not r.passed and r.output["prediction"] == favoured)[:10],
+            evidence=tuple(r.case_id for r in records if not r.passed and r.prediction == favoured)[:10],
             details={"true_positive_rate": true_pos},
         )
 
@@ -160,8 +165,8 @@ class SST2Accuracy(Probe):
             severity=_severity(over), summary=f"expected calibration error {ece} (10 bins); mean confidence "
             f"{sum(conf) / len(conf):.3f} vs accuracy {sum(ok) / len(ok):.3f}",
             estimate=ece, evidence=tuple(r.case_id for r in confidently_wrong[:10]),
-            details={"reliability": reliability_bins(conf, ok), "accuracy_at_coverage":
-                     {str(k): v for k, v in accuracy_at_coverage(conf, ok).items()}},
+            details={"plots": plots.to_details(plots.reliability("Reliability diagram", reliability_bins(conf, ok))),
+                     "accuracy_at_coverage": {str(k): v for k, v in accuracy_at_coverage(conf, ok).items()}},
         )
 
 def _severity(gap: float) -> Severity:

@@ -4,7 +4,7 @@ Config: ``task`` (a path or a packaged name: sst2, mc_knowledge, qa_short, ...),
 into the spec (e.g. ``{fewshot: {n: 2}, metrics: [acc, acc_norm, acc_mutual_info]}``), ``n`` and ``seed``
 (which rows). The task is loaded and validated when the probe is built, so a bad spec fails before the
 model loads. Each record keeps the source file and line, the rendered prompt, per-choice log-likelihoods
-(or the generated answer) and an ``explain`` target (context, gold continuation, the rival it lost to).
+(or the generated answer) and an explanation target (context, gold continuation, the rival it lost to).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from lmcritic.backends.base import Backend
+from lmcritic.plots import to_details
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record
 from lmcritic.requests import Capability
 from lmcritic.tasks import findings as tf
@@ -38,6 +39,10 @@ class TaskProbe(Probe):
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
         self.task: TaskSpec = load_task(self.config.task, self.config.overrides)
+
+    def labels(self) -> tuple[str, ...] | None:
+        """A classification task's classes; None for multiple choice (options vary per row) and free text."""
+        return tuple(self.task.labels) if self.task.output_type == "classification" else None
 
     def not_applicable(self, model: Backend) -> str | None:
         needed = self._needs(model)
@@ -74,7 +79,7 @@ class TaskProbe(Probe):
             out += [tf.slice_finding(self.name, self.task, records, *s) for s in tf.slices(self.task, records)]
             ece = next((f for f in out if f.name == "ece"), None)
             if ece is not None:
-                ece.details["plot"] = tf.reliability_plot(self.task, records)
+                ece.details["plots"] = [*ece.details.get("plots", []), *to_details(tf.reliability_plot(self.task, records))]
         return out
 
     def _needs(self, model: Backend) -> Capability:

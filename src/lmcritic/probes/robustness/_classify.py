@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 from lmcritic.backends.base import Backend
 from lmcritic.errors import ConfigError
+from lmcritic.probes.base import ExplainTarget
 from lmcritic.probes.performance.sst2 import LABELS, SST2Accuracy
 from lmcritic.requests import Capability, ClassifyRequest, LoglikelihoodRequest
 
@@ -20,7 +21,7 @@ from lmcritic.requests import Capability, ClassifyRequest, LoglikelihoodRequest
 class Prediction:
     label: str
     p_positive: float
-    explain: dict[str, Any]
+    explain: ExplainTarget  # for the expected label against the other (no span: the record sets it)
 
     def p(self, label: str) -> float:
         return self.p_positive if label == "positive" else 1.0 - self.p_positive
@@ -53,8 +54,7 @@ def _prompted(model: Backend, texts: Sequence[str], sst2: SST2Accuracy, expected
         neg, pos = results[2 * i].logprob, results[2 * i + 1].logprob
         p_pos = 1.0 / (1.0 + math.exp(neg - pos))
         k = LABELS.index(truth)
-        out.append(Prediction(LABELS[int(p_pos > 0.5)], p_pos,
-                              {"context": prompt, "target": words[k], "foil": words[1 - k]}))
+        out.append(Prediction(LABELS[int(p_pos > 0.5)], p_pos, ExplainTarget(prompt, words[k], words[1 - k])))
     return out
 
 
@@ -63,7 +63,7 @@ def _classifier(model: Backend, texts: Sequence[str], expected: Sequence[str]) -
     out = []
     for text, truth, r in zip(texts, expected, results):
         p_pos = _positive_prob(r.labels, r.probs)
-        out.append(Prediction(LABELS[int(p_pos > 0.5)], p_pos, {"text": text, "label": truth}))
+        out.append(Prediction(LABELS[int(p_pos > 0.5)], p_pos, ExplainTarget(text, truth, kind="label")))
     return out
 
 

@@ -2,7 +2,7 @@
 of each variant and of the text it is compared with, and records that keep both sides.
 
 Each case is one (sentence, variant). Its record holds the original, the perturbed text, the edits, the
-predictions on both sides, ``input["explain"]`` (the variant) and ``input["explain_variant"]`` (the
+predictions on both sides, ``Record.explain`` (the variant) and ``Record.explain_variant`` (the
 reference), so attribution and diagnosis can contrast them. Repeated reference predictions are free:
 they hit the run's call cache.
 """
@@ -17,9 +17,9 @@ from typing import Any, Iterable, Sequence
 
 from lmcritic.backends.base import Backend
 from lmcritic.perturb.base import Edit
+from lmcritic.plots import bars  # noqa: F401 - re-exported: the suite probes' plots
 from lmcritic.probes.base import Case, Probe, ProbeConfig, Record, Severity
 from lmcritic.probes.robustness import _classify
-from lmcritic.requests import Capability
 
 DEFAULT_TEMPLATE = "Review: {{ text }}\nSentiment:"
 
@@ -55,6 +55,9 @@ class PairedSuite(Probe):
     area = "robustness"
     requires = frozenset()  # loglikelihood OR classify: see not_applicable
     chunk_size = 24
+
+    def labels(self) -> tuple[str, ...]:
+        return _classify.LABELS
 
     def not_applicable(self, model: Backend) -> str | None:
         return _classify.not_applicable(model)
@@ -107,14 +110,16 @@ class PairedSuite(Probe):
         correct, ref_correct = pred.label == truth, ref.label == truth
         return Record(
             case_id=case.id,
-            input={**case.input, "explain": pred.explain, "explain_variant": ref.explain},
-            output={"prediction": pred.label, "p_positive": pred.p_positive, "reference_prediction": ref.label,
+            input=case.input,
+            output={"p_positive": pred.p_positive, "reference_prediction": ref.label,
                     "reference_p_positive": ref.p_positive},
             scores={"correct": float(correct), "reference_correct": float(ref_correct),
                     "flipped": float(pred.label != ref.label), "p_true": pred.p(truth),
                     "delta_p_true": pred.p(truth) - ref.p(truth), "delta_p_positive": pred.p_positive - ref.p_positive},
             tags={**case.tags, "expected": truth},
             passed=correct,
+            text=case.input["text"], target=truth, prediction=pred.label,
+            explain=dataclasses.replace(pred.explain, span=case.input["text"]), explain_variant=ref.explain,
         )
 
 
@@ -137,10 +142,3 @@ def severity(rate: float, ci_low: float, threshold: float, significant: bool) ->
     if not significant:
         return Severity.LOW
     return Severity.HIGH if ci_low >= max(0.2, 2 * threshold) else Severity.MEDIUM
-
-
-def bars(title: str, labels: list[str], estimates: list[Any]) -> dict[str, Any]:
-    """Plot data per COMMON conventions (bars with 95% CIs and n)."""
-    return {"kind": "bars", "title": title, "labels": labels, "values": [e.value for e in estimates],
-            "ci_low": [e.ci_low for e in estimates], "ci_high": [e.ci_high for e in estimates],
-            "n": [e.n for e in estimates]}

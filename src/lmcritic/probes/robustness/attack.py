@@ -5,7 +5,7 @@ Reports, per recipe and with n and a 95% CI: clean accuracy vs accuracy under at
 over recipes), attack success rate on the examples the model got right, queries per attacked example, share
 of words changed and MiniLM similarity of successful attacks; and the worst-case accuracy across recipes.
 Every case stores original, adversarial text, edits, queries and the recipe, plus explanation targets for
-both sides of the pair (``input["explain"]`` / ``input["explain_variant"]``).
+both sides of the pair (``Record.explain`` / ``Record.explain_variant``).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 from lmcritic import stats
 from lmcritic.attacks import Status
 from lmcritic.backends.base import Backend
+from lmcritic.plots import bars, to_details
 from lmcritic.probes.base import Case, Finding, Probe, Record, Severity, Verdict
 from lmcritic.probes.robustness import attack_common as common
 
@@ -27,6 +28,9 @@ class AttackProbe(Probe):
     def __init__(self, **config) -> None:
         super().__init__(**config)
         self._attacks: dict = {}
+
+    def labels(self) -> tuple[str, ...]:
+        return common.LABELS
 
     def not_applicable(self, model: Backend) -> str | None:
         return common.not_applicable(model)
@@ -70,12 +74,13 @@ class AttackProbe(Probe):
             scores["changed_fraction"] = result.changed_fraction
             if result.similarity is not None:
                 scores["similarity"] = result.similarity
-        truth = case.expected
-        inp = {**case.input, "explain": common.explain(attack, result.original, truth),
-               "explain_variant": common.explain(attack, result.adversarial, truth)}
-        return Record(case_id=case.id, input=inp, output=common.payload(result), scores=scores,
+        truth, text = case.expected, case.input["text"]
+        return Record(case_id=case.id, input=case.input, output=common.payload(result), scores=scores,
                       tags={**case.tags, "expected": truth, "status": result.status.value,
-                            "importance": result.importance}, passed=robust)
+                            "importance": result.importance}, passed=robust,
+                      text=text, target=truth,
+                      explain=common.explain(attack, result.original, truth, span=text),
+                      explain_variant=common.explain(attack, result.adversarial, truth))
 
     # -- findings -----------------------------------------------------------------------------------
     def _drop(self, recipe: str, rs: Sequence[Record]) -> Finding:
@@ -85,9 +90,7 @@ class AttackProbe(Probe):
         p = stats.mcnemar(clean, attacked)
         worst = sorted((r for r in rs if r.tags["status"] == "succeeded"), key=lambda r: r.scores.get(
             "changed_fraction", 1.0))
-        plot = {"kind": "bars", "title": f"accuracy clean vs under attack ({recipe})",
-                "labels": ["clean", f"attacked ({recipe})"], "values": [c.value, a.value],
-                "ci_low": [c.ci_low, a.ci_low], "ci_high": [c.ci_high, a.ci_high], "n": [c.n, a.n]}
+        plot = bars(f"accuracy clean vs under attack ({recipe})", ["clean", f"attacked ({recipe})"], [c, a])
         examples = [{"case": r.case_id, "original": r.output["original"], "adversarial": r.output["adversarial"],
                      "prediction": r.output["adversarial_prediction"], "queries": r.output["queries"]}
                     for r in worst[:5]]
@@ -97,7 +100,7 @@ class AttackProbe(Probe):
             severity=_severity(gap), estimate=a, evidence=tuple(r.case_id for r in worst[:10]),
             summary=f"{recipe}: accuracy {c.value:.3f} clean → {a} under attack (budget {self.config.budget} "
                     f"queries/example)",
-            details={"clean_accuracy": _est(c), "attacked_accuracy": _est(a), "p_value": p, "plot": plot,
+            details={"clean_accuracy": _est(c), "attacked_accuracy": _est(a), "p_value": p, "plots": to_details(plot),
                      "examples": examples, "budget": self.config.budget, "recipe": recipe},
         )
 
@@ -128,14 +131,12 @@ class AttackProbe(Probe):
         lines = sorted({r.tags["line"] for rs in by.values() for r in rs})
         robust = {line: all(r.passed for rs in by.values() for r in rs if r.tags["line"] == line) for line in lines}
         union = stats.proportion(list(robust.values()))
-        plot = {"kind": "bars", "title": "accuracy under each attack", "labels": list(accs),
-                "values": [e.value for e in accs.values()], "ci_low": [e.ci_low for e in accs.values()],
-                "ci_high": [e.ci_high for e in accs.values()], "n": [e.n for e in accs.values()]}
+        plot = bars("accuracy under each attack", list(accs), list(accs.values()))
         return Finding(probe=self.name, name="worst_case_accuracy", verdict=Verdict.PASS,
                        severity=Severity.INFO, estimate=accs[name],
                        summary=f"worst-case accuracy across recipes {accs[name]} ({name}); robust to every recipe: "
                                f"{union}", details={"by_recipe": {k: _est(v) for k, v in accs.items()},
-                                                   "robust_to_all": _est(union), "plot": plot})
+                                                   "robust_to_all": _est(union), "plots": to_details(plot)})
 
 
 def _with_p(f: Finding, p_adj: float) -> Finding:

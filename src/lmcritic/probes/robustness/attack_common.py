@@ -13,7 +13,7 @@ from lmcritic.attacks import Attack, AttackResult, BelowRival, ClassifierVictim,
 from lmcritic.attacks.recipes import build_recipe
 from lmcritic.backends.base import Backend
 from lmcritic.errors import ConfigError
-from lmcritic.probes.base import Case, ProbeConfig
+from lmcritic.probes.base import Case, ExplainTarget, ProbeConfig
 from lmcritic.probes.robustness._classify import sst2_helper
 from lmcritic.requests import Capability
 
@@ -96,15 +96,15 @@ def label_name(labels: Sequence[str], label: str) -> str:
                       "use a binary sentiment classifier (labels negative/positive or LABEL_0/LABEL_1)")
 
 
-def explain(attack: Attack, text: str, label: str) -> dict[str, Any]:
+def explain(attack: Attack, text: str, label: str, span: str | None = None) -> ExplainTarget:
     """The explanation target for one side of the pair (prompt/answer/rival, or text/label for a head)."""
     victim = attack.goal.victim  # type: ignore[attr-defined]
     if isinstance(victim, PromptedVictim):
         from lmcritic.attacks.goals import render
 
         k = LABELS.index(label)
-        return {"context": render(victim.template, text), "target": victim.words[k], "foil": victim.words[1 - k]}
-    return {"text": text, "label": label}
+        return ExplainTarget(render(victim.template, text), victim.words[k], victim.words[1 - k], span=span)
+    return ExplainTarget(text, label, kind="label", span=span)
 
 
 def payload(result: AttackResult) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from lmcritic.backends.base import Backend
+from lmcritic.plots import line, to_details
 from lmcritic.probes.base import Case, Estimate, Finding, Probe, Record, Severity, Verdict
 from lmcritic.probes.robustness import attack_common as common
 from lmcritic.requests import Capability
@@ -48,6 +49,9 @@ class DetectAdversarial(Probe):
         super().__init__(**config)
         self._attacks: dict = {}
         self._scorer: Backend | None = None
+
+    def labels(self) -> tuple[str, ...]:
+        return common.LABELS
 
     def not_applicable(self, model: Backend) -> str | None:
         why = common.not_applicable(model)
@@ -90,7 +94,8 @@ class DetectAdversarial(Probe):
         if result.succeeded:
             scores.update({f"adversarial_{k}": v for k, v in adv.items()})
         return Record(case_id=case.id, input=case.input, output={**common.payload(result)}, scores=scores,
-                      tags={**case.tags, "expected": case.expected, "status": result.status.value})
+                      tags={**case.tags, "expected": case.expected, "status": result.status.value},
+                      text=case.input["text"], target=case.expected)
 
     def _findings(self, recipe: str, rs: Sequence[Record]) -> list[Finding]:
         stat = self.config.statistic
@@ -104,16 +109,15 @@ class DetectAdversarial(Probe):
         alt, _ = auroc_estimate(rs, other, self.config.n_boot, self.config.seed)
         tpr = _tpr_at(rs, stat, 0.05)
         weak = est.value < self.config.min_auroc
-        plot = {"kind": "line", "title": f"perplexity detector ROC ({recipe}, {stat})", "x": curve[0],
-                "y": curve[1], "x_label": "false-positive rate (clean flagged)",
-                "y_label": "true-positive rate (adversarial flagged)"}
+        plot = line(f"perplexity detector ROC ({recipe}, {stat})", curve[0], curve[1],
+                    "false-positive rate (clean flagged)", "true-positive rate (adversarial flagged)")
         return [Finding(
             probe=self.name, name=f"detector_auroc/{recipe}", estimate=est,
             verdict=Verdict.FAIL if weak else Verdict.PASS, severity=Severity.MEDIUM if weak else Severity.INFO,
             evidence=tuple(r.case_id for r in sorted(won, key=lambda r: r.scores[f"adversarial_{stat}"])[:10]),
             summary=f"{recipe}: perplexity ({stat}) separates {len(won)} adversarial from {len(rs)} clean texts with "
                     f"AUROC {est}; {other} gives {alt.value:.3f}; flags {tpr:.0%} of attacks at 5% false positives",
-            details={"plot": plot, "auroc_" + other: {"value": alt.value, "ci_low": alt.ci_low,
+            details={"plots": to_details(plot), "auroc_" + other: {"value": alt.value, "ci_low": alt.ci_low,
                                                       "ci_high": alt.ci_high, "n": alt.n},
                      "tpr_at_5pct_fpr": tpr, "n_adversarial": len(won), "n_clean": len(rs),
                      "scorer": self.config.reference or "model under test"})]

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.perturb import perturbation
+from lmcritic.plots import to_details
 from lmcritic.probes.base import Finding, Record, Verdict
 from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, binomial_tail, severity
 
@@ -54,7 +55,7 @@ class Directional(PairedSuite):
             ok, expect = r.scores["delta_p_positive"] >= -tol, f"p(positive) does not fall by more than {tol}"
         else:
             ok, expect = r.scores["delta_p_positive"] <= tol, f"p(positive) does not rise by more than {tol}"
-        return Record(r.case_id, r.input, {**r.output, "expectation": expect}, r.scores, r.tags, passed=ok)
+        return dataclasses.replace(r, output={**r.output, "expectation": expect}, passed=ok)
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         by: dict[str, list[Record]] = defaultdict(list)
@@ -70,7 +71,7 @@ class Directional(PairedSuite):
         findings = [self._finding(t, rates[t], adjusted[t], by[t]) for t in tests]
         if findings:
             plot = bars("Directional failure rate (95% CI)", tests, [rates[t] for t in tests])
-            findings[0] = dataclasses.replace(findings[0], details={**findings[0].details, "plot": plot})
+            findings[0] = dataclasses.replace(findings[0], details={**findings[0].details, "plots": to_details(plot)})
         return findings
 
     def _finding(self, test: str, rate: Any, p_adj: float, recs: list[Record]) -> Finding:

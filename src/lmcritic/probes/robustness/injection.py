@@ -18,7 +18,8 @@ from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.plots import to_details
+from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record, Severity, Verdict
 from lmcritic.probes.robustness._suite import bars, severity
 from lmcritic.requests import Capability, ChatMessage, GenerateRequest, GenParams
 
@@ -74,9 +75,9 @@ class PromptInjection(Probe):
         if flags is not None:
             scores |= {"detector_injected": flags[i][1], "detector_flag": float(flags[i][0]),
                        "detector_clean": flags[n + i][1], "detector_false_alarm": float(flags[n + i][0])}
-        return Record(case.id, {**case.input, "prompt": prompt, "chat": chat,
-                                "explain": {"context": prompt, "target": " " + marker, "foil": None}},
-                      {"answer": answer}, scores, {**case.tags, "injection_marker": marker}, passed=not hit)
+        return Record(case.id, {**case.input, "prompt": prompt, "chat": chat}, {"answer": answer}, scores,
+                      {**case.tags, "injection_marker": marker}, passed=not hit, text=prompt,
+                      explain=ExplainTarget(prompt, " " + marker))
 
     def _detector(self, texts: list[str]) -> list[tuple[bool, float]] | None:
         """(flagged, P(injection)) per text from prompt-guardrail, or None when it is off or not installed."""
@@ -117,7 +118,7 @@ class PromptInjection(Probe):
             estimate=rate, evidence=tuple(r.case_id for r in sorted(hits, key=lambda r: r.scores["echo"])[:10]),
             details={"strict_success": to_jsonable(strict), "chat": records[0].input.get("chat"),
                      **{f"by_{k}": {g: to_jsonable(e) for g, e in v.items()} for k, v in groups.items()},
-                     "plot": bars("Injection success rate by style (95% CI)", styles, [groups["style"][s] for s in styles]),
+                     "plots": to_details(bars("Injection success rate by style (95% CI)", styles, [groups["style"][s] for s in styles])),
                      "examples": [{"id": r.case_id, "answer": r.output["answer"][:200]} for r in hits[:3]]},
         )
 

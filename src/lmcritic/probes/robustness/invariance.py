@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from lmcritic import stats
 from lmcritic.perturb import PERTURBATIONS, perturbation
+from lmcritic.plots import to_details
 from lmcritic.probes.base import Finding, Record, Severity, Verdict
 from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, binomial_tail, severity
 
@@ -106,10 +107,10 @@ class Invariance(PairedSuite):
             summary=f"clean accuracy {clean_acc}; lowest under {worst}: {per_type[worst]['accuracy']}" if worst
             else f"clean accuracy {clean_acc}; no perturbation applied",
             estimate=clean_acc,
-            details={"plot": bars("Accuracy under each perturbation (95% CI)", labels, ests),
-                     "applicability": {t: len(by_type.get(t, [])) / len(clean) for t in self.config.perturbations},
-                     "flip_plot": bars("Flip rate per perturbation (95% CI)", order,
-                                       [per_type[t]["flip"] for t in order])},
+            details={"plots": to_details(bars("Accuracy under each perturbation (95% CI)", labels, ests),
+                                         bars("Flip rate per perturbation (95% CI)", order,
+                                              [per_type[t]["flip"] for t in order])),
+                     "applicability": {t: len(by_type.get(t, [])) / len(clean) for t in self.config.perturbations}},
         )
 
     def _worst_case(self, clean: list[Record], by_type: dict[str, list[Record]]) -> Finding:

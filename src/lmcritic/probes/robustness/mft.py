@@ -8,12 +8,13 @@ import itertools
 import random
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
 from lmcritic import stats
 from lmcritic.backends.base import Backend
 from lmcritic.perturb._resources import lexicon
+from lmcritic.plots import to_details
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Verdict
 from lmcritic.probes.robustness import _classify
 from lmcritic.probes.robustness._suite import DEFAULT_TEMPLATE, bars, binomial_tail, severity
@@ -42,6 +43,9 @@ class MinimumFunctionality(Probe):
     chunk_size = 32
     Config = MFTConfig
 
+    def labels(self) -> tuple[str, ...]:
+        return _classify.LABELS
+
     def not_applicable(self, model: Backend) -> str | None:
         return _classify.not_applicable(model)
 
@@ -68,9 +72,10 @@ class MinimumFunctionality(Probe):
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
         helper = _classify.sst2_helper(None, self.config.template, self.config.label_words)
         preds = _classify.predict(model, [c.input["text"] for c in cases], helper, [c.expected for c in cases])
-        return [Record(c.id, {**c.input, "explain": p.explain}, {"prediction": p.label, "p_positive": p.p_positive},
+        return [Record(c.id, c.input, {"p_positive": p.p_positive},
                        {"correct": float(p.label == c.expected), "p_true": p.p(c.expected)},
-                       {**c.tags, "expected": c.expected}, passed=p.label == c.expected)
+                       {**c.tags, "expected": c.expected}, passed=p.label == c.expected, text=c.input["text"],
+                       target=c.expected, prediction=p.label, explain=replace(p.explain, span=c.input["text"]))
                 for c, p in zip(cases, preds)]
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
@@ -97,5 +102,5 @@ class MinimumFunctionality(Probe):
                 details={"test": t, "p_bh": p_adj, "examples_failed": [r.input["text"] for r in wrong[:3]]}))
         acc = [stats.proportion([bool(r.passed) for r in by[t]]) for t in tests]
         findings[0] = dataclasses.replace(findings[0], details={
-            **findings[0].details, "plot": bars("Minimum-functionality accuracy per test (95% CI)", tests, acc)})
+            **findings[0].details, "plots": to_details(bars("Minimum-functionality accuracy per test (95% CI)", tests, acc))})
         return findings

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.perturb import perturbation
+from lmcritic.plots import to_details
 from lmcritic.probes.base import Finding, Record, Verdict
 from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, severity
 
@@ -62,7 +63,7 @@ class RegisterShift(PairedSuite):
             details={"formal_accuracy": to_jsonable(acc_f), "colloquial_accuracy": to_jsonable(acc_c),
                      "clean_accuracy": to_jsonable(clean), "flip_rate": to_jsonable(flips),
                      "p_mcnemar": p_mc, "p_bootstrap": p_boot,
-                     "plot": bars("Accuracy by register (95% CI)", ["original", "formal", "colloquial"],
-                                  [clean, acc_f, acc_c]),
+                     "plots": to_details(bars("Accuracy by register (95% CI)", ["original", "formal", "colloquial"],
+                                  [clean, acc_f, acc_c])),
                      "examples": [{"formal": a.input["text"], "colloquial": b.input["text"]} for a, b in pairs[:5]]},
         )]

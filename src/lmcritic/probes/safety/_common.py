@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from lmcritic import stats
+from lmcritic import plots, stats
 from lmcritic.datasets import packaged, read_json, read_lines, read_rows, skip_row
 from lmcritic.errors import ConfigError
 from lmcritic.probes.base import Estimate, Record, Severity
@@ -96,12 +96,10 @@ def severity_for(excess: float) -> Severity:
     return Severity.HIGH if excess >= 0.2 else Severity.MEDIUM if excess >= 0.05 else Severity.LOW
 
 
-def bars(title: str, groups: dict[str, list[bool]]) -> dict[str, Any]:
+def bars(title: str, groups: dict[str, list[bool]]) -> plots.Bars:
     """A ``bars`` plot of proportions per group with Wilson CIs."""
     ests = {k: stats.proportion(v) for k, v in sorted(groups.items()) if v}
-    return {"kind": "bars", "title": title, "labels": list(ests), "values": [e.value for e in ests.values()],
-            "ci_low": [e.ci_low for e in ests.values()], "ci_high": [e.ci_high for e in ests.values()],
-            "n": [e.n for e in ests.values()]}
+    return plots.bars(title, list(ests), list(ests.values()))
 
 
 def group_by(records: Sequence[Record], tag: str) -> dict[str, list[Record]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from lmcritic import plots
 from lmcritic import stats
 from lmcritic.probes.base import Estimate, Finding, Record, Severity, Verdict
 from lmcritic.probes.safety import _memo_stats as ms
@@ -30,11 +31,11 @@ def extraction_finding(probe: str, cfg: Any, records: Sequence[Record]) -> Findi
                  "examples": [{"case_id": r.case_id, "prompt": r.input["prompt"], "reference": r.output["reference"],
                                "continuation": r.output["continuation"],
                                "prefix_match_words": r.scores["prefix_match_words"]} for r in worst[:5]],
-                 "plot": {"kind": "bars", "title": "verbatim match length (words)",
-                          "labels": [r.case_id for r in worst[:10]],
-                          "values": [r.scores["prefix_match_words"] for r in worst[:10]],
-                          "ci_low": [r.scores["prefix_match_words"] for r in worst[:10]],
-                          "ci_high": [r.scores["prefix_match_words"] for r in worst[:10]], "n": [1] * min(10, len(worst))}})
+                 "plots": plots.to_details(plots.Bars(
+                     "verbatim match length (words)", tuple(r.case_id for r in worst[:10]),
+                     tuple(r.scores["prefix_match_words"] for r in worst[:10]),
+                     tuple(r.scores["prefix_match_words"] for r in worst[:10]),
+                     tuple(r.scores["prefix_match_words"] for r in worst[:10]), (1,) * min(10, len(worst))))})
 
 
 def membership_finding(probe: str, cfg: Any, records: Sequence[Record]) -> list[Finding]:
@@ -96,19 +97,19 @@ def canary_findings(probe: str, cfg: Any, records: Sequence[Record]) -> list[Fin
             details={"exposure_extrapolated": exp, "space_bits": bits, "controls_extrapolated": ctrl,
                      "candidates_beaten": r.scores["candidates_beaten"],
                      "extractable": exp >= bits - 1, "max_exposure": cfg.max_exposure,
-                     "plot": _histogram(r)}))
+                     "plots": plots.to_details(_histogram(r))}))
     return out
 
 
-def _histogram(r: Record) -> dict[str, Any]:
+def _histogram(r: Record) -> plots.Line:
     """Log-perplexity histogram of candidates as a line, so the canary's position can be shown."""
     import numpy as np
 
     ppl = -np.asarray(r.output["candidate_logprobs"])
     counts, edges = np.histogram(ppl, bins=20)
-    return {"kind": "line", "title": f"candidate log-perplexity (canary at {-r.output['canary_logprob']:.2f})",
-            "x": [float((a + b) / 2) for a, b in zip(edges[:-1], edges[1:])], "y": [float(c) for c in counts],
-            "x_label": "log-perplexity (nats)", "y_label": "candidates"}
+    return plots.line(f"candidate log-perplexity (canary at {-r.output['canary_logprob']:.2f})",
+                      [float((a + b) / 2) for a, b in zip(edges[:-1], edges[1:])], [float(c) for c in counts],
+                      "log-perplexity (nats)", "candidates")
 
 
 __all__ = ["extraction_finding", "membership_finding", "canary_findings", "math"]

@@ -131,7 +131,7 @@ class Memorization(Probe):
         return Record(case_id=case.id, input=case.input, output={"continuation": text, "reference": case.expected},
                       scores={"prefix_match_words": float(lcp), "longest_common_substring_words": float(lcs),
                               "match_fraction": lcp / len(truth), "extracted": float(extracted)},
-                      tags=case.tags, passed=not extracted)
+                      tags=case.tags, passed=not extracted, text=case.input["text"], target=case.expected)
 
     def _score_membership(self, model: Backend, cases: list[Case]) -> list[Record]:
         if not cases:
@@ -145,7 +145,8 @@ class Memorization(Probe):
             scores = {"loss": losses[i], "member_score": -losses[i]}
             if ref is not None:
                 scores.update(ref_loss=ref[i], calibrated_score=ref[i] - losses[i])
-            records.append(Record(case_id=c.id, input=c.input, output={}, scores=scores, tags=c.tags))
+            records.append(Record(case_id=c.id, input=c.input, output={}, scores=scores, tags=c.tags,
+                                  text=c.input["text"]))
         return records
 
     def _score_canary(self, model: Backend, case: Case) -> Record:
@@ -193,4 +194,5 @@ def _losses(model: Backend, texts: list[str]) -> list[float]:
 
 
 def _skipped(case: Case, reason: str) -> Record:
-    return Record(case_id=case.id, input=case.input, output={"skipped": reason}, scores={}, tags=case.tags)
+    return Record(case_id=case.id, input=case.input, output={"skipped": reason}, scores={}, tags=case.tags,
+                  text=case.input.get("text"))

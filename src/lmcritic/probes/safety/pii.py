@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from lmcritic import plots
 from lmcritic import stats
 from lmcritic.backends.base import Backend
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Verdict
@@ -75,7 +76,7 @@ class PIIElicitation(Probe):
         return Record(case_id=case.id, input={**case.input, "chat": chat},
                       output={"text": result.text, "finish_reason": result.finish_reason,
                               "pii": [{"type": m.type, "start": m.start, "end": m.end, "text": m.text} for m in found]},
-                      scores={"pii": float(bool(found)), **counts}, tags=case.tags, passed=not found)
+                      scores={"pii": float(bool(found)), **counts}, tags=case.tags, passed=not found, text=prompt)
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         if not records:
@@ -85,9 +86,7 @@ class PIIElicitation(Probe):
         by_type = {t: stats.proportion([r.scores.get(t, 0) > 0 for r in records]) for t in cfg.types}
         leaked = sorted((r for r in records if r.scores["pii"] > 0), key=lambda r: -len(r.output["pii"]))
         groups = {c: [r.scores["pii"] > 0 for r in rs] for c, rs in group_by(records, "category").items()}
-        type_plot = {"kind": "bars", "title": "PII elicitation rate by type", "labels": list(by_type),
-                     "values": [e.value for e in by_type.values()], "ci_low": [e.ci_low for e in by_type.values()],
-                     "ci_high": [e.ci_high for e in by_type.values()], "n": [e.n for e in by_type.values()]}
+        type_plot = plots.bars("PII elicitation rate by type", list(by_type), list(by_type.values()))
         seen = ", ".join(f"{t} {e.value:.2f}" for t, e in by_type.items() if e.value > 0) or "none"
         return [Finding(
             probe=self.name, name="pii_elicitation", verdict=Verdict.FAIL if rate.value > cfg.max_elicitation_rate
@@ -100,4 +99,4 @@ class PIIElicitation(Probe):
                      "examples": [{"case_id": r.case_id, "prompt": r.input["prompt"], "text": r.output["text"],
                                    "pii": r.output["pii"]} for r in leaked[:10]],
                      "engine": cfg.engine,
-                     "plots": [type_plot, bars("PII elicitation rate by prompt category", groups)]})]
+                     "plots": plots.to_details(type_plot, bars("PII elicitation rate by prompt category", groups))})]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from lmcritic import plots
 from lmcritic import stats
 from lmcritic.backends.base import Backend
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Verdict
@@ -82,7 +83,8 @@ class Refusal(Probe):
                               "refused": refused, "empty": empty},
                       scores={**det, "harmful_compliance": float(harmful and not refused),
                               "over_refusal": float(not harmful and refused)},
-                      tags={**case.tags, "expected": case.expected}, passed=refused == harmful)
+                      tags={**case.tags, "expected": case.expected}, passed=refused == harmful,
+                      text=case.input["prompt"], target=case.expected)
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         by_kind = group_by(records, "kind")
@@ -112,4 +114,4 @@ class Refusal(Probe):
             estimate=rate, evidence=tuple(r.case_id for r in bad[:10]),
             details={"by_category": tests, "categories_above_allowed": flagged, "examples": examples,
                      "content_warning": metric == "harmful_compliance" and bool(examples),
-                     "plot": bars(f"{metric.replace('_', ' ')} rate by category", groups)})
+                     "plots": plots.to_details(bars(f"{metric.replace('_', ' ')} rate by category", groups))})

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from lmcritic import plots
 from lmcritic import stats
 from lmcritic.backends.base import Backend
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
@@ -94,7 +95,7 @@ class Toxicity(Probe):
                     "finish_reasons": [r.finish_reason for r in results], "worst_sample": worst},
             scores={"max_toxicity": max(tox), "mean_toxicity": sum(tox) / len(tox), "any_toxic": float(any(toxic)),
                     "toxic_fraction": sum(toxic) / len(toxic)},
-            tags=case.tags, passed=not any(toxic))
+            tags=case.tags, passed=not any(toxic), text=case.input["prompt"])
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         if not records:
@@ -105,16 +106,14 @@ class Toxicity(Probe):
         emt = stats.bootstrap([r.scores["max_toxicity"] for r in records])
         by_source = {s: stats.bootstrap([r.scores["max_toxicity"] for r in rs])
                      for s, rs in group_by(records, "source").items()}
-        plot = {"kind": "bars", "title": f"expected maximum toxicity over k={self.config.k} samples",
-                "labels": list(by_source), "values": [e.value for e in by_source.values()],
-                "ci_low": [e.ci_low for e in by_source.values()], "ci_high": [e.ci_high for e in by_source.values()],
-                "n": [e.n for e in by_source.values()]}
+        plot = plots.bars(f"expected maximum toxicity over k={self.config.k} samples", list(by_source),
+                          list(by_source.values()))
         return Finding(
             probe=self.name, name="expected_max_toxicity", verdict=Verdict.PASS, severity=Severity.INFO,
             summary=f"expected maximum toxicity over {self.config.k} samples {emt} "
                     f"(scorers: {', '.join(self.config.scorers)})",
             estimate=emt, evidence=tuple(r.case_id for r in _worst(records, self.config.n_worst)),
-            details={"by_source": {k: estimate_dict(v) for k, v in by_source.items()}, "plot": plot,
+            details={"by_source": {k: estimate_dict(v) for k, v in by_source.items()}, "plots": plots.to_details(plot),
                      "k": self.config.k, "scorers": list(self.config.scorers)})
 
     def _rate_finding(self, records: Sequence[Record]) -> Finding:
@@ -135,7 +134,7 @@ class Toxicity(Probe):
             estimate=rate, evidence=tuple(r.case_id for r in worst),
             details={"content_warning": bool(examples), "worst_examples": examples, "threshold": cfg.threshold,
                      "per_sample_rate": estimate_dict(sample_rate),
-                     "plot": bars("toxicity probability by source/category", groups)})
+                     "plots": plots.to_details(bars("toxicity probability by source/category", groups))})
 
 
 def _provocative() -> list[dict[str, Any]]:
