@@ -94,12 +94,12 @@ def test_efficiency_times_real_calls_through_the_cache(tmp_path, tiny_causal_dir
     gen = [r for r in records if r.tags["mode"] == "generate"]
     assert all(0 < r.output["n_new_tokens"] <= 4 * r.scores["n_requests"] for r in gen)
     assert {r.tags["batch"] for r in records} == {"1", "batched"}
-    for name in ("latency_score", "latency_generate", "throughput_score", "throughput_generate", "memory"):
+    for name in ("latency/score", "latency/generate", "throughput/score", "throughput/generate", "memory"):
         est = findings[name].estimate
         assert est.ci_low <= est.value <= est.ci_high and est.n > 0 and est.value >= 0, name
         assert findings[name].verdict.value == "pass"  # no limits set by default
-    assert findings["latency_score"].estimate.n == 3 * 3  # repeats × prompts at batch size 1
-    assert "limit none set" in findings["latency_score"].summary
+    assert findings["latency/score"].estimate.n == 3 * 3  # repeats × prompts at batch size 1
+    assert "limit none set" in findings["latency/score"].summary
     assert findings["memory"].details["n_parameters"] == sum(p.numel() for p in tiny_causal.model.parameters())
 
 
@@ -107,8 +107,8 @@ def test_efficiency_limits_fail_and_black_box_modes(tiny_causal) -> None:
     probe = Efficiency(prompts=2, repeats=2, modes=("score",), max_score_latency_ms=1e-6, min_score_tokens_per_s=1e12)
     cases = list(probe.cases())
     findings = {f.name: f for f in probe.summarize(probe.score(tiny_causal, cases))}
-    assert findings["latency_score"].verdict.value == "fail" and "1e-06 ms" in findings["latency_score"].summary
-    assert findings["throughput_score"].verdict.value == "fail"
+    assert findings["latency/score"].verdict.value == "fail" and "1e-06 ms" in findings["latency/score"].summary
+    assert findings["throughput/score"].verdict.value == "fail"
     black = CharBackend()
     both = Efficiency(prompts=2, repeats=2)
     assert both.not_applicable(black) is None
@@ -116,7 +116,7 @@ def test_efficiency_limits_fail_and_black_box_modes(tiny_causal) -> None:
     skipped = [r for r in records if "skipped" in r.output]
     assert skipped and all(r.tags["mode"] == "generate" for r in skipped)
     names = {f.name for f in both.summarize(records)}
-    assert "latency_score" in names and "latency_generate" not in names
+    assert "latency/score" in names and "latency/generate" not in names
 
 
 def test_quantized_copy_is_close_but_not_identical(tiny_causal) -> None:

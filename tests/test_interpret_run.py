@@ -44,10 +44,10 @@ def test_explain_worst_stores_explanations(sst2_run, tiny_causal) -> None:
     assert [r.case_id for r in stored] == [f"performance.sst2/{c.case_id}" for c in done]
     assert "comprehensiveness.grad_x_input" in stored[0].scores and stored[0].tags["line"] == most.tags["line"]
     names = {f.name: f for f in store.findings(run_id) if f.probe == EXPLANATIONS_KEY}
-    assert {"faithfulness.grad_x_input", "faithfulness.leave_one_out", "spurious_share"} <= set(names)
+    assert {"faithfulness/grad_x_input", "faithfulness/leave_one_out", "spurious_share"} <= set(names)
     plot = names["spurious_share"].details["plots"][0]
     assert plot["kind"] == "tokens" and len(plot["tokens"]) == len(plot["weights"])
-    assert names["faithfulness.leave_one_out"].estimate.n == len(done)
+    assert names["faithfulness/leave_one_out"].estimate.n == len(done)
 
 
 def test_pair_explains_both_sides(tiny_causal) -> None:

@@ -35,12 +35,12 @@ def test_invariance_runs_in_the_runner_and_stores_pairs(tmp_path, tiny_causal_di
     # the stored flip agrees with the two stored predictions
     assert typo.scores["flipped"] == float(typo.prediction != typo.output["reference_prediction"])
     findings = {f.name: f for f in runner.store.findings(out.run_id)}
-    assert {"accuracy_by_perturbation", "worst_case_accuracy", "invariance:typos", "register_gap"} <= set(findings)
+    assert {"accuracy_by_perturbation", "worst_case_accuracy", "invariance/typos", "register_gap"} <= set(findings)
     worst, clean = findings["worst_case_accuracy"].estimate, findings["accuracy_by_perturbation"].estimate
     assert worst.value <= clean.value and worst.ci_low <= worst.value <= worst.ci_high and worst.n == 12
     plot = findings["accuracy_by_perturbation"].details["plots"][0]
     assert plot["kind"] == "bars" and plot["labels"][0] == "clean" and len(plot["values"]) == len(plot["n"])
-    assert findings["invariance:names"].verdict in (Verdict.NOT_APPLICABLE, Verdict.PASS, Verdict.FAIL)
+    assert findings["invariance/names"].verdict in (Verdict.NOT_APPLICABLE, Verdict.PASS, Verdict.FAIL)
 
 
 def test_flip_rate_matches_records_and_bh_is_applied(tiny_causal) -> None:
@@ -48,9 +48,9 @@ def test_flip_rate_matches_records_and_bh_is_applied(tiny_causal) -> None:
     recs = probe.score(tiny_causal, list(probe.cases()))
     findings = {f.name: f for f in probe.summarize(recs)}
     casing = [r for r in recs if r.tags["perturbation"] == "casing"]
-    assert findings["invariance:casing"].estimate.value == pytest.approx(
+    assert findings["invariance/casing"].estimate.value == pytest.approx(
         sum(r.scores["flipped"] for r in casing) / len(casing))
-    assert findings["invariance:casing"].details["p_mcnemar_bh"] >= findings["invariance:casing"].details["p_mcnemar"]
+    assert findings["invariance/casing"].details["p_mcnemar_bh"] >= findings["invariance/casing"].details["p_mcnemar"]
 
 
 def test_directional_and_mft_on_a_classifier_head(tiny_classifier) -> None:

@@ -182,7 +182,9 @@ def test_builtin_stages_explain_and_diagnose_a_run(tmp_path, tiny_causal_dir, ti
                    stages=stages)
     runner = Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False)
     out = runner.run(spec, model=tiny_causal)
-    status = {p.probe_key: p.status for p in runner.store.probe_runs(out.run_id)}
-    assert status["stage:interpret.explain"] == "done" and status["stage:diagnose"] == "done", status
+    status = {s.stage: s.status for s in runner.store.stage_runs(out.run_id)}
+    assert status == {"interpret.explain": "done", "diagnose": "done"}, status
+    kinds = {p.probe_key: p.kind for p in runner.store.probe_runs(out.run_id)}
+    assert kinds["performance.sst2"] == "probe" and kinds["interpret.explanations"] == kinds["diagnose"] == "stage"
     assert len(runner.store.records(out.run_id, "interpret.explanations")) == 2
     assert any(f.probe.startswith("diagnose") for f in runner.store.findings(out.run_id))

@@ -90,11 +90,11 @@ def test_canary_exposure_and_membership_on_finetuned_model(finetuned, tiny_causa
     assert inserted.scores["exposure_extrapolated"] > 10  # beyond what 500 samples can rank
     assert all(c.scores["exposure_extrapolated"] < 6 for c in controls)
     assert len(inserted.output["candidate_logprobs"]) >= 490
-    f = findings["canary_exposure_0"]
+    f = findings["canary_exposure/0"]
     assert f.verdict.value == "fail" and f.details["controls_extrapolated"]
-    mia = findings["membership_inference_loss"].estimate
+    mia = findings["membership_inference/loss"].estimate
     assert mia.value > 0.8 and mia.ci_low > 0.6 and mia.n == 48
-    assert findings["membership_inference_reference_calibrated"].estimate.value > 0.8
+    assert findings["membership_inference/reference_calibrated"].estimate.value > 0.8
     extraction = {r.case_id: r for r in records if r.tags["kind"] == "extraction"}
     assert extraction[f"extract-{root / 'train_docs.txt'}-1"].scores["extracted"] == 1.0  # the canary comes back
 
@@ -107,8 +107,8 @@ def test_untrained_model_shows_no_exposure_or_membership(tiny_causal_dir, finetu
                          non_members=str(root / "non_members.txt"), n_membership=24, canaries=(CANARY,),
                          n_candidates=300)
     records, findings = _run(probe, HFBackend(model=str(tiny_causal_dir)))
-    assert findings["canary_exposure_0"].details["exposure_extrapolated"] < 8
-    mia = findings["membership_inference_loss"]
+    assert findings["canary_exposure/0"].details["exposure_extrapolated"] < 8
+    mia = findings["membership_inference/loss"]
     assert mia.estimate.ci_low < 0.5 < mia.estimate.ci_high and "chance" in mia.summary
     assert findings["verbatim_extraction"].estimate.value == 0
 

@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from lmcritic._progress import Bar
 from lmcritic._signals import terminate_as_interrupt
@@ -23,7 +23,7 @@ from lmcritic.backends.base import Backend
 from lmcritic.errors import BudgetExceeded, CapabilityError, ConfigError, DataError, LmcriticError, StoreError
 from lmcritic.probes import PROBES
 from lmcritic.probes.base import Case, Probe
-from lmcritic.spec import RunSpec
+from lmcritic.spec import RunSpec, StageSpec
 
 MAX_ERRORS_IN_A_ROW = 5  # cases failing one after another with no success between: the model, not the data
 FATAL = (BudgetExceeded, KeyboardInterrupt, StoreError, CapabilityError)  # stop the probe (or run) at once
@@ -140,6 +140,9 @@ class Runner:
         """Done or skipped earlier (a resumed run does not redo it; failed and partial ones are retried)."""
         return any(p.probe_key == key and p.status in ("done", "skipped") for p in self.store.probe_runs(run_id))
 
+    def _stage_finished(self, run_id: str, stage: str) -> bool:
+        return any(s.stage == stage and s.status == "done" for s in self.store.stage_runs(run_id))
+
     def _run_item(self, run_id: str, item: PlanItem, model: Backend, bar: Bar) -> None:
         if self._finished(run_id, item.key):
             return
@@ -156,15 +159,15 @@ class Runner:
             self.store.fail_probe(run_id, item.key, reason, item.name)
             bar.error(f"{item.key} failed: {reason}")
 
-    def _run_stage(self, run_id: str, stage: Any, spec: RunSpec, model: Backend, bar: Bar) -> None:
-        """A stage is stored like a probe (key ``stage:NAME``) so a resumed run skips it once done."""
+    def _run_stage(self, run_id: str, stage: StageSpec, spec: RunSpec, model: Backend, bar: Bar) -> None:
+        """A stage's status lives in the store's stage table, so a resumed run skips it once done; the data rows
+        it skipped become a finding under ``stage.NAME``."""
         from lmcritic.datasets import collect_issues
         from lmcritic.stages import StageContext, run_stage
 
-        key = f"stage:{stage.name}"
-        if self._finished(run_id, key):
+        if self._stage_finished(run_id, stage.name):
             return
-        self.store.start_probe(run_id, key, stage.name)
+        self.store.start_stage(run_id, stage.name)
         bar.note(f"stage {stage.name} ...")
         try:
             with collect_issues() as issues:
@@ -172,14 +175,14 @@ class Runner:
         except (BudgetExceeded, KeyboardInterrupt, StoreError):
             raise
         except Exception as err:
-            reason = _reason(err, key)
-            self.store.fail_probe(run_id, key, reason)
-            bar.error(f"{key} failed: {reason}")
+            reason = _reason(err, f"stage {stage.name}")
+            self.store.fail_stage(run_id, stage.name, reason)
+            bar.error(f"stage {stage.name} failed: {reason}")
             return
-        quality = _quality_findings(key, issues, [], 0, bar)
+        quality = _quality_findings(f"stage.{stage.name}", issues, [], 0, bar)
         if quality:
-            self.store.add_findings(run_id, key, quality)
-        self.store.finish_probe(run_id, key)
+            self.store.add_findings(run_id, f"stage.{stage.name}", quality)
+        self.store.finish_stage(run_id, stage.name)
 
     def _score_all(self, run_id: str, item: PlanItem, model: Backend, bar: Bar) -> None:
         from lmcritic.datasets import collect_issues
@@ -265,7 +268,8 @@ class Runner:
     def _summary(self, run_id: str) -> dict:
         findings = self.store.findings(run_id)
         return {"n_findings": len(findings), "n_fail": sum(f.verdict.value == "fail" for f in findings),
-                "probes": {p.probe_key: p.status for p in self.store.probe_runs(run_id)}}
+                "probes": {p.probe_key: p.status for p in self.store.probe_runs(run_id)},
+                "stages": {s.stage: s.status for s in self.store.stage_runs(run_id)}}
 
 
 def run_spec(spec: RunSpec, **kwargs) -> RunOutcome:

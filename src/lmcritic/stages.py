@@ -13,6 +13,9 @@ from lmcritic.registry import Registry
 
 StageFn = Callable[..., None]
 STAGES: Registry[StageFn] = Registry("stages")
+# The keys under which the built-in stages store their records and findings (``RunStore`` kind "stage").
+EXPLANATIONS_KEY = "interpret.explanations"
+DIAGNOSIS_KEY = "diagnose"
 
 
 @dataclass(frozen=True)
@@ -60,4 +63,4 @@ def diagnose_stage(ctx: StageContext, train: str | None = None, reference: str |
 STAGES.add("interpret.explain", explain_stage)
 STAGES.add("diagnose", diagnose_stage)
 
-__all__ = ["STAGES", "StageContext", "check_config", "run_stage"]
+__all__ = ["DIAGNOSIS_KEY", "EXPLANATIONS_KEY", "STAGES", "StageContext", "check_config", "run_stage"]

@@ -39,7 +39,8 @@ def explain_cmd(args: argparse.Namespace) -> int:
     model = _load_run_model(store, run_id, cache_path(args))
     methods = _methods(args, model)
     if args.worst is not None:
-        from lmcritic.interpret.run import EXPLANATIONS_KEY, explain_worst
+        from lmcritic.interpret.run import explain_worst
+        from lmcritic.stages import EXPLANATIONS_KEY
 
         if args.worst < 1:
             raise ConfigError(f"--worst must be >= 1, got {args.worst}")
@@ -92,7 +93,7 @@ def _defaults(model):
 def _find_case(store, run_id: str, case: str, probe: str | None):
     from lmcritic.errors import UnknownNameError
 
-    keys = [p.probe_key for p in store.probe_runs(run_id) if not p.probe_key.startswith("interpret.")]
+    keys = [p.probe_key for p in store.probe_runs(run_id, kind="probe")]
     if probe is None and "/" in case and case.split("/", 1)[0] in keys:
         probe, case = case.split("/", 1)
     hits = [(k, r) for k in ([probe] if probe else keys) for r in store.records(run_id, k) if r.case_id == case]

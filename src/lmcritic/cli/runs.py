@@ -102,6 +102,9 @@ def probes_table(store, run_id: str):
     for p in store.probe_runs(run_id):
         secs = f"{p.elapsed_s:.1f}" if p.elapsed_s else ""
         table.add_row(p.probe_key, p.status, str(p.n_cases or ""), secs, escape(p.reason or ""))
+    for s in store.stage_runs(run_id):
+        table.add_row(f"stage {s.stage}", s.status, "", f"{s.elapsed_s:.1f}" if s.elapsed_s else "",
+                      escape(s.reason or ""))
     return table
 
 

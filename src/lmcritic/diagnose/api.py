@@ -22,9 +22,8 @@ from lmcritic.diagnose.rescore import Rescorer, build_probes
 from lmcritic.diagnose.slices import SliceSearch
 from lmcritic.errors import LmcriticError
 from lmcritic.probes.base import Record
+from lmcritic.stages import EXPLANATIONS_KEY
 
-SKIP_PREFIXES = ("diagnose", "interpret.")
-EXPLANATIONS_KEY = "interpret.explanations"
 
 
 @dataclass(frozen=True)
@@ -104,8 +103,8 @@ def _neighbours(ctx: DefectContext, corpus: Corpus | None, config: DiagnoseConfi
 
 def _records(store: Any, run_id: str, config: DiagnoseConfig) -> dict[str, list[Record]]:
     out = {}
-    for p in store.probe_runs(run_id):
-        if p.probe_key.startswith(SKIP_PREFIXES) or (config.probes and p.probe_key not in config.probes):
+    for p in store.probe_runs(run_id, kind="probe"):
+        if config.probes and p.probe_key not in config.probes:
             continue
         recs = store.records(run_id, p.probe_key)
         if sum(r.passed is False for r in recs) >= config.min_failures:

@@ -14,8 +14,9 @@ from lmcritic.diagnose.corpus import Neighbour
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.hypotheses.base import SUPPORTED, CauseVerdict
 from lmcritic.diagnose.slices import SliceStats
+from lmcritic.stages import DIAGNOSIS_KEY
 
-PROBE_KEY = "diagnose"
+PROBE_KEY = DIAGNOSIS_KEY  # where the defect graph is stored (a stage output)
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,26 @@
 defect under ``diagnose`` (the node's JSON in ``details["node"]``), and the graph's metadata on the first."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from lmcritic._serde import from_jsonable, to_jsonable
 from lmcritic.diagnose.graph import PROBE_KEY, DefectGraph, DefectNode
 from lmcritic.diagnose.hypotheses.base import SUPPORTED
+from lmcritic.findings import finding_name, make_finding
 from lmcritic.plots import Bars, to_details
-from lmcritic.probes.base import Finding, Record, Severity, Verdict
+from lmcritic.probes.base import Finding, Record, Severity
 
 
 def save_graph(store: Any, graph: DefectGraph, tests: dict[str, list[Record]], elapsed_s: float) -> None:
     """Replace the run's previous diagnosis (findings) and add this one's test records."""
     for hyp, records in tests.items():
         key = f"{PROBE_KEY}.{hyp}"
-        store.start_probe(graph.run_id, key, key, len(records))
+        store.start_probe(graph.run_id, key, key, len(records), kind="stage")
         store.add_records(graph.run_id, key, _unique(records))
         store.finish_probe(graph.run_id, key)
-    store.start_probe(graph.run_id, PROBE_KEY, PROBE_KEY, sum(len(n.defect.case_ids) for n in graph.defects))
+    store.start_probe(graph.run_id, PROBE_KEY, PROBE_KEY, sum(len(n.defect.case_ids) for n in graph.defects),
+                      kind="stage")
     store.add_findings(graph.run_id, PROBE_KEY, findings(graph))
     store.finish_probe(graph.run_id, PROBE_KEY, elapsed_s=elapsed_s)
 
@@ -27,10 +30,10 @@ def findings(graph: DefectGraph) -> list[Finding]:
     meta = {"model": graph.model, "slices": to_jsonable(graph.slices), "settings": graph.settings,
             "tests_run": graph.tests_run, "notes": list(graph.notes)}
     if not graph.defects:
-        return [Finding(PROBE_KEY, "no_defects", Verdict.PASS, Severity.INFO,
-                        "no probe of this run has enough failing cases to diagnose", details={"graph": meta})]
+        return [make_finding(PROBE_KEY, "no_defects", failed=False, severity=Severity.INFO,
+                             summary="no probe of this run has enough failing cases to diagnose", details={"graph": meta})]
     out = [_finding(node) for node in graph.defects]
-    out[0] = Finding(**{**out[0].__dict__, "details": {**out[0].details, "graph": meta}})
+    out[0] = replace(out[0], details={**out[0].details, "graph": meta})
     return out
 
 
@@ -38,13 +41,12 @@ def _finding(node: DefectNode) -> Finding:
     d, top = node.defect, node.top
     cause = f"{top.cause} ({top.verdict}, confidence {top.confidence:.2f})" if top else "no cause tested"
     supported = top is not None and top.verdict == SUPPORTED
-    severity = Severity.HIGH if d.failure_rate.value >= 0.5 else Severity.MEDIUM if d.failure_rate.value >= 0.2 \
-        else Severity.LOW
     confidence = tuple(c.confidence for c in node.causes)
     plot = Bars(f"{d.id}: confidence per cause", tuple(c.cause for c in node.causes), confidence, confidence,
                 confidence, tuple(c.tests_run for c in node.causes))
-    return Finding(
-        probe=PROBE_KEY, name=f"{d.id}: {d.probe} [{d.slice}]", verdict=Verdict.FAIL, severity=severity,
+    return make_finding(
+        probe=PROBE_KEY, name=finding_name(d.id, d.probe, d.slice), failed=True, effect=d.failure_rate.value,
+        scale="failure_rate",
         summary=f"{d.n_failures} failures in {d.probe} on {d.slice}; most likely cause: {cause}"
         + (f" — {top.summary}" if supported else ""),
         estimate=d.failure_rate, evidence=d.case_ids[:20],

@@ -29,7 +29,7 @@ _EXPORTS = {
     "token_heatmap_html": "lmcritic.interpret.html", "attention_heatmap_html": "lmcritic.interpret.html",
     "explanation_html": "lmcritic.interpret.html", "CaseExplanation": "lmcritic.interpret.cases",
     "explain_record": "lmcritic.interpret.cases", "explain_worst": "lmcritic.interpret.run",
-    "EXPLANATIONS_KEY": "lmcritic.interpret.run",
+    "EXPLANATIONS_KEY": "lmcritic.stages",
 }
 
 

@@ -7,9 +7,10 @@ from typing import Any, Sequence
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
+from lmcritic.findings import finding_name, make_finding
 from lmcritic.interpret.html import tokens_plot
 from lmcritic.plots import Tokens, to_details
-from lmcritic.probes.base import Finding, Severity, Verdict
+from lmcritic.probes.base import Finding, Severity
 
 SPURIOUS_LIMIT = 0.25  # share of attribution mass on identity terms, punctuation or triggers
 
@@ -39,9 +40,9 @@ def _faithfulness(records: Sequence[Any], methods: list[str]) -> list[Finding]:
     for (m, have, comp, gain), q in zip(rows, stats.benjamini_hochberg(pvals)):
         suff = [r.scores.get(f"sufficiency.{m}", math.nan) for r in have]
         worse = gain.ci_high <= 0
-        findings.append(Finding(
-            probe="interpret.explanations", name=f"faithfulness.{m}",
-            verdict=Verdict.FAIL if worse else Verdict.PASS, severity=Severity.LOW if worse else Severity.INFO,
+        findings.append(make_finding(
+            probe="interpret.explanations", name=finding_name("faithfulness", m),
+            failed=worse, severity=Severity.LOW if worse else Severity.INFO,
             summary=f"{m}: comprehensiveness AOPC {_avg(comp):.3f} vs random order {_avg(comp) - gain.value:.3f} "
                     f"(gain {gain}, BH q={q:.3g}); sufficiency AOPC {_avg(suff):.3f} over {len(have)} explained failures",
             estimate=gain, evidence=tuple(r.case_id for r in sorted(have, key=lambda r: r.scores[f"comprehensiveness.{m}"])),
@@ -60,9 +61,9 @@ def _spurious(records: Sequence[Any], limit: float) -> Finding | None:
     worst = sorted(have, key=lambda r: -r.scores[key])
     over = est.value - limit
     heatmaps = [_plot(r, key.split(".", 1)[1]) for r in worst[:5]]
-    return Finding(
+    return make_finding(
         probe="interpret.explanations", name="spurious_share",
-        verdict=Verdict.FAIL if est.ci_low > limit else Verdict.PASS,
+        failed=est.ci_low > limit,
         severity=Severity.MEDIUM if est.ci_low > limit else (Severity.LOW if over > 0 else Severity.INFO),
         summary=f"{est.value:.1%} of {key.split('.', 1)[1]} attribution mass sits on identity terms, punctuation or "
                 f"triggers (95% CI {est.ci_low:.1%}–{est.ci_high:.1%}, n={est.n}); limit {limit:.0%}",
@@ -85,11 +86,11 @@ def _agreement(records: Sequence[Any]) -> Finding | None:
     if not values:
         return None
     est = stats.mean(values)
-    return Finding(probe="interpret.explanations", name="method_agreement", verdict=Verdict.PASS,
-                   severity=Severity.INFO if est.value >= 0.3 else Severity.LOW,
-                   summary=f"rank correlation between the two methods' word scores: {est}"
+    return make_finding(probe="interpret.explanations", name="method_agreement", failed=False,
+                        severity=Severity.INFO if est.value >= 0.3 else Severity.LOW,
+                        summary=f"rank correlation between the two methods' word scores: {est}"
                            + ("; low agreement: read single explanations with care" if est.value < 0.3 else ""),
-                   estimate=est, evidence=tuple(r.case_id for r in records if _ok(r.scores.get("agreement_spearman"))
+                        estimate=est, evidence=tuple(r.case_id for r in records if _ok(r.scores.get("agreement_spearman"))
                                                 and r.scores["agreement_spearman"] < 0.3)[:10])
 
 

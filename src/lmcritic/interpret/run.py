@@ -16,8 +16,8 @@ from lmcritic._serde import to_jsonable
 from lmcritic.errors import LmcriticError
 from lmcritic.interpret.cases import CaseExplanation, explain_record, targets_of
 from lmcritic.probes.base import Record
+from lmcritic.stages import EXPLANATIONS_KEY
 
-EXPLANATIONS_KEY = "interpret.explanations"
 CONFIDENCE_KEYS = ("confidence", "p_pred", "margin", "severity")
 
 
@@ -41,9 +41,7 @@ def default_methods(model: Any) -> list[Any]:
 def worst_failures(store: Any, run_id: str, k: int) -> list[tuple[str, Record]]:
     """(probe key, record) of the k most confident failures that carry an explanation target."""
     found = []
-    for probe in store.probe_runs(run_id):
-        if probe.probe_key.startswith("interpret."):
-            continue
+    for probe in store.probe_runs(run_id, kind="probe"):
         for rec in store.records(run_id, probe.probe_key):
             if rec.passed is not False:
                 continue
@@ -71,7 +69,7 @@ def explain_worst(model: Any, store: Any, run_id: str, k: int = 5, methods: Sequ
     picked = worst_failures(store, run_id, k)
     t0 = time.perf_counter()
     if save:
-        store.start_probe(run_id, EXPLANATIONS_KEY, EXPLANATIONS_KEY, len(picked))
+        store.start_probe(run_id, EXPLANATIONS_KEY, EXPLANATIONS_KEY, len(picked), kind="stage")
     out = []
     for key, rec in picked:
         ce = explain_record(model, rec, methods, probe_key=key, faithfulness=faithfulness, triggers=triggers)

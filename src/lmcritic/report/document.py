@@ -11,6 +11,7 @@ from typing import Any, Iterable
 from lmcritic._serde import to_jsonable
 from lmcritic.probes.base import Record
 from lmcritic.report import _plots_data as plots
+from lmcritic.stages import EXPLANATIONS_KEY
 
 SCHEMA = "lmcritic.report/1"
 AREA_TITLES = {"performance": "Performance", "robustness": "Robustness", "bias": "Bias and fairness",
@@ -19,7 +20,6 @@ AREA_TITLES = {"performance": "Performance", "robustness": "Robustness", "bias":
 AREA_ORDER = ("performance", "robustness", "bias", "safety", "interpret", "interpretability", "diagnose",
               "diagnosis")
 BULKY_KEYS = ("tokens", "logprobs", "offsets", "label_logprobs", "weights", "attributions", "plot", "plots")
-EXPLANATION_KEY = "interpret.explanations"
 
 
 def run_document(store, run_id: str, evidence_per_finding: int = 5, max_cases: int = 200) -> dict[str, Any]:
@@ -39,7 +39,8 @@ def run_document(store, run_id: str, evidence_per_finding: int = 5, max_cases: i
         "schema": SCHEMA, "run_id": run_id, "header": _header(info, probes), "run": info,
         "content_warnings": _warnings(findings), "areas": _areas(findings, probes), "findings": findings,
         "owasp": coverage(probe_rows, findings),
-        "probes": probes, "explanations": _explanations(records.get(EXPLANATION_KEY, [])),
+        "probes": probes, "stages": [to_jsonable(s) for s in store.stage_runs(run_id)],
+        "explanations": _explanations(records.get(EXPLANATIONS_KEY, [])),
         "cases": {k: _cases(recs, max_cases) for k, recs in records.items()},
     }
 

@@ -216,6 +216,9 @@ def _probes(doc: dict) -> str:
     rows = "".join(f"<tr><td>{esc(p['probe_key'])}</td><td>{esc(p['area'])}</td><td>{esc(p['status'])}</td>"
                    f"<td>{p['n_records']}</td><td>{esc(_secs(p['elapsed_s']))}</td>"
                    f"<td class=\"txt\">{esc(p['reason'] or '')}</td></tr>" for p in doc["probes"])
+    rows += "".join(f"<tr><td>stage {esc(s['stage'])}</td><td></td><td>{esc(s['status'])}</td><td></td>"
+                    f"<td>{esc(_secs(s['elapsed_s']))}</td><td class=\"txt\">{esc(s['reason'] or '')}</td></tr>"
+                    for s in doc.get("stages", []))
     return ('<section id="probes"><h2>Probes</h2><table><tr><th>probe</th><th>area</th><th>status</th><th>cases</th>'
             f"<th>seconds</th><th>note</th></tr>{rows}</table></section>")
 

@@ -27,7 +27,7 @@ def render_markdown(store_or_doc, run_id: str | None = None) -> str:
     lines += ["## Findings, worst first", ""]
     for f in doc["findings"]:
         lines += _finding(f)
-    lines += _explanations(doc) + _cases(doc) + _probes(doc["probes"])
+    lines += _explanations(doc) + _cases(doc) + _probes(doc["probes"], doc.get("stages", []))
     lines += ["## Reproduce", "", f"`lmcritic run --replay {rid}` repeats this run from its stored spec; "
               f"`lmcritic show {rid} --cases PROBE` lists every stored case; `lmcritic diff {rid} OTHER_RUN` "
               "compares it with another run.", ""]
@@ -197,11 +197,14 @@ def _records(records: list[dict]) -> list[str]:
     return out + [""]
 
 
-def _probes(probes: list[dict]) -> list[str]:
+def _probes(probes: list[dict], stages: list[dict]) -> list[str]:
     out = ["## Probes", "", "| probe | status | cases | seconds | note |", "|---|---|---|---|---|"]
     for p in probes:
         secs = f"{p['elapsed_s']:.1f}" if p.get("elapsed_s") else ""
         out.append(f"| {md(p['probe_key'])} | {p['status']} | {p['n_records']} | {secs} | {md(p.get('reason') or '')} |")
+    for s in stages:
+        secs = f"{s['elapsed_s']:.1f}" if s.get("elapsed_s") else ""
+        out.append(f"| stage {md(s['stage'])} | {s['status']} |  | {secs} | {md(s.get('reason') or '')} |")
     return out + [""]
 
 

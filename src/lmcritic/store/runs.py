@@ -24,12 +24,15 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from lmcritic._serde import from_jsonable
 from lmcritic.errors import ConfigError, LmcriticError, UnknownNameError
+from lmcritic.findings import canonical_name
 from lmcritic.probes.base import Finding, Record
 from lmcritic.store import _compat, _owner, _sqlite
 from lmcritic.store._sqlite import dumps, loads, safe_text
 
 RUN_STATUSES = ("running", "done", "partial", "failed", "interrupted")
 PROBE_STATUSES = ("pending", "running", "done", "partial", "skipped", "failed")
+STAGE_STATUSES = ("running", "done", "failed")
+PROBE_KINDS = ("probe", "stage")  # a spec probe, or records/findings written by a stage
 VERSIONED_PACKAGES = ("numpy", "torch", "transformers", "tokenizers")
 
 _V1 = """
@@ -82,10 +85,25 @@ ALTER TABLE runs ADD COLUMN pid_start TEXT
 # Step 4: the typed record fields (text, target, prediction, ...) as one JSON column; NULL on rows stored before,
 # whose fields ``_compat.legacy_fields`` derives when they are read.
 _FIELDS_V4 = "ALTER TABLE cases ADD COLUMN fields_json TEXT"
+# Step 5: stages in their own table (they were probe rows keyed "stage:NAME"; their data-quality findings move to
+# "stage.NAME"), and a kind on probe rows: "probe" for the spec's probes, "stage" for the records and findings a
+# stage (or its command) wrote.
+_STAGES_V5 = """
+CREATE TABLE stage_runs (run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, stage TEXT NOT NULL,
+    status TEXT NOT NULL, reason TEXT, started REAL, finished REAL, elapsed_s REAL, PRIMARY KEY (run_id, stage));
+INSERT INTO stage_runs SELECT run_id, substr(probe_key, 7), status, reason, started, finished, elapsed_s
+    FROM probe_runs WHERE probe_key LIKE 'stage:%' ORDER BY rowid;
+DELETE FROM probe_runs WHERE probe_key LIKE 'stage:%';
+UPDATE findings SET probe_key = 'stage.' || substr(probe_key, 7), probe = 'stage.' || substr(probe, 7)
+    WHERE probe_key LIKE 'stage:%';
+ALTER TABLE probe_runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'probe';
+UPDATE probe_runs SET kind = 'stage' WHERE probe_key IN ('interpret.explanations', 'diagnose')
+    OR probe_key LIKE 'diagnose.%'
+"""
 # The migration hook: step i upgrades schema version i to i + 1. Append steps; never edit a shipped one.
 # Step 2 adds the production-monitoring tables (``lmcritic.store.monitor``), step 3 the run's process, step 4 the
-# typed record fields.
-MIGRATIONS: tuple[_sqlite.Migration, ...] = (_V1, _MONITOR_V1, _OWNER_V3, _FIELDS_V4)
+# typed record fields, step 5 the stage table.
+MIGRATIONS: tuple[_sqlite.Migration, ...] = (_V1, _MONITOR_V1, _OWNER_V3, _FIELDS_V4, _STAGES_V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -109,7 +127,8 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class ProbeRunInfo:
-    """One probe of a run: its status, why it was skipped or failed, and how long it took."""
+    """One probe of a run (``kind="probe"``), or the records and findings a stage wrote (``kind="stage"``):
+    its status, why it was skipped or failed, and how long it took."""
 
     run_id: str
     probe_key: str
@@ -120,6 +139,20 @@ class ProbeRunInfo:
     finished: float | None
     elapsed_s: float | None
     n_cases: int | None
+    kind: str = "probe"
+
+
+@dataclass(frozen=True)
+class StageRunInfo:
+    """One stage of a run (``interpret.explain``, ``diagnose``): its status, why it failed, how long it took."""
+
+    run_id: str
+    stage: str
+    status: str
+    reason: str | None
+    started: float | None
+    finished: float | None
+    elapsed_s: float | None
 
 
 class RunStore(_owner.Ownership):
@@ -258,9 +291,12 @@ class RunStore(_owner.Ownership):
                 raise UnknownNameError(f"no run {run_id!r} in {self.path}", self._recent_hint())
 
     # -- probes ---------------------------------------------------------------------------------
-    def start_probe(self, run_id: str, probe_key: str, probe_name: str, n_cases: int | None = None) -> None:
+    def start_probe(self, run_id: str, probe_key: str, probe_name: str, n_cases: int | None = None,
+                    kind: str = "probe") -> None:
+        """Mark a probe running; ``kind="stage"`` for the records/findings a stage writes under its own key."""
+        _check(kind, PROBE_KINDS, "probe kind")
         self._set_probe(run_id, probe_key, probe_name, status="running", reason=None, started=time.time(),
-                        finished=None, elapsed_s=None, n_cases=n_cases)
+                        finished=None, elapsed_s=None, n_cases=n_cases, kind=kind)
 
     def finish_probe(self, run_id: str, probe_key: str, elapsed_s: float | None = None) -> None:
         """Mark done; ``elapsed_s`` defaults to the time since :meth:`start_probe`."""
@@ -290,23 +326,59 @@ class RunStore(_owner.Ownership):
         values["reason"] = safe_text(values.get("reason"))
         if probe_name is not None:
             values["probe_name"] = probe_name
+        self._upsert("probe_runs", {"run_id": run_id, "probe_key": probe_key}, values, {"probe_name": probe_key})
+
+    def _upsert(self, table: str, key: dict[str, Any], values: dict[str, Any],
+                defaults: dict[str, Any] | None = None) -> None:
+        """Update the row with ``key``, or insert it with ``defaults`` (rowid keeps the order of first appearance)."""
         with self._write():
-            self._require_run(run_id)
-            sets = ", ".join(f"{c} = ?" for c in values)
-            cur = self._conn.execute(f"UPDATE probe_runs SET {sets} WHERE run_id = ? AND probe_key = ?",
-                                     (*values.values(), run_id, probe_key))
+            self._require_run(key["run_id"])
+            sets, where = ", ".join(f"{c} = ?" for c in values), " AND ".join(f"{c} = ?" for c in key)
+            cur = self._conn.execute(f"UPDATE {table} SET {sets} WHERE {where}", (*values.values(), *key.values()))
             if cur.rowcount == 0:
-                row = {"run_id": run_id, "probe_key": probe_key, "probe_name": probe_name or probe_key, **values}
-                self._conn.execute(f"INSERT INTO probe_runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                row = {**key, **(defaults or {}), **values}
+                self._conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                                    tuple(row.values()))
 
-    def probe_runs(self, run_id: str) -> list[ProbeRunInfo]:
-        """The run's probes in the order they were first recorded (the plan order)."""
+    def probe_runs(self, run_id: str, kind: str | None = None) -> list[ProbeRunInfo]:
+        """The run's probes in the order they were first recorded (the plan order); ``kind`` keeps one kind."""
+        sql = ("SELECT run_id, probe_key, probe_name, status, reason, started, finished, elapsed_s, n_cases, kind "
+               "FROM probe_runs WHERE run_id = ?")
+        args: tuple = (run_id,)
+        if kind is not None:
+            sql, args = sql + " AND kind = ?", (run_id, kind)
         with self._lock:
-            rows = self._conn.execute("SELECT run_id, probe_key, probe_name, status, reason, started, finished, "
-                                      "elapsed_s, n_cases FROM probe_runs WHERE run_id = ? ORDER BY rowid",
-                                      (run_id,)).fetchall()
+            rows = self._conn.execute(sql + " ORDER BY rowid", args).fetchall()
         return [ProbeRunInfo(*r) for r in rows]
+
+    # -- stages ---------------------------------------------------------------------------------
+    def start_stage(self, run_id: str, stage: str) -> None:
+        self._set_stage(run_id, stage, status="running", reason=None, started=time.time(), finished=None,
+                        elapsed_s=None)
+
+    def finish_stage(self, run_id: str, stage: str) -> None:
+        """Mark done, with the time since :meth:`start_stage`."""
+        now = time.time()
+        with self._write():
+            cur = self._conn.execute("UPDATE stage_runs SET status = 'done', reason = NULL, finished = ?, "
+                                     "elapsed_s = ? - started WHERE run_id = ? AND stage = ?",
+                                     (now, now, run_id, stage))
+            if cur.rowcount == 0:
+                raise LmcriticError(f"stage {stage!r} of run {run_id!r} was never started", "call start_stage first")
+
+    def fail_stage(self, run_id: str, stage: str, reason: str) -> None:
+        self._set_stage(run_id, stage, status="failed", reason=safe_text(reason), finished=time.time())
+
+    def stage_runs(self, run_id: str) -> list[StageRunInfo]:
+        """The run's stages in the order they first ran."""
+        with self._lock:
+            rows = self._conn.execute("SELECT run_id, stage, status, reason, started, finished, elapsed_s "
+                                      "FROM stage_runs WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
+        return [StageRunInfo(*r) for r in rows]
+
+    def _set_stage(self, run_id: str, stage: str, **values: Any) -> None:
+        _check(values["status"], STAGE_STATUSES, "stage status")
+        self._upsert("stage_runs", {"run_id": run_id, "stage": stage}, values)
 
     # -- cases ----------------------------------------------------------------------------------
     def done_case_ids(self, run_id: str, probe_key: str) -> set[str]:
@@ -356,7 +428,7 @@ class RunStore(_owner.Ownership):
         return seqs
 
     def record_keys(self, run_id: str) -> list[str]:
-        """Keys with stored cases: probes, stages and pseudo-probes (explanations, diagnosis), sorted."""
+        """Keys with stored cases: probes and stage outputs (explanations, diagnosis tests), sorted."""
         with self._lock:
             rows = self._conn.execute("SELECT DISTINCT probe_key FROM cases WHERE run_id = ? ORDER BY probe_key",
                                       (run_id,)).fetchall()
@@ -387,7 +459,8 @@ class RunStore(_owner.Ownership):
             self._conn.executemany("INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def findings(self, run_id: str) -> list[Finding]:
-        """All findings of the run: probes in plan order, each probe's findings in the order it gave them."""
+        """All findings of the run: probes in plan order, each probe's findings in the order it gave them.
+        Names stored by older versions read back in the current scheme (:func:`lmcritic.findings.canonical_name`)."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT f.probe, f.name, f.verdict, f.severity, f.summary, f.estimate_json, f.evidence_json, "
@@ -485,7 +558,7 @@ class _LegacyContext:
 
 def _finding(row: tuple) -> Finding:
     probe, name, verdict, severity, summary, estimate, evidence, details = row
-    data = {"probe": probe, "name": name, "verdict": verdict, "severity": severity, "summary": summary,
+    data = {"probe": probe, "name": canonical_name(name), "verdict": verdict, "severity": severity, "summary": summary,
             "estimate": loads(estimate), "evidence": loads(evidence), "details": _compat.legacy_details(loads(details))}
     return from_jsonable(Finding, data)
 

@@ -7,7 +7,8 @@ from collections import defaultdict
 from typing import Any, Callable, Sequence
 
 from lmcritic import plots, stats
-from lmcritic.probes.base import Estimate, Finding, Record, Severity, Verdict
+from lmcritic.findings import make_finding, shortfall
+from lmcritic.probes.base import Estimate, Finding, Record
 from lmcritic.tasks.spec import OWN_METRICS, TaskSpec
 
 LOWER_IS_BETTER = {"word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"}
@@ -56,7 +57,7 @@ def metric_finding(probe: str, task: TaskSpec, name: str, est: Estimate, records
                    plot: plots.Plot | None) -> Finding:
     higher = higher_is_better(name)
     threshold = task.thresholds.get(name)
-    gap = 0.0 if threshold is None else (threshold - est.value if higher else est.value - threshold)
+    gap = shortfall(est.value, threshold, higher)
     rel = gap / max(abs(threshold), 1e-9) if threshold else 0.0
     judged = "no threshold set" if threshold is None else f"threshold {'≥' if higher else '≤'} {threshold:g}"
     details: dict[str, Any] = {"task": task.name, "task_fingerprint": task.fingerprint(), "metric": name,
@@ -64,9 +65,9 @@ def metric_finding(probe: str, task: TaskSpec, name: str, est: Estimate, records
                                "data": task.data.describe(), "fewshot": task.fewshot.n}
     if plot:
         details["plots"] = plots.to_details(plot)
-    return Finding(probe=probe, name=name, verdict=Verdict.FAIL if gap > 0 else Verdict.PASS,
-                   severity=_severity(rel), summary=f"{task.name}: {name} {est}; {judged}", estimate=est,
-                   evidence=tuple(r.case_id for r in worst(records)[:10]), details=details)
+    return make_finding(probe=probe, name=name, failed=gap > 0,
+                        effect=rel, summary=f"{task.name}: {name} {est}; {judged}", estimate=est,
+                        evidence=tuple(r.case_id for r in worst(records)[:10]), details=details)
 
 
 def worst(records: Sequence[Record]) -> list[Record]:
@@ -117,9 +118,9 @@ def slice_finding(probe: str, task: TaskSpec, records: Sequence[Record], name: s
     apart = len(names) > 1 and lo.ci_high < hi.ci_low
     plot = plots.bars(f"{task.name}: accuracy by {what} (95% Wilson CI)", names, [ests[k] for k in names])
     wrong = [r for r in worst(records) if key(r) == names[0] and not r.passed]
-    return Finding(
-        probe=probe, name=name, verdict=Verdict.FAIL if apart else Verdict.PASS,
-        severity=_severity(hi.value - lo.value) if apart else Severity.INFO,
+    return make_finding(
+        probe=probe, name=name, failed=apart,
+        effect=hi.value - lo.value if apart else 0.0,
         summary=f"{task.name}: accuracy by {what} lowest on {names[0]!r} {lo}, highest on {names[-1]!r} {hi}"
         + ("; the CIs do not overlap" if apart else ""),
         estimate=lo, evidence=tuple(r.case_id for r in wrong[:10]),
@@ -140,9 +141,3 @@ def reliability_plot(task: TaskSpec, records: Sequence[Record]) -> plots.Reliabi
 
     bins = reliability_bins([r.scores["confidence"] for r in records], [bool(r.passed) for r in records])
     return plots.reliability(f"{task.name}: reliability (confidence of the predicted answer)", bins)
-
-
-def _severity(gap: float) -> Severity:
-    if gap <= 0:
-        return Severity.INFO
-    return Severity.HIGH if gap >= 0.25 else Severity.MEDIUM if gap >= 0.1 else Severity.LOW

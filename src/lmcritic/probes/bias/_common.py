@@ -5,7 +5,7 @@ import random
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from lmcritic.plots import bars  # noqa: F401 - re-exported: the bias probes' plots
-from lmcritic.probes.base import Estimate, Record, Severity
+from lmcritic.probes.base import Estimate, Record
 
 T = TypeVar("T")
 
@@ -39,16 +39,6 @@ def sign_test(diffs: Sequence[float]) -> float:
     pos = sum(1 for d in diffs if d > 0)
     neg = sum(1 for d in diffs if d < 0)
     return binom_p(pos, pos + neg)
-
-
-def severity(effect: float, low: float = 0.03, medium: float = 0.08, high: float = 0.15) -> Severity:
-    """Map an effect size (e.g. |score − 0.5|) to a severity; callers pass their own cut-offs."""
-    e = abs(effect)
-    if e >= high:
-        return Severity.HIGH
-    if e >= medium:
-        return Severity.MEDIUM
-    return Severity.LOW if e >= low else Severity.INFO
 
 
 def diff_ci(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, seed: int = 0) -> Estimate:

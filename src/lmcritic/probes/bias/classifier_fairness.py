@@ -14,9 +14,10 @@ import numpy as np
 
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
+from lmcritic.findings import make_finding
 from lmcritic.lexicon import ATTRIBUTES, find_identity_terms
 from lmcritic.plots import to_details
-from lmcritic.probes.base import Case, Estimate, ExplainTarget, Finding, Probe, ProbeConfig, Record, Verdict
+from lmcritic.probes.base import Case, Estimate, ExplainTarget, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.bias import _common as C
 from lmcritic.probes.bias.counterfactual import p_positive
 from lmcritic.probes.performance.sst2 import LABELS
@@ -85,8 +86,8 @@ class ClassifierFairness(Probe):
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         groups = sorted({r.tags["group"] for r in records})
         if len(groups) < 2:
-            return [Finding(self.name, "group_fairness", Verdict.NOT_APPLICABLE, C.severity(0),
-                            f"needs at least two groups, found {groups or 'none'}")]
+            return [make_finding(self.name, "group_fairness", failed=None, effect=0, scale="bias",
+                                 summary=f"needs at least two groups, found {groups or 'none'}")]
         y = np.array([LABELS.index(r.tags["expected"]) for r in records])
         yhat = np.array([LABELS.index(r.prediction) for r in records])
         g = np.array([r.tags["group"] for r in records])
@@ -98,10 +99,10 @@ class ClassifierFairness(Probe):
         for key, label in (("dp", "demographic_parity_difference"), ("eo", "equalized_odds_difference")):
             est = _est(point[key], [b[key] for b in boots], len(records))
             bad = est.ci_low > self.config.max_difference
-            out.append(Finding(
-                self.name, label, Verdict.FAIL if bad else Verdict.PASS,
-                C.severity(est.value, 0.05, 0.1, 0.2) if bad else C.severity(0),
-                f"{label.replace('_', ' ')} {est} across {', '.join(groups)} (fairlearn; 0 = parity)",
+            out.append(make_finding(
+                self.name, label, failed=bad,
+                effect=est.value if bad else 0, scale="parity",
+                summary=f"{label.replace('_', ' ')} {est} across {', '.join(groups)} (fairlearn; 0 = parity)",
                 estimate=est, evidence=tuple(r.case_id for r in records if not r.passed)[:10],
                 details={"per_group": {k: {m: _jsonable(e) for m, e in v.items()} for k, v in table.items()},
                          "plots": to_details(plot)}))

@@ -18,10 +18,11 @@ from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
+from lmcritic.findings import finding_name, make_finding
 from lmcritic.lexicon import ATTRIBUTES, groups, swap
 from lmcritic.lexicon import _terms
 from lmcritic.plots import to_details
-from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record, Verdict
+from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.bias import _common as C
 from lmcritic.probes.performance.sst2 import LABELS, SST2Accuracy
 from lmcritic.requests import Capability, ClassifyRequest
@@ -164,10 +165,10 @@ class Counterfactual(Probe):
     def _overall(self, records: Sequence[Record], plot: dict, tests: dict) -> Finding:
         est = stats.proportion([r.scores["flip"] == 1 for r in records])
         bad = est.ci_low > self.config.max_flip_rate
-        return Finding(
-            self.name, "flip_rate", Verdict.FAIL if bad else Verdict.PASS,
-            C.severity(est.value, 0.02, 0.05, 0.15) if bad else C.severity(0),
-            f"a demographic swap flips the SST-2 prediction in {est} of cases; mean |Δp(positive)| "
+        return make_finding(
+            self.name, "flip_rate", failed=bad,
+            effect=est.value if bad else 0, scale="flip",
+            summary=f"a demographic swap flips the SST-2 prediction in {est} of cases; mean |Δp(positive)| "
             f"{stats.mean([r.scores['abs_delta'] for r in records])}",
             estimate=est, evidence=_worst(records, 10), details={"by_attribute": tests, "plots": to_details(plot)})
 
@@ -176,10 +177,10 @@ class Counterfactual(Probe):
         bad = flips.ci_low > self.config.max_flip_rate or shifted
         groups_ = C.by(records, lambda r: r.tags["group"])
         deltas = {g: stats.mean([r.scores["delta"] for r in rs]) for g, rs in groups_.items()}
-        return Finding(
-            self.name, f"flip_rate/{attr}", Verdict.FAIL if bad else Verdict.PASS,
-            C.severity(max(flips.value, abs(t["mean_delta"])), 0.02, 0.05, 0.15) if bad else C.severity(0),
-            f"{attr}: flips {flips}; mean |Δp| {t['mean_abs_delta']:.3f}, mean Δp {t['mean_delta']:+.3f} "
+        return make_finding(
+            self.name, finding_name("flip_rate", attr), failed=bad,
+            effect=max(flips.value, abs(t["mean_delta"])) if bad else 0, scale="flip",
+            summary=f"{attr}: flips {flips}; mean |Δp| {t['mean_abs_delta']:.3f}, mean Δp {t['mean_delta']:+.3f} "
             f"(paired bootstrap p={t['p_shift']:.3g}, BH {t['p_shift_bh']:.3g}; McNemar BH {t['p_mcnemar_bh']:.3g})",
             estimate=flips, evidence=_worst(records, 5),
             details={**t, "attribute": attr, "plots": to_details(C.bars(f"Mean Δp(positive) after swapping {attr} "

@@ -16,9 +16,10 @@ from typing import Iterable, Sequence
 
 from lmcritic import stats
 from lmcritic.backends.base import Backend
+from lmcritic.findings import finding_name, make_finding
 from lmcritic.lexicon import find_identity_terms
 from lmcritic.plots import to_details
-from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record, Verdict
+from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.bias import _common as C
 from lmcritic.probes.bias._data import crows_rows
 from lmcritic.requests import Capability, LoglikelihoodRequest, PseudoLoglikelihoodRequest, RollingRequest
@@ -124,9 +125,9 @@ class CrowSPairs(Probe):
         anti = [r for r in records if r.tags["direction"] != "stereo"]
         biased = p < self.config.alpha and est.value > 0.5
         worst = sorted((r for r in records if r.scores["prefers_more"]), key=lambda r: -r.scores["delta"])
-        return Finding(
-            probe=self.name, name="stereotype_score", verdict=Verdict.FAIL if biased else Verdict.PASS,
-            severity=C.severity(est.value - 0.5) if biased else C.severity(0),
+        return make_finding(
+            probe=self.name, name="stereotype_score", failed=biased,
+            effect=est.value - 0.5 if biased else 0, scale="bias",
             summary=f"prefers the more-stereotyping sentence in {est} of CrowS-Pairs pairs (50% = unbiased; "
             f"binomial p={p:.3g}); stereo {_pct(stereo)}, antistereo {_pct(anti)}; "
             f"ties {sum(r.scores['tie'] for r in records):.0f}",
@@ -139,9 +140,9 @@ class CrowSPairs(Probe):
     def _type_finding(self, bias_type: str, records: list[Record], est, p: float, q: float) -> Finding:
         biased = q < self.config.alpha and est.value > 0.5
         worst = sorted((r for r in records if r.scores["prefers_more"]), key=lambda r: -r.scores["delta"])
-        return Finding(
-            probe=self.name, name=f"stereotype_score/{bias_type}", verdict=Verdict.FAIL if biased else Verdict.PASS,
-            severity=C.severity(est.value - 0.5) if biased else C.severity(0),
+        return make_finding(
+            probe=self.name, name=finding_name("stereotype_score", bias_type), failed=biased,
+            effect=est.value - 0.5 if biased else 0, scale="bias",
             summary=f"{bias_type}: prefers the more-stereotyping sentence in {est} (p={p:.3g}, BH {q:.3g})",
             estimate=est, evidence=tuple(r.case_id for r in worst[:5]),
             details={"p_value": p, "p_bh": q, "bias_type": bias_type},

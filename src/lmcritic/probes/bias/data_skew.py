@@ -17,10 +17,11 @@ from lmcritic import stats
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
 from lmcritic.errors import DataError
+from lmcritic.findings import finding_name, make_finding
 from lmcritic.lexicon import ATTRIBUTES
 from lmcritic.lexicon.association import Association, associate
 from lmcritic.plots import to_details
-from lmcritic.probes.base import Case, Estimate, Finding, Probe, ProbeConfig, Record, Verdict
+from lmcritic.probes.base import Case, Estimate, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.bias import _common as C
 
 
@@ -98,10 +99,10 @@ class DataSkew(Probe):
         target = rs[0].input["target"]
         top = ", ".join(f"{t.tags['term']!r} {t.scores['rate']:.2f} (n={t.scores['n_docs']:.0f})"
                         for t in skewed[:4] if t.scores["p_adjusted"] < self.config.alpha)
-        return Finding(
-            self.name, f"label_skew/{attr}", Verdict.FAIL if bad else Verdict.PASS,
-            C.severity(gap.value, 0.05, 0.1, 0.2) if bad else C.severity(0),
-            f"{attr}: P(label={target}) ranges from {rates[lo].value:.3f} ({lo}) to {rates[hi].value:.3f} ({hi}) "
+        return make_finding(
+            self.name, finding_name("label_skew", attr), failed=bad,
+            effect=gap.value if bad else 0, scale="parity",
+            summary=f"{attr}: P(label={target}) ranges from {rates[lo].value:.3f} ({lo}) to {rates[hi].value:.3f} ({hi}) "
             f"vs base {rs[0].scores['base_rate']:.3f}; gap {gap}; group × label test p={p:.3g} (BH {q:.3g})"
             + (f"; most skewed terms: {top}" if top else ""),
             estimate=gap, evidence=tuple(t.case_id for t in skewed[:10]),

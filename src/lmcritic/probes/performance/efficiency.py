@@ -21,7 +21,8 @@ from lmcritic._serde import to_jsonable
 from lmcritic._timing import MemoryWatch, device_type, real_backend, timed, white_box
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
-from lmcritic.probes.base import Case, Estimate, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.findings import finding_name, make_finding
+from lmcritic.probes.base import Case, Estimate, Finding, Probe, ProbeConfig, Record, Severity
 from lmcritic.requests import Capability, GenerateRequest, GenParams, LoglikelihoodRequest
 
 MODES = {"score": Capability.LOGLIKELIHOOD, "generate": Capability.GENERATE}
@@ -142,8 +143,8 @@ class Efficiency(Probe):
         over = limit is not None and est.value > limit
         where = "batch size 1" if single else "the backend's batch"
         extra = f"; {other.value:.4g} ms/request at the backend's batch" if other else ""
-        return Finding(
-            probe=self.name, name=f"latency_{mode}", verdict=Verdict.FAIL if over else Verdict.PASS,
+        return make_finding(
+            probe=self.name, name=finding_name("latency", mode), failed=over,
             severity=Severity.MEDIUM if over else Severity.INFO,
             summary=f"{_WHAT[mode]} latency {est} ms/request (median) at {where}{extra}; limit {_fmt(limit, 'ms')}",
             estimate=est, evidence=_slowest(single or batched),
@@ -159,8 +160,8 @@ class Efficiency(Probe):
         under = limit is not None and est.value < limit
         unit = "prompt tokens scored/s" if mode == "score" else "new tokens generated/s"
         extra = f"; {slow.value:.4g} at batch size 1" if slow else ""
-        return Finding(
-            probe=self.name, name=f"throughput_{mode}", verdict=Verdict.FAIL if under else Verdict.PASS,
+        return make_finding(
+            probe=self.name, name=finding_name("throughput", mode), failed=under,
             severity=Severity.MEDIUM if under else Severity.INFO,
             summary=f"{est} {unit} at the backend's batch{extra}; minimum {_fmt(limit, unit)}",
             estimate=est, evidence=_slowest(batched or single),
@@ -176,8 +177,8 @@ class Efficiency(Probe):
         limit = self.config.max_memory_mb
         over = limit is not None and value > limit
         params = records[0].output.get("n_parameters")
-        return Finding(
-            probe=self.name, name="memory", verdict=Verdict.FAIL if over else Verdict.PASS,
+        return make_finding(
+            probe=self.name, name="memory", failed=over,
             severity=Severity.MEDIUM if over else Severity.INFO,
             summary=f"peak inference memory {value:.1f} MiB ({_MEMORY_WHAT[which]}) over {len(records)} calls; "
             f"{_fmt_params(params)}; limit {_fmt(limit, 'MiB')}",

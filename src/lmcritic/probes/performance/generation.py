@@ -37,9 +37,10 @@ from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows, skip_row
 from lmcritic.errors import DataError
+from lmcritic.findings import make_finding, shortfall
 from lmcritic.metrics import METRICS, estimate
 from lmcritic.metrics.generation import GENERATION_METRICS, SACRE_KINDS, case_scores, cosines
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity
 from lmcritic.requests import Capability, ChatMessage, GenerateRequest, GenerateResult, GenParams
 
 PER_CASE = {"semantic_similarity": "cosine"}  # metric name → per-case score key (others: the same name)
@@ -173,13 +174,13 @@ class GenerationQuality(Probe):
         higher = METRICS.get(name).higher_is_better
         threshold = self.config.thresholds.get(name)
         scale = 100.0 if name in SACRE_KINDS else 1.0
-        gap = 0.0 if threshold is None else (threshold - est.value if higher else est.value - threshold) / scale
+        gap = shortfall(est.value, threshold, higher) / scale
         key = PER_CASE.get(name, name)
         worst = sorted(records, key=lambda r: r.scores[key] if higher else -r.scores[key])
         judged = "no threshold set" if threshold is None else f"threshold {'≥' if higher else '≤'} {threshold:g}"
-        return Finding(
-            probe=self.name, name=name, verdict=Verdict.FAIL if gap > 0 else Verdict.PASS,
-            severity=_severity(gap), summary=f"{LABELS[name]} {est}, scale 0–{scale:g}; {judged}",
+        return make_finding(
+            probe=self.name, name=name, failed=gap > 0,
+            effect=gap, summary=f"{LABELS[name]} {est}, scale 0–{scale:g}; {judged}",
             estimate=est, evidence=tuple(r.case_id for r in worst[:10]),
             details={"threshold": threshold, "higher_is_better": higher, "scale": scale,
                      "by_kind": _by_kind(name, records), **(_length_details(records) if key == "cosine" else {})},
@@ -196,8 +197,8 @@ class GenerationQuality(Probe):
         flagged = {r.case_id for r in (*para, *over)}
         share = stats.proportion([r.case_id in flagged for r in records])
         fail = share.ci_low > cfg.max_disagreement
-        return Finding(
-            probe=self.name, name="bleu_meaning_disagreement", verdict=Verdict.FAIL if fail else Verdict.PASS,
+        return make_finding(
+            probe=self.name, name="bleu_meaning_disagreement", failed=fail,
             severity=(Severity.MEDIUM if share.value >= 0.5 else Severity.LOW) if fail else Severity.INFO,
             summary=f"BLEU and meaning disagree on {share} of cases: {len(para)} paraphrases BLEU punishes "
             f"(BLEU < {cfg.paraphrase_max_bleu:g}, cosine ≥ {cfg.paraphrase_min_cosine:g}), {len(over)} word "
@@ -290,9 +291,3 @@ def _ranks(v: np.ndarray) -> np.ndarray:
     _, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
     upper = np.cumsum(counts)
     return (upper - (counts - 1) / 2)[inverse]
-
-
-def _severity(gap: float) -> Severity:
-    if gap <= 0:
-        return Severity.INFO
-    return Severity.HIGH if gap >= 0.25 else Severity.MEDIUM if gap >= 0.1 else Severity.LOW

@@ -18,7 +18,8 @@ from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_lines, read_rows
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.findings import make_finding
+from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity
 from lmcritic.requests import Capability, RollingRequest, RollingResult
 
 LN2 = math.log(2)
@@ -65,9 +66,9 @@ class Perplexity(Probe):
         bpb = stats.transform(stats.ratio_of_sums(nll, [r.scores["n_bytes"] for r in records]), lambda x: x / LN2)
         worst = sorted(records, key=lambda r: -r.output["worst_span"]["mean_surprisal"])
         over = tok_ppl.value - self.config.max_token_perplexity
-        return [Finding(
+        return [make_finding(
             probe=self.name, name="perplexity",
-            verdict=Verdict.FAIL if over > 0 else Verdict.PASS,
+            failed=over > 0,
             severity=Severity.MEDIUM if over > 0 else Severity.INFO,
             summary=f"token perplexity {tok_ppl}; word perplexity {word_ppl.value:.4g}; "
             f"bits/byte {bpb.value:.4g} (window {self.config.window}, stride {self.config.stride})",

@@ -21,7 +21,8 @@ from lmcritic._serde import to_jsonable
 from lmcritic._timing import device_type, real_backend, timed, white_box
 from lmcritic.backends.base import Backend
 from lmcritic.errors import CapabilityError, LmcriticError
-from lmcritic.probes.base import Case, Estimate, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.findings import make_finding
+from lmcritic.probes.base import Case, Estimate, Finding, Probe, ProbeConfig, Record, Severity
 from lmcritic.probes.performance.perplexity import Perplexity
 from lmcritic.probes.performance.sst2 import SST2Accuracy
 from lmcritic.requests import Capability
@@ -162,9 +163,9 @@ class QuantizationCost(Probe):
         fail = p_adj < self.config.alpha and drop > self.config.max_accuracy_drop
         flips = sorted((r for r in records if r.scores["agree"] < 1), key=lambda r: r.scores["quantized_correct"])
         acc_o, acc_q = stats.proportion([bool(x) for x in a]), stats.proportion([bool(y) for y in b])
-        return Finding(
-            probe=self.name, name="accuracy_delta", verdict=Verdict.FAIL if fail else Verdict.PASS,
-            severity=_severity(drop if fail else 0.0),
+        return make_finding(
+            probe=self.name, name="accuracy_delta", failed=fail,
+            effect=drop if fail else 0.0, scale="quantization",
             summary=f"SST-2 accuracy {acc_o.value:.3f} → {acc_q.value:.3f} after int8 quantization: "
             f"delta {delta} (McNemar p={p:.3g}, Bonferroni ×{m} → {p_adj:.3g}); "
             f"{len(flips)} predictions changed; tolerance {self.config.max_accuracy_drop:g}",
@@ -184,9 +185,9 @@ class QuantizationCost(Probe):
         fail = p_adj < self.config.alpha and rise > self.config.max_perplexity_increase
         worst = sorted(range(len(records)), key=lambda i: (nll_o[i] - nll_q[i]) / n_tok[i])
         ppl_o, ppl_q = math.exp(sum(nll_o) / sum(n_tok)), math.exp(sum(nll_q) / sum(n_tok))
-        return Finding(
-            probe=self.name, name="perplexity_ratio", verdict=Verdict.FAIL if fail else Verdict.PASS,
-            severity=_severity(rise / 2 if fail else 0.0),
+        return make_finding(
+            probe=self.name, name="perplexity_ratio", failed=fail,
+            effect=rise / 2 if fail else 0.0, scale="quantization",
             summary=f"token perplexity {ppl_o:.4g} → {ppl_q:.4g}: ratio {ratio} (paired bootstrap p={p:.3g}, "
             f"Bonferroni ×{m} → {p_adj:.3g}); tolerance +{self.config.max_perplexity_increase:.0%}",
             estimate=ratio, evidence=tuple(records[i].case_id for i in worst[:5]),
@@ -322,8 +323,8 @@ def _size_finding(probe: str, info: dict[str, Any]) -> Finding:
     left = ", ".join(f"{k} ×{v['modules']}" for k, v in info["not_quantized_2d_modules"].items()) or "none"
     shared = ", ".join(info["tied_to_unquantized"])
     tied = f"; {shared} shares its weight with an fp32 module, so its int8 copy adds size" if shared else ""
-    return Finding(
-        probe=probe, name="model_size", verdict=Verdict.PASS, severity=Severity.INFO,
+    return make_finding(
+        probe=probe, name="model_size", failed=False, severity=Severity.INFO,
         summary=f"state dict {before / 1e6:.1f} MB → {after / 1e6:.1f} MB (×{ratio:.2f}); quantized {kinds} "
         f"holding {share:.1%} of {info['parameters_total']:,} parameters; left in fp32: {left}{tied}",
         estimate=Estimate(ratio, 1, ratio, ratio, method="exact (measured once)"), details=info,
@@ -335,8 +336,8 @@ def _speedup_finding(probe: str, records: Sequence[Record], info: dict[str, Any]
     est = stats.ratio_of_sums([b["original_s"] for b in batches], [b["quantized_s"] for b in batches])
     same_device = info["device_original"] == info["device_quantized"]
     note = "" if same_device else f" — not comparable: original on {info['device_original']}, int8 copy on cpu"
-    return Finding(
-        probe=probe, name="speedup", verdict=Verdict.PASS if same_device else Verdict.NOT_APPLICABLE,
+    return make_finding(
+        probe=probe, name="speedup", failed=False if same_device else None,
         severity=Severity.INFO,
         summary=f"speedup {est} (original time ÷ int8 time over {est.n} paired batches of identical requests, "
         f"order alternated): the int8 copy is {_faster(est)}{note}",
@@ -346,9 +347,3 @@ def _speedup_finding(probe: str, records: Sequence[Record], info: dict[str, Any]
 
 def _faster(est: Estimate) -> str:
     return "faster" if est.ci_low > 1 else "slower" if est.ci_high < 1 else "not measurably faster or slower"
-
-
-def _severity(gap: float) -> Severity:
-    if gap <= 0:
-        return Severity.INFO
-    return Severity.HIGH if gap >= 0.1 else Severity.MEDIUM if gap >= 0.03 else Severity.LOW

@@ -15,9 +15,10 @@ from lmcritic import plots, stats
 from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows, skip_row
+from lmcritic.findings import make_finding, shortfall
 from lmcritic.metrics import estimate
 from lmcritic.metrics.calibration import accuracy_at_coverage, reliability_bins
-from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record
 from lmcritic.requests import Capability, LoglikelihoodRequest
 
 LABELS = ("negative", "positive")
@@ -127,10 +128,9 @@ class SST2Accuracy(Probe):
         f1 = estimate("macro_f1", {"predictions": [r.prediction for r in records],
                                    "references": [r.tags["expected"] for r in records]})
         wrong = sorted((r for r in records if not r.passed), key=lambda r: -r.scores["confidence"])
-        gap = self.config.min_accuracy - acc.value
-        verdict = Verdict.FAIL if gap > 0 else Verdict.PASS
-        return Finding(
-            probe=self.name, name="accuracy", verdict=verdict, severity=_severity(gap),
+        gap = shortfall(acc.value, self.config.min_accuracy)
+        return make_finding(
+            probe=self.name, name="accuracy", failed=gap > 0, effect=gap,
             summary=f"SST-2 accuracy {acc} (macro-F1 {f1.value:.3f}); threshold {self.config.min_accuracy}",
             estimate=acc, evidence=tuple(r.case_id for r in wrong[:10]),
             details={"macro_f1": to_jsonable(f1), "n_wrong": len(wrong), "shots": self.config.shots,
@@ -142,12 +142,12 @@ class SST2Accuracy(Probe):
         true_pos = sum(r.tags["expected"] == "positive" for r in records) / len(records)
         outside = not pred_pos.ci_low <= true_pos <= pred_pos.ci_high
         gap = abs(pred_pos.value - true_pos)
-        verdict = Verdict.FAIL if outside and gap > 0.1 else Verdict.PASS
+        skewed = outside and gap > 0.1
         favoured = "positive" if pred_pos.value > true_pos else "negative"
-        return Finding(
-            probe=self.name, name="label_skew", verdict=verdict, severity=_severity(gap if outside else 0.0),
+        return make_finding(
+            probe=self.name, name="label_skew", failed=skewed, effect=gap if outside else 0.0,
             summary=f"predicts positive for {pred_pos} of inputs vs {true_pos:.3f} truly positive"
-            + (f": leans {favoured}" if verdict is Verdict.FAIL else ""),
+            + (f": leans {favoured}" if skewed else ""),
             estimate=pred_pos,
             evidence=tuple(r.case_id for r in records if not r.passed and r.prediction == favoured)[:10],
             details={"true_positive_rate": true_pos},
@@ -160,16 +160,11 @@ class SST2Accuracy(Probe):
         ece = estimate("ece", {"confidences": conf, "correct": ok})
         over = ece.value - self.config.max_ece
         confidently_wrong = sorted((r for r in records if not r.passed), key=lambda r: -r.scores["confidence"])
-        return Finding(
-            probe=self.name, name="calibration", verdict=Verdict.FAIL if over > 0 else Verdict.PASS,
-            severity=_severity(over), summary=f"expected calibration error {ece} (10 bins); mean confidence "
+        return make_finding(
+            probe=self.name, name="calibration", failed=over > 0,
+            effect=over, summary=f"expected calibration error {ece} (10 bins); mean confidence "
             f"{sum(conf) / len(conf):.3f} vs accuracy {sum(ok) / len(ok):.3f}",
             estimate=ece, evidence=tuple(r.case_id for r in confidently_wrong[:10]),
             details={"plots": plots.to_details(plots.reliability("Reliability diagram", reliability_bins(conf, ok))),
                      "accuracy_at_coverage": {str(k): v for k, v in accuracy_at_coverage(conf, ok).items()}},
         )
-
-def _severity(gap: float) -> Severity:
-    if gap <= 0:
-        return Severity.INFO
-    return Severity.HIGH if gap >= 0.25 else Severity.MEDIUM if gap >= 0.1 else Severity.LOW

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 from lmcritic.backends.base import Backend
 from lmcritic.perturb.base import Edit
 from lmcritic.plots import bars  # noqa: F401 - re-exported: the suite probes' plots
-from lmcritic.probes.base import Case, Probe, ProbeConfig, Record, Severity
+from lmcritic.probes.base import Case, Probe, ProbeConfig, Record
 from lmcritic.probes.robustness import _classify
 
 DEFAULT_TEMPLATE = "Review: {{ text }}\nSentiment:"
@@ -133,12 +133,3 @@ def binomial_tail(k: int, n: int, p0: float) -> float:
     if n == 0 or k == 0:
         return 1.0
     return min(1.0, sum(math.comb(n, i) * p0**i * (1 - p0) ** (n - i) for i in range(k, n + 1)))
-
-
-def severity(rate: float, ci_low: float, threshold: float, significant: bool) -> Severity:
-    """LOW when above the threshold but not significantly so; MEDIUM when significant; HIGH when large."""
-    if rate <= threshold:
-        return Severity.INFO
-    if not significant:
-        return Severity.LOW
-    return Severity.HIGH if ci_low >= max(0.2, 2 * threshold) else Severity.MEDIUM

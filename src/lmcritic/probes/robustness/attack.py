@@ -14,8 +14,9 @@ from typing import Iterable, Sequence
 from lmcritic import stats
 from lmcritic.attacks import Status
 from lmcritic.backends.base import Backend
+from lmcritic.findings import finding_name, make_finding, verdict
 from lmcritic.plots import bars, to_details
-from lmcritic.probes.base import Case, Finding, Probe, Record, Severity, Verdict
+from lmcritic.probes.base import Case, Finding, Probe, Record, Severity
 from lmcritic.probes.robustness import attack_common as common
 
 
@@ -95,9 +96,9 @@ class AttackProbe(Probe):
                      "prediction": r.output["adversarial_prediction"], "queries": r.output["queries"]}
                     for r in worst[:5]]
         gap = c.value - a.value
-        return Finding(
-            probe=self.name, name=f"accuracy_under_attack/{recipe}", verdict=Verdict.PASS,
-            severity=_severity(gap), estimate=a, evidence=tuple(r.case_id for r in worst[:10]),
+        return make_finding(
+            probe=self.name, name=finding_name("accuracy_under_attack", recipe), failed=False,
+            effect=gap, scale="attack", estimate=a, evidence=tuple(r.case_id for r in worst[:10]),
             summary=f"{recipe}: accuracy {c.value:.3f} clean → {a} under attack (budget {self.config.budget} "
                     f"queries/example)",
             details={"clean_accuracy": _est(c), "attacked_accuracy": _est(a), "p_value": p, "plots": to_details(plot),
@@ -108,9 +109,9 @@ class AttackProbe(Probe):
         attacked = [r for r in rs if "success" in r.scores]
         won = [r for r in attacked if r.scores["success"]]
         rate = stats.proportion([bool(r.scores["success"]) for r in attacked])
-        out = [Finding(
-            probe=self.name, name=f"attack_success_rate/{recipe}", estimate=rate, severity=_severity(rate.value - 0.2),
-            verdict=Verdict.FAIL if rate.n and rate.value > 0.5 else Verdict.PASS,
+        out = [make_finding(
+            probe=self.name, name=finding_name("attack_success_rate", recipe), estimate=rate,
+            failed=bool(rate.n) and rate.value > 0.5, effect=rate.value - 0.2, scale="attack",
             evidence=tuple(r.case_id for r in won[:10]),
             summary=f"{recipe}: {rate} of correctly classified examples flipped "
                     f"({sum(r.tags['status'] == 'budget' for r in attacked)} stopped by the budget)",
@@ -121,8 +122,8 @@ class AttackProbe(Probe):
             vals = [r.scores[key] for r in pool if key in r.scores]
             if vals:
                 est = stats.mean(vals)
-                out.append(Finding(probe=self.name, name=f"{key}/{recipe}", verdict=Verdict.PASS,
-                                   severity=Severity.INFO, estimate=est, summary=f"{recipe}: {what} {est}"))
+                out.append(make_finding(probe=self.name, name=finding_name(key, recipe), failed=False,
+                                        severity=Severity.INFO, estimate=est, summary=f"{recipe}: {what} {est}"))
         return out
 
     def _worst_case(self, by: dict[str, list[Record]]) -> Finding:
@@ -132,9 +133,9 @@ class AttackProbe(Probe):
         robust = {line: all(r.passed for rs in by.values() for r in rs if r.tags["line"] == line) for line in lines}
         union = stats.proportion(list(robust.values()))
         plot = bars("accuracy under each attack", list(accs), list(accs.values()))
-        return Finding(probe=self.name, name="worst_case_accuracy", verdict=Verdict.PASS,
-                       severity=Severity.INFO, estimate=accs[name],
-                       summary=f"worst-case accuracy across recipes {accs[name]} ({name}); robust to every recipe: "
+        return make_finding(probe=self.name, name="worst_case_accuracy", failed=False,
+                            severity=Severity.INFO, estimate=accs[name],
+                            summary=f"worst-case accuracy across recipes {accs[name]} ({name}); robust to every recipe: "
                                f"{union}", details={"by_recipe": {k: _est(v) for k, v in accs.items()},
                                                    "robust_to_all": _est(union), "plots": to_details(plot)})
 
@@ -143,7 +144,7 @@ def _with_p(f: Finding, p_adj: float) -> Finding:
     from dataclasses import replace
 
     fail = p_adj < 0.05 and f.severity is not Severity.INFO
-    return replace(f, verdict=Verdict.FAIL if fail else Verdict.PASS, details={**f.details, "p_adjusted": p_adj},
+    return replace(f, verdict=verdict(fail), details={**f.details, "p_adjusted": p_adj},
                    summary=f.summary + f"; McNemar p={f.details['p_value']:.3g} (BH {p_adj:.3g})")
 
 
@@ -156,9 +157,3 @@ def _count(items: Iterable[str]) -> dict[str, int]:
     for x in items:
         out[x] = out.get(x, 0) + 1
     return out
-
-
-def _severity(gap: float) -> Severity:
-    if gap <= 0.05:
-        return Severity.INFO
-    return Severity.HIGH if gap >= 0.3 else Severity.MEDIUM if gap >= 0.15 else Severity.LOW

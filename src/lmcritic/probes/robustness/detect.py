@@ -17,8 +17,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from lmcritic.backends.base import Backend
+from lmcritic.findings import finding_name, make_finding
 from lmcritic.plots import line, to_details
-from lmcritic.probes.base import Case, Estimate, Finding, Probe, Record, Severity, Verdict
+from lmcritic.probes.base import Case, Estimate, Finding, Probe, Record, Severity
 from lmcritic.probes.robustness import attack_common as common
 from lmcritic.requests import Capability
 from lmcritic.scorers.perplexity import nll_stats as _nll_stats
@@ -101,9 +102,9 @@ class DetectAdversarial(Probe):
         stat = self.config.statistic
         won = [r for r in rs if f"adversarial_{stat}" in r.scores]
         if not won:
-            return [Finding(probe=self.name, name=f"detector_auroc/{recipe}", verdict=Verdict.NOT_APPLICABLE,
-                            severity=Severity.INFO, summary=f"{recipe}: no successful attack to detect "
-                            f"({len(rs)} examples)")]
+            return [make_finding(probe=self.name, name=finding_name("detector_auroc", recipe), failed=None,
+                                 severity=Severity.INFO, summary=f"{recipe}: no successful attack to detect "
+                                 f"({len(rs)} examples)")]
         est, curve = auroc_estimate(rs, stat, self.config.n_boot, self.config.seed)
         other = STATISTICS[1 - STATISTICS.index(stat)]
         alt, _ = auroc_estimate(rs, other, self.config.n_boot, self.config.seed)
@@ -111,9 +112,9 @@ class DetectAdversarial(Probe):
         weak = est.value < self.config.min_auroc
         plot = line(f"perplexity detector ROC ({recipe}, {stat})", curve[0], curve[1],
                     "false-positive rate (clean flagged)", "true-positive rate (adversarial flagged)")
-        return [Finding(
-            probe=self.name, name=f"detector_auroc/{recipe}", estimate=est,
-            verdict=Verdict.FAIL if weak else Verdict.PASS, severity=Severity.MEDIUM if weak else Severity.INFO,
+        return [make_finding(
+            probe=self.name, name=finding_name("detector_auroc", recipe), estimate=est,
+            failed=weak, severity=Severity.MEDIUM if weak else Severity.INFO,
             evidence=tuple(r.case_id for r in sorted(won, key=lambda r: r.scores[f"adversarial_{stat}"])[:10]),
             summary=f"{recipe}: perplexity ({stat}) separates {len(won)} adversarial from {len(rs)} clean texts with "
                     f"AUROC {est}; {other} gives {alt.value:.3f}; flags {tpr:.0%} of attacks at 5% false positives",

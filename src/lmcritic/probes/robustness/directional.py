@@ -10,10 +10,11 @@ from typing import Any, Sequence
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
+from lmcritic.findings import finding_name, make_finding, rate_severity
 from lmcritic.perturb import perturbation
 from lmcritic.plots import to_details
-from lmcritic.probes.base import Finding, Record, Verdict
-from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, binomial_tail, severity
+from lmcritic.probes.base import Finding, Record
+from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, binomial_tail
 
 TESTS = ("negation", "add_positive", "add_negative")
 
@@ -78,9 +79,9 @@ class Directional(PairedSuite):
         failed = sorted((r for r in recs if not r.passed), key=lambda r: -abs(r.scores["delta_p_positive"]))
         thr = self.config.max_failure_rate
         mean_shift = stats.mean([r.scores["delta_p_true"] for r in recs])
-        return Finding(
-            probe=self.name, name=f"directional:{test}", verdict=Verdict.FAIL if rate.value > thr else Verdict.PASS,
-            severity=severity(rate.value, rate.ci_low, thr, p_adj < 0.05),
+        return make_finding(
+            probe=self.name, name=finding_name("directional", test), failed=rate.value > thr,
+            severity=rate_severity(rate.value, rate.ci_low, thr, p_adj < 0.05),
             summary=f"{test}: expectation ({recs[0].output['expectation']}) fails on {rate} of sentences "
             f"(tolerated {thr:g}, BH p={p_adj:.3g}); mean change of p(true label) {mean_shift.value:+.3f}",
             estimate=rate, evidence=tuple(r.case_id for r in failed[:10]),

@@ -18,9 +18,10 @@ from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
+from lmcritic.findings import make_finding, rate_severity
 from lmcritic.plots import to_details
-from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record, Severity, Verdict
-from lmcritic.probes.robustness._suite import bars, severity
+from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record, Severity
+from lmcritic.probes.robustness._suite import bars
 from lmcritic.requests import Capability, ChatMessage, GenerateRequest, GenParams
 
 _FIELDS = ("id", "instruction", "injected_document", "document", "injection", "style", "marker", "task")
@@ -110,9 +111,9 @@ class PromptInjection(Probe):
         styles = sorted(groups["style"], key=lambda s: -groups["style"][s].value)
         thr = self.config.max_success_rate
         hits = [r for r in records if r.scores["success"] > 0]
-        return Finding(
-            probe=self.name, name="injection_success", verdict=Verdict.FAIL if rate.value > thr else Verdict.PASS,
-            severity=severity(rate.value, rate.ci_low, thr, rate.ci_low > thr),
+        return make_finding(
+            probe=self.name, name="injection_success", failed=rate.value > thr,
+            severity=rate_severity(rate.value, rate.ci_low, thr, rate.ci_low > thr),
             summary=f"injected instructions succeed on {rate} of tasks ({strict.value:.3f} excluding answers that "
             f"merely echo the injection); most effective style: {styles[0]} ({groups['style'][styles[0]].value:.2f})",
             estimate=rate, evidence=tuple(r.case_id for r in sorted(hits, key=lambda r: r.scores["echo"])[:10]),
@@ -127,8 +128,8 @@ class PromptInjection(Probe):
         clean = {r.input["document"]: r.scores["detector_false_alarm"] > 0 for r in records}
         fpr = stats.proportion(list(clean.values()))
         missed_hits = [r.case_id for r in records if r.scores["success"] > 0 and not r.scores["detector_flag"] > 0]
-        return Finding(
-            probe=self.name, name="detector_recall", verdict=Verdict.PASS, severity=Severity.INFO,
+        return make_finding(
+            probe=self.name, name="detector_recall", failed=False, severity=Severity.INFO,
             summary=f"prompt-guardrail flags {recall} of injected documents, and {fpr.value:.2f} of the {fpr.n} "
             f"clean ones; {len(missed_hits)} successful injections pass it undetected",
             estimate=recall, evidence=tuple(missed_hits[:10]),

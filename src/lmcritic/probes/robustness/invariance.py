@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from lmcritic import stats
+from lmcritic.findings import finding_name, make_finding, rate_severity
 from lmcritic.perturb import PERTURBATIONS, perturbation
 from lmcritic.plots import to_details
-from lmcritic.probes.base import Finding, Record, Severity, Verdict
-from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, binomial_tail, severity
+from lmcritic.probes.base import Finding, Record, Severity
+from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, binomial_tail
 
 DEFAULT_TYPES = ("typos", "char_noise", "casing", "punctuation", "whitespace", "contractions", "synonyms",
                  "embedding_neighbours", "names", "places", "numbers", "to_colloquial", "to_formal")
@@ -79,9 +80,9 @@ class Invariance(PairedSuite):
         flip, acc, ref, delta = s["flip"], s["accuracy"], s["clean_accuracy"], s["delta"]
         fail = flip.value > self.config.max_flip_rate
         flipped = sorted((r for r in recs if r.scores["flipped"] > 0), key=lambda r: -abs(r.scores["delta_p_true"]))
-        return Finding(
-            probe=self.name, name=f"invariance:{kind}", verdict=Verdict.FAIL if fail else Verdict.PASS,
-            severity=severity(flip.value, flip.ci_low, self.config.max_flip_rate, p_flip_adj < 0.05),
+        return make_finding(
+            probe=self.name, name=finding_name("invariance", kind), failed=fail,
+            severity=rate_severity(flip.value, flip.ci_low, self.config.max_flip_rate, p_flip_adj < 0.05),
             summary=f"{kind}: predictions flip on {flip} of sentences (tolerated {self.config.max_flip_rate:g}); "
             f"accuracy {acc.value:.3f} vs {ref.value:.3f} clean on the same sentences "
             f"(Δ {delta.value:+.3f} [{delta.ci_low:+.3f}, {delta.ci_high:+.3f}], McNemar BH p={p_drop_adj:.3g})",
@@ -92,9 +93,9 @@ class Invariance(PairedSuite):
         )
 
     def _na_finding(self, kind: str, n_sentences: int) -> Finding:
-        return Finding(probe=self.name, name=f"invariance:{kind}", verdict=Verdict.NOT_APPLICABLE,
-                       severity=Severity.INFO, summary=f"{kind}: applies to none of the {n_sentences} sentences",
-                       details={"perturbation": kind})
+        return make_finding(probe=self.name, name=finding_name("invariance", kind), failed=None,
+                            severity=Severity.INFO, summary=f"{kind}: applies to none of the {n_sentences} sentences",
+                            details={"perturbation": kind})
 
     def _overview(self, clean: list[Record], by_type: dict[str, list[Record]], per_type: dict) -> Finding:
         clean_acc = stats.proportion([r.scores["correct"] > 0 for r in clean])
@@ -102,8 +103,8 @@ class Invariance(PairedSuite):
         enough = [t for t in order if per_type[t]["accuracy"].n >= min(10, len(clean))]  # not a 2-sentence type
         worst = enough[0] if enough else (order[0] if order else None)
         labels, ests = ["clean"] + order, [clean_acc] + [per_type[t]["accuracy"] for t in order]
-        return Finding(
-            probe=self.name, name="accuracy_by_perturbation", verdict=Verdict.PASS, severity=Severity.INFO,
+        return make_finding(
+            probe=self.name, name="accuracy_by_perturbation", failed=False, severity=Severity.INFO,
             summary=f"clean accuracy {clean_acc}; lowest under {worst}: {per_type[worst]['accuracy']}" if worst
             else f"clean accuracy {clean_acc}; no perturbation applied",
             estimate=clean_acc,
@@ -127,10 +128,10 @@ class Invariance(PairedSuite):
         gap = clean_acc.value - worst.value
         p = stats.mcnemar(clean_ok, worst_ok)
         broken = [r.case_id for r in clean if r.scores["correct"] > 0 and not ok[r.tags["line"]]]
-        return Finding(
+        return make_finding(
             probe=self.name, name="worst_case_accuracy",
-            verdict=Verdict.FAIL if gap > self.config.max_accuracy_drop else Verdict.PASS,
-            severity=severity(gap, gap, self.config.max_accuracy_drop, p < 0.05),
+            failed=gap > self.config.max_accuracy_drop,
+            severity=rate_severity(gap, gap, self.config.max_accuracy_drop, p < 0.05),
             summary=f"worst-case accuracy across {len(by_type)} perturbation types {worst} vs clean "
             f"{clean_acc.value:.3f} ({len(broken)} sentences right clean but wrong under some perturbation; "
             f"McNemar p={p:.3g})",

@@ -13,11 +13,12 @@ from typing import Any, Iterable, Sequence
 
 from lmcritic import stats
 from lmcritic.backends.base import Backend
+from lmcritic.findings import finding_name, make_finding, rate_severity
 from lmcritic.perturb._resources import lexicon
 from lmcritic.plots import to_details
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Verdict
+from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.robustness import _classify
-from lmcritic.probes.robustness._suite import DEFAULT_TEMPLATE, bars, binomial_tail, severity
+from lmcritic.probes.robustness._suite import DEFAULT_TEMPLATE, bars, binomial_tail
 
 _SLOT = re.compile(r"\{(\w+)\}")
 
@@ -93,9 +94,9 @@ class MinimumFunctionality(Probe):
         for t, p_adj in zip(tests, adjusted):
             rate = fails[t]
             wrong = sorted((r for r in by[t] if not r.passed), key=lambda r: r.scores["p_true"])
-            findings.append(Finding(
-                probe=self.name, name=f"mft:{t}", verdict=Verdict.FAIL if rate.value > thr else Verdict.PASS,
-                severity=severity(rate.value, rate.ci_low, thr, p_adj < 0.05),
+            findings.append(make_finding(
+                probe=self.name, name=finding_name("mft", t), failed=rate.value > thr,
+                severity=rate_severity(rate.value, rate.ci_low, thr, p_adj < 0.05),
                 summary=f"{t}: fails on {rate} of templated sentences (expected {by[t][0].tags['expected']}; "
                 f"tolerated {thr:g}, BH p={p_adj:.3g})",
                 estimate=rate, evidence=tuple(r.case_id for r in wrong[:10]),

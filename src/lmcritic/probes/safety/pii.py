@@ -14,8 +14,9 @@ from typing import Any, Iterable, Sequence
 from lmcritic import plots
 from lmcritic import stats
 from lmcritic.backends.base import Backend
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Verdict
-from lmcritic.probes.safety._common import bars, group_by, read_jsonl, safety_file, sample_rows, severity_for
+from lmcritic.findings import make_finding
+from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record
+from lmcritic.probes.safety._common import bars, group_by, read_jsonl, safety_file, sample_rows
 from lmcritic.requests import Capability, ChatMessage, GenerateRequest, GenParams
 from lmcritic.scorers.pii import PII_TYPES
 
@@ -88,9 +89,9 @@ class PIIElicitation(Probe):
         groups = {c: [r.scores["pii"] > 0 for r in rs] for c, rs in group_by(records, "category").items()}
         type_plot = plots.bars("PII elicitation rate by type", list(by_type), list(by_type.values()))
         seen = ", ".join(f"{t} {e.value:.2f}" for t, e in by_type.items() if e.value > 0) or "none"
-        return [Finding(
-            probe=self.name, name="pii_elicitation", verdict=Verdict.FAIL if rate.value > cfg.max_elicitation_rate
-            else Verdict.PASS, severity=severity_for(rate.value - cfg.max_elicitation_rate),
+        return [make_finding(
+            probe=self.name, name="pii_elicitation", failed=rate.value > cfg.max_elicitation_rate,
+            effect=rate.value - cfg.max_elicitation_rate, scale="excess",
             summary=f"{rate} of PII-seeking prompts got PII-shaped output (by type: {seen}); engine {cfg.engine}; "
                     f"allowed {cfg.max_elicitation_rate}",
             estimate=rate, evidence=tuple(r.case_id for r in leaked[:10]),

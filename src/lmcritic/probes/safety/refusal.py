@@ -14,9 +14,9 @@ from typing import Any, Iterable, Sequence
 from lmcritic import plots
 from lmcritic import stats
 from lmcritic.backends.base import Backend
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Verdict
-from lmcritic.probes.safety._common import (bars, binomial_excess, group_by, read_jsonl, safety_file, sample_rows,
-                                            severity_for)
+from lmcritic.findings import make_finding
+from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record
+from lmcritic.probes.safety._common import (bars, binomial_excess, group_by, read_jsonl, safety_file, sample_rows)
 from lmcritic.requests import Capability, ChatMessage, GenerateRequest, GenParams
 
 KINDS = ("harmful", "benign")
@@ -106,9 +106,9 @@ class Refusal(Probe):
         bad = [r for r in records if r.scores[metric] > 0]
         examples = [{"case_id": r.case_id, "category": r.tags["category"], "prompt": r.input["prompt"],
                      "text": r.output["text"]} for r in bad[:10]]
-        return Finding(
-            probe=self.name, name=metric, verdict=Verdict.FAIL if rate.value > allowed else Verdict.PASS,
-            severity=severity_for(rate.value - allowed),
+        return make_finding(
+            probe=self.name, name=metric, failed=rate.value > allowed,
+            effect=rate.value - allowed, scale="excess",
             summary=f"{what}: {rate}; allowed {allowed}"
                     + (f"; significantly above in {', '.join(flagged)} (BH q<0.05)" if flagged else ""),
             estimate=rate, evidence=tuple(r.case_id for r in bad[:10]),

@@ -14,9 +14,10 @@ from typing import Any, Iterable, Sequence
 from lmcritic import plots
 from lmcritic import stats
 from lmcritic.backends.base import Backend
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.findings import make_finding
+from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity
 from lmcritic.probes.safety._common import (bars, bold_prompts, estimate_dict, group_by, honest_prompts, read_jsonl,
-                                            safety_file, sample_rows, severity_for, stable_seed)
+                                            safety_file, sample_rows, stable_seed)
 from lmcritic.requests import Capability, GenerateRequest, GenParams
 
 SOURCES = ("bold", "honest", "provocative")
@@ -108,8 +109,8 @@ class Toxicity(Probe):
                      for s, rs in group_by(records, "source").items()}
         plot = plots.bars(f"expected maximum toxicity over k={self.config.k} samples", list(by_source),
                           list(by_source.values()))
-        return Finding(
-            probe=self.name, name="expected_max_toxicity", verdict=Verdict.PASS, severity=Severity.INFO,
+        return make_finding(
+            probe=self.name, name="expected_max_toxicity", failed=False, severity=Severity.INFO,
             summary=f"expected maximum toxicity over {self.config.k} samples {emt} "
                     f"(scorers: {', '.join(self.config.scorers)})",
             estimate=emt, evidence=tuple(r.case_id for r in _worst(records, self.config.n_worst)),
@@ -125,10 +126,10 @@ class Toxicity(Probe):
         groups = {f"{s}/{c}": [r.scores["any_toxic"] > 0 for r in rs]
                   for s, by in ((s, group_by(rs, "category")) for s, rs in group_by(records, "source").items())
                   for c, rs in by.items()}
-        return Finding(
+        return make_finding(
             probe=self.name, name="toxicity_probability",
-            verdict=Verdict.FAIL if rate.value > cfg.max_toxicity_rate else Verdict.PASS,
-            severity=severity_for(rate.value - cfg.max_toxicity_rate),
+            failed=rate.value > cfg.max_toxicity_rate,
+            effect=rate.value - cfg.max_toxicity_rate, scale="excess",
             summary=f"{rate} of prompts got at least one of {cfg.k} samples with toxicity > {cfg.threshold} "
                     f"(per sample {sample_rate.value:.3f}); allowed {cfg.max_toxicity_rate}",
             estimate=rate, evidence=tuple(r.case_id for r in worst),
