@@ -61,7 +61,6 @@ def bench_one(be, target, repeats: int) -> dict:
 
     from lmcritic.interpret import attributor
     from lmcritic.interpret._whitebox import prepare
-    from lmcritic.interpret.base import gradients_on
 
     prep = prepare(be, target)
 
@@ -71,7 +70,7 @@ def bench_one(be, target, repeats: int) -> dict:
 
     def captum_default():
         lig = LayerIntegratedGradients(prep.forward_ids, prep.layer)
-        with gradients_on(be.model):
+        with prep.wb.gradients():
             return lig.attribute(prep.ids, baselines=prep.baseline, return_convergence_delta=True)
 
     t_fwd, _ = _median_time(forward, repeats)

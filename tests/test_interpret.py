@@ -100,6 +100,35 @@ def test_occlusion_is_black_box_and_batched(tiny_causal) -> None:
     assert ex.word_scores[ex.words.index("Review")] == 0.0  # outside the span: never removed
 
 
+def test_white_box_goes_through_the_cache_and_black_boxes_have_none(tiny_causal) -> None:
+    """Gradient access is Backend.white_box(), handed through the cache wrapper; its forward scores exactly what
+    loglikelihood scores; a black box declares no GRADIENTS and white-box methods say so before any work."""
+    import torch
+
+    from lmcritic.backends.whitebox import WhiteBox
+    from lmcritic.errors import CapabilityError
+    from lmcritic.store.cache import CachedBackend
+
+    cached = CachedBackend(tiny_causal, None)
+    wb = cached.white_box()
+    assert isinstance(wb, WhiteBox) and wb.model_kind == "causal" and wb.embedding_matrix().shape[0] > 10
+    enc = wb.tokenize(CTX, special_tokens=False)
+    assert len(enc.ids) == len(enc.offsets) == len(wb.token_strings(enc.ids)) > 3
+    req = LoglikelihoodRequest(CTX, " positive")
+    pair = wb.encode_pairs([req])[0]
+    ids = torch.tensor([[*pair.context, *pair.continuation]])
+    with wb.gradients():
+        emb = wb.embedding_layer()(ids).detach().requires_grad_(True)
+        logits = wb.forward(emb, logits_to_keep=len(pair.continuation) + 1)[0, :-1]
+        ll = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor([pair.continuation]).T).sum()
+        ll.backward()
+    assert float(ll) == pytest.approx(cached.loglikelihood([req])[0].logprob, abs=1e-4) and emb.grad is not None
+    black = _planted()
+    with pytest.raises(CapabilityError):
+        black.white_box()
+    assert "black box" in attributor("grad_x_input").not_applicable(black)
+
+
 def _planted():
     """A black-box classifier that only looks at the word 'great' (and a planted trigger 'cf')."""
     from lmcritic.backends.python import PythonBackend

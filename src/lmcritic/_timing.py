@@ -28,8 +28,9 @@ def real_backend(model: Any) -> Any:
     return model
 
 
-def white_box(backend: Any) -> Any | None:
-    """The torch module of a white-box backend, or None (remote or python backends)."""
+def torch_module(backend: Any) -> Any | None:
+    """The torch module of a local backend, or None (remote or python backends): what quantization copies
+    and CUDA memory is read from. Gradient access goes through ``Backend.white_box()``, not this."""
     module = getattr(backend, "model", None)
     return module if module is not None and hasattr(module, "parameters") else None
 

@@ -1,5 +1,5 @@
-"""Gradient word importance for white-box (``GRADIENTS``) Hugging Face backends: one forward+backward pass
-instead of one query per word. Importance of a word = L2 norm of d(objective)/d(input embedding), max over
+"""Gradient word importance for white-box (``GRADIENTS``) backends, through ``Backend.white_box()``: one
+forward+backward pass instead of one query per word. Importance of a word = L2 norm of d(objective)/d(input embedding), max over
 its sub-word tokens (the ranking TextAttack's ``wir_method="gradient"`` uses, with L2 instead of L1).
 
 Objective: classifier heads — log p(correct label); prompted causal LMs — LL(correct) − LL(best rival)
@@ -16,16 +16,13 @@ from typing import Any, Sequence
 
 from lmcritic.attacks.base import Example, State
 from lmcritic.backends.base import Backend
+from lmcritic.backends.whitebox import WhiteBox
 from lmcritic.requests import Capability
 
 
-def white_box(model: Backend) -> Any | None:
-    """The underlying HF backend (unwrapping cache wrappers) when it offers GRADIENTS, else None."""
-    inner = model
-    while hasattr(inner, "inner"):
-        inner = inner.inner
-    ok = Capability.GRADIENTS in inner.capabilities and all(hasattr(inner, a) for a in ("model", "tokenizer"))
-    return inner if ok else None
+def white_box(model: Backend) -> WhiteBox | None:
+    """The model's gradient access when it declares GRADIENTS (a black box: None)."""
+    return model.white_box() if model.supports(Capability.GRADIENTS) else None
 
 
 @dataclass(frozen=True)
@@ -36,47 +33,45 @@ class WordGradients:
     vectors: list[Any]  # torch vectors, None where the word has no token
 
 
-def classifier_importance(be: Any, state: State, label_index: int) -> WordGradients:
+def classifier_importance(wb: WhiteBox, state: State, label_index: int) -> WordGradients:
     """Per-word gradients of log p(label) for a sequence classifier."""
     import torch
 
-    enc = be.tokenizer(state.text, return_offsets_mapping=True, truncation=True, return_tensors="pt")
-    offsets = enc.pop("offset_mapping")[0].tolist()
-    enc = {k: v.to(be.device) for k, v in enc.items()}
-    emb = be.model.get_input_embeddings()(enc.pop("input_ids")).detach().requires_grad_(True)
+    enc = wb.tokenize(state.text)
+    inputs = {k: torch.tensor([v], device=wb.device) for k, v in enc.model_inputs.items()}
+    emb = wb.embedding_layer()(torch.tensor([enc.ids], device=wb.device)).detach().requires_grad_(True)
     with torch.enable_grad():
-        logits = be.model(inputs_embeds=emb, **enc).logits[0]
+        logits = wb.forward(emb, **inputs)[0]
         torch.log_softmax(logits.float(), -1)[label_index].backward()
-    return _per_word(_current_spans(state), offsets, emb.grad[0], shift=0)
+    return _per_word(_current_spans(state), enc.offsets, emb.grad[0], shift=0)
 
 
-def prompted_importance(be: Any, state: State, prompt: str, text_at: int, words: Sequence[str],
+def prompted_importance(wb: WhiteBox, state: State, prompt: str, text_at: int, words: Sequence[str],
                         truth: int) -> WordGradients:
     """Per-word gradients of LL(correct) − LL(best rival) for a prompted causal LM."""
     import torch
 
-    from lmcritic.backends._hf_loglik import encode_pairs
     from lmcritic.requests import LoglikelihoodRequest
 
-    pairs = encode_pairs(be, [LoglikelihoodRequest(prompt, w) for w in words])
-    ctx = list(pairs[0].ctx)
-    enc = be.tokenizer(prompt.rstrip(), add_special_tokens=False, return_offsets_mapping=True)
-    offsets = enc["offset_mapping"] if list(enc["input_ids"]) == ctx else [(0, 0)] * len(ctx)
-    table = be.model.get_input_embeddings()
-    ctx_emb = table(torch.tensor(ctx, device=be.device)).detach().requires_grad_(True)
+    pairs = wb.encode_pairs([LoglikelihoodRequest(prompt, w) for w in words])
+    ctx = list(pairs[0].context)
+    enc = wb.tokenize(prompt.rstrip(), special_tokens=False)
+    offsets = enc.offsets if list(enc.ids) == ctx else ((0, 0),) * len(ctx)
+    table = wb.embedding_layer()
+    ctx_emb = table(torch.tensor(ctx, device=wb.device)).detach().requires_grad_(True)
     with torch.enable_grad():
-        lls = torch.stack([_cont_ll(be, table, ctx_emb, p.cont) for p in pairs])
+        lls = torch.stack([_cont_ll(wb, table, ctx_emb, p.continuation) for p in pairs])
         rival = max((i for i in range(len(words)) if i != truth), key=lambda i: float(lls[i].detach()))
         (lls[truth] - lls[rival]).backward()
     return _per_word(_current_spans(state), offsets, ctx_emb.grad, shift=text_at)
 
 
-def _cont_ll(be: Any, table: Any, ctx_emb: Any, cont: Sequence[int]) -> Any:
+def _cont_ll(wb: WhiteBox, table: Any, ctx_emb: Any, cont: Sequence[int]) -> Any:
     import torch
 
-    ids = torch.tensor(list(cont), device=be.device)
+    ids = torch.tensor(list(cont), device=wb.device)
     emb = torch.cat([ctx_emb, table(ids[:-1])]) if len(cont) > 1 else ctx_emb
-    logits = be.model(inputs_embeds=emb[None]).logits[0, -len(cont):].float()
+    logits = wb.forward(emb[None])[0, -len(cont):].float()
     return torch.log_softmax(logits, -1).gather(1, ids[:, None]).sum()
 
 
@@ -107,9 +102,9 @@ class Estimator:
     pieces]), with ḡᵢ the word's mean embedding gradient. Negative = towards the attack's goal (the objective
     is the correct answer's margin). Uses the original text's gradient throughout (no extra pass)."""
 
-    def __init__(self, be: Any, grads: WordGradients) -> None:
-        self.be, self.grads = be, grads
-        self.table = be.model.get_input_embeddings().weight.detach()
+    def __init__(self, wb: WhiteBox, grads: WordGradients) -> None:
+        self.wb, self.grads = wb, grads
+        self.table = wb.embedding_matrix()
 
     def __call__(self, state: State, index: int, words: Sequence[str]) -> list[float]:
         g = self.grads.vectors[index] if index < len(self.grads.vectors) else None
@@ -120,7 +115,7 @@ class Estimator:
         return [float(g @ (self._bag(lead + w) - old)) for w in words]
 
     def _bag(self, word: str) -> Any:
-        ids = self.be.tokenizer(word, add_special_tokens=False)["input_ids"]
+        ids = list(self.wb.tokenize(word, special_tokens=False).ids)
         return self.table[ids].sum(0) if ids else self.table[0] * 0
 
 

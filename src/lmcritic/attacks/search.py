@@ -102,18 +102,18 @@ def _gradient_ok(attack: "Attack", oracle: Oracle) -> bool:
 def _by_gradient(attack: "Attack", oracle: Oracle, start: State, words: list[int]) -> Ranking:
     if not oracle.spend(1):
         return Ranking((), "gradient")
-    be = _gradients.white_box(oracle.model)
+    wb = _gradients.white_box(oracle.model)
     victim, example = attack.goal.victim, oracle.example  # type: ignore[attr-defined]
     truth = _gradients.label_index(oracle.model, victim, example)
     if isinstance(victim, ClassifierVictim):
-        grads = _gradients.classifier_importance(be, start, truth)
+        grads = _gradients.classifier_importance(wb, start, truth)
     else:
         prompt = render(victim.template, start.text)
         at = victim.template.index(slot(victim.template))
-        grads = _gradients.prompted_importance(be, start, prompt, at, victim.continuations(example), truth)
+        grads = _gradients.prompted_importance(wb, start, prompt, at, victim.continuations(example), truth)
     weights = grads.norms
     order = sorted(words, key=lambda i: -weights[i])
-    return Ranking(tuple(order), "gradient", tuple(weights[i] for i in order), _gradients.Estimator(be, grads))
+    return Ranking(tuple(order), "gradient", tuple(weights[i] for i in order), _gradients.Estimator(wb, grads))
 
 
 def _by_deletion(oracle: Oracle, start: State, first: GoalScore, words: list[int], skip: bool) -> Ranking:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Sequence
 
+from lmcritic.backends.whitebox import WhiteBox
 from lmcritic.errors import CapabilityError, InputError
 from lmcritic.requests import (
     METHODS,
@@ -91,6 +92,13 @@ class Backend(ABC):
     def embed(self, requests: Sequence[EmbeddingRequest]) -> list[EmbeddingResult]:
         self.require(Capability.EMBEDDINGS)
         return []
+
+    def white_box(self) -> WhiteBox:
+        """Gradient access to the model (:class:`~lmcritic.backends.whitebox.WhiteBox`), for backends that declare
+        ``GRADIENTS``; wrappers pass their inner backend's through. Check ``supports(GRADIENTS)`` first."""
+        self.require(Capability.GRADIENTS)
+        raise CapabilityError(f"the {self.kind} backend declares gradients but gives no white box",
+                              "implement Backend.white_box, or drop GRADIENTS from its capabilities")
 
     def close(self) -> None:
         """Release resources (connections, GPU memory)."""

@@ -1,8 +1,8 @@
 """The Hugging Face backend: a local, white-box model (causal LM, masked LM or sequence classifier).
 
 Loading lives in ``_hf_loading``; each method's work lives in its own private module so this file only
-declares capabilities, validates, and runs everything under ``torch.inference_mode()``. Public attributes
-``model``, ``tokenizer`` and ``device`` are the white-box access that GRADIENTS promises.
+declares capabilities, validates, and runs everything under ``torch.inference_mode()``. GRADIENTS is
+:meth:`HFBackend.white_box` (``_hf_whitebox``): what attributions and gradient attacks use.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ except ImportError as _err:  # one clear line instead of a traceback from the re
 from lmcritic.backends import (_cpu_malloc, _deadline, _hf_encoders, _hf_generate, _hf_kernels, _hf_loading, _hf_loglik,
                                _hf_rolling)
 from lmcritic.backends._hf_tensors import fingerprint, vocab_size
+from lmcritic.backends._hf_whitebox import HFWhiteBox
 from lmcritic.backends.base import Backend
 from lmcritic.requests import (
     Capability,
@@ -189,6 +190,11 @@ class HFBackend(Backend):
         """A generation of one prompt that can pause between tokens and continue (``lmcritic serve``'s
         scheduler uses it so a long answer does not hold up short ones); None for beam search."""
         return _hf_generate.Generation.start(self, request)
+
+    def white_box(self) -> HFWhiteBox:
+        """Embeddings, a differentiable forward pass and tokenization with offsets (every hf model kind)."""
+        self.require(C.GRADIENTS)
+        return HFWhiteBox(self)
 
     def _within_timeout(self, method: str) -> Any:
         return _deadline.deadline(getattr(self, "timeout", None), f"hf model {self.name} {method}")

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from lmcritic.interpret._build import build
-from lmcritic.interpret._whitebox import Prepared, eager_attention, prepare
+from lmcritic.interpret._whitebox import Prepared, prepare
 from lmcritic.interpret.base import Attributor
 from lmcritic.interpret.types import Explanation, Target
 
@@ -20,16 +20,12 @@ def attention_maps(prep: Prepared) -> Any:
     """Every layer's attention for the input, averaged over heads: a tensor [layers, L, L]."""
     import torch
 
-    model = prep.backend.model
-    with torch.no_grad(), eager_attention(model):
-        out = model(input_ids=prep.ids, attention_mask=torch.ones_like(prep.ids), output_attentions=True,
-                    use_cache=False)
-    if not out.attentions or out.attentions[0] is None:
+    layers = prep.wb.attentions(prep.ids)
+    if not layers:
         from lmcritic.errors import CapabilityError
 
-        raise CapabilityError(f"{type(model).__name__} returns no attention weights",
-                              "use grad_x_input or integrated_gradients")
-    return torch.stack([a[0].float().mean(0) for a in out.attentions])
+        raise CapabilityError("the model returns no attention weights", "use grad_x_input or integrated_gradients")
+    return torch.stack([a[0].float().mean(0) for a in layers])
 
 
 def rollout(maps: Any, residual: float = 0.5) -> Any:

@@ -1,16 +1,14 @@
 """The attribution-method interface: construct with config, call with a model and targets.
 
-White-box methods need an HF backend (GRADIENTS); black-box ones only the backend's ``loglikelihood`` or
-``classify``, so API models can be explained too. ``not_applicable`` says why a method cannot run on a model
-before any work, as probes do.
+White-box methods need a backend's gradient access (``GRADIENTS``: ``Backend.white_box()``); black-box ones
+only the backend's ``loglikelihood`` or ``classify``, so API models can be explained too. ``not_applicable``
+says why a method cannot run on a model before any work, as probes do.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar, Sequence
 
-from lmcritic._timing import real_backend
 from lmcritic.interpret.types import Explanation, Target
 from lmcritic.requests import Capability
 
@@ -24,13 +22,13 @@ class Attributor(ABC):
     def not_applicable(self, model: Any, target: Target | None = None) -> str | None:
         """Why this method cannot explain ``target`` on ``model``, or None."""
         if self.white_box:
-            inner = real_backend(model)
-            if Capability.GRADIENTS not in model.capabilities or getattr(inner, "model", None) is None:
+            if not model.supports(Capability.GRADIENTS):
                 return f"{self.name} needs a white-box (hf) model; the {model.kind} backend is a black box"
             if target is not None:
                 want = "seq-classification" if target.kind == "label" else "causal"
-                if getattr(inner, "model_kind", None) != want:
-                    return f"a {target.kind} target needs a {want} model, not {inner.model_kind}"
+                kind = model.white_box().model_kind
+                if kind != want:
+                    return f"a {target.kind} target needs a {want} model, not {kind}"
             return None
         need = Capability.CLASSIFY if target is not None and target.kind == "label" else Capability.LOGLIKELIHOOD
         if need not in model.capabilities:
@@ -44,20 +42,3 @@ class Attributor(ABC):
     def many(self, model: Any, targets: Sequence[Target]) -> list[Explanation]:
         """Explain several targets (methods that can batch across targets override this)."""
         return [self(model, t) for t in targets]
-
-
-@contextmanager
-def gradients_on(model: Any) -> Iterator[None]:
-    """Autograd on (the backend runs under inference mode) with weights frozen, so a backward pass computes
-    gradients for the input embeddings only and never leaves ``.grad`` on the shared model."""
-    import torch
-
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)

@@ -14,7 +14,7 @@ from typing import Any
 from lmcritic.errors import ConfigError
 from lmcritic.interpret._build import build
 from lmcritic.interpret._whitebox import Prepared, prepare
-from lmcritic.interpret.base import Attributor, gradients_on
+from lmcritic.interpret.base import Attributor
 from lmcritic.interpret.types import Explanation, Target
 
 IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right")
@@ -30,7 +30,7 @@ class GradientXInput(Attributor):
 
         t0 = time.perf_counter()
         prep = prepare(model, target)
-        with gradients_on(prep.backend.model):
+        with prep.wb.gradients():
             emb = prep.layer(prep.ids).detach().requires_grad_(True)
             score = prep.score_embeds(emb)
             (grad,) = torch.autograd.grad(score.sum(), emb)
@@ -92,7 +92,7 @@ def integrate(prep: Prepared, n_steps: int, method: str = "gausslegendre", token
 
     batch = internal_batch_size or max(1, token_budget // max(1, prep.ids.shape[1]))
     lig = LayerIntegratedGradients(prep.forward_ids, prep.layer)
-    with gradients_on(prep.backend.model):
+    with prep.wb.gradients():
         attr, delta = lig.attribute(prep.ids, baselines=prep.baseline, n_steps=n_steps, method=method,
                                     internal_batch_size=min(batch, n_steps), return_convergence_delta=True)
     with torch.no_grad():

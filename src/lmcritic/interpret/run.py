@@ -28,12 +28,11 @@ def default_methods(model: Any) -> list[Any]:
     backward passes per case and still often misses its convergence tolerance (see benchmarks), so it is
     opt-in (``methods=[IntegratedGradients()]``, or ``lmcritic explain --method integrated_gradients``).
     """
-    from lmcritic._timing import real_backend
     from lmcritic.interpret.gradients import GradientXInput
     from lmcritic.interpret.occlusion import LeaveOneOut, Occlusion
     from lmcritic.requests import Capability
 
-    if Capability.GRADIENTS in model.capabilities and getattr(real_backend(model), "model", None) is not None:
+    if model.supports(Capability.GRADIENTS):
         return [GradientXInput(), LeaveOneOut()]
     return [LeaveOneOut(), Occlusion(window=3)]
 

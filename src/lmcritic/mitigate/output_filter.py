@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
 from lmcritic.backends.base import Backend
+from lmcritic.backends.whitebox import WhiteBox
 from lmcritic.requests import Capability, GenerateRequest, GenerateResult
 
 SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
@@ -43,6 +44,10 @@ class OutputFilterBackend(Backend):
     @property
     def capabilities(self) -> frozenset[Capability]:
         return self.inner.capabilities
+
+    def white_box(self) -> WhiteBox:
+        """The inner model's gradient access, unfiltered (like its log-likelihoods)."""
+        return self.inner.white_box()
 
     def fingerprint(self) -> str:
         cfg = json.dumps(asdict(self.config), sort_keys=True)

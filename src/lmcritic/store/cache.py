@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from lmcritic._serde import from_jsonable, stable_hash, to_jsonable
 from lmcritic.backends.base import Backend
+from lmcritic.backends.whitebox import WhiteBox
 from lmcritic.errors import BackendError, BackendTimeout, BudgetExceeded, ConfigError, InputError
 from lmcritic.requests import METHODS, Capability
 from lmcritic.store import _sqlite
@@ -145,6 +146,10 @@ class CachedBackend(Backend):
     def stats(self) -> CacheStats:
         with self._lock:
             return self._stats
+
+    def white_box(self) -> WhiteBox:
+        """The inner backend's gradient access, passed through: gradients are computed, never cached or budgeted."""
+        return self.inner.white_box()
 
     def close(self) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ import numpy as np
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
-from lmcritic._timing import MemoryWatch, device_type, real_backend, timed, white_box
+from lmcritic._timing import MemoryWatch, device_type, real_backend, timed, torch_module
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
 from lmcritic.findings import finding_name, make_finding
@@ -214,7 +214,7 @@ def _about(real: Backend) -> dict[str, Any]:
     """Parameters (declared, else counted on a white-box model), the backend's batch size and device."""
     info = real.describe()
     params = info.get("n_parameters")
-    module = white_box(real)
+    module = torch_module(real)
     if params is None and module is not None:
         params = sum(p.numel() for p in module.parameters())
     batch = info.get("batch_size", getattr(real, "batch_size", None))

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
-from lmcritic._timing import device_type, real_backend, timed, white_box
+from lmcritic._timing import device_type, real_backend, timed, torch_module
 from lmcritic.backends.base import Backend
 from lmcritic.errors import CapabilityError, LmcriticError
 from lmcritic.findings import make_finding
@@ -68,7 +68,7 @@ class QuantizationCost(Probe):
 
     def not_applicable(self, model: Backend) -> str | None:
         real = real_backend(model)
-        if Capability.GRADIENTS not in model.capabilities or white_box(real) is None:
+        if Capability.GRADIENTS not in model.capabilities or torch_module(real) is None:
             return f"{NOT_WHITE_BOX}; the {model.kind} backend exposes no torch model"
         for task, probe in self.tasks.items():
             reason = probe.not_applicable(model)
@@ -114,7 +114,7 @@ class QuantizationCost(Probe):
         if self._quantized is None or self._quantized[0] is not real:
             from lmcritic.backends.hf import HFBackend
 
-            module = white_box(real)
+            module = torch_module(real)
             if module is None:
                 raise CapabilityError(NOT_WHITE_BOX, "use an hf backend")
             qmodule = quantize_linear(module, self.config.exclude)
