@@ -42,6 +42,26 @@ def test_registry_lazy_and_did_you_mean() -> None:
         reg.get("anwser")
 
 
+def test_registry_refuses_duplicates_and_checks_types() -> None:
+    from lmcritic.errors import RegistryError
+    from lmcritic.probes.base import Probe
+
+    reg: Registry[object] = Registry("widgets", subclass_of=Probe)
+    reg.add("sst2", "lmcritic.probes.performance.sst2:SST2Accuracy")
+    reg.add("sst2", "lmcritic.probes.performance.sst2:SST2Accuracy")  # the same target again: harmless
+    with pytest.raises(RegistryError, match="'sst2' is already registered to 'lmcritic.probes.performance.sst2:"
+                                            "SST2Accuracy'; refusing to replace it with 'json:dumps'"):
+        reg.add("sst2", "json:dumps")
+    reg.add("sst2", "json:dumps", replace=True)
+    with pytest.raises(RegistryError, match="not a Probe subclass"):
+        reg.get("sst2")
+    reg.add("sst2", "lmcritic.probes.performance.sst2:SST2Accuracy", replace=True)
+    assert issubclass(reg.get("sst2"), Probe)
+    reg.add("sst2", "lmcritic.probes.performance.sst2:SST2Accuracy")  # its path, once resolved, is still the same
+    with pytest.raises(RegistryError, match="replace=True"):
+        reg.register("sst2")(Probe)
+
+
 def test_serde_round_trip_nested() -> None:
     req = GenerateRequest(messages=(ChatMessage("user", "hi"),), params=GenParams(stop=("\n",), seed=3))
     again = from_jsonable(GenerateRequest, json.loads(canonical_json(req)))

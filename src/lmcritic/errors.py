@@ -61,3 +61,7 @@ class StoreError(LmcriticError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM/SIGHUP during a run: handled like Ctrl-C, so the run is marked interrupted and resumable."""
+
+
+class RegistryError(LmcriticError):
+    """A registry name was taken twice, or resolves to the wrong kind of object (a plugin or coding error)."""

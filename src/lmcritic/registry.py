@@ -10,7 +10,7 @@ import importlib
 from importlib import metadata
 from typing import Callable, Generic, Iterator, TypeVar
 
-from lmcritic.errors import UnknownNameError
+from lmcritic.errors import RegistryError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -27,32 +27,54 @@ def import_string(path: str) -> object:
 
 
 class Registry(Generic[T]):
-    """Name → object, resolved lazily; unknown names get "did you mean" suggestions."""
+    """Name → object, resolved lazily; unknown names get "did you mean" suggestions.
 
-    def __init__(self, kind: str) -> None:
+    A name is registered once: registering it again for another target is an error naming both (pass
+    ``replace=True`` to override deliberately), as lm-eval's registry does. ``subclass_of`` / ``instance_of``
+    check what a name resolves to, so a plugin entry that is not, e.g., a :class:`~lmcritic.probes.base.Probe`
+    fails with a clear message when it is first used instead of somewhere inside a run. Either may be a lazy
+    ``"module:attr"`` string, so declaring the check imports nothing.
+    """
+
+    def __init__(self, kind: str, *, subclass_of: type | str | None = None,
+                 instance_of: type | str | None = None) -> None:
         self.kind = kind
+        self.subclass_of = subclass_of
+        self.instance_of = instance_of
         self._entries: dict[str, T | str] = {}
+        self._paths: dict[str, str] = {}  # the lazy path each resolved entry came from
         self._plugins_loaded = False
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, *, replace: bool = False) -> Callable[[T], T]:
         """Decorator: ``@registry.register("name")``."""
 
         def deco(obj: T) -> T:
-            self._entries[name] = obj
+            self.add(name, obj, replace=replace)
             return obj
 
         return deco
 
-    def add(self, name: str, target: T | str) -> None:
-        """Add an object or a lazy ``"module:attr"`` string."""
+    def add(self, name: str, target: T | str, *, replace: bool = False) -> None:
+        """Add an object or a lazy ``"module:attr"`` string; a taken name needs ``replace=True``."""
+        old = self._entries.get(name)
+        same = old is target or (isinstance(target, str) and target == self._paths.get(name, old))
+        if old is not None and not replace and not same:
+            raise RegistryError(f"{self.kind} {name!r} is already registered to {_describe(old)}; refusing to "
+                                f"replace it with {_describe(target)}",
+                                "use another name, or pass replace=True to override it deliberately")
+        if same:
+            return
         self._entries[name] = target
+        self._paths.pop(name, None)
+        if isinstance(target, str):
+            self._paths[name] = target
 
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
         for ep in metadata.entry_points(group=f"lmcritic.{self.kind}"):
-            self._entries.setdefault(ep.name, ep.value)
+            self.add(ep.name, ep.value)
 
     def names(self) -> list[str]:
         self._load_plugins()
@@ -66,18 +88,44 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def get(self, name: str) -> T:
-        """Resolve ``name``, importing its module on first use."""
+        """Resolve ``name``, importing its module on first use (and checking its type, when the registry has one)."""
         self._load_plugins()
         if name not in self._entries:
             raise UnknownNameError(self.unknown_message(name))
         target = self._entries[name]
         if isinstance(target, str):
-            target = import_string(target)  # type: ignore[assignment]
-            self._entries[name] = target
+            resolved = import_string(target)
+            self._check(name, resolved, target)
+            self._entries[name] = target = resolved  # type: ignore[assignment]
         return target  # type: ignore[return-value]
+
+    def _check(self, name: str, obj: object, where: str) -> None:
+        base = _type(self.subclass_of)
+        if base is not None and not (isinstance(obj, type) and issubclass(obj, base)):
+            raise RegistryError(f"{self.kind} {name!r} ({where}) is {obj!r}, not a {base.__name__} subclass",
+                                f"register a {base.__name__} subclass under that name")
+        cls = _type(self.instance_of)
+        if cls is not None and not isinstance(obj, cls):
+            raise RegistryError(f"{self.kind} {name!r} ({where}) is {obj!r}, not a {cls.__name__}",
+                                f"register a {cls.__name__} under that name")
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         known = ", ".join(self.names())
         return f"unknown {self.kind} {name!r}. {hint} Known: {known}".replace(".  ", ". ")
+
+
+def _type(spec: type | str | None) -> type | None:
+    if isinstance(spec, str):
+        resolved = import_string(spec)
+        assert isinstance(resolved, type), spec
+        return resolved
+    return spec
+
+
+def _describe(target: object) -> str:
+    if isinstance(target, str):
+        return repr(target)
+    module, name = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
+    return f"'{module}:{name}'" if module and name else repr(target)

@@ -12,7 +12,7 @@ from lmcritic.backends.base import Backend, check_text
 from lmcritic.errors import ConfigError, UnknownNameError
 from lmcritic.registry import Registry
 
-BACKENDS: Registry[type[Backend]] = Registry("backends")
+BACKENDS: Registry[type[Backend]] = Registry("backends", subclass_of=Backend)
 BACKENDS.add("hf", "lmcritic.backends.hf:HFBackend")
 BACKENDS.add("openai", "lmcritic.backends.openai:OpenAIBackend")
 BACKENDS.add("python", "lmcritic.backends.python:PythonBackend")
@@ -29,7 +29,7 @@ class KnownModel:
     licence: str = ""
 
 
-MODELS: Registry[KnownModel] = Registry("models")
+MODELS: Registry[KnownModel] = Registry("models", instance_of=KnownModel)
 MODELS.add(
     "smollm2-135m",
     KnownModel(

@@ -13,7 +13,7 @@ from typing import Any
 
 from lmcritic.registry import Registry
 
-ATTRIBUTORS: Registry[Any] = Registry("attributors")
+ATTRIBUTORS: Registry[Any] = Registry("attributors", subclass_of="lmcritic.interpret.base:Attributor")
 ATTRIBUTORS.add("grad_x_input", "lmcritic.interpret.gradients:GradientXInput")
 ATTRIBUTORS.add("integrated_gradients", "lmcritic.interpret.gradients:IntegratedGradients")
 ATTRIBUTORS.add("attention", "lmcritic.interpret.attention:AttentionWeights")

@@ -28,7 +28,7 @@ class Metric:
         return float(self.fn(**{k: columns[k] for k in self.inputs}))
 
 
-METRICS: Registry[Metric] = Registry("metrics")
+METRICS: Registry[Metric] = Registry("metrics", instance_of=Metric)
 
 
 def metric(name: str, inputs: tuple[str, ...], higher_is_better: bool = True) -> Callable:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from lmcritic.perturb.base import Edit, Perturbation, Token, WordSwap, apply_edits, tokenize
 from lmcritic.registry import Registry
 
-PERTURBATIONS: Registry[type[Perturbation]] = Registry("perturbations")
-WORD_SWAPS: Registry[type[WordSwap]] = Registry("word_swaps")
+PERTURBATIONS: Registry[type[Perturbation]] = Registry("perturbations", subclass_of=Perturbation)
+WORD_SWAPS: Registry[type[WordSwap]] = Registry("word_swaps", subclass_of=WordSwap)
 
 for _name, _target in {
     "typos": "lmcritic.perturb.char:Typos",

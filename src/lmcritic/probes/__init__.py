@@ -4,7 +4,7 @@ from __future__ import annotations
 from lmcritic.probes.base import Case, Estimate, Finding, Probe, Record, Severity, Verdict
 from lmcritic.registry import Registry
 
-PROBES: Registry[type[Probe]] = Registry("probes")
+PROBES: Registry[type[Probe]] = Registry("probes", subclass_of=Probe)
 # performance
 PROBES.add("performance.sst2", "lmcritic.probes.performance.sst2:SST2Accuracy")
 PROBES.add("performance.perplexity", "lmcritic.probes.performance.perplexity:Perplexity")

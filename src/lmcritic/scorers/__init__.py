@@ -42,7 +42,7 @@ class Scorer(ABC):
         """Score one batch (already validated)."""
 
 
-SCORERS: Registry[type[Scorer]] = Registry("scorers")
+SCORERS: Registry[type[Scorer]] = Registry("scorers", subclass_of=Scorer)
 SCORERS.add("hatesonar", "lmcritic.scorers.toxicity:HateSonarScorer")
 SCORERS.add("profanity", "lmcritic.scorers.toxicity:ProfanityScorer")
 SCORERS.add("detoxify", "lmcritic.scorers.toxicity:DetoxifyScorer")

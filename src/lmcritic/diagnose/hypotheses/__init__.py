@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lmcritic.registry import Registry
 
-HYPOTHESES: Registry = Registry("hypotheses")
+HYPOTHESES: Registry = Registry("hypotheses", subclass_of="lmcritic.diagnose.hypotheses.base:Hypothesis")
 HYPOTHESES.add("data_bias", "lmcritic.diagnose.hypotheses.data_bias:DataBias")
 HYPOTHESES.add("fragility", "lmcritic.diagnose.hypotheses.fragility:Fragility")
 HYPOTHESES.add("generalization_mismatch", "lmcritic.diagnose.hypotheses.mismatch:GeneralizationMismatch")
