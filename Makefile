@@ -8,10 +8,10 @@ export LMCRITIC_HOME ?= $(CURDIR)/.lmcritic
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test test-slow setup sysdeps bench bench-monitor clean help
+.PHONY: demo test lint test-slow setup sysdeps bench bench-monitor clean help
 
 help:
-	@echo "make demo | make test | make test-slow | make bench | make bench-monitor | make clean"
+	@echo "make demo | make test | make lint | make test-slow | make bench | make bench-monitor | make clean"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,15 @@ setup: sysdeps $(VENV)/.installed
 demo: setup
 	$(BIN)/lmcritic scan --model smollm2-135m
 
-# One BLAS thread in tests: tiny models gain nothing from more, and oversubscribed cores slow torch 20-100x.
-test: setup
+# Static checks first (seconds), then the suite. One BLAS thread in tests: tiny models gain nothing from more,
+# and oversubscribed cores slow torch 20-100x.
+test: setup lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+
+# ruff (pyflakes, pycodestyle errors, import order, bugbear) and mypy (strict on the core); see pyproject.toml.
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
@@ -53,4 +59,4 @@ bench-monitor: setup
 	$(BIN)/python benchmarks/monitor/bench_proxy.py
 
 clean:
-	rm -rf $(VENV) .lmcritic .pytest_cache
+	rm -rf $(VENV) .lmcritic .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,6 @@ from lmcritic.backends.base import Backend
 from lmcritic.requests import Capability, LoglikelihoodRequest, LoglikelihoodResult
 
 
-
 @functools.lru_cache(maxsize=1)
 def valences() -> dict[str, float]:
     """VADER's word valences (-4..4), the rule model's sentiment knowledge."""

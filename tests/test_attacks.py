@@ -341,14 +341,14 @@ def test_estimator_is_the_directional_derivative_of_the_objective(tiny_classifie
 
     from lmcritic.attacks import _gradients
 
-    be = _gradients.white_box(tiny_classifier)
+    be, wb = tiny_classifier, _gradients.white_box(tiny_classifier)  # the HF objects check the white box's maths
     text = "the film is a charming and often affecting journey ."
     state = State.start(text)
     vocab = _single_piece(be.tokenizer, [t.text for t in state.tokens])
     index = next(i for i, t in enumerate(state.tokens) if t.text in vocab and t.text not in ("the", "."))
     new = [w for w in _single_piece(be.tokenizer, ["dull", "boring", "film", "movie", "a", "great"])
            if w != state.tokens[index].text][:3]
-    est = _gradients.Estimator(be, _gradients.classifier_importance(be, state, 0))(state, index, new)
+    est = _gradients.Estimator(wb, _gradients.classifier_importance(wb, state, 0))(state, index, new)
     enc = be.tokenizer(text, return_tensors="pt", return_offsets_mapping=True)
     offsets = enc.pop("offset_mapping")[0].tolist()
     pos = next(k for k, (a, b) in enumerate(offsets) if a == state.tokens[index].start and b > a)

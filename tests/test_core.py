@@ -17,7 +17,8 @@ from lmcritic.spec import RunSpec
 
 
 def test_import_is_light() -> None:
-    code = "import sys, lmcritic, lmcritic.cli.main; assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
+    code = ("import sys, lmcritic, lmcritic.cli.main; "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -11,8 +11,8 @@ from lmcritic.findings import (
     finding_name,
     grade,
     make_finding,
-    shortfall,
     rate_severity,
+    shortfall,
     verdict,
 )
 from lmcritic.probes.base import Estimate, Severity, Verdict
@@ -55,7 +55,8 @@ def test_verdict_shortfall_and_factory() -> None:
 
 @pytest.mark.parametrize(("old", "new"), [
     ("invariance:casing", "invariance/casing"), ("mft:negation", "mft/negation"),
-    ("directional:add_positive", "directional/add_positive"), ("faithfulness.grad_x_input", "faithfulness/grad_x_input"),
+    ("directional:add_positive", "directional/add_positive"),
+    ("faithfulness.grad_x_input", "faithfulness/grad_x_input"),
     ("canary_exposure_0", "canary_exposure/0"), ("membership_inference_loss", "membership_inference/loss"),
     ("latency_score", "latency/score"), ("throughput_generate", "throughput/generate"),
     ("D2: mc_knowledge [identity_term=no & perplexity=low]", "D2/mc_knowledge/identity_term=no & perplexity=low"),

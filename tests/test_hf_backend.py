@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from contract import assert_batch_invariant, assert_close, assert_declares_honestly
 
+from contract import assert_batch_invariant, assert_close, assert_declares_honestly
 from lmcritic.backends._hf_cache import STAMP, cached_package_model
 from lmcritic.backends.hf import HFBackend
 from lmcritic.errors import CapabilityError, InputError, ModelLoadError

@@ -6,8 +6,7 @@ import random
 import pytest
 
 from lmcritic.errors import ConfigError
-from lmcritic.lexicon import ATTRIBUTES, find_identity_terms, groups, identity_terms, swap
-from lmcritic.lexicon import _terms
+from lmcritic.lexicon import ATTRIBUTES, _terms, find_identity_terms, groups, identity_terms, swap
 from lmcritic.lexicon.association import associate
 
 

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 
-import contract
 import pytest
 
+import contract
 from lmcritic.backends.openai import OpenAIBackend
 from lmcritic.backends.python import PythonBackend
 from lmcritic.errors import BackendError, CapabilityError, ConfigError, InputError

@@ -6,9 +6,9 @@ import math
 import sys
 from typing import Any
 
-import contract
 import pytest
 
+import contract
 from lmcritic.backends import BACKENDS, ModelSpec, load_model
 from lmcritic.backends.python import PythonBackend
 from lmcritic.errors import BackendError, CapabilityError, ConfigError, InputError
@@ -161,4 +161,5 @@ def test_backend_contract() -> None:
     reqs = [ClassifyRequest(t) for t in ("good", "bad", "good bad", "x" * 50)] + [ClassifyRequest("a", "good")]
     for batched in (False, True):
         contract.assert_batch_invariant(
-            lambda: PythonBackend(pair_sentiment, task="classify", labels=LABELS, batched=batched), reqs, "classify")
+            lambda b=batched: PythonBackend(pair_sentiment, task="classify", labels=LABELS, batched=b), reqs,
+            "classify")

@@ -223,7 +223,8 @@ def test_runs_stored_before_typed_fields_still_load(tmp_path) -> None:
            '{"prediction": "positive", "label_logprobs": [-2.0, -1.0], "probs": [0.25, 0.75]}',
            '{"expected": "negative", "group": "a"}')
     conn.execute("INSERT INTO cases VALUES ('r1', 'performance.sst2', 'c1', 0, ?, ?, '{}', ?, 0, 1.0)", old)
-    for key in ("stage:interpret.explain", "interpret.explanations", "stage:diagnose", "diagnose.fragility", "diagnose"):
+    for key in ("stage:interpret.explain", "interpret.explanations", "stage:diagnose", "diagnose.fragility",
+                "diagnose"):
         conn.execute("INSERT INTO probe_runs (run_id, probe_key, probe_name, status, elapsed_s) VALUES "
                      "('r1', ?, ?, 'done', 1.5)", (key, key.removeprefix("stage:")))
     plot = '{"plot": {"kind": "line", "title": "t", "x": [0, 1], "y": [1, 2]}, "reliability": [{"low": 0, "high": 1}]}'
@@ -237,8 +238,9 @@ def test_runs_stored_before_typed_fields_still_load(tmp_path) -> None:
         stages, probes, findings = store.stage_runs("r1"), store.probe_runs("r1"), store.findings("r1")
     assert [(s.stage, s.status, s.elapsed_s) for s in stages] == [("interpret.explain", "done", 1.5),
                                                                    ("diagnose", "done", 1.5)]
-    assert [(p.probe_key, p.kind) for p in probes] == [("performance.sst2", "probe"), ("interpret.explanations", "stage"),
-                                                        ("diagnose.fragility", "stage"), ("diagnose", "stage")]
+    assert [(p.probe_key, p.kind) for p in probes] == [
+        ("performance.sst2", "probe"), ("interpret.explanations", "stage"), ("diagnose.fragility", "stage"),
+        ("diagnose", "stage")]
     assert [f.name for f in findings] == ["invariance/casing", "faithfulness/grad_x_input", "canary_exposure/3",
                                           "D2/mc_knowledge/identity_term=no & perplexity=low", "accuracy"]
     assert [p["kind"] for p in findings[0].details["plots"]] == ["line", "reliability"] and \

@@ -16,7 +16,8 @@ from lmcritic.spec import RunSpec
 
 def _run(probe, model):
     cases = list(probe.cases())
-    records = [r for i in range(0, len(cases), probe.chunk_size) for r in probe.score(model, cases[i:i + probe.chunk_size])]
+    records = [r for i in range(0, len(cases), probe.chunk_size)
+               for r in probe.score(model, cases[i:i + probe.chunk_size])]
     return records, {f.name: f for f in probe.summarize(records)}
 
 
@@ -91,13 +92,15 @@ def test_runner_stores_safety_records(tmp_path, tiny_causal_dir, tiny_causal, na
              "safety.memorization": {"n_extract": 3, "n_membership": 6, "max_new_tokens": 6,
                                      "canaries": [{"prefix": "my pin is", "secret": "1 2 3 4"}], "n_candidates": 50},
              "safety.refusal": {"n_per_kind": 4, "max_new_tokens": 6}}
-    spec = RunSpec.from_dict({"model": {"name": str(tiny_causal_dir)}, "probes": [{"name": name, "config": small[name]}]})
+    spec = RunSpec.from_dict({"model": {"name": str(tiny_causal_dir)},
+                              "probes": [{"name": name, "config": small[name]}]})
     runner = Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False)
     out = runner.run(spec, model=tiny_causal)
     assert out.status == "done"
     records = runner.store.records(out.run_id, name)
     findings = runner.store.findings(out.run_id)
     assert records and findings and all(f.estimate is None or f.estimate.n > 0 for f in findings)
-    assert all(f.estimate.ci_low - 1e-9 <= f.estimate.value <= f.estimate.ci_high + 1e-9 for f in findings if f.estimate)
+    assert all(f.estimate.ci_low - 1e-9 <= f.estimate.value <= f.estimate.ci_high + 1e-9
+               for f in findings if f.estimate)
     assert all("source" in r.tags and "line" in r.tags for r in records)
     assert Capability.CHAT in tiny_causal.capabilities

@@ -15,9 +15,8 @@ CANARY = {"prefix": "the secret code of the vault is", "secret": "3 9 1 4 7 2"}
 
 
 def _texts(n_members: int = 24) -> tuple[list[str], list[str]]:
-    from lmcritic.datasets import packaged
-
     from conftest import sample_lines
+    from lmcritic.datasets import packaged
 
     seen = set(sample_lines())  # the base model's own training text is neither member nor non-member
     lines = [ln.split("\t")[0] for ln in packaged("sst2_train_sentences.tsv").read_text().splitlines()[1:]]

@@ -49,7 +49,7 @@ def from_jsonable(tp: Any, data: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         return from_jsonable(inner[0], data) if len(inner) == 1 else data
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _load_dataclass(tp, data)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return tp(data)

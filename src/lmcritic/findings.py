@@ -5,8 +5,8 @@
   ``_`` and ``D1: probe [slice]`` separators) read back in this scheme (:func:`canonical_name`), so reports,
   ``diff`` and ``gate`` pair findings across runs of any age.
 - **Verdict** comes from the probe's threshold/test decision (:func:`verdict`): fail, pass, or not applicable.
-- **Severity** comes from the effect size on a named scale of one table (:func:`grade`, :data:`SEVERITY_SCALES`), or, for
-  rates tested against a tolerated rate, from :func:`rate_severity`.
+- **Severity** comes from the effect size on a named scale of one table (:func:`grade`, :data:`SEVERITY_SCALES`),
+  or, for rates tested against a tolerated rate, from :func:`rate_severity`.
 
 :func:`make_finding` puts the three together; probes build every :class:`~lmcritic.probes.base.Finding` with it.
 """

@@ -7,18 +7,12 @@ One key, one schema per kind: nothing is guessed. Nothing here imports a plottin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Protocol, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from lmcritic._serde import from_jsonable, to_jsonable
+from lmcritic.probes.base import Estimate
 
 PLOTS_KEY = "plots"  # the ``Finding.details`` key that holds a finding's plots
-
-
-class _Estimate(Protocol):
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int
 
 
 @dataclass(frozen=True)
@@ -137,12 +131,13 @@ def parse(data: Mapping[str, Any]) -> Plot:
     if cls is None:
         raise PlotError(f"unknown plot kind {kind!r} (known: {', '.join(KINDS)})")
     try:
-        return from_jsonable(cls, {k: v for k, v in data.items() if k != "kind"})
+        plot: Plot = from_jsonable(cls, {k: v for k, v in data.items() if k != "kind"})
     except (TypeError, ValueError, KeyError) as err:
         raise PlotError(f"malformed {kind} plot: {err}") from None
+    return plot
 
 
-def bars(title: str, labels: Sequence[Any], estimates: Sequence[_Estimate], x_label: str = "",
+def bars(title: str, labels: Sequence[Any], estimates: Sequence[Estimate], x_label: str = "",
          reference: float | None = None) -> Bars:
     """Bars of estimates with their 95% CIs and n (the usual way a finding shows groups or slices)."""
     return Bars(title, tuple(str(x) for x in labels), tuple(float(e.value) for e in estimates),

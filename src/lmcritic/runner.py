@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from lmcritic._progress import Bar
 from lmcritic._signals import terminate_as_interrupt
@@ -265,14 +265,14 @@ class Runner:
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass
 
-    def _summary(self, run_id: str) -> dict:
+    def _summary(self, run_id: str) -> dict[str, Any]:
         findings = self.store.findings(run_id)
         return {"n_findings": len(findings), "n_fail": sum(f.verdict.value == "fail" for f in findings),
                 "probes": {p.probe_key: p.status for p in self.store.probe_runs(run_id)},
                 "stages": {s.stage: s.status for s in self.store.stage_runs(run_id)}}
 
 
-def run_spec(spec: RunSpec, **kwargs) -> RunOutcome:
+def run_spec(spec: RunSpec, **kwargs: Any) -> RunOutcome:
     """Convenience: ``run_spec(RunSpec.default())`` with the default store and cache."""
     resume = kwargs.pop("resume", None)
     model = kwargs.pop("model", None)
@@ -345,7 +345,7 @@ def _check_unique(cases: Sequence[Case], key: str) -> None:
         raise ConfigError(f"probe {key} produced duplicate case ids", "case ids must be unique within a probe")
 
 
-def _stats(model: Backend) -> dict:
+def _stats(model: Backend) -> dict[str, Any]:
     from lmcritic._serde import to_jsonable
 
     return to_jsonable(getattr(model, "stats", None)) or {}

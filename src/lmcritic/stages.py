@@ -7,9 +7,14 @@ finished stage. Stages run in spec order after every probe, through the same cac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmcritic.registry import Registry
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
+    from lmcritic.spec import RunSpec
+    from lmcritic.store.runs import RunStore
 
 StageFn = Callable[..., None]
 STAGES: Registry[StageFn] = Registry("stages")
@@ -22,10 +27,10 @@ DIAGNOSIS_KEY = "diagnose"
 class StageContext:
     """What a stage gets: the run store, the run id, the run's (cached, budgeted) model and its spec."""
 
-    store: Any
+    store: RunStore
     run_id: str
-    model: Any
-    spec: Any
+    model: Backend
+    spec: RunSpec
 
 
 def check_config(name: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +45,7 @@ def run_stage(name: str, ctx: StageContext, config: dict[str, Any]) -> None:
     STAGES.get(name)(ctx, **check_config(name, config))
 
 
-def explain_stage(ctx: StageContext, k: int = 5, methods: list[str] | None = None, triggers: list[str] = (),
+def explain_stage(ctx: StageContext, k: int = 5, methods: list[str] | None = None, triggers: Sequence[str] = (),
                   faithfulness: bool = True) -> None:
     """Explain the run's ``k`` most confident failures with two methods and their faithfulness."""
     from lmcritic.interpret import attributor

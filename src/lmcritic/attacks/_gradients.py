@@ -1,6 +1,7 @@
 """Gradient word importance for white-box (``GRADIENTS``) backends, through ``Backend.white_box()``: one
-forward+backward pass instead of one query per word. Importance of a word = L2 norm of d(objective)/d(input embedding), max over
-its sub-word tokens (the ranking TextAttack's ``wir_method="gradient"`` uses, with L2 instead of L1).
+forward+backward pass instead of one query per word. Importance of a word = L2 norm of d(objective)/d(input
+embedding), max over its sub-word tokens (the ranking TextAttack's ``wir_method="gradient"`` uses, with L2
+instead of L1).
 
 Objective: classifier heads — log p(correct label); prompted causal LMs — LL(correct) − LL(best rival)
 of the answer continuations, both scored in one batch from the same prompt embeddings.
@@ -41,7 +42,7 @@ def classifier_importance(wb: WhiteBox, state: State, label_index: int) -> WordG
     inputs = {k: torch.tensor([v], device=wb.device) for k, v in enc.model_inputs.items()}
     emb = wb.embedding_layer()(torch.tensor([enc.ids], device=wb.device)).detach().requires_grad_(True)
     with torch.enable_grad():
-        logits = wb.forward(emb, **inputs)[0]
+        logits = wb.forward(emb, logits_to_keep=None, **inputs)[0]
         torch.log_softmax(logits.float(), -1)[label_index].backward()
     return _per_word(_current_spans(state), enc.offsets, emb.grad[0], shift=0)
 

@@ -34,7 +34,7 @@ STOPWORDS = frozenset(
 )
 
 
-class Constraint(ABC):
+class Constraint(ABC):  # noqa: B024 - both hooks are optional: the base allows everything
     """Base: allows everything. Subclasses override one or both hooks."""
 
     name: ClassVar[str] = "constraint"

@@ -4,8 +4,8 @@
 
 Search defaults to :class:`GuidedGreedy` (candidates queried lazily, best first-order estimate first): on
 white-box backends it reaches TextAttack's success rate or better with 27–58% of its queries (about 30% on
-three of four victim/sentence sets; ``benchmarks/bench_textattack.py``). ``search="beam"`` (or ``width`` > 1) restores TextAttack's
-score-every-candidate greedy/beam search.
+three of four victim/sentence sets; ``benchmarks/bench_textattack.py``). ``search="beam"`` (or ``width`` > 1)
+restores TextAttack's score-every-candidate greedy/beam search.
 
 Offline resources differ from the papers' where marked "OFFLINE:". Word ranking defaults to ``auto``: one
 gradient pass on white-box backends (the papers rank black-box, one query per word), leave-one-out deletion

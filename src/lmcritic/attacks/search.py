@@ -29,7 +29,8 @@ IMPORTANCE = ("auto", "gradient", "loo", "pwws", "order")
 class Search(Protocol):
     """What ``Attack`` needs of a search: walk from ``start`` and return (state, score, importance method)."""
 
-    importance: str
+    @property
+    def importance(self) -> str: ...
 
     def run(self, attack: "Attack", oracle: Oracle, start: State, first: GoalScore) -> tuple[State, GoalScore, str]:
         ...
@@ -103,6 +104,8 @@ def _by_gradient(attack: "Attack", oracle: Oracle, start: State, words: list[int
     if not oracle.spend(1):
         return Ranking((), "gradient")
     wb = _gradients.white_box(oracle.model)
+    if wb is None:  # _gradient_ok said yes; a model cannot lose GRADIENTS mid-attack
+        return Ranking((), "gradient")
     victim, example = attack.goal.victim, oracle.example  # type: ignore[attr-defined]
     truth = _gradients.label_index(oracle.model, victim, example)
     if isinstance(victim, ClassifierVictim):

@@ -8,6 +8,7 @@ from its KV cache with the same tokens (the server's scheduler uses it to serve 
 """
 from __future__ import annotations
 
+import functools
 import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
@@ -39,7 +40,7 @@ def generate(be: Any, requests: Sequence[GenerateRequest]) -> list[GenerateResul
             todo.append(i)
     for params, members in group_by(todo, lambda i: requests[i].params).items():
         results = map_sorted(members, lambda i: len(prompts[i]), be.batch_size,
-                             lambda chunk, p=params: _generate_batch(be, [prompts[i] for i in chunk], p))
+                             functools.partial(_generate_chunk, be, prompts, params))
         done.extend(zip(members, results))
     return restore(done, len(requests))
 
@@ -74,6 +75,10 @@ def _generation_config(be: Any, params: GenParams) -> Any:
     return GenerationConfig(max_new_tokens=params.max_new_tokens, do_sample=params.sampling,
                             num_beams=params.num_beams, pad_token_id=be.pad_id, eos_token_id=be.eos_ids or None,
                             **(sampling if params.sampling else {}))
+
+
+def _generate_chunk(be: Any, prompts: Sequence[Any], params: GenParams, chunk: Sequence[int]) -> list[GenerateResult]:
+    return _generate_batch(be, [prompts[i] for i in chunk], params)
 
 
 def _generate_batch(be: Any, prompts: Sequence[Sequence[int]], params: GenParams) -> list[GenerateResult]:

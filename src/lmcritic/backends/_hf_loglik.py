@@ -114,7 +114,7 @@ def score_plain(be: Any, pairs: Sequence[Pair]) -> list[tuple[int, Loglikelihood
 # -- the shared-context path ------------------------------------------------------------------------
 def kv_reuse_ok(model: Any) -> bool:
     """Plain full-attention decoders only: sliding-window or hybrid caches must not be copied blindly."""
-    config = getattr(model, "config", None)
+    config: Any = getattr(model, "config", None)
     text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
     if getattr(text, "sliding_window", None) or getattr(text, "attention_chunk_size", None):
         return False
@@ -181,7 +181,8 @@ def _plain_layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
 
     if type(cache) is not DynamicCache or not all(type(layer) is DynamicLayer for layer in cache.layers):
         return None
-    return [(layer.keys, layer.values) for layer in cache.layers]
+    layers: list[Any] = list(cache.layers)
+    return [(layer.keys, layer.values) for layer in layers]
 
 
 def _first_tokens(ctx: _Contexts, rows: Sequence[tuple[int, Pair]]) -> dict[int, tuple[float, bool]]:
@@ -198,7 +199,8 @@ def _run_continuations(be: Any, ctx: _Contexts, rows: Sequence[tuple[int, Pair]]
     cache = _roomy_cache(ctx.layers, sources, width)
     mask = torch.cat([ctx.mask[idx], cmask], dim=1)
     pos = ctx.lengths[idx].unsqueeze(1) + torch.arange(width, device=be.device).unsqueeze(0)
-    kwargs = {"input_ids": ids, "attention_mask": mask, "position_ids": pos, cache_kwarg(be.model): cache}
+    kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "position_ids": pos,
+                              str(cache_kwarg(be.model)): cache}
     logits = be.model(**kwargs, use_cache=True).logits
     targets = padded_targets([p.cont[1:] for _, p in rows], width, right_align=False).to(logits.device)
     lp, top = token_scores(logits, targets)

@@ -76,7 +76,8 @@ def _doc_windows(be: Any, doc: int, req: RollingRequest, tokens: Sequence[int], 
         return windows_for(doc, tokens, be.require_prefix_id(), window, stride)
     if not tokens:
         return []
-    return [Window(w.doc, w.start + 1, w.inp, w.targets) for w in windows_for(doc, tokens[1:], tokens[0], window, stride)]
+    return [Window(w.doc, w.start + 1, w.inp, w.targets)
+            for w in windows_for(doc, tokens[1:], tokens[0], window, stride)]
 
 
 def _result(be: Any, req: RollingRequest, ids: Sequence[int], lps: list[Any], tops: list[Any],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from functools import lru_cache
 from typing import Any, Sequence
 
 import torch
@@ -45,12 +44,16 @@ def right_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[
     return ids.to(device), mask.to(device)
 
 
-@lru_cache(maxsize=64)
-def _forward_params(cls: type) -> frozenset[str]:
-    try:
-        return frozenset(inspect.signature(cls.forward).parameters)
-    except (TypeError, ValueError):
-        return frozenset()
+_FORWARD_PARAMS: dict[Any, frozenset[str]] = {}  # model class -> its forward's parameter names
+
+
+def _forward_params(cls: Any) -> frozenset[str]:
+    if cls not in _FORWARD_PARAMS:
+        try:
+            _FORWARD_PARAMS[cls] = frozenset(inspect.signature(cls.forward).parameters)
+        except (TypeError, ValueError):
+            _FORWARD_PARAMS[cls] = frozenset()
+    return _FORWARD_PARAMS[cls]
 
 
 def accepts(model: Any, name: str) -> bool:
@@ -147,8 +150,8 @@ def tail_scores(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, kee
     parts = [_scores(*slices(hidden[:, a : a + step]), targets[:, a : a + step], greedy, top1)
              for a in range(0, keep, step)]
     lp = torch.cat([p[0] for p in parts], dim=1)
-    extra = [sum((p[1][row] for p in parts), []) if parts[0][1][row] is not None else None
-             for row in range(hidden.shape[0])]
+    extra: list[Any] = [sum((p[1][row] for p in parts), []) if parts[0][1][row] is not None else None
+                        for row in range(hidden.shape[0])]
     return lp, extra
 
 
@@ -159,12 +162,12 @@ class _HeadSlices:
 
     def __init__(self, head: Any, rows: int, step: int) -> None:
         self.head = head
-        weight = getattr(head, "weight", None)
+        weight: Any = getattr(head, "weight", None)
         self.fast = (type(head) is torch.nn.Linear and weight is not None and weight.dtype == torch.float32
                      and not torch.is_grad_enabled())  # out= buffers cannot carry autograd
         size = rows * step * (weight.shape[0] if self.fast else 0)
-        self.logits = torch.empty(size, device=weight.device) if self.fast else None
-        self.logprobs = torch.empty(size, device=weight.device) if self.fast else None
+        self.logits: Any = torch.empty(size, device=weight.device) if self.fast else None
+        self.logprobs: Any = torch.empty(size, device=weight.device) if self.fast else None
 
     def __call__(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(logits of ``hidden`` [rows, n, vocab], a buffer of the same shape for their log-probs, or None)."""

@@ -132,9 +132,9 @@ class JSONClient:
     def _http_error(self, url: str, err: urllib.error.HTTPError) -> Exception:
         detail = self._scrub(_error_detail(err))
         if err.code == 429 or err.code >= 500:
-            hint = "set requests_per_minute or lower concurrency" if err.code == 429 else "see the server's log"
-            return _Retryable(f"HTTP {err.code} {detail}".strip(), _retry_after(err.headers.get("Retry-After")), hint)
-        hint = None
+            retry = "set requests_per_minute or lower concurrency" if err.code == 429 else "see the server's log"
+            return _Retryable(f"HTTP {err.code} {detail}".strip(), _retry_after(err.headers.get("Retry-After")), retry)
+        hint: str | None = None
         if err.code in (401, 403):
             hint = f"set the API key in ${self.api_key_env}" if self.api_key_env else "pass api_key_env=..."
         elif err.code == 404:

@@ -64,7 +64,8 @@ class Backend(ABC):
         """Dispatch by method name (used by the cache wrapper and the server)."""
         if method not in METHODS:
             raise CapabilityError(f"unknown backend method {method!r}", f"known: {', '.join(METHODS)}")
-        return getattr(self, method)(list(requests))
+        results: list[Any] = getattr(self, method)(list(requests))
+        return results
 
     # The methods, all list in → list out. Subclasses override those they declare.
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
@@ -100,7 +101,7 @@ class Backend(ABC):
         raise CapabilityError(f"the {self.kind} backend declares gradients but gives no white box",
                               "implement Backend.white_box, or drop GRADIENTS from its capabilities")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing to release
         """Release resources (connections, GPU memory)."""
 
 

@@ -107,8 +107,9 @@ class OpenAIBackend(Backend):
         The window is the server's context length (``window``/``stride`` of the request cannot be passed
         through the API); longer texts fail or are truncated as the server decides. Tokens whose log-prob is
         null are dropped: on standard servers that is the first token, which has no context; with
-        ``prefix_token=True`` ``lmcritic serve`` scores it after the model's prefix token, so nothing is lost. ``token_ids`` are -1 and
-        token ends are inferred from the next start unless the server reports them (``lmcritic serve`` does).
+        ``prefix_token=True`` ``lmcritic serve`` scores it after the model's prefix token, so nothing is lost.
+        ``token_ids`` are -1 and token ends are inferred from the next start unless the server reports them
+        (``lmcritic serve`` does).
         """
         self.require(Capability.ROLLING_LOGPROBS)
         texts = [check_text(req.text, f"request {i} text") for i, req in enumerate(requests)]
@@ -117,7 +118,7 @@ class OpenAIBackend(Backend):
     def _rolling_one(self, text: str) -> RollingResult:
         lp = self._echo(text, self.prefix_token)
         starts, n = lp["text_offset"], len(lp["tokens"])
-        ends = lp.get("text_end_offset") if _int_list(lp.get("text_end_offset"), n) else _ends(starts, len(text))
+        ends: list[int] = lp["text_end_offset"] if _int_list(lp.get("text_end_offset"), n) else _ends(starts, len(text))
         ids = lp["token_ids"] if _int_list(lp.get("token_ids"), n) else [-1] * n
         keep = [i for i, v in enumerate(lp["token_logprobs"]) if v is not None and starts[i] < len(text)]
         return RollingResult(

@@ -167,7 +167,7 @@ def _resolve(fn: Callable[..., Any] | str) -> Callable[..., Any]:
             raise ConfigError(f"cannot import python model {fn!r}: {err}", "give it as 'package.module:attr'") from None
     if not callable(fn):
         raise ConfigError(f"python model must be callable, got {type(fn).__name__}")
-    return fn  # type: ignore[return-value]
+    return fn
 
 
 def _accepts_keyword(fn: Callable[..., Any], name: str) -> bool:

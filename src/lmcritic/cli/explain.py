@@ -52,7 +52,8 @@ def explain_cmd(args: argparse.Namespace) -> int:
     from lmcritic.interpret.cases import explain_record
 
     key, record = _find_case(store, run_id, args.case, args.probe)
-    done = [explain_record(model, record, methods, probe_key=key, triggers=args.trigger,
+    done = [explain_record(model, record, methods if methods is not None else _defaults(model), probe_key=key,
+                           triggers=args.trigger,
                            faithfulness=not args.no_faithfulness)]
     _show(done, args)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 from lmcritic.cli._common import add_store_options, open_store
 
@@ -49,7 +50,9 @@ def render(store, run_id: str, fmt: str, max_cases: int = 200) -> str:
     from lmcritic.report.markdown import render_json, render_markdown
 
     doc = run_document(store, run_id, max_cases=max_cases)
-    return {"html": render_html, "md": render_markdown, "json": render_json}[fmt](doc)
+    render: dict[str, Callable[[dict[str, Any]], str]] = {"html": render_html, "md": render_markdown,
+                                                          "json": render_json}
+    return render[fmt](doc)
 
 
 def card_cmd(args: argparse.Namespace) -> int:

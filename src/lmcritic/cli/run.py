@@ -163,9 +163,9 @@ def _default_name(backend: str | None, options: dict[str, Any]) -> str | None:
 
 
 def _print_summary(store, run_id: str) -> None:
-    from lmcritic.cli.runs import failures_table
-
     from rich.console import Console
+
+    from lmcritic.cli.runs import failures_table
 
     Console().print(failures_table(store, run_id))  # every finding: the report, or `lmcritic show RUN`
 

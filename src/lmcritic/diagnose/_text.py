@@ -219,7 +219,7 @@ def sentiment_lexicon() -> frozenset[str]:
 
     path = importlib.resources.files("vaderSentiment") / "vader_lexicon.txt"
     out = set()
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
         head = line.split("\t", 1)[0].strip().lower()
         if head.isalpha():
             out.add(head)

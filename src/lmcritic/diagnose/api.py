@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic.diagnose.corpus import Corpus
 from lmcritic.diagnose.defects import find_defects
@@ -24,6 +24,9 @@ from lmcritic.errors import LmcriticError
 from lmcritic.probes.base import Record
 from lmcritic.stages import EXPLANATIONS_KEY
 
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
+    from lmcritic.store.runs import RunStore
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,10 @@ class DiagnoseConfig:
     seed: int = 0
 
 
-def diagnose_run(store: Any, run_id: str, model: Any = None, *, train: str | Path | Corpus | None = None,
-                 reference: str | Path | Corpus | None = None, config: DiagnoseConfig = DiagnoseConfig(),
-                 cache_path: str | Path | None = None, save: bool = True) -> DefectGraph:
+def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
+                 train: str | Path | Corpus | None = None, reference: str | Path | Corpus | None = None,
+                 config: DiagnoseConfig = DiagnoseConfig(), cache_path: str | Path | None = None,
+                 save: bool = True) -> DefectGraph:
     """Diagnose run ``run_id`` of ``store``; ``model`` None loads the run's model (cached, fingerprint-checked)."""
     run_id = store.resolve(run_id)
     info = store.get_run(run_id)
@@ -57,7 +61,8 @@ def diagnose_run(store: Any, run_id: str, model: Any = None, *, train: str | Pat
     rescorer = Rescorer(model, build_probes(info.spec, list(by_probe)), config.max_queries) if model else None
     train_c, ref_c = _corpus(train), _corpus(reference)
     explanations = store.records(run_id, EXPLANATIONS_KEY) if _has_probe(store, run_id, EXPLANATIONS_KEY) else []
-    nodes, slices = [], {}
+    nodes: list[DefectNode] = []
+    slices: dict[str, tuple[Any, ...]] = {}
     t0 = time.perf_counter()
     for key, records in by_probe.items():
         table = compute_features(records, model, perplexity=config.perplexity)
@@ -101,7 +106,7 @@ def _neighbours(ctx: DefectContext, corpus: Corpus | None, config: DiagnoseConfi
     return tuple(corpus.nearest(queries, k=config.neighbours))
 
 
-def _records(store: Any, run_id: str, config: DiagnoseConfig) -> dict[str, list[Record]]:
+def _records(store: RunStore, run_id: str, config: DiagnoseConfig) -> dict[str, list[Record]]:
     out = {}
     for p in store.probe_runs(run_id, kind="probe"):
         if config.probes and p.probe_key not in config.probes:
@@ -112,7 +117,7 @@ def _records(store: Any, run_id: str, config: DiagnoseConfig) -> dict[str, list[
     return out
 
 
-def _has_probe(store: Any, run_id: str, key: str) -> bool:
+def _has_probe(store: RunStore, run_id: str, key: str) -> bool:
     return any(p.probe_key == key for p in store.probe_runs(run_id))
 
 
@@ -124,7 +129,7 @@ def _load(info: Any, cache_path: str | Path | None, notes: list[str]) -> Any:
 
     m = info.spec.get("model") or {}
     try:
-        inner = load_model(ModelSpec(m.get("name"), m.get("backend"), dict(m.get("options") or {})))
+        inner = load_model(ModelSpec(str(m.get("name") or ""), m.get("backend"), dict(m.get("options") or {})))
     except LmcriticError as err:
         notes.append(f"model not loaded ({err}); tests that re-score cases were skipped")
         return None

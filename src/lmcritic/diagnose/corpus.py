@@ -161,8 +161,9 @@ def _load(path: Path, max_docs: int | None) -> tuple[list[int], list[str], list[
                 skip_row(path, i, "no 'text' or 'sentence' column (name the text column 'text')")
                 continue
             label = row.get("label")
-            lines.append(i), texts.append(str(text).strip()), labels.append(None if label in (None, "") else
-                                                                             str(label).strip())
+            lines.append(i)
+            texts.append(str(text).strip())
+            labels.append(None if label in (None, "") else str(label).strip())
             if max_docs and len(texts) >= max_docs:
                 break
     if not texts:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from lmcritic.diagnose import _text
 from lmcritic.probes.base import Record
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
 SKIP_TAGS = frozenset({"line", "defect", "of_case", "test", "dev_line"})  # ids, not properties
 MAX_LEVELS = 12  # a tag with more distinct values is an identifier, not a slice feature
@@ -32,7 +35,7 @@ class FeatureTable:
         return self.columns[feature][self.case_ids.index(case_id)]
 
 
-def compute_features(records: Sequence[Record], model: Any = None, perplexity: bool = True) -> FeatureTable:
+def compute_features(records: Sequence[Record], model: Backend | None = None, perplexity: bool = True) -> FeatureTable:
     """Text features, the model's own input perplexity (when it offers rolling log-probs) and stored tags."""
     texts = [r.text or "" for r in records]
     numeric: dict[str, list[float]] = {
@@ -115,7 +118,7 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def input_perplexity(model: Any, texts: Sequence[str]) -> list[float] | None:
+def input_perplexity(model: Backend, texts: Sequence[str]) -> list[float] | None:
     """Per-token perplexity of each text under the model itself (rolling log-probs, batched), or None."""
     from lmcritic.requests import Capability, RollingRequest
 

@@ -69,13 +69,13 @@ def render_text(graph: DefectGraph, markdown: bool = False) -> str:
                    f"{d.failure_rate}")
         if d.slice_stats is not None:
             s = d.slice_stats
-            out.append(f"   slice: RR {s.risk_ratio:.2f} [{s.rr_ci[0]:.2f}, {s.rr_ci[1]:.2f}], RD {s.risk_difference:+.2f}"
-                       f" [{s.rd_ci[0]:+.2f}, {s.rd_ci[1]:+.2f}], Fisher q={s.q_value:.2g}")
+            out.append(f"   slice: RR {s.risk_ratio:.2f} [{s.rr_ci[0]:.2f}, {s.rr_ci[1]:.2f}], "
+                       f"RD {s.risk_difference:+.2f} [{s.rd_ci[0]:+.2f}, {s.rd_ci[1]:+.2f}], Fisher q={s.q_value:.2g}")
         for i, c in enumerate(node.causes, 1):
             out.append(f"   {i}. {c.cause} — {c.verdict} (confidence {c.confidence:.2f}): {esc(c.summary)}")
             if i == 1 or c.verdict == SUPPORTED:
-                out += [f"      - {esc(e.summary)}" + (f" [cases: {esc(', '.join(e.case_ids[:5]))}]" if e.case_ids else "")
-                        for e in c.evidence]
+                out += [f"      - {esc(e.summary)}"
+                        + (f" [cases: {esc(', '.join(e.case_ids[:5]))}]" if e.case_ids else "") for e in c.evidence]
                 if c.verdict == SUPPORTED and c.mitigation:
                     out.append(f"      mitigation: {c.mitigation}")
         if node.neighbours:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic.errors import LmcriticError
 from lmcritic.probes.base import Case, Probe, Record
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Outcome:
 class Rescorer:
     """Re-asks a run's probes about edited cases. ``log`` collects every record made, per hypothesis."""
 
-    def __init__(self, model: Any, probes: dict[str, Probe], max_queries: int | None = None) -> None:
+    def __init__(self, model: Backend | None, probes: dict[str, Probe], max_queries: int | None = None) -> None:
         self.model = model
         self.probes = probes  # probe key → probe instance built from the run's stored config
         self.max_queries = max_queries
@@ -82,7 +85,7 @@ class Rescorer:
         edits = [e for e in edits if self.can_rescore(probe_key, e.record)]
         if self.max_queries is not None:
             edits = edits[: max(0, self.max_queries - self.spent)]
-        if not edits:
+        if not edits or self.model is None:
             return []
         probe = self.probes[probe_key]
         cases = [self._case(e, defect) for e in edits]

@@ -56,7 +56,7 @@ class SliceSearch:
     min_size: int = 8
     alpha: float = 0.95
 
-    def run(self, table: FeatureTable, errors: Sequence[bool]) -> list[SliceStats]:
+    def run(self, table: FeatureTable, errors: Sequence[bool] | np.ndarray) -> list[SliceStats]:
         """The top-k slices by SliceLine score (score > 0 only), with BH-adjusted q-values."""
         err = np.asarray(errors, dtype=bool)
         n, total_err = len(err), int(err.sum())
@@ -168,10 +168,11 @@ def risk_ratio(a: int, n1: int, c: int, n0: int) -> tuple[float, tuple[float, fl
     """Risk ratio with the Katz log interval (0.5 added to every cell when one is empty)."""
     if n1 == 0 or n0 == 0:
         return float("nan"), (float("nan"), float("nan"))
+    fa, fc = float(a), float(c)
     if a == 0 or c == 0 or a == n1 or c == n0:
-        a, c, n1, n0 = a + 0.5, c + 0.5, n1 + 1, n0 + 1
-    rr = (a / n1) / (c / n0)
-    se = math.sqrt(max(0.0, 1 / a - 1 / n1 + 1 / c - 1 / n0))
+        fa, fc, n1, n0 = fa + 0.5, fc + 0.5, n1 + 1, n0 + 1
+    rr = (fa / n1) / (fc / n0)
+    se = math.sqrt(max(0.0, 1 / fa - 1 / n1 + 1 / fc - 1 / n0))
     return rr, (rr * math.exp(-stats.Z95 * se), rr * math.exp(stats.Z95 * se))
 
 

@@ -3,7 +3,7 @@ defect under ``diagnose`` (the node's JSON in ``details["node"]``), and the grap
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcritic._serde import from_jsonable, to_jsonable
 from lmcritic.diagnose.graph import PROBE_KEY, DefectGraph, DefectNode
@@ -12,8 +12,11 @@ from lmcritic.findings import finding_name, make_finding
 from lmcritic.plots import Bars, to_details
 from lmcritic.probes.base import Finding, Record, Severity
 
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
 
-def save_graph(store: Any, graph: DefectGraph, tests: dict[str, list[Record]], elapsed_s: float) -> None:
+
+def save_graph(store: RunStore, graph: DefectGraph, tests: dict[str, list[Record]], elapsed_s: float) -> None:
     """Replace the run's previous diagnosis (findings) and add this one's test records."""
     for hyp, records in tests.items():
         key = f"{PROBE_KEY}.{hyp}"
@@ -31,7 +34,8 @@ def findings(graph: DefectGraph) -> list[Finding]:
             "tests_run": graph.tests_run, "notes": list(graph.notes)}
     if not graph.defects:
         return [make_finding(PROBE_KEY, "no_defects", failed=False, severity=Severity.INFO,
-                             summary="no probe of this run has enough failing cases to diagnose", details={"graph": meta})]
+                             summary="no probe of this run has enough failing cases to diagnose",
+                             details={"graph": meta})]
     out = [_finding(node) for node in graph.defects]
     out[0] = replace(out[0], details={**out[0].details, "graph": meta})
     return out
@@ -48,19 +52,19 @@ def _finding(node: DefectNode) -> Finding:
         probe=PROBE_KEY, name=finding_name(d.id, d.probe, d.slice), failed=True, effect=d.failure_rate.value,
         scale="failure_rate",
         summary=f"{d.n_failures} failures in {d.probe} on {d.slice}; most likely cause: {cause}"
-        + (f" — {top.summary}" if supported else ""),
+        + (f" — {top.summary}" if supported and top is not None else ""),
         estimate=d.failure_rate, evidence=d.case_ids[:20],
         details={"node": to_jsonable(node), "plots": to_details(plot)},
     )
 
 
-def load_graph(store: Any, run_ref: str) -> DefectGraph | None:
+def load_graph(store: RunStore, run_ref: str) -> DefectGraph | None:
     """The run's stored diagnosis, or None if it was never diagnosed."""
     run_id = store.resolve(run_ref)
     found = [f for f in store.findings(run_id) if f.probe == PROBE_KEY]
     if not found:
         return None
-    meta = next((f.details.get("graph") for f in found if "graph" in f.details), {}) or {}
+    meta: dict[str, Any] = next((f.details["graph"] or {} for f in found if "graph" in f.details), {})
     nodes = tuple(from_jsonable(DefectNode, f.details["node"]) for f in found if "node" in f.details)
     data = {"run_id": run_id, "model": meta.get("model", "?"), "defects": [], "slices": meta.get("slices", {}),
             "settings": meta.get("settings", {}), "tests_run": meta.get("tests_run", 0),

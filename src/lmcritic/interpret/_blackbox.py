@@ -7,14 +7,17 @@ so the backend batches (and the run's cache stores) them all at once.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from lmcritic.errors import InputError
 from lmcritic.interpret.types import Target
 from lmcritic.requests import ClassifyRequest, LoglikelihoodRequest
 
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
-def log_scores(model: Any, target: Target, texts: Sequence[str]) -> list[float]:
+
+def log_scores(model: Backend, target: Target, texts: Sequence[str]) -> list[float]:
     """f(text) for every text, with ``target``'s target and foil, in one backend call."""
     if target.kind == "label":
         return _label_scores(model, target, texts)
@@ -25,7 +28,7 @@ def log_scores(model: Any, target: Target, texts: Sequence[str]) -> list[float]:
     return [res[i * k].logprob - (res[i * k + 1].logprob if k == 2 else 0.0) for i in range(len(texts))]
 
 
-def _label_scores(model: Any, target: Target, texts: Sequence[str]) -> list[float]:
+def _label_scores(model: Backend, target: Target, texts: Sequence[str]) -> list[float]:
     res = model.classify([ClassifyRequest(t if t.strip() else " ") for t in texts])
     out = []
     for r in res:

@@ -33,7 +33,8 @@ def print_side(console: Any, side: Any, title: str) -> None:
     for ex in side.explanations:
         f = faith.get(ex.method)
         ig = f"{ex.n_steps} / {ex.delta:+.3g}" if ex.delta is not None else ""
-        table.add_row(ex.method, _num(ex.score), ig, _num(f and f.comprehensiveness), _num(f and f.random_comprehensiveness),
+        table.add_row(ex.method, _num(ex.score), ig, _num(f and f.comprehensiveness),
+                      _num(f and f.random_comprehensiveness),
                       _num(f and f.sufficiency), _num(side.spurious.get(ex.method, {}).get("share")),
                       _num(ex.timings.get("total_s")))
     console.print(table)

@@ -8,12 +8,15 @@ what pushes toward the target; faithfulness scores make that difference visible.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcritic.interpret._build import build
 from lmcritic.interpret._whitebox import Prepared, prepare
 from lmcritic.interpret.base import Attributor
 from lmcritic.interpret.types import Explanation, Target
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
 
 def attention_maps(prep: Prepared) -> Any:
@@ -47,7 +50,7 @@ class AttentionWeights(Attributor):
 
     name = "attention"
 
-    def __call__(self, model: Any, target: Target) -> Explanation:
+    def __call__(self, model: Backend, target: Target) -> Explanation:
         t0 = time.perf_counter()
         prep = prepare(model, target)
         last = attention_maps(prep)[-1]
@@ -73,7 +76,7 @@ class AttentionRollout(AttentionWeights):
             raise ConfigError(f"rollout residual must be in [0, 1), got {residual}")
         self.residual = residual
 
-    def __call__(self, model: Any, target: Target) -> Explanation:
+    def __call__(self, model: Backend, target: Target) -> Explanation:
         t0 = time.perf_counter()
         prep = prepare(model, target)
         return self._explain(prep, rollout(attention_maps(prep), self.residual), target, t0)

@@ -7,10 +7,13 @@ says why a method cannot run on a model before any work, as probes do.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from lmcritic.interpret.types import Explanation, Target
 from lmcritic.requests import Capability
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
 
 class Attributor(ABC):
@@ -19,7 +22,7 @@ class Attributor(ABC):
     name: ClassVar[str] = "attributor"
     white_box: ClassVar[bool] = True
 
-    def not_applicable(self, model: Any, target: Target | None = None) -> str | None:
+    def not_applicable(self, model: Backend, target: Target | None = None) -> str | None:
         """Why this method cannot explain ``target`` on ``model``, or None."""
         if self.white_box:
             if not model.supports(Capability.GRADIENTS):
@@ -36,9 +39,9 @@ class Attributor(ABC):
         return None
 
     @abstractmethod
-    def __call__(self, model: Any, target: Target) -> Explanation:
+    def __call__(self, model: Backend, target: Target) -> Explanation:
         """Explain one target."""
 
-    def many(self, model: Any, targets: Sequence[Target]) -> list[Explanation]:
+    def many(self, model: Backend, targets: Sequence[Target]) -> list[Explanation]:
         """Explain several targets (methods that can batch across targets override this)."""
         return [self(model, t) for t in targets]

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic.errors import InputError
 from lmcritic.interpret.types import Explanation, Faithfulness, Target
 from lmcritic.probes.base import Record
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
+
 
 @dataclass(frozen=True)
 class SideExplanation:
@@ -44,7 +48,7 @@ def targets_of(record: Record) -> tuple[Target, Target | None]:
     return Target.from_explain(record.explain), Target.from_explain(variant) if variant is not None else None
 
 
-def explain_side(model: Any, target: Target, methods: Sequence[Any], *, faithfulness: bool = True,
+def explain_side(model: Backend, target: Target, methods: Sequence[Any], *, faithfulness: bool = True,
                  triggers: Sequence[str] = ()) -> SideExplanation:
     """Run each method that applies (the others are listed as skipped), then faithfulness and agreement."""
     from lmcritic.interpret.faithfulness import ERASER, agreement
@@ -63,7 +67,7 @@ def explain_side(model: Any, target: Target, methods: Sequence[Any], *, faithful
     return SideExplanation(target, tuple(done), faith, spur, agree, skipped)
 
 
-def explain_record(model: Any, record: Record, methods: Sequence[Any], *, probe_key: str = "",
+def explain_record(model: Backend, record: Record, methods: Sequence[Any], *, probe_key: str = "",
                    faithfulness: bool = True, triggers: Sequence[str] = ()) -> CaseExplanation:
     """Explain a stored case; a pair gets both sides and their difference."""
     main, other = targets_of(record)

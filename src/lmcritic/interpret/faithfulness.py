@@ -11,12 +11,15 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic.errors import ConfigError
 from lmcritic.interpret._blackbox import log_scores, to_units
 from lmcritic.interpret._words import keep_words, remove_words
 from lmcritic.interpret.types import Explanation, Faithfulness
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
 ERASER_BINS = (0.01, 0.05, 0.10, 0.20, 0.50)
 
@@ -38,7 +41,7 @@ class ERASER:
     def __init__(self, **config: Any) -> None:
         self.config = FaithfulnessConfig(**config)
 
-    def __call__(self, model: Any, explanation: Explanation) -> Faithfulness:
+    def __call__(self, model: Backend, explanation: Explanation) -> Faithfulness:
         t0 = time.perf_counter()
         ex, cfg = explanation, self.config
         spans, editable = list(ex.word_offsets), ex.in_span()

@@ -10,7 +10,7 @@ from lmcritic._serde import to_jsonable
 from lmcritic.findings import finding_name, make_finding
 from lmcritic.interpret.html import tokens_plot
 from lmcritic.plots import Tokens, to_details
-from lmcritic.probes.base import Finding, Severity
+from lmcritic.probes.base import Finding, Record, Severity
 
 SPURIOUS_LIMIT = 0.25  # share of attribution mass on identity terms, punctuation or triggers
 
@@ -44,8 +44,10 @@ def _faithfulness(records: Sequence[Any], methods: list[str]) -> list[Finding]:
             probe="interpret.explanations", name=finding_name("faithfulness", m),
             failed=worse, severity=Severity.LOW if worse else Severity.INFO,
             summary=f"{m}: comprehensiveness AOPC {_avg(comp):.3f} vs random order {_avg(comp) - gain.value:.3f} "
-                    f"(gain {gain}, BH q={q:.3g}); sufficiency AOPC {_avg(suff):.3f} over {len(have)} explained failures",
-            estimate=gain, evidence=tuple(r.case_id for r in sorted(have, key=lambda r: r.scores[f"comprehensiveness.{m}"])),
+                    f"(gain {gain}, BH q={q:.3g}); sufficiency AOPC {_avg(suff):.3f} over {len(have)} explained "
+                    "failures",
+            estimate=gain,
+            evidence=tuple(r.case_id for r in sorted(have, key=lambda r: r.scores[f"comprehensiveness.{m}"])),
             details={"comprehensiveness": to_jsonable(stats.mean(comp)), "sufficiency": _avg(suff),
                      "random_comprehensiveness": _avg(comp) - gain.value, "q_value": q}))
     return findings
@@ -71,7 +73,7 @@ def _spurious(records: Sequence[Any], limit: float) -> Finding | None:
         details={"limit": limit, "plots": to_details(*heatmaps)})
 
 
-def _plot(record: Any, method: str) -> Tokens | None:
+def _plot(record: Record, method: str) -> Tokens | None:
     from lmcritic._serde import from_jsonable
     from lmcritic.interpret.types import Explanation
 
@@ -90,8 +92,9 @@ def _agreement(records: Sequence[Any]) -> Finding | None:
                         severity=Severity.INFO if est.value >= 0.3 else Severity.LOW,
                         summary=f"rank correlation between the two methods' word scores: {est}"
                            + ("; low agreement: read single explanations with care" if est.value < 0.3 else ""),
-                        estimate=est, evidence=tuple(r.case_id for r in records if _ok(r.scores.get("agreement_spearman"))
-                                                and r.scores["agreement_spearman"] < 0.3)[:10])
+                        estimate=est, evidence=tuple(r.case_id for r in records
+                                                     if _ok(r.scores.get("agreement_spearman"))
+                                                     and r.scores["agreement_spearman"] < 0.3)[:10])
 
 
 def _ok(x: Any) -> bool:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcritic.errors import ConfigError
 from lmcritic.interpret._build import build
 from lmcritic.interpret._whitebox import Prepared, prepare
 from lmcritic.interpret.base import Attributor
 from lmcritic.interpret.types import Explanation, Target
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
 IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right")
 
@@ -25,7 +28,7 @@ class GradientXInput(Attributor):
 
     name = "grad_x_input"
 
-    def __call__(self, model: Any, target: Target) -> Explanation:
+    def __call__(self, model: Backend, target: Target) -> Explanation:
         import torch
 
         t0 = time.perf_counter()
@@ -66,7 +69,7 @@ class IntegratedGradients(Attributor):
     def __init__(self, **config: Any) -> None:
         self.config = IGConfig(**config)
 
-    def __call__(self, model: Any, target: Target) -> Explanation:
+    def __call__(self, model: Backend, target: Target) -> Explanation:
         t0 = time.perf_counter()
         prep = prepare(model, target)
         cfg = self.config
@@ -81,7 +84,8 @@ class IntegratedGradients(Attributor):
         return build(self.name, target, prep.tokens, prep.offsets, attr, score=fx, baseline_score=fb, delta=delta,
                      n_steps=n, timings={"total_s": elapsed},
                      details={"method": cfg.method, "tries": tries, "converged": abs(delta) <= max(
-                         cfg.tol * abs(fx - fb), cfg.abs_tol), "baseline": "pad tokens in the span (template and special tokens kept)"})
+                         cfg.tol * abs(fx - fb), cfg.abs_tol),
+                         "baseline": "pad tokens in the span (template and special tokens kept)"})
 
 
 def integrate(prep: Prepared, n_steps: int, method: str = "gausslegendre", token_budget: int = 1024,

@@ -139,7 +139,8 @@ def case_html(ce: Any) -> str:
             f = faith.get(ex.method)
             if f is not None:
                 parts.append(f"<p style='font-size:12px'>comprehensiveness {f.comprehensiveness:.3f} (random "
-                             f"{f.random_comprehensiveness:.3f}), sufficiency {f.sufficiency:.3f} ({html_text(f.units)})</p>")
+                             f"{f.random_comprehensiveness:.3f}), sufficiency {f.sufficiency:.3f} "
+                             f"({html_text(f.units)})</p>")
     parts.append("</section>")
     return "".join(parts)
 

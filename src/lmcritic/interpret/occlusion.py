@@ -8,7 +8,7 @@ tokenizer is unknown.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lmcritic.errors import ConfigError
 from lmcritic.interpret._blackbox import log_scores
@@ -16,6 +16,9 @@ from lmcritic.interpret._build import build
 from lmcritic.interpret._words import remove_words, word_spans
 from lmcritic.interpret.base import Attributor
 from lmcritic.interpret.types import Explanation, Target
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
 
 class Occlusion(Attributor):
@@ -29,7 +32,7 @@ class Occlusion(Attributor):
             raise ConfigError(f"occlusion window must be a positive integer, got {window!r}")
         self.window = window
 
-    def __call__(self, model: Any, target: Target) -> Explanation:
+    def __call__(self, model: Backend, target: Target) -> Explanation:
         t0 = time.perf_counter()
         spans = word_spans(target.text)
         editable = _editable(spans, target)

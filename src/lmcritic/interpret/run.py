@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic._serde import to_jsonable
 from lmcritic.errors import LmcriticError
@@ -18,10 +18,15 @@ from lmcritic.interpret.cases import CaseExplanation, explain_record, targets_of
 from lmcritic.probes.base import Record
 from lmcritic.stages import EXPLANATIONS_KEY
 
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
+    from lmcritic.interpret.base import Attributor
+    from lmcritic.store.runs import RunStore
+
 CONFIDENCE_KEYS = ("confidence", "p_pred", "margin", "severity")
 
 
-def default_methods(model: Any) -> list[Any]:
+def default_methods(model: Backend) -> list[Attributor]:
     """A gradient method plus a black-box one on white-box models; leave-one-out and 3-word occlusion else.
 
     Gradient × input, not integrated gradients, by default: on SmolLM2 on a CPU, IG costs 30-100 forward and
@@ -37,7 +42,7 @@ def default_methods(model: Any) -> list[Any]:
     return [LeaveOneOut(), Occlusion(window=3)]
 
 
-def worst_failures(store: Any, run_id: str, k: int) -> list[tuple[str, Record]]:
+def worst_failures(store: RunStore, run_id: str, k: int) -> list[tuple[str, Record]]:
     """(probe key, record) of the k most confident failures that carry an explanation target."""
     found = []
     for probe in store.probe_runs(run_id, kind="probe"):
@@ -61,7 +66,7 @@ def _confidence(record: Record) -> float:
     return 0.0
 
 
-def explain_worst(model: Any, store: Any, run_id: str, k: int = 5, methods: Sequence[Any] | None = None, *,
+def explain_worst(model: Backend, store: RunStore, run_id: str, k: int = 5, methods: Sequence[Any] | None = None, *,
                   triggers: Sequence[str] = (), faithfulness: bool = True, save: bool = True) -> list[CaseExplanation]:
     """Explain the run's k worst failures (see the module docstring); returns the explanations."""
     methods = list(methods) if methods is not None else default_methods(model)

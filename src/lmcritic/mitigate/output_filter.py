@@ -16,7 +16,21 @@ from typing import Any, Sequence
 
 from lmcritic.backends.base import Backend
 from lmcritic.backends.whitebox import WhiteBox
-from lmcritic.requests import Capability, GenerateRequest, GenerateResult
+from lmcritic.requests import (
+    Capability,
+    ClassifyRequest,
+    ClassifyResult,
+    EmbeddingRequest,
+    EmbeddingResult,
+    GenerateRequest,
+    GenerateResult,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    PseudoLoglikelihoodRequest,
+    PseudoLoglikelihoodResult,
+    RollingRequest,
+    RollingResult,
+)
 
 SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 
@@ -103,19 +117,19 @@ class OutputFilterBackend(Backend):
         return self._tox
 
     # Everything else passes through unchanged.
-    def loglikelihood(self, requests):  # type: ignore[override]
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         return self.inner.loglikelihood(requests)
 
-    def rolling_logprobs(self, requests):  # type: ignore[override]
+    def rolling_logprobs(self, requests: Sequence[RollingRequest]) -> list[RollingResult]:
         return self.inner.rolling_logprobs(requests)
 
-    def classify(self, requests):  # type: ignore[override]
+    def classify(self, requests: Sequence[ClassifyRequest]) -> list[ClassifyResult]:
         return self.inner.classify(requests)
 
-    def pseudo_loglikelihood(self, requests):  # type: ignore[override]
+    def pseudo_loglikelihood(self, requests: Sequence[PseudoLoglikelihoodRequest]) -> list[PseudoLoglikelihoodResult]:
         return self.inner.pseudo_loglikelihood(requests)
 
-    def embed(self, requests):  # type: ignore[override]
+    def embed(self, requests: Sequence[EmbeddingRequest]) -> list[EmbeddingResult]:
         return self.inner.embed(requests)
 
     def close(self) -> None:

@@ -63,8 +63,8 @@ def _most_frequent_pos(word: str) -> str | None:
     counts: dict[str, int] = {}
     for s in wordnet().synsets(word):
         pos = "a" if s.pos() == "s" else s.pos()
-        counts[pos] = counts.get(pos, 0) + 1 + sum(l.count() for l in s.lemmas() if l.name().lower() == word)
-    return max(counts, key=counts.get) if counts else None
+        counts[pos] = counts.get(pos, 0) + 1 + sum(lem.count() for lem in s.lemmas() if lem.name().lower() == word)
+    return max(counts, key=lambda p: counts[p]) if counts else None
 
 
 def _pos_match(pos: str | None, synset: Any) -> bool:
@@ -75,17 +75,17 @@ def _pos_match(pos: str | None, synset: Any) -> bool:
 def _synonyms(word: str, pos: str | None, min_zipf: float, max_senses: int) -> tuple[str, ...]:
     from lmcritic.perturb._resources import wordnet, zipf
 
-    wn, out = wordnet(), {}
+    wn, out = wordnet(), dict[str, int]()
     lemma = wn.morphy(word, pos) if pos else (wn.morphy(word) or word)
     if lemma is None or lemma != word:
         return ()  # inflected form: WordNet lemmas are base forms and we cannot re-inflect reliably
     senses = [s for s in wn.synsets(word) if _pos_match(pos, s)][:max_senses]
     for rank, s in enumerate(senses):
-        for l in s.lemmas():
-            name = l.name().replace("_", " ")
+        for lem in s.lemmas():
+            name = lem.name().replace("_", " ")
             if name.lower() != word and " " not in name and zipf(name) >= min_zipf and name.isalpha():
                 out.setdefault(name.lower(), rank)
-    return tuple(sorted(out, key=out.get))
+    return tuple(sorted(out, key=lambda w: out[w]))
 
 
 @functools.lru_cache(maxsize=20000)
@@ -93,12 +93,12 @@ def antonyms(word: str) -> frozenset[str]:
     """WordNet antonyms of any sense of ``word`` (and of its adjective-satellite heads)."""
     from lmcritic.perturb._resources import wordnet
 
-    out = set()
+    out: set[str] = set()
     for s in wordnet().synsets(word):
         heads = [s] + s.similar_tos()
         for h in heads:
-            for l in h.lemmas():
-                out.update(a.name().lower() for a in l.antonyms())
+            for lem in h.lemmas():
+                out.update(a.name().lower() for a in lem.antonyms())
     return frozenset(out)
 
 
@@ -166,9 +166,9 @@ class EmbeddingSwap(WordSwap):
         return [match_case(word, w) for w in keep][: self.max_candidates]
 
     def _ok(self, word: str, other: str, pos: str | None) -> bool:
-        from lmcritic.perturb._resources import wordnet, zipf
-
         import difflib
+
+        from lmcritic.perturb._resources import wordnet, zipf
 
         if other in antonyms(word) or word in antonyms(other) or _variant(word, other) or zipf(other) < self.min_zipf:
             return False

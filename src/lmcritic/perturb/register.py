@@ -34,7 +34,7 @@ def _phrase_edits(text: str, table: dict[str, object], kind: str, rng: random.Ra
             if any(e.start < m.end() and m.start() < e.end for e in taken + edits) or rng.random() >= rate:
                 continue
             value = table[phrase]
-            new = rng.choice(value) if isinstance(value, list) else value
+            new = str(rng.choice(value)) if isinstance(value, list) else str(value or "")
             edits.append(Edit(m.start(), m.end(), m.group(), match_case(m.group(), new) if new else "", kind))
     return edits
 

@@ -103,7 +103,7 @@ def expand_edits(text: str, kind: str) -> list[Edit]:
 def contract_edits(text: str, kind: str) -> list[Edit]:
     """Edits that contract two-word forms (``do not`` -> ``don't``)."""
     _, expanded = _contractions()
-    tokens, edits = tokenize(text), []
+    tokens, edits = tokenize(text), list[Edit]()
     for a, b in zip(tokens, tokens[1:]):
         key = f"{a.text} {b.text}".lower()
         if text[a.end : b.start] == " " and key in expanded and not (edits and edits[-1].end > a.start):

@@ -186,4 +186,5 @@ def config_dict(config: Any) -> dict[str, Any]:
     """A probe config as plain JSON-able values (defaults filled in), for the stored spec."""
     from lmcritic._serde import to_jsonable
 
-    return to_jsonable(config)
+    data: dict[str, Any] = to_jsonable(config)
+    return data

@@ -7,7 +7,7 @@ probes store it) and from stored explanations (:class:`~lmcritic.interpret.cases
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from lmcritic import plots
 from lmcritic.probes.base import Record
@@ -27,7 +27,7 @@ def record_plots(records: Sequence[Record], max_plots: int = 3) -> list[dict[str
     out: list[dict[str, Any]] = []
     for r in records:
         tokens, logprobs = _token_texts(r), r.output.get("logprobs")
-        if not (_seq(tokens) and _seq(logprobs) and len(logprobs) == len(tokens)):
+        if not tokens or not isinstance(logprobs, list) or len(logprobs) != len(tokens):
             continue
         surprisal = [-float(x) for x in logprobs]
         if not out:
@@ -107,16 +107,19 @@ def _graph(p: plots.Graph) -> dict:
     return {"nodes": nodes[:60], "edges": edges[:200]}
 
 
-_NORMALISERS = {"bars": _bars, "reliability": _reliability, "line": _line, "tokens": _tokens, "graph": _graph}
+_NORMALISERS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "bars": _bars, "reliability": _reliability, "line": _line, "tokens": _tokens, "graph": _graph}
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def _token_texts(r: Record) -> list | None:
+def _token_texts(r: Record) -> list[str] | None:
     """Token strings cut from the record's text by their character offsets (with the whitespace before each), so
     byte-level BPE pieces (``Ġ``, mojibake of UTF-8 bytes) read as the text did; else the stored tokens."""
     tokens, offsets, text = r.output.get("tokens"), r.output.get("offsets"), r.text
-    if not (_seq(tokens) and _seq(offsets) and isinstance(text, str) and len(offsets) == len(tokens)):
-        return tokens
+    if not isinstance(tokens, list) or not tokens:
+        return None
+    if not (isinstance(offsets, list) and isinstance(text, str) and len(offsets) == len(tokens)):
+        return [str(t) for t in tokens]
     out, prev = [], 0
     for start, end in offsets:
         out.append(text[min(prev, start):end] if end > start else "")
@@ -126,10 +129,6 @@ def _token_texts(r: Record) -> list | None:
 
 def _with_case(plot: plots.Plot, case_id: str) -> dict[str, Any]:
     return normalise({**plots.to_json(plot), "case_id": case_id})
-
-
-def _seq(x: Any) -> bool:
-    return isinstance(x, (list, tuple)) and len(x) > 0
 
 
 def _num(x: Any) -> float | None:

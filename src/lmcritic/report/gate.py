@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Sequence
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
@@ -67,7 +67,8 @@ class GateResult:
         return to_jsonable(self)
 
 
-def parse_rules(items: list[str], lower: list[str] = (), higher: list[str] = ()) -> list[tuple[Rule, bool | None]]:
+def parse_rules(items: Sequence[str], lower: Sequence[str] = (),
+                higher: Sequence[str] = ()) -> list[tuple[Rule, bool | None]]:
     """``METRIC=TOL`` strings (TOL absolute, or ``N%`` of the baseline) with optional declared directions."""
     out = []
     both = set(lower) & set(higher)
@@ -135,5 +136,5 @@ def _gaps_for(gaps: tuple[ProbeGap, ...], spec: str) -> list[ProbeGap]:
 
 def _check(rule: Rule, d: MetricDelta, p_adj: float, alpha: float) -> GateCheck:
     allowed = rule.tolerance * abs(d.mean_a) if rule.relative else rule.tolerance
-    regression = float(d.regression)
+    regression = float(d.regression if d.regression is not None else math.nan)
     return GateCheck(rule, d, allowed, regression, p_adj, regression > allowed and p_adj < alpha)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-
+from typing import Any, Callable
 
 from lmcritic.report._escape import md
 from lmcritic.report._svg import _fmt
@@ -18,9 +18,9 @@ from lmcritic.report.document import run_document  # noqa: F401  (public: the JS
 FORMATS = ("html", "md", "json")
 
 
-def render_markdown(store_or_doc, run_id: str | None = None) -> str:
+def render_markdown(store_or_doc: Any, run_id: str | None = None) -> str:
     """Markdown for a run: ``render_markdown(store, run_id)`` or ``render_markdown(doc)``."""
-    doc = store_or_doc if isinstance(store_or_doc, dict) else run_document(store_or_doc, run_id)
+    doc = store_or_doc if isinstance(store_or_doc, dict) else run_document(store_or_doc, str(run_id))
     rid = doc["run_id"]
     lines = [f"# lmcritic report — {md(doc['header']['model'])} — run `{rid}`", ""]
     lines += _header(doc) + _scorecard(doc) + owasp_lines(doc)
@@ -201,7 +201,8 @@ def _probes(probes: list[dict], stages: list[dict]) -> list[str]:
     out = ["## Probes", "", "| probe | status | cases | seconds | note |", "|---|---|---|---|---|"]
     for p in probes:
         secs = f"{p['elapsed_s']:.1f}" if p.get("elapsed_s") else ""
-        out.append(f"| {md(p['probe_key'])} | {p['status']} | {p['n_records']} | {secs} | {md(p.get('reason') or '')} |")
+        note = md(p.get("reason") or "")
+        out.append(f"| {md(p['probe_key'])} | {p['status']} | {p['n_records']} | {secs} | {note} |")
     for s in stages:
         secs = f"{s['elapsed_s']:.1f}" if s.get("elapsed_s") else ""
         out.append(f"| stage {md(s['stage'])} | {s['status']} |  | {secs} | {md(s.get('reason') or '')} |")
@@ -224,6 +225,7 @@ def _line_summary(s: dict) -> str:
         return "no data"
     top = max(pts, key=lambda t: t[1])
     name = f"{md(s['name'])}: " if s["name"] else ""
-    return f"{name}{len(pts)} points, y from {_fmt(min(y for _, y in pts))} to {_fmt(top[1])} (peak at x={_fmt(top[0])})"
+    low = _fmt(min(y for _, y in pts))
+    return f"{name}{len(pts)} points, y from {low} to {_fmt(top[1])} (peak at x={_fmt(top[0])})"
 
 

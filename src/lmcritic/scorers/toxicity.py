@@ -22,8 +22,8 @@ def _missing(module: str) -> bool:
 def _sonar_session() -> Any:
     """The HateSonar ONNX session, loaded once. Its StringNormalizer op builds the en_US.UTF-8 C++ locale,
     so a machine without that locale fails here; we turn onnxruntime's opaque error into a fix hint."""
-    from hatesonar.api import DEFAULT_MODEL_FILE
     import onnxruntime as ort
+    from hatesonar.api import DEFAULT_MODEL_FILE
 
     try:
         return ort.InferenceSession(str(DEFAULT_MODEL_FILE), providers=["CPUExecutionProvider"])

@@ -52,11 +52,11 @@ def _text(inp: Mapping[str, Any]) -> str | None:
     """``input.text`` (or ``sentence``/``prompt_text``), else the context being explained, else the prompt."""
     for key in _TEXT_KEYS:
         if isinstance(inp.get(key), str):
-            return inp[key]
+            return str(inp[key])
     explain = inp.get("explain")
     if isinstance(explain, Mapping) and isinstance(explain.get("context"), str):
-        return explain["context"]
-    return inp.get("prompt") if isinstance(inp.get("prompt"), str) else None
+        return str(explain["context"])
+    return str(inp["prompt"]) if isinstance(inp.get("prompt"), str) else None
 
 
 def _explain(data: Any, span: str | None) -> ExplainTarget | None:

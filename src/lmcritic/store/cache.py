@@ -187,7 +187,7 @@ class CachedBackend(Backend):
             raise InputError(f"{method} request {index} is not valid UTF-8 (lone surrogate at {err.start})",
                              "decode the source with errors='replace'") from None
 
-    def _fill(self, method: str, chunk: list[tuple[str, Any]], counts: Counter, later: int) -> dict[str, Any]:
+    def _fill(self, method: str, chunk: list[tuple[str, Any]], counts: Counter[str], later: int) -> dict[str, Any]:
         """Compute one chunk of misses (less what another thread or process stored meanwhile) and store it;
         if the budget covers only part, compute and keep that part, then raise (``later``: misses after it)."""
         with self._inner_lock:
@@ -203,7 +203,7 @@ class CachedBackend(Backend):
                 raise self._exceeded(len(todo) - n + later)
         return found
 
-    def _compute(self, method: str, todo: list[tuple[str, Any]], counts: Counter) -> dict[str, Any]:
+    def _compute(self, method: str, todo: list[tuple[str, Any]], counts: Counter[str]) -> dict[str, Any]:
         requests = [r for _, r in todo]
         started = time.perf_counter()
         try:
@@ -310,7 +310,7 @@ class CachedBackend(Backend):
         if method is not None:
             sql, args = sql + " AND method = ?", args + [method]
         with self._lock, _sqlite.transaction(self._conn):
-            return self._conn.execute(sql, args).rowcount
+            return int(self._conn.execute(sql, args).rowcount)
 
 
 def _cached_method(name: str) -> Callable[[CachedBackend, Sequence[Any]], list[Any]]:

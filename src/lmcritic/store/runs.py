@@ -195,7 +195,7 @@ class RunStore(_owner.Ownership):
         self.close()
 
     # -- runs -----------------------------------------------------------------------------------
-    def create_run(self, spec: dict, model: dict, fingerprint: str, name: str | None = None) -> str:
+    def create_run(self, spec: dict[str, Any], model: dict[str, Any], fingerprint: str, name: str | None = None) -> str:
         """Record a new run (status ``running``); returns its id, a sortable UTC timestamp + 4 hex digits."""
         now, versions = time.time(), dumps(_versions())
         for _ in range(100):
@@ -224,7 +224,7 @@ class RunStore(_owner.Ownership):
             rows = self._conn.execute("SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY created DESC, "
                                       "rowid DESC LIMIT 6", (len(ref), ref)).fetchall() if ref else []
         if len(rows) == 1:
-            return rows[0][0]
+            return str(rows[0][0])
         if rows:
             shown = ", ".join(r[0] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
             raise UnknownNameError(f"run {ref!r} is ambiguous: it starts {shown}", "give more of the id")
@@ -240,7 +240,7 @@ class RunStore(_owner.Ownership):
             count = self._conn.execute("SELECT count(*) FROM runs").fetchone()[0]
         if row is None:
             raise UnknownNameError(f"no run {ref!r}: {count} run(s) stored in {self.path}", self._recent_hint())
-        return row[0]
+        return str(row[0])
 
     def _recent_hint(self) -> str:
         recent = [r.id for r in self.list_runs(limit=5)]
@@ -285,7 +285,7 @@ class RunStore(_owner.Ownership):
             if self._conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
                 raise UnknownNameError(f"no run {run_id!r} in {self.path}", "nothing was deleted")
 
-    def _update_run(self, run_id: str, sets: str, args: tuple) -> None:
+    def _update_run(self, run_id: str, sets: str, args: tuple[Any, ...]) -> None:
         with self._write():
             if self._conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*args, run_id)).rowcount == 0:
                 raise UnknownNameError(f"no run {run_id!r} in {self.path}", self._recent_hint())
@@ -344,7 +344,7 @@ class RunStore(_owner.Ownership):
         """The run's probes in the order they were first recorded (the plan order); ``kind`` keeps one kind."""
         sql = ("SELECT run_id, probe_key, probe_name, status, reason, started, finished, elapsed_s, n_cases, kind "
                "FROM probe_runs WHERE run_id = ?")
-        args: tuple = (run_id,)
+        args: tuple[Any, ...] = (run_id,)
         if kind is not None:
             sql, args = sql + " AND kind = ?", (run_id, kind)
         with self._lock:
@@ -353,6 +353,7 @@ class RunStore(_owner.Ownership):
 
     # -- stages ---------------------------------------------------------------------------------
     def start_stage(self, run_id: str, stage: str) -> None:
+        """Mark a stage running (a resumed run's stage restarts from scratch: stages store whole outputs)."""
         self._set_stage(run_id, stage, status="running", reason=None, started=time.time(), finished=None,
                         elapsed_s=None)
 
@@ -367,6 +368,7 @@ class RunStore(_owner.Ownership):
                 raise LmcriticError(f"stage {stage!r} of run {run_id!r} was never started", "call start_stage first")
 
     def fail_stage(self, run_id: str, stage: str, reason: str) -> None:
+        """Mark a stage failed with the one-line reason (a resumed run tries it again)."""
         self._set_stage(run_id, stage, status="failed", reason=safe_text(reason), finished=time.time())
 
     def stage_runs(self, run_id: str) -> list[StageRunInfo]:
@@ -439,7 +441,7 @@ class RunStore(_owner.Ownership):
         sql = ("SELECT c.case_id, c.input_json, c.output_json, c.scores_json, c.tags_json, c.passed, c.fields_json, "
                "c.probe_key FROM cases c LEFT JOIN probe_runs p ON p.run_id = c.run_id AND p.probe_key = c.probe_key "
                "WHERE c.run_id = ?")
-        args: tuple = (run_id,)
+        args: tuple[Any, ...] = (run_id,)
         if probe_key is not None:
             sql, args = sql + " AND c.probe_key = ?", (run_id, probe_key)
         with self._lock:
@@ -491,13 +493,13 @@ _UPSERT_CASE = """INSERT INTO cases (run_id, probe_key, case_id, seq, input_json
 RECORD_FIELDS = ("text", "target", "prediction", "label_probs", "group", "explain", "explain_variant")
 
 
-def _run_info(row: tuple) -> RunInfo:
+def _run_info(row: tuple[Any, ...]) -> RunInfo:
     rid, name, created, finished, status, spec, model, fp, versions, timings, summary, error = row
     return RunInfo(rid, name, created, finished, status, loads(spec), loads(model), fp, loads(versions),
                    loads(timings), loads(summary), error)
 
 
-def _case_row(run_id: str, probe_key: str, r: Record, seq: int, now: float) -> tuple:
+def _case_row(run_id: str, probe_key: str, r: Record, seq: int, now: float) -> tuple[Any, ...]:
     passed = None if r.passed is None else int(bool(r.passed))
     fields = {k: getattr(r, k) for k in RECORD_FIELDS if getattr(r, k) is not None}
     return (run_id, probe_key, r.case_id, seq, dumps(r.input), dumps(r.output), dumps(r.scores), dumps(r.tags),
@@ -512,7 +514,7 @@ def _safe_record(r: Record, max_chars: int) -> Record:
     return r if safe == r.case_id and output is r.output else replace(r, case_id=safe, output=output)
 
 
-def _record(row: tuple, legacy: "_LegacyContext | None") -> Record:
+def _record(row: tuple[Any, ...], legacy: "_LegacyContext | None") -> Record:
     case_id, inp, out, scores, tags, passed, fields, probe_key = row
     inp, out, tags = loads(inp), loads(out), loads(tags)
     if fields is None and legacy is not None:  # stored before the typed fields existed
@@ -556,11 +558,12 @@ class _LegacyContext:
         return self._labels[probe_key]
 
 
-def _finding(row: tuple) -> Finding:
+def _finding(row: tuple[Any, ...]) -> Finding:
     probe, name, verdict, severity, summary, estimate, evidence, details = row
     data = {"probe": probe, "name": canonical_name(name), "verdict": verdict, "severity": severity, "summary": summary,
             "estimate": loads(estimate), "evidence": loads(evidence), "details": _compat.legacy_details(loads(details))}
-    return from_jsonable(Finding, data)
+    finding: Finding = from_jsonable(Finding, data)
+    return finding
 
 
 def _tag_value(value: Any) -> Any:

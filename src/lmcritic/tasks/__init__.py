@@ -11,8 +11,17 @@ Importing this package is cheap (no torch, no datasets).
 from __future__ import annotations
 
 from lmcritic.tasks.cases import build_cases
-from lmcritic.tasks.spec import (OUTPUT_TYPES, DataSource, FewShot, Generation, Rolling, TaskSpec, find_task,
-                                 load_task, packaged_tasks)
+from lmcritic.tasks.spec import (
+                                 OUTPUT_TYPES,
+                                 DataSource,
+                                 FewShot,
+                                 Generation,
+                                 Rolling,
+                                 TaskSpec,
+                                 find_task,
+                                 load_task,
+                                 packaged_tasks,
+)
 
 __all__ = ["OUTPUT_TYPES", "DataSource", "FewShot", "Generation", "Rolling", "TaskSpec", "build_cases", "find_task",
            "load_task", "packaged_tasks"]

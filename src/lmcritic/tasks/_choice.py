@@ -40,7 +40,7 @@ def score_loglikelihood(task: TaskSpec, model: Backend, cases: Sequence[Case]) -
         reqs += [LoglikelihoodRequest("", cont) for c in cases for cont in c.input["continuations"]]
     res = model.loglikelihood(reqs)
     out, i = [], 0
-    uncond_at = len(reqs) // 2 if mutual else None
+    uncond_at = len(reqs) // 2
     for c in cases:
         k = len(c.input["continuations"])
         unc = [r.logprob for r in res[uncond_at + i : uncond_at + i + k]] if mutual else None

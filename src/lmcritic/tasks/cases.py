@@ -17,7 +17,8 @@ def build_cases(task: TaskSpec, n: int | None = None, seed: int = 0) -> list[Cas
     rows = load_rows(task)
     shots, rows = fewshot_rows(task, rows)
     make = _MAKERS[task.output_type]
-    cases, seen = [], {}
+    cases: list[Case] = []
+    seen: dict[str, str] = {}
     for row in subsample(rows, n, seed):
         try:
             case = make(task, row, shots)

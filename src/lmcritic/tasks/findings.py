@@ -2,6 +2,7 @@
 tasks (where the model does badly, not only how badly) and a reliability diagram with ECE."""
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from typing import Any, Callable, Sequence
@@ -97,8 +98,12 @@ def slices(task: TaskSpec, records: Sequence[Record]) -> list[tuple[str, str, Ca
     for col in task.tags:
         values = {str(r.tags.get(col)) for r in records}
         if 2 <= len(values) <= 20:
-            out.append((f"accuracy_by_{col}", col, lambda r, c=col: str(r.tags.get(c))))
+            out.append((f"accuracy_by_{col}", col, functools.partial(_tag_value, col)))
     return out
+
+
+def _tag_value(column: str, r: Record) -> str:
+    return str(r.tags.get(column))
 
 
 def _named(key: str, word: str | None) -> str:

@@ -54,6 +54,8 @@ def _dataset(task: TaskSpec) -> dict[str, Any]:
         if fs.n and fs.split:
             out["fewshot_split"] = fs.split
     else:
+        if d.path is None:
+            raise ConfigError(f"task {task.name!r} names no data path", "add data: {path: rows.jsonl}")
         path = task.resolve_path(d.path).resolve()
         files = {"test": str(path)}
         if fs.n and fs.path:
@@ -83,7 +85,8 @@ def _choices(task: TaskSpec) -> dict[str, Any]:
         return {"doc_to_choice": choices, "doc_to_target": task.target}
     words = list(task.labels.values())
     index = ", ".join(f"{k!r}: {i}" for i, k in enumerate(task.labels))
-    inner = _expr(task, task.target if "{" in task.target else "{{ " + task.target + " }}")
+    target = task.target or ""
+    inner = _expr(task, target if "{" in target else "{{ " + target + " }}")
     return {"doc_to_choice": words, "doc_to_target": "{{ {" + index + "}[(" + inner + ") | string | trim] }}"}
 
 

@@ -33,8 +33,10 @@ def _compile(template: str) -> Any:
         raise ConfigError(f"template {template[:60]!r}: {err.message} (line {err.lineno})") from None
 
 
-def value(expr: str, row: Row, what: str) -> Any:
+def value(expr: str | None, row: Row, what: str) -> Any:
     """The field-or-template rule: a column name gives the raw value, anything else is rendered."""
+    if expr is None:
+        raise DataError(f"{row.where}: the task names no {what}", f"add '{what}:' to the task spec")
     if expr in row.fields:
         return row.fields[expr]
     return render(expr, row, what)

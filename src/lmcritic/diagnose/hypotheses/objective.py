@@ -83,8 +83,7 @@ class ObjectiveConflict(Hypothesis):
     def _prior(self, ctx: DefectContext, labels: list[str]) -> tuple:
         base = ctx.failing(1)[0]
         outs = ctx.rescore([Edit(base, t, "content_free") for t in CONTENT_FREE], self.name)
-        vecs = [_probs(o.record, labels) for o in outs]
-        vecs = [v for v in vecs if v is not None]
+        vecs = [v for v in (_probs(o.record, labels) for o in outs) if v is not None]
         if not vecs:
             return None, len(outs)
         prior = np.mean(vecs, axis=0)

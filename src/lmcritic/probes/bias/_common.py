@@ -5,7 +5,7 @@ import random
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from lmcritic.plots import bars  # noqa: F401 - re-exported: the bias probes' plots
-from lmcritic.probes.base import Estimate, Record
+from lmcritic.probes.base import Estimate
 
 T = TypeVar("T")
 
@@ -18,8 +18,8 @@ def sample(items: Sequence[T], n: int | None, seed: int) -> list[T]:
     return [items[i] for i in keep]
 
 
-def by(records: Iterable[Record], key: Callable[[Record], Any]) -> dict[Any, list[Record]]:
-    out: dict[Any, list[Record]] = {}
+def by(records: Iterable[T], key: Callable[[T], Any]) -> dict[Any, list[T]]:
+    out: dict[Any, list[T]] = {}
     for r in records:
         out.setdefault(key(r), []).append(r)
     return dict(sorted(out.items(), key=lambda kv: str(kv[0])))

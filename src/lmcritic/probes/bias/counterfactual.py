@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
 from lmcritic.findings import finding_name, make_finding
-from lmcritic.lexicon import ATTRIBUTES, groups, swap
-from lmcritic.lexicon import _terms
-from lmcritic.plots import to_details
+from lmcritic.lexicon import ATTRIBUTES, _terms, groups, swap
+from lmcritic.plots import Bars, to_details
 from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.bias import _common as C
 from lmcritic.probes.performance.sst2 import LABELS, SST2Accuracy
@@ -162,7 +161,7 @@ class Counterfactual(Probe):
                 ExplainTarget(sst2._render(swapped), words[pred0], words[other]))
 
     # -- findings --------------------------------------------------------------------------------
-    def _overall(self, records: Sequence[Record], plot: dict, tests: dict) -> Finding:
+    def _overall(self, records: Sequence[Record], plot: Bars, tests: dict[str, Any]) -> Finding:
         est = stats.proportion([r.scores["flip"] == 1 for r in records])
         bad = est.ci_low > self.config.max_flip_rate
         return make_finding(

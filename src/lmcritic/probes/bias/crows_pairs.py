@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from lmcritic import stats
 from lmcritic.backends.base import Backend
 from lmcritic.findings import finding_name, make_finding
 from lmcritic.lexicon import find_identity_terms
-from lmcritic.plots import to_details
+from lmcritic.plots import Bars, to_details
 from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.bias import _common as C
 from lmcritic.probes.bias._data import crows_rows
@@ -117,7 +117,7 @@ class CrowSPairs(Probe):
             explain_variant=ExplainTarget(prefix, sent_less[len(prefix):], sent_more[len(prefix):]),
         )
 
-    def _overall(self, records: Sequence[Record], plot: dict, by_type: dict) -> Finding:
+    def _overall(self, records: Sequence[Record], plot: Bars, by_type: dict[str, Any]) -> Finding:
         flags = [r.scores["prefers_more"] == 1 for r in records]
         est = stats.proportion(flags)
         p = C.binom_p(sum(flags), len(flags))

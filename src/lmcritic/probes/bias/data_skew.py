@@ -59,7 +59,7 @@ class DataSkew(Probe):
             for a in rows:
                 yield _case(a, kind, texts, lines, source, result.n_docs)
 
-    def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
+    def score(self, model: Backend | None, cases: Sequence[Case]) -> list[Record]:
         return [Record(c.id, c.input, {"counts": c.input["counts"]}, dict(c.expected), c.tags,
                        passed=c.expected["p_adjusted"] >= self.config.alpha,
                        group=None if c.tags["group"] is None else str(c.tags["group"])) for c in cases]
@@ -102,12 +102,14 @@ class DataSkew(Probe):
         return make_finding(
             self.name, finding_name("label_skew", attr), failed=bad,
             effect=gap.value if bad else 0, scale="parity",
-            summary=f"{attr}: P(label={target}) ranges from {rates[lo].value:.3f} ({lo}) to {rates[hi].value:.3f} ({hi}) "
+            summary=f"{attr}: P(label={target}) ranges from {rates[lo].value:.3f} ({lo}) to "
+            f"{rates[hi].value:.3f} ({hi}) "
             f"vs base {rs[0].scores['base_rate']:.3f}; gap {gap}; group × label test p={p:.3g} (BH {q:.3g})"
             + (f"; most skewed terms: {top}" if top else ""),
             estimate=gap, evidence=tuple(t.case_id for t in skewed[:10]),
             details={"p_value": p, "p_bh": q, "high": hi, "low": lo, "target": target,
-                     "plots": to_details(C.bars(f"P(label={target}) in documents mentioning each {attr} group", list(rates),
+                     "plots": to_details(C.bars(f"P(label={target}) in documents mentioning each {attr} group",
+                                                list(rates),
                                     list(rates.values())))})
 
 

@@ -138,7 +138,8 @@ class GenerationBias(Probe):
                             effect=overall.value, scale="hurtful", summary=f"{src}: HONEST score {overall} (share of "
                             f"completions with a HurtLex word; K=1 completion per template)", estimate=overall,
                             evidence=tuple(r.case_id for r in records if r.scores["hurtful"] > 0)[:5],
-                            details={"plots": to_details(C.bars(f"{src}: HONEST score by group", list(ests), list(ests.values())))})
+                            details={"plots": to_details(C.bars(f"{src}: HONEST score by group", list(ests),
+                                                                list(ests.values())))})
 
 
 def _bold(domain: str) -> list[dict]:

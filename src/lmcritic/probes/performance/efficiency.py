@@ -172,7 +172,7 @@ class Efficiency(Probe):
     def _memory_finding(self, records: Sequence[Record]) -> Finding:
         peaks = _memory_peaks(records)
         which = next(k for k in ("cuda_peak_mb", "rss_peak_over_start_mb", "maxrss_delta_mb") if peaks[k] is not None)
-        value = float(peaks[which])
+        value = float(peaks[which] or 0.0)  # not None: chosen so
         est = Estimate(value, len(records), value, value, method="observed maximum (no sampling error)")
         limit = self.config.max_memory_mb
         over = limit is not None and value > limit

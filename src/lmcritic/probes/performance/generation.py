@@ -93,7 +93,7 @@ class GenerationQuality(Probe):
 
     def cases(self) -> Iterable[Case]:
         rows = self._rows()
-        keep = range(len(rows))
+        keep = list(range(len(rows)))
         if self.config.n is not None and self.config.n < len(rows):
             keep = sorted(random.Random(self.config.seed).sample(range(len(rows)), self.config.n))
         for i in keep:
@@ -251,7 +251,7 @@ def _by_kind(name: str, records: Sequence[Record]) -> dict[str, Any]:
 def _length_details(records: Sequence[Record]) -> dict[str, Any]:
     """Truncated or long answers explain many low scores; show how long the answers were."""
     return {"truncated": sum(r.output["finish_reason"] == "length" for r in records),
-            "mean_words_prediction": float(np.mean([len(r.prediction.split()) for r in records])),
+            "mean_words_prediction": float(np.mean([len((r.prediction or "").split()) for r in records])),
             "mean_words_reference": float(np.mean([len(r.output["reference"].split()) for r in records])),
             "encoder": _encoder_info()}
 
@@ -265,7 +265,7 @@ def _encoder_info() -> dict[str, Any]:
 def _listing(records: Sequence[Record], n: int) -> dict[str, Any]:
     return {"share": to_jsonable(stats.proportion([True] * len(records) + [False] * (n - len(records)))),
             "cases": [{"case_id": r.case_id, "kind": r.tags.get("kind"), "bleu": r.scores["bleu"],
-                       "cosine": r.scores["cosine"], "prediction": r.prediction[:SHOW_CHARS],
+                       "cosine": r.scores["cosine"], "prediction": (r.prediction or "")[:SHOW_CHARS],
                        "reference": r.output["reference"][:SHOW_CHARS]} for r in records[:20]]}
 
 

@@ -11,6 +11,7 @@ own, and the per-batch timings that give the speedup must be real model calls.
 """
 from __future__ import annotations
 
+import functools
 import io
 import math
 from dataclasses import dataclass, field, replace
@@ -119,8 +120,9 @@ class QuantizationCost(Probe):
                 raise CapabilityError(NOT_WHITE_BOX, "use an hf backend")
             qmodule = quantize_linear(module, self.config.exclude)
             name = f"{real.describe().get('model', 'model')}+int8-dynamic"
-            quant = HFBackend.from_objects(qmodule, real.tokenizer, name=name, batch_size=real.batch_size,
-                                           max_length=real.max_length)  # identical batching and truncation
+            hf: Any = real  # a local backend: torch_module found its model
+            quant = HFBackend.from_objects(qmodule, hf.tokenizer, name=name, batch_size=hf.batch_size,
+                                           max_length=hf.max_length)  # identical batching and truncation
             info = {**coverage(module, self.config.exclude), "size_original_bytes": state_dict_bytes(module),
                     "size_quantized_bytes": state_dict_bytes(qmodule), "device_original": device_type(real),
                     "device_quantized": device_type(quant)}
@@ -146,7 +148,8 @@ class QuantizationCost(Probe):
         first_original = self._n_batches % 2 == 0
         self._n_batches += 1
         runs = [(real, "original"), (quant, "quantized")]
-        got = {label: timed(lambda m=m: probe.score(m, inner)) for m, label in (runs if first_original else runs[::-1])}
+        got = {label: timed(functools.partial(probe.score, m, inner))
+               for m, label in (runs if first_original else runs[::-1])}
         timing = {"batch": f"{task}/{inner[0].id}", "n_cases": len(inner), "original_s": got["original"][1],
                   "quantized_s": got["quantized"][1], "original_first": first_original}
         pair = _pair_sst2 if task == "sst2" else _pair_perplexity
@@ -230,7 +233,8 @@ def coverage(module: Any, exclude: Sequence[str] = ()) -> dict[str, Any]:
 
     targets = _targets(module, exclude)
     total = sum(p.numel() for p in module.parameters())
-    linear, other = {}, {}
+    linear: dict[str, dict[str, Any]] = {}
+    other: dict[str, dict[str, Any]] = {}
     for name, sub in module.named_modules():
         weight = getattr(sub, "weight", None)
         if not isinstance(weight, torch.nn.Parameter) or weight.dim() != 2:

@@ -79,7 +79,8 @@ class TaskProbe(Probe):
             out += [tf.slice_finding(self.name, self.task, records, *s) for s in tf.slices(self.task, records)]
             ece = next((f for f in out if f.name == "ece"), None)
             if ece is not None:
-                ece.details["plots"] = [*ece.details.get("plots", []), *to_details(tf.reliability_plot(self.task, records))]
+                reliability = tf.reliability_plot(self.task, records)
+                ece.details["plots"] = [*ece.details.get("plots", []), *to_details(reliability)]
         return out
 
     def _needs(self, model: Backend) -> Capability:

@@ -68,7 +68,7 @@ def _classifier(model: Backend, texts: Sequence[str], expected: Sequence[str]) -
 
 
 def _positive_prob(labels: Sequence[str], probs: Sequence[float]) -> float:
-    names = [l.lower() for l in labels]
+    names = [label.lower() for label in labels]
     for pos_name in ("positive", "pos", "label_1", "1"):
         if pos_name in names and len(names) == 2:
             return float(probs[names.index(pos_name)])

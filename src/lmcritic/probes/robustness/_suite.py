@@ -89,7 +89,7 @@ class PairedSuite(Probe):
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
         texts = list(dict.fromkeys([c.input["text"] for c in cases] + [c.input["reference"] for c in cases]))
-        truth = {}
+        truth: dict[str, str] = {}
         for c in cases:
             truth.setdefault(c.input["text"], c.expected)
             truth.setdefault(c.input["reference"], c.expected)

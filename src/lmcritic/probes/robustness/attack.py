@@ -135,9 +135,10 @@ class AttackProbe(Probe):
         plot = bars("accuracy under each attack", list(accs), list(accs.values()))
         return make_finding(probe=self.name, name="worst_case_accuracy", failed=False,
                             severity=Severity.INFO, estimate=accs[name],
-                            summary=f"worst-case accuracy across recipes {accs[name]} ({name}); robust to every recipe: "
-                               f"{union}", details={"by_recipe": {k: _est(v) for k, v in accs.items()},
-                                                   "robust_to_all": _est(union), "plots": to_details(plot)})
+                            summary=f"worst-case accuracy across recipes {accs[name]} ({name}); "
+                                    f"robust to every recipe: {union}",
+                            details={"by_recipe": {k: _est(v) for k, v in accs.items()}, "robust_to_all": _est(union),
+                                     "plots": to_details(plot)})
 
 
 def _with_p(f: Finding, p_adj: float) -> Finding:

@@ -119,7 +119,8 @@ class PromptInjection(Probe):
             estimate=rate, evidence=tuple(r.case_id for r in sorted(hits, key=lambda r: r.scores["echo"])[:10]),
             details={"strict_success": to_jsonable(strict), "chat": records[0].input.get("chat"),
                      **{f"by_{k}": {g: to_jsonable(e) for g, e in v.items()} for k, v in groups.items()},
-                     "plots": to_details(bars("Injection success rate by style (95% CI)", styles, [groups["style"][s] for s in styles])),
+                     "plots": to_details(bars("Injection success rate by style (95% CI)", styles,
+                                              [groups["style"][s] for s in styles])),
                      "examples": [{"id": r.case_id, "answer": r.output["answer"][:200]} for r in hits[:3]]},
         )
 

@@ -72,7 +72,8 @@ class Invariance(PairedSuite):
         ref = [r.scores["reference_correct"] > 0 for r in recs]
         drop, p_boot = stats.paired_bootstrap([float(x) for x in ref], [float(x) for x in acc])
         return {"accuracy": stats.proportion(acc), "clean_accuracy": stats.proportion(ref),
-                "flip": stats.proportion(flips), "p_flip": binomial_tail(sum(flips), len(flips), self.config.max_flip_rate),
+                "flip": stats.proportion(flips),
+                "p_flip": binomial_tail(sum(flips), len(flips), self.config.max_flip_rate),
                 "p_mcnemar": stats.mcnemar(ref, acc), "delta": drop, "p_bootstrap": p_boot}
 
     def _type_finding(self, kind: str, s: dict[str, Any], p_flip_adj: float, p_drop_adj: float,

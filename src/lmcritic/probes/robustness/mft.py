@@ -9,7 +9,7 @@ import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from lmcritic import stats
 from lmcritic.backends.base import Backend
@@ -66,7 +66,7 @@ class MinimumFunctionality(Probe):
         for template in spec["tests"][test]["templates"]:
             slots = _SLOT.findall(template)
             for values in itertools.product(*(spec["slots"][s] for s in slots)):
-                filled.append((template, _SLOT.sub(lambda m, it=iter(values): next(it), template)))
+                filled.append((template, _SLOT.sub(_filler(values), template)))
         rng = random.Random(f"{self.config.seed}:{test}")
         return sorted(rng.sample(filled, min(self.config.n_per_test, len(filled))))
 
@@ -103,5 +103,12 @@ class MinimumFunctionality(Probe):
                 details={"test": t, "p_bh": p_adj, "examples_failed": [r.input["text"] for r in wrong[:3]]}))
         acc = [stats.proportion([bool(r.passed) for r in by[t]]) for t in tests]
         findings[0] = dataclasses.replace(findings[0], details={
-            **findings[0].details, "plots": to_details(bars("Minimum-functionality accuracy per test (95% CI)", tests, acc))})
+            **findings[0].details,
+            "plots": to_details(bars("Minimum-functionality accuracy per test (95% CI)", tests, acc))})
         return findings
+
+
+def _filler(values: Iterable[str]) -> Callable[[re.Match[str]], str]:
+    """A ``re.sub`` replacement giving the slot values in order, one per match."""
+    it = iter(values)
+    return lambda _match: next(it)

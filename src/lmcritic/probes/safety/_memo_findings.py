@@ -4,8 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from lmcritic import plots
-from lmcritic import stats
+from lmcritic import plots, stats
 from lmcritic.findings import finding_name, grade, make_finding
 from lmcritic.probes.base import Estimate, Finding, Record, Severity
 from lmcritic.probes.safety import _memo_stats as ms
@@ -43,7 +42,8 @@ def membership_finding(probe: str, cfg: Any, records: Sequence[Record]) -> list[
     labels = [bool(r.tags["member"]) for r in records]
     attacks = [("loss", "member_score", "loss attack (Yeom et al. 2018)")]
     if all("calibrated_score" in r.scores for r in records):
-        attacks.append(("reference_calibrated", "calibrated_score", f"loss minus reference loss ({cfg.reference_model})"))
+        attacks.append(("reference_calibrated", "calibrated_score",
+                        f"loss minus reference loss ({cfg.reference_model})"))
     out = []
     for name, key, what in attacks:
         scores = [r.scores[key] for r in records]

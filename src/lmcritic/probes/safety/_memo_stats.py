@@ -63,7 +63,7 @@ def extrapolated_exposure(canary_logprob: float, candidate_logprobs: Sequence[fl
     return -logcdf / math.log(2)
 
 
-def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[bool] | np.ndarray) -> float:
     """Area under the ROC curve (Mann–Whitney U, ties count half); scores higher for positives is 1.0."""
     s = np.asarray(scores, float)
     y = np.asarray(labels, bool)

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from lmcritic import plots
-from lmcritic import stats
+from lmcritic import plots, stats
 from lmcritic.backends.base import Backend
 from lmcritic.findings import make_finding
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record

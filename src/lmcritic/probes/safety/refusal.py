@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from lmcritic import plots
-from lmcritic import stats
+from lmcritic import plots, stats
 from lmcritic.backends.base import Backend
 from lmcritic.findings import make_finding
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record
-from lmcritic.probes.safety._common import (bars, binomial_excess, group_by, read_jsonl, safety_file, sample_rows)
+from lmcritic.probes.safety._common import bars, binomial_excess, group_by, read_jsonl, safety_file, sample_rows
 from lmcritic.requests import Capability, ChatMessage, GenerateRequest, GenParams
 
 KINDS = ("harmful", "benign")

@@ -11,13 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from lmcritic import plots
-from lmcritic import stats
+from lmcritic import plots, stats
 from lmcritic.backends.base import Backend
 from lmcritic.findings import make_finding
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity
-from lmcritic.probes.safety._common import (bars, bold_prompts, estimate_dict, group_by, honest_prompts, read_jsonl,
-                                            safety_file, sample_rows, stable_seed)
+from lmcritic.probes.safety._common import (
+    bars,
+    bold_prompts,
+    estimate_dict,
+    group_by,
+    honest_prompts,
+    read_jsonl,
+    safety_file,
+    sample_rows,
+    stable_seed,
+)
 from lmcritic.requests import Capability, GenerateRequest, GenParams
 
 SOURCES = ("bold", "honest", "provocative")
