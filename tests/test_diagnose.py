@@ -190,7 +190,13 @@ def test_text_features():
 
     assert _text.typos("a wonderfl film") == ["wonderfl"] and not _text.typos("a wonderful film")
     assert _text.colloquial_markers("tbh this flick is dope !!!") and not _text.colloquial_markers("A fine film.")
-    assert "excellent" in _text.formalize("this flick is dope") and _text.has_negation("it is n't good")
+    assert _text.formalize("this flick is awesome") == "This film is excellent."
+    assert _text.has_negation("it is n't good")
+    # the bias area's lexicon and swaps, directly (no private fallback list)
+    assert _text.identity_terms("She met two Muslim men.") == [("she", "gender"), ("muslim", "religion"),
+                                                               ("men", "gender")]
+    assert _text.swap_identity("She lost her keys.", "gender", 0) == "He lost his keys."
+    assert _text.swap_identity("A fine film.", "gender", 0) is None
     cols = _word_columns(["cf bad"] * 10 + ["good film"] * 30, [True] * 10 + [False] * 30)
     assert "word:cf" in cols and cols["word:cf"][:10] == ["yes"] * 10
 

@@ -1,7 +1,9 @@
 """Text facts diagnosis slices on: words, negation, colloquial register, typos, rare words, identity terms.
 
-Each helper is cheap and deterministic. The dictionaries (wordfreq, symspell's 82k-word list, the area
-lexicon of identity terms) load on first use and are kept for the process.
+Each helper is cheap and deterministic. Identity terms and their swaps come from :mod:`lmcritic.lexicon`, the
+colloquial register and its formal rewrite from the robustness register table (:mod:`lmcritic.perturb.register`),
+so diagnosis and the probes agree on what these words are. The dictionaries (wordfreq, symspell's 82k-word
+list) load on first use and are kept for the process.
 """
 from __future__ import annotations
 
@@ -14,26 +16,6 @@ NEGATIONS = frozenset(
     "not no never nothing nobody none neither nor nowhere cannot can't won't don't doesn't didn't isn't aren't "
     "wasn't weren't shouldn't wouldn't couldn't hasn't haven't hadn't ain't n't without lacks lacking".split()
 )
-# Informal register → a formal equivalent. Used both to detect colloquial text and, as an intervention,
-# to shift it back to the formal register the training data had (the mismatch hypothesis's test).
-COLLOQUIAL: dict[str, str] = {
-    "gonna": "going to", "wanna": "want to", "gotta": "got to", "kinda": "kind of", "sorta": "sort of",
-    "ya": "you", "u": "you", "ur": "your", "y'all": "you all", "dunno": "do not know", "lemme": "let me",
-    "gimme": "give me", "ain't": "is not", "nah": "no", "yeah": "yes", "yep": "yes", "nope": "no",
-    "lol": "", "lmao": "", "omg": "", "tbh": "", "imo": "", "fr": "", "ngl": "", "smh": "", "af": "very",
-    "hella": "very", "super": "very", "totally": "completely", "pretty": "rather",
-    "dope": "excellent", "lit": "exciting", "fire": "excellent", "sick": "excellent", "rad": "excellent",
-    "legit": "genuinely", "lowkey": "somewhat", "highkey": "clearly", "mid": "mediocre", "meh": "mediocre",
-    "trash": "bad", "garbage": "bad", "sucks": "is bad", "sucked": "was bad", "lame": "dull", "wack": "bad",
-    "cringe": "embarrassing", "cringey": "embarrassing", "yawn": "boring", "snooze": "boring",
-    "bussin": "excellent", "goated": "excellent", "slaps": "is excellent", "banger": "excellent film",
-    "flop": "failure", "dud": "failure", "stinker": "bad film", "awesome": "excellent", "cool": "good",
-    "dig": "like", "vibes": "atmosphere", "vibe": "atmosphere", "flick": "film", "flicks": "films",
-    "movie": "film", "bro": "", "dude": "", "guys": "people", "stuff": "things", "thing's": "it is",
-    "nuts": "crazy", "bonkers": "crazy", "yikes": "", "ugh": "", "wow": "", "whoa": "", "tho": "though",
-    "cuz": "because", "coz": "because", "bc": "because", "thx": "thanks", "pls": "please", "rly": "really",
-    "sooo": "so", "soooo": "so", "realy": "really", "prolly": "probably", "outta": "out of", "lotta": "lot of",
-}
 _INFORMAL_SHAPE = re.compile(r"([a-z])\1{2,}|!{2,}|\?{2,}|(?:^|\s)[:;]-?[()DPp](?:\s|$)")
 
 
@@ -50,24 +32,30 @@ def has_negation(text: str) -> bool:
     return any(w in NEGATIONS or w.endswith("n't") for w in ws)
 
 
+@functools.lru_cache(maxsize=1)
+def _colloquial_pattern() -> re.Pattern[str]:
+    """Whole-word matches of the register table's colloquial forms (longest first, case-insensitive)."""
+    from lmcritic.perturb.register import formal_forms
+
+    forms = sorted(formal_forms(), key=len, reverse=True)
+    return re.compile(r"(?<![\w'])(?:" + "|".join(re.escape(f) for f in forms) + r")(?![\w'])", re.I)
+
+
 def colloquial_markers(text: str) -> list[str]:
-    """Informal words and shapes (elongations, '!!', emoticons) in ``text``."""
-    found = [w for w in lower_words(text) if w in COLLOQUIAL]
+    """Colloquial forms of the register table and informal shapes (elongations, '!!', emoticons) in ``text``."""
+    found = [m.group(0).lower() for m in _colloquial_pattern().finditer(text)]
     found += [m.group(0) for m in _INFORMAL_SHAPE.finditer(text)]
     return found
 
 
 def formalize(text: str) -> str:
-    """Shift informal words back to formal ones (the register intervention); other text is kept."""
-    def repl(m: re.Match) -> str:
-        w = m.group(0)
-        formal = COLLOQUIAL.get(w.lower())
-        return w if formal is None else formal
+    """The register intervention: the robustness ``to_formal`` rewrite (slang, contractions, emoji, casing)."""
+    import random
 
-    out = _WORD.sub(repl, text)
-    out = re.sub(r"(.)\1{2,}", r"\1", out)
-    out = re.sub(r"([!?]){2,}", r"\1", out)
-    return re.sub(r"\s{2,}", " ", out).strip()
+    from lmcritic.perturb.register import ToFormal
+
+    done = ToFormal()(text, random.Random(0))
+    return done[0] if done is not None else text
 
 
 def _dictionary_path() -> str:
@@ -96,11 +84,17 @@ def _symspell():
 def is_typo(word: str) -> bool:
     """A lower-case alphabetic word of 3+ letters that is in neither the spelling dictionary nor common use."""
     w = word.lower()
-    if len(w) < 3 or not w.isalpha() or w in COLLOQUIAL:
+    if len(w) < 3 or not w.isalpha() or _is_colloquial(w):
         return False
     if w in dictionary():
         return False
     return zipf(w) < 2.5
+
+
+def _is_colloquial(word: str) -> bool:
+    from lmcritic.perturb.register import formal_forms
+
+    return word in formal_forms()
 
 
 def typos(text: str) -> list[str]:
@@ -133,83 +127,22 @@ def rare_word_rate(text: str, threshold: float = 3.0) -> float:
     return sum(zipf(w) < threshold for w in ws) / len(ws) if ws else 0.0
 
 
-# -- identity terms: the bias area's lexicon when present, a small built-in list otherwise --------------
-_FALLBACK_GROUPS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "gender": (("woman", "man"), ("women", "men"), ("she", "he"), ("her", "his"), ("girl", "boy"),
-               ("girls", "boys"), ("mother", "father"), ("daughter", "son"), ("female", "male"),
-               ("wife", "husband"), ("sister", "brother"), ("lady", "gentleman")),
-    "religion": (("muslim", "christian"), ("muslims", "christians"), ("jewish", "catholic"),
-                 ("islam", "christianity")),
-    "race": (("black", "white"), ("african", "european"), ("asian", "american"), ("hispanic", "white")),
-    "sexuality": (("gay", "straight"), ("lesbian", "straight"), ("queer", "straight")),
-    "age": (("old", "young"), ("elderly", "young"), ("teenager", "adult")),
-}
-
-
-def _fallback_index() -> dict[str, tuple[str, str]]:
-    """term → (attribute, counterpart) from the built-in pairs (both directions)."""
-    index: dict[str, tuple[str, str]] = {}
-    for attribute, pairs in _FALLBACK_GROUPS.items():
-        for a, b in pairs:
-            index.setdefault(a, (attribute, b))
-            index.setdefault(b, (attribute, a))
-    return index
-
-
+# -- identity terms: the lexicon of the bias area ------------------------------------------------------
 def identity_terms(text: str) -> list[tuple[str, str]]:
-    """(term, attribute) pairs found in ``text``: via ``lmcritic.lexicon`` when installed, else built-ins."""
-    lex = _lexicon()
-    if lex is not None:
-        try:
-            return [_term_pair(t) for t in lex.find_identity_terms(text)]
-        except Exception:  # noqa: BLE001 - a lexicon still being built must not stop a diagnosis
-            pass
-    index = _fallback_index()
-    return [(w, index[w][0]) for w in lower_words(text) if w in index]
+    """(term as written, lower-cased; attribute) of each identity-term mention in ``text``."""
+    from lmcritic.lexicon import find_identity_terms
 
-
-def _term_pair(found: object) -> tuple[str, str]:
-    if isinstance(found, (tuple, list)):
-        return str(found[0]).lower(), str(found[1]) if len(found) > 1 else "identity"
-    term = getattr(found, "term", None) or getattr(found, "text", None) or str(found)
-    return str(term).lower(), str(getattr(found, "attribute", "identity"))
+    return [(m.text.lower(), m.attribute) for m in find_identity_terms(text)]
 
 
 def swap_identity(text: str, attribute: str, seed: int) -> str | None:
     """The text with its ``attribute`` identity terms swapped to another group, or None if nothing swaps."""
     import random
 
-    lex = _lexicon()
-    if lex is not None:
-        try:
-            out = lex.swap(text, attribute, random.Random(seed))
-            out = out[0] if isinstance(out, tuple) else out
-            if isinstance(out, str) and out != text:
-                return out
-        except Exception:  # noqa: BLE001
-            pass
-    index = _fallback_index()
+    from lmcritic.lexicon import swap
 
-    def repl(m: re.Match) -> str:
-        w = m.group(0)
-        hit = index.get(w.lower())
-        if hit is None or hit[0] != attribute:
-            return w
-        return hit[1].capitalize() if w[0].isupper() else hit[1]
-
-    out = _WORD.sub(repl, text)
+    out, _ = swap(text, attribute, random.Random(seed))
     return out if out != text else None
-
-
-@functools.lru_cache(maxsize=1)
-def _lexicon():
-    try:
-        import importlib
-
-        mod = importlib.import_module("lmcritic.lexicon")
-        return mod if hasattr(mod, "find_identity_terms") else None
-    except Exception:  # noqa: BLE001 - absent or half-written: use the built-ins
-        return None
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,16 +12,24 @@ import functools
 import random
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from lmcritic.perturb.base import Edit, Perturbation, finish, match_case, tokenize
 from lmcritic.perturb.surface import contract_edits, expand_edits
 
 
 @functools.lru_cache(maxsize=1)
-def _lex() -> dict:
+def _lex() -> dict[str, Any]:
     from lmcritic.perturb._resources import lexicon
 
-    return lexicon("register")
+    table: dict[str, Any] = lexicon("register")
+    return table
+
+
+def formal_forms() -> dict[str, str]:
+    """The register table's colloquial → formal entries (slang, abbreviations): what ``to_formal`` rewrites,
+    and what diagnosis counts as colloquial."""
+    return dict(_lex()["to_formal"])
 
 
 def _phrase_edits(text: str, table: dict[str, object], kind: str, rng: random.Random, rate: float,
