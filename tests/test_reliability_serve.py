@@ -242,7 +242,7 @@ def test_paused_hf_generation_gives_the_same_tokens(tiny_causal) -> None:
             gen = tiny_causal.start_generation(request)
             got, ticks = None, [0]
 
-            def every_third() -> bool:
+            def every_third(ticks: list[int] = ticks) -> bool:
                 ticks[0] += 1
                 return ticks[0] % 3 == 0
 

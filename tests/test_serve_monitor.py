@@ -58,7 +58,7 @@ def test_generated_token_logprobs_match_the_model(tiny_causal) -> None:
         choice = res.choices[0]
         lp = choice.logprobs
         assert "".join(lp.tokens) == choice.text and len(lp.tokens) == len(lp.token_logprobs)
-        for tok, value, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
+        for _tok, value, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
             assert value <= 0 and len(top) == 3
             assert max(top.values()) == pytest.approx(value, abs=1e-4)  # greedy: the chosen token is the argmax
         (ll,) = tiny_causal.loglikelihood([LoglikelihoodRequest("the film is", choice.text)])

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from lmcritic.datasets import DataIssues
-from lmcritic.probes.base import Finding, Severity, Verdict
+from lmcritic.findings import make_finding
+from lmcritic.probes.base import Finding
 
 MAX_LISTED = 50  # locations listed in a finding's details (the count covers all)
 
@@ -32,10 +33,10 @@ def data_quality_finding(probe: str, issues: DataIssues) -> Finding | None:
     reasons = Counter(_kind(i.reason) for i in skipped)
     summary = (f"skipped {len(skipped)} of {n} data rows ({_reasons(reasons)}); first: {skipped[0]}; "
                "the probe used the rest")
-    return Finding(probe, "data_quality", Verdict.FAIL, _severity(est.value), summary, estimate=est,
-                   details={"skipped": [{"path": i.path, "line": i.line, "reason": i.reason}
-                                        for i in skipped[:MAX_LISTED]],
-                            "reasons": dict(reasons), "n_rows": n})
+    return make_finding(probe, "data_quality", failed=True, effect=est.value, scale="unusable", summary=summary,
+                        estimate=est, details={"skipped": [{"path": i.path, "line": i.line, "reason": i.reason}
+                                                           for i in skipped[:MAX_LISTED]],
+                                               "reasons": dict(reasons), "n_rows": n})
 
 
 def case_errors_finding(probe: str, errors: Sequence[CaseError], n_cases: int) -> Finding:
@@ -45,21 +46,16 @@ def case_errors_finding(probe: str, errors: Sequence[CaseError], n_cases: int) -
     top, count = reasons.most_common(1)[0]
     summary = (f"{len(errors)} of {est.n} cases could not be scored (most common, {count}x: {top}); the other "
                "findings cover the cases that were; `lmcritic run --resume RUN` retries them")
-    return Finding(probe, "case_errors", Verdict.FAIL, _severity(est.value), summary, estimate=est,
-                   evidence=tuple(e.case_id for e in errors[:10]),
-                   details={"errors": [{"case": e.case_id, "reason": e.reason} for e in errors[:MAX_LISTED]],
-                            "reasons": dict(reasons.most_common(10))})
+    return make_finding(probe, "case_errors", failed=True, effect=est.value, scale="unusable", summary=summary,
+                        estimate=est, evidence=tuple(e.case_id for e in errors[:10]),
+                        details={"errors": [{"case": e.case_id, "reason": e.reason} for e in errors[:MAX_LISTED]],
+                                 "reasons": dict(reasons.most_common(10))})
 
 
 def _share(k: int, n: int):
     from lmcritic import stats
 
     return stats.proportion([True] * k + [False] * (n - k))
-
-
-def _severity(share: float) -> Severity:
-    """A few bad rows in many are a low-grade warning; a large share changes what the probe measured."""
-    return Severity.LOW if share < 0.01 else Severity.MEDIUM if share < 0.1 else Severity.HIGH
 
 
 def _kind(reason: str) -> str:

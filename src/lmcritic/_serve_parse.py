@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, overload
 
 from lmcritic.backends.base import Backend
 from lmcritic.errors import ConfigError
@@ -85,8 +85,17 @@ def number(body: dict[str, Any], name: str, default: float) -> float:
     return float(value)
 
 
+@overload
+def integer(body: dict[str, Any], name: str, default: int, lo: int | None = None, hi: int | None = None) -> int: ...
+
+
+@overload
+def integer(body: dict[str, Any], name: str, default: None, lo: int | None = None,
+            hi: int | None = None) -> int | None: ...
+
+
 def integer(body: dict[str, Any], name: str, default: int | None, lo: int | None = None,
-             hi: int | None = None) -> int | None:
+            hi: int | None = None) -> int | None:
     value = body.get(name)
     if value is None:
         return default

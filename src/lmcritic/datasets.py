@@ -177,7 +177,8 @@ class _Sink:
     """Where one read of one file reports skipped rows: the active collector, else one warning at the end."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self.active, self.issues = path, _ACTIVE.get(), []
+        self.path, self.active = path, _ACTIVE.get()
+        self.issues: list[Any] = []
 
     def skip(self, line: int, reason: str) -> None:
         issue = RowIssue(str(self.path), int(line), reason)
@@ -225,9 +226,8 @@ class _Sink:
 def _read_delimited(p: Path, sink: _Sink, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
     csv.field_size_limit(_FIELD_LIMIT)  # any field size: a 1 MB document in a TSV is data, not an error
     delimiter = "\t" if _kind(p) == ".tsv" else ","
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     with _open(p) as f:
-        rows = csv.reader(f, delimiter=delimiter, quoting=quoting)
+        rows = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
         header = _header(p, rows, required)
         for line, fields in _csv_rows(rows, sink):
             if len(fields) != len(header):

@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from lmcritic._progress import Bar
 from lmcritic._signals import terminate_as_interrupt
@@ -24,6 +24,11 @@ from lmcritic.errors import BudgetExceeded, CapabilityError, ConfigError, DataEr
 from lmcritic.probes import PROBES
 from lmcritic.probes.base import Case, Probe
 from lmcritic.spec import RunSpec, StageSpec
+
+if TYPE_CHECKING:
+    from lmcritic._quality import CaseError
+    from lmcritic.datasets import DataIssues
+    from lmcritic.probes.base import Finding
 
 MAX_ERRORS_IN_A_ROW = 5  # cases failing one after another with no success between: the model, not the data
 FATAL = (BudgetExceeded, KeyboardInterrupt, StoreError, CapabilityError)  # stop the probe (or run) at once
@@ -284,7 +289,7 @@ class _Tally:
     """Cases scored and failed in one probe; too many failures in a row stop the probe."""
 
     key: str
-    errors: list = field(default_factory=list)
+    errors: list[CaseError] = field(default_factory=list)
     n_scored: int = 0
     in_a_row: int = 0
 
@@ -309,7 +314,8 @@ class _Tally:
                f"{self.errors[0].reason})"
 
 
-def _quality_findings(key: str, issues: Any, errors: list, n_cases: int, bar: Bar) -> list:
+def _quality_findings(key: str, issues: DataIssues, errors: list[CaseError], n_cases: int,
+                      bar: Bar) -> list[Finding]:
     """The ``data_quality`` (skipped rows, also warned about) and ``case_errors`` findings, where there are any."""
     from lmcritic._quality import case_errors_finding, data_quality_finding
 

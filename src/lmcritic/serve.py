@@ -98,7 +98,7 @@ class API:
         self.scheduler.stop()
 
     def handle(self, method: str, path: str, headers: Any, body: bytes | None,
-               client_gone: Callable[[], bool] | None = None) -> tuple[int, dict[str, Any]]:
+               client_gone: Callable[[], bool] | None = None) -> tuple[int, dict[str, Any] | SSE]:
         path = path.split("?", 1)[0].rstrip("/") or "/"
         if path == "/health":
             return 200, {"status": "ok", "queued": self.scheduler.size}
@@ -167,6 +167,7 @@ class API:
 
     def _max_tokens(self, body: dict[str, Any], name: str, default: int) -> int:
         value = parse.integer(body, name, min(default, self.limits.max_tokens_cap), 0)
+        assert value is not None  # an int default
         if value > self.limits.max_tokens_cap:
             raise APIError(400, f"{name}: {value} is over this server's cap of {self.limits.max_tokens_cap} "
                            "(lmcritic serve --max-tokens-cap)", name)
@@ -279,6 +280,8 @@ def make_server(backend: Backend | None, host: str = "127.0.0.1", port: int = 0,
     from lmcritic._serve_log import TrafficLog
 
     if api is None:
+        if backend is None:
+            raise ConfigError("make_server needs a backend or an api", "pass the model to serve")
         api = API(backend, model_name or parse.default_name(backend), api_key_env, limits)  # fails before binding
     try:
         return bind(api, host, port, max_body_bytes=max_body_bytes, quiet=quiet,
@@ -301,9 +304,10 @@ def serve(model_spec: Any, host: str = "127.0.0.1", port: int = 8000, backend: s
     check_address(host, port)  # before minutes of model loading
     if api is None:
         print(f"lmcritic: loading model {spec.name!r} ...", file=sys.stderr)
-    model = load_model(spec) if api is None else _NoModel()
+    model: Backend | _NoModel = load_model(spec) if api is None else _NoModel()
     try:
-        server = make_server(model, host, port, model_name or spec.name, api_key_env, limits=limits,
+        server = make_server(model if isinstance(model, Backend) else None, host, port, model_name or spec.name,
+                             api_key_env, limits=limits,
                              log_path=log_path, api=api)
     except BaseException:
         model.close()

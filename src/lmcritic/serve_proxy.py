@@ -14,15 +14,15 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import time
 import urllib.parse
 import uuid
-import time
 from typing import Any, Iterator, Sequence
 
+from lmcritic._serve_parse import APIError, json_object
 from lmcritic._serve_sse import SSE, chunks
 from lmcritic.errors import ConfigError
 from lmcritic.registry import Registry
-from lmcritic._serve_parse import APIError, json_object
 from lmcritic.serve import check_bearer
 
 ROUTES = ("/v1/models", "/v1/completions", "/v1/chat/completions")
@@ -55,7 +55,8 @@ class OutputFilterGuard(Guard):
     def __init__(self, **options: Any) -> None:
         from lmcritic.mitigate.output_filter import FilterConfig, OutputFilterBackend
 
-        config = FilterConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+        config = FilterConfig(**values)
         self._filter = OutputFilterBackend(None, config)  # type: ignore[arg-type]  # only its text filter is used
 
     def filter_output(self, text: str) -> tuple[str, dict[str, Any] | None]:
@@ -148,7 +149,7 @@ class ProxyAPI:
 
     def _request(self, method: str, route: str, body: bytes | None) -> tuple[Any, Any]:
         cls = http.client.HTTPSConnection if self.url.scheme == "https" else http.client.HTTPConnection
-        conn = cls(self.url.hostname, self.url.port, timeout=self.timeout)
+        conn = cls(self.url.hostname or "", self.url.port, timeout=self.timeout)
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         if self._upstream_key:
             headers["Authorization"] = f"Bearer {self._upstream_key}"

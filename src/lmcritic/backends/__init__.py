@@ -87,7 +87,7 @@ def check_backend_options(cls: type, options: dict[str, Any], backend_name: str)
     converted: ``batch_size=8`` → 8, ``timeout=2.5`` → 2.5)."""
     from lmcritic._typecheck import check_kwargs
 
-    return check_kwargs(cls.__init__, options, f"{backend_name} backend option")
+    return check_kwargs(getattr(cls, "__init__"), options, f"{backend_name} backend option")  # noqa: B009
 
 
 __all__ = ["BACKENDS", "MODELS", "DEFAULT_MODEL", "Backend", "KnownModel", "ModelSpec", "check_text", "load_model"]

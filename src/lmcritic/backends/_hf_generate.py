@@ -242,5 +242,5 @@ def _rng_state(gen: Generation) -> Iterator[None]:
     finally:
         gen.rng = (torch.get_rng_state(), torch.cuda.get_rng_state(gen.be.device) if cuda else None)
         torch.set_rng_state(outer[0])
-        if cuda:
+        if cuda and outer[1] is not None:
             torch.cuda.set_rng_state(outer[1], gen.be.device)

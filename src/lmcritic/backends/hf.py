@@ -18,8 +18,16 @@ except ImportError as _err:  # one clear line instead of a traceback from the re
     raise ModelLoadError(f"the hf backend needs torch and transformers ({_err.name} is not installed)",
                          "pip install 'lmcritic[hf]'") from None
 
-from lmcritic.backends import (_cpu_malloc, _deadline, _hf_encoders, _hf_generate, _hf_kernels, _hf_loading, _hf_loglik,
-                               _hf_rolling)
+from lmcritic.backends import (
+    _cpu_malloc,
+    _deadline,
+    _hf_encoders,
+    _hf_generate,
+    _hf_kernels,
+    _hf_loading,
+    _hf_loglik,
+    _hf_rolling,
+)
 from lmcritic.backends._hf_tensors import fingerprint, vocab_size
 from lmcritic.backends._hf_whitebox import HFWhiteBox
 from lmcritic.backends.base import Backend

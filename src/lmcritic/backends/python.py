@@ -138,7 +138,8 @@ class PythonBackend(Backend):
     def _call_many(self, items: list[tuple[Any, ...]], idx: list[int], kwargs: dict[str, Any]) -> list[Any]:
         """Call ``fn(*item)`` per item, or ``fn(*columns)`` once when batched; failures become BackendErrors."""
         if not self.batched:
-            return [self._guarded(lambda a=a: self.fn(*a, **kwargs), f"request {i}", i) for i, a in zip(idx, items)]
+            return [self._guarded(functools.partial(self.fn, *a, **kwargs), f"request {i}", i)
+                    for i, a in zip(idx, items)]
         if not items:
             return []
         columns = [list(col) for col in zip(*items)]

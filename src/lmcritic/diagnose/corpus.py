@@ -153,7 +153,9 @@ def _load(path: Path, max_docs: int | None) -> tuple[list[int], list[str], list[
 
     if path.suffix.lower() == ".txt":
         for i, raw in read_lines(path):
-            lines.append(i), texts.append(raw.strip()), labels.append(None)
+            lines.append(i)
+            texts.append(raw.strip())
+            labels.append(None)
     else:
         for i, row in read_rows(path, required=()):
             text = row.get("text") or row.get("sentence")

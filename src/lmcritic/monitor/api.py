@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from lmcritic.monitor import alerts as al
-from lmcritic.monitor.check import CheckConfig, CheckResult, Checker
+from lmcritic.monitor.check import CheckConfig, Checker, CheckResult
 from lmcritic.monitor.scoring import RequestScorer, ScoringConfig, score_store
 from lmcritic.monitor.windows import WindowAcc
 from lmcritic.store.monitor import MonitorStore
@@ -34,7 +34,8 @@ def check_store(store: MonitorStore, scorer: RequestScorer, config: CheckConfig 
 
     score_store(store, scorer, progress=progress)
     mode, arg = _reference_mode(config.reference)
-    reference, extra = None, {}
+    reference: WindowAcc | None = None
+    extra: dict[int, dict[str, str | None]] = {}
     checker = Checker(store, scorer.fingerprint, config, rules)
     if mode == "run":
         reference, extra = run_reference(run_store, arg, scorer, checker)
@@ -48,14 +49,13 @@ def check_store(store: MonitorStore, scorer: RequestScorer, config: CheckConfig 
 def run_reference(run_store: Any, ref: str, scorer: RequestScorer, checker: Checker
                   ) -> tuple[WindowAcc, dict[int, dict[str, str | None]]]:
     """A pre-deployment run's inputs (and generated outputs) scored like traffic: the reference window."""
-    from lmcritic.diagnose.features import input_text
     from lmcritic.errors import ConfigError
 
     run_id = run_store.resolve(ref)
     texts: list[dict[str, str | None]] = []
     for key in run_store.record_keys(run_id):
         for r in run_store.records(run_id, key):
-            prompt = input_text(r)
+            prompt = r.text
             if prompt:
                 texts.append({"prompt": prompt, "response": _output_text(r.output)})
     if not texts:

@@ -17,7 +17,7 @@ import numpy as np
 from lmcritic.errors import ConfigError
 from lmcritic.monitor import alerts as al
 from lmcritic.monitor.metrics import METRICS, MetricDef, parse_window, scalar_metrics
-from lmcritic.monitor.schema import parse_timestamp, RowError
+from lmcritic.monitor.schema import RowError, parse_timestamp
 from lmcritic.monitor.windows import Acc, WindowAcc, stream_windows
 from lmcritic.store.monitor import MonitorStore
 
@@ -242,8 +242,8 @@ def _absorb(ref: WindowAcc | None, win: WindowAcc) -> WindowAcc:
     merged.accs = {**ref.accs}
     for key, acc in win.accs.items():
         merged.accs[key] = _merge(merged.accs[key], acc) if key in merged.accs else acc
-    for key, rid in win.texts.keyed():
-        ref.texts.add(key, rid)
+    for text_key, rid in win.texts.keyed():
+        ref.texts.add(text_key, rid)
     merged.texts = ref.texts
     return merged
 

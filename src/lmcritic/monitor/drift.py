@@ -68,7 +68,7 @@ def psi(reference: Sequence[float], current: Sequence[float], bins: int = PSI_BI
     return psi_counts(a, b)
 
 
-def psi_counts(reference: Sequence[float], current: Sequence[float]) -> float:
+def psi_counts(reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray) -> float:
     """PSI = Σ (q − p) ln(q / p) over aligned bins (``p``, ``q``: the shares, floored at 1e-4)."""
     p, q = np.asarray(reference, float), np.asarray(current, float)
     if p.sum() == 0 or q.sum() == 0:

@@ -131,7 +131,8 @@ def to_run(store: MonitorStore, run_store: Any, scorer: str, flags: Sequence[str
            start: float | None = None, end: float | None = None, model: str | None = None,
            limit: int = 20000) -> str:
     """Store the period's traffic as a run; returns the run id (``lmcritic diagnose RUN`` works on it)."""
-    from lmcritic.probes.base import Finding, Severity, Verdict
+    from lmcritic.findings import make_finding
+    from lmcritic.probes.base import Severity
     from lmcritic.stats import proportion
 
     metrics = [METRICS.get(f) for f in flags]
@@ -147,10 +148,10 @@ def to_run(store: MonitorStore, run_store: Any, scorer: str, flags: Sequence[str
         run_store.add_records(run_id, TRAFFIC_KEY, records)
         passed += [bool(r.passed) for r in records]
     rate = proportion([not p for p in passed])
-    run_store.add_findings(run_id, TRAFFIC_KEY, [Finding(
-        "safety.replay", "production_failure_rate", Verdict.FAIL if rate.value > 0 else Verdict.PASS,
-        Severity.MEDIUM if rate.value > 0 else Severity.INFO,
-        f"{rate} of production requests were flagged ({', '.join(flags)})", rate)])
+    run_store.add_findings(run_id, TRAFFIC_KEY, [make_finding(
+        "safety.replay", "production_failure_rate", failed=rate.value > 0,
+        severity=Severity.MEDIUM if rate.value > 0 else Severity.INFO,
+        summary=f"{rate} of production requests were flagged ({', '.join(flags)})", estimate=rate)])
     run_store.finish_probe(run_id, TRAFFIC_KEY)
     run_store.finish_run(run_id, {}, {"n_requests": len(passed)})
     return run_id
@@ -183,7 +184,7 @@ def _record(r: StoredRequest, scores: dict[str, Any], metrics: Sequence[Any]) ->
             tags[key.replace(".code", "")] = scores[key]
     tags.update({k: group_of(rec.metadata, k) for k, v in rec.metadata.items() if isinstance(v, (str, int, bool))})
     return Record(f"req-{r.id}", {"text": rec.prompt, "prompt": rec.prompt}, {"answer": rec.response, "flags": hit},
-                  numeric, tags, passed=not hit)
+                  numeric, tags, passed=not hit, text=rec.prompt)
 
 
 __all__: Sequence[str] = ("DEFAULT_FLAGS", "export_cases", "flagged", "to_run")

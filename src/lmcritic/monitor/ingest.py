@@ -134,10 +134,11 @@ def _take(raw: RawRow, path: Path, mapping: Mapping[str, str], batch: _Batch, co
             return
         except RowError as err:
             raw = replace(raw, error=err, excerpt=_excerpt(raw.row))
-    err = raw.error
-    assert err is not None
-    counts[err.kind] += 1
-    batch.failures.append(RowFailure(str(path.resolve()), raw.line, err.kind, err.message, raw.excerpt[:200]))
+    failure = raw.error
+    assert failure is not None
+    counts[failure.kind] += 1
+    batch.failures.append(RowFailure(str(path.resolve()), raw.line, failure.kind, failure.message,
+                                     raw.excerpt[:200]))
 
 
 def _flush(store: MonitorStore, state: SourceState, batch: _Batch, counts: Counter, examples: list[str],

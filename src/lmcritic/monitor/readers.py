@@ -15,7 +15,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, cast
 
 from lmcritic.errors import ConfigError, DataError
 from lmcritic.monitor.schema import RowError
@@ -236,7 +236,8 @@ def _parquet(path: Path, start: Resume, batch_size: int = 2048) -> Iterator[RawR
 # -- helpers -------------------------------------------------------------------------------------------
 def _open(path: Path) -> IO[bytes]:
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rb")  # seek() works on the uncompressed stream (by reading up to it)
+        # seek() works on the uncompressed stream (by reading up to it)
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return path.open("rb")
 
 

@@ -10,8 +10,9 @@ whose scorer cannot run here is dropped with its reason, before any work.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from lmcritic._serde import stable_hash
@@ -27,7 +28,7 @@ CHUNK = 512
 class Step:
     field: str
     scorer: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.field not in TEXT_FIELDS:
@@ -105,7 +106,7 @@ class RequestScorer:
     def _cached(self, scorer: Scorer, fp: str, texts: Sequence[str | None]) -> list[dict[str, Any]]:
         """Values per text (``{}`` for None): cache hits, then each distinct miss scored once, then stored."""
         hashes = [text_hash(t) if t is not None else None for t in texts]
-        distinct = {h: t for h, t in zip(hashes, texts) if h is not None}
+        distinct = {h: t for h, t in zip(hashes, texts) if h is not None and t is not None}
         found = self.store.cached_values(fp, list(distinct)) if self.store is not None else {}
         todo = [h for h in distinct if h not in found]
         if todo:

@@ -47,7 +47,8 @@ def write_reports(store, run_id: str, directory: Path | None = None, formats=FOR
     run_id = store.resolve(run_id)
     directory = Path(directory) if directory else lmcritic_home() / "reports" / run_id
     doc = run_document(store, run_id, max_cases=max_cases)
-    render = {"html": render_html, "md": render_markdown, "json": render_json}
+    render: dict[str, Callable[[dict[str, Any]], str]] = {"html": render_html, "md": render_markdown,
+                                                          "json": render_json}
     return {fmt: write_file(directory / f"report.{fmt}", render[fmt](doc)) for fmt in formats}
 
 

@@ -161,7 +161,7 @@ def render_monitor_json(doc: dict[str, Any]) -> str:
 
 
 def _fb(line: dict) -> str:
-    thumb = {1: "thumbs up", -1: "thumbs down"}.get(line.get("feedback"), "")
+    thumb = {1: "thumbs up", -1: "thumbs down"}.get(int(line.get("feedback") or 0), "")
     return f"{thumb} {line.get('comment') or ''}".strip()
 
 

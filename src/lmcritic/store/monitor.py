@@ -228,7 +228,7 @@ class MonitorStore(RunStore):
                                    [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()])
 
 
-def _range(start: float | None, end: float | None, prefix: str = "") -> tuple[str, tuple]:
+def _range(start: float | None, end: float | None, prefix: str = "") -> tuple[str, tuple[Any, ...]]:
     conds, args = [], []
     if start is not None:
         conds.append(f"{prefix}ts >= ?")
@@ -239,21 +239,21 @@ def _range(start: float | None, end: float | None, prefix: str = "") -> tuple[st
     return ("WHERE " + " AND ".join(conds)) if conds else "", tuple(args)
 
 
-def _attributes(row: tuple) -> dict[str, Any]:
+def _attributes(row: tuple[Any, ...]) -> dict[str, Any]:
     meta, model, version, source = row
     attrs = dict(loads(meta) or {})
     attrs.update({k: v for k, v in (("model", model), ("version", version), ("source", source)) if v is not None})
     return attrs
 
 
-def _request_row(rec: LogRecord, source: str, line: int, now: float) -> tuple:
+def _request_row(rec: LogRecord, source: str, line: int, now: float) -> tuple[Any, ...]:
     return (rec.key(), rec.timestamp, safe_text(rec.prompt), safe_text(rec.response), safe_text(rec.model),
             safe_text(rec.version), safe_text(rec.conversation_id), safe_text(rec.request_id), rec.thumb,
             rec.feedback_score, safe_text(rec.feedback_comment), safe_text(rec.expected), dumps(rec.metadata),
             source, line, now)
 
 
-def _stored(row: tuple) -> StoredRequest:
+def _stored(row: tuple[Any, ...]) -> StoredRequest:
     (rid, ts, prompt, response, model, version, conv, req, thumb, fscore, comment, expected, meta, source,
      line) = row
     rec = LogRecord(ts, prompt, response, model, version, conv, req, thumb, fscore, comment, expected,

@@ -272,7 +272,7 @@ class RunStore(_owner.Ownership):
             return
         self._update_run(run_id, "status = ?, error = ?, finished = ?", (status, safe_text(error), time.time()))
 
-    def finish_run(self, run_id: str, timings: dict, summary: dict, status: str = "done",
+    def finish_run(self, run_id: str, timings: dict[str, Any], summary: dict[str, Any], status: str = "done",
                    error: str | None = None) -> None:
         """The run ended by itself: ``done``, ``partial`` (some probes failed) or ``failed`` (none ran)."""
         _check(status, RUN_STATUSES, "run status")
@@ -509,7 +509,7 @@ def _case_row(run_id: str, probe_key: str, r: Record, seq: int, now: float) -> t
 def _safe_record(r: Record, max_chars: int) -> Record:
     """A case id SQLite can take (ids with lone surrogates get U+FFFD; their JSON columns are escaped), and
     output texts over ``max_chars`` cut with a marker (a 10 MB answer must not become 10 MB per copy)."""
-    safe = safe_text(r.case_id)
+    safe = safe_text(r.case_id) or ""
     output = _sqlite.cap_strings(r.output, max_chars)
     return r if safe == r.case_id and output is r.output else replace(r, case_id=safe, output=output)
 

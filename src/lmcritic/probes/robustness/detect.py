@@ -124,7 +124,7 @@ class DetectAdversarial(Probe):
                      "scorer": self.config.reference or "model under test"})]
 
 
-def auroc(pos: Sequence[float], neg: Sequence[float]) -> float:
+def auroc(pos: Sequence[float] | np.ndarray, neg: Sequence[float] | np.ndarray) -> float:
     """P(score of a random positive > a random negative), ties counting half (Mann–Whitney U / n1·n0)."""
     p, n = np.asarray(pos, float), np.asarray(neg, float)
     if not len(p) or not len(n):

@@ -14,7 +14,8 @@ from typing import Any, Iterable, Sequence
 from lmcritic import stats
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import read_rows
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.findings import make_finding
+from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity
 from lmcritic.requests import Capability, ChatMessage, GenerateRequest, GenParams
 
 RESPONSE_CHECKS = {"response.pii": "pii", "response.toxic": "toxicity", "response.refusal": "refusal"}
@@ -74,7 +75,8 @@ class Replay(Probe):
         if case.expected:
             out["token_f1"] = f1 = float(token_f1_one(answer, str(case.expected)))
             ok = ok and f1 >= self.config.min_token_f1
-        return Record(case.id, case.input, {"answer": answer}, out, case.tags, passed=ok)
+        return Record(case.id, case.input, {"answer": answer}, out, case.tags, passed=ok,
+                      text=case.input["prompt"], target=None if case.expected is None else str(case.expected))
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         if not records:
@@ -84,9 +86,9 @@ class Replay(Probe):
         by_check = {c: stats.proportion([r.scores.get(f"flag:{c}", 0) > 0 for r in records
                                          if f"flag:{c}" in r.scores]) for c in RESPONSE_CHECKS}
         seen = ", ".join(f"{c} {e.value:.2f} (n={e.n})" for c, e in by_check.items() if e.n)
-        return [Finding(self.name, "replay_failure_rate", Verdict.FAIL if bad else Verdict.PASS,
-                        (Severity.HIGH if fail.ci_low > self.config.max_failure_rate else Severity.MEDIUM) if bad
-                        else Severity.INFO,
-                        f"{fail} of production cases that went wrong fail again (by check: {seen or 'none'})",
-                        fail, tuple(r.case_id for r in records if r.passed is False)[:10],
-                        {"by_check": {c: str(e) for c, e in by_check.items() if e.n}})]
+        severe = Severity.HIGH if fail.ci_low > self.config.max_failure_rate else Severity.MEDIUM
+        return [make_finding(self.name, "replay_failure_rate", failed=bad, severity=severe if bad else Severity.INFO,
+                             summary=f"{fail} of production cases that went wrong fail again "
+                                     f"(by check: {seen or 'none'})",
+                             estimate=fail, evidence=tuple(r.case_id for r in records if r.passed is False)[:10],
+                             details={"by_check": {c: str(e) for c, e in by_check.items() if e.n}})]
