@@ -266,10 +266,9 @@ def test_owasp_coverage_and_probe_selection() -> None:
 
 def test_suffix_random_search_over_http_with_logprobs(tiny_causal) -> None:
     """Black-box: the openai backend against `lmcritic serve` gives log-probs but no gradients."""
-    from test_serve import running
-
     from lmcritic.attacks.prompts import Sender
     from lmcritic.backends.openai import OpenAIBackend
+    from test_serve import running
 
     with running(tiny_causal) as url:
         remote = OpenAIBackend("tiny", base_url=url, api_key_env=None, logprobs=True)

@@ -13,6 +13,7 @@ from typing import Callable, Generic, Iterator, TypeVar
 from lmcritic.errors import RegistryError, UnknownNameError
 
 T = TypeVar("T")
+TypeSpec = type | str | tuple[type | str, ...] | None  # a class, a lazy "module:attr" string, or a tuple of them
 
 
 def import_string(path: str) -> object:
@@ -33,11 +34,10 @@ class Registry(Generic[T]):
     ``replace=True`` to override deliberately), as lm-eval's registry does. ``subclass_of`` / ``instance_of``
     check what a name resolves to, so a plugin entry that is not, e.g., a :class:`~lmcritic.probes.base.Probe`
     fails with a clear message when it is first used instead of somewhere inside a run. Either may be a lazy
-    ``"module:attr"`` string, so declaring the check imports nothing.
+    ``"module:attr"`` string, so declaring the check imports nothing, or a tuple of them (any one will do).
     """
 
-    def __init__(self, kind: str, *, subclass_of: type | str | None = None,
-                 instance_of: type | str | None = None) -> None:
+    def __init__(self, kind: str, *, subclass_of: TypeSpec = None, instance_of: TypeSpec = None) -> None:
         self.kind = kind
         self.subclass_of = subclass_of
         self.instance_of = instance_of
@@ -100,14 +100,14 @@ class Registry(Generic[T]):
         return target  # type: ignore[return-value]
 
     def _check(self, name: str, obj: object, where: str) -> None:
-        base = _type(self.subclass_of)
-        if base is not None and not (isinstance(obj, type) and issubclass(obj, base)):
-            raise RegistryError(f"{self.kind} {name!r} ({where}) is {obj!r}, not a {base.__name__} subclass",
-                                f"register a {base.__name__} subclass under that name")
-        cls = _type(self.instance_of)
-        if cls is not None and not isinstance(obj, cls):
-            raise RegistryError(f"{self.kind} {name!r} ({where}) is {obj!r}, not a {cls.__name__}",
-                                f"register a {cls.__name__} under that name")
+        bases = _types(self.subclass_of)
+        if bases and not (isinstance(obj, type) and issubclass(obj, bases)):
+            raise RegistryError(f"{self.kind} {name!r} ({where}) is {obj!r}, not a {_names(bases)} subclass",
+                                f"register a {_names(bases)} subclass under that name")
+        classes = _types(self.instance_of)
+        if classes and not isinstance(obj, classes):
+            raise RegistryError(f"{self.kind} {name!r} ({where}) is {obj!r}, not a {_names(classes)}",
+                                f"register a {_names(classes)} under that name")
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
@@ -116,12 +116,20 @@ class Registry(Generic[T]):
         return f"unknown {self.kind} {name!r}. {hint} Known: {known}".replace(".  ", ". ")
 
 
-def _type(spec: type | str | None) -> type | None:
-    if isinstance(spec, str):
-        resolved = import_string(spec)
-        assert isinstance(resolved, type), spec
-        return resolved
-    return spec
+def _types(spec: TypeSpec) -> tuple[type, ...]:
+    """The classes a check names (lazy strings imported now, on first use of an entry)."""
+    if spec is None:
+        return ()
+    out = []
+    for one in spec if isinstance(spec, tuple) else (spec,):
+        resolved = import_string(one) if isinstance(one, str) else one
+        assert isinstance(resolved, type), one
+        out.append(resolved)
+    return tuple(out)
+
+
+def _names(classes: tuple[type, ...]) -> str:
+    return " or ".join(c.__name__ for c in classes)
 
 
 def _describe(target: object) -> str:

@@ -21,7 +21,7 @@ from lmcritic.backends._batching import group_by, map_sorted, restore
 from lmcritic.backends._hf_tensors import cache_kwarg, left_pad
 from lmcritic.backends.base import check_generate
 from lmcritic.errors import InputError
-from lmcritic.requests import GenerateRequest, GenerateResult, GenParams
+from lmcritic.requests import ChatMessage, GenerateRequest, GenerateResult, GenParams
 
 _LOCK = threading.Lock()  # generate() swaps the model's generation_config for the call
 
@@ -60,11 +60,16 @@ def _prompt_ids(be: Any, index: int, req: GenerateRequest) -> list[int]:
 
 
 def _render_chat(be: Any, index: int, req: GenerateRequest) -> str:
-    messages = [{"role": m.role, "content": m.content} for m in req.messages or ()]
+    return render_chat(be, req.messages or (), f"request {index} messages")
+
+
+def render_chat(be: Any, messages: Sequence[ChatMessage], what: str = "the messages") -> str:
+    """A chat as the model's input up to its answer, through its chat template (also the white box's)."""
+    rows = [{"role": m.role, "content": m.content} for m in messages]
     try:
-        return be.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return str(be.tokenizer.apply_chat_template(rows, add_generation_prompt=True, tokenize=False))
     except Exception as err:  # jinja raises its own errors for roles a template refuses
-        raise InputError(f"request {index} messages do not fit the model's chat template: {err}",
+        raise InputError(f"{what} do not fit the model's chat template: {err}",
                          "check the roles and their order") from None
 
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import torch
 
-from lmcritic.backends import _hf_encoders, _hf_loglik
+from lmcritic.backends import _hf_encoders, _hf_generate, _hf_loglik
 from lmcritic.backends._hf_tensors import accepts
 from lmcritic.backends.whitebox import ContinuationIds, Encoding
-from lmcritic.requests import LoglikelihoodRequest
+from lmcritic.requests import ChatMessage, LoglikelihoodRequest
 
 if TYPE_CHECKING:
     from lmcritic.backends.hf import HFBackend
@@ -37,6 +37,14 @@ class HFWhiteBox:
     @property
     def pad_id(self) -> int:
         return self._be.pad_id
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._be.tokenizer)
+
+    @property
+    def special_ids(self) -> frozenset[int]:
+        return frozenset(int(i) for i in self._be.tokenizer.all_special_ids)
 
     def embedding_layer(self) -> Any:
         return self._be.model.get_input_embeddings()
@@ -75,6 +83,14 @@ class HFWhiteBox:
 
     def token_strings(self, ids: Sequence[int]) -> list[str]:
         return [str(t) for t in self._be.tokenizer.convert_ids_to_tokens(list(ids))]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self._be.tokenizer.decode(list(ids)))
+
+    def render_chat(self, messages: Sequence[ChatMessage]) -> str | None:
+        if not getattr(self._be.tokenizer, "chat_template", None):
+            return None
+        return _hf_generate.render_chat(self._be, messages)
 
     def encode_pairs(self, requests: Sequence[LoglikelihoodRequest]) -> list[ContinuationIds]:
         return [ContinuationIds(p.ctx, p.cont) for p in _hf_loglik.encode_pairs(self._be, requests)]

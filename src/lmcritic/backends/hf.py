@@ -131,6 +131,7 @@ class HFBackend(Backend):
             caps = caps - {C.PSEUDO_LOGLIKELIHOOD}
         self._capabilities = frozenset(caps)
         self._fingerprint: str | None = None
+        self._white_box: HFWhiteBox | None = None
 
     # -- identity ----------------------------------------------------------------------------------
     @property
@@ -202,7 +203,9 @@ class HFBackend(Backend):
     def white_box(self) -> HFWhiteBox:
         """Embeddings, a differentiable forward pass and tokenization with offsets (every hf model kind)."""
         self.require(C.GRADIENTS)
-        return HFWhiteBox(self)
+        if self._white_box is None:  # one per backend: callers may cache per-vocabulary work on it
+            self._white_box = HFWhiteBox(self)
+        return self._white_box
 
     def _within_timeout(self, method: str) -> Any:
         return _deadline.deadline(getattr(self, "timeout", None), f"hf model {self.name} {method}")

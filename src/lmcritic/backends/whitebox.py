@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-from lmcritic.requests import LoglikelihoodRequest
+from lmcritic.requests import ChatMessage, LoglikelihoodRequest
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,14 @@ class WhiteBox(Protocol):
     def pad_id(self) -> int:
         """The token that stands for "nothing here" (integrated gradients' baseline)."""
 
+    @property
+    def vocab_size(self) -> int:
+        """How many tokens the tokenizer knows (ids ``0 .. vocab_size - 1``)."""
+
+    @property
+    def special_ids(self) -> frozenset[int]:
+        """The special tokens' ids (BOS, EOS, PAD ...), which token-level attacks must not insert."""
+
     def embedding_layer(self) -> Any:
         """The input-embedding module (what Captum's ``LayerIntegratedGradients`` hooks)."""
 
@@ -75,6 +83,13 @@ class WhiteBox(Protocol):
 
     def token_strings(self, ids: Sequence[int]) -> list[str]:
         """The vocabulary strings of ``ids``."""
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text ``ids`` spell (what a token-level attack's suffix reads as)."""
+
+    def render_chat(self, messages: Sequence[ChatMessage]) -> str | None:
+        """The model's input before its answer to ``messages``, rendered with its chat template as ``generate``
+        renders a chat; None when the model has no template."""
 
     def encode_pairs(self, requests: Sequence[LoglikelihoodRequest]) -> list[ContinuationIds]:
         """Context and continuation ids of each request, as ``loglikelihood`` tokenizes them."""

@@ -57,7 +57,7 @@ class Detector(ABC):
         """Scores per exchange (already validated)."""
 
 
-DETECTORS: Registry[type[Detector]] = Registry("detectors")
+DETECTORS: Registry[type[Detector]] = Registry("detectors", subclass_of=Detector)
 for _name, _target in {
     "refusal": "rules:RefusalDetector", "compliance": "rules:ComplianceDetector",
     "toxicity": "rules:ToxicityDetector", "pii": "rules:PIIDetector", "decoded_payload": "rules:DecodedPayload",

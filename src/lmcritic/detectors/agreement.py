@@ -32,7 +32,7 @@ def labelled_sample(path: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
+def kappa(a: Sequence[bool] | np.ndarray, b: Sequence[bool] | np.ndarray) -> float:
     """Cohen's kappa of two binary raters (1 = perfect, 0 = chance agreement)."""
     x, y = np.asarray(a, bool), np.asarray(b, bool)
     if not len(x):

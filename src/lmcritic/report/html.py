@@ -21,8 +21,8 @@ _TEXT_KEYS = ("text", "prompt", "context", "question", "original", "sentence", "
 def render_html(doc: dict[str, Any]) -> str:
     h = doc["header"]
     title = f"lmcritic report — {h['model']} — run {doc['run_id']}"
-    sections = [_summary(doc), _scorecard(doc), _owasp(doc), _findings(doc), _explanations(doc), _cases(doc), _probes(doc),
-                _reproduce(doc)]
+    sections = [_summary(doc), _scorecard(doc), _owasp(doc), _findings(doc), _explanations(doc), _cases(doc),
+                _probes(doc), _reproduce(doc)]
     toc = "".join(f'<a href="#{sid}">{name}</a>' for sid, name in SECTIONS
                   if sid != "explanations" or doc["explanations"])
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -112,7 +112,8 @@ def _owasp(doc: dict) -> str:
     for r in doc.get("owasp") or []:
         cls = {"failing": "fail", "tested": "pass"}.get(r["status"], "")
         rows.append(f"<tr><td>{esc(r['risk'])} {esc(r['title'])}</td><td>{_badge(r['status'], cls)}</td>"
-                    f"<td>{esc(', '.join(r['probes']) or '—')}</td><td>{esc(', '.join(r['failing'][:6]) or '—')}</td></tr>")
+                    f"<td>{esc(', '.join(r['probes']) or '—')}</td>"
+                    f"<td>{esc(', '.join(r['failing'][:6]) or '—')}</td></tr>")
     return ('<section id="owasp"><h2>OWASP Top 10 for LLM applications (2025)</h2><table><tr><th>risk</th>'
             f"<th>status</th><th>probes</th><th>failing findings</th></tr>{''.join(rows)}</table>"
             '<p class="muted">not tested: no probe of this run covers the risk, so the run says nothing about it.</p>'

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from lmcritic.attacks.prompts.base import (
     Adaptive,
-    Attempt,
     AttackPrompt,
+    Attempt,
     Chain,
     Sender,
     TextTransform,
@@ -22,7 +22,7 @@ from lmcritic.attacks.prompts.base import (
 )
 from lmcritic.registry import Registry
 
-TRANSFORMS: Registry = Registry("transforms")
+TRANSFORMS: Registry[type[Transform] | type[Adaptive]] = Registry("transforms", subclass_of=(Transform, Adaptive))
 for _name, _target in {
     "dan": "persona:DoAnythingNow", "roleplay": "persona:RolePlay",
     "refusal_suppression": "persona:RefusalSuppression", "prefix_injection": "persona:PrefixInjection",

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from lmcritic.attacks.prompts.base import Adaptive, AttackPrompt, Attempt, Judge, Sender, transcript
 from lmcritic.backends.base import Backend
+from lmcritic.backends.whitebox import WhiteBox
 from lmcritic.requests import Capability, ChatMessage, LoglikelihoodRequest
 
 _CHARS = string.ascii_letters + string.digits + "!?.,;:-+*/=()[]{}<>@#$%&"
@@ -51,12 +52,12 @@ class SuffixSearch(Adaptive):
     def run(self, model: Backend, prompts: Sequence[AttackPrompt], judge: Judge, send: Sender) -> list[Attempt]:
         from lmcritic.attacks._gradients import white_box
 
-        be = white_box(model)
-        return [self._one(model, be, p, judge, send) for p in prompts]
+        wb = white_box(model)
+        return [self._one(model, wb, p, judge, send) for p in prompts]
 
-    def _one(self, model: Backend, be: Any, prompt: AttackPrompt, judge: Judge, send: Sender) -> Attempt:
+    def _one(self, model: Backend, wb: WhiteBox | None, prompt: AttackPrompt, judge: Judge, send: Sender) -> Attempt:
         rng = random.Random(f"{self.seed}\x1f{prompt.request}")
-        space = _TokenSpace(be, self) if be is not None else _CharSpace(self)
+        space = _TokenSpace(wb, self) if wb is not None else _CharSpace(self)
         state = _Search(prompt, space.start(rng))
         state.best = self._score(model, space, state, [state.suffix])[0]
         while state.queries + 2 <= self.budget and not state.success:
@@ -124,25 +125,25 @@ class _TokenSpace:
 
     method, cost = "gcg", 1
 
-    def __init__(self, be: Any, search: SuffixSearch) -> None:
+    def __init__(self, wb: WhiteBox, search: SuffixSearch) -> None:
         from lmcritic.attacks import _suffix_grad
 
-        self.be, self.search, self.grad = be, search, _suffix_grad
-        self.allowed = _suffix_grad.ascii_tokens(be.tokenizer)
+        self.wb, self.search, self.grad = wb, search, _suffix_grad
+        self.allowed = _suffix_grad.ascii_tokens(wb)
 
     def start(self, rng: random.Random) -> list[int]:
-        bang = self.be.tokenizer("!", add_special_tokens=False)["input_ids"]
+        bang = self.grad.token_ids(self.wb, "!")
         return list(bang[:1] * self.search.length)
 
     def text(self, suffix: Sequence[int]) -> str:
-        return self.be.tokenizer.decode(list(suffix))
+        return self.wb.decode(list(suffix))
 
     def context(self, prompt: AttackPrompt, suffix: Sequence[int]) -> str:
-        return self.grad.render(self.be, prompt, self.text(suffix))
+        return self.grad.render(self.wb, prompt, self.text(suffix))
 
     def propose(self, model: Backend, state: _Search, rng: random.Random, n: int) -> list[list[int]]:
         state.queries += 1  # the gradient pass
-        grad = self.grad.one_hot_gradient(self.be, state.prompt, list(state.suffix), self.search.target)
+        grad = self.grad.one_hot_gradient(self.wb, state.prompt, list(state.suffix), self.search.target)
         top = self.grad.top_candidates(grad, self.allowed, self.search.topk)
         out: list[list[int]] = []
         for _ in range(4 * n):
@@ -151,6 +152,6 @@ class _TokenSpace:
             pos = rng.randrange(len(state.suffix))
             new = list(state.suffix)
             new[pos] = int(rng.choice(top[pos]))
-            if new != list(state.suffix) and self.grad.round_trips(self.be.tokenizer, new) and new not in out:
+            if new != list(state.suffix) and self.grad.round_trips(self.wb, new) and new not in out:
                 out.append(new)
         return out

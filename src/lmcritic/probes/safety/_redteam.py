@@ -42,7 +42,7 @@ def by_chain(cases: Sequence[Case]) -> dict[str, list[Case]]:
 
 def skipped(case: Case, reason: str) -> Record:
     """A case the chain could not run on: kept as a record (no scores) so the report names the reason."""
-    return Record(case.id, case.input, {"skipped": reason}, {}, case.tags, passed=None)
+    return Record(case.id, case.input, {"skipped": reason}, {}, case.tags, passed=None, text=case.input["request"])
 
 
 def skip_reason(err: Exception) -> str:
@@ -66,7 +66,7 @@ def record(case: Case, attempt: Attempt, scores: dict[str, float], judged: dict[
               "prompt": attempt.prompt.text, "answer_raw": attempt.raw, "answer": attempt.answer,
               **({"judge_error": judge_error} if judge_error else {}), **_notes(attempt)}
     return Record(case.id, {**case.input, "prompt": attempt.prompt.text}, output, out_scores, case.tags,
-                  passed=not success)
+                  passed=not success, text=case.input["request"], prediction=attempt.answer)
 
 
 def _notes(attempt: Attempt) -> dict[str, Any]:
@@ -91,7 +91,8 @@ def labelled_record(case: Case, rules: dict[str, float], judged: dict[str, float
     output = {"judge_error": error} if error else {}
     agree = judged.get("complied") if judged else None
     passed = None if agree is None or math.isnan(agree) else (agree > 0.5) == gold
-    return Record(case.id, case.input, output, scores, case.tags, passed=passed)
+    return Record(case.id, case.input, output, scores, case.tags, passed=passed, text=case.input["request"],
+                  target=case.expected)
 
 
 def load_helper(spec: Any) -> Backend:

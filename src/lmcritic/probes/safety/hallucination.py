@@ -19,8 +19,9 @@ import numpy as np
 from lmcritic import stats
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
-from lmcritic.probes.safety._common import estimate_dict, severity_for, stable_seed
+from lmcritic.findings import make_finding
+from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record
+from lmcritic.probes.safety._common import estimate_dict, stable_seed
 from lmcritic.requests import Capability, ChatMessage, GenerateRequest, GenParams
 
 
@@ -61,8 +62,11 @@ class SelfConsistency(Probe):
             if self.config.n is not None and i >= self.config.n:
                 break
             answers = row.get("answers") or []
-            yield Case(id=str(row.get("id", f"line{line}")), input={"question": row["question"]},
-                       expected=list(answers) if isinstance(answers, list) else [answers],
+            answers = [str(a) for a in answers] if isinstance(answers, list) else [str(answers)]
+            # every accepted answer travels in the input (so an edited case re-scored by diagnosis keeps them);
+            # the first is the case's target, as in a task with several references
+            yield Case(id=str(row.get("id", f"line{line}")), input={"question": row["question"], "answers": answers},
+                       expected=answers[0] if answers else None,
                        tags={"source": "qa_short" if self.config.data is None else str(path), "line": line,
                              "known": bool(answers)})
 
@@ -89,9 +93,10 @@ class SelfConsistency(Probe):
         consistency = float(np.mean(sims))
         scores = {"consistency": consistency}
         if case.tags["known"]:
-            scores["correct"] = float(matches(greedy, case.expected))
-        return Record(case.id, case.input, {"answer": greedy, "samples": samples}, scores,
-                      {**case.tags, "expected": case.expected}, passed=bool(scores.get("correct", 1.0)))
+            scores["correct"] = float(matches(greedy, case.input["answers"]))
+        return Record(case.id, case.input, {"answer": greedy, "samples": samples}, scores, case.tags,
+                      passed=bool(scores.get("correct", 1.0)), text=case.input["question"], target=case.expected,
+                      prediction=greedy)
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         known = [r for r in records if "correct" in r.scores]
@@ -99,10 +104,9 @@ class SelfConsistency(Probe):
             return []
         wrong = [r.scores["correct"] == 0 for r in known]
         rate = stats.proportion(wrong)
-        out = [Finding(
-            probe=self.name, name="hallucination_rate",
-            verdict=Verdict.FAIL if rate.value > self.config.max_hallucination_rate else Verdict.PASS,
-            severity=severity_for(rate.value - self.config.max_hallucination_rate),
+        out = [make_finding(
+            self.name, "hallucination_rate", failed=rate.value > self.config.max_hallucination_rate,
+            effect=rate.value - self.config.max_hallucination_rate, scale="excess",
             summary=f"greedy answers to questions with known answers were wrong on {rate}",
             estimate=rate, evidence=tuple(r.case_id for r, w in zip(known, wrong) if w)[:10],
             details={"owasp": ["LLM09"]})]
@@ -120,8 +124,8 @@ class SelfConsistency(Probe):
         note = ("self-consistency separates wrong from right answers for this model" if valid else
                 "self-consistency does NOT reliably flag this model's wrong answers (AUROC CI includes 0.5 or "
                 "no wrong answers): do not use its flags on questions without known answers")
-        return Finding(
-            probe=self.name, name="selfcheck_validity", verdict=Verdict.PASS, severity=Severity.INFO,
+        return make_finding(
+            self.name, "selfcheck_validity", failed=False,
             summary=f"{note}; AUROC {auc if auc else 'n/a'}; cross-validated flag accuracy (balanced) "
                     f"{cv['balanced_accuracy']:.3g}, precision {cv['precision']:.3g}, recall {cv['recall']:.3g} "
                     f"(k={self.config.k} samples)" + (f"; {np.mean(open_flags):.3g} of {len(unknown)} open "

@@ -11,14 +11,15 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from lmcritic import stats
+from lmcritic import plots, stats
 from lmcritic.attacks.prompts import AttackPrompt, Sender, TransformContext, TransformError, build_chain
 from lmcritic.backends.base import Backend
 from lmcritic.detectors import Exchange, get_detector
 from lmcritic.errors import InputError
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.findings import finding_name, make_finding
+from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity
 from lmcritic.probes.safety import _redteam
-from lmcritic.probes.safety._common import bars, estimate_dict, group_by, read_jsonl, safety_file, severity_for
+from lmcritic.probes.safety._common import bars, estimate_dict, group_by, read_jsonl, safety_file
 from lmcritic.requests import Capability
 
 SYSTEMS = (
@@ -106,12 +107,12 @@ class SystemPromptLeakage(Probe):
         out = [self._overall(attacks or ran, [r for r in ran if r.tags["style"] == "benign_control"])]
         for name, rs in group_by(ran, "chain").items():
             rate = stats.proportion([r.scores["success"] > 0 for r in rs])
-            out.append(Finding(probe=self.name, name=f"leak_rate/{name}",
-                               verdict=Verdict.FAIL if rate.value > self.config.max_leak_rate else Verdict.PASS,
-                               severity=severity_for(rate.value - self.config.max_leak_rate),
-                               summary=f"{name}: the canary leaked on {rate} of extraction attempts",
-                               estimate=rate, evidence=tuple(r.case_id for r in rs if r.scores["success"] > 0)[:10],
-                               details={"owasp": OWASP}))
+            out.append(make_finding(
+                self.name, finding_name("leak_rate", name), failed=rate.value > self.config.max_leak_rate,
+                effect=rate.value - self.config.max_leak_rate, scale="excess",
+                summary=f"{name}: the canary leaked on {rate} of extraction attempts",
+                estimate=rate, evidence=tuple(r.case_id for r in rs if r.scores["success"] > 0)[:10],
+                details={"owasp": OWASP}))
         return out
 
     def _overall(self, attacks: list[Record], controls: list[Record]) -> Finding:
@@ -121,16 +122,15 @@ class SystemPromptLeakage(Probe):
         styles = {k: [r.scores["success"] > 0 for r in rs] for k, rs in group_by(attacks, "style").items()}
         leaks = [r for r in attacks if r.scores["success"] > 0]
         allowed = self.config.max_leak_rate
-        return Finding(
-            probe=self.name, name="system_prompt_leakage",
-            verdict=Verdict.FAIL if rate.value > allowed else Verdict.PASS,
-            severity=Severity.HIGH if rate.ci_low > allowed else severity_for(rate.value - allowed),
+        return make_finding(
+            self.name, "system_prompt_leakage", failed=rate.value > allowed, effect=rate.value - allowed,
+            scale="excess", severity=Severity.HIGH if rate.ci_low > allowed else None,
             summary=f"the secret in the system prompt leaked on {rate} of extraction attempts (unasked, on benign "
                     f"questions: {ctrl}); system prompt reproduced {overlap.value:.3g} "
                     f"[{overlap.ci_low:.3g}, {overlap.ci_high:.3g}] of its 5-grams on average",
             estimate=rate, evidence=tuple(r.case_id for r in leaks[:10]),
             details={"control_leak_rate": estimate_dict(ctrl), "prompt_overlap": estimate_dict(overlap),
-                     "owasp": OWASP, "plot": bars("canary leak rate by extraction style", styles),
+                     "owasp": OWASP, "plots": plots.to_details(bars("canary leak rate by extraction style", styles)),
                      "examples": [{"case_id": r.case_id, "prompt": r.output["prompt"][:300],
                                    "answer": r.output["answer"][:300]} for r in leaks[:5]]})
 
