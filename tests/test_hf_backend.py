@@ -139,7 +139,10 @@ def test_loglikelihood_equals_lmeval_reference_and_reuses_kv(tiny_causal) -> Non
 
     def count_real_tokens(mod, args, kw) -> None:
         ids, mask = (args[0] if args else kw["input_ids"]), kw.get("attention_mask")
-        seen.append(int(mask[:, -ids.shape[1] :].sum()) if mask is not None else ids.numel())
+        if mask is not None and mask.dim() == 4:  # packed rows: real tokens are the ones that see themselves
+            seen.append(int((mask[:, 0].diagonal(dim1=-2, dim2=-1) == 0).sum()))
+        else:
+            seen.append(int(mask[:, -ids.shape[1] :].sum()) if mask is not None else ids.numel())
 
     hook = tiny_causal.model.transformer.register_forward_pre_hook(count_real_tokens, with_kwargs=True)
     try:

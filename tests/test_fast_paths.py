@@ -1,0 +1,163 @@
+"""The hf backend's fast paths give what the reference paths give, on the tiny GPT-2 of conftest.
+
+* sampled generation in batches with a generator per row == ``generate`` on each request alone after
+  ``torch.manual_seed(seed)`` (the former path), whatever the batch size and order;
+* greedy generation in lmcritic's own loop == ``generate`` batched;
+* multiple choice packed in one row (tree attention) == KV reuse == one plain sequence per request;
+* a probe run with ``fast_paths=False`` (the reference paths) stores the same records as the default.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from lmcritic.backends import _hf_generate as G
+from lmcritic.backends import _hf_loglik as L
+from lmcritic.backends import _hf_packed as P
+from lmcritic.backends.hf import HFBackend
+from lmcritic.requests import GenerateRequest, GenParams, LoglikelihoodRequest
+
+PROMPTS = ["the movie", "a film that is", "it", "one of the best films of the year , and", "x", "the"]
+SETTINGS = [  # temperature, top_p, top_k, seed, stop
+    (1.0, 1.0, 0, 3, ()), (0.8, 0.9, 0, 7, ()), (1.3, 1.0, 20, 11, ()), (1.0, 0.95, 0, 5, (" the", " a")),
+]
+
+
+def variant(be: HFBackend, batch_size: int = 16, fast: bool = True) -> HFBackend:
+    return HFBackend.from_objects(be.model, be.tokenizer, batch_size=batch_size, fast_paths=fast)
+
+
+def sampled(n_tokens: int = 14) -> list[GenerateRequest]:
+    return [GenerateRequest(prompt=p, params=GenParams(max_new_tokens=n_tokens, temperature=t, top_p=tp, top_k=tk,
+                                                       seed=s, stop=st))
+            for p in PROMPTS for (t, tp, tk, s, st) in SETTINGS]
+
+
+def test_sampled_batches_equal_each_request_alone(tiny_causal) -> None:
+    reqs = sampled()
+    got = tiny_causal.generate(reqs)
+    alone = [G.generate_alone(tiny_causal, G._prompt_ids(tiny_causal, i, r), r.params) for i, r in enumerate(reqs)]
+    assert got == alone
+    assert len({r.text for r in got}) > len(reqs) // 2  # really sampled: seeds and settings give varied text
+    assert any(r.finish_reason == "stop" for r in got)  # rows left the batch early
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_sampling_independent_of_batch_size_and_order(tiny_causal, batch_size) -> None:
+    reqs = sampled(10)
+    want = tiny_causal.generate(reqs)
+    order = list(range(len(reqs)))
+    random.Random(batch_size).shuffle(order)
+    got = variant(tiny_causal, batch_size).generate([reqs[i] for i in order])
+    assert [got[order.index(i)] for i in range(len(reqs))] == want
+
+
+def test_reference_path_is_generate_one_at_a_time(tiny_causal) -> None:
+    reqs = sampled(8)
+    assert variant(tiny_causal, fast=False).generate(reqs) == tiny_causal.generate(reqs)
+
+
+def test_greedy_own_loop_equals_generate(tiny_causal) -> None:
+    for params in (GenParams(max_new_tokens=12), GenParams(max_new_tokens=20, stop=(" the",))):
+        reqs = [GenerateRequest(prompt=p, params=params) for p in PROMPTS]
+        ids = [G._prompt_ids(tiny_causal, i, r) for i, r in enumerate(reqs)]
+        assert tiny_causal.generate(reqs) == G._generate_batch(tiny_causal, ids, params)
+
+
+CONTEXTS = ["the movie is", "a dull , lifeless film that", "it 's a charming and often affecting journey . ", "",
+            "one of the best films of the year and"]
+CHOICES = [" great", " bad", " a total mess of a movie", "ok", " not at all what i expected"]
+MC = [LoglikelihoodRequest(c, x) for c in CONTEXTS for x in CHOICES]
+
+
+def test_packed_equals_kv_reuse_and_plain(tiny_causal) -> None:
+    pairs = L.encode_pairs(tiny_causal, MC)
+    groups = list(L.group_by(pairs, lambda p: p.ctx).values())
+    assert P.packed_ok(tiny_causal.model)
+    with torch.inference_mode():
+        packed = dict(L.score_packed(tiny_causal, groups))
+        shared = dict(L.score_shared(tiny_causal, groups))
+        plain = dict(L.score_plain(tiny_causal, pairs))
+    for i in range(len(MC)):
+        assert math.isclose(packed[i].logprob, plain[i].logprob, abs_tol=1e-5), MC[i]
+        assert math.isclose(packed[i].logprob, shared[i].logprob, abs_tol=1e-5), MC[i]
+        assert (packed[i].is_greedy, packed[i].n_tokens) == (plain[i].is_greedy, plain[i].n_tokens)
+
+
+def test_packed_rows_split_to_fit_and_stay_exact(tiny_causal) -> None:
+    be, ref = (HFBackend.from_objects(tiny_causal.model, tiny_causal.tokenizer, batch_size=3, max_length=16,
+                                      fast_paths=fast) for fast in (True, False))
+    reqs = [r for r in MC if r.context]
+    pairs = L.encode_pairs(be, reqs)
+    group = [p for p in pairs if p.ctx == pairs[0].ctx]
+    parts = L._row_parts(group, be.max_length)
+    assert len(parts) > 1 and all(len(pt[0].ctx) + sum(len(p.cont) - 1 for p in pt) <= 16 for pt in parts)
+    got, want = be.loglikelihood(reqs), ref.loglikelihood(reqs)
+    assert all(math.isclose(a.logprob, b.logprob, abs_tol=1e-5) for a, b in zip(got, want))
+
+
+def test_tree_mask_sees_context_and_own_continuation_only() -> None:
+    seg = torch.tensor([[-1, 0, 0, 1, 1, 2]])
+    allowed = (P.tree_mask(seg, torch.float32)[0, 0] == 0).int().tolist()
+    assert allowed == [[0, 0, 0, 0, 0, 0],  # padding sees nothing and is seen by no one
+                       [0, 1, 0, 0, 0, 0],
+                       [0, 1, 1, 0, 0, 0],
+                       [0, 1, 1, 1, 0, 0],
+                       [0, 1, 1, 1, 1, 0],
+                       [0, 1, 1, 0, 0, 1]]  # continuation 2 does not see continuation 1
+
+
+def test_a_model_that_ignores_the_mask_keeps_the_kv_path(tiny_causal_dir) -> None:
+    be = HFBackend(model=str(tiny_causal_dir))
+    forward = be.model.transformer.forward
+
+    def no_custom_masks(*args, **kwargs):  # a model that rebuilds its own causal mask
+        mask = kwargs.get("attention_mask")
+        if mask is not None and mask.dim() == 4:
+            kwargs["attention_mask"] = None
+        return forward(*args, **kwargs)
+
+    be.model.transformer.forward = no_custom_masks
+    assert not P.packed_ok(be.model)
+    with torch.inference_mode():
+        want = dict(L.score_plain(be, L.encode_pairs(be, MC)))
+    for i, res in enumerate(be.loglikelihood(MC)):
+        assert math.isclose(res.logprob, want[i].logprob, abs_tol=1e-5)
+
+
+def test_probe_records_equal_with_reference_paths(tmp_path, tiny_causal_dir) -> None:
+    """A run on the fast paths stores the same cases, outputs and findings as one on the reference paths."""
+    from lmcritic.backends import ModelSpec
+    from lmcritic.runner import Runner
+    from lmcritic.spec import ProbeSpec, RunSpec
+
+    probes = (ProbeSpec("performance.task", {"task": "mc_knowledge", "n": 10}, key="mc"),
+              ProbeSpec("bias.generation", {"n_per_group": 1, "temperature": 0.9, "max_new_tokens": 8}),
+              ProbeSpec("robustness.injection", {"n": 4, "max_new_tokens": 8}))
+    runs = {}
+    for fast in (True, False):
+        runner = Runner(tmp_path / f"runs-{fast}.sqlite", tmp_path / f"cache-{fast}.sqlite", progress=False)
+        model = HFBackend(model=str(tiny_causal_dir), fast_paths=fast)
+        out = runner.run(RunSpec(model=ModelSpec(name=str(tiny_causal_dir)), probes=probes), model=model)
+        runs[fast] = (runner.store, out.run_id)
+    (fs, fid), (rs, rid) = runs[True], runs[False]
+    for key in ("mc", "bias.generation", "robustness.injection"):
+        fast, ref = fs.records(fid, key), rs.records(rid, key)
+        assert [r.case_id for r in fast] == [r.case_id for r in ref] and fast
+        for a, b in zip(fast, ref):
+            assert close(a.output, b.output) and close(a.scores, b.scores) and a.passed == b.passed, a.case_id
+    assert [(f.name, f.verdict) for f in fs.findings(fid)] == [(f.name, f.verdict) for f in rs.findings(rid)]
+
+
+def close(a, b, tol: float = 1e-4) -> bool:
+    """Equal JSON-like values, floats to ``tol``."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, abs_tol=tol) or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
+    return a == b
