@@ -56,6 +56,31 @@ def test_integrated_gradients_complete_and_adaptive(tiny_causal) -> None:
     assert fixed.n_steps == 4 and len(fixed.details["tries"]) == 1
 
 
+def test_integrated_gradients_fixed_steps_equal_captum(tiny_causal) -> None:
+    from captum.attr import LayerIntegratedGradients
+
+    from lmcritic.interpret._whitebox import prepare
+    from lmcritic.interpret.base import gradients_on
+
+    prep = prepare(tiny_causal, _target())
+    for method in ("gausslegendre", "riemann_trapezoid"):
+        ours = attributor("integrated_gradients", n_steps=6, method=method)(tiny_causal, _target())
+        with gradients_on(tiny_causal.model):
+            attr, delta = LayerIntegratedGradients(prep.forward_ids, prep.layer).attribute(
+                prep.ids, baselines=prep.baseline, n_steps=6, method=method, return_convergence_delta=True)
+        assert ours.scores == pytest.approx(attr.sum(-1)[0].tolist(), abs=1e-5)
+        assert ours.delta == pytest.approx(float(delta[0]), abs=1e-4)
+
+
+def test_adaptive_ig_reuses_points_and_respects_its_ceiling(tiny_causal) -> None:
+    cfg = {"tol": 1e-9, "abs_tol": 1e-12, "first_steps": 4, "refine": 3, "max_steps": 12}
+    ig = attributor("integrated_gradients", **cfg)(tiny_causal, _target())
+    assert [t["n_steps"] for t in ig.details["tries"]] == [4, 7, 10, 12]  # split 3 at a time, capped at 12
+    assert ig.details["evaluations"] == 13 and not ig.details["converged"]  # every point computed once
+    assert sum(ig.scores) - (ig.score - ig.baseline_score) == pytest.approx(ig.delta, abs=1e-4)
+    assert all(abs(t["delta"]) <= t["abs_error"] + 1e-9 for t in ig.details["tries"])  # delta: the signed sum
+
+
 def test_foil_flips_sign(tiny_causal) -> None:
     a = attributor("grad_x_input")(tiny_causal, _target())
     b = attributor("grad_x_input")(tiny_causal, Target(CTX, " negative", " positive", span=SPAN))

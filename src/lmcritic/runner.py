@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -88,12 +89,14 @@ class Runner:
 
     def run(self, spec: RunSpec, resume: str | None = None, model: Backend | None = None) -> RunOutcome:
         """Execute ``spec`` (or continue run ``resume``); returns how it ended."""
+        t_load = time.perf_counter()
         inner = model or load_model(spec.model)
+        load_s = None if model is not None else time.perf_counter() - t_load
         cached = self._wrap(inner, spec)
         run_id = self._open_run(spec, cached, resume)
         with terminate_as_interrupt():
             try:
-                return self._execute(run_id, spec, cached)
+                return self._execute(run_id, spec, cached, load_s)
             except BudgetExceeded as err:
                 return self._stop(run_id, "interrupted", f"{err.message}; finished work is stored: "
                                   f"continue with `lmcritic run --resume {run_id}` and a larger budget")
@@ -104,19 +107,37 @@ class Runner:
                 self._mark_failed(run_id, err)
                 raise
 
-    def _execute(self, run_id: str, spec: RunSpec, model: Backend) -> RunOutcome:
+    def _execute(self, run_id: str, spec: RunSpec, model: Backend, load_s: float | None) -> RunOutcome:
         started = time.perf_counter()
         plan = make_plan(spec, model)
+        self._profile: dict[str, dict] = {}
         with Bar(self.progress) as bar:
             for item in plan:
-                self._run_item(run_id, item, model, bar)
+                with self._measure(item.key, model):
+                    self._run_item(run_id, item, model, bar)
             for stage in spec.stages:
-                self._run_stage(run_id, stage, spec, model, bar)
+                with self._measure(f"stage:{stage.name}", model):
+                    self._run_stage(run_id, stage, spec, model, bar)
         status, message, errors = self._verdict(run_id)
-        timings = {"total_s": time.perf_counter() - started, "cache": _stats(model)}
+        timings = {"total_s": time.perf_counter() - started, "load_s": load_s, "cache": _stats(model),
+                   "probes": self._profile}
         self.store.finish_run(run_id, timings=timings, summary=self._summary(run_id), status=status,
                               error=message or None)
         return RunOutcome(run_id, status, message, errors)
+
+    @contextmanager
+    def _measure(self, key: str, model: Backend) -> Iterator[None]:
+        """The model's share of one probe or stage: the call cache's counters before and after it (time inside
+        the real backend, requests answered from the cache and sent to the model)."""
+        before = _stats(model)
+        try:
+            yield
+        finally:
+            after = _stats(model)
+            delta = {k: after[k] - before.get(k, 0) for k in ("elapsed_s", "hits", "misses", "queries")
+                     if isinstance(after.get(k), (int, float))}
+            if any(delta.values()):
+                self._profile[key] = {"model_s" if k == "elapsed_s" else k: v for k, v in delta.items()}
 
     # -- steps ---------------------------------------------------------------------------------
     def _wrap(self, inner: Backend, spec: RunSpec) -> Backend:

@@ -22,7 +22,10 @@ from lmcritic.backends._batching import budget_chunks, longest_first
 from lmcritic.backends._hf_tensors import accepts, output_layer_is_separable, token_scores
 
 MASK_BUDGET = 1 << 26  # float32 mask entries per forward (256 MiB): rows × width², batches split to fit
-SELF_TEST_TOL = 1e-4
+# Relative: arbitrary token ids get log-probs near -20 whose last digits move with the attention kernel (a masked
+# row and a causal one round differently: ~2e-4 there, ~1e-6 on real text); an ignored mask or position id
+# moves them by whole units.
+SELF_TEST_TOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -136,11 +139,12 @@ def _self_test(model: Any) -> bool:
     vocab = int(getattr(model.config, "vocab_size", 0) or 0)
     if vocab < 12:
         return False
-    tests = [([3, 7, 1, 9], [[4, 2, 8], [5], [11, 6]]), ([1, 9], [[4, 2], [10, 3]])]  # the second is left-padded
+    # one row per call: the test is about the mask and the positions, not about padding's rounding
+    tests = [([3, 7, 1, 9], [[4, 2, 8], [5], [11, 6]]), ([1, 9], [[4, 2], [10, 3]])]
     try:
         with torch.inference_mode():
-            got = score_rows(model, [pack(c, k) for c, k in tests], 0, device, dtype)
-            return all(_matches_plain(model, ctx, conts, row, device) for (ctx, conts), row in zip(tests, got))
+            return all(_matches_plain(model, ctx, conts, score_rows(model, [pack(ctx, conts)], 0, device, dtype)[0],
+                                      device) for ctx, conts in tests)
     except Exception:  # any architecture quirk (mask format, missing kwargs): the KV-reuse path stays
         return False
 
@@ -150,6 +154,6 @@ def _matches_plain(model: Any, ctx: list[int], conts: list[list[int]], got: list
         ids = torch.tensor([ctx + cont[:-1]], device=device)
         lp = torch.log_softmax(model(input_ids=ids, use_cache=False).logits[0, len(ctx) - 1 :].float(), -1)
         want = lp[torch.arange(len(cont)), torch.tensor(cont)].tolist()
-        if len(lps) != len(want) or any(abs(a - b) > SELF_TEST_TOL for a, b in zip(lps, want)):
+        if len(lps) != len(want) or any(abs(a - b) > SELF_TEST_TOL * max(1.0, abs(b)) for a, b in zip(lps, want)):
             return False
     return True

@@ -57,6 +57,7 @@ def show_cmd(args: argparse.Namespace) -> int:
         console.print(f"[bold]run {run_id}[/bold] — {info.status} — model {_model_name(info.spec)}", highlight=False)
         console.print(findings_table(store, run_id))
         console.print(probes_table(store, run_id))
+        console.print(profile_table(store, run_id))
     if args.cases:
         Console().print(cases_table(store, run_id, args.cases))
     return 0
@@ -105,6 +106,24 @@ def probes_table(store, run_id: str):
     for s in store.stage_runs(run_id):
         table.add_row(f"stage {s.stage}", s.status, "", f"{s.elapsed_s:.1f}" if s.elapsed_s else "",
                       escape(s.reason or ""))
+    return table
+
+
+def profile_table(store, run_id: str):
+    """Where the run's time went: probes and stages slowest first, model time against the rest."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from lmcritic._serde import to_jsonable
+    from lmcritic.report._profile import HEADERS, run_profile, summary_line, table_rows
+
+    prof = run_profile(to_jsonable(store.get_run(run_id)), [to_jsonable(p) for p in store.probe_runs(run_id)],
+                       [to_jsonable(s) for s in store.stage_runs(run_id)])
+    table = Table(title="Profile", caption=escape(summary_line(prof)))
+    for i, col in enumerate(HEADERS):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in table_rows(prof):
+        table.add_row(*(escape(c) for c in row))
     return table
 
 

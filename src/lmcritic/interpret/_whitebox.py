@@ -131,6 +131,8 @@ def _baseline(ids: torch.Tensor, offsets: list[tuple[int, int]], target: Target,
 def _causal_score(wb: WhiteBox, conts: list[torch.Tensor],
                   cont_embs: list[torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
     """f(ctx embeddings) = log P(target | ctx) [- log P(foil | ctx)], one forward per continuation."""
+    if all(len(c) == 1 for c in conts):
+        return _last_position_score(wb, [int(c[0]) for c in conts])
 
     def score_embeds(emb: torch.Tensor) -> torch.Tensor:
         n = emb.shape[0]
@@ -141,5 +143,16 @@ def _causal_score(wb: WhiteBox, conts: list[torch.Tensor],
             lp = torch.log_softmax(wb.forward(full, logits_to_keep=k + 1)[:, :k].float(), -1)
             total.append(lp.gather(-1, cont.view(1, k, 1).expand(n, k, 1)).squeeze(-1).sum(-1))
         return total[0] - total[1] if len(total) > 1 else total[0]
+
+    return score_embeds
+
+
+def _last_position_score(wb: WhiteBox, ids: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Single-token continuations (label words) are all predicted at the context's last position, so one
+    forward of the context serves the target and the foil (half the passes of one forward per continuation)."""
+
+    def score_embeds(emb: torch.Tensor) -> torch.Tensor:
+        lp = torch.log_softmax(wb.forward(emb, logits_to_keep=1)[:, -1].float(), -1)
+        return lp[:, ids[0]] - lp[:, ids[1]] if len(ids) > 1 else lp[:, ids[0]]
 
     return score_embeds

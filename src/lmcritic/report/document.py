@@ -11,6 +11,7 @@ from typing import Any, Iterable
 from lmcritic._serde import to_jsonable
 from lmcritic.probes.base import Record
 from lmcritic.report import _plots_data as plots
+from lmcritic.report._profile import run_profile
 from lmcritic.stages import EXPLANATIONS_KEY
 
 SCHEMA = "lmcritic.report/1"
@@ -29,17 +30,20 @@ def run_document(store, run_id: str, evidence_per_finding: int = 5, max_cases: i
     info = to_jsonable(store.get_run(run_id))
     probe_rows = [to_jsonable(p) for p in store.probe_runs(run_id)]
     records = {key: store.records(run_id, key) for key in _record_keys(store, run_id, probe_rows)}
-    probes = [_probe(p, records.get(p["probe_key"], [])) for p in probe_rows]
+    stage_rows = [to_jsonable(s) for s in store.stage_runs(run_id)]
+    profile = run_profile(info, probe_rows, stage_rows)
+    timed = {r["key"]: r for r in profile["rows"]}
+    probes = [_probe(p, records.get(p["probe_key"], []), timed.get(p["probe_key"])) for p in probe_rows]
     probes += [_pseudo_probe(k, recs) for k, recs in records.items() if k not in {p["probe_key"] for p in probe_rows}]
     areas = {p["probe_key"]: p["area"] for p in probes}  # a probe's key may be a free name ("mc_knowledge")
     findings = [_finding(f, records, evidence_per_finding, areas) for f in _ranked(store.findings(run_id))]
     from lmcritic.report.owasp import coverage
 
     return {
-        "schema": SCHEMA, "run_id": run_id, "header": _header(info, probes), "run": info,
+        "schema": SCHEMA, "run_id": run_id, "header": _header(info, probes), "run": info, "profile": profile,
         "content_warnings": _warnings(findings), "areas": _areas(findings, probes), "findings": findings,
         "owasp": coverage(probe_rows, findings),
-        "probes": probes, "stages": [to_jsonable(s) for s in store.stage_runs(run_id)],
+        "probes": probes, "stages": [{**s, **_timing(timed.get(f"stage:{s['stage']}"))} for s in stage_rows],
         "explanations": _explanations(records.get(EXPLANATIONS_KEY, [])),
         "cases": {k: _cases(recs, max_cases) for k, recs in records.items()},
     }
@@ -70,10 +74,17 @@ def _header(info: dict, probes: list[dict]) -> dict[str, Any]:
             "n_cases": sum(p["n_records"] for p in probes)}
 
 
-def _probe(p: dict, recs: list) -> dict[str, Any]:
+def _probe(p: dict, recs: list, timed: dict | None = None) -> dict[str, Any]:
+    """A probe's row; ``timed``: its profile row (model seconds, the rest, share of the run, calls)."""
     passed = [r.passed for r in recs if r.passed is not None]
     return {**p, "area": area_of(p["probe_name"] or p["probe_key"]), "n_records": len(recs),
-            "n_passed": sum(passed), "n_failed": len(passed) - sum(passed)}
+            "n_passed": sum(passed), "n_failed": len(passed) - sum(passed), **_timing(timed)}
+
+
+def _timing(timed: dict | None) -> dict[str, Any]:
+    """A probe's or stage's profile fields (None where the run stored no measurement)."""
+    t = timed or {}
+    return {k: t.get(k) for k in ("model_s", "other_s", "share", "sent", "hits")}
 
 
 def _pseudo_probe(key: str, recs: list) -> dict[str, Any]:

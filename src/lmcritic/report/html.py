@@ -10,6 +10,7 @@ from typing import Any
 from lmcritic.report import _svg
 from lmcritic.report._escape import anchor, shorten
 from lmcritic.report._escape import html_text as esc
+from lmcritic.report._profile import fmt_s, fmt_share, summary_line
 from lmcritic.report._style import CSS, SCRIPT, csp
 
 SECTIONS = (("summary", "Summary"), ("scorecard", "Scorecard"), ("owasp", "OWASP"), ("findings", "Findings"),
@@ -49,7 +50,8 @@ def _summary(doc: dict) -> str:
     kv = [("model", h["model"]), ("backend", h["backend"]), ("parameters", _int(h["n_parameters"])),
           ("fingerprint", str(h["fingerprint"] or "")[:16]), ("spec", h["spec_name"] or "—"),
           ("status", h["status"] + (f" — {h['error']}" if h.get("error") else "")), ("started", _when(h["created"])),
-          ("finished", _when(h["finished"])), ("budget", _budget(h["budget"])), ("cache", _cache(h["cache"])),
+          ("finished", _when(h["finished"])), ("time", summary_line(doc["profile"])), ("budget", _budget(h["budget"])),
+          ("cache", _cache(h["cache"])),
           ("seed", h["seed"]), ("versions", ", ".join(f"{k} {v}" for k, v in h["versions"].items()))]
     grid = "".join(f'<div class="kv"><b>{esc(k)}</b> {esc(v)}</div>' for k, v in kv)
     return (f'<section id="summary"><h2>Summary</h2>{_banner(doc)}<div class="glance">{"".join(tiles)}</div>'
@@ -215,13 +217,17 @@ def _records_table(probe: str, records: list[dict], link: bool) -> str:
 
 def _probes(doc: dict) -> str:
     rows = "".join(f"<tr><td>{esc(p['probe_key'])}</td><td>{esc(p['area'])}</td><td>{esc(p['status'])}</td>"
-                   f"<td>{p['n_records']}</td><td>{esc(_secs(p['elapsed_s']))}</td>"
+                   f"<td>{p['n_records']}</td><td>{esc(_secs(p['elapsed_s']))}</td><td>{esc(fmt_share(p['share']))}"
+                   f"</td><td>{esc(fmt_s(p['model_s']))}</td><td>{esc(fmt_s(p['other_s']))}</td>"
                    f"<td class=\"txt\">{esc(p['reason'] or '')}</td></tr>" for p in doc["probes"])
     rows += "".join(f"<tr><td>stage {esc(s['stage'])}</td><td></td><td>{esc(s['status'])}</td><td></td>"
-                    f"<td>{esc(_secs(s['elapsed_s']))}</td><td class=\"txt\">{esc(s['reason'] or '')}</td></tr>"
-                    for s in doc.get("stages", []))
-    return ('<section id="probes"><h2>Probes</h2><table><tr><th>probe</th><th>area</th><th>status</th><th>cases</th>'
-            f"<th>seconds</th><th>note</th></tr>{rows}</table></section>")
+                    f"<td>{esc(_secs(s['elapsed_s']))}</td><td>{esc(fmt_share(s.get('share')))}</td>"
+                    f"<td>{esc(fmt_s(s.get('model_s')))}</td><td>{esc(fmt_s(s.get('other_s')))}</td>"
+                    f"<td class=\"txt\">{esc(s['reason'] or '')}</td></tr>" for s in doc.get("stages", []))
+    return ('<section id="probes"><h2>Probes</h2><p class="muted">Wall seconds per probe and stage, their share of '
+            "the run, seconds inside the model and the rest (cases, scorers, statistics, storage).</p><table><tr>"
+            "<th>probe</th><th>area</th><th>status</th><th>cases</th><th>seconds</th><th>share</th><th>model s</th>"
+            f"<th>other s</th><th>note</th></tr>{rows}</table></section>")
 
 
 def _reproduce(doc: dict) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lmcritic.report._escape import md
+from lmcritic.report._profile import fmt_s, fmt_share, summary_line
 from lmcritic.report._svg import _fmt
 from lmcritic.report.document import run_document  # noqa: F401  (public: the JSON report)
 
@@ -88,6 +89,7 @@ def _header(doc: dict) -> list[str]:
            f" fingerprint `{str(h['fingerprint'] or '')[:12]}`)",
            f"- **Status**: {md(h['status'])} · created {created} · {total} · {h['n_cases']} cases over "
            f"{h['n_probes']} probes",
+           f"- **Time**: {md(summary_line(doc['profile']))} (per probe: see Probes)",
            f"- **Budget**: {md(budget)} · **Cache**: {md(cache or '—')}", f"- **Versions**: {md(versions)}", ""]
     if doc["content_warnings"]:
         out += ["> **Content warning.** This report quotes model output and test data that may be offensive: "
@@ -199,15 +201,21 @@ def _records(records: list[dict]) -> list[str]:
 
 
 def _probes(probes: list[dict], stages: list[dict]) -> list[str]:
-    out = ["## Probes", "", "| probe | status | cases | seconds | note |", "|---|---|---|---|---|"]
+    out = ["## Probes", "", "Per probe and stage: wall seconds, share of the run, seconds inside the model and the rest "
+           "(cases, scorers, statistics, storage).", "",
+           "| probe | status | cases | seconds | share | model s | other s | note |", "|---|---|---|---|---|---|---|---|"]
     for p in probes:
-        secs = f"{p['elapsed_s']:.1f}" if p.get("elapsed_s") else ""
-        note = md(p.get("reason") or "")
-        out.append(f"| {md(p['probe_key'])} | {p['status']} | {p['n_records']} | {secs} | {note} |")
+        out.append(f"| {md(p['probe_key'])} | {p['status']} | {p['n_records']} | {_timing(p)} | "
+                   f"{md(p.get('reason') or '')} |")
     for s in stages:
-        secs = f"{s['elapsed_s']:.1f}" if s.get("elapsed_s") else ""
-        out.append(f"| stage {md(s['stage'])} | {s['status']} |  | {secs} | {md(s.get('reason') or '')} |")
+        out.append(f"| stage {md(s['stage'])} | {s['status']} |  | {_timing(s)} | {md(s.get('reason') or '')} |")
     return out + [""]
+
+
+def _timing(row: dict) -> str:
+    """Seconds, share, model seconds and the rest, as four table cells."""
+    secs = f"{row['elapsed_s']:.1f}" if row.get("elapsed_s") else ""
+    return " | ".join((secs, fmt_share(row.get("share")), fmt_s(row.get("model_s")), fmt_s(row.get("other_s"))))
 
 
 def _verdict(f: dict) -> str:
