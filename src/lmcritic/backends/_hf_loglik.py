@@ -17,7 +17,7 @@ import torch
 
 from lmcritic.backends._batching import chunked, group_by, longest_first, map_sorted, restore
 from lmcritic.backends._hf_packed import batches as packed_batches
-from lmcritic.backends._hf_packed import pack, packed_ok, score_rows
+from lmcritic.backends._hf_packed import PACK_ROOM, pack, packed_ok, score_rows
 from lmcritic.backends._hf_tensors import (
     LOGITS_BUDGET,
     accepts,
@@ -119,7 +119,7 @@ def score_plain(be: Any, pairs: Sequence[Pair]) -> list[tuple[int, Loglikelihood
 # -- the shared-context paths: packed rows (tree attention), else KV reuse --------------------------------
 def score_packed(be: Any, groups: Sequence[Sequence[Pair]]) -> list[tuple[int, LoglikelihoodResult]]:
     """Each group's context and continuations in one row (see ``_hf_packed``), rows batched longest first."""
-    parts = [part for g in groups for part in _row_parts(g, be.max_length)]
+    parts = [part for g in groups for part in _row_parts(g, row_cap(len(g[0].ctx), be.max_length))]
     rows = [pack(part[0].ctx, [p.cont for p in part]) for part in parts]
     out: list[tuple[int, LoglikelihoodResult]] = []
     for batch in packed_batches(rows, be.batch_size):
@@ -129,13 +129,21 @@ def score_packed(be: Any, groups: Sequence[Sequence[Pair]]) -> list[tuple[int, L
     return out
 
 
-def _row_parts(group: Sequence[Pair], max_length: int) -> list[list[Pair]]:
-    """The group's continuations split so a row stays within max(max_length, context + one continuation)
-    tokens (a row's width sets its mask's size; positions never pass the context + continuation length)."""
+def row_cap(context: int, max_length: int) -> int:
+    """The widest packed row for a context of ``context`` tokens: its continuations may take as many tokens as
+    the context, at least ``PACK_ROOM``, and the row stays within max_length. The mask makes attention cost grow
+    with the square of a row's width, so a short context with many continuations (an empty context and 400
+    sentences) becomes many rows, each re-running the few context tokens, instead of one huge row."""
+    return min(max_length, context + max(context, PACK_ROOM))
+
+
+def _row_parts(group: Sequence[Pair], cap: int) -> list[list[Pair]]:
+    """The group's continuations split into rows of at most ``cap`` tokens (a continuation that does not fit
+    with others gets a row of its own: context + continuation always fits the model)."""
     parts: list[list[Pair]] = [[]]
     width = len(group[0].ctx)
     for p in group:
-        if parts[-1] and width + len(p.cont) - 1 > max_length:
+        if parts[-1] and width + len(p.cont) - 1 > cap:
             parts.append([])
             width = len(group[0].ctx)
         parts[-1].append(p)

@@ -22,6 +22,7 @@ from lmcritic.backends._batching import budget_chunks, longest_first
 from lmcritic.backends._hf_tensors import accepts, output_layer_is_separable, token_scores
 
 MASK_BUDGET = 1 << 26  # float32 mask entries per forward (256 MiB): rows × width², batches split to fit
+PACK_ROOM = 256  # continuation tokens a row may hold beyond a short context (see _hf_loglik.row_cap)
 # Relative: arbitrary token ids get log-probs near -20 whose last digits move with the attention kernel (a masked
 # row and a causal one round differently: ~2e-4 there, ~1e-6 on real text); an ignored mask or position id
 # moves them by whole units.
