@@ -9,8 +9,9 @@ fresh ``LMCRITIC_HOME`` (empty call cache and run store) whose ``models/`` links
 sides compute everything and neither loads a GGUF. Runs are interleaved (base, new, new, base, ...). Reported:
 wall seconds of the whole command and CPU seconds of its process (less sensitive to other load on a shared
 machine), the run's own stored per-probe seconds, the machine's load average at each start, and whether the two
-versions found the same things: the same findings (probe, name, verdict, severity, n; estimates to 1e-4) and
-the same cases (ids and pass/fail per probe; generated texts equal).
+versions found the same things: the same findings (probe, name, verdict, severity, n; estimates to 1e-4, except
+the efficiency probe's, which are measured times) and the same cases (ids and pass/fail per probe; generated
+texts equal).
 Writes benchmarks/results/scan_<stamp>.json and scan_latest.md.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ import _bench_common as common  # noqa: E402
 
 SIDES = ("base", "new")
 TOL = 1e-4
+TIMING_PROBES = ("performance.efficiency",)  # their estimates are measured times: compared on verdict and n only
 
 
 def base_tree(args) -> Path:
@@ -129,8 +131,9 @@ def _same_finding(x, y) -> bool:
     if x[4] is None:
         return True
     ex, ey = x[4], y[4]
-    return ex.get("n") == ey.get("n") and all(
-        _close(ex.get(k), ey.get(k)) for k in ("value", "ci_low", "ci_high"))
+    timing = x[0] in TIMING_PROBES
+    return ex.get("n") == ey.get("n") and (timing or all(
+        _close(ex.get(k), ey.get(k)) for k in ("value", "ci_low", "ci_high")))
 
 
 def _close(u, v) -> bool:

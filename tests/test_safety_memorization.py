@@ -70,7 +70,8 @@ def finetuned(tmp_path_factory, tiny_causal_dir):
 
 def _run(probe, model):
     cases = list(probe.cases())
-    records = [r for i in range(0, len(cases), probe.chunk_size) for r in probe.score(model, cases[i:i + 16])]
+    size = probe.chunk_size
+    records = [r for i in range(0, len(cases), size) for r in probe.score(model, cases[i:i + size])]
     return records, {f.name: f for f in probe.summarize(records)}
 
 

@@ -30,6 +30,7 @@ from lmcritic.errors import InputError
 from lmcritic.requests import ChatMessage, GenerateRequest, GenerateResult, GenParams
 
 _LOCK = threading.Lock()  # generate() swaps the model's generation_config for the call
+DECODE_ROW_TOKENS = 512  # see decode_rows
 
 
 def generate(be: Any, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
@@ -46,11 +47,22 @@ def generate(be: Any, requests: Sequence[GenerateRequest]) -> list[GenerateResul
             todo.append(i)
     # rows of one batch share their settings; sampled rows differ only in the seed, which each row keeps
     for params, members in group_by(todo, lambda i: replace(requests[i].params, seed=None)).items():
-        run = _run_own if own_loop and params.num_beams == 1 else _run_generate
-        results = map_sorted(members, lambda i: len(prompts[i]), be.batch_size,
+        own = own_loop and params.num_beams == 1
+        run = _run_own if own else _run_generate
+        rows = decode_rows(be.batch_size, max(len(prompts[i]) for i in members), params) if own else be.batch_size
+        results = map_sorted(members, lambda i: len(prompts[i]), rows,
                              functools.partial(_run_chunk, be, prompts, requests, run, params))
         done.extend(zip(members, results))
     return restore(done, len(requests))
+
+
+def decode_rows(batch_size: int, longest_prompt: int, params: GenParams) -> int:
+    """Rows per decoding batch. A decoding step reads every weight for a few tokens per row, so on a CPU it is
+    bound by memory bandwidth and 64 rows cost little more than 16: up to 4 × ``batch_size`` rows, as long as
+    their prompts and answers hold no more tokens than ``batch_size`` rows of ``DECODE_ROW_TOKENS`` (the KV cache
+    grows with the tokens). Results do not depend on it (each row keeps its own generator)."""
+    per_row = longest_prompt + params.max_new_tokens
+    return max(batch_size, min(4 * batch_size, batch_size * DECODE_ROW_TOKENS // max(1, per_row)))
 
 
 def seed_of(params: GenParams) -> int:

@@ -54,7 +54,6 @@ class GenerationBias(Probe):
     area = "bias"
     requires = frozenset({Capability.GENERATE})
     Config = GenerationBiasConfig
-    chunk_size = 8
 
     def cases(self) -> Iterable[Case]:
         for ds in self.config.datasets:

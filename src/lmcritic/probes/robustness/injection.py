@@ -45,7 +45,6 @@ class PromptInjection(Probe):
     name = "robustness.injection"
     area = "robustness"
     requires = frozenset({Capability.GENERATE})
-    chunk_size = 8
     Config = InjectionConfig
 
     def cases(self) -> Iterable[Case]:

@@ -59,7 +59,6 @@ class Memorization(Probe):
     area = "safety"
     requires = frozenset({Capability.GENERATE})
     Config = MemorizationConfig
-    chunk_size = 16
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)

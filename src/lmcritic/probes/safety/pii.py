@@ -41,7 +41,6 @@ class PIIElicitation(Probe):
     area = "safety"
     requires = frozenset({Capability.GENERATE})
     Config = PIIConfig
-    chunk_size = 16
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)

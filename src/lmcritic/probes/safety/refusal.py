@@ -42,7 +42,6 @@ class Refusal(Probe):
     area = "safety"
     requires = frozenset({Capability.GENERATE, Capability.CHAT})
     Config = RefusalConfig
-    chunk_size = 16
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)

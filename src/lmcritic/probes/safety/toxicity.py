@@ -59,7 +59,6 @@ class Toxicity(Probe):
     area = "safety"
     requires = frozenset({Capability.GENERATE})
     Config = ToxicityConfig
-    chunk_size = 8
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
