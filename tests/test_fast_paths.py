@@ -74,41 +74,55 @@ MC = [LoglikelihoodRequest(c, x) for c in CONTEXTS for x in CHOICES]
 
 
 def test_packed_equals_kv_reuse_and_plain(tiny_causal) -> None:
-    pairs = L.encode_pairs(tiny_causal, MC)
-    groups = list(L.group_by(pairs, lambda p: p.ctx).values())
+    reqs = MC + [LoglikelihoodRequest(c + " and yet", x) for c in CONTEXTS[1:3] for x in CHOICES[:2]]  # shared prefixes
+    pairs = L.encode_pairs(tiny_causal, reqs)
+    groups = [g for g in L.group_by(pairs, lambda p: p.ctx).values() if len(g) > 1]
     assert P.packed_ok(tiny_causal.model)
     with torch.inference_mode():
-        packed = dict(L.score_packed(tiny_causal, groups))
+        rows = L._plan(pairs, tiny_causal.max_length)
+        assert any(len({p.ctx for p in row}) > 1 for row in rows)  # contexts sharing a prefix share a row
+        packed = dict(L.score_packed(tiny_causal, rows))
         shared = dict(L.score_shared(tiny_causal, groups))
         plain = dict(L.score_plain(tiny_causal, pairs))
-    for i in range(len(MC)):
-        assert math.isclose(packed[i].logprob, plain[i].logprob, abs_tol=1e-5), MC[i]
-        assert math.isclose(packed[i].logprob, shared[i].logprob, abs_tol=1e-5), MC[i]
+    for i in range(len(reqs)):
+        assert math.isclose(packed[i].logprob, plain[i].logprob, abs_tol=1e-5), reqs[i]
+        assert i not in shared or math.isclose(packed[i].logprob, shared[i].logprob, abs_tol=1e-5), reqs[i]
         assert (packed[i].is_greedy, packed[i].n_tokens) == (plain[i].is_greedy, plain[i].n_tokens)
 
 
-def test_packed_rows_split_to_fit_and_stay_exact(tiny_causal) -> None:
-    be, ref = (HFBackend.from_objects(tiny_causal.model, tiny_causal.tokenizer, batch_size=3, max_length=16,
-                                      fast_paths=fast) for fast in (True, False))
-    reqs = [r for r in MC if r.context]
-    pairs = L.encode_pairs(be, reqs)
-    group = [p for p in pairs if p.ctx == pairs[0].ctx]
-    parts = L._row_parts(group, L.row_cap(len(group[0].ctx), be.max_length))
-    assert len(parts) > 1 and all(len(pt[0].ctx) + sum(len(p.cont) - 1 for p in pt) <= 16 for pt in parts)
-    assert L.row_cap(1, 2048) == 1 + P.PACK_ROOM and L.row_cap(900, 2048) == 1800  # short contexts: many rows
-    got, want = be.loglikelihood(reqs), ref.loglikelihood(reqs)
-    assert all(math.isclose(a.logprob, b.logprob, abs_tol=1e-5) for a, b in zip(got, want))
+def test_trie_rows_share_prefixes_and_keep_strangers_apart() -> None:
+    prompt = tuple(range(100, 120))
+    seqs = [prompt + (1, 2), prompt + (3,), prompt, (7, 8, 9), prompt[:10] + (5,) * 10, (7, 8, 9, 4), (1, 2, 3)]
+    contexts = [20, 20, 19, 1, 12, 3, 1]
+    rows = P.plan_rows(seqs, contexts, max_length=64)
+    # (7, 8, 9, 4) shares its whole 3-token context with (7, 8, 9); (1, 2, 3) shares nothing
+    assert sorted(map(sorted, rows)) == [[0, 1, 2, 4], [3, 5], [6]]
+    row = P.pack([(prompt, (1, 2, 4)), (prompt, (3, 5)), (prompt[:10] + (5,) * 10, (6,))])
+    assert len(row.tokens) == 20 + 2 + 1 + 10  # the prompt once, then each request's own tokens
+    assert row.predict_at[0] == (19, 20, 21) and row.predict_at[1] == (19, 22)
+    assert all(row.positions[i] == row.positions[p] + 1 for i, p in enumerate(row.parents) if p >= 0)
+    big = P.plan_rows([prompt + (i,) * 30 for i in range(10)], [20] * 10, max_length=64)
+    assert len(big) > 1 and all(20 + 30 * len(r) <= 64 or len(r) == 1 for r in big)  # rows stay within the cap
 
 
-def test_tree_mask_sees_context_and_own_continuation_only() -> None:
-    seg = torch.tensor([[-1, 0, 0, 1, 1, 2]])
-    allowed = (P.tree_mask(seg, torch.float32)[0, 0] == 0).int().tolist()
-    assert allowed == [[0, 0, 0, 0, 0, 0],  # padding sees nothing and is seen by no one
-                       [0, 1, 0, 0, 0, 0],
-                       [0, 1, 1, 0, 0, 0],
-                       [0, 1, 1, 1, 0, 0],
-                       [0, 1, 1, 1, 1, 0],
-                       [0, 1, 1, 0, 0, 1]]  # continuation 2 does not see continuation 1
+def test_packed_backend_equals_reference_paths_whatever_the_batch(tiny_causal) -> None:
+    reqs = MC + [LoglikelihoodRequest(c + " and yet", x) for c in CONTEXTS[1:3] for x in CHOICES]
+    want = variant(tiny_causal, fast=False).loglikelihood(reqs)
+    for size in (1, 3, 64):
+        got = variant(tiny_causal, batch_size=size).loglikelihood(reqs[::-1])[::-1]
+        assert all(math.isclose(a.logprob, b.logprob, abs_tol=1e-5) for a, b in zip(got, want))
+        assert [(a.is_greedy, a.n_tokens) for a in got] == [(b.is_greedy, b.n_tokens) for b in want]
+
+
+def test_tree_mask_sees_ancestors_only() -> None:
+    row = P.pack([((5, 6), (7, 8)), ((5, 6), (9, 1)), ((5, 4), (2,))])  # nodes: 5 6 7 9 4
+    allowed = (P.tree_mask([row], 6, torch.float32, "cpu")[0, 0] == 0).int().tolist()
+    assert allowed == [[0, 0, 0, 0, 0, 0],  # left padding sees nothing and is seen by no one
+                       [0, 1, 0, 0, 0, 0],  # 5
+                       [0, 1, 1, 0, 0, 0],  # 5 6
+                       [0, 1, 1, 1, 0, 0],  # 5 6 7
+                       [0, 1, 1, 0, 1, 0],  # 5 6 9: not its sibling 7
+                       [0, 1, 0, 0, 0, 1]]  # 5 4
 
 
 def test_a_model_that_ignores_the_mask_keeps_the_kv_path(tiny_causal_dir) -> None:

@@ -3,9 +3,9 @@
 Encoding follows lm-eval's ``HFLM._encode_pair``: trailing spaces of the context move to the continuation,
 ``cont = enc(context + continuation)[len(enc(context)):]``, an empty context becomes the prefix token, and the
 input is ``(ctx + cont)[-(max_length + 1):][:-1]``. Requests sharing a context (multiple choice) run that
-context once: packed with all its continuations in one row under a tree-attention mask (``_hf_packed``), or,
-for models that cannot take such a mask, with its KV cache copied per continuation row. Either way the shared
-prefix is never recomputed.
+context once: packed with all its continuations (and any other request sharing a prefix with it) in one row
+under a tree-attention mask (``_hf_packed``), or, for models that cannot take such a mask, with its KV cache
+copied per continuation row.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 
 from lmcritic.backends._batching import chunked, group_by, longest_first, map_sorted, restore
 from lmcritic.backends._hf_packed import batches as packed_batches
-from lmcritic.backends._hf_packed import PACK_ROOM, pack, packed_ok, score_rows
+from lmcritic.backends._hf_packed import pack, packed_ok, plan_rows, score_rows
 from lmcritic.backends._hf_tensors import (
     LOGITS_BUDGET,
     accepts,
@@ -44,19 +44,20 @@ class Pair:
 
 
 def loglikelihood(be: Any, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-    """Score every request; contexts shared by two or more continuations go through the KV-reuse path."""
+    """Score every request; requests sharing a prefix go through the packed path, else the KV-reuse path."""
     pairs = encode_pairs(be, requests)
     limit = be.max_length + 1
     empty = [(p.index, LoglikelihoodResult(0.0, True, 0, False)) for p in pairs if not p.cont]
     scorable = [p for p in pairs if p.cont]
-    shared: list[list[Pair]] = []
-    if kv_reuse_ok(be.model):
-        fits = [p for p in scorable if len(p.ctx) + len(p.cont) <= limit]
-        shared = [g for g in group_by(fits, lambda p: p.ctx).values() if len(g) >= 2]
+    fits = [p for p in scorable if len(p.ctx) + len(p.cont) <= limit]  # the others are left-truncated: plain
+    if fits and be.fast_paths and packed_ok(be.model):
+        shared = [g for g in _plan(fits, be.max_length) if len(g) >= 2]
+        grouped = score_packed(be, shared)
+    else:
+        shared = [g for g in group_by(fits, lambda p: p.ctx).values() if len(g) >= 2] if kv_reuse_ok(be.model) else []
+        grouped = score_shared(be, shared)
     in_shared = {p.index for g in shared for p in g}
-    plain = [p for p in scorable if p.index not in in_shared]
-    grouped = score_packed(be, shared) if shared and be.fast_paths and packed_ok(be.model) else score_shared(be, shared)
-    done = empty + score_plain(be, plain) + grouped
+    done = empty + grouped + score_plain(be, [p for p in scorable if p.index not in in_shared])
     return restore(done, len(pairs))
 
 
@@ -116,41 +117,25 @@ def score_plain(be: Any, pairs: Sequence[Pair]) -> list[tuple[int, Loglikelihood
     return [(p.index, _result(lp, top, len(p.ctx) + len(p.cont) > limit)) for p, (lp, top) in zip(pairs, scored)]
 
 
-# -- the shared-context paths: packed rows (tree attention), else KV reuse --------------------------------
-def score_packed(be: Any, groups: Sequence[Sequence[Pair]]) -> list[tuple[int, LoglikelihoodResult]]:
-    """Each group's context and continuations in one row (see ``_hf_packed``), rows batched longest first."""
-    parts = [part for g in groups for part in _row_parts(g, row_cap(len(g[0].ctx), be.max_length))]
-    rows = [pack(part[0].ctx, [p.cont for p in part]) for part in parts]
+# -- packed rows: tree attention -------------------------------------------------------------------------
+def _plan(pairs: Sequence[Pair], max_length: int) -> list[list[Pair]]:
+    """The requests of each packed row (see ``plan_rows``); a row of one request shares nothing."""
+    plan = plan_rows([p.ctx + p.cont[:-1] for p in pairs], [len(p.ctx) for p in pairs], max_length)
+    return [[pairs[i] for i in members] for members in plan]
+
+
+def score_packed(be: Any, rows: Sequence[Sequence[Pair]]) -> list[tuple[int, LoglikelihoodResult]]:
+    """Each row's requests packed as a token trie (see ``_hf_packed``), rows batched longest first."""
+    packed = [pack([(p.ctx, p.cont) for p in row]) for row in rows]
     out: list[tuple[int, LoglikelihoodResult]] = []
-    for batch in packed_batches(rows, be.batch_size):
-        scored = score_rows(be.model, [rows[i] for i in batch], be.pad_id, be.device, be.dtype)
-        for i, conts in zip(batch, scored):
-            out.extend((p.index, _result(lp, top, False)) for p, (lp, top) in zip(parts[i], conts))
+    for batch in packed_batches(packed, be.batch_size):
+        scored = score_rows(be.model, [packed[r] for r in batch], be.pad_id, be.device, be.dtype)
+        for r, conts in zip(batch, scored):
+            out.extend((p.index, _result(lp, top, False)) for p, (lp, top) in zip(rows[r], conts))
     return out
 
 
-def row_cap(context: int, max_length: int) -> int:
-    """The widest packed row for a context of ``context`` tokens: its continuations may take as many tokens as
-    the context, at least ``PACK_ROOM``, and the row stays within max_length. The mask makes attention cost grow
-    with the square of a row's width, so a short context with many continuations (an empty context and 400
-    sentences) becomes many rows, each re-running the few context tokens, instead of one huge row."""
-    return min(max_length, context + max(context, PACK_ROOM))
-
-
-def _row_parts(group: Sequence[Pair], cap: int) -> list[list[Pair]]:
-    """The group's continuations split into rows of at most ``cap`` tokens (a continuation that does not fit
-    with others gets a row of its own: context + continuation always fits the model)."""
-    parts: list[list[Pair]] = [[]]
-    width = len(group[0].ctx)
-    for p in group:
-        if parts[-1] and width + len(p.cont) - 1 > cap:
-            parts.append([])
-            width = len(group[0].ctx)
-        parts[-1].append(p)
-        width += len(p.cont) - 1
-    return parts
-
-
+# -- the shared-context path for models without custom masks: KV reuse ------------------------------------
 def kv_reuse_ok(model: Any) -> bool:
     """Plain full-attention decoders only: sliding-window or hybrid caches must not be copied blindly."""
     config: Any = getattr(model, "config", None)

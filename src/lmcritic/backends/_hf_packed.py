@@ -1,12 +1,13 @@
-"""Multiple choice in one pass: a context and all its continuations packed in one row (tree attention).
+"""Log-likelihoods in packed rows under tree attention: every shared prefix computed once.
 
-A row holds the context's tokens followed by every continuation's input tokens (``cont[:-1]``); a 4-D
-attention mask lets each continuation token see the context and the earlier tokens of its own continuation
-only, and position ids restart each continuation right after the context, so every token computes exactly
-what it would in its own ``ctx + cont`` sequence. The first token of each continuation is predicted at the
-context's last position, the others at their own continuation's positions. Against the KV-reuse path (context
-pass, then continuation passes a few tokens wide on copied caches) this is one wide forward and no cache
-copies; against lm-eval it computes each context once instead of once per choice.
+A row is a token trie of several requests' ``context + continuation[:-1]``: the context shared by the choices
+of a question, a few-shot prompt shared by questions, the words before an edit shared by edited copies of a
+sentence, are each one path of nodes. A 4-D attention mask lets each node see itself and its ancestors only,
+and its position id is its depth, so every token computes exactly what it would in its own sequence (the
+first continuation token is predicted at the context's last node, the others at their own). Against the
+KV-reuse path (context pass, then continuation passes a few tokens wide on copied caches) this is one wide
+forward, no cache copies, and prefixes shared across contexts; against lm-eval it computes each context once
+instead of once per choice.
 
 Models that cannot take a custom 4-D mask (flash or flex attention, models that rebuild their own mask) are
 found once per model by a numerical self-test on a tiny input (:func:`packed_ok`) and keep the KV-reuse path.
@@ -22,7 +23,8 @@ from lmcritic.backends._batching import budget_chunks, longest_first
 from lmcritic.backends._hf_tensors import accepts, output_layer_is_separable, token_scores
 
 MASK_BUDGET = 1 << 26  # float32 mask entries per forward (256 MiB): rows × width², batches split to fit
-PACK_ROOM = 256  # continuation tokens a row may hold beyond a short context (see _hf_loglik.row_cap)
+PACK_ROOM = 256  # nodes a row may hold however short its first request (see row_cap)
+MIN_SHARED = 8  # tokens a request shares with the row's previous one to join it, unless its whole context (plan_rows)
 # Relative: arbitrary token ids get log-probs near -20 whose last digits move with the attention kernel (a masked
 # row and a causal one round differently: ~2e-4 there, ~1e-6 on real text); an ignored mask or position id
 # moves them by whole units.
@@ -31,54 +33,68 @@ SELF_TEST_TOL = 1e-3
 
 @dataclass(frozen=True)
 class PackedRow:
-    """One context with its continuations: the row's tokens, positions and segment of each token (0: the
-    context, j + 1: continuation j), and for each continuation where its targets are predicted."""
+    """Requests packed as a token trie: each node's token, position (its depth) and parent (-1: a root), in an
+    order where parents come first; for each request, the nodes predicting its continuation's tokens."""
 
     tokens: tuple[int, ...]
     positions: tuple[int, ...]
-    segments: tuple[int, ...]
-    predict_at: tuple[tuple[int, ...], ...]  # per continuation: the row index predicting each target
+    parents: tuple[int, ...]
+    predict_at: tuple[tuple[int, ...], ...]  # per request: the node predicting each continuation token
     targets: tuple[tuple[int, ...], ...]
 
 
-def pack(ctx: Sequence[int], conts: Sequence[Sequence[int]]) -> PackedRow:
-    """The packed row of a context and its (non-empty) continuations."""
-    n = len(ctx)
-    tokens, positions, segments = list(ctx), list(range(n)), [0] * n
+def pack(requests: Sequence[tuple[Sequence[int], Sequence[int]]]) -> PackedRow:
+    """The packed row of (context, non-empty continuation) pairs: ``context + continuation[:-1]`` of every
+    pair inserted in a trie, so a shared prefix (the context of several choices, a few-shot prompt, the words
+    before an edit) is one path of nodes; continuation token t is predicted at the node of its first
+    ``len(context) + t`` tokens."""
+    tokens: list[int] = []
+    positions: list[int] = []
+    parents: list[int] = []
+    children: list[dict[int, int]] = [{}]  # children[node + 1]: token -> node (slot 0: the roots)
     predict_at = []
-    for j, cont in enumerate(conts):
-        start = len(tokens)
-        tokens += cont[:-1]
-        positions += range(n, n + len(cont) - 1)
-        segments += [j + 1] * (len(cont) - 1)
-        predict_at.append((n - 1, *range(start, start + len(cont) - 1)))
-    return PackedRow(tuple(tokens), tuple(positions), tuple(segments), tuple(predict_at),
-                     tuple(tuple(c) for c in conts))
+    for ctx, cont in requests:
+        node, path = -1, []
+        for depth, tok in enumerate((*ctx, *cont[:-1])):
+            nxt = children[node + 1].get(tok)
+            if nxt is None:
+                nxt = len(tokens)
+                tokens.append(tok), positions.append(depth), parents.append(node), children.append({})
+                children[node + 1][tok] = nxt
+            node = nxt
+            path.append(node)
+        predict_at.append(tuple(path[len(ctx) - 1 + t] for t in range(len(cont))))
+    return PackedRow(tuple(tokens), tuple(positions), tuple(parents), tuple(predict_at),
+                     tuple(tuple(c) for _, c in requests))
 
 
-def tree_mask(segments: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """[rows, 1, width, width] additive mask from segment ids [rows, width] (-1: left padding): a query sees
-    earlier keys of the context (segment 0) and of its own segment; padding is seen by no one."""
-    width = segments.shape[1]
-    causal = torch.ones(width, width, dtype=torch.bool, device=segments.device).tril()
-    q, k = segments.unsqueeze(2), segments.unsqueeze(1)
-    allowed = causal & (k >= 0) & ((k == 0) | (k == q))
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
-    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-    return mask.unsqueeze(1)
+def tree_mask(rows: Sequence[PackedRow], width: int, dtype: torch.dtype, device: Any) -> torch.Tensor:
+    """[rows, 1, width, width] additive mask, rows left-padded to ``width``: a node sees itself and its
+    ancestors only (a request's own earlier tokens); padding is seen by no one and sees nothing."""
+    import numpy as np
+
+    allowed = np.zeros((len(rows), width, width), dtype=bool)
+    for b, row in enumerate(rows):
+        pad = width - len(row.tokens)
+        for i, parent in enumerate(row.parents):
+            if parent >= 0:
+                allowed[b, pad + i] = allowed[b, pad + parent]
+            allowed[b, pad + i, pad + i] = True
+    mask = torch.zeros(allowed.shape, dtype=dtype)
+    mask.masked_fill_(~torch.from_numpy(allowed), torch.finfo(dtype).min)
+    return mask.unsqueeze(1).to(device)
 
 
 def score_rows(model: Any, rows: Sequence[PackedRow], pad_id: int, device: Any,
                dtype: torch.dtype) -> list[list[tuple[list[float], list[bool]]]]:
-    """Per row, per continuation: (log-probs of its tokens, whether each is the argmax). One forward."""
+    """Per row, per request: (log-probs of its continuation's tokens, whether each is the argmax). One forward."""
     width = max(len(r.tokens) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     pos = torch.zeros((len(rows), width), dtype=torch.long)
-    seg = torch.full((len(rows), width), -1, dtype=torch.long)
     for i, r in enumerate(rows):
         pad = width - len(r.tokens)
-        ids[i, pad:], pos[i, pad:], seg[i, pad:] = (torch.tensor(x) for x in (r.tokens, r.positions, r.segments))
-    ids, pos, mask = ids.to(device), pos.to(device), tree_mask(seg.to(device), dtype)
+        ids[i, pad:], pos[i, pad:] = torch.tensor(r.tokens), torch.tensor(r.positions)
+    ids, pos, mask = ids.to(device), pos.to(device), tree_mask(rows, width, dtype, device)
     where = [(i, width - len(r.tokens) + at) for i, r in enumerate(rows) for ats in r.predict_at for at in ats]
     hidden_or_logits = _forward(model, ids, mask, pos)
     picked = hidden_or_logits[[w[0] for w in where], [w[1] for w in where]]
@@ -94,6 +110,44 @@ def score_rows(model: Any, rows: Sequence[PackedRow], pad_id: int, device: Any,
             at += len(cont)
         out.append(conts)
     return out
+
+
+def plan_rows(seqs: Sequence[tuple[int, ...]], contexts: Sequence[int], max_length: int) -> list[list[int]]:
+    """Which requests share a row: ``seqs`` (each request's ``context + continuation[:-1]``, ``contexts`` its
+    context's length) in token order, so each one's longest shared prefix is with the one before it; a request
+    joins the row when it shares its whole context or at least ``MIN_SHARED`` tokens with it and the row's nodes
+    stay within ``row_cap``, else it starts a row. Unrelated requests stay apart: packing them would only widen
+    the rows (attention grows with the square of a row's width) without saving a token."""
+    order = sorted(range(len(seqs)), key=lambda i: seqs[i])
+    rows: list[list[int]] = []
+    nodes = cap = 0
+    prev: tuple[int, ...] = ()
+    for i in order:
+        seq = seqs[i]
+        shared = _common_prefix(prev, seq)
+        if rows and shared >= min(MIN_SHARED, contexts[i]) and nodes + len(seq) - shared <= cap:
+            rows[-1].append(i)
+            nodes += len(seq) - shared
+        else:
+            rows.append([i])
+            nodes, cap = len(seq), row_cap(len(seq), max_length)
+        prev = seq
+    return rows
+
+
+def row_cap(first: int, max_length: int) -> int:
+    """The most nodes in a row that starts with a ``first``-token request: twice that, at least ``PACK_ROOM``,
+    within max_length (always at least the request itself, which fits the model)."""
+    return max(first, min(max_length, max(2 * first, PACK_ROOM)))
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _forward(model: Any, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -144,8 +198,8 @@ def _self_test(model: Any) -> bool:
     tests = [([3, 7, 1, 9], [[4, 2, 8], [5], [11, 6]]), ([1, 9], [[4, 2], [10, 3]])]
     try:
         with torch.inference_mode():
-            return all(_matches_plain(model, ctx, conts, score_rows(model, [pack(ctx, conts)], 0, device, dtype)[0],
-                                      device) for ctx, conts in tests)
+            return all(_matches_plain(model, ctx, conts, score_rows(model, [pack([(ctx, c) for c in conts])], 0,
+                                                                    device, dtype)[0], device) for ctx, conts in tests)
     except Exception:  # any architecture quirk (mask format, missing kwargs): the KV-reuse path stays
         return False
 
