@@ -162,7 +162,7 @@ def markdown(res: dict) -> str:
     s, m = res["summary"], res["machine"]
     comps = s["comparisons"]
     same = all(c["same"] for c in comps)
-    lines = [f"# Default scan, base {res['base_commit']} vs this tree — {res['stamp']}", "",
+    lines = [f"# Default scan, base {res['base_commit']} vs {res.get('new_commit', 'this tree')} — {res['stamp']}", "",
              "Raw numbers: `{json}`. Command: `.venv/bin/python benchmarks/bench_scan.py " + " ".join(res["argv"]) + "`",
              "", f"Machine: {m['cpu']}, nproc={m['nproc']}, OMP threads {res['threads'] or 'default'}; 1-min load "
              f"average at each start: {common.load_text([r['loadavg'] for r in res['runs']])} (end "
@@ -187,6 +187,14 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _head(tree: Path) -> str:
+    """The commit a checkout is at (``+`` when it has uncommitted changes to tracked files)."""
+    git = ["git", "-C", str(tree)]
+    sha = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "src"], capture_output=True).returncode != 0
+    return sha + ("+" if dirty else "")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base-commit", default="b3604fc", help="the version to compare against (default: b3604fc)")
@@ -204,7 +212,8 @@ def main(argv=None) -> int:
     srcs = {"base": base_tree(args) / "src", "new": ROOT / "src"}
     models = shared_models(args)
     res = {"stamp": common.stamp(), "argv": sys.argv[1:], "machine": common.machine(), "threads": args.threads,
-           "base_commit": args.base_commit if not args.base else f"{args.base}", "runs": [], "comparisons": []}
+           "base_commit": args.base_commit if not args.base else _head(Path(args.base)), "new_commit": _head(ROOT),
+           "runs": [], "comparisons": []}
     logs = HERE / ".work" / "scan-logs"
     logs.mkdir(parents=True, exist_ok=True)
     last: dict[str, dict] = {}

@@ -176,27 +176,3 @@ def close(a, b, tol: float = 1e-4) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
     return a == b
-
-
-def test_score_jobs_batches_across_callers_with_the_same_records(tiny_causal) -> None:
-    from lmcritic.probes._batch import score_jobs
-    from lmcritic.probes.performance.sst2 import SST2Accuracy
-
-    calls: list[int] = []
-
-    class Counting:  # the backend, counting calls
-        capabilities = tiny_causal.capabilities
-
-        def loglikelihood(self, reqs):
-            calls.append(len(reqs))
-            return tiny_causal.loglikelihood(reqs)
-
-    sst2, other = SST2Accuracy(n=9), SST2Accuracy(n=9, template="Text: {{ text }}\nSentiment:")
-    cases = list(sst2.cases())
-    jobs = [(sst2, cases[:2]), (other, list(other.cases())[:3]), (sst2, cases[2:7]), (sst2, [])]
-    alone = [probe.score(tiny_causal, cs) if cs else [] for probe, cs in jobs]
-    got = score_jobs(Counting(), jobs)
-    assert calls == [14, 6]  # one call per probe: 7 sst2 cases and 3 others, two label words each
-    assert [[r.case_id for r in rs] for rs in got] == [[r.case_id for r in rs] for rs in alone]
-    for a, b in zip(got, alone):
-        assert all(close(x.scores, y.scores) and x.passed == y.passed for x, y in zip(a, b))
