@@ -162,8 +162,9 @@ def markdown(res: dict) -> str:
     s, m = res["summary"], res["machine"]
     comps = s["comparisons"]
     same = all(c["same"] for c in comps)
-    lines = [f"# Default scan, base {res['base_commit']} vs {res.get('new_commit', 'this tree')} — {res['stamp']}", "",
-             "Raw numbers: `{json}`. Command: `.venv/bin/python benchmarks/bench_scan.py " + " ".join(res["argv"]) + "`",
+    title = f"# Default scan, base {res['base_commit']} vs {res.get('new_commit', 'this tree')} — {res['stamp']}"
+    lines = [title, "", "Raw numbers: `{json}`. Command: `.venv/bin/python benchmarks/bench_scan.py "
+             + " ".join(res["argv"]) + "`",
              "", f"Machine: {m['cpu']}, nproc={m['nproc']}, OMP threads {res['threads'] or 'default'}; 1-min load "
              f"average at each start: {common.load_text([r['loadavg'] for r in res['runs']])} (end "
              f"{m['loadavg_end'][0]:.2f}). Order: {' '.join(r['side'] for r in res['runs'])}.", "",

@@ -110,7 +110,7 @@ class Runner:
     def _execute(self, run_id: str, spec: RunSpec, model: Backend, load_s: float | None) -> RunOutcome:
         started = time.perf_counter()
         plan = make_plan(spec, model)
-        self._profile: dict[str, dict] = {}
+        self._profile: dict[str, dict[str, float]] = {}
         with Bar(self.progress) as bar:
             for item in plan:
                 with self._measure(item.key, model):

@@ -12,7 +12,7 @@ batch (their cache rows are dropped), so a batch runs as long as its longest ans
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -57,9 +57,9 @@ class _Rows:
 
     index: list[int]
     generators: list[Any]
-    tokens: list[list[int]] = field(default_factory=list)
-    mask: torch.Tensor | None = None  # [rows, width]: left padding, then ones
-    last_pos: torch.Tensor | None = None  # [rows]: the position of each row's last token
+    tokens: list[list[int]]
+    mask: torch.Tensor  # [rows, width]: left padding, then ones
+    last_pos: torch.Tensor  # [rows]: the position of each row's last token
 
     def keep(self, keep: list[int], cache: Any) -> None:
         """Drop the finished rows everywhere, their KV cache rows included."""
@@ -119,8 +119,8 @@ def _step(be: Any, rows: _Rows, tokens: list[int], cache: Any) -> Any:
     rows.mask = torch.cat([rows.mask, rows.mask.new_ones((rows.mask.shape[0], 1))], dim=1)
     rows.last_pos = rows.last_pos + 1
     ids = torch.tensor(tokens, device=be.device).unsqueeze(1)
-    kwargs = {"input_ids": ids, "attention_mask": rows.mask, "position_ids": rows.last_pos.unsqueeze(1),
-              "use_cache": True, "logits_to_keep": 1, cache_kwarg(be.model): cache}
+    kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": rows.mask, "position_ids": rows.last_pos.unsqueeze(1),
+              "use_cache": True, "logits_to_keep": 1, cache_kwarg(be.model) or "past_key_values": cache}
     return be.model(**kwargs)
 
 

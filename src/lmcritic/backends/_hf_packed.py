@@ -59,7 +59,10 @@ def pack(requests: Sequence[tuple[Sequence[int], Sequence[int]]]) -> PackedRow:
             nxt = children[node + 1].get(tok)
             if nxt is None:
                 nxt = len(tokens)
-                tokens.append(tok), positions.append(depth), parents.append(node), children.append({})
+                tokens.append(tok)
+                positions.append(depth)
+                parents.append(node)
+                children.append({})
                 children[node + 1][tok] = nxt
             node = nxt
             path.append(node)
@@ -100,9 +103,11 @@ def score_rows(model: Any, rows: Sequence[PackedRow], pad_id: int, device: Any,
     picked = hidden_or_logits[[w[0] for w in where], [w[1] for w in where]]
     logits = model.get_output_embeddings()(picked) if output_layer_is_separable(model) else picked
     targets = torch.tensor([t for r in rows for cont in r.targets for t in cont], device=logits.device)
-    lp, top = token_scores(logits, targets)
-    lp, top = lp.tolist(), top.tolist()
-    out, at = [], 0
+    lp_t, top_t = token_scores(logits, targets)
+    lp: list[float] = lp_t.tolist()
+    top: list[bool] = top_t.tolist()
+    out: list[list[tuple[list[float], list[bool]]]] = []
+    at = 0
     for r in rows:
         conts = []
         for cont in r.targets:

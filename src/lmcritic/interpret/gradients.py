@@ -103,6 +103,7 @@ Result = tuple[list[float], float, float, float, list[dict]]
 
 def _fixed(path: "PathGradients", cfg: IGConfig) -> Result:
     """Exactly ``n_steps`` points of Captum's rule ``cfg.method``; f(x) and f(baseline) by one extra forward."""
+    assert cfg.n_steps is not None  # the adaptive path runs when there is no fixed count
     alphas, weights = fixed_rule(cfg.method, cfg.n_steps)
     attr = path.integrate(alphas, weights)
     fx, fb = path.endpoints()
