@@ -201,9 +201,10 @@ def _records(records: list[dict]) -> list[str]:
 
 
 def _probes(probes: list[dict], stages: list[dict]) -> list[str]:
-    out = ["## Probes", "", "Per probe and stage: wall seconds, share of the run, seconds inside the model and the rest "
-           "(cases, scorers, statistics, storage).", "",
-           "| probe | status | cases | seconds | share | model s | other s | note |", "|---|---|---|---|---|---|---|---|"]
+    out = ["## Probes", "", "Per probe and stage: wall seconds, share of the run, seconds inside the model and the "
+           "rest (cases, scorers, statistics, storage).", "",
+           "| probe | status | cases | seconds | share | model s | other s | note |",
+           "|---|---|---|---|---|---|---|---|"]
     for p in probes:
         out.append(f"| {md(p['probe_key'])} | {p['status']} | {p['n_records']} | {_timing(p)} | "
                    f"{md(p.get('reason') or '')} |")
