@@ -60,12 +60,11 @@ def test_integrated_gradients_fixed_steps_equal_captum(tiny_causal) -> None:
     from captum.attr import LayerIntegratedGradients
 
     from lmcritic.interpret._whitebox import prepare
-    from lmcritic.interpret.base import gradients_on
 
     prep = prepare(tiny_causal, _target())
     for method in ("gausslegendre", "riemann_trapezoid"):
         ours = attributor("integrated_gradients", n_steps=6, method=method)(tiny_causal, _target())
-        with gradients_on(tiny_causal.model):
+        with prep.wb.gradients():
             attr, delta = LayerIntegratedGradients(prep.forward_ids, prep.layer).attribute(
                 prep.ids, baselines=prep.baseline, n_steps=6, method=method, return_convergence_delta=True)
         assert ours.scores == pytest.approx(attr.sum(-1)[0].tolist(), abs=1e-5)
