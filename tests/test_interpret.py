@@ -80,6 +80,15 @@ def test_adaptive_ig_reuses_points_and_respects_its_ceiling(tiny_causal) -> None
     assert all(abs(t["delta"]) <= t["abs_error"] + 1e-9 for t in ig.details["tries"])  # delta: the signed sum
 
 
+def test_adaptive_ig_independent_of_its_batch(tiny_causal) -> None:
+    cfg = {"tol": 1e-9, "abs_tol": 1e-12, "first_steps": 4, "refine": 3, "max_steps": 12}
+    runs = [attributor("integrated_gradients", token_budget=b, **cfg)(tiny_causal, _target()) for b in (1, 7, 4096)]
+    for other in runs[1:]:  # one point per forward, a few, all at once: the same points and the same numbers
+        for mine, first in zip(other.details["tries"], runs[0].details["tries"], strict=True):
+            assert mine == pytest.approx(first, abs=1e-5)
+        assert other.scores == pytest.approx(runs[0].scores, abs=1e-5)
+
+
 def test_foil_flips_sign(tiny_causal) -> None:
     a = attributor("grad_x_input")(tiny_causal, _target())
     b = attributor("grad_x_input")(tiny_causal, Target(CTX, " negative", " positive", span=SPAN))
