@@ -50,3 +50,10 @@ def write(name: str, res: dict, markdown: str) -> tuple[Path, Path]:
     md = RESULTS / f"{name}_latest.md"
     md.write_text(markdown.replace("{json}", path.name), encoding="utf-8")
     return path, md
+
+
+def publish(name: str, res: dict, markdown: str) -> None:
+    """Write the results (see :func:`write`) and print the markdown with the file names."""
+    path, md = write(name, res, markdown)
+    print(markdown.replace("{json}", path.name))
+    print(f"wrote {path} and {md}")

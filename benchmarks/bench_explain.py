@@ -150,9 +150,7 @@ def main(argv=None) -> int:
             res["calls"].append(call)
     res["machine"]["loadavg_end"] = os.getloadavg()
     shutil.rmtree(home, ignore_errors=True)
-    path, md = common.write("explain", res, markdown(res))
-    print(markdown(res).replace("{json}", path.name))
-    print(f"wrote {path} and {md}")
+    common.publish("explain", res, markdown(res))
     return 0
 
 

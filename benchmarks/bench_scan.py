@@ -234,9 +234,7 @@ def main(argv=None) -> int:
                             "contents": {k: run["contents"][k] for k in ("run_id", "probes", "timings")}})
     res["machine"]["loadavg_end"] = os.getloadavg()
     summarize(res)
-    path, md = common.write("scan", res, markdown(res))
-    print(markdown(res).replace("{json}", path.name))
-    print(f"wrote {path} and {md}")
+    common.publish("scan", res, markdown(res))
     return 0
 
 

@@ -14,6 +14,7 @@ found once per model by a numerical self-test on a tiny input (:func:`packed_ok`
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -129,7 +130,7 @@ def plan_rows(seqs: Sequence[tuple[int, ...]], contexts: Sequence[int], max_leng
     prev: tuple[int, ...] = ()
     for i in order:
         seq = seqs[i]
-        shared = _common_prefix(prev, seq)
+        shared = len(os.path.commonprefix([prev, seq]))
         if rows and shared >= min(MIN_SHARED, contexts[i]) and nodes + len(seq) - shared <= cap:
             rows[-1].append(i)
             nodes += len(seq) - shared
@@ -144,15 +145,6 @@ def row_cap(first: int, max_length: int) -> int:
     """The most nodes in a row that starts with a ``first``-token request: twice that, at least ``PACK_ROOM``,
     within max_length (always at least the request itself, which fits the model)."""
     return max(first, min(max_length, max(2 * first, PACK_ROOM)))
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _forward(model: Any, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
