@@ -293,8 +293,9 @@ def main() -> None:
         server.stop()
     if args.merge:
         other = json.loads(Path(args.merge).read_text())
-        for side in ("lmcritic", "garak"):
-            result.setdefault(side, other.get(side))
+        for side in ("lmcritic", "garak", "garak_defaults"):  # the defaults table needs garak's venv: keep it
+            if other.get(side) is not None:
+                result.setdefault(side, other[side])
     finish(result, RESULTS / f"garak_{stamp}.json")
 
 

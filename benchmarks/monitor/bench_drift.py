@@ -4,7 +4,9 @@
     .venv/bin/python benchmarks/monitor/bench_drift.py
 
 Both tools see windows of 500 requests and the same reference (the first 4,000 requests). lmcritic runs its
-packaged alert rules plus thumbs-down per topic (``benchmarks/monitor/rules.yaml``); Evidently runs its
+packaged alert rules plus thumbs-down per topic (``benchmarks/monitor/rules.yaml``: sequential CUSUM rules on the
+rates, drift rules on distributions, every window's tests BH-adjusted at 0.01), and once more with the same rules
+at 0.05, Evidently's per-test level, to compare delays at a like false-alarm budget; Evidently runs its
 ``DataDriftPreset`` (per-column tests at its defaults) on (a) its own text descriptors of prompt and response plus
 the topic and thumbs columns, and (b) lmcritic's per-request scores, so the statistics can be compared on
 identical columns. Per planted change: the detection delay (requests from the onset to the end of the first
@@ -20,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,17 +64,23 @@ def lmcritic_side(log: Path, store_path: Path, window: int, ref_windows: int, em
     t0, load0 = time.perf_counter(), os.getloadavg()
     n = score_store(store, scorer)
     t_score, load1 = time.perf_counter() - t0, os.getloadavg()
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), os.getloadavg()
     config = CheckConfig(f"{window}req", f"first:{ref_windows}", embedding, embed_sample)
-    result = check_store(store, scorer, config, load_rules(ROOT / "benchmarks/monitor/rules.yaml"))
+    rules = load_rules(ROOT / "benchmarks/monitor/rules.yaml")
+    result = check_store(store, scorer, config, rules)
     t_check = time.perf_counter() - t0
-    alerts = {}
-    for w in result.windows:
-        alerts[w.index] = sorted({a.metric + (f"[{a.group}]" if a.group else "") for a in w.alerts})
+    # the same rules at Evidently's per-test level (0.05), still BH-adjusted over each window's tests
+    at_05 = check_store(store, scorer, config, [replace(r, significance=0.05) for r in rules])
     _dump_table(store, scorer.fingerprint, WORK / "requests.csv", window)
-    return {"alerts": alerts, "ingest_s": t_ingest, "score_s": t_score, "check_s": t_check, "n_scored": n,
+    return {"alerts": _alerts(result), "alerts_at_0.05": _alerts(at_05), "ingest_s": t_ingest, "score_s": t_score,
+            "check_s": t_check, "load_during_check": [load0, os.getloadavg()], "n_scored": n,
             "stored": report.total("stored"), "load_during_scoring": [load0, load1], "skipped": scorer.skipped,
-            "scorers": scorer.metrics()}
+            "scorers": scorer.metrics(), "tests_per_window": len(result.windows[-1].tests)}
+
+
+def _alerts(result) -> dict[int, list[str]]:
+    return {w.index: sorted({a.metric + (f"[{a.group}]" if a.group else "") for a in w.alerts})
+            for w in result.windows}
 
 
 def _dump_table(store, scorer: str, path: Path, window: int) -> None:
@@ -145,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     saved = WORK / "lmcritic_side.json"
     if args.reuse and saved.exists():
         ours = json.loads(saved.read_text())
-        ours["alerts"] = {int(k): v for k, v in ours["alerts"].items()}
+        for key in ("alerts", "alerts_at_0.05"):
+            ours[key] = {int(k): v for k, v in ours.get(key, {}).items()}
     else:
         if args.fresh:
             (WORK / "bench.sqlite").unlink(missing_ok=True)
@@ -168,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 def _summary(ours: dict, theirs: dict | None, truth: dict, window: int) -> dict:
     out = {"lmcritic (any alert)": delays(ours["alerts"], truth, window, None),
            "lmcritic (alert on the changed metric)": delays(ours["alerts"], truth, window, RELEVANT)}
+    if ours.get("alerts_at_0.05"):
+        out["lmcritic, rules at significance 0.05 (any alert)"] = delays(ours["alerts_at_0.05"], truth, window, None)
     if theirs:
         for name, per_window in theirs["modes"].items():
             by_window = {int(k): v for k, v in per_window.items()}
@@ -191,7 +203,8 @@ def _markdown(res: dict, stamp: str) -> str:
                      f"{d['control_windows']} |")
     scored = (f"scored {ours['n_scored']} requests in {ours['score_s']:.1f} s (load average "
               f"{ours['load_during_scoring']})" if ours["n_scored"] else "scores reused from the store")
-    lines += ["", f"lmcritic: {scored}; check (windows, tests, embeddings) {ours['check_s']:.1f} s; "
+    lines += ["", f"lmcritic: {scored}; check (windows, tests, embeddings) {ours['check_s']:.1f} s (load average "
+              f"{ours.get('load_during_check')}); {ours.get('tests_per_window')} tests per window, BH-adjusted; "
               f"skipped scorers: {ours['skipped'] or 'none'}; embedding drift: {res['embedding']}"]
     if res["evidently"]:
         secs = ", ".join(f"{k} {v:.0f} s" for k, v in res["evidently"].get("seconds", {}).items())

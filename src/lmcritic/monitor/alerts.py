@@ -11,7 +11,11 @@ A rule names a metric, a test and what would matter::
 * ``level``: the window's rate/mean is above ``threshold`` (one-sided exact binomial / t-test);
 * ``change``: it moved from the reference by more than ``threshold`` in ``direction`` (up, down, both), and the
   two-sample test (two proportions / Welch) says the move is real;
-* ``drift``: the distribution moved (KS, χ², MMD permutation test) and its size (PSI, MMD²) exceeds ``threshold``.
+* ``drift``: the distribution moved (KS, χ², MMD permutation test) and its size (PSI, MMD²) exceeds ``threshold``;
+* ``cusum``: a sequential test on the requests one by one (:mod:`lmcritic.monitor.sequential`): CUSUM charts
+  tuned to shifts of ``threshold`` and larger in ``direction``, carried across windows, with the window's
+  p-value calibrated on the reference; it catches a change from its onset, where a window test waits for a
+  fully changed window. Needs a fixed reference (not ``previous``).
 
 A rule fires when the window has at least ``min_n`` requests with the metric, the effect passes the threshold and
 the p-value, Benjamini–Hochberg adjusted over every test of the window, is under ``significance``. ``by`` runs the
@@ -29,7 +33,7 @@ from lmcritic.monitor import drift
 from lmcritic.monitor.metrics import METRICS, MetricDef
 from lmcritic.monitor.windows import Acc
 
-TESTS = ("level", "change", "drift")
+TESTS = ("level", "change", "drift", "cusum")
 DIRECTIONS = ("up", "down", "both")
 
 
@@ -54,6 +58,9 @@ class Rule:
                               f"one of {DIRECTIONS}")
         if kind in ("category", "embedding") and self.test != "drift":
             raise ConfigError(f"alert rule on {self.metric}: a {kind} metric takes test: drift only")
+        if self.test == "cusum" and not self.threshold > 0:
+            raise ConfigError(f"alert rule on {self.metric}: test: cusum needs threshold > 0",
+                              "set threshold to the smallest shift worth detecting")
         if not 0 < self.significance < 1 or self.min_n < 1:
             raise ConfigError(f"alert rule on {self.metric}: significance must be in (0, 1) and min_n >= 1")
 
@@ -82,7 +89,7 @@ class TestResult:
 
     @property
     def key(self) -> tuple[str, str | None, str, float | None]:
-        return (self.metric, self.group, self.test, self.threshold if self.test == "level" else None)
+        return (self.metric, self.group, self.test, self.threshold if self.test in ("level", "cusum") else None)
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,8 @@ def fires(rule: Rule, t: TestResult) -> bool:
         return t.effect > 0
     if rule.test == "drift":
         return t.effect > rule.threshold
+    if rule.test == "cusum":  # the charts carry the threshold (shifts under half of it drift them down)
+        return {"up": t.effect > 0, "down": t.effect < 0}.get(rule.direction, t.effect != 0)
     if rule.direction == "up":
         return t.effect > rule.threshold
     if rule.direction == "down":

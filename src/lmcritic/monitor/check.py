@@ -9,15 +9,17 @@ adjusted together; rules that fire become alerts carrying the request ids behind
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from lmcritic.errors import ConfigError
 from lmcritic.monitor import alerts as al
+from lmcritic.monitor import sequential as seq
 from lmcritic.monitor.metrics import METRICS, MetricDef, parse_window, scalar_metrics
 from lmcritic.monitor.schema import RowError, parse_timestamp
+from lmcritic.monitor.sequential import Cusum
 from lmcritic.monitor.windows import Acc, WindowAcc, stream_windows
 from lmcritic.store.monitor import MonitorStore
 
@@ -89,12 +91,19 @@ class Checker:
         self.embedder = embedder if config.embedding else None
         self.notes: list[str] = []
         self._given_reference = reference
+        self.sequences = {r.metric for r in self.rules if r.test == "cusum"}
+        self.charts: dict[tuple[al.Rule, str | None], Cusum | None] = {}
 
     def run(self) -> CheckResult:
         mode, arg = _reference_mode(self.config.reference)
         ref = self._given_reference or (self._range_reference(arg) if mode == "range" else None)
         if mode == "run" and ref is None:
             raise ConfigError("reference run:RUN needs the run's texts scored", "use monitor.check_store()")
+        if mode == "previous" and self.sequences:  # a chart needs one in-control level to be calibrated on
+            self.rules = tuple(replace(r, test="change") if r.test == "cusum" else r for r in self.rules)
+            self.sequences = set()
+            self.notes.append("cusum rules ran as window change tests: a sequential test needs a fixed reference "
+                              "(first:K, range:, run:), not 'previous'")
         first_k = int(arg) if mode == "first" else 0
         results, previous = [], None
         for win in self._windows():
@@ -115,7 +124,7 @@ class Checker:
     # -- windows ---------------------------------------------------------------------------------------
     def _windows(self) -> Iterator[WindowAcc]:
         rows = self.store.iter_scored(self.scorer, self.config.start, self.config.end)
-        return stream_windows(rows, self.spec, self.metrics, self.groups)
+        return stream_windows(rows, self.spec, self.metrics, self.groups, self.sequences)
 
     def _range_reference(self, span: tuple[float, float]) -> WindowAcc:
         ref = WindowAcc(-1, span[0], span[1])
@@ -145,8 +154,12 @@ class Checker:
             for t in self._rule_tests(rule, win, ref, witness):
                 tests.setdefault(t.key, t)
         adjusted = {t.key: t for t in al.adjust(list(tests.values()))}
-        alerts = [self._alert(rule, win, ref, t, witness) for rule in self.rules
-                  for t in adjusted.values() if _matches(rule, t) and al.fires(rule, t)]
+        fired = [(rule, t) for rule in self.rules for t in adjusted.values() if _matches(rule, t) and al.fires(rule, t)]
+        for rule, t in fired:
+            chart = self.charts.get((rule, t.group)) if rule.test == "cusum" else None
+            if chart is not None:
+                chart.restart()  # a new alert on this rule needs new evidence
+        alerts = [self._alert(rule, win, ref, t, witness) for rule, t in fired]
         return self._summarize(win, False, list(adjusted.values()), alerts)
 
     def _rule_tests(self, rule: al.Rule, win: WindowAcc, ref: WindowAcc,
@@ -164,10 +177,32 @@ class Checker:
                 continue
             if rule.test == "level":
                 out.append(al.level_test(m, group, cur, rule))
+            elif rule.test == "cusum":
+                t = self._cusum_test(rule, m, group, win, ref)
+                out += [t] if t is not None else []
             elif base is not None and base.n:
                 out.append(al.change_test(m, group, cur, base) if rule.test == "change" else
                            al.drift_test(m, group, cur, base))
         return out
+
+    def _cusum_test(self, rule: al.Rule, m: MetricDef, group: str | None, win: WindowAcc,
+                    ref: WindowAcc) -> al.TestResult | None:
+        """Feed the window's values, in order, to the rule's charts (made on first use from the reference)."""
+        key = (rule, group)
+        if key not in self.charts:
+            base = ref.accs.get((m.name, group))
+            d = None if base is None or not base.n else seq.design(
+                m.kind, rule.threshold, rule.direction, k=base.k, n=base.n, sample=base.values())
+            self.charts[key] = None if d is None else Cusum(d, seq.seed_of(rule, group))
+            if d is None:
+                self.notes.append(f"{rule.label}{f' [{group}]' if group else ''}: no CUSUM (no reference "
+                                  f"values, or no shift of {rule.threshold} possible from the reference)")
+        chart, cur = self.charts[key], win.accs.get((m.name, group))
+        if chart is None or cur is None:
+            return None
+        p, effect = chart.update(win.series.get((m.name, group), []))
+        return al.TestResult(m.name, group, "cusum", "cusum", _value(cur), chart.design.reference, effect,
+                             "delta", p, cur.n, ref.accs[(m.name, group)].n, threshold=rule.threshold)
 
     def _embedding_test(self, m: MetricDef, win: WindowAcc, ref: WindowAcc,
                         witness: dict[str, tuple[list[int], np.ndarray]]) -> al.TestResult | None:
@@ -199,7 +234,7 @@ class Checker:
 def _matches(rule: al.Rule, t: al.TestResult) -> bool:
     if t.metric != rule.metric or t.test != rule.test:
         return False
-    if rule.test == "level" and t.threshold != rule.threshold:
+    if rule.test in ("level", "cusum") and t.threshold != rule.threshold:
         return False
     return (t.group is None) if not rule.by else bool(t.group and t.group.startswith(f"{rule.by}="))
 
@@ -220,6 +255,11 @@ def _evidence(m: MetricDef, cur: Acc | None, ref: Acc | None, rule: al.Rule,
     if m.kind == "rate" and not down:
         return cur.flagged.items()
     return (cur.low if down else cur.high).items()
+
+
+def _value(acc: Acc) -> float:
+    value, _, _ = acc.estimate()
+    return value
 
 
 def _summary(name: str, group: str | None, acc: Acc) -> Summary:

@@ -11,7 +11,7 @@ import heapq
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
 
 from lmcritic import stats
 from lmcritic.monitor.metrics import MetricDef, WindowSpec
@@ -119,10 +119,12 @@ class WindowAcc:
     seq: int = 0  # position among the windows read
     accs: dict[tuple[str, str | None], Acc] = field(default_factory=dict)
     texts: BottomK = field(default_factory=lambda: BottomK(1024))  # requests sampled for embedding drift
+    series: dict[tuple[str, str | None], list[float]] = field(default_factory=dict)  # in order, for CUSUM rules
 
     def add(self, rid: int, scores: Mapping[str, Any], attrs: Mapping[str, Any], metrics: Sequence[MetricDef],
-            groups: Mapping[str, Sequence[str]]) -> None:
-        """Feed one request: every metric overall, and in its group for each ``by`` key asked of the metric."""
+            groups: Mapping[str, Sequence[str]], sequences: Collection[str] = ()) -> None:
+        """Feed one request: every metric overall, and in its group for each ``by`` key asked of the metric;
+        the metrics in ``sequences`` also keep their values in arrival order (sequential tests read them)."""
         h = id_hash(rid)
         self.n += 1
         self.texts.add(h, rid)
@@ -130,9 +132,11 @@ class WindowAcc:
             value = m.value(scores)
             if value is None:
                 continue
-            self._acc(m, None).add(rid, h, value)
-            for by in groups.get(m.name, ()):
-                self._acc(m, f"{by}={group_of(attrs, by)}").add(rid, h, value)
+            keys = [None, *(f"{by}={group_of(attrs, by)}" for by in groups.get(m.name, ()))]
+            for group in keys:
+                self._acc(m, group).add(rid, h, value)
+                if m.name in sequences:
+                    self.series.setdefault((m.name, group), []).append(float(value))
 
     def _acc(self, m: MetricDef, group: str | None) -> Acc:
         key = (m.name, group)
@@ -152,7 +156,8 @@ def group_of(attrs: Mapping[str, Any], by: str) -> str:
 
 
 def stream_windows(rows: Iterable[list[tuple[int, float, dict, dict]]], spec: WindowSpec,
-                   metrics: Sequence[MetricDef], groups: Mapping[str, Sequence[str]]) -> Iterator[WindowAcc]:
+                   metrics: Sequence[MetricDef], groups: Mapping[str, Sequence[str]],
+                   sequences: Collection[str] = ()) -> Iterator[WindowAcc]:
     """Finished windows in time order from time-ordered (id, ts, scores, attributes) chunks."""
     current: WindowAcc | None = None
     position = seq = 0
@@ -165,7 +170,7 @@ def stream_windows(rows: Iterable[list[tuple[int, float, dict, dict]]], spec: Wi
             if current is None:
                 start = ts if spec.count else index * (spec.seconds or 1)
                 current = WindowAcc(index, start, ts if spec.count else start + (spec.seconds or 1), seq=seq)
-            current.add(rid, scores, attrs, metrics, groups)
+            current.add(rid, scores, attrs, metrics, groups, sequences)
             if spec.count:
                 current.end = ts
             position += 1
