@@ -57,6 +57,7 @@ bench-monitor: setup
 	nice -n 10 $(BIN)/python benchmarks/monitor/bench_drift.py
 	nice -n 10 $(BIN)/python benchmarks/monitor/bench_throughput.py
 	$(BIN)/python benchmarks/monitor/bench_proxy.py
+	$(BIN)/python benchmarks/monitor/bad_input.py
 
 clean:
 	rm -rf $(VENV) .lmcritic .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "benchmarks/.work/monitor"
 RESULTS = ROOT / "benchmarks/results"
 EV_PY = ROOT / "benchmarks/.work/venv-evidently/bin/python"
+RULES = ROOT / "benchmarks/monitor/rules.yaml"
 SCORE_COLUMNS = ("prompt.toxicity", "response.toxicity", "prompt.pii", "response.pii", "response.refusal",
                  "prompt.injection", "prompt.register", "prompt.register.marker_rate", "prompt.length",
                  "response.length", "prompt.language.code", "feedback.vader")
@@ -48,7 +49,7 @@ RELEVANT_EVIDENTLY = {
 
 
 def lmcritic_side(log: Path, store_path: Path, window: int, ref_windows: int, embedding: bool,
-                  embed_sample: int) -> dict:
+                  embed_sample: int, rules_path: Path = ROOT / "benchmarks/monitor/rules.yaml") -> dict:
     from lmcritic.monitor.alerts import load_rules
     from lmcritic.monitor.api import build_scorer, check_store
     from lmcritic.monitor.check import CheckConfig
@@ -66,7 +67,7 @@ def lmcritic_side(log: Path, store_path: Path, window: int, ref_windows: int, em
     t_score, load1 = time.perf_counter() - t0, os.getloadavg()
     t0, load0 = time.perf_counter(), os.getloadavg()
     config = CheckConfig(f"{window}req", f"first:{ref_windows}", embedding, embed_sample)
-    rules = load_rules(ROOT / "benchmarks/monitor/rules.yaml")
+    rules = load_rules(rules_path)
     result = check_store(store, scorer, config, rules)
     t_check = time.perf_counter() - t0
     # the same rules at Evidently's per-test level (0.05), still BH-adjusted over each window's tests
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embed-sample", type=int, default=128, help="prompts embedded per window for MMD")
     ap.add_argument("--fresh", action="store_true", help="start from an empty store (else cached work is reused)")
     ap.add_argument("--skip-evidently", action="store_true")
+    ap.add_argument("--rules", type=Path, default=RULES, help="alert rules (another file: results named after it)")
     ap.add_argument("--reuse", action="store_true", help="reuse the last lmcritic side (benchmarks/.work/monitor)")
     ap.add_argument("--evidently-modes", default="descriptors,scores",
                     help="Evidently configurations to (re)run; the others are read from the last run "
@@ -160,17 +162,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.fresh:
             (WORK / "bench.sqlite").unlink(missing_ok=True)
         ours = lmcritic_side(log, WORK / "bench.sqlite", args.window, args.reference_windows, not args.no_embedding,
-                             args.embed_sample)
+                             args.embed_sample, args.rules)
         saved.write_text(json.dumps(ours, default=str))
     theirs = None if args.skip_evidently else evidently_side(args.window, args.reference_windows, args.evidently_modes)
     res = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "truth": truth, "lmcritic": ours,
+           "rules": str(args.rules.relative_to(ROOT) if args.rules.is_relative_to(ROOT) else args.rules),
            "embedding": "off" if args.no_embedding else f"{args.embed_sample} prompts per window",
            "evidently": theirs, "summary": _summary(ours, theirs, truth, args.window)}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"monitor_drift_{stamp}.json").write_text(json.dumps(res, indent=1, default=str))
+    name = "monitor_drift" if args.rules == RULES else f"monitor_drift_{args.rules.stem}"
+    (RESULTS / f"{name}_{stamp}.json").write_text(json.dumps(res, indent=1, default=str))
     md = _markdown(res, stamp)
-    (RESULTS / "monitor_drift_latest.md").write_text(md)
+    (RESULTS / f"{name}_latest.md").write_text(md)
     print(md)
     return 0
 
@@ -192,7 +196,7 @@ def _summary(ours: dict, theirs: dict | None, truth: dict, window: int) -> dict:
 
 def _markdown(res: dict, stamp: str) -> str:
     ours = res["lmcritic"]
-    lines = [f"# Drift detection: lmcritic monitor vs Evidently ({stamp})", "",
+    lines = [f"# Drift detection: lmcritic monitor vs Evidently ({stamp}; lmcritic rules {res['rules']})", "",
              f"Log: {res['truth']['n']} requests, windows of {res['truth']['window']}, reference = first "
              f"{res['truth']['reference_end']}. Delay = requests from onset to the end of the first alerting window "
              "(– = missed). Control = windows of the no-change stretch that alerted.", "",

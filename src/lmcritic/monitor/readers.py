@@ -132,7 +132,8 @@ def _parse_json(line: int, end: int, data: bytes, complete: bool) -> RawRow:
     except json.JSONDecodeError as err:
         truncated = err.pos >= len(text.rstrip()) or "Unterminated" in err.msg
         kind = "truncated_json" if truncated else "invalid_json"
-        return RawRow(line, end, error=RowError(kind, f"{'truncated' if truncated else 'invalid'} JSON: {err.msg} "
+        why = err.msg.removesuffix(" at")  # json's "Invalid control character at" + our "at column N"
+        return RawRow(line, end, error=RowError(kind, f"{'truncated' if truncated else 'invalid'} JSON: {why} "
                                                       f"at column {err.colno}"), excerpt=_excerpt(data),
                       complete=complete)
     if not isinstance(obj, dict):
