@@ -153,7 +153,7 @@ def _null(d: Design, n: int, fresh: bool, seed: int) -> tuple[np.ndarray, np.nda
         np.maximum(top, s, out=top)
     maxima = np.sort(top, axis=1)
     ranks = np.stack([streams - np.searchsorted(maxima[j], top[j], "left") for j in range(len(d.a))])
-    return maxima, np.sort(((1 + ranks) / (streams + 1)).min(axis=0))
+    return maxima, np.sort((ranks / (streams + 1)).min(axis=0))  # ranks count the stream itself: the "1 +"
 
 
 def _sampler(d: Design, streams: int, rng: np.random.Generator) -> Callable[[], np.ndarray]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
@@ -119,7 +120,9 @@ class WindowAcc:
     seq: int = 0  # position among the windows read
     accs: dict[tuple[str, str | None], Acc] = field(default_factory=dict)
     texts: BottomK = field(default_factory=lambda: BottomK(1024))  # requests sampled for embedding drift
-    series: dict[tuple[str, str | None], list[float]] = field(default_factory=dict)  # in order, for CUSUM rules
+    # values in arrival order of the metrics that sequential (CUSUM) rules read: 8 bytes per request and series,
+    # held for one window at a time
+    series: dict[tuple[str, str | None], array] = field(default_factory=dict)
 
     def add(self, rid: int, scores: Mapping[str, Any], attrs: Mapping[str, Any], metrics: Sequence[MetricDef],
             groups: Mapping[str, Sequence[str]], sequences: Collection[str] = ()) -> None:
@@ -136,7 +139,7 @@ class WindowAcc:
             for group in keys:
                 self._acc(m, group).add(rid, h, value)
                 if m.name in sequences:
-                    self.series.setdefault((m.name, group), []).append(float(value))
+                    self.series.setdefault((m.name, group), array("d")).append(float(value))
 
     def _acc(self, m: MetricDef, group: str | None) -> Acc:
         key = (m.name, group)
