@@ -46,6 +46,11 @@ _EXPORTS = {
     "diagnose_run": "lmcritic.diagnose.api",
     "TaskSpec": "lmcritic.tasks",
     "load_task": "lmcritic.tasks",
+    "scan": "lmcritic.api",
+    "run": "lmcritic.api",
+    "Results": "lmcritic.results",
+    "RunFailed": "lmcritic.errors",
+    "model_dir": "lmcritic.backends.objects",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

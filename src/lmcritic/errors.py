@@ -65,3 +65,17 @@ class Terminated(KeyboardInterrupt):
 
 class RegistryError(LmcriticError):
     """A registry name was taken twice, or resolves to the wrong kind of object (a plugin or coding error)."""
+
+
+class RunFailed(LmcriticError):
+    """A run from Python (``lmcritic.scan``/``lmcritic.run``) measured nothing (status ``failed``), or, with
+    ``strict=True``, did not finish cleanly. ``results`` is the stored run, for its errors and what did run."""
+
+    def __init__(self, message: str, hint: str | None = None, results: object = None) -> None:
+        super().__init__(message, hint)
+        self.results = results
+
+
+class RunWarning(UserWarning):
+    """A run from Python ended ``partial`` (some probes, stages or cases failed) or ``interrupted`` by its budget:
+    what ran is stored and returned; the warning names what did not."""

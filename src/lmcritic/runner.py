@@ -56,6 +56,7 @@ class RunOutcome:
     status: str  # done | partial | failed | interrupted
     message: str = ""
     errors: tuple[str, ...] = ()  # "KEY: reason" for each probe or stage that failed or had failing cases
+    interrupted_by: str | None = None  # "budget" or "signal" (Ctrl-C, SIGTERM) when the status is interrupted
 
 
 def make_plan(spec: RunSpec, model: Backend) -> list[PlanItem]:
@@ -99,10 +100,11 @@ class Runner:
                 return self._execute(run_id, spec, cached, load_s)
             except BudgetExceeded as err:
                 return self._stop(run_id, "interrupted", f"{err.message}; finished work is stored: "
-                                  f"continue with `lmcritic run --resume {run_id}` and a larger budget")
+                                  f"continue with `lmcritic run --resume {run_id}` and a larger budget", "budget")
             except KeyboardInterrupt as err:
                 why = str(err) or "interrupted"
-                return self._stop(run_id, "interrupted", f"{why}; continue with `lmcritic run --resume {run_id}`")
+                return self._stop(run_id, "interrupted", f"{why}; continue with `lmcritic run --resume {run_id}`",
+                                  "signal")
             except BaseException as err:  # the run must not stay "running": mark it, then let the caller report
                 self._mark_failed(run_id, err)
                 raise
@@ -275,11 +277,11 @@ class Runner:
                                "parts"), errors
         return "done", "", errors
 
-    def _stop(self, run_id: str, status: str, message: str) -> RunOutcome:
+    def _stop(self, run_id: str, status: str, message: str, by: str | None = None) -> RunOutcome:
         self.store.set_status(run_id, status, error=message)
         errors = tuple(f"{p.probe_key}: {p.reason}" for p in self.store.probe_runs(run_id)
                        if p.status in ("failed", "partial"))
-        return RunOutcome(run_id, status, message, errors)
+        return RunOutcome(run_id, status, message, errors, by)
 
     def _mark_failed(self, run_id: str, err: BaseException) -> None:
         """Best effort (the store itself may be what failed)."""

@@ -9,7 +9,7 @@ import difflib
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from lmcritic.backends import DEFAULT_MODEL, ModelSpec
 from lmcritic.errors import ConfigError
@@ -28,6 +28,59 @@ def default_suite() -> tuple[tuple["ProbeSpec", ...], tuple["StageSpec", ...]]:
     probes = tuple(_probe(p, DEFAULT_SUITE_FILE, i) for i, p in enumerate(data.get("probes") or ()))
     stages = tuple(_stage(s, DEFAULT_SUITE_FILE, i) for i, s in enumerate(data.get("stages") or ()))
     return probes, stages
+
+
+def scan_spec(model: ModelSpec | dict[str, Any], probes: Sequence[Any] | None = None,
+              overrides: Mapping[str, Mapping[str, Any]] | None = None, stages: bool | Sequence[Any] = True,
+              budget: Mapping[str, Any] | None = None, name: str | None = None,
+              source: str = "scan") -> "RunSpec":
+    """The run of ``lmcritic scan`` (command line and ``lmcritic.scan``): the default suite, or the chosen
+    ``probes`` (names or keys pick suite probes with their scan-sized configs, in suite order; other names,
+    ``{name, config, key}`` entries and :class:`ProbeSpec` are added after), ``overrides`` (probe key →
+    options, text converted like ``--set``) on top, and the suite's stages (``stages=True``), none, or those
+    given."""
+    suite, suite_stages = default_suite()
+    chosen = _chosen(probes, suite, source)
+    overrides = overrides or {}
+    keys = [p.key for p in chosen]
+    for key in overrides:
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1)
+            raise ConfigError(f"{source}: options for probe {key!r}, which is not in this run",
+                              f"did you mean {close[0]!r}?" if close else f"probes: {', '.join(keys)}")
+    stage_list = list(suite_stages) if stages is True else list(stages or ())
+    model_data = model if isinstance(model, dict) else {"name": model.name, "backend": model.backend,
+                                                        "options": dict(model.options)}
+    data = {"model": model_data, "budget": dict(budget or {}), "name": name,
+            "probes": [{"name": p.name, "key": p.key, "config": {**p.config, **dict(overrides.get(p.key, {}))}}
+                       for p in chosen],
+            "stages": [s if isinstance(s, (str, dict)) else {"name": s.name, "config": s.config} for s in stage_list]}
+    return RunSpec.from_dict(data, source=source)
+
+
+def _chosen(probes: Sequence[Any] | None, suite: Sequence["ProbeSpec"], source: str) -> list["ProbeSpec"]:
+    """Text entries are patterns (a name, key, area or glob: ``safety.*``): the matching suite probes with their
+    scan-sized configs, then matching registered probes outside the suite; other entries are added as given."""
+    from lmcritic.cli.probes import select
+
+    if not probes:
+        return list(suite)
+    patterns = [p for p in probes if isinstance(p, str)]
+    out = select(patterns, suite) if patterns else []
+    out += [ProbeSpec(n) for n in _registered(patterns) if not any(n in (p.name, p.key) for p in out)]
+    return out + [p if isinstance(p, ProbeSpec) else _probe(p, source, i)
+                  for i, p in enumerate(probes) if not isinstance(p, str)]
+
+
+def _registered(patterns: list[str]) -> list[str]:
+    """Registered probes matching the patterns; an exact name that is not registered is kept, so the spec
+    check names it with a did-you-mean."""
+    from lmcritic.cli.probes import matches
+    from lmcritic.probes import PROBES
+
+    names = [n for n in PROBES.names() if any(matches(p, n) for p in patterns)]
+    exact = [p for p in patterns if not any(ch in p for ch in "*?[") and "." in p and p not in names]
+    return names + exact
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,45 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def interval_at(est: Estimate, confidence: float) -> tuple[float, float]:
+    """``est``'s two-sided interval at another confidence level.
+
+    Exact for a Wilson proportion (recomputed from k = value·n and n); otherwise each side of the stored
+    interval is rescaled by the ratio of normal quantiles (``z(confidence) / z(est.confidence)``), which keeps a
+    skewed bootstrap interval skewed and is exact for a normal-theory interval.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    k = est.value * est.n
+    if est.method == "wilson" and est.n > 0 and abs(k - round(k)) < 1e-6:
+        return wilson(int(round(k)), est.n, confidence)
+    scale = _z(confidence) / _z(est.confidence)
+    return est.value - (est.value - est.ci_low) * scale, est.value + (est.ci_high - est.value) * scale
+
+
+def one_sided_bound(est: Estimate, alpha: float, side: str) -> float:
+    """The one-sided (1 − alpha) confidence bound of ``est``: ``side="lower"`` is L with P(θ ≥ L) ≥ 1 − alpha,
+    i.e. the lower end of the two-sided (1 − 2·alpha) interval. ``value ≥ x`` is supported at level alpha
+    when the lower bound is ≥ x."""
+    low, high = interval_at(est, 1 - 2 * _alpha(alpha))
+    return low if side == "lower" else high
+
+
+def difference_interval(new: Estimate, old: Estimate, confidence: float = 0.95) -> tuple[float, float]:
+    """Confidence interval of ``new.value − old.value`` for two independent estimates, from their own intervals
+    by MOVER (Zou & Donner 2008; for two Wilson proportions this is Newcombe's hybrid score interval)."""
+    l1, u1 = interval_at(new, confidence)
+    l2, u2 = interval_at(old, confidence)
+    d = new.value - old.value
+    return (d - math.sqrt((new.value - l1) ** 2 + (u2 - old.value) ** 2),
+            d + math.sqrt((u1 - new.value) ** 2 + (old.value - l2) ** 2))
+
+
+def _alpha(alpha: float) -> float:
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")
+    return alpha
+
 def _z(confidence: float) -> float:
     if abs(confidence - 0.95) < 1e-12:
         return Z95

@@ -16,6 +16,7 @@ BACKENDS: Registry[type[Backend]] = Registry("backends", subclass_of=Backend)
 BACKENDS.add("hf", "lmcritic.backends.hf:HFBackend")
 BACKENDS.add("openai", "lmcritic.backends.openai:OpenAIBackend")
 BACKENDS.add("python", "lmcritic.backends.python:PythonBackend")
+BACKENDS.add("memory", "lmcritic.backends.objects:MemoryBackend")  # a Python object of this process (lmcritic.scan)
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,12 @@ def load_model(spec: ModelSpec | str) -> Backend:
     cls = BACKENDS.get(backend_name)
     options = check_backend_options(cls, options, backend_name)
     try:
-        return cls(**options)
+        backend = cls(**options)
     except TypeError as err:
         raise ConfigError(f"bad options for the {backend_name} backend: {err}") from None
+    if backend.loaded_from is None:
+        backend.loaded_from = spec  # so a run of it made from Python stores a spec the command line can replay
+    return backend
 
 
 def check_backend_options(cls: type, options: dict[str, Any], backend_name: str) -> dict[str, Any]:

@@ -243,18 +243,23 @@ def vocab_size(model: Any) -> int:
     return int(width) if isinstance(width, int) and width > 0 else 50_000
 
 
-def fingerprint(model: Any, tokenizer: Any) -> str:
-    """sha256 over config, parameter names/shapes/dtypes plus a strided sample of every tensor, and vocab."""
+def fingerprint(model: Any, tokenizer: Any, sample: int | None = SAMPLE) -> str:
+    """sha256 over config, parameter names/shapes/dtypes plus a strided sample of ``sample`` elements of every
+    tensor, and vocab. ``sample=None`` hashes every byte of every parameter and buffer instead (for models held
+    in memory, which users edit in place): 1.9 s instead of 0.75 s for SmolLM2-135M's 538 MB on a 2-core CPU."""
     h = hashlib.sha256(type(model).__name__.encode())
     config = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
     h.update(json.dumps(config, sort_keys=True, default=str).encode())
     # module classes too: a dynamically quantized copy keeps its int8 weights outside named_parameters
     h.update("|".join(sorted({type(m).__qualname__ for m in model.modules()})).encode())
-    for name, param in model.named_parameters():
+    tensors = model.named_parameters() if sample else [*model.named_parameters(), *model.named_buffers()]
+    for name, param in tensors:
         flat = param.detach().reshape(-1)
-        step = max(1, flat.numel() // SAMPLE)
         h.update(f"{name}|{tuple(param.shape)}|{param.dtype}".encode())
-        h.update(flat[::step][:SAMPLE].float().cpu().numpy().tobytes())
+        if sample:
+            h.update(flat[:: max(1, flat.numel() // sample)][:sample].float().cpu().numpy().tobytes())
+        else:
+            h.update(flat.cpu().contiguous().view(torch.uint8).numpy())  # the exact bytes, whatever the dtype
     h.update(tokenizer_hash(tokenizer).encode())
     return h.hexdigest()
 

@@ -35,6 +35,7 @@ class Backend(ABC):
     """A model. Construct with config; call with lists of requests; results come back in order."""
 
     kind: ClassVar[str] = "backend"
+    loaded_from: Any = None  # the ModelSpec ``load_model`` built this from (None: built by hand, in memory)
 
     @property
     @abstractmethod

@@ -29,7 +29,7 @@ def add_to(sub: argparse._SubParsersAction) -> None:
 
 def report_cmd(args: argparse.Namespace) -> int:
     from lmcritic.errors import ConfigError
-    from lmcritic.report.markdown import write_reports
+    from lmcritic.report.markdown import render_report, write_reports
 
     store = open_store(args)
     run_id = store.resolve(args.run)
@@ -40,19 +40,8 @@ def report_cmd(args: argparse.Namespace) -> int:
         for fmt in ("md", "json", "html"):
             print(f"{fmt}: {paths[fmt]}")
         return 0
-    text = render(store, run_id, args.format, args.max_cases)
+    text = render_report(store, run_id, args.format, args.max_cases)
     return _emit(text, args.output or _default_path(run_id, args.format))
-
-
-def render(store, run_id: str, fmt: str, max_cases: int = 200) -> str:
-    from lmcritic.report.document import run_document
-    from lmcritic.report.html import render_html
-    from lmcritic.report.markdown import render_json, render_markdown
-
-    doc = run_document(store, run_id, max_cases=max_cases)
-    render: dict[str, Callable[[dict[str, Any]], str]] = {"html": render_html, "md": render_markdown,
-                                                          "json": render_json}
-    return render[fmt](doc)
 
 
 def card_cmd(args: argparse.Namespace) -> int:

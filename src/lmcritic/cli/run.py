@@ -82,22 +82,15 @@ def _only(spec, patterns: list[str]):
 
 def scan_cmd(args: argparse.Namespace) -> int:
     from lmcritic.backends import DEFAULT_MODEL
-    from lmcritic.spec import ProbeSpec, RunSpec, default_suite
+    from lmcritic.spec import scan_spec
 
     options = _pairs(args.option, "--option")
     model: dict[str, Any] = {"name": args.model or _default_name(args.backend, options) or DEFAULT_MODEL,
                              "options": options}
     if args.backend:
         model["backend"] = args.backend
-    suite, stages = default_suite()
-    chosen = list(suite) if not args.probe else _select(args.probe, suite)
-    chosen += [ProbeSpec(n) for n in _registered(args.probe) if not any(n in (p.name, p.key) for p in chosen)]
-    overrides = _probe_overrides(args.set, [p.key for p in chosen])
-    data = {"model": model,
-            "probes": [{"name": p.name, "key": p.key, "config": {**p.config, **overrides.get(p.key, {})}}
-                       for p in chosen],
-            "stages": [] if args.no_stages else [{"name": s.name, "config": s.config} for s in stages]}
-    return _execute(RunSpec.from_dict(data, source="command line"), args)
+    return _execute(scan_spec(model, args.probe, _probe_overrides(args.set), stages=not args.no_stages,
+                              source="command line"), args)
 
 
 def _execute(spec, args: argparse.Namespace, resume: str | None = None) -> int:
@@ -120,23 +113,6 @@ def _execute(spec, args: argparse.Namespace, resume: str | None = None) -> int:
     print(f"markdown: {paths['md']}  json: {paths['json']}")
     print(f"report: {paths['html']}")  # last line: the file a person opens
     return EXIT_FOR_STATUS.get(outcome.status, EXIT_INTERRUPTED)
-
-
-def _select(patterns: list[str], suite) -> list:
-    from lmcritic.cli.probes import select
-
-    return select(patterns, suite)
-
-
-def _registered(patterns: list[str]) -> list[str]:
-    """Registered probes matching the patterns (for probes outside the default suite); an exact name that is not
-    registered is kept, so the spec check names it with a did-you-mean."""
-    from lmcritic.cli.probes import matches
-    from lmcritic.probes import PROBES
-
-    names = [n for n in PROBES.names() if any(matches(p, n) for p in patterns)]
-    exact = [p for p in patterns if not any(ch in p for ch in "*?[") and "." in p and p not in names]
-    return names + exact
 
 
 def _report_dir(report: str | None) -> Path | None:
@@ -184,13 +160,10 @@ def _pairs(items: list[str], flag: str) -> dict[str, Any]:
     return out
 
 
-def _probe_overrides(items: list[str], probes: list[str]) -> dict[str, dict[str, Any]]:
-    from lmcritic.errors import ConfigError
-
+def _probe_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``--set PROBE.KEY=VALUE`` as probe key → options (the probe is checked against the run's probes)."""
     out: dict[str, dict[str, Any]] = {}
     for key, value in _pairs(items, "--set").items():
         probe, _, opt = key.rpartition(".")
-        if probe not in probes:
-            raise ConfigError(f"--set {key}: probe {probe!r} is not in this run", f"probes: {', '.join(probes)}")
         out.setdefault(probe, {})[opt] = value
     return out

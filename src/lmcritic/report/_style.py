@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
 CSS = """
 :root{--fg:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#f9fafb;--crit:#7f1d1d;--high:#dc2626;--med:#d97706;
@@ -71,3 +72,25 @@ def script_hash() -> str:
 def csp() -> str:
     return (f"default-src 'none'; style-src 'unsafe-inline'; script-src '{script_hash()}'; img-src data:; "
             "base-uri 'none'; form-action 'none'")
+
+
+_RULE = re.compile(r"([^{}]+)\{((?:[^{}]|\{[^{}]*\})*)\}")  # selectors { body }, one level of nesting (@media)
+_PAGE = (":root", "body")  # the report owns the page; embedded, these become the embedding element
+
+
+def scoped_css(scope: str, css: str = CSS) -> str:
+    """:data:`CSS` with every selector under ``.scope``, for markup placed in a page that is not ours (a
+    notebook output): nothing outside the scope element changes, and it looks like the report inside."""
+    out = []
+    for m in _RULE.finditer(css):
+        selectors, body = m.group(1).strip(), m.group(2)
+        if selectors.startswith("@"):
+            out.append(f"{selectors}{{{scoped_css(scope, body)}}}")
+        else:
+            out.append(",".join(_scoped(s.strip(), scope) for s in selectors.split(",")) + f"{{{body}}}")
+    return "\n".join(out)
+
+
+def _scoped(selector: str, scope: str) -> str:
+    head, sep, rest = selector.partition(" ")
+    return f".{scope}{sep}{rest}" if head in _PAGE else f".{scope} {selector}"

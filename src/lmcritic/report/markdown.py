@@ -39,17 +39,26 @@ def render_json(doc: dict) -> str:
     return json.dumps(doc, indent=1, ensure_ascii=False, default=str)
 
 
+def render_report(store: Any, run_id: str, fmt: str, max_cases: int = 200) -> str:
+    """One run's report as text in ``fmt`` (html, md or json)."""
+    return _renderers()[fmt](run_document(store, run_id, max_cases=max_cases))
+
+
+def _renderers() -> dict[str, Callable[[dict[str, Any]], str]]:
+    from lmcritic.report.html import render_html
+
+    return {"html": render_html, "md": render_markdown, "json": render_json}
+
+
 def write_reports(store, run_id: str, directory: Path | None = None, formats=FORMATS,
                   max_cases: int = 200) -> dict[str, Path]:
     """Write ``report.html``, ``report.md`` and ``report.json`` of a run; returns their paths by format."""
-    from lmcritic.report.html import render_html
     from lmcritic.runner import lmcritic_home
 
     run_id = store.resolve(run_id)
     directory = Path(directory) if directory else lmcritic_home() / "reports" / run_id
     doc = run_document(store, run_id, max_cases=max_cases)
-    render: dict[str, Callable[[dict[str, Any]], str]] = {"html": render_html, "md": render_markdown,
-                                                          "json": render_json}
+    render = _renderers()
     return {fmt: write_file(directory / f"report.{fmt}", render[fmt](doc)) for fmt in formats}
 
 
