@@ -212,3 +212,15 @@ def selectors(css: str) -> list[str]:
         head = m.group(1).strip()
         out += selectors(m.group(2)) if head.startswith("@") else [s.strip() for s in head.split(",")]
     return out
+
+
+def test_diagnose_rescores_through_the_live_in_memory_model(where) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    import _toy_classifiers as toy
+
+    results = lmcritic.scan(lambda text: toy.worse(text), options=CLASSIFY, probes=[SST2], stages=False, **where)
+    assert results.info.spec["model"]["backend"] == "memory"
+    graph = results.diagnose(max_queries=100, perplexity=False)
+    assert graph.defects and graph.tests_run > 0  # edited cases were scored by the notebook's own function
+    assert not any("model not loaded" in n for n in graph.notes)
+    assert any(f.probe == "diagnose" for f in results.findings)  # stored in the run, so the report shows it
