@@ -280,14 +280,16 @@ def test_suffix_random_search_over_http_with_logprobs(tiny_causal) -> None:
 
 def test_probes_command_and_probe_globs(capsys) -> None:
     from lmcritic.cli.main import main
-    from lmcritic.cli.run import _registered, _select
-    from lmcritic.spec import default_suite
+    from lmcritic.spec import _chosen, _registered, default_suite
 
     assert main(["probes", "safety.*"]) == 0
     out = capsys.readouterr().out
     assert "safety.jailbreak" in out and "safety.leakage" in out and "performance.sst2" not in out
     suite, _ = default_suite()
-    assert {p.name for p in _select(["safety"], suite)} == {p.name for p in suite if p.name.startswith("safety.")}
+    chosen = _chosen(["safety"], suite, "test")  # the suite's safety probes (scan-sized), then the other ones
+    suite_safety = [p for p in suite if p.name.startswith("safety.")]
+    assert chosen[:len(suite_safety)] == suite_safety and all(p.name.startswith("safety.") for p in chosen)
+    assert "safety.leakage" in {p.name for p in chosen}
     assert "safety.leakage" in _registered(["safety.*"]) and _registered(["performance.ssst2"]) == ["performance.ssst2"]
 
 
