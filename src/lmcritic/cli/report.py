@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Callable
 
 from lmcritic.cli._common import add_store_options, open_store
 
