@@ -156,7 +156,8 @@ def test_results_api(objects, where, tmp_path, monkeypatch) -> None:
     with pytest.raises(UnknownNameError, match="did you mean 'performance.sst2:accuracy'"):
         results.finding("performance.sst2:acuracy")
     frame = results.cases("performance.sst2")
-    assert len(frame) == 8 and {"case_id", "passed", "input.text", "scores.correct"} <= set(frame.columns)
+    assert len(frame) == 8 and list(frame.columns[:5]) == ["case_id", "passed", "text", "target", "prediction"]
+    assert {"label_probs.positive", "scores.correct", "explain.context", "input.prompt"} <= set(frame.columns)
     with pytest.raises(UnknownNameError, match="did you mean 'performance.sst2'"):
         results.cases("performance.sst")
     monkeypatch.setitem(sys.modules, "pandas", None)  # without pandas: the typed records

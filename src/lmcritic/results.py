@@ -97,8 +97,8 @@ class Results:
 
     def cases(self, probe: str) -> Any:
         """The stored cases of ``probe`` (a probe key, or a stage output such as ``interpret.explanations``):
-        a pandas DataFrame, one row per case and one column per field (``input.text``, ``scores.correct``,
-        ``tags.group``, ...), when pandas is installed; else the list of :class:`Record`."""
+        a pandas DataFrame, one row per case and one column per field (``text``, ``prediction``,
+        ``scores.correct``, ``tags.group``, ...), when pandas is installed; else the list of :class:`Record`."""
         keys = self.store.record_keys(self.run_id)
         if probe not in keys:
             close = difflib.get_close_matches(probe, keys, n=3, cutoff=0.5)
@@ -213,18 +213,25 @@ def finding_key(f: "Finding") -> str:
     return f"{f.probe}:{f.name}"
 
 
+# the typed fields every later stage reads come first; the probe's own payloads (input, output) last
+COLUMN_ORDER = ("case_id", "passed", "text", "target", "prediction", "group", "label_probs", "scores", "tags",
+                "explain", "explain_variant", "input", "output")
+
+
 def flat_record(r: "Record") -> dict[str, Any]:
-    """One record as one flat row: plain fields as they are, mappings (and typed values) as ``field.key``."""
+    """One record as one flat row: plain fields as they are, mappings (and typed values) as ``field.key``;
+    the typed fields (``text``, ``target``, ``prediction``, ...) first."""
     from lmcritic._serde import to_jsonable
 
+    names = [f.name for f in fields(r)]
     row: dict[str, Any] = {}
-    for f in fields(r):
-        value = getattr(r, f.name)
+    for name in [n for n in COLUMN_ORDER if n in names] + [n for n in names if n not in COLUMN_ORDER]:
+        value = getattr(r, name)
         value = to_jsonable(value) if is_dataclass(value) else value
         if isinstance(value, dict):
-            row.update({f"{f.name}.{k}": v for k, v in value.items()})
+            row.update({f"{name}.{k}": v for k, v in value.items()})
         else:
-            row[f.name] = value
+            row[name] = value
     return row
 
 
