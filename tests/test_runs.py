@@ -228,6 +228,10 @@ def test_runs_stored_before_typed_fields_still_load(tmp_path) -> None:
         conn.execute("INSERT INTO probe_runs (run_id, probe_key, probe_name, status, elapsed_s) VALUES "
                      "('r1', ?, ?, 'done', 1.5)", (key, key.removeprefix("stage:")))
     plot = '{"plot": {"kind": "line", "title": "t", "x": [0, 1], "y": [1, 2]}, "reliability": [{"low": 0, "high": 1}]}'
+    heatmap = '{"kind": "tokens", "title": "h", "tokens": ["a"], "weights": [0.5]}'
+    both = f'{{"plot": {heatmap}, "plots": [{heatmap}, {heatmap.replace("h", "k", 1)}]}}'  # the first stored twice
+    conn.execute("INSERT INTO findings VALUES ('r1', 'interpret.explanations', 9, 'interpret.explanations', "
+                 "'spurious_share', 'pass', 'info', 's', NULL, '[]', ?)", (both,))
     for seq, name in enumerate(("invariance:casing", "faithfulness.grad_x_input", "canary_exposure_3",
                                 "D2: mc_knowledge [identity_term=no & perplexity=low]", "accuracy")):
         conn.execute("INSERT INTO findings VALUES ('r1', 'performance.sst2', ?, 'performance.sst2', ?, 'fail', "
@@ -241,6 +245,8 @@ def test_runs_stored_before_typed_fields_still_load(tmp_path) -> None:
     assert [(p.probe_key, p.kind) for p in probes] == [
         ("performance.sst2", "probe"), ("interpret.explanations", "stage"), ("diagnose.fragility", "stage"),
         ("diagnose", "stage")]
+    spurious = findings.pop(next(i for i, f in enumerate(findings) if f.name == "spurious_share"))
+    assert [p["title"] for p in spurious.details["plots"]] == ["h", "k"] and "plot" not in spurious.details
     assert [f.name for f in findings] == ["invariance/casing", "faithfulness/grad_x_input", "canary_exposure/3",
                                           "D2/mc_knowledge/identity_term=no & perplexity=low", "accuracy"]
     assert [p["kind"] for p in findings[0].details["plots"]] == ["line", "reliability"] and \

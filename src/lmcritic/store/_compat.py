@@ -111,8 +111,9 @@ def legacy_details(details: Any) -> Any:
     or ``from``/``to``). Current details pass through unchanged."""
     if not isinstance(details, Mapping):
         return details
-    single = [details["plot"]] if isinstance(details.get("plot"), Mapping) else []
     listed = [p for p in details.get("plots") or [] if isinstance(p, Mapping)]
+    # some wrote the first of their plots twice, as "plot" and in "plots": keep it once
+    single = [details["plot"]] if isinstance(details.get("plot"), Mapping) and details["plot"] not in listed else []
     plots = [_legacy_plot(p) for p in single + listed]
     bins = details.get("reliability")
     if not any(p.get("kind") == "reliability" for p in plots) and _is_bins(bins):
@@ -120,7 +121,7 @@ def legacy_details(details: Any) -> Any:
     graph = details.get("graph")
     if isinstance(graph, Mapping) and isinstance(graph.get("nodes"), list) and graph["nodes"]:
         plots.append(_legacy_plot({"kind": "graph", "title": "Defect graph", **graph}))
-    if not single and plots == list(details.get("plots") or []):
+    if "plot" not in details and plots == list(details.get("plots") or []):
         return dict(details)
     return {**{k: v for k, v in details.items() if k != "plot"}, "plots": plots}
 
