@@ -17,6 +17,7 @@ BACKENDS.add("hf", "lmcritic.backends.hf:HFBackend")
 BACKENDS.add("openai", "lmcritic.backends.openai:OpenAIBackend")
 BACKENDS.add("python", "lmcritic.backends.python:PythonBackend")
 BACKENDS.add("memory", "lmcritic.backends.objects:MemoryBackend")  # a Python object of this process (lmcritic.scan)
+BACKENDS.add("vllm", "lmcritic.backends.vllm:VLLMBackend")
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,7 @@ def rolling_logprobs(be: Any, requests: Sequence[RollingRequest]) -> list[Rollin
 
     Without ``prefix`` the first token is the first window's context, so it gets no log-prob (None).
     """
-    sizes = [_sizes(be, i, r) for i, r in enumerate(requests)]
-    ids, offsets = _tokenize(be, [r.text for r in requests])
-    windows = [w for d, (r, tok, (W, S)) in enumerate(zip(requests, ids, sizes))
-               for w in _doc_windows(be, d, r, tok, W, S)]
+    ids, offsets, windows = plan(be, requests)
     top1 = any(r.top1 for r in requests)
 
     def run(chunk: Sequence[Window]) -> list[tuple[list[float], Any]]:
@@ -61,6 +58,23 @@ def rolling_logprobs(be: Any, requests: Sequence[RollingRequest]) -> list[Rollin
     # strided ones that follow keep only ``stride`` positions of logits
     scored = map_sorted(windows, lambda w: len(w.inp) * 10**7 + len(w.targets), be.batch_size, run,
                         cost=lambda w: len(w.targets) * be.vocab, budget=LOGITS_BUDGET)
+    return collect(be, requests, ids, offsets, windows, scored)
+
+
+def plan(be: Any, requests: Sequence[RollingRequest]) -> tuple[list[list[int]], list[list[tuple[int, int]]],
+                                                                list[Window]]:
+    """Each text's token ids and character offsets, and the windows that score them (any engine runs these)."""
+    sizes = [_sizes(be, i, r) for i, r in enumerate(requests)]
+    ids, offsets = _tokenize(be, [r.text for r in requests])
+    windows = [w for d, (r, tok, (W, S)) in enumerate(zip(requests, ids, sizes))
+               for w in _doc_windows(be, d, r, tok, W, S)]
+    return ids, offsets, windows
+
+
+def collect(be: Any, requests: Sequence[RollingRequest], ids: Sequence[Sequence[int]],
+            offsets: Sequence[Sequence[tuple[int, int]]], windows: Sequence[Window],
+            scored: Sequence[tuple[list[float], Any]]) -> list[RollingResult]:
+    """One result per text from its windows' scores (``scored[i]``: window i's log-probs and top-1 pairs)."""
     per_doc: list[list[Any]] = [[None] * (not r.prefix and len(t) > 0) for r, t in zip(requests, ids)]
     tops: list[list[Any]] = [list(p) for p in per_doc]
     for w, (lps, best) in sorted(zip(windows, scored), key=lambda x: (x[0].doc, x[0].start)):
