@@ -18,6 +18,7 @@ BACKENDS.add("openai", "lmcritic.backends.openai:OpenAIBackend")
 BACKENDS.add("python", "lmcritic.backends.python:PythonBackend")
 BACKENDS.add("memory", "lmcritic.backends.objects:MemoryBackend")  # a Python object of this process (lmcritic.scan)
 BACKENDS.add("vllm", "lmcritic.backends.vllm:VLLMBackend")
+BACKENDS.add("ray", "lmcritic.backends.ray:RayBackend")
 
 
 @dataclass(frozen=True)

@@ -53,12 +53,16 @@ class RateLimiter:
             time.sleep(wait)
 
 
-class _Retryable(Exception):
+class Retryable(Exception):
     """One failed attempt that may succeed later; ``delay`` is the server's Retry-After, if any."""
 
     def __init__(self, reason: str, delay: float | None = None, hint: str | None = None) -> None:
         super().__init__(reason)
         self.reason, self.delay, self.hint = reason, delay, hint
+
+
+class Unreachable(BackendError):
+    """The server refused the connection and has never answered: most likely it is not started."""
 
 
 class JSONClient:
@@ -74,26 +78,28 @@ class JSONClient:
 
     def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = self.base_url + path
-        body = json.dumps(payload).encode("utf-8")
         for attempt in range(self.max_retries + 1):
             try:
-                return self._attempt(url, body)
-            except _Retryable as err:
+                return self.attempt(path, payload)
+            except Retryable as err:
                 if attempt == self.max_retries:
-                    raise BackendError(self._scrub(f"{url} failed after {attempt + 1} attempts: {err.reason}"),
+                    raise BackendError(self.scrub(f"{url} failed after {attempt + 1} attempts: {err.reason}"),
                                        err.hint) from None
-                delay = self._delay(attempt, err.delay)
-                log.info("retrying %s in %.2f s after %s (attempt %d/%d)", url, delay, self._scrub(err.reason),
+                delay = self.delay(attempt, err.delay)
+                log.info("retrying %s in %.2f s after %s (attempt %d/%d)", url, delay, self.scrub(err.reason),
                          attempt + 2, self.max_retries + 1)
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """How long to wait before attempt ``attempt + 1``: Retry-After, else exponential backoff with jitter."""
         if retry_after is not None:
             return min(MAX_DELAY_S, retry_after)
         return min(MAX_DELAY_S, self.backoff * 2**attempt * (1 + random.random()))  # full jitter on top
 
-    def _attempt(self, url: str, body: bytes) -> dict[str, Any]:
+    def attempt(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One try: the decoded reply, :class:`Retryable` for what may pass, BackendError for what will not."""
+        url, body = self.base_url + path, json.dumps(payload).encode("utf-8")
         if self.limiter:
             self.limiter.acquire()
         req = urllib.request.Request(url, data=body, method="POST", headers=self._headers())
@@ -104,11 +110,11 @@ class JSONClient:
             self._reached = True
             raise self._http_error(url, err) from None
         except (TimeoutError, socket.timeout):
-            raise _Retryable(f"timed out after {self.timeout:g} s", hint=TIMEOUT_HINT) from None
+            raise Retryable(f"timed out after {self.timeout:g} s", hint=TIMEOUT_HINT) from None
         except (urllib.error.URLError, ConnectionError, OSError) as err:
             raise self._connection_error(url, err) from None
         except http.client.HTTPException as err:  # e.g. the server closed mid-reply
-            raise _Retryable(f"broken reply: {type(err).__name__}") from None
+            raise Retryable(f"broken reply: {type(err).__name__}") from None
         self._reached = True
         return self._decode(url, raw)
 
@@ -122,18 +128,18 @@ class JSONClient:
     def _connection_error(self, url: str, err: OSError) -> Exception:
         reason = getattr(err, "reason", err)
         if isinstance(reason, (TimeoutError, socket.timeout)):
-            return _Retryable(f"timed out after {self.timeout:g} s", hint=TIMEOUT_HINT)
+            return Retryable(f"timed out after {self.timeout:g} s", hint=TIMEOUT_HINT)
         refused = isinstance(reason, ConnectionRefusedError) or getattr(reason, "errno", None) == errno.ECONNREFUSED
         if refused and not self._reached:  # never answered: most likely not started, so say so at once
-            return BackendError(f"cannot reach {url}: connection refused", SERVE_HINT)
-        text = "connection refused" if refused else self._scrub(str(getattr(reason, "strerror", None) or reason))
-        return _Retryable(f"cannot reach the server: {text}", hint=SERVE_HINT)
+            return Unreachable(f"cannot reach {url}: connection refused", SERVE_HINT)
+        text = "connection refused" if refused else self.scrub(str(getattr(reason, "strerror", None) or reason))
+        return Retryable(f"cannot reach the server: {text}", hint=SERVE_HINT)
 
     def _http_error(self, url: str, err: urllib.error.HTTPError) -> Exception:
-        detail = self._scrub(_error_detail(err))
+        detail = self.scrub(_error_detail(err))
         if err.code == 429 or err.code >= 500:
             retry = "set requests_per_minute or lower concurrency" if err.code == 429 else "see the server's log"
-            return _Retryable(f"HTTP {err.code} {detail}".strip(), _retry_after(err.headers.get("Retry-After")), retry)
+            return Retryable(f"HTTP {err.code} {detail}".strip(), _retry_after(err.headers.get("Retry-After")), retry)
         hint: str | None = None
         if err.code in (401, 403):
             hint = f"set the API key in ${self.api_key_env}" if self.api_key_env else "pass api_key_env=..."
@@ -145,13 +151,13 @@ class JSONClient:
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            raise BackendError(f"{url} did not answer JSON: {self._scrub(raw[:120].decode('utf-8', 'replace'))!r}") \
+            raise BackendError(f"{url} did not answer JSON: {self.scrub(raw[:120].decode('utf-8', 'replace'))!r}") \
                 from None
         if not isinstance(data, dict):
             raise BackendError(f"{url} answered {type(data).__name__} JSON, expected an object")
         return data
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         return text.replace(key, "***") if key else text
 

@@ -3,6 +3,10 @@
 Stdlib HTTP only. Scoring (loglikelihood, rolling log-probs) uses ``/completions`` with ``echo`` and
 ``logprobs``, as lm-eval's ``local-completions`` does; enable it with ``logprobs=True`` only for servers
 that support it. The API key is read from ``$api_key_env`` at request time and stored nowhere.
+
+``base_url`` may be a list: replicas of one model (e.g. one vLLM server per GPU) behind client-side least-
+outstanding-requests balancing; a failing endpoint is ejected for a while and its requests retried on the others
+(``_endpoints``). The default concurrency of 32 keeps a vLLM server's continuous batching busy.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence, TypeVar
 
 from lmcritic._serde import stable_hash
-from lmcritic.backends._http import JSONClient
+from lmcritic.backends._endpoints import EndpointPool, PoolStats
 from lmcritic.backends.base import Backend, check_generate, check_text
 from lmcritic.errors import BackendError, ConfigError, InputError
 from lmcritic.requests import (
@@ -32,23 +36,27 @@ R = TypeVar("R")
 
 
 class OpenAIBackend(Backend):
-    """A model behind ``base_url``. ``mode``: "completions" for prompts and "chat" for messages ("auto"),
-    or force one endpoint for everything. Requests run ``concurrency`` at a time; results keep their order.
+    """A model behind ``base_url`` (one URL, or a list of servers of the same model). ``mode``: "completions"
+    for prompts and "chat" for messages ("auto"), or force one endpoint for everything. Requests run
+    ``concurrency`` at a time over all servers; results keep their order. ``requests_per_minute`` limits each
+    server; ``max_retries`` counts attempts per request over all servers.
     """
 
     kind = "openai"
 
-    def __init__(self, model: str, base_url: str = "http://127.0.0.1:8000/v1",
+    def __init__(self, model: str, base_url: str | list[str] = "http://127.0.0.1:8000/v1",
                  api_key_env: str | None = "OPENAI_API_KEY", mode: str = "auto", logprobs: bool = False,
                  timeout: float = 60, max_retries: int = 5, backoff: float = 0.5,
-                 requests_per_minute: float | None = None, concurrency: int = 4, chat: bool = True,
+                 requests_per_minute: float | None = None, concurrency: int = 32, chat: bool = True,
                  prefix_token: bool = False) -> None:
-        _check_options(base_url, mode, timeout, max_retries, backoff, requests_per_minute, concurrency)
-        self.model, self.base_url, self.mode = model, base_url.rstrip("/"), mode
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        _check_options(urls, mode, timeout, max_retries, backoff, requests_per_minute, concurrency)
+        self.urls = [u.rstrip("/") for u in urls]
+        self.model, self.base_url, self.mode = model, self.urls[0] if len(urls) == 1 else "+".join(self.urls), mode
         self.api_key_env, self.logprobs, self.chat, self.concurrency = api_key_env, logprobs, chat, concurrency
         self.prefix_token = prefix_token  # lmcritic serve's extension: score a text's first token too
         self._warned = False
-        self.client = JSONClient(self.base_url, api_key_env, timeout, max_retries, backoff, requests_per_minute)
+        self.client = EndpointPool(self.urls, api_key_env, timeout, max_retries, backoff, requests_per_minute)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -61,12 +69,19 @@ class OpenAIBackend(Backend):
 
     def fingerprint(self) -> str:
         """Hash of (base_url, model, mode). The server's weights cannot be verified over the API: if the
-        server swaps models under the same name, cached results are silently stale; use a new model name."""
-        return stable_hash("openai", self.base_url, self.model, self.mode)
+        server swaps models under the same name, cached results are silently stale; use a new model name.
+        Several servers hash as their sorted URLs, so listing them in another order keeps the cache."""
+        where = self.urls[0] if len(self.urls) == 1 else sorted(self.urls)
+        return stable_hash("openai", where, self.model, self.mode)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "model": self.model, "base_url": self.base_url, "mode": self.mode,
-                "logprobs": self.logprobs, "api_key_env": self.api_key_env}
+        return {**super().describe(), "model": self.model, "base_url": self.urls[0] if len(self.urls) == 1
+                else self.urls, "mode": self.mode, "logprobs": self.logprobs, "api_key_env": self.api_key_env,
+                "concurrency": self.concurrency}
+
+    def endpoint_stats(self) -> PoolStats:
+        """Retries so far and, per server, requests sent, failed attempts and ejections."""
+        return self.client.stats()
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, mode={self.mode!r})"
@@ -187,10 +202,15 @@ class OpenAIBackend(Backend):
                 raise
 
 
-def _check_options(base_url: str, mode: str, timeout: float, max_retries: int, backoff: float,
+def _check_options(urls: list[str], mode: str, timeout: float, max_retries: int, backoff: float,
                    requests_per_minute: float | None, concurrency: int) -> None:
-    if not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}")
+    if not urls:
+        raise ConfigError("base_url is an empty list", "give one URL or a list of servers of the same model")
+    for url in urls:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must start with http:// or https://, got {url!r}")
+    if len(set(urls)) != len(urls):
+        raise ConfigError("base_url lists a server twice", "list each server once")
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if timeout <= 0 or max_retries < 0 or backoff < 0 or concurrency < 1:
