@@ -76,3 +76,52 @@ def test_inner_spec_is_checked_before_ray_starts() -> None:
         RayBackend({"name": "x", "backend": "hff"})
     with pytest.raises(ConfigError, match="inner backend is ray"):
         RayBackend({"name": "x", "backend": "ray"})
+
+
+def test_scan_on_two_replicas_with_one_killed_mid_scan(local_ray, tmp_path, tiny_causal, tiny_causal_dir) -> None:
+    """The run completes with every case stored once and the single-process run's findings."""
+    import threading
+    import time
+
+    from lmcritic.backends import ModelSpec
+    from lmcritic.backends.ray import RayBackend
+    from lmcritic.runner import Runner
+    from lmcritic.spec import ProbeSpec, RunSpec
+
+    probes = (ProbeSpec("performance.sst2", {"n": 12}),
+              ProbeSpec("performance.perplexity", {"docs": 3, "window": 32, "stride": 16}))
+    inner = {"backend": "hf", "options": {"model": str(tiny_causal_dir)}}
+    spec = RunSpec(model=ModelSpec(str(tiny_causal_dir), "ray", {"inner": inner, "replicas": 2, "batch_size": 4}),
+                   probes=probes)
+    single = Runner(tmp_path / "one.sqlite", tmp_path / "one-cache.sqlite", progress=False).run(spec, model=tiny_causal)
+    rb = RayBackend(inner, replicas=2, batch_size=4)
+
+    def kill_after_two_chunks() -> None:
+        while rb.chunks_done < 2:
+            time.sleep(0.01)
+        local_ray.kill(rb.actors[0], no_restart=True)
+
+    killer = threading.Thread(target=kill_after_two_chunks, daemon=True)
+    killer.start()
+    runner = Runner(tmp_path / "ray.sqlite", tmp_path / "ray-cache.sqlite", progress=False)
+    try:
+        out = runner.run(spec, model=rb)
+        killer.join(timeout=5)
+        assert out.status == "done" and rb.restarts == 1 and rb.resent >= 1
+    finally:
+        rb.close()
+    one = Runner(tmp_path / "one.sqlite", tmp_path / "one-cache.sqlite", progress=False).store
+    for key, n in (("performance.sst2", 12), ("performance.perplexity", 3)):
+        got, want = runner.store.records(out.run_id, key), one.records(single.run_id, key)
+        assert len(got) == n and sorted(r.case_id for r in got) == sorted(r.case_id for r in want)
+    found = {(f.probe, f.name): f for f in runner.store.findings(out.run_id)}
+    expected = {(f.probe, f.name): f for f in one.findings(single.run_id)}
+    assert found.keys() == expected.keys()
+    for key, f in expected.items():
+        assert found[key].verdict == f.verdict
+        if f.estimate is not None:
+            est = found[key].estimate
+            assert est is not None and est.n == f.estimate.n
+            assert est.value == pytest.approx(f.estimate.value, rel=1e-6)
+    queries = [s.get_run(r).timings["cache"]["queries"] for s, r in ((runner.store, out.run_id), (one, single.run_id))]
+    assert queries[0] == queries[1]  # nothing asked twice

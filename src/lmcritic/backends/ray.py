@@ -74,6 +74,7 @@ class RayBackend(Backend):
         self.spec, self.batch_size, self.max_restarts = spec, batch_size, max_restarts
         self._actor_cls = self.ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0)(_Replica)
         self.restarts, self.resent = 0, 0  # replicas replaced, requests sent again after a replica died
+        self.chunks_done = 0
         self.actors = [self._actor_cls.remote(spec) for _ in range(replicas)]
         ids = [self._get(a.identity.remote()) for a in self.actors]
         if len({fp for _, fp, _, _ in ids}) != 1:
@@ -134,6 +135,7 @@ class RayBackend(Backend):
             c, slot = busy.pop(ready[0])
             try:
                 done[c] = self._get(ready[0])
+                self.chunks_done += 1
             except _ReplicaDied as err:
                 self._replace(slot, err)
                 queue.appendleft(c)
