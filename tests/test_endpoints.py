@@ -9,11 +9,11 @@ import time
 from typing import Any
 
 import pytest
-from _fleet import fleet
-from test_openai_backend import OK, gen, scripted
 
+from _fleet import fleet
 from lmcritic.backends.openai import OpenAIBackend
 from lmcritic.errors import BackendError, ConfigError
+from test_openai_backend import OK, gen, scripted
 
 SLOW = {**OK, "sleep": 0.5}
 

@@ -125,7 +125,8 @@ class RayBackend(Backend):
         """Chunks out to idle replicas, results back in order; a dead replica's chunk goes out again."""
         chunks = [reqs[i:i + self.batch_size] for i in range(0, len(reqs), self.batch_size)]
         done: dict[int, list[Any]] = {}
-        queue, busy = deque(range(len(chunks))), {}  # busy: object ref -> (chunk, replica slot)
+        queue = deque(range(len(chunks)))
+        busy: dict[Any, tuple[int, int]] = {}  # Ray object ref -> (chunk, replica slot)
         while queue or busy:
             taken = {slot for _, slot in busy.values()}
             for slot in [s for s in range(len(self.actors)) if s not in taken][:len(queue)]:
@@ -183,16 +184,17 @@ class _ReplicaDied(Exception):
 def _inner_spec(inner: dict[str, Any] | None, model: str | None) -> dict[str, Any]:
     """``inner`` as ModelSpec keywords (``model`` is accepted for ``name``), checked before Ray starts."""
     from lmcritic._typecheck import check_options
-    from lmcritic.backends import DEFAULT_MODEL, BACKENDS
+    from lmcritic.backends import BACKENDS, DEFAULT_MODEL
 
     spec = dict(inner) if inner is not None else {"name": model or DEFAULT_MODEL}
     if "model" in spec and "name" not in spec:
         spec["name"] = spec.pop("model")
     check_options(spec, ("name", "backend", "options"), "ray backend inner")
-    if not isinstance(spec.get("options", {}), dict):
+    options: Any = spec.get("options", {})
+    if not isinstance(options, dict):
         raise ConfigError("ray backend inner: options must be a mapping")
     if "name" not in spec:  # {backend: hf, options: {model: DIR}} names DIR, not the default model
-        spec["name"] = spec.get("options", {}).get("model") or model or DEFAULT_MODEL
+        spec["name"] = options.get("model") or model or DEFAULT_MODEL
     if spec.get("backend") == "ray":
         raise ConfigError("the ray backend's inner backend is ray too", "give inner the backend to replicate")
     if spec.get("backend") is not None:
