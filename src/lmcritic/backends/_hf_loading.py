@@ -37,18 +37,54 @@ class Loaded:
 
 
 def load(model: str, *, source: str | None, gguf_file: str | None, kind: str, device: Any, dtype: Any,
-         revision: str | None, trust_remote_code: bool) -> Loaded:
-    """Load ``model`` as described by the backend's constructor arguments, onto ``device`` in eval mode."""
+         revision: str | None, trust_remote_code: bool, placement: dict[str, Any] | None = None) -> Loaded:
+    """Load ``model`` as described by the backend's constructor arguments, onto ``device`` in eval mode, or
+    spread over devices by accelerate when ``placement`` holds a ``device_map`` (see :func:`placement`)."""
     if kind != "auto":
         _check_kind(kind)
-    opts = {"dtype": dtype, "revision": revision, "trust_remote_code": trust_remote_code}
+    opts = {"dtype": dtype, "revision": revision, "trust_remote_code": trust_remote_code,
+            "placement": placement or {}}
     with _quiet():
         if source not in (None, "local", "hub", "gguf"):
             loaded = _from_package(model, source, kind, opts)
         else:
             loaded = _load_any(model, gguf_file, kind, opts, source)
-    loaded.model.to(device).eval()
+    if not placement:
+        loaded.model.to(device)
+    loaded.model.eval()
     return loaded
+
+
+def placement(device_map: str | dict[str, Any] | None, max_memory: dict[str, Any] | None,
+              offload_folder: str | None) -> dict[str, Any]:
+    """``from_pretrained`` keywords that let accelerate place the layers: ``device_map`` ("auto", "balanced",
+    "sequential", "cpu", or {module: device}), ``max_memory`` per device ({0: "20GiB", "cpu": "60GiB"}; digit
+    keys are GPU indices) and a folder for layers offloaded to disk. Empty when no device_map is given."""
+    if device_map is None:
+        if max_memory is not None or offload_folder is not None:
+            raise ConfigError("max_memory and offload_folder need device_map", "add device_map=auto")
+        return {}
+    if isinstance(device_map, str) and device_map not in ("auto", "balanced", "balanced_low_0", "sequential",
+                                                          "cpu") and not device_map.startswith("cuda"):
+        raise ConfigError(f"unknown device_map {device_map!r}", "use auto, balanced, sequential, cpu or a mapping")
+    out: dict[str, Any] = {"device_map": device_map}
+    if max_memory is not None:
+        out["max_memory"] = {int(k) if str(k).isdigit() else k: v for k, v in max_memory.items()}
+    if offload_folder is not None:
+        out["offload_folder"] = offload_folder
+    return out
+
+
+def input_device(model: Any, default: Any) -> Any:
+    """Where inputs go: the device of the first placed module (accelerate moves activations on from there);
+    a model placed on disk first takes CPU inputs."""
+    import torch
+
+    mapping = getattr(model, "hf_device_map", None)
+    if not mapping:
+        return default
+    first = next(iter(mapping.values()))
+    return torch.device("cpu" if first in ("cpu", "disk") else f"cuda:{first}" if isinstance(first, int) else first)
 
 
 def _load_any(model: str, gguf_file: str | None, kind: str, opts: dict, source: str | None) -> Loaded:
@@ -57,6 +93,9 @@ def _load_any(model: str, gguf_file: str | None, kind: str, opts: dict, source: 
         ggufs = sorted(path.glob("*.gguf"))
         gguf_file = ggufs[0].name if len(ggufs) == 1 else None  # a folder holding just one GGUF
     if path.suffix.lower() == ".gguf" or gguf_file:
+        if opts.get("placement"):
+            raise ConfigError("device_map is not supported for a .gguf file",
+                              "convert it to a model directory (save_pretrained) first, or drop device_map")
         directory, name = (path.parent, path.name) if not gguf_file else (path, gguf_file)
         if not (directory / name).is_file():
             raise ModelLoadError(f"GGUF file {str(directory / name)!r} not found", "check the path")
@@ -116,7 +155,7 @@ def _load_dir(path: Path, kind: str, opts: dict, *, label: str, local_only: bool
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), **where)
         model = model_class(kind).from_pretrained(str(path), config=config, dtype=_torch_dtype(opts["dtype"]),
-                                                  **where)
+                                                  **where, **opts.get("placement", {}))
     except Exception as err:
         raise ModelLoadError(f"cannot load the {kind} model in {label!r}: {_first_line(err)}",
                              "check that the weights and tokenizer files are complete") from None

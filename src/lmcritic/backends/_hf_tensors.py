@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import torch
 
+from lmcritic.errors import ModelLoadError
+
 LOGITS_BUDGET = 1 << 29  # float32 logits per forward (2 GiB); longer batches are split, never truncated
 SAMPLE = 2048  # elements per tensor hashed into the fingerprint
 CHUNK_FLOATS = 1 << 25  # logits per output-layer slice (128 MiB): big enough for fast matmuls, small for the cache
@@ -256,12 +258,25 @@ def fingerprint(model: Any, tokenizer: Any, sample: int | None = SAMPLE) -> str:
     for name, param in tensors:
         flat = param.detach().reshape(-1)
         h.update(f"{name}|{tuple(param.shape)}|{param.dtype}".encode())
+        if param.device.type == "meta":  # offloaded to disk by accelerate: read the values from there
+            flat = _offloaded(model, name).detach().reshape(-1)
         if sample:
             h.update(flat[:: max(1, flat.numel() // sample)][:sample].float().cpu().numpy().tobytes())
         else:
             h.update(flat.cpu().contiguous().view(torch.uint8).numpy())  # the exact bytes, whatever the dtype
     h.update(tokenizer_hash(tokenizer).encode())
     return h.hexdigest()
+
+
+def _offloaded(model: Any, name: str) -> torch.Tensor:
+    """A parameter accelerate keeps on disk, from the offload map of the hook that loads it for forward."""
+    for prefix, module in model.named_modules():
+        weights = getattr(getattr(module, "_hf_hook", None), "weights_map", None)
+        key = name[len(prefix) + 1:] if prefix else name
+        if weights is not None and (not prefix or name.startswith(prefix + ".")) and key in weights:
+            return torch.as_tensor(weights[key])
+    raise ModelLoadError(f"parameter {name} is on the meta device and no offload map holds it",
+                         "load the model without device_map, or with a larger max_memory")
 
 
 def tokenizer_hash(tokenizer: Any) -> str:

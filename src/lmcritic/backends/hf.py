@@ -68,6 +68,10 @@ class HFBackend(Backend):
     generator per row (``_hf_decode``), each where a once-per-model check allows it; ``False`` keeps the former
     paths (KV-reuse continuation passes, ``generate`` with sampling one request at a time) for comparisons.
 
+    A model larger than one device: ``device_map="auto"`` lets accelerate spread its layers over the GPUs, then
+    the CPU, then ``offload_folder`` on disk, within ``max_memory`` per device (``{0: "70GiB", 1: "70GiB",
+    "cpu": "200GiB"}``); results equal the single-device ones (checked on CPU with layers offloaded to disk).
+
     ``timeout``: seconds one call (one list of requests) may take; generation stops between tokens and
     scoring between batches once it has passed, and the call raises :class:`BackendTimeout`. None: no limit.
     """
@@ -77,14 +81,18 @@ class HFBackend(Backend):
     def __init__(self, model: str, source: str | None = None, gguf_file: str | None = None, kind: str = "auto",
                  device: str = "auto", dtype: str = "float32", batch_size: int = 16, max_length: int | None = None,
                  revision: str | None = None, trust_remote_code: bool = False, fused_kernels: bool = True,
-                 malloc_reuse: bool = True, fast_paths: bool = True, timeout: float | None = None) -> None:
+                 malloc_reuse: bool = True, fast_paths: bool = True, timeout: float | None = None,
+                 device_map: str | dict[str, Any] | None = None, max_memory: dict[str, Any] | None = None,
+                 offload_folder: str | None = None) -> None:
         model = os.fspath(model) if isinstance(model, os.PathLike) else model
         if not isinstance(model, str) or not model:
             raise ConfigError("the hf backend needs model= a directory, .gguf file, hub id or known name")
         torch_device = _hf_loading.resolve_device(device)
         torch_dtype = _hf_loading.resolve_dtype(dtype)
+        placement = _hf_loading.placement(device_map, max_memory, offload_folder)
         loaded = _hf_loading.load(model, source=source, gguf_file=gguf_file, kind=kind, device=torch_device,
-                                  dtype=torch_dtype, revision=revision, trust_remote_code=trust_remote_code)
+                                  dtype=torch_dtype, revision=revision, trust_remote_code=trust_remote_code,
+                                  placement=placement)
         self._setup(loaded.model, loaded.tokenizer, name=model, source=loaded.source, model_kind=loaded.kind,
                     batch_size=batch_size, max_length=max_length, fused_kernels=fused_kernels,
                     malloc_reuse=malloc_reuse, fast_paths=fast_paths)
@@ -117,7 +125,7 @@ class HFBackend(Backend):
         self.model_kind = model_kind
         self.fused = _hf_kernels.fuse_activations(model) if fused_kernels else 0  # same function, one kernel
         first = next(iter(model.parameters()), None)
-        self.device = first.device if first is not None else torch.device("cpu")
+        self.device = _hf_loading.input_device(model, first.device if first is not None else torch.device("cpu"))
         self.dtype = first.dtype if first is not None else torch.float32
         self.malloc_reuse = malloc_reuse and self.device.type == "cpu" and _cpu_malloc.reuse_freed_memory()
         self.batch_size = batch_size
@@ -136,6 +144,8 @@ class HFBackend(Backend):
             caps = caps - {C.PSEUDO_LOGLIKELIHOOD}
         self._capabilities = frozenset(caps)
         self._fingerprint: str | None = None
+        if getattr(model, "hf_device_map", None):  # hash offloaded weights before a forward moves them about
+            self.fingerprint()
         self._white_box: HFWhiteBox | None = None
 
     # -- identity ----------------------------------------------------------------------------------
