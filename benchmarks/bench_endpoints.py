@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from _fleet import SERVICE_S, fleet  # noqa: E402
-
 from lmcritic.backends.openai import OpenAIBackend  # noqa: E402
 from lmcritic.requests import GenerateRequest, GenParams  # noqa: E402
 
