@@ -23,7 +23,7 @@ def add_to(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("scan", help="run the default suite on a model")
     s.add_argument("--model", default=None, help="known name (see `lmcritic models`), local dir, .gguf, hub id")
-    s.add_argument("--backend", help="hf | openai | python (inferred when omitted)")
+    s.add_argument("--backend", help="hf | openai | python | vllm | ray (inferred when omitted)")
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
     s.add_argument("--probe", action="append", default=[], metavar="PATTERN",
                    help="probes to run: a name, key, area or glob ('safety.*'; default: the whole suite)")

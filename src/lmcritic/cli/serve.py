@@ -12,7 +12,7 @@ def add_to(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a model over an OpenAI-compatible HTTP API (/v1/completions, ...)")
     p.add_argument("--model", default=None, help="known name (see `lmcritic models`), local dir, .gguf, hub id "
                    "(default: the default model)")
-    p.add_argument("--backend", help="hf | openai | python (inferred when omitted)")
+    p.add_argument("--backend", help="hf | openai | python | vllm | ray (inferred when omitted)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; "
                    ":: for every IPv6 and IPv4 address)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
