@@ -4,7 +4,7 @@ Input: benchmarks/results/suite_tokens.json (``suite_tokens.py``: every backend 
 request count, input tokens and max_new_tokens). Every assumption is a named constant below; docs/scale.md
 explains them. The runner makes its calls one after another, so the scan time is the sum over calls of:
 
-  prefill: input tokens / prefill throughput of the replicas the call's chunks reach
+  prefill: input tokens / prefill throughput of the replicas the call's chunks reach, plus a fixed overhead
   decode:  max_new_tokens steps x one decode step (memory-bandwidth bound at these batch sizes), per wave of
            at most MAX_SEQS sequences a replica decodes at once
 
@@ -30,6 +30,7 @@ TP_PREFILL_EFF = 0.6         # tensor parallel 8: prefill speed-up 8 x this (all
 TP_DECODE_SPEEDUP = 3.0      # tensor parallel 8: a decode step is this much faster (launch/all-reduce bound)
 RAY_BATCH = 16               # requests per chunk the ray backend sends a replica
 ENGINE_START_S = 60.0        # loading 14 GB of weights and vLLM's start-up (CUDA graphs), per engine, in parallel
+CALL_OVERHEAD_S = 0.02       # per call: the driver's cache lookups, vLLM's scheduling and (de)tokenization
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def setups() -> list[Setup]:
 def call_time(s: Setup, method: str, n: int, tokens: int, new: int) -> tuple[float, float]:
     """(prefill seconds, decode seconds) of one call."""
     used = min(s.engines, max(1, math.ceil(n / RAY_BATCH))) if s.engines > 1 else 1
-    prefill = tokens / (s.prefill_tok_s * used)
+    prefill = tokens / (s.prefill_tok_s * used) + CALL_OVERHEAD_S
     if method != "generate" or new == 0:
         return prefill, 0.0
     waves = math.ceil(math.ceil(n / used) / MAX_SEQS)
@@ -65,8 +66,10 @@ def main() -> None:
     for s in setups():
         parts = [call_time(s, *c) for c in calls]
         prefill, decode = sum(p for p, _ in parts), sum(d for _, d in parts)
-        rows.append({**asdict(s), "prefill_s": round(prefill, 1), "decode_s": round(decode, 1),
-                     "engine_start_s": ENGINE_START_S, "total_model_s": round(prefill + decode + ENGINE_START_S, 1)})
+        cpu = data["wall_s"]
+        rows.append({**asdict(s), "prefill_and_overhead_s": round(prefill, 1), "decode_s": round(decode, 1),
+                     "engine_start_s": ENGINE_START_S, "cpu_side_s": cpu,
+                     "scan_s": round(prefill + decode + ENGINE_START_S + cpu, 1)})
     out = {"assumptions": {k: v for k, v in globals().items() if k.isupper() and k != "ROOT"},
            "measured": {"calls": len(calls), "by_method": {m: {k: v for k, v in d.items() if k != "call_size_histogram"}
                                                            for m, d in data["by_method"].items()},
