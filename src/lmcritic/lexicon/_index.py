@@ -82,12 +82,16 @@ def all_terms() -> tuple[IdentityTerm, ...]:
 
 
 def check_attribute(attribute: str) -> str:
-    if attribute not in ATTRIBUTES:
+    """``attribute`` if the English or the Chinese lexicon has it, else a "did you mean" error."""
+    from lmcritic.lexicon._zh_terms import ZH_ATTRIBUTES
+
+    known = ATTRIBUTES + tuple(a for a in ZH_ATTRIBUTES if a not in ATTRIBUTES)
+    if attribute not in known:
         import difflib
 
-        close = difflib.get_close_matches(attribute, ATTRIBUTES, n=1)
+        close = difflib.get_close_matches(attribute, known, n=1)
         raise ConfigError(f"unknown identity attribute {attribute!r}",
-                          f"did you mean {close[0]!r}?" if close else f"known: {', '.join(ATTRIBUTES)}")
+                          f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}")
     return attribute
 
 
@@ -125,4 +129,16 @@ def find(text: str, attributes: frozenset[str] | None = None) -> list[Mention]:
             if e.qualified and next_word(text, m.end()) not in T.PERSON_NOUNS:
                 continue
             out.append(Mention(m.start(), m.end(), m.group(0), e))
+    return out
+
+
+def find_all(text: str, attributes: frozenset[str] | None = None) -> list[Mention]:
+    """English mentions and, when the text has Han characters, Chinese ones (``_zh``), left to right."""
+    from lmcritic.lang._detect import has_han
+
+    out = find(text, attributes)
+    if has_han(text):
+        from lmcritic.lexicon import _zh
+
+        out = sorted(out + _zh.find(text, attributes), key=lambda m: (m.start, m.end))
     return out

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from lmcritic.lexicon._index import Mention, find
+from lmcritic.lexicon._index import Mention, find_all
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _index_docs(texts: Sequence[str], wanted: frozenset[str] | None) -> tuple[di
     term_docs: dict[tuple[str, str, str], list[int]] = {}
     group_docs: dict[tuple[str, str, str], list[int]] = {}
     for i, text in enumerate(texts):
-        mentions: list[Mention] = find(text, wanted)
+        mentions: list[Mention] = find_all(text, wanted)
         for key in {(m.text.lower(), m.attribute, m.group) for m in mentions}:
             term_docs.setdefault(key, []).append(i)
         for key in {(f"group:{m.group}", m.attribute, m.group) for m in mentions}:

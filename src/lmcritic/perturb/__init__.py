@@ -28,6 +28,16 @@ for _name, _target in {
     "negation": "lmcritic.perturb.directional:Negation",
     "add_positive": "lmcritic.perturb.directional:AddPositive",
     "add_negative": "lmcritic.perturb.directional:AddNegative",
+    # Chinese (the zh extra)
+    "zh_homophones": "lmcritic.perturb.zh_char:Homophones",
+    "zh_shapes": "lmcritic.perturb.zh_char:Shapes",
+    "zh_pinyin": "lmcritic.perturb.zh_char:PinyinAbbreviations",
+    "zh_width": "lmcritic.perturb.zh_surface:Width",
+    "zh_traditional": "lmcritic.perturb.zh_surface:Traditional",
+    "zh_simplified": "lmcritic.perturb.zh_surface:Simplified",
+    "zh_synonyms": "lmcritic.perturb.zh_lexical:Synonyms",
+    "zh_to_colloquial": "lmcritic.perturb.zh_register:ZhToColloquial",
+    "zh_to_formal": "lmcritic.perturb.zh_register:ZhToFormal",
 }.items():
     PERTURBATIONS.add(_name, _target)
 
@@ -36,6 +46,9 @@ for _name, _target in {
     "embedding": "lmcritic.perturb.lexical:EmbeddingSwap",
     "char": "lmcritic.perturb.char:CharSwap",
     "typo": "lmcritic.perturb.char:TypoSwap",
+    "zh_homophone": "lmcritic.perturb.zh_char:HomophoneSwap",
+    "zh_shape": "lmcritic.perturb.zh_char:ShapeSwap",
+    "zh_synonym": "lmcritic.perturb.zh_lexical:SynonymSwap",
 }.items():
     WORD_SWAPS.add(_name, _target)
 

@@ -28,7 +28,14 @@ class Token:
 
 
 def tokenize(text: str) -> list[Token]:
-    """Word tokens (letters, digits, inner apostrophes); punctuation and whitespace are skipped."""
+    """Word tokens (letters, digits, inner apostrophes); punctuation and whitespace are skipped. Chinese runs
+    are segmented into words (:func:`lmcritic.lang.segment`), so mixed text keeps its words in both languages."""
+    from lmcritic.lang._detect import has_han
+
+    if has_han(text):
+        from lmcritic.lang._segment import segment
+
+        return segment(text)
     return [Token(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
@@ -65,11 +72,14 @@ class Perturbation(ABC):
     """Sentence-level transformation: text -> (perturbed text, edits), or None if it does not apply.
 
     ``preserves_label`` is False for directional ones (e.g. negation), whose expected effect is a change.
+    ``languages`` names the languages it is written for (:mod:`lmcritic.lang` codes; the English ones keep the
+    default): probes apply it only to cases in those languages and say so when it applies to none.
     Construct with config (e.g. ``Typos(rate=0.1)``), call with data and a seeded ``random.Random``.
     """
 
     name: ClassVar[str] = "perturbation"
     preserves_label: ClassVar[bool] = True
+    languages: ClassVar[frozenset[str] | None] = frozenset({"en"})  # what it is written for; None: any
 
     @abstractmethod
     def __call__(self, text: str, rng: random.Random) -> tuple[str, tuple[Edit, ...]] | None:
@@ -80,6 +90,7 @@ class WordSwap(ABC):
     """Word-level candidates: replacements for ``tokens[index]``, the building block of attack search."""
 
     name: ClassVar[str] = "word_swap"
+    languages: ClassVar[frozenset[str] | None] = frozenset({"en"})
 
     @abstractmethod
     def candidates(self, tokens: Sequence[Token], index: int) -> list[str]:

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
+from lmcritic.lang._detect import has_han
 from lmcritic.perturb.base import Edit, Perturbation, Token, WordSwap, finish, match_case, tokenize
 
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
@@ -63,8 +64,8 @@ def keyboard_typos(word: str) -> list[str]:
 
 def realistic_typos(word: str) -> list[str]:
     """Dictionary misspellings first, then keyboard slips; casing follows the original word."""
-    if not word.isalpha() and "'" not in word:
-        return []
+    if (not word.isalpha() and "'" not in word) or has_han(word):
+        return []  # Chinese words get their own typos (lmcritic.perturb.zh_char)
     known = list(misspellings().get(word.lower(), ()))
     slips = keyboard_typos(word) if len(word) >= 3 and word.isalpha() else []
     return [match_case(word, t) for t in dict.fromkeys(known + slips) if t != word.lower()]
@@ -118,7 +119,7 @@ class CharNoise(Perturbation):
     rate: float = 0.1
 
     def __call__(self, text: str, rng: random.Random) -> tuple[str, tuple[Edit, ...]] | None:
-        tokens = [t for t in tokenize(text) if len(t.text) >= 3 and t.text.isalpha()]
+        tokens = [t for t in tokenize(text) if len(t.text) >= 3 and t.text.isalpha() and not has_han(t.text)]
         if not tokens:
             return None
         k = max(1, round(self.rate * len(tokenize(text))))
@@ -136,7 +137,7 @@ class CharSwap(WordSwap):
 
     def candidates(self, tokens: Sequence[Token], index: int) -> list[str]:
         word = tokens[index].text
-        if len(word) < self.min_length or not word.isalpha():
+        if len(word) < self.min_length or not word.isalpha() or has_han(word):
             return []
         return char_edits(word)[: self.max_candidates]
 
