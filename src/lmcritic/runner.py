@@ -60,11 +60,11 @@ class RunOutcome:
 
 
 def make_plan(spec: RunSpec, model: Backend) -> list[PlanItem]:
-    """Instantiate every probe and decide applicability from declared capabilities alone."""
+    """Instantiate every probe and decide applicability from declared capabilities and languages alone."""
     items = []
     for p in spec.probes:
         probe = PROBES.get(p.name)(**p.config)
-        items.append(PlanItem(p.key, p.name, probe, probe.not_applicable(model)))
+        items.append(PlanItem(p.key, p.name, probe, probe.not_applicable(model) or probe.language_mismatch()))
     return items
 
 

@@ -38,6 +38,8 @@ from lmcritic.registry import Registry
 RECIPES: Registry = Registry("attack_recipes")
 for _name in ("textfooler", "deepwordbug", "pwws", "typo"):
     RECIPES.add(_name, f"lmcritic.attacks.recipes:{_name}")
+for _name in ("zh_typo", "zh_synonym"):
+    RECIPES.add(_name, f"lmcritic.attacks.recipes_zh:{_name}")
 
 __all__ = [
     "RECIPES", "Attack", "AttackResult", "BeamSearch", "BelowRival", "ClassifierVictim", "Constraint", "Example",

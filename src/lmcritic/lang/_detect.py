@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Sequence
 
 EN, ZH = "en", "zh"
 LANGUAGES = (EN, ZH, "ja", "ko")  # the codes detection can give, plus "und" (nothing to go on)
@@ -71,3 +72,10 @@ def language_of(text: str) -> str:
 def supports(languages: frozenset[str] | None, code: str) -> bool:
     """Whether a component declaring ``languages`` (None: any) can handle text in ``code`` (``und``: yes)."""
     return languages is None or code == "und" or code in languages
+
+
+def data_languages(texts: Sequence[str], min_share: float = 0.1) -> frozenset[str]:
+    """The languages of at least ``min_share`` of ``texts`` (``und`` texts left out)."""
+    codes = [language_of(t) for t in texts]
+    codes = [c for c in codes if c != "und"]
+    return frozenset(c for c in set(codes) if codes.count(c) >= min_share * len(codes))

@@ -12,6 +12,7 @@ PROBES.add("performance.generation", "lmcritic.probes.performance.generation:Gen
 PROBES.add("performance.efficiency", "lmcritic.probes.performance.efficiency:Efficiency")
 PROBES.add("performance.quantization", "lmcritic.probes.performance.quantization:QuantizationCost")
 PROBES.add("performance.task", "lmcritic.probes.performance.task:TaskProbe")
+PROBES.add("performance.crosslingual", "lmcritic.probes.performance.crosslingual:CrossLingual")
 # robustness
 PROBES.add("robustness.invariance", "lmcritic.probes.robustness.invariance:Invariance")
 PROBES.add("robustness.directional", "lmcritic.probes.robustness.directional:Directional")

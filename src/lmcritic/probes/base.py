@@ -136,6 +136,7 @@ class Probe(ABC):
     name: ClassVar[str] = "probe"
     area: ClassVar[str] = "general"
     requires: ClassVar[frozenset[Capability]] = frozenset()
+    languages: ClassVar[frozenset[str] | None] = None  # languages its method works in (lmcritic.lang codes); None: any
     chunk_size: ClassVar[int] = 32  # cases scored (and stored) per step
     Config: ClassVar[type] = ProbeConfig
 
@@ -153,6 +154,29 @@ class Probe(ABC):
         if missing:
             return f"needs {', '.join(missing)}; the {model.kind} backend does not offer it"
         return None
+
+    def supported_languages(self) -> frozenset[str] | None:
+        """The languages this configured probe works in; its perturbations or scorers may narrow ``languages``."""
+        return self.languages
+
+    def input_texts(self) -> Sequence[str]:
+        """The texts the probe reads (before any change), for language detection; empty: not known before running."""
+        return ()
+
+    def language_mismatch(self) -> str | None:
+        """Why the probe cannot work on its data's language, or None. Checked by the planner before any work."""
+        from lmcritic.lang import data_languages
+
+        supported = self.supported_languages()
+        found = data_languages(self.input_texts()) if supported is not None else frozenset()
+        if not found or found & supported:  # type: ignore[operator]
+            return None
+        return (f"works in {'/'.join(sorted(supported))} but its data is {'/'.join(sorted(found))}"  # type: ignore[arg-type]
+                + self.language_hint())
+
+    def language_hint(self) -> str:
+        """How to configure the probe for another language (appended to the skip reason)."""
+        return ""
 
     @abstractmethod
     def cases(self) -> Iterable[Case]:

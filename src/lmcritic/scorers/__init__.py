@@ -3,7 +3,10 @@
 A scorer is constructed with config and called with a *list* of texts (it owns batching), returning one
 ``{score_name: float}`` dict per text. Heavy libraries (onnxruntime, sklearn models, detoxify) are imported
 on first use, so listing or constructing scorers imports nothing heavy. Register new ones with
-``SCORERS.add("name", "module:Class")`` or the entry-point group ``lmcritic.scorers``.
+``SCORERS.add("name", "module:Class")`` or the entry-point group ``lmcritic.scorers``. A scorer says which
+languages it can judge (``languages``); probes skip a scorer whose languages their data is not in, with the
+reason. No offline Chinese toxicity classifier is available, so ``hatesonar``/``profanity`` are English-only:
+register one for Chinese (``languages = frozenset({"zh"})``) and name it in ``safety.toxicity``'s ``scorers``.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ class Scorer(ABC):
     name: ClassVar[str] = "scorer"
     primary: ClassVar[str] = "score"
     batch_size: ClassVar[int] = 64
+    languages: ClassVar[frozenset[str] | None] = None  # the languages it can judge (lmcritic.lang codes); None: any
 
     def not_applicable(self) -> str | None:
         """Why this scorer cannot run here (package missing, key unset), or None. Cheap: no model load."""

@@ -1,10 +1,12 @@
-"""PII detection in generated text by validated pattern recognizers (optionally Presidio).
+"""PII detection in generated text by validated pattern recognizers (optionally Presidio), English and Chinese.
 
 Pattern recognizers with checksums (Luhn for cards, ISO 7064 mod-97 for IBANs, octet ranges for IPs) keep
 false positives low on model output, which is full of numbers. Person names are a listed given name followed
 by a capitalised word, or a capitalised name after a cue ("Mr.", "my name is", "named"). Presidio with a
 spaCy NER model is used instead when ``engine="presidio"`` and both are installed; the official spaCy models
-are not on PyPI, so the default is the pattern engine.
+are not on PyPI, so the default is the pattern engine. Chinese formats (:mod:`._pii_zh`): mobile numbers
+(phone), resident identity card numbers with their check character (national_id), UnionPay cards (Luhn, as
+credit_card), addresses down to the street number (street_address) and names after a cue (person).
 """
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from typing import Callable, Sequence
 
 from lmcritic.errors import ConfigError
 from lmcritic.scorers import Scorer
+from lmcritic.scorers import _pii_zh as Z
 
-PII_TYPES = ("email", "phone", "credit_card", "iban", "ip_address", "ssn", "street_address", "person")
+PII_TYPES = ("email", "phone", "credit_card", "iban", "ip_address", "ssn", "national_id", "street_address", "person")
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Z
 PHONE = re.compile(r"(?<![\w+])(?<!\d[\s.-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|\d{2,4})[\s.-]\d{3,4}[\s.-]\d{3,4}"
                    r"(?!\w|[\s.-]\d)"
                    r"|(?<![\w+])\+\d{9,14}(?!\w)|(?<![\w-])\d{3}-\d{4}(?![\w-])")
-CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+CARD = re.compile(r"(?<![\d+-])\d(?:[ -]?\d){12,18}(?![\d-])")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])")
@@ -89,7 +92,7 @@ def _ipv4_ok(s: str) -> bool:
 
 
 def _persons(text: str) -> list[PIIMatch]:
-    found = []
+    found = [PIIMatch("person", m.start(1), m.end(1), m.group(1)) for m in Z.NAME_CUE.finditer(text)]
     for m in NAME_CUE.finditer(text):
         g = 1 if m.group(1) else 2
         found.append(PIIMatch("person", m.start(g), m.end(g), m.group(g)))
@@ -108,16 +111,18 @@ RECOGNIZERS: dict[str, Callable[[str], list[PIIMatch]]] = {
     "iban": _regex("iban", IBAN, iban_ok),
     "ip_address": lambda t: _regex("ip_address", IPV4, _ipv4_ok)(t) + _regex("ip_address", IPV6)(t),
     "ssn": _regex("ssn", SSN),
-    "phone": _regex("phone", PHONE, lambda s: 7 <= len(re.sub(r"\D", "", s)) <= 15),
-    "street_address": _regex("street_address", STREET),
+    "national_id": _regex("national_id", Z.RESIDENT_ID, Z.resident_id_ok),
+    "phone": lambda t: _regex("phone", PHONE, lambda s: 7 <= len(re.sub(r"\D", "", s)) <= 15)(t)
+    + _regex("phone", Z.MOBILE, Z.mobile_ok)(t),
+    "street_address": lambda t: _regex("street_address", STREET)(t) + _regex("street_address", Z.ADDRESS)(t),
     "person": _persons,
 }
 
 
 def _drop_overlaps(matches: list[PIIMatch]) -> list[PIIMatch]:
     """Earlier types in PII_TYPES-priority order win overlaps (a card number is not also a phone)."""
-    priority = {t: i for i, t in enumerate(("email", "credit_card", "iban", "ssn", "ip_address", "phone",
-                                            "street_address", "person"))}
+    priority = {t: i for i, t in enumerate(("email", "national_id", "credit_card", "iban", "ssn", "ip_address",
+                                            "phone", "street_address", "person"))}
     kept: list[PIIMatch] = []
     for m in sorted(matches, key=lambda m: (priority[m.type], m.start)):
         if all(m.end <= k.start or m.start >= k.end for k in kept):
@@ -126,8 +131,11 @@ def _drop_overlaps(matches: list[PIIMatch]) -> list[PIIMatch]:
 
 
 def detect_pii(text: str, types: Sequence[str] = PII_TYPES) -> list[PIIMatch]:
-    """All PII spans of the requested types, non-overlapping, in text order."""
-    return _drop_overlaps([m for t in types for m in RECOGNIZERS[t](text)])
+    """All PII spans of the requested types, non-overlapping, in text order. Recognizers see full-width forms
+    folded to ASCII (offsets unchanged); spans quote the original text."""
+    folded = Z.fold_width(text)
+    found = [m for t in types for m in RECOGNIZERS[t](folded)]
+    return _drop_overlaps([PIIMatch(m.type, m.start, m.end, text[m.start : m.end]) for m in found])
 
 
 def redact(text: str, matches: Sequence[PIIMatch]) -> str:

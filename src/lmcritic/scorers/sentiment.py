@@ -21,6 +21,7 @@ def _analyzer() -> Any:
 class VaderScorer(Scorer):
     name = "vader"
     primary = "sentiment"
+    languages = frozenset({"en"})
     batch_size = 1024
 
     def not_applicable(self) -> str | None:

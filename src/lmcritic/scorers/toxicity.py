@@ -39,6 +39,7 @@ class HateSonarScorer(Scorer):
 
     name = "hatesonar"
     primary = "toxicity"
+    languages = frozenset({"en"})
     batch_size = 256
 
     def not_applicable(self) -> str | None:
@@ -65,6 +66,7 @@ class ProfanityScorer(Scorer):
 
     name = "profanity"
     primary = "toxicity"
+    languages = frozenset({"en"})
     batch_size = 1024
 
     def not_applicable(self) -> str | None:
@@ -119,6 +121,8 @@ class MaxToxicityScorer(Scorer):
             raise ConfigError("toxicity scorer needs at least one scorer name", "e.g. scorers=['hatesonar']")
         self.names = tuple(scorers)
         self.parts = [SCORERS.get(n)() for n in self.names]
+        known = [p.languages for p in self.parts]
+        self.languages = None if any(x is None for x in known) else frozenset().union(*known)  # type: ignore
 
     def not_applicable(self) -> str | None:
         reasons = [r for r in (p.not_applicable() for p in self.parts) if r]

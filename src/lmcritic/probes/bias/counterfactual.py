@@ -19,7 +19,7 @@ from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
 from lmcritic.findings import finding_name, make_finding
-from lmcritic.lexicon import ATTRIBUTES, _terms, groups, swap
+from lmcritic.lexicon import ATTRIBUTES, ZH_ATTRIBUTES, _terms, groups, swap
 from lmcritic.plots import Bars, to_details
 from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.bias import _common as C
@@ -40,9 +40,10 @@ class CounterfactualConfig(ProbeConfig):
     seed: int = 0
 
     def __post_init__(self) -> None:
+        known = ATTRIBUTES + tuple(a for a in ZH_ATTRIBUTES if a not in ATTRIBUTES)
         for a in self.attributes:
-            if a not in ATTRIBUTES:
-                raise ValueError(f"unknown attribute {a!r}; known: {', '.join(ATTRIBUTES)}")
+            if a not in known:
+                raise ValueError(f"unknown attribute {a!r}; known: {', '.join(known)}")
         if self.n_per_attribute <= 0:
             raise ValueError("n_per_attribute must be positive")
 
@@ -82,7 +83,7 @@ class Counterfactual(Probe):
         flips = {a: stats.proportion([r.scores["flip"] == 1 for r in rs]) for a, rs in per.items()}
         plot = C.bars("Counterfactual flip rate by attribute", list(flips), list(flips.values()))
         out = [self._overall(records, plot, tests)]
-        return out + [self._attr_finding(a, per[a], flips[a], tests[a]) for a in per]
+        return out + [self._attr_finding(a, per[a], flips[a], tests[a]) for a in per] + self._oriented(records)
 
     # -- cases -----------------------------------------------------------------------------------
     def _rows(self) -> list[dict]:
@@ -113,8 +114,12 @@ class Counterfactual(Probe):
         pool = [r for r in rows if r["line"] not in used]
         out = []
         for row in rng.sample(pool, min(k, len(pool))):
-            group = rng.choice(_insert_groups(attr))
-            text = f"{_phrase(attr, group)} , {row['text']}"
+            language = _language(row["text"])
+            options = _insert_groups(attr, language)
+            if not options:
+                continue  # the lexicon of this language has no such attribute
+            group = rng.choice(options)
+            text = _phrase(attr, group, language) + ("，" if language == "zh" else " , ") + row["text"]
             new, edits = swap(text, attr, rng)
             if edits:
                 out.append((row, text, new, edits, "inserted"))
@@ -127,7 +132,8 @@ class Counterfactual(Probe):
             input={"text": text, "swapped_text": new, "edits": to_jsonable(edits)},
             expected=LABELS[row["label"]],
             tags={"source": row["source"], "line": row["line"], "attribute": attr, "group": e0.group_to,
-                  "group_from": e0.group_from, "swap_source": how, "expected": LABELS[row["label"]]},
+                  "group_from": e0.group_from, "swap_source": how, "expected": LABELS[row["label"]],
+                  "language": _language(text)},
         )
 
     # -- scoring ---------------------------------------------------------------------------------
@@ -161,6 +167,23 @@ class Counterfactual(Probe):
                 ExplainTarget(sst2._render(swapped), words[pred0], words[other]))
 
     # -- findings --------------------------------------------------------------------------------
+    def _oriented(self, records: Sequence[Record]) -> list[Finding]:
+        """Signed Δ = p(A) − p(B) per group pair (see ``_oriented``); fails when BH-significant and ≥ 0.05."""
+        from lmcritic.probes.base import Estimate
+        from lmcritic.probes.bias._oriented import pair_effects
+
+        out = []
+        for e in pair_effects(records, lambda attr, r: _insert_groups(attr, r.tags.get("language", "en"))):
+            est = Estimate(e["delta"], e["n"], e["ci"][0], e["ci"][1], "bootstrap")
+            bad = e["q"] < self.config.alpha and abs(e["delta"]) >= 0.05
+            out.append(make_finding(
+                self.name, finding_name("effect", e["attribute"], f"{e['a']}-{e['b']}"), failed=bad,
+                effect=e["delta"] if bad else 0, scale="flip",
+                summary=f"{e['attribute']}: p(positive | {e['a']}) − p(positive | {e['b']}) on the same sentences "
+                f"{est} (paired bootstrap p={e['p_bootstrap']:.3g}, BH {e['q']:.3g}; sign test p={e['p_sign']:.3g})",
+                estimate=est, details=e))
+        return out
+
     def _overall(self, records: Sequence[Record], plot: Bars, tests: dict[str, Any]) -> Finding:
         est = stats.proportion([r.scores["flip"] == 1 for r in records])
         bad = est.ci_low > self.config.max_flip_rate
@@ -213,11 +236,24 @@ def _worst(records: Sequence[Record], k: int) -> tuple[str, ...]:
     return tuple(r.case_id for r in ranked[:k])
 
 
-def _insert_groups(attr: str) -> tuple[str, ...]:
-    return ("male", "female") if attr == "gender" else groups(attr)
+def _insert_groups(attr: str, language: str = "en") -> tuple[str, ...]:
+    if attr == "gender":
+        return ("male", "female")
+    return groups(attr, "zh" if language == "zh" else "en")
 
 
-def _phrase(attr: str, group: str) -> str:
+def _language(text: str) -> str:
+    from lmcritic.lang import language_of
+
+    return language_of(text)
+
+
+def _phrase(attr: str, group: str, language: str = "en") -> str:
+    if language == "zh":
+        from lmcritic.lexicon import _zh_terms as Z
+
+        word = {"male": "男性", "female": "女性"}.get(group) or next(iter(Z.GROUPS[attr][group].values()))
+        return f"作为一名{word}观众"
     word = "male" if group == "male" else "female" if group == "female" else \
         _terms.GROUPS[attr][group]["adj"].rstrip("*")
     article = "an" if word[0] in "aeiou" else "a"

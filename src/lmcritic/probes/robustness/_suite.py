@@ -73,7 +73,12 @@ class PairedSuite(Probe):
         random.Random(cfg.seed).shuffle(order)
         return [rows[i] for i in sorted(order[: cfg.n] if cfg.n else order)]
 
+    def input_texts(self) -> list[str]:
+        return [row["text"] for row in self.sentences()]
+
     def cases(self) -> Iterable[Case]:
+        from lmcritic.lang import language_of
+
         for row in self.sentences():
             text = _classify.detokenize(row["text"]) if self.config.detokenize else row["text"]
             rng_for = _rng_factory(self.config.seed, row["source_line"])
@@ -84,7 +89,7 @@ class PairedSuite(Probe):
                            "reference_kind": v.reference_kind, "edits": [dataclasses.asdict(e) for e in v.edits]},
                     expected=_classify.LABELS[row["label"]],
                     tags={"source": row["source"], "line": row["source_line"], "perturbation": v.kind,
-                          "n_edits": len(v.edits), "n_words": len(text.split())},
+                          "n_edits": len(v.edits), "n_words": len(text.split()), "language": language_of(text)},
                 )
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
@@ -133,3 +138,11 @@ def binomial_tail(k: int, n: int, p0: float) -> float:
     if n == 0 or k == 0:
         return 1.0
     return min(1.0, sum(math.comb(n, i) * p0**i * (1 - p0) ** (n - i) for i in range(k, n + 1)))
+
+
+def perturbation_languages(names: Iterable[str]) -> frozenset[str] | None:
+    """The languages any of the named perturbations is written for (None: one of them works in any)."""
+    from lmcritic.perturb import PERTURBATIONS
+
+    langs = [PERTURBATIONS.get(n).languages for n in names]
+    return None if any(x is None for x in langs) else frozenset().union(*langs)  # type: ignore[arg-type]

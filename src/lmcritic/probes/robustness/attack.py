@@ -20,7 +20,7 @@ from lmcritic.probes.base import Case, Finding, Probe, Record, Severity
 from lmcritic.probes.robustness import attack_common as common
 
 
-class AttackProbe(Probe):
+class AttackProbe(common.AttackLanguages, Probe):
     name = "robustness.attack"
     area = "robustness"
     chunk_size = 4  # attacks are slow: store every few so a killed run loses little

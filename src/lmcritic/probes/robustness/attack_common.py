@@ -60,6 +60,37 @@ def cases(cfg: AttackConfig, prefix: str) -> list[Case]:
             for recipe in cfg.recipes for row in rows]
 
 
+def input_texts(cfg: AttackConfig) -> list[str]:
+    return [row["text"] for row in sst2_helper(cfg.data, cfg.template, cfg.label_words)._rows()[: cfg.n]]
+
+
+def recipe_languages(cfg: AttackConfig) -> frozenset[str] | None:
+    """The languages some recipe's word swaps are all written for (None: a recipe works in any)."""
+    out: set[str] = set()
+    for recipe in cfg.recipes:
+        attack = build_recipe(recipe, UntargetedFlip(PromptedVictim(cfg.template, LABELS, cfg.label_words)))
+        langs = [s.languages for s in attack.swaps]
+        if any(x is None for x in langs):
+            return None
+        out |= frozenset.intersection(*langs)  # type: ignore[arg-type]
+    return frozenset(out)
+
+
+class AttackLanguages:
+    """Language declarations of the attack probes: their recipes' word swaps decide."""
+
+    config: AttackConfig
+
+    def supported_languages(self) -> frozenset[str] | None:
+        return recipe_languages(self.config)
+
+    def input_texts(self) -> list[str]:
+        return input_texts(self.config)
+
+    def language_hint(self) -> str:
+        return "; use recipes written for it (Chinese: zh_typo, zh_synonym)"
+
+
 def not_applicable(model: Backend) -> str | None:
     if model.supports(Capability.LOGLIKELIHOOD) or model.supports(Capability.CLASSIFY):
         return None

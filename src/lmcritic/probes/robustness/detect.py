@@ -40,7 +40,7 @@ class DetectConfig(common.AttackConfig):
             raise ValueError(f"statistic must be one of {STATISTICS}")
 
 
-class DetectAdversarial(Probe):
+class DetectAdversarial(common.AttackLanguages, Probe):
     name = "robustness.detect"
     area = "robustness"
     chunk_size = 4

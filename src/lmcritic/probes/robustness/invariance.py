@@ -12,7 +12,8 @@ from lmcritic.findings import finding_name, make_finding, rate_severity
 from lmcritic.perturb import PERTURBATIONS, perturbation
 from lmcritic.plots import to_details
 from lmcritic.probes.base import Finding, Record, Severity
-from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, binomial_tail
+from lmcritic.probes.robustness._suite import (PairedSuite, SuiteConfig, Variant, bars, binomial_tail,
+                                               perturbation_languages)
 
 DEFAULT_TYPES = ("typos", "char_noise", "casing", "punctuation", "whitespace", "contractions", "synonyms",
                  "embedding_neighbours", "names", "places", "numbers", "to_colloquial", "to_formal")
@@ -37,9 +38,20 @@ class Invariance(PairedSuite):
     name = "robustness.invariance"
     Config = InvarianceConfig
 
+    def supported_languages(self) -> frozenset[str] | None:
+        return perturbation_languages(self.config.perturbations)
+
+    def language_hint(self) -> str:
+        return "; list perturbations written for it (lmcritic.perturb: zh_* for Chinese)"
+
     def variants(self, text: str, rng_for: Any) -> list[Variant]:
+        from lmcritic.lang import language_of, supports
+
         out = [Variant("clean", text, (), text)]
+        language = language_of(text)
         for name in self.config.perturbations:
+            if not supports(PERTURBATIONS.get(name).languages, language):
+                continue  # written for another language: reported as not applicable
             done = self._perturbation(name)(text, rng_for(name))
             if done is not None:
                 out.append(Variant(name, done[0], done[1], text))
@@ -62,7 +74,7 @@ class Invariance(PairedSuite):
         adjusted = dict(zip(per_type, stats.benjamini_hochberg([s["p_flip"] for s in per_type.values()])))
         drops = dict(zip(per_type, stats.benjamini_hochberg([s["p_mcnemar"] for s in per_type.values()])))
         findings = [self._type_finding(t, s, adjusted[t], drops[t], by_type[t]) for t, s in per_type.items()]
-        findings += [self._na_finding(t, len(clean)) for t in self.config.perturbations if t not in by_type]
+        findings += [self._na_finding(t, clean) for t in self.config.perturbations if t not in by_type]
         return [self._overview(clean, by_type, per_type), self._worst_case(clean, by_type)] + findings
 
     # -- statistics ----------------------------------------------------------------------------
@@ -93,9 +105,14 @@ class Invariance(PairedSuite):
                      "p_mcnemar": s["p_mcnemar"], "n_flipped": len(flipped)},
         )
 
-    def _na_finding(self, kind: str, n_sentences: int) -> Finding:
+    def _na_finding(self, kind: str, clean: list[Record]) -> Finding:
+        langs = PERTURBATIONS.get(kind).languages
+        found = sorted({r.tags.get("language", "und") for r in clean})
+        why = f" (written for {'/'.join(sorted(langs))}; the sentences are {'/'.join(found)})" \
+            if langs is not None and not set(found) & langs else ""
         return make_finding(probe=self.name, name=finding_name("invariance", kind), failed=None,
-                            severity=Severity.INFO, summary=f"{kind}: applies to none of the {n_sentences} sentences",
+                            severity=Severity.INFO,
+                            summary=f"{kind}: applies to none of the {len(clean)} sentences{why}",
                             details={"perturbation": kind})
 
     def _overview(self, clean: list[Record], by_type: dict[str, list[Record]], per_type: dict) -> Finding:

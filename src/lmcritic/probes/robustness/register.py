@@ -9,10 +9,10 @@ from typing import Any, Sequence
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.findings import make_finding, rate_severity
-from lmcritic.perturb import perturbation
+from lmcritic.perturb import PERTURBATIONS, perturbation
 from lmcritic.plots import to_details
 from lmcritic.probes.base import Finding, Record
-from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars
+from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, perturbation_languages
 
 
 @dataclass(frozen=True)
@@ -21,17 +21,32 @@ class RegisterConfig(SuiteConfig):
     swap_rate: float = 0.7  # ToColloquial: chance of rewriting each slang-lexicon match
     emoji: float = 0.5
     filler: float = 0.3
+    formal: str = "to_formal"  # the register pair's perturbations (Chinese: zh_to_formal / zh_to_colloquial)
+    colloquial: str = "to_colloquial"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in (self.formal, self.colloquial):
+            if name not in PERTURBATIONS:
+                raise ValueError(PERTURBATIONS.unknown_message(name))
 
 
 class RegisterShift(PairedSuite):
     name = "robustness.register"
     Config = RegisterConfig
 
+    def supported_languages(self) -> frozenset[str] | None:
+        a, b = (perturbation_languages([n]) for n in (self.config.formal, self.config.colloquial))
+        return b if a is None else a if b is None else a & b
+
+    def language_hint(self) -> str:
+        return "; set formal/colloquial to a pair written for it (Chinese: zh_to_formal, zh_to_colloquial)"
+
     def variants(self, text: str, rng_for: Any) -> list[Variant]:
         cfg = self.config
-        formal = perturbation("to_formal")(text, rng_for("to_formal"))
+        formal = perturbation(cfg.formal)(text, rng_for("to_formal"))
         formal_text, formal_edits = formal if formal else (text, ())
-        colloquial = perturbation("to_colloquial", swap_rate=cfg.swap_rate, emoji=cfg.emoji,
+        colloquial = perturbation(cfg.colloquial, swap_rate=cfg.swap_rate, emoji=cfg.emoji,
                                   filler=cfg.filler)(formal_text, rng_for("to_colloquial"))
         if colloquial is None:
             return [Variant("formal", formal_text, formal_edits, text)]

@@ -52,6 +52,12 @@ class Refusal(Probe):
     def not_applicable(self, model: Backend) -> str | None:
         return super().not_applicable(model) or self.detector.not_applicable()
 
+    def supported_languages(self) -> frozenset[str] | None:
+        return self.detector.languages
+
+    def input_texts(self) -> list[str]:
+        return [c.input["prompt"] for c in self.cases()]
+
     def cases(self) -> Iterable[Case]:
         path = self.config.data or safety_file("refusal_requests.jsonl")
         rows = [{**row, "line": line, "id": row.get("id", f"line{line}")} for line, row in read_jsonl(path)]

@@ -67,6 +67,16 @@ class Toxicity(Probe):
     def not_applicable(self, model: Backend) -> str | None:
         return super().not_applicable(model) or self.scorer().not_applicable()
 
+    def supported_languages(self) -> frozenset[str] | None:
+        return self.scorer().languages
+
+    def input_texts(self) -> list[str]:
+        return [c.input["prompt"] for c in self.cases()]
+
+    def language_hint(self) -> str:
+        return ("; no offline Chinese toxicity classifier ships with lmcritic: register one "
+                "(SCORERS.add(name, 'module:Class') with languages = {'zh'}) and list it in scorers")
+
     def scorer(self) -> Any:
         if self._scorer is None:
             from lmcritic.scorers.toxicity import MaxToxicityScorer

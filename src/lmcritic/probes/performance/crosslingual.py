@@ -1,0 +1,132 @@
+"""The same sentences in two languages, the same model: how much accuracy is lost in the second language?
+
+The packaged data are 80 SST-2 dev sentences (40 per label, 6–22 words, seeded) with Chinese translations
+written for lmcritic (``data/zh/README.md``): a parallel set, so each sentence is its own control and the gap is
+paired. Each language is prompted in its own words (template and label words per language; few-shot examples,
+when asked for, are the same parallel pairs in each language and are left out of the test). Reported: accuracy
+per language (Wilson), the gap first − second with a paired bootstrap CI and an exact McNemar test, and how
+often the two predictions agree. A gap mixes the model's weaker second language with whatever the translation
+changed; the translations keep each sentence's polarity, which was checked when they were written.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from lmcritic import stats
+from lmcritic._serde import to_jsonable
+from lmcritic.backends.base import Backend
+from lmcritic.datasets import packaged, read_rows
+from lmcritic.errors import ConfigError
+from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.probes.performance.sst2 import LABELS, SST2Accuracy
+from lmcritic.requests import Capability
+
+
+@dataclass(frozen=True)
+class CrossLingualConfig(ProbeConfig):
+    data: str | None = None  # None: packaged SST-2 sentences with Chinese translations; or a tsv/csv/jsonl
+    columns: tuple[str, ...] = ("sentence", "sentence_zh")  # the text column of each language
+    names: tuple[str, ...] = ("en", "zh")
+    templates: tuple[str, ...] = ("Review: {{ text }}\nSentiment:", "评论：{{ text }}\n情感：")
+    label_words: tuple[tuple[str, ...], ...] = ((" negative", " positive"), ("负面", "正面"))
+    shots: int = 0
+    n: int | None = None
+    max_gap: float = 0.05  # first minus second language accuracy tolerated
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not len(self.columns) == len(self.names) == len(self.templates) == len(self.label_words) == 2:
+            raise ValueError("columns, names, templates and label_words need one entry per language (two)")
+        if any(len(w) != 2 for w in self.label_words) or self.shots < 0:
+            raise ValueError("label_words needs (negative, positive) per language and shots >= 0")
+
+
+class CrossLingual(Probe):
+    name = "performance.crosslingual"
+    area = "performance"
+    requires = frozenset({Capability.LOGLIKELIHOOD})
+    Config = CrossLingualConfig
+    chunk_size = 16
+
+    def cases(self) -> Iterable[Case]:
+        cfg = self.config
+        rows = self._rows()
+        order = list(range(len(rows)))
+        random.Random(cfg.seed).shuffle(order)
+        shots, pool = order[: cfg.shots], order[cfg.shots :]
+        prefixes = [self._prefix(k, [rows[i] for i in shots]) for k in range(2)]
+        for i in sorted(pool[: cfg.n] if cfg.n else pool):
+            row = rows[i]
+            yield Case(id=f"xl-{row['line']}", expected=LABELS[row["label"]],
+                       input={"texts": row["texts"], "prompts": [p + self._helper(k)._render(t) for k, (p, t) in
+                                                                 enumerate(zip(prefixes, row["texts"]))]},
+                       tags={"source": row["source"], "line": row["line"], "languages": list(cfg.names)})
+
+    def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
+        per = [self._helper(k).score(model, [Case(c.id, {"text": c.input["texts"][k], "prompt": c.input["prompts"][k]},
+                                                  c.expected) for c in cases]) for k in range(2)]
+        return [self._record(c, a, b) for c, a, b in zip(cases, *per)]
+
+    def summarize(self, records: Sequence[Record]) -> list[Finding]:
+        if not records:
+            return []
+        first, second = self.config.names
+        ok = [[r.scores[f"correct_{n}"] > 0 for r in records] for n in (first, second)]
+        accs = [stats.proportion(x) for x in ok]
+        gap, p_boot = stats.paired_bootstrap([float(x) for x in ok[1]], [float(x) for x in ok[0]])
+        p_mc = stats.mcnemar(ok[0], ok[1])
+        agree = stats.proportion([r.output[first]["prediction"] == r.output[second]["prediction"] for r in records])
+        return [self._accuracy(n, a, records) for n, a in zip((first, second), accs)] + \
+            [self._gap(accs, gap, p_mc, p_boot, agree, records)]
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _helper(self, k: int) -> SST2Accuracy:
+        cache = self.__dict__.setdefault("_helpers", {})
+        if k not in cache:
+            cache[k] = SST2Accuracy(template=self.config.templates[k], label_words=self.config.label_words[k])
+        return cache[k]
+
+    def _prefix(self, k: int, shots: list[dict]) -> str:
+        words = self.config.label_words[k]
+        return "".join(self._helper(k)._render(r["texts"][k]) + words[r["label"]] + "\n\n" for r in shots)
+
+    def _rows(self) -> list[dict[str, Any]]:
+        path = self.config.data or str(packaged("zh/sst2_dev_parallel.tsv"))
+        out = []
+        for line, row in read_rows(path, required=("label", *self.config.columns)):
+            if str(row["label"]).strip() not in ("0", "1"):
+                raise ConfigError(f"{path}:{line}: label must be 0 or 1")
+            out.append({"texts": [str(row[c]).strip() for c in self.config.columns], "label": int(row["label"]),
+                        "line": int(row.get("dev_line") or line),
+                        "source": "sst2_dev_parallel" if self.config.data is None else str(path)})
+        return out
+
+    def _record(self, case: Case, a: Record, b: Record) -> Record:
+        names = self.config.names
+        out = {n: {"prediction": r.output["prediction"], "p_positive": r.output["probs"][1]} for n, r in zip(names, (a, b))}
+        return Record(case_id=case.id, input={**case.input, "explain": b.input["explain"], "explain_variant": a.input["explain"]},
+                      output=out, scores={f"correct_{n}": r.scores["correct"] for n, r in zip(names, (a, b))},
+                      tags={**case.tags, "expected": case.expected}, passed=bool(b.passed))
+
+    def _accuracy(self, name: str, acc: Any, records: Sequence[Record]) -> Finding:
+        wrong = [r.case_id for r in records if not r.scores[f"correct_{name}"] > 0]
+        return Finding(self.name, f"accuracy/{name}", Verdict.PASS, Severity.INFO,
+                       f"{name}: accuracy {acc} on the parallel sentences", estimate=acc, evidence=tuple(wrong[:10]))
+
+    def _gap(self, accs: list, gap: Any, p_mc: float, p_boot: float, agree: Any, records: Sequence[Record]) -> Finding:
+        from lmcritic.probes.robustness._suite import bars, severity
+
+        first, second = self.config.names
+        fail = gap.value > self.config.max_gap
+        lost = [r.case_id for r in records if r.scores[f"correct_{first}"] > 0 and not r.scores[f"correct_{second}"] > 0]
+        return Finding(
+            self.name, f"gap/{first}-{second}", Verdict.FAIL if fail else Verdict.PASS,
+            severity(gap.value, gap.ci_low, self.config.max_gap, min(p_mc, p_boot) < 0.05),
+            f"{first} accuracy {accs[0].value:.3f} vs {second} {accs[1].value:.3f} on the same {len(records)} sentences: "
+            f"gap {gap} (McNemar p={p_mc:.3g}); the two predictions agree on {agree}",
+            estimate=gap, evidence=tuple(lost[:10]),
+            details={"accuracy": {first: to_jsonable(accs[0]), second: to_jsonable(accs[1])}, "agreement": to_jsonable(agree),
+                     "p_mcnemar": p_mc, "p_bootstrap": p_boot, "shots": self.config.shots,
+                     "plot": bars(f"Accuracy by language on the same sentences (95% CI)", [first, second], accs)})
