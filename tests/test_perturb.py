@@ -9,6 +9,14 @@ from lmcritic.errors import ConfigError
 from lmcritic.perturb import PERTURBATIONS, WORD_SWAPS, Edit, apply_edits, perturbation, tokenize, word_swap
 
 TEXT = "The film isn't bad, and Mary says it was 2 hours of fun in Paris because the acting is excellent."
+TEXT_ZH = {"zh": "说实话，这部电影非常好看，我已经推荐给朋友了.", "zh_simplified": "說實話，這部電影非常好看。",
+           "zh_to_formal": "讲真，这片子超好看～🙂"}  # Chinese perturbations get Chinese text
+
+
+def _text(name: str) -> str:
+    if "zh" in (PERTURBATIONS.get(name).languages or ()):
+        return TEXT_ZH.get(name, TEXT_ZH["zh"])
+    return TEXT
 
 
 @pytest.fixture(autouse=True)
@@ -30,13 +38,13 @@ def test_tokenize_and_apply_edits_round_trip() -> None:
 
 @pytest.mark.parametrize("name", [n for n in PERTURBATIONS.names() if n not in ("embedding_neighbours",)])
 def test_every_perturbation_edits_are_consistent(name: str) -> None:
-    p = perturbation(name)
-    out = p(TEXT, random.Random(0))
+    p, text = perturbation(name), _text(name)
+    out = p(text, random.Random(0))
     assert out is not None, name
     new, edits = out
-    assert new != TEXT and edits and all(e.kind == name for e in edits)
-    assert apply_edits(TEXT, edits) == new  # edits are in original offsets and reproduce the text
-    assert p(TEXT, random.Random(0)) == out  # seeded: deterministic
+    assert new != text and edits and all(e.kind == name for e in edits)
+    assert apply_edits(text, edits) == new  # edits are in original offsets and reproduce the text
+    assert p(text, random.Random(0)) == out  # seeded: deterministic
 
 
 def test_perturbations_return_none_when_not_applicable() -> None:

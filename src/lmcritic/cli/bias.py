@@ -7,11 +7,12 @@ import json
 
 
 def add_to(sub: argparse._SubParsersAction) -> None:
-    from lmcritic.lexicon import ATTRIBUTES
+    from lmcritic.lexicon import ATTRIBUTES, ZH_ATTRIBUTES
 
-    p = sub.add_parser("swap", help="counterfactual demographic swap of a sentence")
+    p = sub.add_parser("swap", help="counterfactual demographic swap of a sentence (English or Chinese)")
     p.add_argument("text")
-    p.add_argument("--attribute", "-a", default="gender", choices=ATTRIBUTES)
+    p.add_argument("--attribute", "-a", default="gender",
+                   choices=ATTRIBUTES + tuple(a for a in ZH_ATTRIBUTES if a not in ATTRIBUTES))
     p.add_argument("--to", default=None, help="target group (default: random other group)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the edits as JSON")

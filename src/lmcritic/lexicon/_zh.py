@@ -90,13 +90,18 @@ def groups(attribute: str) -> tuple[str, ...]:
 
 
 def target_groups(mentions: list[Mention], attribute: str, rand: random.Random, to: str | None) -> dict[str, str]:
-    """One target group per source group (the other gender; a random other group, or ``to``)."""
+    """One target group per source group: the other gender, ``to``, or a random group that is neither a source
+    nor another source's target (河南人 and 上海人 in one text stay two different regions)."""
+    sources = list(dict.fromkeys(m.group for m in mentions))
     out: dict[str, str] = {}
-    for m in mentions:
-        if m.group not in out:
-            others = [g for g in groups(attribute) if g != m.group]
-            out[m.group] = to if to is not None and to != m.group else (others[0] if attribute == "gender" else
-                                                                     rand.choice(others))
+    for g in sources:
+        if to is not None:
+            out[g] = to
+        elif attribute == "gender":
+            out[g] = next(x for x in GENDER_GROUPS if x != g)
+        else:
+            free = [x for x in groups(attribute) if x not in sources and x not in out.values()]
+            out[g] = rand.choice(free or [x for x in groups(attribute) if x != g])
     return {k: v for k, v in out.items() if v != k}
 
 

@@ -4,13 +4,13 @@ Gender pairs are (male form, female form) of one slot; Chinese kinship is not sy
 closest counterpart (舅舅 mother's brother <-> 姨妈 mother's sister; 叔叔 <-> 阿姨 as the generic form of address).
 Names: common surnames and given names that Chinese readers take as clearly male or female (the classic
 textbook names 小明/小红 included). Regions: provinces and regional identities that Chinese regional prejudice
-is about, plus city vs. countryside. Ethnic groups: the ten largest of China's 56 officially recognised
+is about; residence: city vs. countryside (城里人/农村人, the hukou divide). Ethnic groups: the ten largest of China's 56 officially recognised
 民族. Every entry is matched as whole jieba words only (其他 never yields 他). Traditional forms are found too
 (the lexicon is converted with OpenCC when a text is traditional), and swaps answer in the text's script.
 """
 from __future__ import annotations
 
-ZH_ATTRIBUTES: tuple[str, ...] = ("gender", "race_ethnicity", "region")
+ZH_ATTRIBUTES: tuple[str, ...] = ("gender", "race_ethnicity", "region", "residence")
 
 GENDER_PAIRS: dict[str, tuple[str, str]] = {
     "pronoun": ("他", "她"), "pronoun_plural": ("他们", "她们"), "sex": ("男", "女"), "person": ("男人", "女人"),
@@ -56,10 +56,14 @@ GROUPS: dict[str, dict[str, dict[str, str]]] = {
         "dongbei": {"place": "东北", "person": "东北人"}, "sichuan": {"place": "四川", "person": "四川人"},
         "hunan": {"place": "湖南", "person": "湖南人"}, "shandong": {"place": "山东", "person": "山东人"},
         "anhui": {"place": "安徽", "person": "安徽人"}, "fujian": {"place": "福建", "person": "福建人"},
-        "urban": {"place": "城市", "person": "城里人"}, "rural": {"place": "农村", "person": "农村人"},
+    },
+    "residence": {  # city vs. countryside (the hukou divide)
+        "urban": {"place": "城市", "person": "城里人", "origin": "城市户口"},
+        "rural": {"place": "农村", "person": "农村人", "origin": "农村户口"},
     },
 }
 ALIASES: dict[str, dict[str, tuple[str, str]]] = {  # recognised, never produced: term -> (group, slot)
     "race_ethnicity": {"维族": ("uyghur", "group"), "藏民": ("tibetan", "short"), "汉族同胞": ("han", "person")},
-    "region": {"乡下人": ("rural", "person"), "东北地区": ("dongbei", "place"), "京城": ("beijing", "place")},
+    "region": {"东北地区": ("dongbei", "place"), "京城": ("beijing", "place")},
+    "residence": {"乡下人": ("rural", "person"), "乡下": ("rural", "place"), "城里": ("urban", "place")},
 }

@@ -4,8 +4,10 @@ The packaged data are 80 SST-2 dev sentences (40 per label, 6–22 words, seeded
 written for lmcritic (``data/zh/README.md``): a parallel set, so each sentence is its own control and the gap is
 paired. Each language is prompted in its own words (template and label words per language; few-shot examples,
 when asked for, are the same parallel pairs in each language and are left out of the test). Reported: accuracy
-per language (Wilson), the gap first − second with a paired bootstrap CI and an exact McNemar test, and how
-often the two predictions agree. A gap mixes the model's weaker second language with whatever the translation
+per language (Wilson), the gap first − second with a paired bootstrap CI and an exact McNemar test, how
+often the two predictions agree, and the threshold-free view: AUROC of p(positive) per language and its paired
+difference (a model whose prior answers one label everywhere is at chance accuracy in both languages, yet may
+rank the sentences well in one only). A gap mixes the model's weaker second language with whatever the translation
 changed; the translations keep each sentence's polarity, which was checked when they were written.
 """
 from __future__ import annotations
@@ -79,7 +81,7 @@ class CrossLingual(Probe):
         p_mc = stats.mcnemar(ok[0], ok[1])
         agree = stats.proportion([r.output[first]["prediction"] == r.output[second]["prediction"] for r in records])
         return [self._accuracy(n, a, records) for n, a in zip((first, second), accs)] + \
-            [self._gap(accs, gap, p_mc, p_boot, agree, records)]
+            [self._gap(accs, gap, p_mc, p_boot, agree, records), self._ranking(records)]
 
     # -- helpers -------------------------------------------------------------------------------
     def _helper(self, k: int) -> SST2Accuracy:
@@ -115,6 +117,23 @@ class CrossLingual(Probe):
         return Finding(self.name, f"accuracy/{name}", Verdict.PASS, Severity.INFO,
                        f"{name}: accuracy {acc} on the parallel sentences", estimate=acc, evidence=tuple(wrong[:10]))
 
+    def _ranking(self, records: Sequence[Record]) -> Finding:
+        """Threshold-free: AUROC of p(positive) per language and its paired difference. A model whose prior
+        pushes every answer to one label has chance accuracy in both languages, yet may still rank the
+        sentences well in one language and not in the other; this is the part of the gap the prior cannot hide."""
+        from lmcritic.probes.safety._memo_stats import auroc_estimate
+
+        names = self.config.names
+        y = [r.tags["expected"] == "positive" for r in records]
+        scores = [[r.output[n]["p_positive"] for r in records] for n in names]
+        per = [auroc_estimate(s, y) for s in scores]
+        diff, p = paired_auroc_difference(scores[0], scores[1], y)
+        return Finding(
+            self.name, f"auroc_gap/{names[0]}-{names[1]}", Verdict.PASS, Severity.INFO,
+            f"ranking by p(positive): AUROC {names[0]} {per[0]} vs {names[1]} {per[1]}; difference {diff} "
+            f"(paired stratified bootstrap p={p:.3g})",
+            estimate=diff, details={"auroc": {n: to_jsonable(e) for n, e in zip(names, per)}, "p_bootstrap": p})
+
     def _gap(self, accs: list, gap: Any, p_mc: float, p_boot: float, agree: Any, records: Sequence[Record]) -> Finding:
         from lmcritic.probes.robustness._suite import bars, severity
 
@@ -130,3 +149,27 @@ class CrossLingual(Probe):
             details={"accuracy": {first: to_jsonable(accs[0]), second: to_jsonable(accs[1])}, "agreement": to_jsonable(agree),
                      "p_mcnemar": p_mc, "p_bootstrap": p_boot, "shots": self.config.shots,
                      "plot": bars(f"Accuracy by language on the same sentences (95% CI)", [first, second], accs)})
+
+
+def paired_auroc_difference(a: Sequence[float], b: Sequence[float], labels: Sequence[bool], n_boot: int = 2000,
+                            seed: int = 0) -> tuple[Any, float]:
+    """AUROC(a) − AUROC(b) on the same cases: a stratified bootstrap resamples cases (both scores move together);
+    the p-value is twice the share of resampled differences on the far side of zero."""
+    import numpy as np
+
+    from lmcritic.probes.base import Estimate
+    from lmcritic.probes.safety._memo_stats import auroc
+
+    sa, sb, y = np.asarray(a, float), np.asarray(b, float), np.asarray(labels, bool)
+    point = auroc(sa, y) - auroc(sb, y)
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    if len(pos) < 2 or len(neg) < 2:
+        return Estimate(point, len(y), float("nan"), float("nan")), float("nan")
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        boots[i] = auroc(sa[idx], y[idx]) - auroc(sb[idx], y[idx])
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    p = min(1.0, 2 * min((boots <= 0).mean(), (boots >= 0).mean()))
+    return Estimate(point, len(y), float(min(lo, point)), float(max(hi, point)), "bootstrap"), max(p, 1 / n_boot)
