@@ -266,7 +266,7 @@ def test_paired_auroc_difference() -> None:
 def test_counterfactual_on_chinese_sentences_reports_oriented_effects(tmp_path, zh_data, tiny_causal_dir,
                                                                       tiny_causal) -> None:
     records, findings = _run(tmp_path, tiny_causal_dir, tiny_causal, "bias.counterfactual",
-                             {"data": zh_data, "attributes": ["gender", "region"], "n_per_attribute": 4})
+                             {"data": zh_data, "attributes": ["gender", "region"], "n_per_attribute": 6})
     gender = [r for r in records if r.tags["attribute"] == "gender"]
     assert any(r.tags["swap_source"] == "natural" for r in gender)  # 她 in the data
     assert any(r.input["text"].startswith("作为一名") for r in records if r.tags["swap_source"] == "inserted")

