@@ -27,7 +27,8 @@ def test_language_detection_by_script() -> None:
     assert language_of("これはペンです") == "ja" and language_of("영화가 좋아요") == "ko"
     assert language_of("１２３ 😀 ！") == "und"
     mixed = detect("这部电影 is great")
-    assert mixed.code == "zh" and mixed.mixed and 0.4 < mixed.share("en") < 0.5
+    assert mixed.code == "zh" and mixed.mixed and 0.3 < mixed.share("en") < 0.4
+    assert language_of("比MSI U100好多：") == "zh"  # model names are not English
     assert not detect("我用iPhone看的这部电影，画面非常清楚。").mixed  # a brand name is not a second language
     assert data_languages(["这部电影很好看"] * 9 + ["fine film"]) == {"zh", "en"}
     assert data_languages(["这部电影很好看"] * 19 + ["fine film"]) == {"zh"}

@@ -2,7 +2,8 @@
 
 Each script's amount is counted in comparable units: a Han character or a Hangul syllable is about one
 morpheme, an English word about one and a half (a Chinese translation of an English sentence has roughly 1.5
-characters per English word). The dominant language gives the code; ``mixed`` is set when the runner-up has at
+characters per English word), a short Latin token less (a third per letter: "U", "MSI" and "OK" in a Chinese
+review are names and codes, not English). The dominant language gives the code; ``mixed`` is set when the runner-up has at
 least a fifth of the units. Kana turns Han characters into Japanese (Japanese text writes its content words in
 Han). Latin-script text counts as English: the toolkit's Latin-script resources are English, and telling
 English from French needs a language-ID model, which this deliberately is not.
@@ -53,7 +54,8 @@ def detect(text: str) -> LanguageInfo:
 @lru_cache(maxsize=65536)
 def _detect(text: str) -> LanguageInfo:
     han, kana = len(_HAN.findall(text)), len(_KANA.findall(text))
-    units = {EN: LATIN_WORD_UNITS * len(_LATIN_WORD.findall(text)), "ko": float(len(_HANGUL.findall(text)))}
+    latin = sum(min(LATIN_WORD_UNITS, len(w) / 3) for w in _LATIN_WORD.findall(text))
+    units = {EN: latin, "ko": float(len(_HANGUL.findall(text)))}
     japanese = kana > 0 and kana >= 0.2 * (han + kana)
     units["ja" if japanese else ZH] = float(han + (kana if japanese else 0))
     total = sum(units.values())
