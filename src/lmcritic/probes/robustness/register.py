@@ -66,6 +66,9 @@ class RegisterShift(PairedSuite):
         p_mc = stats.mcnemar(f_ok, c_ok)
         acc_f, acc_c = stats.proportion(f_ok), stats.proportion(c_ok)
         flips = stats.proportion([b.scores["flipped"] > 0 for _, b in pairs])
+        # threshold-free: p(true label) lost to the colloquial rewrite, paired (visible even when a label prior
+        # keeps every prediction, and so the accuracy gap, unchanged)
+        shift = stats.mean([-b.scores["delta_p_true"] for _, b in pairs])
         clean = stats.proportion([a.scores["reference_correct"] > 0 for a, _ in pairs])
         lost = sorted((b for a, b in pairs if a.scores["correct"] > 0 and not b.scores["correct"] > 0),
                       key=lambda r: r.scores["delta_p_true"])
@@ -74,11 +77,12 @@ class RegisterShift(PairedSuite):
             probe=self.name, name="register_gap", failed=fail,
             severity=rate_severity(gap.value, gap.ci_low, self.config.max_gap, min(p_mc, p_boot) < 0.05),
             summary=f"formal accuracy {acc_f.value:.3f} vs colloquial {acc_c.value:.3f} on the same {len(pairs)} "
-            f"sentences: gap {gap} (McNemar p={p_mc:.3g}); predictions change on {flips} of pairs",
+            f"sentences: gap {gap} (McNemar p={p_mc:.3g}); predictions change on {flips} of pairs; mean p(true label) "
+            f"lost formal → colloquial {shift}",
             estimate=gap, evidence=tuple(r.case_id for r in lost[:10]),
             details={"formal_accuracy": to_jsonable(acc_f), "colloquial_accuracy": to_jsonable(acc_c),
                      "clean_accuracy": to_jsonable(clean), "flip_rate": to_jsonable(flips),
-                     "p_mcnemar": p_mc, "p_bootstrap": p_boot,
+                     "p_mcnemar": p_mc, "p_bootstrap": p_boot, "p_true_drop": to_jsonable(shift),
                      "plots": to_details(bars("Accuracy by register (95% CI)", ["original", "formal", "colloquial"],
                                   [clean, acc_f, acc_c])),
                      "examples": [{"formal": a.input["text"], "colloquial": b.input["text"]} for a, b in pairs[:5]]},
