@@ -60,7 +60,8 @@ def test_homophones_are_same_syllable_common_characters() -> None:
     out = _apply("zh_homophones", "这部电影非常好看，我很喜欢。", seed=3)
     [(a, b)] = [(a, b) for a, b in zip("这部电影非常好看，我很喜欢。", out) if a != b]
     assert readings(a)[0].rstrip("12345") == readings(b)[0].rstrip("12345")
-    assert _apply("zh_homophones", "說實話，這家餐廳的服務很差。") == "說實話，這家餐庭的服務很差。"  # stays traditional
+    # stays traditional
+    assert _apply("zh_homophones", "說實話，這家餐廳的服務很差。") == "說實話，這家餐庭的服務很差。"
 
 
 def test_shapes_table_and_perturbation() -> None:
@@ -135,6 +136,22 @@ def test_mixed_language_swap_is_consistent() -> None:
     new, edits = swap(text, "gender", 0)
     assert new == "小燕和她的男朋友 Neil said he loved it."
     assert all(text[e.start : e.end] == e.old and new[e.new_start : e.new_end] == e.new for e in edits)
+
+
+def test_emoji_in_chinese_text() -> None:
+    """Emoji (astral code points, ZWJ sequences, variation selectors) neither break offsets nor count as a language."""
+    from lmcritic.lexicon import swap
+    from lmcritic.scorers.pii import detect_pii
+
+    text = "她😀很喜欢这部电影👍🏻，打电话给我📱13812345678"
+    assert language_of(text) == "zh"
+    assert all(text[t.start : t.end] == t.text for t in segment(text))
+    new, edits = swap(text, "gender", 0)
+    assert new == "他😀很喜欢这部电影👍🏻，打电话给我📱13812345678"
+    assert all(new[e.new_start : e.new_end] == e.new for e in edits)
+    assert [(m.type, m.text) for m in detect_pii(text)] == [("phone", "13812345678")]
+    assert _apply("zh_traditional", "这部电影👨‍👩‍👧很好看❤️") == "這部電影👨‍👩‍👧很好看❤️"
+    assert _apply("zh_width", "好看!😀真的,不骗你") == "好看！😀真的，不骗你"
 
 
 # -- scorers -------------------------------------------------------------------------------------------

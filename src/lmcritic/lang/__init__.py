@@ -15,9 +15,19 @@ of these codes, or ``None`` for any); the planner skips what does not fit the da
 """
 from __future__ import annotations
 
-from lmcritic.lang._detect import (ANY, EN, LANGUAGES, ZH, LanguageInfo, data_languages, detect, has_han, language_of,
-                                   supports)
+from lmcritic.lang._detect import (
+                                   ANY,
+                                   EN,
+                                   LANGUAGES,
+                                   ZH,
+                                   LanguageInfo,
+                                   data_languages,
+                                   detect,
+                                   has_han,
+                                   language_of,
+                                   supports,
+)
 from lmcritic.lang._segment import segment
 
-__all__ = ["ANY", "EN", "LANGUAGES", "ZH", "LanguageInfo", "data_languages", "detect", "has_han", "language_of", "segment",
-           "supports"]
+__all__ = ["ANY", "EN", "LANGUAGES", "ZH", "LanguageInfo", "data_languages", "detect", "has_han", "language_of",
+           "segment", "supports"]

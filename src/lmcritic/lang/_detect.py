@@ -1,12 +1,12 @@
 """Language detection by script: exact on Han/kana/Hangul/Latin, no model, and honest about mixed text.
 
-Each script's amount is counted in comparable units: a Han character or a Hangul syllable is about one
-morpheme, an English word about one and a half (a Chinese translation of an English sentence has roughly 1.5
-characters per English word), a short Latin token less (a third per letter: "U", "MSI" and "OK" in a Chinese
-review are names and codes, not English). The dominant language gives the code; ``mixed`` is set when the runner-up has at
-least a fifth of the units. Kana turns Han characters into Japanese (Japanese text writes its content words in
-Han). Latin-script text counts as English: the toolkit's Latin-script resources are English, and telling
-English from French needs a language-ID model, which this deliberately is not.
+Each script's amount is counted in comparable units: a Han character or a Hangul syllable is about one morpheme, an
+English word about one and a half (a Chinese translation of an English sentence has roughly 1.5 characters per
+English word), a short Latin token less (a third per letter: "U", "MSI" and "OK" in a Chinese review are names and
+codes, not English). The dominant language gives the code; ``mixed`` is set when the runner-up has at least a fifth
+of the units. Kana turns Han characters into Japanese (Japanese text writes its content words in Han). Latin-script
+text counts as English: the toolkit's Latin-script resources are English, and telling English from French needs a
+language-ID model, which this deliberately is not.
 """
 from __future__ import annotations
 

@@ -77,5 +77,5 @@ def groups(attribute: str, language: str = "en") -> tuple[str, ...]:
     return _groups(attribute) if attribute in ATTRIBUTES else ()
 
 
-__all__ = ["ATTRIBUTES", "ZH_ATTRIBUTES", "Edit", "IdentityTerm", "Mention", "find_identity_terms", "groups", "identity_terms",
-           "swap"]
+__all__ = ["ATTRIBUTES", "ZH_ATTRIBUTES", "Edit", "IdentityTerm", "Mention", "find_identity_terms", "groups",
+           "identity_terms", "swap"]

@@ -1,12 +1,12 @@
 """Project-written Chinese identity terms (Apache-2.0), by attribute -> group -> slot, like ``_terms``.
 
-Gender pairs are (male form, female form) of one slot; Chinese kinship is not symmetric, so a pair holds the
-closest counterpart (舅舅 mother's brother <-> 姨妈 mother's sister; 叔叔 <-> 阿姨 as the generic form of address).
-Names: common surnames and given names that Chinese readers take as clearly male or female (the classic
-textbook names 小明/小红 included). Regions: provinces and regional identities that Chinese regional prejudice
-is about; residence: city vs. countryside (城里人/农村人, the hukou divide). Ethnic groups: the ten largest of China's 56 officially recognised
-民族. Every entry is matched as whole jieba words only (其他 never yields 他). Traditional forms are found too
-(the lexicon is converted with OpenCC when a text is traditional), and swaps answer in the text's script.
+Gender pairs are (male form, female form) of one slot; Chinese kinship is not symmetric, so a pair holds the closest
+counterpart (舅舅 mother's brother <-> 姨妈 mother's sister; 叔叔 <-> 阿姨 as the generic form of address). Names:
+common surnames and given names that Chinese readers take as clearly male or female (the classic textbook names
+小明/小红 included). Regions: provinces and regional identities that Chinese regional prejudice is about; residence:
+city vs. countryside (城里人/农村人, the hukou divide). Ethnic groups: the ten largest of China's 56 officially
+recognised 民族. Every entry is matched as whole jieba words only (其他 never yields 他). Traditional forms are
+found too (the lexicon is converted with OpenCC when a text is traditional), and swaps answer in the text's script.
 """
 from __future__ import annotations
 
@@ -14,17 +14,19 @@ ZH_ATTRIBUTES: tuple[str, ...] = ("gender", "race_ethnicity", "region", "residen
 
 GENDER_PAIRS: dict[str, tuple[str, str]] = {
     "pronoun": ("他", "她"), "pronoun_plural": ("他们", "她们"), "sex": ("男", "女"), "person": ("男人", "女人"),
-    "formal": ("男性", "女性"), "student": ("男生", "女生"), "child": ("男孩", "女孩"), "child2": ("男孩子", "女孩子"),
-    "adult": ("男子", "女子"), "title": ("先生", "女士"), "title2": ("男士", "女士"), "spouse": ("丈夫", "妻子"),
-    "spouse2": ("老公", "老婆"), "parent": ("爸爸", "妈妈"), "parent_formal": ("父亲", "母亲"), "parent_short": ("爸", "妈"),
-    "offspring": ("儿子", "女儿"), "elder_sibling": ("哥哥", "姐姐"), "younger_sibling": ("弟弟", "妹妹"),
-    "siblings": ("兄弟", "姐妹"), "grandparent": ("爷爷", "奶奶"), "maternal_grandparent": ("外公", "外婆"),
-    "elder": ("叔叔", "阿姨"), "maternal_aunt_uncle": ("舅舅", "姨妈"), "paternal_aunt_uncle": ("伯伯", "姑妈"),
-    "nibling": ("侄子", "侄女"), "grandchild": ("孙子", "孙女"), "partner": ("男朋友", "女朋友"), "partner2": ("男友", "女友"),
-    "wedding": ("新郎", "新娘"), "royal_child": ("王子", "公主"), "monarch": ("国王", "女王"), "young_adult": ("小伙子", "姑娘"),
-    "middle_aged": ("大叔", "大妈"), "actor": ("男演员", "女演员"), "lead": ("男主角", "女主角"), "lead2": ("男主", "女主"),
-    "idol": ("男神", "女神"), "gentle": ("绅士", "淑女"), "good_looking": ("帅哥", "美女"), "teacher": ("男老师", "女老师"),
-    "doctor": ("男医生", "女医生"), "worker": ("男员工", "女员工"), "boss": ("男老板", "女老板"),
+    "formal": ("男性", "女性"), "student": ("男生", "女生"), "child": ("男孩", "女孩"),
+    "child2": ("男孩子", "女孩子"), "adult": ("男子", "女子"), "title": ("先生", "女士"), "title2": ("男士", "女士"),
+    "spouse": ("丈夫", "妻子"), "spouse2": ("老公", "老婆"), "parent": ("爸爸", "妈妈"),
+    "parent_formal": ("父亲", "母亲"), "parent_short": ("爸", "妈"), "offspring": ("儿子", "女儿"),
+    "elder_sibling": ("哥哥", "姐姐"), "younger_sibling": ("弟弟", "妹妹"), "siblings": ("兄弟", "姐妹"),
+    "grandparent": ("爷爷", "奶奶"), "maternal_grandparent": ("外公", "外婆"), "elder": ("叔叔", "阿姨"),
+    "maternal_aunt_uncle": ("舅舅", "姨妈"), "paternal_aunt_uncle": ("伯伯", "姑妈"), "nibling": ("侄子", "侄女"),
+    "grandchild": ("孙子", "孙女"), "partner": ("男朋友", "女朋友"), "partner2": ("男友", "女友"),
+    "wedding": ("新郎", "新娘"), "royal_child": ("王子", "公主"), "monarch": ("国王", "女王"),
+    "young_adult": ("小伙子", "姑娘"), "middle_aged": ("大叔", "大妈"), "actor": ("男演员", "女演员"),
+    "lead": ("男主角", "女主角"), "lead2": ("男主", "女主"), "idol": ("男神", "女神"), "gentle": ("绅士", "淑女"),
+    "good_looking": ("帅哥", "美女"), "teacher": ("男老师", "女老师"), "doctor": ("男医生", "女医生"),
+    "worker": ("男员工", "女员工"), "boss": ("男老板", "女老板"),
 }
 
 SURNAMES: tuple[str, ...] = ("王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高",
@@ -35,7 +37,8 @@ GIVEN_NAMES: dict[str, tuple[str, ...]] = {
     "female": ("芳", "娜", "丽", "静", "婷", "娟", "霞", "燕", "秀英", "美玲", "红梅", "慧", "欣怡", "子涵", "雨婷",
                "梦琪", "桂英", "晓燕"),
 }
-NICKNAMES: dict[str, tuple[str, ...]] = {"male": ("小明", "小刚", "小强", "小军"), "female": ("小红", "小丽", "小芳", "小燕")}
+NICKNAMES: dict[str, tuple[str, ...]] = {"male": ("小明", "小刚", "小强", "小军"),
+                                         "female": ("小红", "小丽", "小芳", "小燕")}
 
 GROUPS: dict[str, dict[str, dict[str, str]]] = {
     "race_ethnicity": {

@@ -91,7 +91,8 @@ class ZhToFormal(Perturbation):
     def __call__(self, text: str, rng: random.Random) -> tuple[str, tuple[Edit, ...]] | None:
         lex = _lex()
         edits = self._fillers(text)
-        edits += [Edit(s, e, p, lex["to_formal"][p], self.name) for s, e, p in word_spans(text, lex["to_formal"], edits)]
+        formal = lex["to_formal"]
+        edits += [Edit(s, e, p, formal[p], self.name) for s, e, p in word_spans(text, formal, edits)]
         edits += [Edit(m.start(), m.end(), m.group(), "", self.name) for m in _EMOJI.finditer(text)]
         edits += [Edit(m.start(), m.end(), ",", "，", self.name) for m in re.finditer(r",(?!\d)", text)
                   if not any(e.start <= m.start() < e.end for e in edits)]
@@ -109,7 +110,8 @@ class ZhToFormal(Perturbation):
 
     def _close(self, text: str, edits: list[Edit]) -> list[Edit]:
         """End with 。: a trailing run of ～, ~, ., spaces and emoji becomes it (nothing when 。！？ ends the text)."""
-        start = _TAIL.search(text).start()
+        tail = _TAIL.search(text)  # always matches (possibly empty)
+        start = tail.start() if tail else len(text)
         kept = [e for e in edits if e.end <= start]
         body = text[:start].rstrip()
         ending = "" if not body or body[-1] in "。！？!?" else "。"

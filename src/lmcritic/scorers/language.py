@@ -25,7 +25,8 @@ class LanguageScorer(Scorer):
     batch_size = 1024
 
     def __init__(self, languages: Sequence[str] | None = None) -> None:
-        self.languages = tuple(languages) if languages else None  # restrict the candidate set (langid's set_languages)
+        # restrict the candidate set (langid's set_languages); not ``languages``, which says what a scorer judges
+        self.candidates = tuple(languages) if languages else None
 
     def not_applicable(self) -> str | None:
         if importlib.util.find_spec("py3langid") is None:
@@ -35,7 +36,7 @@ class LanguageScorer(Scorer):
     def detect(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         """(ISO 639-1 code, probability) per text; ``("und", 0.0)`` for texts with no letters to go on."""
         ident = _identifier()
-        ident.set_languages(list(self.languages) if self.languages else None)
+        ident.set_languages(list(self.candidates) if self.candidates else None)
         out = []
         for t in texts:
             if sum(ch.isalpha() for ch in t) < MIN_CHARS:

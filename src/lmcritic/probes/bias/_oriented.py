@@ -31,7 +31,7 @@ def pair_effects(records: Sequence[Record], order_of: Any) -> list[dict[str, Any
     for r in records:
         (a, b), _ = oriented_delta(r, order_of(r.tags["attribute"], r))
         pairs.setdefault((r.tags["attribute"], a, b), []).append(r)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (attr, a, b), rs in pairs.items():
         if len(rs) < MIN_PAIRS:
             continue

@@ -21,7 +21,9 @@ from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
 from lmcritic.errors import ConfigError
-from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Severity, Verdict
+from lmcritic.findings import finding_name, make_finding, rate_severity
+from lmcritic.plots import bars, to_details
+from lmcritic.probes.base import Case, Estimate, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.performance.sst2 import LABELS, SST2Accuracy
 from lmcritic.requests import Capability
 
@@ -107,15 +109,19 @@ class CrossLingual(Probe):
 
     def _record(self, case: Case, a: Record, b: Record) -> Record:
         names = self.config.names
-        out = {n: {"prediction": r.output["prediction"], "p_positive": r.output["probs"][1]} for n, r in zip(names, (a, b))}
-        return Record(case_id=case.id, input={**case.input, "explain": b.input["explain"], "explain_variant": a.input["explain"]},
-                      output=out, scores={f"correct_{n}": r.scores["correct"] for n, r in zip(names, (a, b))},
-                      tags={**case.tags, "expected": case.expected}, passed=bool(b.passed))
+        out = {n: {"prediction": r.prediction, "p_positive": (r.label_probs or {}).get("positive", 0.0)}
+               for n, r in zip(names, (a, b))}
+        return Record(case_id=case.id, input=case.input, output=out,
+                      scores={f"correct_{n}": r.scores["correct"] for n, r in zip(names, (a, b))},
+                      tags={**case.tags, "expected": case.expected}, passed=bool(b.passed),
+                      text=b.text, target=case.expected, prediction=b.prediction, label_probs=b.label_probs,
+                      explain=b.explain, explain_variant=a.explain)
 
     def _accuracy(self, name: str, acc: Any, records: Sequence[Record]) -> Finding:
         wrong = [r.case_id for r in records if not r.scores[f"correct_{name}"] > 0]
-        return Finding(self.name, f"accuracy/{name}", Verdict.PASS, Severity.INFO,
-                       f"{name}: accuracy {acc} on the parallel sentences", estimate=acc, evidence=tuple(wrong[:10]))
+        return make_finding(self.name, finding_name("accuracy", name), failed=False,
+                            summary=f"{name}: accuracy {acc} on the parallel sentences", estimate=acc,
+                            evidence=wrong[:10])
 
     def _ranking(self, records: Sequence[Record]) -> Finding:
         """Threshold-free: AUROC of p(positive) per language and its paired difference. A model whose prior
@@ -128,27 +134,29 @@ class CrossLingual(Probe):
         scores = [[r.output[n]["p_positive"] for r in records] for n in names]
         per = [auroc_estimate(s, y) for s in scores]
         diff, p = paired_auroc_difference(scores[0], scores[1], y)
-        return Finding(
-            self.name, f"auroc_gap/{names[0]}-{names[1]}", Verdict.PASS, Severity.INFO,
-            f"ranking by p(positive): AUROC {names[0]} {per[0]} vs {names[1]} {per[1]}; difference {diff} "
+        return make_finding(
+            self.name, finding_name("auroc_gap", f"{names[0]}-{names[1]}"), failed=False,
+            summary=f"ranking by p(positive): AUROC {names[0]} {per[0]} vs {names[1]} {per[1]}; difference {diff} "
             f"(paired stratified bootstrap p={p:.3g})",
             estimate=diff, details={"auroc": {n: to_jsonable(e) for n, e in zip(names, per)}, "p_bootstrap": p})
 
-    def _gap(self, accs: list, gap: Any, p_mc: float, p_boot: float, agree: Any, records: Sequence[Record]) -> Finding:
-        from lmcritic.probes.robustness._suite import bars, severity
-
+    def _gap(self, accs: list[Estimate], gap: Estimate, p_mc: float, p_boot: float, agree: Estimate,
+             records: Sequence[Record]) -> Finding:
         first, second = self.config.names
         fail = gap.value > self.config.max_gap
-        lost = [r.case_id for r in records if r.scores[f"correct_{first}"] > 0 and not r.scores[f"correct_{second}"] > 0]
-        return Finding(
-            self.name, f"gap/{first}-{second}", Verdict.FAIL if fail else Verdict.PASS,
-            severity(gap.value, gap.ci_low, self.config.max_gap, min(p_mc, p_boot) < 0.05),
-            f"{first} accuracy {accs[0].value:.3f} vs {second} {accs[1].value:.3f} on the same {len(records)} sentences: "
-            f"gap {gap} (McNemar p={p_mc:.3g}); the two predictions agree on {agree}",
-            estimate=gap, evidence=tuple(lost[:10]),
-            details={"accuracy": {first: to_jsonable(accs[0]), second: to_jsonable(accs[1])}, "agreement": to_jsonable(agree),
-                     "p_mcnemar": p_mc, "p_bootstrap": p_boot, "shots": self.config.shots,
-                     "plot": bars(f"Accuracy by language on the same sentences (95% CI)", [first, second], accs)})
+        lost = [r.case_id for r in records
+                if r.scores[f"correct_{first}"] > 0 and not r.scores[f"correct_{second}"] > 0]
+        return make_finding(
+            self.name, finding_name("gap", f"{first}-{second}"), failed=fail,
+            severity=rate_severity(gap.value, gap.ci_low, self.config.max_gap, min(p_mc, p_boot) < 0.05),
+            summary=f"{first} accuracy {accs[0].value:.3f} vs {second} {accs[1].value:.3f} on the same "
+            f"{len(records)} sentences: gap {gap} (McNemar p={p_mc:.3g}); the two predictions agree on {agree}",
+            estimate=gap, evidence=lost[:10],
+            details={"accuracy": {first: to_jsonable(accs[0]), second: to_jsonable(accs[1])},
+                     "agreement": to_jsonable(agree), "p_mcnemar": p_mc, "p_bootstrap": p_boot,
+                     "shots": self.config.shots,
+                     "plots": to_details(bars("Accuracy by language on the same sentences (95% CI)", [first, second],
+                                              accs))})
 
 
 def paired_auroc_difference(a: Sequence[float], b: Sequence[float], labels: Sequence[bool], n_boot: int = 2000,

@@ -45,6 +45,7 @@ class DetectAdversarial(common.AttackLanguages, Probe):
     area = "robustness"
     chunk_size = 4
     Config = DetectConfig
+    config: DetectConfig
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)

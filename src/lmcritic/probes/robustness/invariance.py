@@ -12,8 +12,14 @@ from lmcritic.findings import finding_name, make_finding, rate_severity
 from lmcritic.perturb import PERTURBATIONS, perturbation
 from lmcritic.plots import to_details
 from lmcritic.probes.base import Finding, Record, Severity
-from lmcritic.probes.robustness._suite import (PairedSuite, SuiteConfig, Variant, bars, binomial_tail,
-                                               perturbation_languages)
+from lmcritic.probes.robustness._suite import (
+    PairedSuite,
+    SuiteConfig,
+    Variant,
+    bars,
+    binomial_tail,
+    perturbation_languages,
+)
 
 DEFAULT_TYPES = ("typos", "char_noise", "casing", "punctuation", "whitespace", "contractions", "synonyms",
                  "embedding_neighbours", "names", "places", "numbers", "to_colloquial", "to_formal")
