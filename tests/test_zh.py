@@ -240,9 +240,9 @@ def test_invariance_on_chinese_data_says_why_english_perturbations_do_not_apply(
                              {"data": zh_data, "n": 6, "perturbations": ["typos", "zh_width", "zh_homophones"]})
     assert {r.tags["language"] for r in records} == {"zh"}
     assert {r.tags["perturbation"] for r in records} == {"clean", "zh_width", "zh_homophones"}
-    na = findings["invariance:typos"]
+    na = findings["invariance/typos"]
     assert na.verdict.value == "not_applicable" and "written for en; the sentences are zh" in na.summary
-    assert findings["invariance:zh_width"].estimate.n == 6
+    assert findings["invariance/zh_width"].estimate.n == 6
 
 
 def test_register_and_attack_on_chinese_data(tmp_path, zh_data, tiny_causal_dir, tiny_causal) -> None:

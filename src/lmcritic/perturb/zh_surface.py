@@ -94,12 +94,8 @@ class Traditional(Perturbation):
 
 
 @dataclass(frozen=True)
-class Simplified(Perturbation):
+class Simplified(Traditional):
     """Traditional -> simplified characters (OpenCC ``t2s``)."""
 
     name = "zh_simplified"
-    languages: ClassVar[frozenset[str]] = ZH_ONLY
     config: str = "t2s"
-
-    def __call__(self, text: str, rng: random.Random) -> tuple[str, tuple[Edit, ...]] | None:
-        return finish(text, convert_edits(text, self.config, self.name))

@@ -88,6 +88,7 @@ class DetectAdversarial(common.AttackLanguages, Probe):
         if self._scorer is None:
             from lmcritic.backends import load_model
 
+            assert self.config.reference is not None  # not_applicable() skips the probe without one
             self._scorer = load_model(self.config.reference)
         return self._scorer
 
