@@ -56,6 +56,9 @@ def test_homophones_are_same_syllable_common_characters() -> None:
 
     assert homophones("在", "zai4")[:2] == ["再", "载"]
     assert "电应" in homophone_variants("电影")
+    # the attack's word swap: one character at a time, same syllable whatever the tone
+    assert word_swap("zh_homophone").candidates(tokenize("电影"), 0) == [
+        "点影", "典影", "殿影", "店影", "电应", "电英", "电营", "电迎"]
     assert _apply("zh_homophones", "我已经看过了。") == "我已经看郭了。"
     out = _apply("zh_homophones", "这部电影非常好看，我很喜欢。", seed=3)
     [(a, b)] = [(a, b) for a, b in zip("这部电影非常好看，我很喜欢。", out) if a != b]
