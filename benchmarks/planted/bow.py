@@ -16,6 +16,7 @@ from typing import Sequence
 
 from lmcritic._serde import stable_hash
 from lmcritic.backends.base import Backend
+from lmcritic.mitigate.trainers import ModelTrainer, Trained
 from lmcritic.requests import (Capability, LoglikelihoodRequest, LoglikelihoodResult, RollingRequest,
                                RollingResult)
 
@@ -27,15 +28,16 @@ def tokens(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def train(rows: Sequence[tuple[str, int]], C: float = 1.0, bigrams: bool = True) -> dict:
-    """Fit the classifier and the unigram LM; returns the JSON-able model."""
+def train(rows: Sequence[tuple[str, int]], C: float = 1.0, bigrams: bool = True,
+          weights: Sequence[float] | None = None) -> dict:
+    """Fit the classifier (``weights``: per-row sample weights) and the unigram LM; returns the JSON-able model."""
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vec = CountVectorizer(tokenizer=tokens, lowercase=False, binary=True, token_pattern=None,
                           ngram_range=(1, 2 if bigrams else 1))
     x = vec.fit_transform([t for t, _ in rows])
-    clf = LogisticRegression(C=C, max_iter=2000).fit(x, [y for _, y in rows])
+    clf = LogisticRegression(C=C, max_iter=2000).fit(x, [y for _, y in rows], sample_weight=weights)
     names = vec.get_feature_names_out()
     weights = {str(n): float(w) for n, w in zip(names, clf.coef_[0]) if abs(w) > 1e-6}
     counts = Counter(t for text, _ in rows for t in tokens(text))
@@ -45,7 +47,9 @@ def train(rows: Sequence[tuple[str, int]], C: float = 1.0, bigrams: bool = True)
 class BowSentiment(Backend):
     kind = "planted-bow"
 
-    def __init__(self, model: dict, name: str = "bow") -> None:
+    def __init__(self, model: dict | str, name: str = "bow") -> None:
+        if isinstance(model, str):  # a saved model's path: how the backend registry builds it from a model spec
+            name, model = Path(model).stem if name == "bow" else name, json.loads(Path(model).read_text())
         self.model, self.name = model, name
         self.total = sum(model["counts"].values())
         self.vocab = len(model["counts"]) + 1
@@ -93,3 +97,33 @@ class BowSentiment(Backend):
             out.append(RollingResult(tuple(range(len(spans))), tuple(t for t, _, _ in spans), tuple(lps),
                                      tuple((a, b) for _, a, b in spans)))
         return out
+
+
+def register() -> None:
+    """Make saved bag-of-words models loadable from a model spec (backend ``planted-bow``, name = the JSON path)
+    and retrainable by training-time mitigations (trainer ``planted-bow``)."""
+    from lmcritic.backends import BACKENDS
+    from lmcritic.mitigate.trainers import TRAINERS
+
+    if "planted-bow" not in BACKENDS:
+        BACKENDS.add("planted-bow", "bow:BowSentiment")
+    if "planted-bow" not in TRAINERS:
+        TRAINERS.add("planted-bow", "bow:BowTrainer")
+
+
+class BowTrainer(ModelTrainer):
+    """Retrains the bag-of-words model from scratch on a mitigation's rows, honouring row weights."""
+
+    def train(self, base, data, task, out, config, seed=0, progress=True):
+        import time
+
+        labels = list(task.labels or data.labels)
+        rows = [(r.text, labels.index(str(r.label))) for r in data.rows]
+        t0 = time.perf_counter()
+        model = train(rows, weights=[r.weight for r in data.rows])
+        path = Path(out) / "model" / "model.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(model))
+        details = {"kind": "bag-of-words LR", "adapter": "full", "steps": 1, "wall_s": round(time.perf_counter() - t0, 2),
+                   "n_examples": len(rows)}
+        return Trained({"name": str(path), "backend": "planted-bow"}, str(path.parent), details)

@@ -19,6 +19,8 @@ BACKENDS.add("python", "lmcritic.backends.python:PythonBackend")
 BACKENDS.add("memory", "lmcritic.backends.objects:MemoryBackend")  # a Python object of this process (lmcritic.scan)
 BACKENDS.add("vllm", "lmcritic.backends.vllm:VLLMBackend")
 BACKENDS.add("ray", "lmcritic.backends.ray:RayBackend")
+BACKENDS.add("mitigated", "lmcritic.mitigate.wrappers:MitigatedBackend")  # a model behind inference-time fixes
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")  # a model spec file (what `lmcritic mitigate` writes)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class ModelSpec:
 
     def resolve(self) -> tuple[str, dict[str, Any]]:
         """(backend name, constructor kwargs) for this spec."""
+        if self.backend is None and self.name.lower().endswith(SPEC_SUFFIXES) and Path(self.name).is_file():
+            loaded = read_model_spec(self.name)
+            return ModelSpec(loaded.name, loaded.backend, {**loaded.options, **self.options}).resolve()
         if self.name in MODELS and self.backend in (None, MODELS.get(self.name).backend):
             known = MODELS.get(self.name)
             return known.backend, {**known.options, **self.options}
@@ -81,6 +86,26 @@ class ModelSpec:
             MODELS.unknown_message(self.name).replace("unknown models", "unknown model")
             + ". Or pass a local directory, a .gguf file, a hub id (org/name), or --backend openai/python"
         )
+
+
+def read_model_spec(path: str | Path) -> ModelSpec:
+    """A model spec file: YAML/JSON with ``name`` (and ``backend``, ``options``), e.g. a mitigated model's model.yaml."""
+    import json
+
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read model spec {str(p)!r}: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise ConfigError(f"model spec {str(p)!r} needs a mapping with a 'name'", "e.g. name: smollm2-135m")
+    unknown = set(data) - {"name", "backend", "options"}
+    if unknown:
+        raise ConfigError(f"model spec {str(p)!r}: unknown key {sorted(unknown)[0]!r}", "use name, backend, options")
+    return ModelSpec(data["name"], data.get("backend"), dict(data.get("options") or {}))
 
 
 def load_model(spec: ModelSpec | str) -> Backend:
@@ -107,4 +132,5 @@ def check_backend_options(cls: type, options: dict[str, Any], backend_name: str)
     return check_kwargs(getattr(cls, "__init__"), options, f"{backend_name} backend option")  # noqa: B009
 
 
-__all__ = ["BACKENDS", "MODELS", "DEFAULT_MODEL", "Backend", "KnownModel", "ModelSpec", "check_text", "load_model"]
+__all__ = ["BACKENDS", "MODELS", "DEFAULT_MODEL", "Backend", "KnownModel", "ModelSpec", "check_text", "load_model",
+           "read_model_spec"]

@@ -27,8 +27,8 @@ from typing import Sequence
 from lmcritic.cli._common import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
 
 # modules in lmcritic.cli, in help order; some register several subcommands
-COMMANDS = ("models", "probes", "run", "runs", "report", "diff", "explain", "diagnose", "bias", "serve", "monitor",
-            "integrations")
+COMMANDS = ("models", "probes", "run", "runs", "report", "diff", "explain", "diagnose", "mitigate", "bias", "serve",
+            "monitor", "integrations")
 
 
 def build_parser() -> argparse.ArgumentParser:

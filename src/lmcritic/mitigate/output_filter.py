@@ -3,34 +3,19 @@ returned, so a mitigation step can apply it and re-run the safety probes on the 
 
 Toxic text is handled per sentence (a toxic sentence is replaced by ``replacement``), PII spans are
 redacted to ``[TYPE]``. Everything else (log-likelihoods, classification, embeddings) passes through, and
-the wrapper declares exactly the inner backend's capabilities. Its fingerprint includes the filter
-settings, so cached generations of the unfiltered model are never reused for the filtered one.
+the wrapper declares exactly the inner backend's capabilities (:class:`~lmcritic.mitigate.wrappers.WrapperBackend`).
+Its fingerprint includes the filter settings, so cached generations of the unfiltered model are never reused for
+the filtered one. Registered as the wrapper ``output_filter`` (usable in a ``mitigated`` model spec).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
 from lmcritic.backends.base import Backend
-from lmcritic.backends.whitebox import WhiteBox
-from lmcritic.requests import (
-    Capability,
-    ClassifyRequest,
-    ClassifyResult,
-    EmbeddingRequest,
-    EmbeddingResult,
-    GenerateRequest,
-    GenerateResult,
-    LoglikelihoodRequest,
-    LoglikelihoodResult,
-    PseudoLoglikelihoodRequest,
-    PseudoLoglikelihoodResult,
-    RollingRequest,
-    RollingResult,
-)
+from lmcritic.mitigate.wrappers import WrapperBackend
+from lmcritic.requests import GenerateRequest, GenerateResult
 
 SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 
@@ -44,39 +29,29 @@ class FilterConfig:
                                   "person")  # () disables redaction
 
 
-class OutputFilterBackend(Backend):
+class OutputFilterBackend(WrapperBackend):
     """``OutputFilterBackend(inner, FilterConfig(...))``: same capabilities, filtered generations."""
 
     kind = "output_filter"
 
     def __init__(self, inner: Backend, config: FilterConfig | None = None, **options: Any) -> None:
-        self.inner = inner
+        if "toxicity_scorers" in options or "pii_types" in options:  # from JSON: lists, not tuples
+            options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
         self.config = config or FilterConfig(**options)
+        super().__init__(inner, asdict(self.config))
         self._tox: Any = None
-        self.last_actions: list[dict[str, int]] = []  # what was filtered in the latest generate call
-
-    @property
-    def capabilities(self) -> frozenset[Capability]:
-        return self.inner.capabilities
-
-    def white_box(self) -> WhiteBox:
-        """The inner model's gradient access, unfiltered (like its log-likelihoods)."""
-        return self.inner.white_box()
-
-    def fingerprint(self) -> str:
-        cfg = json.dumps(asdict(self.config), sort_keys=True)
-        return hashlib.sha256(f"{self.inner.fingerprint()}|filter|{cfg}".encode()).hexdigest()[:16]
 
     def describe(self) -> dict[str, Any]:
-        return {**self.inner.describe(), "output_filter": asdict(self.config)}
+        return {**super().describe(), "output_filter": asdict(self.config)}
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         results = self.inner.generate(requests)
-        texts, self.last_actions = [], []
+        texts, actions = [], []
         for r in results:
-            text, actions = self.filter_text(r.text)
+            text, done = self.filter_text(r.text)
             texts.append(text)
-            self.last_actions.append(actions)
+            actions.append(done)
+        self.note(actions)
         return [replace(r, text=t) for r, t in zip(results, texts)]
 
     def filter_text(self, text: str) -> tuple[str, dict[str, int]]:
@@ -115,22 +90,3 @@ class OutputFilterBackend(Backend):
 
             self._tox = MaxToxicityScorer(self.config.toxicity_scorers)
         return self._tox
-
-    # Everything else passes through unchanged.
-    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        return self.inner.loglikelihood(requests)
-
-    def rolling_logprobs(self, requests: Sequence[RollingRequest]) -> list[RollingResult]:
-        return self.inner.rolling_logprobs(requests)
-
-    def classify(self, requests: Sequence[ClassifyRequest]) -> list[ClassifyResult]:
-        return self.inner.classify(requests)
-
-    def pseudo_loglikelihood(self, requests: Sequence[PseudoLoglikelihoodRequest]) -> list[PseudoLoglikelihoodResult]:
-        return self.inner.pseudo_loglikelihood(requests)
-
-    def embed(self, requests: Sequence[EmbeddingRequest]) -> list[EmbeddingResult]:
-        return self.inner.embed(requests)
-
-    def close(self) -> None:
-        self.inner.close()

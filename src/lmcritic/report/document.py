@@ -17,9 +17,10 @@ from lmcritic.stages import EXPLANATIONS_KEY
 SCHEMA = "lmcritic.report/1"
 AREA_TITLES = {"performance": "Performance", "robustness": "Robustness", "bias": "Bias and fairness",
                "interpret": "Interpretability", "interpretability": "Interpretability",
-               "safety": "Safety and privacy", "diagnose": "Diagnosis", "diagnosis": "Diagnosis"}
+               "safety": "Safety and privacy", "diagnose": "Diagnosis", "diagnosis": "Diagnosis",
+               "mitigate": "Mitigation"}
 AREA_ORDER = ("performance", "robustness", "bias", "safety", "interpret", "interpretability", "diagnose",
-              "diagnosis")
+              "diagnosis", "mitigate")
 BULKY_KEYS = ("tokens", "logprobs", "offsets", "label_logprobs", "weights", "attributions", "plot", "plots")
 
 

@@ -1,0 +1,123 @@
+"""Held-out data for fitting inference-time mitigations, scored exactly as the targeted probe scores cases.
+
+Held-out rows come from ``--heldout`` (else ``--train``): never from the run's evaluation cases (overlapping rows
+are dropped). They are written in the probe's data format and scored by the probe itself (built from the run's
+stored config with ``data`` pointed at them), so a calibration or a detector threshold is fitted on the same
+prompts, label words and scoring the re-verification will use.
+"""
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import fields
+from typing import Any, Sequence
+
+import numpy as np
+
+from lmcritic.errors import ConfigError
+from lmcritic.mitigate.base import MitigationContext
+from lmcritic.mitigate.data import TrainingSet, load_training, split_overlap
+from lmcritic.mitigate.trainers import TaskFormat
+from lmcritic.probes.base import Record
+
+
+def task_of(ctx: MitigationContext) -> TaskFormat:
+    """Label names, prompt template and label words of the targeted probe (what training and calibration use)."""
+    from lmcritic.probes import PROBES
+
+    entry = ctx.probe_entry()
+    cls = PROBES.get(entry["name"])
+    cfg = entry.get("config") or {}
+    labels = getattr(sys.modules.get(cls.__module__), "LABELS", None) or cfg.get("labels") or _record_labels(ctx)
+    words = tuple(cfg.get("label_words") or ())
+    return TaskFormat(tuple(labels or ()), cfg.get("template"), words if len(words) == len(labels or ()) else ())
+
+
+def _record_labels(ctx: MitigationContext) -> tuple[str, ...]:
+    for r in ctx.store.records(ctx.run_id, ctx.target.probe)[:1]:
+        probs = r.output.get("probs")
+        if isinstance(probs, dict):
+            return tuple(sorted(probs))
+    return ()
+
+
+def heldout_rows(ctx: MitigationContext, labels: Sequence[str], n: int, notes: list[str]) -> TrainingSet | None:
+    """Up to ``n`` labelled rows from ``--heldout`` or ``--train`` that are not evaluation cases (seeded sample)."""
+    path = ctx.heldout or ctx.train
+    if path is None:
+        return None
+    data = load_training(path, labels)
+    kept, hit = split_overlap(data, ctx.eval_texts())
+    if hit:
+        notes.append(f"{len(hit)} held-out rows of {path} are evaluation cases and were left out")
+    rows = list(kept.rows)
+    random.Random(ctx.seed).shuffle(rows)
+    return kept.with_rows(rows[:n])
+
+
+def probe_on_rows(ctx: MitigationContext, data: TrainingSet, model: Any = None) -> list[Record]:
+    """Score ``data`` with the targeted probe (its stored config, ``data`` pointed at the rows)."""
+    probe = _probe_for(ctx, data)
+    cases = list(probe.cases())
+    model = model or ctx.model()
+    return [r for i in range(0, len(cases), 64) for r in probe.score(model, cases[i : i + 64])]
+
+
+def case_texts(ctx: MitigationContext, data: TrainingSet) -> list[str]:
+    """The model-facing input of each held-out row as the probe renders it (its prompt, else its text)."""
+    return [str(c.input.get("prompt") or c.input.get("text") or "") for c in _probe_for(ctx, data).cases()]
+
+
+def _probe_for(ctx: MitigationContext, data: TrainingSet) -> Any:
+    """The targeted probe built from the run's config, reading ``data`` (written in its TSV format), zero-shot."""
+    from lmcritic.probes import PROBES
+
+    entry = ctx.probe_entry()
+    cls = PROBES.get(entry["name"])
+    names = {f.name for f in fields(cls.Config)}
+    if "data" not in names:
+        raise ConfigError(f"{entry['name']} reads no data file, so held-out rows cannot be scored the way it scores",
+                          "target a probe with a 'data' option (performance.sst2, robustness.attack, ...)")
+    path = ctx.out_dir / "heldout.tsv"
+    labels = list(data.labels)
+    lines = ["sentence\tlabel"] + [f"{' '.join(r.text.split())}\t{labels.index(str(r.label))}" for r in data.rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = {**(entry.get("config") or {}), "data": str(path)}
+    config.update({k: v for k, v in (("n", None), ("shots", 0)) if k in names})  # few-shot rows would be held-out ones
+    return cls(**config)
+
+
+def label_probs(output: dict[str, Any], labels: Sequence[str]) -> np.ndarray | None:
+    """A record's label probabilities in ``labels`` order (a dict by label, or a list in label order)."""
+    p = output.get("probs")
+    if isinstance(p, dict):
+        p = [p.get(lab) for lab in labels]
+    if not isinstance(p, (list, tuple)) or len(p) != len(labels) or any(x is None for x in p):
+        return None
+    return np.asarray(p, float)
+
+
+def score_matrix(records: Sequence[Record], labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(log label probabilities n×k, true label index n) of the records that carry both."""
+    rows, y = [], []
+    for r in records:
+        p = label_probs(r.output, labels)
+        expected = r.tags.get("expected", r.input.get("expected"))
+        if p is not None and expected in labels:
+            rows.append(np.log(np.maximum(p, 1e-30)))
+            y.append(list(labels).index(expected))
+    return np.array(rows).reshape(len(rows), len(labels)), np.array(y, dtype=int)
+
+
+def fit_threshold(scores: np.ndarray, target_fpr: float, seed: int) -> tuple[float, np.ndarray]:
+    """A threshold (flag when score > it) at ``target_fpr`` on a random half of clean scores; the other half's
+    scores are returned to measure the false-positive rate honestly."""
+    if len(scores) < 4:
+        raise ConfigError(f"only {len(scores)} clean held-out inputs to set a threshold on", "give more held-out rows")
+    order = np.random.default_rng(seed).permutation(len(scores))
+    fit, test = scores[order[: len(order) // 2]], scores[order[len(order) // 2 :]]
+    return float(np.quantile(fit, 1 - target_fpr, method="higher")), test
+
+
+__all__ = ["case_texts", "fit_threshold", "heldout_rows", "label_probs", "probe_on_rows", "score_matrix", "task_of"]

@@ -1,0 +1,259 @@
+"""The ``hf`` trainer: fine-tune local Hugging Face weights on a :class:`TrainingSet` with the transformers ``Trainer``.
+
+Examples by model kind: a sequence classifier learns ``text → label``; a causal LM learns the probe's prompt
+followed by the label word (loss on the label word's tokens only, so it is a classification fine-tune in the
+prompted format the probe scores); unlabelled rows train a causal LM on every token. Row weights scale each
+example's loss (group reweighing). LoRA adapters are merged into the saved weights so the hf backend loads the
+result as a plain model folder; the adapter is kept beside it.
+
+Checkpoints (safetensors) go to ``out/checkpoints`` every ``save_steps``; ``out/checkpoints/job.json`` holds a hash
+of the base model, data and settings, and the same job run again resumes from the last checkpoint (a changed job
+starts over). Seeds are fixed (``seed`` and ``data_seed``), so a resumed run follows the same batches.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from lmcritic._serde import stable_hash, to_jsonable
+from lmcritic.errors import ConfigError
+from lmcritic.mitigate.data import TrainingSet
+from lmcritic.mitigate.trainers import ModelTrainer, TaskFormat, TrainConfig, Trained
+
+LORA_MIN_PARAMETERS = 50_000_000
+
+
+class HFTrainer(ModelTrainer):
+    """Full fine-tuning or LoRA on a model the hf backend loads (a local folder, a .gguf, a packaged model)."""
+
+    def train(self, base: dict[str, Any], data: TrainingSet, task: TaskFormat, out: Path, config: TrainConfig,
+              seed: int = 0, progress: bool = True) -> Trained:
+        import torch
+
+        torch.set_num_threads(max(1, config.threads))
+        be = _load(base)
+        model, tok, kind = be.model, be.tokenizer, be.model_kind
+        if config.from_scratch:
+            torch.manual_seed(seed)
+            model = type(model)(model.config)
+        examples = build_examples(data, task, kind, tok, config.max_length, _model_labels(model, kind))
+        lora = use_lora(config, kind, sum(p.numel() for p in model.parameters()))
+        if lora:
+            model = _with_lora(model, kind, config)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        job = stable_hash("lmcritic-train", be.fingerprint(), to_jsonable(data), to_jsonable(task),
+                          to_jsonable(config), seed)
+        ckpt = _checkpoint_dir(out / "checkpoints", job)
+        trainer = _trainer(model, examples, tok, ckpt, config, seed, progress, lora)
+        resume = _last_checkpoint(ckpt)
+        t0 = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=resume)
+        wall = time.perf_counter() - t0
+        if lora:
+            model.save_pretrained(str(out / "adapter"))  # the adapter alone, before it is merged
+        model_dir = _save(model.merge_and_unload() if lora else model, tok, out / "model")
+        details = {"kind": kind, "adapter": "lora" if lora else "full", "steps": int(result.global_step),
+                   "training_loss": float(result.training_loss), "wall_s": round(wall, 2),
+                   "resumed_from": Path(resume).name if resume else None, "n_examples": len(examples),
+                   "trainable_parameters": trainable,
+                   "learning_rate": _lr(config, lora), "job": job[:16]}
+        return Trained({"name": str(model_dir), "backend": "hf"}, str(model_dir), details)
+
+
+def use_lora(config: TrainConfig, kind: str, n_parameters: int) -> bool:
+    if config.adapter != "auto":
+        return config.adapter == "lora"
+    return kind == "causal" and n_parameters > LORA_MIN_PARAMETERS
+
+
+def _load(base: dict[str, Any]) -> Any:
+    from lmcritic.backends import ModelSpec, load_model
+    from lmcritic.backends.hf import HFBackend
+
+    be = load_model(ModelSpec(base.get("name"), base.get("backend"), dict(base.get("options") or {})))
+    if not isinstance(be, HFBackend):
+        raise ConfigError(f"the hf trainer needs a Hugging Face model, got the {be.kind} backend",
+                          "give the run's own model (a local folder or a known hf model)")
+    if be.model_kind == "masked":
+        raise ConfigError("fine-tuning a masked LM is not supported", "use a sequence classifier or a causal LM")
+    return be
+
+
+def _model_labels(model: Any, kind: str) -> tuple[str, ...]:
+    if kind != "seq-classification":
+        return ()
+    from lmcritic.backends._hf_encoders import labels
+
+    return labels(model)
+
+
+# -- examples ---------------------------------------------------------------------------------------
+def build_examples(data: TrainingSet, task: TaskFormat, kind: str, tok: Any, max_length: int,
+                   model_labels: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Token ids, targets and weights per row, as the model kind needs them."""
+    if kind == "seq-classification":
+        ids = label_ids(model_labels, task.labels or tuple(sorted({str(r.label) for r in data.rows})))
+        return [_classifier_example(tok, r.text, ids[str(r.label)], r.weight, max_length) for r in data.rows]
+    if any(r.label is None for r in data.rows):
+        return [_lm_example(tok, r.text, r.weight, max_length) for r in data.rows]
+    if not task.template or len(task.label_words) != len(task.labels):
+        raise ConfigError("a causal LM learns labels in its prompt format, but the probe gives no template and "
+                          "label words", "target a prompted probe such as performance.sst2")
+    words = dict(zip(task.labels, task.label_words))
+    render = _renderer(task.template)
+    return [_prompted_example(tok, render(r.text), words[str(r.label)], r.weight, max_length) for r in data.rows]
+
+
+def label_ids(model_labels: Sequence[str], task_labels: Sequence[str]) -> dict[str, int]:
+    """Task label name → the classifier head's index (same names, or LABEL_i / i by the task's order)."""
+    low = [str(x).lower() for x in model_labels]
+    out = {}
+    for i, name in enumerate(task_labels):
+        for cand in (str(name).lower(), f"label_{i}", str(i)):
+            if cand in low:
+                out[name] = low.index(cand)
+                break
+        else:
+            raise ConfigError(f"the classifier's labels {list(model_labels)} do not include {name!r}",
+                              "train a classifier whose id2label names the task's labels")
+    return out
+
+
+def _classifier_example(tok: Any, text: str, label: int, weight: float, max_length: int) -> dict[str, Any]:
+    enc = tok(text, truncation=True, max_length=max_length)
+    return {**{k: list(v) for k, v in enc.items()}, "labels": label, "weight": float(weight)}
+
+
+def _prompted_example(tok: Any, prompt: str, word: str, weight: float, max_length: int) -> dict[str, Any]:
+    answer = tok(word, add_special_tokens=False)["input_ids"]
+    context = tok(prompt, add_special_tokens=False)["input_ids"][-(max_length - len(answer)):]  # keep the cue
+    ids = context + answer
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(context) + answer,
+            "weight": float(weight)}
+
+
+def _lm_example(tok: Any, text: str, weight: float, max_length: int) -> dict[str, Any]:
+    ids = tok(text, add_special_tokens=False)["input_ids"][: max_length - 1]
+    if tok.eos_token_id is not None:
+        ids = ids + [tok.eos_token_id]
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": list(ids), "weight": float(weight)}
+
+
+def _renderer(template: str) -> Any:
+    import jinja2
+
+    compiled = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(template)
+    return lambda text: compiled.render(text=text)
+
+
+class Collate:
+    """Right-pads a batch: ids with the pad id, targets with -100 (causal) and weights as a tensor."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        n = max(len(b["input_ids"]) for b in batch)
+        out: dict[str, Any] = {}
+        for key in batch[0]:
+            if key == "weight":
+                out[key] = torch.tensor([b[key] for b in batch], dtype=torch.float32)
+            elif key == "labels" and isinstance(batch[0][key], int):
+                out[key] = torch.tensor([b[key] for b in batch])
+            else:
+                fill = -100 if key == "labels" else self.pad_id if key == "input_ids" else 0
+                out[key] = torch.tensor([list(b[key]) + [fill] * (n - len(b[key])) for b in batch])
+        return out
+
+
+# -- the transformers Trainer ---------------------------------------------------------------------
+def _trainer(model: Any, examples: list[dict[str, Any]], tok: Any, ckpt: Path, config: TrainConfig, seed: int,
+             progress: bool, lora: bool) -> Any:
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    class WeightedTrainer(Trainer):
+        """Per-example loss (label tokens only for prompted causal LMs) scaled by the row weight."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ARG002
+            weights, labels = inputs.pop("weight"), inputs.pop("labels")
+            outputs = model(**inputs)
+            per = per_example_loss(outputs.logits, labels)
+            loss = (per * weights).sum() / weights.sum().clamp(min=1e-8)
+            return (loss, outputs) if return_outputs else loss
+
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    args = TrainingArguments(
+        output_dir=str(ckpt), max_steps=config.steps, per_device_train_batch_size=config.batch_size,
+        learning_rate=_lr(config, lora), warmup_steps=int(config.warmup_ratio * config.steps),
+        weight_decay=config.weight_decay, lr_scheduler_type="linear", save_strategy="steps",
+        save_steps=config.save_steps, save_total_limit=2, logging_steps=max(1, config.steps // 10), seed=seed,
+        data_seed=seed, report_to=[], use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+        disable_tqdm=not progress, remove_unused_columns=False, label_names=["labels"])
+    trainer = WeightedTrainer(model=model, args=args, train_dataset=examples, data_collator=Collate(pad))
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # no per-step log lines either
+    return trainer
+
+
+def per_example_loss(logits: Any, labels: Any) -> Any:
+    """Cross-entropy per example: of the label (classifier) or the mean over target tokens (causal)."""
+    import torch.nn.functional as F
+
+    if logits.dim() == 2:
+        return F.cross_entropy(logits.float(), labels, reduction="none")
+    lg, lb = logits[:, :-1].float(), labels[:, 1:]
+    tokens = F.cross_entropy(lg.reshape(-1, lg.size(-1)), lb.reshape(-1), ignore_index=-100,
+                             reduction="none").view(lb.shape)
+    mask = (lb != -100).float()
+    return (tokens * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def _lr(config: TrainConfig, lora: bool) -> float:
+    return config.learning_rate if config.learning_rate is not None else (2e-4 if lora else 2e-5)
+
+
+def _with_lora(model: Any, kind: str, config: TrainConfig) -> Any:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ConfigError("LoRA fine-tuning needs peft", "pip install 'lmcritic[mitigate]'") from None
+    task = "SEQ_CLS" if kind == "seq-classification" else "CAUSAL_LM"
+    cfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, task_type=task)
+    return get_peft_model(model, cfg)
+
+
+def _checkpoint_dir(path: Path, job: str) -> Path:
+    """``path``, emptied first when it holds checkpoints of another job (they cannot be resumed)."""
+    meta = path / "job.json"
+    if path.exists() and (not meta.is_file() or json.loads(meta.read_text()).get("job") != job):
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({"job": job}))
+    return path
+
+
+def _last_checkpoint(path: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(path))
+    return last if last and (Path(last) / "trainer_state.json").is_file() else None
+
+
+def _save(model: Any, tok: Any, path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    model.eval()
+    model.save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return path
+
+
+__all__ = ["Collate", "HFTrainer", "build_examples", "label_ids", "per_example_loss", "use_lora"]

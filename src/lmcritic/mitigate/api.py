@@ -1,0 +1,87 @@
+"""``apply``: defect → cause → mitigation → mitigated model → paired re-verification, from Python or the CLI.
+
+    from lmcritic.mitigate import apply
+    outcome = apply(store, "latest", method="auto", train="sst2_train.tsv")
+    outcome.verification.targeted.verdict   # closed | reduced | unchanged | worse
+
+The original run is only read. The mitigated model is written to ``out`` (``model.yaml`` loads it: ``lmcritic scan
+--model out/model.yaml``, a run spec's ``model:``, ``lmcritic serve --model out/model.yaml``), and the re-run is a
+new run whose report has a Mitigation section.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from lmcritic.mitigate.base import MitigatedModel, MitigationContext, Target, backend_of
+from lmcritic.mitigate.verify import Verification
+
+
+@dataclass(frozen=True)
+class MitigationOutcome:
+    run_id: str
+    target: Target
+    method: str
+    reason: str
+    model: MitigatedModel
+    out_dir: Path
+    paths: dict[str, Path]
+    verification: Verification | None
+    apply_s: float
+    verify_s: float
+
+
+def apply(store: Any, run: str, *, method: str = "auto", defect: str | None = None, train: str | Path | None = None,
+          heldout: str | Path | None = None, out: str | Path | None = None, config: dict[str, Any] | None = None,
+          seed: int = 0, verify: bool = True, decontaminate: bool = False, force: bool = False,
+          cache_path: str | Path | None = None, progress: bool = True, probes: Sequence[str] | None = None,
+          keep_stages: bool = False, alpha: float = 0.05) -> MitigationOutcome:
+    """Pick (or take) a mitigation for a defect of run ``run``, make the mitigated model and re-verify it."""
+    from lmcritic.mitigate import MITIGATIONS
+    from lmcritic.mitigate.choose import select
+    from lmcritic.mitigate.storage import write_outputs
+    from lmcritic.mitigate.verify import replay, verify as verify_runs
+
+    run_id = store.resolve(run)
+    info = store.get_run(run_id)
+    train_path, heldout_path = _path(train, "--train"), _path(heldout, "--heldout")
+    target, name, reason, targets = select(store, run_id, method, defect, backend_of(info.spec), train_path, force)
+    mitigation = MITIGATIONS.get(name)(**(config or {}))
+    ctx = MitigationContext(store, run_id, info.spec, target, _out_dir(out, run_id, target, name), train_path,
+                            heldout_path, seed, decontaminate, Path(cache_path) if cache_path else None, progress)
+    t0 = time.perf_counter()
+    mitigated = mitigation.apply(ctx)
+    apply_s = time.perf_counter() - t0
+    ver = None
+    if verify:
+        new_run = replay(store, run_id, mitigated.spec, name, cache_path=cache_path, progress=progress, probes=probes,
+                         keep_stages=keep_stages)
+        ver = verify_runs(store, run_id, new_run, targets or [target], target, mitigated, alpha)
+    paths = write_outputs(ctx.out_dir, mitigated, ver)
+    return MitigationOutcome(run_id, target, name, reason, mitigated, ctx.out_dir, paths, ver, apply_s,
+                             time.perf_counter() - t0 - apply_s)
+
+
+def _path(value: str | Path | None, flag: str) -> Path | None:
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    if not p.is_file():
+        from lmcritic.errors import DataError
+
+        raise DataError(f"{flag} {str(p)!r} not found", "give a .tsv/.csv/.jsonl with text and label columns")
+    return p
+
+
+def _out_dir(out: str | Path | None, run_id: str, target: Target, name: str) -> Path:
+    if out is not None:
+        return Path(out).expanduser()
+    from lmcritic.runner import lmcritic_home
+
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in target.id)
+    return lmcritic_home() / "mitigations" / f"{run_id}-{safe}-{name}"
+
+
+__all__ = ["MitigationOutcome", "apply"]

@@ -1,0 +1,201 @@
+"""Training-time mitigations that CLEAN the training corpus, then fine-tune: shortcut removal (spurious
+feature), label repair (noisy or memorised labels, by confident learning) and deduplication (memorisation).
+"""
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+from lmcritic.errors import ConfigError
+from lmcritic.mitigate.base import MitigationContext
+from lmcritic.mitigate.data import Row, TrainingSet
+from lmcritic.mitigate.trainers import TrainConfig
+from lmcritic.mitigate.training import Retrain
+
+SHORTCUT_MODES = ("remove", "mask", "spread")
+
+
+@dataclass(frozen=True)
+class ShortcutConfig(TrainConfig):
+    tokens: tuple[str, ...] | None = None  # None: the culprit's token(s)
+    mode: str = "remove"  # remove the token | mask it | spread it over every label at its base rate
+    mask_token: str = "[MASK]"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.mode not in SHORTCUT_MODES:
+            raise ValueError(f"mode must be one of {SHORTCUT_MODES}")
+
+
+class ShortcutRemoval(Retrain):
+    """Take the implicated tokens' label information out of the corpus."""
+
+    name = "shortcut_removal"
+    title = "shortcut removal (remove, mask or spread the implicated tokens)"
+    treats = frozenset({"spurious_feature"})
+    culprits = frozenset({"token"})
+    preference = 0.9
+    Config = ShortcutConfig
+
+    def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
+        c = ctx.target.culprit
+        tokens = self.config.tokens or ((c.terms or (c.value,)) if c and c.kind == "token" and (c.terms or c.value)
+                                        else ())
+        if not tokens:
+            raise ConfigError("no shortcut token: the diagnosis names none", "pass --set tokens=[TOKEN]")
+        pattern = re.compile(r"(?i)(?<![\w'])(?:" + "|".join(map(re.escape, tokens)) + r")(?![\w'])")
+        hit = Counter(str(r.label) for r in data.rows if pattern.search(r.text))
+        if self.config.mode == "spread":
+            rows = spread(list(data.rows), tokens[0], pattern, random.Random(ctx.seed))
+        else:
+            fill = "" if self.config.mode == "remove" else self.config.mask_token
+            rows = [replace(r, text=_tidy(pattern.sub(fill, r.text)), origin="shortcut_" + self.config.mode)
+                    if pattern.search(r.text) else r for r in data.rows]
+        rows = [r for r in rows if r.text.strip()]
+        return data.with_rows(rows), {"tokens": list(tokens), "mode": self.config.mode, "rows_with_token": dict(hit)}
+
+
+def spread(rows: list[Row], token: str, pattern: re.Pattern, rng: random.Random) -> list[Row]:
+    """Insert ``token`` into rows of the labels it is rare with, until P(label | token) matches P(label)."""
+    labels = Counter(str(r.label) for r in rows)
+    with_token = Counter(str(r.label) for r in rows if pattern.search(r.text))
+    total = sum(with_token.values())
+    if not total:
+        return rows
+    scale = max(with_token[y] / (labels[y] / len(rows)) for y in labels)  # keep the most-associated label's count
+    out = list(rows)
+    for y, n_y in labels.items():
+        need = round(scale * n_y / len(rows)) - with_token[y]
+        free = [i for i, r in enumerate(out) if str(r.label) == y and not pattern.search(r.text)]
+        for i in rng.sample(free, max(0, min(need, len(free)))):
+            words = out[i].text.split()
+            words.insert(rng.randrange(len(words) + 1), token)
+            out[i] = replace(out[i], text=" ".join(words), origin="shortcut_spread")
+    return out
+
+
+def _tidy(text: str) -> str:
+    return re.sub(r"\s{2,}", " ", text).strip()
+
+
+# -- label repair ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LabelRepairConfig(TrainConfig):
+    action: str = "drop"  # drop | relabel (to the out-of-sample prediction)
+    features: str = "tfidf"  # tfidf (word 1-2-grams) | minilm (sentence embeddings)
+    folds: int = 5
+    max_share: float = 0.1  # never touch more than this share of the corpus
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.action not in ("drop", "relabel") or self.features not in ("tfidf", "minilm") or self.folds < 2:
+            raise ValueError("action: drop | relabel; features: tfidf | minilm; folds >= 2")
+
+
+class LabelRepair(Retrain):
+    """Confident learning (cleanlab): out-of-fold predictions flag rows whose label is likely wrong."""
+
+    name = "label_repair"
+    title = "label repair by confident learning (cleanlab), then retrain"
+    treats = frozenset({"memorization", "label_noise"})
+    culprits = frozenset({"label_noise"})
+    preference = 0.7
+    Config = LabelRepairConfig
+
+    def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
+        labels = list(data.labels) or sorted({str(r.label) for r in data.rows})
+        flagged, probs = label_issues(data.rows, labels, self.config.features, self.config.folds, ctx.seed)
+        flagged = flagged[: int(self.config.max_share * len(data.rows))]
+        if self.config.action == "drop":
+            bad = set(flagged)
+            rows = [r for i, r in enumerate(data.rows) if i not in bad]
+        else:
+            rows = list(data.rows)
+            for i in flagged:
+                rows[i] = replace(rows[i], label=labels[int(probs[i].argmax())], origin="relabelled")
+        return data.with_rows(rows), {"flagged": len(flagged), "action": self.config.action,
+                                      "examples": [{"line": data.rows[i].line, "text": data.rows[i].text[:120],
+                                                    "label": data.rows[i].label} for i in flagged[:10]]}
+
+
+def label_issues(rows: Sequence[Row], labels: Sequence[str], features: str, folds: int,
+                 seed: int) -> tuple[list[int], Any]:
+    """Row indices with likely label errors (most likely first) and the out-of-fold probabilities.
+
+    Folds group rows by normalised text, so copies of one text never sit on both sides of a split (a duplicated
+    wrong label would otherwise vouch for itself)."""
+    import numpy as np
+    from cleanlab.filter import find_label_issues
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+
+    from lmcritic.diagnose.corpus import normalize
+
+    y = np.array([list(labels).index(str(r.label)) for r in rows])
+    groups = [normalize(r.text) for r in rows]
+    x = _features([r.text for r in rows], features)
+    n_folds = min(folds, len(set(groups)))
+    probs = cross_val_predict(LogisticRegression(max_iter=2000), x, y, groups=groups, cv=GroupKFold(n_folds),
+                              method="predict_proba")
+    idx = find_label_issues(y, probs, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence")
+    return [int(i) for i in idx], probs
+
+
+def _features(texts: list[str], kind: str) -> Any:
+    if kind == "minilm":
+        from lmcritic import _minilm
+
+        return _minilm.encode(texts)
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit_transform(texts)
+
+
+# -- deduplication -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DedupConfig(TrainConfig):
+    drop_repeated: int | None = None  # texts seen this often are removed entirely (canaries); None: 3 when the
+    # corpus is unlabelled (language modelling), never for labelled rows
+    memorised: bool = True  # also remove the rows the diagnosis implicates (culprit train lines)
+
+
+class Dedup(Retrain):
+    """One copy per distinct text (the majority label), memorised rows and canaries removed, evaluation cases out."""
+
+    name = "dedup"
+    title = "deduplicate, remove memorised rows, canaries and evaluation overlap; retrain"
+    treats = frozenset({"memorization"})
+    culprits = frozenset({"memorized_rows"})
+    preference = 0.8
+    Config = DedupConfig
+    decontaminates = True  # evaluation cases in the training data are the memorisation to remove
+
+    def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
+        from lmcritic.diagnose.corpus import normalize
+
+        c = ctx.target.culprit
+        lines = set(c.train_lines) if c and self.config.memorised else set()
+        by_text: dict[str, list[Row]] = defaultdict(list)
+        for r in data.rows:
+            if r.line not in lines:
+                by_text[normalize(r.text)].append(r)
+        limit = self.config.drop_repeated or (3 if all(r.label is None for r in data.rows) else None)
+        kept, counts = [], Counter()
+        for copies in by_text.values():
+            if limit is not None and len(copies) >= limit:
+                counts["repeated_texts_removed"] += 1  # canaries and other sequences repeated to memorisation
+                continue
+            votes = Counter(str(r.label) for r in copies).most_common()
+            if len(votes) > 1 and votes[0][1] == votes[1][1]:
+                counts["conflicting_texts_removed"] += 1  # no majority label: the text's label cannot be trusted
+                continue
+            kept.append(next(r for r in copies if str(r.label) == votes[0][0]))
+            counts["duplicate_rows_removed"] += len(copies) - 1
+        counts["memorised_rows_removed"] = len(data.rows) - sum(len(v) for v in by_text.values())
+        return data.with_rows(kept), dict(counts)
+
+
+__all__ = ["Dedup", "LabelRepair", "ShortcutRemoval", "label_issues", "spread"]

@@ -1,0 +1,194 @@
+"""Inference-time mitigations for label decisions: calibration, input normalisation, an adversarial-input guard.
+
+Each fits what it needs on held-out data (never the evaluation cases), returns the run's model behind a wrapper
+(:mod:`lmcritic.mitigate.wrappers`) and reports its cost on clean inputs: the held-out accuracy after
+calibration, the share of clean inputs normalisation alters, the guard's false-positive rate measured on a half
+of the clean held-out inputs its threshold was not fitted on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmcritic import stats
+from lmcritic.errors import CapabilityError, ConfigError
+from lmcritic.mitigate import _heldout as held
+from lmcritic.mitigate.base import (INFERENCE, Cost, MitigatedModel, Mitigation, MitigationConfig, MitigationContext,
+                                    wrapped_spec)
+from lmcritic.requests import Capability
+
+CONTENT_FREE = ("N/A", "[MASK]", "")  # Zhao et al. 2021
+CALIBRATION_METHODS = ("auto", "contextual", "fitted", "temperature")
+
+
+@dataclass(frozen=True)
+class CalibrateConfig(MitigationConfig):
+    method: str = "auto"  # auto (contextual; + temperature when held-out labels exist) | contextual | fitted | temperature
+    n_heldout: int = 300
+    balanced: bool = True  # fitted biases: every class weighs the same (held-out skew is not learnt)
+
+    def __post_init__(self) -> None:
+        if self.method not in CALIBRATION_METHODS:
+            raise ValueError(f"method must be one of {CALIBRATION_METHODS}")
+
+
+class Calibrate(Mitigation):
+    """Contextual calibration and temperature scaling of the label scores."""
+
+    name = "calibrate"
+    title = "contextual calibration + temperature scaling"
+    treats = frozenset({"objective_conflict"})
+    needs = frozenset({"label_scores"})
+    probes = ("performance.sst2",)
+    culprits = frozenset({"prior"})
+    preference = 0.9
+    Config = CalibrateConfig
+
+    def apply(self, ctx: MitigationContext) -> MitigatedModel:
+        from lmcritic.mitigate import calibrate as cal
+
+        model, task, notes = ctx.model(), held.task_of(ctx), []
+        words = list(task.label_words) if task.label_words and model.supports(Capability.LOGLIKELIHOOD) else None
+        if not words and not model.supports(Capability.CLASSIFY):
+            raise CapabilityError(f"calibrate needs label scores: {ctx.target.probe} gives no label words and the "
+                                  f"{model.kind} backend cannot classify", "target a classification probe")
+        rows = held.heldout_rows(ctx, task.labels, self.config.n_heldout, notes)
+        scores, y = held.score_matrix(held.probe_on_rows(ctx, rows), task.labels) if rows else (None, None)
+        method = self.config.method if self.config.method != "auto" else "contextual"
+        if method in ("fitted", "temperature") and scores is None:
+            raise ConfigError(f"calibrate method {method} fits on labelled held-out rows",
+                              "pass --heldout PATH or --train PATH (text, label)")
+        bias, temperature = self._fit(ctx, method, task.labels, scores, y)
+        details = {"method": method, "bias": bias.tolist(), "temperature": temperature}
+        costs = ()
+        if scores is not None and len(y):
+            before, after = cal.summary(scores, y, np.zeros(len(task.labels)), 1.0), cal.summary(scores, y, bias,
+                                                                                                 temperature)
+            details.update(heldout_before=before, heldout_after=after)
+            costs = (_accuracy_cost(before, after),)
+        option = {"label_words": words} if words else {"labels": list(task.labels)}
+        wrapper = {"name": "calibrate", "options": {**option, "bias": bias.tolist(), "temperature": temperature,
+                                                    "method": method}}
+        return MitigatedModel(self.name, wrapped_spec(ctx, [wrapper], "calibrate"), INFERENCE, wrappers=(wrapper,),
+                              costs=costs, details=details, notes=tuple(notes))
+
+    def _fit(self, ctx: MitigationContext, method: str, labels, scores, y) -> tuple[np.ndarray, float]:
+        from lmcritic.mitigate import calibrate as cal
+
+        k = len(labels)
+        if method == "fitted":
+            return cal.fit_bias_temperature(scores, y, self.config.balanced)
+        bias = np.log(content_free_prior(ctx, labels)) if method == "contextual" else np.zeros(k)
+        bias = bias - bias[0]
+        temperature = cal.fit_temperature(scores, y, bias) if scores is not None and len(y) else 1.0
+        return bias, temperature
+
+
+def content_free_prior(ctx: MitigationContext, labels) -> np.ndarray:
+    """The model's label distribution on content-free inputs in the probe's own prompt (Zhao et al. 2021)."""
+    from lmcritic.diagnose.features import input_text
+    from lmcritic.diagnose.rescore import Edit, Rescorer, build_probes
+
+    key = ctx.target.probe
+    base = next((r for r in ctx.store.records(ctx.run_id, key) if input_text(r)), None)
+    if base is None:
+        raise ConfigError(f"{key} has no records with input text to build content-free prompts from")
+    rescorer = Rescorer(ctx.model(), build_probes(ctx.spec, [key]))
+    outs = rescorer.run(key, [Edit(base, t, "content_free") for t in CONTENT_FREE], "calibrate", ctx.target.id)
+    vecs = [v for o in outs if (v := held.label_probs(o.record.output, labels)) is not None]
+    if not vecs:
+        why = rescorer.errors[0] if rescorer.errors else "no label probabilities in its records"
+        raise ConfigError(f"the content-free prior of {key} could not be measured: {why}")
+    prior = np.mean(vecs, axis=0)
+    return prior / prior.sum()
+
+
+def _accuracy_cost(before: dict, after: dict) -> Cost:
+    n = after["n"]
+    est = stats.proportion([True] * round(after["accuracy"] * n) + [False] * (n - round(after["accuracy"] * n)))
+    return Cost("heldout_accuracy", est, f"held-out accuracy {before['accuracy']:.3f} → {after['accuracy']:.3f} "
+                f"(n={n}); ECE {before['ece']:.3f} → {after['ece']:.3f}")
+
+
+@dataclass(frozen=True)
+class NormalizeConfig(MitigationConfig):
+    spelling: bool = True
+    unicode: bool = True
+    squeeze: bool = True
+    n_heldout: int = 300
+
+
+class NormalizeInput(Mitigation):
+    """Spell-correction and normalisation of the input before the model (any backend)."""
+
+    name = "normalize_input"
+    title = "input normalisation (spell-correction, Unicode, spacing)"
+    treats = frozenset({"fragility"})
+    probes = ("robustness.invariance", "robustness.attack")
+    culprits = frozenset({"typos"})
+    preference = 0.6
+    Config = NormalizeConfig
+
+    def apply(self, ctx: MitigationContext) -> MitigatedModel:
+        from lmcritic.mitigate.normalize import normalize_text
+
+        opts = {"spelling": self.config.spelling, "unicode": self.config.unicode, "squeeze": self.config.squeeze}
+        wrapper = {"name": "normalize_input", "options": opts}
+        notes: list[str] = []
+        costs = ()
+        task = held.task_of(ctx)
+        rows = held.heldout_rows(ctx, task.labels, self.config.n_heldout, notes) if task.labels else None
+        if rows:
+            changed = stats.proportion([normalize_text(r.text, **opts) != r.text for r in rows.rows])
+            costs = (Cost("clean_inputs_altered", changed, f"normalisation alters {changed} of clean held-out inputs"),)
+        return MitigatedModel(self.name, wrapped_spec(ctx, [wrapper], "normalize"), INFERENCE, wrappers=(wrapper,),
+                              costs=costs, details={"options": opts}, notes=tuple(notes))
+
+
+@dataclass(frozen=True)
+class AdversarialGuardConfig(MitigationConfig):
+    detector: str = "auto"  # auto: perplexity when the model scores text, else nonwords
+    target_fpr: float = 0.05
+    action: str = "route"  # route (normalise, then answer) | refuse (generation only)
+    n_heldout: int = 400
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_fpr < 1:
+            raise ValueError("target_fpr must be in (0, 1)")
+
+
+class AdversarialGuardMitigation(Mitigation):
+    """A detector of adversarial inputs, thresholded at a target false-positive rate on clean held-out inputs."""
+
+    name = "adversarial_guard"
+    title = "adversarial-input detector (threshold at a target false-positive rate), flagged inputs routed"
+    treats = frozenset({"fragility"})
+    probes = ("robustness.attack",)
+    preference = 0.4
+    Config = AdversarialGuardConfig
+
+    def apply(self, ctx: MitigationContext) -> MitigatedModel:
+        from lmcritic.mitigate.guards import adversarial_scores
+
+        model, task, notes = ctx.model(), held.task_of(ctx), []
+        detector = self.config.detector
+        if detector == "auto":
+            detector = "perplexity" if model.supports(Capability.ROLLING_LOGPROBS) else "nonwords"
+        rows = held.heldout_rows(ctx, task.labels, self.config.n_heldout, notes)
+        if rows is None:
+            raise ConfigError("adversarial_guard sets its threshold on clean held-out inputs",
+                              "pass --heldout PATH or --train PATH")
+        scores = adversarial_scores(held.case_texts(ctx, rows), detector, model)
+        threshold, test = held.fit_threshold(scores, self.config.target_fpr, ctx.seed)
+        fpr = stats.proportion(list(test > threshold))
+        wrapper = {"name": "adversarial_guard", "options": {"threshold": threshold, "detector": detector,
+                                                            "action": self.config.action}}
+        cost = Cost("false_positive_rate", fpr, f"flags {fpr} of clean held-out inputs it was not fitted on "
+                    f"(target {self.config.target_fpr})")
+        return MitigatedModel(self.name, wrapped_spec(ctx, [wrapper], "adv-guard"), INFERENCE, wrappers=(wrapper,),
+                              costs=(cost,), details={"detector": detector, "threshold": threshold,
+                                                      "n_fit": len(scores) - len(test)}, notes=tuple(notes))
+
+
+__all__ = ["AdversarialGuardMitigation", "Calibrate", "NormalizeInput", "content_free_prior"]

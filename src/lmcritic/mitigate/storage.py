@@ -1,0 +1,106 @@
+"""A verification in the run store (findings of the pseudo-probe ``mitigate`` in the NEW run), on disk
+(``verification.json``, ``model.yaml``) and as text for the terminal."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lmcritic._serde import to_jsonable
+from lmcritic.mitigate.base import MitigatedModel
+from lmcritic.mitigate.verify import PROBE_KEY, Outcome, Verification, finding_of
+from lmcritic.probes.base import Finding, Severity, Verdict
+
+
+def save_verification(store: Any, ver: Verification, mitigated: MitigatedModel) -> None:
+    found = [finding_of(o) for o in ver.outcomes] + [_breakdown(ver)] * bool(ver.breakdown)
+    found += [_regressions(ver), *(_cost(c) for c in ver.costs)]
+    meta = {"run_before": ver.run_before, "method": ver.method, "target": ver.target, "kind": mitigated.kind,
+            "model": mitigated.spec, "details": to_jsonable(mitigated.details), "notes": list(ver.notes)}
+    found[0] = Finding(**{**found[0].__dict__, "details": {**found[0].details, "mitigation": meta}})
+    store.start_probe(ver.run_after, PROBE_KEY, PROBE_KEY, len(ver.outcomes))
+    store.add_findings(ver.run_after, PROBE_KEY, found)
+    store.finish_probe(ver.run_after, PROBE_KEY)
+
+
+def _breakdown(ver: Verification) -> Finding:
+    worse = [o for o in ver.breakdown if o.verdict == "worse"]
+    plot = {"kind": "bars", "title": f"{ver.target} by slice: failure rate after (95% CI)",
+            "labels": [o.slice for o in ver.breakdown], "values": [o.after.value for o in ver.breakdown],
+            "ci_low": [o.after.ci_low for o in ver.breakdown], "ci_high": [o.after.ci_high for o in ver.breakdown],
+            "n": [o.after.n for o in ver.breakdown]}
+    lines = "; ".join(f"{o.slice}: {o.before.value:.3f} → {o.after.value:.3f} ({o.verdict})" for o in ver.breakdown)
+    return Finding(PROBE_KEY, f"{ver.target} by slice", Verdict.FAIL if worse else Verdict.PASS,
+                   Severity.MEDIUM if worse else Severity.INFO, f"failure rate per slice of the targeted cases: {lines}",
+                   details={"slices": to_jsonable(ver.breakdown), "plot": plot})
+
+
+def _regressions(ver: Verification) -> Finding:
+    regs = ver.regressions
+    text = "; ".join(f"{r.probe}:{r.metric} {r.before:.4g} → {r.after:.4g} (p_adj {r.p_adjusted:.2g})" for r in regs[:8])
+    summary = (f"{len(regs)} metric(s) significantly worse (BH-corrected): {text}" if regs else
+               "no metric of the run got significantly worse (BH-corrected paired tests)")
+    if ver.appeared:
+        summary += f"; newly failing findings: {', '.join(ver.appeared[:8])}"
+    plot = {"kind": "bars", "title": "significant regressions: change after − before (95% CI)",
+            "labels": [f"{r.probe}:{r.metric}" for r in regs], "values": [r.change.value for r in regs],
+            "ci_low": [r.change.ci_low for r in regs], "ci_high": [r.change.ci_high for r in regs],
+            "n": [r.n_paired for r in regs]}
+    bad = bool(regs or ver.appeared)
+    return Finding(PROBE_KEY, "regressions", Verdict.FAIL if bad else Verdict.PASS,
+                   Severity.MEDIUM if bad else Severity.INFO, summary,
+                   details={"regressions": to_jsonable(regs), "appeared": list(ver.appeared),
+                            **({"plot": plot} if regs else {})})
+
+
+def _cost(cost: Any) -> Finding:
+    return Finding(PROBE_KEY, f"cost: {cost.name}", Verdict.PASS, Severity.INFO, cost.summary, estimate=cost.estimate)
+
+
+def write_outputs(out_dir: Path, mitigated: MitigatedModel, ver: Verification | None) -> dict[str, Path]:
+    """``model.yaml`` (loads the mitigated model), ``mitigation.json`` and ``verification.json``."""
+    import yaml
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"spec": out_dir / "model.yaml", "mitigation": out_dir / "mitigation.json"}
+    header = f"# lmcritic mitigated model ({mitigated.method}): lmcritic scan --model {paths['spec']}\n"
+    paths["spec"].write_text(header + yaml.safe_dump(mitigated.spec, sort_keys=False, allow_unicode=True),
+                             encoding="utf-8")
+    paths["mitigation"].write_text(json.dumps(to_jsonable(mitigated), indent=1, ensure_ascii=False), encoding="utf-8")
+    if ver is not None:
+        paths["verification"] = out_dir / "verification.json"
+        paths["verification"].write_text(json.dumps(to_jsonable(ver), indent=1, ensure_ascii=False), encoding="utf-8")
+    return paths
+
+
+def render_text(ver: Verification) -> str:
+    """The verification for the terminal: per defect before → after, costs, regressions."""
+    out = [f"re-verification: run {ver.run_before} (before) vs run {ver.run_after} (after, {ver.method}); "
+           f"paired on the same cases, McNemar exact, BH over {len(ver.outcomes)} defect(s), alpha {ver.alpha}"]
+    out += [_line(o) for o in ver.outcomes]
+    if ver.breakdown:
+        out.append("targeted cases by slice:")
+        out += ["  " + _line(o) for o in ver.breakdown]
+    out += [f"cost on clean inputs — {c.name}: {c.summary}" for c in ver.costs]
+    if ver.regressions:
+        out.append(f"{len(ver.regressions)} other metric(s) significantly worse (BH-corrected):")
+        out += [f"  {r.probe}:{r.metric} {r.before:.4g} → {r.after:.4g}, change {r.change.value:+.4g} "
+                f"[{r.change.ci_low:+.4g}, {r.change.ci_high:+.4g}], p_adj {r.p_adjusted:.3g} ({r.test}, n={r.n_paired})"
+                for r in ver.regressions]
+    else:
+        out.append("no other metric got significantly worse (BH-corrected)")
+    if ver.appeared:
+        out.append(f"newly failing findings: {', '.join(ver.appeared)}")
+    out += [f"note: {n}" for n in ver.notes]
+    return "\n".join(out)
+
+
+def _line(o: Outcome) -> str:
+    rel = f" ({o.relative:+.0%} relative)" if o.relative is not None else ""
+    mark = "*" if o.targeted else " "
+    return (f"{mark} {o.id} {o.probe} [{o.slice}]: failure rate {o.before} → {o.after}{rel}; change "
+            f"{o.change.value:+.3f} [{o.change.ci_low:+.3f}, {o.change.ci_high:+.3f}], McNemar p={o.p_value:.3g} "
+            f"(BH {o.p_adjusted:.3g}) → {o.verdict.upper()}")
+
+
+__all__ = ["render_text", "save_verification", "write_outputs"]

@@ -1,0 +1,303 @@
+"""Training-time mitigations that ADD to the training corpus, then fine-tune: counterfactual augmentation (data
+bias), adversarial training (fragility), domain augmentation (generalization mismatch).
+
+Every mitigation here follows :class:`Retrain`: load the corpus (malformed rows are errors naming file:line),
+refuse rows that are evaluation cases of the run, transform the rows (the mitigation itself), drop any generated
+row that happens to be an evaluation case, write the exact rows to ``train_rows.tsv``, and fine-tune with the
+backend's trainer (:mod:`lmcritic.mitigate.trainers`). Augmentation starts from training rows only.
+"""
+from __future__ import annotations
+
+import random
+from abc import abstractmethod
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from lmcritic.errors import ConfigError
+from lmcritic.mitigate import _heldout as held
+from lmcritic.mitigate.base import TRAINING, MitigatedModel, Mitigation, MitigationContext
+from lmcritic.mitigate.data import Row, TrainingSet, check_disjoint, load_training, split_overlap
+from lmcritic.mitigate.trainers import TrainConfig, train_config, trainer_for
+
+
+class Retrain(Mitigation):
+    """Edit the training rows, then fine-tune the run's model on them."""
+
+    kind = TRAINING
+    needs = frozenset({"weights", "train"})
+    produces = "model folder"  # fine-tuned weights (safetensors) + the model spec that loads them
+    decontaminates = False  # True: evaluation cases in the corpus are removed rather than refused
+
+    def apply(self, ctx: MitigationContext) -> MitigatedModel:
+        if ctx.train is None:
+            raise ConfigError(f"{self.name} retrains on the training corpus", "pass --train PATH (text, label)")
+        trainer = trainer_for(ctx.backend_name(), self.name)
+        task = held.task_of(ctx)
+        evals = ctx.eval_texts()
+        data, dropped = check_disjoint(load_training(ctx.train, task.labels), evals, ctx.run_id,
+                                       ctx.decontaminate or self.decontaminates)
+        new, details = self.transform(ctx, data)
+        new, leaked = split_overlap(new, evals)
+        notes = [f"{len(leaked)} generated rows were evaluation cases and were left out"] if leaked else []
+        new.write_tsv(ctx.out_dir / "train_rows.tsv")
+        trained = trainer.train(ctx.model_spec, new, task, ctx.out_dir, train_config(self.config), ctx.seed,
+                                ctx.progress)
+        details = {**details, "rows_before": len(data) + dropped, "rows_after": len(new), "rows": new.counts(),
+                   "evaluation_rows_removed": dropped, "training": trained.details}
+        return MitigatedModel(self.name, trained.spec, TRAINING, model_dir=trained.model_dir, details=details,
+                              notes=tuple(notes))
+
+    @abstractmethod
+    def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
+        """The edited training rows, and what was done (counts, the tokens or groups acted on)."""
+
+
+# -- counterfactual augmentation ----------------------------------------------------------------------
+REWEIGH = ("auto", "yes", "no")
+
+
+@dataclass(frozen=True)
+class CounterfactualConfig(TrainConfig):
+    attributes: tuple[str, ...] | None = None  # None: the culprit's, else attributes skewed in the corpus
+    copies: int = 1  # swapped copies per row that mentions the attribute
+    reweigh: str = "auto"  # Kamiran–Calders group reweighing: auto = when a group leans to a label in the corpus
+    max_weight: float = 20.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.reweigh not in REWEIGH or self.copies < 1:
+            raise ValueError(f"reweigh must be one of {REWEIGH} and copies >= 1")
+
+
+class CounterfactualAugmentation(Retrain):
+    """Identity-swapped copies of training rows (same label), optionally group-reweighed."""
+
+    name = "counterfactual_augmentation"
+    title = "counterfactual data augmentation (identity swaps) + group reweighing"
+    treats = frozenset({"data_bias"})
+    culprits = frozenset({"identity_group"})
+    preference = 0.9
+    Config = CounterfactualConfig
+
+    def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
+        from lmcritic.lexicon import find_identity_terms, swap
+
+        attrs, skewed = self._attributes(ctx, data)
+        rng = random.Random(ctx.seed)
+        added = []
+        for r in data.rows:
+            found = sorted({m.attribute for m in find_identity_terms(r.text, attrs)})
+            for attr in found:
+                for _ in range(self.config.copies):
+                    text, edits = swap(r.text, attr, rng)
+                    if edits:
+                        added.append(Row(text, r.label, r.weight, "counterfactual", r.line))
+        rows = list(data.rows) + added
+        culprit = ctx.target.culprit
+        terms = skewed_terms(rows, attrs) | {t.lower() for t in (culprit.terms if culprit else ())}
+        reweigh = self.config.reweigh == "yes" or (self.config.reweigh == "auto" and bool(skewed))
+        if reweigh and terms:
+            rows = term_reweigh(rows, terms, self.config.max_weight)
+        return data.with_rows(rows), {"attributes": list(attrs), "skewed_groups": skewed,
+                                      "counterfactual_rows": len(added), "reweighed": reweigh,
+                                      "reweighed_terms": sorted(terms) if reweigh else []}
+
+    def _attributes(self, ctx: MitigationContext, data: TrainingSet) -> tuple[tuple[str, ...], list[str]]:
+        """The attributes to swap, and the groups whose label skew in the corpus is significant (BH q < 0.05)."""
+        from lmcritic.diagnose import _text
+        from lmcritic.lexicon.association import associate
+
+        assoc = associate([r.text for r in data.rows], [str(r.label) for r in data.rows])
+        skewed = [a for a in assoc.groups if a.p_adjusted < 0.05]
+        c = ctx.target.culprit
+        attrs = self.config.attributes or ((c.attribute,) if c and c.attribute else ())
+        if not attrs and c and c.terms:
+            attrs = tuple(dict.fromkeys(a for t in c.terms for _, a in _text.identity_terms(t)))
+        if not attrs:
+            attrs = tuple(dict.fromkeys(a.attribute for a in skewed))
+        if not attrs:
+            raise ConfigError("no identity attribute to swap: the diagnosis names none and no group leans to a "
+                              "label in the corpus", "pass --set attributes=[gender]")
+        return tuple(attrs), [a.term for a in skewed if a.attribute in attrs]
+
+
+def skewed_terms(rows: Sequence[Row], attributes: Sequence[str]) -> set[str]:
+    """Identity terms of ``attributes`` whose label distribution differs from the corpus (Fisher, BH q < 0.05)."""
+    from lmcritic.lexicon.association import associate
+
+    assoc = associate([r.text for r in rows], [str(r.label) for r in rows], attributes=list(attributes))
+    return {a.term.lower() for a in assoc.terms if a.p_adjusted < 0.05}
+
+
+def term_reweigh(rows: Sequence[Row], terms: set[str], max_weight: float) -> list[Row]:
+    """Kamiran & Calders (2012) reweighing, w(g, y) = P(g) P(y) / P(g, y), with the sensitive variable g = which
+    of the skewed identity ``terms`` a row mentions: each term becomes independent of the label in the weighted
+    data (a group-level variable would leave a single skewed word, e.g. "women", as biased as before)."""
+    import re
+    from dataclasses import replace
+
+    alternatives = "|".join(map(re.escape, sorted(terms, key=len, reverse=True)))
+    pattern = re.compile(r"(?i)(?<![\w'])(" + alternatives + r")(?![\w'])")
+    keys = ["|".join(sorted({m.lower() for m in pattern.findall(r.text)})) or "-" for r in rows]
+    n = len(rows)
+    pg, py = Counter(keys), Counter(str(r.label) for r in rows)
+    pgy = Counter(zip(keys, (str(r.label) for r in rows)))
+    out = []
+    for r, g in zip(rows, keys):
+        w = (pg[g] / n) * (py[str(r.label)] / n) / (pgy[(g, str(r.label))] / n)
+        out.append(replace(r, weight=r.weight * min(max_weight, w)))
+    return out
+
+
+# -- adversarial training ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AdversarialConfig(TrainConfig):
+    perturbations: tuple[str, ...] = ("typos", "char_noise", "synonyms", "to_colloquial")
+    fraction: float = 0.5  # share of training rows that get one perturbed copy
+    recipe: str | None = "deepwordbug"  # attack made against the current model on training rows (None: none)
+    n_attack: int = 200
+    attack_budget: int = 40
+    max_rows: int | None = None  # sample the corpus first (None: all rows)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.fraction <= 1 or self.n_attack < 0 or self.attack_budget < 1:
+            raise ValueError("fraction must be in [0, 1], n_attack >= 0 and attack_budget >= 1")
+
+
+class AdversarialTraining(Retrain):
+    """Perturbed copies (typos, character noise, synonyms, register) and attack-made adversarial examples of
+    training rows, with their original labels."""
+
+    name = "adversarial_training"
+    title = "adversarial / perturbation training"
+    treats = frozenset({"fragility"})
+    culprits = frozenset({"perturbation"})
+    preference = 0.7
+    Config = AdversarialConfig
+
+    def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
+        rng = random.Random(ctx.seed)
+        rows = list(data.rows)
+        if self.config.max_rows is not None and len(rows) > self.config.max_rows:
+            rows = rng.sample(rows, self.config.max_rows)
+        perturbed = perturbed_copies(rows, self.config.perturbations, self.config.fraction, rng)
+        adversarial = self._attack(ctx, rows, rng)
+        return data.with_rows(rows + perturbed + adversarial), {
+            "perturbed_rows": len(perturbed), "adversarial_rows": len(adversarial),
+            "by_perturbation": dict(Counter(r.origin for r in perturbed))}
+
+    def _attack(self, ctx: MitigationContext, rows: list[Row], rng: random.Random) -> list[Row]:
+        """Attack ``n_attack`` training rows against the run's model; successes become training rows."""
+        if not self.config.recipe or not self.config.n_attack:
+            return []
+        from lmcritic.probes.base import Case
+        from lmcritic.probes.robustness import attack_common as common
+
+        task = held.task_of(ctx)
+        cfg = common.AttackConfig(budget=self.config.attack_budget, seed=ctx.seed,
+                                  **({"template": task.template} if task.template else {}),
+                                  **({"label_words": task.label_words} if task.label_words else {}))
+        model = ctx.model()
+        attack = common.build(cfg, model, self.config.recipe)
+        attack.report_similarity = False
+        out = []
+        for r in rng.sample(rows, min(self.config.n_attack, len(rows))):
+            result = attack.attack(model, common.example(model, attack, Case("t", {"text": r.text}, r.label)))
+            if result.succeeded:
+                out.append(Row(result.adversarial, r.label, r.weight, f"adversarial:{self.config.recipe}", r.line))
+        return out
+
+
+def perturbed_copies(rows: Sequence[Row], names: Sequence[str], fraction: float, rng: random.Random,
+                     origin: str | None = None) -> list[Row]:
+    """One perturbed copy (a perturbation picked at random from ``names``) of a ``fraction`` of the rows."""
+    from lmcritic.perturb import perturbation
+
+    perturbers = [(n, perturbation(n)) for n in names]
+    out = []
+    for r in rows:
+        if not perturbers or rng.random() >= fraction:
+            continue
+        name, fn = rng.choice(perturbers)
+        done = fn(r.text, rng)
+        if done and done[0] != r.text:
+            out.append(Row(done[0], r.label, r.weight, origin or f"perturb:{name}", r.line))
+    return out
+
+
+# -- domain augmentation -----------------------------------------------------------------------------
+REGISTERS = {"colloquial": "to_colloquial", "formal": "to_formal"}
+
+
+@dataclass(frozen=True)
+class DomainConfig(TrainConfig):
+    register: str | None = None  # colloquial | formal; None: the culprit's register, else colloquial
+    fraction: float = 0.5  # share of rows given a register-shifted copy
+    in_domain: str | None = None  # labelled in-domain rows to add (.tsv/.csv/.jsonl)
+    length_match: bool | None = None  # None: when the culprit is a length band
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.register is not None and self.register not in REGISTERS:
+            raise ValueError(f"register must be one of {sorted(REGISTERS)}")
+
+
+class DomainAugmentation(Retrain):
+    """Register-shifted copies of training rows, labelled in-domain rows, or length-matched reweighting."""
+
+    name = "domain_augmentation"
+    title = "domain augmentation (register-shifted, in-domain or length-matched rows)"
+    treats = frozenset({"generalization_mismatch"})
+    culprits = frozenset({"register", "length"})
+    preference = 0.9
+    Config = DomainConfig
+
+    def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
+        c = ctx.target.culprit
+        register = self.config.register or (c.value if c and c.kind == "register" and c.value in REGISTERS
+                                            else "colloquial")
+        rng = random.Random(ctx.seed)
+        shifted = perturbed_copies(data.rows, [REGISTERS[register]], self.config.fraction, rng, f"register:{register}")
+        extra = self._in_domain(data)
+        rows = list(data.rows) + shifted + extra
+        band = c.value if c and c.kind == "length" else None
+        if self.config.length_match or (self.config.length_match is None and band):
+            rows = length_reweigh(rows, band or "")
+        return data.with_rows(rows), {"register": register, "register_rows": len(shifted),
+                                      "in_domain_rows": len(extra), "length_band": band}
+
+    def _in_domain(self, data: TrainingSet) -> list[Row]:
+        if not self.config.in_domain:
+            return []
+        from dataclasses import replace
+
+        return [replace(r, origin="in_domain") for r in load_training(self.config.in_domain, data.labels).rows]
+
+
+def length_reweigh(rows: Sequence[Row], band: str) -> list[Row]:
+    """Weight rows inside the failing length band (``"lo-hi"`` words, or ``long``/``short``: the top/bottom
+    tertile) so the band carries as much weight as the rest of the corpus."""
+    from dataclasses import replace
+
+    lengths = sorted(len(r.text.split()) for r in rows)
+    lo, hi = _band(band, lengths)
+    inside = [lo <= len(r.text.split()) <= hi for r in rows]
+    k = sum(inside)
+    if not k or k == len(rows):
+        return list(rows)
+    w = (len(rows) - k) / k
+    return [replace(r, weight=r.weight * w) if i else r for r, i in zip(rows, inside)]
+
+
+def _band(band: str, lengths: Sequence[int]) -> tuple[int, int]:
+    if "-" in band and all(p.strip().isdigit() for p in band.split("-", 1)):
+        a, b = band.split("-", 1)
+        return int(a), int(b)
+    third = lengths[len(lengths) // 3], lengths[2 * len(lengths) // 3]
+    return (third[1], 10**9) if band in ("long", "high") else (0, third[0])
+
+
+__all__ = ["AdversarialTraining", "CounterfactualAugmentation", "DomainAugmentation", "Retrain", "length_reweigh",
+           "perturbed_copies", "skewed_terms", "term_reweigh"]
