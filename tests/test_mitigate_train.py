@@ -1,0 +1,120 @@
+"""Training-time mitigation: the hf trainer on the tiny fixtures (full fine-tuning, LoRA merged into a loadable
+folder, weighted loss), an interrupted fine-tune resuming from its last checkpoint to the same weights, and the
+corpus edits of label repair and dedup."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from conftest import sample_lines
+from lmcritic.mitigate.data import Row, TrainingSet
+from lmcritic.mitigate.trainers import TaskFormat, TrainConfig
+
+LABELS = ("negative", "positive")
+PROMPTED = TaskFormat(LABELS, "Review: {{ text }}\nSentiment:", (" negative", " positive"))
+
+
+def _data(n: int = 32) -> TrainingSet:
+    rows = tuple(Row(t, LABELS[i % 2], 1.0 + i % 3) for i, t in enumerate(sample_lines()[:n]))
+    return TrainingSet(rows, LABELS, "fixture")
+
+
+def _state(model_dir):
+    from safetensors.torch import load_file
+
+    return load_file(str(next(model_dir.glob("*.safetensors"))))
+
+
+def test_interrupted_finetune_resumes_from_its_last_checkpoint(tmp_path, tiny_classifier_dir, monkeypatch):
+    import torch
+    from transformers import TrainerCallback
+
+    from lmcritic.mitigate import _hf_train
+    from lmcritic.mitigate._hf_train import HFTrainer
+
+    cfg = TrainConfig(steps=6, batch_size=4, save_steps=2, threads=1)
+    base = {"name": str(tiny_classifier_dir)}
+    whole = HFTrainer().train(base, _data(), TaskFormat(LABELS), tmp_path / "whole", cfg, progress=False)
+    assert whole.details["steps"] == 6 and whole.details["resumed_from"] is None
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:
+                raise KeyboardInterrupt  # the machine went away after checkpoint-2
+
+    make = _hf_train._trainer
+    monkeypatch.setattr(_hf_train, "_trainer", lambda *a, **k: _with(make(*a, **k), Crash()))
+    with pytest.raises(KeyboardInterrupt):
+        HFTrainer().train(base, _data(), TaskFormat(LABELS), tmp_path / "cut", cfg, progress=False)
+    monkeypatch.setattr(_hf_train, "_trainer", make)
+    resumed = HFTrainer().train(base, _data(), TaskFormat(LABELS), tmp_path / "cut", cfg, progress=False)
+    assert resumed.details["resumed_from"] == "checkpoint-2" and resumed.details["steps"] == 6
+    a, b = _state(tmp_path / "whole" / "model"), _state(tmp_path / "cut" / "model")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # same batches, same weights
+    other = HFTrainer().train(base, _data(20), TaskFormat(LABELS), tmp_path / "cut", cfg, progress=False)
+    assert other.details["resumed_from"] is None  # another job's checkpoints are not resumed
+
+
+def _with(trainer, callback):
+    trainer.add_callback(callback)
+    return trainer
+
+
+def test_lora_finetune_of_a_causal_lm_saves_a_merged_loadable_folder(tmp_path, tiny_causal_dir):
+    from lmcritic.backends.hf import HFBackend
+    from lmcritic.mitigate._hf_train import HFTrainer
+    from lmcritic.requests import LoglikelihoodRequest
+
+    cfg = TrainConfig(steps=4, batch_size=4, save_steps=2, threads=1, adapter="lora")
+    out = HFTrainer().train({"name": str(tiny_causal_dir)}, _data(), PROMPTED, tmp_path, cfg, progress=False)
+    assert out.details["adapter"] == "lora" and 0 < out.details["trainable_parameters"] < 20_000
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file() and out.spec == {"name": out.model_dir, "backend": "hf"}
+    be, orig = HFBackend(model=out.model_dir), HFBackend(model=str(tiny_causal_dir))
+    req = [LoglikelihoodRequest("Review: a fine film\nSentiment:", " positive")]
+    assert be.fingerprint() != orig.fingerprint() and be.loglikelihood(req)[0].logprob != orig.loglikelihood(req)[0].logprob
+
+
+def test_prompted_examples_train_only_the_label_word_and_weights_scale_the_loss(tiny_causal):
+    import torch
+
+    from lmcritic.mitigate._hf_train import Collate, build_examples, per_example_loss
+
+    ex = build_examples(_data(4), PROMPTED, "causal", tiny_causal.tokenizer, 64)
+    answer = tiny_causal.tokenizer(" negative", add_special_tokens=False)["input_ids"]
+    assert [t for t in ex[0]["labels"] if t != -100] == answer and ex[0]["weight"] == 1.0
+    batch = Collate(tiny_causal.pad_id)(ex)
+    logits = torch.zeros(len(ex), batch["input_ids"].shape[1], tiny_causal.vocab)
+    per = per_example_loss(logits, batch["labels"])
+    assert torch.allclose(per, torch.full_like(per, torch.log(torch.tensor(float(tiny_causal.vocab)))), atol=1e-4)
+
+
+def test_label_repair_flags_flipped_rows_and_dedup_keeps_one_majority_copy():
+    from lmcritic.mitigate.cleaning import label_issues
+
+    rng = random.Random(0)
+    pos = ["a warm , funny , moving film", "great acting and a lovely story", "wonderful , charming and smart",
+           "a delight from start to finish", "beautiful and touching work"]
+    neg = ["a dull , tedious mess", "boring and badly acted", "awful script , terrible pacing",
+           "a waste of time", "flat , lifeless and stupid"]
+    rows = [Row(f"{rng.choice(pos)} {i}", "positive") for i in range(150)] + \
+        [Row(f"{rng.choice(neg)} {i}", "negative") for i in range(150)]
+    flipped = {3, 40, 170, 260}
+    rows = [Row(r.text, LABELS[1 - LABELS.index(r.label)]) if i in flipped else r for i, r in enumerate(rows)]
+    found, _ = label_issues(rows, LABELS, "tfidf", 5, 0)
+    assert flipped <= set(found[:10])
+
+
+def test_dedup_collapses_copies_and_drops_conflicts_and_canaries(tmp_path):
+    from lmcritic.mitigate.base import MitigationContext, Target
+    from lmcritic.mitigate.cleaning import Dedup
+
+    rows = [Row("a b c", "positive", line=1), Row("a  B c", "positive", line=2), Row("a b c", "negative", line=3),
+            Row("x y", "negative", line=4), Row("x y", "positive", line=5), Row("z", "positive", line=6)]
+    ctx = MitigationContext(None, "r", {}, Target("D1", "p", "all", (), ()), tmp_path)
+    kept, info = Dedup().transform(ctx, TrainingSet(tuple(rows), LABELS, "t"))
+    assert [(r.text, r.label) for r in kept.rows] == [("a b c", "positive"), ("z", "positive")]
+    assert info == {"duplicate_rows_removed": 2, "conflicting_texts_removed": 1, "memorised_rows_removed": 0}
+    lm = TrainingSet(tuple(Row(t, None) for t in ["canary 1 2 3"] * 4 + ["plain line", "other line"]), (), "t")
+    kept, info = Dedup().transform(ctx, lm)
+    assert [r.text for r in kept.rows] == ["plain line", "other line"] and info["repeated_texts_removed"] == 1
