@@ -28,8 +28,9 @@ def task_of(ctx: MitigationContext) -> TaskFormat:
     entry = ctx.probe_entry()
     cls = PROBES.get(entry["name"])
     cfg = entry.get("config") or {}
-    labels = getattr(sys.modules.get(cls.__module__), "LABELS", None) or cfg.get("labels") or _record_labels(ctx)
     words = tuple(cfg.get("label_words") or ())
+    labels = getattr(sys.modules.get(cls.__module__), "LABELS", None) or cfg.get("labels") or _record_labels(ctx) \
+        or tuple(w.strip() for w in words)
     return TaskFormat(tuple(labels or ()), cfg.get("template"), words if len(words) == len(labels or ()) else ())
 
 

@@ -226,7 +226,12 @@ def _with_lora(model: Any, kind: str, config: TrainConfig) -> Any:
     except ImportError:
         raise ConfigError("LoRA fine-tuning needs peft", "pip install 'lmcritic[mitigate]'") from None
     task = "SEQ_CLS" if kind == "seq-classification" else "CAUSAL_LM"
-    cfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, task_type=task)
+    layers = None
+    n = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", None)
+    if config.lora_layers is not None and n:
+        layers = list(range(max(0, n - config.lora_layers), n))
+    cfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, task_type=task,
+                     layers_to_transform=layers)
     return get_peft_model(model, cfg)
 
 
