@@ -30,8 +30,10 @@ sysdeps:
 
 setup: sysdeps $(VENV)/.installed
 
+# The scan, then one inference-time mitigation of its top defect, re-verified by a paired re-run.
 demo: setup
 	$(BIN)/lmcritic scan --model smollm2-135m
+	$(BIN)/lmcritic mitigate latest --no-progress
 
 # Static checks first (seconds), then the suite. One BLAS thread in tests: tiny models gain nothing from more,
 # and oversubscribed cores slow torch 20-100x.

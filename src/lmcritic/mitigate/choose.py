@@ -36,9 +36,7 @@ def select(store: Any, run_id: str, method: str, defect: str | None, backend: st
 
     nodes = diagnosed_nodes(store, run_id)
     if method == "auto":
-        node = _auto_node(nodes, defect, run_id)
-        target = target_of(node)
-        name, reason = auto_method(target, lambda c: unmet(c, backend, train), MITIGATIONS)
+        target, name, reason = _auto(nodes, defect, run_id, lambda c: unmet(c, backend, train), MITIGATIONS)
         return target, name, reason, [target_of(n) for n in nodes or ()]
     if method not in MITIGATIONS:
         raise UnknownNameError(MITIGATIONS.unknown_message(method))
@@ -51,19 +49,28 @@ def select(store: Any, run_id: str, method: str, defect: str | None, backend: st
     return target, method, f"named with --method ({cls.title})", [target, *others]
 
 
-def _auto_node(nodes: list[Any] | None, defect: str | None, run_id: str) -> Any:
+def _auto(nodes: list[Any] | None, defect: str | None, run_id: str,
+          why_not: Callable[[type[Mitigation]], str | None], registry: Any) -> tuple[Target, str, str]:
+    """The named defect (or the first with a supported cause that some mitigation here can treat) and its fix."""
     if nodes is None:
         raise ConfigError(f"run {run_id} has no diagnosis, so there is no cause to pick a mitigation for",
                           f"run `lmcritic diagnose {run_id}` first (add --train PATH for data causes), or name --method")
     if not nodes:
         raise ConfigError(f"the diagnosis of run {run_id} found no defects", "there is nothing to mitigate")
-    node = _find(nodes, defect) if defect else next(
-        (n for n in nodes if any(c.verdict == SUPPORTED for c in n.causes)), None)
-    if node is None or not any(c.verdict == SUPPORTED for c in node.causes):
-        which = node.defect.id if node is not None else "no defect"
+    candidates = [_find(nodes, defect)] if defect else [n for n in nodes if any(c.verdict == SUPPORTED
+                                                                                for c in n.causes)]
+    if not candidates or not any(c.verdict == SUPPORTED for c in candidates[0].causes):
+        which = candidates[0].defect.id if candidates else "no defect"
         raise ConfigError(f"{which} of run {run_id} has no supported cause, so auto cannot pick a mitigation",
                           "name a --method to apply one anyway, or re-diagnose with --train PATH")
-    return node
+    errors: list[ConfigError] = []
+    for node in candidates:
+        target = target_of(node)
+        try:
+            return (target, *auto_method(target, why_not, registry))
+        except ConfigError as err:
+            errors.append(err)
+    raise errors[0]
 
 
 def auto_method(target: Target, why_not: Callable[[type[Mitigation]], str | None], registry: Any) -> tuple[str, str]:

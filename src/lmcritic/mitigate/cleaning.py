@@ -168,6 +168,7 @@ class Dedup(Retrain):
     name = "dedup"
     title = "deduplicate, remove memorised rows, canaries and evaluation overlap; retrain"
     treats = frozenset({"memorization"})
+    probes = ("safety.memorization",)
     culprits = frozenset({"memorized_rows"})
     preference = 0.8
     Config = DedupConfig

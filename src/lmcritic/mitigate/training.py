@@ -76,6 +76,7 @@ class CounterfactualAugmentation(Retrain):
     name = "counterfactual_augmentation"
     title = "counterfactual data augmentation (identity swaps) + group reweighing"
     treats = frozenset({"data_bias"})
+    probes = ("bias.counterfactual",)
     culprits = frozenset({"identity_group"})
     preference = 0.9
     Config = CounterfactualConfig
@@ -173,6 +174,7 @@ class AdversarialTraining(Retrain):
     name = "adversarial_training"
     title = "adversarial / perturbation training"
     treats = frozenset({"fragility"})
+    probes = ("robustness.attack", "robustness.invariance")
     culprits = frozenset({"perturbation"})
     preference = 0.7
     Config = AdversarialConfig
@@ -250,6 +252,7 @@ class DomainAugmentation(Retrain):
     name = "domain_augmentation"
     title = "domain augmentation (register-shifted, in-domain or length-matched rows)"
     treats = frozenset({"generalization_mismatch"})
+    probes = ("robustness.register",)
     culprits = frozenset({"register", "length"})
     preference = 0.9
     Config = DomainConfig
