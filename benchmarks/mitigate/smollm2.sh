@@ -27,11 +27,6 @@ fi
 if [[ " $STEPS " == *" calibrate "* ]]; then
   step calibrate $LM mitigate "$S" --method calibrate --train "$DATA/sst2_train.tsv" -o "$OUT/calibrate" --no-progress
 fi
-if [[ " $STEPS " == *" lora "* ]]; then
-  step lora $LM mitigate "$S" --method adversarial_training --train "$DATA/sst2_train.tsv" -o "$OUT/lora" --no-progress \
-    --set steps=60 --set batch_size=8 --set max_length=48 --set lora_layers=8 --set max_rows=4000 \
-    --set n_attack=40 --set attack_budget=30
-fi
 if [[ " $STEPS " == *" injection "* || " $STEPS " == *" harm "* ]]; then
   step safety_run $LM run examples/mitigate_safety.yaml --no-progress
   G=$(run_id safety_run)
@@ -41,6 +36,11 @@ if [[ " $STEPS " == *" injection "* ]]; then
 fi
 if [[ " $STEPS " == *" harm "* ]]; then
   step harm $LM mitigate "$G" --method harm_guard -o "$OUT/harm" --no-progress
+fi
+if [[ " $STEPS " == *" lora "* ]]; then
+  step lora $LM mitigate "$S" --method adversarial_training --train "$DATA/sst2_train.tsv" -o "$OUT/lora" --no-progress \
+    --set steps=60 --set batch_size=8 --set max_length=48 --set lora_layers=8 --set max_rows=4000 \
+    --set n_attack=40 --set attack_budget=30 --probe performance.sst2 --probe robustness.attack
 fi
 uptime >> "$OUT/times.txt"
 echo "results in $OUT"

@@ -44,6 +44,7 @@ _EXPORTS = {
     "LmcriticError": "lmcritic.errors",
     "run_spec": "lmcritic.runner",
     "diagnose_run": "lmcritic.diagnose.api",
+    "MITIGATIONS": "lmcritic.mitigate",
     "TaskSpec": "lmcritic.tasks",
     "load_task": "lmcritic.tasks",
     "scan": "lmcritic.api",

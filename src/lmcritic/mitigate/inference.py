@@ -105,8 +105,10 @@ def content_free_prior(ctx: MitigationContext, labels) -> np.ndarray:
 
 
 def _accuracy_cost(before: dict, after: dict) -> Cost:
-    n = after["n"]
-    est = stats.proportion([True] * round(after["accuracy"] * n) + [False] * (n - round(after["accuracy"] * n)))
+    from lmcritic.probes.base import Estimate
+
+    n, k = after["n"], round(after["accuracy"] * after["n"])
+    est = Estimate(k / n, n, *stats.wilson(k, n), "wilson")
     return Cost("heldout_accuracy", est, f"held-out accuracy {before['accuracy']:.3f} → {after['accuracy']:.3f} "
                 f"(n={n}); ECE {before['ece']:.3f} → {after['ece']:.3f}")
 

@@ -120,7 +120,7 @@ def verify(store: Any, run_id: str, new_run: str, targets: Sequence[Target], tar
                         and m.probe != PROBE_KEY)
     appeared = tuple(f"{f.probe}:{f.name}" for f in comp.findings if f.change == "appeared" and f.probe != PROBE_KEY)
     ver = Verification(run_id, new_run, mitigated.method, targeted.id, outcomes, breakdown, regressions, appeared,
-                       mitigated.costs, alpha, mitigated.notes)
+                       mitigated.costs, alpha, (*mitigated.notes, _fresh_calls(store, new_run)))
     from lmcritic.mitigate.storage import save_verification
 
     save_verification(store, ver, mitigated)
@@ -171,6 +171,14 @@ def _judged(outcomes: list[Outcome], alpha: float) -> tuple[Outcome, ...]:
     adjusted = stats.benjamini_hochberg([o.p_value for o in outcomes]) if outcomes else []
     judged = [replace(o, p_adjusted=q) for o, q in zip(outcomes, adjusted)]
     return tuple(replace(o, verdict=verdict_of(o, alpha)) for o in judged)
+
+
+def _fresh_calls(store: Any, run_id: str) -> str:
+    """How much of the re-run the mitigated model answered itself (the cache is keyed by its fingerprint)."""
+    cache = (store.get_run(run_id).timings or {}).get("cache") or {}
+    return (f"the re-run computed {cache.get('queries', 0)} answers of the mitigated model afresh and took "
+            f"{cache.get('hits', 0)} from its own cache (keyed by its fingerprint: no answer of the original model is "
+            "reused, though a wrapper's unchanged inner model answers identical requests from its cache)")
 
 
 def _by_id(store: Any, run_id: str, probe: str) -> dict[str, Record]:
