@@ -332,3 +332,33 @@ def test_serve_answers_through_the_mitigated_models_guard(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("cause, culprit, backend, train, expected", [
+    ("objective_conflict", "prior", "hf", None, "calibrate"),
+    ("fragility", "typos", "hf", "t.tsv", "normalize_input"),  # spell-correction repaired the failures
+    ("fragility", None, "hf", "t.tsv", "adversarial_training"),  # weights and a corpus: retrain
+    ("fragility", None, "openai", "t.tsv", "normalize_input"),  # a black box: inference-time only
+    ("memorization", "memorized_rows", "hf", "t.tsv", "dedup"),
+    ("memorization", "label_noise", "hf", "t.tsv", "label_repair"),
+    ("spurious_feature", "token", "hf", "t.tsv", "shortcut_removal"),
+])
+def test_auto_follows_the_cause_and_its_culprit(cause, culprit, backend, train, expected):
+    from lmcritic.mitigate import MITIGATIONS
+    from lmcritic.mitigate.base import Culprit, Target
+    from lmcritic.mitigate.choose import auto_method, unmet
+
+    target = Target("D1", "performance.sst2", "all", (), (), cause, "supported",
+                    Culprit(culprit, "x") if culprit else None)
+    name, reason = auto_method(target, lambda c: unmet(c, backend, train), MITIGATIONS)
+    assert name == expected and cause in reason
+
+
+def test_auto_says_why_nothing_can_run():
+    from lmcritic.mitigate import MITIGATIONS
+    from lmcritic.mitigate.base import Target
+    from lmcritic.mitigate.choose import auto_method, unmet
+
+    target = Target("D1", "performance.sst2", "all", (), (), "spurious_feature", "supported")
+    with pytest.raises(ConfigError, match="shortcut_removal .retrains weights, but the openai backend is a black box"):
+        auto_method(target, lambda c: unmet(c, "openai", None), MITIGATIONS)

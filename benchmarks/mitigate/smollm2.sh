@@ -39,8 +39,8 @@ if [[ " $STEPS " == *" harm "* ]]; then
 fi
 if [[ " $STEPS " == *" lora "* ]]; then
   step lora $LM mitigate "$S" --method adversarial_training --train "$DATA/sst2_train.tsv" -o "$OUT/lora" --no-progress \
-    --set steps=60 --set batch_size=8 --set max_length=48 --set lora_layers=8 --set max_rows=4000 \
-    --set n_attack=40 --set attack_budget=30 --probe performance.sst2 --probe robustness.attack
+    --set steps=40 --set batch_size=8 --set max_length=48 --set lora_layers=8 --set max_rows=4000 \
+    --set n_attack=12 --set attack_budget=20 --probe performance.sst2 --probe robustness.attack
 fi
 uptime >> "$OUT/times.txt"
 echo "results in $OUT"

@@ -4,7 +4,8 @@ Steps, each optional: Unicode NFKC (full-width letters, ligatures, many homoglyp
 control characters removed, runs of spaces collapsed (line breaks kept: prompts use them), letters repeated
 three or more times squeezed to two ("soooo" → "soo"), and every word that is a typo — in neither the 82k-word
 spelling dictionary nor common use — replaced by its closest dictionary word (symspell, edit distance 1, the
-same corrector the fragility diagnosis tests). The input side of each request changes (prompt, chat messages,
+same corrector the fragility diagnosis tests; capitalised words inside a sentence are taken for names and kept).
+The input side of each request changes (prompt, chat messages,
 classifier text); continuations, perplexity and embedding requests pass through untouched.
 """
 from __future__ import annotations
@@ -33,10 +34,28 @@ def normalize_text(text: str, *, unicode: bool = True, spelling: bool = True, sq
     if squeeze:
         text = _REPEATS.sub(r"\1\1", text)
     if spelling:
-        from lmcritic.diagnose import _text
-
-        text = _text.spell_correct(text)
+        text = _WORD.sub(_corrected, text)
     return text
+
+
+_WORD = re.compile(r"(?<![\w'])[A-Za-z]+(?![\w'])")
+
+
+def _corrected(m: re.Match) -> str:
+    """A typo's closest dictionary word (symspell, edit distance 1) in the typo's casing; capitalised words after
+    the start of a line are left alone (names are rare words, not typos)."""
+    from lmcritic.diagnose import _text
+    from lmcritic.perturb.base import match_case
+
+    word = m.group(0)
+    start = m.start()
+    line_start = start == 0 or m.string[:start].rstrip(" \t").endswith(("\n", ".", "!", "?", ":"))
+    if (word[:1].isupper() and not line_start) or not _text.is_typo(word):
+        return word
+    from symspellpy import Verbosity
+
+    hits = _text._symspell().lookup(word.lower(), Verbosity.CLOSEST, max_edit_distance=1)
+    return match_case(word, hits[0].term) if hits else word
 
 
 class NormalizedBackend(WrapperBackend):
