@@ -42,7 +42,7 @@ def main() -> None:
     from textattack.datasets import Dataset
     from textattack.models.wrappers import HuggingFaceModelWrapper
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(args.model)
     tok = transformers.PreTrainedTokenizerFast(  # saved by transformers 5: load its tokenizer.json directly
         tokenizer_file=str(Path(args.model) / "tokenizer.json"), unk_token="[UNK]", pad_token="[PAD]",
