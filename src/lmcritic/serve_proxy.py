@@ -5,9 +5,10 @@ it is (server-sent events are passed through chunk by chunk as they arrive), and
 format ``lmcritic monitor ingest`` reads — so a deployed model is monitored without touching its code. Guards
 make it an inline mitigation: an *input* guard answers instead of the model (finish reason ``content_filter``)
 when it blocks a prompt; an *output* guard rewrites each answer (the whole answer is needed, so the upstream is
-asked without streaming and the client's stream is replayed from the guarded answer). Guards are registered in
-:data:`GUARDS` (``output_filter``: toxicity and PII filtering of :mod:`lmcritic.mitigate.output_filter`;
-``injection``: the prompt-guardrail classifier blocks likely prompt injections).
+asked without streaming and the client's stream is replayed from the guarded answer). Guards are the
+inference-time mitigations of :mod:`lmcritic.mitigate` (:data:`GUARD_WRAPPERS`: ``output_filter``,
+``injection_guard`` — alias ``injection`` —, ``harm_guard``, ``adversarial_guard`` refusing), or every guard of a
+mitigated model spec (``--guard DIR/model.yaml`` of ``lmcritic mitigate``, with the threshold it fitted).
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from typing import Any, Iterator, Sequence
 
 from lmcritic._serve_parse import APIError, json_object
 from lmcritic._serve_sse import SSE, chunks
+from lmcritic.backends.base import Backend
 from lmcritic.errors import ConfigError
-from lmcritic.registry import Registry
 from lmcritic.serve import check_bearer
 
 ROUTES = ("/v1/models", "/v1/completions", "/v1/chat/completions")
@@ -31,80 +32,126 @@ READ_CHUNK = 4096
 
 
 class Guard:
-    """An inline mitigation: ``check_input`` may answer instead of the model; ``filter_output`` may rewrite."""
+    """An inline mitigation: ``check_input`` may answer instead of the model, ``prepare`` may change the request
+    (a hardened system prompt), ``filter_output`` may rewrite the answer."""
 
     name = "guard"
+    reply = BLOCKED
+    rewrites_output = False
 
     def check_input(self, text: str) -> dict[str, Any] | None:
         """``None`` to let the request through, else what was decided (logged)."""
         return None
 
+    def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
     def filter_output(self, text: str) -> tuple[str, dict[str, Any] | None]:
         return text, None
 
-    @property
-    def rewrites_output(self) -> bool:
-        return type(self).filter_output is not Guard.filter_output
 
+class MitigationGuard(Guard):
+    """A registered inference-time mitigation (:data:`lmcritic.mitigate.wrappers.WRAPPERS`) on HTTP traffic.
 
-class OutputFilterGuard(Guard):
-    """Toxic sentences replaced, PII redacted (``lmcritic.mitigate.output_filter``'s filter, same options)."""
+    An input guard (``injection_guard``, ``harm_guard``, ``adversarial_guard``) answers ``refusal_text`` when its
+    detector scores the prompt over its threshold and adds its hardened system prompt to the rest;
+    ``output_filter`` rewrites answers. Options are the wrapper's own, e.g. the threshold ``lmcritic mitigate``
+    fitted at a target false-positive rate (``--guard DIR/model.yaml`` takes them from its model spec).
+    """
 
-    name = "output_filter"
+    def __init__(self, name: str, **options: Any) -> None:
+        from lmcritic.mitigate.wrappers import WRAPPERS, build_wrapper
 
-    def __init__(self, **options: Any) -> None:
-        from lmcritic.mitigate.output_filter import FilterConfig, OutputFilterBackend
-
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-        config = FilterConfig(**values)
-        self._filter = OutputFilterBackend(None, config)  # type: ignore[arg-type]  # only its text filter is used
-
-    def filter_output(self, text: str) -> tuple[str, dict[str, Any] | None]:
-        new, actions = self._filter.filter_text(text)
-        return new, ({"output_filter": actions} if new != text else None)
-
-
-class InjectionGuard(Guard):
-    """Blocks prompts the prompt-guardrail classifier scores above ``threshold`` as injections."""
-
-    name = "injection"
-
-    def __init__(self, threshold: float = 0.5, reply: str = BLOCKED) -> None:
-        from lmcritic.scorers.injection import PromptGuardScorer
-
-        self.threshold, self.reply, self._scorer = float(threshold), reply, PromptGuardScorer()
-        why = self._scorer.not_applicable()
-        if why:
-            raise ConfigError(f"guard 'injection' cannot run: {why}")
+        name = GUARD_ALIASES.get(name, name)
+        WRAPPERS.get(name)  # did-you-mean for a misspelt name
+        if name not in GUARD_WRAPPERS:
+            raise ConfigError(f"{name!r} is not a guard the proxy can apply (it changes the model's scores)",
+                              f"use one of {', '.join(GUARD_WRAPPERS)}, or serve the mitigated model itself")
+        if name == "adversarial_guard" and options.get("action", "route") != "refuse":
+            raise ConfigError("adversarial_guard behind the proxy can only refuse", "set adversarial_guard.action=refuse")
+        self.name = name
+        self.wrapper: Any = build_wrapper(_Upstream(), {"name": name, "options": options})
+        self.reply = getattr(self.wrapper, "refusal_text", BLOCKED)
+        self.rewrites_output = hasattr(self.wrapper, "filter_text")
 
     def check_input(self, text: str) -> dict[str, Any] | None:
-        p = self._scorer.score([text])[0]["injection"]
-        return {"injection": {"blocked": True, "p_injection": round(p, 4)}} if p > self.threshold else None
+        if not hasattr(self.wrapper, "scores"):
+            return None
+        score = float(self.wrapper.scores([text])[0])
+        return {self.name: {"blocked": True, "score": round(score, 4)}} if score > self.wrapper.threshold else None
+
+    def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
+        system = getattr(self.wrapper, "system_prompt", None)
+        if not system:
+            return body
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            first = messages[0] if messages and isinstance(messages[0], dict) else {}
+            if first.get("role") == "system" and isinstance(first.get("content"), str):
+                return {**body, "messages": [{**first, "content": f"{system}\n\n{first['content']}"}, *messages[1:]]}
+            return {**body, "messages": [{"role": "system", "content": system}, *messages]}
+        prompt = body.get("prompt")
+        return {**body, "prompt": f"{system}\n\n{prompt}"} if isinstance(prompt, str) else body
+
+    def filter_output(self, text: str) -> tuple[str, dict[str, Any] | None]:
+        if not self.rewrites_output:
+            return text, None
+        new, actions = self.wrapper.filter_text(text)
+        return new, ({self.name: actions} if new != text else None)
 
 
-GUARDS: Registry[type[Guard]] = Registry("guards")
-GUARDS.add("output_filter", OutputFilterGuard)
-GUARDS.add("injection", InjectionGuard)
+class _Upstream(Backend):
+    """The wrapped model behind the proxy is the upstream server: a guard never calls it itself."""
+
+    @property
+    def capabilities(self) -> frozenset[Any]:
+        return frozenset()
+
+    def fingerprint(self) -> str:
+        return "upstream"
+
+
+GUARD_WRAPPERS = ("output_filter", "injection_guard", "harm_guard", "adversarial_guard")
+GUARD_ALIASES = {"injection": "injection_guard"}  # the proxy's first name for it
 
 
 def build_guards(names: Sequence[str], options: Sequence[str] = ()) -> list[Guard]:
-    """Guards by name; ``options`` are ``NAME.KEY=VALUE`` (VALUE parsed as YAML: numbers, lists, ...)."""
+    """Guards by name, or every guard of a mitigated model spec (``DIR/model.yaml`` from ``lmcritic mitigate``);
+    ``options`` are ``GUARD.KEY=VALUE`` for a guard so named (VALUE parsed as YAML: numbers, lists, ...); they
+    override a spec's options."""
     import yaml
 
-    per: dict[str, dict[str, Any]] = {n: {} for n in names}
+    specs = [(GUARD_ALIASES.get(g, g), opts) for name in names for g, opts in _guard_specs(name)]
+    per: dict[str, dict[str, Any]] = {g: {} for g, _ in specs}
     for item in options:
         key, sep, value = item.partition("=")
         name, dot, opt = key.partition(".")
+        name = GUARD_ALIASES.get(name, name)
         if not sep or not dot or name not in per:
-            raise ConfigError(f"bad --guard-option {item!r}", "use NAME.KEY=VALUE for a guard given with --guard")
+            raise ConfigError(f"bad --guard-option {item!r}", "use GUARD.KEY=VALUE for a guard given with --guard")
         per[name][opt] = yaml.safe_load(value)
-    out = []
-    for name in names:
+    out: list[Guard] = []
+    for guard_name, opts in specs:
         try:
-            out.append(GUARDS.get(name)(**per[name]))
+            out.append(MitigationGuard(guard_name, **{**opts, **per[guard_name]}))
         except TypeError as err:
-            raise ConfigError(f"guard {name!r}: bad option: {err}") from None
+            raise ConfigError(f"guard {guard_name!r}: bad option: {err}") from None
     return out
+
+
+def _guard_specs(name: str) -> list[tuple[str, dict[str, Any]]]:
+    """``[(wrapper name, options)]`` for a guard name or a mitigated model spec file."""
+    from lmcritic.backends import SPEC_SUFFIXES, read_model_spec
+
+    if not name.lower().endswith(SPEC_SUFFIXES):
+        return [(name, {})]
+    spec = read_model_spec(name)
+    wrappers = [w if isinstance(w, dict) else {"name": w} for w in spec.options.get("wrappers") or ()]
+    found = [(w["name"], dict(w.get("options") or {})) for w in wrappers if w.get("name") in GUARD_WRAPPERS]
+    if spec.backend != "mitigated" or not found:
+        raise ConfigError(f"--guard {name!r}: the model spec has no guard wrapper",
+                          f"give a model.yaml of `lmcritic mitigate --method {'|'.join(GUARD_WRAPPERS)}`")
+    return found
 
 
 class ProxyAPI:
@@ -168,8 +215,10 @@ class ProxyAPI:
         for guard in self.guards:
             decision = guard.check_input(prompt)
             if decision is not None:
-                return 200, self._finish(_blocked(route, body, getattr(guard, "reply", BLOCKED)), stream, decision)
+                return 200, self._finish(_blocked(route, body, guard.reply), stream, decision)
         upstream = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        for guard in self.guards:
+            upstream = guard.prepare(upstream)
         status, reply = self._forward("POST", route, json.dumps(upstream).encode("utf-8"))
         if status >= 400 or not isinstance(reply, dict):
             return status, reply
@@ -246,4 +295,4 @@ def _env_key(env: str | None) -> str | None:
     return key
 
 
-__all__ = ["GUARDS", "Guard", "InjectionGuard", "OutputFilterGuard", "ProxyAPI", "build_guards"]
+__all__ = ["GUARD_WRAPPERS", "Guard", "MitigationGuard", "ProxyAPI", "build_guards"]

@@ -3,7 +3,8 @@ get a hardened prompt. Thresholds are fitted by the mitigations (:mod:`lmcritic.
 target false-positive rate on clean held-out inputs, so each guard's cost on clean inputs is known up front.
 
 * ``injection_guard``: the ``prompt-guardrail`` classifier (TF-IDF + logistic regression) scores every
-  sentence of the input and the input as a whole; the maximum is the score (an injected instruction hides in one
+  segment of the input and the input as a whole (:class:`lmcritic.scorers.injection.PromptGuardScorer`); the
+  maximum is the score (an injected instruction hides in one
   sentence of a document, and a whole-document score dilutes it). Unflagged chat requests get a system
   prompt that tells the model to treat documents as data.
 * ``harm_guard``: a harmful-request policy as labelled exemplars (``data/mitigate/harm_policy.jsonl``: eight
@@ -17,7 +18,6 @@ target false-positive rate on clean held-out inputs, so each guard's cost on cle
 from __future__ import annotations
 
 import functools
-import re
 from abc import abstractmethod
 from typing import Any, Sequence
 
@@ -36,7 +36,6 @@ INJECTION_SYSTEM = ("You are a careful assistant. The user gives you a task and 
 SAFETY_SYSTEM = ("You are a helpful assistant. Refuse requests that would help someone cause physical harm, "
                  "make weapons or drugs, attack computer systems, commit fraud, harass people, hurt "
                  "themselves or invade someone's privacy; answer every other request helpfully.")
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 DETECTORS = ("nonwords", "perplexity")
 ACTIONS = ("route", "refuse")
 
@@ -46,10 +45,6 @@ def request_text(req: GenerateRequest) -> str:
     if req.messages is None:
         return req.prompt or ""
     return "\n".join(m.content for m in req.messages if m.role == "user")
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
 
 
 class _Guard(WrapperBackend):
@@ -98,7 +93,7 @@ class InjectionGuard(_Guard):
 
     def __init__(self, inner: Backend, threshold: float = 0.5, system_prompt: str | None = INJECTION_SYSTEM,
                  refusal_text: str = REFUSAL) -> None:
-        super().__init__(inner, {"detector": "prompt-guardrail, max over sentences"}, threshold, system_prompt,
+        super().__init__(inner, {"detector": "prompt-guardrail, max over segments"}, threshold, system_prompt,
                          refusal_text)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
@@ -187,33 +182,15 @@ class AdversarialGuard(WrapperBackend):
 
 
 # -- detectors -----------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def _guardrail() -> Any:
-    try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # its pickled scikit-learn model warns about the version
-            import guardify
-
-            return guardify._get_default()
-    except ImportError:
-        raise ConfigError("injection_guard needs prompt-guardrail", "pip install 'lmcritic[robustness]'") from None
-
-
 def injection_scores(texts: Sequence[str]) -> np.ndarray:
-    """P(injection) per text: the maximum over its sentences and the whole text."""
-    g = _guardrail()
-    pieces = [[t, *sentences(t)] for t in texts]
-    flat = [p for ps in pieces for p in ps]
-    if not flat:
-        return np.zeros(0)
-    probs = g._clf.predict_proba(g._vectorizer.transform(flat))[:, list(g._clf.classes_).index(1)]
-    out, i = [], 0
-    for ps in pieces:
-        out.append(float(probs[i : i + len(ps)].max()))
-        i += len(ps)
-    return np.array(out)
+    """P(injection) per text: the maximum over the whole text and its segments (the scorer ``robustness.injection``
+    and ``lmcritic monitor`` use)."""
+    from lmcritic.scorers.injection import PromptGuardScorer
+
+    scorer = PromptGuardScorer()
+    if scorer.not_applicable():
+        raise ConfigError("injection_guard needs prompt-guardrail", "pip install 'lmcritic[robustness]'")
+    return np.array([s["injection"] for s in scorer.score(list(texts))]) if texts else np.zeros(0)
 
 
 @functools.lru_cache(maxsize=4)
@@ -284,4 +261,4 @@ def adversarial_scores(texts: Sequence[str], detector: str, lm: Backend | None =
 
 __all__ = ["ACTIONS", "DETECTORS", "INJECTION_SYSTEM", "REFUSAL", "SAFETY_SYSTEM", "AdversarialGuard", "HarmGuard",
            "InjectionGuard", "adversarial_scores", "harden", "harm_scores", "injection_scores", "policy_rows",
-           "request_text", "sentences"]
+           "request_text"]
