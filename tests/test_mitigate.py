@@ -15,7 +15,7 @@ import _mitigate_models
 from lmcritic.backends import ModelSpec, load_model
 from lmcritic.datasets import packaged, read_rows
 from lmcritic.errors import ConfigError, DataError
-from lmcritic.mitigate.data import Row, TrainingSet, check_disjoint, load_training
+from lmcritic.mitigate.data import Row, check_disjoint, load_training
 from lmcritic.requests import ChatMessage, ClassifyRequest, ClassifyResult, GenerateRequest, LoglikelihoodRequest
 
 LABELS = ("negative", "positive")
@@ -39,7 +39,8 @@ def test_calibration_shifts_only_label_words_and_recalibrates_classifiers():
     cal = CalibratedBackend(inner, label_words=[" negative", " positive"], bias=[0.0, 3.0], temperature=2.0)
     reqs = [LoglikelihoodRequest("Review: fine\nSentiment:", w) for w in (" negative", " positive", " other")]
     raw, got = inner.loglikelihood(reqs), cal.loglikelihood(reqs)
-    assert got[0].logprob == pytest.approx(raw[0].logprob / 2) and got[1].logprob == pytest.approx((raw[1].logprob - 3) / 2)
+    assert got[0].logprob == pytest.approx(raw[0].logprob / 2)
+    assert got[1].logprob == pytest.approx((raw[1].logprob - 3) / 2)
     assert got[2] == raw[2] and cal.capabilities == inner.capabilities and cal.fingerprint() != inner.fingerprint()
     assert cal.last_actions == [{"calibrated": True}, {"calibrated": True}, {"calibrated": False}]
 

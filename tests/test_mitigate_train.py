@@ -69,10 +69,12 @@ def test_lora_finetune_of_a_causal_lm_saves_a_merged_loadable_folder(tmp_path, t
     cfg = TrainConfig(steps=4, batch_size=4, save_steps=2, threads=1, adapter="lora")
     out = HFTrainer().train({"name": str(tiny_causal_dir)}, _data(), PROMPTED, tmp_path, cfg, progress=False)
     assert out.details["adapter"] == "lora" and 0 < out.details["trainable_parameters"] < 20_000
-    assert (tmp_path / "adapter" / "adapter_config.json").is_file() and out.spec == {"name": out.model_dir, "backend": "hf"}
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert out.spec == {"name": out.model_dir, "backend": "hf"}
     be, orig = HFBackend(model=out.model_dir), HFBackend(model=str(tiny_causal_dir))
     req = [LoglikelihoodRequest("Review: a fine film\nSentiment:", " positive")]
-    assert be.fingerprint() != orig.fingerprint() and be.loglikelihood(req)[0].logprob != orig.loglikelihood(req)[0].logprob
+    assert be.fingerprint() != orig.fingerprint()
+    assert be.loglikelihood(req)[0].logprob != orig.loglikelihood(req)[0].logprob
 
 
 def test_prompted_examples_train_only_the_label_word_and_weights_scale_the_loss(tiny_causal):

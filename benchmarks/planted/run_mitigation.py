@@ -130,25 +130,28 @@ def _outcome(o) -> dict:
             "verdict": o.verdict, "fixed": o.fixed, "broken": o.broken}
 
 
-def summarize(rows: list[dict]) -> dict:
-    from lmcritic import stats
-
+def summarize(rows: list[dict], failed: list[dict]) -> dict:
+    """Closed counts per planted defect; a defect the pipeline failed on counts as not closed."""
     out = {}
-    groups = {f"{r['name']}{' + ' + r['variant'] if r.get('variant') else ''}" for r in rows}
-    for name in sorted(groups):
-        rs = [r for r in rows if f"{r['name']}{' + ' + r['variant'] if r.get('variant') else ''}" == name]
-        out[name] = {"cause": rs[0]["planted_cause"], "methods": sorted({r["method"] for r in rs}), "n": len(rs),
-                     **_rate("closed", [r["closed"] for r in rs]), **_rate("closed_excess",
-                                                                          [r["closed_excess"] for r in rs])}
-    out["all"] = {"n": len(rows), **_rate("closed", [r["closed"] for r in rows]),
-                  **_rate("closed_excess", [r["closed_excess"] for r in rows])}
+    label = lambda r: f"{r['name']}{' + ' + r['variant'] if r.get('variant') else ''}"  # noqa: E731
+    for name in sorted({label(r) for r in [*rows, *failed]}):
+        rs = [r for r in rows if label(r) == name]
+        n = len(rs) + sum(label(f) == name for f in failed)
+        out[name] = {"methods": sorted({r["method"] for r in rs}), "n": n,
+                     **_rate("closed", [r["closed"] for r in rs], n),
+                     **_rate("closed_excess", [r["closed_excess"] for r in rs], n)}
+        if rs:
+            out[name]["cause"] = rs[0]["planted_cause"]
+    n = len(rows) + len(failed)
+    out["all"] = {"n": n, **_rate("closed", [r["closed"] for r in rows], n),
+                  **_rate("closed_excess", [r["closed_excess"] for r in rows], n)}
     return out
 
 
-def _rate(key: str, flags: list[bool]) -> dict:
+def _rate(key: str, flags: list[bool], n: int) -> dict:
     from lmcritic import stats
 
-    lo, hi = stats.wilson(sum(flags), len(flags))
+    lo, hi = stats.wilson(sum(flags), n)
     return {key: sum(flags), f"{key}_ci": [lo, hi]}
 
 
@@ -178,6 +181,8 @@ def markdown(result: dict) -> str:
             f"{(pl['relative'] or 0):+.0%} | {ex} | {pl['p']:.2g} | {r['clean_accuracy_change']:+.3f} "
             f"[{r['clean_accuracy_change_ci'][0]:+.3f}, {r['clean_accuracy_change_ci'][1]:+.3f}] ({cl['n']}) | "
             f"{'yes' if r['closed'] else 'no'} / {'yes' if r['closed_excess'] else 'no'} |")
+    lines += [f"| {f['name']}{' + ' + f['variant'] if f.get('variant') else ''} | {f['seed']} | failed: "
+              f"{f['error']} | | | | | | no / no |" for f in result.get("failed", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -188,22 +193,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    from lmcritic.errors import LmcriticError
+
     bow.register()
-    rows = []
+    rows: list[dict] = []
+    failed: list[dict] = []
     jobs = [(seed, name, v) for seed in args.seeds for name in args.only or names
             for v in (None, *((VARIANTS[name][0],) if name in VARIANTS else ()))]
     for seed, name, variant in jobs:
         t = time.perf_counter()
-        row = run_one(planted.BUILDERS[name](seed), seed, variant)
+        label = name + (f" + {variant}" if variant else "")
+        try:
+            row = run_one(planted.BUILDERS[name](seed), seed, variant)
+        except LmcriticError as err:  # one defect the pipeline cannot mitigate must not hide the others
+            failed.append({"name": name, "variant": variant, "seed": seed, "error": str(err)})
+            print(f"seed {seed} {label:16s} FAILED: {err}", flush=True)
+            continue
         row["seed"], row["total_s"] = seed, round(time.perf_counter() - t, 2)
         rows.append(row)
-        label = name + (f" + {variant}" if variant else "")
         print(f"seed {seed} {label:16s} cause={row['diagnosed_cause']} method={row['method']} planted "
               f"{row['planted']['before']:.2f}->{row['planted']['after']:.2f} p={row['planted']['p']:.2g} excess "
               f"{row['excess_reduction']} clean {row['clean_accuracy_change']:+.3f} closed={row['closed']}/"
               f"{row['closed_excess']} ({row['total_s']} s)", flush=True)
     result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": args.seeds, "models": rows,
-              "summary": summarize(rows)}
+              "failed": failed, "summary": summarize(rows, failed)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mitigation_latest.json").write_text(json.dumps(result, indent=2))
     (args.out / "mitigation_latest.md").write_text(markdown(result))

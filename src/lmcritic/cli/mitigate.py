@@ -11,7 +11,8 @@ from lmcritic.cli._common import add_cache_option, add_store_options
 def add_to(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mitigate", help="apply a mitigation to a diagnosed defect and re-verify it (paired re-run)")
     p.add_argument("run", nargs="?", default="latest", help="run id, unique prefix, latest or latest~N")
-    p.add_argument("--defect", metavar="D", help="defect id from the diagnosis (default: the first with a supported cause)")
+    p.add_argument("--defect", metavar="D",
+                   help="defect id from the diagnosis (default: the first with a supported cause)")
     p.add_argument("--method", default="auto", help="a mitigation (see `lmcritic mitigations`) or auto: the one "
                    "matching the diagnosed cause and culprit")
     p.add_argument("--train", metavar="PATH", help="training corpus (text, label): training-time fixes edit it; "

@@ -105,7 +105,7 @@ def score_matrix(records: Sequence[Record], labels: Sequence[str]) -> tuple[np.n
     for r in records:
         p = label_probs(r.output, labels)
         expected = r.tags.get("expected", r.input.get("expected"))
-        if p is not None and expected in labels:
+        if p is not None and isinstance(expected, str) and expected in labels:
             rows.append(np.log(np.maximum(p, 1e-30)))
             y.append(list(labels).index(expected))
     return np.array(rows).reshape(len(rows), len(labels)), np.array(y, dtype=int)

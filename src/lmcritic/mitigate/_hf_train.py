@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from lmcritic._serde import stable_hash, to_jsonable
 from lmcritic.errors import ConfigError
+from lmcritic.mitigate.base import model_spec_of
 from lmcritic.mitigate.data import TrainingSet
 from lmcritic.mitigate.trainers import ModelTrainer, TaskFormat, TrainConfig, Trained
 
@@ -70,10 +71,10 @@ def use_lora(config: TrainConfig, kind: str, n_parameters: int) -> bool:
 
 
 def _load(base: dict[str, Any]) -> Any:
-    from lmcritic.backends import ModelSpec, load_model
+    from lmcritic.backends import load_model
     from lmcritic.backends.hf import HFBackend
 
-    be = load_model(ModelSpec(base.get("name"), base.get("backend"), dict(base.get("options") or {})))
+    be = load_model(model_spec_of(base))
     if not isinstance(be, HFBackend):
         raise ConfigError(f"the hf trainer needs a Hugging Face model, got the {be.kind} backend",
                           "give the run's own model (a local folder or a known hf model)")

@@ -42,7 +42,8 @@ def apply(store: Any, run: str, *, method: str = "auto", defect: str | None = No
     from lmcritic.mitigate import MITIGATIONS
     from lmcritic.mitigate.choose import select
     from lmcritic.mitigate.storage import write_outputs
-    from lmcritic.mitigate.verify import replay, verify as verify_runs
+    from lmcritic.mitigate.verify import replay
+    from lmcritic.mitigate.verify import verify as verify_runs
 
     run_id = store.resolve(run)
     info = store.get_run(run_id)

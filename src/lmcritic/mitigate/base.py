@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from lmcritic.errors import ConfigError
 from lmcritic.probes.base import Estimate, build_config
 
 TRAINING, INFERENCE = "training", "inference"
@@ -105,12 +106,11 @@ class MitigationContext:
     def model(self) -> Any:
         """The run's model behind the shared call cache (loaded on first use)."""
         if self._model is None:
-            from lmcritic.backends import ModelSpec, load_model
+            from lmcritic.backends import load_model
             from lmcritic.runner import lmcritic_home
             from lmcritic.store.cache import CachedBackend
 
-            m = self.model_spec
-            inner = load_model(ModelSpec(m.get("name"), m.get("backend"), dict(m.get("options") or {})))
+            inner = load_model(model_spec_of(self.model_spec))
             self._model = CachedBackend(inner, self.cache_path or lmcritic_home() / "cache.sqlite")
         return self._model
 
@@ -123,8 +123,6 @@ class MitigationContext:
         for p in self.spec.get("probes") or ():
             if (p.get("key") or p.get("name")) == key:
                 return p
-        from lmcritic.errors import ConfigError
-
         raise ConfigError(f"probe {key!r} is not in run {self.run_id}'s spec")
 
     def eval_texts(self) -> set[str]:
@@ -176,13 +174,21 @@ class Mitigation(ABC):
                 "needs": sorted(self.needs), "produces": self.produces, "config": to_jsonable(self.config)}
 
 
+def model_spec_of(data: str | dict[str, Any]) -> Any:
+    """A :class:`lmcritic.backends.ModelSpec` from a spec's ``model:`` (a name, or name/backend/options)."""
+    from lmcritic.backends import DEFAULT_MODEL, ModelSpec
+
+    if isinstance(data, str):
+        return ModelSpec(data)
+    unknown = set(data) - {"name", "backend", "options"}
+    if unknown:
+        raise ConfigError(f"model spec has unknown key {sorted(unknown)[0]!r}", "use name, backend and options")
+    return ModelSpec(str(data.get("name") or DEFAULT_MODEL), data.get("backend"), dict(data.get("options") or {}))
+
+
 def backend_of(spec: dict[str, Any]) -> str:
     """The registry name of a run's backend (``hf``, ``openai``, ...), found without loading the model."""
-    from lmcritic.backends import ModelSpec
-
-    m = spec.get("model") or {}
-    m = {"name": m} if isinstance(m, str) else m
-    return ModelSpec(m.get("name"), m.get("backend"), dict(m.get("options") or {})).resolve()[0]
+    return str(model_spec_of(spec.get("model") or {}).resolve()[0])
 
 
 def wrapped_spec(ctx: MitigationContext, wrappers: list[dict[str, Any]], label: str) -> dict[str, Any]:
@@ -194,4 +200,4 @@ def wrapped_spec(ctx: MitigationContext, wrappers: list[dict[str, Any]], label: 
 
 
 __all__ = ["INFERENCE", "NEEDS", "TRAINING", "Cost", "Culprit", "MitigatedModel", "Mitigation",
-           "MitigationConfig", "MitigationContext", "Target", "backend_of", "wrapped_spec"]
+           "MitigationConfig", "MitigationContext", "Target", "backend_of", "model_spec_of", "wrapped_spec"]

@@ -70,7 +70,8 @@ class CalibratedBackend(WrapperBackend):
 
     def _recalibrate(self, res: ClassifyResult) -> ClassifyResult:
         bias = dict(zip(self.labels or (), self.bias))
-        z = np.array([(math.log(max(p, 1e-30)) - bias[lab]) / self.temperature for lab, p in zip(res.labels, res.probs)])
+        z = np.array([(math.log(max(p, 1e-30)) - bias[lab]) / self.temperature
+                      for lab, p in zip(res.labels, res.probs)])
         return ClassifyResult(res.labels, tuple(softmax(z).tolist()))
 
 

@@ -54,7 +54,8 @@ def _auto(nodes: list[Any] | None, defect: str | None, run_id: str,
     """The named defect (or the first with a supported cause that some mitigation here can treat) and its fix."""
     if nodes is None:
         raise ConfigError(f"run {run_id} has no diagnosis, so there is no cause to pick a mitigation for",
-                          f"run `lmcritic diagnose {run_id}` first (add --train PATH for data causes), or name --method")
+                          f"run `lmcritic diagnose {run_id}` first (add --train PATH for data causes), "
+                          "or name --method")
     if not nodes:
         raise ConfigError(f"the diagnosis of run {run_id} found no defects", "there is nothing to mitigate")
     candidates = [_find(nodes, defect)] if defect else [n for n in nodes if any(c.verdict == SUPPORTED
@@ -80,13 +81,13 @@ def auto_method(target: Target, why_not: Callable[[type[Mitigation]], str | None
     if not ranked:
         raise ConfigError(f"no mitigation treats {target.cause} (the cause of {target.id})",
                           "lmcritic mitigations lists what exists; name one with --method")
-    skipped = []
+    skipped: list[str] = []
     for cls in ranked:
         reason = why_not(cls)
         if reason is None:
             culprit = target.culprit
-            acts = f"; acts on the culprit ({culprit.kind} {culprit.value})" if culprit and culprit.kind in cls.culprits \
-                else ""
+            acts = (f"; acts on the culprit ({culprit.kind} {culprit.value})"
+                    if culprit and culprit.kind in cls.culprits else "")
             passed = f"; passed over: {'; '.join(skipped)}" if skipped else ""
             return cls.name, f"treats {target.cause} ({target.verdict}){acts}{passed}"
         skipped.append(f"{cls.name} ({reason})")

@@ -184,7 +184,8 @@ class Dedup(Retrain):
             if r.line not in lines:
                 by_text[normalize(r.text)].append(r)
         limit = self.config.drop_repeated or (3 if all(r.label is None for r in data.rows) else None)
-        kept, counts = [], Counter()
+        kept: list[Row] = []
+        counts: Counter[str] = Counter()
         for copies in by_text.values():
             if limit is not None and len(copies) >= limit:
                 counts["repeated_texts_removed"] += 1  # canaries and other sequences repeated to memorisation

@@ -50,7 +50,8 @@ class TrainingSet:
         """The exact rows trained on (text, label, weight, origin, corpus line), for audit."""
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = ["text\tlabel\tweight\torigin\tline"]
-        lines += [f"{_one_line(r.text)}\t{r.label or ''}\t{r.weight:.6g}\t{r.origin}\t{r.line or ''}" for r in self.rows]
+        lines += [f"{_one_line(r.text)}\t{r.label or ''}\t{r.weight:.6g}\t{r.origin}\t{r.line or ''}"
+                  for r in self.rows]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
 
@@ -63,7 +64,8 @@ def load_training(path: str | Path, labels: Sequence[str] = ()) -> TrainingSet:
     """
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"training corpus {str(p)!r} not found", "give --train a .tsv/.csv/.jsonl (text, label) or .txt")
+        raise DataError(f"training corpus {str(p)!r} not found",
+                        "give --train a .tsv/.csv/.jsonl (text, label) or .txt")
     if p.suffix.lower() == ".txt":
         rows = [Row(t.strip(), None, line=i) for i, t in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
                 if t.strip()]
@@ -102,7 +104,8 @@ def split_overlap(data: TrainingSet, eval_texts: set[str]) -> tuple[TrainingSet,
     """(rows that are not evaluation cases, rows that are), comparing normalised text."""
     from lmcritic.diagnose.corpus import normalize
 
-    keep, hit = [], []
+    keep: list[Row] = []
+    hit: list[Row] = []
     for r in data.rows:
         (hit if normalize(r.text) in eval_texts else keep).append(r)
     return data.with_rows(keep), hit

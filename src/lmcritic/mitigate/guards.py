@@ -26,8 +26,14 @@ import numpy as np
 from lmcritic.backends.base import Backend
 from lmcritic.errors import ConfigError
 from lmcritic.mitigate.wrappers import WrapperBackend, split_call
-from lmcritic.requests import (ChatMessage, ClassifyRequest, GenerateRequest, GenerateResult, LoglikelihoodRequest,
-                               RollingRequest)
+from lmcritic.requests import (
+    ChatMessage,
+    ClassifyRequest,
+    GenerateRequest,
+    GenerateResult,
+    LoglikelihoodRequest,
+    RollingRequest,
+)
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 INJECTION_SYSTEM = ("You are a careful assistant. The user gives you a task and a document. Do only the user's "

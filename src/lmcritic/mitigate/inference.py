@@ -14,8 +14,15 @@ import numpy as np
 from lmcritic import stats
 from lmcritic.errors import CapabilityError, ConfigError
 from lmcritic.mitigate import _heldout as held
-from lmcritic.mitigate.base import (INFERENCE, Cost, MitigatedModel, Mitigation, MitigationConfig, MitigationContext,
-                                    wrapped_spec)
+from lmcritic.mitigate.base import (
+    INFERENCE,
+    Cost,
+    MitigatedModel,
+    Mitigation,
+    MitigationConfig,
+    MitigationContext,
+    wrapped_spec,
+)
 from lmcritic.requests import Capability
 
 CONTENT_FREE = ("N/A", "[MASK]", "")  # Zhao et al. 2021
@@ -24,7 +31,8 @@ CALIBRATION_METHODS = ("auto", "contextual", "fitted", "temperature")
 
 @dataclass(frozen=True)
 class CalibrateConfig(MitigationConfig):
-    method: str = "auto"  # auto (contextual; + temperature when held-out labels exist) | contextual | fitted | temperature
+    # auto (contextual; + temperature when held-out labels exist) | contextual | fitted | temperature
+    method: str = "auto"
     n_heldout: int = 300
     balanced: bool = True  # fitted biases: every class weighs the same (held-out skew is not learnt)
 
@@ -48,7 +56,8 @@ class Calibrate(Mitigation):
     def apply(self, ctx: MitigationContext) -> MitigatedModel:
         from lmcritic.mitigate import calibrate as cal
 
-        model, task, notes = ctx.model(), held.task_of(ctx), []
+        model, task = ctx.model(), held.task_of(ctx)
+        notes: list[str] = []
         words = list(task.label_words) if task.label_words and model.supports(Capability.LOGLIKELIHOOD) else None
         if not words and not model.supports(Capability.CLASSIFY):
             raise CapabilityError(f"calibrate needs label scores: {ctx.target.probe} gives no label words and the "
@@ -61,8 +70,8 @@ class Calibrate(Mitigation):
                               "pass --heldout PATH or --train PATH (text, label)")
         bias, temperature = self._fit(ctx, method, task.labels, scores, y)
         details = {"method": method, "bias": bias.tolist(), "temperature": temperature}
-        costs = ()
-        if scores is not None and len(y):
+        costs: tuple[Cost, ...] = ()
+        if scores is not None and y is not None and len(y):
             before, after = cal.summary(scores, y, np.zeros(len(task.labels)), 1.0), cal.summary(scores, y, bias,
                                                                                                  temperature)
             details.update(heldout_before=before, heldout_after=after)
@@ -138,7 +147,7 @@ class NormalizeInput(Mitigation):
         opts = {"spelling": self.config.spelling, "unicode": self.config.unicode, "squeeze": self.config.squeeze}
         wrapper = {"name": "normalize_input", "options": opts}
         notes: list[str] = []
-        costs = ()
+        costs: tuple[Cost, ...] = ()
         task = held.task_of(ctx)
         rows = held.heldout_rows(ctx, task.labels, self.config.n_heldout, notes) if task.labels else None
         if rows:
@@ -173,7 +182,8 @@ class AdversarialGuardMitigation(Mitigation):
     def apply(self, ctx: MitigationContext) -> MitigatedModel:
         from lmcritic.mitigate.guards import adversarial_scores
 
-        model, task, notes = ctx.model(), held.task_of(ctx), []
+        model, task = ctx.model(), held.task_of(ctx)
+        notes: list[str] = []
         detector = self.config.detector
         if detector == "auto":
             detector = "perplexity" if model.supports(Capability.ROLLING_LOGPROBS) else "nonwords"

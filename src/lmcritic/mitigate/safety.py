@@ -14,8 +14,15 @@ import numpy as np
 
 from lmcritic import stats
 from lmcritic.mitigate._heldout import fit_threshold
-from lmcritic.mitigate.base import (INFERENCE, Cost, MitigatedModel, Mitigation, MitigationConfig, MitigationContext,
-                                    wrapped_spec)
+from lmcritic.mitigate.base import (
+    INFERENCE,
+    Cost,
+    MitigatedModel,
+    Mitigation,
+    MitigationConfig,
+    MitigationContext,
+    wrapped_spec,
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,8 @@ class InjectionGuardMitigation(Mitigation):
         if evaluated:
             costs.append(_fpr("false_positive_rate_evaluated_tasks", injection_scores(evaluated), threshold,
                               "the evaluated tasks' clean documents (no injection)"))
-        wrapper = {"name": "injection_guard", "options": {"threshold": threshold,
-                                                          "system_prompt": INJECTION_SYSTEM if self.config.harden else None}}
+        system = INJECTION_SYSTEM if self.config.harden else None
+        wrapper = {"name": "injection_guard", "options": {"threshold": threshold, "system_prompt": system}}
         return MitigatedModel(self.name, wrapped_spec(ctx, [wrapper], "injection-guard"), INFERENCE,
                               wrappers=(wrapper,), costs=tuple(costs),
                               details={"threshold": threshold, "n_benign": len(benign), "hardened": self.config.harden})

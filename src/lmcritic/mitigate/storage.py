@@ -31,13 +31,15 @@ def _breakdown(ver: Verification) -> Finding:
             "n": [o.after.n for o in ver.breakdown]}
     lines = "; ".join(f"{o.slice}: {o.before.value:.3f} → {o.after.value:.3f} ({o.verdict})" for o in ver.breakdown)
     return Finding(PROBE_KEY, f"{ver.target} by slice", Verdict.FAIL if worse else Verdict.PASS,
-                   Severity.MEDIUM if worse else Severity.INFO, f"failure rate per slice of the targeted cases: {lines}",
+                   Severity.MEDIUM if worse else Severity.INFO,
+                   f"failure rate per slice of the targeted cases: {lines}",
                    details={"slices": to_jsonable(ver.breakdown), "plot": plot})
 
 
 def _regressions(ver: Verification) -> Finding:
     regs = ver.regressions
-    text = "; ".join(f"{r.probe}:{r.metric} {r.before:.4g} → {r.after:.4g} (p_adj {r.p_adjusted:.2g})" for r in regs[:8])
+    text = "; ".join(f"{r.probe}:{r.metric} {r.before:.4g} → {r.after:.4g} (p_adj {r.p_adjusted:.2g})"
+                     for r in regs[:8])
     summary = (f"{len(regs)} metric(s) significantly worse (BH-corrected): {text}" if regs else
                "no metric of the run got significantly worse (BH-corrected paired tests)")
     if ver.appeared:
@@ -85,7 +87,8 @@ def render_text(ver: Verification) -> str:
     if ver.regressions:
         out.append(f"{len(ver.regressions)} other metric(s) significantly worse (BH-corrected):")
         out += [f"  {r.probe}:{r.metric} {r.before:.4g} → {r.after:.4g}, change {r.change.value:+.4g} "
-                f"[{r.change.ci_low:+.4g}, {r.change.ci_high:+.4g}], p_adj {r.p_adjusted:.3g} ({r.test}, n={r.n_paired})"
+                f"[{r.change.ci_low:+.4g}, {r.change.ci_high:+.4g}], p_adj {r.p_adjusted:.3g} "
+                f"({r.test}, n={r.n_paired})"
                 for r in ver.regressions]
     else:
         out.append("no other metric got significantly worse (BH-corrected)")

@@ -86,7 +86,8 @@ def _objective(evidence: Sequence[Any]) -> Culprit | None:
     for e in evidence:
         prior = e.data.get("prior") if isinstance(e.data, dict) else None
         if isinstance(prior, dict) and prior:
-            return Culprit("prior", max(prior, key=prior.get), max(prior, key=prior.get), data={"prior": prior})
+            top = max(prior, key=lambda k: float(prior[k]))
+            return Culprit("prior", str(top), str(top), data={"prior": prior})
     return None
 
 

@@ -198,9 +198,10 @@ class AdversarialTraining(Retrain):
         from lmcritic.probes.robustness import attack_common as common
 
         task = held.task_of(ctx)
-        cfg = common.AttackConfig(budget=self.config.attack_budget, seed=ctx.seed,
-                                  **({"template": task.template} if task.template else {}),
-                                  **({"label_words": task.label_words} if task.label_words else {}))
+        extra: dict[str, Any] = {"template": task.template} if task.template else {}
+        if task.label_words:
+            extra["label_words"] = task.label_words
+        cfg = common.AttackConfig(budget=self.config.attack_budget, seed=ctx.seed, **extra)
         model = ctx.model()
         attack = common.build(cfg, model, self.config.recipe)
         attack.report_similarity = False

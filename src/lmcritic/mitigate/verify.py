@@ -210,5 +210,5 @@ def _jsonable(x: Any) -> Any:
     return to_jsonable(x)
 
 
-__all__ = ["CLOSED", "PROBE_KEY", "REDUCED", "UNCHANGED", "WORSE", "Outcome", "Regression", "Verification", "finding_of",
-           "paired", "replay", "tag_slices", "verdict_of", "verify"]
+__all__ = ["CLOSED", "PROBE_KEY", "REDUCED", "UNCHANGED", "WORSE", "Outcome", "Regression", "Verification",
+           "finding_of", "paired", "replay", "tag_slices", "verdict_of", "verify"]

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 from lmcritic._serde import stable_hash, to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.errors import ConfigError
+from lmcritic.mitigate.base import model_spec_of
 from lmcritic.registry import Registry
 from lmcritic.requests import Capability
 
@@ -130,11 +131,11 @@ class MitigatedBackend(WrapperBackend):
 
     def __init__(self, inner: Any = None, wrappers: Sequence[Any] = (), model: str | None = None,
                  cache: bool | str = True) -> None:
-        from lmcritic.backends import ModelSpec, load_model
+        from lmcritic.backends import load_model
 
         if not isinstance(inner, (dict, str)):
             raise ConfigError("the mitigated backend needs inner: a model name or {name, backend, options}")
-        spec = ModelSpec(name=inner) if isinstance(inner, str) else _model_spec(inner)
+        spec = model_spec_of(inner)
         for w in wrappers:  # a misspelt wrapper fails before the model loads
             WRAPPERS.get(_wrapper_name(w))
         stack: Backend = _cached(load_model(spec), cache)
@@ -169,16 +170,6 @@ def _cached(model: Backend, cache: bool | str) -> Backend:
     from lmcritic.store.cache import CachedBackend
 
     return CachedBackend(model, Path(cache) if isinstance(cache, str) else lmcritic_home() / "cache.sqlite")
-
-
-def _model_spec(data: dict[str, Any]) -> Any:
-    from lmcritic.backends import DEFAULT_MODEL, ModelSpec
-
-    unknown = set(data) - {"name", "backend", "options"}
-    if unknown:
-        raise ConfigError(f"mitigated backend: inner has unknown key {sorted(unknown)[0]!r}",
-                          "use name, backend and options")
-    return ModelSpec(data.get("name", DEFAULT_MODEL), data.get("backend"), dict(data.get("options") or {}))
 
 
 def _wrapper_name(spec: Any) -> str:
