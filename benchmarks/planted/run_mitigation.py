@@ -157,7 +157,7 @@ def _rate(key: str, flags: list[bool], n: int) -> dict:
 
 def markdown(result: dict) -> str:
     lines = ["# Planted-defect mitigation benchmark", "",
-             f"Run {result['created']} (seeds {result['seeds']}). Per planted defect: `lmcritic mitigate --method auto "
+             f"Run {result['created']} (seeds {result['seeds']}; jobs done {result['jobs_done']}). Per planted defect: `lmcritic mitigate --method auto "
              "--train TRAIN` after `lmcritic diagnose --train TRAIN`; judged on the planted cases (failure rate before "
              "→ after, Wilson 95% CI, McNemar exact p) and on a clean held-out set (accuracy change, paired bootstrap "
              "95% CI). Closed = ≥ 50% relative reduction with p < 0.05 and a clean-accuracy drop ≤ 1 point; "
@@ -215,13 +215,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['planted']['before']:.2f}->{row['planted']['after']:.2f} p={row['planted']['p']:.2g} excess "
               f"{row['excess_reduction']} clean {row['clean_accuracy_change']:+.3f} closed={row['closed']}/"
               f"{row['closed_excess']} ({row['total_s']} s)", flush=True)
-    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": args.seeds, "models": rows,
-              "failed": failed, "summary": summarize(rows, failed)}
+        write(args, rows, failed, done=len(rows) + len(failed), total=len(jobs))  # partial results survive a stop
+    print(markdown(write(args, rows, failed, len(jobs), len(jobs))))
+    return 0
+
+
+def write(args: argparse.Namespace, rows: list[dict], failed: list[dict], done: int, total: int) -> dict:
+    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": args.seeds, "jobs_done": f"{done}/{total}",
+              "models": rows, "failed": failed, "summary": summarize(rows, failed)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mitigation_latest.json").write_text(json.dumps(result, indent=2))
     (args.out / "mitigation_latest.md").write_text(markdown(result))
-    print(markdown(result))
-    return 0
+    return result
 
 
 if __name__ == "__main__":
