@@ -248,11 +248,11 @@ def test_auto_calibrates_a_skewed_prior_and_reverifies_paired(tmp_path):
     assert _snapshot(store, run_id) == before  # the original run is only read
     after = store.resolve("latest")
     mit = [f for f in store.findings(after) if f.probe == "mitigate"]
-    targeted = next(f for f in mit if "(targeted)" in f.name)
+    targeted = next(f for f in mit if f.name.endswith("/targeted"))
     outcome = targeted.details["outcome"]
     assert targeted.verdict.value == "pass" and outcome["after"]["value"] <= outcome["before"]["value"] / 2
-    assert targeted.details["plot"]["labels"] == ["before", "after"]
-    assert any(f.name == "cost: heldout_accuracy" for f in mit) and any(f.name == "regressions" for f in mit)
+    assert targeted.details["plots"][0]["labels"] == ["before", "after"]
+    assert any(f.name == "cost/heldout_accuracy" for f in mit) and any(f.name == "regressions" for f in mit)
     model = load_model(ModelSpec(str(tmp_path / "fix" / "model.yaml")))
     assert model.fingerprint() == store.get_run(after).model_fingerprint
     from lmcritic.report.markdown import render_markdown

@@ -68,7 +68,8 @@ class MitigationGuard(Guard):
             raise ConfigError(f"{name!r} is not a guard the proxy can apply (it changes the model's scores)",
                               f"use one of {', '.join(GUARD_WRAPPERS)}, or serve the mitigated model itself")
         if name == "adversarial_guard" and options.get("action", "route") != "refuse":
-            raise ConfigError("adversarial_guard behind the proxy can only refuse", "set adversarial_guard.action=refuse")
+            raise ConfigError("adversarial_guard behind the proxy can only refuse",
+                              "set adversarial_guard.action=refuse")
         self.name = name
         self.wrapper: Any = build_wrapper(_Upstream(), {"name": name, "options": options})
         self.reply = getattr(self.wrapper, "refusal_text", BLOCKED)

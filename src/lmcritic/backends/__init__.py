@@ -89,7 +89,8 @@ class ModelSpec:
 
 
 def read_model_spec(path: str | Path) -> ModelSpec:
-    """A model spec file: YAML/JSON with ``name`` (and ``backend``, ``options``), e.g. a mitigated model's model.yaml."""
+    """A model spec file: YAML/JSON with ``name`` (and ``backend``, ``options``), e.g. a mitigated model's
+    model.yaml."""
     import json
 
     import yaml

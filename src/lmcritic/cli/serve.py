@@ -24,8 +24,8 @@ def add_to(sub: argparse._SubParsersAction) -> None:
                    "http://127.0.0.1:8001/v1) instead of loading a model")
     p.add_argument("--upstream-key-env", metavar="VAR", help="send 'Authorization: Bearer $VAR' upstream")
     p.add_argument("--guard", action="append", default=[], metavar="NAME",
-                   help="with --upstream: apply a guard (output_filter, injection_guard, harm_guard, adversarial_guard) "
-                   "or the guards of a mitigated model spec DIR/model.yaml; repeatable")
+                   help="with --upstream: apply a guard (output_filter, injection_guard, harm_guard, "
+                   "adversarial_guard) or the guards of a mitigated model spec DIR/model.yaml; repeatable")
     p.add_argument("--guard-option", action="append", default=[], metavar="NAME.KEY=VALUE",
                    help="a guard's option, e.g. injection_guard.threshold=0.8")
     p.add_argument("--max-tokens-cap", type=int, default=MAX_TOKENS_CAP, metavar="N",

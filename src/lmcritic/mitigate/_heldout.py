@@ -8,7 +8,6 @@ prompts, label words and scoring the re-verification will use.
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import fields
 from typing import Any, Sequence
 
@@ -29,16 +28,14 @@ def task_of(ctx: MitigationContext) -> TaskFormat:
     cls = PROBES.get(entry["name"])
     cfg = entry.get("config") or {}
     words = tuple(cfg.get("label_words") or ())
-    labels = getattr(sys.modules.get(cls.__module__), "LABELS", None) or cfg.get("labels") or _record_labels(ctx) \
-        or tuple(w.strip() for w in words)
+    labels = cls(**cfg).labels() or cfg.get("labels") or _record_labels(ctx) or tuple(w.strip() for w in words)
     return TaskFormat(tuple(labels or ()), cfg.get("template"), words if len(words) == len(labels or ()) else ())
 
 
 def _record_labels(ctx: MitigationContext) -> tuple[str, ...]:
     for r in ctx.store.records(ctx.run_id, ctx.target.probe)[:1]:
-        probs = r.output.get("probs")
-        if isinstance(probs, dict):
-            return tuple(sorted(probs))
+        if r.label_probs:
+            return tuple(sorted(r.label_probs))
     return ()
 
 
@@ -89,25 +86,22 @@ def _probe_for(ctx: MitigationContext, data: TrainingSet) -> Any:
     return cls(**config)
 
 
-def label_probs(output: dict[str, Any], labels: Sequence[str]) -> np.ndarray | None:
-    """A record's label probabilities in ``labels`` order (a dict by label, or a list in label order)."""
-    p = output.get("probs")
-    if isinstance(p, dict):
-        p = [p.get(lab) for lab in labels]
-    if not isinstance(p, (list, tuple)) or len(p) != len(labels) or any(x is None for x in p):
+def label_probs(record: Record, labels: Sequence[str]) -> np.ndarray | None:
+    """A record's label probabilities (its typed ``label_probs``) in ``labels`` order, or None."""
+    probs = record.label_probs
+    if not probs or any(lab not in probs for lab in labels):
         return None
-    return np.asarray(p, float)
+    return np.asarray([probs[lab] for lab in labels], float)
 
 
 def score_matrix(records: Sequence[Record], labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(log label probabilities n×k, true label index n) of the records that carry both."""
     rows, y = [], []
     for r in records:
-        p = label_probs(r.output, labels)
-        expected = r.tags.get("expected", r.input.get("expected"))
-        if p is not None and isinstance(expected, str) and expected in labels:
+        p = label_probs(r, labels)
+        if p is not None and r.target in labels:
             rows.append(np.log(np.maximum(p, 1e-30)))
-            y.append(list(labels).index(expected))
+            y.append(list(labels).index(str(r.target)))
     return np.array(rows).reshape(len(rows), len(labels)), np.array(y, dtype=int)
 
 

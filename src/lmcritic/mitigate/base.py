@@ -128,16 +128,14 @@ class MitigationContext:
     def eval_texts(self) -> set[str]:
         """Normalised input texts of every case the run evaluated: what must never enter training."""
         from lmcritic.diagnose.corpus import normalize
-        from lmcritic.diagnose.features import input_text
 
         out = set()
         for p in self.store.probe_runs(self.run_id):
             if p.probe_key.startswith(("diagnose", "interpret.", "mitigate")):
                 continue
             for r in self.store.records(self.run_id, p.probe_key):
-                text = input_text(r)
-                if text:
-                    out.add(normalize(text))
+                if r.text:
+                    out.add(normalize(r.text))
         return out
 
 

@@ -29,9 +29,11 @@ from lmcritic.mitigate.wrappers import WrapperBackend, split_call
 from lmcritic.requests import (
     ChatMessage,
     ClassifyRequest,
+    ClassifyResult,
     GenerateRequest,
     GenerateResult,
     LoglikelihoodRequest,
+    LoglikelihoodResult,
     RollingRequest,
 )
 
@@ -144,7 +146,7 @@ class AdversarialGuard(WrapperBackend):
         self.note([{"flagged": f} for f in flagged])
         return flagged
 
-    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]):  # type: ignore[override]
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         from dataclasses import replace
 
         from lmcritic.mitigate.normalize import normalize_text
@@ -153,7 +155,7 @@ class AdversarialGuard(WrapperBackend):
         return split_call(requests, flagged, lambda rs: self.inner.loglikelihood(
             [replace(r, context=normalize_text(r.context)) for r in rs]), self.inner.loglikelihood)
 
-    def classify(self, requests: Sequence[ClassifyRequest]):  # type: ignore[override]
+    def classify(self, requests: Sequence[ClassifyRequest]) -> list[ClassifyResult]:
         from dataclasses import replace
 
         from lmcritic.mitigate.normalize import normalize_text
@@ -162,7 +164,7 @@ class AdversarialGuard(WrapperBackend):
         return split_call(requests, flagged, lambda rs: self.inner.classify(
             [replace(r, text=normalize_text(r.text)) for r in rs]), self.inner.classify)
 
-    def generate(self, requests: Sequence[GenerateRequest]):  # type: ignore[override]
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         flagged = self._flags([request_text(r) for r in requests])
         if self.action == "refuse":
             return split_call(requests, flagged, lambda rs: [GenerateResult(self.refusal_text, "stop") for _ in rs],

@@ -96,16 +96,15 @@ class Calibrate(Mitigation):
 
 def content_free_prior(ctx: MitigationContext, labels) -> np.ndarray:
     """The model's label distribution on content-free inputs in the probe's own prompt (Zhao et al. 2021)."""
-    from lmcritic.diagnose.features import input_text
     from lmcritic.diagnose.rescore import Edit, Rescorer, build_probes
 
     key = ctx.target.probe
-    base = next((r for r in ctx.store.records(ctx.run_id, key) if input_text(r)), None)
+    base = next((r for r in ctx.store.records(ctx.run_id, key) if r.text), None)
     if base is None:
         raise ConfigError(f"{key} has no records with input text to build content-free prompts from")
     rescorer = Rescorer(ctx.model(), build_probes(ctx.spec, [key]))
     outs = rescorer.run(key, [Edit(base, t, "content_free") for t in CONTENT_FREE], "calibrate", ctx.target.id)
-    vecs = [v for o in outs if (v := held.label_probs(o.record.output, labels)) is not None]
+    vecs = [v for o in outs if (v := held.label_probs(o.record, labels)) is not None]
     if not vecs:
         why = rescorer.errors[0] if rescorer.errors else "no label probabilities in its records"
         raise ConfigError(f"the content-free prior of {key} could not be measured: {why}")

@@ -17,7 +17,15 @@ from typing import Any, Sequence
 
 from lmcritic.backends.base import Backend
 from lmcritic.mitigate.wrappers import WrapperBackend
-from lmcritic.requests import ChatMessage, ClassifyRequest, GenerateRequest, LoglikelihoodRequest
+from lmcritic.requests import (
+    ChatMessage,
+    ClassifyRequest,
+    ClassifyResult,
+    GenerateRequest,
+    GenerateResult,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+)
 
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 _SPACES = re.compile(r"[ \t\u00a0]{2,}")
@@ -70,17 +78,17 @@ class NormalizedBackend(WrapperBackend):
     def fix(self, text: str) -> str:
         return normalize_text(text, **self._opts)
 
-    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]):  # type: ignore[override]
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         new = [replace(r, context=self.fix(r.context)) for r in requests]
         self._note(requests, new, "context")
         return self.inner.loglikelihood(new)
 
-    def generate(self, requests: Sequence[GenerateRequest]):  # type: ignore[override]
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         new = [self._generate_request(r) for r in requests]
         self.note([{"changed": a != b} for a, b in zip(requests, new)])
         return self.inner.generate(new)
 
-    def classify(self, requests: Sequence[ClassifyRequest]):  # type: ignore[override]
+    def classify(self, requests: Sequence[ClassifyRequest]) -> list[ClassifyResult]:
         new = [replace(r, text=self.fix(r.text), text_pair=None if r.text_pair is None else self.fix(r.text_pair))
                for r in requests]
         self._note(requests, new, "text")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lmcritic._serde import to_jsonable
+from lmcritic.findings import finding_name, make_finding
 from lmcritic.mitigate.base import MitigatedModel
 from lmcritic.mitigate.verify import PROBE_KEY, Outcome, Verification, finding_of
-from lmcritic.probes.base import Finding, Severity, Verdict
+from lmcritic.plots import Bars, bars, to_details
+from lmcritic.probes.base import Finding, Severity
 
 
 def save_verification(store: Any, ver: Verification, mitigated: MitigatedModel) -> None:
@@ -17,7 +20,7 @@ def save_verification(store: Any, ver: Verification, mitigated: MitigatedModel) 
     found += [_regressions(ver), *(_cost(c) for c in ver.costs)]
     meta = {"run_before": ver.run_before, "method": ver.method, "target": ver.target, "kind": mitigated.kind,
             "model": mitigated.spec, "details": to_jsonable(mitigated.details), "notes": list(ver.notes)}
-    found[0] = Finding(**{**found[0].__dict__, "details": {**found[0].details, "mitigation": meta}})
+    found[0] = replace(found[0], details={**found[0].details, "mitigation": meta})
     store.start_probe(ver.run_after, PROBE_KEY, PROBE_KEY, len(ver.outcomes))
     store.add_findings(ver.run_after, PROBE_KEY, found)
     store.finish_probe(ver.run_after, PROBE_KEY)
@@ -25,15 +28,13 @@ def save_verification(store: Any, ver: Verification, mitigated: MitigatedModel) 
 
 def _breakdown(ver: Verification) -> Finding:
     worse = [o for o in ver.breakdown if o.verdict == "worse"]
-    plot = {"kind": "bars", "title": f"{ver.target} by slice: failure rate after (95% CI)",
-            "labels": [o.slice for o in ver.breakdown], "values": [o.after.value for o in ver.breakdown],
-            "ci_low": [o.after.ci_low for o in ver.breakdown], "ci_high": [o.after.ci_high for o in ver.breakdown],
-            "n": [o.after.n for o in ver.breakdown]}
+    plot = bars(f"{ver.target} by slice: failure rate after (95% CI)", [o.slice for o in ver.breakdown],
+                [o.after for o in ver.breakdown])
     lines = "; ".join(f"{o.slice}: {o.before.value:.3f} → {o.after.value:.3f} ({o.verdict})" for o in ver.breakdown)
-    return Finding(PROBE_KEY, f"{ver.target} by slice", Verdict.FAIL if worse else Verdict.PASS,
-                   Severity.MEDIUM if worse else Severity.INFO,
-                   f"failure rate per slice of the targeted cases: {lines}",
-                   details={"slices": to_jsonable(ver.breakdown), "plot": plot})
+    return make_finding(PROBE_KEY, finding_name("slices", ver.target), failed=bool(worse),
+                        severity=Severity.MEDIUM if worse else Severity.INFO,
+                        summary=f"failure rate per slice of the targeted cases: {lines}",
+                        details={"slices": to_jsonable(ver.breakdown), "plots": to_details(plot)})
 
 
 def _regressions(ver: Verification) -> Finding:
@@ -44,19 +45,19 @@ def _regressions(ver: Verification) -> Finding:
                "no metric of the run got significantly worse (BH-corrected paired tests)")
     if ver.appeared:
         summary += f"; newly failing findings: {', '.join(ver.appeared[:8])}"
-    plot = {"kind": "bars", "title": "significant regressions: change after − before (95% CI)",
-            "labels": [f"{r.probe}:{r.metric}" for r in regs], "values": [r.change.value for r in regs],
-            "ci_low": [r.change.ci_low for r in regs], "ci_high": [r.change.ci_high for r in regs],
-            "n": [r.n_paired for r in regs]}
+    plot = Bars("significant regressions: change after − before (95% CI)",
+                tuple(f"{r.probe}:{r.metric}" for r in regs), tuple(r.change.value for r in regs),
+                tuple(r.change.ci_low for r in regs), tuple(r.change.ci_high for r in regs),
+                tuple(r.n_paired for r in regs)) if regs else None
     bad = bool(regs or ver.appeared)
-    return Finding(PROBE_KEY, "regressions", Verdict.FAIL if bad else Verdict.PASS,
-                   Severity.MEDIUM if bad else Severity.INFO, summary,
-                   details={"regressions": to_jsonable(regs), "appeared": list(ver.appeared),
-                            **({"plot": plot} if regs else {})})
+    return make_finding(PROBE_KEY, "regressions", failed=bad, severity=Severity.MEDIUM if bad else Severity.INFO,
+                        summary=summary, details={"regressions": to_jsonable(regs), "appeared": list(ver.appeared),
+                                                  "plots": to_details(plot)})
 
 
 def _cost(cost: Any) -> Finding:
-    return Finding(PROBE_KEY, f"cost: {cost.name}", Verdict.PASS, Severity.INFO, cost.summary, estimate=cost.estimate)
+    return make_finding(PROBE_KEY, finding_name("cost", cost.name), failed=False, summary=cost.summary,
+                        estimate=cost.estimate)
 
 
 def write_outputs(out_dir: Path, mitigated: MitigatedModel, ver: Verification | None) -> dict[str, Path]:

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from lmcritic import stats
+from lmcritic.findings import finding_name, make_finding
 from lmcritic.mitigate.base import Cost, MitigatedModel, Target
-from lmcritic.probes.base import Estimate, Finding, Record, Severity, Verdict
+from lmcritic.plots import bars, to_details
+from lmcritic.probes.base import Estimate, Finding, Record, Severity
 
 PROBE_KEY = "mitigate"
 CLOSED, REDUCED, UNCHANGED, WORSE = "closed", "reduced", "unchanged", "worse"
@@ -192,16 +194,14 @@ def finding_of(o: Outcome) -> Finding:
     ok = o.verdict == CLOSED if o.targeted else o.verdict != WORSE
     severity = Severity.INFO if ok else Severity.HIGH if o.verdict == WORSE else Severity.MEDIUM
     rel = f", {o.relative:+.0%} relative" if o.relative is not None else ""
-    plot = {"kind": "bars", "title": f"{o.id}: failure rate before vs after (95% CI)", "labels": ["before", "after"],
-            "values": [o.before.value, o.after.value], "ci_low": [o.before.ci_low, o.after.ci_low],
-            "ci_high": [o.before.ci_high, o.after.ci_high], "n": [o.before.n, o.after.n]}
-    return Finding(
-        probe=PROBE_KEY, name=f"{o.id}: {o.probe} [{o.slice}]{' (targeted)' if o.targeted else ''}",
-        verdict=Verdict.PASS if ok else Verdict.FAIL, severity=severity, estimate=o.after,
+    plot = bars(f"{o.id}: failure rate before vs after (95% CI)", ["before", "after"], [o.before, o.after])
+    return make_finding(
+        PROBE_KEY, finding_name(o.id, o.probe, o.slice, *(("targeted",) if o.targeted else ())),
+        failed=not ok, severity=severity, estimate=o.after,
         summary=f"{o.verdict}: failure rate {o.before} → {o.after}; change {o.change.value:+.3f} "
                 f"[{o.change.ci_low:+.3f}, {o.change.ci_high:+.3f}]{rel}; McNemar p={o.p_value:.3g} "
                 f"(BH {o.p_adjusted:.3g}); {o.fixed} fixed, {o.broken} broken",
-        details={"outcome": _jsonable(o), "plot": plot})
+        details={"outcome": _jsonable(o), "plots": to_details(plot)})
 
 
 def _jsonable(x: Any) -> Any:

@@ -22,10 +22,25 @@ from typing import Any, Callable, Sequence
 
 from lmcritic._serde import stable_hash, to_jsonable
 from lmcritic.backends.base import Backend
+from lmcritic.backends.whitebox import WhiteBox
 from lmcritic.errors import ConfigError
 from lmcritic.mitigate.base import model_spec_of
 from lmcritic.registry import Registry
-from lmcritic.requests import Capability
+from lmcritic.requests import (
+    Capability,
+    ClassifyRequest,
+    ClassifyResult,
+    EmbeddingRequest,
+    EmbeddingResult,
+    GenerateRequest,
+    GenerateResult,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    PseudoLoglikelihoodRequest,
+    PseudoLoglikelihoodResult,
+    RollingRequest,
+    RollingResult,
+)
 
 WRAPPERS: Registry[type["WrapperBackend"]] = Registry("wrappers")
 WRAPPERS.add("calibrate", "lmcritic.mitigate.calibrate:CalibratedBackend")
@@ -69,23 +84,27 @@ class WrapperBackend(Backend):
             self.counts.update({k: int(v) for k, v in a.items() if isinstance(v, (bool, int))})
         self.counts["requests"] += len(actions)
 
-    def loglikelihood(self, requests):  # type: ignore[override]
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         return self.inner.loglikelihood(requests)
 
-    def rolling_logprobs(self, requests):  # type: ignore[override]
+    def rolling_logprobs(self, requests: Sequence[RollingRequest]) -> list[RollingResult]:
         return self.inner.rolling_logprobs(requests)
 
-    def generate(self, requests):  # type: ignore[override]
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         return self.inner.generate(requests)
 
-    def classify(self, requests):  # type: ignore[override]
+    def classify(self, requests: Sequence[ClassifyRequest]) -> list[ClassifyResult]:
         return self.inner.classify(requests)
 
-    def pseudo_loglikelihood(self, requests):  # type: ignore[override]
+    def pseudo_loglikelihood(self, requests: Sequence[PseudoLoglikelihoodRequest]) -> list[PseudoLoglikelihoodResult]:
         return self.inner.pseudo_loglikelihood(requests)
 
-    def embed(self, requests):  # type: ignore[override]
+    def embed(self, requests: Sequence[EmbeddingRequest]) -> list[EmbeddingResult]:
         return self.inner.embed(requests)
+
+    def white_box(self) -> WhiteBox:
+        """The inner model's gradient access (a wrapper changes inputs or scores, not the network)."""
+        return self.inner.white_box()
 
     def close(self) -> None:
         self.inner.close()
