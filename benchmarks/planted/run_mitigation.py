@@ -92,10 +92,10 @@ def judge(p: planted.Planted, store, run_id: str, out, diag_s: float) -> dict:
     key = "performance.sst2"
     before = {r.case_id: r for r in store.records(run_id, key)}
     after = {r.case_id: r for r in store.records(ver.run_after, key)}
-    planted_o = paired("planted", key, "planted cases", p.cause, True, ids, before, after)
+    planted_o = single(paired("planted", key, "planted cases", p.cause, True, ids, before, after))
     cb = {r.case_id: r for r in store.records(run_id, "clean")}
     ca = {r.case_id: r for r in store.records(ver.run_after, "clean")}
-    clean_o = paired("clean", "clean", "clean held-out", None, False, list(cb), cb, ca)
+    clean_o = single(paired("clean", "clean", "clean held-out", None, False, list(cb), cb, ca))
     clean_ok = -clean_o.change.value >= -0.01  # the clean accuracy change is minus the failure-rate change
     closed = (planted_o.relative or 0) >= 0.5 and planted_o.p_value < 0.05 and clean_ok
     excess = excess_reduction(planted_o, clean_o)
@@ -113,6 +113,16 @@ def judge(p: planted.Planted, store, run_id: str, out, diag_s: float) -> dict:
             "closed": closed, "excess_reduction": excess, "closed_excess": closed_excess, "details": {k: v for k, v in out.model.details.items() if k != "training"},
             "costs": [{"name": c.name, "value": c.estimate.value, "n": c.estimate.n} for c in out.model.costs],
             "diagnose_s": round(diag_s, 2), "mitigate_s": round(out.apply_s, 2), "verify_s": round(out.verify_s, 2)}
+
+
+def single(o):
+    """One test on its own (no family to BH-correct): its verdict from its own p-value."""
+    from dataclasses import replace
+
+    from lmcritic.mitigate.verify import verdict_of
+
+    o = replace(o, p_adjusted=o.p_value)
+    return replace(o, verdict=verdict_of(o, 0.05))
 
 
 def excess_reduction(planted_o, clean_o) -> float | None:
