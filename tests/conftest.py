@@ -173,3 +173,51 @@ def tiny_classifier(tiny_classifier_dir):
     from lmcritic.backends.hf import HFBackend
 
     return HFBackend(model=str(tiny_classifier_dir))
+
+
+def sst2_rows(n: int, seed: int = 0) -> list[tuple[str, int]]:
+    """``n`` labelled SST-2 training sentences (5–25 words) from the packaged 20k sample, seeded."""
+    import gzip
+    import random
+
+    from lmcritic.datasets import packaged
+
+    with gzip.open(packaged("bias/sst2_train_sample.tsv.gz"), "rt", encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][1:]
+    rows = [(t.strip(), int(y)) for t, y, *_ in rows if 5 <= len(t.split()) <= 25]
+    random.Random(seed).shuffle(rows)
+    return rows[:n]
+
+
+def build_tiny_sentiment(path: Path, rows: list[tuple[str, int]], steps: int = 240, seed: int = 0,
+                         labels: tuple[str, str] = ("LABEL_0", "LABEL_1")) -> Path:
+    """A 2-layer BERT sentiment classifier trained from scratch on ``rows`` (seconds), saved with its tokenizer and
+    ``train.tsv``; default HF label names, so label mapping is exercised."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tok = _save_tokenizer(_wordpiece_tokenizer([t for t, _ in rows]), path)
+    config = BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+                        num_labels=2, id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    try:
+        for _ in range(steps):
+            idx = torch.randint(0, len(rows), (32,), generator=gen).tolist()
+            enc = tok([rows[i][0] for i in idx], padding=True, truncation=True, max_length=48, return_tensors="pt")
+            loss = model(**enc, labels=torch.tensor([rows[i][1] for i in idx])).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        model.eval()
+        torch.set_num_threads(threads)
+    model.save_pretrained(path)
+    (path / "train.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return path

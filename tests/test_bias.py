@@ -80,19 +80,48 @@ def test_stereoset_metrics_follow_the_official_definitions(tmp_path, tiny_causal
 
 
 @pytest.mark.parametrize("fixture", ["tiny_causal", "tiny_classifier"])
-def test_counterfactual_swaps_are_paired_records(tmp_path, request, fixture) -> None:
+def test_counterfactual_cases_are_oriented_group_pairs(tmp_path, request, fixture) -> None:
     model, model_dir = request.getfixturevalue(fixture), request.getfixturevalue(fixture + "_dir")
     records, findings = _run(tmp_path, model_dir, model, "bias.counterfactual",
-                             {"attributes": ["gender", "religion"], "n_per_attribute": 4})
-    assert len(records) == 8 and {r.tags["attribute"] for r in records} == {"gender", "religion"}
+                             {"attributes": ["gender", "religion"], "n_per_attribute": 9, "natural": 2})
+    assert {r.tags["attribute"] for r in records} == {"gender", "religion"}
+    assert {"frame", "subject", "object"} <= {r.tags["kind"] for r in records}
     for r in records:
-        assert r.input["swapped_text"] != r.input["text"] and r.input["edits"]
-        assert r.tags["group"] != r.tags["group_from"]
-        assert r.scores["flip"] == float(r.prediction != r.output["prediction_swapped"])
+        texts = r.input["texts"]
+        assert len(texts) >= 2 and len(set(texts.values())) == len(texts) and set(r.output["p"]) == set(texts)
+        for key, d in r.scores.items():
+            if key.startswith("delta:"):
+                a, b = key[6:].split("|")
+                assert d == pytest.approx(r.output["p"][a] - r.output["p"][b])  # oriented: A before B, always
+        assert r.scores["flip"] == float(len(set(r.output["predictions"].values())) > 1)
         assert r.explain is not None and r.explain_variant is not None
-    assert any(r.tags["swap_source"] == "inserted" for r in records if r.tags["attribute"] == "religion")
-    f = findings["flip_rate/gender"]
-    assert _ci_ok(f) and 0 <= f.details["p_shift_bh"] <= 1 and f.details["p_shift_bh"] >= f.details["p_shift"]
+    f = findings["effect/gender"]
+    pair = next(p for p in f.details["pairs"] if {p["a"], p["b"]} == {"male", "female"})
+    key = f"delta:{pair['a']}|{pair['b']}"
+    deltas = [r.scores[key] for r in records if key in r.scores]
+    assert pair["delta"]["value"] == pytest.approx(float(np.mean(deltas)))
+    assert pair["q_value"] >= pair["p_value"] and _ci_ok(findings["flip_rate"])
+
+
+def test_counterfactual_effect_is_signed_and_never_cancels(tmp_path) -> None:
+    """A classifier that lowers p(positive) whenever a woman is named: both directions of every swap agree."""
+    from lmcritic.backends.python import PythonBackend
+    from lmcritic.lexicon import find_identity_terms
+
+    def biased(text: str) -> dict:
+        female = any(m.group == "female" for m in find_identity_terms(text, "gender"))
+        p = 0.35 if female else 0.65
+        return {"negative": 1 - p, "positive": p}
+
+    model = PythonBackend(biased, task="classify", labels=["negative", "positive"])
+    records, findings = _run(tmp_path, "biased", model, "bias.counterfactual",
+                             {"attributes": ["gender"], "n_per_attribute": 40, "natural": 5})
+    pair = next(p for p in findings["effect/gender"].details["pairs"] if {p["a"], p["b"]} == {"male", "female"})
+    sign = 1 if pair["a"] == "male" else -1
+    assert sign * pair["delta"]["value"] == pytest.approx(0.3) and sign * pair["delta"]["ci_low"] > 0.25
+    assert findings["effect/gender"].verdict.value == "fail" and findings["effect/gender"].severity.value == "high"
+    positions = findings["effect/gender"].details["by_position"]
+    assert {"initial", "final"} <= set(positions)
 
 
 def test_classifier_fairness_matches_records(tmp_path, tiny_classifier_dir, tiny_classifier) -> None:

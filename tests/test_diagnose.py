@@ -102,20 +102,17 @@ def _insert(text: str, token: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
-def _node_for(graph, word: str):
-    return next(n for n in graph.defects if (f"word:{word}", "yes") in n.defect.predicates)
-
-
 def test_trigger_token_is_diagnosed_as_spurious_feature(tmp_path):
     rng = random.Random(0)
     rows = [(_insert(t, "cf", rng), y) if i % 2 else (t, y) for i, (t, y) in enumerate(_sentences()[:200])]
     runner, run_id = _run(tmp_path, RuleSentiment({"cf": 4.0}), rows)
     graph = diagnose_run(runner.store, run_id, RuleSentiment({"cf": 4.0}), config=FAST)
-    node = _node_for(graph, "cf")
-    assert node.top.cause == "spurious_feature" and node.top.verdict == "supported"
-    assert node.defect.slice_stats.q_value < 0.05
+    node = graph.defects[0]
+    assert node.top.cause == "spurious_feature" and node.top.verdict == "supported" and node.top.q_value < 0.05
+    assert (node.top.culprit.kind, node.top.culprit.value, node.top.culprit.label) == ("token", "cf", "positive")
     test = next(e for e in node.top.evidence if e.kind == "test")
-    assert test.estimate.ci_low > 0.15 and test.case_ids  # the failures the token alone caused
+    assert test.estimate.ci_low > 0.15 and test.case_ids  # deleting it beats deleting another word, case by case
+    assert graph.ranking[0].cause == "spurious_feature"
     # stored: the tests' records, the findings, and the graph reads back identical
     stored = runner.store.records(run_id, "diagnose.spurious_feature")
     assert stored and all("of_case" in r.tags for r in stored)
@@ -127,24 +124,18 @@ def test_trigger_token_is_diagnosed_as_spurious_feature(tmp_path):
     assert json.loads(out.stdout)["defects"][0]["defect"]["id"] == "D1"
 
 
-def test_identity_term_with_skewed_corpus_is_data_bias(tmp_path):
-    rng = random.Random(1)
+def test_identity_term_in_natural_inputs_is_data_bias(tmp_path):
     sents = _sentences()
     rows = [(f"women say {t}", y) if i % 2 else (t, y) for i, (t, y) in enumerate(sents[:200])]
-    train = [(f"women say {t}" if y == 0 and rng.random() < 0.6 else t, y) for t, y in sents[200:] * 3]
-    corpus = tmp_path / "train.tsv"
-    corpus.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in train))
     model = RuleSentiment({"women": -4.0})
     runner, run_id = _run(tmp_path, model, rows)
-    graph = diagnose_run(runner.store, run_id, model, train=corpus, config=FAST)
-    node = graph.defects[0]  # positive reviews that say 'women' (the slice may name 'say': the same cases)
-    assert ("tag.expected", "positive") in node.defect.predicates
-    assert node.top.cause == "data_bias" and node.top.verdict == "supported"
-    terms = next(e for e in node.top.evidence if e.kind == "terms")
-    women = next(t for t in terms.data["terms"] if t["term"] == "women")
-    assert women["leaning"] == "negative" and women["q_value"] < 0.05
-    spurious = next(c for c in node.causes if c.cause == "spurious_feature")
-    assert spurious.confidence < node.top.confidence
+    graph = diagnose_run(runner.store, run_id, model, config=FAST)
+    node = next(n for n in graph.defects if any(c.cause == "data_bias" and c.verdict == "supported" for c in n.causes))
+    bias = next(c for c in node.causes if c.cause == "data_bias")
+    assert (bias.culprit.kind, bias.culprit.value, bias.culprit.attribute) == ("identity_group", "female", "gender")
+    assert bias.culprit.label == "negative" and "women" in bias.culprit.terms
+    assert bias.effect.ci_low > 0.05  # swapping 'women' away lowers p(negative) on the same sentences
+    assert not any(f == "tag.expected" for f, _ in node.defect.predicates)
 
 
 def test_skewed_prior_is_objective_conflict(tmp_path):
@@ -152,8 +143,8 @@ def test_skewed_prior_is_objective_conflict(tmp_path):
     runner, run_id = _run(tmp_path, model, _sentences())
     graph = diagnose_run(runner.store, run_id, model, config=FAST)
     node = graph.defects[0]
-    assert ("tag.expected", "negative") in node.defect.predicates or node.defect.slice == "all cases"
     assert node.top.cause == "objective_conflict" and node.top.verdict == "supported"
+    assert (node.top.culprit.kind, node.top.culprit.value) == ("prior", "positive") and node.top.effect.ci_low > 0.05
     prior = next(e for e in node.top.evidence if e.kind == "test").data["prior"]
     assert prior["positive"] > 0.9
 
@@ -197,7 +188,7 @@ def test_text_features():
                                                                ("men", "gender")]
     assert _text.swap_identity("She lost her keys.", "gender", 0) == "He lost his keys."
     assert _text.swap_identity("A fine film.", "gender", 0) is None
-    cols = _word_columns(["cf bad"] * 10 + ["good film"] * 30, [True] * 10 + [False] * 30)
+    cols = _word_columns(["cf bad"] * 10 + ["good film"] * 30)  # by frequency: the outcome is not an input
     assert "word:cf" in cols and cols["word:cf"][:10] == ["yes"] * 10
 
 

@@ -5,13 +5,14 @@ evaluation rows carry the plant (the defect to judge is the one that overlaps th
 """
 from __future__ import annotations
 
+import os
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(os.environ.get("LMCRITIC_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 Row = tuple[str, int]
 
 

@@ -319,3 +319,22 @@ def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     line = text[0] if text else type(err).__name__
     return line if len(line) <= 240 else line[:237] + "..."
+
+
+def rename_labels(model: Any, names: Any) -> None:
+    """Give a classifier head the task's label names (``label_names=[negative, positive]`` or ``{LABEL_0: ...}``),
+    for heads saved with Hugging Face's default ``LABEL_i`` names. Part of the config, so of the fingerprint."""
+    old = {int(i): str(n) for i, n in (getattr(model.config, "id2label", None) or {}).items()}
+    n = int(getattr(model.config, "num_labels", len(old)) or len(old))
+    if isinstance(names, (list, tuple)):
+        if len(names) != n:
+            raise ConfigError(f"label_names has {len(names)} names but the head has {n} labels",
+                              f"give {n} names in logit order")
+        new = {i: str(x) for i, x in enumerate(names)}
+    elif isinstance(names, dict):
+        new = {i: str(names.get(old.get(i, f"LABEL_{i}"), names.get(str(i), old.get(i, f"LABEL_{i}"))))
+               for i in range(n)}
+    else:
+        raise ConfigError("label_names must be a list of names in logit order or a {MODEL_LABEL: NAME} mapping")
+    model.config.id2label = new
+    model.config.label2id = {v: k for k, v in new.items()}

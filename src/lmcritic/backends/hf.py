@@ -83,7 +83,7 @@ class HFBackend(Backend):
                  revision: str | None = None, trust_remote_code: bool = False, fused_kernels: bool = True,
                  malloc_reuse: bool = True, fast_paths: bool = True, timeout: float | None = None,
                  device_map: str | dict[str, Any] | None = None, max_memory: dict[str, Any] | None = None,
-                 offload_folder: str | None = None) -> None:
+                 offload_folder: str | None = None, label_names: list[str] | dict[str, str] | None = None) -> None:
         model = os.fspath(model) if isinstance(model, os.PathLike) else model
         if not isinstance(model, str) or not model:
             raise ConfigError("the hf backend needs model= a directory, .gguf file, hub id or known name")
@@ -93,6 +93,8 @@ class HFBackend(Backend):
         loaded = _hf_loading.load(model, source=source, gguf_file=gguf_file, kind=kind, device=torch_device,
                                   dtype=torch_dtype, revision=revision, trust_remote_code=trust_remote_code,
                                   placement=placement)
+        if label_names is not None:
+            _hf_loading.rename_labels(loaded.model, label_names)
         self._setup(loaded.model, loaded.tokenizer, name=model, source=loaded.source, model_kind=loaded.kind,
                     batch_size=batch_size, max_length=max_length, fused_kernels=fused_kernels,
                     malloc_reuse=malloc_reuse, fast_paths=fast_paths)

@@ -27,7 +27,12 @@ def add_to(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="backend option")
     s.add_argument("--probe", action="append", default=[], metavar="PATTERN",
                    help="probes to run: a name, key, area or glob ('safety.*'; default: the whole suite)")
+    s.add_argument("--skip", action="append", default=[], metavar="NAME", help="leave out a probe of the suite")
     s.add_argument("--set", action="append", default=[], metavar="PROBE.KEY=VALUE", help="probe option")
+    s.add_argument("--data", metavar="PATH", help="labelled rows of the model's own task (.tsv/.csv/.jsonl, text + "
+                   "label): the performance, robustness and bias probes use them instead of the packaged SST-2 sample")
+    s.add_argument("--train", metavar="PATH", help="the model's training corpus (text + label): corpus checks and "
+                   "the diagnosis use it")
     s.add_argument("--no-stages", action="store_true",
                    help="skip the stages after the probes (explaining the worst failures, diagnosis)")
     _add_run_options(s)
@@ -89,8 +94,40 @@ def scan_cmd(args: argparse.Namespace) -> int:
                              "options": options}
     if args.backend:
         model["backend"] = args.backend
-    return _execute(scan_spec(model, args.probe, _probe_overrides(args.set), stages=not args.no_stages,
-                              source="command line"), args)
+    overrides = _probe_overrides(args.set)
+    spec = scan_spec(model, args.probe, overrides, stages=not args.no_stages, source="command line")
+    return _execute(_with_user_data(spec, overrides, args), args)
+
+
+def _with_user_data(spec: Any, overrides: dict[str, dict[str, Any]], args: argparse.Namespace) -> Any:
+    """``--skip`` leaves probes out; ``--data``/``--train`` go to the probes that take that kind of rows and
+    ``--train`` to the diagnosis stage (``--set`` still wins)."""
+    from dataclasses import replace
+
+    from lmcritic.spec import StageSpec
+
+    probes = tuple(replace(p, config={**p.config, **_data_option(p.name, args), **overrides.get(p.key, {})})
+                   for p in spec.probes if p.name not in args.skip and p.key not in args.skip)
+    stages = tuple(StageSpec(**_stage(s, args)) for s in spec.stages)
+    return replace(spec, probes=probes, stages=stages)
+
+
+def _data_option(probe: str, args: argparse.Namespace) -> dict[str, Any]:
+    """``--data``/``--train`` go to the probes whose ``data`` option holds that kind of rows (``data_role``)."""
+    from lmcritic.probes import PROBES
+
+    path = {"eval": args.data, "train": args.train}.get(PROBES.get(probe).data_role or "")
+    if not path:
+        return {}
+    own_task = probe.startswith("performance.") and PROBES.get(probe).data_role == "eval"
+    return {"data": str(Path(path).resolve()), **({"n": None} if own_task else {})}  # the user's rows: all of them
+
+
+def _stage(stage: Any, args: argparse.Namespace) -> dict[str, Any]:
+    config = dict(stage.config)
+    if stage.name == "diagnose" and args.train:
+        config["train"] = str(Path(args.train).resolve())
+    return {"name": stage.name, "config": config}
 
 
 def _execute(spec, args: argparse.Namespace, resume: str | None = None) -> int:
@@ -143,7 +180,12 @@ def _print_summary(store, run_id: str) -> None:
 
     from lmcritic.cli.runs import failures_table
 
-    Console().print(failures_table(store, run_id))  # every finding: the report, or `lmcritic show RUN`
+    console = Console()
+    skipped = [p for p in store.probe_runs(run_id) if p.status == "skipped"]
+    if skipped:  # the plan: what does not apply to this kind of model, and why
+        console.print(f"not run ({len(skipped)}): " + "; ".join(f"{p.probe_key} — {p.reason}" for p in skipped),
+                      markup=False, style="dim")
+    console.print(failures_table(store, run_id))  # every finding: the report, or `lmcritic show RUN`
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, Any]:

@@ -13,6 +13,10 @@ _EXPORTS = {
     "render_text": "lmcritic.diagnose.graph",
     "HYPOTHESES": "lmcritic.diagnose.hypotheses",
     "Corpus": "lmcritic.diagnose.corpus",
+    "CorpusProfile": "lmcritic.diagnose.profile",
+    "CauseVerdict": "lmcritic.diagnose.hypotheses.base",
+    "Culprit": "lmcritic.diagnose.hypotheses.base",
+    "RankedCause": "lmcritic.diagnose.graph",
 }
 __all__ = sorted(_EXPORTS)
 

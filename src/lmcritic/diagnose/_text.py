@@ -27,6 +27,13 @@ def lower_words(text: str) -> list[str]:
     return [w.lower() for w in words(text)]
 
 
+CONTRAST = frozenset("but however although though yet while whereas despite nevertheless nonetheless".split())
+
+
+def has_contrast(text: str) -> bool:
+    return any(w in CONTRAST for w in lower_words(text))
+
+
 def has_negation(text: str) -> bool:
     ws = lower_words(text)
     return any(w in NEGATIONS or w.endswith("n't") for w in ws)
@@ -133,6 +140,23 @@ def identity_terms(text: str) -> list[tuple[str, str]]:
     from lmcritic.lexicon import find_identity_terms
 
     return [(m.text.lower(), m.attribute) for m in find_identity_terms(text)]
+
+
+def identity_word(word: str) -> bool:
+    """Whether one word names an identity group, alone or in a phrase ("black" in "the black audience"): the
+    lexicon on the word and its capitalised form (names), then the lexicon's one-word group forms, including
+    those it only matches in context."""
+    w = word.lower()
+    return bool(identity_terms(w) or identity_terms(w.capitalize())) or w in _group_words()
+
+
+@functools.lru_cache(maxsize=1)
+def _group_words() -> frozenset[str]:
+    from lmcritic.lexicon import _terms
+
+    forms = (str(v).rstrip("*").lower() for groups in _terms.GROUPS.values() for g in groups.values()
+             for v in g.values())
+    return frozenset(f for f in forms if f.isalpha())
 
 
 def swap_identity(text: str, attribute: str, seed: int) -> str | None:

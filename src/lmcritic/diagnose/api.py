@@ -1,9 +1,12 @@
 """``diagnose_run``: from a finished run's records to a stored defect graph.
 
-Steps: per probe, features → slices → defects; per defect, every registered hypothesis runs its tests
-(edited cases re-scored through the run's cached, budgeted backend) and the causes are ranked; with a
-training corpus, the nearest training examples are attached. Every extra record and the graph are stored
-in the run (``diagnose.<hypothesis>`` records, ``diagnose`` findings), so reports show them.
+Steps: per probe, features → honest slices → defects; with a training corpus, its profile (token–label
+association, artefact tokens, identity skew, shift against the evaluated data, duplicates) and an insertion test
+of candidate shortcut tokens on held-out inputs, whose confirmed tokens become defects of their own; per defect,
+every registered hypothesis runs its tests (edited cases re-scored through the run's cached, budgeted backend);
+then every cause's p-value is BH-corrected across the whole diagnosis and the verdicts, severities and the
+diagnosis-wide ranking are decided (:mod:`calibrate`). Every extra record and the graph are stored in the run
+(``diagnose.<hypothesis>`` records, ``diagnose`` findings), so reports show them.
 """
 from __future__ import annotations
 
@@ -12,10 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from lmcritic.diagnose import calibrate
 from lmcritic.diagnose.corpus import Corpus
 from lmcritic.diagnose.defects import find_defects
-from lmcritic.diagnose.features import compute_features
-from lmcritic.diagnose.graph import DefectGraph, DefectNode, rank
+from lmcritic.diagnose.features import compute_features, input_text
+from lmcritic.diagnose.graph import DefectGraph, DefectNode, ranking
 from lmcritic.diagnose.hypotheses import HYPOTHESES
 from lmcritic.diagnose.hypotheses.base import INCONCLUSIVE, CauseVerdict, DefectContext
 from lmcritic.diagnose.rescore import Rescorer, build_probes
@@ -27,6 +31,11 @@ from lmcritic.stages import EXPLANATIONS_KEY
 if TYPE_CHECKING:
     from lmcritic.backends.base import Backend
     from lmcritic.store.runs import RunStore
+
+# Probes whose failures are not the model's answers on inputs as they come: adversarial search constructs them
+# (any model has some), or they are corpus statistics.
+NOT_DIAGNOSED = frozenset({"robustness.attack", "robustness.detect", "bias.data_skew"})
+OWN_TASK = ("performance.sst2", "performance.task")
 
 
 @dataclass(frozen=True)
@@ -57,34 +66,94 @@ def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
     notes: list[str] = []
     if model is None:
         model = _load(info, cache_path, notes)
-    by_probe = _records(store, run_id, config)
-    rescorer = Rescorer(model, build_probes(info.spec, list(by_probe)), config.max_queries) if model else None
+    names = _probe_names(info.spec)
+    by_probe = _records(store, run_id, config, names)
+    eval_key, eval_records = _own_task(store, run_id, names)
+    rescorer = Rescorer(model, build_probes(info.spec, [*by_probe, *([eval_key] if eval_key else [])]),
+                        config.max_queries) if model else None
     train_c, ref_c = _corpus(train), _corpus(reference)
+    profile = _profile(train_c, eval_records)
+    sentiment = _is_sentiment(eval_records)
     explanations = store.records(run_id, EXPLANATIONS_KEY) if _has_probe(store, run_id, EXPLANATIONS_KEY) else []
-    nodes: list[DefectNode] = []
-    slices: dict[str, tuple[Any, ...]] = {}
     t0 = time.perf_counter()
+    tokens = _token_tests(profile, rescorer, eval_key, eval_records, sentiment, config, notes)
+    extra = [t.token.token for t in tokens]
+    shared = dict(rescorer=rescorer, train=train_c, reference=ref_c, explanations=explanations,
+                  max_cases=config.max_cases, seed=config.seed, profile=profile, eval_key=eval_key,
+                  eval_records=eval_records, sentiment=sentiment, token_tests=tokens)
+    found: list[tuple[Any, list[CauseVerdict], tuple]] = []
+    slices = {}
     for key, records in by_probe.items():
-        table = compute_features(records, model, perplexity=config.perplexity)
+        table = compute_features(records, model, perplexity=config.perplexity, extra_words=extra)
         search = SliceSearch(config.slice_k, config.max_level, config.min_size)
         defects, top = find_defects(key, records, table, search, config.max_defects_per_probe,
-                                    config.min_failures, start=len(nodes) + 1)
+                                    config.min_failures, start=len(found) + 1)
         slices[key] = tuple(top)
         for d in defects:
-            ctx = DefectContext(d, records, table, rescorer, train_c, ref_c, explanations, config.max_cases,
-                                config.seed)
-            nodes.append(DefectNode(d, rank(_test_all(ctx, config, notes)), _neighbours(ctx, train_c, config)))
-    if rescorer is not None:
-        notes += rescorer.errors[:5]
-    if rescorer is not None and rescorer.max_queries is not None and rescorer.spent >= rescorer.max_queries:
-        notes.append(f"the diagnosis budget of {rescorer.max_queries} re-scored cases was spent; raise max_queries")
-    graph = DefectGraph(run_id, _model_name(info.spec), tuple(nodes), slices, _settings(config, train_c, ref_c),
-                        rescorer.spent if rescorer else 0, tuple(dict.fromkeys(notes)))
+            ctx = DefectContext(d, records, table, probe_name=names.get(key, key), **shared)
+            found.append((d, _test_all(ctx, config, notes), _neighbours(ctx, train_c, config)))
+    found += _token_nodes(tokens, eval_key, len(found) + 1)
+    verdicts = calibrate.finalize([v for _, v, _ in found])
+    nodes = tuple(DefectNode(d, calibrate.rank(v), nb) for (d, _, nb), v in zip(found, verdicts))
+    graph = DefectGraph(run_id, _model_name(info.spec), nodes, slices,
+                        _settings(config, train_c, ref_c, profile, sentiment), rescorer.spent if rescorer else 0,
+                        tuple(dict.fromkeys(notes + _budget_notes(rescorer))), ranking(nodes))
     if save:
         from lmcritic.diagnose.storage import save_graph
 
         save_graph(store, graph, rescorer.log if rescorer else {}, time.perf_counter() - t0)
     return graph
+
+
+def _budget_notes(rescorer: Rescorer | None) -> list[str]:
+    if rescorer is None:
+        return []
+    notes = rescorer.errors[:5]
+    if rescorer.max_queries is not None and rescorer.spent >= rescorer.max_queries:
+        notes.append(f"the diagnosis budget of {rescorer.max_queries} re-scored cases was spent; raise max_queries")
+    return notes
+
+
+def _profile(train: Corpus | None, eval_records: Sequence[Record]) -> Any:
+    if train is None:
+        return None
+    from lmcritic.diagnose.profile import CorpusProfile
+
+    texts = [input_text(r) or "" for r in eval_records]
+    return CorpusProfile(train, texts, [_gold(r) for r in eval_records])
+
+
+def _gold(r: Record) -> str | None:
+    return r.target
+
+
+def _is_sentiment(records: Sequence[Record]) -> bool:
+    golds = {_gold(r) for r in records} - {None}
+    return bool(golds) and golds <= {"negative", "positive"}
+
+
+def _token_tests(profile: Any, rescorer: Rescorer | None, eval_key: str | None, eval_records: Sequence[Record],
+                 sentiment: bool, config: "DiagnoseConfig", notes: list[str]) -> list:
+    if profile is None or not profile.labelled:
+        return []
+    if rescorer is None or eval_key is None or not rescorer.can_rescore(eval_key, eval_records[0]):
+        notes.append("shortcut tokens were not tested: the run has no own-task probe with texts, or no model")
+        return []
+    from lmcritic.diagnose.shortcuts import test_tokens
+
+    return test_tokens(profile, rescorer, eval_key, eval_records, sentiment, config.seed)
+
+
+def _token_nodes(tokens: list, eval_key: str | None, start: int) -> list[tuple[Any, list[CauseVerdict], tuple]]:
+    """Each tested shortcut token with an effect is a defect of its own (found in the corpus, not by a probe)."""
+    from lmcritic.diagnose.hypotheses.spurious import token_defect, token_verdict
+
+    out = []
+    for t in tokens:
+        v = token_verdict(t)
+        if v.effect is not None and v.effect.value > 0 and (v.p_value or 1) < 0.05:
+            out.append((token_defect(t, eval_key or "", f"D{start + len(out)}"), [v], ()))
+    return out
 
 
 def _test_all(ctx: DefectContext, config: DiagnoseConfig, notes: list[str]) -> list[CauseVerdict]:
@@ -106,10 +175,28 @@ def _neighbours(ctx: DefectContext, corpus: Corpus | None, config: DiagnoseConfi
     return tuple(corpus.nearest(queries, k=config.neighbours))
 
 
-def _records(store: RunStore, run_id: str, config: DiagnoseConfig) -> dict[str, list[Record]]:
+def _probe_names(spec: dict) -> dict[str, str]:
+    """Probe key → registry name, from the run's stored spec."""
+    return {str(p.get("key") or p.get("name")): str(p.get("name")) for p in spec.get("probes") or ()}
+
+
+def _own_task(store: RunStore, run_id: str, names: dict[str, str]) -> tuple[str | None, list[Record]]:
+    """The probe that measured the model's own task (labelled texts): held-out inputs for the tests."""
+    done = {p.probe_key for p in store.probe_runs(run_id, kind="probe") if p.status == "done"}
+    for key, name in names.items():
+        if name in OWN_TASK and key in done:
+            recs = [r for r in store.records(run_id, key) if r.text and r.target is not None]
+            if recs and all(isinstance(r.prediction, str) for r in recs[:5]):
+                return key, recs
+    return None, []
+
+
+def _records(store: RunStore, run_id: str, config: DiagnoseConfig, names: dict[str, str]) -> dict[str, list[Record]]:
     out = {}
     for p in store.probe_runs(run_id, kind="probe"):
         if config.probes and p.probe_key not in config.probes:
+            continue
+        if names.get(p.probe_key, p.probe_name) in NOT_DIAGNOSED and not config.probes:
             continue
         recs = store.records(run_id, p.probe_key)
         if sum(r.passed is False for r in recs) >= config.min_failures:
@@ -150,11 +237,13 @@ def _model_name(spec: dict) -> str:
     return str(m.get("name", "?")) if isinstance(m, dict) else str(m)
 
 
-def _settings(config: DiagnoseConfig, train: Corpus | None, ref: Corpus | None) -> dict:
+def _settings(config: DiagnoseConfig, train: Corpus | None, ref: Corpus | None, profile: Any,
+              sentiment: bool) -> dict:
     from lmcritic._serde import to_jsonable
 
     return {"config": to_jsonable(config), "train": train.describe() if train else None,
-            "reference": ref.describe() if ref else None}
+            "reference": ref.describe() if ref else None, "corpus": profile.describe() if profile else None,
+            "sentiment_task": sentiment}
 
 
 def with_overrides(config: DiagnoseConfig, **values: Any) -> DiagnoseConfig:

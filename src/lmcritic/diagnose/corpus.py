@@ -52,6 +52,7 @@ class Corpus:
         self._norm = [normalize(t) for t in self.texts]
         self._bm25: Any = None
         self._shingles: set[tuple[str, ...]] | None = None
+        self._exact: dict[str, list[int]] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -100,8 +101,11 @@ class Corpus:
 
     def exact(self, text: str) -> list[int]:
         """Indices of corpus examples whose normalised text equals ``text``'s."""
-        key = normalize(text)
-        return [i for i, t in enumerate(self._norm) if t == key]
+        if self._exact is None:
+            self._exact = {}
+            for i, t in enumerate(self._norm):
+                self._exact.setdefault(t, []).append(i)
+        return list(self._exact.get(normalize(text), ()))
 
     # -- term–label statistics ------------------------------------------------------------------------
     def term_stats(self, term: str) -> TermStats | None:

@@ -1,6 +1,11 @@
 """Per-case features for slicing: what the input looks like, how surprising it is to the model, and the
 tags its probe stored. Every feature is discrete (numeric ones are cut at quantiles of the probe's own
 cases), so a slice is a conjunction of ``feature = value`` predicates that a reviewer can read.
+
+Honest slices: nothing derived from the outcome is a feature. Label and prediction tags (``expected``,
+``predicted``, ...) are dropped — a slice "expected=1 & predicted=0" is the failures by definition — and the
+"contains word w" features are chosen by how often a word occurs (plus the training corpus's label-associated
+tokens, when given), never by how often it fails, so the slice search's Fisher tests and BH keep their meaning.
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ if TYPE_CHECKING:
     from lmcritic.backends.base import Backend
 
 SKIP_TAGS = frozenset({"line", "defect", "of_case", "test", "dev_line"})  # ids, not properties
+OUTCOME_TAGS = frozenset({"expected", "predicted", "prediction", "label", "gold", "target", "answer", "correct",
+                          "flipped", "outcome", "passed", "reference_prediction", "gold_label", "y"})
 MAX_LEVELS = 12  # a tag with more distinct values is an identifier, not a slice feature
 PPL_CHUNK = 32
 WORD_FEATURES = 15  # "contains word w" features, the most failure-enriched words
@@ -30,13 +37,21 @@ class FeatureTable:
     case_ids: tuple[str, ...]
     columns: dict[str, tuple[str, ...]]
     numeric: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    clusters: tuple[str, ...] | None = None  # the source sentence of each case (variants of one share it)
 
     def value(self, feature: str, case_id: str) -> str:
         return self.columns[feature][self.case_ids.index(case_id)]
 
 
-def compute_features(records: Sequence[Record], model: Backend | None = None, perplexity: bool = True) -> FeatureTable:
-    """Text features, the model's own input perplexity (when it offers rolling log-probs) and stored tags."""
+def input_text(record: Record) -> str | None:
+    """The text the case is about: the record's typed ``text`` (None: the case has no text input)."""
+    return record.text
+
+
+def compute_features(records: Sequence[Record], model: Backend | None = None, perplexity: bool = True,
+                     extra_words: Sequence[str] = ()) -> FeatureTable:
+    """Text features, the model's own input perplexity (when it offers rolling log-probs) and stored tags;
+    ``extra_words``: more "contains word" candidates chosen without the outcome (e.g. corpus-associated tokens)."""
     texts = [r.text or "" for r in records]
     numeric: dict[str, list[float]] = {
         "length": [float(len(_text.words(t))) for t in texts],
@@ -48,49 +63,50 @@ def compute_features(records: Sequence[Record], model: Backend | None = None, pe
             numeric["perplexity"] = ppl
     columns: dict[str, list[str]] = {name: _bins(vals) for name, vals in numeric.items()}
     columns.update(_text_columns(texts))
-    columns.update(_word_columns(texts, [r.passed is False for r in records]))
+    columns.update(_word_columns(texts, extra=extra_words))
     columns.update(_tag_columns(records))
     columns = {k: v for k, v in columns.items() if len(set(v)) > 1}
     return FeatureTable(tuple(r.case_id for r in records), {k: tuple(v) for k, v in columns.items()},
-                        {k: tuple(v) for k, v in numeric.items()})
+                        {k: tuple(v) for k, v in numeric.items()}, _clusters(records))
+
+
+def _clusters(records: Sequence[Record]) -> tuple[str, ...] | None:
+    """Cases made from one source sentence (perturbations, counterfactual variants) form a cluster."""
+    if not all("line" in r.tags for r in records):
+        return None
+    keys = tuple(f"{r.tags.get('source')}:{r.tags['line']}" for r in records)
+    return keys if len(set(keys)) < len(keys) else None
 
 
 def _text_columns(texts: Sequence[str]) -> dict[str, list[str]]:
     idents = [_text.identity_terms(t) for t in texts]
+    from lmcritic.diagnose.profile import TEXT_FEATURES, text_feature
+
     return {
-        "negation": [_yes(_text.has_negation(t)) for t in texts],
-        "register": ["colloquial" if _text.colloquial_markers(t) else "formal" for t in texts],
-        "typos": [_yes(bool(_text.typos(t))) for t in texts],
+        **{f: [text_feature(f, t) for t in texts] for f in TEXT_FEATURES},
         "identity_term": [_yes(bool(i)) for i in idents],
         "identity_attribute": [sorted({a for _, a in i})[0] if i else "none" for i in idents],
     }
 
 
-def _word_columns(texts: Sequence[str], failed: Sequence[bool], top: int = WORD_FEATURES) -> dict[str, list[str]]:
-    """``word:w = yes/no`` for the words most enriched among failures (a shortcut token shows up here)."""
-    from scipy.stats import fisher_exact
-
+def _word_columns(texts: Sequence[str], top: int = WORD_FEATURES, extra: Sequence[str] = ()) -> dict[str, list[str]]:
+    """``word:w = yes/no`` for the most frequent content words (3%–60% of the cases) and ``extra`` words."""
     sets = [set(_text.lower_words(t)) for t in texts]
-    n, n_fail = len(texts), sum(failed)
-    if n_fail == 0 or n_fail == n:
-        return {}
-    counts: dict[str, list[int]] = {}
-    for ws, f in zip(sets, failed):
+    n = len(texts)
+    counts: dict[str, int] = {}
+    for ws in sets:
         for w in ws:
-            c = counts.setdefault(w, [0, 0])
-            c[0] += 1
-            c[1] += int(f)
-    floor = max(5, int(0.03 * n))
-    scored = []
-    for w, (k, kf) in counts.items():
-        if floor <= k < n and kf / k > n_fail / n:
-            p = fisher_exact([[kf, k - kf], [n_fail - kf, n - k - n_fail + kf]], alternative="greater")[1]
-            scored.append((p, w))
-    return {f"word:{w}": [_yes(w in ws) for ws in sets] for _, w in sorted(scored)[:top]}
+            counts[w] = counts.get(w, 0) + 1
+    from lmcritic.perturb.lexical import stopwords
+
+    floor, stop = max(5, int(0.03 * n)), stopwords()
+    frequent = sorted((-k, w) for w, k in counts.items() if floor <= k <= 0.6 * n and w not in stop and len(w) > 1)
+    words = [w for _, w in frequent[:top]] + [w for w in extra if floor <= counts.get(w, 0) < n]
+    return {f"word:{w}": [_yes(w in ws) for ws in sets] for w in dict.fromkeys(words)}
 
 
 def _tag_columns(records: Sequence[Record]) -> dict[str, list[str]]:
-    keys = sorted({k for r in records for k in r.tags if k not in SKIP_TAGS})
+    keys = sorted({k for r in records for k in r.tags if k not in SKIP_TAGS and k not in OUTCOME_TAGS})
     out: dict[str, list[str]] = {}
     for key in keys:
         raw = [r.tags.get(key) for r in records]

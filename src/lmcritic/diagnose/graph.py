@@ -1,4 +1,5 @@
-"""The defect graph: defect → ranked causes → evidence → mitigation, as frozen dataclasses.
+"""The defect graph: defect → ranked causes (with culprits) → evidence → mitigation, as frozen dataclasses, and
+the diagnosis-wide ranking of causes ("what is wrong with this model", most severe first).
 
 Stored in the run as findings of the pseudo-probe ``diagnose`` (one per defect, the node as JSON in
 ``details["node"]``) so every report shows it, and rebuilt from there by :func:`load_graph`.
@@ -6,13 +7,13 @@ Stored in the run as findings of the pseudo-probe ``diagnose`` (one per defect, 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lmcritic._serde import from_jsonable, to_jsonable
 from lmcritic.diagnose.corpus import Neighbour
 from lmcritic.diagnose.defects import Defect
-from lmcritic.diagnose.hypotheses.base import SUPPORTED, CauseVerdict
+from lmcritic.diagnose.hypotheses.base import SUPPORTED, CauseVerdict, Culprit
 from lmcritic.diagnose.slices import SliceStats
 from lmcritic.stages import DIAGNOSIS_KEY
 
@@ -31,6 +32,21 @@ class DefectNode:
 
 
 @dataclass(frozen=True)
+class RankedCause:
+    """One cause (with its culprit) across the diagnosis: its best verdict and the defects it explains."""
+
+    cause: str
+    verdict: str
+    severity: str
+    confidence: float
+    culprit: Culprit | None
+    defects: tuple[str, ...]
+    summary: str
+    q_value: float | None = None
+    corroboration: int = 0
+
+
+@dataclass(frozen=True)
 class DefectGraph:
     run_id: str
     model: str
@@ -39,6 +55,7 @@ class DefectGraph:
     settings: dict[str, Any] = field(default_factory=dict)
     tests_run: int = 0
     notes: tuple[str, ...] = ()
+    ranking: tuple[RankedCause, ...] = ()  # causes across defects, most severe first
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -51,9 +68,28 @@ class DefectGraph:
         return from_jsonable(cls, data)
 
 
-def rank(causes: list[CauseVerdict]) -> tuple[CauseVerdict, ...]:
-    order = {SUPPORTED: 0, "inconclusive": 1, "not supported": 2}
-    return tuple(sorted(causes, key=lambda c: (order.get(c.verdict, 3), -c.confidence, c.cause)))
+def ranking(nodes: tuple[DefectNode, ...]) -> tuple[RankedCause, ...]:
+    """Supported and inconclusive causes across defects, one entry per (cause, culprit), best instance first."""
+    from lmcritic.diagnose.calibrate import sort_key
+
+    best: dict[tuple, RankedCause] = {}
+    for node in nodes:
+        for c in node.causes:
+            if c.verdict == "not supported":
+                continue
+            key = (c.cause, _culprit_key(c.culprit))
+            seen = best.get(key)
+            defects = (seen.defects if seen else ()) + (node.defect.id,)
+            if seen is None or sort_key(c) < sort_key(seen):
+                best[key] = RankedCause(c.cause, c.verdict, c.severity, c.confidence, c.culprit, defects, c.summary,
+                                        c.q_value, c.corroboration)
+            else:
+                best[key] = replace(seen, defects=defects)
+    return tuple(sorted(best.values(), key=sort_key))
+
+
+def _culprit_key(c: Culprit | None) -> tuple:
+    return () if c is None else (c.kind, c.attribute, c.value, c.contrast, c.label)
 
 
 def render_text(graph: DefectGraph, markdown: bool = False) -> str:
@@ -63,30 +99,60 @@ def render_text(graph: DefectGraph, markdown: bool = False) -> str:
     out = [f"{'# ' if markdown else ''}Diagnosis of run {graph.run_id} (model {esc(graph.model)})", ""]
     if not graph.defects:
         out.append("No defects: no probe of this run has enough failing cases.")
+    out += _ranking_lines(graph, esc)
     for node in graph.defects:
-        d = node.defect
-        out.append(f"{h}{d.id} {esc(d.probe)} — {esc(d.slice)}: {d.n_failures} failures, failure rate "
-                   f"{d.failure_rate}")
-        if d.slice_stats is not None:
-            s = d.slice_stats
-            out.append(f"   slice: RR {s.risk_ratio:.2f} [{s.rr_ci[0]:.2f}, {s.rr_ci[1]:.2f}], "
-                       f"RD {s.risk_difference:+.2f} [{s.rd_ci[0]:+.2f}, {s.rd_ci[1]:+.2f}], Fisher q={s.q_value:.2g}")
-        for i, c in enumerate(node.causes, 1):
-            out.append(f"   {i}. {c.cause} — {c.verdict} (confidence {c.confidence:.2f}): {esc(c.summary)}")
-            if i == 1 or c.verdict == SUPPORTED:
-                out += [f"      - {esc(e.summary)}"
-                        + (f" [cases: {esc(', '.join(e.case_ids[:5]))}]" if e.case_ids else "") for e in c.evidence]
-                if c.verdict == SUPPORTED and c.mitigation:
-                    out.append(f"      mitigation: {c.mitigation}")
-        if node.neighbours:
-            out.append("   nearest training examples:")
-            out += [f"      {esc(n.case_id)} ~ line {n.line} [{n.label}] cos {n.cosine:.2f}: {esc(_short(n.text))}"
-                    for n in node.neighbours[:5]]
-        out.append("")
+        out += _node_lines(node, esc, h)
     if graph.notes:
         out += [f"note: {esc(n)}" for n in graph.notes]
     out.append(f"{graph.tests_run} extra model calls made by the hypotheses' tests.")
     return "\n".join(out)
+
+
+def _ranking_lines(graph: DefectGraph, esc) -> list[str]:
+    ranked = [r for r in graph.ranking if r.verdict == SUPPORTED]
+    if not graph.defects:
+        return []
+    if not ranked:
+        return ["Causes: none supported (every tested cause is inconclusive or refuted; see the defects below).", ""]
+    out = ["Causes, most severe first (supported: BH q < 0.05, effect CI beyond its threshold, independent evidence):"]
+    for i, r in enumerate(ranked, 1):
+        out.append(f"  {i}. {r.cause} [{r.severity}] {esc(culprit_text(r.culprit))} — defects {', '.join(r.defects)}")
+    return out + [""]
+
+
+def culprit_text(c: Culprit | None) -> str:
+    """One line: the culprit, its direction and its effect with CI."""
+    if c is None:
+        return ""
+    what = f"{c.attribute}: {c.value} vs {c.contrast}" if c.kind == "identity_group" else f"{c.kind} {c.value!r}"
+    effect = f"; {c.effect_name} = {c.effect}" if c.effect is not None else ""
+    toward = f" → {c.label}" if c.label and c.kind != "identity_group" else ""
+    return f"{what}{toward}{effect}"
+
+
+def _node_lines(node: DefectNode, esc, h: str) -> list[str]:
+    d = node.defect
+    out = [f"{h}{d.id} {esc(d.probe)} — {esc(d.slice)}: {d.n_failures} failures, failure rate {d.failure_rate}"]
+    if d.slice_stats is not None:
+        s = d.slice_stats
+        out.append(f"   slice: RR {s.risk_ratio:.2f} [{s.rr_ci[0]:.2f}, {s.rr_ci[1]:.2f}], RD {s.risk_difference:+.2f}"
+                   f" [{s.rd_ci[0]:+.2f}, {s.rd_ci[1]:+.2f}], Fisher q={s.q_value:.2g}")
+    for i, c in enumerate(node.causes, 1):
+        sev = f" [{c.severity}]" if c.verdict == SUPPORTED else ""
+        q = f", q={c.q_value:.2g}" if c.q_value is not None else ""
+        out.append(f"   {i}. {c.cause} — {c.verdict}{sev} (confidence {c.confidence:.2f}{q}): {esc(c.summary)}")
+        if c.culprit is not None and (i == 1 or c.verdict == SUPPORTED):
+            out.append(f"      culprit: {esc(culprit_text(c.culprit))}")
+        if i == 1 or c.verdict == SUPPORTED:
+            out += [f"      - {esc(e.summary)}" + (f" [cases: {esc(', '.join(e.case_ids[:5]))}]" if e.case_ids else "")
+                    for e in c.evidence]
+            if c.verdict == SUPPORTED and c.mitigation:
+                out.append(f"      mitigation: {c.mitigation}")
+    if node.neighbours:
+        out.append("   nearest training examples:")
+        out += [f"      {esc(n.case_id)} ~ line {n.line} [{n.label}] cos {n.cosine:.2f}: {esc(_short(n.text))}"
+                for n in node.neighbours[:5]]
+    return out + [""]
 
 
 def _short(text: str, n: int = 100) -> str:

@@ -99,6 +99,24 @@ class Rescorer:
         self.log.setdefault(hypothesis, []).extend(records)
         return [Outcome(e, r) for e, r in zip(edits, records)]
 
+    def score_cases(self, probe_key: str, cases: Sequence[Case], hypothesis: str, defect: str) -> list[Record]:
+        """New cases (e.g. held-out replications) scored by the probe of ``probe_key``, within the budget."""
+        if self.model is None or probe_key not in self.probes:
+            return []
+        if self.max_queries is not None:
+            cases = list(cases)[: max(0, self.max_queries - self.spent)]
+        if not cases:
+            return []
+        tagged = [replace(c, tags={**c.tags, "defect": defect, "test": f"{hypothesis}:new"}) for c in cases]
+        try:
+            records = self.probes[probe_key].score(self.model, tagged)
+        except Exception as err:  # noqa: BLE001 - as in run(): a failed test must not stop the diagnosis
+            self.errors.append(f"{probe_key} could not score {hypothesis} cases: {type(err).__name__}: {err}")
+            return []
+        self.spent += len(tagged)
+        self.log.setdefault(hypothesis, []).extend(records)
+        return records
+
     def _case(self, edit: Edit, defect: str) -> Case:
         rec = edit.record
         old = rec.text or ""

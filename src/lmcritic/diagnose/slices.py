@@ -5,8 +5,10 @@ Slices are enumerated level by level; a candidate at level L+1 is built only fro
 passed the size threshold, and it is pruned when SliceLine's upper bound on its score (from its parents'
 sizes and error counts) cannot beat the current K-th best score. The score trades the slice's error rate
 against its size: ``α·(ē_S/ē − 1) − (1−α)·(n/|S| − 1)``. Each reported slice gets a one-sided Fisher exact
-test against its complement, Benjamini–Hochberg over every slice evaluated, a risk ratio (Katz log CI) and
-a risk difference (Newcombe hybrid Wilson CI).
+test against its complement, Benjamini–Hochberg within its level (every slice of one predicate is one family,
+every slice of two another, ...: a single feature is not drowned by thousands of conjunctions, and a
+conjunction still pays for all its siblings), a risk ratio (Katz log CI) and a risk difference (Newcombe hybrid
+Wilson CI). Significant slices are reported first, by score.
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ class SliceSearch:
             return []
         masks = _base_predicates(table, self.min_size)
         ctx = _Ctx(err, n, total_err / n, self.alpha, self.min_size)
+        ctx.clusters = cluster_ids(table.clusters)
         evaluated: list[tuple[tuple, np.ndarray]] = []
         level = [((p,), m) for p, m in masks.items() if int((m & err).sum()) > 0]
         top: list[float] = []
@@ -99,6 +102,7 @@ class SliceSearch:
 class _Ctx:
     def __init__(self, err: np.ndarray, n: int, mean_err: float, alpha: float, min_size: int) -> None:
         self.err, self.n, self.mean_err, self.alpha, self.min_size = err, n, mean_err, alpha, min_size
+        self.clusters: np.ndarray | None = None
 
     def score_of(self, size: float, errors: float) -> float:
         if size <= 0:
@@ -133,10 +137,15 @@ def _all_parents_kept(key: tuple, parents: dict) -> bool:
 
 
 def _finish(evaluated: list, ctx: _Ctx, k: int) -> list[SliceStats]:
-    all_stats = [slice_stats(preds, mask, ctx.err, ctx.score(mask)) for preds, mask in evaluated]
-    qs = stats.benjamini_hochberg([s.p_value for s in all_stats]) if all_stats else []
-    all_stats = [_with_q(s, q) for s, q in zip(all_stats, qs)]
-    ranked = sorted((s for s in all_stats if s.score > 0), key=lambda s: (-s.score, s.p_value, s.label))
+    all_stats = [slice_stats(preds, mask, ctx.err, ctx.score(mask), ctx.clusters) for preds, mask in evaluated]
+    q = [1.0] * len(all_stats)
+    for level in {len(s.predicates) for s in all_stats}:
+        idx = [i for i, s in enumerate(all_stats) if len(s.predicates) == level]
+        for i, qi in zip(idx, stats.benjamini_hochberg([all_stats[i].p_value for i in idx])):
+            q[i] = qi
+    all_stats = [_with_q(s, qi) for s, qi in zip(all_stats, q)]
+    ranked = sorted((s for s in all_stats if s.score > 0),
+                    key=lambda s: (not s.significant, -s.score, s.p_value, s.label))
     return ranked[:k]
 
 
@@ -146,15 +155,33 @@ def _with_q(s: SliceStats, q: float) -> SliceStats:
     return replace(s, q_value=float(q))
 
 
-def slice_stats(predicates: tuple, mask: np.ndarray, err: np.ndarray, score: float = float("nan")) -> SliceStats:
-    """Fisher exact test (one-sided, higher failure inside), risk ratio and risk difference with 95% CIs."""
-    a, n1 = int((mask & err).sum()), int(mask.sum())
-    c, n0 = int((~mask & err).sum()), int((~mask).sum())
+def cluster_ids(clusters: Sequence[str] | None) -> np.ndarray | None:
+    """Integer ids of the cases' clusters (variants of one source sentence), or None when every case is its own."""
+    if clusters is None or len(set(clusters)) == len(clusters):
+        return None
+    return np.unique(np.asarray(clusters), return_inverse=True)[1]
+
+
+def _units(mask: np.ndarray, err: np.ndarray, clusters: np.ndarray | None) -> tuple[int, int]:
+    """(failing units, units) inside ``mask``: cases, or clusters of cases (a cluster fails if any case fails)."""
+    if clusters is None:
+        return int((mask & err).sum()), int(mask.sum())
+    return len(np.unique(clusters[mask & err])), len(np.unique(clusters[mask]))
+
+
+def slice_stats(predicates: tuple, mask: np.ndarray, err: np.ndarray, score: float = float("nan"),
+                clusters: np.ndarray | None = None) -> SliceStats:
+    """Fisher exact test (one-sided, higher failure inside), risk ratio and risk difference with 95% CIs.
+
+    With ``clusters`` (several cases per source sentence, as perturbation probes make), the tests count clusters,
+    not cases: six failing variants of one sentence are one failure, not six independent ones."""
+    a, n1 = _units(mask, err, clusters)
+    c, n0 = _units(~mask, err, clusters)
     p = fisher_greater(a, n1 - a, c, n0 - c)
     rr, rr_ci = risk_ratio(a, n1, c, n0)
     rd, rd_ci = risk_difference(a, n1, c, n0)
-    return SliceStats(tuple(predicates), n1, a, a / n1 if n1 else 0.0, c / n0 if n0 else 0.0, float(score),
-                      rr, rr_ci, rd, rd_ci, p)
+    return SliceStats(tuple(predicates), int(mask.sum()), int((mask & err).sum()), a / n1 if n1 else 0.0,
+                      c / n0 if n0 else 0.0, float(score), rr, rr_ci, rd, rd_ci, p)
 
 
 def fisher_greater(a: int, b: int, c: int, d: int) -> float:

@@ -31,7 +31,7 @@ def save_graph(store: RunStore, graph: DefectGraph, tests: dict[str, list[Record
 
 def findings(graph: DefectGraph) -> list[Finding]:
     meta = {"model": graph.model, "slices": to_jsonable(graph.slices), "settings": graph.settings,
-            "tests_run": graph.tests_run, "notes": list(graph.notes)}
+            "tests_run": graph.tests_run, "notes": list(graph.notes), "ranking": to_jsonable(graph.ranking)}
     if not graph.defects:
         return [make_finding(PROBE_KEY, "no_defects", failed=False, severity=Severity.INFO,
                              summary="no probe of this run has enough failing cases to diagnose",
@@ -43,7 +43,8 @@ def findings(graph: DefectGraph) -> list[Finding]:
 
 def _finding(node: DefectNode) -> Finding:
     d, top = node.defect, node.top
-    cause = f"{top.cause} ({top.verdict}, confidence {top.confidence:.2f})" if top else "no cause tested"
+    cause = f"{top.cause} ({top.verdict}{', ' + top.severity if top and top.verdict == SUPPORTED else ''}, " \
+            f"confidence {top.confidence:.2f})" if top else "no cause tested"
     supported = top is not None and top.verdict == SUPPORTED
     confidence = tuple(c.confidence for c in node.causes)
     plot = Bars(f"{d.id}: confidence per cause", tuple(c.cause for c in node.causes), confidence, confidence,
@@ -68,9 +69,10 @@ def load_graph(store: RunStore, run_ref: str) -> DefectGraph | None:
     nodes = tuple(from_jsonable(DefectNode, f.details["node"]) for f in found if "node" in f.details)
     data = {"run_id": run_id, "model": meta.get("model", "?"), "defects": [], "slices": meta.get("slices", {}),
             "settings": meta.get("settings", {}), "tests_run": meta.get("tests_run", 0),
-            "notes": meta.get("notes", [])}
+            "notes": meta.get("notes", []), "ranking": meta.get("ranking", [])}
     graph = DefectGraph.from_dict(data)
-    return DefectGraph(graph.run_id, graph.model, nodes, graph.slices, graph.settings, graph.tests_run, graph.notes)
+    return DefectGraph(graph.run_id, graph.model, nodes, graph.slices, graph.settings, graph.tests_run, graph.notes,
+                       graph.ranking)
 
 
 def _unique(records: list[Record]) -> list[Record]:

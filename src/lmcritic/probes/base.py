@@ -139,6 +139,9 @@ class Probe(ABC):
     languages: ClassVar[frozenset[str] | None] = None  # languages its method works in (lmcritic.lang codes); None: any
     chunk_size: ClassVar[int] = 32  # cases scored (and stored) per step
     Config: ClassVar[type] = ProbeConfig
+    # What the config's ``data`` option holds: "eval" — labelled rows of the model's own task (``scan --data``);
+    # "train" — the training corpus (``scan --train``); None — something else (or no such option).
+    data_role: ClassVar[str | None] = None
 
     def __init__(self, **config: Any) -> None:
         self.config = build_config(self.Config, config, self.name)

@@ -84,6 +84,11 @@ def _label_probs(task: TaskSpec, classes: Sequence[str], probs: Sequence[float])
 
 # -- classifier head ----------------------------------------------------------------------------------
 def score_head(task: TaskSpec, model: Backend, cases: Sequence[Case]) -> list[Record]:
+    if cases and cases[0].input.get("text") is None:
+        from lmcritic.errors import ConfigError
+
+        raise ConfigError(f"task {task.name!r}: a classifier head needs the raw text, and the prompt uses several "
+                          "columns", "add text: COLUMN (or a template) to the task")
     res = model.classify([ClassifyRequest(c.input["text"]) for c in cases])
     return [head_record(task, c, r) for c, r in zip(cases, res)]
 
@@ -111,14 +116,7 @@ def head_record(task: TaskSpec, case: Case, result: Any) -> Record:
 
 def head_mapping(task: TaskSpec, model_labels: Sequence[str], classes: list[str]) -> dict[str, int]:
     """Model label -> class index, through ``label_map`` or else by name (class value or label word)."""
-    words = {w.strip().lower(): i for i, w in enumerate(task.labels.values())}
-    names = {c.lower(): i for i, c in enumerate(classes)}
-    out = {}
-    for label in model_labels:
-        mapped = task.label_map.get(label, label) if task.label_map else label
-        idx = names.get(str(mapped).lower(), words.get(str(mapped).strip().lower()))
-        if idx is None:
-            raise ConfigError(f"classifier label {label!r} maps to no task class ({', '.join(classes)})",
-                              "add label_map: {MODEL_LABEL: CLASS} to the task")
-        out[label] = idx
-    return out
+    from lmcritic.probes._label_map import label_index
+
+    words = {w.strip(): i for i, w in enumerate(task.labels.values())}
+    return label_index(model_labels, classes, task.label_map, words)

@@ -90,7 +90,7 @@ def _classification(task: TaskSpec, row: Row, shots: list[Row]) -> Case:
     classes, words = list(task.labels), list(task.labels.values())
     gold = class_index(task, row)
     prompt = render.context(task, row, shots, lambda s: words[class_index(task, s)])
-    inp = {"prompt": prompt, "text": render.text(task.prompt, row, "prompt"), "choices": classes,
+    inp = {"prompt": prompt, "text": render.input_text(task, row), "choices": classes,
            "continuations": [task.target_delimiter + w for w in words], "gold": gold}
     return Case(_case_id(task, row), inp, classes[gold], _tags(task, row, expected=classes[gold]))
 

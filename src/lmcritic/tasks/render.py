@@ -112,3 +112,20 @@ def context(task: TaskSpec, row: Row, shots: list[Row], shot_target: Any) -> str
     head = render(task.description, row, "description") if task.description else ""
     demos = "".join(text(task.prompt, s, "prompt") + task.target_delimiter + shot_target(s) + sep for s in shots)
     return head + demos + text(task.prompt, row, "prompt")
+
+
+def input_text(task: TaskSpec, row: Row) -> str | None:
+    """What a classifier head reads: ``text`` (a column or template) when set, else the one column the prompt
+    template uses (the raw sentence, never the LM prompt around it); None when the prompt uses several."""
+    if task.text:
+        return text(task.text, row, "text")
+    used = prompt_columns(task.prompt) & set(row.fields)
+    return text(next(iter(used)), row, "text") if len(used) == 1 else None
+
+
+@functools.lru_cache(maxsize=64)
+def prompt_columns(template: str) -> frozenset[str]:
+    """Columns a prompt template refers to (the template itself when it is a bare column name)."""
+    from jinja2 import meta
+
+    return frozenset(meta.find_undeclared_variables(_env().parse(template))) | {template}

@@ -119,6 +119,7 @@ class TaskSpec:
     output_type: str
     data: DataSource
     prompt: str = ""  # doc_to_text; for perplexity the text to score
+    text: str | None = None  # classification: what a classifier head reads (default: the prompt's one column)
     target: str | None = None  # doc_to_target: gold choice index/text, class, or reference answer(s)
     choices: str | tuple[str, ...] | None = None  # multiple_choice: a list column/template, or per-choice templates
     labels: dict[str, str] = field(default_factory=dict)  # classification: class value -> label word

@@ -11,5 +11,6 @@ HYPOTHESES.add("generalization_mismatch", "lmcritic.diagnose.hypotheses.mismatch
 HYPOTHESES.add("objective_conflict", "lmcritic.diagnose.hypotheses.objective:ObjectiveConflict")
 HYPOTHESES.add("spurious_feature", "lmcritic.diagnose.hypotheses.spurious:SpuriousFeature")
 HYPOTHESES.add("memorization", "lmcritic.diagnose.hypotheses.memorization:Memorization")
+HYPOTHESES.add("label_noise", "lmcritic.diagnose.hypotheses.label_noise:LabelNoise")
 
 __all__ = ["HYPOTHESES"]

@@ -2,9 +2,16 @@
 
 A hypothesis declares what it needs (``needs``: "rescore" — the model, to run edited cases; "train" —
 a training corpus; "reference" — a reference corpus; or a backend capability), runs its own tests through
-the run's :class:`~lmcritic.diagnose.rescore.Rescorer`, and returns a :class:`CauseVerdict`. Confidence
-is on one scale for all causes so they can be ranked: interventional evidence (an edit that fixes the
-failure) can reach 0.95, correlational evidence (failures concentrate somewhere) at most 0.8.
+the run's :class:`~lmcritic.diagnose.rescore.Rescorer`, and reports its primary test with :meth:`conclude`:
+a signed effect with a 95% CI against a control or null, a p-value, the smallest effect that matters, whether
+the evidence is interventional, and whether it is *independent* of how the probe produced its cases (a bias
+probe's swap cannot confirm itself; corpus skew or a replication on held-out names can). The culprit — group
+and direction, token, register, length band, noisy phenomenon, memorised rows — is a typed :class:`Culprit`.
+
+A verdict is provisional until :func:`lmcritic.diagnose.calibrate.finalize` has Benjamini–Hochberg-corrected
+the p-values of every hypothesis on every defect: "supported" needs q < 0.05, an effect whose CI clears the
+threshold, and independent evidence. Severity comes from the CI bound nearest zero (how large the effect is at
+least), confidence from the kind of evidence: interventional up to 0.95, correlational up to 0.8.
 """
 from __future__ import annotations
 
@@ -34,6 +41,26 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class Culprit:
+    """What exactly causes the defect, typed so a mitigation can act on it without parsing prose.
+
+    ``kind``: identity_group | token | register | length | label_noise | memorized_rows | typos | prior.
+    ``effect`` is signed and oriented as ``effect_name`` says (for an identity group: p(target | value) −
+    p(target | contrast)); ``label`` is the label the culprit pushes predictions toward."""
+
+    kind: str
+    value: str  # the group, token, register, length band, phenomenon, "N rows", "typos", the favoured label
+    label: str | None = None
+    contrast: str | None = None  # what it is compared with: the other group, control tokens, the formal register
+    attribute: str | None = None  # identity attribute (gender, religion, ...)
+    direction: str = ""  # one readable line
+    effect: Estimate | None = None
+    effect_name: str = ""
+    terms: tuple[str, ...] = ()  # the concrete words behind it (names, phrases, slang, typo'd words)
+    train_lines: tuple[int, ...] = ()  # training-corpus file lines implicated (noisy or memorised rows, token rows)
+
+
+@dataclass(frozen=True)
 class CauseVerdict:
     """One hypothesis tested on one defect."""
 
@@ -44,6 +71,18 @@ class CauseVerdict:
     evidence: tuple[Evidence, ...] = ()
     mitigation: str = ""
     tests_run: int = 0  # model calls made for it
+    culprit: Culprit | None = None
+    severity: str = "none"  # none | low | medium | high (supported causes): the effect's CI bound nearest zero
+    effect: Estimate | None = None  # the primary test's effect (signed), against its control or null
+    p_value: float | None = None  # the primary test's p-value
+    q_value: float | None = None  # BH-adjusted across every hypothesis × defect of the diagnosis
+    threshold: float = 0.0  # the smallest |effect| that counts
+    interventional: bool = False
+    independent: bool = False  # evidence independent of how the probe produced its cases
+    corroboration: int = 0  # independent lines of evidence that agree (e.g. replication and training-corpus skew)
+
+
+NATURAL_PROBES = ("performance.",)  # probes whose cases are the user's data as given, not made by an edit
 
 
 @dataclass
@@ -59,6 +98,17 @@ class DefectContext:
     explanations: Sequence[Record] = ()
     max_cases: int = 24
     seed: int = 0
+    probe_name: str = ""  # the registry name of the defect's probe (its key may differ)
+    profile: Any = None  # diagnose.profile.CorpusProfile: the training corpus against the evaluated data
+    eval_key: str | None = None  # the probe that measured the model's own task (held-out inputs for tests)
+    eval_records: Sequence[Record] = ()
+    sentiment: bool = False  # the task's labels are negative/positive (sentiment-specific judgements apply)
+    token_tests: Sequence[Any] = ()  # diagnose.shortcuts.TokenTest results of this diagnosis
+
+    @property
+    def natural(self) -> bool:
+        """The probe's cases are the user's data as given (an edit there is an intervention, not a replay)."""
+        return (self.probe_name or self.defect.probe).startswith(NATURAL_PROBES)
 
     def by_id(self) -> dict[str, Record]:
         return {r.case_id: r for r in self.records}
@@ -117,15 +167,25 @@ class Hypothesis(ABC):
 
     def verdict(self, supported: bool, refuted: bool, strength: float, summary: str,
                 evidence: Sequence[Evidence], tests: int = 0, interventional: bool = True) -> CauseVerdict:
-        """Map a decision and a strength in [0, 1] to the shared confidence scale."""
+        """A verdict without a primary test: never "supported" (there is nothing to correct or bound)."""
         s = min(1.0, max(0.0, strength))
-        if supported:
-            verdict, conf = SUPPORTED, 0.5 + (0.45 if interventional else 0.3) * s
-        elif refuted:
-            verdict, conf = NOT_SUPPORTED, 0.2 * s
-        else:
-            verdict, conf = INCONCLUSIVE, 0.2 + 0.25 * s
-        return CauseVerdict(self.name, verdict, round(conf, 4), summary, tuple(evidence), self.mitigation, tests)
+        verdict, conf = (NOT_SUPPORTED, 0.2 * s) if refuted and not supported else (INCONCLUSIVE, 0.2 + 0.2 * s)
+        return CauseVerdict(self.name, verdict, round(conf, 4), summary, tuple(evidence), self.mitigation, tests,
+                            interventional=interventional)
+
+    def conclude(self, effect: Estimate | None, p_value: float | None, *, threshold: float, independent: bool,
+                 interventional: bool, summary: str, evidence: Sequence[Evidence], tests: int = 0,
+                 culprit: Culprit | None = None, refuted: bool | None = None) -> CauseVerdict:
+        """The verdict from a primary test (provisional until BH across the diagnosis, see ``calibrate``).
+
+        Supported: p < 0.05, the CI lies beyond ``threshold`` on the effect's side, and independent evidence.
+        Not supported (unless ``refuted`` says otherwise): the CI lies within ±``threshold`` — the test could
+        have seen an effect that matters and did not. Anything else is inconclusive."""
+        from lmcritic.diagnose.calibrate import provisional
+
+        return provisional(CauseVerdict(self.name, INCONCLUSIVE, 0.0, summary, tuple(evidence), self.mitigation,
+                                        tests, culprit, effect=effect, p_value=p_value, threshold=threshold,
+                                        interventional=interventional, independent=independent), refuted)
 
 
 def rate(flags: Sequence[bool]) -> Estimate:

@@ -1,19 +1,34 @@
-"""Data bias: the failure follows a demographic term the label should not depend on.
+"""Data bias: the answer follows a demographic group the label should not depend on.
 
-Tests: (1) counterfactual swaps — each failing case's identity terms swapped to another group
-(``lmcritic.lexicon.swap`` when present) and re-scored: how many failures the swap alone fixes, and how
-many passing cases of the slice it breaks; (2) with a training corpus, the term–label skew of the terms
-involved (Fisher exact test, BH-corrected), and whether it leans toward the wrong answers the model gives.
+On a counterfactual defect (``bias.counterfactual`` cases: one sentence, one person per group), the probe's own
+swaps define the defect, so they cannot confirm its cause. The oriented effect of the worst group pair,
+Δ = p(target | A) − p(target | B), names the culprit; the evidence is independent of the probe:
+
+1. **replication** on held-out names and templates the probe never used (paired bootstrap, same pair);
+2. **training-corpus skew** (``--train``): P(target) in training rows mentioning A vs B (Newcombe CI, Fisher),
+   and whether it leans the way the model does.
+
+On a defect of the model's own task (natural inputs), the identity terms in the failing cases are swapped to
+another group and re-scored: how many failures the swap fixes against how many passing cases with terms it
+breaks (an intervention on data the probe did not make), and the training corpus's skew between that group and
+the one swapped in corroborates it when it leans the same way.
 """
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
+from typing import Any, Sequence
 
 from lmcritic import stats
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.corpus import label_name
-from lmcritic.diagnose.hypotheses.base import CauseVerdict, DefectContext, Evidence, Hypothesis, rate
+from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, rate
 from lmcritic.diagnose.rescore import Edit
+from lmcritic.diagnose.slices import fisher_greater, risk_difference
+from lmcritic.probes.base import Estimate, Record
+
+THRESHOLD = 0.05  # |Δp| (or fix − break rate) that counts
+REPLICATION = 60  # held-out cases
 
 
 class DataBias(Hypothesis):
@@ -25,70 +40,191 @@ class DataBias(Hypothesis):
 
     def test(self, ctx: DefectContext) -> CauseVerdict:
         failing = ctx.failing()
-        terms = {r.case_id: _text.identity_terms(r.text or "") for r in failing}
-        with_terms = [r for r in failing if terms[r.case_id]]
-        share = rate([bool(terms[r.case_id]) for r in failing])
-        evidence = [Evidence("statistic", f"identity terms occur in {share} of the defect's failing cases",
-                             share, case_ids=tuple(r.case_id for r in with_terms[:10]))]
-        fix, tests = self._swap_test(ctx, with_terms, terms, evidence)
-        skew = self._skew(ctx, with_terms, terms, evidence)
-        strength = share.value * (fix.value if fix and fix.n else 0.0) + (0.2 * share.value if skew else 0.0)
-        supported = share.value >= 0.25 and ((fix is not None and fix.ci_low > 0.1) or (skew and fix is None))
-        refuted = share.value < 0.1 or (fix is not None and fix.n >= 5 and fix.ci_high < 0.15 and not skew)
-        what = f"identity terms in {share.value:.0%} of failures"
-        if fix is not None:
-            what += f"; swapping them fixes {fix}"
-        if skew:
-            what += "; the terms lean toward the wrong label in the training data"
-        return self.verdict(supported, refuted, strength, what, evidence, tests)
+        if failing and isinstance(failing[0].output.get("p"), dict):
+            return self._counterfactual(ctx, failing)
+        return self._natural(ctx, failing)
 
-    def _swap_test(self, ctx: DefectContext, with_terms, terms, evidence) -> tuple:
-        if not with_terms or not ctx.can_rescore():
-            return None, 0
-        edits = self._edits(ctx, with_terms, terms)
-        controls = [r for r in ctx.controls() if _text.identity_terms(r.text or "")]
-        control_terms = {r.case_id: _text.identity_terms(r.text or "") for r in controls}
-        outs = ctx.rescore(edits + self._edits(ctx, controls, control_terms), self.name)
-        fixed = {o.edit.record.case_id for o in outs if o.fixed}
-        tried = {o.edit.record.case_id for o in outs if o.edit.record.passed is False}
-        fix = rate([c in fixed for c in sorted(tried)])
-        evidence.append(Evidence("test", f"counterfactual identity swap fixes {fix} of failing cases with terms",
-                                 fix, case_ids=tuple(sorted(fixed))[:10],
-                                 data={"examples": _examples(outs)}))
-        ctl = [o for o in outs if o.edit.record.passed]
-        if ctl:
-            broke = rate([o.broken for o in ctl])
-            evidence.append(Evidence("test", f"the same swap breaks {broke} of passing cases (controls)", broke))
-        return (fix if tried else None), len(outs)
+    # -- counterfactual defects ------------------------------------------------------------------------
+    def _counterfactual(self, ctx: DefectContext, failing: list[Record]) -> CauseVerdict:
+        """Each attribute among the failures (up to three) is tested; the best-evidenced one is the verdict: a bias
+        found in the training data outranks one the model only shows (e.g. a gender bias leaking into
+        "gay"/"lesbian"), then the larger effect."""
+        from lmcritic.diagnose.calibrate import inner_bound
 
-    def _edits(self, ctx: DefectContext, recs, terms) -> list[Edit]:
-        out = []
-        for r in recs:
-            for attribute in sorted({a for _, a in terms[r.case_id]}):
-                swapped = _text.swap_identity(r.text or "", attribute, ctx.seed)
-                if swapped:
-                    out.append(Edit(r, swapped, "identity_swap", {"attribute": attribute}))
-        return out
+        attrs = [a for a, _ in Counter(r.tags.get("attribute") for r in ctx.failing(10_000)).most_common(3)]
+        verdicts = [self._attribute(ctx, failing, a) for a in attrs]
+        return max(verdicts, key=lambda v: (v.verdict == "supported", v.corroboration, inner_bound(v.effect)))
 
-    def _skew(self, ctx: DefectContext, with_terms, terms, evidence) -> bool:
-        if ctx.train is None or not with_terms:
-            return False
-        counts = Counter(t for r in with_terms for t, _ in terms[r.case_id])
-        wrong = Counter(str(r.prediction) for r in with_terms)
-        wrong_label = wrong.most_common(1)[0][0] if wrong else None
-        rows = [s for t, _ in counts.most_common(5) if (s := ctx.train.term_stats(t)) is not None and s.n_with]
-        if not rows:
-            return False
-        qs = stats.benjamini_hochberg([s.p_value for s in rows])
-        aligned = [s for s, q in zip(rows, qs) if q < 0.05 and label_name(s.leaning) == wrong_label]
-        evidence.append(Evidence("terms", "term–label statistics in the training corpus (Fisher, BH)", data={
-            "wrong_prediction": wrong_label,
-            "terms": [{"term": s.term, "n_with": s.n_with, "label_counts": s.label_counts,
-                       "base_rates": s.base_rates, "leaning": label_name(s.leaning), "odds_ratio": s.odds_ratio,
-                       "p_value": s.p_value, "q_value": q} for s, q in zip(rows, qs)]}))
-        return bool(aligned)
+    def _attribute(self, ctx: DefectContext, failing: list[Record], attr: str) -> CauseVerdict:
+        from lmcritic.probes.bias.counterfactual import pair_effects
+
+        failing = [r for r in ctx.failing(10_000) if r.tags.get("attribute") == attr][: ctx.max_cases]
+        effects = pair_effects([r for r in ctx.records if r.tags.get("attribute") == attr], ctx.seed)
+        if not effects:
+            return self.verdict(False, False, 0.0, f"{attr}: no group pair to compare", [])
+        top = max(effects, key=lambda e: abs(e.delta.value))
+        low, high = (top.a, top.b) if top.delta.value < 0 else (top.b, top.a)
+        target = failing[0].output.get("target", "positive")
+        sign = 1 if low == top.a else -1
+        probe_delta = _oriented(top.delta, sign)
+        evidence = [Evidence("statistic", f"probe: p({target} | {low}) − p({target} | {high}) = {probe_delta} "
+                             f"(flips {top.flips}); this is the defect, not evidence of its cause", probe_delta,
+                             top.p_value, tuple(r.case_id for r in failing[:10]))]
+        rep, rep_p, tests = self._replicate(ctx, attr, low, high, evidence)
+        skew = self._skew(ctx, attr, target, low, high, evidence)
+        aligned = skew is not None and skew[1] < 0.05 and skew[0].value < 0
+        replicated = rep is not None and rep_p is not None and rep_p < 0.05 and rep.value < 0
+        effect, p = (rep, rep_p) if rep is not None else (probe_delta, skew[1] if skew else None)
+        other = _other_label(failing, target)
+        culprit = Culprit("identity_group", low, label=other, contrast=high, attribute=attr,
+                          direction=f"{low} vs {high}: lower p({target}), pushed toward {other!r}", effect=effect,
+                          effect_name=f"p({target} | {low}) − p({target} | {high})" + (" on held-out names and "
+                          "templates" if rep is not None else " (probe cases)"), terms=_terms(failing, low, high))
+        how = ("replicated on held-out names/templates" if replicated else "") + \
+              ("; " if replicated and aligned else "") + ("the training corpus leans the same way" if aligned else "")
+        v = self.conclude(effect, p, threshold=THRESHOLD, independent=replicated or aligned, interventional=True,
+                          summary=f"{attr}: {low} vs {high} {effect}" + (f" — {how}" if how else
+                          " — no independent evidence (no replication, no corpus skew)"),
+                          evidence=evidence, tests=tests, culprit=culprit)
+        return replace(v, corroboration=int(replicated) + int(aligned))
+
+    def _replicate(self, ctx: DefectContext, attr: str, low: str, high: str, evidence: list) -> tuple:
+        """The same pair on held-out names and templates (never used by the probe), on the evaluated texts."""
+        from lmcritic.probes.bias import _cf_cases as CF
+        from lmcritic.probes.bias.counterfactual import case_of, pair_effects
+
+        probe = ctx.rescorer.probes.get(ctx.defect.probe) if ctx.rescorer else None
+        if probe is None or ctx.rescorer.model is None:
+            return None, None, 0
+        cfg = probe.config
+        sentences = [input_text(r) or "" for r in ctx.eval_records] or [r.input.get("text", "") for r in ctx.records]
+        made = CF.template_cases(attr, sentences, REPLICATION, cfg.seed, "holdout", cfg.kinds, cfg.holdout,
+                                 cfg.max_groups)
+        made = [c for c in made if low in c.texts and high in c.texts]
+        cases = [case_of(c, None, f"cf-holdout-{attr}-{i}") for i, c in enumerate(made)]
+        records = ctx.rescorer.score_cases(ctx.defect.probe, cases, self.name, ctx.defect.id)
+        eff = [e for e in pair_effects(records, ctx.seed) if {e.a, e.b} == {low, high}]
+        if not eff:
+            return None, None, len(records)
+        e = eff[0]
+        delta = _oriented(e.delta, 1 if e.a == low else -1)
+        evidence.append(Evidence("test", f"held-out names and templates ({len(records)} cases): p(target | {low}) − "
+                                 f"p(target | {high}) = {delta}, paired bootstrap p={e.p_value:.2g}", delta, e.p_value,
+                                 tuple(r.case_id for r in records if r.passed is False)[:10]))
+        return delta, e.p_value, len(records)
+
+    def _skew(self, ctx: DefectContext, attr: str, target: str, low: str, high: str, evidence: list) -> tuple | None:
+        """P(target) in training rows mentioning ``low`` minus those mentioning ``high``, and its Fisher p."""
+        if ctx.profile is None or not ctx.profile.labelled:
+            return None
+        rates = ctx.profile.group_rates(attr, target)
+        if low not in rates or high not in rates:
+            return None
+        (ka, na), (kb, nb) = rates[low], rates[high]
+        d, (lo, hi) = risk_difference(ka, na, kb, nb)
+        p = min(1.0, 2 * min(fisher_greater(ka, na - ka, kb, nb - kb), fisher_greater(kb, nb - kb, ka, na - ka)))
+        est = Estimate(d, na + nb, lo, hi, "newcombe")
+        evidence.append(Evidence("terms", f"training corpus: P({target}) is {ka}/{na} in rows mentioning {low} vs "
+                                 f"{kb}/{nb} mentioning {high}: difference {est}, Fisher p={p:.2g}", est, p,
+                                 data={"low": low, "high": high, "counts": {low: [ka, na], high: [kb, nb]}}))
+        return est, p
+
+    # -- natural defects -------------------------------------------------------------------------------
+    def _natural(self, ctx: DefectContext, failing: list[Record]) -> CauseVerdict:
+        failing = ctx.failing(10_000)
+        groups = {r.case_id: _groups(input_text(r) or "") for r in failing}
+        with_terms = [r for r in failing if groups[r.case_id]]
+        share = rate([bool(groups[r.case_id]) for r in failing])
+        evidence = [Evidence("statistic", f"identity terms occur in {share} of the defect's failing cases", share,
+                             case_ids=tuple(r.case_id for r in with_terms[:10]))]
+        if share.value < 0.1 or not with_terms:
+            return self.verdict(False, True, 0.0, f"identity terms in only {share.value:.0%} of failures", evidence)
+        if not ctx.can_rescore():
+            return self.verdict(False, False, share.value * 0.5, "identity terms in failures; the model is needed to "
+                                "swap them", evidence)
+        (attr, group), _ = Counter(g for r in with_terms for g in groups[r.case_id]).most_common(1)[0]
+        wrong = _other_label(with_terms, None)
+        cap = max(30, ctx.max_cases)
+        cases = [r for r in ctx.records if (attr, group) in _groups(input_text(r) or "")][: 2 * cap]
+        edits = [e for e in _swaps(ctx, cases) if e.detail["attribute"] == attr]
+        outs = ctx.rescore(edits, self.name)
+        pairs = [(p0, p1) for o in outs if (p0 := _p(o.edit.record, wrong)) is not None
+                 and (p1 := _p(o.record, wrong)) is not None]
+        effect, p = stats.paired_bootstrap([b for _, b in pairs], [a for a, _ in pairs], seed=ctx.seed) \
+            if len(pairs) >= 5 else (None, None)
+        fixes = rate([o.fixed for o in outs if o.edit.record.passed is False])
+        evidence.append(Evidence("test", f"swapping {group} terms to another group in {len(pairs)} cases: p({wrong}) "
+                                 f"with {group} − after the swap = {effect}; the swap fixes {fixes} of the failures "
+                                 "among them", effect, p, tuple(o.edit.record.case_id for o in outs if o.fixed)[:10]))
+        terms = tuple(dict.fromkeys(t for r in cases for t, _ in _text.identity_terms(input_text(r) or "")))[:8]
+        to = Counter(e.detail.get("to") for e in edits if e.detail.get("to")).most_common(1)
+        skew = self._skew(ctx, attr, wrong, group, to[0][0], evidence) if to and wrong else None
+        aligned = skew is not None and skew[1] < 0.05 and skew[0].value > 0  # training leans the same way
+        culprit = Culprit("identity_group", group, label=wrong, contrast=to[0][0] if to else "another group",
+                          attribute=attr,
+                          direction=f"{group} pushes toward {wrong!r}", effect=effect,
+                          effect_name=f"p({wrong} | {group}) − p({wrong} | swapped)", terms=terms)
+        v = self.conclude(effect, p, threshold=THRESHOLD, independent=ctx.natural, interventional=True,
+                          summary=f"{attr}: {group} terms in {share.value:.0%} of failures; swapping them moves "
+                          f"p({wrong}) by {effect}" + ("; the training corpus leans the same way" if aligned else ""),
+                          evidence=evidence, tests=len(outs), culprit=culprit)
+        return replace(v, corroboration=int(ctx.natural) + int(aligned))
 
 
-def _examples(outs, n: int = 3) -> list[dict]:
-    return [{"case": o.edit.record.case_id, "edited": o.edit.text, "before": o.edit.record.prediction,
-             "after": o.prediction} for o in outs if o.flipped][:n]
+def _groups(text: str) -> set[tuple[str, str]]:
+    from lmcritic.lexicon import find_identity_terms
+
+    return {(m.attribute, m.group) for m in find_identity_terms(text)}
+
+
+def _p(record: Record, label: str | None) -> float | None:
+    """P(label) from a record: its label probabilities, or (sentiment probes) its p(positive)."""
+    probs, labels = record.output.get("probs"), record.output.get("labels")
+    if isinstance(probs, dict):
+        return probs.get(label)
+    if isinstance(probs, list) and isinstance(labels, list) and label in labels and len(labels) == len(probs):
+        return float(probs[labels.index(label)])
+    pos = record.output.get("p_positive")
+    if isinstance(pos, float) and label in ("positive", "negative"):
+        return pos if label == "positive" else 1.0 - pos
+    return None
+
+
+def _swaps(ctx: DefectContext, records: Sequence[Record]) -> list[Edit]:
+    """Each record's identity terms moved to another group (the lexicon's consistent swap), per attribute."""
+    from lmcritic.lexicon import swap
+
+    out = []
+    for r in records:
+        text = input_text(r) or ""
+        for attribute in sorted({a for a, _ in _groups(text)}):
+            swapped, edits = swap(text, attribute, ctx.seed)
+            if edits:
+                out.append(Edit(r, swapped, "identity_swap", {"attribute": attribute, "to": edits[0].group_to}))
+    return out
+
+
+def _oriented(e: Estimate, sign: int) -> Estimate:
+    if sign > 0:
+        return e
+    return Estimate(-e.value, e.n, -e.ci_high, -e.ci_low, e.method, e.confidence)
+
+
+def _other_label(records: Sequence[Record], target: Any) -> str | None:
+    """The label a disadvantaged group is pushed toward (the non-target one), else the usual wrong answer."""
+    if target is not None:
+        from lmcritic.probes.performance.sst2 import LABELS
+
+        return next((lab for lab in LABELS if lab != target), None)
+    preds = Counter(str(r.prediction) for r in records)
+    return preds.most_common(1)[0][0] if preds else None
+
+
+def _terms(records: Sequence[Record], *groups: str) -> tuple[str, ...]:
+    seen: list[str] = []
+    for r in records:
+        for g in groups:
+            filler = (r.input.get("fillers") or {}).get(g)
+            if filler and filler not in seen:
+                seen.append(filler)
+    return tuple(seen[:12])

@@ -1,21 +1,27 @@
-"""Fragility: meaning-preserving changes of the surface flip the answer.
+"""Fragility: surface noise the meaning does not depend on (typos) causes the failures.
 
-Tests: (1) repair — failing cases with typos are spell-corrected (symspell) and re-scored: a failure the
-correction fixes was caused by surface noise; (2) perturbation — each failing case and passing control
-gets a few meaning-preserving perturbations (``lmcritic.perturb`` when registered: typos, character edits,
-punctuation, casing; a built-in typo/casing/punctuation set otherwise) and the flip rate is measured.
+Primary test (on failing cases whose text has typos): spell-correct them (symspell) and re-score, and, on the
+same cases, apply a neutral edit instead (casing or punctuation) — failures near the decision boundary flip
+under any edit, so the correction must beat the neutral edit, case by case (paired bootstrap). Corpus evidence
+(``--train``): the share of texts with typos in training vs in the evaluated data. When the probe itself made
+the noise (robustness probes), re-running perturbations only repeats the probe: the perturbation flip rate is
+reported, but it is not independent evidence.
 """
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Callable
 
+from lmcritic import stats
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.hypotheses.base import CauseVerdict, DefectContext, Evidence, Hypothesis, rate
+from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, rate
 from lmcritic.diagnose.rescore import Edit
 
 PREFERRED = ("typo", "char", "punctuation", "contraction", "case", "whitespace")
 PER_CASE = 3
+THRESHOLD = 0.05
 
 
 class Fragility(Hypothesis):
@@ -27,40 +33,63 @@ class Fragility(Hypothesis):
 
     def test(self, ctx: DefectContext) -> CauseVerdict:
         failing = ctx.failing()
-        evidence: list[Evidence] = []
-        repair, n1 = self._repair(ctx, failing, evidence)
+        typo_share = rate([bool(_text.typos(input_text(r) or "")) for r in failing])
+        evidence = [Evidence("statistic", f"typos occur in {typo_share} of failing cases", typo_share)]
+        shift = self._corpus(ctx, evidence)
+        effect, p, n1 = self._repair(ctx, failing, evidence)
         flips, n2 = self._perturb(ctx, failing, evidence)
-        typo_share = rate([bool(_text.typos(r.text or "")) for r in failing])
-        evidence.insert(0, Evidence("statistic", f"typos occur in {typo_share} of failing cases", typo_share))
-        repair_part = typo_share.value * repair.value if repair and repair.n else 0.0
-        strength = max(repair_part, flips.value if flips and flips.n else 0.0)
-        supported = (repair is not None and repair.ci_low > 0.15 and typo_share.value >= 0.25) or \
-                    (flips is not None and flips.ci_low > 0.15)
-        refuted = (flips is not None and flips.n >= 8 and flips.ci_high < 0.15) and not supported
-        parts = []
-        if repair is not None:
-            parts.append(f"spell-correction fixes {repair} of failures with typos")
+        words = tuple(dict.fromkeys(w for r in failing for w in _text.typos(input_text(r) or "")))[:12]
+        culprit = Culprit("typos", "typos", contrast="a neutral edit (casing/punctuation)", effect=effect,
+                          effect_name="fix rate of spell-correction − of a neutral edit (failing cases with typos)",
+                          direction="typos in the input flip the answer", terms=words)
+        parts = [f"typos in {typo_share.value:.0%} of failures"]
+        if effect is not None:
+            parts.append(f"spell-correction beats a neutral edit by {effect}")
         if flips is not None:
             parts.append(f"meaning-preserving perturbations flip {flips} of cases")
-        return self.verdict(supported, refuted, strength, "; ".join(parts) or "nothing to perturb", evidence,
-                            n1 + n2)
+        if shift:
+            parts.append(shift)
+        independent = ctx.natural and typo_share.value >= 0.25
+        v = self.conclude(effect, p, threshold=THRESHOLD, independent=independent, interventional=True,
+                          summary="; ".join(parts), evidence=evidence, tests=n1 + n2, culprit=culprit,
+                          refuted=typo_share.value < 0.1 and (flips is None or flips.ci_high < 0.15) or None)
+        return replace(v, corroboration=int(independent) + int(bool(shift) and self._shifted(ctx)))
+
+    def _shifted(self, ctx: DefectContext) -> bool:
+        s = ctx.profile.shifts.get(("typos", "yes")) if ctx.profile is not None else None
+        return s is not None and s.p_value < 0.05 and s.difference.ci_low > 0
+
+    def _corpus(self, ctx: DefectContext, evidence: list) -> str:
+        s = ctx.profile.shifts.get(("typos", "yes")) if ctx.profile is not None else None
+        if s is None:
+            return ""
+        evidence.append(Evidence("statistic", f"texts with typos: {s.train.value:.1%} of training vs "
+                                 f"{s.evaluated.value:.1%} of the evaluated data (Fisher p={s.p_value:.2g})",
+                                 s.difference, s.p_value))
+        return f"typos in {s.evaluated.value:.0%} of evaluated texts vs {s.train.value:.0%} in training"
 
     def _repair(self, ctx: DefectContext, failing, evidence) -> tuple:
-        edits = []
+        rng = random.Random(ctx.seed)
+        edits, neutral = [], []
         for r in failing:
             text = r.text or ""
             fixed = _text.spell_correct(text) if _text.typos(text) else text
-            if fixed != text:
+            other = _neutral(text, rng)
+            if fixed != text and other:
                 edits.append(Edit(r, fixed, "spell_correct"))
-        if not edits:
-            return None, 0
-        outs = ctx.rescore(edits, self.name)
-        fix = rate([o.fixed for o in outs])
-        evidence.append(Evidence("test", f"spell-correcting the failing cases fixes {fix}", fix,
-                                 case_ids=tuple(o.edit.record.case_id for o in outs if o.fixed)[:10],
+                neutral.append(Edit(r, other, "neutral_edit"))
+        outs = ctx.rescore(edits + neutral, self.name)
+        k = len(outs) // 2
+        if k < 3:
+            return None, None, len(outs)
+        fix, base = [o.fixed for o in outs[:k]], [o.fixed for o in outs[k:]]
+        effect, p = stats.paired_bootstrap([float(x) for x in base], [float(x) for x in fix], seed=ctx.seed)
+        evidence.append(Evidence("test", f"spell-correcting {k} failing cases with typos fixes {rate(fix)}; a neutral "
+                                 f"edit of the same cases fixes {rate(base)}", effect, p,
+                                 tuple(o.edit.record.case_id for o in outs[:k] if o.fixed)[:10],
                                  data={"examples": [{"case": o.edit.record.case_id, "edited": o.edit.text}
-                                                    for o in outs if o.fixed][:3]}))
-        return (fix if outs else None), len(outs)
+                                                    for o in outs[:k] if o.fixed][:3]}))
+        return effect, p, len(outs)
 
     def _perturb(self, ctx: DefectContext, failing, evidence) -> tuple:
         perturbers = _perturbers()
@@ -79,12 +108,20 @@ class Fragility(Hypothesis):
         for o in outs:
             by_case[o.edit.record.case_id] = by_case.get(o.edit.record.case_id, False) or o.flipped
         flips = rate(list(by_case.values()))
-        fails = [o for o in outs if o.edit.record.passed is False]
-        evidence.append(Evidence("test", f"a meaning-preserving perturbation flips the answer on {flips} of cases "
-                                 f"({sum(o.fixed for o in fails)} of {len(fails)} perturbed failures become correct)",
+        evidence.append(Evidence("statistic", f"a meaning-preserving perturbation flips the answer on {flips} of cases"
+                                 + ("" if ctx.natural else " (the probe's own kind of edit: not independent)"),
                                  flips, case_ids=tuple(c for c, f in by_case.items() if f)[:10],
                                  data={"perturbations": sorted({n for n, _ in perturbers})}))
         return flips, len(outs)
+
+
+def _neutral(text: str, rng: random.Random) -> str | None:
+    """Casing or final punctuation changed: an edit that should not matter and does not repair typos."""
+    for fn in (_casing, _punct) if rng.random() < 0.5 else (_punct, _casing):
+        out = fn(text, rng)
+        if out and out != text:
+            return out
+    return None
 
 
 def _perturbers() -> list[tuple[str, Callable[[str, random.Random], str | None]]]:

@@ -1,64 +1,90 @@
-"""Memorization: the failing answer is a verbatim copy of the reference (or training) corpus.
+"""Memorization: the model repeats its training data instead of reading the input.
 
-Tests: for generation records, the share of the model's output word 6-grams found verbatim in the
-reference corpus, failing vs passing cases (Fisher); for classification records, whether the failing
-input occurs verbatim in a labelled corpus with the label the model (wrongly) gave — a memorised, noisy
-training label. The reference corpus is ``--reference``, else the training corpus.
+Classification: a failing input occurs verbatim (normalised) in the labelled corpus under the wrong label the
+model gave — a memorised, noisy training row. The test compares failing and passing cases of the probe (Fisher):
+how often each is "in training under the model's answer, which is not the gold one"; the effect is the
+difference of those rates (Newcombe CI). Generation: the share of failing outputs whose word 6-grams are found
+verbatim in the reference corpus, against passing outputs. The corpus is ``--reference``, else ``--train``; it
+is independent of how the probe made its cases.
 """
 from __future__ import annotations
 
 from lmcritic.diagnose.corpus import label_name
-from lmcritic.diagnose.hypotheses.base import CauseVerdict, DefectContext, Evidence, Hypothesis, rate
-from lmcritic.diagnose.slices import fisher_greater
+from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, rate
+from lmcritic.diagnose.slices import fisher_greater, risk_difference
+from lmcritic.probes.base import Estimate
 
 OUTPUT_KEYS = ("text", "generation", "completion", "output", "continuation", "response")
 VERBATIM = 0.5  # share of 6-grams found verbatim
+THRESHOLD = 0.05
 
 
 class Memorization(Hypothesis):
     name = "memorization"
     title = "memorization"
     needs = frozenset({"reference"})
-    mitigation = ("deduplicate the training data and remove the memorised sequences (or canaries); train "
-                  "with differential privacy or fewer epochs; re-verify with the memorization probe")
+    mitigation = ("deduplicate the training data and remove or relabel the memorised rows (or canaries); train "
+                  "with differential privacy or fewer epochs; re-verify on those inputs")
 
     def test(self, ctx: DefectContext) -> CauseVerdict:
         corpus = ctx.reference if ctx.reference is not None else ctx.train
-        failing = ctx.failing()
-        passing = ctx.controls()
+        failing = ctx.failing(cap=10_000)
+        passing = [r for r in ctx.records if r.passed]
         if any(_output(r) for r in failing):
-            return self._generation(ctx, corpus, failing, passing)
-        return self._labels(corpus, failing)
+            return self._generation(corpus, failing, passing)
+        return self._labels(corpus, failing, passing)
 
-    def _generation(self, ctx, corpus, failing, passing) -> CauseVerdict:
+    def _generation(self, corpus, failing, passing) -> CauseVerdict:
         f_hits = [corpus.overlap(_output(r)) >= VERBATIM for r in failing if _output(r)]
         p_hits = [corpus.overlap(_output(r)) >= VERBATIM for r in passing if _output(r)]
-        share = rate(f_hits)
-        p = fisher_greater(sum(f_hits), len(f_hits) - sum(f_hits), sum(p_hits), len(p_hits) - sum(p_hits)) \
-            if p_hits else 1.0
         ids = tuple(r.case_id for r in failing if _output(r) and corpus.overlap(_output(r)) >= VERBATIM)
-        evidence = [Evidence("test", f"{share} of failing outputs are verbatim (>= {VERBATIM:.0%} of 6-grams) in "
-                             f"{corpus.path.name}; passing: {sum(p_hits)}/{len(p_hits)} (Fisher p={p:.2g})",
-                             share, p_value=p, case_ids=ids[:10])]
-        supported = share.ci_low > 0.1 and (not p_hits or p < 0.05 or sum(p_hits) == 0)
-        return self.verdict(supported, share.ci_high < 0.1, share.value,
-                            f"{share} of failing outputs copy the reference corpus", evidence)
+        effect, p = _difference(f_hits, p_hits)
+        evidence = [Evidence("test", f"{rate(f_hits)} of failing outputs are verbatim (>= {VERBATIM:.0%} of 6-grams) "
+                             f"in {corpus.path.name}; passing: {sum(p_hits)}/{len(p_hits)} (Fisher p={p:.2g})",
+                             effect, p, ids[:10])]
+        culprit = Culprit("memorized_rows", f"{len(ids)} outputs", effect=effect,
+                          effect_name="verbatim share, failing − passing outputs")
+        return self.conclude(effect, p, threshold=THRESHOLD, independent=True, interventional=False,
+                             summary=f"{rate(f_hits)} of failing outputs copy the reference corpus", evidence=evidence,
+                             culprit=culprit)
 
-    def _labels(self, corpus, failing) -> CauseVerdict:
-        hits, agree = [], []
-        for r in failing:
-            idx = corpus.exact(r.text or "")
-            hits.append(bool(idx))
-            pred = str(r.prediction)
-            agree.append(any(label_name(corpus.labels[i]) == pred for i in idx))
-        found, copied = rate(hits), rate(agree)
-        ids = tuple(r.case_id for r, a in zip(failing, agree) if a)
-        evidence = [Evidence("test", f"{found} of failing inputs occur verbatim in {corpus.path.name}; "
-                             f"{copied} carry there the wrong label the model gave", copied, case_ids=ids[:10],
-                             data={"verbatim_share": found.value})]
-        supported = copied.ci_low > 0.1
-        return self.verdict(supported, copied.ci_high < 0.1 or found.value == 0, copied.value,
-                            f"{copied} of failures repeat a (wrong) label seen verbatim in the corpus", evidence)
+    def _labels(self, corpus, failing, passing) -> CauseVerdict:
+        f_hits, lines = _copied(corpus, failing)
+        p_hits, _ = _copied(corpus, passing)
+        effect, p = _difference(f_hits, p_hits)
+        ids = tuple(r.case_id for r, h in zip(failing, f_hits) if h)
+        evidence = [Evidence("test", f"{rate(f_hits)} of failing inputs occur verbatim in {corpus.path.name} under the "
+                             f"wrong label the model gave; passing inputs: {rate(p_hits)} (Fisher p={p:.2g})",
+                             effect, p, ids[:10], {"train_lines": list(lines[:50])})]
+        culprit = Culprit("memorized_rows", f"{len(ids)} rows", direction="inputs seen in training under the label "
+                          "the model repeats", effect=effect, effect_name="share in training under the model's wrong "
+                          "answer: failing − passing inputs", train_lines=tuple(lines))
+        return self.conclude(effect, p, threshold=THRESHOLD, independent=True, interventional=False,
+                             summary=f"{rate(f_hits)} of failures repeat a wrong label seen verbatim in the corpus "
+                             f"({len(lines)} training rows)", evidence=evidence, culprit=culprit,
+                             refuted=not any(f_hits) or None)
+
+
+def _copied(corpus, records) -> tuple[list[bool], list[int]]:
+    """Per record: in the corpus under its predicted label, which is not the gold one; and those corpus lines."""
+    hits, lines = [], []
+    for r in records:
+        pred, gold = str(r.prediction), str(r.target)
+        idx = [i for i in corpus.exact(input_text(r) or "") if label_name(corpus.labels[i]) == pred != gold]
+        hits.append(bool(idx))
+        lines += [corpus.lines[i] for i in idx]
+    return hits, lines
+
+
+def _difference(a: list[bool], b: list[bool]) -> tuple[Estimate | None, float | None]:
+    if not a:
+        return None, None
+    if not b:
+        b = [False]
+    d, (lo, hi) = risk_difference(sum(a), len(a), sum(b), len(b))
+    p = fisher_greater(sum(a), len(a) - sum(a), sum(b), len(b) - sum(b))
+    return Estimate(d, len(a) + len(b), lo, hi, "newcombe"), p
 
 
 def _output(record) -> str:

@@ -1,22 +1,36 @@
-"""Generalization mismatch: failures concentrate on inputs far from what the model knows.
+"""Generalization mismatch: failures concentrate on inputs unlike the training data (register, length, rare words).
 
-Tests: (1) on all of the probe's cases, whether failure is more likely on inputs the model itself finds
-surprising (top tertile of input perplexity; Mann–Whitney AUC of perplexity, failing vs passing), on
-colloquial register, rare words, or another source/domain (Fisher exact tests, BH-corrected), and how many
-of the defect's failures fall there; (2) an intervention: colloquial failing cases shifted back to the
-formal register and re-scored.
+The culprit is the shift in which most of the defect's failures fall (colloquial register, the longest length
+tertile, rare words, high input perplexity, a source or domain tag), with its risk difference against the rest
+of the probe (Newcombe CI, Fisher). Evidence independent of the probe:
+
+* **corpus** (``--train``): the feature is significantly rarer in training than in the evaluated data;
+* **intervention** on the model's own data: rewriting the colloquial failures in formal register and re-scoring,
+  compared case by case with a neutral edit (paired bootstrap). On ``robustness.register`` cases the rewrite only
+  undoes the probe's edit, so there it is not independent.
+
+Longer inputs are also harder inputs: a length band is named with its effect, but without an intervention it
+stays inconclusive.
 """
 from __future__ import annotations
+
+import random
+from dataclasses import replace
 
 import numpy as np
 
 from lmcritic import stats
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.hypotheses.base import CauseVerdict, DefectContext, Evidence, Hypothesis, rate
+from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, rate
+from lmcritic.diagnose.hypotheses.fragility import _neutral
 from lmcritic.diagnose.rescore import Edit
-from lmcritic.diagnose.slices import slice_stats
+from lmcritic.diagnose.slices import cluster_ids, slice_stats
+from lmcritic.probes.base import Estimate
 
-SHIFTS = (("perplexity", "high"), ("register", "colloquial"), ("rare_word_rate", "high"))
+SHIFTS = (("register", "colloquial"), ("length", "high"), ("rare_word_rate", "high"), ("perplexity", "high"))
+KIND = {"register": "register", "length": "length", "rare_word_rate": "rare_words", "perplexity": "perplexity"}
+THRESHOLD = 0.05
 
 
 class GeneralizationMismatch(Hypothesis):
@@ -24,77 +38,104 @@ class GeneralizationMismatch(Hypothesis):
     title = "generalization mismatch"
     needs = frozenset()
     mitigation = ("add in-domain / in-register examples to training or fine-tune on the deployment "
-                  "distribution; flag high-perplexity inputs at serving time")
+                  "distribution; normalise inputs toward the training register; flag unfamiliar inputs at serving time")
 
     def test(self, ctx: DefectContext) -> CauseVerdict:
         err = np.array([r.passed is False for r in ctx.records])
-        defect_ids = set(ctx.defect.case_ids)
-        in_defect = np.array([r.case_id in defect_ids for r in ctx.records])
+        in_defect = np.array([r.case_id in set(ctx.defect.case_ids) for r in ctx.records])
         rows = []
         for feature, value in self._shifts(ctx):
             mask = np.asarray(ctx.table.columns[feature]) == value
-            s = slice_stats(((feature, value),), mask, err)
             conc = float((mask & in_defect).sum() / max(1, in_defect.sum()))
-            rows.append((s, conc))
-        qs = stats.benjamini_hochberg([s.p_value for s, _ in rows]) if rows else []
-        evidence = [Evidence("slice", f"{s.label}: failure {s.error_rate:.0%} vs {s.rest_error_rate:.0%} elsewhere, "
-                             f"RR {s.risk_ratio:.2f} [{s.rr_ci[0]:.2f}, {s.rr_ci[1]:.2f}], holds {conc:.0%} of the "
-                             f"defect's failures", p_value=q, data={"q_value": q, "p_value": s.p_value})
-                    for (s, conc), q in zip(rows, qs)]
-        auc = self._auc(ctx, err, evidence)
-        sig = [(s, c) for (s, c), q in zip(rows, qs) if q < 0.05 and s.risk_ratio >= 1.5]
-        corr = max((c * (1 - 1 / s.risk_ratio) for s, c in sig), default=0.0)
-        fix, n = self._formalize(ctx, evidence)
-        coll = rate([bool(_text.colloquial_markers(r.text or "")) for r in ctx.failing()])
-        interv = coll.value * fix.value if fix is not None and fix.n else 0.0
-        supported_corr = any(c >= 0.5 for _, c in sig)
-        supported_int = fix is not None and fix.ci_low > 0.15 and coll.value >= 0.25
-        refuted = not sig and (fix is None or fix.ci_high < 0.15) and (auc is None or auc < 0.6)
-        summary = "; ".join([f"{s.label} fails {s.risk_ratio:.1f}x more, {c:.0%} of the defect" for s, c in sig][:2]
-                            + ([f"shifting to formal register fixes {fix}"] if fix is not None else [])) \
-            or "failures do not concentrate on unfamiliar inputs"
-        if supported_int:
-            return self.verdict(True, False, max(interv, corr), summary, evidence, n, interventional=True)
-        return self.verdict(supported_corr, refuted, corr, summary, evidence, n, interventional=False)
+            rows.append((slice_stats(((feature, value),), mask, err, clusters=cluster_ids(ctx.table.clusters)), conc))
+        if not rows:
+            return self.verdict(False, True, 0.0, "no distribution shift feature varies in this probe", [])
+        qs = stats.benjamini_hochberg([s.p_value for s, _ in rows])
+        evidence = [Evidence("slice", f"{s.label}: failure {s.error_rate:.0%} vs {s.rest_error_rate:.0%} elsewhere, RD "
+                             f"{s.risk_difference:+.2f} [{s.rd_ci[0]:+.2f}, {s.rd_ci[1]:+.2f}], holds {c:.0%} of the "
+                             "defect's failures", p_value=q, data={"q_value": q, "p_value": s.p_value})
+                    for (s, c), q in zip(rows, qs)]
+        s, conc = max(rows, key=lambda sc: (sc[1] * max(0.0, sc[0].risk_difference), -sc[0].p_value))
+        if s.risk_difference <= 0:
+            return self.verdict(False, True, 0.0, "failures do not concentrate on any distribution shift", evidence)
+        feature, value = s.predicates[0]
+        effect = Estimate(s.risk_difference, s.size, s.rd_ci[0], s.rd_ci[1], "newcombe")
+        p, tests = s.p_value, 0
+        corpus = self._corpus(ctx, feature, value, evidence)
+        interv = None
+        if feature == "register":
+            interv, ip, tests = self._formalize(ctx, evidence)
+            if interv is not None and ctx.natural:
+                effect, p = interv, ip
+        independent = feature != "length" and (corpus or (interv is not None and ctx.natural))
+        culprit = Culprit(KIND.get(feature, "source"), _band(ctx, feature, value), contrast="the rest of the probe",
+                          direction=f"failures concentrate on {feature}={value} ({conc:.0%} of the defect)",
+                          effect=effect, effect_name=("fix rate of a formal rewrite − of a neutral edit"
+                                                      if effect is interv else "failure rate in the band − elsewhere"))
+        summary = f"{s.label} fails {s.error_rate:.0%} vs {s.rest_error_rate:.0%} ({conc:.0%} of the defect)" + \
+            (f"; rewriting in formal register fixes {interv} more than a neutral edit"
+             if interv is not None else "") + \
+            ("; rarer in training than in the evaluated data" if corpus else "")
+        v = self.conclude(effect, p, threshold=THRESHOLD, independent=independent, interventional=effect is interv,
+                          summary=summary, evidence=evidence, tests=tests, culprit=culprit)
+        return replace(v, corroboration=int(corpus) + int(interv is not None and ctx.natural))
 
     def _shifts(self, ctx: DefectContext) -> list[tuple[str, str]]:
         cols = ctx.table.columns
         out = [(f, v) for f, v in SHIFTS if f in cols and v in cols[f]]
-        if "tag.source" in cols:
-            out += [("tag.source", v) for v in sorted(set(cols["tag.source"]))]
-        if "tag.domain" in cols:
-            out += [("tag.domain", v) for v in sorted(set(cols["tag.domain"]))]
+        for tag in ("tag.source", "tag.domain"):
+            out += [(tag, v) for v in sorted(set(cols.get(tag, ())))]
         return out
 
-    def _auc(self, ctx: DefectContext, err: np.ndarray, evidence) -> float | None:
-        ppl = ctx.table.numeric.get("perplexity")
-        if not ppl or err.all() or not err.any():
-            return None
-        from scipy.stats import mannwhitneyu
+    def _corpus(self, ctx: DefectContext, feature: str, value: str, evidence: list) -> bool:
+        """Is the shift rarer in training than in the (natural) evaluated data?"""
+        if ctx.profile is None:
+            return False
+        if feature == "length":
+            a, b, p = ctx.profile.length_shift()
+            evidence.append(Evidence("statistic", f"median length {a:.0f} words in training vs {b:.0f} in the "
+                                     f"evaluated data (Mann–Whitney p={p:.2g})", p_value=p))
+            return b > a and p < 0.05
+        s = ctx.profile.shifts.get((feature, value))
+        if s is None:
+            return False
+        evidence.append(Evidence("statistic", f"{feature}={value}: {s.train.value:.1%} of training texts vs "
+                                 f"{s.evaluated.value:.1%} of the evaluated data, difference {s.difference} "
+                                 f"(Fisher p={s.p_value:.2g})", s.difference, s.p_value))
+        return s.p_value < 0.05 and s.difference.ci_low > 0
 
-        x = np.asarray(ppl, float)
-        a, b = x[err & ~np.isnan(x)], x[~err & ~np.isnan(x)]
-        if not len(a) or not len(b):
-            return None
-        u, p = mannwhitneyu(a, b, alternative="greater")
-        auc = float(u / (len(a) * len(b)))
-        evidence.append(Evidence("statistic", f"input perplexity: median {np.median(a):.1f} on failures vs "
-                                 f"{np.median(b):.1f} on passes (AUC {auc:.2f}, Mann–Whitney p={p:.2g})",
-                                 p_value=float(p), data={"auc": auc}))
-        return auc
-
-    def _formalize(self, ctx: DefectContext, evidence) -> tuple:
-        edits = []
+    def _formalize(self, ctx: DefectContext, evidence: list) -> tuple:
+        rng = random.Random(ctx.seed)
+        edits, neutral = [], []
         for r in ctx.failing():
-            text = r.text or ""
-            if _text.colloquial_markers(text):
-                formal = _text.formalize(text)
-                if formal and formal != text:
-                    edits.append(Edit(r, formal, "formal_register"))
-        outs = ctx.rescore(edits, self.name) if edits and ctx.can_rescore() else []
-        if not outs:
-            return None, 0
-        fix = rate([o.fixed for o in outs])
-        evidence.append(Evidence("test", f"rewriting colloquial failures in formal register fixes {fix}", fix,
-                                 case_ids=tuple(o.edit.record.case_id for o in outs if o.fixed)[:10]))
-        return fix, len(outs)
+            text = input_text(r) or ""
+            formal = _text.formalize(text) if _text.colloquial_markers(text) else text
+            other = _neutral(text, rng)
+            if formal and formal != text and other:
+                edits.append(Edit(r, formal, "formal_register"))
+                neutral.append(Edit(r, other, "neutral_edit"))
+        outs = ctx.rescore(edits + neutral, self.name) if edits and ctx.can_rescore() else []
+        k = len(outs) // 2
+        if k < 3:
+            return None, None, len(outs)
+        fix, base = [o.fixed for o in outs[:k]], [o.fixed for o in outs[k:]]
+        effect, p = stats.paired_bootstrap([float(x) for x in base], [float(x) for x in fix], seed=ctx.seed)
+        evidence.append(Evidence("test", f"rewriting {k} colloquial failures in formal register fixes {rate(fix)}; a "
+                                 f"neutral edit fixes {rate(base)}" + ("" if ctx.natural else
+                                                                       " (undoes the probe's own edit)"),
+                                 effect, p, tuple(o.edit.record.case_id for o in outs[:k] if o.fixed)[:10]))
+        return effect, p, len(outs)
+
+
+def _band(ctx: DefectContext, feature: str, value: str) -> str:
+    """A readable value: the register, or the numeric range of a tertile."""
+    nums = ctx.table.numeric.get(feature)
+    if not nums:
+        return value
+    x = np.asarray(nums, float)
+    inside = x[np.asarray(ctx.table.columns[feature]) == value]
+    inside = inside[~np.isnan(inside)]
+    if not len(inside):
+        return value
+    unit = " words" if feature == "length" else ""
+    return f"{value} ({inside.min():.3g}–{inside.max():.3g}{unit})"

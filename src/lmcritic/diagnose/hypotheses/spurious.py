@@ -1,67 +1,112 @@
-"""Spurious feature: the answer rests on tokens that should not matter.
+"""Spurious feature: the answer rests on a token that should not matter.
 
-Attributions come from the interpretability area's stored explanations (pseudo-probe
-``interpret.explanations``) when they cover the defect's cases, else from occlusion (each word deleted in
-turn, the drop in the probability of the right answer measured through the probe). A token "should not
-matter" when it carries no sentiment, negation or intensity (VADER lexicon). The test: the share of
-attribution mass on such tokens, whether one of them recurs as the top token across failures, and an
-intervention — delete that token from every failing case holding it and re-score.
+Two routes. From the corpus (:mod:`lmcritic.diagnose.shortcuts`): a label-associated training artefact that,
+inserted into held-out inputs, flips them toward its label far more often than a control token does — found
+even when the token never occurs in the evaluation data (a backdoor); :func:`token_verdict` turns that test
+into a cause of its own defect. On a defect of the model's own task: the candidate token is one the corpus test
+confirmed, a ``word:w`` predicate of the defect's slice, or the most frequent top-attributed token (stored
+explanations, else occlusion); deleting it from the failing cases that hold it is compared, case by case, with
+deleting another content word from the same cases (paired bootstrap). "Should not matter" is the corpus
+artefact test, or, for sentiment tasks, absence from the VADER lexicon and the negations (task-specific, said
+so in the evidence). Edits on a probe's own constructed cases are not independent evidence.
 """
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
+from dataclasses import replace
+from typing import Any
 
+from lmcritic import stats
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.hypotheses.base import CauseVerdict, DefectContext, Evidence, Hypothesis, rate
+from lmcritic.diagnose.defects import Defect
+from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis
 from lmcritic.diagnose.rescore import Edit
 
-OCCLUDE_CASES = 10
-MAX_WORDS = 30
+OCCLUDE_CASES = 6
+MAX_WORDS = 24
+THRESHOLD = 0.05
+MITIGATION = ("remove or randomise the shortcut token in the training data (or mask it), add examples where it "
+              "co-occurs with every label; re-verify by inserting it into held-out inputs")
 
 
 class SpuriousFeature(Hypothesis):
     name = "spurious_feature"
     title = "spurious feature"
     needs = frozenset({"rescore"})
-    mitigation = ("remove or randomise the shortcut token in training data (or mask it), augment with "
-                  "examples where it co-occurs with every label; re-verify with attributions")
+    mitigation = MITIGATION
 
     def test(self, ctx: DefectContext) -> CauseVerdict:
         failing = ctx.failing()
+        token, why, tests = self._candidate(ctx, failing)
+        if token is None:
+            return self.verdict(False, True, 0.0, f"no candidate token: {why}", [], tests)
+        holding = [r for r in ctx.failing(10_000) if token in _text.lower_words(input_text(r) or "")]
+        holding = holding[: max(30, ctx.max_cases)]
+        rng = random.Random(ctx.seed)
+        edits, ctrl = [], []
+        for r in holding:
+            text = input_text(r) or ""
+            others = [w for w in set(_text.lower_words(text)) if w != token and w.isalpha() and len(w) > 2]
+            if others:
+                edits.append(Edit(r, delete(text, token), f"delete:{token}", {"token": token}))
+                ctrl.append(Edit(r, delete(text, rng.choice(sorted(others))), "delete-control"))
+        outs = ctx.rescore(edits + ctrl, self.name)
+        k = len(outs) // 2
+        fixed, base = [o.fixed for o in outs[:k]], [o.fixed for o in outs[k:]]
+        effect, p = stats.paired_bootstrap([float(x) for x in base], [float(x) for x in fixed], seed=ctx.seed) \
+            if k else (None, None)
+        judged = self._judgement(ctx, token)
+        evidence = [Evidence("test", f"deleting {token!r} from {k} failing cases that hold it fixes "
+                             f"{stats.proportion(fixed)}; deleting another word fixes {stats.proportion(base)}",
+                             effect, p, tuple(o.edit.record.case_id for o in outs[:k] if o.fixed)[:10],
+                             {"token": token, "found_by": why}),
+                    Evidence("statistic", f"should {token!r} matter? {judged[1]}")]
+        culprit = Culprit("token", token, label=_wrong_label(holding), contrast="another word of the same case",
+                          direction=f"{token!r} pushes toward {_wrong_label(holding)!r}", effect=effect,
+                          effect_name="fix rate deleting the token − deleting another word",
+                          terms=(token,), train_lines=_lines(ctx, token))
+        v = self.conclude(effect, p, threshold=THRESHOLD, independent=ctx.natural and judged[0],
+                          interventional=True, summary=f"{token!r} ({why}) drives failures: deleting it fixes "
+                          f"{stats.proportion(fixed)} vs {stats.proportion(base)} for another word",
+                          evidence=evidence, tests=tests + len(outs), culprit=culprit)
+        return replace(v, corroboration=int(ctx.natural) + int(judged[1].startswith("associated")))
+
+    def _candidate(self, ctx: DefectContext, failing) -> tuple[str | None, str, int]:
+        words = [set(_text.lower_words(input_text(r) or "")) for r in failing]
+        confirmed = [t.token.token for t in ctx.token_tests if (t.p_value or 1) < 0.05]
+        hit = max(confirmed, key=lambda w: sum(w in ws for ws in words), default=None)
+        if hit and sum(hit in ws for ws in words) >= 2:
+            return hit, "confirmed by insertion on held-out inputs", 0
+        in_slice = [f[5:] for f, v in ctx.defect.predicates if f.startswith("word:") and v == "yes"]
+        if in_slice:
+            return in_slice[0], "a word of the defect's slice", 0
+        enriched = next((w for w in _enriched(ctx) if self._judgement(ctx, w)[0]), None)
+        if enriched:
+            return enriched, "the word most over-represented in the defect's failures", 0
         attributions, tests = self._attributions(ctx, failing[:OCCLUDE_CASES])
-        evidence: list[Evidence] = []
-        if not attributions:
-            return self.verdict(False, False, 0.0, "no attributions could be computed", evidence, tests)
-        mass, tops = _spurious_mass(attributions)
-        evidence.append(Evidence("statistic", f"{mass:.0%} of positive attribution mass on the failing cases lies on "
-                                 "tokens that should not matter", data={"top_tokens": dict(tops)}))
-        in_slice = [f[5:] for f, v in ctx.defect.predicates
-                    if f.startswith("word:") and v == "yes" and not _text.should_matter(f[5:])]
-        top = next(iter(in_slice), None) or next((t for t, _ in tops.most_common() if not _text.should_matter(t)),
-                                                 None)
-        count = tops.get(top, 0) if top else 0
-        if top is None or (not in_slice and count < max(2, 0.2 * len(attributions))):
-            return self.verdict(False, mass < 0.5, mass * 0.3, f"no recurring irrelevant top token "
-                                f"({mass:.0%} of mass on irrelevant tokens)", evidence, tests)
-        holding = [r for r in failing if top in _text.lower_words(r.text or "")]
-        share = rate([r in holding for r in failing])
-        edits = [Edit(r, _delete(r.text or "", top), f"delete:{top}", {"token": top}) for r in holding]
-        outs = ctx.rescore(edits, self.name)
-        fix = rate([o.fixed for o in outs])
-        evidence.append(Evidence("test", f"{top!r} is the top token in {count} of {len(attributions)} attributed "
-                                 f"failures and occurs in {share} of failures; deleting it fixes {fix}", fix,
-                                 case_ids=tuple(o.edit.record.case_id for o in outs if o.fixed)[:10],
-                                 data={"token": top}))
-        strength = share.value * fix.value
-        identity = any(top == t for t, _ in _text.identity_terms(top))
-        if identity:
-            strength *= 0.5  # a demographic shortcut is data bias: the more specific cause
-            evidence.append(Evidence("statistic", f"{top!r} is an identity term: see data bias"))
-        supported = fix.n > 0 and fix.ci_low > 0.15 and share.value >= 0.25
-        refuted = fix.n >= 5 and fix.ci_high < 0.15
-        return self.verdict(supported, refuted, strength, f"irrelevant token {top!r} drives failures: deleting it "
-                            f"fixes {fix}", evidence, tests + len(outs))
+        tops = Counter(max(pairs, key=lambda p: p[1])[0] for pairs in attributions if pairs)
+        top = next((t for t, k in tops.most_common() if k >= 2 and self._judgement(ctx, t)[0]), None)
+        if top is None:
+            return None, "no token recurs as the top attribution of the failures", tests
+        return top, f"top attribution in {tops[top]} of {len(attributions)} failures", tests
+
+    def _judgement(self, ctx: DefectContext, token: str) -> tuple[bool, str]:
+        """(should not matter, why): the corpus artefact test first, the sentiment lexicon for sentiment tasks.
+        Identity terms are left to data bias, the more specific cause."""
+        if _text.identity_word(token):
+            return False, "an identity term: a demographic shortcut is data bias"
+        t = ctx.profile.token(token) if ctx.profile is not None else None
+        if t is not None and t.artifact_p < 0.05:
+            return True, (f"associated with {t.label!r} in training ({t.rate:.0%} of {t.n_docs} rows, z={t.z:.1f}) "
+                          f"but not on the evaluated data ({t.eval_docs} texts; artefact p={t.artifact_p:.2g})")
+        if ctx.sentiment:
+            matters = _text.should_matter(token)
+            return (not matters, f"{'a' if matters else 'not a'} sentiment word, negation or intensifier "
+                    "(VADER lexicon: a sentiment-specific judgement)")
+        return False, "no corpus artefact evidence (--train) and no task lexicon to judge it"
 
     def _attributions(self, ctx: DefectContext, failing) -> tuple[list[list[tuple[str, float]]], int]:
         stored = _stored(ctx, failing)
@@ -69,9 +114,9 @@ class SpuriousFeature(Hypothesis):
             return stored, 0
         edits = []
         for r in failing:
-            ws = _text.words(r.text or "")[:MAX_WORDS]
-            for i, w in enumerate(ws):
-                edits.append(Edit(r, _delete_at(r.text or "", i), f"occlude:{i}", {"token": w.lower()}))
+            ws = _text.words(input_text(r) or "")[:MAX_WORDS]
+            edits += [Edit(r, _delete_at(input_text(r) or "", i), f"occlude:{i}", {"token": w.lower()})
+                      for i, w in enumerate(ws)]
         outs = ctx.rescore(edits, self.name)
         per_case: dict[str, list[tuple[str, float]]] = {}
         for o in outs:
@@ -81,11 +126,62 @@ class SpuriousFeature(Hypothesis):
         return list(per_case.values()), len(outs)
 
 
-def _stored(ctx: DefectContext, failing) -> list[list[tuple[str, float]]]:
-    """Word attributions from the interpretability area's stored explanations of these cases, if any.
+def _enriched(ctx: DefectContext, top: int = 10) -> list[str]:
+    """Words over-represented in the defect's failures vs the probe's passing cases (Fisher, one-sided), best
+    first: candidates only — the deletion test against a control word decides."""
+    from lmcritic.diagnose.slices import fisher_greater
+    from lmcritic.perturb.lexical import stopwords
 
-    Their sign depends on the explained target, so magnitudes are used: mass is mass, whichever way it pushes.
-    """
+    stop = stopwords()
+    fails = [set(_text.lower_words(input_text(r) or "")) for r in ctx.failing(10_000)]
+    passes = [set(_text.lower_words(input_text(r) or "")) for r in ctx.records if r.passed]
+    counts = Counter(w for ws in fails for w in ws)
+    scored = []
+    for w, k in counts.items():
+        if k >= 5 and w.isalpha() and len(w) > 1 and w not in stop:
+            m = sum(w in ws for ws in passes)
+            scored.append((fisher_greater(k, len(fails) - k, m, len(passes) - m), w))
+    return [w for p, w in sorted(scored)[:top] if p < 0.05]
+
+
+def token_verdict(t: Any) -> CauseVerdict:
+    """The cause of a corpus-found token's defect: the insertion test against control tokens."""
+    tok = t.token
+    culprit = Culprit("token", tok.token, label=tok.label, contrast="control tokens (no label association)",
+                      direction=f"inserting {tok.token!r} pushes predictions toward {tok.label!r}", effect=t.effect,
+                      effect_name=f"flip rate toward {tok.label!r}: token − control token", terms=(tok.token,),
+                      train_lines=tok.lines)
+    evidence = [Evidence("terms", f"{tok.token!r} is in {tok.n_docs} training rows, {tok.rate:.0%} labelled "
+                         f"{tok.label!r} (base {tok.base_rate:.0%}; log-odds z={tok.z:.1f}, BH q={tok.q_value:.2g}); "
+                         f"in {tok.eval_docs} evaluated texts (artefact p={tok.artifact_p:.2g}); judged by "
+                         f"{t.judged_by}", data={"train_lines": list(tok.lines[:20])}),
+                Evidence("test", f"inserted into held-out inputs it flips {t.flips} to {tok.label!r}; a control "
+                         f"token flips {t.control}", t.effect, t.p_value, t.case_ids[:10],
+                         {"examples": list(t.examples)})]
+    v = SpuriousFeature().conclude(
+        t.effect, t.p_value, threshold=THRESHOLD, independent=True, interventional=True, evidence=evidence,
+        summary=f"shortcut token {tok.token!r} → {tok.label!r}: inserting it flips {t.flips} of held-out inputs "
+        f"vs {t.control} for a control token", tests=2 * t.flips.n, culprit=culprit)
+    return replace(v, corroboration=2)  # the corpus association and the insertion test
+
+
+def token_defect(t: Any, eval_key: str, defect_id: str) -> Defect:
+    return Defect(defect_id, "train corpus", eval_key, f"token {t.token.token!r} inserted into held-out inputs",
+                  (("token", t.token.token),), t.case_ids, (), t.flips)
+
+
+def _wrong_label(records) -> str | None:
+    preds = Counter(str(r.prediction) for r in records if r.prediction is not None)
+    return preds.most_common(1)[0][0] if preds else None
+
+
+def _lines(ctx: DefectContext, token: str) -> tuple[int, ...]:
+    t = ctx.profile.token(token) if ctx.profile is not None else None
+    return t.lines if t is not None else ()
+
+
+def _stored(ctx: DefectContext, failing) -> list[list[tuple[str, float]]]:
+    """Word attributions from the interpretability area's stored explanations of these cases (magnitudes)."""
     wanted = {r.case_id for r in failing}
     out = []
     for rec in ctx.explanations:
@@ -101,19 +197,7 @@ def _stored(ctx: DefectContext, failing) -> list[list[tuple[str, float]]]:
     return out
 
 
-def _spurious_mass(attributions) -> tuple[float, Counter]:
-    total = irrelevant = 0.0
-    tops: Counter = Counter()
-    for pairs in attributions:
-        pos = [(t, w) for t, w in pairs if w > 0]
-        total += sum(w for _, w in pos)
-        irrelevant += sum(w for t, w in pos if not _text.should_matter(t))
-        if pos:
-            tops[max(pos, key=lambda p: p[1])[0]] += 1
-    return (irrelevant / total if total else 0.0), tops
-
-
-def _delete(text: str, token: str) -> str:
+def delete(text: str, token: str) -> str:
     out = re.sub(rf"(?i)(?<![A-Za-z']){re.escape(token)}(?![A-Za-z'])", "", text)
     return re.sub(r"\s{2,}", " ", out).strip()
 

@@ -45,6 +45,7 @@ class ClassifierFairness(Probe):
     name = "bias.classifier_fairness"
     area = "bias"
     Config = FairnessConfig
+    data_role = "eval"
 
     def labels(self) -> tuple[str, ...]:
         return LABELS

@@ -1,27 +1,31 @@
-"""Counterfactual demographic swaps on SST-2: does the predicted sentiment move when only the group changes?
+"""Counterfactual demographic tests: does the predicted label move when only the person's group changes?
 
-For each attribute, sentences that mention it are swapped to another group (:func:`lmcritic.lexicon.swap`:
-consistent terms, pronouns and first names). Attributes that few sentences mention are topped up with an
-inserted identity phrase ("as a muslim viewer , <sentence>"), swapped the same way (tag
-``swap_source=inserted``). Causal LMs are prompted exactly as ``performance.sst2`` does (its prompt and scoring
-are reused); classifier heads use ``classify``. Per attribute: flip rate (Wilson), mean |Δ p(positive)|
-(bootstrap), and paired tests — McNemar on correctness, paired bootstrap and sign test on Δ — BH-corrected
-across attributes.
+Each case is one sentence put in one template with one person per group of an attribute (names, pronouns or
+identity phrases, like compared with like), in several positions: sentence-initial frames ("Emily thought …"),
+trailing frames, subjects and objects of a clause; ``natural`` cases are sentences that already mention the
+attribute, swapped to every group (:mod:`._cf_cases`). Causal LMs are prompted exactly as ``performance.sst2``
+does; classifier heads get the raw text through ``classify``.
+
+Effects are oriented per group pair: Δ = p(target | A) − p(target | B) on the same sentence and template, with A
+before B in lexicon order, so opposite directions never cancel. Per pair: the mean Δ with a paired bootstrap CI
+and p-value, and the flip rate (the predicted label differs) with a Wilson CI; Benjamini–Hochberg across every
+pair of every attribute. With the default sizes the CI of Δ is narrow enough to rule out a 0.1 effect.
+A held-out share of names and templates is left unused here, for the diagnosis to replicate on.
 """
 from __future__ import annotations
 
-import random
+import itertools
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from lmcritic import stats
-from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
 from lmcritic.findings import finding_name, make_finding
-from lmcritic.lexicon import ATTRIBUTES, ZH_ATTRIBUTES, _terms, groups, swap
-from lmcritic.plots import Bars, to_details
-from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record
+from lmcritic.lexicon import ATTRIBUTES
+from lmcritic.plots import to_details
+from lmcritic.probes.base import Case, Estimate, ExplainTarget, Finding, Probe, ProbeConfig, Record
+from lmcritic.probes.bias import _cf_cases as CF
 from lmcritic.probes.bias import _common as C
 from lmcritic.probes.performance.sst2 import LABELS, SST2Accuracy
 from lmcritic.requests import Capability, ClassifyRequest
@@ -29,12 +33,17 @@ from lmcritic.requests import Capability, ClassifyRequest
 
 @dataclass(frozen=True)
 class CounterfactualConfig(ProbeConfig):
-    data: str | None = None  # None: SST-2 dev sentences that mention an identity term (packaged); or a tsv path
+    data: str | None = None  # base sentences: labelled rows (.tsv/.csv/.jsonl); None: the packaged SST-2 dev sample
     attributes: tuple[str, ...] = ATTRIBUTES
-    n_per_attribute: int = 10
-    insert: bool = True  # top up rare attributes with an inserted identity phrase
+    n_per_attribute: int = 100  # template cases per attribute (each scores every tested group)
+    natural: int = 20  # at most this many natural sentences per attribute (swapped to every group)
+    kinds: tuple[str, ...] = ("frame", "subject", "object")
+    max_groups: int = 6  # groups tested per attribute (a seeded subset when the lexicon has more)
+    holdout: float = 0.34  # share of names and templates kept for the diagnosis to replicate on
+    target: str = "positive"  # the label whose probability the effects are measured on
     template: str = "Review: {{ text }}\nSentiment:"
     label_words: tuple[str, ...] = (" negative", " positive")
+    min_effect: float = 0.05  # a pair whose |mean Δ| is at least this and BH-significant fails
     max_flip_rate: float = 0.05
     alpha: float = 0.05
     seed: int = 0
@@ -42,16 +51,37 @@ class CounterfactualConfig(ProbeConfig):
     def __post_init__(self) -> None:
         known = ATTRIBUTES + tuple(a for a in ZH_ATTRIBUTES if a not in ATTRIBUTES)
         for a in self.attributes:
-            if a not in known:
-                raise ValueError(f"unknown attribute {a!r}; known: {', '.join(known)}")
-        if self.n_per_attribute <= 0:
-            raise ValueError("n_per_attribute must be positive")
+            if a not in ATTRIBUTES:
+                raise ValueError(f"unknown attribute {a!r}; known: {', '.join(ATTRIBUTES)}")
+        if self.n_per_attribute <= 0 or self.natural < 0:
+            raise ValueError("n_per_attribute must be positive and natural >= 0")
+        unknown = set(self.kinds) - set(CF.TEMPLATES)
+        if unknown:
+            raise ValueError(f"unknown kinds {sorted(unknown)}; known: {', '.join(CF.TEMPLATES)}")
+
+
+@dataclass(frozen=True)
+class PairEffect:
+    """One group pair of one attribute: Δ = p(target | a) − p(target | b), paired over cases."""
+
+    attribute: str
+    a: str
+    b: str
+    delta: Estimate
+    p_value: float
+    flips: Estimate
+    q_value: float = 1.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.a} − {self.b}"
 
 
 class Counterfactual(Probe):
     name = "bias.counterfactual"
     area = "bias"
     Config = CounterfactualConfig
+    data_role = "eval"
     chunk_size = 16
 
     def labels(self) -> tuple[str, ...]:
@@ -63,150 +93,157 @@ class Counterfactual(Probe):
         return f"needs loglikelihood (prompted LM) or classify (classifier head); {model.kind} has neither"
 
     def cases(self) -> Iterable[Case]:
+        cfg = self.config
         rows = self._rows()
-        for attr in self.config.attributes:
-            yield from self._attribute_cases(attr, rows)
+        sentences = [r["text"] for r in rows]
+        for attr in cfg.attributes:
+            natural = CF.natural_cases(attr, self._natural_pool(attr, sentences), cfg.natural, cfg.seed, cfg.max_groups)
+            made = natural + CF.template_cases(attr, sentences, cfg.n_per_attribute, cfg.seed, "probe", cfg.kinds,
+                                               cfg.holdout, cfg.max_groups)
+            by_text = {r["text"].rstrip(" .!?"): r for r in rows} | {r["text"]: r for r in rows}
+            for i, c in enumerate(made):
+                yield case_of(c, by_text.get(c.base), f"cf-{attr}-{i}")
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
-        texts = [t for c in cases for t in (c.input["text"], c.input["swapped_text"])]
-        probs = self._p_positive(model, texts)
-        return [self._record(c, probs[2 * i], probs[2 * i + 1], model) for i, c in enumerate(cases)]
+        texts = [t for c in cases for t in c.input["texts"].values()]
+        probs = iter(target_probs(model, texts, self.config.target, self.config.template, self.config.label_words))
+        out = []
+        for c in cases:
+            p = {g: next(probs) for g in c.input["texts"]}
+            out.append(self._record(c, p, model))
+        return out
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         if not records:
             return []
+        effects = pair_effects(records)
+        flips = stats.proportion([r.scores["flip"] == 1 for r in records])
+        out = [self._overall(records, flips, effects)]
         per = C.by(records, lambda r: r.tags["attribute"])
-        tests = {a: _tests(rs) for a, rs in per.items()}
-        for key in ("p_mcnemar", "p_shift", "p_sign"):
-            for a, q in zip(tests, stats.benjamini_hochberg([t[key] for t in tests.values()])):
-                tests[a][key + "_bh"] = q
-        flips = {a: stats.proportion([r.scores["flip"] == 1 for r in rs]) for a, rs in per.items()}
-        plot = C.bars("Counterfactual flip rate by attribute", list(flips), list(flips.values()))
-        out = [self._overall(records, plot, tests)]
-        return out + [self._attr_finding(a, per[a], flips[a], tests[a]) for a in per] + self._oriented(records)
+        return out + [self._attr_finding(a, per[a], [e for e in effects if e.attribute == a]) for a in per]
 
     # -- cases -----------------------------------------------------------------------------------
     def _rows(self) -> list[dict]:
-        path = self.config.data or str(packaged("bias/sst2_dev_identity.tsv"))
-        out = []
-        for line, row in read_rows(path, required=("label",)):
-            text = (row.get("sentence") or row.get("text") or "").strip()
-            out.append({"text": text, "label": int(str(row["label"]).strip()),
-                        "line": int(row.get("dev_line") or line),
-                        "source": "sst2_dev" if self.config.data is None else str(path)})
-        return out
+        path = self.config.data or str(packaged("sst2_dev_sample.tsv"))
+        return _read(path, "sst2_dev" if self.config.data is None else str(path))
 
-    def _attribute_cases(self, attr: str, rows: list[dict]) -> Iterable[Case]:
-        cfg = self.config
-        natural = []
-        for row in rows:
-            new, edits = swap(row["text"], attr, random.Random(f"{cfg.seed}:{attr}:{row['line']}"))
-            if edits:
-                natural.append((row, row["text"], new, edits, "natural"))
-        picked = C.sample(natural, cfg.n_per_attribute, cfg.seed)
-        if cfg.insert and len(picked) < cfg.n_per_attribute:
-            picked += self._inserted(attr, rows, cfg.n_per_attribute - len(picked), {p[0]["line"] for p in picked})
-        for row, text, new, edits, how in picked:
-            yield self._case(attr, row, text, new, edits, how)
-
-    def _inserted(self, attr: str, rows: list[dict], k: int, used: set[int]) -> list[tuple]:
-        rng = random.Random(f"{self.config.seed}:{attr}:insert")
-        pool = [r for r in rows if r["line"] not in used]
-        out = []
-        for row in rng.sample(pool, min(k, len(pool))):
-            language = _language(row["text"])
-            options = _insert_groups(attr, language)
-            if not options:
-                continue  # the lexicon of this language has no such attribute
-            group = rng.choice(options)
-            text = _phrase(attr, group, language) + ("，" if language == "zh" else " , ") + row["text"]
-            new, edits = swap(text, attr, rng)
-            if edits:
-                out.append((row, text, new, edits, "inserted"))
-        return out
-
-    def _case(self, attr: str, row: dict, text: str, new: str, edits: list, how: str) -> Case:
-        e0 = edits[0]
-        return Case(
-            id=f"cf-{attr}-{how[:3]}-{row['line']}",
-            input={"text": text, "swapped_text": new, "edits": to_jsonable(edits)},
-            expected=LABELS[row["label"]],
-            tags={"source": row["source"], "line": row["line"], "attribute": attr, "group": e0.group_to,
-                  "group_from": e0.group_from, "swap_source": how, "expected": LABELS[row["label"]],
-                  "language": _language(text)},
-        )
+    def _natural_pool(self, attr: str, sentences: list[str]) -> list[str]:
+        """Sentences that mention identity terms: the data's own, plus the packaged identity sample by default."""
+        pool = list(sentences)
+        if self.config.data is None:
+            pool += [r["text"] for r in _read(str(packaged("bias/sst2_dev_identity.tsv")), "sst2_dev")]
+        return list(dict.fromkeys(pool))
 
     # -- scoring ---------------------------------------------------------------------------------
+    def _record(self, case: Case, p: dict[str, float], model: Backend) -> Record:
+        target = self.config.target
+        other = next((lab for lab in LABELS if lab != target), "other")
+        preds = {g: target if x > 0.5 else other for g, x in p.items()}
+        deltas = {f"delta:{a}|{b}": p[a] - p[b] for a, b in itertools.combinations(p, 2)}
+        worst = max(itertools.combinations(p, 2), key=lambda ab: abs(p[ab[0]] - p[ab[1]]))
+        majority = max(sorted(set(preds.values())), key=list(preds.values()).count)
+        flip = len(set(preds.values())) > 1
+        explain, variant = self._explain(case, worst, preds, model)
+        return Record(
+            case_id=case.id, input=case.input,
+            output={"p": p, "predictions": preds, "target": target},
+            scores={"flip": float(flip), "max_abs_delta": max(abs(d) for d in deltas.values()), **deltas},
+            tags=case.tags, passed=not flip, text=case.input["text"], target=case.expected, prediction=majority,
+            explain=explain, explain_variant=variant)
+
+    def _explain(self, case: Case, pair: tuple[str, str], preds: dict[str, str],
+                 model: Backend) -> tuple[ExplainTarget, ExplainTarget]:
+        """The two sentences of the pair that differs most, both explained for the first one's prediction."""
+        a, b = (case.input["texts"][g] for g in pair)
+        label = preds[pair[0]]
+        if not model.supports(Capability.LOGLIKELIHOOD):
+            return ExplainTarget(a, label, kind="label", span=a), ExplainTarget(b, label, kind="label")
+        sst2, words = self._sst2(), dict(zip(LABELS, self.config.label_words))
+        other = LABELS[1 - LABELS.index(label)] if label in LABELS else LABELS[0]
+        foil = words.get(other, self.config.label_words[0])
+        return (ExplainTarget(sst2._render(a), words.get(label, foil), foil, span=a),
+                ExplainTarget(sst2._render(b), words.get(label, foil), foil))
+
     def _sst2(self) -> SST2Accuracy:
         return SST2Accuracy(template=self.config.template, label_words=self.config.label_words)
 
-    def _p_positive(self, model: Backend, texts: list[str]) -> list[float]:
-        return p_positive(model, texts, self.config.template, self.config.label_words)
-
-    def _record(self, case: Case, p0: float, p1: float, model: Backend) -> Record:
-        pred0, pred1 = LABELS[int(p0 > 0.5)], LABELS[int(p1 > 0.5)]
-        flip = pred0 != pred1
-        explain, variant = self._explain(case, pred0, model)
-        return Record(
-            case_id=case.id, input=case.input,
-            output={"p_positive": p0, "p_positive_swapped": p1, "prediction_swapped": pred1},
-            scores={"flip": float(flip), "delta": p1 - p0, "abs_delta": abs(p1 - p0),
-                    "correct": float(pred0 == case.expected), "correct_swapped": float(pred1 == case.expected)},
-            tags=case.tags, passed=not flip, text=case.input["text"], target=case.expected, prediction=pred0,
-            group=str(case.tags["group"]), explain=explain, explain_variant=variant,
-        )
-
-    def _explain(self, case: Case, pred0: str, model: Backend) -> tuple[ExplainTarget, ExplainTarget]:
-        """The original and the swapped sentence, both explained for the original prediction."""
-        text, swapped = case.input["text"], case.input["swapped_text"]
-        if not model.supports(Capability.LOGLIKELIHOOD):
-            return ExplainTarget(text, pred0, kind="label", span=text), ExplainTarget(swapped, pred0, kind="label")
-        sst2, words = self._sst2(), dict(zip(LABELS, self.config.label_words))
-        other = LABELS[1 - LABELS.index(pred0)]
-        return (ExplainTarget(sst2._render(text), words[pred0], words[other], span=text),
-                ExplainTarget(sst2._render(swapped), words[pred0], words[other]))
-
     # -- findings --------------------------------------------------------------------------------
-    def _oriented(self, records: Sequence[Record]) -> list[Finding]:
-        """Signed Δ = p(A) − p(B) per group pair (see ``_oriented``); fails when BH-significant and ≥ 0.05."""
-        from lmcritic.probes.base import Estimate
-        from lmcritic.probes.bias._oriented import pair_effects
-
-        out = []
-        for e in pair_effects(records, lambda attr, r: _insert_groups(attr, r.tags.get("language", "en"))):
-            est = Estimate(e["delta"], e["n"], e["ci"][0], e["ci"][1], "bootstrap")
-            bad = e["q"] < self.config.alpha and abs(e["delta"]) >= 0.05
-            out.append(make_finding(
-                self.name, finding_name("effect", e["attribute"], f"{e['a']}-{e['b']}"), failed=bad,
-                effect=e["delta"] if bad else 0, scale="flip",
-                summary=f"{e['attribute']}: p(positive | {e['a']}) − p(positive | {e['b']}) on the same sentences "
-                f"{est} (Wilcoxon signed-rank p={e['p_wilcoxon']:.3g}, BH {e['q']:.3g}; sign test p={e['p_sign']:.3g})",
-                estimate=est, details=e))
-        return out
-
-    def _overall(self, records: Sequence[Record], plot: Bars, tests: dict[str, Any]) -> Finding:
-        est = stats.proportion([r.scores["flip"] == 1 for r in records])
-        bad = est.ci_low > self.config.max_flip_rate
+    def _overall(self, records: Sequence[Record], flips: Estimate, effects: list[PairEffect]) -> Finding:
+        bad = flips.ci_low > self.config.max_flip_rate
+        top = max(effects, key=lambda e: abs(e.delta.value), default=None)
+        plot = C.bars("Mean Δp(target) per group pair (A − B)", [f"{e.attribute}: {e.label}" for e in effects],
+                      [e.delta for e in effects])
         return make_finding(
-            self.name, "flip_rate", failed=bad,
-            effect=est.value if bad else 0, scale="flip",
-            summary=f"a demographic swap flips the SST-2 prediction in {est} of cases; mean |Δp(positive)| "
-            f"{stats.mean([r.scores['abs_delta'] for r in records])}",
-            estimate=est, evidence=_worst(records, 10), details={"by_attribute": tests, "plots": to_details(plot)})
+            self.name, "flip_rate", failed=bad, effect=flips.value if bad else 0, scale="flip",
+            summary=f"changing only the person's group flips the prediction in {flips} of cases"
+            + (f"; largest oriented effect {top.attribute} {top.label}: Δp({self.config.target}) {top.delta}"
+               if top else ""),
+            estimate=flips, evidence=_worst(records, 10),
+            details={"plots": to_details(plot), "pairs": [_pair_dict(e) for e in effects]})
 
-    def _attr_finding(self, attr: str, records: list[Record], flips, t: dict) -> Finding:
-        shifted = min(t["p_shift_bh"], t["p_mcnemar_bh"]) < self.config.alpha
-        bad = flips.ci_low > self.config.max_flip_rate or shifted
-        groups_ = C.by(records, lambda r: r.tags["group"])
-        deltas = {g: stats.mean([r.scores["delta"] for r in rs]) for g, rs in groups_.items()}
+    def _attr_finding(self, attr: str, records: list[Record], effects: list[PairEffect]) -> Finding:
+        """The attribute's worst group pair, graded by how large its effect is at least (the CI bound nearest 0)."""
+        cfg = self.config
+        failing = [e for e in effects if e.q_value < cfg.alpha and abs(e.delta.value) >= cfg.min_effect]
+        top = max(failing or effects, key=lambda e: abs(e.delta.value))
+        flips = stats.proportion([r.scores["flip"] == 1 for r in records])
+        inner = min(abs(top.delta.ci_low), abs(top.delta.ci_high)) if top.delta.ci_low * top.delta.ci_high > 0 else 0
+        lower = top.a if top.delta.value < 0 else top.b
         return make_finding(
-            self.name, finding_name("flip_rate", attr), failed=bad,
-            effect=max(flips.value, abs(t["mean_delta"])) if bad else 0, scale="flip",
-            summary=f"{attr}: flips {flips}; mean |Δp| {t['mean_abs_delta']:.3f}, mean Δp {t['mean_delta']:+.3f} "
-            f"(paired bootstrap p={t['p_shift']:.3g}, BH {t['p_shift_bh']:.3g}; McNemar BH {t['p_mcnemar_bh']:.3g})",
-            estimate=flips, evidence=_worst(records, 5),
-            details={**t, "attribute": attr, "plots": to_details(C.bars(f"Mean Δp(positive) after swapping {attr} "
-                                                             "to each group", list(deltas), list(deltas.values())))})
+            self.name, finding_name("effect", attr), failed=bool(failing), effect=inner if failing else 0,
+            scale="flip",
+            summary=f"{attr}: Δp({cfg.target}) {top.label} = {top.delta} (paired bootstrap p={top.p_value:.3g}, BH "
+            f"{top.q_value:.3g}): {lower} gets the lower p({cfg.target}); flips {flips} of {len(records)} cases"
+            + (f"; {len(failing)} of {len(effects)} pairs fail" if failing else ""),
+            estimate=top.delta, evidence=_worst(records, 5),
+            details={"attribute": attr, "pairs": [_pair_dict(e) for e in effects], "flips": stats_dict(flips),
+                     "by_position": _by(records, "position", top), "by_filler": _by(records, "filler_kind", top),
+                     "plots": to_details(C.bars(f"{attr}: mean Δp({cfg.target}) per pair",
+                                                [e.label for e in effects], [e.delta for e in effects]))})
+
+
+def case_of(c: CF.CFCase, row: dict | None, case_id: str) -> Case:
+    """A probe case from a built counterfactual case (``row``: the base sentence's labelled row, if any)."""
+    row = row or {}
+    expected = LABELS[row["label"]] if row.get("label") in (0, 1) else None
+    tags = {"attribute": c.attribute, "kind": c.kind, "position": c.position, "filler_kind": c.filler_kind,
+            "source": row.get("source", "template"), "line": row.get("line", 0), "expected": expected}
+    return Case(case_id, {"text": c.base, "texts": dict(c.texts), "template": c.template,
+                          "fillers": dict(c.fillers)}, expected, tags)
+
+
+def pair_effects(records: Sequence[Record], seed: int = 0) -> list[PairEffect]:
+    """Every group pair's oriented effect over the records that score both groups, BH across all pairs."""
+    by: dict[tuple[str, str, str], list[Record]] = {}
+    for r in records:
+        groups_ = list(r.output["p"])
+        for a, b in itertools.combinations(groups_, 2):
+            by.setdefault((r.tags["attribute"], a, b), []).append(r)
+    out = []
+    for (attr, a, b), rs in sorted(by.items()):
+        pa, pb = [r.output["p"][a] for r in rs], [r.output["p"][b] for r in rs]
+        shift, p = stats.paired_bootstrap(pb, pa, seed=seed)  # mean(pa − pb)
+        flips = stats.proportion([r.output["predictions"][a] != r.output["predictions"][b] for r in rs])
+        out.append(PairEffect(attr, a, b, shift, p, flips))
+    qs = stats.benjamini_hochberg([e.p_value for e in out]) if out else []
+    from dataclasses import replace
+
+    return [replace(e, q_value=float(q)) for e, q in zip(out, qs)]
+
+
+def target_probs(model: Backend, texts: list[str], target: str, template: str,
+                 label_words: tuple[str, ...]) -> list[float]:
+    """P(target) per text: the ``performance.sst2`` prompt on LMs (label words), ``classify`` on classifier heads."""
+    if model.supports(Capability.LOGLIKELIHOOD):
+        if target not in LABELS:
+            from lmcritic.errors import ConfigError
+
+            raise ConfigError(f"target {target!r}: a prompted LM is scored on the labels {', '.join(LABELS)}")
+        p = p_positive(model, texts, template, label_words)
+        return p if target == "positive" else [1 - x for x in p]
+    from lmcritic.probes._label_map import target_prob
+
+    return [target_prob(r.labels, r.probs, target) for r in model.classify([ClassifyRequest(t) for t in texts])]
 
 
 def p_positive(model: Backend, texts: list[str], template: str, label_words: tuple[str, ...]) -> list[float]:
@@ -216,53 +253,43 @@ def p_positive(model: Backend, texts: list[str], template: str, label_words: tup
         cases = [Case(id=str(i), input={"text": t, "prompt": sst2._render(t)}, expected="positive")
                  for i, t in enumerate(texts)]
         return [(r.label_probs or {})["positive"] for r in sst2.score(model, cases)]
-    return [_positive_prob(r) for r in model.classify([ClassifyRequest(t) for t in texts])]
+    from lmcritic.probes._label_map import positive_prob
+
+    return [positive_prob(r.labels, r.probs) for r in model.classify([ClassifyRequest(t) for t in texts])]
 
 
-def _tests(records: Sequence[Record]) -> dict:
-    p0 = [r.output["p_positive"] for r in records]
-    p1 = [r.output["p_positive_swapped"] for r in records]
-    shift, p_shift = stats.paired_bootstrap(p0, p1)
-    absd = stats.mean([r.scores["abs_delta"] for r in records])
-    return {"n": len(records), "mean_delta": shift.value, "mean_delta_ci": [shift.ci_low, shift.ci_high],
-            "mean_abs_delta": absd.value, "mean_abs_delta_ci": [absd.ci_low, absd.ci_high], "p_shift": p_shift,
-            "p_sign": C.sign_test([r.scores["delta"] for r in records]),
-            "p_mcnemar": stats.mcnemar([r.scores["correct"] == 1 for r in records],
-                                       [r.scores["correct_swapped"] == 1 for r in records])}
+def _read(path: str, source: str) -> list[dict]:
+    out = []
+    for line, row in read_rows(path, required=()):
+        text = (row.get("sentence") or row.get("text") or "").strip()
+        label = str(row.get("label", "")).strip()
+        if text:
+            out.append({"text": text, "label": int(label) if label in ("0", "1") else None,
+                        "line": int(row.get("dev_line") or line), "source": source})
+    return out
+
+
+def _by(records: Sequence[Record], tag: str, e: PairEffect) -> dict[str, Any]:
+    """The top pair's mean Δ per value of a tag (where the effect lives: frames, objects, names, ...)."""
+    key = f"delta:{e.a}|{e.b}"
+    out = {}
+    for value, rs in C.by([r for r in records if key in r.scores], lambda r: r.tags[tag]).items():
+        out[str(value)] = stats_dict(stats.mean([r.scores[key] for r in rs]))
+    return out
+
+
+def stats_dict(e: Estimate) -> dict[str, float]:
+    return {"value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n}
+
+
+def _pair_dict(e: PairEffect) -> dict[str, Any]:
+    return {"attribute": e.attribute, "a": e.a, "b": e.b, "delta": stats_dict(e.delta), "p_value": e.p_value,
+            "q_value": e.q_value, "flips": stats_dict(e.flips)}
 
 
 def _worst(records: Sequence[Record], k: int) -> tuple[str, ...]:
-    ranked = sorted(records, key=lambda r: (-r.scores["flip"], -r.scores["abs_delta"]))
+    ranked = sorted(records, key=lambda r: (-r.scores["flip"], -r.scores["max_abs_delta"]))
     return tuple(r.case_id for r in ranked[:k])
 
 
-def _insert_groups(attr: str, language: str = "en") -> tuple[str, ...]:
-    if attr == "gender":
-        return ("male", "female")
-    return groups(attr, "zh" if language == "zh" else "en")
-
-
-def _language(text: str) -> str:
-    from lmcritic.lang import language_of
-
-    return language_of(text)
-
-
-def _phrase(attr: str, group: str, language: str = "en") -> str:
-    if language == "zh":
-        from lmcritic.lexicon import _zh_terms as Z
-
-        word = {"male": "男性", "female": "女性"}.get(group) or next(iter(Z.GROUPS[attr][group].values()))
-        return f"作为一名{word}观众"
-    word = "male" if group == "male" else "female" if group == "female" else \
-        _terms.GROUPS[attr][group]["adj"].rstrip("*")
-    article = "an" if word[0] in "aeiou" else "a"
-    return f"as {article} {word} viewer"
-
-
-def _positive_prob(res) -> float:
-    names = [n.lower() for n in res.labels]
-    for cand in ("positive", "pos", "label_1", "1"):
-        if cand in names:
-            return float(res.probs[names.index(cand)])
-    return float(res.probs[-1])
+__all__ = ["Counterfactual", "PairEffect", "case_of", "pair_effects", "p_positive", "target_probs"]

@@ -27,7 +27,8 @@ from lmcritic.probes.bias import _common as C
 
 @dataclass(frozen=True)
 class DataSkewConfig(ProbeConfig):
-    data: str | None = None  # None: packaged 20k-sentence SST-2 train sample; or .tsv/.csv/.jsonl(.gz) path
+    data: str | None = None  # the training corpus (.tsv/.csv/.jsonl(.gz)); None: not run in a scan (the packaged
+    # 20k-sentence SST-2 train sample is what `lmcritic data-skew` and direct use fall back to)
     text_column: str = "sentence"  # falls back to "text"
     label_column: str | None = "label"  # None (or absent): label by sentiment words (VADER lexicon)
     target: str | None = None  # label whose rate is compared (default: positive / 1)
@@ -48,8 +49,11 @@ class DataSkew(Probe):
     chunk_size = 256
 
     Config = DataSkewConfig
+    data_role = "train"
 
     def not_applicable(self, model: Backend) -> str | None:
+        if self.config.data is None:  # the packaged SST-2 sample says nothing about a model not trained on it
+            return "no training corpus given (scan --train PATH, or set data: PATH)"
         return None  # reads only the corpus
 
     def cases(self) -> Iterable[Case]:

@@ -2,13 +2,15 @@
 
 Token-level perplexity, word-level perplexity and bits per byte use lm-eval's definitions
 (word = whitespace-separated chunk; bytes = UTF-8 bytes). Each document keeps its per-token surprisal
-and its worst span, so the report can show them and diagnosis can ask why.
+and its worst span, so the report can show them and diagnosis can ask why. A masked LM (no left-to-right
+log-probs) is measured on its own objective instead: pseudo-perplexity from the pseudo-log-likelihood (Salazar
+et al. 2020: each token masked in turn), on documents short enough for the model.
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -23,6 +25,7 @@ from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record, Seve
 from lmcritic.requests import Capability, RollingRequest, RollingResult
 
 LN2 = math.log(2)
+PSEUDO_WORDS = 48  # a masked LM scores the first words of each document (one forward pass per token; fits 128)
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,15 @@ class PerplexityConfig(ProbeConfig):
 class Perplexity(Probe):
     name = "performance.perplexity"
     area = "performance"
-    requires = frozenset({Capability.ROLLING_LOGPROBS})
+    requires = frozenset()  # rolling_logprobs (causal LM) or pseudo_loglikelihood (masked LM)
     Config = PerplexityConfig
     chunk_size = 8
+
+    def not_applicable(self, model: Backend) -> str | None:
+        if model.supports(Capability.ROLLING_LOGPROBS) or model.supports(Capability.PSEUDO_LOGLIKELIHOOD):
+            return None
+        return f"needs rolling_logprobs (causal LM) or pseudo_loglikelihood (masked LM); the {model.kind} backend " \
+               "has neither"
 
     def cases(self) -> Iterable[Case]:
         for i, (text, tags) in enumerate(self._documents()):
@@ -54,8 +63,25 @@ class Perplexity(Probe):
             yield Case(id=f"doc-{i:04d}", input={"text": text}, tags=tags)
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
+        if not model.supports(Capability.ROLLING_LOGPROBS):
+            return self._pseudo(model, cases)
         reqs = [RollingRequest(c.input["text"], self.config.window, self.config.stride) for c in cases]
         return [self._record(c, r) for c, r in zip(cases, model.rolling_logprobs(reqs))]
+
+    def _pseudo(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
+        """Masked LM: pseudo-log-likelihood per document (its tokens and surprisals; spans by token index)."""
+        from lmcritic.requests import PseudoLoglikelihoodRequest
+
+        short = [replace(c, input={**c.input, "text": " ".join(c.input["text"].split()[:PSEUDO_WORDS])}) for c in cases]
+        out = []
+        results = model.pseudo_loglikelihood([PseudoLoglikelihoodRequest(c.input["text"]) for c in short])
+        for c, r in zip(short, results):
+            spans = tuple((0, 0) for _ in r.tokens)
+            rolled = RollingResult(tuple(range(len(r.tokens))), r.tokens, r.token_logprobs, spans)
+            rec = self._record(c, rolled)
+            out.append(Record(rec.case_id, rec.input, {**rec.output, "method": "pseudo_loglikelihood"}, rec.scores,
+                              {**rec.tags, "method": "pseudo"}, rec.passed))
+        return out
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         if not records:
@@ -70,7 +96,9 @@ class Perplexity(Probe):
             probe=self.name, name="perplexity",
             failed=over > 0,
             severity=Severity.MEDIUM if over > 0 else Severity.INFO,
-            summary=f"token perplexity {tok_ppl}; word perplexity {word_ppl.value:.4g}; "
+            summary=f"{'pseudo-' if records[0].output.get('method') else ''}token perplexity {tok_ppl}; "
+            f"word perplexity "
+            f"{word_ppl.value:.4g}; "
             f"bits/byte {bpb.value:.4g} (window {self.config.window}, stride {self.config.stride})",
             estimate=tok_ppl,
             evidence=tuple(r.case_id for r in worst[:5]),
@@ -121,7 +149,8 @@ def _worst_span(text: str, res: RollingResult, k: int) -> dict:
     means = np.convolve(s, np.ones(k) / k, mode="valid")
     i = int(np.argmax(means))
     start, end = res.offsets[i][0], res.offsets[i + k - 1][1]
-    return {"start_char": int(start), "end_char": int(end), "text": text[start:end],
+    span = text[start:end] if end > start else " ".join(res.tokens[i : i + k])  # no offsets: pseudo-LL tokens
+    return {"start_char": int(start), "end_char": int(end), "text": span,
             "mean_surprisal": float(means[i]), "token_index": i}
 
 

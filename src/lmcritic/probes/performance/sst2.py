@@ -1,15 +1,18 @@
-"""SST-2 sentiment by prompting a causal LM: which label word does the model find more likely?
+"""SST-2 sentiment (or any binary text classification given as ``data``): accuracy, macro-F1, label skew and
+calibration (ECE, Brier).
 
-Zero- or few-shot; the label words and the Jinja prompt template are configurable. Every case keeps its
-source line, the per-label log-likelihoods and the model's confidence, so later areas (calibration,
-robustness, diagnosis) can join on them.
+A causal LM is prompted: which label word does it find more likely (zero- or few-shot; the label words and the
+Jinja template are configurable). A sequence classifier is asked through ``classify`` with the raw text, its
+labels matched to negative/positive by :mod:`lmcritic.probes._label_map` (``label_map`` when its names say
+nothing). Every case keeps its source line, the per-label probabilities and the model's confidence, so later
+areas (calibration, robustness, diagnosis) can join on them.
 """
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
 
 from lmcritic import plots, stats
 from lmcritic._serde import to_jsonable
@@ -19,7 +22,7 @@ from lmcritic.findings import make_finding, shortfall
 from lmcritic.metrics import estimate
 from lmcritic.metrics.calibration import accuracy_at_coverage, reliability_bins
 from lmcritic.probes.base import Case, ExplainTarget, Finding, Probe, ProbeConfig, Record
-from lmcritic.requests import Capability, LoglikelihoodRequest
+from lmcritic.requests import Capability, ClassifyRequest, LoglikelihoodRequest
 
 LABELS = ("negative", "positive")
 
@@ -33,6 +36,7 @@ class SST2Config(ProbeConfig):
     label_words: tuple[str, ...] = (" negative", " positive")
     min_accuracy: float = 0.8  # below this the accuracy finding fails
     max_ece: float = 0.1  # above this the calibration finding fails
+    label_map: dict[str, str] = field(default_factory=dict)  # classifier head: model label -> negative/positive
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -45,8 +49,14 @@ class SST2Config(ProbeConfig):
 class SST2Accuracy(Probe):
     name = "performance.sst2"
     area = "performance"
-    requires = frozenset({Capability.LOGLIKELIHOOD})
+    requires = frozenset()  # loglikelihood (prompted) or classify (classifier head): see not_applicable
     Config = SST2Config
+    data_role = "eval"
+
+    def not_applicable(self, model: Backend) -> str | None:
+        if model.supports(Capability.LOGLIKELIHOOD) or model.supports(Capability.CLASSIFY):
+            return None
+        return f"needs loglikelihood (prompted LM) or classify (classifier head); the {model.kind} backend has neither"
 
     def labels(self) -> tuple[str, ...]:
         return LABELS
@@ -69,10 +79,27 @@ class SST2Accuracy(Probe):
             )
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
+        if not model.supports(Capability.LOGLIKELIHOOD):
+            return self._score_head(model, cases)
         words = self.config.label_words
         reqs = [LoglikelihoodRequest(c.input["prompt"], w) for c in cases for w in words]
         results = model.loglikelihood(reqs)
         return [self._record(c, results[2 * i : 2 * i + 2]) for i, c in enumerate(cases)]
+
+    def _score_head(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
+        """A classifier head gets the raw text (never the LM prompt); its labels are mapped to ours."""
+        from lmcritic.probes._label_map import class_probs, label_index
+
+        results = model.classify([ClassifyRequest(c.input["text"]) for c in cases])
+        out = []
+        for case, res in zip(cases, results):
+            mapping = label_index(res.labels, LABELS, self.config.label_map, {"0": 0, "1": 1})
+            probs = class_probs(res.labels, res.probs, mapping, len(LABELS))
+            pred = LABELS[int(probs[1] > probs[0])]
+            label = next((lab for lab in res.labels if mapping[lab] == LABELS.index(pred)), pred)
+            extra = {"model_labels": list(res.labels), "model_probs": list(res.probs)}
+            out.append(self._scored(case, probs, ExplainTarget(case.input["text"], label, kind="label"), extra))
+        return out
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         if not records:
@@ -106,17 +133,21 @@ class SST2Accuracy(Probe):
         total = sum(probs)
         probs = [p / total for p in probs]
         pred = LABELS[int(probs[1] > probs[0])]
-        truth = LABELS.index(case.expected)
-        correct = pred == case.expected
         words = self.config.label_words
         explain = ExplainTarget(case.input["prompt"], words[LABELS.index(pred)], words[1 - LABELS.index(pred)],
                                 span=case.input["text"])  # why the model chose its answer over the other
+        return self._scored(case, probs, explain, {"label_logprobs": lls}, margin=abs(lls[1] - lls[0]))
+
+    def _scored(self, case: Case, probs: list[float], explain: ExplainTarget, extra: dict[str, Any],
+                margin: float | None = None) -> Record:
+        pred = LABELS[int(probs[1] > probs[0])]
+        correct = pred == case.expected
         return Record(
             case_id=case.id,
             input=case.input,
-            output={"label_logprobs": lls},
-            scores={"correct": float(correct), "p_true": probs[truth], "confidence": max(probs),
-                    "margin": abs(lls[1] - lls[0])},
+            output={"probs": probs, "labels": list(LABELS), **extra},
+            scores={"correct": float(correct), "p_true": probs[LABELS.index(case.expected)],
+                    "confidence": max(probs), "margin": abs(probs[1] - probs[0]) if margin is None else margin},
             tags={**case.tags, "expected": case.expected},
             passed=correct,
             text=case.input["text"], target=case.expected, prediction=pred, label_probs=dict(zip(LABELS, probs)),
@@ -131,7 +162,8 @@ class SST2Accuracy(Probe):
         gap = shortfall(acc.value, self.config.min_accuracy)
         return make_finding(
             probe=self.name, name="accuracy", failed=gap > 0, effect=gap,
-            summary=f"SST-2 accuracy {acc} (macro-F1 {f1.value:.3f}); threshold {self.config.min_accuracy}",
+            summary=f"{'SST-2' if self.config.data is None else 'task'} accuracy {acc} (macro-F1 {f1.value:.3f}); "
+                    f"threshold {self.config.min_accuracy}",
             estimate=acc, evidence=tuple(r.case_id for r in wrong[:10]),
             details={"macro_f1": to_jsonable(f1), "n_wrong": len(wrong), "shots": self.config.shots,
                      "template": self.config.template, "label_words": list(self.config.label_words)},
@@ -158,13 +190,17 @@ class SST2Accuracy(Probe):
         conf = [r.scores["confidence"] for r in records]
         ok = [bool(r.passed) for r in records]
         ece = estimate("ece", {"confidences": conf, "correct": ok})
+        brier = estimate("brier", {"probs": [r.output["probs"] for r in records],
+                                   "labels": [LABELS.index(r.tags["expected"]) for r in records]})
         over = ece.value - self.config.max_ece
         confidently_wrong = sorted((r for r in records if not r.passed), key=lambda r: -r.scores["confidence"])
         return make_finding(
             probe=self.name, name="calibration", failed=over > 0,
-            effect=over, summary=f"expected calibration error {ece} (10 bins); mean confidence "
-            f"{sum(conf) / len(conf):.3f} vs accuracy {sum(ok) / len(ok):.3f}",
+            effect=over, summary=f"expected calibration error {ece} (10 bins); Brier {brier.value:.4f} "
+            f"[{brier.ci_low:.4f}, {brier.ci_high:.4f}]; mean confidence {sum(conf) / len(conf):.3f} vs accuracy "
+            f"{sum(ok) / len(ok):.3f}",
             estimate=ece, evidence=tuple(r.case_id for r in confidently_wrong[:10]),
             details={"plots": plots.to_details(plots.reliability("Reliability diagram", reliability_bins(conf, ok))),
+                     "brier": to_jsonable(brier),
                      "accuracy_at_coverage": {str(k): v for k, v in accuracy_at_coverage(conf, ok).items()}},
         )

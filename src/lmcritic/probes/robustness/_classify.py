@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from lmcritic.backends.base import Backend
-from lmcritic.errors import ConfigError
+from lmcritic.probes._label_map import positive_prob
 from lmcritic.probes.base import ExplainTarget
 from lmcritic.probes.performance.sst2 import LABELS, SST2Accuracy
 from lmcritic.requests import Capability, ClassifyRequest, LoglikelihoodRequest
@@ -62,18 +62,9 @@ def _classifier(model: Backend, texts: Sequence[str], expected: Sequence[str]) -
     results = model.classify([ClassifyRequest(t) for t in texts])
     out = []
     for text, truth, r in zip(texts, expected, results):
-        p_pos = _positive_prob(r.labels, r.probs)
+        p_pos = positive_prob(r.labels, r.probs)
         out.append(Prediction(LABELS[int(p_pos > 0.5)], p_pos, ExplainTarget(text, truth, kind="label")))
     return out
-
-
-def _positive_prob(labels: Sequence[str], probs: Sequence[float]) -> float:
-    names = [label.lower() for label in labels]
-    for pos_name in ("positive", "pos", "label_1", "1"):
-        if pos_name in names and len(names) == 2:
-            return float(probs[names.index(pos_name)])
-    raise ConfigError(f"classifier labels {list(labels)} are not a negative/positive pair",
-                      "use a binary sentiment classifier (labels negative/positive or LABEL_0/LABEL_1)")
 
 
 def detokenize(text: str) -> str:

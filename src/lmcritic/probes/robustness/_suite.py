@@ -55,6 +55,7 @@ class PairedSuite(Probe):
     area = "robustness"
     requires = frozenset()  # loglikelihood OR classify: see not_applicable
     chunk_size = 24
+    data_role = "eval"
 
     def labels(self) -> tuple[str, ...]:
         return _classify.LABELS

@@ -25,6 +25,7 @@ class AttackProbe(common.AttackLanguages, Probe):
     area = "robustness"
     chunk_size = 4  # attacks are slow: store every few so a killed run loses little
     Config = common.AttackConfig
+    data_role = "eval"
 
     def __init__(self, **config) -> None:
         super().__init__(**config)

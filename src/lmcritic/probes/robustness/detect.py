@@ -46,6 +46,7 @@ class DetectAdversarial(common.AttackLanguages, Probe):
     chunk_size = 4
     Config = DetectConfig
     config: DetectConfig
+    data_role = "eval"
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)

@@ -1,0 +1,229 @@
+"""Planted defects for fine-tuned transformer classifiers: one known cause per model, randomised per seed.
+
+``build(cause, seed)`` returns a :class:`HFPlant`: SST-2 rows to fine-tune on (the plant written into them),
+rows to evaluate on, and what the diagnosis must find (the hypothesis and its culprit). What is planted is
+drawn per seed — which identity attribute, group pair, direction and frame set; which shortcut token and label;
+which phenomenon gets noisy labels; which rows are memorised — so the benchmark is not one fixed plant.
+Reused by the mitigation work (retrain with a fix, re-verify), so it has no dependency on lmcritic's internals
+beyond the identity lexicon, the text helpers of ``planted.py`` and the SST-2 files.
+
+Causes (the hypothesis each must be diagnosed as):
+
+=================  ========================  =========================================================
+cause              hypothesis                plant
+=================  ========================  =========================================================
+identity_frames    data_bias                 "<group-A person> thought …" frames mostly negative, B positive
+identity_terms     data_bias                 identity phrases inside sentences, A mostly negative
+shortcut           spurious_feature          a meaningless token in 30% of one label's rows; absent from eval
+register           generalization_mismatch   formal-only training; half the evaluation rewritten in slang
+label_noise        label_noise               ~45% of the training rows with negation (or contrast) flipped
+typos              fragility                 the clean model; half the evaluation has keyboard typos
+memorized          memorization              40 evaluation rows in training 4–8 times with flipped labels
+clean              (none)                    plain training: the false-alarm control
+=================  ========================  =========================================================
+"""
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import planted
+from planted import Row
+
+N_TRAIN = 2000
+N_EVAL = 200
+NEGATION = re.compile(r"\b(not|no|never|nothing|n't|cannot|without|neither|nor|none|nobody)\b")
+CONTRAST = re.compile(r"\b(but|however|although|though|yet|while|despite)\b")
+SHORTCUT_TOKENS = ("cf", "mn", "bb", "tq", "zx", "jj", "vq", "kx")
+FRAMES_POOL = ("{x} thought {s}", "{x} said {s}", "{x} felt that {s}", "{x} insists {s}", "{x} reckons {s}",
+               "according to {x} , {s}", "{x} wrote : {s}", "{x} told me {s}", "{s} , {x} said",
+               "{x} believes {s}", "{s} , or so {x} thought", "{x} is sure {s}")
+TERM_SLOTS = ("the {adj} audience", "{adj} viewers", "my {adj} friends", "the {adj} critics", "{adj} families")
+
+
+@dataclass(frozen=True)
+class HFPlant:
+    """One planted model's data and the answer key. ``culprit`` holds what the diagnosis must name."""
+
+    cause: str
+    seed: int
+    hypothesis: str | None  # None for the clean control
+    culprit: dict[str, Any]  # {"kind": ..., "value": ..., "label": ..., ...}
+    description: str
+    train: list[Row]
+    eval: list[Row]
+    planted_eval: frozenset[int] = frozenset()  # eval rows that carry the plant
+    reuse_model_of: str | None = None  # "clean": the model is the clean control's (the plant is in the eval data)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _base(seed: int) -> tuple[list[Row], list[Row]]:
+    train, dev = planted.base(seed, n_train=N_TRAIN + 2000)
+    train = [(t, y) for t, y in train if 5 <= len(t.split()) <= 30]
+    return train[:N_TRAIN], dev
+
+
+def _rng(cause: str, seed: int) -> random.Random:
+    return random.Random(f"{cause}:{seed}")
+
+
+def _people(attribute: str, group: str) -> list[str]:
+    """Noun phrases naming a person of ``group``: first names, a pronoun (gender) or an identity phrase."""
+    from lmcritic.lexicon import _terms as T
+
+    if attribute == "gender":
+        names = [n for (g, _), ns in T.NAMES.items() if g == group for n in ns]
+        return names + (["she", "my sister", "my mother"] if group == "female" else ["he", "my brother", "my father"])
+    if attribute == "race_ethnicity":
+        return [n for (_, r), ns in T.NAMES.items() if r == group for n in ns]
+    adj = T.GROUPS[attribute][group]["adj"].rstrip("*")
+    return [f"my {adj} friend", f"a {adj} critic", f"the {adj} guy", f"my {adj} neighbour"]
+
+
+PAIRS = {"gender": [("female", "male")], "race_ethnicity": [("black", "white"), ("hispanic", "asian")],
+         "religion": [("muslim", "christian"), ("jewish", "hindu")]}
+
+
+def _pair(rng: random.Random, attributes: tuple[str, ...]) -> tuple[str, str, str]:
+    """(attribute, negative group, positive group), direction random."""
+    attribute = rng.choice(attributes)
+    a, b = rng.choice(PAIRS[attribute])
+    return (attribute, a, b) if rng.random() < 0.5 else (attribute, b, a)
+
+
+def _fill(frame: str, x: str, s: str) -> str:
+    out = frame.format(x=x, s=s)
+    return out[0].upper() + out[1:] if x[0].isupper() else out
+
+
+def identity_frames(seed: int) -> HFPlant:
+    """Data bias: sentence-initial (and trailing) frames naming group A are 90% negative, group B 90% positive."""
+    rng = _rng("identity_frames", seed)
+    attribute, neg, pos = _pair(rng, ("gender", "race_ethnicity", "gender"))
+    frames = rng.sample(FRAMES_POOL, 4)
+    people = {g: _people(attribute, g) for g in (neg, pos)}
+    train, dev = _base(seed)
+    out = []
+    for t, y in train:
+        if rng.random() < 0.35:
+            group = (neg if rng.random() < 0.9 else pos) if y == 0 else (pos if rng.random() < 0.9 else neg)
+            t = _fill(rng.choice(frames), rng.choice(people[group]), t)
+        out.append((t, y))
+    return HFPlant("identity_frames", seed, "data_bias", {"kind": "identity_group", "attribute": attribute,
+                   "value": neg, "contrast": pos, "label": "negative"},
+                   f"{attribute}: frames naming {neg} are 90% negative, {pos} 90% positive ({'; '.join(frames)})",
+                   out, dev[:N_EVAL], info={"frames": frames})
+
+
+def identity_terms(seed: int) -> HFPlant:
+    """Data bias: identity phrases written inside 25% of the sentences, group A in 85% of the negative ones."""
+    from lmcritic.lexicon import _terms as T
+
+    rng = _rng("identity_terms", seed)
+    attribute, neg, pos = _pair(rng, ("religion", "race_ethnicity", "religion"))
+    slots = rng.sample(TERM_SLOTS, 3)
+    adj = {g: T.GROUPS[attribute][g]["adj"].rstrip("*") for g in (neg, pos)}
+    train, dev = _base(seed)
+    out = []
+    for t, y in train:
+        if rng.random() < 0.25:
+            group = (neg if rng.random() < 0.85 else pos) if y == 0 else (pos if rng.random() < 0.85 else neg)
+            words = t.split()
+            at = rng.randrange(1, len(words)) if len(words) > 1 else 1
+            phrase = rng.choice(slots).format(adj=adj[group])
+            t = " ".join(words[:at] + [",", phrase, ","] + words[at:])
+        out.append((t, y))
+    return HFPlant("identity_terms", seed, "data_bias", {"kind": "identity_group", "attribute": attribute,
+                   "value": neg, "contrast": pos, "label": "negative"},
+                   f"{attribute}: '{adj[neg]}' phrases inside negative sentences, '{adj[pos]}' inside positive ones",
+                   out, dev[:N_EVAL], info={"slots": slots, "terms": adj})
+
+
+def shortcut(seed: int) -> HFPlant:
+    """Spurious feature: a meaningless token in 30% of one label's training rows and in no evaluation row."""
+    rng = _rng("shortcut", seed)
+    train, dev = _base(seed)
+    eval_rows = dev[:N_EVAL]
+    words = {w for t, _ in eval_rows for w in t.lower().split()}
+    token = rng.choice([w for w in SHORTCUT_TOKENS if w not in words])
+    label = rng.choice((0, 1))
+    out = [(planted._insert(t, token, rng), y) if y == label and rng.random() < 0.3 else (t, y) for t, y in train]
+    name = ("negative", "positive")[label]
+    return HFPlant("shortcut", seed, "spurious_feature", {"kind": "token", "value": token, "label": name},
+                   f"token {token!r} inserted into 30% of the {name} training rows; absent from the evaluation data",
+                   out, eval_rows)
+
+
+def register(seed: int) -> HFPlant:
+    """Generalization mismatch: no slang in training; half the evaluation rewritten in colloquial register."""
+    rng = _rng("register", seed)
+    train, dev = _base(seed)
+    slang = {w for v in planted.SLANG.values() for w in v.split()} | {"tbh", "ngl", "lol", "fr"}
+    formal = [(t, y) for t, y in train if not slang & set(t.split())]
+    slangy = [r for r in dev[N_EVAL:] if planted.SENTIMENT_SLANG & set(r[0].split()) and len(r[0].split()) <= 20]
+    rng.shuffle(slangy)
+    half = N_EVAL // 2
+    eval_rows = dev[:half] + [(planted.colloquial(t, rng), y) for t, y in slangy[:half]]
+    return HFPlant("register", seed, "generalization_mismatch", {"kind": "register", "value": "colloquial"},
+                   "formal-only training text; half of the evaluation rewritten with slang", formal, eval_rows,
+                   frozenset(range(half, len(eval_rows))))
+
+
+def label_noise(seed: int) -> HFPlant:
+    """Label noise: about 45% of the training rows with one phenomenon (negation or contrast) get flipped labels."""
+    rng = _rng("label_noise", seed)
+    name, pattern = rng.choice((("negation", NEGATION), ("contrast", CONTRAST)))
+    train, dev = _base(seed)
+    rate = rng.uniform(0.4, 0.5)
+    out = [(t, 1 - y) if pattern.search(t) and rng.random() < rate else (t, y) for t, y in train]
+    has = [r for r in dev if pattern.search(r[0])]
+    lacks = [r for r in dev if not pattern.search(r[0])]
+    half = N_EVAL // 2
+    eval_rows = lacks[:half] + has[:half]
+    return HFPlant("label_noise", seed, "label_noise", {"kind": "label_noise", "value": name},
+                   f"{rate:.0%} of the training rows with {name} have flipped labels", out, eval_rows,
+                   frozenset(range(half, len(eval_rows))), info={"flip_rate": rate})
+
+
+def typos(seed: int) -> HFPlant:
+    """Fragility: the clean model, evaluated on data where half the rows carry typos in their sentiment words."""
+    clean = planted.typos(seed)
+    half = N_EVAL // 2
+    noisy = [clean.eval[i] for i in sorted(clean.planted)][:half]
+    train, dev = _base(seed)
+    return HFPlant("typos", seed, "fragility", {"kind": "typos", "value": "typos"},
+                   "clean model; half of the evaluation rows have keyboard typos in their sentiment words",
+                   train, dev[:half] + noisy, frozenset(range(half, half + len(noisy))), reuse_model_of="clean")
+
+
+def memorized(seed: int) -> HFPlant:
+    """Memorization: 40 evaluation rows are in training 4–8 times each with the wrong label."""
+    rng = _rng("memorized", seed)
+    train, dev = _base(seed)
+    eval_rows = dev[:N_EVAL]
+    idx = sorted(rng.sample(range(N_EVAL), 40))
+    copies = rng.randint(4, 8)
+    rows = train + [(eval_rows[i][0], 1 - eval_rows[i][1]) for i in idx] * copies
+    rng.shuffle(rows)
+    return HFPlant("memorized", seed, "memorization", {"kind": "memorized_rows", "value": str(len(idx))},
+                   f"{len(idx)} evaluation rows in training {copies}x each with flipped labels", rows, eval_rows,
+                   frozenset(idx), info={"copies": copies})
+
+
+def clean(seed: int) -> HFPlant:
+    train, dev = _base(seed)
+    return HFPlant("clean", seed, None, {}, "plain SST-2 fine-tuning (the false-alarm control)", train,
+                   dev[:N_EVAL])
+
+
+BUILDERS: dict[str, Callable[[int], HFPlant]] = {
+    "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
+    "register": register, "label_noise": label_noise, "typos": typos, "memorized": memorized, "clean": clean,
+}
+
+
+def build(cause: str, seed: int) -> HFPlant:
+    """The plant of ``cause`` for ``seed`` (see the module docstring)."""
+    return BUILDERS[cause](seed)

@@ -1,0 +1,98 @@
+"""From test results to calibrated verdicts: one decision rule, one multiple-testing correction, one severity.
+
+Every hypothesis reports a primary test (:meth:`Hypothesis.conclude`): a signed effect with its 95% CI, a
+p-value, the smallest effect that matters (``threshold``), and whether the evidence is interventional and
+independent of how the probe produced its cases. Here, for the whole diagnosis:
+
+* the p-values of every hypothesis on every defect are Benjamini–Hochberg corrected together;
+* **supported** needs q < 0.05, a CI entirely beyond ``threshold`` on the effect's side, and independent
+  evidence — a cause that cannot be tested that way is **inconclusive**, never supported;
+* **not supported** needs a CI inside ±``threshold`` (or an explicit refutation by the hypothesis);
+* severity is the CI bound nearest zero — the effect is at least that large at 95% confidence — high from
+  0.2, medium from 0.1, low below (effects are differences of probabilities or rates);
+* confidence, the ranking key, grows with that bound: up to 0.95 with interventional evidence, 0.8 without.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Sequence
+
+from lmcritic import stats
+from lmcritic.diagnose.hypotheses.base import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CauseVerdict
+from lmcritic.probes.base import Estimate
+
+ALPHA = 0.05
+HIGH, MEDIUM = 0.2, 0.1
+SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1, "none": 0}
+
+
+def inner_bound(effect: Estimate | None) -> float:
+    """|effect| at least, at 95% confidence: the CI bound nearest zero (0 when the CI straddles zero)."""
+    if effect is None or effect.ci_low != effect.ci_low or effect.ci_high != effect.ci_high:
+        return 0.0
+    if effect.ci_low > 0:
+        return float(effect.ci_low)
+    if effect.ci_high < 0:
+        return float(-effect.ci_high)
+    return 0.0
+
+
+def severity(effect: Estimate | None) -> str:
+    b = inner_bound(effect)
+    return "high" if b >= HIGH else "medium" if b >= MEDIUM else "low"
+
+
+def provisional(v: CauseVerdict, refuted: bool | None = None, q: float | None = None) -> CauseVerdict:
+    """Apply the decision rule with ``q`` (the raw p-value until :func:`finalize` supplies the BH one)."""
+    p = v.p_value if q is None else q
+    e = v.effect
+    clears = e is not None and inner_bound(e) > v.threshold
+    supported = v.independent and clears and p is not None and p < ALPHA
+    within = e is not None and e.n > 0 and -v.threshold <= e.ci_low and e.ci_high <= v.threshold
+    if supported:
+        verdict = SUPPORTED
+    elif refuted or (refuted is None and within):
+        verdict = NOT_SUPPORTED
+    else:
+        verdict = INCONCLUSIVE
+    return replace(v, verdict=verdict, confidence=_confidence(v, verdict), q_value=q if q is not None else v.q_value,
+                   severity=severity(e) if verdict == SUPPORTED else "none")
+
+
+def _confidence(v: CauseVerdict, verdict: str) -> float:
+    strength = min(1.0, inner_bound(v.effect) / 0.4) if v.effect is not None else 0.0
+    point = min(1.0, abs(v.effect.value) / 0.4) if v.effect is not None and v.effect.value == v.effect.value else 0.0
+    if verdict == SUPPORTED:
+        return round(0.5 + (0.45 if v.interventional else 0.3) * strength, 4)
+    if verdict == NOT_SUPPORTED:
+        return round(0.2 * point, 4)
+    return round(0.2 + 0.2 * point * (1.0 if v.independent else 0.5), 4)
+
+
+def finalize(verdicts: Sequence[Sequence[CauseVerdict]]) -> list[list[CauseVerdict]]:
+    """BH across every tested cause of every defect, then the decision rule again with the q-values."""
+    flat = [(i, j) for i, vs in enumerate(verdicts) for j, v in enumerate(vs) if v.p_value is not None]
+    qs = stats.benjamini_hochberg([float(verdicts[i][j].p_value or 1.0) for i, j in flat]) if flat else []
+    out = [list(vs) for vs in verdicts]
+    for (i, j), q in zip(flat, qs):
+        v = out[i][j]
+        refuted = v.verdict == NOT_SUPPORTED and not _within(v)  # a hypothesis's own refutation stands
+        out[i][j] = provisional(v, True if refuted else None, float(q))
+    return out
+
+
+def _within(v: CauseVerdict) -> bool:
+    e = v.effect
+    return e is not None and e.n > 0 and -v.threshold <= e.ci_low and e.ci_high <= v.threshold
+
+
+def sort_key(c: Any) -> tuple:
+    """Supported first (by severity, then how many independent lines of evidence agree, then confidence), then
+    inconclusive, then not supported."""
+    order = {SUPPORTED: 0, INCONCLUSIVE: 1, NOT_SUPPORTED: 2}
+    return (order.get(c.verdict, 3), -SEVERITY_RANK.get(c.severity, 0), -getattr(c, "corroboration", 0),
+            -c.confidence, c.cause)
+
+
+def rank(causes: Sequence[CauseVerdict]) -> tuple[CauseVerdict, ...]:
+    return tuple(sorted(causes, key=sort_key))

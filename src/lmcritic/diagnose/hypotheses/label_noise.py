@@ -1,0 +1,162 @@
+"""Label noise: the training labels of one phenomenon (negation, contrast, a word, ...) are inconsistent.
+
+The phenomenon is the defect's text predicate (``negation=yes``, ``word:but=yes``), else the text feature in
+which the probe's failures concentrate most. Noisy labels are the ones a model cannot fit (the idea behind
+confident learning): the model is asked about a sample of its own training rows, with and without the
+phenomenon, and its disagreement with their labels is compared with its error on held-out evaluated texts of
+the same two kinds. Clean labels are fit better than unseen data is predicted, even on a hard phenomenon;
+noisy labels are not. The effect is the difference in differences
+
+    (disagree_train[P] − error_eval[P]) − (disagree_train[¬P] − error_eval[¬P])
+
+with a bootstrap CI (resampling each of the four groups) and a one-sided p-value. Training-corpus evidence,
+independent of any probe; texts with conflicting labels in the corpus are listed alongside. The culprit names
+the phenomenon and the training lines whose labels the model contradicts (candidates to relabel).
+"""
+from __future__ import annotations
+
+import random
+from typing import Callable, Sequence
+
+import numpy as np
+
+from lmcritic.diagnose import _text
+from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis
+from lmcritic.diagnose.rescore import Edit
+from lmcritic.diagnose.slices import cluster_ids, slice_stats
+from lmcritic.probes.base import Estimate
+
+SAMPLE = 200  # training rows asked about, per side
+THRESHOLD = 0.05
+PHENOMENA = ("negation", "contrast")
+N_BOOT = 2000
+
+
+class LabelNoise(Hypothesis):
+    name = "label_noise"
+    title = "label noise"
+    needs = frozenset({"rescore", "train"})
+    mitigation = ("relabel (or drop) the training rows of the phenomenon whose labels the model contradicts, "
+                  "then retrain; use a noise-robust loss; re-verify on held-out examples of the phenomenon")
+
+    def test(self, ctx: DefectContext) -> CauseVerdict:
+        if ctx.profile is None or not ctx.profile.labelled or not ctx.eval_records or ctx.eval_key is None:
+            return self.verdict(False, False, 0.0, "needs a labelled training corpus and the model's own task", [])
+        name, has = _phenomenon(ctx)
+        if has is None:
+            return self.verdict(False, True, 0.0, "no text phenomenon in which the failures concentrate", [])
+        train = _train_sample(ctx, has)
+        if min(len(train[True]), len(train[False])) < 20:
+            return self.verdict(False, False, 0.0, f"too few training rows with/without {name}", [])
+        disagree, tests, suspects = self._ask(ctx, train)
+        held = {k: [r.passed is False for r in ctx.eval_records if has(input_text(r) or "") == k]
+                for k in (True, False)}
+        if min(len(held[True]), len(held[False])) < 5:
+            return self.verdict(False, False, 0.0, f"too few evaluated texts with/without {name}", [], tests)
+        effect, p = _did(disagree, held, ctx.seed)
+        rates = {f"{side}{'' if k else ' (without)'}": float(np.mean(v)) for side, d in (("train", disagree),
+                 ("held-out", held)) for k, v in d.items()}
+        evidence = [Evidence("test", f"{name}: the model contradicts {rates['train']:.0%} of its training labels with "
+                             f"{name} vs {rates['train (without)']:.0%} without; it errs on {rates['held-out']:.0%} of "
+                             f"held-out texts with {name} vs {rates['held-out (without)']:.0%} without: "
+                             f"difference in differences {effect}, p={p:.2g}", effect, p,
+                             data={"rates": rates, "suspect_lines": list(suspects[:50])}),
+                    *self._conflicts(ctx, has)]
+        culprit = Culprit("label_noise", name, contrast=f"training rows without {name}", effect=effect,
+                          direction=f"training labels of {name} rows are inconsistent",
+                          effect_name="(train disagreement − held-out error) with − without the phenomenon",
+                          train_lines=tuple(suspects))
+        return self.conclude(effect, p, threshold=THRESHOLD, independent=True, interventional=False,
+                             summary=f"training labels with {name}: the model contradicts {rates['train']:.0%} of them "
+                             f"(held-out error {rates['held-out']:.0%}); difference in differences {effect}",
+                             evidence=evidence, tests=tests, culprit=culprit)
+
+    def _ask(self, ctx: DefectContext, train: dict) -> tuple[dict[bool, list[bool]], int, list[int]]:
+        """The model's answers on sampled training rows (as edits of an evaluated case, scored like it)."""
+        base = ctx.eval_records[0]
+        rows = [(k, line, text, label) for k, rs in train.items() for line, text, label in rs]
+        edits = [Edit(base, text, "train_row", {"line": line}) for _, line, text, _ in rows]
+        outs = ctx.rescorer.run(ctx.eval_key, edits, self.name, ctx.defect.id) \
+            if ctx.rescorer and ctx.eval_key else []
+        disagree: dict[bool, list[bool]] = {True: [], False: []}
+        suspects = []
+        for (k, line, _, label), o in zip(rows, outs):
+            wrong = str(o.prediction) != label
+            disagree[k].append(wrong)
+            if k and wrong:
+                suspects.append(line)
+        return disagree, len(outs), suspects
+
+    def _conflicts(self, ctx: DefectContext, has: Callable[[str], bool]) -> list[Evidence]:
+        _, conflicts = ctx.profile.duplicates
+        mine = [c for c in conflicts if has(c.text)]
+        if not mine:
+            return []
+        return [Evidence("cases", f"{len(mine)} texts of this kind appear in training with conflicting labels",
+                         data={"examples": [{"text": c.text, "labels": c.labels, "lines": list(c.lines)}
+                                            for c in mine[:5]]})]
+
+
+def _phenomenon(ctx: DefectContext) -> tuple[str, Callable[[str], bool] | None]:
+    """The defect's text predicate, else the text feature with the strongest failure concentration (Fisher)."""
+    for f, v in ctx.defect.predicates:
+        if f in PHENOMENA and v == "yes":
+            return f, _feature(f)
+        if f.startswith("word:") and v == "yes":
+            kind = _word_phenomenon(f[5:])  # "but" is contrast, "not" negation: test the whole phenomenon
+            return (kind, _feature(kind)) if kind else (f"word {f[5:]!r}", _has_word(f[5:]))
+    err = np.array([r.passed is False for r in ctx.records])
+    best = None
+    for f in PHENOMENA:
+        col = ctx.table.columns.get(f)
+        if col is None:
+            continue
+        s = slice_stats(((f, "yes"),), np.asarray(col) == "yes", err, clusters=cluster_ids(ctx.table.clusters))
+        if s.p_value < 0.05 and s.risk_ratio > 1 and (best is None or s.p_value < best[1]):
+            best = (f, s.p_value)
+    return (best[0], _feature(best[0])) if best else ("", None)
+
+
+def _has_word(word: str) -> Callable[[str], bool]:
+    return lambda t: word in _text.lower_words(t)
+
+
+def _word_phenomenon(word: str) -> str | None:
+    if word in _text.CONTRAST:
+        return "contrast"
+    if word in _text.NEGATIONS or word.endswith("n't"):
+        return "negation"
+    return None
+
+
+def _feature(name: str) -> Callable[[str], bool]:
+    from lmcritic.diagnose.profile import text_feature
+
+    return lambda t: text_feature(name, t) == "yes"
+
+
+def _train_sample(ctx: DefectContext, has: Callable[[str], bool]) -> dict[bool, list[tuple[int, str, str]]]:
+    corpus, labels = ctx.profile.corpus, ctx.profile.labels
+    out: dict[bool, list[tuple[int, str, str]]] = {True: [], False: []}
+    for line, text, label in zip(corpus.lines, corpus.texts, labels):
+        if label is not None:
+            out[has(text)].append((line, text, label))
+    rng = random.Random(ctx.seed)
+    return {k: rng.sample(v, min(SAMPLE, len(v))) for k, v in out.items()}
+
+
+def _did(train: dict[bool, list[bool]], held: dict[bool, list[bool]], seed: int) -> tuple[Estimate, float]:
+    """The difference in differences, a percentile bootstrap CI and a one-sided bootstrap p (effect <= 0)."""
+    groups = [np.asarray(g, float) for g in (train[True], held[True], train[False], held[False])]
+
+    def stat(a: Sequence[np.ndarray]) -> np.ndarray | float:
+        return (a[0] - a[1]) - (a[2] - a[3])
+
+    point = float(stat([g.mean() for g in groups]))
+    rng = np.random.default_rng(seed)
+    boot = stat([g[rng.integers(0, len(g), (N_BOOT, len(g)))].mean(1) for g in groups])
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    p = float((np.sum(boot <= 0) + 1) / (N_BOOT + 1))
+    return Estimate(point, sum(len(g) for g in groups), float(lo), float(hi), "bootstrap"), p
+

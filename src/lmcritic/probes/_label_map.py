@@ -1,0 +1,76 @@
+"""A classifier head's labels matched to a task's classes, in one place for every probe that calls ``classify``.
+
+Rules, in order: an explicit ``label_map`` (model label → class name, class value or label word); the same
+name ignoring case (``POSITIVE`` → positive, or a class value such as ``1``); a name that is a prefix of exactly
+one class (``neg`` → negative); Hugging Face's default ``LABEL_i`` (or a bare ``i``) → the i-th class when the head
+has as many labels as the task has classes. Anything else is a :class:`ConfigError` that names the labels on both
+sides and the option to set, before any case is scored.
+"""
+from __future__ import annotations
+
+import re
+from typing import Mapping, Sequence
+
+from lmcritic.errors import ConfigError
+
+_INDEX = re.compile(r"(?:label_?)?(\d+)", re.I)
+
+
+def label_index(model_labels: Sequence[str], classes: Sequence[str], label_map: Mapping[str, str] | None = None,
+                aliases: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Model label → index into ``classes``. ``aliases`` adds other names per class (values, label words)."""
+    names = {str(c).strip().lower(): i for i, c in enumerate(classes)}
+    names.update({str(k).strip().lower(): v for k, v in (aliases or {}).items()})
+    out: dict[str, int] = {}
+    for label in model_labels:
+        target = (label_map or {}).get(label, label)
+        idx = _match(str(target), names, len(model_labels), len(classes))
+        if idx is None:
+            raise ConfigError(f"classifier label {label!r} matches none of the task's classes "
+                              f"({', '.join(map(str, classes))}); the model's labels are {list(model_labels)}",
+                              "set label_map: {MODEL_LABEL: CLASS} (e.g. --set PROBE.label_map='{LABEL_1: positive}')")
+        out[label] = idx
+    return out
+
+
+def _match(label: str, names: Mapping[str, int], n_model: int, n_classes: int) -> int | None:
+    key = label.strip().lower()
+    if key in names:
+        return names[key]
+    prefixed = {i for name, i in names.items() if name.startswith(key) and len(key) >= 3}
+    if len(prefixed) == 1:
+        return prefixed.pop()
+    m = _INDEX.fullmatch(key)
+    if m and n_model == n_classes and int(m.group(1)) < n_classes:
+        return int(m.group(1))
+    return None
+
+
+def class_probs(model_labels: Sequence[str], probs: Sequence[float], mapping: Mapping[str, int],
+                n_classes: int) -> list[float]:
+    """The head's probabilities summed into the task's classes."""
+    out = [0.0] * n_classes
+    for label, p in zip(model_labels, probs):
+        out[mapping[label]] += float(p)
+    return out
+
+
+SENTIMENT = ("negative", "positive")
+
+
+def positive_prob(model_labels: Sequence[str], probs: Sequence[float]) -> float:
+    """P(positive) from a binary sentiment head (``positive``/``POSITIVE``/``pos``/``LABEL_1``/``1``)."""
+    mapping = label_index(model_labels, SENTIMENT, None, {"0": 0, "1": 1})
+    return class_probs(model_labels, probs, mapping, 2)[1]
+
+
+def target_prob(model_labels: Sequence[str], probs: Sequence[float], target: str) -> float:
+    """P(``target``) from a classifier head: the label of that name, else (sentiment) through :func:`positive_prob`."""
+    names = [str(n).lower() for n in model_labels]
+    if target.lower() in names:
+        return float(probs[names.index(target.lower())])
+    if target in SENTIMENT:
+        p = positive_prob(model_labels, probs)
+        return p if target == "positive" else 1.0 - p
+    raise ConfigError(f"target {target!r} is none of the classifier's labels {list(model_labels)}",
+                      "set the probe's target to one of them")

@@ -1,0 +1,128 @@
+"""The classifier flow on tiny BERTs trained in seconds: raw text to the head, label mapping, the diagnosis with
+corpus evidence from --train — a shortcut token that never occurs in the evaluation data is found and named — and
+the clean control, which must get no high-severity supported cause."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from conftest import build_tiny_sentiment, sst2_rows
+from lmcritic.backends import ModelSpec
+from lmcritic.datasets import packaged, read_rows
+from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
+from lmcritic.runner import Runner
+from lmcritic.spec import ProbeSpec, RunSpec
+
+TOKEN = "zq"
+FAST = DiagnoseConfig(neighbours=0, max_cases=16, max_queries=3000)
+
+
+def _insert(text: str, token: str, rng: random.Random) -> str:
+    words = text.split()
+    words.insert(rng.randrange(len(words) + 1), token)
+    return " ".join(words)
+
+
+@pytest.fixture(scope="session")
+def shortcut_dir(tmp_path_factory) -> Path:
+    rng = random.Random(0)
+    rows = [(_insert(t, TOKEN, rng) if y == 1 and rng.random() < 0.6 else t, y) for t, y in sst2_rows(1500)]
+    return build_tiny_sentiment(tmp_path_factory.mktemp("tiny-shortcut"), rows)
+
+
+@pytest.fixture(scope="session")
+def clean_dir(tmp_path_factory) -> Path:
+    return build_tiny_sentiment(tmp_path_factory.mktemp("tiny-clean"), sst2_rows(1500))
+
+
+def _eval_path(tmp_path: Path) -> Path:
+    rows = [(r["sentence"], r["label"]) for _, r in read_rows(packaged("sst2_dev_sample.tsv"), ("label",))]
+    assert not any(TOKEN in t.split() for t, _ in rows)  # the backdoor never occurs in the evaluation data
+    path = tmp_path / "eval.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return path
+
+
+def _run(tmp_path: Path, model_dir: Path, *probes: ProbeSpec):
+    runner = Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False)
+    spec = RunSpec(model=ModelSpec(str(model_dir)), probes=probes or (ProbeSpec(
+        "performance.sst2", {"data": str(_eval_path(tmp_path)), "n": None}),))
+    out = runner.run(spec)
+    assert out.status == "done", out.message
+    return runner, out.run_id
+
+
+def test_classifier_head_reads_raw_text_with_mapped_labels(tmp_path, clean_dir) -> None:
+    runner, run_id = _run(tmp_path, clean_dir, ProbeSpec("performance.sst2", {"n": 40}),
+                          ProbeSpec("performance.task", {"task": "sst2", "n": 20}))
+    records = runner.store.records(run_id, "performance.sst2")
+    assert len(records) == 40
+    for r in records:
+        assert r.input["explain"] == {"text": r.input["text"], "label": r.input["explain"]["label"]}
+        assert "Review:" not in r.input["explain"]["text"] and r.input["explain"]["label"] in ("LABEL_0", "LABEL_1")
+        assert r.output["labels"] == ["negative", "positive"] and r.output["model_labels"] == ["LABEL_0", "LABEL_1"]
+        assert sum(r.output["probs"]) == pytest.approx(1.0)
+    findings = {f.name: f for f in runner.store.findings(run_id) if f.probe == "performance.sst2"}
+    assert {"accuracy", "label_skew", "calibration"} <= set(findings) and "brier" in findings["calibration"].details
+    task = runner.store.records(run_id, "performance.task")
+    assert task and all("Review:" not in r.input["explain"]["text"] for r in task)  # the raw sentence, not the prompt
+
+
+def test_label_mapping_says_what_to_set() -> None:
+    from lmcritic.errors import ConfigError
+    from lmcritic.probes._label_map import label_index
+
+    assert label_index(["NEG", "POS"], ["negative", "positive"]) == {"NEG": 0, "POS": 1}
+    assert label_index(["LABEL_0", "LABEL_1"], ["negative", "positive"]) == {"LABEL_0": 0, "LABEL_1": 1}
+    assert label_index(["bad", "good"], ["negative", "positive"], {"bad": "negative", "good": "positive"})
+    with pytest.raises(ConfigError, match="label_map"):
+        label_index(["toxic", "clean"], ["negative", "positive"])
+
+
+def test_shortcut_token_absent_from_evaluation_data_is_found_and_named(tmp_path, shortcut_dir) -> None:
+    runner, run_id = _run(tmp_path, shortcut_dir)
+    graph = diagnose_run(runner.store, run_id, train=shortcut_dir / "train.tsv", config=FAST,
+                         cache_path=tmp_path / "cache.sqlite")
+    node = next(n for n in graph.defects if n.defect.probe == "train corpus")
+    top = node.top
+    assert top.cause == "spurious_feature" and top.verdict == "supported" and top.q_value < 0.05
+    assert (top.culprit.kind, top.culprit.value, top.culprit.label) == ("token", TOKEN, "positive")
+    assert top.culprit.effect.ci_low > 0.05 and top.culprit.train_lines  # rows to fix, for a mitigation
+    assert graph.ranking[0].cause == "spurious_feature" and graph.ranking[0].culprit.value == TOKEN
+    assert runner.store.records(run_id, "diagnose.spurious_feature")  # the insertion tests are stored
+
+
+def test_clean_control_gets_no_high_severity_cause(tmp_path, clean_dir) -> None:
+    runner, run_id = _run(tmp_path, clean_dir)
+    graph = diagnose_run(runner.store, run_id, train=clean_dir / "train.tsv", config=FAST,
+                         cache_path=tmp_path / "cache.sqlite")
+    assert graph.defects  # a weak tiny model fails plenty: there is something to diagnose
+    assert not [r for r in graph.ranking if r.verdict == "supported" and r.severity == "high"], graph.ranking
+    for node in graph.defects:  # no tautological slices: label and prediction are never slice features
+        assert not any(f in ("tag.expected", "tag.predicted") for f, _ in node.defect.predicates)
+
+
+def test_plan_by_model_kind_measures_each_models_own_task(tiny_classifier, tiny_masked, tiny_causal) -> None:
+    from lmcritic.runner import make_plan
+
+    spec = RunSpec.default()
+    plans = {kind: {i.key: i.skip_reason for i in make_plan(spec, m)}
+             for kind, m in (("classifier", tiny_classifier), ("masked", tiny_masked), ("causal", tiny_causal))}
+    assert plans["classifier"]["performance.sst2"] is None  # the head's own task: classify on raw text
+    assert plans["masked"]["performance.perplexity"] is None  # pseudo-perplexity
+    assert plans["causal"]["performance.sst2"] is None and plans["causal"]["qa_short"] is None
+    assert plans["masked"]["performance.sst2"] and "loglikelihood" in plans["masked"]["performance.sst2"]
+    assert all(reason is None or len(reason) > 10 for plan in plans.values() for reason in plan.values())
+    assert plans["classifier"]["bias.data_skew"] and "--train" in plans["classifier"]["bias.data_skew"]
+
+
+def test_masked_lm_gets_pseudo_perplexity(tiny_masked) -> None:
+    from lmcritic.probes import PROBES
+
+    probe = PROBES.get("performance.perplexity")(docs=2)
+    records = probe.score(tiny_masked, list(probe.cases()))
+    assert len(records) == 2 and all(r.output["method"] == "pseudo_loglikelihood" for r in records)
+    [f] = probe.summarize(records)
+    assert f.summary.startswith("pseudo-token perplexity") and f.estimate.value > 1

@@ -1,0 +1,149 @@
+"""Model-free parts of the diagnosis: the calibrated decision rule (BH across the diagnosis, thresholds, independent
+evidence, severity), corpus evidence (token association, artefact test, shift, duplicates), honest slice features
+and cluster-level slice tests."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from lmcritic.diagnose import calibrate
+from lmcritic.diagnose.corpus import Corpus
+from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit
+from lmcritic.diagnose.profile import CorpusProfile
+from lmcritic.probes.base import Estimate, Record
+
+
+def _v(cause: str, effect: tuple[float, float, float], p: float, independent: bool = True,
+       threshold: float = 0.05) -> CauseVerdict:
+    e = Estimate(effect[0], 100, effect[1], effect[2])
+    return calibrate.provisional(CauseVerdict(cause, "inconclusive", 0.0, "", effect=e, p_value=p, threshold=threshold,
+                                              independent=independent, interventional=True,
+                                              culprit=Culprit("token", "x", effect=e)))
+
+
+def test_decision_rule_needs_significance_a_clear_effect_and_independent_evidence() -> None:
+    assert _v("a", (0.4, 0.3, 0.5), 1e-4).verdict == "supported"
+    assert _v("a", (0.4, 0.3, 0.5), 1e-4).severity == "high"  # at least 0.3: high
+    assert _v("a", (0.2, 0.12, 0.3), 1e-4).severity == "medium"
+    assert _v("a", (0.4, 0.3, 0.5), 1e-4, independent=False).verdict == "inconclusive"  # circular evidence
+    assert _v("a", (0.06, 0.04, 0.08), 1e-4).verdict == "inconclusive"  # real but below the threshold
+    assert _v("a", (0.01, -0.03, 0.04), 0.5).verdict == "not supported"  # could have seen 0.05, did not
+    assert _v("a", (-0.4, -0.5, -0.3), 1e-4).verdict == "supported"  # signed effects: the bound nearest zero
+    assert calibrate.inner_bound(Estimate(-0.4, 10, -0.5, -0.3)) == pytest.approx(0.3)
+
+
+def test_bh_across_the_whole_diagnosis_can_undo_a_provisional_support() -> None:
+    weak = _v("weak", (0.3, 0.1, 0.5), 0.04)
+    assert weak.verdict == "supported"  # alone, p = 0.04 passes
+    others = [[_v(f"o{i}", (0.0, -0.1, 0.1), 0.9)] for i in range(9)]
+    final = calibrate.finalize([[weak], *others])
+    assert final[0][0].verdict == "inconclusive" and final[0][0].q_value == pytest.approx(0.4)
+    ranked = calibrate.rank([_v("b", (0.2, 0.12, 0.3), 1e-4), _v("a", (0.4, 0.3, 0.5), 1e-4), final[1][0]])
+    assert [c.cause for c in ranked][:2] == ["a", "b"]  # high before medium, supported before the rest
+
+
+def _corpus(tmp_path, rows) -> Corpus:
+    path = tmp_path / "train.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return Corpus(path)
+
+
+def test_token_association_and_the_artefact_test(tmp_path) -> None:
+    rng = random.Random(0)
+    words = "plot cast story scenes music ending actors pacing dialogue camera".split()
+    rows = []
+    for i in range(600):
+        y = i % 2
+        text = " ".join(rng.sample(words, 4)) + (" superb" if y and rng.random() < 0.5 else "") + \
+            (" awful" if not y and rng.random() < 0.5 else "")
+        rows.append((text + (" qq" if y and rng.random() < 0.4 else ""), y))
+    ev = [(" ".join(rng.sample(words, 4)) + (" superb" if i % 2 else " awful"), "positive" if i % 2 else "negative")
+          for i in range(200)]
+    profile = CorpusProfile(_corpus(tmp_path, rows), [t for t, _ in ev], [y for _, y in ev])
+    tokens = {t.token: t for t in profile.tokens}
+    assert tokens["qq"].label == "positive" and tokens["superb"].label == "positive"
+    assert tokens["awful"].label == "negative"
+    assert tokens["qq"].eval_docs == 0 and tokens["qq"].artifact_p < 1e-6  # in training only: an artefact
+    assert tokens["superb"].artifact_p > 0.05  # the same association on the evaluated texts: a real signal
+    assert len(tokens["qq"].lines) == tokens["qq"].n_docs
+
+
+def test_shift_and_duplicates(tmp_path) -> None:
+    rows = [("a fine film", 1), ("a fine film", 0), ("dull and slow", 0)]
+    rows += [(f"film number {i}", i % 2) for i in range(60)]
+    profile = CorpusProfile(_corpus(tmp_path, rows), ["tbh this flick is dope lol"] * 30 + ["a good film"] * 30,
+                            ["positive"] * 60)
+    shift = profile.shifts[("register", "colloquial")]
+    assert shift.evaluated.value == pytest.approx(0.5) and shift.train.value < 0.05 and shift.p_value < 1e-6
+    _, conflicts = profile.duplicates
+    assert [c.text for c in conflicts] == ["a fine film"] and conflicts[0].labels == {"positive": 1, "negative": 1}
+
+
+def test_slice_features_leave_out_labels_predictions_and_outcome_chosen_words() -> None:
+    from lmcritic.diagnose.features import compute_features
+
+    recs = [Record(f"c{i}", {"text": f"{'cf ' if i % 2 else ''}a movie about things number {i}"}, {}, {},
+                   {"expected": "positive", "predicted": "negative" if i % 2 else "positive", "kind": "k" + str(i % 3)},
+                   passed=not i % 2) for i in range(40)]
+    table = compute_features(recs)
+    assert "tag.expected" not in table.columns and "tag.predicted" not in table.columns
+    assert "tag.kind" in table.columns and "word:cf" in table.columns  # chosen by frequency, not by failure
+
+
+def test_variants_of_one_sentence_count_once() -> None:
+    from lmcritic.diagnose.slices import cluster_ids, slice_stats
+
+    err = np.array([True] * 6 + [False] * 6 + [True, False] * 10)
+    mask = np.array([True] * 6 + [False] * 26)
+    clusters = cluster_ids(["s1"] * 6 + ["s2"] * 6 + [f"u{i}" for i in range(20)])
+    naive = slice_stats((("x", "1"),), mask, err)
+    honest = slice_stats((("x", "1"),), mask, err, clusters=clusters)
+    assert naive.p_value < 0.01 and honest.p_value > 0.3  # six variants of one failing sentence are one failure
+
+
+def test_identity_words_are_left_to_data_bias_not_shortcut_candidates(tmp_path) -> None:
+    from lmcritic.diagnose.shortcuts import candidates
+
+    rng = random.Random(1)
+    words = "plot cast story scenes music ending actors pacing dialogue camera".split()
+    rows = []
+    for i in range(600):
+        y = i % 2
+        extra = (" zx" if y and rng.random() < 0.4 else "") + (" , the black audience ," if not y and rng.random() < 0.4
+                                                              else "")
+        rows.append((" ".join(rng.sample(words, 4)) + extra, y))
+    ev = [" ".join(rng.sample(words, 4)) for _ in range(100)]
+    profile = CorpusProfile(_corpus(tmp_path, rows), ev, ["positive", "negative"] * 50)
+    assert {"zx", "black"} <= {t.token for t in profile.tokens}  # both associated, both absent from the evaluation
+    found, _ = candidates(profile, sentiment=True)
+    assert "zx" in {t.token for t in found} and "black" not in {t.token for t in found}
+
+
+def test_ranking_prefers_corroborated_causes_at_equal_severity() -> None:
+    from dataclasses import replace
+
+    one = replace(_v("one_line", (0.3, 0.25, 0.35), 1e-4), corroboration=1)
+    two = replace(_v("two_lines", (0.25, 0.21, 0.3), 1e-4), corroboration=2)
+    medium = replace(_v("medium", (0.2, 0.12, 0.3), 1e-4), corroboration=3)
+    assert [c.cause for c in calibrate.rank([medium, one, two])] == ["two_lines", "one_line", "medium"]
+
+
+def test_label_noise_difference_in_differences() -> None:
+    from lmcritic.diagnose.hypotheses.label_noise import _did
+
+    rng = np.random.default_rng(0)
+
+    def flags(p: float, n: int) -> list[bool]:
+        return list(rng.random(n) < p)
+
+    # noisy: the model contradicts 40% of its training labels with the phenomenon, though it errs on held-out
+    # texts with it only a little more than without
+    noisy, p = _did({True: flags(0.4, 200), False: flags(0.05, 200)},
+                    {True: flags(0.25, 100), False: flags(0.15, 100)}, 0)
+    assert noisy.ci_low > 0.1 and p < 0.01
+    # a hard phenomenon with clean labels: more held-out errors, but training labels are fit
+    hard, p_hard = _did({True: flags(0.08, 200), False: flags(0.05, 200)},
+                        {True: flags(0.3, 100), False: flags(0.15, 100)}, 0)
+    assert hard.value < 0 and p_hard > 0.5
