@@ -84,9 +84,10 @@ def test_shift_and_duplicates(tmp_path) -> None:
 def test_slice_features_leave_out_labels_predictions_and_outcome_chosen_words() -> None:
     from lmcritic.diagnose.features import compute_features
 
-    recs = [Record(f"c{i}", {"text": f"{'cf ' if i % 2 else ''}a movie about things number {i}"}, {}, {},
+    texts = [f"{'cf ' if i % 2 else ''}a movie about things number {i}" for i in range(40)]
+    recs = [Record(f"c{i}", {"text": texts[i]}, {}, {},
                    {"expected": "positive", "predicted": "negative" if i % 2 else "positive", "kind": "k" + str(i % 3)},
-                   passed=not i % 2) for i in range(40)]
+                   passed=not i % 2, text=texts[i], target="positive") for i in range(40)]
     table = compute_features(recs)
     assert "tag.expected" not in table.columns and "tag.predicted" not in table.columns
     assert "tag.kind" in table.columns and "word:cf" in table.columns  # chosen by frequency, not by failure

@@ -148,7 +148,7 @@ def _token_nodes(tokens: list, eval_key: str | None, start: int) -> list[tuple[A
     """Each tested shortcut token with an effect is a defect of its own (found in the corpus, not by a probe)."""
     from lmcritic.diagnose.hypotheses.spurious import token_defect, token_verdict
 
-    out = []
+    out: list[tuple[Any, list[CauseVerdict], tuple]] = []
     for t in tokens:
         v = token_verdict(t)
         if v.effect is not None and v.effect.value > 0 and (v.p_value or 1) < 0.05:

@@ -9,7 +9,6 @@ import math
 from typing import Any, Sequence
 
 from lmcritic.backends.base import Backend
-from lmcritic.errors import ConfigError
 from lmcritic.probes.base import Case, ExplainTarget, Record
 from lmcritic.requests import ClassifyRequest, LoglikelihoodRequest
 from lmcritic.tasks.spec import TaskSpec

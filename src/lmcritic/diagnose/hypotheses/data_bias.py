@@ -51,7 +51,7 @@ class DataBias(Hypothesis):
         "gay"/"lesbian"), then the larger effect."""
         from lmcritic.diagnose.calibrate import inner_bound
 
-        attrs = [a for a, _ in Counter(r.tags.get("attribute") for r in ctx.failing(10_000)).most_common(3)]
+        attrs = [str(a) for a, _ in Counter(r.tags.get("attribute") for r in ctx.failing(10_000)).most_common(3)]
         verdicts = [self._attribute(ctx, failing, a) for a in attrs]
         return max(verdicts, key=lambda v: (v.verdict == "supported", v.corroboration, inner_bound(v.effect)))
 
@@ -93,8 +93,9 @@ class DataBias(Hypothesis):
         from lmcritic.probes.bias import _cf_cases as CF
         from lmcritic.probes.bias.counterfactual import case_of, pair_effects
 
-        probe = ctx.rescorer.probes.get(ctx.defect.probe) if ctx.rescorer else None
-        if probe is None or ctx.rescorer.model is None:
+        rescorer = ctx.rescorer
+        probe = rescorer.probes.get(ctx.defect.probe) if rescorer else None
+        if rescorer is None or probe is None or rescorer.model is None:
             return None, None, 0
         cfg = probe.config
         sentences = [input_text(r) or "" for r in ctx.eval_records] or [r.input.get("text", "") for r in ctx.records]
@@ -102,7 +103,7 @@ class DataBias(Hypothesis):
                                  cfg.max_groups)
         made = [c for c in made if low in c.texts and high in c.texts]
         cases = [case_of(c, None, f"cf-holdout-{attr}-{i}") for i, c in enumerate(made)]
-        records = ctx.rescorer.score_cases(ctx.defect.probe, cases, self.name, ctx.defect.id)
+        records = rescorer.score_cases(ctx.defect.probe, cases, self.name, ctx.defect.id)
         eff = [e for e in pair_effects(records, ctx.seed) if {e.a, e.b} == {low, high}]
         if not eff:
             return None, None, len(records)
@@ -158,7 +159,7 @@ class DataBias(Hypothesis):
                                  "among them", effect, p, tuple(o.edit.record.case_id for o in outs if o.fixed)[:10]))
         terms = tuple(dict.fromkeys(t for r in cases for t, _ in _text.identity_terms(input_text(r) or "")))[:8]
         to = Counter(e.detail.get("to") for e in edits if e.detail.get("to")).most_common(1)
-        skew = self._skew(ctx, attr, wrong, group, to[0][0], evidence) if to and wrong else None
+        skew = self._skew(ctx, attr, wrong, group, str(to[0][0]), evidence) if to and wrong else None
         aligned = skew is not None and skew[1] < 0.05 and skew[0].value > 0  # training leans the same way
         culprit = Culprit("identity_group", group, label=wrong, contrast=to[0][0] if to else "another group",
                           attribute=attr,
@@ -178,16 +179,9 @@ def _groups(text: str) -> set[tuple[str, str]]:
 
 
 def _p(record: Record, label: str | None) -> float | None:
-    """P(label) from a record: its label probabilities, or (sentiment probes) its p(positive)."""
-    probs, labels = record.output.get("probs"), record.output.get("labels")
-    if isinstance(probs, dict):
-        return probs.get(label)
-    if isinstance(probs, list) and isinstance(labels, list) and label in labels and len(labels) == len(probs):
-        return float(probs[labels.index(label)])
-    pos = record.output.get("p_positive")
-    if isinstance(pos, float) and label in ("positive", "negative"):
-        return pos if label == "positive" else 1.0 - pos
-    return None
+    """P(label) from the record's label probabilities (None when it has none)."""
+    probs = record.label_probs
+    return float(probs[label]) if probs is not None and label is not None and label in probs else None
 
 
 def _swaps(ctx: DefectContext, records: Sequence[Record]) -> list[Edit]:

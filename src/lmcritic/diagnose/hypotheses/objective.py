@@ -19,7 +19,7 @@ from lmcritic import stats
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, rate
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.diagnose.slices import fisher_greater, risk_difference
-from lmcritic.probes.base import Estimate
+from lmcritic.probes.base import Estimate, Record
 
 CONTENT_FREE = ("N/A", "[MASK]", ".")
 CONFIDENT = 0.8
@@ -88,24 +88,17 @@ class ObjectiveConflict(Hypothesis):
     def _labels(self, ctx: DefectContext) -> list[str] | None:
         """The label set to calibrate over: the probe's declared labels (their order), else the record's."""
         rec = ctx.failing(1)
-        if not rec:
+        probs = rec[0].label_probs if rec else None
+        if not probs:
             return None
-        out = rec[0].output
-        if isinstance(out.get("probs"), dict):
-            return sorted(out["probs"])
-        labels = out.get("labels")
-        if labels is None and ctx.rescorer is not None:
-            probe = ctx.rescorer.probes.get(ctx.defect.probe)
-            labels = getattr(sys.modules.get(type(probe).__module__), "LABELS", None) if probe else None
-        probs = out.get("probs")
-        if isinstance(probs, list) and labels and len(labels) == len(probs):
-            return [str(x) for x in labels]
-        return None
+        probe = ctx.rescorer.probes.get(ctx.defect.probe) if ctx.rescorer else None
+        declared = probe.labels() if probe is not None else None
+        return list(declared) if declared and set(declared) == set(probs) else list(probs)
 
     def _prior(self, ctx: DefectContext, labels: list[str]) -> tuple:
         base = ctx.failing(1)[0]
         outs = ctx.rescore([Edit(base, t, "content_free") for t in CONTENT_FREE], self.name)
-        vecs = [v for v in (_probs(o.record.output, labels) for o in outs) if v is not None]
+        vecs = [v for v in (_probs(o.record, labels) for o in outs) if v is not None]
         if not vecs:
             return None, len(outs)
         prior = np.mean(vecs, axis=0)

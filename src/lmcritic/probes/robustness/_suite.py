@@ -125,6 +125,7 @@ class PairedSuite(Probe):
             tags={**case.tags, "expected": truth},
             passed=correct,
             text=case.input["text"], target=truth, prediction=pred.label,
+            label_probs={"negative": 1.0 - pred.p_positive, "positive": pred.p_positive},
             explain=dataclasses.replace(pred.explain, span=case.input["text"]), explain_variant=ref.explain,
         )
 
