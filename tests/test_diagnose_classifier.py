@@ -60,14 +60,15 @@ def test_classifier_head_reads_raw_text_with_mapped_labels(tmp_path, clean_dir) 
     records = runner.store.records(run_id, "performance.sst2")
     assert len(records) == 40
     for r in records:
-        assert r.input["explain"] == {"text": r.input["text"], "label": r.input["explain"]["label"]}
-        assert "Review:" not in r.input["explain"]["text"] and r.input["explain"]["label"] in ("LABEL_0", "LABEL_1")
+        assert r.explain is not None and r.explain.kind == "label" and r.explain.context == r.text == r.input["text"]
+        assert "Review:" not in r.explain.context and r.explain.target in ("LABEL_0", "LABEL_1")
+        assert set(r.label_probs or {}) == {"negative", "positive"} and r.prediction in ("negative", "positive")
         assert r.output["labels"] == ["negative", "positive"] and r.output["model_labels"] == ["LABEL_0", "LABEL_1"]
         assert sum(r.output["probs"]) == pytest.approx(1.0)
     findings = {f.name: f for f in runner.store.findings(run_id) if f.probe == "performance.sst2"}
     assert {"accuracy", "label_skew", "calibration"} <= set(findings) and "brier" in findings["calibration"].details
     task = runner.store.records(run_id, "performance.task")
-    assert task and all("Review:" not in r.input["explain"]["text"] for r in task)  # the raw sentence, not the prompt
+    assert task and all(r.explain is not None and "Review:" not in r.explain.context for r in task)  # raw sentence
 
 
 def test_label_mapping_says_what_to_set() -> None:
