@@ -148,3 +148,21 @@ def test_label_noise_difference_in_differences() -> None:
     hard, p_hard = _did({True: flags(0.08, 200), False: flags(0.05, 200)},
                         {True: flags(0.3, 100), False: flags(0.15, 100)}, 0)
     assert hard.value < 0 and p_hard > 0.5
+
+
+def test_paired_fixes_keep_pairs_whole_when_the_budget_runs_out() -> None:
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose.hypotheses.base import paired_fixes
+
+    class Ctx:
+        seed = 0
+
+        def rescore(self, edits, hypothesis):  # a budget of 7 calls: the 4th pair is cut after its edit
+            return [SimpleNamespace(fixed=e.startswith("fix"), edit=e) for e in edits[:7]]
+
+    edits, controls = [f"fix{i}" for i in range(6)], [f"ctl{i}" for i in range(6)]
+    t = paired_fixes(Ctx(), edits, controls, "h")
+    assert len(t.fixed) == len(t.control_fixed) == 3 and [o.edit for o in t.edited] == ["fix0", "fix1", "fix2"]
+    assert t.effect is not None and t.effect.value == pytest.approx(1.0) and t.scored == 7
+    assert paired_fixes(Ctx(), edits[:2], controls[:2], "h", min_pairs=3).effect is None

@@ -188,6 +188,33 @@ class Hypothesis(ABC):
                                         interventional=interventional, independent=independent), refuted)
 
 
+@dataclass(frozen=True)
+class PairedFixes:
+    """Each case edited two ways — the cause's edit and a control edit of the same case — and re-scored."""
+
+    fixed: list[bool]  # the cause's edit fixes the case
+    control_fixed: list[bool]  # the control edit fixes it
+    edited: list[Any]  # the cause's outcomes (rescore.Outcome), aligned with ``fixed``
+    effect: Estimate | None  # fix rate of the edit − of the control, paired bootstrap CI; None under ``min_pairs``
+    p_value: float | None
+    scored: int  # model calls made
+
+
+def paired_fixes(ctx: DefectContext, edits: Sequence[Any], controls: Sequence[Any], hypothesis: str,
+                 min_pairs: int = 1) -> PairedFixes:
+    """Re-score edit/control pairs (``edits[i]`` and ``controls[i]`` edit the same case) and compare their fix
+    rates case by case. Pairs are sent interleaved, so a spent budget drops whole pairs, never half of one."""
+    outs = ctx.rescore([x for pair in zip(edits, controls) for x in pair], hypothesis)
+    mine = [o for o in outs[0::2]]
+    ctrl = [o for o in outs[1::2]][: len(mine)]
+    mine = mine[: len(ctrl)]
+    fixed, base = [o.fixed for o in mine], [o.fixed for o in ctrl]
+    if len(mine) < min_pairs:
+        return PairedFixes(fixed, base, mine, None, None, len(outs))
+    effect, p = stats.paired_bootstrap([float(x) for x in base], [float(x) for x in fixed], seed=ctx.seed)
+    return PairedFixes(fixed, base, mine, effect, p, len(outs))
+
+
 def rate(flags: Sequence[bool]) -> Estimate:
     return stats.proportion(list(flags))
 

@@ -13,10 +13,17 @@ import random
 from dataclasses import replace
 from typing import Callable
 
-from lmcritic import stats
 from lmcritic.diagnose import _text
 from lmcritic.diagnose.features import input_text
-from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, rate
+from lmcritic.diagnose.hypotheses.base import (
+    CauseVerdict,
+    Culprit,
+    DefectContext,
+    Evidence,
+    Hypothesis,
+    paired_fixes,
+    rate,
+)
 from lmcritic.diagnose.rescore import Edit
 
 PREFERRED = ("typo", "char", "punctuation", "contraction", "case", "whitespace")
@@ -78,18 +85,15 @@ class Fragility(Hypothesis):
             if fixed != text and other:
                 edits.append(Edit(r, fixed, "spell_correct"))
                 neutral.append(Edit(r, other, "neutral_edit"))
-        outs = ctx.rescore(edits + neutral, self.name)
-        k = len(outs) // 2
-        if k < 3:
-            return None, None, len(outs)
-        fix, base = [o.fixed for o in outs[:k]], [o.fixed for o in outs[k:]]
-        effect, p = stats.paired_bootstrap([float(x) for x in base], [float(x) for x in fix], seed=ctx.seed)
-        evidence.append(Evidence("test", f"spell-correcting {k} failing cases with typos fixes {rate(fix)}; a neutral "
-                                 f"edit of the same cases fixes {rate(base)}", effect, p,
-                                 tuple(o.edit.record.case_id for o in outs[:k] if o.fixed)[:10],
+        t = paired_fixes(ctx, edits, neutral, self.name, min_pairs=3)
+        if t.effect is None:
+            return None, None, t.scored
+        evidence.append(Evidence("test", f"spell-correcting {len(t.fixed)} failing cases with typos fixes "
+                                 f"{rate(t.fixed)}; a neutral edit of the same cases fixes {rate(t.control_fixed)}",
+                                 t.effect, t.p_value, tuple(o.edit.record.case_id for o in t.edited if o.fixed)[:10],
                                  data={"examples": [{"case": o.edit.record.case_id, "edited": o.edit.text}
-                                                    for o in outs[:k] if o.fixed][:3]}))
-        return effect, p, len(outs)
+                                                    for o in t.edited if o.fixed][:3]}))
+        return t.effect, t.p_value, t.scored
 
     def _perturb(self, ctx: DefectContext, failing, evidence) -> tuple:
         perturbers = _perturbers()

@@ -22,7 +22,15 @@ import numpy as np
 from lmcritic import stats
 from lmcritic.diagnose import _text
 from lmcritic.diagnose.features import input_text
-from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, rate
+from lmcritic.diagnose.hypotheses.base import (
+    CauseVerdict,
+    Culprit,
+    DefectContext,
+    Evidence,
+    Hypothesis,
+    paired_fixes,
+    rate,
+)
 from lmcritic.diagnose.hypotheses.fragility import _neutral
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.diagnose.slices import cluster_ids, slice_stats
@@ -114,17 +122,14 @@ class GeneralizationMismatch(Hypothesis):
             if formal and formal != text and other:
                 edits.append(Edit(r, formal, "formal_register"))
                 neutral.append(Edit(r, other, "neutral_edit"))
-        outs = ctx.rescore(edits + neutral, self.name) if edits and ctx.can_rescore() else []
-        k = len(outs) // 2
-        if k < 3:
-            return None, None, len(outs)
-        fix, base = [o.fixed for o in outs[:k]], [o.fixed for o in outs[k:]]
-        effect, p = stats.paired_bootstrap([float(x) for x in base], [float(x) for x in fix], seed=ctx.seed)
-        evidence.append(Evidence("test", f"rewriting {k} colloquial failures in formal register fixes {rate(fix)}; a "
-                                 f"neutral edit fixes {rate(base)}" + ("" if ctx.natural else
-                                                                       " (undoes the probe's own edit)"),
-                                 effect, p, tuple(o.edit.record.case_id for o in outs[:k] if o.fixed)[:10]))
-        return effect, p, len(outs)
+        t = paired_fixes(ctx, edits, neutral, self.name, min_pairs=3)
+        if t.effect is None:
+            return None, None, t.scored
+        evidence.append(Evidence("test", f"rewriting {len(t.fixed)} colloquial failures in formal register fixes "
+                                 f"{rate(t.fixed)}; a neutral edit fixes {rate(t.control_fixed)}"
+                                 + ("" if ctx.natural else " (undoes the probe's own edit)"),
+                                 t.effect, t.p_value, tuple(o.edit.record.case_id for o in t.edited if o.fixed)[:10]))
+        return t.effect, t.p_value, t.scored
 
 
 def _band(ctx: DefectContext, feature: str, value: str) -> str:

@@ -22,7 +22,7 @@ from lmcritic import stats
 from lmcritic.diagnose import _text
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
-from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis
+from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, paired_fixes
 from lmcritic.diagnose.rescore import Edit
 
 OCCLUDE_CASES = 6
@@ -53,15 +53,12 @@ class SpuriousFeature(Hypothesis):
             if others:
                 edits.append(Edit(r, delete(text, token), f"delete:{token}", {"token": token}))
                 ctrl.append(Edit(r, delete(text, rng.choice(sorted(others))), "delete-control"))
-        outs = ctx.rescore(edits + ctrl, self.name)
-        k = len(outs) // 2
-        fixed, base = [o.fixed for o in outs[:k]], [o.fixed for o in outs[k:]]
-        effect, p = stats.paired_bootstrap([float(x) for x in base], [float(x) for x in fixed], seed=ctx.seed) \
-            if k else (None, None)
+        t = paired_fixes(ctx, edits, ctrl, self.name)
+        k, fixed, base, effect, p = len(t.fixed), t.fixed, t.control_fixed, t.effect, t.p_value
         judged = self._judgement(ctx, token)
         evidence = [Evidence("test", f"deleting {token!r} from {k} failing cases that hold it fixes "
                              f"{stats.proportion(fixed)}; deleting another word fixes {stats.proportion(base)}",
-                             effect, p, tuple(o.edit.record.case_id for o in outs[:k] if o.fixed)[:10],
+                             effect, p, tuple(o.edit.record.case_id for o in t.edited if o.fixed)[:10],
                              {"token": token, "found_by": why}),
                     Evidence("statistic", f"should {token!r} matter? {judged[1]}")]
         culprit = Culprit("token", token, label=_wrong_label(holding), contrast="another word of the same case",
@@ -71,7 +68,7 @@ class SpuriousFeature(Hypothesis):
         v = self.conclude(effect, p, threshold=THRESHOLD, independent=ctx.natural and judged[0],
                           interventional=True, summary=f"{token!r} ({why}) drives failures: deleting it fixes "
                           f"{stats.proportion(fixed)} vs {stats.proportion(base)} for another word",
-                          evidence=evidence, tests=tests + len(outs), culprit=culprit)
+                          evidence=evidence, tests=tests + t.scored, culprit=culprit)
         return replace(v, corroboration=int(ctx.natural) + int(judged[1].startswith("associated")))
 
     def _candidate(self, ctx: DefectContext, failing) -> tuple[str | None, str, int]:
