@@ -9,7 +9,7 @@ For every cause × seed (``hf_plants.py``): fine-tune a MiniLM classifier on the
 and read the diagnosis-wide ranking of causes: where the planted hypothesis ranks (supported causes first), whether
 its culprit is the planted one (group and direction, token and label, register, phenomenon, memorised rows), and
 for the clean control every supported cause (a high-severity one is a false alarm). Top-1 / top-2 get Wilson 95%
-intervals. Results: ``results/planted_hf_latest.{json,md}``; models under ``benchmarks/.work/hf_models``.
+intervals. Results: ``benchmarks/results/planted_hf_latest.{json,md}``; models under ``benchmarks/.work/hf_models``.
 
     LMCRITIC_SHARED_DATA=/path/to/shared/data .venv/bin/python benchmarks/planted/run_hf.py --seeds 0 1 2
 """
@@ -31,7 +31,7 @@ import minilm  # noqa: E402
 
 ROOT = HERE.parents[1]
 WORK = ROOT / "benchmarks" / ".work"
-RESULTS = HERE / "results"
+RESULTS = ROOT / "benchmarks" / "results"
 SCAN_ARGS = ["--no-stages", "--skip", "robustness.attack"]
 
 

@@ -166,8 +166,10 @@ class DataBias(Hypothesis):
                           direction=f"{group} pushes toward {wrong!r}", effect=effect,
                           effect_name=f"p({wrong} | {group}) − p({wrong} | swapped)", terms=terms)
         v = self.conclude(effect, p, threshold=THRESHOLD, independent=ctx.natural, interventional=True,
-                          summary=f"{attr}: {group} terms in {share.value:.0%} of failures; swapping them moves "
-                          f"p({wrong}) by {effect}" + ("; the training corpus leans the same way" if aligned else ""),
+                          summary=f"{attr}: {group} terms in {share.value:.0%} of failures; " + (
+                              f"swapping them moves p({wrong}) by {effect}" if effect is not None else
+                              f"only {len(pairs)} cases could be swapped and re-scored (5 needed)")
+                          + ("; the training corpus leans the same way" if aligned else ""),
                           evidence=evidence, tests=len(outs), culprit=culprit)
         return replace(v, corroboration=int(ctx.natural) + int(aligned))
 
