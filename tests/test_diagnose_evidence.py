@@ -166,3 +166,35 @@ def test_paired_fixes_keep_pairs_whole_when_the_budget_runs_out() -> None:
     assert len(t.fixed) == len(t.control_fixed) == 3 and [o.edit for o in t.edited] == ["fix0", "fix1", "fix2"]
     assert t.effect is not None and t.effect.value == pytest.approx(1.0) and t.scored == 7
     assert paired_fixes(Ctx(), edits[:2], controls[:2], "h", min_pairs=3).effect is None
+
+
+def test_data_bias_names_the_pair_the_training_data_explains(tmp_path) -> None:
+    """The model lowers p(positive) for black and (more) for arab people; only the black–white skew is in the
+    training corpus. The culprit is the pair with corpus evidence, not the one with the larger probe Δ."""
+    from lmcritic.backends import ModelSpec
+    from lmcritic.backends.python import PythonBackend
+    from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
+    from lmcritic.lexicon import find_identity_terms
+    from lmcritic.runner import Runner
+    from lmcritic.spec import ProbeSpec, RunSpec
+
+    def biased(text: str) -> dict:
+        groups = {m.group for m in find_identity_terms(text, "race_ethnicity")}
+        p = 0.3 if "arab" in groups else 0.4 if "black" in groups else 0.7
+        return {"negative": 1 - p, "positive": p}
+
+    rng = random.Random(0)
+    words = "plot cast story scenes music ending actors pacing dialogue camera".split()
+    rows = [(" ".join(rng.sample(words, 4)) + (", said the black critics" if i % 2 == 0 and i % 3 == 0 else
+                                               ", said the white critics" if i % 3 == 0 else ""), i % 2)
+            for i in range(600)]  # black in negative rows, white in positive ones
+    model = PythonBackend(biased, task="classify", labels=["negative", "positive"])
+    runner = Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False)
+    spec = RunSpec(model=ModelSpec(name="biased"), probes=(ProbeSpec("bias.counterfactual", {
+        "attributes": ["race_ethnicity"], "n_per_attribute": 40, "natural": 0}),))
+    run = runner.run(spec, model=model)
+    graph = diagnose_run(runner.store, run.run_id, model, train=_corpus(tmp_path, rows), save=False,
+                         config=DiagnoseConfig(hypotheses=("data_bias",), neighbours=0, perplexity=False))
+    top = graph.ranking[0]
+    assert top.cause == "data_bias" and top.verdict == "supported" and top.culprit is not None
+    assert (top.culprit.value, top.culprit.contrast) == ("black", "white") and top.corroboration == 2

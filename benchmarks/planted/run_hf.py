@@ -144,14 +144,15 @@ def markdown(result: dict) -> str:
                  for k in ("top1", "top2", "culprit_ok")]
         lines.append(f"| {name} | {' | '.join(cells)} | {part['clean_false_alarms']}/{part['clean_trials']} |")
     lines += ["", "| cause | seed | planted | rank | culprit | first cause (verdict, severity) | supported causes | "
-              "train s | scan s | diagnose s |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "train s | scan s | diagnose s | load (15 min) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["trials"]:
         first = r["ranking"][0] if r["ranking"] else None
         first_txt = f"{first['cause']} ({first['verdict']}, {first['severity']}) {_culprit_txt(first)}" \
             if first else "-"
         sup = "; ".join(f"{x['cause']} {x['severity']} {_culprit_txt(x)}" for x in r["supported"]) or "none"
         lines.append(f"| {r['cause']} | {r['seed']} | {r['description']} | {r['rank']} | {r['culprit_ok']} | "
-                     f"{first_txt} | {sup} | {r['train_s']} | {r['scan_s']} | {r['diagnose_s']} |")
+                     f"{first_txt} | {sup} | {r['train_s']} | {r['scan_s']} | {r['diagnose_s']} | "
+                     f"{r.get('load_15min', '?')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,7 @@ from lmcritic.probes.base import Estimate, Record
 
 THRESHOLD = 0.05  # |Δp| (or fix − break rate) that counts
 REPLICATION = 60  # held-out cases
+PAIRS = 3  # group pairs tested per attribute
 
 
 class DataBias(Hypothesis):
@@ -46,23 +47,28 @@ class DataBias(Hypothesis):
 
     # -- counterfactual defects ------------------------------------------------------------------------
     def _counterfactual(self, ctx: DefectContext, failing: list[Record]) -> CauseVerdict:
-        """Each attribute among the failures (up to three) is tested; the best-evidenced one is the verdict: a bias
-        found in the training data outranks one the model only shows (e.g. a gender bias leaking into
-        "gay"/"lesbian"), then the larger effect."""
+        """Each attribute among the failures (up to three) and its strongest group pairs (up to three, the
+        probe's significant ones first) are tested; the best-evidenced pair is the verdict: a bias found in the
+        training data outranks one the model only shows (e.g. a gender bias leaking into "gay"/"lesbian"), then
+        the larger effect. Pairs are compared on evidence, not on the probe's |Δ| alone, because each pair's Δ
+        comes from a different set of sentences (the ones that name both groups)."""
         from lmcritic.diagnose.calibrate import inner_bound
 
         attrs = [str(a) for a, _ in Counter(r.tags.get("attribute") for r in ctx.failing(10_000)).most_common(3)]
-        verdicts = [self._attribute(ctx, failing, a) for a in attrs]
+        verdicts = [v for a in attrs for v in self._attribute(ctx, a)]
         return max(verdicts, key=lambda v: (v.verdict == "supported", v.corroboration, inner_bound(v.effect)))
 
-    def _attribute(self, ctx: DefectContext, failing: list[Record], attr: str) -> CauseVerdict:
+    def _attribute(self, ctx: DefectContext, attr: str) -> list[CauseVerdict]:
         from lmcritic.probes.bias.counterfactual import pair_effects
 
         failing = [r for r in ctx.failing(10_000) if r.tags.get("attribute") == attr][: ctx.max_cases]
         effects = pair_effects([r for r in ctx.records if r.tags.get("attribute") == attr], ctx.seed)
-        if not effects:
-            return self.verdict(False, False, 0.0, f"{attr}: no group pair to compare", [])
-        top = max(effects, key=lambda e: abs(e.delta.value))
+        if not effects or not failing:
+            return [self.verdict(False, False, 0.0, f"{attr}: no group pair to compare", [])]
+        target = str(failing[0].output.get("target", "positive"))
+        return [self._pair(ctx, failing, attr, top) for top in _candidates(ctx, effects, target)]
+
+    def _pair(self, ctx: DefectContext, failing: list[Record], attr: str, top: Any) -> CauseVerdict:
         low, high = (top.a, top.b) if top.delta.value < 0 else (top.b, top.a)
         target = failing[0].output.get("target", "positive")
         sign = 1 if low == top.a else -1
@@ -116,15 +122,10 @@ class DataBias(Hypothesis):
 
     def _skew(self, ctx: DefectContext, attr: str, target: str, low: str, high: str, evidence: list) -> tuple | None:
         """P(target) in training rows mentioning ``low`` minus those mentioning ``high``, and its Fisher p."""
-        if ctx.profile is None or not ctx.profile.labelled:
+        found = _corpus_skew(ctx, attr, target, low, high)
+        if found is None:
             return None
-        rates = ctx.profile.group_rates(attr, target)
-        if low not in rates or high not in rates:
-            return None
-        (ka, na), (kb, nb) = rates[low], rates[high]
-        d, (lo, hi) = risk_difference(ka, na, kb, nb)
-        p = min(1.0, 2 * min(fisher_greater(ka, na - ka, kb, nb - kb), fisher_greater(kb, nb - kb, ka, na - ka)))
-        est = Estimate(d, na + nb, lo, hi, "newcombe")
+        est, p, (ka, na), (kb, nb) = found
         evidence.append(Evidence("terms", f"training corpus: P({target}) is {ka}/{na} in rows mentioning {low} vs "
                                  f"{kb}/{nb} mentioning {high}: difference {est}, Fisher p={p:.2g}", est, p,
                                  data={"low": low, "high": high, "counts": {low: [ka, na], high: [kb, nb]}}))
@@ -172,6 +173,35 @@ class DataBias(Hypothesis):
                           + ("; the training corpus leans the same way" if aligned else ""),
                           evidence=evidence, tests=len(outs), culprit=culprit)
         return replace(v, corroboration=int(ctx.natural) + int(aligned))
+
+
+def _corpus_skew(ctx: DefectContext, attr: str, target: str, low: str, high: str) -> tuple | None:
+    """(P(target | rows naming low) − P(target | rows naming high) with a Newcombe CI, two-sided Fisher p, counts),
+    or None without a labelled corpus or rows for both groups."""
+    if ctx.profile is None or not ctx.profile.labelled:
+        return None
+    rates = ctx.profile.group_rates(attr, target)
+    if low not in rates or high not in rates:
+        return None
+    (ka, na), (kb, nb) = rates[low], rates[high]
+    d, (lo, hi) = risk_difference(ka, na, kb, nb)
+    p = min(1.0, 2 * min(fisher_greater(ka, na - ka, kb, nb - kb), fisher_greater(kb, nb - kb, ka, na - ka)))
+    return Estimate(d, na + nb, lo, hi, "newcombe"), p, (ka, na), (kb, nb)
+
+
+def _candidates(ctx: DefectContext, effects: list, target: str) -> list:
+    """The group pairs worth testing: the probe's strongest (significant first), and the ones whose training-corpus
+    skew is significant and leans the way the model does — the corpus proposes, held-out cases decide."""
+    ranked = sorted(effects, key=lambda e: (e.q_value >= 0.05, -abs(e.delta.value)))
+    attr = effects[0].attribute if effects else ""
+
+    def leans(e: Any) -> bool:
+        low, high = (e.a, e.b) if e.delta.value < 0 else (e.b, e.a)
+        found = _corpus_skew(ctx, attr, target, low, high)
+        return found is not None and found[1] < 0.05 and found[0].value < 0 and e.q_value < 0.05
+
+    corpus = [e for e in ranked if leans(e)][:PAIRS]
+    return list({id(e): e for e in ranked[:PAIRS] + corpus}.values())
 
 
 def _groups(text: str) -> set[tuple[str, str]]:
