@@ -142,10 +142,12 @@ def test_skewed_prior_is_objective_conflict(tmp_path):
     model = RuleSentiment(prior=3.0)
     runner, run_id = _run(tmp_path, model, _sentences())
     graph = diagnose_run(runner.store, run_id, model, config=FAST)
-    node = graph.defects[0]
-    assert node.top.cause == "objective_conflict" and node.top.verdict == "supported"
-    assert (node.top.culprit.kind, node.top.culprit.value) == ("prior", "positive") and node.top.effect.ci_low > 0.05
-    prior = next(e for e in node.top.evidence if e.kind == "test").data["prior"]
+    top = graph.ranking[0]
+    assert top.cause == "objective_conflict" and top.verdict == "supported"
+    assert (top.culprit.kind, top.culprit.value) == ("prior", "positive") and top.culprit.effect.ci_low > 0.05
+    cause = next(c for n in graph.defects for c in n.causes
+                 if c.cause == "objective_conflict" and c.verdict == "supported")
+    prior = next(e for e in cause.evidence if e.kind == "test").data["prior"]
     assert prior["positive"] > 0.9
 
 

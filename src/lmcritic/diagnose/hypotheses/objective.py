@@ -3,9 +3,9 @@
 Works on label probabilities from any head: label words of a prompted LM or a classifier's softmax. Test
 (Zhao et al. 2021, "Calibrate before use"): the probe is asked about content-free inputs ("N/A", "[MASK]", "."),
 the mean label distribution there is the model's prior; dividing every case's probabilities by it and
-re-deciding fixes some of the defect's failures and breaks some passing cases; the effect is the fix rate minus
-the break rate (Newcombe CI, one-sided Fisher p), with the probe's accuracy before and after (McNemar)
-alongside. Evidence alongside: the share of the defect's failures that predict the
+re-deciding fixes some of the defect's failures and breaks some passing cases; the effect is the net accuracy
+gain on the defect's cases, paired per case (bootstrap CI and p), with the probe's accuracy before and after
+(McNemar) alongside. Evidence alongside: the share of the defect's failures that predict the
 favoured label, predicted vs gold label shares, the training corpus's label shares (``--train``), and how many
 failures are made with confidence ≥ 0.8.
 """
@@ -18,12 +18,11 @@ import numpy as np
 from lmcritic import stats
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, rate
 from lmcritic.diagnose.rescore import Edit
-from lmcritic.diagnose.slices import fisher_greater, risk_difference
 from lmcritic.probes.base import Estimate, Record
 
 CONTENT_FREE = ("N/A", "[MASK]", ".")
 CONFIDENT = 0.8
-THRESHOLD = 0.05  # fix rate minus break rate
+THRESHOLD = 0.05  # net accuracy gain
 
 
 class ObjectiveConflict(Hypothesis):
@@ -48,20 +47,18 @@ class ObjectiveConflict(Hypothesis):
         top = labels[int(np.argmax(prior))]
         fix = rate([r.case_id in fixed for r in failing])
         brk = rate([r.case_id in broken for r in ctx.records if r.passed])
-        d, (lo, hi) = risk_difference(round(fix.value * fix.n), fix.n, round(brk.value * brk.n), brk.n)
-        effect = Estimate(d, fix.n + brk.n, lo, hi, "newcombe")
-        p = fisher_greater(round(fix.value * fix.n), fix.n - round(fix.value * fix.n), round(brk.value * brk.n),
-                           brk.n - round(brk.value * brk.n))
-        acc = (float(np.mean(before)), float(np.mean(after)))
+        effect, p = _net_gain(ctx, before, after)
+        acc = (float(np.mean(list(before.values()))), float(np.mean(list(after.values()))))
         evidence.append(Evidence("test", f"content-free prior {dict(zip(labels, np.round(prior, 3).tolist()))}; "
                                  f"dividing it out fixes {fix} of the defect's failures and breaks {brk} of passing "
                                  f"cases; probe accuracy {acc[0]:.3f} -> {acc[1]:.3f} (McNemar p="
-                                 f"{stats.mcnemar(before, after):.2g})", effect, p, tuple(sorted(fixed))[:10],
+                                 f"{stats.mcnemar(list(before.values()), list(after.values())):.2g}); net accuracy "
+                                 f"gain on the defect's cases {effect}", effect, p, tuple(sorted(fixed))[:10],
                                  {"prior": dict(zip(labels, prior.tolist())), "accuracy_before": acc[0],
                                   "accuracy_after": acc[1]}))
         culprit = Culprit("prior", top, label=top, contrast="a uniform prior", effect=effect,
                           direction=f"the model favours {top!r} ({prior.max():.2f}) on content-free input",
-                          effect_name="fix rate of contextual calibration on the failures − its break rate")
+                          effect_name="accuracy gain of contextual calibration on the defect's cases (paired)")
         return self.conclude(effect, p, threshold=THRESHOLD, independent=ctx.natural, interventional=True,
                              summary=f"content-free prior favours {top!r} ({prior.max():.2f}); calibrating it away "
                              f"fixes {fix} of the failures and breaks {brk} of passing cases",
@@ -105,20 +102,32 @@ class ObjectiveConflict(Hypothesis):
         return prior / prior.sum(), len(outs)
 
     def _calibrate(self, ctx: DefectContext, labels: list[str], prior: np.ndarray) -> tuple:
-        fixed, broken, before, after = set(), set(), [], []
+        """Per case id: correct before and after dividing the prior out; the ids it fixes and breaks."""
+        fixed, broken = set(), set()
+        before: dict[str, bool] = {}
+        after: dict[str, bool] = {}
         for r in ctx.records:
             p = _probs(r, labels)
             expected = r.target
             if p is None or expected not in labels or r.passed is None:
                 continue
             ok = labels[int(np.argmax(p / np.maximum(prior, 1e-12)))] == expected
-            before.append(bool(r.passed))
-            after.append(ok)
+            before[r.case_id] = bool(r.passed)
+            after[r.case_id] = ok
             if ok and not r.passed:
                 fixed.add(r.case_id)
             if r.passed and not ok:
                 broken.add(r.case_id)
         return before, after, fixed, broken
+
+
+def _net_gain(ctx: DefectContext, before: dict[str, bool], after: dict[str, bool]) -> tuple[Estimate, float]:
+    """The accuracy change on the defect's cases (its slice; the whole probe for an all-cases defect), paired
+    per case: what calibrating fixes net of what it breaks among the same cases. (Fixes among the failures minus
+    breaks among the passes would reward any reshuffle: fixing 20 of 41 failures and breaking 20 of 134 passes
+    changes nothing.)"""
+    ids = [c for c in (ctx.defect.slice_case_ids or tuple(before)) if c in before] or list(before)
+    return stats.paired_bootstrap([float(before[c]) for c in ids], [float(after[c]) for c in ids], seed=ctx.seed)
 
 
 def _probs(record: Record, labels: list[str]) -> np.ndarray | None:
