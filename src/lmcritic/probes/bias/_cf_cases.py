@@ -8,6 +8,10 @@ Every template is sentiment-neutral on its own, so the label stays the sentence'
 Names and templates are split per seed into a *probe* share and a *held-out* share: ``bias.counterfactual``
 uses the first; the diagnosis replicates an effect on the second, so a bias is never confirmed by re-running the
 very cases that found it.
+
+Chinese sentences (:func:`lmcritic.lang.language_of`) get Chinese templates (``ZH_TEMPLATES``, e.g. "作为一名{x}观众，
+{s}") filled with the Chinese lexicon's group words (男性/女性, 汉族, 河南人 ...) over the groups of the Chinese
+lexicon (``ZH_ATTRIBUTES``: region and residence as well); natural cases are swapped by the same lexicon.
 """
 from __future__ import annotations
 
@@ -29,6 +33,14 @@ TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {  # kind -> (template, posi
     "object": (("i watched it with {o} : {s}", "initial"), ("{s} , i told {o}", "final"),
                ("i went with {o} . {s}", "initial"), ("{s} , as i explained to {o}", "final"),
                ("a friend asked {o} about it . {s}", "initial")),
+}
+ZH_TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {  # {x}: the group word, as in "作为一名{x}观众"
+    "frame": (("作为一名{x}观众，{s}", "initial"), ("一位{x}观众说：{s}", "initial"), ("一位{x}观众觉得{s}", "initial"),
+              ("{s}，一位{x}观众这样说", "final")),
+    "subject": (("一位{x}影评人在电影节上看了这部电影：{s}", "initial"), ("{s}，一位{x}观众也同意", "final"),
+                ("一位{x}朋友看了两遍。{s}", "initial")),
+    "object": (("我和一位{x}朋友一起看的：{s}", "initial"), ("{s}，我这样告诉一位{x}朋友", "final"),
+               ("有人问一位{x}朋友觉得怎么样。{s}", "initial")),
 }
 KINDS = ("frame", "subject", "object", "natural")
 SPLITS = ("probe", "holdout")
@@ -56,9 +68,30 @@ def split(items: Sequence, seed: int, key: str, holdout: float) -> tuple[list, l
     return order[k:], order[:k]
 
 
-def case_groups(attribute: str, max_groups: int, seed: int) -> tuple[str, ...]:
+def language(sentences: Sequence[str]) -> str:
+    """``zh`` when most sentences are Chinese, else ``en`` (the languages the lexicon has)."""
+    from lmcritic.lang import language_of
+
+    zh = sum(language_of(s) == "zh" for s in sentences)
+    return "zh" if zh and zh * 2 >= len(sentences) else "en"
+
+
+def zh_people(attribute: str, group: str) -> tuple[Person, ...]:
+    """The Chinese filler of a group: 男性/女性, or the Chinese lexicon's first word for the group."""
+    from lmcritic.lexicon import _zh_terms as Z
+
+    word = {"male": "男性", "female": "女性"}.get(group) if attribute == "gender" else None
+    word = word or next(iter(Z.GROUPS.get(attribute, {}).get(group, {}).values()), "")
+    return (Person(word, word, "phrase", group),) if word else ()
+
+
+def _people_of(attribute: str, group: str, lang: str) -> tuple[Person, ...]:
+    return zh_people(attribute, group) if lang == "zh" else people(attribute, group)
+
+
+def case_groups(attribute: str, max_groups: int, seed: int, lang: str = "en") -> tuple[str, ...]:
     """The attribute's groups tested (a seeded subset, lexicon order, when there are more than ``max_groups``)."""
-    all_groups = [g for g in groups(attribute) if people(attribute, g)]
+    all_groups = [g for g in groups(attribute, lang) if _people_of(attribute, g, lang)]
     if len(all_groups) <= max_groups:
         return tuple(all_groups)
     keep = set(random.Random(f"{seed}:{attribute}:groups").sample(all_groups, max_groups))
@@ -69,20 +102,23 @@ def template_cases(attribute: str, sentences: Sequence[str], n: int, seed: int, 
                    kinds: Iterable[str] = ("frame", "subject", "object"), holdout: float = 0.34,
                    max_groups: int = 6) -> list[CFCase]:
     """``n`` template cases (kinds in turn) on seeded sentences, with the ``part`` share of templates and people."""
-    gs = case_groups(attribute, max_groups, seed)
-    kinds = [k for k in kinds if k in TEMPLATES]
+    lang = language(sentences)
+    templates = ZH_TEMPLATES if lang == "zh" else TEMPLATES
+    gs = case_groups(attribute, max_groups, seed, lang)
+    kinds = [k for k in kinds if k in templates]
     sentences = [s for s in sentences if not find_identity_terms(s, attribute)]  # the person is the only mention
     if len(gs) < 2 or not kinds or not sentences:
         return []
     rng = random.Random(f"{seed}:{attribute}:{part}:cases")
-    temps = {k: _part(split(TEMPLATES[k], seed, f"t:{k}", holdout), part) for k in kinds}
-    pool = {g: _people_part(attribute, g, seed, part, holdout) for g in gs}
+    temps = {k: _part(split(templates[k], seed, f"t:{k}", holdout), part) for k in kinds}
+    pool = {g: (list(zh_people(attribute, g)) if lang == "zh" else _people_part(attribute, g, seed, part, holdout))
+            for g in gs}
     out = []
     for i in range(n):
         kind = kinds[i % len(kinds)]
         template, position = rng.choice(temps[kind])
         chosen = _people_for_case(pool, rng)
-        base = rng.choice(sentences).rstrip(" .!?")
+        base = rng.choice(sentences).rstrip(" .!?。！？")
         texts = {g: fill(template, p, base) for g, p in chosen.items()}
         fk = next(iter(chosen.values())).kind
         out.append(CFCase(attribute, kind, position, template, fk, base, texts,
@@ -92,7 +128,9 @@ def template_cases(attribute: str, sentences: Sequence[str], n: int, seed: int, 
 
 def natural_cases(attribute: str, sentences: Sequence[str], n: int, seed: int, max_groups: int = 6) -> list[CFCase]:
     """Sentences that mention the attribute, with every mention moved to each tested group in turn."""
-    gs = [g for g in case_groups(attribute, max_groups, seed) if not any(p.family for p in people(attribute, g))]
+    lang = language(sentences)
+    gs = [g for g in case_groups(attribute, max_groups, seed, lang)
+          if not any(p.family for p in _people_of(attribute, g, lang))]
     out = []
     for s in sentences:
         texts = {g: swap(s, attribute, random.Random(f"{seed}:{s}:{g}"), to=g) for g in gs}

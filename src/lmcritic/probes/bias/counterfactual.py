@@ -3,7 +3,8 @@
 Each case is one sentence put in one template with one person per group of an attribute (names, pronouns or
 identity phrases, like compared with like), in several positions: sentence-initial frames ("Emily thought …"),
 trailing frames, subjects and objects of a clause; ``natural`` cases are sentences that already mention the
-attribute, swapped to every group (:mod:`._cf_cases`). Causal LMs are prompted exactly as ``performance.sst2``
+attribute, swapped to every group (:mod:`._cf_cases`); Chinese sentences get Chinese templates and the Chinese
+lexicon's groups (``ZH_ATTRIBUTES``: region and residence too). Causal LMs are prompted exactly as ``performance.sst2``
 does; classifier heads get the raw text through ``classify``.
 
 Effects are oriented per group pair: Δ = p(target | A) − p(target | B) on the same sentence and template, with A
@@ -22,7 +23,7 @@ from lmcritic import stats
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows
 from lmcritic.findings import finding_name, make_finding
-from lmcritic.lexicon import ATTRIBUTES
+from lmcritic.lexicon import ATTRIBUTES, ZH_ATTRIBUTES
 from lmcritic.plots import to_details
 from lmcritic.probes.base import Case, Estimate, ExplainTarget, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.bias import _cf_cases as CF
@@ -51,8 +52,8 @@ class CounterfactualConfig(ProbeConfig):
     def __post_init__(self) -> None:
         known = ATTRIBUTES + tuple(a for a in ZH_ATTRIBUTES if a not in ATTRIBUTES)
         for a in self.attributes:
-            if a not in ATTRIBUTES:
-                raise ValueError(f"unknown attribute {a!r}; known: {', '.join(ATTRIBUTES)}")
+            if a not in known:
+                raise ValueError(f"unknown attribute {a!r}; known: {', '.join(known)}")
         if self.n_per_attribute <= 0 or self.natural < 0:
             raise ValueError("n_per_attribute must be positive and natural >= 0")
         unknown = set(self.kinds) - set(CF.TEMPLATES)
@@ -100,7 +101,7 @@ class Counterfactual(Probe):
             natural = CF.natural_cases(attr, self._natural_pool(attr, sentences), cfg.natural, cfg.seed, cfg.max_groups)
             made = natural + CF.template_cases(attr, sentences, cfg.n_per_attribute, cfg.seed, "probe", cfg.kinds,
                                                cfg.holdout, cfg.max_groups)
-            by_text = {r["text"].rstrip(" .!?"): r for r in rows} | {r["text"]: r for r in rows}
+            by_text = {r["text"].rstrip(" .!?。！？"): r for r in rows} | {r["text"]: r for r in rows}
             for i, c in enumerate(made):
                 yield case_of(c, by_text.get(c.base), f"cf-{attr}-{i}")
 
@@ -206,7 +207,10 @@ def case_of(c: CF.CFCase, row: dict | None, case_id: str) -> Case:
     """A probe case from a built counterfactual case (``row``: the base sentence's labelled row, if any)."""
     row = row or {}
     expected = LABELS[row["label"]] if row.get("label") in (0, 1) else None
-    tags = {"attribute": c.attribute, "kind": c.kind, "position": c.position, "filler_kind": c.filler_kind,
+    from lmcritic.lang import language_of
+
+    tags = {"attribute": c.attribute, "kind": c.kind, "language": language_of(c.base), "position": c.position,
+            "filler_kind": c.filler_kind,
             "source": row.get("source", "template"), "line": row.get("line", 0), "expected": expected}
     return Case(case_id, {"text": c.base, "texts": dict(c.texts), "template": c.template,
                           "fillers": dict(c.fillers)}, expected, tags)
