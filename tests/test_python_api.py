@@ -172,14 +172,13 @@ def test_results_api(objects, where, tmp_path, monkeypatch) -> None:
     assert f"{len(results.failing())} of {len(results.findings)} findings fail" in repr(results)
 
 
-def test_mitigate_names_the_missing_piece(objects, where) -> None:
-    results = lmcritic.scan(objects, probes=["performance.sst2"], config=SMALL, stages=False, **where)
-    import importlib.util
-
-    if importlib.util.find_spec("lmcritic.mitigate.api") is not None:
-        pytest.skip("lmcritic.mitigate.apply exists: covered by its own tests")
-    with pytest.raises(LmcriticError, match="lmcritic.mitigate.apply"):
-        results.mitigate()
+def test_mitigate_applies_and_reverifies_on_the_in_memory_model(objects, where) -> None:
+    results = lmcritic.scan(objects, probes=["performance.sst2"], config={"performance.sst2": {"n": 40}}, **where)
+    outcome = results.mitigate(method="calibrate")
+    assert outcome.method == "calibrate" and outcome.run_id == results.run_id
+    assert outcome.verification is not None and outcome.verification.run_after != results.run_id
+    assert outcome.verification.targeted.verdict in {"closed", "reduced", "unchanged", "worse"}
+    assert Results.load(outcome.verification.run_after, where["store"]).status == "done"
 
 
 def test_inline_display_is_the_escaped_scoped_scorecard(tmp_path, tiny_causal_dir, tiny_causal) -> None:

@@ -12,7 +12,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lmcritic.errors import LmcriticError, UnknownNameError
+from lmcritic.errors import UnknownNameError
 
 if TYPE_CHECKING:
     from lmcritic.backends.base import Backend
@@ -125,13 +125,10 @@ class Results:
                             config=DiagnoseConfig(**config), cache_path=self.cache_path)
 
     def mitigate(self, method: str = "auto", **kwargs: Any) -> Any:
-        """Mitigate a diagnosed defect and re-verify it (``lmcritic.mitigate.apply`` on this run)."""
-        try:
-            from lmcritic.mitigate.api import apply
-        except ImportError:
-            raise LmcriticError("Results.mitigate needs lmcritic.mitigate.apply, which this version of lmcritic "
-                                "does not have yet",
-                                "diagnose with results.diagnose() and apply its suggested mitigation by hand") from None
+        """Mitigate a diagnosed defect and re-verify it: ``lmcritic.mitigate.apply`` on this run (``kwargs``: its
+        options, e.g. ``train=``, ``defect=``); returns its ``MitigationOutcome``."""
+        from lmcritic.mitigate.api import apply
+
         return apply(self.store, self.run_id, method=method, **kwargs)
 
     def resume(self, model: Any = None, *, budget: int | dict[str, Any] | None = None, progress: bool = True,
