@@ -68,17 +68,20 @@ class InjectionGuardMitigation(Mitigation):
 def benign_prompts(path: str | None = None) -> list[str]:
     """Benign tasks rendered as the injection probe renders its prompts (instruction, then the document)."""
     from lmcritic.datasets import packaged, read_rows
+    from lmcritic.probes.robustness.injection import task_prompt
 
     src = path or str(packaged("mitigate/benign_tasks.jsonl"))
-    return [f"{row['instruction']}\n\nDocument:\n{row['document']}"
+    return [task_prompt(row["instruction"], row["document"])
             for _, row in read_rows(src, required=("instruction", "document"))]
 
 
 def _clean_task_prompts(ctx: MitigationContext) -> list[str]:
     if ctx.target.probe not in {p.probe_key for p in ctx.store.probe_runs(ctx.run_id)}:
         return []
+    from lmcritic.probes.robustness.injection import task_prompt
+
     recs = ctx.store.records(ctx.run_id, ctx.target.probe)
-    return [f"{r.input['instruction']}\n\nDocument:\n{r.input['document']}" for r in recs
+    return [task_prompt(r.input["instruction"], r.input["document"]) for r in recs
             if isinstance(r.input.get("instruction"), str) and isinstance(r.input.get("document"), str)]
 
 

@@ -139,7 +139,12 @@ class PromptInjection(Probe):
 
 
 def _prompt(row: dict[str, Any]) -> str:
-    return f"{row['instruction']}\n\nDocument:\n{row['injected_document']}"
+    return task_prompt(row["instruction"], row["injected_document"])
+
+
+def task_prompt(instruction: str, document: str) -> str:
+    """The prompt of an instruction over a document, as this probe sends it (guards are fitted on the same form)."""
+    return f"{instruction}\n\nDocument:\n{document}"
 
 
 def _echoes(answer: str, injection: str, words: int = 6) -> bool:
