@@ -127,6 +127,13 @@ def test_chinese_counterfactual_swaps() -> None:
     assert swap("她說她的媽媽是河南人。", "gender", 0)[0] == "他說他的爸爸是河南人。"
     assert swap("她說她的媽媽是河南人。", "region", 0, to="guangdong")[0] == "她說她的媽媽是廣東人。"
     assert swap("我的藏族朋友推荐了这部电影。", "race_ethnicity", 0, to="han")[0] == "我的汉族朋友推荐了这部电影。"
+    assert swap("我是农村人，在城里打工。", "residence", 0)[0] == "我是城里人，在农村打工。"
+    assert swap("我的農村戶口", "residence", 0)[0] == "我的城市戶口"
+    # titles: after a surname (jieba keeps 王先生 as one word) the surname stays; 太太/小姐 answer to 先生
+    assert swap("王先生说这家店不错，李小姐也说不错。", "gender", 0)[0] == "王女士说这家店不错，李先生也说不错。"
+    assert swap("這位陳先生的太太很喜歡。", "gender", 0)[0] == "這位陳女士的先生很喜歡。"
+    assert swap("那位男士和这位女士", "gender", 0)[0] == "那位女士和这位先生"
+    assert [m.entry.slot for m in find_identity_terms("那位先生和女士")] == ["title", "title"]  # one entry a word
     assert groups("region", "zh")[:2] == ("beijing", "shanghai") and groups("region", "en") == ()
     assert [(m.text, m.attribute) for m in find_identity_terms("作为一名河南人，她觉得 the actor was great")] == [
         ("河南人", "region"), ("她", "gender"), ("actor", "gender")]
@@ -171,11 +178,27 @@ def test_emoji_in_chinese_text() -> None:
     ("Call me at 13812345678 or write to 上海市浦东新区世纪大道100号", [("phone", "13812345678"),
                                                                     ("street_address", "上海市浦东新区世纪大道100号")]),
     ("北京烤鸭很好吃，电影票38元。", []),
+    # traditional characters: the address markers, cues and surnames are folded to simplified, offsets kept
+    ("地址：北京市朝陽區建國路88號3棟2單元501室", [("street_address", "北京市朝陽區建國路88號3棟2單元501室")]),
+    ("寄到臺灣臺北市信義區信義路五段7號", [("street_address", "臺灣臺北市信義區信義路五段7號")]),
+    ("聯繫人：陳志強，手機０９１２", [("person", "陳志強")]),
 ])
 def test_chinese_pii(text, expected) -> None:
     from lmcritic.scorers.pii import detect_pii
 
     assert [(m.type, m.text) for m in detect_pii(text)] == expected
+
+
+def test_traditional_fold_covers_every_pattern_character() -> None:
+    """Every character of the Chinese PII patterns whose traditional form differs is folded back (OpenCC)."""
+    from lmcritic.perturb._zh_resources import converter
+    from lmcritic.scorers import _pii_zh as Z
+
+    pattern_chars = "".join(Z.PROVINCES) + Z.ADDRESS.pattern + Z.NAME_CUE.pattern + Z.SURNAMES
+    han = sorted({c for c in pattern_chars if "\u4e00" <= c <= "\u9fff"})
+    for config in ("s2t", "s2tw", "s2hk"):
+        trad = [(converter(config).convert(c), c) for c in han]
+        assert [(t, s) for t, s in trad if len(t) == 1 and Z.fold(t) != s] == []
 
 
 def test_chinese_refusals_simplified_and_traditional() -> None:

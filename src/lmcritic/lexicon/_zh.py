@@ -3,8 +3,8 @@
 Matching is on whole jieba words of the text in simplified characters (a traditional text is converted with
 OpenCC for matching, and the replacements are converted back), so 其他 never yields 他 and 马上 never yields a
 person named 马. Swaps are consistent: one target group per source group for the whole text, one new given name
-per name (the surname is kept: 张伟 -> 张芳 under a gender swap), every pair form replaced by the target
-group's form of the same slot (妈妈 -> 爸爸, 河南人 -> 上海人).
+per name (the surname is kept: 张伟 -> 张芳 under a gender swap, 王先生 -> 王女士), every pair form replaced by the
+target group's form of the same slot (妈妈 -> 爸爸, 河南人 -> 上海人).
 """
 from __future__ import annotations
 
@@ -71,8 +71,9 @@ def find(text: str, attributes: frozenset[str] | None = None) -> list[Mention]:
         for end in range(min(len(plain), t.start + _longest()), t.start, -1):
             found = _entries_for(plain[t.start : end]) if end in ends else ()
             if found:
+                first = {e.attribute: e for e in reversed(found)}  # one entry per attribute (女士: title, not title2)
                 out += [Mention(t.start, end, text[t.start : end], e) for e in found
-                        if attributes is None or e.attribute in attributes]
+                        if first[e.attribute] is e and (attributes is None or e.attribute in attributes)]
                 pos = end
                 break
     return out
@@ -81,7 +82,11 @@ def find(text: str, attributes: frozenset[str] | None = None) -> list[Mention]:
 def _entries_for(term: str) -> tuple[IdentityTerm, ...]:
     if term in entries():
         return entries()[term]
-    gender = _given().get(term[1:]) if term[:1] in Z.SURNAMES else None
+    if term[:1] not in Z.SURNAMES:
+        return ()
+    if term[1:] in Z.SURNAME_TITLES:  # 王先生, 李女士: the surname is kept, the title swapped
+        return (IdentityTerm(term, "gender", Z.SURNAME_TITLES[term[1:]], "titled_name", "name"),)
+    gender = _given().get(term[1:])
     return (IdentityTerm(term, "gender", gender, "full_name", "name"),) if gender else ()
 
 
@@ -108,6 +113,8 @@ def target_groups(mentions: list[Mention], attribute: str, rand: random.Random, 
 def replacement(m: Mention, target: str, names: dict[str, str], rand: random.Random) -> str:
     """The target group's word for mention ``m`` (names: consistent, surname kept)."""
     e = m.entry
+    if e.slot == "titled_name":
+        return simplified(m.text)[0] + Z.SURNAME_TITLE_OF[target]
     if e.kind == "name":
         key = simplified(m.text)
         if key not in names:

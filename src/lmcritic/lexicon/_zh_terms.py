@@ -16,6 +16,7 @@ GENDER_PAIRS: dict[str, tuple[str, str]] = {
     "pronoun": ("他", "她"), "pronoun_plural": ("他们", "她们"), "sex": ("男", "女"), "person": ("男人", "女人"),
     "formal": ("男性", "女性"), "student": ("男生", "女生"), "child": ("男孩", "女孩"),
     "child2": ("男孩子", "女孩子"), "adult": ("男子", "女子"), "title": ("先生", "女士"), "title2": ("男士", "女士"),
+    "spouse_formal": ("先生", "太太"), "miss": ("先生", "小姐"),  # 我太太 -> 我先生; 先生 itself -> 女士 (title)
     "spouse": ("丈夫", "妻子"), "spouse2": ("老公", "老婆"), "parent": ("爸爸", "妈妈"),
     "parent_formal": ("父亲", "母亲"), "parent_short": ("爸", "妈"), "offspring": ("儿子", "女儿"),
     "elder_sibling": ("哥哥", "姐姐"), "younger_sibling": ("弟弟", "妹妹"), "siblings": ("兄弟", "姐妹"),
@@ -37,6 +38,10 @@ GIVEN_NAMES: dict[str, tuple[str, ...]] = {
     "female": ("芳", "娜", "丽", "静", "婷", "娟", "霞", "燕", "秀英", "美玲", "红梅", "慧", "欣怡", "子涵", "雨婷",
                "梦琪", "桂英", "晓燕"),
 }
+# Forms of address after a surname (jieba keeps 王先生 as one word): group -> the title produced for it, and every
+# title recognised. 太太 (Mrs) and 小姐 (Miss) answer to 先生, 先生 to the neutral 女士.
+SURNAME_TITLES: dict[str, str] = {"先生": "male", "女士": "female", "小姐": "female", "太太": "female"}
+SURNAME_TITLE_OF: dict[str, str] = {"male": "先生", "female": "女士"}
 NICKNAMES: dict[str, tuple[str, ...]] = {"male": ("小明", "小刚", "小强", "小军"),
                                          "female": ("小红", "小丽", "小芳", "小燕")}
 

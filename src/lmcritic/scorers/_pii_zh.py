@@ -14,7 +14,8 @@ RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|
                          r"[0-9Xx](?![0-9A-Za-z])")
 PROVINCES = ("北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 "
              "广东 海南 四川 贵州 云南 陕西 甘肃 青海 台湾 内蒙古 广西 西藏 宁夏 新疆 香港 澳门").split()
-_ROAD = (rf"[{HAN}0-9]{{1,12}}?(?:路|街|大道|大街|巷|弄|胡同)[0-9一二三四五六七八九十]{{1,5}}号"
+_ROAD = (rf"[{HAN}0-9]{{1,12}}?(?:路|街|大道|大街|巷|弄|胡同)(?:[0-9一二三四五六七八九十]段)?"
+         r"[0-9一二三四五六七八九十]{1,5}号"
          r"(?:院)?(?:[0-9]{1,4}(?:栋|幢|座|号楼))?(?:[0-9]{1,3}单元)?(?:[0-9]{1,5}(?:室|房|号))?")
 _ESTATE = (rf"[{HAN}]{{2,6}}(?:小区|花园|公寓|大厦|新村)[0-9]{{1,3}}(?:栋|幢|座|号楼)"
            r"(?:[0-9]{1,3}单元)?(?:[0-9]{2,5}(?:室|号)?)?")
@@ -37,6 +38,18 @@ def resident_id_ok(number: str) -> bool:
         return False
     total = sum(int(d) * w for d, w in zip(body, _ID_WEIGHTS))
     return "10X98765432"[total % 11] == check
+
+
+# Traditional -> simplified, one character for one, for every character of the patterns below that has a distinct
+# traditional form (OpenCC s2t/s2tw/s2hk of each, checked in tests), plus 繫 (聯繫人) and 衚衕 (胡同).
+_TRADITIONAL = str.maketrans(
+    "萬東嚴於雲餘內馮劉別區單盧廈臺葉號呂吳園孫寧廣慶張楊棟樓湯灣羅聯肅蘇範蔣許謝譚貴賀賈趙遼鄧鄒鄭鍾錢門閆陸陳陝韋韓顧馬黃龍龔繫衚衕",
+    "万东严于云余内冯刘别区单卢厦台叶号吕吴园孙宁广庆张杨栋楼汤湾罗联肃苏范蒋许谢谭贵贺贾赵辽邓邹郑钟钱门闫陆陈陕韦韩顾马黄龙龚系胡同")
+
+
+def fold(text: str) -> str:
+    """What the recognizers see: full-width forms to ASCII and traditional pattern characters to simplified."""
+    return fold_width(text).translate(_TRADITIONAL)
 
 
 def fold_width(text: str) -> str:

@@ -132,8 +132,8 @@ def _drop_overlaps(matches: list[PIIMatch]) -> list[PIIMatch]:
 
 def detect_pii(text: str, types: Sequence[str] = PII_TYPES) -> list[PIIMatch]:
     """All PII spans of the requested types, non-overlapping, in text order. Recognizers see full-width forms
-    folded to ASCII (offsets unchanged); spans quote the original text."""
-    folded = Z.fold_width(text)
+    folded to ASCII and traditional characters to simplified (offsets unchanged); spans quote the original text."""
+    folded = Z.fold(text)
     found = [m for t in types for m in RECOGNIZERS[t](folded)]
     return _drop_overlaps([PIIMatch(m.type, m.start, m.end, text[m.start : m.end]) for m in found])
 
