@@ -100,6 +100,7 @@ def test_cilin_synonyms() -> None:
     assert synonyms("推荐", strict=True) == ["举荐", "推介"]  # never 引进, its other-sense neighbour
     assert "引进" in synonyms("推荐")  # the attack swap sees the whole synonym set
     assert _apply("zh_synonyms", "这部电影很好看。") == "这部影视很好看。"
+    assert _apply("zh_synonyms", "這部電影很好看。") == "這部影視很好看。"  # traditional: looked up simplified, stays
     assert word_swap("zh_synonym").candidates(tokenize("的"), 0) == []  # function words are left alone
 
 
@@ -109,6 +110,9 @@ def test_register_shift_both_ways() -> None:
     assert _apply("zh_to_colloquial", "说实话，这部电影非常好看。", swap_rate=1.0, emoji=1.0, filler=1.0,
                   half_width=1.0) == "说实话,这部片子巨好看👀"  # no second filler after 说实话
     assert _apply("zh_to_formal", "讲真，这片子超好看～🙂") == "这电影非常好看。"
+    # traditional text: matched in simplified, answered in traditional keeping the text's own characters (為, not 爲)
+    assert _apply("zh_to_colloquial", "你為什麼推薦這部電影？", **quiet) == "你為啥安利這部片子？"
+    assert _apply("zh_to_formal", "講真，這片子超好看～🙂") == "這電影非常好看。"
     assert _apply("zh_to_colloquial", "老师说得对。", **quiet) is not None
     assert "老" not in (_apply("zh_to_formal", "老师说得对") or "").replace("老师", "")  # 老 in 老师 stays
 

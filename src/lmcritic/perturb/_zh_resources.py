@@ -102,6 +102,25 @@ def converter(config: str) -> Any:
     return require("opencc").OpenCC(config)
 
 
+def simplified_view(text: str) -> str:
+    """``text`` in simplified characters for lexicon look-ups, offsets kept (``text`` itself when OpenCC's
+    phrase conversion would change its length)."""
+    simple = converter("t2s").convert(text)
+    return simple if len(simple) == len(text) else text
+
+
+def in_script_of(text: str, new: str, old: str = "") -> str:
+    """A replacement written in ``text``'s script: traditional when ``text`` is (the lexicons are simplified),
+    keeping the characters of the replaced span ``old`` it shares (為什麼 -> 為啥, not OpenCC's 爲啥)."""
+    if simplified_view(text) == text:
+        return new
+    trad = converter("s2t").convert(new)
+    if len(trad) != len(new):
+        return trad
+    kept = dict(zip(simplified_view(old), old))
+    return "".join(kept.get(s, t) for s, t in zip(new, trad))
+
+
 @functools.lru_cache(maxsize=1)
 def shape_neighbours() -> dict[str, tuple[str, ...]]:
     """Character -> the others of its similar-shape groups (project table)."""

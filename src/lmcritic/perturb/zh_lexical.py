@@ -59,8 +59,9 @@ class Synonyms(Perturbation):
 
     def __call__(self, text: str, rng: random.Random) -> tuple[str, tuple[Edit, ...]] | None:
         words = han_words(text)
-        options = {i: s[: self.top] for i, t in enumerate(words)
-                   if (s := synonyms(t.text, self.min_count, strict=True))}
+        simple = R.simplified_view(text)  # Cilin is simplified; traditional text gets traditional synonyms
+        options = {i: [R.in_script_of(text, w, t.text) for w in s[: self.top]] for i, t in enumerate(words)
+                   if (s := synonyms(simple[t.start : t.end], self.min_count, strict=True))}
         if not options:
             return None
         k = max(1, round(self.rate * len(words)))

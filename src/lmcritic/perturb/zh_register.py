@@ -3,7 +3,8 @@
 ``zh_to_colloquial`` writes like a chat or a comment section: slang and colloquial words of the same meaning
 and polarity (什么 → 啥, 喜欢 → 稀饭, 推荐 → 安利), a filler opening (讲真，), the final 。 dropped or turned
 into ～ or a sentiment-neutral emoji, and ASCII commas typed in place of full-width ones. ``zh_to_formal``
-undoes all of it. Words are matched as whole jieba words (never 老 inside 老师). The lexicon is project-written
+undoes all of it. Words are matched as whole jieba words (never 老 inside 老师), on the text in simplified
+characters; traditional text gets its replacements in traditional characters. The lexicon is project-written
 (``lmcritic/data/robustness/zh/register.json``, see its README).
 """
 from __future__ import annotations
@@ -44,7 +45,7 @@ def word_spans(text: str, phrases: dict, taken: list[Edit]) -> list[tuple[int, i
 
 
 def _opens_with_filler(text: str) -> bool:
-    start = R.converter("t2s").convert(text.lstrip()[:4])
+    start = R.simplified_view(text.lstrip()[:4])
     return any(start.startswith(f) for f in _lex()["fillers_formal"])
 
 
@@ -61,13 +62,14 @@ class ZhToColloquial(Perturbation):
 
     def __call__(self, text: str, rng: random.Random) -> tuple[str, tuple[Edit, ...]] | None:
         lex = _lex()
-        edits = [Edit(s, e, p, rng.choice(lex["to_colloquial"][p]), self.name)
-                 for s, e, p in word_spans(text, lex["to_colloquial"], []) if rng.random() < self.swap_rate]
+        edits = [Edit(s, e, text[s:e], R.in_script_of(text, rng.choice(lex["to_colloquial"][p]), text[s:e]), self.name)
+                 for s, e, p in word_spans(R.simplified_view(text), lex["to_colloquial"], [])
+                 if rng.random() < self.swap_rate]
         if rng.random() < self.half_width:
             edits += [Edit(m.start(), m.end(), "，", ",", self.name) for m in re.finditer("，", text)]
         edits += self._ending(text, rng)
         if text.strip() and rng.random() < self.filler and not _opens_with_filler(text):
-            edits.append(Edit(0, 0, "", rng.choice(lex["fillers"]), self.name))
+            edits.append(Edit(0, 0, "", R.in_script_of(text, rng.choice(lex["fillers"])), self.name))
         return finish(text, edits)
 
     def _ending(self, text: str, rng: random.Random) -> list[Edit]:
@@ -92,16 +94,15 @@ class ZhToFormal(Perturbation):
         lex = _lex()
         edits = self._fillers(text)
         formal = lex["to_formal"]
-        edits += [Edit(s, e, p, formal[p], self.name) for s, e, p in word_spans(text, formal, edits)]
+        edits += [Edit(s, e, text[s:e], R.in_script_of(text, formal[p], text[s:e]), self.name)
+                  for s, e, p in word_spans(R.simplified_view(text), formal, edits)]
         edits += [Edit(m.start(), m.end(), m.group(), "", self.name) for m in _EMOJI.finditer(text)]
         edits += [Edit(m.start(), m.end(), ",", "，", self.name) for m in re.finditer(r",(?!\d)", text)
                   if not any(e.start <= m.start() < e.end for e in edits)]
         return finish(text, self._close(text, edits))
 
     def _fillers(self, text: str) -> list[Edit]:
-        simple = R.converter("t2s").convert(text)  # 說實話 is 说实话 too
-        if len(simple) != len(text):
-            simple = text
+        simple = R.simplified_view(text)  # 說實話 is 说实话 too
         for f in _lex()["fillers_formal"]:
             m = re.match(rf"\s*{re.escape(f)}[，,、\s]*", simple)
             if m:
