@@ -12,7 +12,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
 MB = 1024 * 1024
 _PROC_STATUS = Path("/proc/self/status")
@@ -28,14 +31,14 @@ def real_backend(model: Any) -> Any:
     return model
 
 
-def torch_module(backend: Any) -> Any | None:
+def torch_module(backend: Backend) -> Any | None:
     """The torch module of a local backend, or None (remote or python backends): what quantization copies
     and CUDA memory is read from. Gradient access goes through ``Backend.white_box()``, not this."""
     module = getattr(backend, "model", None)
     return module if module is not None and hasattr(module, "parameters") else None
 
 
-def device_type(backend: Any) -> str:
+def device_type(backend: Backend) -> str:
     """'cpu', 'cuda', 'mps', ... of a white-box backend; 'unknown' for black boxes."""
     device = getattr(backend, "device", None)
     return str(getattr(device, "type", device or "unknown"))

@@ -31,12 +31,13 @@ if TYPE_CHECKING:
     from lmcritic.backends.base import Backend
     from lmcritic.results import Results
     from lmcritic.spec import RunSpec
+    from lmcritic.store.runs import RunStore
 
 def scan(model: Any = None, *, tokenizer: Any = None, probes: Sequence[Any] | None = None,
          config: Mapping[str, Mapping[str, Any]] | None = None, stages: bool | Sequence[Any] = True,
-         budget: int | Mapping[str, Any] | None = None, store: Any = None, cache: str | Path | None = None,
-         options: Mapping[str, Any] | None = None, name: str | None = None, progress: bool = True,
-         strict: bool = False) -> "Results":
+         budget: int | Mapping[str, Any] | None = None, store: "RunStore | str | Path | None" = None,
+         cache: str | Path | None = None, options: Mapping[str, Any] | None = None, name: str | None = None,
+         progress: bool = True, strict: bool = False) -> "Results":
     """Run the default suite (``lmcritic scan``), or the chosen ``probes``, on ``model``.
 
     Args:
@@ -64,8 +65,9 @@ def scan(model: Any = None, *, tokenizer: Any = None, probes: Sequence[Any] | No
 
 def run(spec: "RunSpec | Mapping[str, Any] | str | Path | None" = None, model: Any = None, *,
         tokenizer: Any = None, resume: str | None = None, budget: int | Mapping[str, Any] | None = None,
-        store: Any = None, cache: str | Path | None = None, options: Mapping[str, Any] | None = None,
-        name: str | None = None, progress: bool = True, strict: bool = False) -> "Results":
+        store: "RunStore | str | Path | None" = None, cache: str | Path | None = None,
+        options: Mapping[str, Any] | None = None, name: str | None = None, progress: bool = True,
+        strict: bool = False) -> "Results":
     """Run a spec (a :class:`RunSpec`, a mapping as in a spec file, or a ``.yaml``/``.json`` path), or continue
     the stored run ``resume``. ``model`` replaces the spec's model (any form :func:`scan` takes); without it the
     spec's model is loaded (a resumed in-memory model must be passed again, unless it is still loaded)."""
@@ -85,8 +87,8 @@ def run(spec: "RunSpec | Mapping[str, Any] | str | Path | None" = None, model: A
     return _execute(resolved, backend, store, cache, progress, strict, resume=resume)
 
 
-def _execute(spec: "RunSpec", backend: "Backend", store: Any, cache: str | Path | None, progress: bool,
-             strict: bool, resume: str | None = None) -> "Results":
+def _execute(spec: "RunSpec", backend: "Backend", store: "RunStore | str | Path | None", cache: str | Path | None,
+             progress: bool, strict: bool, resume: str | None = None) -> "Results":
     from lmcritic.results import Results
     from lmcritic.runner import Runner
     from lmcritic.store.runs import RunStore
@@ -122,7 +124,7 @@ def _spec(value: Any) -> "RunSpec":
     raise ConfigError(f"lmcritic.run needs a RunSpec, a mapping or a spec file path, got {type(value).__name__}")
 
 
-def _stored_spec(store: Any, run: str) -> "RunSpec":
+def _stored_spec(store: "RunStore | str | Path | None", run: str) -> "RunSpec":
     from lmcritic.results import open_store
     from lmcritic.spec import RunSpec
 

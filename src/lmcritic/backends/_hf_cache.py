@@ -18,9 +18,12 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from lmcritic.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 STAMP = "lmcritic-source.json"  # what the copy was made from; a changed package triggers a rebuild
 FORMAT = 1
@@ -143,13 +146,13 @@ def _is_valid(dest: Path, stamp: dict) -> bool:
     return saved == stamp and (dest / "config.json").is_file()
 
 
-def _write_atomically(dest: Path, model: Any, tokenizer: Any, stamp: dict) -> None:
+def _write_atomically(dest: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, stamp: dict) -> None:
     """Save into a temp dir next to ``dest`` and rename it into place (rename is atomic on one filesystem)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the cache should read like any other directory
     try:
-        model.hf_quantizer = None  # the recipe for saving a GGUF-loaded model as plain safetensors
+        model.hf_quantizer = None  # type: ignore[assignment]  # saving a GGUF-loaded model as plain safetensors
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(tmp)

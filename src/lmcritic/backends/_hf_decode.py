@@ -13,7 +13,7 @@ batch (their cache rows are dropped), so a batch runs as long as its longest ans
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
@@ -21,8 +21,13 @@ from lmcritic.backends import _deadline
 from lmcritic.backends._hf_tensors import accepts, cache_kwarg, left_pad, returned_cache
 from lmcritic.requests import GenerateResult, GenParams
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-def decode_ok(model: Any) -> bool:
+    from lmcritic.backends.hf import HFBackend
+
+
+def decode_ok(model: PreTrainedModel) -> bool:
     """Whether this loop can drive the model: a plain decoder taking a KV cache, masks and position ids
     (checked once per model, like the shared-context path's ``kv_reuse_ok``); else ``generate`` is used."""
     cached = getattr(model, "_lmcritic_decode_ok", None)
@@ -72,7 +77,7 @@ class _Rows:
             layer.batch_select_indices(idx)
 
 
-def decode(be: Any, prompts: Sequence[Sequence[int]], params: GenParams,
+def decode(be: HFBackend, prompts: Sequence[Sequence[int]], params: GenParams,
            seeds: Sequence[int]) -> list[list[int]]:
     """New tokens per prompt (EOS included when produced), all rows sharing ``params`` except the seed."""
     ids, mask, pos = left_pad(prompts, be.pad_id, be.device)
@@ -114,7 +119,7 @@ def _choose(logits: torch.Tensor, chain: Sequence[Any], generators: Sequence[Any
     return [int(torch.multinomial(probs[r : r + 1], num_samples=1, generator=g)) for r, g in enumerate(generators)]
 
 
-def _step(be: Any, rows: _Rows, tokens: list[int], cache: Any) -> Any:
+def _step(be: HFBackend, rows: _Rows, tokens: list[int], cache: Any) -> Any:
     """One decoding step: each row's last token at the next position, on the cache."""
     rows.mask = torch.cat([rows.mask, rows.mask.new_ones((rows.mask.shape[0], 1))], dim=1)
     rows.last_pos = rows.last_pos + 1
@@ -128,18 +133,18 @@ class _StopText:
     """Whether a row's generated text contains a stop sequence (the tail is enough: the earlier tokens were
     checked at earlier steps), as the ``StopOnText`` criterion decides for ``generate``."""
 
-    def __init__(self, tokenizer: Any, stops: Sequence[str]) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stops: Sequence[str]) -> None:
         self.tokenizer, self.stops = tokenizer, [s for s in stops if s]
         self.tail = 2 * max((len(s) for s in self.stops), default=1) + 8
 
     def hit(self, tokens: Sequence[int]) -> bool:
         if not self.stops:
             return False
-        text = self.tokenizer.decode(tokens[-self.tail :], skip_special_tokens=True)
+        text = str(self.tokenizer.decode(list(tokens[-self.tail :]), skip_special_tokens=True))
         return any(s in text for s in self.stops)
 
 
-def results(be: Any, prompts: Sequence[Sequence[int]], params: GenParams, seeds: Sequence[int],
+def results(be: HFBackend, prompts: Sequence[Sequence[int]], params: GenParams, seeds: Sequence[int],
             finish: Callable[..., GenerateResult]) -> list[GenerateResult]:
     """``decode`` then each row cut at EOS / the earliest stop sequence, as the ``generate`` path reports it."""
     new = decode(be, prompts, params, seeds)

@@ -5,7 +5,7 @@ that does not fit, since scoring a silently shortened text would give a wrong nu
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -22,15 +22,20 @@ from lmcritic.requests import (
     PseudoLoglikelihoodResult,
 )
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
-def labels(model: Any) -> tuple[str, ...]:
+    from lmcritic.backends.hf import HFBackend
+
+
+def labels(model: PreTrainedModel) -> tuple[str, ...]:
     """Label names in logit order, from ``config.id2label``."""
     id2label = getattr(model.config, "id2label", None) or {}
     n = int(getattr(model.config, "num_labels", len(id2label)) or len(id2label))
     return tuple(str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n))
 
 
-def classify(be: Any, requests: Sequence[ClassifyRequest]) -> list[ClassifyResult]:
+def classify(be: HFBackend, requests: Sequence[ClassifyRequest]) -> list[ClassifyResult]:
     """Softmax over the classifier's labels; requests with and without ``text_pair`` are batched apart."""
     for i, r in enumerate(requests):
         check_text(r.text, f"request {i} text")
@@ -53,7 +58,8 @@ def classify(be: Any, requests: Sequence[ClassifyRequest]) -> list[ClassifyResul
     return restore(done, len(requests))
 
 
-def pseudo_loglikelihood(be: Any, requests: Sequence[PseudoLoglikelihoodRequest]) -> list[PseudoLoglikelihoodResult]:
+def pseudo_loglikelihood(be: HFBackend,
+                         requests: Sequence[PseudoLoglikelihoodRequest]) -> list[PseudoLoglikelihoodResult]:
     """Salazar et al. (2020): mask each non-special token in turn; sum log P(original token). Copies are batched."""
     tok = be.tokenizer
     encoded = [_encode_for_pll(be, i, r) for i, r in enumerate(requests)]
@@ -79,7 +85,7 @@ def pseudo_loglikelihood(be: Any, requests: Sequence[PseudoLoglikelihoodRequest]
     return out
 
 
-def _encode_for_pll(be: Any, index: int, req: PseudoLoglikelihoodRequest) -> tuple[list[int], list[int]]:
+def _encode_for_pll(be: HFBackend, index: int, req: PseudoLoglikelihoodRequest) -> tuple[list[int], list[int]]:
     """Token ids with special tokens, and the positions to mask (the non-special ones)."""
     text = check_text(req.text, f"request {index} text")
     ids = be.tokenizer(text, verbose=False)["input_ids"]
@@ -90,7 +96,7 @@ def _encode_for_pll(be: Any, index: int, req: PseudoLoglikelihoodRequest) -> tup
     return ids, [i for i, s in enumerate(special) if not s]
 
 
-def embed(be: Any, requests: Sequence[EmbeddingRequest]) -> list[EmbeddingResult]:
+def embed(be: HFBackend, requests: Sequence[EmbeddingRequest]) -> list[EmbeddingResult]:
     """Mean of the last hidden state over real (non-pad) tokens, from the model's base (headless) module."""
     causal = be.model_kind == "causal"
     texts = [check_text(r.text, f"request {i} text") for i, r in enumerate(requests)]

@@ -9,14 +9,17 @@ decoding almost always does); requests that do not ask are not touched.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
 from lmcritic.requests import GenerateRequest, GenerateResult, TokenLogprob
 
+if TYPE_CHECKING:
+    from lmcritic.backends.hf import HFBackend
 
-def attach(be: Any, requests: Sequence[GenerateRequest], results: list[GenerateResult]) -> list[GenerateResult]:
+
+def attach(be: HFBackend, requests: Sequence[GenerateRequest], results: list[GenerateResult]) -> list[GenerateResult]:
     from lmcritic.backends._hf_generate import _prompt_ids
 
     out = []
@@ -31,7 +34,7 @@ def attach(be: Any, requests: Sequence[GenerateRequest], results: list[GenerateR
     return out
 
 
-def _score(be: Any, prompt: list[int], answer: list[int], k: int) -> tuple[TokenLogprob, ...]:
+def _score(be: HFBackend, prompt: list[int], answer: list[int], k: int) -> tuple[TokenLogprob, ...]:
     if not answer:
         return ()
     ids = torch.tensor([prompt + answer], device=be.device)
@@ -46,5 +49,5 @@ def _score(be: Any, prompt: list[int], answer: list[int], k: int) -> tuple[Token
     return tuple(out)
 
 
-def _piece(be: Any):
+def _piece(be: HFBackend):
     return lambda token_id: be.tokenizer.decode([token_id])

@@ -16,7 +16,7 @@ import functools
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import torch
 from transformers import StoppingCriteria
@@ -25,15 +25,21 @@ from lmcritic.backends import _deadline, _hf_decode
 from lmcritic.backends._batching import group_by, map_sorted, restore
 from lmcritic.backends._hf_decode import decode_ok
 from lmcritic.backends._hf_tensors import cache_kwarg, left_pad
+from lmcritic.backends._host import TokenizerHost
 from lmcritic.backends.base import check_generate
 from lmcritic.errors import InputError
 from lmcritic.requests import ChatMessage, GenerateRequest, GenerateResult, GenParams
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from lmcritic.backends.hf import HFBackend
 
 _LOCK = threading.Lock()  # generate() swaps the model's generation_config for the call
 DECODE_ROW_TOKENS = 512  # see decode_rows
 
 
-def generate(be: Any, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+def generate(be: HFBackend, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
     prompts = [_prompt_ids(be, i, r) for i, r in enumerate(requests)]
     own_loop = be.fast_paths and decode_ok(be.model)
     done: list[tuple[int, GenerateResult]] = []
@@ -69,23 +75,23 @@ def seed_of(params: GenParams) -> int:
     return params.seed if params.seed is not None else 0
 
 
-def generate_alone(be: Any, ids: Sequence[int], params: GenParams) -> GenerateResult:
+def generate_alone(be: HFBackend, ids: Sequence[int], params: GenParams) -> GenerateResult:
     """The reference path for a sampled request: ``generate`` on it alone after ``torch.manual_seed(seed)``."""
     torch.manual_seed(seed_of(params))
     return _generate_batch(be, [ids], params)[0]
 
 
-def _run_own(be: Any, prompts: Sequence[Sequence[int]], each: Sequence[GenParams],
+def _run_own(be: HFBackend, prompts: Sequence[Sequence[int]], each: Sequence[GenParams],
              params: GenParams) -> list[GenerateResult]:
     return _hf_decode.results(be, prompts, params, [seed_of(p) for p in each], finish)
 
 
-def _run_generate(be: Any, prompts: Sequence[Sequence[int]], each: Sequence[GenParams],
+def _run_generate(be: HFBackend, prompts: Sequence[Sequence[int]], each: Sequence[GenParams],
                   params: GenParams) -> list[GenerateResult]:
     return _generate_batch(be, prompts, params)
 
 
-def _prompt_ids(be: Any, index: int, req: GenerateRequest) -> list[int]:
+def _prompt_ids(be: HFBackend, index: int, req: GenerateRequest) -> list[int]:
     """The prompt's tokens (chat rendered with the template), refusing prompts that leave no room."""
     check_generate(req, be, index)
     text = _render_chat(be, index, req) if req.is_chat else req.prompt or ""
@@ -99,11 +105,11 @@ def _prompt_ids(be: Any, index: int, req: GenerateRequest) -> list[int]:
     return ids
 
 
-def _render_chat(be: Any, index: int, req: GenerateRequest) -> str:
+def _render_chat(be: TokenizerHost, index: int, req: GenerateRequest) -> str:
     return render_chat(be, req.messages or (), f"request {index} messages")
 
 
-def render_chat(be: Any, messages: Sequence[ChatMessage], what: str = "the messages") -> str:
+def render_chat(be: TokenizerHost, messages: Sequence[ChatMessage], what: str = "the messages") -> str:
     """A chat as the model's input up to its answer, through its chat template (also the white box's)."""
     rows = [{"role": m.role, "content": m.content} for m in messages]
     try:
@@ -113,7 +119,7 @@ def render_chat(be: Any, messages: Sequence[ChatMessage], what: str = "the messa
                          "check the roles and their order") from None
 
 
-def _generation_config(be: Any, params: GenParams) -> Any:
+def _generation_config(be: HFBackend, params: GenParams) -> Any:
     from transformers import GenerationConfig
 
     sampling = {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
@@ -122,14 +128,14 @@ def _generation_config(be: Any, params: GenParams) -> Any:
                             **(sampling if params.sampling else {}))
 
 
-def _run_chunk(be: Any, prompts: Sequence[Sequence[int]], requests: Sequence[GenerateRequest], run: Callable[..., Any],
-               params: GenParams, chunk: Sequence[int]) -> list[GenerateResult]:
+def _run_chunk(be: HFBackend, prompts: Sequence[Sequence[int]], requests: Sequence[GenerateRequest],
+               run: Callable[..., Any], params: GenParams, chunk: Sequence[int]) -> list[GenerateResult]:
     """One batch of a settings group: ``run`` on its prompts, each row with its own request's parameters."""
     out: list[GenerateResult] = run(be, [prompts[i] for i in chunk], [requests[i].params for i in chunk], params)
     return out
 
 
-def _generate_batch(be: Any, prompts: Sequence[Sequence[int]], params: GenParams) -> list[GenerateResult]:
+def _generate_batch(be: HFBackend, prompts: Sequence[Sequence[int]], params: GenParams) -> list[GenerateResult]:
     from transformers import StoppingCriteriaList
 
     ids, mask, _ = left_pad(prompts, be.pad_id, be.device)
@@ -145,7 +151,7 @@ def _generate_batch(be: Any, prompts: Sequence[Sequence[int]], params: GenParams
 
 
 @contextmanager
-def _clean_config(be: Any) -> Iterator[None]:
+def _clean_config(be: HFBackend) -> Iterator[None]:
     """No checkpoint defaults (top_k, temperature, ...) leak into a call: its own config is all there is."""
     from transformers import GenerationConfig
 
@@ -158,7 +164,7 @@ def _clean_config(be: Any) -> Iterator[None]:
             be.model.generation_config = saved
 
 
-def finish(be: Any, tokens: list[int], stops: Sequence[str], n_prompt: int) -> GenerateResult:
+def finish(be: HFBackend, tokens: list[int], stops: Sequence[str], n_prompt: int) -> GenerateResult:
     """Cut at EOS and at the earliest stop sequence; count the tokens the model really produced."""
     eos = set(be.eos_ids)
     cut = next((i for i, t in enumerate(tokens) if t in eos), None)
@@ -177,11 +183,11 @@ def finish(be: Any, tokens: list[int], stops: Sequence[str], n_prompt: int) -> G
     return GenerateResult(text, reason, n_prompt, n_new)
 
 
-def _decode(be: Any, tokens: Sequence[int]) -> str:
-    return be.tokenizer.decode(tokens, skip_special_tokens=True)
+def _decode(be: HFBackend, tokens: Sequence[int]) -> str:
+    return str(be.tokenizer.decode(list(tokens), skip_special_tokens=True))
 
 
-def _tokens_until(be: Any, tokens: Sequence[int], stops: Sequence[str]) -> int:
+def _tokens_until(be: HFBackend, tokens: Sequence[int], stops: Sequence[str]) -> int:
     """The fewest leading tokens whose text contains a stop sequence (binary search: containment only grows)."""
     lo, hi = 1, len(tokens)
     while lo < hi:
@@ -196,7 +202,7 @@ def _tokens_until(be: Any, tokens: Sequence[int], stops: Sequence[str]) -> int:
 class StopOnText(StoppingCriteria):
     """A stopping criterion: a row is done once its generated text contains any stop sequence."""
 
-    def __init__(self, tokenizer: Any, stops: Sequence[str], start: int) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stops: Sequence[str], start: int) -> None:
         self.tokenizer, self.stops, self.start = tokenizer, [s for s in stops if s], start
         self.tail = 2 * max((len(s) for s in self.stops), default=1) + 8  # tokens enough to hold any stop
 
@@ -222,7 +228,7 @@ class Generation:
     from its KV cache. The tokens are those of one uninterrupted call: the cache carries the model state,
     and a sampled generation keeps its own random state across pauses (other work may sample between)."""
 
-    def __init__(self, be: Any, request: GenerateRequest) -> None:
+    def __init__(self, be: HFBackend, request: GenerateRequest) -> None:
         self.be, self.params = be, request.params
         ids = _prompt_ids(be, 0, request)
         self.n_prompt = len(ids)
@@ -236,7 +242,7 @@ class Generation:
                 torch.manual_seed(self.params.seed if self.params.seed is not None else 0)
 
     @classmethod
-    def start(cls, be: Any, request: GenerateRequest) -> "Generation | None":
+    def start(cls, be: HFBackend, request: GenerateRequest) -> "Generation | None":
         """A pausable generation, or None where pausing is not exact (beam search keeps several beams)."""
         return None if request.params.num_beams > 1 else cls(be, request)
 

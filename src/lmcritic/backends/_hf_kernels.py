@@ -9,9 +9,12 @@ single kernels and are left alone.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 _TANH_GELUS = frozenset({"NewGELUActivation", "FastGELUActivation"})
 
@@ -23,7 +26,7 @@ class FusedTanhGELU(torch.nn.Module):
         return torch.nn.functional.gelu(x, approximate="tanh")
 
 
-def fuse_activations(model: Any) -> int:
+def fuse_activations(model: PreTrainedModel) -> int:
     """Replace every tanh-GELU written in Python with :class:`FusedTanhGELU`, in place; returns how many."""
     swaps = [(parent, name) for parent in model.modules() for name, child in parent.named_children()
              if type(child).__name__ in _TANH_GELUS and not any(True for _ in child.parameters())]

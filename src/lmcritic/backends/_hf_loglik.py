@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
@@ -29,9 +29,15 @@ from lmcritic.backends._hf_tensors import (
     score_tails,
     token_scores,
 )
+from lmcritic.backends._host import TokenizerHost
 from lmcritic.backends.base import check_text
 from lmcritic.errors import InputError
 from lmcritic.requests import LoglikelihoodRequest, LoglikelihoodResult
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from lmcritic.backends.hf import HFBackend
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class Pair:
     cont: tuple[int, ...]
 
 
-def loglikelihood(be: Any, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+def loglikelihood(be: HFBackend, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
     """Score every request; requests sharing a prefix go through the packed path, else the KV-reuse path."""
     pairs = encode_pairs(be, requests)
     limit = be.max_length + 1
@@ -61,7 +67,7 @@ def loglikelihood(be: Any, requests: Sequence[LoglikelihoodRequest]) -> list[Log
     return restore(done, len(pairs))
 
 
-def encode_pairs(be: Any, requests: Sequence[LoglikelihoodRequest]) -> list[Pair]:
+def encode_pairs(be: TokenizerHost, requests: Sequence[LoglikelihoodRequest]) -> list[Pair]:
     """Validate and tokenize like lm-eval (``add_special_tokens=False``; unique contexts encoded once)."""
     ctxs, wholes = [], []
     for i, req in enumerate(requests):
@@ -87,7 +93,7 @@ def encode_pairs(be: Any, requests: Sequence[LoglikelihoodRequest]) -> list[Pair
     return pairs
 
 
-def _encode(be: Any, texts: list[str]) -> list[list[int]]:
+def _encode(be: TokenizerHost, texts: list[str]) -> list[list[int]]:
     if not texts:
         return []
     return be.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
@@ -104,7 +110,7 @@ def _result(lps: Sequence[float], top: Sequence[bool], truncated: bool) -> Logli
 
 
 # -- the plain path: one full sequence per request ------------------------------------------------
-def score_plain(be: Any, pairs: Sequence[Pair]) -> list[tuple[int, LoglikelihoodResult]]:
+def score_plain(be: HFBackend, pairs: Sequence[Pair]) -> list[tuple[int, LoglikelihoodResult]]:
     """Each request's (ctx + cont) in one forward, left-truncated to max_length, batched longest-first."""
     limit = be.max_length + 1
     rows = [((p.ctx + p.cont)[-limit:][:-1], p.cont) for p in pairs]
@@ -124,7 +130,7 @@ def _plan(pairs: Sequence[Pair], max_length: int) -> list[list[Pair]]:
     return [[pairs[i] for i in members] for members in plan]
 
 
-def score_packed(be: Any, rows: Sequence[Sequence[Pair]]) -> list[tuple[int, LoglikelihoodResult]]:
+def score_packed(be: HFBackend, rows: Sequence[Sequence[Pair]]) -> list[tuple[int, LoglikelihoodResult]]:
     """Each row's requests packed as a token trie (see ``_hf_packed``), rows batched longest first."""
     packed = [pack([(p.ctx, p.cont) for p in row]) for row in rows]
     out: list[tuple[int, LoglikelihoodResult]] = []
@@ -136,7 +142,7 @@ def score_packed(be: Any, rows: Sequence[Sequence[Pair]]) -> list[tuple[int, Log
 
 
 # -- the shared-context path for models without custom masks: KV reuse ------------------------------------
-def kv_reuse_ok(model: Any) -> bool:
+def kv_reuse_ok(model: PreTrainedModel) -> bool:
     """Plain full-attention decoders only: sliding-window or hybrid caches must not be copied blindly."""
     config: Any = getattr(model, "config", None)
     text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
@@ -149,7 +155,7 @@ def kv_reuse_ok(model: Any) -> bool:
     return plain and all(accepts(model, n) for n in needs)
 
 
-def score_shared(be: Any, groups: Sequence[Sequence[Pair]]) -> list[tuple[int, LoglikelihoodResult]]:
+def score_shared(be: HFBackend, groups: Sequence[Sequence[Pair]]) -> list[tuple[int, LoglikelihoodResult]]:
     """Groups of requests with identical context tokens: contexts batched, continuations on copied caches."""
     order = longest_first(groups, lambda g: len(g[0].ctx))
     out: list[tuple[int, LoglikelihoodResult]] = []
@@ -158,7 +164,7 @@ def score_shared(be: Any, groups: Sequence[Sequence[Pair]]) -> list[tuple[int, L
     return out
 
 
-def _score_group_chunk(be: Any, groups: Sequence[Sequence[Pair]]) -> list[tuple[int, LoglikelihoodResult]]:
+def _score_group_chunk(be: HFBackend, groups: Sequence[Sequence[Pair]]) -> list[tuple[int, LoglikelihoodResult]]:
     ctx = _run_contexts(be, [g[0].ctx for g in groups])
     if ctx is None:  # the model returned a cache we do not know how to copy
         return score_plain(be, [p for g in groups for p in g])
@@ -186,7 +192,7 @@ class _Contexts:
     argmax: torch.Tensor  # [contexts]
 
 
-def _run_contexts(be: Any, ctxs: Sequence[tuple[int, ...]]) -> _Contexts | None:
+def _run_contexts(be: HFBackend, ctxs: Sequence[tuple[int, ...]]) -> _Contexts | None:
     """One left-padded forward over the contexts, keeping their KV cache and last-position log-probs."""
     ids, mask, pos = left_pad(ctxs, be.pad_id, be.device)
     out = be.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
@@ -214,7 +220,7 @@ def _first_tokens(ctx: _Contexts, rows: Sequence[tuple[int, Pair]]) -> dict[int,
     return {p.index: (float(ctx.lp_all[gi, p.cont[0]]), bool(ctx.argmax[gi] == p.cont[0])) for gi, p in rows}
 
 
-def _run_continuations(be: Any, ctx: _Contexts, rows: Sequence[tuple[int, Pair]]) -> dict[int, tuple[list, list]]:
+def _run_continuations(be: HFBackend, ctx: _Contexts, rows: Sequence[tuple[int, Pair]]) -> dict[int, tuple[list, list]]:
     """Continuation tokens 2..k on a copy of their context's cache (input: cont[:-1], targets: cont[1:])."""
     sources = [gi for gi, _ in rows]
     idx = torch.tensor(sources, device=be.device)

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
 from lmcritic.backends._batching import budget_chunks, longest_first
 from lmcritic.backends._hf_tensors import accepts, output_layer_is_separable, token_scores
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 MASK_BUDGET = 1 << 26  # float32 mask entries per forward (256 MiB): rows × width², batches split to fit
 PACK_ROOM = 256  # nodes a row may hold however short its first request (see row_cap)
@@ -72,7 +75,7 @@ def pack(requests: Sequence[tuple[Sequence[int], Sequence[int]]]) -> PackedRow:
                      tuple(tuple(c) for _, c in requests))
 
 
-def tree_mask(rows: Sequence[PackedRow], width: int, dtype: torch.dtype, device: Any) -> torch.Tensor:
+def tree_mask(rows: Sequence[PackedRow], width: int, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
     """[rows, 1, width, width] additive mask, rows left-padded to ``width``: a node sees itself and its
     ancestors only (a request's own earlier tokens); padding is seen by no one and sees nothing."""
     import numpy as np
@@ -89,7 +92,7 @@ def tree_mask(rows: Sequence[PackedRow], width: int, dtype: torch.dtype, device:
     return mask.unsqueeze(1).to(device)
 
 
-def score_rows(model: Any, rows: Sequence[PackedRow], pad_id: int, device: Any,
+def score_rows(model: PreTrainedModel, rows: Sequence[PackedRow], pad_id: int, device: torch.device | str,
                dtype: torch.dtype) -> list[list[tuple[list[float], list[bool]]]]:
     """Per row, per request: (log-probs of its continuation's tokens, whether each is the argmax). One forward."""
     width = max(len(r.tokens) for r in rows)
@@ -147,7 +150,7 @@ def row_cap(first: int, max_length: int) -> int:
     return max(first, min(max_length, max(2 * first, PACK_ROOM)))
 
 
-def _forward(model: Any, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+def _forward(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Last hidden states where the output layer can be applied to the picked positions alone, else logits."""
     if output_layer_is_separable(model):
         body = model.base_model
@@ -162,7 +165,7 @@ def batches(rows: Sequence[PackedRow], size: int) -> list[list[int]]:
 
 
 # -- detection -------------------------------------------------------------------------------------------
-def packed_ok(model: Any) -> bool:
+def packed_ok(model: PreTrainedModel) -> bool:
     """Whether the model honours a custom 4-D mask with position ids: structurally (a plain full-attention
     decoder, as for KV reuse) and numerically (packed log-probs equal separate forwards on a tiny input).
     Checked once per model object."""
@@ -176,13 +179,13 @@ def packed_ok(model: Any) -> bool:
     return cached
 
 
-def _structural_ok(model: Any) -> bool:
+def _structural_ok(model: PreTrainedModel) -> bool:
     from lmcritic.backends._hf_loglik import kv_reuse_ok
 
     return kv_reuse_ok(model) and accepts(model, "position_ids") and hasattr(model, "get_output_embeddings")
 
 
-def _self_test(model: Any) -> bool:
+def _self_test(model: PreTrainedModel) -> bool:
     """Packed vs one plain forward per (context + continuation) on a 4-token context and 3 continuations."""
     first = next(model.parameters(), None)
     if first is None:
@@ -201,7 +204,8 @@ def _self_test(model: Any) -> bool:
         return False
 
 
-def _matches_plain(model: Any, ctx: list[int], conts: list[list[int]], got: list, device: Any) -> bool:
+def _matches_plain(model: PreTrainedModel, ctx: list[int], conts: list[list[int]], got: list,
+                   device: torch.device | str) -> bool:
     for cont, (lps, _) in zip(conts, got):
         ids = torch.tensor([ctx + cont[:-1]], device=device)
         lp = torch.log_softmax(model(input_ids=ids, use_cache=False).logits[0, len(ctx) - 1 :].float(), -1)

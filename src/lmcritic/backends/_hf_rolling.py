@@ -8,13 +8,19 @@ partial window also carries a full window of context). Windows of all texts are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic.backends._batching import map_sorted
 from lmcritic.backends._hf_tensors import LOGITS_BUDGET, score_tails
+from lmcritic.backends._host import TokenizerHost
 from lmcritic.backends.base import check_text
 from lmcritic.errors import InputError
 from lmcritic.requests import RollingRequest, RollingResult
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from lmcritic.backends.hf import HFBackend
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ def windows_for(doc: int, tokens: Sequence[int], prefix: int, window: int, strid
     return [Window(doc, b, s[max(0, e - window) : e], tuple(tokens[b:e])) for b, e in blocks]
 
 
-def rolling_logprobs(be: Any, requests: Sequence[RollingRequest]) -> list[RollingResult]:
+def rolling_logprobs(be: HFBackend, requests: Sequence[RollingRequest]) -> list[RollingResult]:
     """Every token of every text scored; windows batched across texts, longest first.
 
     Without ``prefix`` the first token is the first window's context, so it gets no log-prob (None).
@@ -61,7 +67,7 @@ def rolling_logprobs(be: Any, requests: Sequence[RollingRequest]) -> list[Rollin
     return collect(be, requests, ids, offsets, windows, scored)
 
 
-def plan(be: Any, requests: Sequence[RollingRequest]) -> tuple[list[list[int]], list[list[tuple[int, int]]],
+def plan(be: TokenizerHost, requests: Sequence[RollingRequest]) -> tuple[list[list[int]], list[list[tuple[int, int]]],
                                                                 list[Window]]:
     """Each text's token ids and character offsets, and the windows that score them (any engine runs these)."""
     sizes = [_sizes(be, i, r) for i, r in enumerate(requests)]
@@ -71,7 +77,7 @@ def plan(be: Any, requests: Sequence[RollingRequest]) -> tuple[list[list[int]], 
     return ids, offsets, windows
 
 
-def collect(be: Any, requests: Sequence[RollingRequest], ids: Sequence[Sequence[int]],
+def collect(be: TokenizerHost, requests: Sequence[RollingRequest], ids: Sequence[Sequence[int]],
             offsets: Sequence[Sequence[tuple[int, int]]], windows: Sequence[Window],
             scored: Sequence[tuple[list[float], Any]]) -> list[RollingResult]:
     """One result per text from its windows' scores (``scored[i]``: window i's log-probs and top-1 pairs)."""
@@ -83,7 +89,7 @@ def collect(be: Any, requests: Sequence[RollingRequest], ids: Sequence[Sequence[
     return [_result(be, r, t, lp, tp, o) for r, t, lp, tp, o in zip(requests, ids, per_doc, tops, offsets)]
 
 
-def _doc_windows(be: Any, doc: int, req: RollingRequest, tokens: Sequence[int], window: int,
+def _doc_windows(be: TokenizerHost, doc: int, req: RollingRequest, tokens: Sequence[int], window: int,
                  stride: int) -> list[Window]:
     """With the prefix token, or with the text's own first token as the (unscored) prefix."""
     if req.prefix:
@@ -94,14 +100,14 @@ def _doc_windows(be: Any, doc: int, req: RollingRequest, tokens: Sequence[int], 
             for w in windows_for(doc, tokens[1:], tokens[0], window, stride)]
 
 
-def _result(be: Any, req: RollingRequest, ids: Sequence[int], lps: list[Any], tops: list[Any],
+def _result(be: TokenizerHost, req: RollingRequest, ids: Sequence[int], lps: list[Any], tops: list[Any],
             offsets: Sequence[tuple[int, int]]) -> RollingResult:
     convert = be.tokenizer.convert_ids_to_tokens
     top1 = tuple(None if t is None else (str(convert(int(t[0]))), float(t[1])) for t in tops) if req.top1 else None
     return RollingResult(tuple(ids), tuple(str(x) for x in convert(list(ids))), tuple(lps), tuple(offsets), top1)
 
 
-def _sizes(be: Any, index: int, req: RollingRequest) -> tuple[int, int]:
+def _sizes(be: TokenizerHost, index: int, req: RollingRequest) -> tuple[int, int]:
     """(window, stride) after defaults, refusing sizes the model cannot take."""
     check_text(req.text, f"request {index} text")
     window = be.max_length if req.window is None else req.window
@@ -115,7 +121,7 @@ def _sizes(be: Any, index: int, req: RollingRequest) -> tuple[int, int]:
     return window, stride
 
 
-def _tokenize(be: Any, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+def _tokenize(be: TokenizerHost, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
     """Token ids exactly as lm-eval's ``tok_encode`` makes them, with character offsets."""
     if not texts:
         return [], []
@@ -127,11 +133,11 @@ def _tokenize(be: Any, texts: list[str]) -> tuple[list[list[int]], list[list[tup
     return ids, [_offsets_by_decoding(tok, t, i) for t, i in zip(texts, ids)]
 
 
-def _offsets_by_decoding(tok: Any, text: str, ids: Sequence[int]) -> list[tuple[int, int]]:
+def _offsets_by_decoding(tok: PreTrainedTokenizerBase, text: str, ids: Sequence[int]) -> list[tuple[int, int]]:
     """Best-effort spans for slow tokenizers: find each decoded piece in the text, moving forward."""
     out, cursor = [], 0
     for i in ids:
-        piece = tok.decode([i]).strip()
+        piece = str(tok.decode([i])).strip()
         found = text.find(piece, cursor) if piece else -1
         start = found if found >= 0 else cursor
         end = start + len(piece) if found >= 0 else cursor

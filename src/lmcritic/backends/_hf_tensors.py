@@ -9,18 +9,22 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
 from lmcritic.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 LOGITS_BUDGET = 1 << 29  # float32 logits per forward (2 GiB); longer batches are split, never truncated
 SAMPLE = 2048  # elements per tensor hashed into the fingerprint
 CHUNK_FLOATS = 1 << 25  # logits per output-layer slice (128 MiB): big enough for fast matmuls, small for the cache
 
 
-def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, Any, torch.Tensor]:
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int,
+             device: torch.device | str) -> tuple[torch.Tensor, Any, torch.Tensor]:
     """(ids, attention mask or None when nothing is padded, position ids counted from each row's first token)."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -34,7 +38,8 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[t
     return ids.to(device), (mask.to(device) if padded else None), pos.to(device)
 
 
-def right_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def right_pad(seqs: Sequence[Sequence[int]], pad_id: int,
+              device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, attention mask) with each row's tokens first."""
     width = max(1, max(len(s) for s in seqs))
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -58,12 +63,12 @@ def _forward_params(cls: Any) -> frozenset[str]:
     return _FORWARD_PARAMS[cls]
 
 
-def accepts(model: Any, name: str) -> bool:
+def accepts(model: torch.nn.Module, name: str) -> bool:
     """Whether the model's ``forward`` takes keyword ``name`` (``logits_to_keep``, ``position_ids``)."""
     return name in _forward_params(type(model))
 
 
-def cache_kwarg(model: Any) -> str | None:
+def cache_kwarg(model: PreTrainedModel) -> str | None:
     """The keyword a model's ``forward`` takes a KV cache under: ``cache`` (transformers >= 5.24), else the older
     ``past_key_values``; None when it takes neither (then shared-context reuse is off)."""
     return next((n for n in ("cache", "past_key_values") if accepts(model, n)), None)
@@ -74,7 +79,8 @@ def returned_cache(out: Any) -> Any:
     return out["cache"] if "cache" in out else out.get("past_key_values")  # the old name warns when read
 
 
-def forward_tail(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, keep: int) -> torch.Tensor:
+def forward_tail(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor | None, pos: torch.Tensor,
+                 keep: int) -> torch.Tensor:
     """Logits of the last ``keep`` positions only, [batch, keep, vocab]."""
     kwargs = _forward_kwargs(model, ids, mask, pos)
     if accepts(model, "logits_to_keep"):
@@ -116,7 +122,8 @@ def padded_targets(rows: Sequence[Sequence[int]], width: int, *, right_align: bo
     return out
 
 
-def score_tails(model: Any, rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int, device: Any,
+def score_tails(model: PreTrainedModel, rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int,
+                device: torch.device | str,
                 greedy: bool = True, top1: bool = False) -> list[tuple[list[float], Any]]:
     """For rows of (input ids, targets), the targets' log-probs, each predicted at the input's last positions,
     with per-target greedy flags (``greedy``) or (argmax id, its log-prob) pairs (``top1``), else None.
@@ -138,7 +145,8 @@ def score_tails(model: Any, rows: Sequence[tuple[Sequence[int], Sequence[int]]],
     return out
 
 
-def tail_scores(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, keep: int, targets: torch.Tensor,
+def tail_scores(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor | None, pos: torch.Tensor, keep: int,
+                targets: torch.Tensor,
                 greedy: bool, top1: bool) -> tuple[torch.Tensor, list[Any]]:
     """Scores of the last ``keep`` positions. Where the logits are just the output layer applied to the last
     hidden states, that layer and ``log_softmax`` run over slices of positions, so a window's [keep, vocab]
@@ -194,11 +202,13 @@ def _scores(logits: torch.Tensor, lp_buffer: torch.Tensor | None, targets: torch
     return lp, top.tolist() if top is not None else [None] * logits.shape[0]
 
 
-def _last_hidden(model: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor, keep: int) -> torch.Tensor:
+def _last_hidden(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor | None, pos: torch.Tensor,
+                 keep: int) -> torch.Tensor:
     return model.base_model(**_forward_kwargs(model.base_model, ids, mask, pos)).last_hidden_state[:, -keep:]
 
 
-def _forward_kwargs(module: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor) -> dict[str, Any]:
+def _forward_kwargs(module: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor | None,
+                    pos: torch.Tensor) -> dict[str, Any]:
     """Inputs of a cache-free forward; position ids only where ``module`` takes them."""
     kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "use_cache": False}
     if accepts(module, "position_ids"):
@@ -206,7 +216,7 @@ def _forward_kwargs(module: Any, ids: torch.Tensor, mask: Any, pos: torch.Tensor
     return kwargs
 
 
-def output_layer_is_separable(model: Any) -> bool:
+def output_layer_is_separable(model: PreTrainedModel) -> bool:
     """Whether logits == output_layer(base_model(...).last_hidden_state), checked once per model on a tiny
     input (models with logit soft-capping or scaling fail the check and keep the plain path)."""
     cached = getattr(model, "_lmcritic_separable", None)
@@ -219,7 +229,7 @@ def output_layer_is_separable(model: Any) -> bool:
     return cached
 
 
-def _check_separable(model: Any) -> bool:
+def _check_separable(model: PreTrainedModel) -> bool:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     body = getattr(model, "base_model", None)
     if head is None or body is None or body is model:
@@ -235,7 +245,7 @@ def _check_separable(model: Any) -> bool:
     return full.shape == split.shape and bool(torch.allclose(full.float(), split.float(), atol=1e-5, rtol=1e-5))
 
 
-def vocab_size(model: Any) -> int:
+def vocab_size(model: PreTrainedModel) -> int:
     """Width of the logits, for memory budgeting only (quantized heads hide their weight behind a method)."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     weight = getattr(head, "weight", None)
@@ -245,7 +255,7 @@ def vocab_size(model: Any) -> int:
     return int(width) if isinstance(width, int) and width > 0 else 50_000
 
 
-def fingerprint(model: Any, tokenizer: Any, sample: int | None = SAMPLE) -> str:
+def fingerprint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sample: int | None = SAMPLE) -> str:
     """sha256 over config, parameter names/shapes/dtypes plus a strided sample of ``sample`` elements of every
     tensor, and vocab. ``sample=None`` hashes every byte of every parameter and buffer instead (for models held
     in memory, which users edit in place): 1.9 s instead of 0.75 s for SmolLM2-135M's 538 MB on a 2-core CPU."""
@@ -263,12 +273,12 @@ def fingerprint(model: Any, tokenizer: Any, sample: int | None = SAMPLE) -> str:
         if sample:
             h.update(flat[:: max(1, flat.numel() // sample)][:sample].float().cpu().numpy().tobytes())
         else:
-            h.update(flat.cpu().contiguous().view(torch.uint8).numpy())  # the exact bytes, whatever the dtype
+            h.update(flat.cpu().contiguous().view(torch.uint8).numpy().data)  # the exact bytes, whatever the dtype
     h.update(tokenizer_hash(tokenizer).encode())
     return h.hexdigest()
 
 
-def _offloaded(model: Any, name: str) -> torch.Tensor:
+def _offloaded(model: PreTrainedModel, name: str) -> torch.Tensor:
     """A parameter accelerate keeps on disk, from the offload map of the hook that loads it for forward."""
     for prefix, module in model.named_modules():
         weights = getattr(getattr(module, "_hf_hook", None), "weights_map", None)
@@ -279,7 +289,7 @@ def _offloaded(model: Any, name: str) -> torch.Tensor:
                          "load the model without device_map, or with a larger max_memory")
 
 
-def tokenizer_hash(tokenizer: Any) -> str:
+def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
     """The vocabulary, special tokens and chat template: what changes the ids or the prompts."""
     parts = {"vocab": sorted(tokenizer.get_vocab().items()), "chat_template": getattr(tokenizer, "chat_template", None),
              "special": {k: str(v) for k, v in sorted(getattr(tokenizer, "special_tokens_map", {}).items())}}

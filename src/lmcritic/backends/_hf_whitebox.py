@@ -13,6 +13,8 @@ from lmcritic.backends.whitebox import ContinuationIds, Encoding
 from lmcritic.requests import ChatMessage, LoglikelihoodRequest
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
     from lmcritic.backends.hf import HFBackend
 
 
@@ -113,7 +115,7 @@ class HFWhiteBox:
 
 
 @contextmanager
-def eager_attention(model: Any) -> Iterator[None]:
+def eager_attention(model: PreTrainedModel) -> Iterator[None]:
     """Attention weights need the eager kernel (SDPA/flash return none); switch for the call, then restore."""
     before = getattr(model.config, "_attn_implementation", None)
     switch = before not in (None, "eager") and hasattr(model, "set_attn_implementation")
@@ -123,4 +125,4 @@ def eager_attention(model: Any) -> Iterator[None]:
         yield
     finally:
         if switch:
-            model.set_attn_implementation(before)
+            model.set_attn_implementation(str(before))

@@ -7,7 +7,7 @@ declares capabilities, validates, and runs everything under ``torch.inference_mo
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic.errors import ConfigError, InputError, ModelLoadError
 
@@ -47,6 +47,9 @@ from lmcritic.requests import (
     RollingResult,
 )
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 C = Capability
 _BY_KIND = {
     "causal": frozenset({C.GENERATE, C.LOGLIKELIHOOD, C.ROLLING_LOGPROBS, C.GRADIENTS, C.EMBEDDINGS}),
@@ -77,6 +80,9 @@ class HFBackend(Backend):
     """
 
     kind = "hf"
+    # A transformers PreTrainedModel (None after close()); Any because `generate` lives on GenerationMixin, which
+    # transformers' annotations do not give PreTrainedModel.
+    model: Any
 
     def __init__(self, model: str, source: str | None = None, gguf_file: str | None = None, kind: str = "auto",
                  device: str = "auto", dtype: str = "float32", batch_size: int = 16, max_length: int | None = None,
@@ -101,7 +107,8 @@ class HFBackend(Backend):
         self.timeout = _deadline.check_timeout(timeout, "hf backend")
 
     @classmethod
-    def from_objects(cls, model: Any, tokenizer: Any, name: str = "in-memory", *, kind: str = "auto",
+    def from_objects(cls, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str = "in-memory", *,
+                     kind: str = "auto",
                      batch_size: int = 16, max_length: int | None = None, fused_kernels: bool = False,
                      malloc_reuse: bool = False, fast_paths: bool = True,
                      timeout: float | None = None) -> "HFBackend":
@@ -117,8 +124,9 @@ class HFBackend(Backend):
         self.timeout = _deadline.check_timeout(timeout, "hf backend")
         return self
 
-    def _setup(self, model: Any, tokenizer: Any, *, name: str, source: str, model_kind: str, batch_size: int,
-               max_length: int | None, fused_kernels: bool, malloc_reuse: bool, fast_paths: bool = True) -> None:
+    def _setup(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, name: str, source: str,
+               model_kind: str, batch_size: int, max_length: int | None, fused_kernels: bool, malloc_reuse: bool,
+               fast_paths: bool = True) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
@@ -237,7 +245,7 @@ class HFBackend(Backend):
         return f"HFBackend({self.name!r}, kind={self.model_kind!r}, device={str(self.device)!r})"
 
 
-def _model_max_length(model: Any, tokenizer: Any) -> int:
+def _model_max_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
     """lm-eval's rule: the config's n_positions / max_position_embeddings / n_ctx, else the tokenizer's limit."""
     config = getattr(model, "config", None)
     for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
@@ -248,7 +256,7 @@ def _model_max_length(model: Any, tokenizer: Any) -> int:
     return limit if isinstance(limit, int) and 0 < limit < _HUGE else _DEFAULT_MAX_LENGTH
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """End-of-sequence ids: the generation config's (may be several, e.g. chat end tokens), else the tokenizer's."""
     gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids = gen if isinstance(gen, list) else [gen] if gen is not None else []

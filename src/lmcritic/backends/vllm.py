@@ -16,7 +16,7 @@ import gc
 import hashlib
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic._serde import stable_hash
 from lmcritic.backends import _hf_loglik, _hf_rolling, _vllm_io
@@ -35,6 +35,9 @@ from lmcritic.requests import (
     RollingRequest,
     RollingResult,
 )
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 DTYPES = ("auto", "float16", "bfloat16", "float32", "half", "float")
 _SAMPLE_BYTES = 1 << 20  # bytes hashed from each end of a weight file for the fingerprint
@@ -259,6 +262,6 @@ def _weights_digest(model: str, revision: str | None) -> str:
     return h.hexdigest()
 
 
-def _tokenizer_limit(tokenizer: Any) -> int:
+def _tokenizer_limit(tokenizer: PreTrainedTokenizerBase) -> int:
     limit = getattr(tokenizer, "model_max_length", None)
     return limit if isinstance(limit, int) and 0 < limit < int(1e29) else 2048

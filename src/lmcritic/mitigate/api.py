@@ -13,10 +13,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic.mitigate.base import MitigatedModel, MitigationContext, Target, backend_of
 from lmcritic.mitigate.verify import Verification
+
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,9 @@ class MitigationOutcome:
     verify_s: float
 
 
-def apply(store: Any, run: str, *, method: str = "auto", defect: str | None = None, train: str | Path | None = None,
-          heldout: str | Path | None = None, out: str | Path | None = None, config: dict[str, Any] | None = None,
+def apply(store: RunStore, run: str, *, method: str = "auto", defect: str | None = None,
+          train: str | Path | None = None, heldout: str | Path | None = None, out: str | Path | None = None,
+          config: dict[str, Any] | None = None,
           seed: int = 0, verify: bool = True, decontaminate: bool = False, force: bool = False,
           cache_path: str | Path | None = None, progress: bool = True, probes: Sequence[str] | None = None,
           keep_stages: bool = False, alpha: float = 0.05) -> MitigationOutcome:

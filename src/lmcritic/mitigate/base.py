@@ -12,10 +12,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lmcritic.errors import ConfigError
 from lmcritic.probes.base import Estimate, build_config
+
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
 
 TRAINING, INFERENCE = "training", "inference"
 # what a mitigation may need: local weights a trainer can fine-tune, a labelled training corpus, label
@@ -85,7 +88,7 @@ class MitigatedModel:
 class MitigationContext:
     """Everything a mitigation may use. ``model()`` loads the run's model once (through the shared cache)."""
 
-    store: Any
+    store: RunStore
     run_id: str
     spec: dict[str, Any]  # the run's stored (resolved) spec
     target: Target

@@ -9,11 +9,14 @@ a cause the diagnosis did not rule out; without a diagnosis it targets its own p
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmcritic.errors import ConfigError, UnknownNameError
 from lmcritic.mitigate.base import Mitigation, Target
 from lmcritic.mitigate.targets import SUPPORTED, diagnosed_nodes, probe_target, target_of
+
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
 
 NOT_SUPPORTED = "not supported"
 
@@ -29,7 +32,7 @@ def unmet(cls: type[Mitigation], backend: str, train: Any) -> str | None:
     return None
 
 
-def select(store: Any, run_id: str, method: str, defect: str | None, backend: str, train: Any,
+def select(store: RunStore, run_id: str, method: str, defect: str | None, backend: str, train: Any,
            force: bool = False) -> tuple[Target, str, str, list[Target]]:
     """(the target, the mitigation's name, why it was chosen, every target to re-verify)."""
     from lmcritic.mitigate import MITIGATIONS
@@ -100,7 +103,7 @@ def score(cls: type[Mitigation], target: Target) -> float:
     return cls.preference + (1.0 if matched else 0.0)
 
 
-def _named_target(store: Any, run_id: str, cls: type[Mitigation], nodes: list[Any] | None, defect: str | None,
+def _named_target(store: RunStore, run_id: str, cls: type[Mitigation], nodes: list[Any] | None, defect: str | None,
                   force: bool) -> Target:
     if defect:
         if nodes is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcritic._serde import to_jsonable
 from lmcritic.findings import finding_name, make_finding
@@ -14,8 +14,11 @@ from lmcritic.mitigate.verify import PROBE_KEY, Outcome, Verification, finding_o
 from lmcritic.plots import Bars, bars, to_details
 from lmcritic.probes.base import Finding, Severity
 
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
 
-def save_verification(store: Any, ver: Verification, mitigated: MitigatedModel) -> None:
+
+def save_verification(store: RunStore, ver: Verification, mitigated: MitigatedModel) -> None:
     found = [finding_of(o) for o in ver.outcomes] + [_breakdown(ver)] * bool(ver.breakdown)
     found += [_regressions(ver), *(_cost(c) for c in ver.costs)]
     meta = {"run_before": ver.run_before, "method": ver.method, "target": ver.target, "kind": mitigated.kind,

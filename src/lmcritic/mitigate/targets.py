@@ -6,15 +6,18 @@ prior, the register slice, whether spell-correction repaired failures), so those
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic.errors import ConfigError
 from lmcritic.mitigate.base import Culprit, Target
 
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
+
 SUPPORTED = "supported"
 
 
-def diagnosed_nodes(store: Any, run_id: str) -> list[Any] | None:
+def diagnosed_nodes(store: RunStore, run_id: str) -> list[Any] | None:
     """The diagnosed defects (graph nodes) of a run, or None when the run was never diagnosed."""
     from lmcritic.diagnose.storage import load_graph
 
@@ -33,7 +36,7 @@ def target_of(node: Any, cause_name: str | None = None) -> Target:
                   tuple((c.cause, c.verdict) for c in node.causes))
 
 
-def probe_target(store: Any, run_id: str, probe: str) -> Target:
+def probe_target(store: RunStore, run_id: str, probe: str) -> Target:
     """Every case of ``probe`` in the run; the failing ones are what the mitigation should fix."""
     keys = [p.probe_key for p in store.probe_runs(run_id)]
     if probe not in keys:

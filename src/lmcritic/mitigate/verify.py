@@ -19,13 +19,16 @@ section, with before/after plots).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic import stats
 from lmcritic.findings import finding_name, make_finding
 from lmcritic.mitigate.base import Cost, MitigatedModel, Target
 from lmcritic.plots import bars, to_details
 from lmcritic.probes.base import Estimate, Finding, Record, Severity
+
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
 
 PROBE_KEY = "mitigate"
 CLOSED, REDUCED, UNCHANGED, WORSE = "closed", "reduced", "unchanged", "worse"
@@ -83,7 +86,7 @@ class Verification:
         return next((o for o in self.outcomes if o.targeted), None)
 
 
-def replay(store: Any, run_id: str, model_spec: dict[str, Any], method: str, *, cache_path: Any = None,
+def replay(store: RunStore, run_id: str, model_spec: dict[str, Any], method: str, *, cache_path: Any = None,
            progress: bool = True, probes: Sequence[str] | None = None, keep_stages: bool = False) -> str:
     """Run the stored spec of ``run_id`` again with ``model_spec`` as the model; returns the new run's id."""
     from lmcritic.errors import LmcriticError
@@ -105,7 +108,7 @@ def replay(store: Any, run_id: str, model_spec: dict[str, Any], method: str, *, 
     return outcome.run_id
 
 
-def verify(store: Any, run_id: str, new_run: str, targets: Sequence[Target], targeted: Target,
+def verify(store: RunStore, run_id: str, new_run: str, targets: Sequence[Target], targeted: Target,
            mitigated: MitigatedModel, alpha: float = 0.05) -> Verification:
     """Compare ``new_run`` with ``run_id`` on every target's cases; store and return the verification."""
     from lmcritic.report.compare import compare_runs
@@ -175,7 +178,7 @@ def _judged(outcomes: list[Outcome], alpha: float) -> tuple[Outcome, ...]:
     return tuple(replace(o, verdict=verdict_of(o, alpha)) for o in judged)
 
 
-def _fresh_calls(store: Any, run_id: str) -> str:
+def _fresh_calls(store: RunStore, run_id: str) -> str:
     """How much of the re-run the mitigated model answered itself (the cache is keyed by its fingerprint)."""
     cache = (store.get_run(run_id).timings or {}).get("cache") or {}
     return (f"the re-run computed {cache.get('queries', 0)} answers of the mitigated model afresh and took "
@@ -183,7 +186,7 @@ def _fresh_calls(store: Any, run_id: str) -> str:
             "reused, though a wrapper's unchanged inner model answers identical requests from its cache)")
 
 
-def _by_id(store: Any, run_id: str, probe: str) -> dict[str, Record]:
+def _by_id(store: RunStore, run_id: str, probe: str) -> dict[str, Record]:
     if probe not in {p.probe_key for p in store.probe_runs(run_id)}:
         return {}
     return {r.case_id: r for r in store.records(run_id, probe)}

@@ -1,13 +1,16 @@
 """The monitor in one call each: score what is new, check it, and build a reference from a pre-deployment run."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmcritic.monitor import alerts as al
 from lmcritic.monitor.check import CheckConfig, Checker, CheckResult
 from lmcritic.monitor.scoring import RequestScorer, ScoringConfig, score_store
 from lmcritic.monitor.windows import WindowAcc
 from lmcritic.store.monitor import MonitorStore
+
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
 
 OUTPUT_KEYS = ("answer", "generation", "completion", "text", "response", "output")
 
@@ -26,7 +29,7 @@ def build_scorer(store: MonitorStore, config: ScoringConfig = ScoringConfig(), c
 
 
 def check_store(store: MonitorStore, scorer: RequestScorer, config: CheckConfig = CheckConfig(),
-                rules: Sequence[al.Rule] = (), run_store: Any = None,
+                rules: Sequence[al.Rule] = (), run_store: RunStore | None = None,
                 progress: Callable[[int], None] | None = None) -> CheckResult:
     """Score every new request, then run the check (``run:RUN`` references read ``run_store``)."""
     from lmcritic.monitor.check import _reference_mode
@@ -38,7 +41,9 @@ def check_store(store: MonitorStore, scorer: RequestScorer, config: CheckConfig 
     extra: dict[int, dict[str, str | None]] = {}
     checker = Checker(store, scorer.fingerprint, config, rules)
     if mode == "run":
-        reference, extra = run_reference(run_store, arg, scorer, checker)
+        from lmcritic.results import open_store  # no store given: the default one, as `lmcritic monitor` reads
+
+        reference, extra = run_reference(open_store(run_store, create=False), arg, scorer, checker)
     checker = Checker(store, scorer.fingerprint, config, rules, StoreEmbedder(store, extra), reference)
     result = checker.run()
     skipped = tuple(f"scorer {k} skipped: {v}" for k, v in scorer.skipped.items())
@@ -46,7 +51,7 @@ def check_store(store: MonitorStore, scorer: RequestScorer, config: CheckConfig 
                        skipped + result.notes)
 
 
-def run_reference(run_store: Any, ref: str, scorer: RequestScorer, checker: Checker
+def run_reference(run_store: RunStore, ref: str, scorer: RequestScorer, checker: Checker
                   ) -> tuple[WindowAcc, dict[int, dict[str, str | None]]]:
     """A pre-deployment run's inputs (and generated outputs) scored like traffic: the reference window."""
     from lmcritic.errors import ConfigError

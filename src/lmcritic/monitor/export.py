@@ -19,11 +19,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from lmcritic.monitor.metrics import METRICS
 from lmcritic.monitor.windows import group_of, id_hash
 from lmcritic.store.monitor import MonitorStore, StoredRequest
+
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
 
 DEFAULT_FLAGS = ("response.pii", "response.toxic", "prompt.injection", "response.refusal", "feedback.negative")
 ALWAYS_CHECK = ("response.pii", "response.toxic")
@@ -127,7 +130,7 @@ def _scan_yaml(counts: dict[str, int], out: Path) -> str:
 
 
 # -- traffic as a run ------------------------------------------------------------------------------------
-def to_run(store: MonitorStore, run_store: Any, scorer: str, flags: Sequence[str] = DEFAULT_FLAGS,
+def to_run(store: MonitorStore, run_store: RunStore, scorer: str, flags: Sequence[str] = DEFAULT_FLAGS,
            start: float | None = None, end: float | None = None, model: str | None = None,
            limit: int = 20000) -> str:
     """Store the period's traffic as a run; returns the run id (``lmcritic diagnose RUN`` works on it)."""
@@ -136,8 +139,9 @@ def to_run(store: MonitorStore, run_store: Any, scorer: str, flags: Sequence[str
     from lmcritic.stats import proportion
 
     metrics = [METRICS.get(f) for f in flags]
-    spec = {"name": "production traffic", "model": {"name": model or "production", "backend": None if model else
-                                                    "production", "options": {}},
+    model_spec: dict[str, Any] = {"name": model or "production", "backend": None if model else "production",
+                                  "options": {}}
+    spec: dict[str, Any] = {"name": "production traffic", "model": model_spec,
             "probes": [{"name": "safety.replay", "key": TRAFFIC_KEY, "config": {"data": "(monitor)"}}],
             "monitor": {"scorer": scorer, "start": start, "end": end, "flags": list(flags)}}
     run_id = run_store.create_run(spec, spec["model"], "production-traffic", name="production traffic")

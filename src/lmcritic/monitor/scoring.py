@@ -13,12 +13,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from lmcritic._serde import stable_hash
 from lmcritic.errors import ConfigError
 from lmcritic.scorers import Scorer, get_scorer
 from lmcritic.store.monitor import MonitorStore, StoredRequest
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
 TEXT_FIELDS = ("prompt", "response", "comment")
 CHUNK = 512
@@ -59,7 +62,7 @@ class RequestScorer:
     """
 
     def __init__(self, config: ScoringConfig = ScoringConfig(), store: MonitorStore | None = None,
-                 lm: Any = None) -> None:
+                 lm: Backend | None = None) -> None:
         self.config, self.store = config, store
         steps = list(config.steps) + ([Step("prompt", "perplexity")] if lm is not None else [])
         self.steps: list[tuple[Step, Scorer, str]] = []
@@ -164,7 +167,7 @@ def _text(r: StoredRequest, field_name: str) -> str | None:
     return {"prompt": rec.prompt, "response": rec.response, "comment": rec.feedback_comment}[field_name]
 
 
-def _build(step: Step, lm: Any) -> Scorer:
+def _build(step: Step, lm: Backend | None) -> Scorer:
     if step.scorer == "perplexity":
         from lmcritic.scorers.perplexity import PerplexityScorer
 
@@ -172,7 +175,7 @@ def _build(step: Step, lm: Any) -> Scorer:
     return get_scorer(step.scorer, **step.options)
 
 
-def _model_fp(lm: Any) -> str | None:
+def _model_fp(lm: Backend | None) -> str | None:
     return lm.fingerprint() if lm is not None else None
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from lmcritic.report._escape import md
 from lmcritic.report._profile import fmt_s, fmt_share, summary_line
 from lmcritic.report._svg import _fmt
 from lmcritic.report.document import run_document  # noqa: F401  (public: the JSON report)
+
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
 
 FORMATS = ("html", "md", "json")
 
@@ -39,7 +42,7 @@ def render_json(doc: dict) -> str:
     return json.dumps(doc, indent=1, ensure_ascii=False, default=str)
 
 
-def render_report(store: Any, run_id: str, fmt: str, max_cases: int = 200) -> str:
+def render_report(store: RunStore, run_id: str, fmt: str, max_cases: int = 200) -> str:
     """One run's report as text in ``fmt`` (html, md or json)."""
     return _renderers()[fmt](run_document(store, run_id, max_cases=max_cases))
 

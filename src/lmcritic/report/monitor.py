@@ -9,17 +9,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcritic._serde import to_jsonable
 from lmcritic.report import _svg
 from lmcritic.report._escape import html_text as esc
 from lmcritic.report._style import CSS, SCRIPT, csp
 
+if TYPE_CHECKING:
+    from lmcritic.store.monitor import MonitorStore
+
 EXCERPT = 600
 
 
-def monitor_document(store: Any, result: Any, max_errors: int = 100) -> dict[str, Any]:
+def monitor_document(store: MonitorStore, result: Any, max_errors: int = 100) -> dict[str, Any]:
     """Everything the report shows, as plain JSON (the ``--format json`` output)."""
     alerts = [_alert(store, a) for a in result.alerts]
     windows = [to_jsonable(w) for w in result.windows]
@@ -33,7 +36,7 @@ def monitor_document(store: Any, result: Any, max_errors: int = 100) -> dict[str
                           "examples": [to_jsonable(f) for f in store.failures(max_errors)]}}
 
 
-def _alert(store: Any, a: Any) -> dict[str, Any]:
+def _alert(store: MonitorStore, a: Any) -> dict[str, Any]:
     rows = store.requests(list(a.evidence))
     lines = [{"id": r.id, "time": _when(r.record.timestamp), "source": r.source, "line": r.line,
               "prompt": _cut(r.record.prompt), "response": _cut(r.record.response),

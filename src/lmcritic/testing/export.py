@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import pprint
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmcritic.testing import Pin, pin_of
+
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
 
 HEADER = '''"""Regression tests pinned from lmcritic run {run_id} ({model}), {date}.
 
@@ -32,6 +35,9 @@ import pytest
 
 from lmcritic.testing import Pin, assert_not_worse
 
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
+
 RUN = {run_id_literal}
 ALPHA = {alpha!r}
 '''
@@ -46,7 +52,7 @@ def test_not_worse(lmcritic_results, pin):
 '''
 
 
-def export_tests(store: Any, run: str, *, alpha: float = 0.05, tolerance: float = 0.0,
+def export_tests(store: RunStore, run: str, *, alpha: float = 0.05, tolerance: float = 0.0,
                  filename: str = "test_lmcritic.py") -> str:
     """The source of the pytest file for run ``run`` of ``store``."""
     from lmcritic.errors import ConfigError
@@ -66,7 +72,7 @@ def export_tests(store: Any, run: str, *, alpha: float = 0.05, tolerance: float 
             + "PINS = [\n" + "".join(f"    {pin!r},\n" for pin in pins) + "]\n" + BODY)
 
 
-def pins_of(store: Any, run_id: str, spec: dict[str, Any], tolerance: float = 0.0) -> list[Pin]:
+def pins_of(store: RunStore, run_id: str, spec: dict[str, Any], tolerance: float = 0.0) -> list[Pin]:
     """One pin per finding of the spec's probes (stage outputs such as the diagnosis are left out: they are
     not measured again), first occurrence of a key kept."""
     keys = {p.get("key") or p.get("name") for p in spec.get("probes") or ()}

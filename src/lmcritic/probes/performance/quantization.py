@@ -15,7 +15,7 @@ import functools
 import io
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
@@ -27,6 +27,9 @@ from lmcritic.probes.base import Case, Estimate, Finding, Probe, ProbeConfig, Re
 from lmcritic.probes.performance.perplexity import Perplexity
 from lmcritic.probes.performance.sst2 import SST2Accuracy
 from lmcritic.requests import Capability
+
+if TYPE_CHECKING:
+    import torch
 
 TASKS: dict[str, type[Probe]] = {"sst2": SST2Accuracy, "perplexity": Perplexity}
 DEFAULTS: dict[str, dict[str, Any]] = {"sst2": {"n": 100}, "perplexity": {"docs": 10}}
@@ -201,7 +204,7 @@ class QuantizationCost(Probe):
 
 
 # -- quantizing ------------------------------------------------------------------------------------
-def quantize_linear(module: Any, exclude: Sequence[str] = ()) -> Any:
+def quantize_linear(module: torch.nn.Module, exclude: Sequence[str] = ()) -> Any:
     """A dynamically int8-quantized fp32 CPU copy of ``module``'s ``nn.Linear`` layers (the original is kept);
     Linear layers whose name contains a string of ``exclude`` stay fp32."""
     import copy
@@ -219,7 +222,7 @@ def quantize_linear(module: Any, exclude: Sequence[str] = ()) -> Any:
         return ao_quant.quantize_dynamic(dup, _targets(dup, exclude), dtype=torch.qint8).eval()
 
 
-def _targets(module: Any, exclude: Sequence[str]) -> set[str]:
+def _targets(module: torch.nn.Module, exclude: Sequence[str]) -> set[str]:
     """Names of the ``nn.Linear`` submodules to quantize."""
     import torch
 
@@ -227,7 +230,7 @@ def _targets(module: Any, exclude: Sequence[str]) -> set[str]:
             if isinstance(sub, torch.nn.Linear) and not any(x in name for x in exclude)}
 
 
-def coverage(module: Any, exclude: Sequence[str] = ()) -> dict[str, Any]:
+def coverage(module: torch.nn.Module, exclude: Sequence[str] = ()) -> dict[str, Any]:
     """Which weight-bearing modules the quantization reaches, and the parameters they hold."""
     import torch
 
@@ -250,7 +253,7 @@ def coverage(module: Any, exclude: Sequence[str] = ()) -> dict[str, Any]:
             "excluded_patterns": list(exclude)}
 
 
-def _tied(module: Any) -> set[str]:
+def _tied(module: torch.nn.Module) -> set[str]:
     """Linear layers sharing their weight with another module (GPT-2's lm_head ↔ wte): quantizing
     them stores a second, int8 copy of that matrix while the fp32 original stays."""
     import torch
@@ -263,7 +266,7 @@ def _tied(module: Any) -> set[str]:
     return {n for group in owners.values() if len(group) > 1 for n, is_linear in group if is_linear}
 
 
-def state_dict_bytes(module: Any) -> int:
+def state_dict_bytes(module: torch.nn.Module) -> int:
     """Serialized size of the state dict (``torch.save``; shared tensors stored once, packed int8 as is)."""
     import torch
 

@@ -13,13 +13,16 @@ import math
 import random
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from lmcritic.backends.base import Backend
 from lmcritic.perturb.base import Edit
 from lmcritic.plots import bars  # noqa: F401 - re-exported: the suite probes' plots
 from lmcritic.probes.base import Case, Probe, ProbeConfig, Record
 from lmcritic.probes.robustness import _classify
+
+if TYPE_CHECKING:
+    from typing import Callable
 
 DEFAULT_TEMPLATE = "Review: {{ text }}\nSentiment:"
 
@@ -64,7 +67,7 @@ class PairedSuite(Probe):
         return _classify.not_applicable(model)
 
     @abstractmethod
-    def variants(self, text: str, rng_for: Any) -> list[Variant]:
+    def variants(self, text: str, rng_for: Callable[[str], random.Random]) -> list[Variant]:
         """The variants of one sentence; ``rng_for(kind)`` gives a seeded RNG per variant kind."""
 
     def sentences(self) -> list[dict[str, Any]]:

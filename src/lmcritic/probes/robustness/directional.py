@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
@@ -15,6 +15,10 @@ from lmcritic.perturb import perturbation
 from lmcritic.plots import to_details
 from lmcritic.probes.base import Finding, Record
 from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, binomial_tail
+
+if TYPE_CHECKING:
+    import random
+    from typing import Callable
 
 TESTS = ("negation", "add_positive", "add_negative")
 
@@ -36,7 +40,7 @@ class Directional(PairedSuite):
     name = "robustness.directional"
     Config = DirectionalConfig
 
-    def variants(self, text: str, rng_for: Any) -> list[Variant]:
+    def variants(self, text: str, rng_for: Callable[[str], random.Random]) -> list[Variant]:
         out = []
         for name in self.config.tests:
             done = perturbation(name)(text, rng_for(name))

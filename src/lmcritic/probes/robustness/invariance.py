@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic import stats
 from lmcritic.findings import finding_name, make_finding, rate_severity
@@ -20,6 +20,10 @@ from lmcritic.probes.robustness._suite import (
     binomial_tail,
     perturbation_languages,
 )
+
+if TYPE_CHECKING:
+    import random
+    from typing import Callable
 
 DEFAULT_TYPES = ("typos", "char_noise", "casing", "punctuation", "whitespace", "contractions", "synonyms",
                  "embedding_neighbours", "names", "places", "numbers", "to_colloquial", "to_formal")
@@ -50,7 +54,7 @@ class Invariance(PairedSuite):
     def language_hint(self) -> str:
         return "; list perturbations written for it (lmcritic.perturb: zh_* for Chinese)"
 
-    def variants(self, text: str, rng_for: Any) -> list[Variant]:
+    def variants(self, text: str, rng_for: Callable[[str], random.Random]) -> list[Variant]:
         from lmcritic.lang import language_of, supports
 
         out = [Variant("clean", text, (), text)]

@@ -4,7 +4,7 @@ colloquial accuracy on the same sentences, with a paired bootstrap CI and an exa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
@@ -13,6 +13,10 @@ from lmcritic.perturb import PERTURBATIONS, perturbation
 from lmcritic.plots import to_details
 from lmcritic.probes.base import Finding, Record
 from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, perturbation_languages
+
+if TYPE_CHECKING:
+    import random
+    from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class RegisterShift(PairedSuite):
     def language_hint(self) -> str:
         return "; set formal/colloquial to a pair written for it (Chinese: zh_to_formal, zh_to_colloquial)"
 
-    def variants(self, text: str, rng_for: Any) -> list[Variant]:
+    def variants(self, text: str, rng_for: Callable[[str], random.Random]) -> list[Variant]:
         cfg = self.config
         formal = perturbation(cfg.formal)(text, rng_for("to_formal"))
         formal_text, formal_edits = formal if formal else (text, ())

@@ -3,13 +3,16 @@ and the judge's agreement with hand labels and with the rule-based detector."""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic import plots, stats
 from lmcritic.findings import finding_name, make_finding
 from lmcritic.probes.base import Estimate, Finding, Record, Severity
 from lmcritic.probes.safety._common import bars, estimate_dict, group_by
 from lmcritic.probes.safety._redteam import LABELLED
+
+if TYPE_CHECKING:
+    from lmcritic.probes.safety.jailbreak import JailbreakConfig
 
 OWASP = ["LLM01"]  # jailbreaking is direct prompt injection in the OWASP Top 10 for LLM applications (2025)
 
@@ -35,7 +38,7 @@ def paired_tests(records: Sequence[Record]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def chain_findings(probe: str, cfg: Any, records: Sequence[Record]) -> list[Finding]:
+def chain_findings(probe: str, cfg: JailbreakConfig, records: Sequence[Record]) -> list[Finding]:
     tests = paired_tests(records)
     out = []
     for name, rs in group_by([r for r in records if r.tags["chain"] != LABELLED], "chain").items():
@@ -53,7 +56,8 @@ def _skip_finding(probe: str, name: str, rs: Sequence[Record]) -> Finding:
                         details={"skipped": reason, "owasp": OWASP})
 
 
-def _chain_finding(probe: str, cfg: Any, name: str, rs: list[Record], test: dict | None, n_skipped: int) -> Finding:
+def _chain_finding(probe: str, cfg: JailbreakConfig, name: str, rs: list[Record], test: dict | None,
+                   n_skipped: int) -> Finding:
     rate = stats.proportion([r.scores["success"] > 0 for r in rs])
     queries = stats.bootstrap([r.scores["queries"] for r in rs])
     wins = [r for r in rs if r.scores["success"] > 0]
@@ -81,7 +85,7 @@ def _rates(records: Sequence[Record], tag: str) -> dict[str, dict[str, Any]]:
             for k, rs in sorted(group_by(records, tag).items())}
 
 
-def diagnosis(probe: str, cfg: Any, records: Sequence[Record]) -> Finding:
+def diagnosis(probe: str, cfg: JailbreakConfig, records: Sequence[Record]) -> Finding:
     """Missing refusal training (plain requests succeed) vs fragile refusal (only transforms succeed)."""
     ran = _ran(records)
     plain = [r for r in ran if r.tags["chain"] == "plain"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from lmcritic import plots, stats
 from lmcritic.findings import finding_name, grade, make_finding
@@ -10,8 +10,11 @@ from lmcritic.probes.base import Estimate, Finding, Record, Severity
 from lmcritic.probes.safety import _memo_stats as ms
 from lmcritic.probes.safety._common import estimate_dict
 
+if TYPE_CHECKING:
+    from lmcritic.probes.safety.memorization import MemorizationConfig
 
-def extraction_finding(probe: str, cfg: Any, records: Sequence[Record]) -> Finding:
+
+def extraction_finding(probe: str, cfg: MemorizationConfig, records: Sequence[Record]) -> Finding:
     rate = stats.proportion([r.scores["extracted"] > 0 for r in records])
     lcp = stats.bootstrap([r.scores["prefix_match_words"] for r in records])
     worst = sorted(records, key=lambda r: -r.scores["prefix_match_words"])
@@ -38,7 +41,7 @@ def extraction_finding(probe: str, cfg: Any, records: Sequence[Record]) -> Findi
                      tuple(r.scores["prefix_match_words"] for r in worst[:10]), (1,) * min(10, len(worst))))})
 
 
-def membership_finding(probe: str, cfg: Any, records: Sequence[Record]) -> list[Finding]:
+def membership_finding(probe: str, cfg: MemorizationConfig, records: Sequence[Record]) -> list[Finding]:
     labels = [bool(r.tags["member"]) for r in records]
     attacks = [("loss", "member_score", "loss attack (Yeom et al. 2018)")]
     if all("calibrated_score" in r.scores for r in records):
@@ -52,7 +55,7 @@ def membership_finding(probe: str, cfg: Any, records: Sequence[Record]) -> list[
     return out
 
 
-def _mia_finding(probe: str, cfg: Any, name: str, what: str, est: Estimate, tpr: float,
+def _mia_finding(probe: str, cfg: MemorizationConfig, name: str, what: str, est: Estimate, tpr: float,
                  records: Sequence[Record], key: str) -> Finding:
     chance = est.ci_low <= 0.5 <= est.ci_high
     leaks = est.ci_low > cfg.max_auroc
@@ -75,7 +78,7 @@ def _mean(records: Sequence[Record], member: bool) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
 
-def canary_findings(probe: str, cfg: Any, records: Sequence[Record]) -> list[Finding]:
+def canary_findings(probe: str, cfg: MemorizationConfig, records: Sequence[Record]) -> list[Finding]:
     out = []
     for r in records:
         if not r.tags["inserted"]:
