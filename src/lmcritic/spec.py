@@ -61,7 +61,7 @@ def scan_spec(model: ModelSpec | dict[str, Any], probes: Sequence[Any] | None = 
 def _chosen(probes: Sequence[Any] | None, suite: Sequence["ProbeSpec"], source: str) -> list["ProbeSpec"]:
     """Text entries are patterns (a name, key, area or glob: ``safety.*``): the matching suite probes with their
     scan-sized configs, then matching registered probes outside the suite; other entries are added as given."""
-    from lmcritic.cli.probes import select
+    from lmcritic.probes._select import select
 
     if not probes:
         return list(suite)
@@ -75,8 +75,8 @@ def _chosen(probes: Sequence[Any] | None, suite: Sequence["ProbeSpec"], source: 
 def _registered(patterns: list[str]) -> list[str]:
     """Registered probes matching the patterns; an exact name that is not registered is kept, so the spec
     check names it with a did-you-mean."""
-    from lmcritic.cli.probes import matches
     from lmcritic.probes import PROBES
+    from lmcritic.probes._select import matches
 
     names = [n for n in PROBES.names() if any(matches(p, n) for p in patterns)]
     exact = [p for p in patterns if not any(ch in p for ch in "*?[") and "." in p and p not in names]

@@ -1,10 +1,11 @@
 """``lmcritic probes``: every registered probe with its area, what it needs and what it does (like lm-eval's
-``--tasks list``), and the pattern matching ``--probe`` uses (a name, a key, an area, or a glob)."""
+``--tasks list``); the pattern matching ``--probe`` uses lives in :mod:`lmcritic.probes._select`."""
 from __future__ import annotations
 
 import argparse
-import fnmatch
-from typing import Any, Iterable, Sequence
+from typing import Any
+
+from lmcritic.probes._select import matches, select
 
 
 def add_to(sub: argparse._SubParsersAction) -> None:
@@ -23,19 +24,6 @@ def describe(name: str) -> dict[str, Any]:
     doc = (cls.__doc__ or "").strip() or (sys.modules[cls.__module__].__doc__ or "").strip()
     return {"name": name, "area": cls.area, "needs": sorted(c.value for c in cls.requires),
             "description": _first_sentence(" ".join(doc.split("\n\n")[0].split()))}
-
-
-def matches(pattern: str, *names: str) -> bool:
-    """``pattern`` is a name or key, an area (``safety``) or a glob (``safety.*``, ``*.attack``)."""
-    for name in names:
-        if pattern == name or fnmatch.fnmatchcase(name, pattern) or name.split(".", 1)[0] == pattern:
-            return True
-    return False
-
-
-def select(patterns: Sequence[str], entries: Iterable[Any]) -> list[Any]:
-    """The entries (ProbeSpecs) whose name or key matches any pattern, in their order."""
-    return [e for e in entries if any(matches(p, e.name, e.key) for p in patterns)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,3 +47,6 @@ def run(args: argparse.Namespace) -> int:
 def _first_sentence(text: str) -> str:
     head, dot, _ = text.partition(". ")
     return head + "." if dot else text
+
+
+__all__ = ["add_to", "describe", "matches", "run", "select"]

@@ -73,8 +73,8 @@ def _only(spec, patterns: list[str]):
     """The spec narrowed to the probes matching ``patterns`` (none given: unchanged)."""
     from dataclasses import replace
 
-    from lmcritic.cli.probes import select
     from lmcritic.errors import ConfigError
+    from lmcritic.probes._select import select
 
     if not patterns:
         return spec
