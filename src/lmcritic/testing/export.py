@@ -35,9 +35,6 @@ import pytest
 
 from lmcritic.testing import Pin, assert_not_worse
 
-if TYPE_CHECKING:
-    from lmcritic.store.runs import RunStore
-
 RUN = {run_id_literal}
 ALPHA = {alpha!r}
 '''
