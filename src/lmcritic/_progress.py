@@ -44,6 +44,13 @@ class Bar:
         tid = self._progress.add_task(name, total=total, completed=completed)
         yield lambda n: self._progress.advance(tid, n)
 
+    def track(self, name: str, total: int) -> Any:
+        """A bar set from outside (a sharded scan reads progress from the store): returns ``set(completed)``."""
+        if self._progress is None:
+            return lambda completed: None
+        tid = self._progress.add_task(name, total=total, completed=0)
+        return lambda completed: self._progress.update(tid, completed=completed)
+
     def note(self, text: str) -> None:
         """Chatter (a skip, a stage starting): only with bars."""
         if self._progress is not None:

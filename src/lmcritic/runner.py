@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from lmcritic._progress import Bar
 from lmcritic._signals import terminate_as_interrupt
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from lmcritic._quality import CaseError
     from lmcritic.datasets import DataIssues
     from lmcritic.probes.base import Finding
+    from lmcritic.sharding import Shards
+    from lmcritic.store.cache import Ledger
+    from lmcritic.store.runs import ProbeRunInfo
 
 MAX_ERRORS_IN_A_ROW = 5  # cases failing one after another with no success between: the model, not the data
 FATAL = (BudgetExceeded, KeyboardInterrupt, StoreError, CapabilityError)  # stop the probe (or run) at once
@@ -87,17 +90,38 @@ class Runner:
         self.cache_path = Path(cache_path) if cache_path else home / "cache.sqlite"
         self.progress = progress
         self.max_output_chars = max_output_chars
+        self.shards: Shards | None = None  # the workers of the last sharded run (their pids, restarts)
 
     def run(self, spec: RunSpec, resume: str | None = None, model: Backend | None = None) -> RunOutcome:
-        """Execute ``spec`` (or continue run ``resume``); returns how it ended."""
+        """Execute ``spec`` (or continue run ``resume``); returns how it ended. ``spec.parallel.workers > 1``
+        runs the probes on that many workers at once (:mod:`lmcritic.sharding`)."""
+        if spec.parallel.workers > 1:
+            return self._run_sharded(spec, resume, model)
         t_load = time.perf_counter()
         inner = model or load_model(spec.model)
         load_s = None if model is not None else time.perf_counter() - t_load
         cached = self._wrap(inner, spec)
         run_id = self._open_run(spec, cached, resume)
+        return self._guarded(run_id, lambda: self._execute(run_id, spec, cached, load_s))
+
+    def _run_sharded(self, spec: RunSpec, resume: str | None, model: Backend | None) -> RunOutcome:
+        from lmcritic.sharding import Shards
+
+        if model is not None:
+            raise ConfigError("a sharded run loads the model in each worker from the spec, so it cannot take a model "
+                              "object", "pass the model in the spec, or run with parallel.workers = 1")
+        t_load = time.perf_counter()
+        with terminate_as_interrupt(), Shards(spec, self) as shards:
+            load_s = time.perf_counter() - t_load
+            run_id = self._open_run(spec, shards, resume)  # type: ignore[arg-type]  # fingerprint, describe
+            self.shards = shards
+            return self._guarded(run_id, lambda: self._execute_sharded(run_id, spec, shards, load_s))
+
+    def _guarded(self, run_id: str, body: Callable[[], RunOutcome]) -> RunOutcome:
+        """``body()``, with every way a run can stop recorded on the run (it must not stay ``running``)."""
         with terminate_as_interrupt():
             try:
-                return self._execute(run_id, spec, cached, load_s)
+                return body()
             except BudgetExceeded as err:
                 return self._stop(run_id, "interrupted", f"{err.message}; finished work is stored: "
                                   f"continue with `lmcritic run --resume {run_id}` and a larger budget", "budget")
@@ -120,9 +144,28 @@ class Runner:
             for stage in spec.stages:
                 with self._measure(f"stage:{stage.name}", model):
                     self._run_stage(run_id, stage, spec, model, bar)
+        return self._finish(run_id, started, load_s, _stats(model), self._profile)
+
+    def _execute_sharded(self, run_id: str, spec: RunSpec, shards: Shards, load_s: float) -> RunOutcome:
+        """The probes on the workers, in any order; then each stage (they read every probe's records)."""
+        from lmcritic.sharding import Task
+
+        started = time.perf_counter()
+        self.store.plan_probes(run_id, [(p.key, p.name) for p in spec.probes])
+        with Bar(self.progress) as bar:
+            shards.run(run_id, [Task("probe", run_id, p.key) for p in spec.probes
+                                if not self._finished(run_id, p.key)], bar)
+            for stage in spec.stages:
+                if not self._stage_finished(run_id, stage.name):
+                    shards.run(run_id, [Task("stage", run_id, stage.name)], bar)
+        workers = {"workers": spec.parallel.workers, "engine": spec.parallel.engine, "restarts": shards.restarts}
+        return self._finish(run_id, started, load_s, shards.stats, shards.profile, parallel=workers)
+
+    def _finish(self, run_id: str, started: float, load_s: float | None, cache: dict[str, Any],
+                profile: dict[str, dict[str, float]], **extra: Any) -> RunOutcome:
         status, message, errors = self._verdict(run_id)
-        timings = {"total_s": time.perf_counter() - started, "load_s": load_s, "cache": _stats(model),
-                   "probes": self._profile}
+        timings = {"total_s": time.perf_counter() - started, "load_s": load_s, "cache": cache, "probes": profile,
+                   **extra}
         self.store.finish_run(run_id, timings=timings, summary=self._summary(run_id), status=status,
                               error=message or None)
         return RunOutcome(run_id, status, message, errors)
@@ -142,11 +185,12 @@ class Runner:
                 self._profile[key] = {"model_s" if k == "elapsed_s" else k: v for k, v in delta.items()}
 
     # -- steps ---------------------------------------------------------------------------------
-    def _wrap(self, inner: Backend, spec: RunSpec) -> Backend:
+    def _wrap(self, inner: Backend, spec: RunSpec, ledger: Ledger | None = None) -> Backend:
         from lmcritic.store.cache import Budget, CachedBackend
 
         budget = Budget(spec.budget.max_queries, spec.budget.max_tokens)
-        return CachedBackend(inner, self.cache_path, budget=budget, max_output_chars=self.max_output_chars)
+        return CachedBackend(inner, self.cache_path, budget=budget, max_output_chars=self.max_output_chars,
+                             ledger=ledger)
 
     def _open_run(self, spec: RunSpec, model: Backend, resume: str | None) -> str:
         if resume is None:
@@ -263,15 +307,15 @@ class Runner:
         """``done``, ``partial`` or ``failed``, a one-line message, and each failure's reason."""
         probes = self.store.probe_runs(run_id)
         ran = [p for p in probes if p.status != "skipped"]
-        bad = [p for p in ran if p.status in ("failed", "partial")]
+        bad = [p for p in ran if p.status in ("failed", "partial") or _unfinished(p)]
         errors = tuple(f"{p.probe_key}: {p.reason}" for p in bad)
         if not ran:
             return "failed", f"no probe could run on this model ({len(probes)} skipped; see `lmcritic show " \
                              f"{run_id}` for why)", errors
-        if all(p.status == "failed" for p in ran):
+        if all(p.status == "failed" or _unfinished(p) for p in ran):
             return "failed", f"every probe failed ({len(ran)}); the reasons are printed above", errors
         if bad:
-            failed = sum(p.status == "failed" for p in bad)
+            failed = sum(p.status != "partial" for p in bad)
             return "partial", (f"{failed} of {len(ran)} probes/stages failed, {len(bad) - failed} with failing "
                                f"cases; the rest is stored: `lmcritic run --resume {run_id}` retries the failed "
                                "parts"), errors
@@ -348,6 +392,11 @@ def _quality_findings(key: str, issues: DataIssues, errors: list[CaseError], n_c
     if errors:
         out.append(case_errors_finding(key, errors, n_cases))
     return out
+
+
+def _unfinished(p: ProbeRunInfo) -> bool:
+    """A spec probe still pending or running when the run ends: no worker of a sharded run finished it."""
+    return p.kind == "probe" and p.status in ("pending", "running")
 
 
 def _reason(err: BaseException, context: str) -> str:

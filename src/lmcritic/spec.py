@@ -112,6 +112,36 @@ class BudgetSpec:
     max_tokens: int | None = None
 
 
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class ParallelSpec:
+    """How many probes run at once (a sharded scan, :mod:`lmcritic.sharding`): ``workers`` processes, each
+    with its own copy of the model, on this machine (``engine: local``) or as Ray actors (``engine: ray``,
+    each reserving ``num_cpus``/``num_gpus``; ``address`` or ``$RAY_ADDRESS``, else a local Ray instance).
+    A worker that dies is replaced ``max_restarts`` times in all. ``workers: 1`` runs in this process."""
+
+    workers: int = 1
+    engine: str = "local"
+    num_cpus: float = 1
+    num_gpus: float = 0
+    address: str | None = None
+    max_restarts: int = 2
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
+            raise ConfigError(f"parallel.workers must be a whole number >= 1, got {self.workers!r}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"parallel.engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if not isinstance(self.max_restarts, int) or self.max_restarts < 0:
+            raise ConfigError(f"parallel.max_restarts must be a whole number >= 0, got {self.max_restarts!r}")
+        for name in ("num_cpus", "num_gpus"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"parallel.{name} must be a number >= 0, got {value!r}")
+
+
 @dataclass(frozen=True)
 class RunSpec:
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -120,6 +150,7 @@ class RunSpec:
     seed: int = 0
     name: str | None = None
     stages: tuple[StageSpec, ...] = ()
+    parallel: ParallelSpec = field(default_factory=ParallelSpec)
 
     @classmethod
     def default(cls, model: str = DEFAULT_MODEL, **overrides: Any) -> "RunSpec":
@@ -140,7 +171,8 @@ class RunSpec:
         if not isinstance(seed, int):
             raise ConfigError(f"{source}: seed must be an integer, got {seed!r}")
         stages = tuple(_stage(s, source, i) for i, s in enumerate(data.get("stages") or ()))
-        spec = cls(model=model, probes=probes, budget=budget, seed=seed, name=data.get("name"), stages=stages)
+        spec = cls(model=model, probes=probes, budget=budget, seed=seed, name=data.get("name"), stages=stages,
+                   parallel=_parallel(data.get("parallel", {}), source))
         spec.validate(source)
         return spec
 
@@ -183,7 +215,7 @@ class RunSpec:
         probes = tuple(
             ProbeSpec(p.name, config_dict(PROBES.get(p.name)(**p.config).config), p.key) for p in self.probes
         )
-        return RunSpec(self.model, probes, self.budget, self.seed, self.name, self.stages)
+        return RunSpec(self.model, probes, self.budget, self.seed, self.name, self.stages, self.parallel)
 
     def to_dict(self) -> dict[str, Any]:
         from lmcritic._serde import to_jsonable
@@ -242,3 +274,15 @@ def _budget(value: Any, source: str) -> BudgetSpec:
         if v is not None and (not isinstance(v, int) or v <= 0):
             raise ConfigError(f"{source}: budget.{k} must be a positive integer, got {v!r}")
     return BudgetSpec(**value)
+
+
+def _parallel(value: Any, source: str) -> ParallelSpec:
+    """``parallel: 4`` (workers) or ``parallel: {workers, engine, num_cpus, num_gpus, address, max_restarts}``."""
+    if value is None:
+        value = {}
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = {"workers": value}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: parallel must be a number of workers or a mapping with workers/engine/...")
+    _check_keys(value, ParallelSpec, f"{source}: parallel")
+    return ParallelSpec(**value)

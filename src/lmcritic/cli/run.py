@@ -50,6 +50,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", metavar="DIR", help="write report.html, report.md and report.json into DIR "
                    "(default: $LMCRITIC_HOME/reports/RUN/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--workers", type=int, metavar="N", help="run N probes at once, each worker process with its own "
+                   "copy of the model, all writing to the same run (default: the spec's parallel.workers, else 1)")
+    p.add_argument("--workers-on", choices=("local", "ray"), help="where the workers run: processes of this machine "
+                   "(default) or Ray actors ($RAY_ADDRESS, else a local Ray instance)")
 
 
 def run_cmd(args: argparse.Namespace) -> int:
@@ -139,6 +143,10 @@ def _execute(spec, args: argparse.Namespace, resume: str | None = None) -> int:
     if args.max_queries or args.max_tokens:
         spec = replace(spec, budget=BudgetSpec(args.max_queries or spec.budget.max_queries,
                                                args.max_tokens or spec.budget.max_tokens))
+    if args.workers or args.workers_on:
+        parallel = replace(spec.parallel, workers=args.workers or spec.parallel.workers,
+                           engine=args.workers_on or spec.parallel.engine)
+        spec = replace(spec, parallel=parallel)
     runner = _runner(args)
     print(f"lmcritic: loading model {spec.model.name!r} ...", file=sys.stderr)
     outcome = runner.run(spec, resume=resume)

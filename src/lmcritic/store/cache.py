@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from lmcritic._serde import from_jsonable, stable_hash, to_jsonable
 from lmcritic.backends.base import Backend
@@ -55,6 +55,23 @@ class Budget:
             self.max_tokens is None or tokens <= self.max_tokens
         )
 
+    def take(self, queries: int, spent: int, tokens: Sequence[int]) -> int:
+        """How many of the requests costing ``tokens`` (in order) fit after ``queries``/``spent`` were used."""
+        n = 0
+        while n < len(tokens) and self.fits(queries + n + 1, spent + tokens[n]):
+            spent += tokens[n]
+            n += 1
+        return n
+
+
+class Ledger(Protocol):
+    """Where spent queries and tokens are booked when several processes share one budget (a sharded scan's
+    workers): ``reserve`` books the requests that still fit, atomically across processes, and says how many."""
+
+    def reserve(self, budget: Budget, tokens: Sequence[int]) -> int: ...
+
+    def spent(self) -> tuple[int, int]: ...
+
 
 @dataclass(frozen=True)
 class CacheStats:
@@ -87,11 +104,13 @@ class CachedBackend(Backend):
 
     Safe to share between threads (calls into ``inner`` are serialized: backends are not promised to be
     thread-safe, and they batch internally) and between processes on the same file (WAL, busy timeout).
-    ``read_only`` reads an existing cache and never writes to it.
+    ``read_only`` reads an existing cache and never writes to it. ``ledger``: book the budget there instead
+    of in this wrapper, so processes sharing it share one budget.
     """
 
     def __init__(self, inner: Backend, path: str | Path | None = None, budget: Budget | None = None,
-                 chunk_size: int = 64, read_only: bool = False, max_output_chars: int | None = None) -> None:
+                 chunk_size: int = 64, read_only: bool = False, max_output_chars: int | None = None,
+                 ledger: Ledger | None = None) -> None:
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ConfigError(f"cache chunk_size must be a whole number >= 1, got {chunk_size!r}")
         self.inner = inner
@@ -99,6 +118,7 @@ class CachedBackend(Backend):
         self.budget = budget or Budget()
         self.chunk_size = chunk_size
         self.read_only = read_only
+        self.ledger = ledger
         self.max_output_chars = _sqlite.output_limit(max_output_chars)
         self._timed_out: dict[str, BackendTimeout] = {}  # requests that hit a deadline (this process only)
         self._fingerprint = inner.fingerprint()
@@ -246,17 +266,18 @@ class CachedBackend(Backend):
         """How many of these requests (in order) the budget still covers; their cost is booked at once."""
         with self._lock:
             queries, spent = self._stats.queries, self._stats.tokens
-            n = 0
-            while n < len(tokens) and self.budget.fits(queries + n + 1, spent + tokens[n]):
-                spent += tokens[n]
-                n += 1
-            self._stats = replace(self._stats, queries=queries + n, tokens=spent)
+            if self.ledger is not None:
+                n = self.ledger.reserve(self.budget, tokens)
+            else:
+                n = self.budget.take(queries, spent, tokens)
+            self._stats = replace(self._stats, queries=queries + n, tokens=spent + sum(tokens[:n]))
         return n
 
     def _exceeded(self, unsent: int) -> BudgetExceeded:
         s, b = self.stats, self.budget
-        spent = [f"{s.queries} queries" + (f" of max {b.max_queries}" if b.max_queries is not None else ""),
-                 f"{s.tokens} tokens" + (f" of max {b.max_tokens}" if b.max_tokens is not None else "")]
+        queries, tokens = self.ledger.spent() if self.ledger is not None else (s.queries, s.tokens)
+        spent = [f"{queries} queries" + (f" of max {b.max_queries}" if b.max_queries is not None else ""),
+                 f"{tokens} tokens" + (f" of max {b.max_tokens}" if b.max_tokens is not None else "")]
         return BudgetExceeded(f"budget spent: {', '.join(spent)}; {unsent} request(s) of this call not sent",
                               "raise max_queries/max_tokens, or rerun: cached work is reused")
 

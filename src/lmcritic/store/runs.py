@@ -340,6 +340,21 @@ class RunStore(_owner.Ownership):
                 self._conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                                    tuple(row.values()))
 
+    def plan_probes(self, run_id: str, probes: Sequence[tuple[str, str]]) -> None:
+        """Record ``(key, name)`` probes not yet recorded as ``pending``, in this order: records and findings read
+        back in plan order however the probes are later run (a sharded scan finishes them in any order)."""
+        with self._write():
+            self._require_run(run_id)
+            self._conn.executemany("INSERT OR IGNORE INTO probe_runs (run_id, probe_key, probe_name, status, kind) "
+                                   "VALUES (?, ?, ?, 'pending', 'probe')", [(run_id, k, n) for k, n in probes])
+
+    def case_counts(self, run_id: str) -> dict[str, int]:
+        """Stored cases per probe key (progress of a run written by other processes)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT probe_key, count(*) FROM cases WHERE run_id = ? GROUP BY probe_key",
+                                      (run_id,)).fetchall()
+        return {str(k): int(n) for k, n in rows}
+
     def probe_runs(self, run_id: str, kind: str | None = None) -> list[ProbeRunInfo]:
         """The run's probes in the order they were first recorded (the plan order); ``kind`` keeps one kind."""
         sql = ("SELECT run_id, probe_key, probe_name, status, reason, started, finished, elapsed_s, n_cases, kind "
