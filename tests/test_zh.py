@@ -63,8 +63,11 @@ def test_homophones_are_same_syllable_common_characters() -> None:
     out = _apply("zh_homophones", "这部电影非常好看，我很喜欢。", seed=3)
     [(a, b)] = [(a, b) for a, b in zip("这部电影非常好看，我很喜欢。", out) if a != b]
     assert readings(a)[0].rstrip("12345") == readings(b)[0].rstrip("12345")
-    # stays traditional
+    # stays traditional, also where a character is written alike in both scripts (影 -> 應, never 应)
     assert _apply("zh_homophones", "說實話，這家餐廳的服務很差。") == "說實話，這家餐庭的服務很差。"
+    assert word_swap("zh_homophone").candidates(tokenize("電影"), 0) == [
+        "點影", "典影", "殿影", "店影", "電應", "電英", "電營", "電迎"]
+    assert word_swap("zh_homophone").candidates(tokenize("這部電影很好看"), 3)[:3] == ["號看", "毫看", "豪看"]
 
 
 def test_shapes_table_and_perturbation() -> None:
@@ -80,6 +83,7 @@ def test_pinyin_abbreviations() -> None:
 
     assert abbreviation("不好意思") == "bhys" and abbreviation("公司") == "gs" and abbreviation("的") is None
     assert _apply("zh_pinyin", "不好意思，我来晚了。", lexicon_only=True) == "bhys，我来晚了。"
+    assert _apply("zh_pinyin", "沒問題，我喜歡。", lexicon_only=True) == "沒問題，我xh。"  # looked up simplified
 
 
 def test_width_and_script_conversion() -> None:
@@ -102,6 +106,7 @@ def test_cilin_synonyms() -> None:
     assert _apply("zh_synonyms", "这部电影很好看。") == "这部影视很好看。"
     assert _apply("zh_synonyms", "這部電影很好看。") == "這部影視很好看。"  # traditional: looked up simplified, stays
     assert word_swap("zh_synonym").candidates(tokenize("的"), 0) == []  # function words are left alone
+    assert word_swap("zh_synonym").candidates(tokenize("推薦"), 0) == ["引進", "推舉", "援引", "舉薦", "推介"]
 
 
 def test_register_shift_both_ways() -> None:

@@ -36,26 +36,38 @@ def _toneless_index() -> dict[str, tuple[str, ...]]:
     return {k: tuple(sorted(v, key=ranks.__getitem__)) for k, v in out.items()}
 
 
-def homophones(ch: str, reading: str, tones: bool = False, top: int = 8) -> list[str]:
+def homophones(ch: str, reading: str, tones: bool = False, top: int = 8, traditional: bool | None = None) -> list[str]:
     """Common characters read ``reading`` (toned, e.g. ``zai4``), most frequent first, ``ch`` excluded;
-    ``tones=False`` matches the syllable only, as pinyin input methods do."""
+    ``tones=False`` matches the syllable only, as pinyin input methods do. ``traditional``: answer in traditional
+    characters (default: when ``ch`` is one; a character written alike in both scripts needs its text's script)."""
     pool = R.homophone_index().get(reading, ()) if tones else _toneless_index().get(reading.rstrip("12345"), ())
     simple = R.converter("t2s").convert(ch)
     variants = {ch, simple, R.converter("s2t").convert(ch)}
     out = [c for c in pool if c not in variants][:top]
-    return [R.converter("s2t").convert(c) for c in out] if simple != ch else out  # traditional text stays so
+    if traditional is None:
+        traditional = simple != ch
+    return [R.converter("s2t").convert(c) for c in out] if traditional else out  # traditional text stays so
+
+
+def is_traditional(text: str) -> bool:
+    """Written in traditional characters (some character differs from its simplified form)."""
+    return R.simplified_view(text) != text
 
 
 @functools.lru_cache(maxsize=20000)
-def homophone_variants(word: str, tones: bool = False, top: int = 4) -> tuple[str, ...]:
-    """``word`` with one character swapped for a homophone, for every character, best candidates first."""
+def homophone_variants(word: str, tones: bool = False, top: int = 4,
+                       traditional: bool | None = None) -> tuple[str, ...]:
+    """``word`` with one character swapped for a homophone, for every character, best candidates first, in
+    ``traditional`` characters or not (default: as ``word`` is written; 電影 -> 電應, never 電应)."""
     reads = R.readings(word)
     if len(reads) != len(word):
         return ()
+    if traditional is None:
+        traditional = is_traditional(word)
     out: list[str] = []
     for i, (ch, reading) in enumerate(zip(word, reads)):
         if has_han(ch) and R.common_char(R.converter("t2s").convert(ch)):
-            out += [word[:i] + c + word[i + 1 :] for c in homophones(ch, reading, tones, top)]
+            out += [word[:i] + c + word[i + 1 :] for c in homophones(ch, reading, tones, top, traditional)]
     return tuple(dict.fromkeys(out))
 
 
@@ -67,7 +79,7 @@ def shape_variants(word: str) -> tuple[str, ...]:
 
 def abbreviation(word: str) -> str | None:
     """The pinyin abbreviation of a 2–4 character word: the lexicon's, else its initials."""
-    known = R.zh_lexicon("pinyin_abbreviations")["words"].get(word)
+    known = R.zh_lexicon("pinyin_abbreviations")["words"].get(R.simplified_view(word))
     if known:
         return known
     if 2 <= len(word) <= 4 and all(has_han(c) for c in word):
@@ -92,12 +104,14 @@ class Homophones(Perturbation):
 
     def __call__(self, text: str, rng: random.Random) -> tuple[str, tuple[Edit, ...]] | None:
         words = han_words(text)
-        options = [t for t in words if homophone_variants(t.text, self.tones, self.top)]
+        trad = is_traditional(text)
+        options = [t for t in words if homophone_variants(t.text, self.tones, self.top, trad)]
         if not options:
             return None
         picked = _pick(options, self.rate, len(words), rng)
-        return finish(text, [Edit(t.start, t.end, t.text, rng.choice(homophone_variants(t.text, self.tones, self.top)),
-                                  self.name) for t in picked])
+        return finish(text, [Edit(t.start, t.end, t.text,
+                                  rng.choice(homophone_variants(t.text, self.tones, self.top, trad)), self.name)
+                             for t in picked])
 
 
 @dataclass(frozen=True)
@@ -131,10 +145,12 @@ class PinyinAbbreviations(Perturbation):
     def __call__(self, text: str, rng: random.Random) -> tuple[str, tuple[Edit, ...]] | None:
         known = R.zh_lexicon("pinyin_abbreviations")["words"]
         words = han_words(text)
-        options = [t for t in words if (t.text in known if self.lexicon_only else abbreviation(t.text))]
+        simple = R.simplified_view(text)  # the lexicon is simplified: 什麼 is listed as 什么
+        options = [t for t in words
+                   if (simple[t.start : t.end] in known if self.lexicon_only else abbreviation(t.text))]
         if not options:
             return None
-        listed = [t for t in options if t.text in known]  # abbreviations in wide use go first
+        listed = [t for t in options if simple[t.start : t.end] in known]  # abbreviations in wide use go first
         picked = _pick(listed or options, self.rate, len(words), rng)
         return finish(text, [Edit(t.start, t.end, t.text, abbreviation(t.text) or t.text, self.name) for t in picked])
 
@@ -151,7 +167,10 @@ class HomophoneSwap(WordSwap):
 
     def candidates(self, tokens: Sequence[Token], index: int) -> list[str]:
         word = tokens[index].text
-        return list(homophone_variants(word, self.tones, self.top))[: self.max_candidates] if has_han(word) else []
+        if not has_han(word):
+            return []
+        trad = is_traditional("".join(t.text for t in tokens))  # the sentence's script, not only this word's
+        return list(homophone_variants(word, self.tones, self.top, trad))[: self.max_candidates]
 
 
 @dataclass(frozen=True)

