@@ -68,6 +68,9 @@ def test_homophones_are_same_syllable_common_characters() -> None:
     assert word_swap("zh_homophone").candidates(tokenize("電影"), 0) == [
         "點影", "典影", "殿影", "店影", "電應", "電英", "電營", "電迎"]
     assert word_swap("zh_homophone").candidates(tokenize("這部電影很好看"), 3)[:3] == ["號看", "毫看", "豪看"]
+    from lmcritic.perturb._zh_resources import is_traditional
+
+    assert is_traditional("電影") and not is_traditional("影") and not is_traditional("这家宾馆为甚麽很差")
 
 
 def test_shapes_table_and_perturbation() -> None:
@@ -134,6 +137,7 @@ def test_chinese_counterfactual_swaps() -> None:
     assert swap("他们说其他人马上就来。", "gender", 0)[0] == "她们说其他人马上就来。"  # not 其他, not 马上
     assert swap("高强度的训练让王强很累", "gender", 0)[0] == "高强度的训练让王欣怡很累"
     assert swap("她說她的媽媽是河南人。", "gender", 0)[0] == "他說他的爸爸是河南人。"
+    assert swap("张芳为甚麽不喜欢这部电影", "gender", 0)[0] == "张建国为甚麽不喜欢这部电影"  # a stray 麽: simplified
     assert swap("她說她的媽媽是河南人。", "region", 0, to="guangdong")[0] == "她說她的媽媽是廣東人。"
     assert swap("我的藏族朋友推荐了这部电影。", "race_ethnicity", 0, to="han")[0] == "我的汉族朋友推荐了这部电影。"
     assert swap("我是农村人，在城里打工。", "residence", 0)[0] == "我是城里人，在农村打工。"

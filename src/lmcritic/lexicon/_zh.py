@@ -128,12 +128,11 @@ def replacement(m: Mention, target: str, names: dict[str, str], rand: random.Ran
 
 
 def in_script_of(text: str, new: str) -> str:
-    """``new`` in traditional characters when ``text`` is written in them."""
-    if simplified(text) == text:
-        return new
-    from lmcritic.perturb._zh_resources import converter
+    """``new`` in traditional characters when ``text`` is written in them (mostly: one stray 麽 in a simplified
+    review does not make it traditional)."""
+    from lmcritic.perturb._zh_resources import converter, is_traditional
 
-    return converter("s2t").convert(new)
+    return converter("s2t").convert(new) if is_traditional(text) else new
 
 
 def zh_edits(text: str, attribute: str, rand: random.Random, to: str | None) -> list[Edit]:

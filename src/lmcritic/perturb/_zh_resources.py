@@ -109,10 +109,19 @@ def simplified_view(text: str) -> str:
     return simple if len(simple) == len(text) else text
 
 
+def is_traditional(text: str) -> bool:
+    """Written in traditional characters: more of its characters are in their traditional form than in their
+    simplified one (a simplified review with one stray 麽 is simplified; 電影 is traditional, 影 alone is not)."""
+    simple, trad = simplified_view(text), converter("s2t").convert(text)
+    in_trad = sum(a != b for a, b in zip(text, simple))
+    in_simple = sum(a != b for a, b in zip(text, trad)) if len(trad) == len(text) else 0
+    return in_trad > in_simple
+
+
 def in_script_of(text: str, new: str, old: str = "") -> str:
     """A replacement written in ``text``'s script: traditional when ``text`` is (the lexicons are simplified),
     keeping the characters of the replaced span ``old`` it shares (為什麼 -> 為啥, not OpenCC's 爲啥)."""
-    if simplified_view(text) == text:
+    if not is_traditional(text):
         return new
     trad = converter("s2t").convert(new)
     if len(trad) != len(new):

@@ -49,11 +49,6 @@ def homophones(ch: str, reading: str, tones: bool = False, top: int = 8, traditi
     return [R.converter("s2t").convert(c) for c in out] if traditional else out  # traditional text stays so
 
 
-def is_traditional(text: str) -> bool:
-    """Written in traditional characters (some character differs from its simplified form)."""
-    return R.simplified_view(text) != text
-
-
 @functools.lru_cache(maxsize=20000)
 def homophone_variants(word: str, tones: bool = False, top: int = 4,
                        traditional: bool | None = None) -> tuple[str, ...]:
@@ -63,7 +58,7 @@ def homophone_variants(word: str, tones: bool = False, top: int = 4,
     if len(reads) != len(word):
         return ()
     if traditional is None:
-        traditional = is_traditional(word)
+        traditional = R.is_traditional(word)
     out: list[str] = []
     for i, (ch, reading) in enumerate(zip(word, reads)):
         if has_han(ch) and R.common_char(R.converter("t2s").convert(ch)):
@@ -104,7 +99,7 @@ class Homophones(Perturbation):
 
     def __call__(self, text: str, rng: random.Random) -> tuple[str, tuple[Edit, ...]] | None:
         words = han_words(text)
-        trad = is_traditional(text)
+        trad = R.is_traditional(text)
         options = [t for t in words if homophone_variants(t.text, self.tones, self.top, trad)]
         if not options:
             return None
@@ -169,7 +164,7 @@ class HomophoneSwap(WordSwap):
         word = tokens[index].text
         if not has_han(word):
             return []
-        trad = is_traditional("".join(t.text for t in tokens))  # the sentence's script, not only this word's
+        trad = R.is_traditional("".join(t.text for t in tokens))  # the sentence's script, not only this word's
         return list(homophone_variants(word, self.tones, self.top, trad))[: self.max_candidates]
 
 

@@ -45,9 +45,8 @@ class SynonymSwap(WordSwap):
         simple = R.simplified_view(word)  # Cilin is simplified; a traditional sentence gets traditional synonyms
         if not has_han(word) or simple in R.stopwords():
             return []
-        trad = R.simplified_view(text := "".join(t.text for t in tokens)) != text
         found = synonyms(simple, self.min_count)[: self.max_candidates]
-        return [R.converter("s2t").convert(w) if trad else w for w in found]
+        return [R.in_script_of("".join(t.text for t in tokens), w) for w in found]
 
 
 @dataclass(frozen=True)
