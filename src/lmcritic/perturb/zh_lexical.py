@@ -46,7 +46,8 @@ class SynonymSwap(WordSwap):
         if not has_han(word) or simple in R.stopwords():
             return []
         found = synonyms(simple, self.min_count)[: self.max_candidates]
-        return [R.in_script_of("".join(t.text for t in tokens), w) for w in found]
+        sentence = "".join(t.text for t in tokens)
+        return [R.in_script_of(sentence, w) for w in found] if R.is_traditional(sentence) else found
 
 
 @dataclass(frozen=True)
