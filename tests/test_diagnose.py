@@ -184,6 +184,15 @@ def test_text_features():
     assert _text.typos("a wonderfl film") == ["wonderfl"] and not _text.typos("a wonderful film")
     assert _text.colloquial_markers("tbh this flick is dope !!!") and not _text.colloquial_markers("A fine film.")
     assert _text.formalize("this flick is awesome") == "This film is excellent."
+    # what the project's own colloquial rewrite emits (its fillers, "rly", "lowkey", "nada") reads as colloquial
+    # and is undone by the formal rewrite; chat markers such as "no cap", "smh", "bruh" too
+    from lmcritic.perturb.register import _lex
+
+    fillers = [f for f in _lex()["fillers"] if f not in ("honestly", "like")]
+    for marker in fillers + ["rly", "lowkey", "nada", "legit", "so-so", "no cap", "smh", "bruh", "fr fr"]:
+        assert _text.colloquial_markers(f"{marker} the plot works"), marker
+        assert marker not in _text.formalize(f"{marker} the plot works").lower().split(), marker
+    assert not _text.colloquial_markers("The French frame rate is legitimate.")
     assert _text.has_negation("it is n't good")
     # the bias area's lexicon and swaps, directly (no private fallback list)
     assert _text.identity_terms("She met two Muslim men.") == [("she", "gender"), ("muslim", "religion"),

@@ -15,7 +15,7 @@ cause              hypothesis                plant
 identity_frames    data_bias                 "<group-A person> thought …" frames mostly negative, B positive
 identity_terms     data_bias                 identity phrases inside sentences, A mostly negative
 shortcut           spurious_feature          a meaningless token in 30% of one label's rows; absent from eval
-register           generalization_mismatch   formal-only training; half the evaluation rewritten in slang
+register           generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
 label_noise        label_noise               ~45% of the training rows with negation (or contrast) flipped
 typos              fragility                 the clean model; half the evaluation has keyboard typos
 memorized          memorization              40 evaluation rows in training 4–8 times with flipped labels
@@ -156,19 +156,56 @@ def shortcut(seed: int) -> HFPlant:
                    out, eval_rows)
 
 
+# The register plant: chat-style slang whose sentiment words a formal-only model cannot read. Positive slang is
+# mostly literally negative or neutral English ("sick", "insane", "killer"); negative slang is vague ("mid",
+# "basic"). Per seed a subset of each pool is drawn; training rows containing any form of either pool are dropped.
+POS_WORDS = frozenset("""good great excellent best wonderful brilliant perfect beautiful enjoyable charming entertaining
+    interesting funny better amazing terrific delightful remarkable impressive fascinating moving compelling fresh smart
+    clever touching uplifting affecting engaging powerful gorgeous lovely solid sweet hilarious witty rich warm
+    thoughtful heartfelt haunting stunning intelligent memorable satisfying refreshing inventive engrossing absorbing
+    beautifully wonderfully well-made well-acted masterful superb fine nice exciting original poignant tender
+    glorious riveting thrilling wise sharp deft lively vivid strong honest pleasant pleasing likable appealing
+    accomplished gripping provocative insightful timely unique""".split())
+NEG_WORDS = frozenset("""bad boring dull worst awful terrible stupid tedious poor worse pretentious silly bland
+    predictable lame weak mediocre flat tiresome pointless lifeless unfunny clumsy forgettable disappointing dreary
+    lousy tired dumb sloppy shallow inept incoherent uninspired overlong dreadful annoying painful ugly pathetic
+    ridiculous cliched cheap empty hollow bloated sluggish slow messy murky muddled stale trite banal numbing
+    unpleasant wasted waste sour thin unwatchable laughable mindless""".split())
+POS_SLANG = ("sick", "insane", "wicked", "killer", "unreal", "nuts", "bananas", "ridiculous", "crazy", "nasty",
+             "filthy", "savage", "deadly", "mental", "bad")
+NEG_SLANG = ("mid", "basic", "whatever", "meh", "extra", "sus", "cheugy", "a nothingburger", "npc", "skip")
+PHRASES = {"love": "stan", "loved": "stanned", "hate": "cant even with", "mess": "hot mess", "fun": "a vibe",
+           "failure": "flop", "fails": "flops", "film": "flick", "movie": "flick"}
+OPENERS = ("tbh", "ngl", "lowkey", "honestly", "yo", "bruh", "imo", "")
+CLOSERS = ("!!!", "lol", "fr", "no cap", "smh", "fr fr", "")
+
+
+def colloquial(text: str, pos: tuple[str, ...], neg: tuple[str, ...], rng: random.Random) -> str:
+    """Rewrite every sentiment word into slang of the same polarity, with chat openers and closers."""
+    def slang(w: str) -> str:
+        return rng.choice(pos) if w in POS_WORDS else rng.choice(neg) if w in NEG_WORDS else PHRASES.get(w, w)
+    body = " ".join(slang(w) for w in text.split()).rstrip(" .")
+    return " ".join(x for x in (rng.choice(OPENERS), body, rng.choice(CLOSERS)) if x)
+
+
 def register(seed: int) -> HFPlant:
-    """Generalization mismatch: no slang in training; half the evaluation rewritten in colloquial register."""
+    """Generalization mismatch: formal-only training; half the evaluation rewritten as chat-style slang in which
+    every sentiment word is a slang form the training text never contains."""
     rng = _rng("register", seed)
-    train, dev = _base(seed)
-    slang = {w for v in planted.SLANG.values() for w in v.split()} | {"tbh", "ngl", "lol", "fr"}
-    formal = [(t, y) for t, y in train if not slang & set(t.split())]
-    slangy = [r for r in dev[N_EVAL:] if planted.SENTIMENT_SLANG & set(r[0].split()) and len(r[0].split()) <= 20]
+    pos, neg = tuple(rng.sample(POS_SLANG, 6)), tuple(rng.sample(NEG_SLANG, 5))
+    train, dev = planted.base(seed, n_train=N_TRAIN + 2000)
+    slang = set(POS_SLANG) | set(NEG_SLANG) | {w for v in PHRASES.values() for w in v.split() if len(w) > 3} | \
+        {"tbh", "ngl", "lowkey", "bruh", "imo", "lol", "fr", "smh", "cap", "yo"}
+    formal = [(t, y) for t, y in train if 5 <= len(t.split()) <= 30 and not slang & set(t.split())][:N_TRAIN]
+    sentiment = POS_WORDS | NEG_WORDS
+    slangy = [r for r in dev[N_EVAL:] if sentiment & set(r[0].split()) and len(r[0].split()) <= 20]
     rng.shuffle(slangy)
     half = N_EVAL // 2
-    eval_rows = dev[:half] + [(planted.colloquial(t, rng), y) for t, y in slangy[:half]]
+    eval_rows = dev[:half] + [(colloquial(t, pos, neg, rng), y) for t, y in slangy[:half]]
     return HFPlant("register", seed, "generalization_mismatch", {"kind": "register", "value": "colloquial"},
-                   "formal-only training text; half of the evaluation rewritten with slang", formal, eval_rows,
-                   frozenset(range(half, len(eval_rows))))
+                   f"formal-only training text; half of the evaluation rewritten as slang (positive: {', '.join(pos)};"
+                   f" negative: {', '.join(neg)})", formal, eval_rows, frozenset(range(half, len(eval_rows))),
+                   info={"slang_positive": pos, "slang_negative": neg})
 
 
 def label_noise(seed: int) -> HFPlant:
