@@ -45,8 +45,9 @@ def model_for(plant: hf_plants.HFPlant, config: minilm.TrainConfig) -> tuple[Pat
     return out, time.perf_counter() - t0
 
 
-def run_trial(plant: hf_plants.HFPlant, model: Path, extra: list[str]) -> dict:
-    """scan + diagnose through the CLI in a fresh home; returns the diagnosis JSON and timings."""
+def run_trial(plant: hf_plants.HFPlant, model: Path, extra: list[str], rediagnose: bool = False) -> dict:
+    """scan + diagnose through the CLI in a fresh home; returns the diagnosis JSON and timings. ``rediagnose``:
+    keep the trial's stored scan (same model and data) and run only ``diagnose`` again (diagnosis code changed)."""
     trial = WORK / "hf_trials" / f"{plant.cause}-s{plant.seed}"
     trial.mkdir(parents=True, exist_ok=True)
     eval_path = minilm.write_tsv(plant.eval, trial / "eval.tsv")
@@ -54,9 +55,14 @@ def run_trial(plant: hf_plants.HFPlant, model: Path, extra: list[str]) -> dict:
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     cli = [sys.executable, "-m", "lmcritic.cli.main"]
     t0 = time.perf_counter()
-    scan = subprocess.run([*cli, "scan", "--model", str(model), "--data", str(eval_path), "--no-progress", *extra],
-                          env=env, capture_output=True, text=True)
-    (trial / "scan.txt").write_text(scan.stdout + scan.stderr)
+    old = trial / "row.json"
+    if rediagnose and old.is_file():
+        scan = subprocess.CompletedProcess([], 0)
+        t0 -= json.loads(old.read_text())["scan_s"]
+    else:
+        scan = subprocess.run([*cli, "scan", "--model", str(model), "--data", str(eval_path), "--no-progress",
+                               *extra], env=env, capture_output=True, text=True)
+        (trial / "scan.txt").write_text(scan.stdout + scan.stderr)
     t1 = time.perf_counter()
     diag = subprocess.run([*cli, "diagnose", "latest", "--train", str(model / "train.tsv"), "--format", "json"],
                           env=env, capture_output=True, text=True)
@@ -173,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scan-arg", action="append", default=None,
                     help="extra arguments for lmcritic scan (default: --no-stages --skip robustness.attack: the "
                     "diagnosis runs right after, and adversarial-search failures are not diagnosed)")
+    ap.add_argument("--rediagnose", action="store_true",
+                    help="reuse each trial's stored scan and run only diagnose again (after a diagnosis change)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--collect", action="store_true",
                     help="run nothing: summarise the stored per-trial rows of --causes x --seeds (each trial writes "
@@ -207,7 +215,7 @@ def trial_row(cause: str, seed: int, config: minilm.TrainConfig, args: argparse.
     model, train_s = model_for(plant, minilm.TrainConfig(**{**config.__dict__, "seed": seed}))
     if args.train_only:
         return None
-    trial = run_trial(plant, model, SCAN_ARGS if args.scan_arg is None else args.scan_arg)
+    trial = run_trial(plant, model, SCAN_ARGS if args.scan_arg is None else args.scan_arg, args.rediagnose)
     row = {"cause": cause, "seed": seed, "hypothesis": plant.hypothesis, "expected_culprit": plant.culprit,
            "description": plant.description, "model": str(model.relative_to(ROOT)),
            "train_s": round(train_s, 1), "load_15min": round(os.getloadavg()[2], 1),
