@@ -156,7 +156,8 @@ def markdown(result: dict) -> str:
         first_txt = f"{first['cause']} ({first['verdict']}, {first['severity']}) {_culprit_txt(first)}" \
             if first else "-"
         sup = "; ".join(f"{x['cause']} {x['severity']} {_culprit_txt(x)}" for x in r["supported"]) or "none"
-        lines.append(f"| {r['cause']} | {r['seed']} | {r['description']} | {r['rank']} | {r['culprit_ok']} | "
+        cause = r["cause"] + (f" (run {r['earlier_run']})" if r.get("earlier_run") else "")
+        lines.append(f"| {cause} | {r['seed']} | {r['description']} | {r['rank']} | {r['culprit_ok']} | "
                      f"{first_txt} | {sup} | {r['train_s']} | {r['scan_s']} | {r['diagnose_s']} | "
                      f"{r.get('load_15min', '?')} |")
     return "\n".join(lines) + "\n"
@@ -185,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--collect", action="store_true",
                     help="run nothing: summarise the stored per-trial rows of --causes x --seeds (each trial writes "
                     "hf_trials/CAUSE-sSEED/row.json, so trials can run as separate commands)")
+    ap.add_argument("--earlier", type=Path, default=None,
+                    help="with --collect: a results JSON of an earlier run whose rows fill trials not run since "
+                    "(marked in the table as from that run)")
     args = ap.parse_args(argv)
     config = minilm.TrainConfig()
     rows = []
@@ -192,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         for cause in args.causes:
             if args.collect:
                 path = WORK / "hf_trials" / f"{cause}-s{seed}" / "row.json"
-                rows += [json.loads(path.read_text())] if path.is_file() else []
+                rows += [json.loads(path.read_text())] if path.is_file() else _earlier(args.earlier, cause, seed)
                 continue
             row = trial_row(cause, seed, config, args)
             if row is not None:
@@ -206,6 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "planted_hf_latest.md").write_text(markdown(result))
     print(markdown(result))
     return 0
+
+
+def _earlier(path: Path | None, cause: str, seed: int) -> list[dict]:
+    """The row of ``cause`` x ``seed`` from an earlier results file, marked with that run's time."""
+    if path is None or not path.is_file():
+        return []
+    result = json.loads(path.read_text())
+    return [{**r, "earlier_run": result["created"]} for r in result["trials"]
+            if r["cause"] == cause and r["seed"] == seed]
 
 
 def trial_row(cause: str, seed: int, config: minilm.TrainConfig, args: argparse.Namespace) -> dict | None:
