@@ -79,9 +79,10 @@ def test_inner_spec_is_checked_before_ray_starts() -> None:
 
 
 def test_scan_on_two_replicas_with_one_killed_mid_scan(local_ray, tmp_path, tiny_causal, tiny_causal_dir) -> None:
-    """The run completes with every case stored once and the single-process run's findings."""
-    import threading
-    import time
+    """The run completes with every case stored once and the single-process run's findings. The replica is killed
+    at a fixed point (when the second chunk's result comes back, with chunks of the same call still to go), and the
+    kill is waited for, so the test does not depend on timing."""
+    from ray.exceptions import RayActorError
 
     from lmcritic.backends import ModelSpec
     from lmcritic.backends.ray import RayBackend
@@ -95,19 +96,22 @@ def test_scan_on_two_replicas_with_one_killed_mid_scan(local_ray, tmp_path, tiny
                    probes=probes)
     single = Runner(tmp_path / "one.sqlite", tmp_path / "one-cache.sqlite", progress=False).run(spec, model=tiny_causal)
     rb = RayBackend(inner, replicas=2, batch_size=4)
+    get, killed = rb._get, []
 
-    def kill_after_two_chunks() -> None:
-        while rb.chunks_done < 2:
-            time.sleep(0.01)
-        local_ray.kill(rb.actors[0], no_restart=True)
+    def get_then_kill_at_the_second_chunk(ref: Any) -> Any:
+        out = get(ref)
+        if rb.chunks_done == 1 and not killed:  # this is the second chunk's result
+            killed.append(rb.actors[0])
+            local_ray.kill(rb.actors[0], no_restart=True)
+            with pytest.raises(RayActorError):  # returns once Ray knows the replica is dead
+                local_ray.get(killed[0].identity.remote())
+        return out
 
-    killer = threading.Thread(target=kill_after_two_chunks, daemon=True)
-    killer.start()
+    rb._get = get_then_kill_at_the_second_chunk  # type: ignore[method-assign]
     runner = Runner(tmp_path / "ray.sqlite", tmp_path / "ray-cache.sqlite", progress=False)
     try:
         out = runner.run(spec, model=rb)
-        killer.join(timeout=5)
-        assert out.status == "done" and rb.restarts == 1 and rb.resent >= 1
+        assert killed and out.status == "done" and rb.restarts == 1 and rb.resent >= 1
     finally:
         rb.close()
     one = Runner(tmp_path / "one.sqlite", tmp_path / "one-cache.sqlite", progress=False).store

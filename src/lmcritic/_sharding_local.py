@@ -28,6 +28,8 @@ class Processes:
         self.conns: dict[int, Any] = {}
 
     def start(self, slot: int) -> None:
+        if slot in self.conns:  # a dead worker's pipe
+            self.conns[slot].close()
         parent, child = self.ctx.Pipe()
         proc = self.ctx.Process(target=_process_main, args=(child, self.setup, self.ledger),
                                 name=f"lmcritic-worker-{slot}")
