@@ -19,7 +19,7 @@ import yaml
 from lmcritic.backends import ModelSpec
 from lmcritic.errors import ConfigError
 from lmcritic.runner import Runner
-from lmcritic.spec import BudgetSpec, ParallelSpec, ProbeSpec, RunSpec
+from lmcritic.spec import BudgetSpec, ParallelSpec, ProbeSpec, RunSpec, StageSpec
 
 HERE = Path(__file__).resolve().parent
 CLI = [sys.executable, "-c", "from lmcritic.cli.main import main; raise SystemExit(main())"]
@@ -27,7 +27,8 @@ MODEL = ModelSpec("_shard_models:sentiment", "python", {"task": "classify", "lab
 PROBES = (ProbeSpec("performance.sst2", {"n": 80}), ProbeSpec("performance.perplexity"),
           ProbeSpec("robustness.register", {"n": 12}),
           ProbeSpec("bias.counterfactual", {"n_per_attribute": 6, "max_groups": 2, "natural": 0}))
-SPEC = RunSpec(model=MODEL, probes=PROBES)
+SPEC = RunSpec(model=MODEL, probes=PROBES, stages=(StageSpec("interpret.explain", {"k": 2}),))
+MEASURED = ("timings", "seconds")  # wall times the explain stage stores with its explanations
 SST2 = "performance.sst2"
 
 
@@ -52,17 +53,33 @@ def sharded(tmp_path: Path, workers: int = 2, **parallel: Any) -> tuple[Runner, 
     return Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False), spec
 
 
-def assert_same_results(runner: Runner, run_id: str, sequential: tuple[Runner, str]) -> None:
-    """Every probe's status, records (ids, outputs, scores, in case order) and findings equal the sequential run's."""
+def unmeasured(data: Any) -> Any:
+    """``data`` without the wall times measured while it was made (they differ between any two runs)."""
+    if isinstance(data, dict):
+        return {k: unmeasured(v) for k, v in data.items() if k not in MEASURED}
+    if isinstance(data, list):
+        return [unmeasured(v) for v in data]
+    return data
+
+
+def assert_same_results(runner: Runner, run_id: str, sequential: tuple[Runner, str], stages: bool = True) -> None:
+    """Every probe's (and stage's) status, the records (ids, outputs, scores, in case order) and the findings equal
+    the sequential run's. ``stages=False``: the probes' only (a stage that ran on a partial run is not rerun)."""
     one, one_id = sequential
-    statuses = [(p.probe_key, p.status) for p in runner.store.probe_runs(run_id)]
-    assert statuses == [(p.probe_key, p.status) for p in one.store.probe_runs(one_id)]
-    for key in runner.store.record_keys(run_id):
+    keep = (lambda key: True) if stages else (lambda key: key in {p.key for p in PROBES})
+    statuses = [(p.probe_key, p.status) for p in runner.store.probe_runs(run_id) if keep(p.probe_key)]
+    assert statuses == [(p.probe_key, p.status) for p in one.store.probe_runs(one_id) if keep(p.probe_key)]
+    assert [(s.stage, s.status) for s in runner.store.stage_runs(run_id)] == [("interpret.explain", "done")]
+    keys = [k for k in runner.store.record_keys(run_id) if keep(k)]
+    assert keys == [k for k in one.store.record_keys(one_id) if keep(k)]
+    for key in keys:
         got = runner.store.records(run_id, key)
         assert len({r.case_id for r in got}) == len(got)  # none twice
-        assert got == one.store.records(one_id, key), key
-    assert runner.store.record_keys(run_id) == one.store.record_keys(one_id)
-    assert runner.store.findings(run_id) == one.store.findings(one_id)
+        want = one.store.records(one_id, key)
+        assert [replace(r, output=unmeasured(r.output)) for r in got] == \
+            [replace(r, output=unmeasured(r.output)) for r in want], key
+    assert [f for f in runner.store.findings(run_id) if keep(f.probe)] == \
+        [f for f in one.store.findings(one_id) if keep(f.probe)]
 
 
 def die_on(monkeypatch: pytest.MonkeyPatch, sequential: tuple[Runner, str], flag: Path, who: str = "worker",
@@ -89,7 +106,7 @@ def test_two_workers_give_the_sequential_results(tmp_path, sequential) -> None:
     assert_same_results(runner, out.run_id, sequential)
     timings = runner.store.get_run(out.run_id).timings
     assert timings["parallel"] == {"workers": 2, "engine": "local", "restarts": 0}
-    assert set(timings["probes"]) == {SST2, "robustness.register", "bias.counterfactual"}
+    assert set(timings["probes"]) == {SST2, "robustness.register", "bias.counterfactual", "stage:interpret.explain"}
     assert timings["cache"]["misses"] >= sequential[0].store.get_run(sequential[1]).timings["cache"]["misses"]
 
 
@@ -122,7 +139,7 @@ def test_a_killed_worker_without_restarts_fails_its_probe_and_resume_completes(t
 
     again = Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False).run(spec, resume=out.run_id)
     assert again.status == "done"
-    assert_same_results(runner, out.run_id, sequential)
+    assert_same_results(runner, out.run_id, sequential, stages=False)
     after = {p.probe_key: p for p in runner.store.probe_runs(out.run_id)}
     for key in ("robustness.register", "bias.counterfactual"):  # finished before: not run again
         assert after[key].finished == before[key].finished

@@ -151,6 +151,7 @@ class Shards:
         self._starting: set[int] = set()
         self._pids: dict[int, int] = {}
         self._fingerprint, self._describe = "", dict[str, Any]()
+        self._progress: _Progress | None = None
 
     # -- what the runner needs of a model -------------------------------------------------------
     def fingerprint(self) -> str:
@@ -210,12 +211,16 @@ class Shards:
         cannot absorb (the store, the worker itself)."""
         queue, busy = deque(tasks), dict[int, Task]()
         spent: Reply | None = None
-        progress = _Progress(self.store, run_id, bar)
+        if self._progress is None or (self._progress.run_id, self._progress.bar) != (run_id, bar):
+            self._progress = _Progress(self.store, run_id, bar)  # one set of bars per run, however many calls
+        progress = self._progress
         while busy or self._starting or (queue and spent is None and self._idle):
             while queue and spent is None and self._idle:
                 slot = min(self._idle)
                 self._idle.discard(slot)
                 busy[slot] = queue.popleft()
+                if busy[slot].kind == "stage":  # a stage can take minutes and has no bar
+                    bar.note(f"stage {busy[slot].key} ...")
                 self.transport.send(slot, busy[slot])
             for slot, reply in self.transport.poll(set(busy) | self._starting, POLL_S):
                 if slot in self._starting:
@@ -234,7 +239,8 @@ class Shards:
     def _settle(self, slot: int, task: Task, reply: Reply, queue: deque[Task], bar: Bar) -> Reply | None:
         """Take in one worker's reply; returns it when the budget is spent."""
         for level, text in reply.notes:
-            {"error": bar.error, "warn": bar.warn}.get(level, bar.note)(text)
+            if (level, text) != ("note", f"stage {task.key} ..."):  # said when it was handed out
+                {"error": bar.error, "warn": bar.warn}.get(level, bar.note)(text)
         if reply.kind == "died":
             self._replace(slot, task, reply, queue, bar)
             return None
