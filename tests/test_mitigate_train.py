@@ -120,3 +120,39 @@ def test_dedup_collapses_copies_and_drops_conflicts_and_canaries(tmp_path):
     lm = TrainingSet(tuple(Row(t, None) for t in ["canary 1 2 3"] * 4 + ["plain line", "other line"]), (), "t")
     kept, info = Dedup().transform(ctx, lm)
     assert [r.text for r in kept.rows] == ["plain line", "other line"] and info["repeated_texts_removed"] == 1
+
+
+def test_base_restarts_the_finetune_from_the_pretrained_checkpoint_not_the_runs_weights(tmp_path,
+                                                                                       tiny_classifier_dir):
+    import torch
+
+    from lmcritic.errors import ConfigError
+    from lmcritic.mitigate._hf_train import HFTrainer
+
+    cfg = TrainConfig(steps=3, batch_size=4, save_steps=3, threads=1)
+    first = HFTrainer().train({"name": str(tiny_classifier_dir)}, _data(), TaskFormat(LABELS), tmp_path / "a", cfg,
+                              progress=False)  # the "run's model": the fixture fine-tuned once
+    again = HFTrainer().train({"name": first.model_dir}, _data(), TaskFormat(LABELS), tmp_path / "b", cfg,
+                              progress=False)
+    from_base = TrainConfig(steps=3, batch_size=4, save_steps=3, threads=1, base=str(tiny_classifier_dir))
+    based = HFTrainer().train({"name": first.model_dir}, _data(), TaskFormat(LABELS), tmp_path / "c", from_base,
+                              progress=False)
+    a, b, c = (_state(tmp_path / x / "model") for x in "abc")
+    assert based.details["init"] == "base" and again.details["init"] == "model"
+    assert all(torch.allclose(a[k], c[k], atol=1e-5) for k in a)  # same start, data and seed as the first fine-tune
+    assert not all(torch.allclose(b[k], c[k], atol=1e-5) for k in b)
+    with pytest.raises(ConfigError, match="not a local model folder"):
+        HFTrainer().train({"name": first.model_dir}, _data(), TaskFormat(LABELS), tmp_path / "d",
+                          TrainConfig(steps=1, batch_size=4, threads=1, base=str(tmp_path / "nowhere")),
+                          progress=False)
+
+
+def test_auto_sets_fine_tuning_settings_aside_for_an_inference_time_fix_but_not_other_keys():
+    from lmcritic.mitigate import MITIGATIONS
+    from lmcritic.mitigate.api import settings_for
+
+    calibrate, dedup = MITIGATIONS.get("calibrate"), MITIGATIONS.get("dedup")
+    assert settings_for(calibrate, {"base": "/m", "steps": 9}, "auto") == ({}, ["base", "steps"])
+    assert settings_for(dedup, {"base": "/m"}, "auto") == ({"base": "/m"}, [])
+    assert settings_for(calibrate, {"base": "/m"}, "calibrate") == ({"base": "/m"}, [])  # named: its own error
+    assert settings_for(calibrate, {"bogus": 1}, "auto") == ({"bogus": 1}, [])

@@ -40,6 +40,8 @@ class HFTrainer(ModelTrainer):
         if config.from_scratch:
             torch.manual_seed(seed)
             model = type(model)(model.config)
+        elif config.base:
+            model = from_base(model, kind, config.base, seed)
         examples = build_examples(data, task, kind, tok, config.max_length, _model_labels(model, kind))
         lora = use_lora(config, kind, sum(p.numel() for p in model.parameters()))
         if lora:
@@ -60,7 +62,8 @@ class HFTrainer(ModelTrainer):
                    "training_loss": float(result.training_loss), "wall_s": round(wall, 2),
                    "resumed_from": Path(resume).name if resume else None, "n_examples": len(examples),
                    "trainable_parameters": trainable,
-                   "learning_rate": _lr(config, lora), "job": job[:16]}
+                   "learning_rate": _lr(config, lora), "job": job[:16],
+                   "init": "scratch" if config.from_scratch else "base" if config.base else "model"}
         return Trained({"name": str(model_dir), "backend": "hf"}, str(model_dir), details)
 
 
@@ -81,6 +84,29 @@ def _load(base: dict[str, Any]) -> Any:
     if be.model_kind == "masked":
         raise ConfigError("fine-tuning a masked LM is not supported", "use a sequence classifier or a causal LM")
     return be
+
+
+def from_base(model: Any, kind: str, base: str, seed: int) -> Any:
+    """The run's architecture and labels with the weights of the checkpoint ``base`` (a fresh, seeded head when
+    ``base`` is a plain encoder): the fine-tune starts where the run's model started, not from its defect."""
+    import torch
+
+    path = Path(base).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"base {base!r} is not a local model folder",
+                          "set base to the folder of the pretrained model the run's model was fine-tuned from")
+    torch.manual_seed(seed)
+    labels = ({"num_labels": model.config.num_labels, "id2label": dict(model.config.id2label),
+               "label2id": dict(model.config.label2id)} if kind == "seq-classification" else {})
+    try:
+        out = type(model).from_pretrained(str(path), local_files_only=True, **labels)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"base {base!r} cannot be loaded as a {type(model).__name__}: {err}",
+                          "give a checkpoint of the same architecture as the run's model") from None
+    if out.config.vocab_size != model.config.vocab_size:
+        raise ConfigError(f"base {base!r} has a vocabulary of {out.config.vocab_size}, the run's model "
+                          f"{model.config.vocab_size}", "give the checkpoint the run's model was fine-tuned from")
+    return out
 
 
 def _model_labels(model: Any, kind: str) -> tuple[str, ...]:
@@ -262,4 +288,4 @@ def _save(model: Any, tok: Any, path: Path) -> Path:
     return path
 
 
-__all__ = ["Collate", "HFTrainer", "build_examples", "label_ids", "per_example_loss", "use_lora"]
+__all__ = ["Collate", "HFTrainer", "build_examples", "from_base", "label_ids", "per_example_loss", "use_lora"]

@@ -53,7 +53,10 @@ def apply(store: RunStore, run: str, *, method: str = "auto", defect: str | None
     info = store.get_run(run_id)
     train_path, heldout_path = _path(train, "--train"), _path(heldout, "--heldout")
     target, name, reason, targets = select(store, run_id, method, defect, backend_of(info.spec), train_path, force)
-    mitigation = MITIGATIONS.get(name)(**(config or {}))
+    settings, unused = settings_for(MITIGATIONS.get(name), config or {}, method)
+    if unused:
+        reason += f"; fine-tuning settings not used (it trains nothing): {', '.join(unused)}"
+    mitigation = MITIGATIONS.get(name)(**settings)
     ctx = MitigationContext(store, run_id, info.spec, target, _out_dir(out, run_id, target, name), train_path,
                             heldout_path, seed, decontaminate, Path(cache_path) if cache_path else None, progress)
     t0 = time.perf_counter()
@@ -67,6 +70,22 @@ def apply(store: RunStore, run: str, *, method: str = "auto", defect: str | None
     paths = write_outputs(ctx.out_dir, mitigated, ver)
     return MitigationOutcome(run_id, target, name, reason, mitigated, ctx.out_dir, paths, ver, apply_s,
                              time.perf_counter() - t0 - apply_s)
+
+
+def settings_for(cls: type[Any], config: dict[str, Any], method: str) -> tuple[dict[str, Any], list[str]]:
+    """The config the chosen mitigation takes. With ``auto`` the fix is not known in advance, so fine-tuning
+    settings given for a training-time fix (``--set base=DIR steps=300``) are set aside when it picks an
+    inference-time one; any other unknown key is still an error."""
+    from dataclasses import fields
+
+    from lmcritic.mitigate.base import TRAINING
+    from lmcritic.mitigate.trainers import TrainConfig
+
+    if method != "auto" or cls.kind == TRAINING:
+        return config, []
+    own = {f.name for f in fields(cls.Config)}
+    unused = sorted(k for k in config if k not in own and k in {f.name for f in fields(TrainConfig)})
+    return {k: v for k, v in config.items() if k not in unused}, unused
 
 
 def _path(value: str | Path | None, flag: str) -> Path | None:
@@ -89,4 +108,4 @@ def _out_dir(out: str | Path | None, run_id: str, target: Target, name: str) -> 
     return lmcritic_home() / "mitigations" / f"{run_id}-{safe}-{name}"
 
 
-__all__ = ["MitigationOutcome", "apply"]
+__all__ = ["MitigationOutcome", "apply", "settings_for"]

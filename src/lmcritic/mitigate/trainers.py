@@ -40,6 +40,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     threads: int = 2
     from_scratch: bool = False  # re-initialise the weights (for models that were trained from scratch)
+    base: str | None = None  # start from this checkpoint (the pretrained model the run's model was fine-tuned from)
+    # instead of the run's weights: a defect learnt into them is not unlearnt by training on (a shortcut token
+    # removed from the corpus gets no gradient at all), so corpus fixes retrain from the base
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.max_length < 8 or self.save_steps < 1:

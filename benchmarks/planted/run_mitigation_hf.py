@@ -1,0 +1,222 @@
+"""Mitigation on the fine-tuned MiniLM planted defects: does ``mitigate --method auto`` close what was built in?
+
+For every cause × seed of ``hf_plants.py`` whose planted model is trained (``benchmarks/.work/hf_models/CAUSE-sS``
+with ``train.json``; ``run_hf.py`` trains them, this script never does): run ``performance.sst2`` on the plant's
+evaluation rows plus its affected cases, and on a clean held-out set, through the normal runner; diagnose with the
+model's training corpus (``DIR/train.tsv``, the exact rows it was fine-tuned on); then ``mitigate --method auto``
+with the same corpus (the library API the CLI calls). Training-time fixes fine-tune with lmcritic's ``hf`` trainer
+(the transformers ``Trainer``) into this trial's folder, from the pretrained MiniLM with the planted model's own
+recipe (``--set base=DIR`` and its settings: a corpus fix cannot unlearn what the defective weights hold by training
+them further; ``--continue-training`` does that instead); evaluation cases never enter training (the mitigation
+refuses or removes them); the re-verification replays the spec on the new model (no cached answers).
+
+Affected cases are fixed by the plant, not by the diagnosis: the plant's own marked evaluation rows (register:
+the slang half; label_noise: rows with the noisy phenomenon; typos: the misspelt half; memorized: the 40 memorised
+rows), and for plants whose evaluation data carries no plant (identity_frames, identity_terms, shortcut) held-out
+SST-2 dev sentences rewritten with the plant against its label: the planted frames / identity phrases naming the
+negative-leaning group on positive sentences and the other group on negative ones; the shortcut token inserted
+into sentences of the other label. The clean set: 300 SST-2 dev sentences outside both.
+
+Judged as in ``run_mitigation.py``: failure rate on the affected cases before → after (Wilson CIs, McNemar exact
+p, relative reduction), clean accuracy change with its paired bootstrap CI; closed = ≥ 50% relative reduction,
+p < 0.05, clean accuracy drop ≤ 1 point. One trial per command (``/work/bin/heavy``), rows under
+``benchmarks/.work/hf_mitigation/CAUSE-sSEED/row.json``; ``--collect`` writes
+``results/mitigation_hf_latest.{json,md}``.
+
+    LMCRITIC_SHARED_DATA=/path/to/shared/data .venv/bin/python benchmarks/planted/run_mitigation_hf.py \\
+        --seeds 0 --causes shortcut
+    .venv/bin/python benchmarks/planted/run_mitigation_hf.py --seeds 0 1 2 --collect
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import hf_plants  # noqa: E402
+import planted  # noqa: E402
+import run_mitigation as bench  # noqa: E402
+
+ROOT = HERE.parents[1]
+WORK = ROOT / "benchmarks" / ".work"
+RESULTS = HERE / "results"
+CAUSES = tuple(c for c in hf_plants.BUILDERS if c != "clean")
+N_AFFECTED = 80
+N_CLEAN = 300
+
+
+class Case:
+    """What ``run_mitigation.judge`` reads of a plant: its name, cause and the affected rows of ``eval``."""
+
+    def __init__(self, plant: hf_plants.HFPlant, eval_rows: list[planted.Row], affected: frozenset[int]) -> None:
+        self.name, self.cause, self.eval, self.planted = plant.cause, plant.hypothesis, eval_rows, affected
+
+
+def cases(plant: hf_plants.HFPlant, seed: int) -> tuple[Case, list[planted.Row]]:
+    """The evaluation rows with the affected cases marked, and the clean held-out rows."""
+    _, dev = hf_plants._base(seed)
+    used = {t for t, _ in plant.eval}
+    pool = [r for r in dev if r[0] not in used]
+    if plant.cause == "shortcut":  # only sentences of the label the token does not push toward
+        other = [r for r in pool if r[1] != ("negative", "positive").index(plant.culprit["label"])]
+        pool = other[:N_AFFECTED] + [r for r in pool if r not in other[:N_AFFECTED]]
+    extra = rewrite(plant, pool[:N_AFFECTED], random.Random(f"affected:{plant.cause}:{seed}"))
+    if extra:
+        rows = plant.eval + extra
+        affected = frozenset(range(len(plant.eval), len(rows)))
+        pool = pool[N_AFFECTED:]
+    else:
+        rows, affected = plant.eval, plant.planted_eval
+    return Case(plant, rows, affected), pool[-N_CLEAN:]
+
+
+def rewrite(plant: hf_plants.HFPlant, rows: list[planted.Row], rng: random.Random) -> list[planted.Row]:
+    """Held-out sentences carrying the plant against their label (empty for plants marked in their own eval)."""
+    c = plant.culprit
+    if plant.cause == "identity_frames":
+        people = {y: hf_plants._people(c["attribute"], c["value"] if y == 1 else c["contrast"]) for y in (0, 1)}
+        return [(hf_plants._fill(rng.choice(plant.info["frames"]), rng.choice(people[y]), t), y) for t, y in rows]
+    if plant.cause == "identity_terms":
+        terms = plant.info["terms"]
+        out = []
+        for t, y in rows:
+            words = t.split()
+            at = rng.randrange(1, len(words)) if len(words) > 1 else 1
+            phrase = rng.choice(plant.info["slots"]).format(adj=terms[c["value"] if y == 1 else c["contrast"]])
+            out.append((" ".join(words[:at] + [",", phrase, ","] + words[at:]), y))
+        return out
+    if plant.cause == "shortcut":
+        return [(planted._insert(t, c["value"], rng), y) for t, y in rows]
+    return []
+
+
+def model_dir(plant: hf_plants.HFPlant) -> Path | None:
+    path = WORK / "hf_models" / f"{plant.reuse_model_of or plant.cause}-s{plant.seed}"
+    return path if (path / "train.json").is_file() else None
+
+
+def recipe(model: Path) -> dict[str, Any]:
+    """Retrain from the pretrained MiniLM with the planted model's own recipe (its train.json): the same learning
+    rate, batch size, weight decay and number of optimizer steps (full fine-tuning: nothing frozen)."""
+    from lmcritic import _minilm
+
+    meta = json.loads((model / "train.json").read_text())
+    c = meta["config"]
+    steps = round(c["epochs"] * meta["n_rows"] / c["batch_size"])
+    return {"base": str(_minilm.model_dir()), "learning_rate": c["learning_rate"], "batch_size": c["batch_size"],
+            "steps": steps, "weight_decay": c["weight_decay"], "max_length": c["max_length"]}
+
+
+def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = True) -> dict | None:
+    from lmcritic.backends import ModelSpec
+    from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
+    from lmcritic.mitigate.api import apply
+    from lmcritic.runner import Runner
+    from lmcritic.spec import ProbeSpec, RunSpec
+
+    plant = hf_plants.build(cause, seed)
+    model = model_dir(plant)
+    if model is None:
+        print(f"seed {seed} {cause}: planted model not trained yet (run_hf.py --train-only trains it)", flush=True)
+        return None
+    config = {**(recipe(model) if from_base else {}), **config}
+    case, clean = cases(plant, seed)
+    work = WORK / "hf_mitigation" / f"{cause}-s{seed}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    eval_path = planted.write_tsv(case.eval, work / "eval.tsv")
+    clean_path = planted.write_tsv(clean, work / "clean.tsv")
+    train_path = model / "train.tsv"
+    spec = RunSpec(model=ModelSpec(name=str(model), backend="hf"), name=f"planted-hf {cause}", seed=seed,
+                   probes=(ProbeSpec("performance.sst2", {"data": str(eval_path), "n": None}),
+                           ProbeSpec("performance.sst2", {"data": str(clean_path), "n": None}, key="clean")))
+    cache = work / "cache.sqlite"
+    runner = Runner(store_path=work / "runs.sqlite", cache_path=cache, progress=False)
+    t0 = time.perf_counter()
+    run_id = runner.run(spec).run_id
+    scan_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    diagnose_run(runner.store, run_id, config=DiagnoseConfig(seed=seed, probes=("performance.sst2",)),
+                 train=train_path, cache_path=cache)
+    diag_s = time.perf_counter() - t0
+    out = apply(runner.store, run_id, method="auto", train=train_path, out=work / "mitigated", cache_path=cache,
+                progress=False, seed=seed, config=config or None)
+    row = bench.judge(case, runner.store, run_id, out, diag_s)
+    training = out.model.details.get("training") or {}
+    row.update({"seed": seed, "description": plant.description, "model": str(model.relative_to(ROOT)),
+                "config": config, "n_affected": len(case.planted), "n_clean": len(clean), "scan_s": round(scan_s, 1),
+                "training": {k: training.get(k) for k in ("steps", "wall_s", "n_examples", "training_loss",
+                                                          "learning_rate", "adapter", "init")},
+                "load_15min": round(os.getloadavg()[2], 2)})
+    shutil.rmtree(work / "mitigated" / "checkpoints", ignore_errors=True)  # the model folder is kept
+    (work / "row.json").write_text(json.dumps(row, indent=2))
+    return row
+
+
+def markdown(rows: list[dict], failed: list[dict], seeds: list[int]) -> str:
+    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": seeds, "jobs_done": f"{len(rows) + len(failed)}",
+              "models": rows, "failed": failed, "summary": bench.summarize(rows, failed)}
+    text = bench.markdown(result).replace("# Planted-defect mitigation benchmark",
+                                          "# Planted-defect mitigation benchmark: fine-tuned MiniLM classifiers", 1)
+    loads = ", ".join(f"{r['name']}-s{r['seed']} {r['load_15min']}" for r in rows)
+    train = "; ".join(f"{r['name']}-s{r['seed']} {r['training'].get('steps')} steps "
+                      f"{r['training'].get('wall_s')} s" for r in rows if r["training"].get("steps"))
+    return text + f"\nLoad average (15 min) at the end of each trial: {loads}.\n\nFine-tuning: {train or 'none'}.\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--causes", nargs="*", choices=CAUSES, default=list(CAUSES))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="mitigation config (as `lmcritic mitigate --set`), recorded in the row")
+    ap.add_argument("--continue-training", action="store_true",
+                    help="fine-tune the planted model further instead of retraining from the pretrained MiniLM")
+    ap.add_argument("--collect", action="store_true", help="run nothing: tabulate the stored trial rows")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    from lmcritic.errors import LmcriticError
+
+    config = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    rows, failed = [], []
+    for seed in args.seeds:
+        for cause in args.causes:
+            path = WORK / "hf_mitigation" / f"{cause}-s{seed}" / "row.json"
+            fail = path.parent / "failed.json"
+            if args.collect:
+                rows += [json.loads(path.read_text())] if path.is_file() else []
+                failed += [json.loads(fail.read_text())] if fail.is_file() and not path.is_file() else []
+                continue
+            try:
+                row = run_trial(cause, seed, config, not args.continue_training)
+            except LmcriticError as err:  # one plant the pipeline cannot mitigate is a result, not a crash
+                failed.append({"name": cause, "variant": None, "seed": seed, "error": str(err), "config": config})
+                fail.parent.mkdir(parents=True, exist_ok=True)
+                fail.write_text(json.dumps(failed[-1]))
+                print(f"seed {seed} {cause} FAILED: {err}", flush=True)
+                continue
+            if row:
+                rows.append(row)
+                print(f"seed {seed} {cause}: cause={row['diagnosed_cause']} method={row['method']} affected "
+                      f"{row['planted']['before']:.3f}->{row['planted']['after']:.3f} (n={row['planted']['n']}) "
+                      f"p={row['planted']['p']:.2g} clean {row['clean_accuracy_change']:+.3f} closed={row['closed']}",
+                      flush=True)
+    if args.collect:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "mitigation_hf_latest.json").write_text(json.dumps({"seeds": args.seeds, "models": rows}, indent=2))
+        (args.out / "mitigation_hf_latest.md").write_text(markdown(rows, failed, args.seeds))
+        print(markdown(rows, failed, args.seeds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
