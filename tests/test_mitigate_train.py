@@ -156,3 +156,17 @@ def test_auto_sets_fine_tuning_settings_aside_for_an_inference_time_fix_but_not_
     assert settings_for(dedup, {"base": "/m"}, "auto") == ({"base": "/m"}, [])
     assert settings_for(calibrate, {"base": "/m"}, "calibrate") == ({"base": "/m"}, [])  # named: its own error
     assert settings_for(calibrate, {"bogus": 1}, "auto") == ({"bogus": 1}, [])
+
+
+def test_auto_without_a_supported_cause_says_so_in_one_plain_line():
+    from types import SimpleNamespace as NS
+
+    from lmcritic.errors import ConfigError
+    from lmcritic.mitigate import MITIGATIONS
+    from lmcritic.mitigate.choose import _auto
+
+    node = NS(defect=NS(id="D1"), causes=[NS(cause="label_noise", verdict="not supported")])
+    with pytest.raises(ConfigError, match=r"^no defect of run r1 has a supported cause, so auto cannot pick"):
+        _auto([node], None, "r1", lambda c: None, MITIGATIONS)
+    with pytest.raises(ConfigError, match=r"^D1 of run r1 has no supported cause"):
+        _auto([node], "D1", "r1", lambda c: None, MITIGATIONS)

@@ -64,8 +64,9 @@ def _auto(nodes: list[Any] | None, defect: str | None, run_id: str,
     candidates = [_find(nodes, defect)] if defect else [n for n in nodes if any(c.verdict == SUPPORTED
                                                                                 for c in n.causes)]
     if not candidates or not any(c.verdict == SUPPORTED for c in candidates[0].causes):
-        which = candidates[0].defect.id if candidates else "no defect"
-        raise ConfigError(f"{which} of run {run_id} has no supported cause, so auto cannot pick a mitigation",
+        which = f"{candidates[0].defect.id} of run {run_id} has no" if candidates else \
+            f"no defect of run {run_id} has a"
+        raise ConfigError(f"{which} supported cause, so auto cannot pick a mitigation",
                           "name a --method to apply one anyway, or re-diagnose with --train PATH")
     errors: list[ConfigError] = []
     for node in candidates:
