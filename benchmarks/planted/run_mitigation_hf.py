@@ -55,10 +55,14 @@ N_CLEAN = 300
 
 
 class Case:
-    """What ``run_mitigation.judge`` reads of a plant: its name, cause and the affected rows of ``eval``."""
+    """What ``run_mitigation.judge`` reads of a plant: its name, cause and the affected rows of ``eval``; and the
+    affected rows without the plant (``originals``, in the order of ``sorted(planted)``; None where the affected
+    cases are natural sentences: label_noise, memorized)."""
 
-    def __init__(self, plant: hf_plants.HFPlant, eval_rows: list[planted.Row], affected: frozenset[int]) -> None:
+    def __init__(self, plant: hf_plants.HFPlant, eval_rows: list[planted.Row], affected: frozenset[int],
+                 originals: list[planted.Row] | None = None) -> None:
         self.name, self.cause, self.eval, self.planted = plant.cause, plant.hypothesis, eval_rows, affected
+        self.originals = originals
 
 
 def cases(plant: hf_plants.HFPlant, seed: int) -> tuple[Case, list[planted.Row]]:
@@ -72,11 +76,39 @@ def cases(plant: hf_plants.HFPlant, seed: int) -> tuple[Case, list[planted.Row]]
     extra = rewrite(plant, pool[:N_AFFECTED], random.Random(f"affected:{plant.cause}:{seed}"))
     if extra:
         rows = plant.eval + extra
-        affected = frozenset(range(len(plant.eval), len(rows)))
+        case = Case(plant, rows, frozenset(range(len(plant.eval), len(rows))), pool[:N_AFFECTED])
         pool = pool[N_AFFECTED:]
     else:
-        rows, affected = plant.eval, plant.planted_eval
-    return Case(plant, rows, affected), pool[-N_CLEAN:]
+        case = Case(plant, plant.eval, plant.planted_eval, unplanted(plant, seed))
+    return case, [r for r in pool if r not in (case.originals or ())][-N_CLEAN:]
+
+
+def unplanted(plant: hf_plants.HFPlant, seed: int) -> list[planted.Row] | None:
+    """The source sentences of the plant's own rewritten evaluation rows (typos, register), rebuilt the way the
+    plant drew them and checked against its rows; None when they cannot be matched."""
+    marked = [plant.eval[i] for i in sorted(plant.planted_eval)]
+    if plant.cause == "typos":
+        from lmcritic.diagnose import _text
+
+        lexicon = _text.sentiment_lexicon()
+        _, dev = planted.base(seed)
+        out = [(t, y) for t, y in dev[160:] if any(w in lexicon and len(w) >= 4 for w in t.split())][:len(marked)]
+    elif plant.cause == "register" and "slang_positive" in plant.info:
+        rng = hf_plants._rng("register", seed)
+        rng.sample(hf_plants.POS_SLANG, 6), rng.sample(hf_plants.NEG_SLANG, 5)
+        _, dev = planted.base(seed, n_train=hf_plants.N_TRAIN + 2000)
+        sentiment = hf_plants.POS_WORDS | hf_plants.NEG_WORDS
+        slangy = [r for r in dev[hf_plants.N_EVAL:] if sentiment & set(r[0].split()) and len(r[0].split()) <= 20]
+        rng.shuffle(slangy)
+        out = slangy[:len(marked)]
+        again = [(hf_plants.colloquial(t, plant.info["slang_positive"], plant.info["slang_negative"], rng), y)
+                 for t, y in out]
+        return out if again == marked else None
+    else:
+        return None
+    same = len(out) == len(marked) and all(y == m[1] and len(t.split()) == len(m[0].split())
+                                           for (t, y), m in zip(out, marked))
+    return out if same else None
 
 
 def rewrite(plant: hf_plants.HFPlant, rows: list[planted.Row], rng: random.Random) -> list[planted.Row]:
@@ -151,6 +183,7 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
     out = apply(runner.store, run_id, method="auto", train=train_path, out=work / "mitigated", cache_path=cache,
                 progress=False, seed=seed, config=config or None)
     row = bench.judge(case, runner.store, run_id, out, diag_s)
+    row["unplanted"] = unplanted_rates(work / "runs.sqlite", cache, row, case, work)
     training = out.model.details.get("training") or {}
     row.update({"seed": seed, "description": plant.description, "model": str(model.relative_to(ROOT)),
                 "config": config, "n_affected": len(case.planted), "n_clean": len(clean), "scan_s": round(scan_s, 1),
@@ -162,6 +195,43 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
     return row
 
 
+def unplanted_rates(store_path: Path, cache: Path, row: dict, case: Case, work: Path) -> dict | None:
+    """The models before and after on the affected cases WITHOUT the plant (the same sentences unrewritten): the
+    floor each model could reach on them. The plant's effect is the affected failure rate minus this, per model;
+    ``closed_unplanted``: the effect shrank by >= 50% (with the criterion's p and clean-accuracy conditions)."""
+    if not case.originals:
+        return None
+    from lmcritic.runner import Runner
+    from lmcritic.spec import RunSpec
+
+    path = planted.write_tsv(case.originals, work / "originals.tsv")
+    runner = Runner(store_path=store_path, cache_path=cache, progress=False)
+    fails = {}
+    for when in ("before", "after"):
+        spec = {**runner.store.get_run(row[f"run_{when}"]).spec, "stages": [],
+                "probes": [{"name": "performance.sst2", "config": {"data": str(path), "n": None}, "key": "originals"}]}
+        rid = runner.run(RunSpec.from_dict(spec, source=f"unplanted cases, model {when}")).run_id
+        fails[when] = {r.case_id: r.passed is False for r in runner.store.records(rid, "originals")}
+    ids = sorted(fails["before"])
+    floor = {w: sum(fails[w][i] for i in ids) / len(ids) for w in fails}
+    effect = {w: row["planted"][w] - floor[w] for w in floor}
+    reduction = None if effect["before"] <= 0 else 1 - max(0.0, effect["after"]) / effect["before"]
+    ok = reduction is not None and reduction >= 0.5 and row["planted"]["p"] < 0.05 and \
+        row["clean_accuracy_change"] >= -0.01
+    return {"n": len(ids), "floor_before": floor["before"], "floor_after": floor["after"],
+            "effect_before": effect["before"], "effect_after": effect["after"], "reduction": reduction,
+            "closed_unplanted": ok}
+
+
+def with_unplanted(row: dict, work: Path) -> dict:
+    """A stored trial row with its unplanted-floor figures (computed now when the trial predates them)."""
+    if "unplanted" not in row:
+        case, _ = cases(hf_plants.build(row["name"], row["seed"]), row["seed"])
+        row["unplanted"] = unplanted_rates(work / "runs.sqlite", work / "cache.sqlite", row, case, work)
+        (work / "row.json").write_text(json.dumps(row, indent=2))
+    return row
+
+
 def markdown(rows: list[dict], failed: list[dict], seeds: list[int]) -> str:
     result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": seeds, "jobs_done": f"{len(rows) + len(failed)}",
               "models": rows, "failed": failed, "summary": bench.summarize(rows, failed)}
@@ -170,6 +240,19 @@ def markdown(rows: list[dict], failed: list[dict], seeds: list[int]) -> str:
     loads = ", ".join(f"{r['name']}-s{r['seed']} {r['load_15min']}" for r in rows)
     train = "; ".join(f"{r['name']}-s{r['seed']} {r['training'].get('steps')} steps "
                       f"{r['training'].get('wall_s')} s" for r in rows if r["training"].get("steps"))
+    lines = ["", "Against the unplanted floor: the same affected sentences without the plant (the source sentences "
+             "before the frames, phrases, token or typos were written in), scored by the model before and after; "
+             "the plant's effect is the affected failure rate minus that floor.", "",
+             "| planted | seed | floor before → after (n) | plant effect before → after | reduction | closed |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        u = r.get("unplanted")
+        if u:
+            red = "-" if u["reduction"] is None else f"{u['reduction']:+.0%}"
+            lines.append(f"| {r['name']} | {r['seed']} | {u['floor_before']:.3f} → {u['floor_after']:.3f} ({u['n']}) | "
+                         f"{u['effect_before']:+.3f} → {u['effect_after']:+.3f} | {red} | "
+                         f"{'yes' if u['closed_unplanted'] else 'no'} |")
+    text += "\n".join(lines) + "\n"
     return text + f"\nLoad average (15 min) at the end of each trial: {loads}.\n\nFine-tuning: {train or 'none'}.\n"
 
 
@@ -193,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             path = WORK / "hf_mitigation" / f"{cause}-s{seed}" / "row.json"
             fail = path.parent / "failed.json"
             if args.collect:
-                rows += [json.loads(path.read_text())] if path.is_file() else []
+                rows += [with_unplanted(json.loads(path.read_text()), path.parent)] if path.is_file() else []
                 failed += [json.loads(fail.read_text())] if fail.is_file() and not path.is_file() else []
                 continue
             try:
