@@ -170,3 +170,35 @@ def test_auto_without_a_supported_cause_says_so_in_one_plain_line():
         _auto([node], None, "r1", lambda c: None, MITIGATIONS)
     with pytest.raises(ConfigError, match=r"^D1 of run r1 has no supported cause"):
         _auto([node], "D1", "r1", lambda c: None, MITIGATIONS)
+
+
+def test_epochs_set_the_steps_from_the_edited_corpus_and_frozen_layers_stay_as_they_were(tmp_path,
+                                                                                        tiny_classifier_dir):
+    import torch
+
+    from lmcritic.errors import ConfigError
+    from lmcritic.mitigate._hf_train import HFTrainer
+    from lmcritic.mitigate.trainers import total_steps
+
+    assert total_steps(TrainConfig(steps=7, batch_size=4), 10) == 7
+    assert total_steps(TrainConfig(epochs=1.5, batch_size=4), 10) == 4  # ceil(15 / 4)
+    cfg = TrainConfig(epochs=1.0, batch_size=4, save_steps=50, threads=1, frozen_layers=1, learning_rate=1e-3)
+    out = HFTrainer().train({"name": str(tiny_classifier_dir)}, _data(12), TaskFormat(LABELS), tmp_path / "f", cfg,
+                            progress=False)
+    assert out.details["steps"] == 3 and out.details["frozen_layers"] == 1
+    before, after = _state_of_dir(tiny_classifier_dir), _state(tmp_path / "f" / "model")
+    kept = [k for k in after if "embeddings" in k or ".layer.0." in k]
+    moved = [k for k in after if ".layer.1." in k or "classifier" in k]
+    assert kept and moved
+    assert all(torch.equal(before[k], after[k]) for k in kept)
+    assert not all(torch.equal(before[k], after[k]) for k in moved)
+    with pytest.raises(ConfigError, match="has 2 layers"):
+        HFTrainer().train({"name": str(tiny_classifier_dir)}, _data(12), TaskFormat(LABELS), tmp_path / "g",
+                          TrainConfig(steps=1, batch_size=4, threads=1, frozen_layers=5), progress=False)
+
+
+def _state_of_dir(path):
+    from transformers import AutoModelForSequenceClassification
+
+    return {k: v.detach().clone() for k, v in
+            AutoModelForSequenceClassification.from_pretrained(str(path)).state_dict().items()}

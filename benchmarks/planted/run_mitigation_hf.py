@@ -6,9 +6,10 @@ evaluation rows plus its affected cases, and on a clean held-out set, through th
 model's training corpus (``DIR/train.tsv``, the exact rows it was fine-tuned on); then ``mitigate --method auto``
 with the same corpus (the library API the CLI calls). Training-time fixes fine-tune with lmcritic's ``hf`` trainer
 (the transformers ``Trainer``) into this trial's folder, from the pretrained MiniLM with the planted model's own
-recipe (``--set base=DIR`` and its settings: a corpus fix cannot unlearn what the defective weights hold by training
-them further; ``--continue-training`` does that instead); evaluation cases never enter training (the mitigation
-refuses or removes them); the re-verification replays the spec on the new model (no cached answers).
+recipe (``--set base=DIR epochs=1.5 frozen_layers=3 ...``: a corpus fix cannot unlearn what the defective
+weights hold by training them further; ``--continue-training`` does that instead); evaluation cases never enter
+training (the mitigation refuses or removes them); the re-verification replays the spec on the new model (no
+cached answers).
 
 Affected cases are fixed by the plant, not by the diagnosis: the plant's own marked evaluation rows (register:
 the slang half; label_noise: rows with the noisy phenomenon; typos: the misspelt half; memorized: the 40 memorised
@@ -137,15 +138,14 @@ def model_dir(plant: hf_plants.HFPlant) -> Path | None:
 
 
 def recipe(model: Path) -> dict[str, Any]:
-    """Retrain from the pretrained MiniLM with the planted model's own recipe (its train.json): the same learning
-    rate, batch size, weight decay and number of optimizer steps (full fine-tuning: nothing frozen)."""
+    """Retrain from the pretrained MiniLM with the planted model's own recipe (its train.json): the same epochs
+    (over the edited corpus), learning rate, batch size, weight decay, length and frozen layers."""
     from lmcritic import _minilm
 
-    meta = json.loads((model / "train.json").read_text())
-    c = meta["config"]
-    steps = round(c["epochs"] * meta["n_rows"] / c["batch_size"])
-    return {"base": str(_minilm.model_dir()), "learning_rate": c["learning_rate"], "batch_size": c["batch_size"],
-            "steps": steps, "weight_decay": c["weight_decay"], "max_length": c["max_length"]}
+    c = json.loads((model / "train.json").read_text())["config"]
+    return {"base": str(_minilm.model_dir()), "epochs": c["epochs"], "learning_rate": c["learning_rate"],
+            "batch_size": c["batch_size"], "weight_decay": c["weight_decay"], "max_length": c["max_length"],
+            "frozen_layers": c["frozen_layers"]}
 
 
 def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = True) -> dict | None:
@@ -188,7 +188,7 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
     row.update({"seed": seed, "description": plant.description, "model": str(model.relative_to(ROOT)),
                 "config": config, "n_affected": len(case.planted), "n_clean": len(clean), "scan_s": round(scan_s, 1),
                 "training": {k: training.get(k) for k in ("steps", "wall_s", "n_examples", "training_loss",
-                                                          "learning_rate", "adapter", "init")},
+                                                          "learning_rate", "adapter", "init", "frozen_layers")},
                 "load_15min": round(os.getloadavg()[2], 2)})
     shutil.rmtree(work / "mitigated" / "checkpoints", ignore_errors=True)  # the model folder is kept
     (work / "row.json").write_text(json.dumps(row, indent=2))

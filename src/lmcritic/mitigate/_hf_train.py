@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,7 +23,7 @@ from lmcritic._serde import stable_hash, to_jsonable
 from lmcritic.errors import ConfigError
 from lmcritic.mitigate.base import model_spec_of
 from lmcritic.mitigate.data import TrainingSet
-from lmcritic.mitigate.trainers import ModelTrainer, TaskFormat, TrainConfig, Trained
+from lmcritic.mitigate.trainers import ModelTrainer, TaskFormat, TrainConfig, Trained, total_steps
 
 LORA_MIN_PARAMETERS = 50_000_000
 
@@ -46,9 +47,12 @@ class HFTrainer(ModelTrainer):
         lora = use_lora(config, kind, sum(p.numel() for p in model.parameters()))
         if lora:
             model = _with_lora(model, kind, config)
+        elif config.frozen_layers:
+            freeze(model, config.frozen_layers)
+        config = replace(config, steps=total_steps(config, len(examples)), epochs=None)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         job = stable_hash("lmcritic-train", be.fingerprint(), to_jsonable(data), to_jsonable(task),
-                          to_jsonable(config), seed)
+                          to_jsonable(config), seed)  # after epochs became steps: the same job hashes the same
         ckpt = _checkpoint_dir(out / "checkpoints", job)
         trainer = _trainer(model, examples, tok, ckpt, config, seed, progress, lora)
         resume = _last_checkpoint(ckpt)
@@ -63,7 +67,8 @@ class HFTrainer(ModelTrainer):
                    "resumed_from": Path(resume).name if resume else None, "n_examples": len(examples),
                    "trainable_parameters": trainable,
                    "learning_rate": _lr(config, lora), "job": job[:16],
-                   "init": "scratch" if config.from_scratch else "base" if config.base else "model"}
+                   "init": "scratch" if config.from_scratch else "base" if config.base else "model",
+                   "frozen_layers": 0 if lora else config.frozen_layers}
         return Trained({"name": str(model_dir), "backend": "hf"}, str(model_dir), details)
 
 
@@ -107,6 +112,20 @@ def from_base(model: Any, kind: str, base: str, seed: int) -> Any:
         raise ConfigError(f"base {base!r} has a vocabulary of {out.config.vocab_size}, the run's model "
                           f"{model.config.vocab_size}", "give the checkpoint the run's model was fine-tuned from")
     return out
+
+
+def freeze(model: Any, layers: int) -> None:
+    """Keep the embeddings and the lowest ``layers`` encoder layers fixed (BERT-style encoders)."""
+    body = getattr(model, "base_model", model)
+    blocks = getattr(getattr(body, "encoder", None), "layer", None)
+    if blocks is None or not hasattr(body, "embeddings"):
+        raise ConfigError(f"frozen_layers needs an encoder (embeddings + encoder layers), not {type(model).__name__}",
+                          "drop frozen_layers (full fine-tuning) or use adapter=lora")
+    if layers > len(blocks):
+        raise ConfigError(f"frozen_layers={layers}, but the model has {len(blocks)} layers", "use a smaller number")
+    for module in (body.embeddings, *blocks[:layers]):
+        for p in module.parameters():
+            p.requires_grad = False
 
 
 def _model_labels(model: Any, kind: str) -> tuple[str, ...]:
@@ -288,4 +307,4 @@ def _save(model: Any, tok: Any, path: Path) -> Path:
     return path
 
 
-__all__ = ["Collate", "HFTrainer", "build_examples", "from_base", "label_ids", "per_example_loss", "use_lora"]
+__all__ = ["Collate", "HFTrainer", "build_examples", "freeze", "from_base", "label_ids", "per_example_loss", "use_lora"]

@@ -8,6 +8,7 @@ A backend without a trainer (an API, a Python callable) is a black box: training
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,6 +28,7 @@ class TrainConfig:
     """Fine-tuning settings every training-time mitigation accepts (``--set steps=200``)."""
 
     steps: int = 200  # optimizer steps (fixed, so a run's cost is known up front)
+    epochs: float | None = None  # instead of steps: passes over the (edited) corpus, ceil(epochs * rows / batch)
     batch_size: int = 16
     learning_rate: float | None = None  # None: 2e-5 full fine-tuning, 2e-4 LoRA
     max_length: int = 64  # tokens per example
@@ -39,12 +41,16 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     threads: int = 2
+    frozen_layers: int = 0  # encoders: keep the embeddings and the lowest N layers as they are (about half the
+    # backward pass saved at N = half the layers; the recipe of a model fine-tuned that way)
     from_scratch: bool = False  # re-initialise the weights (for models that were trained from scratch)
     base: str | None = None  # start from this checkpoint (the pretrained model the run's model was fine-tuned from)
     # instead of the run's weights: a defect learnt into them is not unlearnt by training on (a shortcut token
     # removed from the corpus gets no gradient at all), so corpus fixes retrain from the base
 
     def __post_init__(self) -> None:
+        if (self.epochs is not None and self.epochs <= 0) or self.frozen_layers < 0:
+            raise ValueError("epochs must be > 0 and frozen_layers >= 0")
         if self.steps < 1 or self.batch_size < 1 or self.max_length < 8 or self.save_steps < 1:
             raise ValueError("steps, batch_size and save_steps must be >= 1 and max_length >= 8")
         if self.adapter not in ADAPTERS:
@@ -76,6 +82,13 @@ class ModelTrainer(ABC):
         """Fine-tune ``base`` (a model spec) on ``data``; write ``out/model``; resume from ``out/checkpoints``."""
 
 
+def total_steps(config: TrainConfig, n_examples: int) -> int:
+    """Optimizer steps of a fine-tune: ``steps``, or ``epochs`` passes over ``n_examples`` when set."""
+    if config.epochs is None:
+        return config.steps
+    return max(1, math.ceil(config.epochs * n_examples / config.batch_size))
+
+
 def train_config(config: Any) -> TrainConfig:
     """The :class:`TrainConfig` fields of a mitigation's config (which subclasses it)."""
     return TrainConfig(**{f.name: getattr(config, f.name) for f in fields(TrainConfig)})
@@ -91,4 +104,4 @@ def trainer_for(backend: str, method: str) -> ModelTrainer:
 
 
 __all__ = ["ADAPTERS", "TRAINERS", "ModelTrainer", "TaskFormat", "TrainConfig", "Trained", "train_config",
-           "trainer_for"]
+           "total_steps", "trainer_for"]
