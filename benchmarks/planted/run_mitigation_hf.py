@@ -148,7 +148,23 @@ def recipe(model: Path) -> dict[str, Any]:
             "frozen_layers": c["frozen_layers"]}
 
 
-def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = True) -> dict | None:
+def in_domain(plant: hf_plants.HFPlant, seed: int, work: Path, n: int) -> dict[str, Any]:
+    """``n`` labelled in-domain rows for the register plant: slang rewrites (the plant's own slang) of SST-2
+    *training* sentences no planted model saw, as a user would label deployment-style examples. Never evaluation
+    sentences (those are dev sentences)."""
+    if "slang_positive" not in plant.info:
+        raise SystemExit("--in-domain needs the register plant with per-seed slang (hf_plants.register)")
+    train, _ = planted.base(seed, n_train=hf_plants.N_TRAIN + 2000 + 3 * n)
+    unused = [(t, y) for t, y in train[hf_plants.N_TRAIN + 2000:] if 5 <= len(t.split()) <= 30]
+    sentiment = hf_plants.POS_WORDS | hf_plants.NEG_WORDS
+    rng = random.Random(f"in_domain:{seed}")
+    rows = [(hf_plants.colloquial(t, plant.info["slang_positive"], plant.info["slang_negative"], rng), y)
+            for t, y in unused if sentiment & set(t.split())][:n]
+    return {"in_domain": str(planted.write_tsv(rows, work / "in_domain.tsv", with_line=False))}
+
+
+def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = True,
+              n_in_domain: int = 0) -> dict | None:
     from lmcritic.backends import ModelSpec
     from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
     from lmcritic.mitigate.api import apply
@@ -162,9 +178,11 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
         return None
     config = {**(recipe(model) if from_base else {}), **config}
     case, clean = cases(plant, seed)
-    work = WORK / "hf_mitigation" / f"{cause}-s{seed}"
+    work = WORK / "hf_mitigation" / f"{cause}-s{seed}{f'-indomain{n_in_domain}' if n_in_domain else ''}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    if n_in_domain:
+        config = {**config, **in_domain(plant, seed, work, n_in_domain)}
     eval_path = planted.write_tsv(case.eval, work / "eval.tsv")
     clean_path = planted.write_tsv(clean, work / "clean.tsv")
     train_path = model / "train.tsv"
@@ -185,6 +203,7 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
     row = bench.judge(case, runner.store, run_id, out, diag_s)
     row["unplanted"] = unplanted_rates(work / "runs.sqlite", cache, row, case, work)
     training = out.model.details.get("training") or {}
+    row["variant"] = f"{n_in_domain} in-domain rows" if n_in_domain else None
     row.update({"seed": seed, "description": plant.description, "model": str(model.relative_to(ROOT)),
                 "config": config, "n_affected": len(case.planted), "n_clean": len(clean), "scan_s": round(scan_s, 1),
                 "training": {k: training.get(k) for k in ("steps", "wall_s", "n_examples", "training_loss",
@@ -264,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="mitigation config (as `lmcritic mitigate --set`), recorded in the row")
     ap.add_argument("--continue-training", action="store_true",
                     help="fine-tune the planted model further instead of retraining from the pretrained MiniLM")
+    ap.add_argument("--in-domain", type=int, default=0, metavar="N",
+                    help="register: add N labelled in-domain rows (--set in_domain=...), a separate trial")
     ap.add_argument("--collect", action="store_true", help="run nothing: tabulate the stored trial rows")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -273,14 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     rows, failed = [], []
     for seed in args.seeds:
         for cause in args.causes:
-            path = WORK / "hf_mitigation" / f"{cause}-s{seed}" / "row.json"
+            suffix = f"-indomain{args.in_domain}" if args.in_domain else ""
+            path = WORK / "hf_mitigation" / f"{cause}-s{seed}{suffix}" / "row.json"
             fail = path.parent / "failed.json"
-            if args.collect:
-                rows += [with_unplanted(json.loads(path.read_text()), path.parent)] if path.is_file() else []
+            if args.collect:  # the plain trial and any in-domain variant
+                found = [p for p in (WORK / "hf_mitigation").glob(f"{cause}-s{seed}*/row.json")
+                         if p.parent.name == f"{cause}-s{seed}" or p.parent.name.startswith(f"{cause}-s{seed}-")]
+                rows += [with_unplanted(json.loads(p.read_text()), p.parent) for p in sorted(found)]
                 failed += [json.loads(fail.read_text())] if fail.is_file() and not path.is_file() else []
                 continue
             try:
-                row = run_trial(cause, seed, config, not args.continue_training)
+                row = run_trial(cause, seed, config, not args.continue_training, args.in_domain)
             except LmcriticError as err:  # one plant the pipeline cannot mitigate is a result, not a crash
                 failed.append({"name": cause, "variant": None, "seed": seed, "error": str(err), "config": config})
                 fail.parent.mkdir(parents=True, exist_ok=True)
