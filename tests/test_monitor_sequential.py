@@ -83,6 +83,8 @@ def test_mid_window_onset_alerts_in_that_window(tmp_path: Path) -> None:
     assert diluted.p_adj < 0.01 and diluted.effect < 0.06  # significant, but the half window looks too small
     alert = seq.windows[2].alerts[0]
     assert alert.test.method == "cusum" and alert.test.effect > 0.03 and alert.evidence
+    assert alert.at_request is not None and 751 <= alert.at_request <= 900  # ids from 1: the onset is #751
+    assert f"request #{alert.at_request}" in alert.message
 
 
 def test_cusum_rules_validate_and_fall_back_under_previous(tmp_path: Path) -> None:
@@ -97,3 +99,46 @@ def test_cusum_rules_validate_and_fall_back_under_previous(tmp_path: Path) -> No
         result = checked(store, [Rule("response.pii", "cusum", 0.05, min_n=100)], reference="previous")
     assert any("window change tests" in n for n in result.notes)
     assert result.alerts and all(a.test.test == "change" for a in result.alerts)
+
+
+def test_p_values_resolve_beyond_the_simulation() -> None:
+    """A raw Monte Carlo p-value stops at (1 + charts)/(B+1) ≈ 5e-4, above BH's bar for a lone signal among ~30
+    tests at 0.01 (3.3e-4); the extrapolated tail goes on, and stays ordered with the evidence."""
+    rng = np.random.default_rng(11)
+    d = design("rate", 0.01, "up", k=8, n=4000)  # 0.2% in the reference, like rare injection flags
+    assert d is not None
+    ps = []
+    for extra in (0.02, 0.04, 0.08):
+        chart = Cusum(d, seed=5)
+        for _ in range(3):
+            chart.update(bernoulli(rng, 0.002, 500))
+        ps.append(chart.update(bernoulli(rng, 0.002, 250) + bernoulli(rng, extra, 250))[0])
+    assert ps[2] < 1e-5 and ps[1] < ps[0] + 1e-12 and ps[2] < ps[1]
+    assert all(p > 0 for p in ps)
+
+
+def test_rate_charts_fit_a_likelihood_ratio_tail() -> None:
+    """A CUSUM of log-likelihood ratios has window maxima with an exponential tail of rate about 1 (Wald); the
+    fit (a lower confidence bound, and the Jeffreys spread of the reference rate) sits a little under it."""
+    d = design("rate", 0.05, "up", k=200, n=4000)
+    assert d is not None
+    chart = Cusum(d, seed=1)
+    chart.fresh = False
+    rates = chart.tail_fit(500)
+    assert all(0.6 < r < 1.15 for r in rates)
+
+
+def test_running_p_values_name_where_the_evidence_sufficed() -> None:
+    from lmcritic.monitor.sequential import first_below
+
+    rng = np.random.default_rng(3)
+    d = design("rate", 0.02, "up", k=40, n=2000)
+    assert d is not None
+    chart = Cusum(d, seed=9)
+    chart.update(bernoulli(rng, 0.02, 400))
+    p, _ = chart.update(bernoulli(rng, 0.02, 200) + bernoulli(rng, 0.25, 200))
+    run = chart.running
+    assert len(run) == 400 and run[-1] == p and np.all(np.diff(run) <= 1e-12)
+    at = first_below(run, 1e-4)
+    assert at is not None and 200 <= at < 260  # after the onset, within a few dozen changed requests
+    assert first_below(run, 0.0) is None

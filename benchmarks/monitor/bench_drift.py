@@ -72,8 +72,9 @@ def lmcritic_side(log: Path, store_path: Path, window: int, ref_windows: int, em
     t_check = time.perf_counter() - t0
     # the same rules at Evidently's per-test level (0.05), still BH-adjusted over each window's tests
     at_05 = check_store(store, scorer, config, [replace(r, significance=0.05) for r in rules])
-    _dump_table(store, scorer.fingerprint, WORK / "requests.csv", window)
+    position = _dump_table(store, scorer.fingerprint, WORK / "requests.csv", window)
     return {"alerts": _alerts(result), "alerts_at_0.05": _alerts(at_05), "ingest_s": t_ingest, "score_s": t_score,
+            "alert_positions": _positions(result, position, window),
             "check_s": t_check, "load_during_check": [load0, os.getloadavg()], "n_scored": n,
             "stored": report.total("stored"), "load_during_scoring": [load0, load1], "skipped": scorer.skipped,
             "scorers": scorer.metrics(), "tests_per_window": len(result.windows[-1].tests)}
@@ -84,8 +85,23 @@ def _alerts(result) -> dict[int, list[str]]:
             for w in result.windows}
 
 
-def _dump_table(store, scorer: str, path: Path, window: int) -> None:
-    """The per-request table Evidently reads: texts, topic, thumbs and lmcritic's scores, with the window."""
+def _positions(result, position: dict[int, int], window: int) -> dict[int, dict[str, int]]:
+    """Per window, per alerting metric: the log position of the request by which its evidence sufficed
+    (sequential rules), else the window's last position."""
+    out: dict[int, dict[str, int]] = {}
+    for w in result.windows:
+        for a in w.alerts:
+            name = a.metric + (f"[{a.group}]" if a.group else "")
+            at = position.get(a.at_request) if a.at_request is not None else None
+            pos = at if at is not None else (w.index + 1) * window - 1
+            out.setdefault(w.index, {})[name] = min(pos, out.get(w.index, {}).get(name, pos))
+    return out
+
+
+def _dump_table(store, scorer: str, path: Path, window: int) -> dict[int, int]:
+    """The per-request table Evidently reads: texts, topic, thumbs and lmcritic's scores, with the window.
+    Returns each request id's position in the log."""
+    position: dict[int, int] = {}
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["window", "prompt", "response", "topic", "thumb", *SCORE_COLUMNS])
@@ -96,21 +112,34 @@ def _dump_table(store, scorer: str, path: Path, window: int) -> None:
                 rec = rows[rid].record
                 w.writerow([i // window, rec.prompt, rec.response or "", attrs.get("topic", ""),
                             "" if rec.thumb is None else rec.thumb, *[scores.get(c, "") for c in SCORE_COLUMNS]])
+                position[rid] = i
                 i += 1
+    return position
 
 
 def evidently_side(window: int, ref_windows: int, modes: str) -> dict:
     if not EV_PY.exists():
         raise SystemExit("Evidently venv missing: bash benchmarks/setup_evidently.sh")
-    out = WORK / "evidently.json"
-    if not modes:  # --evidently-modes "": the last run's results as they are
-        return json.loads(out.read_text()) | {"total_s": 0.0, "reused": True}
+    out, table = WORK / "evidently.json", WORK / "requests.csv"
+    if not modes:  # --evidently-modes "": the last run's results, only if they read this very table
+        data = json.loads(out.read_text())
+        if data.get("input_sha256") != _sha256(table):
+            raise SystemExit(f"{out} was computed on another requests table: rerun Evidently (drop --evidently-modes)")
+        return data | {"total_s": 0.0, "reused": True}
     t0 = time.perf_counter()
-    subprocess.run([str(EV_PY), str(ROOT / "benchmarks/monitor/_evidently_side.py"), str(WORK / "requests.csv"),
+    digest = _sha256(table)
+    subprocess.run([str(EV_PY), str(ROOT / "benchmarks/monitor/_evidently_side.py"), str(table),
                     str(ref_windows), str(out), modes], check=True)
     data = json.loads(out.read_text())
-    data["total_s"] = time.perf_counter() - t0
+    data["total_s"], data["input_sha256"] = time.perf_counter() - t0, digest
+    out.write_text(json.dumps(data))
     return data
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def delays(alerts_by_window: dict, truth: dict, window: int, relevant: dict | None) -> dict:
@@ -125,6 +154,20 @@ def delays(alerts_by_window: dict, truth: dict, window: int, relevant: dict | No
         want = relevant.get(e["name"]) if relevant else None
         hit = next((k for k in wins if _hit(alerts_by_window.get(k) or [], want)), None)
         out[e["name"]] = None if hit is None else (hit + 1) * window - e["start"]
+    return out
+
+
+def request_delays(positions: dict, truth: dict, window: int, relevant: dict) -> dict:
+    """Per episode: requests from the onset to the request by which the first alert on the changed metric had
+    its evidence (sequential rules; the window's end for the others)."""
+    out = {}
+    for e in truth["episodes"]:
+        if e["name"] == "control":
+            continue
+        wins = range(e["start"] // window, (e["end"] - 1) // window + 1)
+        hits = [pos for k in wins for name, pos in (positions.get(k) or {}).items()
+                if name.split("[")[0] in relevant[e["name"]]]
+        out[e["name"]] = None if not hits else min(hits) + 1 - e["start"]
     return out
 
 
@@ -156,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     saved = WORK / "lmcritic_side.json"
     if args.reuse and saved.exists():
         ours = json.loads(saved.read_text())
-        for key in ("alerts", "alerts_at_0.05"):
+        for key in ("alerts", "alerts_at_0.05", "alert_positions"):
             ours[key] = {int(k): v for k, v in ours.get(key, {}).items()}
     else:
         if args.fresh:
@@ -165,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
                              args.embed_sample, args.rules)
         saved.write_text(json.dumps(ours, default=str))
     theirs = None if args.skip_evidently else evidently_side(args.window, args.reference_windows, args.evidently_modes)
+    at_request = request_delays(ours.get("alert_positions") or {}, truth, args.window, RELEVANT)
     res = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "truth": truth, "lmcritic": ours,
+           "lmcritic_at_request": at_request,
            "rules": str(args.rules.relative_to(ROOT) if args.rules.is_relative_to(ROOT) else args.rules),
            "embedding": "off" if args.no_embedding else f"{args.embed_sample} prompts per window",
            "evidently": theirs, "summary": _summary(ours, theirs, truth, args.window)}
@@ -205,6 +250,14 @@ def _markdown(res: dict, stamp: str) -> str:
         cells = [str(d.get(k)) if d.get(k) is not None else "–" for k in ("register", "injection", "pii", "feedback")]
         lines.append(f"| {name} | {' | '.join(cells)} | {len(d['control_false_alarm_windows'])} of "
                      f"{d['control_windows']} |")
+    at = res.get("lmcritic_at_request") or {}
+    if at:
+        cells = [str(at.get(k)) if at.get(k) is not None else "–" for k in ("register", "injection", "pii", "feedback")]
+        lines += ["", "lmcritic's sequential alerts also name the request by which their evidence sufficed (the "
+                  "first request whose running p-value, calibrated on the whole window, was under the window's BH "
+                  "cut-off); the alert itself is raised when the window is checked. Requests from onset to it, first "
+                  "alert on the changed metric: " + ", ".join(f"{k} {c}" for k, c in
+                                                            zip(("register", "injection", "PII", "feedback"), cells))]
     scored = (f"scored {ours['n_scored']} requests in {ours['score_s']:.1f} s (load average "
               f"{ours['load_during_scoring']})" if ours["n_scored"] else "scores reused from the store")
     lines += ["", f"lmcritic: {scored}; check (windows, tests, embeddings) {ours['check_s']:.1f} s (load average "
@@ -212,8 +265,10 @@ def _markdown(res: dict, stamp: str) -> str:
               f"skipped scorers: {ours['skipped'] or 'none'}; embedding drift: {res['embedding']}"]
     if res["evidently"]:
         secs = ", ".join(f"{k} {v:.0f} s" for k, v in res["evidently"].get("seconds", {}).items())
+        reused = " (reused: computed on the byte-identical requests table, sha256 " \
+            f"{res['evidently']['input_sha256'][:12]})" if res["evidently"].get("reused") else ""
         lines.append(f"Evidently {res['evidently'].get('version')}: {secs}; errors: "
-                     f"{len(res['evidently'].get('errors', []))}")
+                     f"{len(res['evidently'].get('errors', []))}{reused}")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,8 @@ A rule names a metric, a test and what would matter::
 * ``cusum``: a sequential test on the requests one by one (:mod:`lmcritic.monitor.sequential`): CUSUM charts
   tuned to shifts of ``threshold`` and larger in ``direction``, carried across windows, with the window's
   p-value calibrated on the reference; it catches a change from its onset, where a window test waits for a
-  fully changed window. Needs a fixed reference (not ``previous``).
+  fully changed window. Needs a fixed reference (not ``previous``). Its alerts also name the request by which
+  the window's evidence sufficed (``at_request``).
 
 A rule fires when the window has at least ``min_n`` requests with the metric, the effect passes the threshold and
 the p-value, Benjamini–Hochberg adjusted over every test of the window, is under ``significance``. ``by`` runs the
@@ -104,6 +105,9 @@ class Alert:
     severity: str
     message: str
     evidence: tuple[int, ...] = field(default_factory=tuple)
+    # sequential rules: the request (id) by which the window's evidence already sufficed for this alert; the
+    # alert itself is raised when the window is checked
+    at_request: int | None = None
 
 
 def load_rules(path: str | Path | None) -> tuple[Rule, ...]:

@@ -155,12 +155,28 @@ class Checker:
                 tests.setdefault(t.key, t)
         adjusted = {t.key: t for t in al.adjust(list(tests.values()))}
         fired = [(rule, t) for rule in self.rules for t in adjusted.values() if _matches(rule, t) and al.fires(rule, t)]
+        alerts = [self._alert(rule, win, ref, t, witness) for rule, t in fired]
+        alerts = [self._when(a, rule, win, list(adjusted.values())) for a, (rule, _) in zip(alerts, fired)]
         for rule, t in fired:
             chart = self.charts.get((rule, t.group)) if rule.test == "cusum" else None
             if chart is not None:
                 chart.restart()  # a new alert on this rule needs new evidence
-        alerts = [self._alert(rule, win, ref, t, witness) for rule, t in fired]
         return self._summarize(win, False, list(adjusted.values()), alerts)
+
+    def _when(self, alert: al.Alert, rule: al.Rule, win: WindowAcc, tests: Sequence[al.TestResult]) -> al.Alert:
+        """A sequential alert's request: the first whose running p-value is under the window's BH cut-off (the
+        largest p-value the adjustment still lets through at the rule's significance)."""
+        chart = self.charts.get((rule, alert.group)) if rule.test == "cusum" else None
+        ids = win.series_ids.get((alert.metric, alert.group))
+        if chart is None or ids is None or len(chart.running) != len(ids):
+            return alert
+        cutoff = max(t.p for t in tests if t.p_adj < rule.significance)
+        i = seq.first_below(chart.running, cutoff)
+        if i is None:
+            return alert
+        rid = int(ids[i])
+        where = f"; evidence sufficient at request #{rid}, value {i + 1} of the window's {len(ids)}"
+        return replace(alert, at_request=rid, message=alert.message[:-1] + where + ")")
 
     def _rule_tests(self, rule: al.Rule, win: WindowAcc, ref: WindowAcc,
                     witness: dict[str, tuple[list[int], np.ndarray]]) -> list[al.TestResult]:

@@ -120,9 +120,10 @@ class WindowAcc:
     seq: int = 0  # position among the windows read
     accs: dict[tuple[str, str | None], Acc] = field(default_factory=dict)
     texts: BottomK = field(default_factory=lambda: BottomK(1024))  # requests sampled for embedding drift
-    # values in arrival order of the metrics that sequential (CUSUM) rules read: 8 bytes per request and series,
-    # held for one window at a time
+    # values (and request ids) in arrival order of the metrics that sequential (CUSUM) rules read: 16 bytes per
+    # request and series, held for one window at a time
     series: dict[tuple[str, str | None], array] = field(default_factory=dict)
+    series_ids: dict[tuple[str, str | None], array] = field(default_factory=dict)
 
     def add(self, rid: int, scores: Mapping[str, Any], attrs: Mapping[str, Any], metrics: Sequence[MetricDef],
             groups: Mapping[str, Sequence[str]], sequences: Collection[str] = ()) -> None:
@@ -140,6 +141,7 @@ class WindowAcc:
                 self._acc(m, group).add(rid, h, value)
                 if m.name in sequences:
                     self.series.setdefault((m.name, group), array("d")).append(float(value))
+                    self.series_ids.setdefault((m.name, group), array("q")).append(int(rid))
 
     def _acc(self, m: MetricDef, group: str | None) -> Acc:
         key = (m.name, group)
