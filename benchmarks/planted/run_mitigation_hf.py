@@ -257,8 +257,9 @@ def markdown(rows: list[dict], failed: list[dict], seeds: list[int]) -> str:
     text = bench.markdown(result).replace("# Planted-defect mitigation benchmark",
                                           "# Planted-defect mitigation benchmark: fine-tuned MiniLM classifiers", 1)
     loads = ", ".join(f"{r['name']}-s{r['seed']} {r['load_15min']}" for r in rows)
-    train = "; ".join(f"{r['name']}-s{r['seed']} {r['training'].get('steps')} steps "
-                      f"{r['training'].get('wall_s')} s" for r in rows if r["training"].get("steps"))
+    train = "; ".join(f"{r['name']}-s{r['seed']} {t.get('steps')} steps, {t.get('n_examples')} rows, from "
+                      f"{t.get('init')}, frozen layers {t.get('frozen_layers') or 0}, {t.get('wall_s')} s"
+                      for r in rows if (t := r["training"]).get("steps"))
     lines = ["", "Against the unplanted floor: the same affected sentences without the plant (the source sentences "
              "before the frames, phrases, token or typos were written in), scored by the model before and after; "
              "the plant's effect is the affected failure rate minus that floor.", "",
