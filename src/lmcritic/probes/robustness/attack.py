@@ -9,6 +9,7 @@ both sides of the pair (``Record.explain`` / ``Record.explain_variant``).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Iterable, Sequence
 
 from lmcritic import stats
@@ -23,7 +24,7 @@ from lmcritic.probes.robustness import attack_common as common
 class AttackProbe(common.AttackLanguages, Probe):
     name = "robustness.attack"
     area = "robustness"
-    chunk_size = 4  # attacks are slow: store every few so a killed run loses little
+    chunk_size = common.CHUNK
     Config = common.AttackConfig
     data_role = "eval"
 
@@ -41,7 +42,9 @@ class AttackProbe(common.AttackLanguages, Probe):
         return common.cases(self.config, "attack")
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
-        return [self._record(model, c) for c in cases]
+        from lmcritic.attacks._lockstep import lockstep
+
+        return lockstep(model, [partial(self._record, case=c) for c in cases])
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         if not records:

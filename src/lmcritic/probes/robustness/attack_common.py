@@ -18,6 +18,9 @@ from lmcritic.probes.robustness._classify import sst2_helper
 from lmcritic.requests import Capability
 
 LABELS = ("negative", "positive")
+# Cases per stored chunk. A chunk's examples are attacked in lockstep (one backend call per search step for all
+# of them, ``attacks._lockstep``), so a larger chunk batches more; a killed run loses at most one chunk.
+CHUNK = 10
 GOALS = ("untargeted", "below_rival")
 
 

@@ -12,6 +12,7 @@ The LM is the model under test when it offers ``rolling_logprobs`` (its own perp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -43,7 +44,7 @@ class DetectConfig(common.AttackConfig):
 class DetectAdversarial(common.AttackLanguages, Probe):
     name = "robustness.detect"
     area = "robustness"
-    chunk_size = 4
+    chunk_size = common.CHUNK
     Config = DetectConfig
     config: DetectConfig
     data_role = "eval"
@@ -66,7 +67,9 @@ class DetectAdversarial(common.AttackLanguages, Probe):
         return common.cases(self.config, "detect")
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
-        results = [self._run_attack(model, c) for c in cases]
+        from lmcritic.attacks._lockstep import lockstep
+
+        results = lockstep(model, [partial(self._run_attack, case=c) for c in cases])
         texts = [t for c, r in zip(cases, results) for t in (r.original, r.adversarial)]
         nll = _nll_stats(self._lm(model), texts)
         return [self._record(c, r, nll[2 * i], nll[2 * i + 1]) for i, (c, r) in enumerate(zip(cases, results))]
