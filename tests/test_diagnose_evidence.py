@@ -216,3 +216,26 @@ def test_data_bias_names_the_pair_the_training_data_explains(tmp_path) -> None:
     top = graph.ranking[0]
     assert top.cause == "data_bias" and top.verdict == "supported" and top.culprit is not None
     assert (top.culprit.value, top.culprit.contrast) == ("black", "white") and top.corroboration == 2
+    # The held-out replication scores only the two compared groups' sentences, and finds what scoring every
+    # group of the same held-out cases finds (the pair's effect reads nothing else).
+    from lmcritic.diagnose.hypotheses.data_bias import REPLICATION
+    from lmcritic.probes import PROBES
+    from lmcritic.probes.bias import _cf_cases as CF
+    from lmcritic.probes.bias.counterfactual import case_of, pair_effects
+
+    diagnose_run(runner.store, run.run_id, model, train=_corpus(tmp_path, rows),
+                 config=DiagnoseConfig(hypotheses=("data_bias",), neighbours=0, perplexity=False))
+    held = [r for r in runner.store.records(run.run_id, "diagnose.data_bias") if r.case_id.startswith("cf-holdout")]
+    assert held and all(len(r.output["p"]) == 2 for r in held)
+    probe = PROBES.get("bias.counterfactual")(attributes=["race_ethnicity"], n_per_attribute=40, natural=0)
+    cfg = probe.config
+    sentences = [r.input["text"] for r in runner.store.records(run.run_id, "bias.counterfactual")]
+    made = [c for c in CF.template_cases("race_ethnicity", sentences, REPLICATION, cfg.seed, "holdout", cfg.kinds,
+                                         cfg.holdout, cfg.max_groups) if {"black", "white"} <= set(c.texts)]
+    assert any(len(c.texts) > 2 for c in made)  # the full cases hold more groups than the pair
+    full = probe.score(model, [case_of(c, None, f"full-{i}") for i, c in enumerate(made)])
+    e = next(e for e in pair_effects(full) if {e.a, e.b} == {"black", "white"})
+    sign = 1 if e.a == "black" else -1
+    assert top.culprit.effect is not None
+    assert top.culprit.effect.value == pytest.approx(sign * e.delta.value, abs=1e-9)
+    assert top.culprit.effect.n == e.delta.n == len(made)

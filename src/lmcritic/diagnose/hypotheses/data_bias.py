@@ -107,8 +107,8 @@ class DataBias(Hypothesis):
         sentences = [input_text(r) or "" for r in ctx.eval_records] or [r.input.get("text", "") for r in ctx.records]
         made = CF.template_cases(attr, sentences, REPLICATION, cfg.seed, "holdout", cfg.kinds, cfg.holdout,
                                  cfg.max_groups)
-        made = [c for c in made if low in c.texts and high in c.texts]
-        cases = [case_of(c, None, f"cf-holdout-{attr}-{i}") for i, c in enumerate(made)]
+        made = [_pair_only(c, low, high) for c in made if low in c.texts and high in c.texts]
+        cases = [case_of(c, None, f"cf-holdout-{attr}-{low}|{high}-{i}") for i, c in enumerate(made)]
         records = rescorer.score_cases(ctx.defect.probe, cases, self.name, ctx.defect.id)
         eff = [e for e in pair_effects(records, ctx.seed) if {e.a, e.b} == {low, high}]
         if not eff:
@@ -244,6 +244,14 @@ def _other_label(records: Sequence[Record], target: Any) -> str | None:
         return next((lab for lab in LABELS if lab != target), None)
     preds = Counter(str(r.prediction) for r in records)
     return preds.most_common(1)[0][0] if preds else None
+
+
+def _pair_only(case: Any, low: str, high: str) -> Any:
+    """A held-out case with only the two compared groups' sentences (in the case's own order). The pair's effect
+    reads nothing else, and each further group would be one more sentence for the model to score."""
+    keep = [g for g in case.texts if g in (low, high)]
+    return replace(case, texts={g: case.texts[g] for g in keep},
+                   fillers={g: case.fillers[g] for g in keep if g in case.fillers})
 
 
 def _terms(records: Sequence[Record], *groups: str) -> tuple[str, ...]:
