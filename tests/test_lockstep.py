@@ -61,9 +61,9 @@ TEXTS = ["a fine film", "a fine warm film", "a truly fine and warm film", "great
          "a fine film indeed"]
 
 
-def _attack() -> Attack:
+def _attack(budget: int = 12) -> Attack:
     return Attack(UntargetedFlip(ClassifierVictim()), [Swap()], [NoRepeat()],  # type: ignore[list-item]
-                  GuidedGreedy(importance="loo"), budget=12, report_similarity=False)
+                  GuidedGreedy(importance="loo"), budget=budget, report_similarity=False)
 
 
 def _jobs(attack: Attack) -> list:
@@ -124,3 +124,24 @@ def test_one_job_runs_on_the_model_itself() -> None:
     model = Recording()
     assert lockstep(model, [lambda m: m is model]) == [True]
     assert lockstep(model, []) == []
+
+
+def test_attack_probes_share_results_per_model_object() -> None:
+    """robustness.detect builds the same attack as robustness.attack: on the same model object it reuses the
+    results (no model call, no gradient pass); another model object (a mitigated model's run) is attacked afresh."""
+    from lmcritic.probes.base import Case
+    from lmcritic.probes.robustness import attack_common as common
+
+    cfg = common.AttackConfig(n=len(TEXTS), budget=12)
+    cases = [Case(id=f"c{i}", input={"text": t}, expected="positive", tags={"recipe": "toy"})
+             for i, t in enumerate(TEXTS)]
+    model, other = Recording(), Recording()
+    first = common.attack_cases(cfg, model, cases, lambda m, recipe: _attack())
+    asked = len(model.calls)
+    again = common.attack_cases(cfg, model, cases[::-1], lambda m, recipe: _attack())
+    assert len(model.calls) == asked and again == first[::-1]
+    other_budget = common.attack_cases(common.AttackConfig(n=len(TEXTS), budget=3), model, cases[:1],
+                                       lambda m, recipe: _attack(3))  # other options: not the same attack
+    assert other_budget[0].queries <= 3 < first[0].queries and len(model.calls) > asked
+    fresh = common.attack_cases(cfg, other, cases, lambda m, recipe: _attack())
+    assert other.calls and [r.adversarial for r in fresh] == [r.adversarial for r in first]

@@ -9,11 +9,10 @@ both sides of the pair (``Record.explain`` / ``Record.explain_variant``).
 """
 from __future__ import annotations
 
-from functools import partial
 from typing import Iterable, Sequence
 
 from lmcritic import stats
-from lmcritic.attacks import Status
+from lmcritic.attacks import AttackResult, Status
 from lmcritic.backends.base import Backend
 from lmcritic.findings import finding_name, make_finding, verdict
 from lmcritic.plots import bars, to_details
@@ -42,9 +41,8 @@ class AttackProbe(common.AttackLanguages, Probe):
         return common.cases(self.config, "attack")
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
-        from lmcritic.attacks._lockstep import lockstep
-
-        return lockstep(model, [partial(self._record, case=c) for c in cases])
+        results = common.attack_cases(self.config, model, cases, self._attack)
+        return [self._record(model, c, r) for c, r in zip(cases, results)]
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
         if not records:
@@ -67,9 +65,8 @@ class AttackProbe(common.AttackLanguages, Probe):
             self._attacks[recipe] = common.build(self.config, model, recipe)
         return self._attacks[recipe]
 
-    def _record(self, model: Backend, case: Case) -> Record:
+    def _record(self, model: Backend, case: Case, result: AttackResult) -> Record:
         attack = self._attack(model, case.tags["recipe"])
-        result = attack.attack(model, common.example(model, attack, case))
         clean = result.status is not Status.SKIPPED and result.original_score is not None
         robust = clean and not result.succeeded
         scores = {"clean_correct": float(clean), "attacked_correct": float(robust), "queries": float(result.queries)}

@@ -6,8 +6,10 @@ hits in the run's cache wrapper.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from collections import OrderedDict
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Sequence
+from weakref import WeakKeyDictionary
 
 from lmcritic.attacks import Attack, AttackResult, BelowRival, ClassifierVictim, Example, PromptedVictim, UntargetedFlip
 from lmcritic.attacks.recipes import build_recipe
@@ -108,6 +110,43 @@ def build(cfg: AttackConfig, model: Backend, recipe: str) -> Attack:
     opts = {k: getattr(cfg, k) for k in ("importance", "max_candidates", "similarity", "max_words", "search")
             if getattr(cfg, k) is not None}
     return build_recipe(recipe, goal, budget=cfg.budget, width=cfg.width, seed=cfg.seed, **opts)
+
+
+# Attack results per backend object (the run's model), so robustness.detect reuses robustness.attack's.
+_RESULTS: WeakKeyDictionary[Backend, OrderedDict[tuple, AttackResult]] = WeakKeyDictionary()
+MEMO_SIZE = 512  # results kept per backend object
+
+
+def attack_cases(cfg: AttackConfig, model: Backend, cases: Sequence[Case],
+                 attack_for: Callable[[Backend, str], Attack]) -> list[AttackResult]:
+    """Every case's attack result; the cases are attacked in lockstep (``attacks._lockstep``: one backend call
+    per search step for all of them). Both attack probes build the same deterministic attack, so a result this
+    model object already has is reused: asked again, the model calls would be cache hits, but the white-box
+    gradient passes and the similarity encodings would be computed again."""
+    from lmcritic.attacks._lockstep import lockstep
+
+    memo = _RESULTS.setdefault(model, OrderedDict())
+    keys = [(_settings(cfg), c.tags.get("recipe"), c.input["text"], c.expected) for c in cases]
+    todo = {k: c for k, c in zip(keys, cases) if k not in memo}
+
+    def job(case: Case) -> Callable[[Backend], AttackResult]:
+        def run(m: Backend) -> AttackResult:
+            attack = attack_for(m, case.tags["recipe"])
+            return attack.attack(m, example(m, attack, case))
+        return run
+
+    memo.update(zip(todo, lockstep(model, [job(c) for c in todo.values()])))
+    out = [memo[k] for k in keys]
+    for k in keys:
+        memo.move_to_end(k)
+    while len(memo) > MEMO_SIZE:
+        memo.popitem(last=False)
+    return out
+
+
+def _settings(cfg: AttackConfig) -> tuple:
+    """The attack options a result depends on (which examples and recipes are run is in the rest of the key)."""
+    return tuple((f.name, getattr(cfg, f.name)) for f in fields(AttackConfig) if f.name not in ("n", "recipes", "data"))
 
 
 def example(model: Backend, attack: Attack, case: Case) -> Example:

@@ -12,7 +12,6 @@ The LM is the model under test when it offers ``rolling_logprobs`` (its own perp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -67,9 +66,7 @@ class DetectAdversarial(common.AttackLanguages, Probe):
         return common.cases(self.config, "detect")
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
-        from lmcritic.attacks._lockstep import lockstep
-
-        results = lockstep(model, [partial(self._run_attack, case=c) for c in cases])
+        results = common.attack_cases(self.config, model, cases, self._attack)
         texts = [t for c, r in zip(cases, results) for t in (r.original, r.adversarial)]
         nll = _nll_stats(self._lm(model), texts)
         return [self._record(c, r, nll[2 * i], nll[2 * i + 1]) for i, (c, r) in enumerate(zip(cases, results))]
@@ -79,12 +76,10 @@ class DetectAdversarial(common.AttackLanguages, Probe):
         return [f for name in recipes for f in self._findings(name, [r for r in records if r.tags["recipe"] == name])]
 
     # -- helpers ------------------------------------------------------------------------------------
-    def _run_attack(self, model: Backend, case: Case):
-        recipe = case.tags["recipe"]
+    def _attack(self, model: Backend, recipe: str) -> Any:
         if recipe not in self._attacks:
             self._attacks[recipe] = common.build(self.config, model, recipe)
-        attack = self._attacks[recipe]
-        return attack.attack(model, common.example(model, attack, case))
+        return self._attacks[recipe]
 
     def _lm(self, model: Backend) -> Backend:
         if model.supports(Capability.ROLLING_LOGPROBS):
