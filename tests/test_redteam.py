@@ -250,7 +250,8 @@ def test_hallucination_probe_on_the_tiny_model(tiny_causal) -> None:
 
 
 def test_owasp_coverage_and_probe_selection() -> None:
-    from lmcritic.cli.probes import describe, matches
+    from lmcritic.cli.probes import describe
+    from lmcritic.probes._select import matches
     from lmcritic.report.owasp import coverage
 
     rows = [{"probe_key": "safety.jailbreak", "probe_name": "safety.jailbreak", "status": "done"},

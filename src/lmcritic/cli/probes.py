@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lmcritic.probes._select import matches, select
+from lmcritic.probes._select import matches
 
 
 def add_to(sub: argparse._SubParsersAction) -> None:
@@ -49,4 +49,4 @@ def _first_sentence(text: str) -> str:
     return head + "." if dot else text
 
 
-__all__ = ["add_to", "describe", "matches", "run", "select"]
+__all__ = ["add_to", "describe", "run"]
