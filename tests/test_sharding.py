@@ -211,6 +211,10 @@ def test_the_scan_command_takes_workers(tmp_path) -> None:
     assert run.status == "done" and run.spec["parallel"]["workers"] == 2
     assert run.timings["parallel"]["workers"] == 2
     assert len(runner.store.records(run.id, "performance.sst2")) == 24
+    bad = subprocess.run([*cmd[:-3], "--workers", "0", "--no-progress"], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert bad.returncode == 2 and "parallel.workers must be a whole number >= 1, got 0" in bad.stderr
+    assert "Traceback" not in bad.stderr  # --workers 0 is refused, not taken as 'unset' (a sequential scan)
 
 
 def test_ray_workers_give_the_sequential_results_and_replace_a_dead_actor(tmp_path, sequential,

@@ -143,8 +143,9 @@ def _execute(spec, args: argparse.Namespace, resume: str | None = None) -> int:
     if args.max_queries or args.max_tokens:
         spec = replace(spec, budget=BudgetSpec(args.max_queries or spec.budget.max_queries,
                                                args.max_tokens or spec.budget.max_tokens))
-    if args.workers or args.workers_on:
-        parallel = replace(spec.parallel, workers=args.workers or spec.parallel.workers,
+    if args.workers is not None or args.workers_on:
+        workers = spec.parallel.workers if args.workers is None else args.workers  # 0 is an error, not 'unset'
+        parallel = replace(spec.parallel, workers=workers,
                            engine=args.workers_on or spec.parallel.engine)
         spec = replace(spec, parallel=parallel)
     runner = _runner(args)
