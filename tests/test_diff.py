@@ -74,6 +74,25 @@ def test_direction_rules() -> None:
     assert higher_is_better("n_words") is None
 
 
+def test_direction_of_rates_and_whole_words() -> None:
+    # A throughput ends like a duration (_s) but higher is better; substrings of other words say nothing.
+    assert higher_is_better("tokens_per_s") is True and higher_is_better("requests_per_second") is True
+    assert higher_is_better("latency_s") is False and higher_is_better("elapsed_s") is False
+    assert higher_is_better("max_disagreement") is False and higher_is_better("word_ppl") is False
+    assert higher_is_better("after") is None and higher_is_better("applicability") is None
+    assert higher_is_better("ter") is False
+
+
+def test_faster_throughput_is_not_a_regression() -> None:
+    # The mitigation re-verification listed tokens_per_s 32.7 -> 66.17 among the "significantly worse" metrics.
+    def timed(rate: float, k: int) -> list[Record]:
+        return [Record(f"c{i}", {"text": f"t{i}"}, {}, {"tokens_per_s": rate + 0.1 * (i % 3), "latency_s": 1 / rate},
+                       {}, True) for i in range(k)]
+    ms = {m.metric: m for m in compare_records("performance.efficiency", timed(32.7, 20), timed(66.17, 20))}
+    assert ms["tokens_per_s"].p_value < 0.05 and ms["tokens_per_s"].regression < 0
+    assert ms["latency_s"].regression < 0  # shorter latency: better too
+
+
 def test_compare_runs_bh_and_findings(tmp_path) -> None:
     store = RunStore(tmp_path / "runs.sqlite")
     a = synthetic_run(store, [True] * 60, [1.0] * 60, failing=("skew",))

@@ -22,8 +22,12 @@ from lmcritic import stats
 from lmcritic.probes.base import Estimate
 
 PASS_RATE = "pass_rate"
-_LOWER = re.compile(r"(nll|perplex|ppl|loss|error|ece|brier|latency|_ms$|seconds|_s$|surprisal|bits_per|toxic|"
-                    r"leak|flip|attack_success|success_rate|ter$|gap|disparity|bias|memor|harm|refusal_fail)")
+# Rates per unit of time (tokens_per_s, requests_per_second) are throughputs: higher is better, although the
+# name ends like a duration. Checked before the lower-is-better rules, whose ``_s$`` would read them as seconds.
+_RATE = re.compile(r"(_per_s|_per_sec|_per_second|throughput)($|_)")
+_LOWER = re.compile(r"(nll|perplex|(^|_)ppl(_|$)|loss|error|ece|brier|latency|_ms$|seconds|_s$|surprisal|bits_per|"
+                    r"toxic|leak|flip|attack_success|success_rate|(^|_)ter$|gap|disparity|bias|memor|harm|"
+                    r"refusal_fail|disagree)")
 _HIGHER = re.compile(r"(pass_rate|correct|accura|f1|bleu|chrf|rouge|cosine|recall|precision|exact|p_true|"
                      r"throughput|tokens_per|robust|consisten|agreement)")
 
@@ -181,6 +185,8 @@ def higher_is_better(metric: str) -> bool | None:
     except Exception:  # noqa: BLE001 - unknown names fall through to the name rules
         pass
     name = metric.lower()
+    if _RATE.search(name):
+        return True
     if _LOWER.search(name):
         return False
     return True if _HIGHER.search(name) else None
