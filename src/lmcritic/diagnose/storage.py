@@ -3,11 +3,11 @@ defect under ``diagnose`` (the node's JSON in ``details["node"]``), and the grap
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic._serde import from_jsonable, to_jsonable
 from lmcritic.diagnose.graph import PROBE_KEY, DefectGraph, DefectNode
-from lmcritic.diagnose.hypotheses.base import SUPPORTED
+from lmcritic.diagnose.hypotheses.base import SUPPORTED, CauseVerdict
 from lmcritic.findings import finding_name, make_finding
 from lmcritic.plots import Bars, to_details
 from lmcritic.probes.base import Finding, Record, Severity
@@ -46,17 +46,31 @@ def _finding(node: DefectNode) -> Finding:
     cause = f"{top.cause} ({top.verdict}{', ' + top.severity if top and top.verdict == SUPPORTED else ''}, " \
             f"confidence {top.confidence:.2f})" if top else "no cause tested"
     supported = top is not None and top.verdict == SUPPORTED
-    confidence = tuple(c.confidence for c in node.causes)
-    plot = Bars(f"{d.id}: confidence per cause", tuple(c.cause for c in node.causes), confidence, confidence,
-                confidence, tuple(c.tests_run for c in node.causes))
+    causes = tuple(c.cause for c in node.causes)
+    # The confidence is a ranking score computed from the tests, not an estimate: it has no sampling interval
+    # (it was drawn with itself as both CI bounds, and the model calls as its n). The interval and n belong to
+    # each cause's primary test, plotted next to it.
+    ranking = Bars(f"{d.id}: confidence per cause (ranking score, no interval)", causes,
+                   tuple(c.confidence for c in node.causes), x_label="confidence")
+    effects = Bars(f"{d.id}: primary test's effect per cause (95% CI, n)", causes,
+                   *_effect_columns(node.causes), x_label="effect against its control or null")
     return make_finding(
         probe=PROBE_KEY, name=finding_name(d.id, d.probe, d.slice), failed=True, effect=d.failure_rate.value,
         scale="failure_rate",
         summary=f"{d.n_failures} failures in {d.probe} on {d.slice}; most likely cause: {cause}"
         + (f" — {top.summary}" if supported and top is not None else ""),
         estimate=d.failure_rate, evidence=d.case_ids[:20],
-        details={"node": to_jsonable(node), "plots": to_details(plot)},
+        details={"node": to_jsonable(node), "plots": to_details(ranking, effects)},
     )
+
+
+def _effect_columns(causes: Sequence[CauseVerdict]) -> tuple[tuple[float | None, ...], tuple[float | None, ...],
+                                                              tuple[float | None, ...], tuple[int | None, ...]]:
+    """Value, CI and n of each cause's primary test; None where it ran on no case (nothing was estimated)."""
+    rows = [(e.value, e.ci_low, e.ci_high, e.n) if e is not None and e.n > 0 else (None, None, None, None)
+            for e in (c.effect for c in causes)]
+    values, lows, highs, ns = zip(*rows) if rows else ((), (), (), ())
+    return tuple(values), tuple(lows), tuple(highs), tuple(ns)
 
 
 def load_graph(store: RunStore, run_ref: str) -> DefectGraph | None:
