@@ -73,6 +73,28 @@ def test_scores_are_cached_per_distinct_text(tmp_path: Path, store: MonitorStore
     assert {s["prompt.counting"] for s in scored.values()} == {4.0, 5.0}
 
 
+def test_register_lexicon_edit_rescores_instead_of_reusing_the_cache(tmp_path: Path, store: MonitorStore,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from lmcritic.diagnose import _text
+    from lmcritic.perturb import register
+
+    load(tmp_path, [{"timestamp": 1_790_000_000, "prompt": "that film was zorbly good", "response": "r"}], store)
+    before = RequestScorer(ScoringConfig((Step("prompt", "register"),)), store)
+    score_store(store, before)
+    old = [s["prompt.register"] for c in store.iter_scored(before.fingerprint) for _, _, s, _ in c]
+    table = dict(register._lex())
+    monkeypatch.setattr(register, "_lex", lambda: {**table, "to_formal": {**table["to_formal"], "zorbly": "very"}})
+    _text._colloquial_pattern.cache_clear()
+    try:
+        after = RequestScorer(ScoringConfig((Step("prompt", "register"),)), store)
+        assert after.fingerprint != before.fingerprint
+        assert score_store(store, after) == 1
+        new = [s["prompt.register"] for c in store.iter_scored(after.fingerprint) for _, _, s, _ in c]
+        assert old == [0.0] and new == [1.0]  # the edited lexicon's word counts; no stale cached 0
+    finally:
+        _text._colloquial_pattern.cache_clear()
+
+
 def test_scores_do_not_depend_on_chunking(tmp_path: Path) -> None:
     outs = []
     for chunk in (3, 500):

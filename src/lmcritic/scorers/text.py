@@ -23,6 +23,17 @@ class RegisterScorer(Scorer):
     name = "register"
     primary = "colloquial"
     batch_size = 4096
+    code_version = 1  # bump when the marker rules below change
+
+    @property
+    def version(self) -> str:
+        """Names what the scores depend on: the code and the lexicon's content (the register table and the
+        informal-shape pattern), so an edited lexicon re-scores instead of reusing cached scores."""
+        from lmcritic._serde import stable_hash
+        from lmcritic.diagnose._text import _INFORMAL_SHAPE
+        from lmcritic.perturb.register import formal_forms
+
+        return f"{self.code_version}-{stable_hash(formal_forms(), _INFORMAL_SHAPE.pattern)[:12]}"
 
     def _score_batch(self, texts: list[str]) -> list[dict[str, float]]:
         from lmcritic.diagnose._text import colloquial_markers, words
