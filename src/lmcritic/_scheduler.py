@@ -187,7 +187,7 @@ class Scheduler:
             return False
         return 2 * least <= job.remaining()
 
-    def _done_running(self, job: Job, value: Any = None, error: BaseException | None = None,
+    def _done_running(self, job: Job, value: object = None, error: BaseException | None = None,
                       spent: float = 0.0) -> None:
         with self._cond:
             job.service += spent
@@ -196,7 +196,7 @@ class Scheduler:
                 self.cost.observe(job.size, job.service)
             self._finish(job, value, error)
 
-    def _finish(self, job: Job, value: Any = None, error: BaseException | None = None) -> None:
+    def _finish(self, job: Job, value: object = None, error: BaseException | None = None) -> None:
         if job.done.is_set():
             return
         job.value = value

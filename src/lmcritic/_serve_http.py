@@ -24,7 +24,7 @@ from lmcritic.errors import ConfigError
 BACKLOG = 1024  # pending connections the kernel queues (capped by net.core.somaxconn)
 
 
-def check_address(host: str, port: Any) -> int:
+def check_address(host: str, port: object) -> int:
     """The address family for ``host``; a bad port or an unresolvable host is one line naming it."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a TCP port", "use 1-65535, or 0 for any free port")
@@ -36,7 +36,8 @@ def check_address(host: str, port: Any) -> int:
     return infos[0][0]
 
 
-def bind(api: Any, host: str, port: int, *, max_body_bytes: int, quiet: bool, traffic_log: Any = None) -> "_Server":
+def bind(api: object, host: str, port: int, *, max_body_bytes: int, quiet: bool,
+         traffic_log: object = None) -> "_Server":
     family = check_address(host, port)
     try:
         server = _Server((host, port), _Handler, family)

@@ -45,7 +45,7 @@ class TrafficLog:
             self._fh.write(line)
             self._fh.flush()
 
-    def record_http(self, url_path: str, body: bytes | None, status: int, reply: Any, latency_s: float,
+    def record_http(self, url_path: str, body: bytes | None, status: int, reply: object, latency_s: float,
                     stream: bool, extra: dict[str, Any] | None) -> None:
         """Log a POST to /v1/completions or /v1/chat/completions (other paths are not traffic)."""
         path = url_path.split("?", 1)[0].rstrip("/")

@@ -53,7 +53,7 @@ def messages(body: dict[str, Any]) -> tuple[ChatMessage, ...]:
     return tuple(message(m, i) for i, m in enumerate(raw))
 
 
-def message(m: Any, i: int) -> ChatMessage:
+def message(m: object, i: int) -> ChatMessage:
     content = m.get("content") if isinstance(m, dict) else None
     if isinstance(content, list):  # content parts: keep the text ones
         parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]

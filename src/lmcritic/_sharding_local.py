@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from lmcritic.sharding import Reply, Task, Worker, WorkerSetup, _reason
 
 if TYPE_CHECKING:
+    from lmcritic.spec import ParallelSpec
     from lmcritic.store.cache import Budget
 
 
 class Processes:
     """Workers as processes of this machine (spawned: no state shared with the driver but the ledger)."""
 
-    def __init__(self, setup: WorkerSetup, capped: bool, parallel: Any) -> None:
+    def __init__(self, setup: WorkerSetup, capped: bool, parallel: ParallelSpec) -> None:
         import multiprocessing
 
         self.ctx = multiprocessing.get_context("spawn")

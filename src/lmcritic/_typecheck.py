@@ -26,6 +26,9 @@ _NULLS = {"null", "~"}  # YAML's spellings of null (case-insensitive)
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 _SEQUENCES = (list, tuple, set, frozenset, cabc.Sequence, cabc.Iterable, cabc.Collection, cabc.Set)
 _MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
+# A type annotation as ``typing.get_type_hints`` resolves it: a class, a generic alias (``list[int]``), a union,
+# a ``Literal``, ``Any`` itself, a TypeVar or an unresolved string. Only inspected via typing/isinstance.
+Annotation = object
 
 
 class _Mismatch(Exception):
@@ -66,7 +69,7 @@ def check_options(keys: Iterable[str], known: Iterable[str], owner: str) -> None
             raise ConfigError(f"{owner}: unknown option {key!r}", hint)
 
 
-def check_value(value: Any, tp: Any, where: str) -> Any:
+def check_value(value: object, tp: Annotation, where: str) -> Any:
     """``value`` as type ``tp`` (converted from text where needed), else a one-line :class:`ConfigError`."""
     try:
         return _coerce(value, tp)
@@ -76,7 +79,7 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where} must be {err.args[0]}, got {shown}", hint) from None
 
 
-def describe(tp: Any) -> str:
+def describe(tp: Annotation) -> str:
     """The type in words, for error messages: ``int | None`` → "an integer or null"."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if _is_union(tp):
@@ -93,12 +96,12 @@ def describe(tp: Any) -> str:
     return _WORDS.get(tp, getattr(tp, "__name__", str(tp)))
 
 
-_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "text", type(None): "null",
-          Any: "any value"}
+_WORDS: dict[object, str] = {int: "an integer", float: "a number", bool: "true or false", str: "text",
+                             type(None): "null", Any: "any value"}
 
 
 # -- conversion ---------------------------------------------------------------------------------------
-def _coerce(value: Any, tp: Any) -> Any:
+def _coerce(value: object, tp: Annotation) -> Any:
     if tp is Any or tp is object or isinstance(tp, (str, typing.TypeVar)):
         return value
     if _is_union(tp):
@@ -119,7 +122,7 @@ def _coerce(value: Any, tp: Any) -> Any:
     return _scalar(value, tp)
 
 
-def _scalar(value: Any, tp: Any) -> Any:
+def _scalar(value: object, tp: Annotation) -> Any:
     if tp is type(None):
         if value is None or (isinstance(value, str) and value.strip().lower() in _NULLS):
             return None
@@ -136,7 +139,7 @@ def _scalar(value: Any, tp: Any) -> Any:
     return value  # an annotation this checker does not model: the receiver validates it
 
 
-def _bool(value: Any) -> bool:
+def _bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
@@ -144,7 +147,7 @@ def _bool(value: Any) -> bool:
     raise _Mismatch("true or false")
 
 
-def _int(value: Any) -> int:
+def _int(value: object) -> int:
     if isinstance(value, bool):
         raise _Mismatch("an integer", "true/false is not a number")
     if isinstance(value, int):
@@ -156,7 +159,7 @@ def _int(value: Any) -> int:
     raise _Mismatch("an integer")
 
 
-def _float(value: Any) -> float:
+def _float(value: object) -> float:
     if isinstance(value, bool):
         raise _Mismatch("a number", "true/false is not a number")
     if isinstance(value, (int, float)):
@@ -169,7 +172,7 @@ def _float(value: Any) -> float:
     raise _Mismatch("a number")
 
 
-def _str(value: Any) -> str:
+def _str(value: object) -> str:
     if isinstance(value, str):
         return value
     raise _Mismatch("text", "quote it in YAML if it looks like a number or true/false")
@@ -178,7 +181,7 @@ def _str(value: Any) -> str:
 _SCALARS: dict[Any, Callable[[Any], Any]] = {bool: _bool, int: _int, float: _float, str: _str}
 
 
-def _enum(value: Any, tp: type[enum.Enum]) -> enum.Enum:
+def _enum(value: object, tp: type[enum.Enum]) -> enum.Enum:
     if isinstance(value, tp):
         return value
     for member in tp:
@@ -187,7 +190,7 @@ def _enum(value: Any, tp: type[enum.Enum]) -> enum.Enum:
     raise _Mismatch(describe(tp), _did_you_mean(value, [str(m.value) for m in tp]))
 
 
-def _literal(value: Any, options: tuple, tp: Any) -> Any:
+def _literal(value: object, options: tuple, tp: Annotation) -> Any:
     for option in options:
         if value == option and type(value) is type(option):
             return option
@@ -197,7 +200,7 @@ def _literal(value: Any, options: tuple, tp: Any) -> Any:
     raise _Mismatch(describe(tp), _did_you_mean(value, [str(o) for o in options]))
 
 
-def _union(value: Any, members: tuple, tp: Any) -> Any:
+def _union(value: object, members: tuple, tp: Annotation) -> Any:
     if type(None) in members and (value is None or isinstance(value, str) and value.strip().lower() in _NULLS):
         return None  # `--set P.data=null` means no value, even where text would also fit
     exact = [m for m in members if isinstance(m, type) and type(value) is m]
@@ -209,7 +212,7 @@ def _union(value: Any, members: tuple, tp: Any) -> Any:
     raise _Mismatch(describe(tp))
 
 
-def _sequence(value: Any, kind: Any, args: tuple, tp: Any) -> Any:
+def _sequence(value: object, kind: Annotation, args: tuple, tp: Annotation) -> Any:
     value = _parsed(value)
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
         raise _Mismatch(describe(tp), "write a list, e.g. [a, b]")
@@ -228,7 +231,7 @@ def _sequence(value: Any, kind: Any, args: tuple, tp: Any) -> Any:
     return out
 
 
-def _mapping(value: Any, args: tuple, tp: Any) -> dict:
+def _mapping(value: object, args: tuple, tp: Annotation) -> dict:
     value = _parsed(value)
     if not isinstance(value, Mapping):
         raise _Mismatch(describe(tp), "write a mapping, e.g. {key: value}")
@@ -236,7 +239,7 @@ def _mapping(value: Any, args: tuple, tp: Any) -> dict:
     return {_coerce(k, kt): _coerce(v, vt) for k, v in value.items()}
 
 
-def _parsed(value: Any) -> Any:
+def _parsed(value: object) -> Any:
     """Text from ``--set``/``--option`` holding a YAML list or mapping, parsed; anything else unchanged."""
     if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
         import yaml
@@ -248,16 +251,16 @@ def _parsed(value: Any) -> Any:
     return value
 
 
-def _did_you_mean(value: Any, options: list[str]) -> str | None:
+def _did_you_mean(value: object, options: list[str]) -> str | None:
     close = difflib.get_close_matches(str(value), options, n=1)
     return f"did you mean {close[0]!r}?" if close else None
 
 
-def _is_union(tp: Any) -> bool:
+def _is_union(tp: Annotation) -> bool:
     return typing.get_origin(tp) is typing.Union or isinstance(tp, types.UnionType)
 
 
-def _hints(obj: Any) -> dict[str, Any]:
+def _hints(obj: object) -> dict[str, Any]:
     """Resolved annotations; an unresolvable one (a forward reference to a heavy type) is left unchecked."""
     try:
         return typing.get_type_hints(obj)

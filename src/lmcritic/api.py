@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from lmcritic.spec import RunSpec
     from lmcritic.store.runs import RunStore
 
-def scan(model: Any = None, *, tokenizer: Any = None, probes: Sequence[Any] | None = None,
+def scan(model: object = None, *, tokenizer: object = None, probes: Sequence[Any] | None = None,
          config: Mapping[str, Mapping[str, Any]] | None = None, stages: bool | Sequence[Any] = True,
          budget: int | Mapping[str, Any] | None = None, store: "RunStore | str | Path | None" = None,
          cache: str | Path | None = None, options: Mapping[str, Any] | None = None, name: str | None = None,
@@ -63,8 +63,8 @@ def scan(model: Any = None, *, tokenizer: Any = None, probes: Sequence[Any] | No
     return _execute(spec, backend, store, cache, progress, strict)
 
 
-def run(spec: "RunSpec | Mapping[str, Any] | str | Path | None" = None, model: Any = None, *,
-        tokenizer: Any = None, resume: str | None = None, budget: int | Mapping[str, Any] | None = None,
+def run(spec: "RunSpec | Mapping[str, Any] | str | Path | None" = None, model: object = None, *,
+        tokenizer: object = None, resume: str | None = None, budget: int | Mapping[str, Any] | None = None,
         store: "RunStore | str | Path | None" = None, cache: str | Path | None = None,
         options: Mapping[str, Any] | None = None, name: str | None = None, progress: bool = True,
         strict: bool = False) -> "Results":
@@ -112,7 +112,7 @@ def _surface(results: "Results", outcome: Any, strict: bool) -> None:
     warnings.warn(RunWarning(why + "".join(f"\n  {e}" for e in outcome.errors)), stacklevel=4)  # the caller's line
 
 
-def _spec(value: Any) -> "RunSpec":
+def _spec(value: object) -> "RunSpec":
     from lmcritic.spec import RunSpec
 
     if isinstance(value, RunSpec):

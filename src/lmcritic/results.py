@@ -131,7 +131,7 @@ class Results:
 
         return apply(self.store, self.run_id, method=method, **kwargs)
 
-    def resume(self, model: Any = None, *, budget: int | dict[str, Any] | None = None, progress: bool = True,
+    def resume(self, model: object = None, *, budget: int | dict[str, Any] | None = None, progress: bool = True,
                strict: bool = False) -> "Results":
         """Continue this run where it stopped: failed probes and cases are retried, finished work is reused
         (``budget``: a new one, e.g. after a budget stop; else the run's own)."""

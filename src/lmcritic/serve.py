@@ -267,7 +267,7 @@ class _Stepped:
 
 def make_server(backend: Backend | None, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,
                 api_key_env: str | None = None, max_body_bytes: int = MAX_BODY_BYTES, quiet: bool = False,
-                limits: Limits | None = None, log_path: str | None = None, api: Any = None) -> Any:
+                limits: Limits | None = None, log_path: str | None = None, api: object = None) -> Any:
     """Bind (port 0: any free port, see ``server.server_address``); call ``serve_forever()`` to serve and
     ``server_close()`` to stop (it also stops the model worker and closes the traffic log).
 
@@ -291,9 +291,9 @@ def make_server(backend: Backend | None, host: str = "127.0.0.1", port: int = 0,
         raise
 
 
-def serve(model_spec: Any, host: str = "127.0.0.1", port: int = 8000, backend: str | None = None,
+def serve(model_spec: object, host: str = "127.0.0.1", port: int = 8000, backend: str | None = None,
           api_key_env: str | None = None, model_name: str | None = None, limits: Limits | None = None,
-          log_path: str | None = None, api: Any = None) -> int:
+          log_path: str | None = None, api: object = None) -> int:
     """Load ``model_spec`` (a name, path or :class:`ModelSpec`) and serve it until Ctrl-C or SIGTERM (``api``:
     serve that instead, e.g. the ``--upstream`` proxy; no model is loaded)."""
     from lmcritic._serve_http import check_address

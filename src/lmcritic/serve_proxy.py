@@ -229,7 +229,7 @@ class ProxyAPI:
         return status, self._finish(reply, stream, actions or None, body.get("stream_options"))
 
     @staticmethod
-    def _finish(reply: dict[str, Any], stream: bool, meta: dict[str, Any] | None, opts: Any = None) -> Any:
+    def _finish(reply: dict[str, Any], stream: bool, meta: dict[str, Any] | None, opts: object = None) -> Any:
         if not stream:
             return {**reply, "_guard": meta} if meta else reply
         usage = isinstance(opts, dict) and opts.get("include_usage") is True

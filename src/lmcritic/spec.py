@@ -159,7 +159,7 @@ class RunSpec:
         return cls(model=ModelSpec(name=model), probes=probes, stages=stages, **overrides)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "spec") -> "RunSpec":
+    def from_dict(cls, data: object, source: str = "spec") -> "RunSpec":
         """Validate and build; errors name the offending key and suggest the right one."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: a run spec must be a mapping, got {type(data).__name__}")
@@ -235,7 +235,7 @@ def _check_keys(data: dict[str, Any], cls: type, source: str) -> None:
             raise ConfigError(f"{source}: unknown key {key!r}", hint)
 
 
-def _model(value: Any, source: str) -> ModelSpec:
+def _model(value: object, source: str) -> ModelSpec:
     if isinstance(value, str):
         return ModelSpec(name=value)
     if isinstance(value, dict):
@@ -244,15 +244,15 @@ def _model(value: Any, source: str) -> ModelSpec:
     raise ConfigError(f"{source}: model must be a name or a mapping with name/backend/options")
 
 
-def _probe(value: Any, source: str, index: int) -> ProbeSpec:
+def _probe(value: object, source: str, index: int) -> ProbeSpec:
     return _named(value, ProbeSpec, source, f"probes[{index}]", "probe")
 
 
-def _stage(value: Any, source: str, index: int) -> StageSpec:
+def _stage(value: object, source: str, index: int) -> StageSpec:
     return _named(value, StageSpec, source, f"stages[{index}]", "stage")
 
 
-def _named(value: Any, cls: type, source: str, where: str, kind: str) -> Any:
+def _named(value: object, cls: type, source: str, where: str, kind: str) -> Any:
     """A list entry given as ``name`` or ``{name, config[, key]}``, built as ``cls``."""
     if isinstance(value, str):
         return cls(value)
@@ -266,7 +266,7 @@ def _named(value: Any, cls: type, source: str, where: str, kind: str) -> Any:
     raise ConfigError(f"{source}: {where} must be a {kind} name or a mapping with 'name'")
 
 
-def _budget(value: Any, source: str) -> BudgetSpec:
+def _budget(value: object, source: str) -> BudgetSpec:
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: budget must be a mapping with max_queries/max_tokens")
     _check_keys(value, BudgetSpec, f"{source}: budget")
@@ -276,7 +276,7 @@ def _budget(value: Any, source: str) -> BudgetSpec:
     return BudgetSpec(**value)
 
 
-def _parallel(value: Any, source: str) -> ParallelSpec:
+def _parallel(value: object, source: str) -> ParallelSpec:
     """``parallel: 4`` (workers) or ``parallel: {workers, engine, num_cpus, num_gpus, address, max_restarts}``."""
     if value is None:
         value = {}

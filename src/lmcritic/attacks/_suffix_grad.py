@@ -7,14 +7,17 @@ goes through the backend's :class:`~lmcritic.backends.whitebox.WhiteBox`.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic.backends.whitebox import WhiteBox
+
+if TYPE_CHECKING:
+    from lmcritic.attacks.prompts.base import AttackPrompt
 
 PLACEHOLDER = "\x00SUFFIX\x00"
 
 
-def render(wb: WhiteBox, prompt: Any, suffix: str) -> str:
+def render(wb: WhiteBox, prompt: AttackPrompt, suffix: str) -> str:
     """The model's input before its answer: the chat template when it has one, else a plain transcript."""
     from lmcritic.attacks.prompts.base import transcript
     from lmcritic.requests import ChatMessage
@@ -29,7 +32,7 @@ def token_ids(wb: WhiteBox, text: str) -> list[int]:
     return list(wb.tokenize(text, special_tokens=False).ids)
 
 
-def one_hot_gradient(wb: WhiteBox, prompt: Any, suffix: Sequence[int], target: str) -> Any:
+def one_hot_gradient(wb: WhiteBox, prompt: AttackPrompt, suffix: Sequence[int], target: str) -> Any:
     """Gradient of the target's negative log-likelihood w.r.t. a one-hot matrix of the suffix tokens."""
     import torch
 

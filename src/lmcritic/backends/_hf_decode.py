@@ -66,7 +66,7 @@ class _Rows:
     mask: torch.Tensor  # [rows, width]: left padding, then ones
     last_pos: torch.Tensor  # [rows]: the position of each row's last token
 
-    def keep(self, keep: list[int], cache: Any) -> None:
+    def keep(self, keep: list[int], cache: object) -> None:
         """Drop the finished rows everywhere, their KV cache rows included."""
         idx = torch.tensor(keep, device=self.mask.device)
         self.index = [self.index[r] for r in keep]
@@ -119,7 +119,7 @@ def _choose(logits: torch.Tensor, chain: Sequence[Any], generators: Sequence[Any
     return [int(torch.multinomial(probs[r : r + 1], num_samples=1, generator=g)) for r, g in enumerate(generators)]
 
 
-def _step(be: HFBackend, rows: _Rows, tokens: list[int], cache: Any) -> Any:
+def _step(be: HFBackend, rows: _Rows, tokens: list[int], cache: object) -> Any:
     """One decoding step: each row's last token at the next position, on the cache."""
     rows.mask = torch.cat([rows.mask, rows.mask.new_ones((rows.mask.shape[0], 1))], dim=1)
     rows.last_pos = rows.last_pos + 1

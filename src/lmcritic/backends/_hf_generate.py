@@ -206,7 +206,7 @@ class StopOnText(StoppingCriteria):
         self.tokenizer, self.stops, self.start = tokenizer, [s for s in stops if s], start
         self.tail = 2 * max((len(s) for s in self.stops), default=1) + 8  # tokens enough to hold any stop
 
-    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         new = input_ids[:, self.start :][:, -self.tail :]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return torch.tensor([any(s in t for s in self.stops) for t in texts], device=input_ids.device)
@@ -218,7 +218,7 @@ class Pause(StoppingCriteria):
     def __init__(self, when: Callable[[], bool]) -> None:
         self.when, self.fired = when, False
 
-    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         self.fired = self.fired or bool(self.when())
         return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool, device=input_ids.device)
 

@@ -20,6 +20,7 @@ from lmcritic.backends._hf_cache import cached_package_model
 from lmcritic.errors import ConfigError, ModelLoadError
 
 if TYPE_CHECKING:
+    import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 KINDS = ("causal", "masked", "seq-classification")
@@ -78,7 +79,7 @@ def placement(device_map: str | dict[str, Any] | None, max_memory: dict[str, Any
     return out
 
 
-def input_device(model: PreTrainedModel, default: Any) -> Any:
+def input_device(model: PreTrainedModel, default: torch.device) -> Any:
     """Where inputs go: the device of the first placed module (accelerate moves activations on from there);
     a model placed on disk first takes CPU inputs."""
     import torch
@@ -165,7 +166,7 @@ def _load_dir(path: Path, kind: str, opts: dict, *, label: str, local_only: bool
     return Loaded(model, tokenizer, kind, source)
 
 
-def _load_gguf(directory: Path, name: str, dtype: Any) -> tuple[Any, Any]:
+def _load_gguf(directory: Path, name: str, dtype: object) -> tuple[Any, Any]:
     """A causal LM and its tokenizer from a GGUF file, dequantized (transformers reads GGUF natively)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -289,7 +290,7 @@ def resolve_device(device: str) -> Any:
     return chosen
 
 
-def _torch_dtype(dtype: Any) -> Any:
+def _torch_dtype(dtype: object) -> Any:
     import torch
 
     if isinstance(dtype, torch.dtype):
@@ -324,7 +325,7 @@ def _first_line(err: BaseException) -> str:
     return line if len(line) <= 240 else line[:237] + "..."
 
 
-def rename_labels(model: PreTrainedModel, names: Any) -> None:
+def rename_labels(model: PreTrainedModel, names: object) -> None:
     """Give a classifier head the task's label names (``label_names=[negative, positive]`` or ``{LABEL_0: ...}``),
     for heads saved with Hugging Face's default ``LABEL_i`` names. Part of the config, so of the fingerprint."""
     old = {int(i): str(n) for i, n in (getattr(model.config, "id2label", None) or {}).items()}

@@ -205,7 +205,7 @@ def _run_contexts(be: HFBackend, ctxs: Sequence[tuple[int, ...]]) -> _Contexts |
     return _Contexts(layers, full_mask, lengths, torch.log_softmax(last, -1), last.argmax(-1))
 
 
-def _plain_layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+def _plain_layers(cache: object) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 

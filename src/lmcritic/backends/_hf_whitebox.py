@@ -54,7 +54,7 @@ class HFWhiteBox:
     def embedding_matrix(self) -> Any:
         return self.embedding_layer().weight.detach()
 
-    def forward(self, embeds: Any, *, logits_to_keep: int | None = None, **model_inputs: Any) -> Any:
+    def forward(self, embeds: torch.Tensor, *, logits_to_keep: int | None = None, **model_inputs: Any) -> Any:
         model = self._be.model
         if self._be.model_kind == "causal":
             model_inputs.setdefault("use_cache", False)
@@ -64,7 +64,7 @@ class HFWhiteBox:
             return model(inputs_embeds=embeds, logits_to_keep=logits_to_keep, **model_inputs).logits
         return model(inputs_embeds=embeds, **model_inputs).logits[:, -logits_to_keep:]
 
-    def attentions(self, ids: Any) -> tuple[Any, ...]:
+    def attentions(self, ids: torch.Tensor) -> tuple[Any, ...]:
         model = self._be.model
         with torch.no_grad(), eager_attention(model):
             out = model(input_ids=ids, attention_mask=torch.ones_like(ids), output_attentions=True, use_cache=False)

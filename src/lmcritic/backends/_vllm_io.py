@@ -104,6 +104,6 @@ def _logprob(value: Any) -> float:
     return float(getattr(value, "logprob", value))
 
 
-def _rank(value: Any) -> int:
+def _rank(value: object) -> int:
     rank = getattr(value, "rank", None)
     return int(rank) if rank is not None else 1 << 30

@@ -17,11 +17,14 @@ import os
 import sys
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from lmcritic.backends import ModelSpec, load_model
 from lmcritic.backends.base import Backend
 from lmcritic.errors import ConfigError, ModelLoadError
+
+if TYPE_CHECKING:
+    from transformers import Pipeline, PreTrainedModel, PreTrainedTokenizerBase
 from lmcritic.registry import import_string
 
 MEMORY = "memory"  # the backend name of a model that exists only as a Python object
@@ -30,7 +33,7 @@ PIPELINE_KINDS = {"text-generation": "causal", "text-classification": "seq-class
 _LIVE: "weakref.WeakValueDictionary[str, Backend]" = weakref.WeakValueDictionary()
 
 
-def as_backend(model: Any, tokenizer: Any = None, options: Mapping[str, Any] | None = None,
+def as_backend(model: object, tokenizer: object = None, options: Mapping[str, Any] | None = None,
                name: str | None = None) -> tuple[Backend, ModelSpec]:
     """The backend for ``model`` and the spec to store with its run (see the module docstring).
 
@@ -107,7 +110,8 @@ def model_dir(name: str) -> Path:
 
 
 # -- adapters: (does it accept this object?, build the backend) -----------------------------------------
-def _named_spec(model: Any, options: dict[str, Any], name: str | None) -> ModelSpec:
+def _named_spec(model: str | os.PathLike[str] | ModelSpec | dict[str, Any], options: dict[str, Any],
+                name: str | None) -> ModelSpec:
     if isinstance(model, ModelSpec):
         return ModelSpec(model.name, model.backend, {**model.options, **options})
     if isinstance(model, dict):
@@ -119,33 +123,34 @@ def _named_spec(model: Any, options: dict[str, Any], name: str | None) -> ModelS
     return ModelSpec(os.fspath(model), backend, options)
 
 
-def _is_backend(obj: Any) -> bool:
+def _is_backend(obj: object) -> bool:
     return isinstance(obj, Backend)
 
 
-def _transformers_instance(obj: Any, cls_name: str) -> bool:
+def _transformers_instance(obj: object, cls_name: str) -> bool:
     """``isinstance(obj, transformers.<cls_name>)`` without importing transformers (an object of it exists
     only if it was imported)."""
     module = sys.modules.get("transformers")
     return module is not None and isinstance(obj, getattr(module, cls_name))
 
 
-def _is_pipeline(obj: Any) -> bool:
+def _is_pipeline(obj: object) -> bool:
     return _transformers_instance(obj, "Pipeline")
 
 
-def _is_hf_model(obj: Any) -> bool:
+def _is_hf_model(obj: object) -> bool:
     return _transformers_instance(obj, "PreTrainedModel")
 
 
-def _keep(backend: Backend, tokenizer: Any, options: dict[str, Any], name: str | None) -> Backend:
+def _keep(backend: Backend, tokenizer: object, options: dict[str, Any], name: str | None) -> Backend:
     if options or tokenizer is not None:
         raise ConfigError("options and tokenizer= do not apply to a backend object",
                           "configure the backend when you build it")
     return backend
 
 
-def _from_pipeline(pipe: Any, tokenizer: Any, options: dict[str, Any], name: str | None) -> Backend:
+def _from_pipeline(pipe: Pipeline, tokenizer: PreTrainedTokenizerBase | None, options: dict[str, Any],
+                   name: str | None) -> Backend:
     kind = PIPELINE_KINDS.get(pipe.task)
     if kind is None:
         raise ConfigError(f"a {pipe.task!r} pipeline cannot be critiqued as it is",
@@ -154,7 +159,8 @@ def _from_pipeline(pipe: Any, tokenizer: Any, options: dict[str, Any], name: str
     return _from_hf(pipe.model, tokenizer or pipe.tokenizer, {"kind": kind, **options}, name)
 
 
-def _from_hf(model: Any, tokenizer: Any, options: dict[str, Any], name: str | None) -> Backend:
+def _from_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, options: dict[str, Any],
+             name: str | None) -> Backend:
     if tokenizer is None:
         raise ConfigError(f"a {type(model).__name__} needs its tokenizer",
                           "lmcritic.scan((model, tokenizer)) or lmcritic.scan(model, tokenizer=tokenizer)")
@@ -172,7 +178,7 @@ def _label(name_or_path: str) -> str:
     return path.name if path is not None and path.is_dir() else name_or_path
 
 
-def _from_callable(fn: Callable[..., Any], tokenizer: Any, options: dict[str, Any], name: str | None) -> Backend:
+def _from_callable(fn: Callable[..., Any], tokenizer: object, options: dict[str, Any], name: str | None) -> Backend:
     """A function importable by name is stored as a ``python`` spec (replayable anywhere); one defined in a
     notebook or a closure lives in memory."""
     if tokenizer is not None:
@@ -186,7 +192,7 @@ def _from_callable(fn: Callable[..., Any], tokenizer: Any, options: dict[str, An
     return PythonBackend(fn=fn, name=name, **check_backend_options(PythonBackend, options, "python"))
 
 
-def _import_path(fn: Any) -> str | None:
+def _import_path(fn: object) -> str | None:
     """``module:qualname`` when that import gives back ``fn`` itself, else None."""
     module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
     if not module or not qualname or module == "__main__" or "<" in qualname:
@@ -198,7 +204,7 @@ def _import_path(fn: Any) -> str | None:
         return None
 
 
-_ADAPTERS: tuple[tuple[Callable[[Any], bool], Callable[..., Backend]], ...] = (
+_ADAPTERS: tuple[tuple[Callable[[object], bool], Callable[..., Backend]], ...] = (
     (_is_backend, _keep),
     (_is_pipeline, _from_pipeline),
     (_is_hf_model, _from_hf),

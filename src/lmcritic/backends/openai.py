@@ -242,7 +242,7 @@ def _ends(starts: list[int], length: int) -> list[int]:
     return ends
 
 
-def _int_list(value: Any, n: int) -> bool:
+def _int_list(value: object, n: int) -> bool:
     return isinstance(value, list) and len(value) == n and all(isinstance(v, int) for v in value)
 
 
@@ -272,7 +272,7 @@ def _sampling(p: GenParams) -> dict[str, Any]:
     return body
 
 
-def _result(text: str, finish: Any, params: GenParams, usage: dict[str, Any]) -> GenerateResult:
+def _result(text: str, finish: str | None, params: GenParams, usage: dict[str, Any]) -> GenerateResult:
     """Normalize a choice; stop sequences are applied again here since some servers leave them in."""
     cuts = [text.find(s) for s in params.stop if s and s in text]
     if cuts:

@@ -114,7 +114,7 @@ class PythonBackend(Backend):
         outs = self._call_many(items, list(range(len(requests))), {})
         return [self._to_result(out, i) for i, out in enumerate(outs)]
 
-    def _to_result(self, out: Any, index: int) -> ClassifyResult:
+    def _to_result(self, out: object, index: int) -> ClassifyResult:
         if isinstance(out, dict):
             scores = {str(k): v for k, v in out.items()}
             labels = self.labels or tuple(scores)
@@ -211,7 +211,7 @@ def _group_by_params(requests: Sequence[GenerateRequest], todo: list[int]) -> di
     return groups
 
 
-def _check_str(text: Any, index: int, name: str) -> str:
+def _check_str(text: object, index: int, name: str) -> str:
     if not isinstance(text, str):
         raise BackendError(f"python model {name} returned {type(text).__name__} for request {index}, expected str")
     return text

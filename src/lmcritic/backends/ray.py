@@ -143,7 +143,7 @@ class RayBackend(Backend):
                 self.resent += len(chunks[c])
         return [r for c in range(len(chunks)) for r in done[c]]
 
-    def _get(self, ref: Any) -> Any:
+    def _get(self, ref: object) -> Any:
         """The result, the inner backend's own error, or :class:`_ReplicaDied` when the process is gone."""
         from ray.exceptions import RayActorError, RayTaskError
 

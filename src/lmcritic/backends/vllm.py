@@ -75,7 +75,7 @@ class VLLMBackend(Backend):
                              "quantization": quantization, "vllm": getattr(vllm, "__version__", "?")})
 
     @classmethod
-    def from_engine(cls, llm: Any, sampling_params: type, name: str = "in-memory", weights: str = "",
+    def from_engine(cls, llm: object, sampling_params: type, name: str = "in-memory", weights: str = "",
                     options: dict[str, Any] | None = None) -> "VLLMBackend":
         """Wrap an already-built ``vllm.LLM`` (or anything with its ``generate``/``get_tokenizer`` interface) and
         the ``SamplingParams`` class to build requests with. ``weights`` identifies the checkpoint."""

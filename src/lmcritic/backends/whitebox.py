@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 from lmcritic.requests import ChatMessage, LoglikelihoodRequest
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,11 @@ class WhiteBox(Protocol):
     def embedding_matrix(self) -> Any:
         """The token-embedding weights ``[vocab, d]``, detached."""
 
-    def forward(self, embeds: Any, *, logits_to_keep: int | None = None, **model_inputs: Any) -> Any:
+    def forward(self, embeds: torch.Tensor, *, logits_to_keep: int | None = None, **model_inputs: Any) -> Any:
         """Logits from input embeddings ``[n, L, d]``: ``[n, classes]`` for a classifier, ``[n, L, vocab]`` for a
         language model (only the last ``logits_to_keep`` positions when given). Differentiable."""
 
-    def attentions(self, ids: Any) -> tuple[Any, ...]:
+    def attentions(self, ids: torch.Tensor) -> tuple[Any, ...]:
         """Every layer's attention weights ``[1, heads, L, L]`` for input ids ``[1, L]`` (empty: none given)."""
 
     def tokenize(self, text: str, *, special_tokens: bool = True, max_length: int | None = None) -> Encoding:

@@ -127,7 +127,7 @@ class Rescorer:
         return Case(id=f"{rec.case_id}~{edit.test}~{digest}", input=new_input, expected=rec.target, tags=tags)
 
 
-def _replace_text(value: Any, old: str, new: str) -> Any:
+def _replace_text(value: object, old: str, new: str) -> Any:
     """Replace the case's text inside a field (the last occurrence: few-shot prefixes come first)."""
     if isinstance(value, str) and old and old in value:
         head, _, tail = value.rpartition(old)
@@ -137,7 +137,7 @@ def _replace_text(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def _scalar(value: Any) -> bool:
+def _scalar(value: object) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 

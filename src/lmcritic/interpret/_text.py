@@ -65,5 +65,5 @@ def print_explanations(done: Sequence[Any]) -> None:
                                      f"changed words {moved or 'none'}"), highlight=False)
 
 
-def _num(x: Any) -> str:
+def _num(x: object) -> str:
     return f"{x:.3g}" if isinstance(x, (int, float)) else ""

@@ -97,7 +97,7 @@ def _agreement(records: Sequence[Any]) -> Finding | None:
                                                      and r.scores["agreement_spearman"] < 0.3)[:10])
 
 
-def _ok(x: Any) -> bool:
+def _ok(x: object) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import fields
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from lmcritic.mitigate.base import MitigationContext
 from lmcritic.mitigate.data import TrainingSet, load_training, split_overlap
 from lmcritic.mitigate.trainers import TaskFormat
 from lmcritic.probes.base import Record
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
 
 def task_of(ctx: MitigationContext) -> TaskFormat:
@@ -53,7 +56,7 @@ def heldout_rows(ctx: MitigationContext, labels: Sequence[str], n: int, notes: l
     return kept.with_rows(rows[:n])
 
 
-def probe_on_rows(ctx: MitigationContext, data: TrainingSet, model: Any = None) -> list[Record]:
+def probe_on_rows(ctx: MitigationContext, data: TrainingSet, model: Backend | None = None) -> list[Record]:
     """Score ``data`` with the targeted probe (its stored config, ``data`` pointed at the rows)."""
     probe = _probe_for(ctx, data)
     cases = list(probe.cases())

@@ -17,13 +17,17 @@ import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic._serde import stable_hash, to_jsonable
 from lmcritic.errors import ConfigError
 from lmcritic.mitigate.base import model_spec_of
 from lmcritic.mitigate.data import TrainingSet
 from lmcritic.mitigate.trainers import ModelTrainer, TaskFormat, TrainConfig, Trained, total_steps
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 LORA_MIN_PARAMETERS = 50_000_000
 
@@ -91,7 +95,7 @@ def _load(base: dict[str, Any]) -> Any:
     return be
 
 
-def from_base(model: Any, kind: str, base: str, seed: int) -> Any:
+def from_base(model: PreTrainedModel, kind: str, base: str, seed: int) -> Any:
     """The run's architecture and labels with the weights of the checkpoint ``base`` (a fresh, seeded head when
     ``base`` is a plain encoder): the fine-tune starts where the run's model started, not from its defect."""
     import torch
@@ -101,8 +105,9 @@ def from_base(model: Any, kind: str, base: str, seed: int) -> Any:
         raise ConfigError(f"base {base!r} is not a local model folder",
                           "set base to the folder of the pretrained model the run's model was fine-tuned from")
     torch.manual_seed(seed)
-    labels = ({"num_labels": model.config.num_labels, "id2label": dict(model.config.id2label),
-               "label2id": dict(model.config.label2id)} if kind == "seq-classification" else {})
+    cfg: Any = model.config  # the label maps are typed loosely on transformers' base config
+    labels: dict[str, Any] = ({"num_labels": cfg.num_labels, "id2label": dict(cfg.id2label),
+                               "label2id": dict(cfg.label2id)} if kind == "seq-classification" else {})
     try:
         out = type(model).from_pretrained(str(path), local_files_only=True, **labels)
     except (OSError, ValueError) as err:
@@ -114,7 +119,7 @@ def from_base(model: Any, kind: str, base: str, seed: int) -> Any:
     return out
 
 
-def freeze(model: Any, layers: int) -> None:
+def freeze(model: PreTrainedModel, layers: int) -> None:
     """Keep the embeddings and the lowest ``layers`` encoder layers fixed (BERT-style encoders)."""
     body = getattr(model, "base_model", model)
     blocks = getattr(getattr(body, "encoder", None), "layer", None)
@@ -128,7 +133,7 @@ def freeze(model: Any, layers: int) -> None:
             p.requires_grad = False
 
 
-def _model_labels(model: Any, kind: str) -> tuple[str, ...]:
+def _model_labels(model: PreTrainedModel, kind: str) -> tuple[str, ...]:
     if kind != "seq-classification":
         return ()
     from lmcritic.backends._hf_encoders import labels
@@ -137,7 +142,7 @@ def _model_labels(model: Any, kind: str) -> tuple[str, ...]:
 
 
 # -- examples ---------------------------------------------------------------------------------------
-def build_examples(data: TrainingSet, task: TaskFormat, kind: str, tok: Any, max_length: int,
+def build_examples(data: TrainingSet, task: TaskFormat, kind: str, tok: PreTrainedTokenizerBase, max_length: int,
                    model_labels: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Token ids, targets and weights per row, as the model kind needs them."""
     if kind == "seq-classification":
@@ -168,12 +173,14 @@ def label_ids(model_labels: Sequence[str], task_labels: Sequence[str]) -> dict[s
     return out
 
 
-def _classifier_example(tok: Any, text: str, label: int, weight: float, max_length: int) -> dict[str, Any]:
+def _classifier_example(tok: PreTrainedTokenizerBase, text: str, label: int, weight: float,
+                        max_length: int) -> dict[str, Any]:
     enc = tok(text, truncation=True, max_length=max_length)
     return {**{k: list(v) for k, v in enc.items()}, "labels": label, "weight": float(weight)}
 
 
-def _prompted_example(tok: Any, prompt: str, word: str, weight: float, max_length: int) -> dict[str, Any]:
+def _prompted_example(tok: PreTrainedTokenizerBase, prompt: str, word: str, weight: float,
+                      max_length: int) -> dict[str, Any]:
     answer = tok(word, add_special_tokens=False)["input_ids"]
     context = tok(prompt, add_special_tokens=False)["input_ids"][-(max_length - len(answer)):]  # keep the cue
     ids = context + answer
@@ -181,7 +188,7 @@ def _prompted_example(tok: Any, prompt: str, word: str, weight: float, max_lengt
             "weight": float(weight)}
 
 
-def _lm_example(tok: Any, text: str, weight: float, max_length: int) -> dict[str, Any]:
+def _lm_example(tok: PreTrainedTokenizerBase, text: str, weight: float, max_length: int) -> dict[str, Any]:
     ids = tok(text, add_special_tokens=False)["input_ids"][: max_length - 1]
     if tok.eos_token_id is not None:
         ids = ids + [tok.eos_token_id]
@@ -218,8 +225,8 @@ class Collate:
 
 
 # -- the transformers Trainer ---------------------------------------------------------------------
-def _trainer(model: Any, examples: list[dict[str, Any]], tok: Any, ckpt: Path, config: TrainConfig, seed: int,
-             progress: bool, lora: bool) -> Any:
+def _trainer(model: PreTrainedModel, examples: list[dict[str, Any]], tok: PreTrainedTokenizerBase, ckpt: Path,
+             config: TrainConfig, seed: int, progress: bool, lora: bool) -> Any:
     import torch
     from transformers import Trainer, TrainingArguments
 
@@ -249,7 +256,7 @@ def _trainer(model: Any, examples: list[dict[str, Any]], tok: Any, ckpt: Path, c
     return trainer
 
 
-def per_example_loss(logits: Any, labels: Any) -> Any:
+def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy per example: of the label (classifier) or the mean over target tokens (causal)."""
     import torch.nn.functional as F
 
@@ -266,7 +273,7 @@ def _lr(config: TrainConfig, lora: bool) -> float:
     return config.learning_rate if config.learning_rate is not None else (2e-4 if lora else 2e-5)
 
 
-def _with_lora(model: Any, kind: str, config: TrainConfig) -> Any:
+def _with_lora(model: PreTrainedModel, kind: str, config: TrainConfig) -> Any:
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError:
@@ -298,7 +305,7 @@ def _last_checkpoint(path: Path) -> str | None:
     return last if last and (Path(last) / "trainer_state.json").is_file() else None
 
 
-def _save(model: Any, tok: Any, path: Path) -> Path:
+def _save(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: Path) -> Path:
     if path.exists():
         shutil.rmtree(path)
     model.eval()

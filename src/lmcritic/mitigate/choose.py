@@ -16,12 +16,15 @@ from lmcritic.mitigate.base import Mitigation, Target
 from lmcritic.mitigate.targets import SUPPORTED, diagnosed_nodes, probe_target, target_of
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from lmcritic.registry import Registry
     from lmcritic.store.runs import RunStore
 
 NOT_SUPPORTED = "not supported"
 
 
-def unmet(cls: type[Mitigation], backend: str, train: Any) -> str | None:
+def unmet(cls: type[Mitigation], backend: str, train: Path | None) -> str | None:
     """What ``cls`` needs that this run cannot give, checked before any model is loaded."""
     from lmcritic.mitigate.trainers import TRAINERS
 
@@ -32,7 +35,7 @@ def unmet(cls: type[Mitigation], backend: str, train: Any) -> str | None:
     return None
 
 
-def select(store: RunStore, run_id: str, method: str, defect: str | None, backend: str, train: Any,
+def select(store: RunStore, run_id: str, method: str, defect: str | None, backend: str, train: Path | None,
            force: bool = False) -> tuple[Target, str, str, list[Target]]:
     """(the target, the mitigation's name, why it was chosen, every target to re-verify)."""
     from lmcritic.mitigate import MITIGATIONS
@@ -46,14 +49,15 @@ def select(store: RunStore, run_id: str, method: str, defect: str | None, backen
     cls = MITIGATIONS.get(method)
     why = unmet(cls, backend, train)
     if why:
-        raise ConfigError(f"{method} {why}", _alternatives(cls, nodes, backend, train))
+        raise ConfigError(f"{method} {why}", _alternatives(cls, backend, train))
     target = _named_target(store, run_id, cls, nodes, defect, force)
     others = [target_of(n) for n in nodes or () if n.defect.id != target.id] if target.probe != target.id else []
     return target, method, f"named with --method ({cls.title})", [target, *others]
 
 
 def _auto(nodes: list[Any] | None, defect: str | None, run_id: str,
-          why_not: Callable[[type[Mitigation]], str | None], registry: Any) -> tuple[Target, str, str]:
+          why_not: Callable[[type[Mitigation]], str | None],
+          registry: Registry[type[Mitigation]]) -> tuple[Target, str, str]:
     """The named defect (or the first with a supported cause that some mitigation here can treat) and its fix."""
     if nodes is None:
         raise ConfigError(f"run {run_id} has no diagnosis, so there is no cause to pick a mitigation for",
@@ -78,7 +82,8 @@ def _auto(nodes: list[Any] | None, defect: str | None, run_id: str,
     raise errors[0]
 
 
-def auto_method(target: Target, why_not: Callable[[type[Mitigation]], str | None], registry: Any) -> tuple[str, str]:
+def auto_method(target: Target, why_not: Callable[[type[Mitigation]], str | None],
+                registry: Registry[type[Mitigation]]) -> tuple[str, str]:
     """The best available mitigation for the target's cause, and a one-line reason."""
     ranked = sorted((c for c in (registry.get(n) for n in registry.names()) if target.cause in c.treats),
                     key=lambda c: (-score(c, target), c.kind != "inference", c.name))
@@ -136,7 +141,7 @@ def _find(nodes: Sequence[Any], defect: str) -> Any:
     raise ConfigError(f"no defect {defect!r} in the diagnosis", f"defects: {', '.join(n.defect.id for n in nodes)}")
 
 
-def _alternatives(cls: type[Mitigation], nodes: Any, backend: str, train: Any) -> str:
+def _alternatives(cls: type[Mitigation], backend: str, train: Path | None) -> str:
     from lmcritic.mitigate import MITIGATIONS
 
     ok = [n for n in MITIGATIONS.names() if MITIGATIONS.get(n).treats & cls.treats

@@ -55,7 +55,7 @@ def culprit_of(verdict: Any) -> Culprit | None:
     return reader(verdict.evidence) if reader else None
 
 
-def _from_typed(c: Any) -> Culprit:
+def _from_typed(c: object) -> Culprit:
     get = (lambda k, d=None: c.get(k, d)) if isinstance(c, dict) else (lambda k, d=None: getattr(c, k, d))
     return Culprit(kind=str(get("kind", "")), value=str(get("value", "") or ""), label=get("label"),
                    attribute=get("attribute"), terms=tuple(get("terms", ()) or ()),

@@ -89,7 +89,7 @@ def total_steps(config: TrainConfig, n_examples: int) -> int:
     return max(1, math.ceil(config.epochs * n_examples / config.batch_size))
 
 
-def train_config(config: Any) -> TrainConfig:
+def train_config(config: object) -> TrainConfig:
     """The :class:`TrainConfig` fields of a mitigation's config (which subclasses it)."""
     return TrainConfig(**{f.name: getattr(config, f.name) for f in fields(TrainConfig)})
 

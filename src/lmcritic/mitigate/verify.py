@@ -207,7 +207,7 @@ def finding_of(o: Outcome) -> Finding:
         details={"outcome": _jsonable(o), "plots": to_details(plot)})
 
 
-def _jsonable(x: Any) -> Any:
+def _jsonable(x: object) -> Any:
     from lmcritic._serde import to_jsonable
 
     return to_jsonable(x)

@@ -123,7 +123,7 @@ def split_call(requests: Sequence[Any], chosen: Sequence[bool], on_chosen: Calla
     return out
 
 
-def build_wrapper(inner: Backend, spec: Any) -> WrapperBackend:
+def build_wrapper(inner: Backend, spec: object) -> WrapperBackend:
     """``{"name": ..., "options": {...}}`` (or a bare name) around ``inner``."""
     if isinstance(spec, str):
         spec = {"name": spec}
@@ -148,7 +148,7 @@ class MitigatedBackend(WrapperBackend):
 
     kind = "mitigated"
 
-    def __init__(self, inner: Any = None, wrappers: Sequence[Any] = (), model: str | None = None,
+    def __init__(self, inner: object = None, wrappers: Sequence[Any] = (), model: str | None = None,
                  cache: bool | str = True) -> None:
         from lmcritic.backends import load_model
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from lmcritic.errors import ConfigError
 from lmcritic.monitor import drift
@@ -129,7 +129,7 @@ def load_rules(path: str | Path | None) -> tuple[Rule, ...]:
     return tuple(_rule(item, p, i) for i, item in enumerate(items))
 
 
-def _rule(item: Any, path: Path, i: int) -> Rule:
+def _rule(item: object, path: Path, i: int) -> Rule:
     from lmcritic.probes.base import build_config
 
     if not isinstance(item, dict):

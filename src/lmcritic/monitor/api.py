@@ -75,7 +75,7 @@ def run_reference(run_store: RunStore, ref: str, scorer: RequestScorer, checker:
     return acc, extra
 
 
-def _output_text(output: Any) -> str | None:
+def _output_text(output: object) -> str | None:
     if isinstance(output, dict):
         for key in OUTPUT_KEYS:
             if isinstance(output.get(key), str):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from lmcritic.errors import ConfigError
 from lmcritic.monitor import readers
@@ -156,7 +156,7 @@ def _flush(store: MonitorStore, state: SourceState, batch: _Batch, counts: Count
             examples.append(f"{f.source}:{f.line}: {f.kind}: {f.message}")
 
 
-def _excerpt(row: Any) -> str:
+def _excerpt(row: object) -> str:
     import json
 
     return json.dumps(row, ensure_ascii=False, default=str)[:200] if row is not None else ""

@@ -144,7 +144,7 @@ def _conversation(row: dict[str, Any]) -> tuple[Any, Any]:
     return prompt, response
 
 
-def _from_messages(messages: Any) -> tuple[Any, Any]:
+def _from_messages(messages: object) -> tuple[Any, Any]:
     if not isinstance(messages, list) or not messages:
         raise RowError("wrong_type", f"messages must be a non-empty list of {{role, content}}, got {_type(messages)}")
     turns = [(_role(m, i), _content(m, i)) for i, m in enumerate(messages)]
@@ -157,7 +157,7 @@ def _from_messages(messages: Any) -> tuple[Any, Any]:
     return users[-1], response
 
 
-def _role(m: Any, i: int) -> str:
+def _role(m: object, i: int) -> str:
     if not isinstance(m, Mapping) or not isinstance(m.get("role"), str):
         raise RowError("wrong_type", f"messages[{i}] needs a string 'role'")
     return m["role"]
@@ -184,7 +184,7 @@ def _reply_text(reply: Mapping[str, Any]) -> Any:
     return text
 
 
-def parse_timestamp(value: Any) -> float:
+def parse_timestamp(value: object) -> float:
     """Unix seconds from epoch seconds/milliseconds (numbers or digit strings) or ISO 8601 (naive = UTC)."""
     if value is None or isinstance(value, bool):
         raise RowError("wrong_type", f"timestamp must be a number or an ISO 8601 string, got {_type(value)}")
@@ -228,7 +228,7 @@ def _feedback(row: dict[str, Any]) -> tuple[int | None, float | None, str | None
     return thumb, _opt_number(score, "feedback_score"), _opt_text_value(comment, "feedback_comment")
 
 
-def _thumb(value: Any) -> int:
+def _thumb(value: object) -> int:
     if isinstance(value, bool):
         return 1 if value else -1
     if isinstance(value, (int, float)) and value in (1, -1, 0):
@@ -255,7 +255,7 @@ def _opt_text(row: dict[str, Any], name: str) -> str | None:
     return _opt_text_value(row[name], name)
 
 
-def _opt_text_value(value: Any, name: str) -> str | None:
+def _opt_text_value(value: object, name: str) -> str | None:
     if value is _MISSING or value is None:
         return None
     if not isinstance(value, str):
@@ -282,7 +282,7 @@ def _metadata(raw: Mapping[str, Any], row: dict[str, Any], used: set[str]) -> di
     return {**{str(k): v for k, v in extra.items()}, **{str(k): v for k, v in meta.items()}}
 
 
-def _type(value: Any) -> str:
+def _type(value: object) -> str:
     return "null" if value is None else "missing" if value is _MISSING else type(value).__name__
 
 

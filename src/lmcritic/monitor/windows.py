@@ -37,7 +37,7 @@ class BottomK:
         self.k, self._seen = k, 0
         self._heap: list[tuple[float, int, Any]] = []
 
-    def add(self, key: float, item: Any) -> None:
+    def add(self, key: float, item: object) -> None:
         self._seen += 1
         entry = (-key, -self._seen, item)  # ties: the earlier item stays
         if len(self._heap) < self.k:

@@ -157,7 +157,7 @@ def cilin_synonyms() -> dict[str, tuple[tuple[str, ...], ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _synonym_leaves(node: Any) -> list[tuple[str, ...]]:
+def _synonym_leaves(node: object) -> list[tuple[str, ...]]:
     leaves: list[tuple[str, ...]] = []
     for key, sub in (node.get("sub", {}) if isinstance(node, dict) else {}).items():
         if isinstance(sub, list):

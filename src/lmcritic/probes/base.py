@@ -209,7 +209,7 @@ def check_options(keys: Iterable[str], known: Iterable[str], owner: str) -> None
     check(keys, known, owner)
 
 
-def config_dict(config: Any) -> dict[str, Any]:
+def config_dict(config: object) -> dict[str, Any]:
     """A probe config as plain JSON-able values (defaults filled in), for the stored spec."""
     from lmcritic._serde import to_jsonable
 

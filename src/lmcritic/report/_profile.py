@@ -36,7 +36,7 @@ def _row(p: dict[str, Any], m: dict[str, Any], total: float | None) -> dict[str,
             "share": secs / total if total else None, "hits": m.get("hits"), "sent": m.get("queries")}
 
 
-def _num(value: Any) -> float | None:
+def _num(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 

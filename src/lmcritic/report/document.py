@@ -6,13 +6,16 @@ escapes: the document holds raw (untrusted) text and each renderer escapes for i
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from lmcritic._serde import to_jsonable
 from lmcritic.probes.base import Record
 from lmcritic.report import _plots_data as plots
 from lmcritic.report._profile import run_profile
 from lmcritic.stages import EXPLANATIONS_KEY
+
+if TYPE_CHECKING:
+    from lmcritic.store.runs import RunStore
 
 SCHEMA = "lmcritic.report/1"
 AREA_TITLES = {"performance": "Performance", "robustness": "Robustness", "bias": "Bias and fairness",
@@ -24,7 +27,7 @@ AREA_ORDER = ("performance", "robustness", "bias", "safety", "interpret", "inter
 BULKY_KEYS = ("tokens", "logprobs", "offsets", "label_logprobs", "weights", "attributions", "plot", "plots")
 
 
-def run_document(store, run_id: str, evidence_per_finding: int = 5, max_cases: int = 200) -> dict[str, Any]:
+def run_document(store: RunStore, run_id: str, evidence_per_finding: int = 5, max_cases: int = 200) -> dict[str, Any]:
     """Header, per-area scorecard, findings worst first with their evidence and plots, and every probe's cases
     (first ``max_cases`` per probe; ``lmcritic show RUN --cases PROBE`` lists the rest)."""
     run_id = store.resolve(run_id)
@@ -112,7 +115,7 @@ def _finding(f, records: dict[str, list], k: int, areas: dict[str, str]) -> dict
             "ci_width": _ci_width(d.get("estimate"))}
 
 
-def _warning_text(value: Any) -> str | None:
+def _warning_text(value: object) -> str | None:
     if not value:
         return None
     return value if isinstance(value, str) else "this finding quotes model output or data that may be offensive"

@@ -243,7 +243,7 @@ def _tile(big: str, label: str, cls: str) -> str:
     return f'<div class="tile {cls}"><div class="big">{esc(big)}</div><div class="muted">{esc(label)}</div></div>'
 
 
-def _badge(text: Any, cls: Any) -> str:
+def _badge(text: object, cls: object) -> str:
     return f'<span class="badge {esc(cls)}">{esc(text)}</span>'
 
 
@@ -254,11 +254,11 @@ def _verdict(f: dict) -> str:
     return _badge("pass", "pass") if v == "pass" else _badge("n/a", "na")
 
 
-def _case_link(probe: str, case_id: Any) -> str:
+def _case_link(probe: str, case_id: object) -> str:
     return f'<a class="mono" href="#{anchor(probe, case_id)}">{esc(case_id)}</a>'
 
 
-def _passed(p: Any) -> str:
+def _passed(p: object) -> str:
     return _badge("yes", "pass") if p is True else _badge("no", "fail") if p is False else ""
 
 
@@ -269,11 +269,11 @@ def _primary(d: dict) -> str:
     return _compact(d)
 
 
-def _compact(d: Any) -> str:
+def _compact(d: object) -> str:
     return json.dumps(_rounded(d), ensure_ascii=False, default=str) if not isinstance(d, str) else d
 
 
-def _rounded(x: Any) -> Any:
+def _rounded(x: object) -> Any:
     """Floats to 4 significant digits for reading (the JSON report keeps full precision)."""
     if isinstance(x, float):
         return float(f"{x:.4g}")
@@ -290,7 +290,7 @@ def _secs(s: Any) -> str:
     return "" if s is None else f"{float(s):.1f} s"
 
 
-def _int(n: Any) -> str:
+def _int(n: object) -> str:
     return f"{int(n):,}" if isinstance(n, (int, float)) else "?"
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 FORMATS = ("html", "md", "json")
 
 
-def render_markdown(store_or_doc: Any, run_id: str | None = None) -> str:
+def render_markdown(store_or_doc: RunStore | dict[str, Any], run_id: str | None = None) -> str:
     """Markdown for a run: ``render_markdown(store, run_id)`` or ``render_markdown(doc)``."""
     doc = store_or_doc if isinstance(store_or_doc, dict) else run_document(store_or_doc, str(run_id))
     rid = doc["run_id"]

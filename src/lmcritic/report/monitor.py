@@ -174,7 +174,7 @@ def _cut(text: str | None) -> str | None:
     return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
 
 
-def _num(v: Any) -> Any:
+def _num(v: object) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 

@@ -59,7 +59,7 @@ def _text(inp: Mapping[str, Any]) -> str | None:
     return str(inp["prompt"]) if isinstance(inp.get("prompt"), str) else None
 
 
-def _explain(data: Any, span: str | None) -> ExplainTarget | None:
+def _explain(data: object, span: str | None) -> ExplainTarget | None:
     """``{"context", "target", "foil"}`` (a continuation) or ``{"text", "label"}`` (a classifier label)."""
     if not isinstance(data, Mapping):
         return None
@@ -100,11 +100,11 @@ def _label_probs(out: Mapping[str, Any], labels: Callable[[], Sequence[str] | No
     return None
 
 
-def _str(value: Any) -> str | None:
+def _str(value: object) -> str | None:
     return None if value is None else value if isinstance(value, str) else str(value)
 
 
-def legacy_details(details: Any) -> Any:
+def legacy_details(details: object) -> Any:
     """A finding's details in the current plot schema: before typed plot specs, a finding could hold one plot
     in ``details["plot"]``, reliability bins in ``details["reliability"]`` and a node/edge graph in
     ``details["graph"]``, and plots used shorthands (a line's bare ``x``/``y``, ``value_label``, edges as pairs
@@ -139,14 +139,14 @@ def _legacy_plot(p: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _legacy_node(n: Any) -> Any:
+def _legacy_node(n: object) -> Any:
     if not isinstance(n, Mapping):
         return {"id": str(n)}
     node = {k: v for k, v in n.items() if k != "kind"}
     return {**node, "severity": n.get("severity") or n.get("kind") or ""}
 
 
-def _legacy_edge(e: Any) -> Any:
+def _legacy_edge(e: object) -> Any:
     if isinstance(e, (list, tuple)) and len(e) >= 2:
         return {"source": e[0], "target": e[1]}
     if isinstance(e, Mapping) and "source" not in e:
@@ -154,5 +154,5 @@ def _legacy_edge(e: Any) -> Any:
     return e
 
 
-def _is_bins(x: Any) -> bool:
+def _is_bins(x: object) -> bool:
     return isinstance(x, list) and bool(x) and all(isinstance(b, Mapping) and "low" in b and "high" in b for b in x)

@@ -102,7 +102,7 @@ def guarded(fix_attr: str) -> Callable[[F], F]:
 
     def deco(fn: F) -> F:
         @functools.wraps(fn)
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        def wrapper(self: object, *args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(self, *args, **kwargs)
             except sqlite3.Error as err:
@@ -211,7 +211,7 @@ def truncate(text: str, limit: int) -> str:
     return text[: max(0, limit - len(marker))] + marker
 
 
-def cap_strings(obj: Any, limit: int) -> Any:
+def cap_strings(obj: object, limit: int) -> Any:
     """Every string inside ``obj`` (dicts, lists, dataclasses) cut to ``limit``; ``obj`` itself when none is
     longer, so callers can tell nothing changed."""
     if isinstance(obj, str):
@@ -238,13 +238,13 @@ def _apply(conn: sqlite3.Connection, step: Migration) -> None:
         step(conn)
 
 
-def dumps(obj: Any) -> str:
+def dumps(obj: object) -> str:
     """JSON for storage: ASCII-only, so lone surrogates in model text are escaped, never a crash; NaN and
     infinities are kept (Python's JSON reads them back) so a stored score is the score that was made."""
     return json.dumps(_plain(obj), ensure_ascii=True, separators=(",", ":"), default=_fallback)
 
 
-def _plain(obj: Any) -> Any:
+def _plain(obj: object) -> Any:
     """Like :func:`lmcritic._serde.to_jsonable`, but a NaN stays a NaN instead of becoming null."""
     if isinstance(obj, float):
         return obj
@@ -266,7 +266,7 @@ def safe_text(text: str | None) -> str | None:
     return None if text is None else _SURROGATE.sub("\ufffd", text)
 
 
-def _fallback(obj: Any) -> Any:
+def _fallback(obj: object) -> Any:
     """numpy scalars/arrays and sets are common in scores and outputs; anything else becomes its str."""
     if hasattr(obj, "tolist"):
         return _plain(obj.tolist())

@@ -197,7 +197,7 @@ class CachedBackend(Backend):
             results.update(self._fill(method, chunk, counts, later=len(missing) - start - len(chunk)))
         return [results[k] for k in keys]
 
-    def _key(self, method: str, request: Any, index: int) -> str:
+    def _key(self, method: str, request: object, index: int) -> str:
         expected = METHODS[method].request
         if not isinstance(request, expected):
             raise InputError(f"{method} request {index} must be a {expected.__name__}, got {type(request).__name__}")
@@ -352,7 +352,7 @@ def estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
 
 
-def _strings(data: Any) -> list[str]:
+def _strings(data: object) -> list[str]:
     """The texts of a JSON-ed request: every string except chat roles and decoding settings."""
     if isinstance(data, str):
         return [data]

@@ -581,7 +581,7 @@ def _finding(row: tuple[Any, ...]) -> Finding:
     return finding
 
 
-def _tag_value(value: Any) -> Any:
+def _tag_value(value: object) -> Any:
     """Scalars as SQL values (so ``value = 'female'`` or ``value > 3`` works); anything else as JSON text."""
     if value is None or isinstance(value, (int, float)):
         return int(value) if isinstance(value, bool) else value

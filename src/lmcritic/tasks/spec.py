@@ -199,7 +199,7 @@ def check_metrics(output_type: str, metrics: tuple[str, ...], thresholds: Mappin
             raise ValueError(f"threshold for {name!r} but it is not in metrics; add it to 'metrics'")
 
 
-def from_dict(data: Any, source: str = "task") -> TaskSpec:
+def from_dict(data: object, source: str = "task") -> TaskSpec:
     """Build a :class:`TaskSpec` from parsed YAML/JSON, naming the bad key and the fix."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a task spec must be a mapping, got {type(data).__name__}")
@@ -219,7 +219,7 @@ def from_dict(data: Any, source: str = "task") -> TaskSpec:
         raise ConfigError(f"{source}: {err}") from None
 
 
-def _part(cls: type, value: Any, where: str) -> Any:
+def _part(cls: type, value: object, where: str) -> Any:
     if not isinstance(value, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}")
     _check_keys(value, cls, where, "option")

@@ -81,6 +81,6 @@ def pins_of(store: RunStore, run_id: str, spec: dict[str, Any], tolerance: float
     return list(pins.values())
 
 
-def _one_line(text: Any) -> str:
+def _one_line(text: object) -> str:
     """For the docstring: no quotes or newlines that could end it early."""
     return " ".join(str(text).replace('"', "'").replace("\\", "/").split())[:120]

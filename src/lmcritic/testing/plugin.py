@@ -49,7 +49,7 @@ def lmcritic_model() -> Any:
 
 
 @pytest.fixture
-def lmcritic_results(request: pytest.FixtureRequest, lmcritic_model: Any) -> Any:
+def lmcritic_results(request: pytest.FixtureRequest, lmcritic_model: object) -> Any:
     """The :class:`~lmcritic.results.Results` this test asserts on (see the module docstring)."""
     session = request.config.stash[_SESSION]
     try:
@@ -91,7 +91,7 @@ class _Session:
         return self._cache[key]
 
 
-def _critique(kwargs: dict[str, Any], model: Any, store: str | None) -> Any:
+def _critique(kwargs: dict[str, Any], model: object, store: str | None) -> Any:
     import lmcritic
 
     spec = kwargs.pop("spec", None)
@@ -114,7 +114,7 @@ def _only(kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return kwargs
 
 
-def _key(kwargs: dict[str, Any], model: Any) -> str:
+def _key(kwargs: dict[str, Any], model: object) -> str:
     """Same marker arguments and same model: same run. A model object counts by identity."""
     from lmcritic._serde import canonical_json
 

@@ -236,7 +236,7 @@ def _oriented(e: Estimate, sign: int) -> Estimate:
     return Estimate(-e.value, e.n, -e.ci_high, -e.ci_low, e.method, e.confidence)
 
 
-def _other_label(records: Sequence[Record], target: Any) -> str | None:
+def _other_label(records: Sequence[Record], target: object) -> str | None:
     """The label a disadvantaged group is pushed toward (the non-target one), else the usual wrong answer."""
     if target is not None:
         from lmcritic.probes.performance.sst2 import LABELS

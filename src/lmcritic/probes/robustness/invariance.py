@@ -11,7 +11,7 @@ from lmcritic import stats
 from lmcritic.findings import finding_name, make_finding, rate_severity
 from lmcritic.perturb import PERTURBATIONS, perturbation
 from lmcritic.plots import to_details
-from lmcritic.probes.base import Finding, Record, Severity
+from lmcritic.probes.base import Estimate, Finding, Record, Severity
 from lmcritic.probes.robustness._suite import (
     PairedSuite,
     SuiteConfig,
@@ -168,7 +168,7 @@ class Invariance(PairedSuite):
         )
 
 
-def _est(e: Any) -> dict[str, Any]:
+def _est(e: Estimate | None) -> dict[str, Any]:
     from lmcritic._serde import to_jsonable
 
     return to_jsonable(e)

@@ -95,7 +95,7 @@ def labelled_record(case: Case, rules: dict[str, float], judged: dict[str, float
                   target=case.expected)
 
 
-def load_helper(spec: Any) -> Backend:
+def load_helper(spec: object) -> Backend:
     """A helper model (translator, judge) from a name or ``{name, backend, options}``."""
     from lmcritic.backends import ModelSpec, load_model
 
@@ -106,7 +106,7 @@ def load_helper(spec: Any) -> Backend:
     raise ConfigError(f"a helper model must be a name or {{name, backend, options}}, got {spec!r}")
 
 
-def build_judge(spec: Any, model: Backend, rubric: str | None) -> Detector:
+def build_judge(spec: object, model: Backend, rubric: str | None) -> Detector:
     from lmcritic.detectors.judge import RUBRIC, JudgeDetector
 
     try:
