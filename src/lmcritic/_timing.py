@@ -22,12 +22,14 @@ _PROC_STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
-def real_backend(model: Any) -> Any:
-    """The backend under any wrappers that expose ``.inner`` (the cache): what actually computes."""
+def real_backend(model: Backend) -> Backend:
+    """The backend under any wrappers that expose ``.inner`` (the cache): what actually computes. Only the
+    efficiency and quantization probes use it (they time or copy the model itself, not cached answers)."""
     seen = set()
-    while getattr(model, "inner", None) is not None and id(model) not in seen:
+    inner: Backend | None = getattr(model, "inner", None)
+    while inner is not None and id(model) not in seen:
         seen.add(id(model))
-        model = model.inner
+        model, inner = inner, getattr(inner, "inner", None)
     return model
 
 

@@ -9,7 +9,7 @@ a cause the diagnosis did not rule out; without a diagnosis it targets its own p
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from lmcritic.errors import ConfigError, UnknownNameError
 from lmcritic.mitigate.base import Mitigation, Target
@@ -18,6 +18,7 @@ from lmcritic.mitigate.targets import SUPPORTED, diagnosed_nodes, probe_target, 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from lmcritic.diagnose.graph import DefectNode
     from lmcritic.registry import Registry
     from lmcritic.store.runs import RunStore
 
@@ -55,7 +56,7 @@ def select(store: RunStore, run_id: str, method: str, defect: str | None, backen
     return target, method, f"named with --method ({cls.title})", [target, *others]
 
 
-def _auto(nodes: list[Any] | None, defect: str | None, run_id: str,
+def _auto(nodes: list[DefectNode] | None, defect: str | None, run_id: str,
           why_not: Callable[[type[Mitigation]], str | None],
           registry: Registry[type[Mitigation]]) -> tuple[Target, str, str]:
     """The named defect (or the first with a supported cause that some mitigation here can treat) and its fix."""
@@ -109,8 +110,8 @@ def score(cls: type[Mitigation], target: Target) -> float:
     return cls.preference + (1.0 if matched else 0.0)
 
 
-def _named_target(store: RunStore, run_id: str, cls: type[Mitigation], nodes: list[Any] | None, defect: str | None,
-                  force: bool) -> Target:
+def _named_target(store: RunStore, run_id: str, cls: type[Mitigation], nodes: list[DefectNode] | None,
+                  defect: str | None, force: bool) -> Target:
     if defect:
         if nodes is None:
             raise ConfigError(f"run {run_id} has no diagnosis, so it has no defect {defect}",
@@ -134,7 +135,7 @@ def _named_target(store: RunStore, run_id: str, cls: type[Mitigation], nodes: li
     return probe_target(store, run_id, probe)
 
 
-def _find(nodes: Sequence[Any], defect: str) -> Any:
+def _find(nodes: Sequence[DefectNode], defect: str) -> DefectNode:
     for n in nodes:
         if n.defect.id.lower() == defect.lower():
             return n

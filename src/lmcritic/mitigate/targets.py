@@ -12,12 +12,14 @@ from lmcritic.errors import ConfigError
 from lmcritic.mitigate.base import Culprit, Target
 
 if TYPE_CHECKING:
+    from lmcritic.diagnose.graph import DefectNode
+    from lmcritic.diagnose.hypotheses.base import CauseVerdict
     from lmcritic.store.runs import RunStore
 
 SUPPORTED = "supported"
 
 
-def diagnosed_nodes(store: RunStore, run_id: str) -> list[Any] | None:
+def diagnosed_nodes(store: RunStore, run_id: str) -> list[DefectNode] | None:
     """The diagnosed defects (graph nodes) of a run, or None when the run was never diagnosed."""
     from lmcritic.diagnose.storage import load_graph
 
@@ -25,7 +27,7 @@ def diagnosed_nodes(store: RunStore, run_id: str) -> list[Any] | None:
     return None if graph is None else list(graph.defects)
 
 
-def target_of(node: Any, cause_name: str | None = None) -> Target:
+def target_of(node: DefectNode, cause_name: str | None = None) -> Target:
     """The defect with its leading cause (the first supported one, else the top), or the cause ``cause_name``."""
     d = node.defect
     cause = next((c for c in node.causes if c.cause == cause_name), None) if cause_name else None
@@ -46,7 +48,7 @@ def probe_target(store: RunStore, run_id: str, probe: str) -> Target:
                   tuple(r.case_id for r in recs if r.passed is False))
 
 
-def culprit_of(verdict: Any) -> Culprit | None:
+def culprit_of(verdict: CauseVerdict) -> Culprit | None:
     """The cause's typed culprit, else one read from its evidence."""
     typed = getattr(verdict, "culprit", None)
     if typed is not None:
