@@ -30,7 +30,8 @@ from lmcritic.stages import EXPLANATIONS_KEY
 
 if TYPE_CHECKING:
     from lmcritic.backends.base import Backend
-    from lmcritic.store.runs import RunStore
+    from lmcritic.diagnose.profile import CorpusProfile
+    from lmcritic.store.runs import RunInfo, RunStore
 
 # Probes whose failures are not the model's answers on inputs as they come: adversarial search constructs them
 # (any model has some), or they are corpus statistics.
@@ -132,8 +133,8 @@ def _is_sentiment(records: Sequence[Record]) -> bool:
     return bool(golds) and golds <= {"negative", "positive"}
 
 
-def _token_tests(profile: Any, rescorer: Rescorer | None, eval_key: str | None, eval_records: Sequence[Record],
-                 sentiment: bool, config: "DiagnoseConfig", notes: list[str]) -> list:
+def _token_tests(profile: CorpusProfile | None, rescorer: Rescorer | None, eval_key: str | None,
+                 eval_records: Sequence[Record], sentiment: bool, config: "DiagnoseConfig", notes: list[str]) -> list:
     if profile is None or not profile.labelled:
         return []
     if rescorer is None or eval_key is None or not rescorer.can_rescore(eval_key, eval_records[0]):
@@ -208,7 +209,7 @@ def _has_probe(store: RunStore, run_id: str, key: str) -> bool:
     return any(p.probe_key == key for p in store.probe_runs(run_id))
 
 
-def _load(info: Any, cache_path: str | Path | None, notes: list[str]) -> Any:
+def _load(info: RunInfo, cache_path: str | Path | None, notes: list[str]) -> Any:
     """The run's model behind the shared call cache, or None (hypotheses that need it say so)."""
     from lmcritic.backends import ModelSpec, load_model
     from lmcritic.runner import lmcritic_home
@@ -237,7 +238,7 @@ def _model_name(spec: dict) -> str:
     return str(m.get("name", "?")) if isinstance(m, dict) else str(m)
 
 
-def _settings(config: DiagnoseConfig, train: Corpus | None, ref: Corpus | None, profile: Any,
+def _settings(config: DiagnoseConfig, train: Corpus | None, ref: Corpus | None, profile: CorpusProfile | None,
               sentiment: bool) -> dict:
     from lmcritic._serde import to_jsonable
 

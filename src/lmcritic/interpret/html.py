@@ -6,9 +6,12 @@ against it; the hover title gives the exact score. The report embeds these fragm
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic.interpret.types import Explanation
+
+if TYPE_CHECKING:
+    from lmcritic.interpret.cases import CaseExplanation
 from lmcritic.plots import Tokens
 from lmcritic.report._escape import html_text
 
@@ -107,7 +110,7 @@ def attention_heatmap_html(tokens: Sequence[str], matrix: Sequence[Sequence[floa
             f"{note}</figure>")
 
 
-def explanation_html(ex: Any, attention: bool = True) -> str:
+def explanation_html(ex: Explanation, attention: bool = True) -> str:
     """One explanation: its word heatmap over the original text, plus the attention grid when it has one."""
     title = f"{ex.method} → {ex.target.label()}"
     if ex.delta is not None:
@@ -125,7 +128,7 @@ def tokens_plot(ex: Explanation, title: str | None = None) -> Tokens:
                   tuple(round(float(w), 6) for w in ex.word_scores))
 
 
-def case_html(ce: Any) -> str:
+def case_html(ce: CaseExplanation) -> str:
     """A stored case's explanations (both sides of a pair), as one fragment."""
     parts = [f"<section><h3>{html_text(ce.probe_key)} / {html_text(ce.case_id)}</h3>"]
     for label, side in (("original", ce.original), ("variant", ce.variant)):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lmcritic._serde import to_jsonable
 from lmcritic.findings import finding_name, make_finding
-from lmcritic.mitigate.base import MitigatedModel
+from lmcritic.mitigate.base import Cost, MitigatedModel
 from lmcritic.mitigate.verify import PROBE_KEY, Outcome, Verification, finding_of
 from lmcritic.plots import Bars, bars, to_details
 from lmcritic.probes.base import Finding, Severity
@@ -58,7 +58,7 @@ def _regressions(ver: Verification) -> Finding:
                                                   "plots": to_details(plot)})
 
 
-def _cost(cost: Any) -> Finding:
+def _cost(cost: Cost) -> Finding:
     return make_finding(PROBE_KEY, finding_name("cost", cost.name), failed=False, summary=cost.summary,
                         estimate=cost.estimate)
 

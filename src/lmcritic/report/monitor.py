@@ -17,12 +17,14 @@ from lmcritic.report._escape import html_text as esc
 from lmcritic.report._style import CSS, SCRIPT, csp
 
 if TYPE_CHECKING:
+    from lmcritic.monitor.alerts import Alert
+    from lmcritic.monitor.check import CheckResult
     from lmcritic.store.monitor import MonitorStore
 
 EXCERPT = 600
 
 
-def monitor_document(store: MonitorStore, result: Any, max_errors: int = 100) -> dict[str, Any]:
+def monitor_document(store: MonitorStore, result: CheckResult, max_errors: int = 100) -> dict[str, Any]:
     """Everything the report shows, as plain JSON (the ``--format json`` output)."""
     alerts = [_alert(store, a) for a in result.alerts]
     windows = [to_jsonable(w) for w in result.windows]
@@ -36,7 +38,7 @@ def monitor_document(store: MonitorStore, result: Any, max_errors: int = 100) ->
                           "examples": [to_jsonable(f) for f in store.failures(max_errors)]}}
 
 
-def _alert(store: MonitorStore, a: Any) -> dict[str, Any]:
+def _alert(store: MonitorStore, a: Alert) -> dict[str, Any]:
     rows = store.requests(list(a.evidence))
     lines = [{"id": r.id, "time": _when(r.record.timestamp), "source": r.source, "line": r.line,
               "prompt": _cut(r.record.prompt), "response": _cut(r.record.response),
@@ -44,7 +46,7 @@ def _alert(store: MonitorStore, a: Any) -> dict[str, Any]:
     return {**to_jsonable(a), "evidence_lines": lines}
 
 
-def _series(result: Any) -> dict[str, dict[str, Any]]:
+def _series(result: CheckResult) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     alerted = {(a.metric, a.group, a.window) for a in result.alerts}
     for seq, w in enumerate(result.windows):
@@ -62,7 +64,7 @@ def _series(result: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _drift(result: Any, alpha: float = 0.05) -> list[dict[str, Any]]:
+def _drift(result: CheckResult, alpha: float = 0.05) -> list[dict[str, Any]]:
     """Every test whose BH-adjusted p is under ``alpha``, biggest effect first within each window."""
     rows = [{"window": w.index, "start": w.start, **to_jsonable(t)} for w in result.windows for t in w.tests
             if t.p_adj < alpha]
