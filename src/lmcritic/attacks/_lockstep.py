@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from lmcritic.backends.base import Backend
 from lmcritic.requests import Capability
+
+if TYPE_CHECKING:
+    from lmcritic.backends.whitebox import WhiteBox
 
 T = TypeVar("T")
 
@@ -54,7 +57,7 @@ class _Parked(Backend):
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
 
-    def white_box(self) -> Any:
+    def white_box(self) -> WhiteBox:
         return self.inner.white_box()
 
     def __getattr__(self, name: str) -> Any:  # counters, tokenizers and the like of the wrapped backend
