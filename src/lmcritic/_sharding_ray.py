@@ -8,13 +8,14 @@ from lmcritic.errors import LmcriticError
 from lmcritic.sharding import Reply, Task, Worker, WorkerSetup
 
 if TYPE_CHECKING:
+    from lmcritic.spec import ParallelSpec
     from lmcritic.store.cache import Budget
 
 
 class RayActors:
     """Workers as Ray actors (``num_cpus``/``num_gpus`` each); a dead actor is reported like a dead process."""
 
-    def __init__(self, setup: WorkerSetup, capped: bool, parallel: Any) -> None:
+    def __init__(self, setup: WorkerSetup, capped: bool, parallel: ParallelSpec) -> None:
         from lmcritic.backends.ray import init_ray
 
         self.ray = init_ray(parallel.address, parallel.num_cpus * parallel.workers)

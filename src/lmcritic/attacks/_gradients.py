@@ -13,11 +13,14 @@ candidate replacement moves the objective — so candidates can be ordered befor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic.attacks.base import Example, State
 from lmcritic.backends.base import Backend
 from lmcritic.backends.whitebox import WhiteBox
+
+if TYPE_CHECKING:
+    import torch
 from lmcritic.requests import Capability
 
 
@@ -67,7 +70,7 @@ def prompted_importance(wb: WhiteBox, state: State, prompt: str, text_at: int, w
     return _per_word(_current_spans(state), offsets, ctx_emb.grad, shift=text_at)
 
 
-def _cont_ll(wb: WhiteBox, table: Any, ctx_emb: Any, cont: Sequence[int]) -> Any:
+def _cont_ll(wb: WhiteBox, table: torch.nn.Module, ctx_emb: torch.Tensor, cont: Sequence[int]) -> Any:
     import torch
 
     ids = torch.tensor(list(cont), device=wb.device)
@@ -87,7 +90,7 @@ def _current_spans(state: State) -> list[tuple[int, int]]:
     return spans
 
 
-def _per_word(spans: Sequence[tuple[int, int]], offsets: Sequence[Sequence[int]], grad: Any,
+def _per_word(spans: Sequence[tuple[int, int]], offsets: Sequence[Sequence[int]], grad: torch.Tensor,
               shift: int) -> WordGradients:
     norms, vectors = grad.norm(dim=-1).tolist(), []
     out = []

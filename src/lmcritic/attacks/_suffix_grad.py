@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 from lmcritic.backends.whitebox import WhiteBox
 
 if TYPE_CHECKING:
+    import torch
+
     from lmcritic.attacks.prompts.base import AttackPrompt
 
 PLACEHOLDER = "\x00SUFFIX\x00"
@@ -54,7 +56,7 @@ def one_hot_gradient(wb: WhiteBox, prompt: AttackPrompt, suffix: Sequence[int], 
     return one_hot.grad.detach()
 
 
-def top_candidates(grad: Any, allowed: Any, k: int) -> list[list[int]]:
+def top_candidates(grad: torch.Tensor, allowed: torch.Tensor, k: int) -> list[list[int]]:
     """Per suffix position, the ``k`` allowed tokens whose one-hot gradient most decreases the loss."""
     import torch
 

@@ -16,6 +16,8 @@ from lmcritic.interpret.base import Attributor
 from lmcritic.interpret.types import Explanation, Target
 
 if TYPE_CHECKING:
+    import torch
+
     from lmcritic.backends.base import Backend
 
 
@@ -31,7 +33,7 @@ def attention_maps(prep: Prepared) -> Any:
     return torch.stack([a[0].float().mean(0) for a in layers])
 
 
-def rollout(maps: Any, residual: float = 0.5) -> Any:
+def rollout(maps: torch.Tensor, residual: float = 0.5) -> Any:
     """Abnar & Zuidema: mix each layer with the identity (the residual stream), renormalize rows, multiply up."""
     import torch
 
@@ -56,7 +58,7 @@ class AttentionWeights(Attributor):
         last = attention_maps(prep)[-1]
         return self._explain(prep, last, target, t0)
 
-    def _explain(self, prep: Prepared, matrix: Any, target: Target, t0: float) -> Explanation:
+    def _explain(self, prep: Prepared, matrix: torch.Tensor, target: Target, t0: float) -> Explanation:
         row = matrix[prep.query].tolist()
         grid = tuple(tuple(round(float(x), 5) for x in r) for r in matrix.tolist())
         return build(self.name, target, prep.tokens, prep.offsets, row, attention=grid,

@@ -19,6 +19,7 @@ section, with before/after plots).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic import stats
@@ -86,8 +87,9 @@ class Verification:
         return next((o for o in self.outcomes if o.targeted), None)
 
 
-def replay(store: RunStore, run_id: str, model_spec: dict[str, Any], method: str, *, cache_path: Any = None,
-           progress: bool = True, probes: Sequence[str] | None = None, keep_stages: bool = False) -> str:
+def replay(store: RunStore, run_id: str, model_spec: dict[str, Any], method: str, *,
+           cache_path: str | Path | None = None, progress: bool = True, probes: Sequence[str] | None = None,
+           keep_stages: bool = False) -> str:
     """Run the stored spec of ``run_id`` again with ``model_spec`` as the model; returns the new run's id."""
     from lmcritic.errors import LmcriticError
     from lmcritic.runner import Runner

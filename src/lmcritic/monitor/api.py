@@ -1,7 +1,8 @@
 """The monitor in one call each: score what is new, check it, and build a reference from a pre-deployment run."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from lmcritic.monitor import alerts as al
 from lmcritic.monitor.check import CheckConfig, Checker, CheckResult
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 OUTPUT_KEYS = ("answer", "generation", "completion", "text", "response", "output")
 
 
-def build_scorer(store: MonitorStore, config: ScoringConfig = ScoringConfig(), cache_path: Any = None) -> RequestScorer:
+def build_scorer(store: MonitorStore, config: ScoringConfig = ScoringConfig(),
+                 cache_path: str | Path | None = None) -> RequestScorer:
     """The request scorer, with the scoring model (for perplexity) loaded behind the call cache when named."""
     lm = None
     if config.model:
