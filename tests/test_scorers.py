@@ -162,7 +162,9 @@ def test_injection_rules_leave_ordinary_text_alone() -> None:
     benign = ["Forget the plot: the actors alone are worth the ticket.", "Ignore the reviews and see it yourself.",
               "Translate into French: the previous owner left instructions in the drawer.",
               "Summarize this review in a few words: a new task for the director, and he fails at it.",
-              "Is this movie review positive or negative? I just can't stop laughing at the system."]
+              "Is this movie review positive or negative? I just can't stop laughing at the system.",
+              "Ignore my previous message, I meant Python 3.", "Forget what I said earlier about the deadline.",
+              "Please ignore all of my previous questions and help with this one."]
     lines = [ln.split("\t")[0] for ln in packaged("sst2_dev_sample.tsv").read_text().splitlines()[1:]]
     flagged = [t for t in benign + lines if rule_hits(t).score > 0.5]
     assert not flagged
@@ -175,3 +177,15 @@ def test_injection_scorer_combines_classifier_and_rules() -> None:
     assert both["rules"] >= 0.9 and both["injection"] == max(both["classifier"], both["rules"]) and both["flag"]
     assert alone["rules"] == 0.0 and alone["injection"] == alone["classifier"]
     assert get_scorer("injection").version != get_scorer("injection", rules=False).version  # cache keys differ
+
+
+def test_injection_scorer_version_follows_its_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from lmcritic.scorers import _injection_rules
+
+    before = get_scorer("injection").version
+    table = dict(_injection_rules._patterns())
+    table["extra"] = (0.35, (re.compile(r"\bzzz\b"),))
+    monkeypatch.setattr(_injection_rules, "_patterns", lambda: table)
+    assert get_scorer("injection").version != before and _injection_rules.rule_hits("zzz").families == ("extra",)

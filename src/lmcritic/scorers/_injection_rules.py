@@ -31,7 +31,9 @@ _VERB = (r"(?:ignore|disregard|forget|skip|neglect|overlook|bypass|override|over
          r"cancel|scrap|stop\s+following|do\s+not\s+(?:follow|obey|heed)|don'?t\s+(?:follow|obey|heed)|"
          r"pay\s+no\s+attention\s+to|never\s*mind)")
 _BEFORE = (r"(?:previous|previously|prior|above|preceding|earlier|foregoing|former|original|initial|"
-           r"aforementioned|old|rest\s+of|remaining|following|other|these|those|your|my|all|any|every)")
+           r"aforementioned|old|rest\s+of|remaining|following|other|these|those|your|all|any|every)")
+# a user correcting themselves ("ignore my last message", "forget what I said") is not an override
+_SELF = r"(?!\W+(?:(?:all\W+|the\W+)?(?:of\W+)?(?:my|our|what\s+i|what\s+we|i)\b))"
 _OBJECT = (r"(?:instructions?|directions?|directives?|commands?|rules|guidelines|guidance|prompts?|"
            r"system\s+(?:prompt|message)|context|tasks?|orders|constraints|restrictions|policies|programming|"
            r"text|data|content|input|conversation|messages?|requests?|information|everything|above)")
@@ -44,9 +46,9 @@ def _patterns() -> dict[str, tuple[float, tuple[re.Pattern[str], ...]]]:
     c = functools.partial(re.compile, flags=flags)
     return {
         "override": (STRONG, (
-            c(rf"\b{_VERB}\b(?:\W+\w+){{0,3}}?\W+{_BEFORE}\b(?:\W+\w+){{0,2}}?\W+{_OBJECT}\b"),
+            c(rf"\b{_VERB}\b{_SELF}(?:\W+\w+){{0,3}}?\W+{_BEFORE}\b(?:\W+\w+){{0,2}}?\W+{_OBJECT}\b"),
             c(rf"\b{_VERB}\W+(?:all\W+|any\W+|the\W+)?(?:above|previous|prior|preceding|foregoing|earlier)\b"),
-            c(rf"\b{_VERB}\W+(?:the\W+|your\W+|this\W+|that\W+|my\W+)?(?:instructions?|task|prompt|"
+            c(rf"\b{_VERB}\W+(?:the\W+|your\W+|this\W+|that\W+)?(?:instructions?|task|prompt|"
               r"system\s+prompt|rules|guidelines)\b"),
         )),
         "spoofed_role": (STRONG, (
@@ -124,6 +126,14 @@ class RuleHits:
     score: float
 
 
+def fingerprint() -> str:
+    """A hash of every pattern and weight: the scorer's cache key changes whenever a rule does."""
+    import hashlib
+
+    parts = [f"{name}:{w}:" + "|".join(p.pattern for p in pats) for name, (w, pats) in _patterns().items()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
 def rule_hits(text: str) -> RuleHits:
     found = [(name, w) for name, (w, pats) in _patterns().items() if any(p.search(text) for p in pats)]
     miss = 1.0
@@ -135,4 +145,4 @@ def rule_hits(text: str) -> RuleHits:
 FAMILIES: tuple[str, ...] = ("override", "spoofed_role", "new_instructions", "spoofed_turn", "addressed_to_model",
                              "insistence", "delimiter_escape", "exfiltration", "persona", "redirected_output")
 
-__all__ = ["FAMILIES", "RuleHits", "rule_hits"]
+__all__ = ["FAMILIES", "RuleHits", "fingerprint", "rule_hits"]

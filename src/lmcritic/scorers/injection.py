@@ -25,12 +25,17 @@ class PromptGuardScorer(Scorer):
     name = "injection"
     primary = "injection"
     batch_size = 256
-    version = 3  # 3: + rules; 2: segment scan; 1: whole texts only
+    code_version = 3  # 3: + rules; 2: segment scan; 1: whole texts only
 
     def __init__(self, segments: bool = True, rules: bool = True) -> None:
         self.segments, self.rules = segments, rules
-        if not rules:
-            self.version = 2
+
+    @property
+    def version(self) -> str:
+        """The cache key's part for the scorer: code version, and the rules' own hash when they are on."""
+        from lmcritic.scorers._injection_rules import fingerprint
+
+        return f"{self.code_version}-{fingerprint()}" if self.rules else "2"
 
     def not_applicable(self) -> str | None:
         if importlib.util.find_spec("guardify") is None:
