@@ -45,9 +45,11 @@ def model_for(plant: hf_plants.HFPlant, config: minilm.TrainConfig) -> tuple[Pat
     return out, time.perf_counter() - t0
 
 
-def run_trial(plant: hf_plants.HFPlant, model: Path, extra: list[str], rediagnose: bool = False) -> dict:
+def run_trial(plant: hf_plants.HFPlant, model: Path, extra: list[str], rediagnose: bool = False,
+              scan_only: bool = False) -> dict | None:
     """scan + diagnose through the CLI in a fresh home; returns the diagnosis JSON and timings. ``rediagnose``:
-    keep the trial's stored scan (same model and data) and run only ``diagnose`` again (diagnosis code changed)."""
+    keep the trial's stored scan (same model and data) and run only ``diagnose`` again (diagnosis code changed).
+    ``scan_only``: stop after the scan (its seconds go to scan_s.json); a later ``rediagnose`` completes the trial."""
     trial = WORK / "hf_trials" / f"{plant.cause}-s{plant.seed}"
     trial.mkdir(parents=True, exist_ok=True)
     eval_path = minilm.write_tsv(plant.eval, trial / "eval.tsv")
@@ -55,15 +57,23 @@ def run_trial(plant: hf_plants.HFPlant, model: Path, extra: list[str], rediagnos
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     cli = [sys.executable, "-m", "lmcritic.cli.main"]
     t0 = time.perf_counter()
-    old = trial / "row.json"
-    if rediagnose and old.is_file():
+    stored = trial / "scan_s.json"
+    if rediagnose and not stored.is_file() and (trial / "row.json").is_file():
+        stored = trial / "row.json"  # a trial run before scan_s.json existed
+    if rediagnose and stored.is_file():
         scan = subprocess.CompletedProcess([], 0)
-        t0 -= json.loads(old.read_text())["scan_s"]
+        t0 -= json.loads(stored.read_text())["scan_s"]
     else:
         scan = subprocess.run([*cli, "scan", "--model", str(model), "--data", str(eval_path), "--no-progress",
                                *extra], env=env, capture_output=True, text=True)
         (trial / "scan.txt").write_text(scan.stdout + scan.stderr)
+        stored.write_text(json.dumps({"scan_s": round(time.perf_counter() - t0, 1), "rc": scan.returncode,
+                                      "load_15min": round(os.getloadavg()[2], 1)}))
     t1 = time.perf_counter()
+    if scan_only:
+        if scan.returncode != 0:
+            raise RuntimeError(f"{plant.cause} seed {plant.seed}: scan rc={scan.returncode}; see {trial}")
+        return None
     diag = subprocess.run([*cli, "diagnose", "latest", "--train", str(model / "train.tsv"), "--format", "json"],
                           env=env, capture_output=True, text=True)
     (trial / "diagnosis.json").write_text(diag.stdout)
@@ -182,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                     "diagnosis runs right after, and adversarial-search failures are not diagnosed)")
     ap.add_argument("--rediagnose", action="store_true",
                     help="reuse each trial's stored scan and run only diagnose again (after a diagnosis change)")
+    ap.add_argument("--scan-only", action="store_true",
+                    help="train (or reuse) and scan only; --rediagnose later runs the diagnosis on that scan")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--collect", action="store_true",
                     help="run nothing: summarise the stored per-trial rows of --causes x --seeds (each trial writes "
@@ -201,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             row = trial_row(cause, seed, config, args)
             if row is not None:
                 rows.append(row)
-    if args.train_only:
+    if args.train_only or args.scan_only:
         return 0
     result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": args.seeds, "train_config": config.__dict__,
               "trials": rows, "summary": summarize(rows, args.seeds)}
@@ -228,7 +240,10 @@ def trial_row(cause: str, seed: int, config: minilm.TrainConfig, args: argparse.
     model, train_s = model_for(plant, minilm.TrainConfig(**{**config.__dict__, "seed": seed}))
     if args.train_only:
         return None
-    trial = run_trial(plant, model, SCAN_ARGS if args.scan_arg is None else args.scan_arg, args.rediagnose)
+    trial = run_trial(plant, model, SCAN_ARGS if args.scan_arg is None else args.scan_arg, args.rediagnose,
+                      args.scan_only)
+    if trial is None:
+        return None
     row = {"cause": cause, "seed": seed, "hypothesis": plant.hypothesis, "expected_culprit": plant.culprit,
            "description": plant.description, "model": str(model.relative_to(ROOT)),
            "train_s": round(train_s, 1), "load_15min": round(os.getloadavg()[2], 1),

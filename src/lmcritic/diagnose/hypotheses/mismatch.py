@@ -9,6 +9,14 @@ of the probe (Newcombe CI, Fisher). Evidence independent of the probe:
   compared case by case with a neutral edit (paired bootstrap). On ``robustness.register`` cases the rewrite only
   undoes the probe's edit, so there it is not independent.
 
+When the corpus shows the shift on the user's own evaluated data (covariate shift: the inputs carry something
+training lacks), the primary test is observational: the probability mass the model puts on wrong answers
+(1 − p(gold), the failure itself where there are no probabilities) on the shifted inputs against the others — a
+two-sample bootstrap CI of the difference of means and a one-sided p — more sensitive than the failure counts.
+The rewrite then only corroborates: a word table cannot translate slang it does not know, so a weak rewrite is
+no evidence against the shift. When it works too, its effect is reported with the larger of the two p-values
+(both must hold). Without the corpus shift, the rewrite is the test, as before.
+
 Longer inputs are also harder inputs: a length band is named with its effect, but without an intervention it
 stays inconclusive.
 """
@@ -34,7 +42,7 @@ from lmcritic.diagnose.hypotheses.base import (
 from lmcritic.diagnose.hypotheses.fragility import _neutral
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.diagnose.slices import cluster_ids, slice_stats
-from lmcritic.probes.base import Estimate
+from lmcritic.probes.base import Estimate, Record
 
 SHIFTS = (("register", "colloquial"), ("length", "high"), ("rare_word_rate", "high"), ("perplexity", "high"))
 KIND = {"register": "register", "length": "length", "rare_word_rate": "rare_words", "perplexity": "perplexity"}
@@ -70,16 +78,24 @@ class GeneralizationMismatch(Hypothesis):
         effect = Estimate(s.risk_difference, s.size, s.rd_ci[0], s.rd_ci[1], "newcombe")
         p, tests = s.p_value, 0
         corpus = self._corpus(ctx, feature, value, evidence)
+        shift = self._wrong_mass_shift(ctx, feature, value, evidence) if corpus and ctx.natural else None
+        if shift is not None:
+            effect, p = shift
         interv = None
         if feature == "register":
             interv, ip, tests = self._formalize(ctx, evidence)
-            if interv is not None and ctx.natural:
+            if interv is not None and ctx.natural and shift is None:
                 effect, p = interv, ip
+            elif interv is not None and ctx.natural and ip < 0.05 and interv.ci_low > THRESHOLD:
+                effect, p = interv, max(p, ip)  # both hold: intersection–union test
         independent = feature != "length" and (corpus or (interv is not None and ctx.natural))
         culprit = Culprit(KIND.get(feature, "source"), _band(ctx, feature, value), contrast="the rest of the probe",
                           direction=f"failures concentrate on {feature}={value} ({conc:.0%} of the defect)",
                           effect=effect, effect_name=("fix rate of a formal rewrite − of a neutral edit"
-                                                      if effect is interv else "failure rate in the band − elsewhere"))
+                                                      if effect is interv else
+                                                      "mean probability on wrong answers in the band − elsewhere"
+                                                      if shift is not None and effect is shift[0]
+                                                      else "failure rate in the band − elsewhere"))
         summary = f"{s.label} fails {s.error_rate:.0%} vs {s.rest_error_rate:.0%} ({conc:.0%} of the defect)" + \
             (f"; rewriting in formal register fixes {interv} more than a neutral edit"
              if interv is not None else "") + \
@@ -111,6 +127,21 @@ class GeneralizationMismatch(Hypothesis):
                                  f"{s.evaluated.value:.1%} of the evaluated data, difference {s.difference} "
                                  f"(Fisher p={s.p_value:.2g})", s.difference, s.p_value))
         return s.p_value < 0.05 and s.difference.ci_low > 0
+
+    def _wrong_mass_shift(self, ctx: DefectContext, feature: str, value: str,
+                          evidence: list) -> tuple[Estimate, float] | None:
+        """Mean probability on wrong answers on the shifted inputs − on the others (bootstrap CI, one-sided p)."""
+        mask = np.asarray(ctx.table.columns[feature]) == value
+        loss = np.array([wrong_mass(r) for r in ctx.records], float)
+        keep = ~np.isnan(loss)
+        a, b = loss[mask & keep], loss[~mask & keep]
+        if min(len(a), len(b)) < 5:
+            return None
+        effect, p = two_sample(a, b, ctx.seed)
+        evidence.append(Evidence("test", f"{feature}={value}: the model puts {a.mean():.2f} of its probability on "
+                                 f"wrong answers on average ({len(a)} inputs) vs {b.mean():.2f} on the others "
+                                 f"({len(b)}): difference {effect}, p={p:.2g}", effect, p))
+        return effect, p
 
     def _formalize(self, ctx: DefectContext, evidence: list) -> tuple:
         rng = random.Random(ctx.seed)
@@ -144,3 +175,22 @@ def _band(ctx: DefectContext, feature: str, value: str) -> str:
         return value
     unit = " words" if feature == "length" else ""
     return f"{value} ({inside.min():.3g}–{inside.max():.3g}{unit})"
+
+
+def wrong_mass(r: Record) -> float:
+    """1 − the probability of the gold answer; the failure itself without probabilities; NaN if unscored."""
+    probs = r.label_probs or {}
+    if r.target is not None and r.target in probs:
+        return 1.0 - float(probs[r.target])
+    if "p_true" in r.scores:
+        return 1.0 - float(r.scores["p_true"])
+    return float("nan") if r.passed is None else float(r.passed is False)
+
+
+def two_sample(a: np.ndarray, b: np.ndarray, seed: int, n_boot: int = 4000) -> tuple[Estimate, float]:
+    """mean(a) − mean(b): percentile bootstrap CI (each group resampled) and a one-sided p (difference <= 0)."""
+    rng = np.random.default_rng(seed)
+    boot = a[rng.integers(0, len(a), (n_boot, len(a)))].mean(1) - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(1)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    p = float((np.sum(boot <= 0) + 1) / (n_boot + 1))
+    return Estimate(float(a.mean() - b.mean()), len(a) + len(b), float(lo), float(hi), "bootstrap"), p

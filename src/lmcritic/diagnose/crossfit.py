@@ -1,0 +1,104 @@
+"""A cross-fitted corpus model: label-noise evidence in the training labels themselves.
+
+A logistic regression on frozen sentence embeddings (the offline MiniLM encoder, :mod:`lmcritic._minilm`) is
+fitted K-fold on a sample of the training corpus — rows with the phenomenon and rows without, up to
+``PER_SIDE`` each. Every sampled training row is predicted by the fold model that never saw it (out of fold),
+and every evaluated text by each fold model (its error: the share of them that err). Both are held-out error
+estimates of the same learner fitted on the same amount of data (a full-sample model would do better on
+data-hungry phenomena and bias the comparison), so with clean labels a phenomenon's out-of-fold disagreement
+with its training labels exceeds its error on the evaluated texts only by as much as it does for the other
+texts (the corpus and the evaluated data differ). Noisy training labels add disagreement on the training side
+only — about the noise rate times (1 − 2 × the learner's error) — which the difference in differences measures.
+
+Unlike the evaluated model's own disagreement with its training labels, this does not depend on how well that
+model fitted each kind of row: an under-fitted model fits easy rows better than held-out data and hard ones no
+better, which alone gives the model-side statistic a positive baseline on a hard phenomenon.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+FOLDS = 5
+PER_SIDE = 1000  # training rows sampled with / without the phenomenon (the encoder is the cost)
+MIN_ROWS = 20
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class CrossFit:
+    """Disagreement of a cross-fitted corpus model, split by the phenomenon (True: with it)."""
+
+    train_wrong: dict[bool, list[float]]  # 1.0 where the out-of-fold prediction != the training label
+    eval_wrong: dict[bool, list[float]]  # share of the fold models whose prediction != the evaluated text's gold label
+    learner: str = "logistic regression on MiniLM sentence embeddings, 5-fold cross-fitted"
+
+
+def crossfit(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str, str]], has: Callable[[str], bool],
+             seed: int = 0, embed: Embed | None = None) -> CrossFit | str:
+    """Cross-fit on (text, label) training rows and score (text, gold label) evaluated rows; a reason string
+    when it cannot be done (too few rows per side, one label, gold labels outside the training labels)."""
+    sample = _sample(train, has, seed)
+    labels = sorted({y for _, y in sample})
+    gold = [(t, y) for t, y in evaluated if y in labels]
+    if len(labels) < 2:
+        return "the sampled training rows carry a single label"
+    if min(sum(has(t) == k for t, _ in sample) for k in (True, False)) < MIN_ROWS:
+        return f"fewer than {MIN_ROWS} training rows with or without the phenomenon"
+    if min(sum(has(t) == k for t, _ in gold) for k in (True, False)) < 5:
+        return "fewer than 5 evaluated texts with a known gold label with or without the phenomenon"
+    encode = embed or _minilm_encode
+    x_train = np.asarray(encode([t for t, _ in sample]), float)
+    x_eval = np.asarray(encode([t for t, _ in gold]), float)
+    y = np.array([y for _, y in sample])
+    oof, on_eval = _out_of_fold(x_train, y, x_eval, seed)
+    gold_y = np.array([y for _, y in gold])
+    eval_err = (on_eval != gold_y[None, :]).mean(0) if len(on_eval) else np.ones(len(gold))
+    train_wrong: dict[bool, list[float]] = {True: [], False: []}
+    eval_wrong: dict[bool, list[float]] = {True: [], False: []}
+    for (t, label), p in zip(sample, oof):
+        train_wrong[has(t)].append(float(p != label))
+    for (t, _), e in zip(gold, eval_err):
+        eval_wrong[has(t)].append(float(e))
+    return CrossFit(train_wrong, eval_wrong)
+
+
+def _sample(train: Sequence[tuple[str, str]], has: Callable[[str], bool], seed: int) -> list[tuple[str, str]]:
+    sides: dict[bool, list[tuple[str, str]]] = {True: [], False: []}
+    for t, y in train:
+        sides[has(t)].append((t, y))
+    rng = random.Random(seed)
+    return [r for k in (True, False) for r in rng.sample(sides[k], min(PER_SIDE, len(sides[k])))]
+
+
+def _out_of_fold(x: np.ndarray, y: np.ndarray, x_eval: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predictions of the training rows, and every fold model's predictions of the evaluated texts
+    (shape folds × texts): both sides are predicted by models fitted on the same amount of data."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = min(FOLDS, min(int((y == c).sum()) for c in set(y)))
+    out = np.empty(len(y), dtype=object)
+    on_eval = []
+    if folds < 2:
+        return out, np.empty((0, len(x_eval)), dtype=object)
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        model = _fit(x[tr], y[tr])
+        out[te] = model.predict(x[te])
+        on_eval.append(model.predict(x_eval))
+    return out, np.array(on_eval, dtype=object)
+
+
+def _fit(x: np.ndarray, y: np.ndarray):  # noqa: ANN202 - sklearn estimator
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
+
+
+def _minilm_encode(texts: Sequence[str]) -> np.ndarray:
+    from lmcritic import _minilm
+
+    return _minilm.encode([t if t.strip() else "." for t in texts])

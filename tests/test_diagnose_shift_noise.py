@@ -1,0 +1,135 @@
+"""Label noise needs evidence in the training labels (a cross-fitted corpus model), and a covariate shift is
+tested on the probability the model puts on wrong answers of the shifted inputs. Model-free: a hashing
+bag-of-words stands in for the sentence encoder."""
+from __future__ import annotations
+
+import random
+import zlib
+from types import SimpleNamespace
+
+import numpy as np
+
+from lmcritic.diagnose.crossfit import CrossFit, crossfit
+from lmcritic.diagnose.hypotheses.label_noise import _did
+from lmcritic.diagnose.hypotheses.mismatch import GeneralizationMismatch, two_sample, wrong_mass
+from lmcritic.probes.base import Record
+
+POS = ["good", "great", "fine", "lovely", "superb", "moving", "sharp", "funny"]
+NEG = ["bad", "dull", "awful", "weak", "tired", "flat", "messy", "boring"]
+NOUNS = ["film", "plot", "cast", "script", "ending", "score"]
+
+
+def _embed(texts):
+    """Hashed unigrams and bigrams (so 'not good' is its own feature), L2-normalised."""
+    out = np.zeros((len(texts), 512))
+    for i, t in enumerate(texts):
+        w = t.split()
+        for g in w + [a + " " + b for a, b in zip(w, w[1:])]:
+            out[i, zlib.crc32(g.encode()) % 512] += 1.0
+    return out / np.maximum(1e-9, np.linalg.norm(out, axis=1, keepdims=True))
+
+
+def _rows(n: int, rng: random.Random, flip_negated: float = 0.0) -> list[tuple[str, str]]:
+    """Sentences 'the NOUN is (not only) ADJ', labelled by the adjective. ``flip_negated``: the share of rows with
+    the phenomenon ('not') whose label is flipped; 10% of all labels are wrong anyway."""
+    rows = []
+    for _ in range(n):
+        positive = rng.random() < 0.5
+        negated = rng.random() < 0.3
+        word = rng.choice(POS if positive else NEG)
+        text = f"the {rng.choice(NOUNS)} is {'not only ' if negated else ''}{word}"
+        label = positive
+        if rng.random() < 0.1 or (negated and rng.random() < flip_negated):
+            label = not label
+        rows.append((text, "positive" if label else "negative"))
+    return rows
+
+
+def _has_not(text: str) -> bool:
+    return " not " in f" {text} "
+
+
+def _corpus_did(flip: float, seed: int) -> tuple[float, float, float]:
+    rng = random.Random(seed)
+    train, evaluated = _rows(1200, rng, flip), _rows(300, rng)
+    cf = crossfit(train, evaluated, _has_not, seed=seed, embed=_embed)
+    assert isinstance(cf, CrossFit)
+    effect, p = _did(cf.train_wrong, cf.eval_wrong, seed)
+    return effect.ci_low, effect.ci_high, p
+
+
+def test_cross_fitted_corpus_model_sees_noisy_labels_on_the_phenomenon() -> None:
+    lo, _, p = _corpus_did(0.45, 0)
+    assert lo > 0.05 and p < 0.01
+
+
+def test_cross_fitted_corpus_model_does_not_fire_on_clean_labels() -> None:
+    # clean labels (10% random noise everywhere): no phenomenon-specific excess over three corpora
+    for seed in (1, 2, 3):
+        lo, hi, p = _corpus_did(0.0, seed)
+        assert lo < 0.05 and p > 0.05, (seed, lo, hi, p)
+
+
+def test_cross_fit_says_why_it_cannot_run() -> None:
+    rows = [("the film is good", "positive")] * 50
+    assert "single label" in crossfit(rows, rows, _has_not, embed=_embed)
+    mixed = _rows(200, random.Random(0))
+    no_negation = [r for r in mixed if not _has_not(r[0])]
+    assert "fewer than 20" in crossfit(no_negation, mixed, _has_not, embed=_embed)
+
+
+def _record(i: int, p_gold: float | None, passed: bool | None) -> Record:
+    probs = None if p_gold is None else {"positive": p_gold, "negative": 1 - p_gold}
+    return Record(f"c{i}", {}, {}, {}, passed=passed, target="positive", label_probs=probs)
+
+
+def test_wrong_mass_uses_the_gold_probability_else_the_failure() -> None:
+    assert abs(wrong_mass(_record(0, 0.8, True)) - 0.2) < 1e-9
+    assert wrong_mass(_record(1, None, False)) == 1.0 and wrong_mass(_record(2, None, True)) == 0.0
+    assert np.isnan(wrong_mass(_record(3, None, None)))
+
+
+def test_two_sample_difference_and_its_one_sided_p() -> None:
+    rng = np.random.default_rng(0)
+    shifted, rest = rng.uniform(0.1, 0.7, 100), rng.uniform(0.0, 0.5, 100)
+    effect, p = two_sample(shifted, rest, 0)
+    assert effect.ci_low > 0.05 and p < 0.01
+    same, p_same = two_sample(rest, rng.permutation(rest), 0)
+    assert same.ci_low < 0 < same.ci_high and p_same > 0.3
+
+
+def _mismatch_ctx(p_colloquial: float, train_share: float, eval_share: float = 0.5):
+    """A natural probe of 200 inputs, ``eval_share`` of them colloquial; the model puts 1 − p on the gold label;
+    the training corpus has ``train_share`` colloquial texts."""
+    from lmcritic.probes.base import Estimate
+
+    rng = np.random.default_rng(0)
+    n_coll = int(200 * eval_share)
+    gold = [float(np.clip(rng.normal(p_colloquial if i < n_coll else 0.75, 0.2), 0.01, 0.99)) for i in range(200)]
+    recs = [_record(i, g, g > 0.5) for i, g in enumerate(gold)]
+    cols = {"register": ["colloquial" if i < n_coll else "formal" for i in range(200)]}
+    failing = tuple(r.case_id for r in recs if not r.passed)
+    diff = eval_share - train_share
+    profile = SimpleNamespace(shifts={("register", "colloquial"): SimpleNamespace(
+        train=Estimate(train_share, 2000, train_share, train_share), evaluated=Estimate(eval_share, 200, 0, 1),
+        difference=Estimate(diff, 200, diff - 0.07, diff + 0.07), p_value=1e-30 if diff > 0.1 else 0.6)})
+    return SimpleNamespace(records=recs, table=SimpleNamespace(columns=cols, clusters=None, numeric={}),
+                           defect=SimpleNamespace(case_ids=failing, probe="performance.sst2"), profile=profile,
+                           natural=True, seed=0, failing=lambda cap=None: [], rescore=lambda edits, h: [])
+
+
+def test_covariate_shift_is_supported_by_the_corpus_and_the_wrong_mass_without_a_rewrite() -> None:
+    v = GeneralizationMismatch().test(_mismatch_ctx(0.55, train_share=0.02))
+    assert v.verdict == "supported" and v.culprit is not None and v.culprit.value == "colloquial"
+    assert "wrong answers" in v.culprit.effect_name and not v.interventional
+
+
+def test_no_shift_in_the_corpus_no_support_even_when_colloquial_inputs_fail_more() -> None:
+    # the training corpus is as colloquial as the evaluated data: a harder slice, not a covariate shift
+    v = GeneralizationMismatch().test(_mismatch_ctx(0.55, train_share=0.5))
+    assert v.verdict != "supported"
+
+
+def test_shifted_inputs_the_model_handles_as_well_are_no_defect() -> None:
+    v = GeneralizationMismatch().test(_mismatch_ctx(0.75, train_share=0.02))
+    assert v.verdict != "supported"
