@@ -85,7 +85,7 @@ class LabelNoise(Hypothesis):
     def _corpus_model(self, ctx: DefectContext, name: str, has: Callable[[str], bool],
                       evidence: list[Evidence]) -> tuple[float, bool, str]:
         """The cross-fitted corpus model's difference in differences: (p-value, clears the bar, summary)."""
-        key = ("label_noise.crossfit", name, ctx.seed)
+        key = f"label_noise.crossfit:{name}:{ctx.seed}"
         if key not in ctx.profile._cache:
             train = [(t, y) for t, y in zip(ctx.profile.corpus.texts, ctx.profile.labels) if y is not None]
             evaluated = [(t, y) for t, y in zip(ctx.profile.eval_texts, ctx.profile.eval_labels) if y is not None]
