@@ -133,3 +133,45 @@ def test_no_shift_in_the_corpus_no_support_even_when_colloquial_inputs_fail_more
 def test_shifted_inputs_the_model_handles_as_well_are_no_defect() -> None:
     v = GeneralizationMismatch().test(_mismatch_ctx(0.75, train_share=0.02))
     assert v.verdict != "supported"
+
+
+def _label_noise_ctx(flip: float):
+    """A model that contradicts 40% of its training labels with 'not' (and none without); held-out error 20% on
+    both sides; the corpus labels of 'not' rows flipped at ``flip``."""
+    from lmcritic.diagnose.profile import CorpusProfile
+
+    rng = random.Random(0)
+    train, evaluated = _rows(1200, rng, flip), _rows(200, rng)
+    corpus = SimpleNamespace(texts=[t for t, _ in train], lines=list(range(2, len(train) + 2)),
+                             labels=["1" if y == "positive" else "0" for _, y in train], _norm=[t for t, _ in train])
+    profile = CorpusProfile(corpus, [t for t, _ in evaluated], [y for _, y in evaluated])
+
+    def clean(text: str) -> str:
+        return "positive" if set(text.split()) & set(POS) else "negative"
+
+    def run(key, edits, hypothesis, defect_id):
+        return [SimpleNamespace(prediction=("negative" if clean(e.text) == "positive" else "positive")
+                                if _has_not(e.text) and zlib.crc32(e.text.encode()) % 10 < 4 else clean(e.text))
+                for e in edits]
+
+    records = [Record(f"e{i}", {}, {}, {}, passed=i % 5 != 0, text=t, target=y)
+               for i, (t, y) in enumerate(evaluated)]
+    return SimpleNamespace(profile=profile, eval_records=records, eval_key="performance.sst2", seed=0,
+                           defect=SimpleNamespace(predicates=(("negation", "yes"),), id="D1"),
+                           rescorer=SimpleNamespace(run=run))
+
+
+def test_label_noise_needs_the_corpus_model_to_see_the_noise_too(monkeypatch) -> None:
+    import functools
+
+    from lmcritic.diagnose.hypotheses import label_noise
+
+    monkeypatch.setattr(label_noise, "crossfit", functools.partial(crossfit, embed=_embed))
+    # clean corpus labels: the model's own disagreement alone (its fit) is not evidence in the labels
+    clean = label_noise.LabelNoise().test(_label_noise_ctx(0.0))
+    assert clean.effect is not None and clean.effect.ci_low > 0.05
+    assert not clean.independent and clean.verdict != "supported"
+    noisy = label_noise.LabelNoise().test(_label_noise_ctx(0.45))
+    assert noisy.independent and noisy.verdict == "supported" and noisy.culprit.value == "negation"
+    tests = [e.p_value for e in noisy.evidence if e.kind == "test"]
+    assert len(tests) == 2 and noisy.p_value == max(tests)  # the model's and the corpus model's: the larger decides

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 FOLDS = 5
-PER_SIDE = 1000  # training rows sampled with / without the phenomenon (the encoder is the cost)
+PER_SIDE = 2500  # training rows sampled with / without the phenomenon (the encoder is the cost)
 MIN_ROWS = 20
 
 Embed = Callable[[Sequence[str]], np.ndarray]
