@@ -69,3 +69,13 @@ def test_old_names_read_in_the_current_scheme(old: str, new: str) -> None:
                                   "token_perplexity", "stereotype_score/gender", "memory", "latency_ms"])
 def test_current_names_are_left_alone(name: str) -> None:
     assert canonical_name(name) == name
+
+
+@pytest.mark.parametrize(("ci", "expected"), [((0.25, 0.4), "high"), ((0.2, 0.3), "high"), ((0.1, 0.3), "medium"),
+                                              ((0.05, 0.3), "low"), ((-0.4, -0.15), "medium"), ((-0.1, 0.2), "low")])
+def test_a_supported_cause_is_graded_on_the_one_severity_table(ci: tuple[float, float], expected: str) -> None:
+    from lmcritic.diagnose.calibrate import severity
+    from lmcritic.findings import SEVERITY_SCALES
+
+    assert severity(Estimate(sum(ci) / 2, 40, *ci, "bootstrap")) == expected
+    assert (SEVERITY_SCALES["cause"].medium, SEVERITY_SCALES["cause"].high) == (0.10, 0.20)

@@ -53,6 +53,8 @@ SEVERITY_SCALES: dict[str, SeverityScale] = {
     "hurtful": SeverityScale(0.02, 0.05, 0.10, two_sided=True),
     # failure rate of a diagnosed defect slice
     "failure_rate": SeverityScale(0.0, 0.20, 0.50),
+    # a supported cause's effect at 95% confidence (its CI bound nearest zero; a difference of probabilities/rates)
+    "cause": SeverityScale(0.0, 0.10, 0.20),
     # share of data rows skipped or cases that could not be scored: any is LOW, 1% MEDIUM, 10% HIGH
     "unusable": SeverityScale(0.0, 0.01, 0.10),
 }

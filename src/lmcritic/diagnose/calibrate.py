@@ -8,8 +8,8 @@ independent of how the probe produced its cases. Here, for the whole diagnosis:
 * **supported** needs q < 0.05, a CI entirely beyond ``threshold`` on the effect's side, and independent
   evidence — a cause that cannot be tested that way is **inconclusive**, never supported;
 * **not supported** needs a CI inside ±``threshold`` (or an explicit refutation by the hypothesis);
-* severity is the CI bound nearest zero — the effect is at least that large at 95% confidence — high from
-  0.2, medium from 0.1, low below (effects are differences of probabilities or rates);
+* severity is the CI bound nearest zero — the effect is at least that large at 95% confidence — graded on the
+  ``cause`` scale of :data:`lmcritic.findings.SEVERITY_SCALES`: high from 0.2, medium from 0.1, low below;
 * confidence, the ranking key, grows with that bound: up to 0.95 with interventional evidence, 0.8 without.
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any, Sequence
 
 from lmcritic import stats
 from lmcritic.diagnose.hypotheses.base import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CauseVerdict
-from lmcritic.probes.base import Estimate
+from lmcritic.findings import grade
+from lmcritic.probes.base import Estimate, Severity
 
 ALPHA = 0.05
-HIGH, MEDIUM = 0.2, 0.1
 SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1, "none": 0}
 
 
@@ -38,8 +38,9 @@ def inner_bound(effect: Estimate | None) -> float:
 
 
 def severity(effect: Estimate | None) -> str:
-    b = inner_bound(effect)
-    return "high" if b >= HIGH else "medium" if b >= MEDIUM else "low"
+    """A supported cause's severity: its inner CI bound on the ``cause`` scale of the one severity table."""
+    graded = grade(inner_bound(effect), "cause")
+    return Severity.LOW.value if graded is Severity.INFO else graded.value
 
 
 def provisional(v: CauseVerdict, refuted: bool | None = None, q: float | None = None) -> CauseVerdict:
