@@ -15,13 +15,13 @@ from typing import Callable
 
 from lmcritic.diagnose import _text
 from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses._rewrite import casing, punctuation, rewrite_test
 from lmcritic.diagnose.hypotheses.base import (
     CauseVerdict,
     Culprit,
     DefectContext,
     Evidence,
     Hypothesis,
-    paired_fixes,
     rate,
 )
 from lmcritic.diagnose.rescore import Edit
@@ -76,24 +76,11 @@ class Fragility(Hypothesis):
         return f"typos in {s.evaluated.value:.0%} of evaluated texts vs {s.train.value:.0%} in training"
 
     def _repair(self, ctx: DefectContext, failing, evidence) -> tuple:
-        rng = random.Random(ctx.seed)
-        edits, neutral = [], []
-        for r in failing:
-            text = r.text or ""
-            fixed = _text.spell_correct(text) if _text.typos(text) else text
-            other = _neutral(text, rng)
-            if fixed != text and other:
-                edits.append(Edit(r, fixed, "spell_correct"))
-                neutral.append(Edit(r, other, "neutral_edit"))
-        t = paired_fixes(ctx, edits, neutral, self.name, min_pairs=3)
-        if t.effect is None:
-            return None, None, t.scored
-        evidence.append(Evidence("test", f"spell-correcting {len(t.fixed)} failing cases with typos fixes "
-                                 f"{rate(t.fixed)}; a neutral edit of the same cases fixes {rate(t.control_fixed)}",
-                                 t.effect, t.p_value, tuple(o.edit.record.case_id for o in t.edited if o.fixed)[:10],
-                                 data={"examples": [{"case": o.edit.record.case_id, "edited": o.edit.text}
-                                                    for o in t.edited if o.fixed][:3]}))
-        return t.effect, t.p_value, t.scored
+        return rewrite_test(ctx, failing, lambda t: _text.spell_correct(t) if _text.typos(t) else None,
+                            "spell_correct", self.name, lambda t: (
+                                f"spell-correcting {len(t.fixed)} failing cases with typos fixes {rate(t.fixed)}; "
+                                f"a neutral edit of the same cases fixes {rate(t.control_fixed)}"),
+                            evidence, examples=3)
 
     def _perturb(self, ctx: DefectContext, failing, evidence) -> tuple:
         perturbers = _perturbers()
@@ -119,15 +106,6 @@ class Fragility(Hypothesis):
         return flips, len(outs)
 
 
-def _neutral(text: str, rng: random.Random) -> str | None:
-    """Casing or final punctuation changed: an edit that should not matter and does not repair typos."""
-    for fn in (_casing, _punct) if rng.random() < 0.5 else (_punct, _casing):
-        out = fn(text, rng)
-        if out and out != text:
-            return out
-    return None
-
-
 def _perturbers() -> list[tuple[str, Callable[[str, random.Random], str | None]]]:
     """The perturbation area's label-preserving perturbations when registered, else built-ins."""
     try:
@@ -142,7 +120,7 @@ def _perturbers() -> list[tuple[str, Callable[[str, random.Random], str | None]]
             return found
     except Exception:  # noqa: BLE001 - a registry still being filled in must not stop a diagnosis
         pass
-    return [("typo", _typo), ("casing", _casing), ("punctuation", _punct)]
+    return [("typo", _typo), ("casing", casing), ("punctuation", punctuation)]
 
 
 def _wrap(perturbation) -> Callable[[str, random.Random], str | None]:
@@ -162,13 +140,3 @@ def _typo(text: str, rng: random.Random) -> str | None:
     i = rng.randrange(1, len(w) - 2)
     typo = w[:i] + w[i + 1] + w[i] + w[i + 2 :]
     return text.replace(w, typo, 1) if typo != w else None
-
-
-def _casing(text: str, rng: random.Random) -> str | None:
-    out = text.capitalize() if text[:1].islower() else text[:1].lower() + text[1:]
-    return out if out != text else None
-
-
-def _punct(text: str, rng: random.Random) -> str | None:
-    stripped = text.rstrip(" .!")
-    return stripped if stripped != text else text.rstrip() + " ."

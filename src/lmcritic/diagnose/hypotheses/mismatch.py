@@ -22,25 +22,21 @@ stays inconclusive.
 """
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 
 import numpy as np
 
 from lmcritic import stats
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses._rewrite import rewrite_test
 from lmcritic.diagnose.hypotheses.base import (
     CauseVerdict,
     Culprit,
     DefectContext,
     Evidence,
     Hypothesis,
-    paired_fixes,
     rate,
 )
-from lmcritic.diagnose.hypotheses.fragility import _neutral
-from lmcritic.diagnose.rescore import Edit
 from lmcritic.diagnose.slices import cluster_ids, slice_stats
 from lmcritic.probes.base import Estimate, Record
 
@@ -144,23 +140,11 @@ class GeneralizationMismatch(Hypothesis):
         return effect, p
 
     def _formalize(self, ctx: DefectContext, evidence: list) -> tuple:
-        rng = random.Random(ctx.seed)
-        edits, neutral = [], []
-        for r in ctx.failing():
-            text = input_text(r) or ""
-            formal = _text.formalize(text) if _text.colloquial_markers(text) else text
-            other = _neutral(text, rng)
-            if formal and formal != text and other:
-                edits.append(Edit(r, formal, "formal_register"))
-                neutral.append(Edit(r, other, "neutral_edit"))
-        t = paired_fixes(ctx, edits, neutral, self.name, min_pairs=3)
-        if t.effect is None:
-            return None, None, t.scored
-        evidence.append(Evidence("test", f"rewriting {len(t.fixed)} colloquial failures in formal register fixes "
-                                 f"{rate(t.fixed)}; a neutral edit fixes {rate(t.control_fixed)}"
-                                 + ("" if ctx.natural else " (undoes the probe's own edit)"),
-                                 t.effect, t.p_value, tuple(o.edit.record.case_id for o in t.edited if o.fixed)[:10]))
-        return t.effect, t.p_value, t.scored
+        return rewrite_test(ctx, ctx.failing(), lambda t: (_text.formalize(t) or None)
+                            if _text.colloquial_markers(t) else None, "formal_register", self.name, lambda t: (
+                                f"rewriting {len(t.fixed)} colloquial failures in formal register fixes "
+                                f"{rate(t.fixed)}; a neutral edit fixes {rate(t.control_fixed)}"
+                                + ("" if ctx.natural else " (undoes the probe's own edit)")), evidence)
 
 
 def _band(ctx: DefectContext, feature: str, value: str) -> str:

@@ -1,0 +1,55 @@
+"""The rewrite-vs-neutral-edit test fragility (spell-correction) and generalization mismatch (formal register)
+share: pairs, what is left out, the evidence it writes."""
+from __future__ import annotations
+
+import random
+
+from lmcritic.diagnose.hypotheses._rewrite import casing, neutral_edit, punctuation, rewrite_test
+from lmcritic.diagnose.rescore import Outcome
+from lmcritic.probes.base import Record
+
+
+class Ctx:
+    """What the test reads of a DefectContext: the seed and a re-scorer (here: an edit passes if it has no 'x')."""
+
+    seed = 0
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def rescore(self, edits, hypothesis):
+        self.sent += edits
+        return [Outcome(e, Record(e.record.case_id, {}, {}, {}, {}, "x" not in e.text.lower())) for e in edits]
+
+
+def rec(i: int, text: str) -> Record:
+    return Record(f"c{i}", {"text": text}, {}, {}, {}, False, text=text)
+
+
+def test_each_rewrite_is_paired_with_a_neutral_edit_of_the_same_case() -> None:
+    records = [rec(0, "bad x movie"), rec(1, "no change"), rec(2, "left out"), rec(3, "x again"), rec(4, "more x")]
+    rewrite = {"bad x movie": "bad movie", "no change": "no change", "left out": None, "x again": "again",
+               "more x": "more x!"}.get
+    ctx, evidence = Ctx(), []
+    effect, p, scored = rewrite_test(ctx, records, rewrite, "fix", "h", lambda t: f"{len(t.fixed)} rewritten",
+                                     evidence, examples=1)
+    assert [(e.record.case_id, e.test) for e in ctx.sent] == [
+        ("c0", "fix"), ("c0", "neutral_edit"), ("c3", "fix"), ("c3", "neutral_edit"), ("c4", "fix"),
+        ("c4", "neutral_edit")]  # unchanged and None rewrites are left out; pairs interleaved
+    assert scored == 6 and effect is not None and effect.value == 2 / 3 and p is not None
+    (ev,) = evidence
+    assert ev.summary == "3 rewritten" and ev.case_ids == ("c0", "c3")
+    assert ev.data == {"examples": [{"case": "c0", "edited": "bad movie"}]}
+
+
+def test_under_three_pairs_there_is_no_test_and_no_evidence() -> None:
+    ctx, evidence = Ctx(), []
+    out = rewrite_test(ctx, [rec(0, "x y"), rec(1, "x z")], lambda t: t.replace("x", ""), "fix", "h", str, evidence)
+    assert out == (None, None, 4) and evidence == []
+
+
+def test_the_neutral_edit_changes_only_casing_or_final_punctuation() -> None:
+    rng = random.Random(0)
+    for text in ("good film.", "Good film", "a", "WOW!"):
+        out = neutral_edit(text, rng)
+        assert out in {casing(text, rng), punctuation(text, rng)} and out != text
