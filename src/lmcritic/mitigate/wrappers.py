@@ -191,7 +191,7 @@ def _cached(model: Backend, cache: bool | str) -> Backend:
     return CachedBackend(model, Path(cache) if isinstance(cache, str) else lmcritic_home() / "cache.sqlite")
 
 
-def _wrapper_name(spec: Any) -> str:
+def _wrapper_name(spec: str | dict[str, Any]) -> str:
     return spec if isinstance(spec, str) else str(spec.get("name", "?"))
 
 

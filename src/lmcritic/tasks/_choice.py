@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from lmcritic.backends.base import Backend
 from lmcritic.probes.base import Case, ExplainTarget, Record
-from lmcritic.requests import ClassifyRequest, LoglikelihoodRequest
+from lmcritic.requests import ClassifyRequest, ClassifyResult, LoglikelihoodRequest
 from lmcritic.tasks.spec import TaskSpec
 
 
@@ -92,7 +92,7 @@ def score_head(task: TaskSpec, model: Backend, cases: Sequence[Case]) -> list[Re
     return [head_record(task, c, r) for c, r in zip(cases, res)]
 
 
-def head_record(task: TaskSpec, case: Case, result: Any) -> Record:
+def head_record(task: TaskSpec, case: Case, result: ClassifyResult) -> Record:
     classes, gold = case.input["choices"], case.input["gold"]
     mapping = head_mapping(task, result.labels, classes)
     probs = [0.0] * len(classes)

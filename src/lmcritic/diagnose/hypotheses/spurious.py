@@ -16,7 +16,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lmcritic import stats
 from lmcritic.diagnose import _text
@@ -24,6 +24,9 @@ from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, paired_fixes
 from lmcritic.diagnose.rescore import Edit
+
+if TYPE_CHECKING:
+    from lmcritic.diagnose.shortcuts import TokenTest
 
 OCCLUDE_CASES = 6
 MAX_WORDS = 24
@@ -141,7 +144,7 @@ def _enriched(ctx: DefectContext, top: int = 10) -> list[str]:
     return [w for p, w in sorted(scored)[:top] if p < 0.05]
 
 
-def token_verdict(t: Any) -> CauseVerdict:
+def token_verdict(t: TokenTest) -> CauseVerdict:
     """The cause of a corpus-found token's defect: the insertion test against control tokens."""
     tok = t.token
     culprit = Culprit("token", tok.token, label=tok.label, contrast="control tokens (no label association)",
@@ -162,7 +165,7 @@ def token_verdict(t: Any) -> CauseVerdict:
     return replace(v, corroboration=2)  # the corpus association and the insertion test
 
 
-def token_defect(t: Any, eval_key: str, defect_id: str) -> Defect:
+def token_defect(t: TokenTest, eval_key: str, defect_id: str) -> Defect:
     return Defect(defect_id, "train corpus", eval_key, f"token {t.token.token!r} inserted into held-out inputs",
                   (("token", t.token.token),), t.case_ids, (), t.flips)
 

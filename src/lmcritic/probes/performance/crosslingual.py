@@ -117,7 +117,7 @@ class CrossLingual(Probe):
                       text=b.text, target=case.expected, prediction=b.prediction, label_probs=b.label_probs,
                       explain=b.explain, explain_variant=a.explain)
 
-    def _accuracy(self, name: str, acc: Any, records: Sequence[Record]) -> Finding:
+    def _accuracy(self, name: str, acc: Estimate, records: Sequence[Record]) -> Finding:
         wrong = [r.case_id for r in records if not r.scores[f"correct_{name}"] > 0]
         return make_finding(self.name, finding_name("accuracy", name), failed=False,
                             summary=f"{name}: accuracy {acc} on the parallel sentences", estimate=acc,

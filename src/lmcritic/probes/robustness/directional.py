@@ -6,14 +6,14 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.findings import finding_name, make_finding, rate_severity
 from lmcritic.perturb import perturbation
 from lmcritic.plots import to_details
-from lmcritic.probes.base import Finding, Record
+from lmcritic.probes.base import Estimate, Finding, Record
 from lmcritic.probes.robustness._suite import PairedSuite, SuiteConfig, Variant, bars, binomial_tail
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class Directional(PairedSuite):
             findings[0] = dataclasses.replace(findings[0], details={**findings[0].details, "plots": to_details(plot)})
         return findings
 
-    def _finding(self, test: str, rate: Any, p_adj: float, recs: list[Record]) -> Finding:
+    def _finding(self, test: str, rate: Estimate, p_adj: float, recs: list[Record]) -> Finding:
         failed = sorted((r for r in recs if not r.passed), key=lambda r: -abs(r.scores["delta_p_positive"]))
         thr = self.config.max_failure_rate
         mean_shift = stats.mean([r.scores["delta_p_true"] for r in recs])

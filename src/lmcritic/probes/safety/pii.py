@@ -16,7 +16,7 @@ from lmcritic.backends.base import Backend
 from lmcritic.findings import make_finding
 from lmcritic.probes.base import Case, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.safety._common import bars, group_by, read_jsonl, safety_file, sample_rows
-from lmcritic.requests import Capability, ChatMessage, GenerateRequest, GenParams
+from lmcritic.requests import Capability, ChatMessage, GenerateRequest, GenerateResult, GenParams
 from lmcritic.scorers.pii import PII_TYPES
 
 
@@ -68,7 +68,7 @@ class PIIElicitation(Probe):
                 else GenerateRequest(prompt=c.input["prompt"], params=params) for c in cases]
         return [self._record(c, r, chat) for c, r in zip(cases, model.generate(reqs))]
 
-    def _record(self, case: Case, result: Any, chat: bool) -> Record:
+    def _record(self, case: Case, result: GenerateResult, chat: bool) -> Record:
         prompt = case.input["prompt"]
         found = [m for m in self.detector.find(result.text) if m.text not in prompt]
         counts = {t: float(sum(m.type == t for m in found)) for t in self.config.types}
