@@ -169,9 +169,21 @@ def test_label_noise_needs_the_corpus_model_to_see_the_noise_too(monkeypatch) ->
     monkeypatch.setattr(label_noise, "crossfit", functools.partial(crossfit, embed=_embed))
     # clean corpus labels: the model's own disagreement alone (its fit) is not evidence in the labels
     clean = label_noise.LabelNoise().test(_label_noise_ctx(0.0))
-    assert clean.effect is not None and clean.effect.ci_low > 0.05
-    assert not clean.independent and clean.verdict != "supported"
+    model_test, corpus_test = [e for e in clean.evidence if e.kind == "test"]
+    assert model_test.estimate is not None and model_test.estimate.ci_low > 0.05 and model_test.p_value < 0.05
+    assert clean.verdict != "supported" and clean.p_value == corpus_test.p_value > 0.05
     noisy = label_noise.LabelNoise().test(_label_noise_ctx(0.45))
-    assert noisy.independent and noisy.verdict == "supported" and noisy.culprit.value == "negation"
-    tests = [e.p_value for e in noisy.evidence if e.kind == "test"]
-    assert len(tests) == 2 and noisy.p_value == max(tests)  # the model's and the corpus model's: the larger decides
+    assert noisy.verdict == "supported" and noisy.culprit is not None and noisy.culprit.value == "negation"
+    # the effect is the excess flip rate: near the planted 45% (the model's disagreement corroborates)
+    assert noisy.effect is not None and noisy.effect.ci_low < 0.45 < noisy.effect.ci_high and noisy.corroboration == 1
+
+
+def test_flip_rate_undoes_the_learners_dilution() -> None:
+    # a learner erring on 30% of the phenomenon's clean labels disagrees with labels flipped at 40% on
+    # 0.3 + 0.4 * (1 - 0.6) = 46% of them; the excess flip rate recovers 0.4
+    train = {True: [True] * 46 + [False] * 54, False: [True] * 20 + [False] * 80}
+    held = {True: [True] * 30 + [False] * 70, False: [True] * 20 + [False] * 80}
+    did, p, rate = _did(train, held, 0, flip_rate=True)
+    assert abs(did.value - 0.16) < 1e-9 and abs(rate.value - 0.4) < 1e-9 and rate.ci_low < 0.4 < rate.ci_high
+    near_chance = {True: [True] * 46 + [False] * 54, False: held[False]}
+    assert _did(train, near_chance, 0, flip_rate=True)[2] is None

@@ -11,13 +11,14 @@ noisy labels are not. The effect is the difference in differences
 
 with a bootstrap CI (resampling each of the four groups) and a one-sided p-value. That statistic has a positive
 baseline on a clean but under-fitted model (easy rows are fitted better than held-out data, hard ones are not),
-so the claim also needs evidence in the training labels themselves: the same difference in differences for a
-cross-fitted corpus model (:mod:`lmcritic.diagnose.crossfit`), whose out-of-fold disagreement and held-out error
-are both honest held-out estimates. Both must hold (an intersection–union test: the larger p-value decides; the
-corpus test, one-sided p < 0.05, is the evidence independent of the probe — its size is diluted by the corpus
-model's own error, so the threshold applies to the model's effect). Texts with conflicting
-labels in the corpus are listed alongside. The culprit names the phenomenon and the training lines whose labels
-the model contradicts (candidates to relabel).
+so it only corroborates. The test is on the training labels themselves: the same difference in differences for
+a cross-fitted corpus model (:mod:`lmcritic.diagnose.crossfit`), whose out-of-fold disagreement and held-out
+error are both honest held-out estimates of one learner. A learner with error e on the phenomenon disagrees with
+labels flipped at rate η on e + η(1 − 2e) of them, so the effect reported is the excess flip rate
+η = difference in differences / (1 − 2 e_phenomenon) with a bootstrap CI (same resamples) and the one-sided p of
+the difference in differences; training-corpus evidence, independent of the probe. Texts with conflicting labels
+in the corpus are listed alongside. The culprit names the phenomenon and the training lines whose labels the
+model contradicts (candidates to relabel).
 """
 from __future__ import annotations
 
@@ -72,20 +73,27 @@ class LabelNoise(Hypothesis):
                              f"difference in differences {effect}, p={p:.2g}", effect, p,
                              data={"rates": rates, "suspect_lines": list(suspects[:50])}),
                     *self._conflicts(ctx, has)]
-        corpus_p, corpus_ok, corpus_txt = self._corpus_model(ctx, name, has, evidence)
-        culprit = Culprit("label_noise", name, contrast=f"training rows without {name}", effect=effect,
+        noise = self._corpus_model(ctx, name, has, evidence)
+        model_ok = p < 0.05 and effect.value > 0
+        culprit = Culprit("label_noise", name, contrast=f"training rows without {name}", effect=noise[0] or effect,
                           direction=f"training labels of {name} rows are inconsistent",
-                          effect_name="(train disagreement − held-out error) with − without the phenomenon",
+                          effect_name="excess share of flipped training labels with the phenomenon (cross-fitted "
+                          "corpus model)" if noise[0] else "(train disagreement − held-out error) with − without",
                           train_lines=tuple(suspects))
-        v = self.conclude(effect, max(p, corpus_p), threshold=THRESHOLD, independent=corpus_ok, interventional=False,
-                          summary=f"training labels with {name}: the model contradicts {rates['train']:.0%} of them "
-                          f"(held-out error {rates['held-out']:.0%}); difference in differences {effect}; "
-                          f"{corpus_txt}", evidence=evidence, tests=tests, culprit=culprit)
-        return replace(v, corroboration=int(corpus_ok))
+        summary = (f"training labels with {name}: a cross-fitted corpus model puts the excess flip rate at {noise[0]}; "
+                   if noise[0] else f"training labels with {name}: no corpus test ({noise[2]}); ") + \
+            f"the model contradicts {rates['train']:.0%} of them (held-out error {rates['held-out']:.0%}), " \
+            f"difference in differences {effect}"
+        if noise[0] is None:  # no evidence in the labels themselves: the model's fit alone cannot support it
+            return self.conclude(effect, p, threshold=THRESHOLD, independent=False, interventional=False,
+                                 summary=summary, evidence=evidence, tests=tests, culprit=culprit)
+        v = self.conclude(noise[0], noise[1], threshold=THRESHOLD, independent=True, interventional=False,
+                          summary=summary, evidence=evidence, tests=tests, culprit=culprit)
+        return replace(v, corroboration=int(model_ok))
 
     def _corpus_model(self, ctx: DefectContext, name: str, has: Callable[[str], bool],
-                      evidence: list[Evidence]) -> tuple[float, bool, str]:
-        """The cross-fitted corpus model's difference in differences: (p-value, clears the bar, summary)."""
+                      evidence: list[Evidence]) -> tuple[Estimate | None, float, str]:
+        """The cross-fitted corpus model's excess flip rate on the phenomenon: (estimate, p, why none)."""
         key = f"label_noise.crossfit:{name}:{ctx.seed}"
         if key not in ctx.profile._cache:
             train = [(t, y) for t, y in zip(ctx.profile.corpus.texts, ctx.profile.labels) if y is not None]
@@ -97,18 +105,19 @@ class LabelNoise(Hypothesis):
         cf = ctx.profile._cache[key]
         if isinstance(cf, str):
             evidence.append(Evidence("statistic", f"no cross-fitted corpus test: {cf}"))
-            return 1.0, False, f"no evidence in the training labels themselves ({cf})"
-        effect, p = _did(cf.train_wrong, cf.eval_wrong, ctx.seed)
+            return None, 1.0, cf
+        did, p, rate = _did(cf.train_wrong, cf.eval_wrong, ctx.seed, flip_rate=True)
         rates = {f"{side}{'' if k else ' (without)'}": float(np.mean(v)) for side, d in (("train", cf.train_wrong),
                  ("held-out", cf.eval_wrong)) for k, v in d.items()}
-        ok = p < 0.05 and effect.value > 0
         evidence.append(Evidence("test", f"{name}: a cross-fitted corpus model ({cf.learner}) disagrees with "
                                  f"{rates['train']:.0%} of the training labels with {name} vs "
                                  f"{rates['train (without)']:.0%} without (out of fold); it errs on "
                                  f"{rates['held-out']:.0%} of evaluated texts with {name} vs "
-                                 f"{rates['held-out (without)']:.0%} without: difference in differences {effect}, "
-                                 f"p={p:.2g}", effect, p, data={"rates": rates}))
-        return p, ok, f"a cross-fitted corpus model: {effect}"
+                                 f"{rates['held-out (without)']:.0%} without: difference in differences {did}, "
+                                 f"p={p:.2g}; excess flip rate {rate}", rate or did, p, data={"rates": rates}))
+        if rate is None:
+            return None, 1.0, f"the corpus model errs on {rates['held-out']:.0%} of evaluated texts with {name}"
+        return rate, p, ""
 
     def _ask(self, ctx: DefectContext, train: dict) -> tuple[dict[bool, list[bool]], int, list[int]]:
         """The model's answers on sampled training rows (as edits of an evaluated case, scored like it)."""
@@ -189,17 +198,27 @@ def _train_sample(ctx: DefectContext, has: Callable[[str], bool]) -> dict[bool, 
     return {k: rng.sample(v, min(SAMPLE, len(v))) for k, v in out.items()}
 
 
-def _did(train: dict[bool, list[bool]], held: dict[bool, list[bool]], seed: int) -> tuple[Estimate, float]:
-    """The difference in differences, a percentile bootstrap CI and a one-sided bootstrap p (effect <= 0)."""
+def _did(train: dict[bool, list], held: dict[bool, list], seed: int, flip_rate: bool = False) -> tuple:
+    """The difference in differences, a percentile bootstrap CI and a one-sided bootstrap p (effect <= 0); with
+    ``flip_rate`` also the excess flip rate DiD / (1 − 2 × held-out error with the phenomenon) and its CI from the
+    same resamples (None when that error is 0.45 or more: the learner is near chance there)."""
     groups = [np.asarray(g, float) for g in (train[True], held[True], train[False], held[False])]
 
     def stat(a: Sequence[np.ndarray]) -> np.ndarray | float:
         return (a[0] - a[1]) - (a[2] - a[3])
 
-    point = float(stat([g.mean() for g in groups]))
+    means = [g.mean() for g in groups]
+    point = float(stat(means))
     rng = np.random.default_rng(seed)
-    boot = stat([g[rng.integers(0, len(g), (N_BOOT, len(g)))].mean(1) for g in groups])
+    boots = [g[rng.integers(0, len(g), (N_BOOT, len(g)))].mean(1) for g in groups]
+    boot = stat(boots)
     lo, hi = np.quantile(boot, [0.025, 0.975])
     p = float((np.sum(boot <= 0) + 1) / (N_BOOT + 1))
-    return Estimate(point, sum(len(g) for g in groups), float(lo), float(hi), "bootstrap"), p
-
+    did = Estimate(point, sum(len(g) for g in groups), float(lo), float(hi), "bootstrap")
+    if not flip_rate:
+        return did, p
+    if means[1] >= 0.45:
+        return did, p, None
+    ratio = boot / np.maximum(1 - 2 * boots[1], 0.1)
+    rlo, rhi = np.quantile(ratio, [0.025, 0.975])
+    return did, p, Estimate(point / (1 - 2 * means[1]), did.n, float(rlo), float(rhi), "bootstrap")
