@@ -72,6 +72,35 @@ def budget_chunks(
         yield chunk
 
 
+def least_padding_chunks(
+    lengths: Sequence[int], size: int, *, overhead: int = 0, cost: Callable[[int], int] | None = None,
+    budget: int | None = None,
+) -> list[list[int]]:
+    """Positions of ``lengths`` (sorted longest first) cut into consecutive chunks that minimise the tokens a
+    forward computes: each chunk pads to its first (longest) item, so its cost is ``count × that length``, plus
+    ``overhead`` tokens' worth per chunk (a forward's fixed cost). At most ``size`` items a chunk, and
+    ``count × max cost`` within ``budget`` (one item always fits). Exact, by dynamic programming over the cut
+    points (O(n × size)): greedy chunks of ``size`` pad a 30-token row to the 228 tokens of the row before it."""
+    n, size = len(lengths), max(1, int(size))
+    best = [0] + [-1] * n  # best[j]: least cost of the first j items; -1: not reached
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        top = 0
+        for i in range(j - 1, max(-1, j - size - 1), -1):  # chunk = items i..j-1, its longest is item i
+            top = max(top, cost(i) if cost else 0)
+            if i < j - 1 and budget is not None and (j - i) * top > budget:
+                break
+            c = best[i] + (j - i) * lengths[i] + overhead
+            if best[j] < 0 or c < best[j]:
+                best[j], cut[j] = c, i
+    chunks: list[list[int]] = []
+    j = n
+    while j > 0:
+        chunks.append(list(range(cut[j], j)))
+        j = cut[j]
+    return chunks[::-1]
+
+
 def map_sorted(
     items: Sequence[T],
     length: Callable[[T], int],

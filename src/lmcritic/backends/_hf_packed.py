@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import torch
 
-from lmcritic.backends._batching import budget_chunks, longest_first
+from lmcritic.backends import _deadline
+from lmcritic.backends._batching import least_padding_chunks, longest_first
 from lmcritic.backends._hf_tensors import accepts, output_layer_is_separable, token_scores
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 MASK_BUDGET = 1 << 26  # float32 mask entries per forward (256 MiB): rows × width², batches split to fit
 PACK_ROOM = 256  # nodes a row may hold however short its first request (see row_cap)
+FORWARD_OVERHEAD = 32  # nodes' worth of a forward's fixed cost (launches, per-layer Python): batches pad less
 MIN_SHARED = 8  # tokens a request shares with the row's previous one to join it, unless its whole context (plan_rows)
 # Relative: arbitrary token ids get log-probs near -20 whose last digits move with the attention kernel (a masked
 # row and a causal one round differently: ~2e-4 there, ~1e-6 on real text); an ignored mask or position id
@@ -158,10 +160,15 @@ def _forward(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, pos:
     return model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
 
 
-def batches(rows: Sequence[PackedRow], size: int) -> list[list[int]]:
-    """Row indices, longest first, in batches of at most ``size`` rows whose padded mask fits the budget."""
+def batches(rows: Sequence[PackedRow], size: int) -> Iterator[list[int]]:
+    """Row indices, longest first, in batches of at most ``size`` rows whose padded mask fits the budget, cut
+    where they pad least (a forward computes every padded node; ``FORWARD_OVERHEAD`` per extra batch)."""
     order = longest_first(rows, lambda r: len(r.tokens))
-    return list(budget_chunks(order, size, cost=lambda i: len(rows[i].tokens) ** 2, budget=MASK_BUDGET))
+    widths = [len(rows[i].tokens) for i in order]
+    for chunk in least_padding_chunks(widths, size, overhead=FORWARD_OVERHEAD, cost=lambda k: widths[k] ** 2,
+                                      budget=MASK_BUDGET):
+        _deadline.check()  # a call with a deadline stops between batches
+        yield [order[k] for k in chunk]
 
 
 # -- detection -------------------------------------------------------------------------------------------
