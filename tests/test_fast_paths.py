@@ -103,6 +103,15 @@ def test_trie_rows_share_prefixes_and_keep_strangers_apart() -> None:
     assert all(row.positions[i] == row.positions[p] + 1 for i, p in enumerate(row.parents) if p >= 0)
     big = P.plan_rows([prompt + (i,) * 30 for i in range(10)], [20] * 10, max_length=64)
     assert len(big) > 1 and all(20 + 30 * len(r) <= 64 or len(r) == 1 for r in big)  # rows stay within the cap
+    # two 390-token few-shot prompts sharing only a 20-token instruction: one 760-node row would attend over twice
+    # the width to save 20 tokens; their own choices (the whole context shared) still share each one's row
+    shots = [prompt + tuple(range(1000 * k, 1000 * k + 370)) for k in (1, 2)]
+    seqs = [s + (c,) for s in shots for c in (1, 2, 3)]
+    assert sorted(map(sorted, P.plan_rows(seqs, [390] * 6, max_length=2048))) == [[0, 1, 2], [3, 4, 5]]
+    # edited copies of a sentence sharing most of it (leave-one-out) do share a row
+    sentence = tuple(range(500, 530))
+    edits = [sentence[:k] + sentence[k + 1 :] for k in range(10, 30)]
+    assert len(P.plan_rows(edits, [29] * 20, max_length=2048)) == 1
 
 
 def test_packed_backend_equals_reference_paths_whatever_the_batch(tiny_causal) -> None:
