@@ -30,7 +30,7 @@ import _bench_flops as fl  # noqa: E402
 from _bench_parity import TOL, mc_metrics, ppl_metrics, request_parity, softmax_precision  # noqa: E402
 from _bench_report import print_table, write_markdown  # noqa: E402
 
-TARGETS = {"mc_ratio": 2.0, "ppl_ratio": 1.0, "flop_fraction": 0.70}
+TARGETS = {"mc_ratio": 5.0, "ppl_ratio": 1.0, "flop_fraction": 0.70}  # MC: issue 20 asks >= 5x (issue 1: 2x)
 
 
 @dataclass
