@@ -42,6 +42,7 @@ class Culprit:
     train_lines: tuple[int, ...] = ()
     texts: tuple[str, ...] = ()  # implicated input texts (memorised rows)
     data: dict[str, Any] = field(default_factory=dict)
+    contrast: str | None = None  # what the culprit is compared with (the other group of an identity pair)
     source: str = "evidence"
 
 

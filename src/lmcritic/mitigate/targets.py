@@ -61,7 +61,7 @@ def _from_typed(c: object) -> Culprit:
     get = (lambda k, d=None: c.get(k, d)) if isinstance(c, dict) else (lambda k, d=None: getattr(c, k, d))
     return Culprit(kind=str(get("kind", "")), value=str(get("value", "") or ""), label=get("label"),
                    attribute=get("attribute"), terms=tuple(get("terms", ()) or ()),
-                   train_lines=tuple(get("train_lines", ()) or ()), source="diagnosis")
+                   train_lines=tuple(get("train_lines", ()) or ()), contrast=get("contrast"), source="diagnosis")
 
 
 # -- culprits from evidence (diagnoses without typed culprits) -------------------------------------------

@@ -60,6 +60,8 @@ REWEIGH = ("auto", "yes", "no")
 @dataclass(frozen=True)
 class CounterfactualConfig(TrainConfig):
     attributes: tuple[str, ...] | None = None  # None: the culprit's, else attributes skewed in the corpus
+    pair: tuple[str, str] | None = None  # swap between these two groups only (None: the culprit's group pair;
+    # without one, each mention moves to another group of its attribute at random)
     copies: int = 1  # swapped copies per row that mentions the attribute
     reweigh: str = "auto"  # Kamiran–Calders group reweighing: auto = when a group leans to a label in the corpus
     max_weight: float = 20.0
@@ -68,6 +70,8 @@ class CounterfactualConfig(TrainConfig):
         super().__post_init__()
         if self.reweigh not in REWEIGH or self.copies < 1:
             raise ValueError(f"reweigh must be one of {REWEIGH} and copies >= 1")
+        if self.pair is not None and (len(self.pair) != 2 or self.pair[0] == self.pair[1]):
+            raise ValueError("pair must be two different groups, e.g. [black, white]")
 
 
 class CounterfactualAugmentation(Retrain):
@@ -82,18 +86,17 @@ class CounterfactualAugmentation(Retrain):
     Config = CounterfactualConfig
 
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
-        from lmcritic.lexicon import find_identity_terms, swap
+        from lmcritic.lexicon import find_identity_terms
 
         attrs, skewed = self._attributes(ctx, data)
+        pair = self._pair(ctx, attrs)
         rng = random.Random(ctx.seed)
-        added = []
+        added: list[Row] = []
+        swaps: Counter[str] = Counter()
         for r in data.rows:
-            found = sorted({m.attribute for m in find_identity_terms(r.text, attrs)})
-            for attr in found:
-                for _ in range(self.config.copies):
-                    text, edits = swap(r.text, attr, rng)
-                    if edits:
-                        added.append(Row(text, r.label, r.weight, "counterfactual", r.line))
+            for attr in sorted({m.attribute for m in find_identity_terms(r.text, attrs)}):
+                added += swapped_copies(r, attr, pair if pair and pair[0] == attr else None, self.config.copies,
+                                        rng, swaps)
         rows = list(data.rows) + added
         culprit = ctx.target.culprit
         terms = skewed_terms(rows, attrs) | {t.lower() for t in (culprit.terms if culprit else ())}
@@ -101,8 +104,31 @@ class CounterfactualAugmentation(Retrain):
         if reweigh and terms:
             rows = term_reweigh(rows, terms, self.config.max_weight)
         return data.with_rows(rows), {"attributes": list(attrs), "skewed_groups": skewed,
+                                      "pair": list(pair) if pair else None, "swaps": dict(swaps),
                                       "counterfactual_rows": len(added), "reweighed": reweigh,
                                       "reweighed_terms": sorted(terms) if reweigh else []}
+
+    def _pair(self, ctx: MitigationContext, attrs: Sequence[str]) -> tuple[str, str, str] | None:
+        """(attribute, group, group) to swap between: the configured pair, else the diagnosed group and the group
+        it was compared with; None when neither names two groups of one swapped attribute."""
+        from lmcritic.lexicon import groups
+
+        c = ctx.target.culprit
+        if self.config.pair is not None:
+            if len(attrs) != 1:
+                raise ConfigError("pair needs exactly one attribute", "pass --set attributes=[ATTRIBUTE]")
+            a, b = self.config.pair
+            attr = attrs[0]
+        elif c is not None and c.kind == "identity_group" and c.attribute in attrs:
+            attr, a, b = str(c.attribute), c.value, str(c.contrast or "")
+        else:
+            return None
+        known = set(groups(attr)) | set(groups(attr, "zh"))
+        if a in known and b in known and a != b:
+            return attr, a, b
+        if self.config.pair is not None:
+            raise ConfigError(f"pair {a}/{b} is not two groups of {attr}", f"known: {', '.join(sorted(known))}")
+        return None  # the diagnosis compared with "another group": swap to the attribute's groups
 
     def _attributes(self, ctx: MitigationContext, data: TrainingSet) -> tuple[tuple[str, ...], list[str]]:
         """The attributes to swap, and the groups whose label skew in the corpus is significant (BH q < 0.05)."""
@@ -121,6 +147,31 @@ class CounterfactualAugmentation(Retrain):
             raise ConfigError("no identity attribute to swap: the diagnosis names none and no group leans to a "
                               "label in the corpus", "pass --set attributes=[gender]")
         return tuple(attrs), [a.term for a in skewed if a.attribute in attrs]
+
+
+def swapped_copies(row: Row, attribute: str, pair: tuple[str, str, str] | None, copies: int, rng: random.Random,
+                   swaps: Counter[str]) -> list[Row]:
+    """``copies`` identity-swapped copies of ``row`` (same label). With a ``pair`` (attribute, a, b) a row that
+    mentions a becomes b and one that mentions b becomes a; rows with both or neither are left alone (a swap
+    would not change which of the pair the row is about). Without, each group moves to another one at random.
+    ``swaps`` counts the copies by direction."""
+    from lmcritic.lexicon import find_identity_terms, swap
+
+    to: str | None = None
+    if pair is not None:
+        present = {m.group for m in find_identity_terms(row.text, attribute)}
+        a, b = pair[1], pair[2]
+        if (a in present) == (b in present):
+            swaps["both groups: left alone" if a in present else "neither group: left alone"] += 1
+            return []
+        to = b if a in present else a
+    out = []
+    for _ in range(copies):
+        text, edits = swap(row.text, attribute, rng, to=to)
+        if edits:
+            out.append(Row(text, row.label, row.weight, "counterfactual", row.line))
+            swaps[f"{pair[2] if to == pair[1] else pair[1]}->{to}" if pair else f"{attribute}: random group"] += 1
+    return out
 
 
 def skewed_terms(rows: Sequence[Row], attributes: Sequence[str]) -> set[str]:
@@ -304,4 +355,4 @@ def _band(band: str, lengths: Sequence[int]) -> tuple[int, int]:
 
 
 __all__ = ["AdversarialTraining", "CounterfactualAugmentation", "DomainAugmentation", "Retrain", "length_reweigh",
-           "perturbed_copies", "skewed_terms", "term_reweigh"]
+           "perturbed_copies", "skewed_terms", "swapped_copies", "term_reweigh"]
