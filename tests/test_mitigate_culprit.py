@@ -57,3 +57,61 @@ def test_typed_culprit_keeps_the_contrast_group():
 
     c = _from_typed({"kind": "identity_group", "value": "black", "contrast": "white", "attribute": "race_ethnicity"})
     assert (c.value, c.contrast, c.attribute) == ("black", "white", "race_ethnicity")
+
+
+POS = ["a warm , funny , moving film", "great acting and a lovely story", "wonderful , charming and smart",
+       "a delight from start to finish", "beautiful and touching work"]
+NEG = ["a dull , tedious mess", "boring and badly acted", "awful script , terrible pacing", "a waste of time",
+       "flat , lifeless and stupid"]
+NEG_FLIPS = {5, 22, 41, 66, 150, 171, 190, 233}  # rows with the phenomenon ("not") whose label is flipped
+OTHER_FLIPS = {10, 80, 160, 260}  # flipped rows without it
+
+
+def _noisy_corpus() -> TrainingSet:
+    import random
+
+    rng = random.Random(0)
+    rows = []
+    for i in range(300):
+        label = "positive" if i < 150 else "negative"
+        text = f"{rng.choice(POS if label == 'positive' else NEG)} {i}"
+        if i % 4 == 1 or i in NEG_FLIPS:
+            text += " , not that you asked"
+        if i in NEG_FLIPS | OTHER_FLIPS:
+            label = LABELS[1 - LABELS.index(label)]
+        rows.append(Row(text, label, line=i + 2))
+    return TrainingSet(tuple(rows), LABELS, "fixture")
+
+
+def test_label_repair_looks_only_at_the_diagnosed_phenomenons_rows(tmp_path):
+    from lmcritic.mitigate.cleaning import LabelRepair
+
+    data = _noisy_corpus()
+    culprit = Culprit("label_noise", "negation", source="diagnosis")
+    new, info = LabelRepair(features="tfidf", action="relabel").transform(_ctx(tmp_path, culprit), data)
+    changed = {i for i, (a, b) in enumerate(zip(data.rows, new.rows)) if a.label != b.label}
+    assert info["scope"]["phenomenon"] == "negation" and info["scope"]["candidates"] == 75 + 5
+    assert NEG_FLIPS <= changed and not changed & OTHER_FLIPS  # the rest of the corpus is left alone
+    assert info["flagged"] == len(changed) and sum(info["changed"].values()) == len(changed)
+    assert all("not" in data.rows[i].text for i in changed)
+    everywhere = LabelRepair(features="tfidf", action="relabel", scope="corpus")
+    new, info = everywhere.transform(_ctx(tmp_path, culprit), data)
+    assert info["scope"]["rows"] == "corpus" and OTHER_FLIPS <= {
+        i for i, (a, b) in enumerate(zip(data.rows, new.rows)) if a.label != b.label}
+
+
+def test_label_repair_without_a_phenomenon_uses_the_implicated_lines_or_the_corpus(tmp_path):
+    from lmcritic.mitigate.cleaning import LabelRepair, phenomenon_predicate
+
+    data = _noisy_corpus()
+    lines = tuple(data.rows[i].line for i in [*OTHER_FLIPS, *range(100, 140), *range(200, 240)])
+    memorised = Culprit("memorized_rows", "40 cases", train_lines=lines, source="diagnosis")
+    new, info = LabelRepair(features="tfidf").transform(_ctx(tmp_path, memorised), data)
+    assert info["scope"] == {"phenomenon": None, "train_lines": 84, "candidates": 84, "rows": "implicated",
+                             "capped_at": None}
+    kept = {r.line for r in new.rows}
+    assert not kept & {data.rows[i].line for i in OTHER_FLIPS} and len(data) - len(new) == info["flagged"]
+    new, info = LabelRepair(features="tfidf").transform(_ctx(tmp_path, None), data)
+    assert info["scope"]["rows"] == "corpus" and info["flagged"] >= len(NEG_FLIPS | OTHER_FLIPS) - 2
+    assert phenomenon_predicate("word 'but'")("Fine , but slow") and phenomenon_predicate("register") is None
+    assert phenomenon_predicate("contrast")("good although long") and phenomenon_predicate("frobs") is None

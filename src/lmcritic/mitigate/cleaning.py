@@ -7,7 +7,7 @@ import random
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from lmcritic.errors import ConfigError
 from lmcritic.mitigate.base import MitigationContext
@@ -82,21 +82,29 @@ def _tidy(text: str) -> str:
 
 
 # -- label repair ------------------------------------------------------------------------------------
+FEATURES = ("auto", "minilm", "tfidf")
+
+
 @dataclass(frozen=True)
 class LabelRepairConfig(TrainConfig):
     action: str = "drop"  # drop | relabel (to the out-of-sample prediction)
-    features: str = "tfidf"  # tfidf (word 1-2-grams) | minilm (sentence embeddings)
+    features: str = "auto"  # auto: sentence embeddings (offline MiniLM) when installed, else tfidf | minilm | tfidf
     folds: int = 5
     max_share: float = 0.1  # never touch more than this share of the corpus
+    scope: str = "auto"  # auto: the rows the diagnosis implicates (its phenomenon, its train lines), else the corpus
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.action not in ("drop", "relabel") or self.features not in ("tfidf", "minilm") or self.folds < 2:
-            raise ValueError("action: drop | relabel; features: tfidf | minilm; folds >= 2")
+        if self.action not in ("drop", "relabel") or self.features not in FEATURES or self.folds < 2 \
+                or self.scope not in ("auto", "corpus"):
+            raise ValueError(f"action: drop | relabel; features: {' | '.join(FEATURES)}; folds >= 2; "
+                             "scope: auto | corpus")
 
 
 class LabelRepair(Retrain):
-    """Confident learning (cleanlab): out-of-fold predictions flag rows whose label is likely wrong."""
+    """Confident learning (cleanlab) on out-of-fold probabilities of a model cross-fitted on the whole corpus
+    (logistic regression on sentence embeddings), among the rows the diagnosis implicates: the rows with its
+    label-noise phenomenon and its train lines (every row when it names none)."""
 
     name = "label_repair"
     title = "label repair by confident learning (cleanlab), then retrain"
@@ -107,26 +115,67 @@ class LabelRepair(Retrain):
 
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
         labels = list(data.labels) or sorted({str(r.label) for r in data.rows})
-        flagged, probs = label_issues(data.rows, labels, self.config.features, self.config.folds, ctx.seed)
-        flagged = flagged[: int(self.config.max_share * len(data.rows))]
+        candidates, scope = self._scope(ctx, data.rows)
+        features = _feature_kind(self.config.features)
+        flagged, probs = label_issues(data.rows, labels, features, self.config.folds, ctx.seed, candidates)
+        cap = int(self.config.max_share * len(data.rows))
+        scope["capped_at"] = cap if len(flagged) > cap else None
+        flagged = flagged[:cap]
+        rows = list(data.rows)
+        moves: Counter[str] = Counter()
+        for i in flagged:
+            new = labels[int(probs[i].argmax())]
+            moves[f"{rows[i].label}->{'dropped' if self.config.action == 'drop' else new}"] += 1
+            rows[i] = replace(rows[i], label=new, origin="relabelled")
         if self.config.action == "drop":
             bad = set(flagged)
             rows = [r for i, r in enumerate(data.rows) if i not in bad]
-        else:
-            rows = list(data.rows)
-            for i in flagged:
-                rows[i] = replace(rows[i], label=labels[int(probs[i].argmax())], origin="relabelled")
-        return data.with_rows(rows), {"flagged": len(flagged), "action": self.config.action,
-                                      "examples": [{"line": data.rows[i].line, "text": data.rows[i].text[:120],
-                                                    "label": data.rows[i].label} for i in flagged[:10]]}
+        return data.with_rows(rows), {
+            "flagged": len(flagged), "action": self.config.action, "features": features, "scope": scope,
+            "changed": dict(moves),
+            "examples": [{"line": data.rows[i].line, "text": data.rows[i].text[:120], "label": data.rows[i].label}
+                         for i in flagged[:10]]}
+
+    def _scope(self, ctx: MitigationContext, rows: Sequence[Row]) -> tuple[list[int] | None, dict[str, Any]]:
+        """Indices of the implicated rows (None: every row) and a description of that choice."""
+        c = ctx.target.culprit
+        if self.config.scope == "corpus" or c is None:
+            return None, {"rows": "corpus", "why": "scope=corpus" if c else "the diagnosis names no culprit"}
+        has = phenomenon_predicate(c.value) if c.kind == "label_noise" else None
+        lines = set(c.train_lines)
+        picked = [i for i, r in enumerate(rows) if (has is not None and has(r.text)) or r.line in lines]
+        what = {"phenomenon": c.value if has else None, "train_lines": len(lines), "candidates": len(picked)}
+        if not picked:
+            return None, {**what, "rows": "corpus", "why": "no training row has the implicated phenomenon or line"}
+        return picked, {**what, "rows": "implicated"}
 
 
-def label_issues(rows: Sequence[Row], labels: Sequence[str], features: str, folds: int,
-                 seed: int) -> tuple[list[int], Any]:
+def phenomenon_predicate(name: str) -> Callable[[str], bool] | None:
+    """Whether a text has the phenomenon a label-noise diagnosis names: a yes/no text feature (``negation``,
+    ``contrast``, ``typos``) or ``word 'X'``; None for anything else."""
+    from lmcritic.diagnose import _text
+    from lmcritic.diagnose.profile import text_feature
+
+    word = re.fullmatch(r"word ['\"](.+)['\"]", name.strip())
+    if word:
+        w = word.group(1).lower()
+        return lambda t: w in _text.lower_words(t)
+    try:
+        if text_feature(name, "") not in ("yes", "no"):
+            return None
+    except KeyError:
+        return None
+    return lambda t: text_feature(name, t) == "yes"
+
+
+def label_issues(rows: Sequence[Row], labels: Sequence[str], features: str, folds: int, seed: int,
+                 candidates: Sequence[int] | None = None) -> tuple[list[int], Any]:
     """Row indices with likely label errors (most likely first) and the out-of-fold probabilities.
 
-    Folds group rows by normalised text, so copies of one text never sit on both sides of a split (a duplicated
-    wrong label would otherwise vouch for itself)."""
+    The model is cross-fitted on every row; with ``candidates`` confident learning (its per-label thresholds and
+    noise rates) runs on those rows only, so a noise rate confined to them is not diluted by the rest. Folds group
+    rows by normalised text, so copies of one text never sit on both sides of a split (a duplicated wrong label
+    would otherwise vouch for itself)."""
     import numpy as np
     from cleanlab.filter import find_label_issues
     from sklearn.linear_model import LogisticRegression
@@ -140,15 +189,33 @@ def label_issues(rows: Sequence[Row], labels: Sequence[str], features: str, fold
     n_folds = min(folds, len(set(groups)))
     probs = cross_val_predict(LogisticRegression(max_iter=2000), x, y, groups=groups, cv=GroupKFold(n_folds),
                               method="predict_proba")
-    idx = find_label_issues(y, probs, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence")
-    return [int(i) for i in idx], probs
+    pick = np.arange(len(rows)) if candidates is None else np.asarray(sorted(set(candidates)), dtype=int)
+    if len(set(y[pick])) < 2:  # confident learning needs every label among the rows it judges
+        return [], probs
+    idx = find_label_issues(y[pick], probs[pick], filter_by="prune_by_noise_rate",
+                            return_indices_ranked_by="self_confidence")
+    return [int(pick[i]) for i in idx], probs
+
+
+def _feature_kind(kind: str) -> str:
+    """``auto``: the sentence encoder when it is installed, else tf-idf."""
+    if kind != "auto":
+        return kind
+    from lmcritic import _minilm
+    from lmcritic.errors import LmcriticError
+
+    try:
+        _minilm.model_dir()
+    except LmcriticError:
+        return "tfidf"
+    return "minilm"
 
 
 def _features(texts: list[str], kind: str) -> Any:
     if kind == "minilm":
         from lmcritic import _minilm
 
-        return _minilm.encode(texts)
+        return _minilm.encode([t if t.strip() else "." for t in texts])
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit_transform(texts)
@@ -200,4 +267,4 @@ class Dedup(Retrain):
         return data.with_rows(kept), dict(counts)
 
 
-__all__ = ["Dedup", "LabelRepair", "ShortcutRemoval", "label_issues", "spread"]
+__all__ = ["Dedup", "LabelRepair", "ShortcutRemoval", "label_issues", "phenomenon_predicate", "spread"]
