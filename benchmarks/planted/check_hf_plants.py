@@ -3,7 +3,11 @@
 For every cause x seed whose fine-tuned model is cached (``benchmarks/.work/hf_models``) and whose plant marks
 evaluation rows (register: the slang half; label_noise: rows with the phenomenon; typos: the misspelt half;
 memorized: the memorised rows), the model's error on the marked rows against the rest: risk difference with
-Newcombe's interval and a one-sided Fisher p. For label_noise also the share of its own training labels the
+Newcombe's interval and a one-sided Fisher p. Plants that mark no rows are checked by their edit: identity_frames
+and identity_terms put each evaluation sentence into the planted frames (or insert the planted phrase) once with
+group A and once with group B, and report the paired mean p(positive | A) - p(positive | B) with a bootstrap CI
+and the share of predictions that flip; shortcut inserts its token and reports the share of predictions moved to
+the planted label (``--identity`` / the default causes). For label_noise also the share of its own training labels the
 model contradicts with and without the phenomenon (the signal the diagnosis tests). Writes
 ``benchmarks/results/planted_hf_plant_check.{json,md}``.
 
@@ -32,6 +36,7 @@ MODELS = ROOT / "benchmarks" / ".work" / "hf_models"
 RESULTS = ROOT / "benchmarks" / "results"
 TRIALS = ROOT / "benchmarks" / ".work" / "hf_trials"
 CAUSES = ("register", "label_noise", "typos", "memorized")
+EDIT_CAUSES = ("identity_frames", "identity_terms", "shortcut")
 
 
 def predict(model_dir: Path, texts: list[str]) -> list[int]:
@@ -46,6 +51,57 @@ def predict(model_dir: Path, texts: list[str]) -> list[int]:
         with torch.no_grad():
             out += model(**batch).logits.argmax(-1).tolist()
     return out
+
+
+def p_positive(model_dir: Path, texts: list[str]) -> list[float]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), local_files_only=True).eval()
+    out: list[float] = []
+    for i in range(0, len(texts), 50):
+        batch = tok(texts[i : i + 50], padding=True, truncation=True, max_length=64, return_tensors="pt")
+        with torch.no_grad():
+            out += torch.softmax(model(**batch).logits, -1)[:, 1].tolist()
+    return out
+
+
+def edit_pairs(plant: hf_plants.HFPlant) -> list[tuple[str, str]]:
+    """Each evaluation sentence edited as the plant edits training rows: (with group A, with group B), or for a
+    shortcut (with the token, unchanged). The same random choices on both sides of a pair."""
+    import random
+
+    rng = random.Random(f"check:{plant.cause}:{plant.seed}")
+    texts = [t for t, _ in plant.eval]
+    if plant.cause == "shortcut":
+        return [(hf_plants.planted._insert(t, plant.culprit["value"], rng), t) for t in texts]
+    a, b = plant.culprit["value"], plant.culprit["contrast"]
+    if plant.cause == "identity_frames":
+        people = {g: hf_plants._people(plant.culprit["attribute"], g) for g in (a, b)}
+        out = []
+        for t in texts:
+            frame, i = rng.choice(plant.info["frames"]), rng.randrange(1000)
+            out.append(tuple(hf_plants._fill(frame, people[g][i % len(people[g])], t) for g in (a, b)))
+        return out
+    out = []
+    for t in texts:
+        words, slot = t.split(), rng.choice(plant.info["slots"])
+        at = rng.randrange(1, len(words)) if len(words) > 1 else 1
+        out.append(tuple(" ".join(words[:at] + [",", slot.format(adj=plant.info["terms"][g]), ","] + words[at:])
+                         for g in (a, b)))
+    return out
+
+
+def edit_effect(plant: hf_plants.HFPlant, model: Path) -> dict:
+    """Paired p(positive) with the first edit minus with the second, and the share of predictions that differ."""
+    from lmcritic import stats
+
+    pairs = edit_pairs(plant)
+    pa, pb = p_positive(model, [x for x, _ in pairs]), p_positive(model, [y for _, y in pairs])
+    est, p = stats.paired_bootstrap(pb, pa, seed=0)
+    flips = sum((x > 0.5) != (y > 0.5) for x, y in zip(pa, pb))
+    return {"delta": est.value, "ci": [est.ci_low, est.ci_high], "p": p, "n": len(pairs), "flips": flips}
 
 
 def errors(model_dir: Path, rows: list[tuple[str, int]]) -> list[bool]:
@@ -94,6 +150,10 @@ def trial_disagreement(cause: str, seed: int) -> dict | None:
 def check(cause: str, seed: int, from_trials: bool = False) -> dict | None:
     plant = hf_plants.build(cause, seed)
     model = MODELS / f"{plant.reuse_model_of or cause}-s{seed}"
+    if cause in EDIT_CAUSES:
+        if not (model / "train.json").is_file():
+            return None
+        return {"cause": cause, "seed": seed, "description": plant.description, "edit": edit_effect(plant, model)}
     if not plant.planted_eval or (not from_trials and not (model / "train.json").is_file()):
         return None
     err = trial_errors(cause, seed, len(plant.eval)) if from_trials else errors(model, plant.eval)
@@ -120,7 +180,7 @@ def _fmt(c: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--causes", nargs="*", default=list(CAUSES), choices=CAUSES)
+    ap.add_argument("--causes", nargs="*", default=list(CAUSES + EDIT_CAUSES), choices=CAUSES + EDIT_CAUSES)
     ap.add_argument("--from-trials", action="store_true",
                     help="read the stored trial scans (run_hf.py) instead of running the models")
     args = ap.parse_args(argv)
@@ -132,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
              + (" Read from the trials' stored scans (`--from-trials`), no model run." if args.from_trials else ""),
              "",
              "| cause | seed | planted rows failing vs rest | RD [95% CI] | p |", "|---|---|---|---|---|"]
+    edits = [r for r in rows if "edit" in r]
     for r in rows:
+        if "edit" in r:
+            continue
         lines.append(f"| {r['cause']} | {r['seed']} | {_fmt(r['eval'])} |")
         if r.get("train_disagreement_diagnosis"):
             t = r["train_disagreement_diagnosis"]
@@ -142,6 +205,15 @@ def main(argv: list[str] | None = None) -> int:
         if "train_disagreement" in r:
             lines.append(f"| ↳ label_noise training labels contradicted (with vs without the phenomenon) | "
                          f"{r['seed']} | {_fmt(r['train_disagreement'])} |")
+    if edits:
+        lines += ["", "Plants checked by their edit (run on the model; identity: group A is the group planted "
+                  "toward negative; shortcut: with the token minus without, in p(positive) — its sign is the "
+                  "planted label's):", "", "| cause | seed | plant | Δp(positive) [95% CI] (n) | predictions changed |",
+                  "|---|---|---|---|---|"]
+        for r in edits:
+            e = r["edit"]
+            lines.append(f"| {r['cause']} | {r['seed']} | {r['description']} | {e['delta']:+.3f} [{e['ci'][0]:+.3f}, "
+                         f"{e['ci'][1]:+.3f}] ({e['n']}) | {e['flips']}/{e['n']} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "planted_hf_plant_check.json").write_text(json.dumps(rows, indent=2))
     (RESULTS / "planted_hf_plant_check.md").write_text("\n".join(lines) + "\n")

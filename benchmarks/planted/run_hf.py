@@ -126,12 +126,14 @@ def _short(r: dict) -> dict:
             "effect": [e.get("value"), e.get("ci_low"), e.get("ci_high")] if e else None, "defects": r["defects"]}
 
 
-def summarize(rows: list[dict], seeds: list[int]) -> dict:
+def summarize(rows: list[dict], dev_seeds: list[int]) -> dict:
+    """Top-1/top-2/culprit rates with Wilson CIs over all trials, the development seeds (seen while the diagnosis
+    was being written or tuned) and the held-out ones (never looked at before this run)."""
     from lmcritic import stats
 
     out = {}
-    for name, subset in (("all", rows), ("dev_seed", [r for r in rows if r["seed"] == seeds[0]]),
-                         ("held_out_seeds", [r for r in rows if r["seed"] != seeds[0]])):
+    for name, subset in (("all", rows), ("dev_seeds", [r for r in rows if r["seed"] in dev_seeds]),
+                         ("held_out_seeds", [r for r in rows if r["seed"] not in dev_seeds])):
         planted = [r for r in subset if r["hypothesis"] is not None]
         part = {}
         for key in ("top1", "top2", "culprit_ok"):
@@ -148,9 +150,9 @@ def summarize(rows: list[dict], seeds: list[int]) -> dict:
 def markdown(result: dict) -> str:
     s = result["summary"]
     lines = ["# Planted-defect benchmark on fine-tuned MiniLM classifiers", "",
-             f"Run {result['created']}, seeds {result['seeds']} (seed {result['seeds'][0]} was used during "
-             f"development; "
-             f"the others were not). Each trial: `lmcritic scan --model DIR --data eval.tsv`, then `lmcritic diagnose "
+             f"Run {result['created']}, seeds {result['seeds']} (development seeds {result['dev_seeds']}: results "
+             f"seen while the diagnosis was written or tuned; the others were not). Each trial: `lmcritic scan "
+             f"--model DIR --data eval.tsv`, then `lmcritic diagnose "
              f"latest --train DIR/train.tsv`. Rank: position of the planted hypothesis among the diagnosis-wide "
              f"causes when it is supported (supported causes first); culprit: the named culprit matches the plant.",
              "", "| trials | top-1 [Wilson 95% CI] | top-2 | culprit right | clean: high-severity false alarms |",
@@ -186,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--causes", nargs="*", choices=sorted(hf_plants.BUILDERS), default=list(hf_plants.BUILDERS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--dev-seeds", type=int, nargs="*", default=[0, 1, 2],
+                    help="seeds whose results were seen during development (reported apart from the held-out ones)")
     ap.add_argument("--train-only", action="store_true", help="only fine-tune (and cache) the models")
     ap.add_argument("--scan-arg", action="append", default=None,
                     help="extra arguments for lmcritic scan (default: --no-stages --skip robustness.attack: the "
@@ -194,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="reuse each trial's stored scan and run only diagnose again (after a diagnosis change)")
     ap.add_argument("--scan-only", action="store_true",
                     help="train (or reuse) and scan only; --rediagnose later runs the diagnosis on that scan")
+    ap.add_argument("--threads", type=int, default=minilm.TrainConfig.threads,
+                    help="torch threads for fine-tuning (the scan and diagnosis follow OMP_NUM_THREADS)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--collect", action="store_true",
                     help="run nothing: summarise the stored per-trial rows of --causes x --seeds (each trial writes "
@@ -202,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --collect: a results JSON of an earlier run whose rows fill trials not run since "
                     "(marked in the table as from that run)")
     args = ap.parse_args(argv)
-    config = minilm.TrainConfig()
+    config = minilm.TrainConfig(threads=args.threads)
     rows = []
     for seed in args.seeds:
         for cause in args.causes:
@@ -215,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
     if args.train_only or args.scan_only:
         return 0
-    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": args.seeds, "train_config": config.__dict__,
-              "trials": rows, "summary": summarize(rows, args.seeds)}
+    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": args.seeds, "dev_seeds": args.dev_seeds,
+              "train_config": config.__dict__, "trials": rows, "summary": summarize(rows, args.dev_seeds)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "planted_hf_latest.json").write_text(json.dumps(result, indent=2))
     (args.out / "planted_hf_latest.md").write_text(markdown(result))
