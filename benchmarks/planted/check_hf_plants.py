@@ -39,21 +39,8 @@ CAUSES = ("register", "label_noise", "typos", "memorized")
 EDIT_CAUSES = ("identity_frames", "identity_terms", "shortcut")
 
 
-def predict(model_dir: Path, texts: list[str]) -> list[int]:
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), local_files_only=True).eval()
-    out: list[int] = []
-    for i in range(0, len(texts), 50):
-        batch = tok(texts[i : i + 50], padding=True, truncation=True, max_length=64, return_tensors="pt")
-        with torch.no_grad():
-            out += model(**batch).logits.argmax(-1).tolist()
-    return out
-
-
 def p_positive(model_dir: Path, texts: list[str]) -> list[float]:
+    """The fine-tuned classifier's p(label 1) per text, batches of 50."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -65,6 +52,10 @@ def p_positive(model_dir: Path, texts: list[str]) -> list[float]:
         with torch.no_grad():
             out += torch.softmax(model(**batch).logits, -1)[:, 1].tolist()
     return out
+
+
+def predict(model_dir: Path, texts: list[str]) -> list[int]:
+    return [int(p > 0.5) for p in p_positive(model_dir, texts)]
 
 
 def edit_pairs(plant: hf_plants.HFPlant) -> list[tuple[str, str]]:
