@@ -109,8 +109,9 @@ def _texts(output: dict) -> list[str]:
 
 def compare(a: dict, b: dict) -> dict:
     """Findings and cases of two runs: what differs (empty lists: the same)."""
-    fa, fb = {(f[0], f[1]): f for f in a["findings"]}, {(f[0], f[1]): f for f in b["findings"]}
+    fa, fb = _by_name(a["findings"]), _by_name(b["findings"])
     diff_findings = [f"{k[0]}:{k[1]}" for k in sorted(set(fa) | set(fb)) if not _same_finding(fa.get(k), fb.get(k))]
+    renamed = sorted(f"{fa[k][1]} -> {fb[k][1]}" for k in set(fa) & set(fb) if fa[k][1] != fb[k][1])
     diff_cases, diff_texts = [], []
     for key in sorted(set(a["cases"]) | set(b["cases"])):
         ca, cb = a["cases"].get(key, {}), b["cases"].get(key, {})
@@ -119,8 +120,19 @@ def compare(a: dict, b: dict) -> dict:
         diff_texts += [f"{key}/{c}" for c in ca if c in cb and ca[c][1] != cb[c][1]]
     return {"n_findings": [len(fa), len(fb)], "n_cases": [sum(map(len, a["cases"].values())),
                                                           sum(map(len, b["cases"].values()))],
-            "differing_findings": diff_findings, "differing_case_sets": diff_cases, "differing_texts": diff_texts,
+            "differing_findings": diff_findings, "renamed_findings": renamed, "differing_case_sets": diff_cases,
+            "differing_texts": diff_texts,
             "same": not (diff_findings or diff_cases or diff_texts)}
+
+
+def _by_name(findings: list) -> dict:
+    """Findings keyed by (probe, name) with the name scheme's separators made one ('invariance:casing' and
+    'invariance/casing' are the same finding, renamed); a name both ways in one run keeps its own key."""
+    out: dict = {}
+    for f in findings:
+        key = (f[0], f[1].replace(":", "/"))
+        out[key if key not in out else (f[0], f[1])] = f
+    return out
 
 
 def _same_finding(x, y) -> bool:
@@ -178,8 +190,10 @@ def markdown(res: dict) -> str:
              f"({comps[0]['n_findings'][0]} findings, {comps[0]['n_cases'][0]} cases)." if comps else "", ""]
     for c in comps:
         if not c["same"]:
-            lines.append(f"- differing findings {c['differing_findings'][:20]}, case sets {c['differing_case_sets']}, "
-                         f"texts {c['differing_texts'][:20]}")
+            lines.append(f"- differing findings ({len(c['differing_findings'])}): {c['differing_findings']}; case "
+                         f"sets {c['differing_case_sets']}; texts {c['differing_texts'][:20]}")
+        if c.get("renamed_findings"):
+            lines.append(f"- renamed, same verdict, severity, n and estimate (to 1e-4): {c['renamed_findings']}")
     lines += ["", "Per probe and stage (median seconds stored by each run):", "",
               "| probe / stage | base s | new s | new / base |", "|---|---:|---:|---:|"]
     for key, v in sorted(s["per_probe_median_s"].items(), key=lambda kv: -kv[1].get("base", 0)):
@@ -231,7 +245,7 @@ def main(argv=None) -> int:
         if not args.keep:
             shutil.rmtree(run["home"], ignore_errors=True)
         res["runs"].append({"side": side, **{k: v for k, v in run.items() if k != "contents"},
-                            "contents": {k: run["contents"][k] for k in ("run_id", "probes", "timings")}})
+                            "contents": {k: run["contents"][k] for k in ("run_id", "probes", "timings", "findings")}})
     res["machine"]["loadavg_end"] = os.getloadavg()
     summarize(res)
     common.publish("scan", res, markdown(res))
