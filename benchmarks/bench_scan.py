@@ -111,7 +111,8 @@ def compare(a: dict, b: dict) -> dict:
     """Findings and cases of two runs: what differs (empty lists: the same)."""
     fa, fb = _by_name(a["findings"]), _by_name(b["findings"])
     diff_findings = [f"{k[0]}:{k[1]}" for k in sorted(set(fa) | set(fb)) if not _same_finding(fa.get(k), fb.get(k))]
-    renamed = sorted(f"{fa[k][1]} -> {fb[k][1]}" for k in set(fa) & set(fb) if fa[k][1] != fb[k][1])
+    renamed = sorted(f"{fa[k][1]} -> {fb[k][1]}" for k in set(fa) & set(fb)
+                     if fa[k][1] != fb[k][1] and _same_finding(fa[k], fb[k]))
     diff_cases, diff_texts = [], []
     for key in sorted(set(a["cases"]) | set(b["cases"])):
         ca, cb = a["cases"].get(key, {}), b["cases"].get(key, {})
