@@ -136,8 +136,8 @@ def summarize(rows: list[dict], dev_seeds: list[int]) -> dict:
                          ("held_out_seeds", [r for r in rows if r["seed"] not in dev_seeds])):
         planted = [r for r in subset if r["hypothesis"] is not None]
         part = {}
-        for key in ("top1", "top2", "culprit_ok"):
-            k, n = sum(bool(r[key]) for r in planted), len(planted)
+        for key in ("top1", "top2", "culprit_ok", "first_right"):
+            k, n = sum(_hit(r, key) for r in planted), len(planted)
             lo, hi = stats.wilson(k, n)
             part[key] = {"k": k, "n": n, "rate": k / n if n else None, "ci_low": lo, "ci_high": hi}
         clean = [r for r in subset if r["hypothesis"] is None]
@@ -145,6 +145,11 @@ def summarize(rows: list[dict], dev_seeds: list[int]) -> dict:
         part["clean_trials"] = len(clean)
         out[name] = part
     return out
+
+
+def _hit(row: dict, key: str) -> bool:
+    """first_right: the planted cause first and its culprit right (what the issue asks); else the row's flag."""
+    return bool(row["top1"] and row["culprit_ok"]) if key == "first_right" else bool(row[key])
 
 
 def markdown(result: dict) -> str:
@@ -155,11 +160,11 @@ def markdown(result: dict) -> str:
              f"--model DIR --data eval.tsv`, then `lmcritic diagnose "
              f"latest --train DIR/train.tsv`. Rank: position of the planted hypothesis among the diagnosis-wide "
              f"causes when it is supported (supported causes first); culprit: the named culprit matches the plant.",
-             "", "| trials | top-1 [Wilson 95% CI] | top-2 | culprit right | clean: high-severity false alarms |",
-             "|---|---|---|---|---|"]
+             "", "| trials | top-1 [Wilson 95% CI] | top-2 | culprit right | first with the right culprit | clean: "
+             "high-severity false alarms |", "|---|---|---|---|---|---|"]
     for name, part in s.items():
         cells = [f"{part[k]['k']}/{part[k]['n']} [{part[k]['ci_low']:.2f}, {part[k]['ci_high']:.2f}]"
-                 for k in ("top1", "top2", "culprit_ok")]
+                 for k in ("top1", "top2", "culprit_ok", "first_right")]
         lines.append(f"| {name} | {' | '.join(cells)} | {part['clean_false_alarms']}/{part['clean_trials']} |")
     lines += ["", "| cause | seed | planted | rank | culprit | first cause (verdict, severity) | supported causes | "
               "train s | scan s | diagnose s | load (15 min) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
