@@ -44,6 +44,35 @@ def test_bh_across_the_whole_diagnosis_can_undo_a_provisional_support() -> None:
     assert [c.cause for c in ranked][:2] == ["a", "b"]  # high before medium, supported before the rest
 
 
+def test_a_test_several_defects_share_counts_once_in_bh() -> None:
+    shared = _v("label_noise", (0.4, 0.1, 0.7), 0.012)
+    others = [_v(f"o{i}", (0.0, -0.1, 0.1), 0.9) for i in range(3)]
+    final = calibrate.finalize([[shared, others[0]], [shared, others[1]], [shared, others[2]]])
+    # four distinct tests (not six): q = 0.012 * 4 / 1
+    assert [row[0].q_value for row in final] == [pytest.approx(0.048)] * 3
+    assert all(row[0].verdict == "supported" for row in final)
+
+
+def test_the_corpus_proposes_a_group_pair_the_probe_did_not_compare() -> None:
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose.hypotheses.data_bias import _corpus_pairs
+    from lmcritic.probes.bias import _cf_cases as CF
+
+    rates = {"asian": (42, 227), "hispanic": (228, 261), "white": (1, 6), "black": (30, 60), "arab": (33, 60)}
+    ctx = SimpleNamespace(profile=SimpleNamespace(labelled=True, group_rates=lambda attr, target: rates))
+    found = _corpus_pairs(ctx, "race_ethnicity", "positive", {frozenset(("asian", "black"))})
+    # white has too few rows; black/arab do not differ; asian/black was compared by the probe; at most three,
+    # the most skewed first
+    assert [(c.low, c.high) for c in found] == [("asian", "hispanic"), ("black", "hispanic"), ("asian", "arab")]
+    assert found[0].skew.value == pytest.approx(42 / 227 - 228 / 261) and found[0].p_value < 1e-20
+    assert _corpus_pairs(SimpleNamespace(profile=None), "race_ethnicity", "positive", set()) == []
+    # held-out cases made for the pair alone, whatever the probe's seeded subset of groups
+    cases = CF.template_cases("race_ethnicity", ["the film is fine"] * 5, 6, 0, "holdout", max_groups=2,
+                              groups=("asian", "hispanic"))
+    assert cases and all(set(c.texts) == {"asian", "hispanic"} for c in cases)
+
+
 def _corpus(tmp_path, rows) -> Corpus:
     path = tmp_path / "train.tsv"
     path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
@@ -153,7 +182,7 @@ def test_label_noise_difference_in_differences() -> None:
 def test_label_noise_tests_a_phenomenon_the_failures_lean_to_without_significance() -> None:
     from types import SimpleNamespace
 
-    from lmcritic.diagnose.hypotheses.label_noise import _phenomenon
+    from lmcritic.diagnose.hypotheses.label_noise import _phenomena
 
     def ctx(neg_fail: int, plain_fail: int):
         passed = [i >= neg_fail for i in range(100)] + [i >= plain_fail for i in range(100)]
@@ -162,10 +191,10 @@ def test_label_noise_tests_a_phenomenon_the_failures_lean_to_without_significanc
                                for p in passed], table=SimpleNamespace(columns=cols, clusters=None))
 
     # 23% vs 18% failures (Fisher p ~ 0.24): tested, the difference in differences decides
-    name, has = _phenomenon(ctx(23, 18))
-    assert name == "negation" and has is not None and has("it is n't good") and not has("it is good")
+    [(name, has)] = _phenomena(ctx(23, 18))
+    assert name == "negation" and has("it is n't good") and not has("it is good")
     # failures no more frequent with negation (and contrast evenly spread): nothing to test
-    assert _phenomenon(ctx(15, 20))[1] is None
+    assert _phenomena(ctx(15, 20)) == []
 
 
 def test_paired_fixes_keep_pairs_whole_when_the_budget_runs_out() -> None:

@@ -187,3 +187,25 @@ def test_flip_rate_undoes_the_learners_dilution() -> None:
     assert abs(did.value - 0.16) < 1e-9 and abs(rate.value - 0.4) < 1e-9 and rate.ci_low < 0.4 < rate.ci_high
     near_chance = {True: [True] * 46 + [False] * 54, False: held[False]}
     assert _did(train, near_chance, 0, flip_rate=True)[2] is None
+
+
+def test_label_noise_tests_every_phenomenon_the_failures_lean_to(monkeypatch) -> None:
+    """No predicate names the phenomenon: failures lean to both; the noisy one (negation) is found even where
+    another (contrast) concentrates the failures more, and its p-value pays for the two tests."""
+    import functools
+
+    from lmcritic.diagnose.hypotheses import label_noise
+
+    monkeypatch.setattr(label_noise, "crossfit", functools.partial(crossfit, embed=_embed))
+    ctx = _label_noise_ctx(0.45)
+    n = len(ctx.eval_records)
+    cols = {"negation": ["yes" if i % 5 == 0 or i % 3 == 0 else "no" for i in range(n)],
+            "contrast": ["yes" if i % 5 == 0 or i % 7 == 0 else "no" for i in range(n)]}
+    ctx.defect = SimpleNamespace(predicates=(), id="D1")
+    ctx.records, ctx.table = ctx.eval_records, SimpleNamespace(columns=cols, clusters=None)
+    assert [name for name, _ in label_noise._phenomena(ctx)] == ["contrast", "negation"]
+    v = label_noise.LabelNoise().test(ctx)
+    corpus_test = [e for e in v.evidence if e.kind == "test"][1]
+    assert v.verdict == "supported" and v.culprit is not None and v.culprit.value == "negation"
+    assert v.p_value == min(1.0, 2 * corpus_test.p_value)
+    assert any("Bonferroni" in e.summary for e in v.evidence)

@@ -71,15 +71,29 @@ def _confidence(v: CauseVerdict, verdict: str) -> float:
 
 
 def finalize(verdicts: Sequence[Sequence[CauseVerdict]]) -> list[list[CauseVerdict]]:
-    """BH across every tested cause of every defect, then the decision rule again with the q-values."""
+    """BH across every distinct test of the diagnosis, then the decision rule again with the q-values. A test
+    several defects share (the same cause, culprit, effect and p: e.g. one training-corpus test for every defect
+    it is asked about) is one hypothesis, counted once."""
     flat = [(i, j) for i, vs in enumerate(verdicts) for j, v in enumerate(vs) if v.p_value is not None]
-    qs = stats.benjamini_hochberg([float(verdicts[i][j].p_value or 1.0) for i, j in flat]) if flat else []
+    keys = [_test_key(verdicts[i][j]) for i, j in flat]
+    unique = list(dict.fromkeys(keys))
+    p_of = {k: float(verdicts[i][j].p_value or 1.0) for k, (i, j) in zip(keys, flat)}
+    q_of = dict(zip(unique, stats.benjamini_hochberg([p_of[k] for k in unique]))) if unique else {}
+    qs = [q_of[k] for k in keys]
     out = [list(vs) for vs in verdicts]
     for (i, j), q in zip(flat, qs):
         v = out[i][j]
         refuted = v.verdict == NOT_SUPPORTED and not _within(v)  # a hypothesis's own refutation stands
         out[i][j] = provisional(v, True if refuted else None, float(q))
     return out
+
+
+def _test_key(v: CauseVerdict) -> tuple:
+    """What makes two verdicts the same test: cause, culprit, effect and p-value."""
+    c, e = v.culprit, v.effect
+    culprit = (c.kind, c.attribute, c.value, c.contrast, c.label) if c is not None else None
+    effect = (e.value, e.ci_low, e.ci_high, e.n) if e is not None else None
+    return v.cause, culprit, effect, v.p_value
 
 
 def _within(v: CauseVerdict) -> bool:

@@ -8,6 +8,10 @@ swaps define the defect, so they cannot confirm its cause. The oriented effect o
 2. **training-corpus skew** (``--train``): P(target) in training rows mentioning A vs B (Newcombe CI, Fisher),
    and whether it leans the way the model does.
 
+The probe compares a seeded subset of each attribute's groups; a pair it did not compare whose training-corpus
+skew is significant (BH within the attribute) is proposed by the corpus and tested on held-out cases made for
+that pair, so a bias the training data planted between two untested groups is still found.
+
 On a defect of the model's own task (natural inputs), the identity terms in the failing cases are swapped to
 another group and re-scored: how many failures the swap fixes against how many passing cases with terms it
 breaks (an intervention on data the probe did not make), and the training corpus's skew between that group and
@@ -15,8 +19,9 @@ the one swapped in corroborates it when it leans the same way.
 """
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from lmcritic import stats
@@ -30,6 +35,18 @@ from lmcritic.probes.base import Estimate, Record
 THRESHOLD = 0.05  # |Δp| (or fix − break rate) that counts
 REPLICATION = 60  # held-out cases
 PAIRS = 3  # group pairs tested per attribute
+MIN_ROWS = 10  # training rows a group needs before its label skew can propose a pair
+
+
+@dataclass(frozen=True)
+class CorpusPair:
+    """A group pair the probe did not compare, proposed by the training corpus: ``low`` has the lower P(target)."""
+
+    attribute: str
+    low: str
+    high: str
+    skew: Estimate  # P(target | low) − P(target | high) in the training rows (Newcombe CI)
+    p_value: float  # two-sided Fisher
 
 
 class DataBias(Hypothesis):
@@ -54,29 +71,38 @@ class DataBias(Hypothesis):
         comes from a different set of sentences (the ones that name both groups)."""
         from lmcritic.diagnose.calibrate import inner_bound
 
+        target = str(failing[0].output.get("target", "positive"))
         attrs = [str(a) for a, _ in Counter(r.tags.get("attribute") for r in ctx.failing(10_000)).most_common(3)]
-        verdicts = [v for a in attrs for v in self._attribute(ctx, a)]
+        measured = dict.fromkeys(str(r.tags.get("attribute")) for r in ctx.records if r.tags.get("attribute"))
+        attrs += [a for a in measured if a not in attrs and _corpus_pairs(ctx, a, target, set())]
+        verdicts = [v for a in attrs for v in self._attribute(ctx, a, target)]
         return max(verdicts, key=lambda v: (v.verdict == "supported", v.corroboration, inner_bound(v.effect)))
 
-    def _attribute(self, ctx: DefectContext, attr: str) -> list[CauseVerdict]:
+    def _attribute(self, ctx: DefectContext, attr: str, target: str) -> list[CauseVerdict]:
         from lmcritic.probes.bias.counterfactual import pair_effects
 
         failing = [r for r in ctx.failing(10_000) if r.tags.get("attribute") == attr][: ctx.max_cases]
         effects = pair_effects([r for r in ctx.records if r.tags.get("attribute") == attr], ctx.seed)
-        if not effects or not failing:
+        tops: list[Any] = _candidates(ctx, effects, target) if effects and failing else []
+        tops += _corpus_pairs(ctx, attr, target, {frozenset((e.a, e.b)) for e in effects})
+        if not tops:
             return [self.verdict(False, False, 0.0, f"{attr}: no group pair to compare", [])]
-        target = str(failing[0].output.get("target", "positive"))
-        return [self._pair(ctx, failing, attr, top) for top in _candidates(ctx, effects, target)]
+        return [self._pair(ctx, failing, attr, top, target) for top in tops]
 
-    def _pair(self, ctx: DefectContext, failing: list[Record], attr: str, top: Any) -> CauseVerdict:
-        low, high = (top.a, top.b) if top.delta.value < 0 else (top.b, top.a)
-        target = failing[0].output.get("target", "positive")
-        sign = 1 if low == top.a else -1
-        probe_delta = _oriented(top.delta, sign)
-        evidence = [Evidence("statistic", f"probe: p({target} | {low}) − p({target} | {high}) = {probe_delta} "
-                             f"(flips {top.flips}); this is the defect, not evidence of its cause", probe_delta,
-                             top.p_value, tuple(r.case_id for r in failing[:10]))]
-        rep, rep_p, tests = self._replicate(ctx, attr, low, high, evidence)
+    def _pair(self, ctx: DefectContext, failing: list[Record], attr: str, top: Any, target: str) -> CauseVerdict:
+        if isinstance(top, CorpusPair):
+            low, high = top.low, top.high
+            probe_delta: Estimate | None = None
+            evidence = [Evidence("statistic", f"the probe did not compare {low} with {high} (it tests a seeded "
+                                 f"subset of the {attr} groups); the training corpus proposed the pair", top.skew,
+                                 top.p_value)]
+        else:
+            low, high = (top.a, top.b) if top.delta.value < 0 else (top.b, top.a)
+            probe_delta = _oriented(top.delta, 1 if low == top.a else -1)
+            evidence = [Evidence("statistic", f"probe: p({target} | {low}) − p({target} | {high}) = {probe_delta} "
+                                 f"(flips {top.flips}); this is the defect, not evidence of its cause", probe_delta,
+                                 top.p_value, tuple(r.case_id for r in failing[:10]))]
+        rep, rep_p, tests = self._replicate(ctx, attr, low, high, evidence, isinstance(top, CorpusPair))
         skew = self._skew(ctx, attr, target, low, high, evidence)
         aligned = skew is not None and skew[1] < 0.05 and skew[0].value < 0
         replicated = rep is not None and rep_p is not None and rep_p < 0.05 and rep.value < 0
@@ -94,8 +120,10 @@ class DataBias(Hypothesis):
                           evidence=evidence, tests=tests, culprit=culprit)
         return replace(v, corroboration=int(replicated) + int(aligned))
 
-    def _replicate(self, ctx: DefectContext, attr: str, low: str, high: str, evidence: list) -> tuple:
-        """The same pair on held-out names and templates (never used by the probe), on the evaluated texts."""
+    def _replicate(self, ctx: DefectContext, attr: str, low: str, high: str, evidence: list,
+                   own_cases: bool = False) -> tuple:
+        """The same pair on held-out names and templates (never used by the probe), on the evaluated texts.
+        ``own_cases``: cases made for this pair alone (the probe's group subset does not hold it)."""
         from lmcritic.probes.bias import _cf_cases as CF
         from lmcritic.probes.bias.counterfactual import case_of, pair_effects
 
@@ -106,7 +134,7 @@ class DataBias(Hypothesis):
         cfg = probe.config
         sentences = [input_text(r) or "" for r in ctx.eval_records] or [r.input.get("text", "") for r in ctx.records]
         made = CF.template_cases(attr, sentences, REPLICATION, cfg.seed, "holdout", cfg.kinds, cfg.holdout,
-                                 cfg.max_groups)
+                                 cfg.max_groups, (low, high) if own_cases else None)
         made = [_pair_only(c, low, high) for c in made if low in c.texts and high in c.texts]
         cases = [case_of(c, None, f"cf-holdout-{attr}-{low}|{high}-{i}") for i, c in enumerate(made)]
         records = rescorer.score_cases(ctx.defect.probe, cases, self.name, ctx.defect.id)
@@ -187,6 +215,25 @@ def _corpus_skew(ctx: DefectContext, attr: str, target: str, low: str, high: str
     d, (lo, hi) = risk_difference(ka, na, kb, nb)
     p = min(1.0, 2 * min(fisher_greater(ka, na - ka, kb, nb - kb), fisher_greater(kb, nb - kb, ka, na - ka)))
     return Estimate(d, na + nb, lo, hi, "newcombe"), p, (ka, na), (kb, nb)
+
+
+def _corpus_pairs(ctx: DefectContext, attr: str, target: str, tested: set[frozenset[str]]) -> list[CorpusPair]:
+    """Pairs of ``attr``'s groups the probe did not compare (``tested``) whose training rows (``MIN_ROWS`` each)
+    differ significantly in P(target), BH across the attribute's pairs; the most skewed first, at most ``PAIRS``."""
+    if ctx.profile is None or not ctx.profile.labelled:
+        return []
+    rates = {g: kn for g, kn in ctx.profile.group_rates(attr, target).items() if kn[1] >= MIN_ROWS}
+    found = []
+    for a, b in itertools.combinations(sorted(rates), 2):
+        if frozenset((a, b)) in tested:
+            continue
+        low, high = (a, b) if rates[a][0] * rates[b][1] <= rates[b][0] * rates[a][1] else (b, a)
+        skew = _corpus_skew(ctx, attr, target, low, high)
+        if skew is not None:
+            found.append(CorpusPair(attr, low, high, skew[0], skew[1]))
+    qs = stats.benjamini_hochberg([c.p_value for c in found]) if found else []
+    keep = [c for c, q in zip(found, qs) if q < 0.05 and c.skew.value < 0]
+    return sorted(keep, key=lambda c: c.skew.value)[:PAIRS]
 
 
 def _candidates(ctx: DefectContext, effects: list, target: str) -> list:

@@ -1,11 +1,12 @@
 """Label noise: the training labels of one phenomenon (negation, contrast, a word, ...) are inconsistent.
 
-The phenomenon is the defect's text predicate (``negation=yes``, ``word:but=yes``), else the text feature in
-which the probe's failures concentrate most. Noisy labels are the ones a model cannot fit (the idea behind
-confident learning): the model is asked about a sample of its own training rows, with and without the
-phenomenon, and its disagreement with their labels is compared with its error on held-out evaluated texts of
-the same two kinds. Clean labels are fit better than unseen data is predicted, even on a hard phenomenon;
-noisy labels are not. The effect is the difference in differences
+The phenomenon is the defect's text predicate (``negation=yes``, ``word:but=yes``), else each text feature on
+which the probe's failures are more frequent, tested in turn (Bonferroni over them) and the best-evidenced kept:
+where failures concentrate most is not always where the labels are noisy. Noisy labels are the ones a model
+cannot fit (the idea behind confident learning): the model is asked about a sample of its own training rows,
+with and without the phenomenon, and its disagreement with their labels is compared with its error on held-out
+evaluated texts of the same two kinds. Clean labels are fit better than unseen data is predicted, even on a hard
+phenomenon; noisy labels are not. The effect is the difference in differences
 
     (disagree_train[P] − error_eval[P]) − (disagree_train[¬P] − error_eval[¬P])
 
@@ -53,9 +54,15 @@ class LabelNoise(Hypothesis):
     def test(self, ctx: DefectContext) -> CauseVerdict:
         if ctx.profile is None or not ctx.profile.labelled or not ctx.eval_records or ctx.eval_key is None:
             return self.verdict(False, False, 0.0, "needs a labelled training corpus and the model's own task", [])
-        name, has = _phenomenon(ctx)
-        if has is None:
+        candidates = _phenomena(ctx)
+        if not candidates:
             return self.verdict(False, True, 0.0, "no text phenomenon on which the failures are more frequent", [])
+        verdicts = [self._phenomenon_test(ctx, name, has, len(candidates)) for name, has in candidates]
+        return max(verdicts, key=lambda v: (v.verdict == "supported", v.corroboration,
+                                            -(v.p_value if v.p_value is not None else 2.0)))
+
+    def _phenomenon_test(self, ctx: DefectContext, name: str, has: Callable[[str], bool], k: int) -> CauseVerdict:
+        """One phenomenon's test; its p-value is multiplied by ``k``, the number of phenomena tested."""
         train = _train_sample(ctx, has)
         if min(len(train[True]), len(train[False])) < 20:
             return self.verdict(False, False, 0.0, f"too few training rows with/without {name}", [])
@@ -75,6 +82,9 @@ class LabelNoise(Hypothesis):
                     *self._conflicts(ctx, has)]
         noise = self._corpus_model(ctx, name, has, evidence)
         model_ok = p < 0.05 and effect.value > 0
+        if k > 1:
+            evidence.append(Evidence("statistic", f"{k} phenomena tested for this defect: the p-value decided on is "
+                                     f"the test's times {k} (Bonferroni)"))
         culprit = Culprit("label_noise", name, contrast=f"training rows without {name}", effect=noise[0] or effect,
                           direction=f"training labels of {name} rows are inconsistent",
                           effect_name="excess share of flipped training labels with the phenomenon (cross-fitted "
@@ -85,9 +95,9 @@ class LabelNoise(Hypothesis):
             f"the model contradicts {rates['train']:.0%} of them (held-out error {rates['held-out']:.0%}), " \
             f"difference in differences {effect}"
         if noise[0] is None:  # no evidence in the labels themselves: the model's fit alone cannot support it
-            return self.conclude(effect, p, threshold=THRESHOLD, independent=False, interventional=False,
-                                 summary=summary, evidence=evidence, tests=tests, culprit=culprit)
-        v = self.conclude(noise[0], noise[1], threshold=THRESHOLD, independent=True, interventional=False,
+            return self.conclude(effect, min(1.0, p * k), threshold=THRESHOLD, independent=False,
+                                 interventional=False, summary=summary, evidence=evidence, tests=tests, culprit=culprit)
+        v = self.conclude(noise[0], min(1.0, noise[1] * k), threshold=THRESHOLD, independent=True, interventional=False,
                           summary=summary, evidence=evidence, tests=tests, culprit=culprit)
         return replace(v, corroboration=int(model_ok))
 
@@ -145,29 +155,29 @@ class LabelNoise(Hypothesis):
                                             for c in mine[:5]]})]
 
 
-def _phenomenon(ctx: DefectContext) -> tuple[str, Callable[[str], bool] | None]:
-    """The defect's text predicate, else the text feature in which the probe's failures are over-represented
-    (failure rate higher with it than without; the most significant by Fisher). Significance is not required:
+def _phenomena(ctx: DefectContext) -> list[tuple[str, Callable[[str], bool]]]:
+    """The defect's text predicate, else every text feature on which the probe's failures are over-represented
+    (failure rate higher with it than without), the most significant by Fisher first. Significance is not required:
     noisy training labels of a phenomenon need not make a 200-case evaluation fail much more often on it (41%
     flipped negation labels moved held-out error only from 18% to 23% on a fine-tuned MiniLM), and this choice
     only picks what to test — the model contradicting its training labels of it more than its held-out error
     predicts is the test that decides."""
     for f, v in ctx.defect.predicates:
         if f in PHENOMENA and v == "yes":
-            return f, _feature(f)
+            return [(f, _feature(f))]
         if f.startswith("word:") and v == "yes":
             kind = _word_phenomenon(f[5:])  # "but" is contrast, "not" negation: test the whole phenomenon
-            return (kind, _feature(kind)) if kind else (f"word {f[5:]!r}", _has_word(f[5:]))
+            return [(kind, _feature(kind)) if kind else (f"word {f[5:]!r}", _has_word(f[5:]))]
     err = np.array([r.passed is False for r in ctx.records])
-    best = None
+    found = []
     for f in PHENOMENA:
         col = ctx.table.columns.get(f)
         if col is None:
             continue
         s = slice_stats(((f, "yes"),), np.asarray(col) == "yes", err, clusters=cluster_ids(ctx.table.clusters))
-        if s.risk_ratio > 1 and (best is None or s.p_value < best[1]):
-            best = (f, s.p_value)
-    return (best[0], _feature(best[0])) if best else ("", None)
+        if s.risk_ratio > 1:
+            found.append((s.p_value, f))
+    return [(f, _feature(f)) for _, f in sorted(found)]
 
 
 def _has_word(word: str) -> Callable[[str], bool]:

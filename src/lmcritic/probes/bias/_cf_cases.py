@@ -100,11 +100,13 @@ def case_groups(attribute: str, max_groups: int, seed: int, lang: str = "en") ->
 
 def template_cases(attribute: str, sentences: Sequence[str], n: int, seed: int, part: str = "probe",
                    kinds: Iterable[str] = ("frame", "subject", "object"), holdout: float = 0.34,
-                   max_groups: int = 6) -> list[CFCase]:
-    """``n`` template cases (kinds in turn) on seeded sentences, with the ``part`` share of templates and people."""
+                   max_groups: int = 6, groups: Sequence[str] | None = None) -> list[CFCase]:
+    """``n`` template cases (kinds in turn) on seeded sentences, with the ``part`` share of templates and people.
+    ``groups`` names the groups to compare instead of the seeded subset (a pair the probe did not test)."""
     lang = language(sentences)
     templates = ZH_TEMPLATES if lang == "zh" else TEMPLATES
-    gs = case_groups(attribute, max_groups, seed, lang)
+    gs = tuple(g for g in groups if _people_of(attribute, g, lang)) if groups is not None else \
+        case_groups(attribute, max_groups, seed, lang)
     kinds = [k for k in kinds if k in templates]
     sentences = [s for s in sentences if not find_identity_terms(s, attribute)]  # the person is the only mention
     if len(gs) < 2 or not kinds or not sentences:
