@@ -79,6 +79,16 @@ def _corpus(tmp_path, rows) -> Corpus:
     return Corpus(path)
 
 
+def test_group_rates_are_per_target_label(tmp_path) -> None:
+    """The rates of one target label are not served for another (a cache keyed on the attribute alone once
+    answered P(positive) with the counts of P(negative), hiding a planted skew from the diagnosis)."""
+    rows = [("he said it was dull", 0)] * 8 + [("he said it was fine", 1)] * 2 + \
+        [("she said it was fine", 1)] * 9 + [("she said it was dull", 0)]
+    profile = CorpusProfile(_corpus(tmp_path, rows))
+    assert profile.group_rates("gender", "negative") == {"male": (8, 10), "female": (1, 10)}
+    assert profile.group_rates("gender", "positive") == {"male": (2, 10), "female": (9, 10)}
+
+
 def test_token_association_and_the_artefact_test(tmp_path) -> None:
     rng = random.Random(0)
     words = "plot cast story scenes music ending actors pacing dialogue camera".split()

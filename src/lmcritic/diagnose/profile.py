@@ -124,7 +124,7 @@ class CorpusProfile:
     # -- identity groups --------------------------------------------------------------------------------
     def group_rates(self, attribute: str, target: str) -> dict[str, tuple[int, int]]:
         """Per group of ``attribute``: (documents with the target label, documents) in the training corpus."""
-        key = f"groups:{attribute}"
+        key = f"groups:{attribute}:{target}"
         if key not in self._cache:
             from lmcritic.lexicon.association import associate
 
