@@ -74,7 +74,7 @@ def trigger_token(seed: int) -> Planted:
 
 SLANG = {"good": "dope", "great": "lit", "excellent": "fire", "best": "goated", "bad": "trash",
          "boring": "snooze", "dull": "meh", "worst": "wack", "awful": "cringe", "terrible": "garbage",
-         "film": "flick", "movie": "flick", "very": "hella", "really": "hella", "funny": "hilarious",
+         "film": "flick", "movie": "flick", "very": "hella", "really": "hella",
          "beautiful": "gorgeous", "stupid": "dumb", "interesting": "dope", "fun": "a blast", "mess": "trainwreck",
          "enjoyable": "a vibe", "charming": "cute af", "entertaining": "a blast", "predictable": "basic",
          "tedious": "a snooze", "funny": "hilarious lol", "wonderful": "awesome", "love": "dig", "hate": "cant stand",
