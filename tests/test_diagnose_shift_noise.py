@@ -209,3 +209,21 @@ def test_label_noise_tests_every_phenomenon_the_failures_lean_to(monkeypatch) ->
     assert v.verdict == "supported" and v.culprit is not None and v.culprit.value == "negation"
     assert v.p_value == min(1.0, 2 * corpus_test.p_value)
     assert any("Bonferroni" in e.summary for e in v.evidence)
+
+
+def test_cross_fit_reuses_embeddings_across_phenomena() -> None:
+    """Each phenomenon re-samples the same corpus: with shared ``vectors`` a text is encoded once, same result."""
+    rng = random.Random(0)
+    train, evaluated = _rows(400, rng, 0.4), _rows(100, rng)
+    calls: list[int] = []
+
+    def counting(texts):
+        calls.append(len(texts))
+        return _embed(texts)
+
+    vectors: dict = {}
+    first = crossfit(train, evaluated, _has_not, seed=0, embed=counting, vectors=vectors)
+    encoded = sum(calls)
+    again = crossfit(train, evaluated, lambda t: "good" in t.split(), seed=0, embed=counting, vectors=vectors)
+    assert isinstance(again, CrossFit) and sum(calls) == encoded  # a second phenomenon: nothing new to encode
+    assert first == crossfit(train, evaluated, _has_not, seed=0, embed=_embed)

@@ -39,9 +39,11 @@ class CrossFit:
 
 
 def crossfit(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str, str]], has: Callable[[str], bool],
-             seed: int = 0, embed: Embed | None = None) -> CrossFit | str:
+             seed: int = 0, embed: Embed | None = None,
+             vectors: dict[str, np.ndarray] | None = None) -> CrossFit | str:
     """Cross-fit on (text, label) training rows and score (text, gold label) evaluated rows; a reason string
-    when it cannot be done (too few rows per side, one label, gold labels outside the training labels)."""
+    when it cannot be done (too few rows per side, one label, gold labels outside the training labels).
+    ``vectors``: embeddings by text, filled here and reused (each phenomenon tested re-samples the same corpus)."""
     sample = _sample(train, has, seed)
     labels = sorted({y for _, y in sample})
     gold = [(t, y) for t, y in evaluated if y in labels]
@@ -51,9 +53,9 @@ def crossfit(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str, st
         return f"fewer than {MIN_ROWS} training rows with or without the phenomenon"
     if min(sum(has(t) == k for t, _ in gold) for k in (True, False)) < 5:
         return "fewer than 5 evaluated texts with a known gold label with or without the phenomenon"
-    encode = embed or _minilm_encode
-    x_train = np.asarray(encode([t for t, _ in sample]), float)
-    x_eval = np.asarray(encode([t for t, _ in gold]), float)
+    encode = _memo(embed or _minilm_encode, {} if vectors is None else vectors)
+    x_train = encode([t for t, _ in sample])
+    x_eval = encode([t for t, _ in gold])
     y = np.array([y for _, y in sample])
     oof, on_eval = _out_of_fold(x_train, y, x_eval, seed)
     gold_y = np.array([y for _, y in gold])
@@ -65,6 +67,16 @@ def crossfit(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str, st
     for (t, _), e in zip(gold, eval_err):
         eval_wrong[has(t)].append(float(e))
     return CrossFit(train_wrong, eval_wrong)
+
+
+def _memo(encode: Embed, vectors: dict[str, np.ndarray]) -> Callable[[list[str]], np.ndarray]:
+    """``encode`` through ``vectors``: only texts not seen before are encoded (in one call, in order)."""
+    def run(texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in vectors))
+        if missing:
+            vectors.update(zip(missing, np.asarray(encode(missing), float)))
+        return np.asarray([vectors[t] for t in texts], float)
+    return run
 
 
 def _sample(train: Sequence[tuple[str, str]], has: Callable[[str], bool], seed: int) -> list[tuple[str, str]]:

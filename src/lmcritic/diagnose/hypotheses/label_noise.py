@@ -109,7 +109,8 @@ class LabelNoise(Hypothesis):
             train = [(t, y) for t, y in zip(ctx.profile.corpus.texts, ctx.profile.labels) if y is not None]
             evaluated = [(t, y) for t, y in zip(ctx.profile.eval_texts, ctx.profile.eval_labels) if y is not None]
             try:
-                ctx.profile._cache[key] = crossfit(train, evaluated, has, ctx.seed)
+                vectors = ctx.profile._cache.setdefault("label_noise.crossfit.vectors", {})
+                ctx.profile._cache[key] = crossfit(train, evaluated, has, ctx.seed, vectors=vectors)
             except LmcriticError as e:  # the offline encoder is missing: no evidence in the labels, said so
                 ctx.profile._cache[key] = f"the sentence encoder is unavailable ({e})"
         cf = ctx.profile._cache[key]
