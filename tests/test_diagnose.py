@@ -218,3 +218,27 @@ def test_hf_model_run_is_diagnosed_with_its_own_perplexity(tmp_path, tiny_causal
     assert graph.defects and graph.tests_run > 0
     assert {c.cause for c in graph.defects[0].causes} == {"objective_conflict", "fragility"}
     assert runner.store.records(run_id, "diagnose.objective_conflict")
+
+
+def test_input_perplexity_chunks_texts_of_similar_length() -> None:
+    """Chunks are formed by length (each is padded to its longest row), and the order does not change a value."""
+    from lmcritic.diagnose import features
+    from lmcritic.requests import Capability, RollingResult
+
+    class Rolling:
+        calls: list[list[str]] = []
+
+        def supports(self, cap: Capability) -> bool:
+            return cap == Capability.ROLLING_LOGPROBS
+
+        def rolling_logprobs(self, reqs: list) -> list[RollingResult]:
+            self.calls.append([r.text for r in reqs])
+            return [RollingResult(token_ids=(0,) * len(r.text), tokens=("t",) * len(r.text),
+                                  logprobs=(-1.0,) * len(r.text), offsets=((0, 1),) * len(r.text)) for r in reqs]
+
+    texts = [("b" * (i % 7 + 1)) + "x" * (50 if i % 2 else 0) + str(i) for i in range(70)]
+    model = Rolling()
+    ppl = features.input_perplexity(model, texts)  # type: ignore[arg-type]
+    assert ppl == pytest.approx([np.e] * len(texts))
+    lengths = [[len(t) for t in chunk] for chunk in model.calls]
+    assert len(model.calls) == 3 and all(max(a) <= min(b) for a, b in zip(lengths, lengths[1:]))
