@@ -56,7 +56,10 @@ def main() -> None:
                          num_train_adv_examples=args.adv, query_budget_train=args.budget, random_seed=args.seed,
                          output_dir=str(out / "ta-output"), save_last=True, log_to_tb=False, log_to_wandb=False,
                          attack_num_workers_per_device=1, parallel=False)
-    trainer = Trainer(wrapper, "classification", attack, Dataset(train), Dataset(dev[:64]), targs)
+    # input_columns as a tuple: TextAttack 0.3.11's Trainer adds ("_example_type",) to it, and the default is a list
+    cols = ("text",)
+    trainer = Trainer(wrapper, "classification", attack, Dataset(train, input_columns=cols),
+                      Dataset(dev[:64], input_columns=cols), targs)
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0
