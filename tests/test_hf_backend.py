@@ -498,3 +498,17 @@ def test_roomy_cache_grows_when_the_room_runs_out() -> None:
     assert k.shape == (3, 3, 6, 5) and torch.equal(k[:, :, 4:], new) and layer.get_seq_length() == 6
     k, _ = layer.update(new[:, :, :1], new[:, :, :1])  # no room left
     assert k.shape == (3, 3, 7, 5) and torch.equal(k[:, :, :4], torch.stack([keys[1], keys[0], keys[1]]))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
+def test_malloc_reuse_keeps_new_threads_on_the_main_arena() -> None:
+    """A thread started afterwards allocates from the main heap (no arena of its own, whose heap glibc trims)."""
+    code = ("import ctypes, threading; from lmcritic.backends._cpu_malloc import reuse_freed_memory as r; r(); "
+            "libc = ctypes.CDLL('libc.so.6'); libc.malloc.restype = ctypes.c_void_p; "
+            "t = threading.Thread(target=lambda: libc.free(ctypes.c_void_p(libc.malloc(1 << 20)))); t.start(); "
+            "t.join(); libc.malloc_stats()")
+    run = lambda env: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,  # noqa: E731
+                                     env={**os.environ, **env}, timeout=60).stderr
+    assert "Arena 1:" in run({"LMCRITIC_MALLOC_REUSE": "0"})  # the control: glibc's default gives the thread one
+    stats = run({"LMCRITIC_MALLOC_REUSE": "1"})
+    assert "Arena 0:" in stats and "Arena 1:" not in stats
