@@ -226,7 +226,8 @@ def test_input_perplexity_chunks_texts_of_similar_length() -> None:
     from lmcritic.requests import Capability, RollingResult
 
     class Rolling:
-        calls: list[list[str]] = []
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
 
         def supports(self, cap: Capability) -> bool:
             return cap == Capability.ROLLING_LOGPROBS
