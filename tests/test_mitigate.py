@@ -157,6 +157,10 @@ def test_training_rows_load_loudly_and_evaluation_overlap_is_refused(tmp_path):
     bad.write_text("text\tlabel\na fine film\t1\nno label here\t7\n")
     with pytest.raises(DataError, match=r"bad.tsv:3: label '7'"):
         load_training(bad, LABELS)
+    torn = tmp_path / "torn.tsv"  # a row the reader cannot parse is an error, not a skipped row
+    torn.write_text("text\tlabel\na fine film\t1\na row without its label column\n")
+    with pytest.raises(DataError, match=r"torn.tsv:3: 1 fields, expected 2"):
+        load_training(torn, LABELS)
     with pytest.raises(DataError, match="evaluation cases of run R"):
         check_disjoint(data, {"a fine film"}, "R", decontaminate=False)
     kept, dropped = check_disjoint(data, {"a fine film"}, "R", decontaminate=True)

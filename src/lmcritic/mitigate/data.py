@@ -76,15 +76,23 @@ def load_training(path: str | Path, labels: Sequence[str] = ()) -> TrainingSet:
     return TrainingSet(tuple(rows), tuple(labels), str(p))
 
 
-def _labelled_rows(p: Path, labels: tuple[str, ...]) -> Iterable[Row]:
-    from lmcritic.datasets import read_rows
+def _labelled_rows(p: Path, labels: tuple[str, ...]) -> list[Row]:
+    """The shared reader skips a row it cannot parse (wrong field count, not UTF-8, oversize) with a warning,
+    as probe data may; a training corpus may not lose rows silently, so the first such row is an error here."""
+    from lmcritic.datasets import collect_issues, read_rows
 
-    for line, row in read_rows(p, required=()):
-        text = next((row[c] for c in TEXT_COLUMNS if isinstance(row.get(c), str) and row[c].strip()), None)
-        if text is None:
-            raise DataError(f"{p}:{line}: no text (a non-empty 'text' or 'sentence' column)",
-                            "fix the row or remove it")
-        yield Row(text.strip(), label_of(row.get("label"), labels, f"{p}:{line}"), line=line)
+    out = []
+    with collect_issues() as issues:
+        for line, row in read_rows(p, required=()):
+            text = next((row[c] for c in TEXT_COLUMNS if isinstance(row.get(c), str) and row[c].strip()), None)
+            if text is None:
+                raise DataError(f"{p}:{line}: no text (a non-empty 'text' or 'sentence' column)",
+                                "fix the row or remove it")
+            out.append(Row(text.strip(), label_of(row.get("label"), labels, f"{p}:{line}"), line=line))
+    if issues.issues:
+        raise DataError(f"{issues.issues[0]} ({len(issues.issues)} malformed row(s) in the training corpus)",
+                        "fix the row or remove it")
+    return out
 
 
 def label_of(value: object, labels: Sequence[str], where: str) -> str:
