@@ -53,3 +53,20 @@ def test_the_neutral_edit_changes_only_casing_or_final_punctuation() -> None:
     for text in ("good film.", "Good film", "a", "WOW!"):
         out = neutral_edit(text, rng)
         assert out in {casing(text, rng), punctuation(text, rng)} and out != text
+
+
+def test_a_test_for_some_failures_samples_among_those_not_among_all() -> None:
+    """Fragility's spell-correction test applies to failures with typos only: sampling the budget among all
+    failures first left 11 of 19 such cases on a planted-typos model (inconclusive, q=0.11)."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose._text import typos
+    from lmcritic.diagnose.hypotheses.base import DefectContext
+
+    records = [rec(i, "a wonderfl film" if i % 3 == 0 else "a fine film") for i in range(60)]
+    ctx = DefectContext(defect=SimpleNamespace(case_ids=[r.case_id for r in records]), records=records, table=None,
+                        max_cases=8)
+    picked = ctx.failing_where(lambda r: bool(typos(r.text)))
+    assert len(picked) == 8 and all(typos(r.text) for r in picked)
+    assert sum(bool(typos(r.text)) for r in ctx.failing()) < 8  # what a sample of all failures would have held
+    assert ctx.failing_where(lambda r: bool(typos(r.text)), cap=100) == records[::3]

@@ -78,16 +78,6 @@ def dictionary() -> frozenset[str]:
         return frozenset(line.split(" ", 1)[0] for line in f)
 
 
-@functools.lru_cache(maxsize=1)
-def _symspell():
-    """The spelling corrector: edit distance 1 (Damerau: a swap counts once), built on first correction."""
-    from symspellpy import SymSpell
-
-    sym = SymSpell(max_dictionary_edit_distance=1, prefix_length=7)
-    sym.load_dictionary(_dictionary_path(), term_index=0, count_index=1)
-    return sym
-
-
 def is_typo(word: str) -> bool:
     """A lower-case alphabetic word of 3+ letters that is in neither the spelling dictionary nor common use."""
     w = word.lower()
@@ -109,15 +99,15 @@ def typos(text: str) -> list[str]:
 
 
 def spell_correct(text: str) -> str:
-    """Replace each typo with symspell's closest dictionary word (the fragility repair intervention)."""
-    from symspellpy import Verbosity
+    """Replace each typo with its most probable intended word (the fragility repair intervention; noisy channel,
+    :mod:`lmcritic.diagnose._spelling`)."""
+    from lmcritic.diagnose._spelling import correct_word
 
     def repl(m: re.Match) -> str:
         w = m.group(0)
         if not is_typo(w):
             return w
-        hits = _symspell().lookup(w.lower(), Verbosity.CLOSEST, max_edit_distance=1)
-        return hits[0].term if hits else w
+        return correct_word(w.lower()) or w
 
     return _WORD.sub(repl, text)
 

@@ -3,10 +3,11 @@
 Steps, each optional: Unicode NFKC (full-width letters, ligatures, many homoglyph tricks), zero-width and
 control characters removed, runs of spaces collapsed (line breaks kept: prompts use them), letters repeated
 three or more times squeezed to two ("soooo" → "soo"), and every word that is a typo — in neither the 82k-word
-spelling dictionary nor common use — replaced by its closest dictionary word (symspell, edit distance 1, the
-same corrector the fragility diagnosis tests; capitalised words inside a sentence are taken for names and kept).
-The input side of each request changes (prompt, chat messages,
-classifier text); continuations, perplexity and embedding requests pass through untouched.
+spelling dictionary nor common use — replaced by its most probable intended word one edit away (a noisy channel:
+word frequency times a typing-error model, :mod:`lmcritic.diagnose._spelling`, the same corrector the fragility
+diagnosis tests; capitalised words inside a sentence are taken for names and kept). The input side of each
+request changes (prompt, chat messages, classifier text); continuations, perplexity and embedding requests pass
+through untouched.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ _WORD = re.compile(r"(?<![\w'])[A-Za-z]+(?![\w'])")
 
 
 def _corrected(m: re.Match) -> str:
-    """A typo's closest dictionary word (symspell, edit distance 1) in the typo's casing; capitalised words after
+    """A typo's most probable intended word (noisy channel, one edit) in the typo's casing; capitalised words after
     the start of a line are left alone (names are rare words, not typos)."""
     from lmcritic.diagnose import _text
     from lmcritic.perturb.base import match_case
@@ -60,10 +61,10 @@ def _corrected(m: re.Match) -> str:
     line_start = start == 0 or m.string[:start].rstrip(" \t").endswith(("\n", ".", "!", "?", ":"))
     if (word[:1].isupper() and not line_start) or not _text.is_typo(word):
         return word
-    from symspellpy import Verbosity
+    from lmcritic.diagnose._spelling import correct_word
 
-    hits = _text._symspell().lookup(word.lower(), Verbosity.CLOSEST, max_edit_distance=1)
-    return match_case(word, hits[0].term) if hits else word
+    fixed = correct_word(word.lower())
+    return match_case(word, fixed) if fixed else word
 
 
 class NormalizedBackend(WrapperBackend):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from lmcritic import stats
 from lmcritic.diagnose.defects import Defect
@@ -117,6 +117,13 @@ class DefectContext:
         """The defect's failing records (a deterministic sample of ``cap``, default ``max_cases``)."""
         index = self.by_id()
         recs = [index[c] for c in self.defect.case_ids if c in index]
+        return _sample(recs, cap or self.max_cases, self.seed)
+
+    def failing_where(self, keep: Callable[[Record], bool], cap: int | None = None) -> list[Record]:
+        """The failing records ``keep`` holds for, sampled to ``cap`` (default ``max_cases``) after filtering: a
+        test that applies to some failures only spends its budget on those, not on a sample of all failures."""
+        index = self.by_id()
+        recs = [index[c] for c in self.defect.case_ids if c in index and keep(index[c])]
         return _sample(recs, cap or self.max_cases, self.seed)
 
     def controls(self, cap: int | None = None) -> list[Record]:

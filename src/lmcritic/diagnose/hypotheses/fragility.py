@@ -1,11 +1,11 @@
 """Fragility: surface noise the meaning does not depend on (typos) causes the failures.
 
-Primary test (on failing cases whose text has typos): spell-correct them (symspell) and re-score, and, on the
-same cases, apply a neutral edit instead (casing or punctuation) — failures near the decision boundary flip
-under any edit, so the correction must beat the neutral edit, case by case (paired bootstrap). Corpus evidence
-(``--train``): the share of texts with typos in training vs in the evaluated data. When the probe itself made
-the noise (robustness probes), re-running perturbations only repeats the probe: the perturbation flip rate is
-reported, but it is not independent evidence.
+Primary test (on failing cases whose text has typos, sampled among those): spell-correct them (noisy channel)
+and re-score, and, on the same cases, apply a neutral edit instead (casing or punctuation) — failures near the
+decision boundary flip under any edit, so the correction must beat the neutral edit, case by case (paired
+bootstrap). Corpus evidence (``--train``): the share of texts with typos in training vs in the evaluated data.
+When the probe itself made the noise (robustness probes), re-running perturbations only repeats the probe: the
+perturbation flip rate is reported, but it is not independent evidence.
 """
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ class Fragility(Hypothesis):
         typo_share = rate([bool(_text.typos(input_text(r) or "")) for r in failing])
         evidence = [Evidence("statistic", f"typos occur in {typo_share} of failing cases", typo_share)]
         shift = self._corpus(ctx, evidence)
-        effect, p, n1 = self._repair(ctx, failing, evidence)
+        with_typos = ctx.failing_where(lambda r: bool(_text.typos(input_text(r) or "")))
+        effect, p, n1 = self._repair(ctx, with_typos, evidence)
         flips, n2 = self._perturb(ctx, failing, evidence)
         words = tuple(dict.fromkeys(w for r in failing for w in _text.typos(input_text(r) or "")))[:12]
         culprit = Culprit("typos", "typos", contrast="a neutral edit (casing/punctuation)", effect=effect,
