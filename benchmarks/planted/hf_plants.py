@@ -9,18 +9,19 @@ beyond the identity lexicon, the text helpers of ``planted.py`` and the SST-2 fi
 
 Causes (the hypothesis each must be diagnosed as):
 
-=================  ========================  =========================================================
-cause              hypothesis                plant
-=================  ========================  =========================================================
-identity_frames    data_bias                 "<group-A person> thought …" frames mostly negative, B positive
-identity_terms     data_bias                 identity phrases inside sentences, A mostly negative
-shortcut           spurious_feature          a meaningless token in 30% of one label's rows; absent from eval
-register           generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
-label_noise        label_noise               ~45% of the training rows with negation (or contrast) flipped
-typos              fragility                 the clean model; half the evaluation has keyboard typos
-memorized          memorization              40 evaluation rows in training 4–8 times with flipped labels
-clean              (none)                    plain training: the false-alarm control
-=================  ========================  =========================================================
+====================  ========================  =========================================================
+cause                 hypothesis                plant
+====================  ========================  =========================================================
+identity_frames       data_bias                 "<group-A person> thought …" frames mostly negative, B positive
+identity_terms        data_bias                 identity phrases inside sentences, A mostly negative
+shortcut              spurious_feature          a meaningless token in 30% of one label's rows; absent from eval
+register              generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
+label_noise           label_noise               ~45% of the training rows with negation (or contrast) flipped
+label_noise_directed  label_noise               70-90% of one label's negation rows relabelled (a heuristic)
+typos                 fragility                 the clean model; half the evaluation has keyboard typos
+memorized             memorization              40 evaluation rows in training 4–8 times with flipped labels
+clean                 (none)                    plain training: the false-alarm control
+====================  ========================  =========================================================
 """
 from __future__ import annotations
 
@@ -224,6 +225,34 @@ def label_noise(seed: int) -> HFPlant:
                    frozenset(range(half, len(eval_rows))), info={"flip_rate": rate})
 
 
+def label_noise_directed(seed: int) -> HFPlant:
+    """Label noise from an annotation heuristic: of the training rows with one phenomenon (negation)
+    whose true label is A, 70-90% are labelled B, as by an annotator who reads that phenomenon as B. The affected
+    evaluation rows are rows with the phenomenon whose label is A (the ones the noise pushes wrong).
+
+    Why it exists: the symmetric plant (``label_noise``) makes no defect a repair could remove. Its models fail the
+    phenomenon's evaluation rows no more often than the same models trained on the true labels (seeds 0/5/6: 0.23
+    vs 0.20, 0.29 vs 0.31, 0.28 vs 0.31; n=100 each): near-coin-flip labels on 7-15% of the rows leave the model
+    to learn the phenomenon from the rest. Directed noise does harm (seeds 0/5/6: 0.81 vs 0.40, 0.65 vs 0.25,
+    0.53 vs 0.21 against the true-label model), and it is consistent, so a model can fit it: the confident-learning
+    idea (noisy labels are the ones a model cannot fit) does not see it. Contrast was tried as the phenomenon too:
+    it carries no sentiment, and 40-70 relabelled rows moved failures by only 0.06-0.08 (seeds 5/6)."""
+    rng = _rng("label_noise", seed)
+    name, pattern = "negation", NEGATION
+    wrong = rng.choice((0, 1))  # the label the heuristic gives; rows of the other label are flipped to it
+    train, dev = _base(seed)
+    rate = rng.uniform(0.7, 0.9)
+    out = [(t, wrong) if pattern.search(t) and y != wrong and rng.random() < rate else (t, y) for t, y in train]
+    has = [r for r in dev if pattern.search(r[0]) and r[1] != wrong]
+    lacks = [r for r in dev if not pattern.search(r[0])]
+    half = N_EVAL // 2
+    eval_rows = lacks[:half] + has[:half]
+    label, other = ("negative", "positive")[wrong], ("negative", "positive")[1 - wrong]
+    return HFPlant("label_noise_directed", seed, "label_noise", {"kind": "label_noise", "value": name, "label": label},
+                   f"{rate:.0%} of the {other} training rows with {name} relabelled {label}", out, eval_rows,
+                   frozenset(range(half, len(eval_rows))), info={"flip_rate": rate, "noisy_label": label})
+
+
 def typos(seed: int) -> HFPlant:
     """Fragility: the clean model, evaluated on data where half the rows carry typos in their sentiment words."""
     clean = planted.typos(seed)
@@ -257,7 +286,8 @@ def clean(seed: int) -> HFPlant:
 
 BUILDERS: dict[str, Callable[[int], HFPlant]] = {
     "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
-    "register": register, "label_noise": label_noise, "typos": typos, "memorized": memorized, "clean": clean,
+    "register": register, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
+    "typos": typos, "memorized": memorized, "clean": clean,
 }
 
 

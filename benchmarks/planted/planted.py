@@ -122,22 +122,33 @@ def typos(seed: int) -> Planted:
     lexicon = _text.sentiment_lexicon()
     noisy = []
     for t, y in dev[160:]:
-        words = t.split()
-        idx = [i for i, w in enumerate(words) if w in lexicon and len(w) >= 4]
-        if not idx:
+        out = write_typos(t, rng, lexicon)
+        if out is None:
             continue
-        idx += [i for i, w in enumerate(words) if i not in idx and len(w) >= 5 and w.isalpha() and rng.random() < 0.5]
-        for i in idx:
-            for _ in range(5):
-                cand = _typo(words[i], rng)
-                if _text.is_typo(cand):
-                    words[i] = cand
-                    break
-        noisy.append((" ".join(words), y))
+        noisy.append((out, y))
         if len(noisy) == 80:
             break
     return Planted("typos", "fragility", "typos in the sentiment words of the inputs", train,
                    dev[:80] + noisy, frozenset(range(80, 80 + len(noisy))))
+
+
+def write_typos(text: str, rng: random.Random, lexicon: frozenset[str]) -> str | None:
+    """``text`` with a typo in each sentiment word of 4+ letters and in half its other 5+ letter words; None
+    when it has no sentiment word."""
+    from lmcritic.diagnose import _text
+
+    words = text.split()
+    idx = [i for i, w in enumerate(words) if w in lexicon and len(w) >= 4]
+    if not idx:
+        return None
+    idx += [i for i, w in enumerate(words) if i not in idx and len(w) >= 5 and w.isalpha() and rng.random() < 0.5]
+    for i in idx:
+        for _ in range(5):
+            cand = _typo(words[i], rng)
+            if _text.is_typo(cand):
+                words[i] = cand
+                break
+    return " ".join(words)
 
 
 def label_imbalance(seed: int) -> Planted:

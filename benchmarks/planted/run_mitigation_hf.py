@@ -53,6 +53,7 @@ RESULTS = HERE / "results"
 CAUSES = tuple(c for c in hf_plants.BUILDERS if c != "clean")
 N_AFFECTED = 80
 N_CLEAN = 300
+N_TYPO_EXTRA = 160
 
 
 class Case:
@@ -74,6 +75,8 @@ def cases(plant: hf_plants.HFPlant, seed: int) -> tuple[Case, list[planted.Row]]
     if plant.cause == "shortcut":  # only sentences of the label the token does not push toward
         other = [r for r in pool if r[1] != ("negative", "positive").index(plant.culprit["label"])]
         pool = other[:N_AFFECTED] + [r for r in pool if r not in other[:N_AFFECTED]]
+    if plant.cause == "typos":
+        return typo_cases(plant, seed, pool)
     extra = rewrite(plant, pool[:N_AFFECTED], random.Random(f"affected:{plant.cause}:{seed}"))
     if extra:
         rows = plant.eval + extra
@@ -82,6 +85,32 @@ def cases(plant: hf_plants.HFPlant, seed: int) -> tuple[Case, list[planted.Row]]
     else:
         case = Case(plant, plant.eval, plant.planted_eval, unplanted(plant, seed))
     return case, [r for r in pool if r not in (case.originals or ())][-N_CLEAN:]
+
+
+def typo_cases(plant: hf_plants.HFPlant, seed: int, pool: list[planted.Row]) -> tuple[Case, list[planted.Row]]:
+    """The plant's 80 misspelt rows plus ``N_TYPO_EXTRA`` more, written the same way into held-out sentences.
+
+    80 were too few to show a repair: even the oracle (the model on the exact unmisspelt sentences) fixed 18 vs
+    broke 9 (seed 0, McNemar p = 0.12) and 15 vs 8 (seed 5, p = 0.21) — the plant moves ~0.1 of the failure rate
+    and a sentence's correct spelling is itself failed 16-20% of the time."""
+    from lmcritic.diagnose import _text
+
+    own = unplanted(plant, seed) or []
+    rng, lexicon = random.Random(f"affected:typos:{seed}"), _text.sentiment_lexicon()
+    sources = [r for r in pool if r not in own]
+    extra, originals = [], []
+    for t, y in sources:
+        out = planted.write_typos(t, rng, lexicon)
+        if out is not None and out != t:
+            extra.append((out, y))
+            originals.append((t, y))
+        if len(extra) == N_TYPO_EXTRA:
+            break
+    rows = plant.eval + extra
+    affected = plant.planted_eval | frozenset(range(len(plant.eval), len(rows)))
+    case = Case(plant, rows, affected, own + originals if own else None)
+    used = set(own) | set(originals)
+    return case, [r for r in sources if r not in used][-N_CLEAN:]
 
 
 def unplanted(plant: hf_plants.HFPlant, seed: int) -> list[planted.Row] | None:
