@@ -70,3 +70,19 @@ def test_a_test_for_some_failures_samples_among_those_not_among_all() -> None:
     assert len(picked) == 8 and all(typos(r.text) for r in picked)
     assert sum(bool(typos(r.text)) for r in ctx.failing()) < 8  # what a sample of all failures would have held
     assert ctx.failing_where(lambda r: bool(typos(r.text)), cap=100) == records[::3]
+
+
+def test_a_negation_with_a_training_only_label_association_is_not_called_a_shortcut() -> None:
+    """Directed label noise (negation rows relabelled negative) gives 'never' a training-only association; the
+    artefact test alone named it a spurious feature (high severity). For a sentiment task the lexicon decides
+    first, as it does for the corpus shortcut candidates; a meaningless token still goes to the artefact test."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose.hypotheses.spurious import SpuriousFeature
+
+    artefact = SimpleNamespace(artifact_p=0.001, label="negative", rate=0.9, n_docs=40, z=5.0, eval_docs=30)
+    ctx = SimpleNamespace(sentiment=True, profile=SimpleNamespace(token=lambda t: artefact))
+    matters, why = SpuriousFeature()._judgement(ctx, "never")
+    assert not matters and "should rest on it" in why
+    assert SpuriousFeature()._judgement(ctx, "tq")[0]  # the artefact test still finds a planted token
+    assert SpuriousFeature()._judgement(SimpleNamespace(sentiment=False, profile=ctx.profile), "never")[0]

@@ -7,8 +7,8 @@ into a cause of its own defect. On a defect of the model's own task: the candida
 confirmed, a ``word:w`` predicate of the defect's slice, or the most frequent top-attributed token (stored
 explanations, else occlusion); deleting it from the failing cases that hold it is compared, case by case, with
 deleting another content word from the same cases (paired bootstrap). "Should not matter" is the corpus
-artefact test, or, for sentiment tasks, absence from the VADER lexicon and the negations (task-specific, said
-so in the evidence). Edits on a probe's own constructed cases are not independent evidence.
+artefact test, and for sentiment tasks absence from the VADER lexicon and the negations first (task-specific,
+said so in the evidence). Edits on a probe's own constructed cases are not independent evidence.
 """
 from __future__ import annotations
 
@@ -94,10 +94,15 @@ class SpuriousFeature(Hypothesis):
         return top, f"top attribution in {tops[top]} of {len(attributions)} failures", tests
 
     def _judgement(self, ctx: DefectContext, token: str) -> tuple[bool, str]:
-        """(should not matter, why): the corpus artefact test first, the sentiment lexicon for sentiment tasks.
-        Identity terms are left to data bias, the more specific cause."""
+        """(should not matter, why): identity terms are left to data bias, the more specific cause; for sentiment
+        tasks a word the lexicon says should matter is not a shortcut whatever its corpus association (a planted
+        annotation heuristic that labelled negation rows negative made 'never' a training-only association, and
+        the artefact test called it spurious); then the corpus artefact test."""
         if _text.identity_word(token):
             return False, "an identity term: a demographic shortcut is data bias"
+        if ctx.sentiment and _text.should_matter(token):  # as shortcuts.candidates: such a word is never a shortcut
+            return False, ("a sentiment word, negation or intensifier (VADER lexicon): the decision should rest on it; "
+                           "a training association unlike the evaluated data's points at its labels, not at a shortcut")
         t = ctx.profile.token(token) if ctx.profile is not None else None
         if t is not None and t.artifact_p < 0.05:
             return True, (f"associated with {t.label!r} in training ({t.rate:.0%} of {t.n_docs} rows, z={t.z:.1f}) "
