@@ -73,6 +73,16 @@ def build(model_dir: str, args: argparse.Namespace):
         tokenizer_file=str(Path(model_dir) / "tokenizer.json"), unk_token="[UNK]", pad_token="[PAD]",
         cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]", model_max_length=128)
     wrapper = HuggingFaceModelWrapper(model, tok)
+    if args.normalize:  # the model as lmcritic serves it: behind normalize_input (needs wordfreq, symspellpy)
+        from lmcritic.mitigate.normalize import normalize_text
+
+        inner = wrapper
+
+        class Normalized(HuggingFaceModelWrapper):
+            def __call__(self, text_input_list):
+                return inner([normalize_text(t) for t in text_input_list])
+
+        wrapper = Normalized(model, tok)
     goal = UntargetedClassification(wrapper, query_budget=args.budget)
     transformation = shared_transformation(args.seed, args.shared) if args.shared else native_transformation()
     constraints = [RepeatModification(), StopwordModification(stopwords=set(STOPWORDS)), LevenshteinEditDistance(30)]
@@ -88,6 +98,7 @@ def main() -> None:
     ap.add_argument("--shared", type=int, default=0, help="0: TextAttack's own candidates; K: lmcritic's (50 = all)")
     ap.add_argument("--budget", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--normalize", action="store_true", help="attack the model behind lmcritic's normalize_input")
     args = ap.parse_args()
     import textattack
     import torch

@@ -39,12 +39,15 @@ def write(rows: list[tuple[str, int]], path: Path) -> Path:
     return path
 
 
-def clean_accuracy(model_dir: Path, dev: list[tuple[str, int]]) -> dict:
+def clean_accuracy(model_dir: Path, dev: list[tuple[str, int]], spec: dict | None = None) -> dict:
+    """On all dev sentences, through the model as served: its spec when it has wrappers, else the folder."""
     from lmcritic import stats
+    from lmcritic.backends import ModelSpec, load_model
     from lmcritic.backends.hf import HFBackend
     from lmcritic.requests import ClassifyRequest
 
-    be = HFBackend(model=str(model_dir), batch_size=64)
+    be = load_model(ModelSpec(spec["name"], spec.get("backend"), spec.get("options") or {})) if spec else \
+        HFBackend(model=str(model_dir), batch_size=64)
     out = be.classify([ClassifyRequest(t) for t, _ in dev])
     est = stats.proportion([r.label == ("negative", "positive")[y] for r, (_, y) in zip(out, dev)])
     return {"value": est.value, "ci": [est.ci_low, est.ci_high], "n": est.n}
@@ -70,16 +73,17 @@ def robust(records) -> dict:
     return {"value": est.value, "ci": [est.ci_low, est.ci_high], "n": est.n}
 
 
-def textattack_attack(model_dir: Path, sentences: Path, budget: int, seed: int) -> dict | str:
-    """TextAttack's own DeepWordBug (``_bench_ta_textattack.py``): robust accuracy on the same sentences."""
+def textattack_attack(model_dir: Path, sentences: Path, budget: int, seed: int, normalize: bool = False) -> dict | str:
+    """TextAttack's own DeepWordBug (``_bench_ta_textattack.py``): robust accuracy on the same sentences; with
+    ``normalize`` against the model behind lmcritic's input normaliser, as the mitigated spec serves it."""
     from bench_textattack import nltk_stopwords
 
     from lmcritic import stats
 
-    out = WORK / f"ta_eval_{model_dir.parent.name}_{model_dir.name}.jsonl"
+    out = WORK / f"ta_eval_{model_dir.parent.name}_{model_dir.name}{'_norm' if normalize else ''}.jsonl"
     cmd = [str(TA_PY), str(ROOT / "benchmarks" / "_bench_ta_textattack.py"), "--model", str(model_dir), "--sentences",
            str(sentences), "--out", str(out), "--wir", "unk", "--shared", "0", "--budget", str(budget), "--seed",
-           str(seed)]
+           str(seed), *(["--normalize"] if normalize else [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_ta_env(nltk_stopwords()))
     if proc.returncode:
         return f"TextAttack failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
@@ -93,18 +97,25 @@ def _ta_env(nltk_root: Path) -> dict:
             "TA_CACHE_DIR": str(WORK / "ta-cache"), "NLTK_DATA": str(nltk_root)}
 
 
-def ours(store_path: Path, victim_run: str, train_tsv: Path, out: Path, args: argparse.Namespace) -> dict:
+def ours(store_path: Path, victim_run: str, train_tsv: Path, out: Path, args: argparse.Namespace,
+         normalize: bool) -> dict:
+    """``normalize``: the new model served behind normalize_input (the default against character noise)."""
+    import shutil
+
     from lmcritic.mitigate.api import apply
     from lmcritic.store.runs import RunStore
 
     steps = math.ceil(args.n_train / 32) + (args.epochs - 1) * math.ceil((args.n_train + args.adv) / 32)
     config = {"steps": steps, "batch_size": 32, "learning_rate": args.lr, "warmup_ratio": 0.0, "max_length": 64,
               "recipe": "deepwordbug", "n_attack": args.adv, "attack_budget": args.budget, "threads": 1,
-              "perturbations": ["typos", "char_noise"], "fraction": 0.5}
+              "perturbations": ["typos", "char_noise"], "fraction": 0.5, "normalize": normalize}
+    shutil.rmtree(out, ignore_errors=True)  # a fresh fine-tune: an earlier run's checkpoints would be resumed
     outcome = apply(RunStore(store_path), victim_run, method="adversarial_training", train=train_tsv, out=out,
                     config=config, cache_path=store_path.parent / "cache.sqlite", progress=False, seed=args.seed)
     ver = outcome.verification
-    return {"model_dir": outcome.model.model_dir, "wall_s": outcome.apply_s, "steps": steps,
+    return {"model_dir": outcome.model.model_dir, "wall_s": outcome.apply_s, "steps": steps, "normalize": normalize,
+            "spec": outcome.model.spec if normalize else None,
+            "costs": [{"name": c.name, "value": c.estimate.value, "n": c.estimate.n} for c in outcome.model.costs],
             "details": {k: v for k, v in outcome.model.details.items() if k != "rows"}, "run_after": ver.run_after,
             "robust": robust(RunStore(store_path).records(ver.run_after, "robustness.attack")),
             "targeted": None if ver.targeted is None else {"before": ver.targeted.before.value,
@@ -160,7 +171,10 @@ def main() -> None:
     models: dict[str, dict] = {}
     victim_run, victim_robust = lmcritic_attack(store, victim, dev_tsv, args.eval_n, args.eval_budget)
     models["victim (no adversarial training)"] = {"model_dir": str(victim), "robust": victim_robust}
-    models["lmcritic adversarial_training"] = ours(store, victim_run, train_tsv, work / "lmcritic", args)
+    models["lmcritic adversarial_training (training alone)"] = ours(store, victim_run, train_tsv, work / "lmcritic",
+                                                                   args, normalize=False)
+    models["lmcritic adversarial_training (+ normalize_input front end, its default)"] = ours(
+        store, victim_run, train_tsv, work / "lmcritic-norm", args, normalize=True)
     if not args.skip_textattack:
         ta = theirs(victim, train_tsv, dev_tsv, work / "textattack", args)
         if isinstance(ta, dict):
@@ -168,9 +182,10 @@ def main() -> None:
         models["TextAttack Trainer (DeepWordBug)"] = ta if isinstance(ta, dict) else {"error": ta}
     for m in models.values():
         if "model_dir" in m:
-            m["clean"] = clean_accuracy(Path(m["model_dir"]), dev)
+            m["clean"] = clean_accuracy(Path(m["model_dir"]), dev, m.get("spec"))
             if not args.skip_textattack and TA_PY.is_file():
-                m["robust_textattack"] = textattack_attack(Path(m["model_dir"]), sentences, args.eval_budget, args.seed)
+                m["robust_textattack"] = textattack_attack(Path(m["model_dir"]), sentences, args.eval_budget, args.seed,
+                                                           bool(m.get("normalize")))
     report(args, trained, models)
 
 

@@ -202,3 +202,28 @@ def _state_of_dir(path):
 
     return {k: v.detach().clone() for k, v in
             AutoModelForSequenceClassification.from_pretrained(str(path)).state_dict().items()}
+
+
+def test_adversarial_training_against_character_noise_serves_the_model_behind_normalisation(tmp_path, monkeypatch,
+                                                                                             tiny_classifier_dir):
+    """Char-level perturbations or a char-level attack recipe: the fine-tuned model is served behind
+    normalize_input (a word-recognition front end); synonyms alone, or normalize=False, keep the bare model."""
+    from lmcritic.backends import ModelSpec, load_model
+    from lmcritic.mitigate import inference
+    from lmcritic.mitigate.base import TRAINING, MitigatedModel
+    from lmcritic.mitigate.training import AdversarialTraining, Retrain
+    from lmcritic.requests import ClassifyRequest
+
+    bare = MitigatedModel("adversarial_training", {"name": str(tiny_classifier_dir), "backend": "hf"}, TRAINING,
+                          model_dir=str(tiny_classifier_dir), notes=("n",))
+    monkeypatch.setattr(Retrain, "apply", lambda self, ctx: bare)
+    monkeypatch.setattr(inference, "normalize_costs", lambda ctx, opts, n, notes: ())
+    out = AdversarialTraining().apply(None)
+    assert out.spec["backend"] == "mitigated" and out.spec["options"]["inner"] == bare.spec
+    assert [w["name"] for w in out.wrappers] == ["normalize_input"] and out.details["front_end"] == "normalize_input"
+    model = load_model(ModelSpec(out.spec["name"], out.spec["backend"], out.spec["options"]))
+    plain = load_model(ModelSpec(str(tiny_classifier_dir), "hf"))
+    typo, fixed = [ClassifyRequest("a wonderfl film")], [ClassifyRequest("a wonderful film")]
+    assert model.classify(typo)[0].probs == plain.classify(fixed)[0].probs
+    for cfg in ({"perturbations": ["synonyms"], "recipe": None}, {"normalize": False}):
+        assert AdversarialTraining(**cfg).apply(None) is bare

@@ -141,19 +141,24 @@ class NormalizeInput(Mitigation):
     Config = NormalizeConfig
 
     def apply(self, ctx: MitigationContext) -> MitigatedModel:
-        from lmcritic.mitigate.normalize import normalize_text
-
         opts = {"spelling": self.config.spelling, "unicode": self.config.unicode, "squeeze": self.config.squeeze}
         wrapper = {"name": "normalize_input", "options": opts}
         notes: list[str] = []
-        costs: tuple[Cost, ...] = ()
-        task = held.task_of(ctx)
-        rows = held.heldout_rows(ctx, task.labels, self.config.n_heldout, notes) if task.labels else None
-        if rows:
-            changed = stats.proportion([normalize_text(r.text, **opts) != r.text for r in rows.rows])
-            costs = (Cost("clean_inputs_altered", changed, f"normalisation alters {changed} of clean held-out inputs"),)
+        costs = normalize_costs(ctx, opts, self.config.n_heldout, notes)
         return MitigatedModel(self.name, wrapped_spec(ctx, [wrapper], "normalize"), INFERENCE, wrappers=(wrapper,),
                               costs=costs, details={"options": opts}, notes=tuple(notes))
+
+
+def normalize_costs(ctx: MitigationContext, opts: dict[str, bool], n: int, notes: list[str]) -> tuple[Cost, ...]:
+    """The normaliser's cost on clean inputs: the share of held-out inputs it alters (each one a risk)."""
+    from lmcritic.mitigate.normalize import normalize_text
+
+    task = held.task_of(ctx)
+    rows = held.heldout_rows(ctx, task.labels, n, notes) if task.labels else None
+    if not rows:
+        return ()
+    changed = stats.proportion([normalize_text(r.text, **opts) != r.text for r in rows.rows])
+    return (Cost("clean_inputs_altered", changed, f"normalisation alters {changed} of clean held-out inputs"),)
 
 
 @dataclass(frozen=True)

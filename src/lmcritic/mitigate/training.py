@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from abc import abstractmethod
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from lmcritic.errors import ConfigError
@@ -211,6 +211,9 @@ class AdversarialConfig(TrainConfig):
     n_attack: int = 200
     attack_budget: int = 40
     max_rows: int | None = None  # sample the corpus first (None: all rows)
+    normalize: bool | None = None  # serve the new model behind normalize_input; None: when the perturbations or
+    # the attack recipe are character-level (typos, char_noise, deepwordbug): what a word-recognition front end
+    # undoes (Pruthi et al. 2019), training on the same noise covers what it misses
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -218,9 +221,13 @@ class AdversarialConfig(TrainConfig):
             raise ValueError("fraction must be in [0, 1], n_attack >= 0 and attack_budget >= 1")
 
 
+CHAR_LEVEL = frozenset({"typos", "char_noise", "deepwordbug"})
+
+
 class AdversarialTraining(Retrain):
     """Perturbed copies (typos, character noise, synonyms, register) and attack-made adversarial examples of
-    training rows, with their original labels."""
+    training rows, with their original labels; against character-level noise the new model is served behind
+    input normalisation (``normalize``)."""
 
     name = "adversarial_training"
     title = "adversarial / perturbation training"
@@ -240,6 +247,25 @@ class AdversarialTraining(Retrain):
         return data.with_rows(rows + perturbed + adversarial), {
             "perturbed_rows": len(perturbed), "adversarial_rows": len(adversarial),
             "by_perturbation": dict(Counter(r.origin for r in perturbed))}
+
+    def apply(self, ctx: MitigationContext) -> MitigatedModel:
+        trained = super().apply(ctx)
+        if not self._front_end():
+            return trained
+        from lmcritic.mitigate.inference import normalize_costs
+
+        wrapper = {"name": "normalize_input", "options": {"spelling": True, "unicode": True, "squeeze": True}}
+        notes = list(trained.notes)
+        costs = (*trained.costs, *normalize_costs(ctx, wrapper["options"], 300, notes))
+        spec = {"name": f"{trained.spec.get('name')}+normalize", "backend": "mitigated",
+                "options": {"inner": trained.spec, "wrappers": [wrapper]}}
+        return replace(trained, spec=spec, wrappers=(wrapper,), notes=tuple(notes), costs=costs,
+                       details={**trained.details, "front_end": "normalize_input"})
+
+    def _front_end(self) -> bool:
+        if self.config.normalize is not None:
+            return self.config.normalize
+        return bool(CHAR_LEVEL & {*self.config.perturbations, self.config.recipe or ""})
 
     def _attack(self, ctx: MitigationContext, rows: list[Row], rng: random.Random) -> list[Row]:
         """Attack ``n_attack`` training rows against the run's model; successes become training rows."""
