@@ -254,9 +254,10 @@ class AdversarialTraining(Retrain):
             return trained
         from lmcritic.mitigate.inference import normalize_costs
 
-        wrapper = {"name": "normalize_input", "options": {"spelling": True, "unicode": True, "squeeze": True}}
+        opts = {"spelling": True, "unicode": True, "squeeze": True}
+        wrapper: dict[str, Any] = {"name": "normalize_input", "options": opts}
         notes = list(trained.notes)
-        costs = (*trained.costs, *normalize_costs(ctx, wrapper["options"], 300, notes))
+        costs = (*trained.costs, *normalize_costs(ctx, opts, 300, notes))
         spec = {"name": f"{trained.spec.get('name')}+normalize", "backend": "mitigated",
                 "options": {"inner": trained.spec, "wrappers": [wrapper]}}
         return replace(trained, spec=spec, wrappers=(wrapper,), notes=tuple(notes), costs=costs,
