@@ -49,8 +49,35 @@ def clean_accuracy(model_dir: Path, dev: list[tuple[str, int]], spec: dict | Non
     be = load_model(ModelSpec(spec["name"], spec.get("backend"), spec.get("options") or {})) if spec else \
         HFBackend(model=str(model_dir), batch_size=64)
     out = be.classify([ClassifyRequest(t) for t, _ in dev])
-    est = stats.proportion([r.label == ("negative", "positive")[y] for r, (_, y) in zip(out, dev)])
-    return {"value": est.value, "ci": [est.ci_low, est.ci_high], "n": est.n}
+    right = [r.label == ("negative", "positive")[y] for r, (_, y) in zip(out, dev)]
+    est = stats.proportion(right)
+    return {"value": est.value, "ci": [est.ci_low, est.ci_high], "n": est.n, "correct": right}
+
+
+def front_end_only(store_path: Path, victim_run: str, out: Path, seed: int) -> dict:
+    """The victim behind normalize_input, no training: what the front end does alone (inference-time)."""
+    import shutil
+
+    from lmcritic.mitigate.api import apply
+    from lmcritic.store.runs import RunStore
+
+    shutil.rmtree(out, ignore_errors=True)
+    outcome = apply(RunStore(store_path), victim_run, method="normalize_input", out=out,
+                    cache_path=store_path.parent / "cache.sqlite", progress=False, seed=seed)
+    return {"model_dir": str(WORK / "ta-classifier-1000"), "normalize": True, "spec": outcome.model.spec,
+            "robust": robust(RunStore(store_path).records(outcome.verification.run_after, "robustness.attack"))}
+
+
+def paired_clean(models: dict, a: str, b: str) -> dict | None:
+    """Clean accuracy of b minus a on the same dev sentences: paired bootstrap CI and McNemar p."""
+    from lmcritic import stats
+
+    ca, cb = (models.get(k, {}).get("clean", {}).get("correct") for k in (a, b))
+    if not ca or not cb:
+        return None
+    est, _ = stats.paired_bootstrap([float(x) for x in ca], [float(x) for x in cb])
+    return {"a": a, "b": b, "difference": est.value, "ci": [est.ci_low, est.ci_high], "n": est.n,
+            "mcnemar_p": stats.mcnemar(ca, cb)}
 
 
 def lmcritic_attack(store_path: Path, model_dir: Path, dev_eval: Path, n: int, budget: int) -> tuple[str, dict]:
@@ -175,6 +202,8 @@ def main() -> None:
                                                                    args, normalize=False)
     models["lmcritic adversarial_training (+ normalize_input front end, its default)"] = ours(
         store, victim_run, train_tsv, work / "lmcritic-norm", args, normalize=True)
+    models["victim + normalize_input only (no training)"] = front_end_only(store, victim_run, work / "front-end",
+                                                                          args.seed)
     if not args.skip_textattack:
         ta = theirs(victim, train_tsv, dev_tsv, work / "textattack", args)
         if isinstance(ta, dict):
@@ -186,14 +215,16 @@ def main() -> None:
             if not args.skip_textattack and TA_PY.is_file():
                 m["robust_textattack"] = textattack_attack(Path(m["model_dir"]), sentences, args.eval_budget, args.seed,
                                                            bool(m.get("normalize")))
-    report(args, trained, models)
+    pair = paired_clean(models, "TextAttack Trainer (DeepWordBug)",
+                        "lmcritic adversarial_training (+ normalize_input front end, its default)")
+    report(args, trained, models, pair)
 
 
-def report(args: argparse.Namespace, trained: dict, models: dict) -> None:
+def report(args: argparse.Namespace, trained: dict, models: dict, pair: dict | None = None) -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     res = ROOT / "benchmarks" / "results"
-    (res / f"advtrain_{stamp}.json").write_text(json.dumps({"args": vars(args), "victim": trained, "models": models},
-                                                           indent=1, default=str))
+    (res / f"advtrain_{stamp}.json").write_text(json.dumps({"args": vars(args), "victim": trained, "models": models,
+                                                            "paired_clean": pair}, indent=1, default=str))
     fmt = lambda e: "—" if not isinstance(e, dict) else f"{e['value']:.3f} [{e['ci'][0]:.3f}, {e['ci'][1]:.3f}] (n={e['n']})"  # noqa: E731
     lines = [f"# Adversarial training: lmcritic vs TextAttack ({stamp})", "",
              f"Victim: {trained.get('model')} trained {trained['steps']} steps on SST-2 train (dev accuracy "
@@ -211,6 +242,10 @@ def report(args: argparse.Namespace, trained: dict, models: dict) -> None:
         wall = f"{m['wall_s']:.0f}" if "wall_s" in m else "—"
         lines.append(f"| {name} | {fmt(m.get('clean'))} | {fmt(m.get('robust'))} | {fmt(m.get('robust_textattack'))} "
                      f"| {wall} |")
+    if pair:
+        lines += ["", f"Clean accuracy, paired on the same {pair['n']} dev sentences: {pair['b']} minus {pair['a']} "
+                  f"{pair['difference']:+.4f} [{pair['ci'][0]:+.4f}, {pair['ci'][1]:+.4f}] (paired bootstrap), "
+                  f"McNemar p = {pair['mcnemar_p']:.2g}."]
     (res / "advtrain_latest.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
