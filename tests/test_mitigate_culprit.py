@@ -115,3 +115,28 @@ def test_label_repair_without_a_phenomenon_uses_the_implicated_lines_or_the_corp
     assert info["scope"]["rows"] == "corpus" and info["flagged"] >= len(NEG_FLIPS | OTHER_FLIPS) - 2
     assert phenomenon_predicate("word 'but'")("Fine , but slow") and phenomenon_predicate("register") is None
     assert phenomenon_predicate("contrast")("good although long") and phenomenon_predicate("frobs") is None
+
+
+def test_domain_augmentation_says_when_the_failing_cases_hold_words_no_training_row_has():
+    """The planted slang ("killer", "mid") is in no training row, rewritten or not: the fine-tune cannot teach it
+    (0.41 -> 0.41 on two seeds), so the mitigation must name the words and ask for in-domain rows."""
+    from types import SimpleNamespace
+
+    from lmcritic.mitigate._coverage import unseen_words
+    from lmcritic.mitigate.data import Row
+    from lmcritic.probes.base import Record
+
+    def rec(i, text, passed):
+        return Record(f"c{i}", {"text": text}, {}, {}, {}, passed, text=text)
+
+    slang = [rec(i, f"tbh this flick is {w} fr", False) for i, w in enumerate(["killer", "mid", "npc", "killer"] * 5)]
+    plain = [rec(100 + i, "a fine film with a good cast", True) for i in range(20)]
+    rows = [Row("a fine film with a good cast", "positive"), Row("this film is dull", "negative")]
+    store = SimpleNamespace(records=lambda run, probe: slang + plain)
+    target = SimpleNamespace(probe="p", failing=tuple(r.case_id for r in slang),
+                             case_ids=tuple(r.case_id for r in slang + plain))
+    out = unseen_words(SimpleNamespace(store=store, run_id="r", target=target), rows)
+    assert {"killer", "mid", "npc"} <= set(out["unseen_words"]) and out["failing_with_unseen"] == 1.0
+    assert "in_domain" in out["notes"][0] and "killer" in out["notes"][0]
+    rows += [Row(r.text, "positive") for r in slang]  # in-domain rows cover them: no advice
+    assert "notes" not in unseen_words(SimpleNamespace(store=store, run_id="r", target=target), rows)

@@ -40,6 +40,7 @@ class Retrain(Mitigation):
         new, details = self.transform(ctx, data)
         new, leaked = split_overlap(new, evals)
         notes = [f"{len(leaked)} generated rows were evaluation cases and were left out"] if leaked else []
+        notes += details.pop("notes", [])
         new.write_tsv(ctx.out_dir / "train_rows.tsv")
         trained = trainer.train(ctx.model_spec, new, task, ctx.out_dir, train_config(self.config), ctx.seed,
                                 ctx.progress)
@@ -347,8 +348,13 @@ class DomainAugmentation(Retrain):
         band = c.value if c and c.kind == "length" else None
         if self.config.length_match or (self.config.length_match is None and band):
             rows = length_reweigh(rows, band or "")
-        return data.with_rows(rows), {"register": register, "register_rows": len(shifted),
-                                      "in_domain_rows": len(extra), "length_band": band}
+        details: dict[str, Any] = {"register": register, "register_rows": len(shifted), "in_domain_rows": len(extra),
+                                   "length_band": band}
+        if not extra and not band:
+            from lmcritic.mitigate._coverage import unseen_words
+
+            details.update(unseen_words(ctx, rows))
+        return data.with_rows(rows), details
 
     def _in_domain(self, data: TrainingSet) -> list[Row]:
         if not self.config.in_domain:
