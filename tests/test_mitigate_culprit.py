@@ -136,7 +136,7 @@ def test_domain_augmentation_says_when_the_failing_cases_hold_words_no_training_
     target = SimpleNamespace(probe="p", failing=tuple(r.case_id for r in slang),
                              case_ids=tuple(r.case_id for r in slang + plain))
     out = unseen_words(SimpleNamespace(store=store, run_id="r", target=target), rows)
-    assert {"killer", "mid", "npc"} <= set(out["unseen_words"]) and out["failing_with_unseen"] == 1.0
+    assert {"killer", "mid", "npc"} <= set(out["unseen_words"]) and out["failure_with_unseen"] == 1.0
     assert "in_domain" in out["notes"][0] and "killer" in out["notes"][0]
     rows += [Row(r.text, "positive") for r in slang]  # in-domain rows cover them: no advice
     assert "notes" not in unseen_words(SimpleNamespace(store=store, run_id="r", target=target), rows)

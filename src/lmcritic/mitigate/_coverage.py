@@ -9,33 +9,34 @@ from lmcritic.mitigate.base import MitigationContext
 from lmcritic.mitigate.data import Row
 
 
-def unseen_words(ctx: MitigationContext, rows: Sequence[Row]) -> dict[str, Any]:
-    """Words of the failing cases that no training row has, augmented or not, against the passing cases' rate.
+def unseen_words(ctx: MitigationContext, rows: Sequence[Row], recur: int = 3) -> dict[str, Any]:
+    """Words that recur in the failing cases (in ``recur`` or more) and that no training row has, augmented or not;
+    and the failure rate of the probe's cases holding one of them against the rest.
 
     A register the corpus never shows (slang whose sentiment words it lacks) cannot be taught by rewriting the
-    corpus: when failing cases carry such words much more often than passing ones, the fix needs labelled
-    in-domain rows, and the mitigation says so rather than fine-tune in hope."""
+    corpus: when cases with such words fail significantly more often, the fix needs labelled in-domain rows, and
+    the mitigation says so rather than fine-tune in hope."""
     from lmcritic.diagnose import _text
 
     vocab = {w for r in rows for w in _text.lower_words(r.text)}
-    recs = ctx.store.records(ctx.run_id, ctx.target.probe)
-    failing, in_slice = set(ctx.target.failing), set(ctx.target.case_ids)
-    new: dict[bool, list[set[str]]] = {True: [], False: []}
-    for r in recs:
-        if r.case_id in in_slice or r.passed:
-            words = {w for w in _text.lower_words(r.text or "") if w.isalpha() and len(w) > 2}
-            new[r.case_id in failing].append(words - vocab)
-    if not new[True] or not new[False]:
+    recs = list(ctx.store.records(ctx.run_id, ctx.target.probe))
+    words = {r.case_id: {w for w in _text.lower_words(r.text or "") if w.isalpha() and len(w) > 2} - vocab
+             for r in recs}
+    failing = set(ctx.target.failing)
+    counts = Counter(w for r in recs if r.case_id in failing for w in words[r.case_id])
+    unseen = {w for w, k in counts.items() if k >= recur}
+    if not unseen:
         return {}
-    fail_rate = stats.proportion([bool(w) for w in new[True]])
-    pass_rate = stats.proportion([bool(w) for w in new[False]])
-    top = [w for w, _ in Counter(w for ws in new[True] for w in ws).most_common(8)]
-    out: dict[str, Any] = {"unseen_words": top, "failing_with_unseen": fail_rate.value,
-                           "passing_with_unseen": pass_rate.value}
-    if fail_rate.ci_low > pass_rate.ci_high:
-        out["notes"] = [f"{fail_rate} of the failing cases hold words no training row has, augmented or not "
-                        f"({', '.join(top)}), vs {pass_rate} of passing cases: rewriting the corpus cannot teach "
-                        "them; add labelled in-domain rows (--set in_domain=PATH)"]
+    has = [bool(words[r.case_id] & unseen) for r in recs]
+    with_ = stats.proportion([r.passed is False for r, h in zip(recs, has) if h])
+    without = stats.proportion([r.passed is False for r, h in zip(recs, has) if not h])
+    top = [w for w, _ in counts.most_common() if w in unseen][:8]
+    out: dict[str, Any] = {"unseen_words": top, "failure_with_unseen": with_.value,
+                           "failure_without_unseen": without.value}
+    if with_.n and without.n and with_.ci_low > without.ci_high:
+        out["notes"] = [f"cases holding words no training row has, augmented or not ({', '.join(top)}), fail "
+                        f"{with_} vs {without} for the rest: rewriting the corpus cannot teach them; add labelled "
+                        "in-domain rows (--set in_domain=PATH)"]
     return out
 
 
