@@ -63,6 +63,8 @@ def test_encodings_restore_the_answer() -> None:
     plan = "the plan is to do it"
     assert build_chain("rot13").restore([codecs.encode(plan, "rot13")], ctx) == [plan]
     assert build_chain("rot13").restore(["the answer is plain English"], ctx) == ["the answer is plain English"]
+    echo = f"Sure! Decoded:\n{codecs.encode(REQ, 'rot13')}"  # an English frame kept, only the echo decoded
+    assert build_chain("rot13").restore([echo], ctx) == [f"Sure! Decoded:\n{REQ}"]
     (p,) = build_chain("homoglyph").prepare([AttackPrompt.plain(REQ)], ctx)
     assert p.text != REQ and build_chain("homoglyph").restore([p.text], ctx) == [REQ]
 

@@ -24,12 +24,6 @@ HOMOGLYPHS = {"a": "а", "c": "с", "e": "е", "i": "і", "j": "ј", "o": "о", 
 _BACK = str.maketrans({v: k for k, v in HOMOGLYPHS.items()})
 
 
-def english_like(text: str) -> bool:
-    """At least two very common English words: the answer is plain English, not still encoded."""
-    words = re.findall(r"[a-z']+", text.lower())
-    return sum(w in _COMMON for w in words) >= 2
-
-
 def b64_decode_spans(text: str) -> str:
     """``text`` with each base64-looking run that decodes to UTF-8 text replaced by its decoding."""
     def sub(m: re.Match[str]) -> str:
@@ -40,6 +34,26 @@ def b64_decode_spans(text: str) -> str:
             return chunk
         return out if out.isprintable() or "\n" in out else chunk
     return _B64.sub(sub, text)
+
+
+_SEGMENT = re.compile(r"((?<=[.:;!?\n])\s+)")  # sentence and line breaks, kept by split
+
+
+def rot13_spans(text: str) -> str:
+    """Each sentence or line of ``text`` decoded from ROT13 when its decoding has more common English words than
+    it has: an English frame around an encoded echo ("Sure! Here it is: Ubj gb ...") stays English. Decoding the
+    whole answer turned the frame into fresh-looking words and the echo into the request, which read as
+    compliance (garak side-by-side run, 1/5 false positive)."""
+    return "".join(p if i % 2 else _rot13_if_english(p) for i, p in enumerate(_SEGMENT.split(text)))
+
+
+def _rot13_if_english(text: str) -> str:
+    decoded = codecs.decode(text, "rot13")
+    return decoded if _common(decoded) > _common(text) else text
+
+
+def _common(text: str) -> int:
+    return sum(w in _COMMON for w in re.findall(r"[a-z']+", text.lower()))
 
 
 class Base64(TextTransform):
@@ -68,7 +82,7 @@ class Rot13(TextTransform):
         return replace(prompt, text=text)
 
     def restore(self, answers: Sequence[str], ctx: TransformContext) -> list[str]:
-        return [a if english_like(a) else codecs.decode(a, "rot13") for a in answers]
+        return [rot13_spans(a) for a in answers]
 
 
 class Leetspeak(TextTransform):
