@@ -12,9 +12,9 @@ training (the mitigation refuses or removes them); the re-verification replays t
 cached answers).
 
 Affected cases are fixed by the plant, not by the diagnosis: the plant's own marked evaluation rows (register:
-the slang half; label_noise: rows with the noisy phenomenon; typos: the misspelt half; memorized: the 40 memorised
-rows), and for plants whose evaluation data carries no plant (identity_frames, identity_terms, shortcut) held-out
-SST-2 dev sentences rewritten with the plant against its label: the planted frames / identity phrases naming the
+the slang half; label_noise: rows with the noisy phenomenon; typos: the 80 misspelt rows plus 160 held-out
+sentences misspelt the same way; memorized: the 40 memorised rows), and for plants whose evaluation data carries
+no plant (identity_frames, identity_terms, shortcut) held-out SST-2 dev sentences rewritten with the plant against its label: the planted frames / identity phrases naming the
 negative-leaning group on positive sentences and the other group on negative ones; the shortcut token inserted
 into sentences of the other label. The clean set: 300 SST-2 dev sentences outside both.
 
