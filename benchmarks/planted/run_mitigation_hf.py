@@ -16,7 +16,8 @@ the slang half; label_noise: rows with the noisy phenomenon; typos: the 80 missp
 sentences misspelt the same way; memorized: the 40 memorised rows), and for plants whose evaluation data carries
 no plant (identity_frames, identity_terms, shortcut) held-out SST-2 dev sentences rewritten with the plant
 against its label: the planted frames / identity phrases naming the negative-leaning group on positive sentences
-and the other group on negative ones; the shortcut token inserted into sentences of the other label. The clean set: 300 SST-2 dev sentences outside both.
+and the other group on negative ones; the shortcut token inserted into sentences of the other label. The clean
+set: 300 SST-2 dev sentences outside both.
 
 Judged as in ``run_mitigation.py``: failure rate on the affected cases before → after (Wilson CIs, McNemar exact
 p, relative reduction), clean accuracy change with its paired bootstrap CI; closed = ≥ 50% relative reduction,
