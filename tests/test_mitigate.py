@@ -370,3 +370,22 @@ def test_auto_says_why_nothing_can_run():
     target = Target("D1", "performance.sst2", "all", (), (), "spurious_feature", "supported")
     with pytest.raises(ConfigError, match="shortcut_removal .retrains weights, but the openai backend is a black box"):
         auto_method(target, lambda c: unmet(c, "openai", None), MITIGATIONS)
+
+
+def test_the_reverification_lists_what_got_better_as_well_as_what_got_worse():
+    """The SmolLM2 LoRA fix targeted accuracy, and robustness under attack went 0.30 -> 0.80: a fix that moves
+    another probe for the better says so, beside the regressions (same paired tests, same BH correction)."""
+    from lmcritic.mitigate.storage import render_text
+    from lmcritic.mitigate.verify import Regression, Verification
+    from lmcritic.probes.base import Estimate
+
+    def moved(metric, a, b):
+        return Regression("robustness.attack", metric, a, b, Estimate(b - a, 20, b - a - 0.2, b - a + 0.1), 0.01,
+                          "mcnemar", 20)
+
+    ver = Verification("r1", "r2", "adversarial_training", "D1", (), regressions=(moved("queries", 0.9, 0.5),),
+                       improvements=(moved("accuracy_under_attack/deepwordbug", 0.3, 0.8),))
+    text = render_text(ver)
+    assert "1 other metric(s) significantly worse" in text and "1 metric(s) significantly better" in text
+    assert "robustness.attack:accuracy_under_attack/deepwordbug 0.3 → 0.8" in text
+    assert "significantly better" not in render_text(Verification("r1", "r2", "m", "D1", ()))

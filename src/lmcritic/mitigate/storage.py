@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from lmcritic._serde import to_jsonable
 from lmcritic.findings import finding_name, make_finding
 from lmcritic.mitigate.base import Cost, MitigatedModel
-from lmcritic.mitigate.verify import PROBE_KEY, Outcome, Verification, finding_of
+from lmcritic.mitigate.verify import PROBE_KEY, Outcome, Regression, Verification, finding_of
 from lmcritic.plots import Bars, bars, to_details
 from lmcritic.probes.base import Finding, Severity
 
@@ -55,6 +55,7 @@ def _regressions(ver: Verification) -> Finding:
     bad = bool(regs or ver.appeared)
     return make_finding(PROBE_KEY, "regressions", failed=bad, severity=Severity.MEDIUM if bad else Severity.INFO,
                         summary=summary, details={"regressions": to_jsonable(regs), "appeared": list(ver.appeared),
+                                                  "improvements": to_jsonable(ver.improvements),
                                                   "plots": to_details(plot)})
 
 
@@ -90,16 +91,21 @@ def render_text(ver: Verification) -> str:
     out += [f"cost on clean inputs — {c.name}: {c.summary}" for c in ver.costs]
     if ver.regressions:
         out.append(f"{len(ver.regressions)} other metric(s) significantly worse (BH-corrected):")
-        out += [f"  {r.probe}:{r.metric} {r.before:.4g} → {r.after:.4g}, change {r.change.value:+.4g} "
-                f"[{r.change.ci_low:+.4g}, {r.change.ci_high:+.4g}], p_adj {r.p_adjusted:.3g} "
-                f"({r.test}, n={r.n_paired})"
-                for r in ver.regressions]
+        out += [_moved(r) for r in ver.regressions]
     else:
         out.append("no other metric got significantly worse (BH-corrected)")
+    if ver.improvements:
+        out.append(f"{len(ver.improvements)} metric(s) significantly better (BH-corrected):")
+        out += [_moved(r) for r in ver.improvements]
     if ver.appeared:
         out.append(f"newly failing findings: {', '.join(ver.appeared)}")
     out += [f"note: {n}" for n in ver.notes]
     return "\n".join(out)
+
+
+def _moved(r: Regression) -> str:
+    return (f"  {r.probe}:{r.metric} {r.before:.4g} → {r.after:.4g}, change {r.change.value:+.4g} "
+            f"[{r.change.ci_low:+.4g}, {r.change.ci_high:+.4g}], p_adj {r.p_adjusted:.3g} ({r.test}, n={r.n_paired})")
 
 
 def _line(o: Outcome) -> str:

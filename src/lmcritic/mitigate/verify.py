@@ -12,7 +12,8 @@ bootstrap CI, McNemar's exact test, BH-corrected over the defects, and a verdict
 * ``unchanged`` — no significant change.
 
 Every other metric of the run that got significantly worse (the ``diff`` machinery: McNemar / paired bootstrap,
-BH over all metrics) and every finding that newly fails is listed: a fix that breaks something else says so.
+BH over all metrics) and every finding that newly fails is listed: a fix that breaks something else says so;
+the metrics that got significantly better are listed too (a fix for one defect often moves another probe).
 The verification is stored in the new run as findings of the pseudo-probe ``mitigate`` (the report's Mitigation
 section, with before/after plots).
 """
@@ -81,6 +82,7 @@ class Verification:
     costs: tuple[Cost, ...] = ()
     alpha: float = 0.05
     notes: tuple[str, ...] = field(default_factory=tuple)
+    improvements: tuple[Regression, ...] = ()  # other metrics significantly better (same tests, same correction)
 
     @property
     def targeted(self) -> Outcome | None:
@@ -122,12 +124,13 @@ def verify(store: RunStore, run_id: str, new_run: str, targets: Sequence[Target]
     before, after = _by_id(store, run_id, targeted.probe), _by_id(store, new_run, targeted.probe)
     breakdown = _judged(tag_slices(targeted, before, after), alpha)
     comp = compare_runs(store, run_id, new_run)
-    regressions = tuple(Regression(m.probe, m.metric, m.mean_a, m.mean_b, m.delta, m.p_adjusted, m.test, m.n_paired)
-                        for m in comp.metrics if m.significant(alpha) and (m.regression or 0) > 0
-                        and m.probe != PROBE_KEY)
+    moved = [(Regression(m.probe, m.metric, m.mean_a, m.mean_b, m.delta, m.p_adjusted, m.test, m.n_paired),
+              m.regression or 0) for m in comp.metrics if m.significant(alpha) and m.probe != PROBE_KEY]
     appeared = tuple(f"{f.probe}:{f.name}" for f in comp.findings if f.change == "appeared" and f.probe != PROBE_KEY)
-    ver = Verification(run_id, new_run, mitigated.method, targeted.id, outcomes, breakdown, regressions, appeared,
-                       mitigated.costs, alpha, (*mitigated.notes, _fresh_calls(store, new_run)))
+    ver = Verification(run_id, new_run, mitigated.method, targeted.id, outcomes, breakdown,
+                       tuple(r for r, worse in moved if worse > 0), appeared, mitigated.costs, alpha,
+                       (*mitigated.notes, _fresh_calls(store, new_run)),
+                       improvements=tuple(r for r, worse in moved if worse < 0))
     from lmcritic.mitigate.storage import save_verification
 
     save_verification(store, ver, mitigated)
