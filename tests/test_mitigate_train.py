@@ -217,7 +217,7 @@ def test_adversarial_training_against_character_noise_serves_the_model_behind_no
     bare = MitigatedModel("adversarial_training", {"name": str(tiny_classifier_dir), "backend": "hf"}, TRAINING,
                           model_dir=str(tiny_classifier_dir), notes=("n",))
     monkeypatch.setattr(Retrain, "apply", lambda self, ctx: bare)
-    monkeypatch.setattr(inference, "normalize_costs", lambda ctx, opts, n, notes: ())
+    monkeypatch.setattr(inference.NormalizeInput, "_costs", lambda self, ctx, opts, notes: ())
     out = AdversarialTraining().apply(None)
     assert out.spec["backend"] == "mitigated" and out.spec["options"]["inner"] == bare.spec
     assert [w["name"] for w in out.wrappers] == ["normalize_input"] and out.details["front_end"] == "normalize_input"

@@ -7,7 +7,7 @@ a doubled pair — or two swapped neighbours are common, an extra letter is like
 neighbour on the keyboard, a substituted letter is likely when the keys are adjacent (or both are vowels) and
 rare otherwise, and the first letter is seldom wrong. Nearest-by-count alone (symspell's CLOSEST) turns "hmor"
 into "amor" and "sily" into "silk"; the channel keeps "humor" and "silly". Candidates are the known words one
-edit away: in the spelling dictionary or in common use (the same test :func:`_text.is_typo` applies).
+edit away: :func:`_text.is_known`, the test :func:`_text.is_typo` negates.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def edits1(word: str) -> set[str]:
 def known(word: str) -> bool:
     from lmcritic.diagnose import _text
 
-    return len(word) >= 2 and (word in _text.dictionary() or _text.zipf(word) >= 2.5)
+    return len(word) >= 2 and _text.is_known(word)
 
 
 @functools.lru_cache(maxsize=50_000)

@@ -83,9 +83,12 @@ def is_typo(word: str) -> bool:
     w = word.lower()
     if len(w) < 3 or not w.isalpha() or _is_colloquial(w):
         return False
-    if w in dictionary():
-        return False
-    return zipf(w) < 2.5
+    return not is_known(w)
+
+
+def is_known(word: str) -> bool:
+    """A lower-case word in the spelling dictionary or in common use (Zipf 2.5+: not a typo)."""
+    return word in dictionary() or zipf(word) >= 2.5
 
 
 def _is_colloquial(word: str) -> bool:

@@ -193,9 +193,11 @@ def backend_of(spec: dict[str, Any]) -> str:
     return str(model_spec_of(spec.get("model") or {}).resolve()[0])
 
 
-def wrapped_spec(ctx: MitigationContext, wrappers: list[dict[str, Any]], label: str) -> dict[str, Any]:
-    """The model spec of the run's model behind ``wrappers`` (the original's own wrappers kept inside)."""
-    inner = ctx.model_spec
+def wrapped_spec(ctx: MitigationContext, wrappers: list[dict[str, Any]], label: str,
+                 inner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model spec of the run's model (or ``inner``, e.g. freshly fine-tuned weights) behind ``wrappers`` (the
+    original's own wrappers kept inside)."""
+    inner = inner or ctx.model_spec
     inner = {k: v for k, v in inner.items() if v not in (None, {}, [])} or {"name": inner.get("name")}
     return {"name": f"{inner.get('name')}+{label}", "backend": "mitigated",
             "options": {"inner": inner, "wrappers": wrappers}}

@@ -8,6 +8,7 @@ of the clean held-out inputs its threshold was not fitted on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -140,25 +141,25 @@ class NormalizeInput(Mitigation):
     preference = 0.6
     Config = NormalizeConfig
 
-    def apply(self, ctx: MitigationContext) -> MitigatedModel:
+    def apply(self, ctx: MitigationContext, inner: dict[str, Any] | None = None) -> MitigatedModel:
+        """The run's model (or ``inner``: a fine-tuned one) behind the normaliser, with its cost on clean inputs."""
         opts = {"spelling": self.config.spelling, "unicode": self.config.unicode, "squeeze": self.config.squeeze}
         wrapper = {"name": "normalize_input", "options": opts}
         notes: list[str] = []
-        costs = normalize_costs(ctx, opts, self.config.n_heldout, notes)
-        return MitigatedModel(self.name, wrapped_spec(ctx, [wrapper], "normalize"), INFERENCE, wrappers=(wrapper,),
-                              costs=costs, details={"options": opts}, notes=tuple(notes))
+        return MitigatedModel(self.name, wrapped_spec(ctx, [wrapper], "normalize", inner), INFERENCE,
+                              wrappers=(wrapper,), costs=self._costs(ctx, opts, notes), details={"options": opts},
+                              notes=tuple(notes))
 
+    def _costs(self, ctx: MitigationContext, opts: dict[str, bool], notes: list[str]) -> tuple[Cost, ...]:
+        """The share of clean held-out inputs the normaliser alters (each one a risk)."""
+        from lmcritic.mitigate.normalize import normalize_text
 
-def normalize_costs(ctx: MitigationContext, opts: dict[str, bool], n: int, notes: list[str]) -> tuple[Cost, ...]:
-    """The normaliser's cost on clean inputs: the share of held-out inputs it alters (each one a risk)."""
-    from lmcritic.mitigate.normalize import normalize_text
-
-    task = held.task_of(ctx)
-    rows = held.heldout_rows(ctx, task.labels, n, notes) if task.labels else None
-    if not rows:
-        return ()
-    changed = stats.proportion([normalize_text(r.text, **opts) != r.text for r in rows.rows])
-    return (Cost("clean_inputs_altered", changed, f"normalisation alters {changed} of clean held-out inputs"),)
+        task = held.task_of(ctx)
+        rows = held.heldout_rows(ctx, task.labels, self.config.n_heldout, notes) if task.labels else None
+        if not rows:
+            return ()
+        changed = stats.proportion([normalize_text(r.text, **opts) != r.text for r in rows.rows])
+        return (Cost("clean_inputs_altered", changed, f"normalisation alters {changed} of clean held-out inputs"),)
 
 
 @dataclass(frozen=True)

@@ -253,16 +253,11 @@ class AdversarialTraining(Retrain):
         trained = super().apply(ctx)
         if not self._front_end():
             return trained
-        from lmcritic.mitigate.inference import normalize_costs
+        from lmcritic.mitigate.inference import NormalizeInput
 
-        opts = {"spelling": True, "unicode": True, "squeeze": True}
-        wrapper: dict[str, Any] = {"name": "normalize_input", "options": opts}
-        notes = list(trained.notes)
-        costs = (*trained.costs, *normalize_costs(ctx, opts, 300, notes))
-        spec = {"name": f"{trained.spec.get('name')}+normalize", "backend": "mitigated",
-                "options": {"inner": trained.spec, "wrappers": [wrapper]}}
-        return replace(trained, spec=spec, wrappers=(wrapper,), notes=tuple(notes), costs=costs,
-                       details={**trained.details, "front_end": "normalize_input"})
+        front = NormalizeInput().apply(ctx, inner=trained.spec)
+        return replace(trained, spec=front.spec, wrappers=front.wrappers, notes=(*trained.notes, *front.notes),
+                       costs=(*trained.costs, *front.costs), details={**trained.details, "front_end": front.method})
 
     def _front_end(self) -> bool:
         if self.config.normalize is not None:

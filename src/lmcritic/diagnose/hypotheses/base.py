@@ -115,9 +115,7 @@ class DefectContext:
 
     def failing(self, cap: int | None = None) -> list[Record]:
         """The defect's failing records (a deterministic sample of ``cap``, default ``max_cases``)."""
-        index = self.by_id()
-        recs = [index[c] for c in self.defect.case_ids if c in index]
-        return _sample(recs, cap or self.max_cases, self.seed)
+        return self.failing_where(lambda r: True, cap)
 
     def failing_where(self, keep: Callable[[Record], bool], cap: int | None = None) -> list[Record]:
         """The failing records ``keep`` holds for, sampled to ``cap`` (default ``max_cases``) after filtering: a
