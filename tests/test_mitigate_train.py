@@ -227,3 +227,55 @@ def test_adversarial_training_against_character_noise_serves_the_model_behind_no
     assert model.classify(typo)[0].probs == plain.classify(fixed)[0].probs
     for cfg in ({"perturbations": ["synonyms"], "recipe": None}, {"normalize": False}):
         assert AdversarialTraining(**cfg).apply(None) is bare
+
+
+def test_a_checkpoint_killed_while_saving_is_passed_over_for_the_one_before(tmp_path):
+    """Ctrl-C as checkpoint-20 was being written left it without trainer_state.json; the next run started over
+    instead of resuming from checkpoint-10 (found by interrupting `lmcritic mitigate` on SmolLM2)."""
+    from lmcritic.mitigate._hf_train import _last_checkpoint
+
+    for step, done in ((10, True), (20, False), (9, True)):
+        d = tmp_path / f"checkpoint-{step}"
+        d.mkdir()
+        if done:
+            (d / "trainer_state.json").write_text("{}")
+    assert _last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    assert _last_checkpoint(tmp_path / "none") is None
+
+
+def test_a_bare_ctrl_c_says_interrupted_and_exits_non_zero(monkeypatch, capsys):
+    from lmcritic.cli import main as cli
+
+    parser = cli.build_parser()
+
+    def stop(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(parser, "parse_args", lambda argv: __import__("argparse").Namespace(func=stop, command="x"))
+    assert cli.main(["runs"]) == cli.EXIT_INTERRUPTED != 0
+    assert capsys.readouterr().err.strip() == "lmcritic: interrupted"
+
+
+def test_an_interrupted_lora_finetune_resumes_too(tmp_path, tiny_causal_dir, monkeypatch):
+    """The job hash took the model's fingerprint after LoRA was injected into it with random weights, so every
+    run was a new job and an interrupted LoRA fine-tune always started over (found killing `lmcritic mitigate`
+    on SmolLM2)."""
+    from transformers import TrainerCallback
+
+    from lmcritic.mitigate import _hf_train
+    from lmcritic.mitigate._hf_train import HFTrainer
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    cfg = TrainConfig(steps=4, batch_size=4, save_steps=2, threads=1, adapter="lora")
+    make = _hf_train._trainer
+    monkeypatch.setattr(_hf_train, "_trainer", lambda *a, **k: _with(make(*a, **k), Crash()))
+    with pytest.raises(KeyboardInterrupt):
+        HFTrainer().train({"name": str(tiny_causal_dir)}, _data(), PROMPTED, tmp_path, cfg, progress=False)
+    monkeypatch.setattr(_hf_train, "_trainer", make)
+    again = HFTrainer().train({"name": str(tiny_causal_dir)}, _data(), PROMPTED, tmp_path, cfg, progress=False)
+    assert again.details["resumed_from"] == "checkpoint-2" and again.details["steps"] == 4

@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"lmcritic: error: {err}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as err:
-        _say(f"lmcritic: {err or 'interrupted'}")
+        _say(f"lmcritic: {str(err) or 'interrupted'}")  # a bare Ctrl-C carries no message
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `lmcritic show --format json | head`: the reader has what it wanted
         _silence_stdout()

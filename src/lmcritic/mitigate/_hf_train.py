@@ -42,6 +42,7 @@ class HFTrainer(ModelTrainer):
         torch.set_num_threads(max(1, config.threads))
         be = _load(base)
         model, tok, kind = be.model, be.tokenizer, be.model_kind
+        origin = be.fingerprint()  # before LoRA is injected into these very modules (randomly initialised)
         if config.from_scratch:
             torch.manual_seed(seed)
             model = type(model)(model.config)
@@ -55,7 +56,7 @@ class HFTrainer(ModelTrainer):
             freeze(model, config.frozen_layers)
         config = replace(config, steps=total_steps(config, len(examples)), epochs=None)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        job = stable_hash("lmcritic-train", be.fingerprint(), to_jsonable(data), to_jsonable(task),
+        job = stable_hash("lmcritic-train", origin, to_jsonable(data), to_jsonable(task),
                           to_jsonable(config), seed)  # after epochs became steps: the same job hashes the same
         ckpt = _checkpoint_dir(out / "checkpoints", job)
         trainer = _trainer(model, examples, tok, ckpt, config, seed, progress, lora)
@@ -299,10 +300,13 @@ def _checkpoint_dir(path: Path, job: str) -> Path:
 
 
 def _last_checkpoint(path: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint: a process killed while saving leaves a newer folder without its
+    trainer state, and resuming must fall back to the one before it, not start over."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-    last = get_last_checkpoint(str(path))
-    return last if last and (Path(last) / "trainer_state.json").is_file() else None
+    found = [(int(d.name.rsplit("-", 1)[1]), d) for d in path.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+             if d.name.rsplit("-", 1)[1].isdigit() and (d / "trainer_state.json").is_file()]
+    return str(max(found)[1]) if found else None
 
 
 def _save(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: Path) -> Path:
