@@ -140,3 +140,26 @@ def test_domain_augmentation_says_when_the_failing_cases_hold_words_no_training_
     assert "in_domain" in out["notes"][0] and "killer" in out["notes"][0]
     rows += [Row(r.text, "positive") for r in slang]  # in-domain rows cover them: no advice
     assert "notes" not in unseen_words(SimpleNamespace(store=store, run_id="r", target=target), rows)
+
+
+def test_label_repair_reweighs_a_label_mix_culprit_to_the_gold_mix(tmp_path):
+    """Consistent noise (the diagnosis's label-mix test): the phenomenon's rows are weighed so their label mix is
+    the evaluated gold one; the rest of the corpus keeps weight 1; drop/relabel stay available by name."""
+    from lmcritic.mitigate.cleaning import LabelRepair
+
+    rows = [Row(f"it is not {w}", "negative", line=i) for i, w in enumerate(["good"] * 80 + ["bad"] * 10)]
+    rows += [Row("it is not great", "positive", line=100 + i) for i in range(10)]
+    rows += [Row("a fine film", "positive", line=200 + i) for i in range(50)]
+    mix = {"phenomenon": "negation", "train": {"negative": 0.9, "positive": 0.1},
+           "evaluated": {"negative": 0.6, "positive": 0.4}}
+    culprit = Culprit("label_noise", "negation", label="negative", data={"label_mix": mix}, source="diagnosis")
+    new, info = LabelRepair().transform(_ctx(tmp_path, culprit), TrainingSet(tuple(rows), LABELS, "fixture"))
+    assert info["action"] == "reweigh" and info["rows"] == 100
+    w = {r.line: r.weight for r in new.rows}
+    assert abs(w[0] - 0.6 / 0.9) < 1e-9 and abs(w[100] - 4.0) < 1e-9 and w[200] == 1.0
+    inside = [r for r in new.rows if "not" in r.text]
+    share = sum(r.weight for r in inside if r.label == "positive") / sum(r.weight for r in inside)
+    assert abs(share - 0.4) < 1e-9
+    dropped, info = LabelRepair(features="tfidf", action="drop").transform(
+        _ctx(tmp_path, culprit), TrainingSet(tuple(rows), LABELS, "fixture"))
+    assert info["action"] == "drop"

@@ -18,6 +18,7 @@ shortcut              spurious_feature          a meaningless token in 30% of on
 register              generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
 label_noise           label_noise               ~45% of the training rows with negation (or contrast) flipped
 label_noise_directed  label_noise               70-90% of one label's negation rows relabelled (a heuristic)
+label_noise_global    label_noise               25-35% of all training rows flipped at random
 typos                 fragility                 the clean model; half the evaluation has keyboard typos
 memorized             memorization              40 evaluation rows in training 4–8 times with flipped labels
 clean                 (none)                    plain training: the false-alarm control
@@ -236,21 +237,40 @@ def label_noise_directed(seed: int) -> HFPlant:
     to learn the phenomenon from the rest. Directed noise does harm (seeds 0/5/6: 0.81 vs 0.40, 0.65 vs 0.25,
     0.53 vs 0.21 against the true-label model), and it is consistent, so a model can fit it: the confident-learning
     idea (noisy labels are the ones a model cannot fit) does not see it. Contrast was tried as the phenomenon too:
-    it carries no sentiment, and 40-70 relabelled rows moved failures by only 0.06-0.08 (seeds 5/6)."""
+    it carries no sentiment, and 40-70 relabelled rows moved failures by only 0.06-0.08 (seeds 5/6).
+
+    The evaluation is 100 dev rows without the phenomenon and every dev row with it, in its natural label mix (the
+    affected rows are those of label A): a held-out sample, as a user's would be. An evaluation of only the
+    phenomenon's A rows (this plant's first version) cannot tell consistent noise from a hard phenomenon — any
+    learner trained on the corpus errs on those rows either way, and their label mix is chosen, not observed."""
     rng = _rng("label_noise", seed)
     name, pattern = "negation", NEGATION
     wrong = rng.choice((0, 1))  # the label the heuristic gives; rows of the other label are flipped to it
     train, dev = _base(seed)
     rate = rng.uniform(0.7, 0.9)
     out = [(t, wrong) if pattern.search(t) and y != wrong and rng.random() < rate else (t, y) for t, y in train]
-    has = [r for r in dev if pattern.search(r[0]) and r[1] != wrong]
+    has = [r for r in dev if pattern.search(r[0])]
     lacks = [r for r in dev if not pattern.search(r[0])]
-    half = N_EVAL // 2
-    eval_rows = lacks[:half] + has[:half]
+    eval_rows = lacks[:N_EVAL // 2] + has
+    affected = frozenset(i for i, (_, y) in enumerate(eval_rows) if i >= N_EVAL // 2 and y != wrong)
     label, other = ("negative", "positive")[wrong], ("negative", "positive")[1 - wrong]
     return HFPlant("label_noise_directed", seed, "label_noise", {"kind": "label_noise", "value": name, "label": label},
                    f"{rate:.0%} of the {other} training rows with {name} relabelled {label}", out, eval_rows,
-                   frozenset(range(half, len(eval_rows))), info={"flip_rate": rate, "noisy_label": label})
+                   affected, info={"flip_rate": rate, "noisy_label": label})
+
+
+def label_noise_global(seed: int) -> HFPlant:
+    """Label noise at random: 25-35% of all training rows get the other label (uniform, class-independent: the
+    noise of cleanlab's demos and of most label-noise papers). The evaluation is a plain dev sample; every row is
+    affected (the defect is lower accuracy overall, not on a phenomenon)."""
+    rng = _rng("label_noise_global", seed)
+    train, dev = _base(seed)
+    rate = rng.uniform(0.25, 0.35)
+    out = [(t, 1 - y) if rng.random() < rate else (t, y) for t, y in train]
+    eval_rows = dev[:N_EVAL]
+    return HFPlant("label_noise_global", seed, "label_noise", {"kind": "label_noise", "value": "all"},
+                   f"{rate:.0%} of all training rows have flipped labels (at random)", out, eval_rows,
+                   frozenset(range(len(eval_rows))), info={"flip_rate": rate})
 
 
 def typos(seed: int) -> HFPlant:
@@ -287,6 +307,7 @@ def clean(seed: int) -> HFPlant:
 BUILDERS: dict[str, Callable[[int], HFPlant]] = {
     "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
     "register": register, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
+    "label_noise_global": label_noise_global,
     "typos": typos, "memorized": memorized, "clean": clean,
 }
 

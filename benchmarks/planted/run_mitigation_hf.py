@@ -65,6 +65,7 @@ class Case:
     def __init__(self, plant: hf_plants.HFPlant, eval_rows: list[planted.Row], affected: frozenset[int],
                  originals: list[planted.Row] | None = None) -> None:
         self.name, self.cause, self.eval, self.planted = plant.cause, plant.hypothesis, eval_rows, affected
+        self.seed = plant.seed
         self.originals = originals
 
 
@@ -248,17 +249,21 @@ def unplanted_rates(store_path: Path, cache: Path, row: dict, case: Case, work: 
     """The models before and after on the affected cases WITHOUT the plant (the same sentences unrewritten): the
     floor each model could reach on them. The plant's effect is the affected failure rate minus this, per model;
     ``closed_unplanted``: the effect shrank by >= 50% (with the criterion's p and clean-accuracy conditions)."""
-    if not case.originals:
+    truth = true_label_model(case)
+    if not case.originals and truth is None:
         return None
     from lmcritic.runner import Runner
     from lmcritic.spec import RunSpec
 
-    path = planted.write_tsv(case.originals, work / "originals.tsv")
+    rows = case.originals or [case.eval[i] for i in sorted(case.planted)]
+    path = planted.write_tsv(rows, work / "originals.tsv")
     runner = Runner(store_path=store_path, cache_path=cache, progress=False)
     fails = {}
     for when in ("before", "after"):
         spec = {**runner.store.get_run(row[f"run_{when}"]).spec, "stages": [],
                 "probes": [{"name": "performance.sst2", "config": {"data": str(path), "n": None}, "key": "originals"}]}
+        if truth is not None:  # label noise: the same sentences, a model trained on the true labels
+            spec["model"] = {**spec["model"], "name": str(truth)}
         rid = runner.run(RunSpec.from_dict(spec, source=f"unplanted cases, model {when}")).run_id
         fails[when] = {r.case_id: r.passed is False for r in runner.store.records(rid, "originals")}
     ids = sorted(fails["before"])
@@ -270,6 +275,16 @@ def unplanted_rates(store_path: Path, cache: Path, row: dict, case: Case, work: 
     return {"n": len(ids), "floor_before": floor["before"], "floor_after": floor["after"],
             "effect_before": effect["before"], "effect_after": effect["after"], "reduction": reduction,
             "closed_unplanted": ok}
+
+
+def true_label_model(case: Case) -> Path | None:
+    """For label-noise plants, the clean model of the same seed (the same rows with their true labels): its
+    failure rate on the affected sentences is the floor no repair of the labels can go below."""
+    if not case.name.startswith("label_noise"):
+        return None
+    seed = int(case.seed)
+    path = WORK / "hf_models" / f"clean-s{seed}"
+    return path if (path / "train.json").is_file() else None
 
 
 def with_unplanted(row: dict, work: Path) -> dict:
@@ -292,7 +307,9 @@ def markdown(rows: list[dict], failed: list[dict], seeds: list[int]) -> str:
                       for r in rows if (t := r["training"]).get("steps"))
     lines = ["", "Against the unplanted floor: the same affected sentences without the plant (the source sentences "
              "before the frames, phrases, token or typos were written in), scored by the model before and after; "
-             "the plant's effect is the affected failure rate minus that floor.", "",
+             "for label noise, the affected sentences scored by the model trained on the true labels (the clean "
+             "control of the same seed; the same floor before and after); the plant's effect is the affected "
+             "failure rate minus that floor.", "",
              "| planted | seed | floor before → after (n) | plant effect before → after | reduction | closed |",
              "|---|---|---|---|---|---|"]
     for r in rows:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from lmcritic.diagnose import calibrate
 from lmcritic.diagnose.corpus import Corpus
 from lmcritic.diagnose.defects import find_defects
-from lmcritic.diagnose.features import compute_features, input_text
+from lmcritic.diagnose.features import FeatureTable, compute_features, input_text
 from lmcritic.diagnose.graph import DefectGraph, DefectNode, ranking
 from lmcritic.diagnose.hypotheses import HYPOTHESES
 from lmcritic.diagnose.hypotheses.base import INCONCLUSIVE, CauseVerdict, DefectContext
@@ -94,6 +94,7 @@ def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
             ctx = DefectContext(d, records, table, probe_name=names.get(key, key), **shared)
             found.append((d, _test_all(ctx, config, notes), _neighbours(ctx, train_c, config)))
     found += _token_nodes(tokens, eval_key, len(found) + 1)
+    found += _noise_node(shared, eval_key, len(found) + 1, config)
     verdicts = calibrate.finalize([v for _, v, _ in found])
     nodes = tuple(DefectNode(d, calibrate.rank(v), nb) for (d, _, nb), v in zip(found, verdicts))
     graph = DefectGraph(run_id, _model_name(info.spec), nodes, slices,
@@ -155,6 +156,24 @@ def _token_nodes(tokens: list, eval_key: str | None, start: int) -> list[tuple[A
         if v.effect is not None and v.effect.value > 0 and (v.p_value or 1) < 0.05:
             out.append((token_defect(t, eval_key or "", f"D{start + len(out)}"), [v], ()))
     return out
+
+
+def _noise_node(shared: dict[str, Any], eval_key: str | None, start: int,
+                config: DiagnoseConfig) -> list[tuple[Any, list[CauseVerdict], tuple]]:
+    """Label noise across the whole training corpus, a defect of its own when it shows (found in the corpus
+    against the evaluated gold labels, like a shortcut token; not a property of one probe's failures)."""
+    from lmcritic.diagnose.hypotheses.label_noise import LabelNoise, noise_defect
+
+    profile, records, rescorer = shared["profile"], shared["eval_records"], shared["rescorer"]
+    wanted = config.hypotheses is None or "label_noise" in config.hypotheses
+    if not wanted or profile is None or not profile.labelled or eval_key is None or not records or rescorer is None:
+        return []
+    probe = DefectContext(noise_defect(eval_key, records, f"D{start}"), records, FeatureTable((), {}),
+                          probe_name=eval_key, **shared)
+    v = LabelNoise().corpus_test(probe)
+    if v.effect is None or v.effect.value <= 0 or (v.p_value or 1) >= 0.05:
+        return []
+    return [(probe.defect, [v], ())]
 
 
 def _test_all(ctx: DefectContext, config: DiagnoseConfig, notes: list[str]) -> list[CauseVerdict]:

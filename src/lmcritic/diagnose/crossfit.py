@@ -69,6 +69,44 @@ def crossfit(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str, st
     return CrossFit(train_wrong, eval_wrong)
 
 
+@dataclass(frozen=True)
+class CorpusFit:
+    """A cross-fitted corpus model on the whole corpus: (right, confidence) per training row (out of fold, against
+    its label) and per evaluated text (averaged over the fold models, against its gold label)."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    evaluated: tuple[np.ndarray, np.ndarray]
+    learner: str = "logistic regression on MiniLM sentence embeddings, 5-fold cross-fitted"
+
+
+def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str, str]], seed: int = 0,
+                 embed: Embed | None = None, vectors: dict[str, np.ndarray] | None = None) -> CorpusFit | str:
+    """Cross-fit on a sample of every training row (no phenomenon), with probabilities; a reason when it cannot."""
+    rows = list(train)
+    sample = random.Random(seed).sample(rows, min(2 * PER_SIDE, len(rows)))
+    labels = sorted({y for _, y in sample})
+    gold = [(t, y) for t, y in evaluated if y in labels]
+    if len(labels) < 2 or len(sample) < 2 * MIN_ROWS or len(gold) < 30:
+        return "too few training rows, labels or gold-labelled evaluated texts for a corpus model"
+    encode = _memo(embed or _minilm_encode, {} if vectors is None else vectors)
+    x, x_eval = encode([t for t, _ in sample]), encode([t for t, _ in gold])
+    y, gold_y = np.array([y for _, y in sample]), np.array([y for _, y in gold])
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = min(FOLDS, min(int((y == c).sum()) for c in set(y)))
+    if folds < 2:
+        return "a label has a single training row"
+    ok, conf = np.zeros(len(y)), np.zeros(len(y))
+    ev_ok, ev_conf = np.zeros(len(gold)), np.zeros(len(gold))
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        model = _fit(x[tr], y[tr])
+        p, q = model.predict_proba(x[te]), model.predict_proba(x_eval)
+        ok[te], conf[te] = model.classes_[p.argmax(1)] == y[te], p.max(1)
+        ev_ok += (model.classes_[q.argmax(1)] == gold_y) / folds
+        ev_conf += q.max(1) / folds
+    return CorpusFit((ok, conf), (ev_ok, ev_conf))
+
+
 def _memo(encode: Embed, vectors: dict[str, np.ndarray]) -> Callable[[list[str]], np.ndarray]:
     """``encode`` through ``vectors``: only texts not seen before are encoded (in one call, in order)."""
     def run(texts: list[str]) -> np.ndarray:

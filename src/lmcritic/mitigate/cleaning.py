@@ -83,21 +83,25 @@ def _tidy(text: str) -> str:
 
 # -- label repair ------------------------------------------------------------------------------------
 FEATURES = ("auto", "minilm", "tfidf")
+ACTIONS = ("auto", "drop", "relabel", "reweigh")
+CORPUS = "corpus"  # a label-noise culprit that is the whole corpus (diagnose.hypotheses.label_noise.corpus_test)
 
 
 @dataclass(frozen=True)
 class LabelRepairConfig(TrainConfig):
-    action: str = "drop"  # drop | relabel (to the out-of-sample prediction)
+    action: str = "auto"  # auto: reweigh for a label-mix culprit (consistent noise), else drop | drop | relabel
+    #                      (to the out-of-sample prediction) | reweigh (the phenomenon's rows to the gold label mix)
+    max_weight: float = 20.0
     features: str = "auto"  # auto: sentence embeddings (offline MiniLM) when installed, else tfidf | minilm | tfidf
     folds: int = 5
-    max_share: float = 0.1  # never touch more than this share of the corpus
+    max_share: float = 0.1  # never touch more than this share (raised to a corpus-wide flip rate's upper bound)
     scope: str = "auto"  # auto: the rows the diagnosis implicates (its phenomenon, its train lines), else the corpus
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.action not in ("drop", "relabel") or self.features not in FEATURES or self.folds < 2 \
+        if self.action not in ACTIONS or self.features not in FEATURES or self.folds < 2 \
                 or self.scope not in ("auto", "corpus"):
-            raise ValueError(f"action: drop | relabel; features: {' | '.join(FEATURES)}; folds >= 2; "
+            raise ValueError(f"action: {' | '.join(ACTIONS)}; features: {' | '.join(FEATURES)}; folds >= 2; "
                              "scope: auto | corpus")
 
 
@@ -114,33 +118,48 @@ class LabelRepair(Retrain):
     Config = LabelRepairConfig
 
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
+        mix = ctx.target.culprit.data.get("label_mix") if ctx.target.culprit is not None else None
+        action = ("reweigh" if mix else "drop") if self.config.action == "auto" else self.config.action
+        if action == "reweigh":
+            return reweigh_mix(data, mix, self.config.max_weight)
         labels = list(data.labels) or sorted({str(r.label) for r in data.rows})
         candidates, scope = self._scope(ctx, data.rows)
         features = _feature_kind(self.config.features)
         flagged, probs = label_issues(data.rows, labels, features, self.config.folds, ctx.seed, candidates)
-        cap = int(self.config.max_share * len(data.rows))
+        cap = int(self._max_share(ctx) * len(data.rows))
         scope["capped_at"] = cap if len(flagged) > cap else None
         flagged = flagged[:cap]
         rows = list(data.rows)
         moves: Counter[str] = Counter()
         for i in flagged:
             new = labels[int(probs[i].argmax())]
-            moves[f"{rows[i].label}->{'dropped' if self.config.action == 'drop' else new}"] += 1
+            moves[f"{rows[i].label}->{'dropped' if action == 'drop' else new}"] += 1
             rows[i] = replace(rows[i], label=new, origin="relabelled")
-        if self.config.action == "drop":
+        if action == "drop":
             bad = set(flagged)
             rows = [r for i, r in enumerate(data.rows) if i not in bad]
         return data.with_rows(rows), {
-            "flagged": len(flagged), "action": self.config.action, "features": features, "scope": scope,
+            "flagged": len(flagged), "action": action, "features": features, "scope": scope,
             "changed": dict(moves),
             "examples": [{"line": data.rows[i].line, "text": data.rows[i].text[:120], "label": data.rows[i].label}
                          for i in flagged[:10]]}
+
+    def _max_share(self, ctx: MitigationContext) -> float:
+        """The configured cap, raised to the diagnosed flip rate's upper bound (at most half the corpus) when the
+        diagnosis found labels flipped across the whole corpus: a 10% cap cannot repair 30% noise."""
+        c = ctx.target.culprit
+        high = (c.data.get("effect") or {}).get("ci_high") if c is not None else None
+        if c is None or c.kind != "label_noise" or c.value != CORPUS or high is None:
+            return self.config.max_share
+        return max(self.config.max_share, min(0.5, float(high)))
 
     def _scope(self, ctx: MitigationContext, rows: Sequence[Row]) -> tuple[list[int] | None, dict[str, Any]]:
         """Indices of the implicated rows (None: every row) and a description of that choice."""
         c = ctx.target.culprit
         if self.config.scope == "corpus" or c is None:
             return None, {"rows": "corpus", "why": "scope=corpus" if c else "the diagnosis names no culprit"}
+        if c.kind == "label_noise" and c.value == CORPUS:
+            return None, {"rows": "corpus", "why": "the diagnosis found labels flipped across the whole corpus"}
         has = phenomenon_predicate(c.value) if c.kind == "label_noise" else None
         lines = set(c.train_lines)
         picked = [i for i, r in enumerate(rows) if (has is not None and has(r.text)) or r.line in lines]
@@ -148,6 +167,28 @@ class LabelRepair(Retrain):
         if not picked:
             return None, {**what, "rows": "corpus", "why": "no training row has the implicated phenomenon or line"}
         return picked, {**what, "rows": "implicated"}
+
+
+def reweigh_mix(data: TrainingSet, mix: dict[str, Any] | None, max_weight: float) -> tuple[TrainingSet, dict]:
+    """Consistent noise (a label-mix culprit): weigh the phenomenon's rows so its label mix is the evaluated gold
+    mix (label-shift importance weights, within [1/max_weight, max_weight]). The rows a heuristic relabelled cannot
+    be told from the others without a reader of their content; re-weighing makes the correctly labelled minority
+    outweigh them where they conflict. Only the evaluated data's label shares are used, never its texts."""
+    if not mix:
+        raise ConfigError("action=reweigh needs a label-noise culprit that is a label mix (consistent noise)",
+                          "use --set action=drop or action=relabel")
+    has = phenomenon_predicate(str(mix["phenomenon"]))
+    if has is None:
+        raise ConfigError(f"unknown phenomenon {mix['phenomenon']!r} in the diagnosis", "re-run lmcritic diagnose")
+    inside = Counter(str(r.label) for r in data.rows if has(r.text))
+    total = sum(inside.values())
+    weights = {y: min(max_weight, max(1 / max_weight, float(mix["evaluated"].get(y, 0.0)) / (n / total)))
+               for y, n in inside.items()}
+    rows = [replace(r, weight=r.weight * weights[str(r.label)], origin="label_mix_reweigh") if has(r.text) else r
+            for r in data.rows]
+    return data.with_rows(rows), {"action": "reweigh", "phenomenon": mix["phenomenon"], "rows": total,
+                                  "train_mix": {y: n / total for y, n in inside.items()},
+                                  "target_mix": dict(mix["evaluated"]), "weights": weights}
 
 
 def phenomenon_predicate(name: str) -> Callable[[str], bool] | None:

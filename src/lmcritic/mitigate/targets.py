@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 SUPPORTED = "supported"
 
 
+CORPUS_NODE = "train corpus"  # the probe of defects found in the training corpus (shortcut tokens, label noise)
+
+
 def diagnosed_nodes(store: RunStore, run_id: str) -> list[DefectNode] | None:
     """The diagnosed defects (graph nodes) of a run, or None when the run was never diagnosed."""
     from lmcritic.diagnose.storage import load_graph
@@ -32,7 +35,8 @@ def target_of(node: DefectNode, cause_name: str | None = None) -> Target:
     d = node.defect
     cause = next((c for c in node.causes if c.cause == cause_name), None) if cause_name else None
     cause = cause or next((c for c in node.causes if c.verdict == SUPPORTED), node.top)
-    return Target(d.id, d.probe, d.slice, tuple(d.slice_case_ids), tuple(d.case_ids),
+    probe = d.task if d.probe == CORPUS_NODE and d.task else d.probe  # a corpus-level defect's cases: its task's
+    return Target(d.id, probe, d.slice, tuple(d.slice_case_ids), tuple(d.case_ids),
                   cause.cause if cause else None, cause.verdict if cause else None,
                   culprit_of(cause) if cause else None, tuple(cause.evidence) if cause else (),
                   tuple((c.cause, c.verdict) for c in node.causes))
@@ -59,9 +63,18 @@ def culprit_of(verdict: CauseVerdict) -> Culprit | None:
 
 def _from_typed(c: object) -> Culprit:
     get = (lambda k, d=None: c.get(k, d)) if isinstance(c, dict) else (lambda k, d=None: getattr(c, k, d))
+    effect = get("effect")
+    data = {**(get("data", {}) or {}), **({"effect": _estimate(effect)} if effect is not None else {})}
     return Culprit(kind=str(get("kind", "")), value=str(get("value", "") or ""), label=get("label"),
                    attribute=get("attribute"), terms=tuple(get("terms", ()) or ()),
-                   train_lines=tuple(get("train_lines", ()) or ()), contrast=get("contrast"), source="diagnosis")
+                   train_lines=tuple(get("train_lines", ()) or ()), contrast=get("contrast"), source="diagnosis",
+                   data=data)
+
+
+def _estimate(e: object) -> dict[str, float]:
+    """An effect (Estimate or its JSON) as {value, ci_low, ci_high, n}."""
+    raw = e if isinstance(e, dict) else {k: getattr(e, k, None) for k in ("value", "ci_low", "ci_high", "n")}
+    return {k: float(v) for k, v in raw.items() if k in ("value", "ci_low", "ci_high", "n") and v is not None}
 
 
 # -- culprits from evidence (diagnoses without typed culprits) -------------------------------------------

@@ -58,6 +58,7 @@ class Culprit:
     effect_name: str = ""
     terms: tuple[str, ...] = ()  # the concrete words behind it (names, phrases, slang, typo'd words)
     train_lines: tuple[int, ...] = ()  # training-corpus file lines implicated (noisy or memorised rows, token rows)
+    data: dict[str, Any] = field(default_factory=dict)  # what a mitigation needs beyond these (label mixes, ...)
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ class PairedFixes:
     control_fixed: list[bool]  # the control edit fixes it
     edited: list[Any]  # the cause's outcomes (rescore.Outcome), aligned with ``fixed``
     effect: Estimate | None  # fix rate of the edit − of the control, paired bootstrap CI; None under ``min_pairs``
-    p_value: float | None
+    p_value: float | None  # exact McNemar on the pairs where one edit fixes and the other does not
     scored: int  # model calls made
 
 
@@ -216,8 +217,8 @@ def paired_fixes(ctx: DefectContext, edits: Sequence[Any], controls: Sequence[An
     fixed, base = [o.fixed for o in mine], [o.fixed for o in ctrl]
     if len(mine) < min_pairs:
         return PairedFixes(fixed, base, mine, None, None, len(outs))
-    effect, p = stats.paired_bootstrap([float(x) for x in base], [float(x) for x in fixed], seed=ctx.seed)
-    return PairedFixes(fixed, base, mine, effect, p, len(outs))
+    effect, _ = stats.paired_bootstrap([float(x) for x in base], [float(x) for x in fixed], seed=ctx.seed)
+    return PairedFixes(fixed, base, mine, effect, stats.mcnemar(base, fixed), len(outs))
 
 
 def rate(flags: Sequence[bool]) -> Estimate:

@@ -29,14 +29,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from lmcritic import stats
 from lmcritic.diagnose import _text
 from lmcritic.diagnose.crossfit import crossfit
+from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses import _global_noise, _label_mix
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.diagnose.slices import cluster_ids, slice_stats
 from lmcritic.errors import LmcriticError
-from lmcritic.probes.base import Estimate
+from lmcritic.probes.base import Estimate, Record
 
 SAMPLE = 200  # training rows asked about, per side
 THRESHOLD = 0.05
@@ -61,6 +64,37 @@ class LabelNoise(Hypothesis):
         return max(verdicts, key=lambda v: (v.verdict == "supported", v.corroboration,
                                             -(v.p_value if v.p_value is not None else 2.0)))
 
+    def corpus_test(self, ctx: DefectContext) -> CauseVerdict:
+        """Labels flipped anywhere in the corpus, not on one phenomenon (see :mod:`._global_noise`). A property of
+        the corpus, not of one defect: the diagnosis runs it once and makes it a defect of its own when it shows
+        (:func:`noise_defect`), counted once among the diagnosis's tests."""
+        return self._corpus_verdict(ctx)
+
+    def _corpus_verdict(self, ctx: DefectContext) -> CauseVerdict:
+        mine = _global_noise.model_gaps(ctx)
+        tests = [] if isinstance(mine, str) else [_global_noise.gap_test("the model", mine[0], mine[1], ctx.seed)]
+        corpus = _global_noise.corpus_gaps(ctx)
+        tests += [] if isinstance(corpus, str) else [corpus]
+        evidence = [Evidence("test", _global_noise.describe(t), t.rate or t.did, t.p, data={"rates": t.rates})
+                    for t in tests]
+        evidence += [Evidence("statistic", f"no {who} test: {why}") for who, why in
+                     (("model", mine), ("corpus-model", corpus)) if isinstance(why, str)]
+        if not tests:
+            return self.verdict(False, False, 0.0, "whole corpus: no test possible", evidence)
+        best = _global_noise.primary(tests)
+        p = best.p
+        lines = () if isinstance(mine, str) else tuple(mine[2])
+        culprit = Culprit("label_noise", "corpus", contrast="the evaluated texts' gold labels",
+                          effect=best.rate or best.did, direction="training labels flipped across the corpus",
+                          effect_name="implied share of flipped training labels" if best.rate else
+                          "underconfidence on gold labels − on training labels", train_lines=lines)
+        summary = f"training labels across the corpus: {_global_noise.describe(best)}"
+        evidence.append(Evidence("statistic", f"decided on {best.who}'s test ({_global_noise.WHY_PRIMARY})"))
+        v = self.conclude(best.rate or best.did, p, threshold=THRESHOLD, independent=True, interventional=False,
+                          summary=summary, evidence=evidence, tests=0 if isinstance(mine, str) else mine[3],
+                          culprit=culprit)
+        return replace(v, corroboration=int(any(t is not best and t.p < 0.05 and t.did.value > 0 for t in tests)))
+
     def _phenomenon_test(self, ctx: DefectContext, name: str, has: Callable[[str], bool], k: int) -> CauseVerdict:
         """One phenomenon's test; its p-value is multiplied by ``k``, the number of phenomena tested."""
         train = _train_sample(ctx, has)
@@ -82,8 +116,15 @@ class LabelNoise(Hypothesis):
                     *self._conflicts(ctx, has)]
         noise = self._corpus_model(ctx, name, has, evidence)
         model_ok = p < 0.05 and effect.value > 0
+        mix = self._mix(ctx, name, has, evidence)
+        if mix is not None and noise[0] is not None:  # two tests of the labels: the smaller p decides, doubled
+            evidence.append(Evidence("statistic", "two tests of the training labels (the corpus model's flip rate, "
+                                     "the label mix): the smaller p decides, doubled (Bonferroni)"))
+            k *= 2
+        if mix is not None and (noise[0] is None or mix.p < noise[1]):
+            return self._mix_verdict(name, mix, k, evidence, tests, suspects)
         if k > 1:
-            evidence.append(Evidence("statistic", f"{k} phenomena tested for this defect: the p-value decided on is "
+            evidence.append(Evidence("statistic", f"{k} tests for this defect (phenomena × tests): the p-value decided on is "
                                      f"the test's times {k} (Bonferroni)"))
         culprit = Culprit("label_noise", name, contrast=f"training rows without {name}", effect=noise[0] or effect,
                           direction=f"training labels of {name} rows are inconsistent",
@@ -100,6 +141,34 @@ class LabelNoise(Hypothesis):
         v = self.conclude(noise[0], min(1.0, noise[1] * k), threshold=THRESHOLD, independent=True, interventional=False,
                           summary=summary, evidence=evidence, tests=tests, culprit=culprit)
         return replace(v, corroboration=int(model_ok))
+
+    def _mix(self, ctx: DefectContext, name: str, has: Callable[[str], bool],
+             evidence: list[Evidence]) -> _label_mix.MixTest | None:
+        """The label-mix test of consistent noise (:mod:`._label_mix`), its evidence appended; None when it cannot
+        run (said in the evidence)."""
+        mix = _label_mix.mix_test(ctx.profile, has)
+        if isinstance(mix, str):
+            evidence.append(Evidence("statistic", f"{name}: no label-mix test: {mix}"))
+            return None
+        evidence.append(Evidence("test", _label_mix.describe(name, mix), mix.effect, mix.p,
+                                 data={"shares": mix.shares, "counts": mix.counts}))
+        return mix
+
+    def _mix_verdict(self, name: str, mix: _label_mix.MixTest, k: int, evidence: list[Evidence], tests: int,
+                     suspects: list[int]) -> CauseVerdict:
+        s = mix.shares
+        culprit = Culprit("label_noise", name, label=mix.label, contrast=f"the evaluated gold labels of {name} texts",
+                          effect=mix.effect, direction=f"training labels of {name} rows lean '{mix.label}': "
+                          f"{s['train'][mix.label]:.0%} vs {s['evaluated'][mix.label]:.0%} of the gold labels",
+                          effect_name=f"training − evaluated share of '{mix.label}' with {name}, beyond the rest",
+                          train_lines=tuple(suspects),
+                          data={"label_mix": {"phenomenon": name, "train": s["train"], "evaluated": s["evaluated"]}})
+        summary = f"training labels with {name} lean one way (consistent noise): {_label_mix.describe(name, mix)}"
+        if k > 1:
+            evidence.append(Evidence("statistic", f"{k} tests for this defect: the p-value decided on is the "
+                                     f"test's times {k} (Bonferroni)"))
+        return self.conclude(mix.effect, min(1.0, mix.p * k), threshold=THRESHOLD, independent=True,
+                             interventional=False, summary=summary, evidence=evidence, tests=tests, culprit=culprit)
 
     def _corpus_model(self, ctx: DefectContext, name: str, has: Callable[[str], bool],
                       evidence: list[Evidence]) -> tuple[Estimate | None, float, str]:
@@ -154,6 +223,14 @@ class LabelNoise(Hypothesis):
         return [Evidence("cases", f"{len(mine)} texts of this kind appear in training with conflicting labels",
                          data={"examples": [{"text": c.text, "labels": c.labels, "lines": list(c.lines)}
                                             for c in mine[:5]]})]
+
+
+def noise_defect(eval_key: str, records: Sequence[Record], defect_id: str) -> Defect:
+    """The corpus-wide label-noise test as a defect: the model's own task, its failing evaluated cases."""
+    judged = [r for r in records if r.passed is not None]
+    return Defect(defect_id, "train corpus", eval_key, "training labels against the evaluated gold labels", (),
+                  tuple(r.case_id for r in judged if r.passed is False), tuple(r.case_id for r in judged),
+                  stats.proportion([r.passed is False for r in judged]))
 
 
 def _phenomena(ctx: DefectContext) -> list[tuple[str, Callable[[str], bool]]]:

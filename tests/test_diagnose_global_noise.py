@@ -1,0 +1,168 @@
+"""Label noise across the whole corpus (labels flipped at random, on no phenomenon): a model fitted to flipped labels
+is underconfident on gold labels and not on its own training labels; a clean model is not. Model-free: a rule
+stands in for the model and a hashing bag-of-words for the sentence encoder."""
+from __future__ import annotations
+
+import functools
+import random
+from types import SimpleNamespace
+
+import numpy as np
+
+from lmcritic.diagnose.crossfit import crossfit_all
+from lmcritic.diagnose.hypotheses import _global_noise
+from lmcritic.diagnose.hypotheses.base import Culprit, paired_fixes
+from lmcritic.diagnose.hypotheses.label_noise import LabelNoise, noise_defect
+from lmcritic.probes.base import Estimate, Record
+from test_diagnose_shift_noise import NEG, NOUNS, POS, _embed
+
+
+def _sides(rng: np.random.Generator, train_ok: float, train_conf: float, eval_ok: float, eval_conf: float,
+           ambiguous: int = 0) -> tuple:
+    """(right, confidence) arrays for 500 training rows and 200 evaluated texts, plus ``ambiguous`` rows on each
+    side at confidence 0.5 that are right half the time."""
+    def side(n: int, ok: float, conf: float) -> tuple[np.ndarray, np.ndarray]:
+        right = np.concatenate([rng.random(n) < ok, rng.random(ambiguous) < 0.5]).astype(float)
+        return right, np.concatenate([np.full(n, conf), np.full(ambiguous, 0.5)])
+    return side(500, train_ok, train_conf), side(200, eval_ok, eval_conf)
+
+
+def test_gap_test_reads_flips_off_a_model_calibrated_to_them() -> None:
+    rng = np.random.default_rng(0)
+    # flipped at 30%: the model says 70% and agrees with 70% of its labels, but is right on ~97% of gold labels
+    t = _global_noise.gap_test("the model", *_sides(rng, 0.7, 0.7, 0.97, 0.7, ambiguous=150), seed=0)
+    assert t.p < 0.01 and t.rate is not None and t.rate.ci_low < 0.3 < t.rate.ci_high
+    assert t.rates["training confidence"] == 0.7  # the ambiguous rows (confidence 0.5) were cut away
+    # clean and over-fitted: right on its training rows, overconfident on evaluated texts
+    clean = _global_noise.gap_test("the model", *_sides(rng, 0.97, 0.93, 0.88, 0.93), seed=0)
+    assert clean.p > 0.5 and clean.did.value < 0
+    # clean and under-trained: underconfident on both sides alike
+    under = _global_noise.gap_test("the model", *_sides(rng, 0.92, 0.7, 0.9, 0.7), seed=0)
+    assert under.did.ci_low < 0 < under.did.ci_high
+
+
+def test_the_deciding_test_is_fixed_before_the_outcomes() -> None:
+    def t(who: str, fit: float, p: float) -> _global_noise.GapTest:
+        return _global_noise.GapTest(who, Estimate(0.1, 10, 0.0, 0.2), None, p,
+                                     {"training agreement (all sampled rows)": fit})
+    model, corpus = t("the model", 0.8, 0.2), t("a corpus model", 0.0, 0.001)
+    assert _global_noise.primary([model, corpus]) is model  # not the smaller p
+    memorised = t("the model", 0.99, 0.9)
+    assert _global_noise.primary([memorised, corpus]) is corpus
+
+
+def _sentence(rng: random.Random) -> tuple[str, str]:
+    positive = rng.random() < 0.5
+    text = f"the {rng.choice(NOUNS)} is {rng.choice(POS if positive else NEG)} {rng.choice(NOUNS)}"
+    return text, "positive" if positive else "negative"
+
+
+def _ctx(flip: float):
+    """A corpus with labels flipped at ``flip`` (at random), gold-labelled evaluated texts, and a model that
+    learned the noisy posterior: it says the right label with probability 1 − flip (0.9 when clean)."""
+    from lmcritic.diagnose.profile import CorpusProfile
+
+    rng = random.Random(1)
+    clean = [_sentence(rng) for _ in range(1000)]
+    train = [(t, ("negative" if y == "positive" else "positive") if rng.random() < flip else y) for t, y in clean]
+    evaluated = [_sentence(rng) for _ in range(200)]
+    corpus = SimpleNamespace(texts=[t for t, _ in train], lines=list(range(2, len(train) + 2)),
+                             labels=[y for _, y in train], _norm=[t for t, _ in train])
+    profile = CorpusProfile(corpus, [t for t, _ in evaluated], [y for _, y in evaluated])
+    sure = 1 - flip if flip else 0.9
+
+    def answer(text: str) -> Record:
+        y = "positive" if set(text.split()) & set(POS) else "negative"
+        other = "negative" if y == "positive" else "positive"
+        return Record("x", {}, {}, {}, text=text, prediction=y, label_probs={y: sure, other: 1 - sure})
+
+    def run(key, edits, hypothesis, defect_id):
+        return [SimpleNamespace(record=answer(e.text), prediction=answer(e.text).prediction) for e in edits]
+
+    records = [Record(f"e{i}", {}, {}, {}, passed=answer(t).prediction == y, text=t, target=y,
+                      prediction=answer(t).prediction, label_probs=answer(t).label_probs)
+               for i, (t, y) in enumerate(evaluated)]
+    return SimpleNamespace(profile=profile, eval_records=records, eval_key="performance.sst2", seed=0,
+                           defect=noise_defect("performance.sst2", records, "D9"), rescorer=SimpleNamespace(run=run))
+
+
+def test_corpus_wide_noise_is_a_supported_cause_and_a_clean_corpus_is_not(monkeypatch) -> None:
+    monkeypatch.setattr(_global_noise, "crossfit_all", functools.partial(crossfit_all, embed=_embed))
+    noisy = LabelNoise().corpus_test(_ctx(0.3))
+    assert noisy.verdict == "supported" and noisy.culprit is not None and noisy.culprit.value == "corpus"
+    assert noisy.effect is not None and noisy.effect.ci_low < 0.3 < noisy.effect.ci_high
+    assert noisy.corroboration == 1 and noisy.culprit.train_lines  # the corpus model agrees; lines to relabel
+    clean = LabelNoise().corpus_test(_ctx(0.0))
+    assert clean.verdict == "not supported"
+
+
+def test_noise_defect_holds_the_failing_evaluated_cases() -> None:
+    recs = [Record(f"c{i}", {}, {}, {}, passed=i % 4 != 0) for i in range(8)] + [Record("n", {}, {}, {})]
+    d = noise_defect("performance.sst2", recs, "D3")
+    assert d.probe == "train corpus" and d.task == "performance.sst2" and d.case_ids == ("c0", "c4")
+    assert len(d.slice_case_ids) == 8 and d.failure_rate.value == 0.25
+
+
+def test_paired_fixes_use_an_exact_test_on_few_pairs() -> None:
+    """Three fixes against none on five pairs is p = 0.25 exactly; a bootstrap on five pairs called it 0.01 and
+    a 'token drives failures' cause was supported, at high severity, on a model with random label noise."""
+    outs = [SimpleNamespace(fixed=f) for f in (True, False, True, False, True, False, False, False, False, False)]
+    ctx = SimpleNamespace(rescore=lambda edits, hypothesis: outs, seed=0)
+    t = paired_fixes(ctx, ["e"] * 5, ["c"] * 5, "spurious_feature")
+    assert t.effect is not None and abs(t.effect.value - 0.6) < 1e-9 and abs(t.p_value - 0.25) < 1e-9
+
+
+def test_label_repair_takes_the_whole_corpus_for_a_corpus_wide_culprit() -> None:
+    from lmcritic.mitigate.cleaning import LabelRepair
+
+    from lmcritic.mitigate.targets import culprit_of
+
+    typed = Culprit("label_noise", "corpus", effect=Estimate(0.2, 500, 0.08, 0.33), train_lines=(2, 3))
+    culprit = culprit_of(SimpleNamespace(culprit=typed, cause="label_noise", evidence=()))
+    ctx = SimpleNamespace(target=SimpleNamespace(culprit=culprit))
+    repair = LabelRepair()
+    rows, scope = repair._scope(ctx, [SimpleNamespace(text="a", line=2), SimpleNamespace(text="b", line=9)])
+    assert rows is None and scope["rows"] == "corpus"
+    assert repair._max_share(ctx) == 0.33  # the cap follows the diagnosed rate's upper bound, not 10%
+    phenomenon = SimpleNamespace(target=SimpleNamespace(culprit=culprit_of(SimpleNamespace(
+        culprit=Culprit("label_noise", "negation"), cause="label_noise", evidence=()))))
+    assert repair._max_share(phenomenon) == repair.config.max_share
+
+
+def test_a_corpus_level_defect_is_verified_on_its_tasks_cases() -> None:
+    from lmcritic.diagnose.graph import DefectNode
+    from lmcritic.mitigate.targets import target_of
+
+    d = noise_defect("performance.sst2", [Record("c0", {}, {}, {}, passed=False)], "D3")
+    assert target_of(DefectNode(d, (), ())).probe == "performance.sst2"
+
+
+def _directed_profile(flip: float, eval_labels: str = "both"):
+    """Rows 'the NOUN is (not only) ADJ'; ``flip`` of the positive rows with 'not' are labelled negative (an
+    annotator's heuristic). Evaluated gold labels are right; ``eval_labels="positive"`` keeps only the positive
+    ones among the evaluated texts with 'not' (a label-selected evaluation)."""
+    from lmcritic.diagnose.profile import CorpusProfile
+    from test_diagnose_shift_noise import _has_not, _rows
+
+    rng = random.Random(3)
+    truth = [(t, "positive" if set(t.split()) & set(POS) else "negative") for t, _ in _rows(1500, rng)]
+    train = [(t, "negative" if _has_not(t) and y == "positive" and rng.random() < flip else y) for t, y in truth]
+    gold = [(t, "positive" if set(t.split()) & set(POS) else "negative") for t, _ in _rows(400, rng)]
+    if eval_labels == "positive":
+        gold = [(t, y) for t, y in gold if not _has_not(t) or y == "positive"]
+    corpus = SimpleNamespace(texts=[t for t, _ in train], lines=list(range(2, len(train) + 2)),
+                             labels=[y for _, y in train], _norm=[t for t, _ in train])
+    return CorpusProfile(corpus, [t for t, _ in gold], [y for _, y in gold])
+
+
+def test_directed_noise_shows_in_the_label_mix_and_a_clean_or_selected_evaluation_does_not() -> None:
+    from lmcritic.diagnose.hypotheses import _label_mix
+    from test_diagnose_shift_noise import _has_not
+
+    noisy = _label_mix.mix_test(_directed_profile(0.8), _has_not)
+    assert isinstance(noisy, _label_mix.MixTest) and noisy.label == "negative" and noisy.p < 1e-6
+    assert noisy.effect.ci_low > 0.2 and noisy.shares["evaluated"]["negative"] < 0.6
+    clean = _label_mix.mix_test(_directed_profile(0.0), _has_not)
+    assert isinstance(clean, _label_mix.MixTest) and clean.p > 0.05
+    selected = _label_mix.mix_test(_directed_profile(0.0, eval_labels="positive"), _has_not)
+    assert isinstance(selected, str) and "label-selected" in selected
