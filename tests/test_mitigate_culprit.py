@@ -142,24 +142,27 @@ def test_domain_augmentation_says_when_the_failing_cases_hold_words_no_training_
     assert "notes" not in unseen_words(SimpleNamespace(store=store, run_id="r", target=target), rows)
 
 
-def test_label_repair_reweighs_a_label_mix_culprit_to_the_gold_mix(tmp_path):
-    """Consistent noise (the diagnosis's label-mix test): the phenomenon's rows are weighed so their label mix is
-    the evaluated gold one; the rest of the corpus keeps weight 1; drop/relabel stay available by name."""
+def test_label_repair_relabels_and_reweighs_a_label_mix_culprit_to_the_gold_mix(tmp_path):
+    """Consistent noise (the diagnosis's label-mix test): 30 of 40 'not bad' rows were labelled negative by a
+    heuristic. A learner weighted to the gold mix reads them as positive and they are relabelled (an unweighted one
+    agrees with the heuristic: 30 against 10); the phenomenon's rows then carry the gold mix; the rest is untouched."""
     from lmcritic.mitigate.cleaning import LabelRepair
 
-    rows = [Row(f"it is not {w}", "negative", line=i) for i, w in enumerate(["good"] * 80 + ["bad"] * 10)]
-    rows += [Row("it is not great", "positive", line=100 + i) for i in range(10)]
-    rows += [Row("a fine film", "positive", line=200 + i) for i in range(50)]
+    rows = [Row(f"the film is not bad at all {i % 3}", "negative" if i < 30 else "positive", line=i) for i in range(40)]
+    rows += [Row(f"the film is not good {i % 3}", "negative", line=100 + i) for i in range(60)]
+    rows += [Row(f"a {w} film {i % 3}", "positive" if w == "fine" else "negative", line=200 + i)
+             for i, w in enumerate(["fine", "dull"] * 50)]
     mix = {"phenomenon": "negation", "train": {"negative": 0.9, "positive": 0.1},
            "evaluated": {"negative": 0.6, "positive": 0.4}}
     culprit = Culprit("label_noise", "negation", label="negative", data={"label_mix": mix}, source="diagnosis")
-    new, info = LabelRepair().transform(_ctx(tmp_path, culprit), TrainingSet(tuple(rows), LABELS, "fixture"))
+    data = TrainingSet(tuple(rows), LABELS, "fixture")
+    new, info = LabelRepair(features="tfidf").transform(_ctx(tmp_path, culprit), data)
     assert info["action"] == "reweigh" and info["rows"] == 100
-    w = {r.line: r.weight for r in new.rows}
-    assert abs(w[0] - 0.6 / 0.9) < 1e-9 and abs(w[100] - 4.0) < 1e-9 and w[200] == 1.0
-    inside = [r for r in new.rows if "not" in r.text]
+    changed = {a.line for a, b in zip(data.rows, new.rows) if a.label != b.label}
+    assert 25 <= len(changed) <= 30 and changed <= set(range(30))  # only the heuristic's rows (out of fold: most)
+    assert info["relabelled"] == {"negative->positive": len(changed)}
+    inside = [r for r in new.rows if " not " in r.text]
     share = sum(r.weight for r in inside if r.label == "positive") / sum(r.weight for r in inside)
-    assert abs(share - 0.4) < 1e-9
-    dropped, info = LabelRepair(features="tfidf", action="drop").transform(
-        _ctx(tmp_path, culprit), TrainingSet(tuple(rows), LABELS, "fixture"))
+    assert abs(share - 0.4) < 1e-9 and all(r.weight == 1.0 for r in new.rows if r.line >= 200)
+    _, info = LabelRepair(features="tfidf", action="drop").transform(_ctx(tmp_path, culprit), data)
     assert info["action"] == "drop"

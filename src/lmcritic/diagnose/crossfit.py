@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -105,6 +105,21 @@ def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str
         ev_ok += (model.classes_[q.argmax(1)] == gold_y) / folds
         ev_conf += q.max(1) / folds
     return CorpusFit((ok, conf), (ev_ok, ev_conf))
+
+
+def cached_fit(profile: Any, key: str, fit: Callable[..., Any]) -> Any:
+    """``fit(train, evaluated, vectors)`` on a corpus profile's labelled rows, cached on the profile under ``key``
+    (embeddings shared by every fit of the diagnosis); a reason string when the offline encoder is missing."""
+    from lmcritic.errors import LmcriticError
+
+    if key not in profile._cache:
+        train = [(t, y) for t, y in zip(profile.corpus.texts, profile.labels) if y is not None]
+        evaluated = [(t, y) for t, y in zip(profile.eval_texts, profile.eval_labels) if y is not None]
+        try:
+            profile._cache[key] = fit(train, evaluated, profile._cache.setdefault("label_noise.crossfit.vectors", {}))
+        except LmcriticError as e:
+            profile._cache[key] = f"the sentence encoder is unavailable ({e})"
+    return profile._cache[key]
 
 
 def _memo(encode: Embed, vectors: dict[str, np.ndarray]) -> Callable[[list[str]], np.ndarray]:

@@ -90,7 +90,7 @@ CORPUS = "corpus"  # a label-noise culprit that is the whole corpus (diagnose.hy
 @dataclass(frozen=True)
 class LabelRepairConfig(TrainConfig):
     action: str = "auto"  # auto: reweigh for a label-mix culprit (consistent noise), else drop | drop | relabel
-    #                      (to the out-of-sample prediction) | reweigh (the phenomenon's rows to the gold label mix)
+    #                      (to the out-of-sample prediction) | reweigh (see mitigate._label_mix.repair_mix)
     max_weight: float = 20.0
     features: str = "auto"  # auto: sentence embeddings (offline MiniLM) when installed, else tfidf | minilm | tfidf
     folds: int = 5
@@ -121,7 +121,9 @@ class LabelRepair(Retrain):
         mix = ctx.target.culprit.data.get("label_mix") if ctx.target.culprit is not None else None
         action = ("reweigh" if mix else "drop") if self.config.action == "auto" else self.config.action
         if action == "reweigh":
-            return reweigh_mix(data, mix, self.config.max_weight)
+            from lmcritic.mitigate._label_mix import repair_mix
+
+            return repair_mix(data, mix, self.config.max_weight, _feature_kind(self.config.features), ctx.seed)
         labels = list(data.labels) or sorted({str(r.label) for r in data.rows})
         candidates, scope = self._scope(ctx, data.rows)
         features = _feature_kind(self.config.features)
@@ -167,28 +169,6 @@ class LabelRepair(Retrain):
         if not picked:
             return None, {**what, "rows": "corpus", "why": "no training row has the implicated phenomenon or line"}
         return picked, {**what, "rows": "implicated"}
-
-
-def reweigh_mix(data: TrainingSet, mix: dict[str, Any] | None, max_weight: float) -> tuple[TrainingSet, dict]:
-    """Consistent noise (a label-mix culprit): weigh the phenomenon's rows so its label mix is the evaluated gold
-    mix (label-shift importance weights, within [1/max_weight, max_weight]). The rows a heuristic relabelled cannot
-    be told from the others without a reader of their content; re-weighing makes the correctly labelled minority
-    outweigh them where they conflict. Only the evaluated data's label shares are used, never its texts."""
-    if not mix:
-        raise ConfigError("action=reweigh needs a label-noise culprit that is a label mix (consistent noise)",
-                          "use --set action=drop or action=relabel")
-    has = phenomenon_predicate(str(mix["phenomenon"]))
-    if has is None:
-        raise ConfigError(f"unknown phenomenon {mix['phenomenon']!r} in the diagnosis", "re-run lmcritic diagnose")
-    inside = Counter(str(r.label) for r in data.rows if has(r.text))
-    total = sum(inside.values())
-    weights = {y: min(max_weight, max(1 / max_weight, float(mix["evaluated"].get(y, 0.0)) / (n / total)))
-               for y, n in inside.items()}
-    rows = [replace(r, weight=r.weight * weights[str(r.label)], origin="label_mix_reweigh") if has(r.text) else r
-            for r in data.rows]
-    return data.with_rows(rows), {"action": "reweigh", "phenomenon": mix["phenomenon"], "rows": total,
-                                  "train_mix": {y: n / total for y, n in inside.items()},
-                                  "target_mix": dict(mix["evaluated"]), "weights": weights}
 
 
 def phenomenon_predicate(name: str) -> Callable[[str], bool] | None:

@@ -25,9 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from lmcritic.diagnose.crossfit import crossfit_all
+from lmcritic.diagnose.crossfit import cached_fit, crossfit_all
 from lmcritic.diagnose.rescore import Edit
-from lmcritic.errors import LmcriticError
 from lmcritic.probes.base import Estimate
 
 SAMPLE = 500  # training rows the model is asked about
@@ -123,16 +122,8 @@ def model_gaps(ctx: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarra
 
 def corpus_gaps(ctx: Any) -> GapTest | str:
     """The same test for a cross-fitted corpus model (its out-of-fold probabilities of the training rows)."""
-    key = f"label_noise.crossfit_all:{ctx.seed}"
-    if key not in ctx.profile._cache:
-        train = [(t, y) for t, y in zip(ctx.profile.corpus.texts, ctx.profile.labels) if y is not None]
-        evaluated = [(t, y) for t, y in zip(ctx.profile.eval_texts, ctx.profile.eval_labels) if y is not None]
-        try:
-            vectors = ctx.profile._cache.setdefault("label_noise.crossfit.vectors", {})
-            ctx.profile._cache[key] = crossfit_all(train, evaluated, ctx.seed, vectors=vectors)
-        except LmcriticError as e:
-            ctx.profile._cache[key] = f"the sentence encoder is unavailable ({e})"
-    cf = ctx.profile._cache[key]
+    cf = cached_fit(ctx.profile, f"label_noise.crossfit_all:{ctx.seed}",
+                    lambda train, evaluated, vectors: crossfit_all(train, evaluated, ctx.seed, vectors=vectors))
     if isinstance(cf, str):
         return cf
     return gap_test(f"a cross-fitted corpus model ({cf.learner})", cf.train, cf.evaluated, ctx.seed)

@@ -31,14 +31,13 @@ import numpy as np
 
 from lmcritic import stats
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.crossfit import crossfit
+from lmcritic.diagnose.crossfit import cached_fit, crossfit
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses import _global_noise, _label_mix
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.diagnose.slices import cluster_ids, slice_stats
-from lmcritic.errors import LmcriticError
 from lmcritic.probes.base import Estimate, Record
 
 SAMPLE = 200  # training rows asked about, per side
@@ -124,7 +123,7 @@ class LabelNoise(Hypothesis):
         if mix is not None and (noise[0] is None or mix.p < noise[1]):
             return self._mix_verdict(name, mix, k, evidence, tests, suspects)
         if k > 1:
-            evidence.append(Evidence("statistic", f"{k} tests for this defect (phenomena × tests): the p-value decided on is "
+            evidence.append(Evidence("statistic", f"{k} tests for this defect (phenomena × tests): p decided on is "
                                      f"the test's times {k} (Bonferroni)"))
         culprit = Culprit("label_noise", name, contrast=f"training rows without {name}", effect=noise[0] or effect,
                           direction=f"training labels of {name} rows are inconsistent",
@@ -173,16 +172,8 @@ class LabelNoise(Hypothesis):
     def _corpus_model(self, ctx: DefectContext, name: str, has: Callable[[str], bool],
                       evidence: list[Evidence]) -> tuple[Estimate | None, float, str]:
         """The cross-fitted corpus model's excess flip rate on the phenomenon: (estimate, p, why none)."""
-        key = f"label_noise.crossfit:{name}:{ctx.seed}"
-        if key not in ctx.profile._cache:
-            train = [(t, y) for t, y in zip(ctx.profile.corpus.texts, ctx.profile.labels) if y is not None]
-            evaluated = [(t, y) for t, y in zip(ctx.profile.eval_texts, ctx.profile.eval_labels) if y is not None]
-            try:
-                vectors = ctx.profile._cache.setdefault("label_noise.crossfit.vectors", {})
-                ctx.profile._cache[key] = crossfit(train, evaluated, has, ctx.seed, vectors=vectors)
-            except LmcriticError as e:  # the offline encoder is missing: no evidence in the labels, said so
-                ctx.profile._cache[key] = f"the sentence encoder is unavailable ({e})"
-        cf = ctx.profile._cache[key]
+        cf = cached_fit(ctx.profile, f"label_noise.crossfit:{name}:{ctx.seed}",
+                        lambda train, evaluated, vectors: crossfit(train, evaluated, has, ctx.seed, vectors=vectors))
         if isinstance(cf, str):
             evidence.append(Evidence("statistic", f"no cross-fitted corpus test: {cf}"))
             return None, 1.0, cf

@@ -1,0 +1,106 @@
+"""Repair of consistent label noise on a phenomenon (the diagnosis's label-mix culprit, see
+:mod:`lmcritic.diagnose.hypotheses._label_mix`): the phenomenon's training labels lean to one label far more than
+the evaluated gold labels of the phenomenon do.
+
+Two steps, both using only the evaluated data's label *shares* (never its texts):
+
+1. Relabel. A learner cross-fitted on the corpus with label-shift weights — the phenomenon's rows weighed so their
+   label mix is the gold one — reads each of the phenomenon's rows of the over-represented label out of fold; rows
+   it gives another label with probability above one half get that label, at most as many as the mix is in excess.
+   Unweighted, the learner would have learned the heuristic and vouch for it (why confident learning misses
+   consistent noise); weighted, the correctly labelled minority outweighs the relabelled rows where they conflict.
+2. Reweigh. The phenomenon's rows, after step 1, are weighed to the gold mix (importance weights within
+   [1/max_weight, max_weight]), so what step 1 left wrong is outweighed too.
+
+On the planted MiniLM classifiers (benchmarks/planted, directed plant): the weighted learner's relabelled rows
+were right 59-78% of the time and found 47-83% of the relabelled ones.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Any, Callable
+
+import numpy as np
+
+from lmcritic.errors import ConfigError
+from lmcritic.mitigate.data import Row, TrainingSet
+
+
+def repair_mix(data: TrainingSet, mix: dict[str, Any] | None, max_weight: float, features: str,
+               seed: int) -> tuple[TrainingSet, dict[str, Any]]:
+    """Relabel, then reweigh, the phenomenon's rows (see the module docstring); returns the rows and a summary."""
+    if not mix:
+        raise ConfigError("action=reweigh needs a label-noise culprit that is a label mix (consistent noise)",
+                          "use --set action=drop or action=relabel")
+    from lmcritic.mitigate.cleaning import phenomenon_predicate
+
+    has = phenomenon_predicate(str(mix["phenomenon"]))
+    if has is None:
+        raise ConfigError(f"unknown phenomenon {mix['phenomenon']!r} in the diagnosis", "re-run lmcritic diagnose")
+    target = {str(k): float(v) for k, v in mix["evaluated"].items()}
+    rows, moved = _relabel(list(data.rows), has, target, max_weight, features, seed)
+    rows, weights, before = _reweigh(rows, has, target, max_weight)
+    return data.with_rows(rows), {"action": "reweigh", "phenomenon": mix["phenomenon"], "rows": sum(before.values()),
+                                  "relabelled": dict(moved), "train_mix": _shares(before), "target_mix": target,
+                                  "weights": weights}
+
+
+def _shares(counts: Counter) -> dict[str, float]:
+    total = sum(counts.values())
+    return {y: n / total for y, n in counts.items()} if total else {}
+
+
+def _weights(counts: Counter, target: dict[str, float], max_weight: float) -> dict[str, float]:
+    share = _shares(counts)
+    return {y: min(max_weight, max(1 / max_weight, target.get(y, 0.0) / s)) for y, s in share.items()}
+
+
+def _reweigh(rows: list[Row], has: Callable[[str], bool], target: dict[str, float],
+             max_weight: float) -> tuple[list[Row], dict[str, float], Counter]:
+    inside = Counter(str(r.label) for r in rows if has(r.text))
+    w = _weights(inside, target, max_weight)
+    out = [replace(r, weight=r.weight * w[str(r.label)], origin=f"{r.origin}+label_mix_reweigh") if has(r.text)
+           else r for r in rows]
+    return out, w, inside
+
+
+def _relabel(rows: list[Row], has: Callable[[str], bool], target: dict[str, float], max_weight: float,
+             features: str, seed: int) -> tuple[list[Row], Counter]:
+    """Step 1: the phenomenon's rows of the over-represented label that a label-shift-weighted learner reads as
+    another label (out of fold, p > 0.5), most confident first, up to the excess of that label."""
+    inside = [i for i, r in enumerate(rows) if has(r.text)]
+    counts = Counter(str(rows[i].label) for i in inside)
+    if len(counts) < 2 or len(inside) < 20:
+        return rows, Counter()
+    major = max(counts, key=lambda y: counts[y] / len(inside) - target.get(y, 0.0))
+    excess = int(round(counts[major] - target.get(major, 0.0) * len(inside)))
+    probs, labels = _weighted_oof(rows, has, _weights(counts, target, max_weight), features, seed)
+    other = [(float(1 - probs[i, labels.index(major)]), i) for i in inside if str(rows[i].label) == major]
+    picked = sorted(((p, i) for p, i in other if p > 0.5), reverse=True)[:max(0, excess)]
+    moved: Counter[str] = Counter()
+    for _, i in picked:
+        ranked = [labels[j] for j in np.argsort(-probs[i]) if labels[j] != major]
+        moved[f"{major}->{ranked[0]}"] += 1
+        rows[i] = replace(rows[i], label=ranked[0], origin="label_mix_relabelled")
+    return rows, moved
+
+
+def _weighted_oof(rows: list[Row], has: Callable[[str], bool], w: dict[str, float], features: str,
+                  seed: int) -> tuple[np.ndarray, list[str]]:
+    """Out-of-fold class probabilities of a logistic regression fitted with the phenomenon's rows reweighed."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from lmcritic.mitigate.cleaning import _features
+
+    labels = sorted({str(r.label) for r in rows})
+    y = np.array([labels.index(str(r.label)) for r in rows])
+    sw = np.array([w.get(str(r.label), 1.0) if has(r.text) else 1.0 for r in rows])
+    x = _features([r.text for r in rows], features)
+    probs = np.zeros((len(rows), len(labels)))
+    folds = max(2, min(5, int(min(np.bincount(y)))))
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        model = LogisticRegression(max_iter=2000).fit(x[tr], y[tr], sample_weight=sw[tr])
+        probs[np.ix_(te, model.classes_)] = model.predict_proba(x[te])
+    return probs, labels
