@@ -268,7 +268,7 @@ def label_noise_global(seed: int) -> HFPlant:
     rate = rng.uniform(0.25, 0.35)
     out = [(t, 1 - y) if rng.random() < rate else (t, y) for t, y in train]
     eval_rows = dev[:N_EVAL]
-    return HFPlant("label_noise_global", seed, "label_noise", {"kind": "label_noise", "value": "all"},
+    return HFPlant("label_noise_global", seed, "label_noise", {"kind": "label_noise", "value": "corpus"},
                    f"{rate:.0%} of all training rows have flipped labels (at random)", out, eval_rows,
                    frozenset(range(len(eval_rows))), info={"flip_rate": rate})
 

@@ -82,6 +82,7 @@ def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
     shared = dict(rescorer=rescorer, train=train_c, reference=ref_c, explanations=explanations,
                   max_cases=config.max_cases, seed=config.seed, profile=profile, eval_key=eval_key,
                   eval_records=eval_records, sentiment=sentiment, token_tests=tokens)
+    noise = _noise_test(shared, eval_key, config)  # before the defects spend the re-scoring budget, like tokens
     found: list[tuple[Any, list[CauseVerdict], tuple]] = []
     slices = {}
     for key, records in by_probe.items():
@@ -94,7 +95,7 @@ def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
             ctx = DefectContext(d, records, table, probe_name=names.get(key, key), **shared)
             found.append((d, _test_all(ctx, config, notes), _neighbours(ctx, train_c, config)))
     found += _token_nodes(tokens, eval_key, len(found) + 1)
-    found += _noise_node(shared, eval_key, len(found) + 1, config)
+    found += [(replace(d, id=f"D{len(found) + 1}"), [v], ()) for d, v in noise]
     verdicts = calibrate.finalize([v for _, v, _ in found])
     nodes = tuple(DefectNode(d, calibrate.rank(v), nb) for (d, _, nb), v in zip(found, verdicts))
     graph = DefectGraph(run_id, _model_name(info.spec), nodes, slices,
@@ -158,8 +159,7 @@ def _token_nodes(tokens: list, eval_key: str | None, start: int) -> list[tuple[A
     return out
 
 
-def _noise_node(shared: dict[str, Any], eval_key: str | None, start: int,
-                config: DiagnoseConfig) -> list[tuple[Any, list[CauseVerdict], tuple]]:
+def _noise_test(shared: dict[str, Any], eval_key: str | None, config: DiagnoseConfig) -> list[tuple[Any, CauseVerdict]]:
     """Label noise across the whole training corpus, a defect of its own when it shows (found in the corpus
     against the evaluated gold labels, like a shortcut token; not a property of one probe's failures)."""
     from lmcritic.diagnose.hypotheses.label_noise import LabelNoise, noise_defect
@@ -168,12 +168,12 @@ def _noise_node(shared: dict[str, Any], eval_key: str | None, start: int,
     wanted = config.hypotheses is None or "label_noise" in config.hypotheses
     if not wanted or profile is None or not profile.labelled or eval_key is None or not records or rescorer is None:
         return []
-    probe = DefectContext(noise_defect(eval_key, records, f"D{start}"), records, FeatureTable((), {}),
+    probe = DefectContext(noise_defect(eval_key, records, "corpus"), records, FeatureTable((), {}),
                           probe_name=eval_key, **shared)
     v = LabelNoise().corpus_test(probe)
     if v.effect is None or v.effect.value <= 0 or (v.p_value or 1) >= 0.05:
         return []
-    return [(probe.defect, [v], ())]
+    return [(probe.defect, v)]
 
 
 def _test_all(ctx: DefectContext, config: DiagnoseConfig, notes: list[str]) -> list[CauseVerdict]:
