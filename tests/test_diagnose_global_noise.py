@@ -114,7 +114,6 @@ def test_paired_fixes_use_an_exact_test_on_few_pairs() -> None:
 
 def test_label_repair_takes_the_whole_corpus_for_a_corpus_wide_culprit() -> None:
     from lmcritic.mitigate.cleaning import LabelRepair
-
     from lmcritic.mitigate.targets import culprit_of
 
     typed = Culprit("label_noise", "corpus", effect=Estimate(0.2, 500, 0.08, 0.33), train_lines=(2, 3))
