@@ -165,3 +165,28 @@ def test_directed_noise_shows_in_the_label_mix_and_a_clean_or_selected_evaluatio
     assert isinstance(clean, _label_mix.MixTest) and clean.p > 0.05
     selected = _label_mix.mix_test(_directed_profile(0.0, eval_labels="positive"), _has_not)
     assert isinstance(selected, str) and "label-selected" in selected
+
+
+def test_label_noise_names_the_leaning_label_and_hands_its_mix_to_the_repair(monkeypatch) -> None:
+    """The whole hypothesis on consistent noise: the label mix decides (the corpus model fits the heuristic and
+    sees little), the culprit carries the label and the gold mix the repair reweighs to."""
+    from lmcritic.diagnose.crossfit import crossfit
+    from lmcritic.diagnose.hypotheses import label_noise
+    from lmcritic.mitigate.targets import culprit_of
+
+    monkeypatch.setattr(label_noise, "crossfit", functools.partial(crossfit, embed=_embed))
+    profile = _directed_profile(0.8)
+
+    def run(key, edits, hypothesis, defect_id):
+        return [SimpleNamespace(prediction="negative" if " not " in f" {e.text} " else
+                                ("positive" if set(e.text.split()) & set(POS) else "negative")) for e in edits]
+
+    records = [Record(f"e{i}", {}, {}, {}, passed=(" not " not in f" {t} ") or y == "negative", text=t, target=y)
+               for i, (t, y) in enumerate(zip(profile.eval_texts, profile.eval_labels))]
+    ctx = SimpleNamespace(profile=profile, eval_records=records, eval_key="performance.sst2", seed=0,
+                          defect=SimpleNamespace(predicates=(("negation", "yes"),), id="D1"),
+                          rescorer=SimpleNamespace(run=run))
+    v = label_noise.LabelNoise().test(ctx)
+    assert v.verdict == "supported" and v.culprit is not None and v.culprit.label == "negative"
+    mix = culprit_of(v).data["label_mix"]
+    assert mix["phenomenon"] == "negation" and mix["train"]["negative"] > 0.85 > mix["evaluated"]["negative"]
