@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -91,20 +91,23 @@ def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str
     encode = _memo(embed or _minilm_encode, {} if vectors is None else vectors)
     x, x_eval = encode([t for t, _ in sample]), encode([t for t, _ in gold])
     y, gold_y = np.array([y for _, y in sample]), np.array([y for _, y in gold])
-    from sklearn.model_selection import StratifiedKFold
-
-    folds = min(FOLDS, min(int((y == c).sum()) for c in set(y)))
+    folds = _n_folds(y)
     if folds < 2:
         return "a label has a single training row"
     ok, conf = np.zeros(len(y)), np.zeros(len(y))
     ev_ok, ev_conf = np.zeros(len(gold)), np.zeros(len(gold))
-    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        model = _fit(x[tr], y[tr])
+    for model, te in _fold_models(x, y, seed):
         p, q = model.predict_proba(x[te]), model.predict_proba(x_eval)
         ok[te], conf[te] = model.classes_[p.argmax(1)] == y[te], p.max(1)
         ev_ok += (model.classes_[q.argmax(1)] == gold_y) / folds
         ev_conf += q.max(1) / folds
     return CorpusFit((ok, conf), (ev_ok, ev_conf))
+
+
+def labelled(profile: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """A corpus profile's labelled (text, label) training rows and (text, gold label) evaluated texts."""
+    train = [(t, y) for t, y in zip(profile.corpus.texts, profile.labels) if y is not None]
+    return train, [(t, y) for t, y in zip(profile.eval_texts, profile.eval_labels) if y is not None]
 
 
 def cached_fit(profile: Any, key: str, fit: Callable[..., Any]) -> Any:
@@ -113,8 +116,7 @@ def cached_fit(profile: Any, key: str, fit: Callable[..., Any]) -> Any:
     from lmcritic.errors import LmcriticError
 
     if key not in profile._cache:
-        train = [(t, y) for t, y in zip(profile.corpus.texts, profile.labels) if y is not None]
-        evaluated = [(t, y) for t, y in zip(profile.eval_texts, profile.eval_labels) if y is not None]
+        train, evaluated = labelled(profile)
         try:
             profile._cache[key] = fit(train, evaluated, profile._cache.setdefault("label_noise.crossfit.vectors", {}))
         except LmcriticError as e:
@@ -143,18 +145,26 @@ def _sample(train: Sequence[tuple[str, str]], has: Callable[[str], bool], seed: 
 def _out_of_fold(x: np.ndarray, y: np.ndarray, x_eval: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold predictions of the training rows, and every fold model's predictions of the evaluated texts
     (shape folds × texts): both sides are predicted by models fitted on the same amount of data."""
-    from sklearn.model_selection import StratifiedKFold
-
-    folds = min(FOLDS, min(int((y == c).sum()) for c in set(y)))
     out = np.empty(len(y), dtype=object)
     on_eval = []
-    if folds < 2:
+    if _n_folds(y) < 2:
         return out, np.empty((0, len(x_eval)), dtype=object)
-    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        model = _fit(x[tr], y[tr])
+    for model, te in _fold_models(x, y, seed):
         out[te] = model.predict(x[te])
         on_eval.append(model.predict(x_eval))
     return out, np.array(on_eval, dtype=object)
+
+
+def _n_folds(y: np.ndarray) -> int:
+    return min(FOLDS, min(int((y == c).sum()) for c in set(y)))
+
+
+def _fold_models(x: np.ndarray, y: np.ndarray, seed: int) -> Iterator[tuple[Any, np.ndarray]]:
+    """Each stratified fold's model (fitted on the other folds) with the fold's row indices."""
+    from sklearn.model_selection import StratifiedKFold
+
+    for tr, te in StratifiedKFold(_n_folds(y), shuffle=True, random_state=seed).split(x, y):
+        yield _fit(x[tr], y[tr]), te
 
 
 def _fit(x: np.ndarray, y: np.ndarray):  # noqa: ANN202 - sklearn estimator

@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from lmcritic.diagnose.crossfit import labelled
 from lmcritic.probes.base import Estimate
 
 MIN_PER_LABEL = 10
@@ -39,9 +40,9 @@ class MixTest:
 def mix_test(profile: Any, has: Callable[[str], bool]) -> MixTest | str:
     """The test on a corpus profile (training texts and labels, evaluated texts and gold labels); a reason string
     when it cannot be run."""
-    train = [(t, y) for t, y in zip(profile.corpus.texts, profile.labels) if y is not None]
+    train, evaluated = labelled(profile)
     labels = sorted({y for _, y in train})
-    gold = [(t, y) for t, y in zip(profile.eval_texts, profile.eval_labels) if y in labels]
+    gold = [(t, y) for t, y in evaluated if y in labels]
     groups = {f"{src}{'' if k else ' (without)'}": [y for t, y in rows if has(t) == k]
               for src, rows in (("train", train), ("evaluated", gold)) for k in (True, False)}
     seen = Counter(groups["evaluated"])

@@ -67,9 +67,6 @@ class LabelNoise(Hypothesis):
         """Labels flipped anywhere in the corpus, not on one phenomenon (see :mod:`._global_noise`). A property of
         the corpus, not of one defect: the diagnosis runs it once and makes it a defect of its own when it shows
         (:func:`noise_defect`), counted once among the diagnosis's tests."""
-        return self._corpus_verdict(ctx)
-
-    def _corpus_verdict(self, ctx: DefectContext) -> CauseVerdict:
         mine = _global_noise.model_gaps(ctx)
         tests = [] if isinstance(mine, str) else [_global_noise.gap_test("the model", mine[0], mine[1], ctx.seed)]
         corpus = _global_noise.corpus_gaps(ctx)
@@ -81,7 +78,6 @@ class LabelNoise(Hypothesis):
         if not tests:
             return self.verdict(False, False, 0.0, "whole corpus: no test possible", evidence)
         best = _global_noise.primary(tests)
-        p = best.p
         lines = () if isinstance(mine, str) else tuple(mine[2])
         culprit = Culprit("label_noise", "corpus", contrast="the evaluated texts' gold labels",
                           effect=best.rate or best.did, direction="training labels flipped across the corpus",
@@ -89,7 +85,7 @@ class LabelNoise(Hypothesis):
                           "underconfidence on gold labels − on training labels", train_lines=lines)
         summary = f"training labels across the corpus: {_global_noise.describe(best)}"
         evidence.append(Evidence("statistic", f"decided on {best.who}'s test ({_global_noise.WHY_PRIMARY})"))
-        v = self.conclude(best.rate or best.did, p, threshold=THRESHOLD, independent=True, interventional=False,
+        v = self.conclude(best.rate or best.did, best.p, threshold=THRESHOLD, independent=True, interventional=False,
                           summary=summary, evidence=evidence, tests=0 if isinstance(mine, str) else mine[3],
                           culprit=culprit)
         return replace(v, corroboration=int(any(t is not best and t.p < 0.05 and t.did.value > 0 for t in tests)))
@@ -145,7 +141,10 @@ class LabelNoise(Hypothesis):
              evidence: list[Evidence]) -> _label_mix.MixTest | None:
         """The label-mix test of consistent noise (:mod:`._label_mix`), its evidence appended; None when it cannot
         run (said in the evidence)."""
-        mix = _label_mix.mix_test(ctx.profile, has)
+        key = f"label_noise.mix:{name}"  # the same for every defect that tests this phenomenon
+        if key not in ctx.profile._cache:
+            ctx.profile._cache[key] = _label_mix.mix_test(ctx.profile, has)
+        mix = ctx.profile._cache[key]
         if isinstance(mix, str):
             evidence.append(Evidence("statistic", f"{name}: no label-mix test: {mix}"))
             return None
