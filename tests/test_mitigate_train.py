@@ -107,6 +107,24 @@ def test_label_repair_flags_flipped_rows_and_dedup_keeps_one_majority_copy():
     assert flipped <= set(found[:10])
 
 
+def test_out_of_fold_reader_never_lets_copies_of_a_text_vouch_for_its_label():
+    """Ten copies of one negative review labelled positive: with the copies split across folds the reader learns
+    their odd token from the other copies and reads them as positive; grouped by text, it reads them as negative."""
+    from lmcritic.mitigate._label_mix import _weighted_oof
+    from lmcritic.mitigate.cleaning import oof_probs
+
+    rng = random.Random(1)
+    pos = ["great acting and a lovely story", "wonderful , charming and smart", "a delight from start to finish"]
+    neg = ["a dull , tedious mess", "boring and badly acted", "a waste of time"]
+    rows = [Row(f"{rng.choice(pos)} {i}", "positive") for i in range(60)] + \
+        [Row(f"{rng.choice(neg)} {i}", "negative") for i in range(60)] + \
+        [Row("boring and badly acted zzqx", "positive") for _ in range(10)]
+    probs = oof_probs(rows, LABELS, "tfidf", 5)
+    assert probs[-10:, 1].max() < 0.5
+    weighted, labels = _weighted_oof(rows, lambda t: "zzqx" in t, {"positive": 1.0}, "tfidf")
+    assert labels == list(LABELS) and weighted[-10:, 1].max() < 0.5
+
+
 def test_dedup_collapses_copies_and_drops_conflicts_and_canaries(tmp_path):
     from lmcritic.mitigate.base import MitigationContext, Target
     from lmcritic.mitigate.cleaning import Dedup

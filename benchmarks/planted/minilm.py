@@ -37,6 +37,29 @@ class TrainConfig:
     threads: int = 2
 
 
+# Training recipes. "planted": the benchmark's under-trained classifiers (CPU budget). "memorised": a longer full
+# fine-tune that fits every training label, flipped ones included (the regime a user's own training is likely in);
+# its models, trials and mitigations live in folders of their own (work_subdir).
+RECIPES: dict[str, dict] = {"planted": {}, "memorised": {"epochs": 6.0, "frozen_layers": 0, "learning_rate": 5e-5}}
+_RECIPE = ["planted"]
+
+
+def use_recipe(name: str) -> None:
+    """Select the recipe for this process (the scripts' ``--recipe``)."""
+    if name not in RECIPES:
+        raise SystemExit(f"unknown recipe {name!r}: one of {', '.join(RECIPES)}")
+    _RECIPE[0] = name
+
+
+def recipe_config(**overrides: object) -> TrainConfig:
+    return TrainConfig(**{**RECIPES[_RECIPE[0]], **overrides})  # type: ignore[arg-type]
+
+
+def work_subdir(kind: str) -> str:
+    """``hf_models``, ``hf_trials``, ``hf_mitigation`` — suffixed with the recipe unless it is the planted one."""
+    return kind if _RECIPE[0] == "planted" else f"{kind}_{_RECIPE[0]}"
+
+
 def content_hash(rows: Sequence[Row], config: TrainConfig) -> str:
     h = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
     for text, label in rows:

@@ -39,7 +39,7 @@ def model_for(plant: hf_plants.HFPlant, config: minilm.TrainConfig) -> tuple[Pat
     """The fine-tuned model folder of a plant (trained now unless cached) and the training seconds spent now."""
     name = plant.reuse_model_of or plant.cause
     rows = plant.train if plant.reuse_model_of is None else hf_plants.build(plant.reuse_model_of, plant.seed).train
-    out = WORK / "hf_models" / f"{name}-s{plant.seed}"
+    out = WORK / minilm.work_subdir("hf_models") / f"{name}-s{plant.seed}"
     t0 = time.perf_counter()
     minilm.finetune(rows, out, config, log=lambda m: print(f"  {m}", flush=True))
     return out, time.perf_counter() - t0
@@ -50,7 +50,7 @@ def run_trial(plant: hf_plants.HFPlant, model: Path, extra: list[str], rediagnos
     """scan + diagnose through the CLI in a fresh home; returns the diagnosis JSON and timings. ``rediagnose``:
     keep the trial's stored scan (same model and data) and run only ``diagnose`` again (diagnosis code changed).
     ``scan_only``: stop after the scan (its seconds go to scan_s.json); a later ``rediagnose`` completes the trial."""
-    trial = WORK / "hf_trials" / f"{plant.cause}-s{plant.seed}"
+    trial = WORK / minilm.work_subdir("hf_trials") / f"{plant.cause}-s{plant.seed}"
     trial.mkdir(parents=True, exist_ok=True)
     eval_path = minilm.write_tsv(plant.eval, trial / "eval.tsv")
     env = {**os.environ, "LMCRITIC_HOME": str(trial / "home"), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -212,13 +212,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--earlier", type=Path, default=None,
                     help="with --collect: a results JSON of an earlier run whose rows fill trials not run since "
                     "(marked in the table as from that run)")
+    ap.add_argument("--recipe", choices=sorted(minilm.RECIPES), default="planted",
+                    help="how the planted models are fine-tuned (memorised: 6 epochs, no frozen layers; its own "
+                    "folders)")
     args = ap.parse_args(argv)
-    config = minilm.TrainConfig(threads=args.threads)
+    minilm.use_recipe(args.recipe)
+    config = minilm.recipe_config(threads=args.threads)
     rows = []
     for seed in args.seeds:
         for cause in args.causes:
             if args.collect:
-                path = WORK / "hf_trials" / f"{cause}-s{seed}" / "row.json"
+                path = WORK / minilm.work_subdir("hf_trials") / f"{cause}-s{seed}" / "row.json"
                 rows += [json.loads(path.read_text())] if path.is_file() else _earlier(args.earlier, cause, seed)
                 continue
             row = trial_row(cause, seed, config, args)

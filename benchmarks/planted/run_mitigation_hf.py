@@ -45,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import hf_plants  # noqa: E402
+import minilm  # noqa: E402
 import planted  # noqa: E402
 import run_mitigation as bench  # noqa: E402
 
@@ -164,7 +165,7 @@ def rewrite(plant: hf_plants.HFPlant, rows: list[planted.Row], rng: random.Rando
 
 
 def model_dir(plant: hf_plants.HFPlant) -> Path | None:
-    path = WORK / "hf_models" / f"{plant.reuse_model_of or plant.cause}-s{plant.seed}"
+    path = WORK / minilm.work_subdir("hf_models") / f"{plant.reuse_model_of or plant.cause}-s{plant.seed}"
     return path if (path / "train.json").is_file() else None
 
 
@@ -209,7 +210,8 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
         return None
     config = {**(recipe(model) if from_base else {}), **config}
     case, clean = cases(plant, seed)
-    work = WORK / "hf_mitigation" / f"{cause}-s{seed}{f'-indomain{n_in_domain}' if n_in_domain else ''}"
+    suffix = f"-indomain{n_in_domain}" if n_in_domain else ""
+    work = WORK / minilm.work_subdir("hf_mitigation") / f"{cause}-s{seed}{suffix}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     if n_in_domain:
@@ -283,7 +285,7 @@ def true_label_model(case: Case) -> Path | None:
     if not case.name.startswith("label_noise"):
         return None
     seed = int(case.seed)
-    path = WORK / "hf_models" / f"clean-s{seed}"
+    path = WORK / minilm.work_subdir("hf_models") / f"clean-s{seed}"
     return path if (path / "train.json").is_file() else None
 
 
@@ -335,7 +337,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="register: add N labelled in-domain rows (--set in_domain=...), a separate trial")
     ap.add_argument("--collect", action="store_true", help="run nothing: tabulate the stored trial rows")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--recipe", choices=sorted(minilm.RECIPES), default="planted",
+                    help="the planted models of this recipe (run_hf.py --recipe); repairs retrain with it")
     args = ap.parse_args(argv)
+    minilm.use_recipe(args.recipe)
     from lmcritic.errors import LmcriticError
 
     config = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
@@ -343,10 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for cause in args.causes:
             suffix = f"-indomain{args.in_domain}" if args.in_domain else ""
-            path = WORK / "hf_mitigation" / f"{cause}-s{seed}{suffix}" / "row.json"
+            path = WORK / minilm.work_subdir("hf_mitigation") / f"{cause}-s{seed}{suffix}" / "row.json"
             fail = path.parent / "failed.json"
             if args.collect:  # the plain trial and any in-domain variant
-                found = [p for p in (WORK / "hf_mitigation").glob(f"{cause}-s{seed}*/row.json")
+                found = [p for p in (WORK / minilm.work_subdir("hf_mitigation")).glob(f"{cause}-s{seed}*/row.json")
                          if p.parent.name == f"{cause}-s{seed}" or p.parent.name.startswith(f"{cause}-s{seed}-")]
                 rows += [with_unplanted(json.loads(p.read_text()), p.parent) for p in sorted(found)]
                 failed += [json.loads(fail.read_text())] if fail.is_file() and not path.is_file() else []

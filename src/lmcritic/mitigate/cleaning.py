@@ -123,7 +123,7 @@ class LabelRepair(Retrain):
         if action == "reweigh":
             from lmcritic.mitigate._label_mix import repair_mix
 
-            return repair_mix(data, mix, self.config.max_weight, _feature_kind(self.config.features), ctx.seed)
+            return repair_mix(data, mix, self.config.max_weight, _feature_kind(self.config.features))
         labels = list(data.labels) or sorted({str(r.label) for r in data.rows})
         candidates, scope = self._scope(ctx, data.rows)
         features = _feature_kind(self.config.features)
@@ -199,23 +199,37 @@ def label_issues(rows: Sequence[Row], labels: Sequence[str], features: str, fold
     would otherwise vouch for itself)."""
     import numpy as np
     from cleanlab.filter import find_label_issues
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold, cross_val_predict
-
-    from lmcritic.diagnose.corpus import normalize
 
     y = np.array([list(labels).index(str(r.label)) for r in rows])
-    groups = [normalize(r.text) for r in rows]
-    x = _features([r.text for r in rows], features)
-    n_folds = min(folds, len(set(groups)))
-    probs = cross_val_predict(LogisticRegression(max_iter=2000), x, y, groups=groups, cv=GroupKFold(n_folds),
-                              method="predict_proba")
+    probs = oof_probs(rows, labels, features, folds)
     pick = np.arange(len(rows)) if candidates is None else np.asarray(sorted(set(candidates)), dtype=int)
     if len(set(y[pick])) < 2:  # confident learning needs every label among the rows it judges
         return [], probs
     idx = find_label_issues(y[pick], probs[pick], filter_by="prune_by_noise_rate",
                             return_indices_ranked_by="self_confidence")
     return [int(pick[i]) for i in idx], probs
+
+
+def oof_probs(rows: Sequence[Row], labels: Sequence[str], features: str, folds: int,
+              sample_weight: Any = None) -> Any:
+    """Out-of-fold class probabilities (columns in ``labels`` order) of a logistic regression on the rows' text
+    features, optionally sample-weighted. Folds group rows by normalised text: copies of one text never sit on both
+    sides of a split, or a duplicated label would vouch for itself."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    from lmcritic.diagnose.corpus import normalize
+
+    y = np.array([list(labels).index(str(r.label)) for r in rows])
+    groups = [normalize(r.text) for r in rows]
+    x = _features([r.text for r in rows], features)
+    probs = np.zeros((len(rows), len(labels)))
+    for tr, te in GroupKFold(max(2, min(folds, len(set(groups))))).split(x, y, groups):
+        weight = None if sample_weight is None else sample_weight[tr]
+        model = LogisticRegression(max_iter=2000).fit(x[tr], y[tr], sample_weight=weight)
+        probs[np.ix_(te, model.classes_)] = model.predict_proba(x[te])
+    return probs
 
 
 def _feature_kind(kind: str) -> str:
@@ -288,4 +302,4 @@ class Dedup(Retrain):
         return data.with_rows(kept), dict(counts)
 
 
-__all__ = ["Dedup", "LabelRepair", "ShortcutRemoval", "label_issues", "phenomenon_predicate", "spread"]
+__all__ = ["Dedup", "LabelRepair", "ShortcutRemoval", "label_issues", "oof_probs", "phenomenon_predicate", "spread"]
