@@ -13,28 +13,25 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from lmcritic._progress import Bar
+from lmcritic._scoring import Tally, backend_stats, case_order, check_unique, chunks, failure_reason, quality_findings
 from lmcritic._signals import terminate_as_interrupt
 from lmcritic.backends import load_model
 from lmcritic.backends.base import Backend
-from lmcritic.errors import BudgetExceeded, CapabilityError, ConfigError, DataError, LmcriticError, StoreError
+from lmcritic.errors import BudgetExceeded, CapabilityError, ConfigError, DataError, StoreError
 from lmcritic.probes import PROBES
 from lmcritic.probes.base import Case, Probe
 from lmcritic.spec import RunSpec, StageSpec
 
 if TYPE_CHECKING:
-    from lmcritic._quality import CaseError
-    from lmcritic.datasets import DataIssues
-    from lmcritic.probes.base import Finding
     from lmcritic.sharding import Shards
     from lmcritic.store.cache import Ledger
     from lmcritic.store.runs import ProbeRunInfo
 
-MAX_ERRORS_IN_A_ROW = 5  # cases failing one after another with no success between: the model, not the data
 FATAL = (BudgetExceeded, KeyboardInterrupt, StoreError, CapabilityError)  # stop the probe (or run) at once
 
 
@@ -144,7 +141,7 @@ class Runner:
             for stage in spec.stages:
                 with self._measure(f"stage:{stage.name}", model):
                     self._run_stage(run_id, stage, spec, model, bar)
-        return self._finish(run_id, started, load_s, _stats(model), self._profile)
+        return self._finish(run_id, started, load_s, backend_stats(model), self._profile)
 
     def _execute_sharded(self, run_id: str, spec: RunSpec, shards: Shards, load_s: float) -> RunOutcome:
         """The probes on the workers, in any order; then each stage (they read every probe's records)."""
@@ -174,11 +171,11 @@ class Runner:
     def _measure(self, key: str, model: Backend) -> Iterator[None]:
         """The model's share of one probe or stage: the call cache's counters before and after it (time inside
         the real backend, requests answered from the cache and sent to the model)."""
-        before = _stats(model)
+        before = backend_stats(model)
         try:
             yield
         finally:
-            after = _stats(model)
+            after = backend_stats(model)
             delta = {k: after[k] - before.get(k, 0) for k in ("elapsed_s", "hits", "misses", "queries")
                      if isinstance(after.get(k), (int, float))}
             if any(delta.values()):
@@ -227,7 +224,7 @@ class Runner:
         except (BudgetExceeded, KeyboardInterrupt, StoreError):
             raise
         except Exception as err:  # the probe failed as a whole: say why, store it, go on with the others
-            reason = _reason(err, f"probe {item.key}")
+            reason = failure_reason(err, f"probe {item.key}")
             self.store.fail_probe(run_id, item.key, reason, item.name)
             bar.error(f"{item.key} failed: {reason}")
 
@@ -247,11 +244,11 @@ class Runner:
         except (BudgetExceeded, KeyboardInterrupt, StoreError):
             raise
         except Exception as err:
-            reason = _reason(err, f"stage {stage.name}")
+            reason = failure_reason(err, f"stage {stage.name}")
             self.store.fail_stage(run_id, stage.name, reason)
             bar.error(f"stage {stage.name} failed: {reason}")
             return
-        quality = _quality_findings(f"stage.{stage.name}", issues, [], 0, bar)
+        quality = quality_findings(f"stage.{stage.name}", issues, [], 0, bar)
         if quality:
             self.store.add_findings(run_id, f"stage.{stage.name}", quality)
         self.store.finish_stage(run_id, stage.name)
@@ -263,19 +260,19 @@ class Runner:
             cases = list(item.probe.cases())
         if not cases and issues.issues:
             raise DataError(f"no usable data rows: {len(issues.issues)} skipped (first: {issues.issues[0]})")
-        _check_unique(cases, item.key)
+        check_unique(cases, item.key)
         finished = self.store.done_case_ids(run_id, item.key)
         todo = [c for c in cases if c.id not in finished]
         self.store.start_probe(run_id, item.key, item.name, len(cases))
         t0 = time.perf_counter()
-        tally, order = _Tally(item.key), _order(cases)
+        tally, order = Tally(item.key), case_order(cases)
         with bar.task(item.key, total=len(cases), completed=len(cases) - len(todo)) as advance:
-            for chunk in _chunks(todo, item.probe.chunk_size):
+            for chunk in chunks(todo, item.probe.chunk_size):
                 self._score_chunk(run_id, item, model, chunk, order, tally)
                 advance(len(chunk))
         tally.check_any_scored(len(cases) - len(todo))
         findings = [replace(f, probe=item.key) for f in item.probe.summarize(self.store.records(run_id, item.key))]
-        findings += _quality_findings(item.key, issues, tally.errors, len(cases), bar)
+        findings += quality_findings(item.key, issues, tally.errors, len(cases), bar)
         self.store.add_findings(run_id, item.key, findings)
         elapsed = time.perf_counter() - t0
         if tally.errors:
@@ -285,7 +282,7 @@ class Runner:
             self.store.finish_probe(run_id, item.key, elapsed_s=elapsed)
 
     def _score_chunk(self, run_id: str, item: PlanItem, model: Backend, chunk: Sequence[Case],
-                     order: dict[str, int], tally: "_Tally") -> None:
+                     order: dict[str, int], tally: "Tally") -> None:
         """Score and store ``chunk``; if it fails, split it until the failing cases are alone (each is then
         a case error) and score the rest. Results do not depend on chunking, so the split changes nothing."""
         try:
@@ -294,7 +291,7 @@ class Runner:
             raise
         except Exception as err:
             if len(chunk) == 1:
-                tally.error(chunk[0].id, _reason(err, f"probe {item.key}, case {chunk[0].id}"))
+                tally.error(chunk[0].id, failure_reason(err, f"probe {item.key}, case {chunk[0].id}"))
                 return
             mid = len(chunk) // 2
             self._score_chunk(run_id, item, model, chunk[:mid], order, tally)
@@ -351,79 +348,6 @@ def run_spec(spec: RunSpec, **kwargs: Any) -> RunOutcome:
     return Runner(**kwargs).run(spec, resume=resume, model=model)
 
 
-@dataclass
-class _Tally:
-    """Cases scored and failed in one probe; too many failures in a row stop the probe."""
-
-    key: str
-    errors: list[CaseError] = field(default_factory=list)
-    n_scored: int = 0
-    in_a_row: int = 0
-
-    def scored(self, n: int) -> None:
-        self.n_scored += n
-        self.in_a_row = 0
-
-    def error(self, case_id: str, reason: str) -> None:
-        from lmcritic._quality import CaseError
-
-        self.errors.append(CaseError(case_id, reason))
-        self.in_a_row += 1
-        if self.in_a_row >= MAX_ERRORS_IN_A_ROW:
-            raise LmcriticError(f"{self.in_a_row} cases in a row failed, so the probe stopped; last: {reason}")
-
-    def check_any_scored(self, before: int) -> None:
-        if self.errors and self.n_scored == 0 and before == 0:
-            raise LmcriticError(f"every case failed ({len(self.errors)}); first: {self.errors[0].reason}")
-
-    def summary(self, n_cases: int) -> str:
-        return f"{len(self.errors)} of {n_cases} cases failed (first: {self.errors[0].case_id}: " \
-               f"{self.errors[0].reason})"
-
-
-def _quality_findings(key: str, issues: DataIssues, errors: list[CaseError], n_cases: int,
-                      bar: Bar) -> list[Finding]:
-    """The ``data_quality`` (skipped rows, also warned about) and ``case_errors`` findings, where there are any."""
-    from lmcritic._quality import case_errors_finding, data_quality_finding
-
-    out = [f for f in [data_quality_finding(key, issues)] if f is not None]
-    if out:
-        bar.warn(f"{key}: {out[0].summary}")
-    if errors:
-        out.append(case_errors_finding(key, errors, n_cases))
-    return out
-
-
 def _unfinished(p: ProbeRunInfo) -> bool:
     """A spec probe still pending or running when the run ends: no worker of a sharded run finished it."""
     return p.kind == "probe" and p.status in ("pending", "running")
-
-
-def _reason(err: BaseException, context: str) -> str:
-    """The one-line reason for a failure: lmcritic's own message, or an internal error with a logged traceback."""
-    if isinstance(err, LmcriticError):
-        return str(err)
-    from lmcritic._crashlog import internal_error
-
-    return internal_error(err, context)
-
-
-def _chunks(items: Sequence[Case], size: int) -> Iterator[Sequence[Case]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _order(cases: Sequence[Case]) -> dict[str, int]:
-    return {c.id: i for i, c in enumerate(cases)}
-
-
-def _check_unique(cases: Sequence[Case], key: str) -> None:
-    ids = [c.id for c in cases]
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"probe {key} produced duplicate case ids", "case ids must be unique within a probe")
-
-
-def _stats(model: Backend) -> dict[str, Any]:
-    from lmcritic._serde import to_jsonable
-
-    return to_jsonable(getattr(model, "stats", None)) or {}

@@ -114,7 +114,7 @@ class Worker:
 
     def _reply(self, kind: str, key: str, relay: "_Relay", message: str = "", hint: str | None = None,
                profile: dict[str, float] | None = None) -> Reply:
-        from lmcritic.runner import _stats
+        from lmcritic._scoring import backend_stats as _stats
 
         stats = _stats(self.model)
         return Reply(kind, key, message, hint, tuple(relay.lines), dict(profile or {}),
@@ -312,6 +312,6 @@ class _Relay(Bar):
 
 
 def _reason(err: BaseException, context: str) -> str:
-    from lmcritic.runner import _reason as reason
+    from lmcritic._scoring import failure_reason as reason
 
     return reason(err, context)

@@ -1,7 +1,7 @@
 """Production traffic in the run store: requests, ingestion progress, row errors, scores and caches.
 
 The monitor's tables live in the same SQLite file as the runs (``runs.sqlite``), created by the run store's
-migration list (``lmcritic.store.runs.MIGRATIONS``, step 2), so one ``--store`` holds the pre-deployment scans
+migration list (``lmcritic.store._schema.MIGRATIONS``, step 2), so one ``--store`` holds the pre-deployment scans
 and the traffic they are compared with.
 Writes follow the run store's rules: one short ``BEGIN IMMEDIATE`` transaction per batch, so a killed ingest
 keeps every finished batch, and the file's read offset is committed with the rows it covers.

@@ -8,7 +8,6 @@ per tag in ``case_tags`` so diagnosis can join and filter on tag values in SQL.
 """
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import platform
 import secrets
@@ -16,18 +15,29 @@ import sqlite3
 import sys
 import threading
 import time
-import typing
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from lmcritic._serde import from_jsonable
 from lmcritic.errors import ConfigError, LmcriticError, UnknownNameError
-from lmcritic.findings import canonical_name
 from lmcritic.probes.base import Finding, Record
-from lmcritic.store import _compat, _owner, _sqlite
-from lmcritic.store._sqlite import dumps, loads, safe_text
+from lmcritic.store import _owner, _sqlite
+from lmcritic.store._rows import (
+    RUN_COLUMNS,
+    UPSERT_CASE,
+    LegacyContext,
+    ProbeRunInfo,
+    RunInfo,
+    StageRunInfo,
+    case_row,
+    finding_of,
+    record_of,
+    run_info,
+    safe_record,
+    tag_value,
+)
+from lmcritic.store._schema import MIGRATIONS, SCHEMA_VERSION
+from lmcritic.store._sqlite import dumps, safe_text
 
 RUN_STATUSES = ("running", "done", "partial", "failed", "interrupted")
 PROBE_STATUSES = ("pending", "running", "done", "partial", "skipped", "failed")
@@ -35,124 +45,6 @@ STAGE_STATUSES = ("running", "done", "failed")
 PROBE_KINDS = ("probe", "stage")  # a spec probe, or records/findings written by a stage
 VERSIONED_PACKAGES = ("numpy", "torch", "transformers", "tokenizers")
 
-_V1 = """
-CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT, created REAL NOT NULL, finished REAL, status TEXT NOT NULL,
-    spec_json TEXT NOT NULL, model_json TEXT NOT NULL, model_fingerprint TEXT NOT NULL,
-    versions_json TEXT NOT NULL, timings_json TEXT, summary_json TEXT, error TEXT);
-CREATE INDEX runs_created ON runs (created);
-CREATE TABLE probe_runs (run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, probe_key TEXT NOT NULL,
-    probe_name TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, started REAL, finished REAL, elapsed_s REAL,
-    n_cases INTEGER, PRIMARY KEY (run_id, probe_key));
-CREATE TABLE cases (run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, probe_key TEXT NOT NULL,
-    case_id TEXT NOT NULL, seq INTEGER NOT NULL, input_json TEXT NOT NULL, output_json TEXT NOT NULL,
-    scores_json TEXT NOT NULL, tags_json TEXT NOT NULL, passed INTEGER, created REAL NOT NULL,
-    PRIMARY KEY (run_id, probe_key, case_id));
-CREATE INDEX cases_seq ON cases (run_id, probe_key, seq);
-CREATE TABLE case_tags (run_id TEXT NOT NULL, probe_key TEXT NOT NULL, case_id TEXT NOT NULL, key TEXT NOT NULL,
-    value, PRIMARY KEY (run_id, probe_key, case_id, key),
-    FOREIGN KEY (run_id, probe_key, case_id) REFERENCES cases (run_id, probe_key, case_id) ON DELETE CASCADE);
-CREATE INDEX case_tags_key_value ON case_tags (key, value);
-CREATE TABLE findings (run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, probe_key TEXT NOT NULL,
-    seq INTEGER NOT NULL, probe TEXT NOT NULL, name TEXT NOT NULL, verdict TEXT NOT NULL, severity TEXT NOT NULL,
-    summary TEXT NOT NULL, estimate_json TEXT, evidence_json TEXT NOT NULL, details_json TEXT NOT NULL,
-    PRIMARY KEY (run_id, probe_key, seq))
-"""
-# Production monitoring (lmcritic.store.monitor): ingested requests, read progress per log file, row errors,
-# per-request scores and the per-text score/embedding caches.
-_MONITOR_V1 = """
-CREATE TABLE monitor_sources (path TEXT PRIMARY KEY, format TEXT NOT NULL, offset INTEGER NOT NULL,
-    line INTEGER NOT NULL, head_hash TEXT NOT NULL, header_json TEXT, updated REAL NOT NULL);
-CREATE TABLE monitor_requests (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, ts REAL NOT NULL,
-    prompt TEXT NOT NULL, response TEXT, model TEXT, version TEXT, conversation_id TEXT, request_id TEXT,
-    thumb INTEGER, feedback_score REAL, feedback_comment TEXT, expected TEXT, metadata_json TEXT NOT NULL,
-    source TEXT, line INTEGER, ingested REAL NOT NULL);
-CREATE INDEX monitor_requests_ts ON monitor_requests (ts);
-CREATE TABLE monitor_errors (source TEXT NOT NULL, line INTEGER NOT NULL, kind TEXT NOT NULL,
-    message TEXT NOT NULL, excerpt TEXT, created REAL NOT NULL, PRIMARY KEY (source, line, kind));
-CREATE TABLE monitor_scores (request_id INTEGER PRIMARY KEY REFERENCES monitor_requests (id) ON DELETE CASCADE,
-    config TEXT NOT NULL, scores_json TEXT NOT NULL);
-CREATE INDEX monitor_scores_config ON monitor_scores (config);
-CREATE TABLE monitor_text_cache (scorer TEXT NOT NULL, text_hash TEXT NOT NULL, value_json TEXT NOT NULL,
-    PRIMARY KEY (scorer, text_hash));
-CREATE TABLE monitor_embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL)
-"""
-# Step 3: the process that runs a run (pid, host, process start time), so a dead run is not left "running"
-_OWNER_V3 = """
-ALTER TABLE runs ADD COLUMN pid INTEGER;
-ALTER TABLE runs ADD COLUMN host TEXT;
-ALTER TABLE runs ADD COLUMN pid_start TEXT
-"""
-# Step 4: the typed record fields (text, target, prediction, ...) as one JSON column; NULL on rows stored before,
-# whose fields ``_compat.legacy_fields`` derives when they are read.
-_FIELDS_V4 = "ALTER TABLE cases ADD COLUMN fields_json TEXT"
-# Step 5: stages in their own table (they were probe rows keyed "stage:NAME"; their data-quality findings move to
-# "stage.NAME"), and a kind on probe rows: "probe" for the spec's probes, "stage" for the records and findings a
-# stage (or its command) wrote.
-_STAGES_V5 = """
-CREATE TABLE stage_runs (run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, stage TEXT NOT NULL,
-    status TEXT NOT NULL, reason TEXT, started REAL, finished REAL, elapsed_s REAL, PRIMARY KEY (run_id, stage));
-INSERT INTO stage_runs SELECT run_id, substr(probe_key, 7), status, reason, started, finished, elapsed_s
-    FROM probe_runs WHERE probe_key LIKE 'stage:%' ORDER BY rowid;
-DELETE FROM probe_runs WHERE probe_key LIKE 'stage:%';
-UPDATE findings SET probe_key = 'stage.' || substr(probe_key, 7), probe = 'stage.' || substr(probe, 7)
-    WHERE probe_key LIKE 'stage:%';
-ALTER TABLE probe_runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'probe';
-UPDATE probe_runs SET kind = 'stage' WHERE probe_key IN ('interpret.explanations', 'diagnose')
-    OR probe_key LIKE 'diagnose.%'
-"""
-# The migration hook: step i upgrades schema version i to i + 1. Append steps; never edit a shipped one.
-# Step 2 adds the production-monitoring tables (``lmcritic.store.monitor``), step 3 the run's process, step 4 the
-# typed record fields, step 5 the stage table.
-MIGRATIONS: tuple[_sqlite.Migration, ...] = (_V1, _MONITOR_V1, _OWNER_V3, _FIELDS_V4, _STAGES_V5)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One run as stored: its resolved spec (replayable), the model and versions it ran with, and outcome."""
-
-    id: str
-    name: str | None
-    created: float
-    finished: float | None
-    status: str
-    spec: dict[str, Any]
-    model: dict[str, Any]
-    model_fingerprint: str
-    versions: dict[str, str]
-    timings: dict[str, Any] | None
-    summary: dict[str, Any] | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class ProbeRunInfo:
-    """One probe of a run (``kind="probe"``), or the records and findings a stage wrote (``kind="stage"``):
-    its status, why it was skipped or failed, and how long it took."""
-
-    run_id: str
-    probe_key: str
-    probe_name: str
-    status: str
-    reason: str | None
-    started: float | None
-    finished: float | None
-    elapsed_s: float | None
-    n_cases: int | None
-    kind: str = "probe"
-
-
-@dataclass(frozen=True)
-class StageRunInfo:
-    """One stage of a run (``interpret.explain``, ``diagnose``): its status, why it failed, how long it took."""
-
-    run_id: str
-    stage: str
-    status: str
-    reason: str | None
-    started: float | None
-    finished: float | None
-    elapsed_s: float | None
 
 
 class RunStore(_owner.Ownership):
@@ -251,15 +143,15 @@ class RunStore(_owner.Ownership):
     def get_run(self, ref: str) -> RunInfo:
         run_id = self.resolve(ref)
         with self._lock:
-            row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _run_info(row)
+            row = self._conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return run_info(row)
 
     def list_runs(self, limit: int = 20) -> list[RunInfo]:
         """The newest runs first."""
         with self._lock:
-            rows = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC, rowid DESC "
+            rows = self._conn.execute(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created DESC, rowid DESC "
                                       "LIMIT ?", (int(limit),)).fetchall()
-        return [_run_info(r) for r in rows]
+        return [run_info(r) for r in rows]
 
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
         """``running`` reopens a run (resume) and claims it for this process; any other status also stamps
@@ -418,14 +310,14 @@ class RunStore(_owner.Ownership):
         now = time.time()
         with self._write():
             self._require_run(run_id)
-            records = [_safe_record(r, self.max_output_chars) for r in records]
+            records = [safe_record(r, self.max_output_chars) for r in records]
             seqs = self._seqs(run_id, probe_key, records, order)
-            self._conn.executemany(_UPSERT_CASE, [_case_row(run_id, probe_key, r, seqs[r.case_id], now)
+            self._conn.executemany(UPSERT_CASE, [case_row(run_id, probe_key, r, seqs[r.case_id], now)
                                                   for r in records])
             keys = [(run_id, probe_key, r.case_id) for r in records]
             self._conn.executemany("DELETE FROM case_tags WHERE run_id = ? AND probe_key = ? AND case_id = ?", keys)
             self._conn.executemany("INSERT OR REPLACE INTO case_tags VALUES (?, ?, ?, ?, ?)",
-                                   [(*k, safe_text(str(t)), _tag_value(v))
+                                   [(*k, safe_text(str(t)), tag_value(v))
                                     for k, r in zip(keys, records) for t, v in r.tags.items()])
 
     def _seqs(self, run_id: str, probe_key: str, records: Sequence[Record],
@@ -461,8 +353,8 @@ class RunStore(_owner.Ownership):
             sql, args = sql + " AND c.probe_key = ?", (run_id, probe_key)
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY p.rowid, c.probe_key, c.seq", args).fetchall()
-        legacy = _LegacyContext(self, run_id) if any(r[6] is None for r in rows) else None
-        return [_record(r, legacy) for r in rows]
+        legacy = LegacyContext(self, run_id) if any(r[6] is None for r in rows) else None
+        return [record_of(r, legacy) for r in rows]
 
     # -- findings -------------------------------------------------------------------------------
     def add_findings(self, run_id: str, probe_key: str, findings: Iterable[Finding]) -> None:
@@ -484,7 +376,7 @@ class RunStore(_owner.Ownership):
                 "f.details_json FROM findings f LEFT JOIN probe_runs p ON p.run_id = f.run_id AND "
                 "p.probe_key = f.probe_key WHERE f.run_id = ? ORDER BY p.rowid, f.probe_key, f.seq",
                 (run_id,)).fetchall()
-        return [_finding(r) for r in rows]
+        return [finding_of(r) for r in rows]
 
     # -- plumbing -------------------------------------------------------------------------------
     @contextmanager
@@ -496,98 +388,6 @@ class RunStore(_owner.Ownership):
     def _require_run(self, run_id: str) -> None:
         if not self._conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
             raise UnknownNameError(f"no run {run_id!r} in {self.path}", "create it with create_run first")
-
-
-_RUN_COLUMNS = ("id, name, created, finished, status, spec_json, model_json, model_fingerprint, versions_json, "
-                "timings_json, summary_json, error")
-_UPSERT_CASE = """INSERT INTO cases (run_id, probe_key, case_id, seq, input_json, output_json, scores_json, tags_json,
-    passed, created, fields_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (run_id, probe_key, case_id) DO UPDATE SET seq = excluded.seq, input_json = excluded.input_json,
-    output_json = excluded.output_json, scores_json = excluded.scores_json, tags_json = excluded.tags_json,
-    passed = excluded.passed, created = excluded.created, fields_json = excluded.fields_json"""
-RECORD_FIELDS = ("text", "target", "prediction", "label_probs", "group", "explain", "explain_variant")
-
-
-def _run_info(row: tuple[Any, ...]) -> RunInfo:
-    rid, name, created, finished, status, spec, model, fp, versions, timings, summary, error = row
-    return RunInfo(rid, name, created, finished, status, loads(spec), loads(model), fp, loads(versions),
-                   loads(timings), loads(summary), error)
-
-
-def _case_row(run_id: str, probe_key: str, r: Record, seq: int, now: float) -> tuple[Any, ...]:
-    passed = None if r.passed is None else int(bool(r.passed))
-    fields = {k: getattr(r, k) for k in RECORD_FIELDS if getattr(r, k) is not None}
-    return (run_id, probe_key, r.case_id, seq, dumps(r.input), dumps(r.output), dumps(r.scores), dumps(r.tags),
-            passed, now, dumps(fields))
-
-
-def _safe_record(r: Record, max_chars: int) -> Record:
-    """A case id SQLite can take (ids with lone surrogates get U+FFFD; their JSON columns are escaped), and
-    output texts over ``max_chars`` cut with a marker (a 10 MB answer must not become 10 MB per copy)."""
-    safe = safe_text(r.case_id) or ""
-    output = _sqlite.cap_strings(r.output, max_chars)
-    return r if safe == r.case_id and output is r.output else replace(r, case_id=safe, output=output)
-
-
-def _record(row: tuple[Any, ...], legacy: "_LegacyContext | None") -> Record:
-    case_id, inp, out, scores, tags, passed, fields, probe_key = row
-    inp, out, tags = loads(inp), loads(out), loads(tags)
-    if fields is None and legacy is not None:  # stored before the typed fields existed
-        typed = legacy.fields(probe_key, inp, out, tags)
-    else:
-        hints = _field_types()
-        typed = {k: from_jsonable(hints[k], v) for k, v in (loads(fields) or {}).items()}
-    return Record(case_id=case_id, input=inp, output=out, scores=from_jsonable(dict[str, float], loads(scores)),
-                  tags=tags, passed=None if passed is None else bool(passed), **typed)
-
-
-@functools.cache
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(Record)
-
-
-class _LegacyContext:
-    """What :func:`_compat.legacy_fields` needs about a run's probes (their configs and declared labels), read
-    once per :meth:`RunStore.records` call and only when old rows are present."""
-
-    def __init__(self, store: RunStore, run_id: str) -> None:
-        spec = store.get_run(run_id).spec or {}
-        self.configs = {p.get("key") or p.get("name"): p.get("config") or {} for p in spec.get("probes") or []}
-        self.names = {p.probe_key: p.probe_name for p in store.probe_runs(run_id)}
-
-        self._labels: dict[str, tuple[str, ...] | None] = {}
-
-    def fields(self, probe_key: str, inp: Any, out: Any, tags: Any) -> dict[str, Any]:
-        return _compat.legacy_fields(inp, out, tags, self.configs.get(probe_key), lambda: self.labels(probe_key))
-
-    def labels(self, probe_key: str) -> tuple[str, ...] | None:
-        """The label set the probe declares (built from its stored config), or None if it cannot be built."""
-        if probe_key not in self._labels:
-            from lmcritic.probes import PROBES
-
-            try:
-                probe = PROBES.get(self.names.get(probe_key, probe_key))(**self.configs.get(probe_key, {}))
-                self._labels[probe_key] = probe.labels()
-            except (LmcriticError, TypeError, ValueError):
-                self._labels[probe_key] = None
-        return self._labels[probe_key]
-
-
-def _finding(row: tuple[Any, ...]) -> Finding:
-    probe, name, verdict, severity, summary, estimate, evidence, details = row
-    data = {"probe": probe, "name": canonical_name(name), "verdict": verdict, "severity": severity, "summary": summary,
-            "estimate": loads(estimate), "evidence": loads(evidence), "details": _compat.legacy_details(loads(details))}
-    finding: Finding = from_jsonable(Finding, data)
-    return finding
-
-
-def _tag_value(value: object) -> Any:
-    """Scalars as SQL values (so ``value = 'female'`` or ``value > 3`` works); anything else as JSON text."""
-    if value is None or isinstance(value, (int, float)):
-        return int(value) if isinstance(value, bool) else value
-    if isinstance(value, str):
-        return safe_text(value)
-    return dumps(value)
 
 
 def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
@@ -611,3 +411,6 @@ def _versions() -> dict[str, str]:
 
 
 _sqlite.guard_methods(RunStore, "damage_hint")
+
+__all__ = ["MIGRATIONS", "PROBE_KINDS", "PROBE_STATUSES", "RUN_STATUSES", "SCHEMA_VERSION", "STAGE_STATUSES",
+           "ProbeRunInfo", "RunInfo", "RunStore", "StageRunInfo"]
