@@ -101,18 +101,27 @@ def typos(text: str) -> list[str]:
     return [w for w in words(text) if is_typo(w)]
 
 
+_LONE_WORD = re.compile(r"(?<![\w'])[A-Za-z]+(?![\w'])")  # letters only, not part of a contraction
+
+
 def spell_correct(text: str) -> str:
-    """Replace each typo with its most probable intended word (the fragility repair intervention; noisy channel,
-    :mod:`lmcritic.diagnose._spelling`)."""
+    """Each typo replaced by its most probable intended word (noisy channel, one edit:
+    :mod:`lmcritic.diagnose._spelling`) in the typo's casing. The fragility diagnosis's repair intervention and
+    normalize_input's spelling step are this one function, so what the diagnosis tested is what the fix does."""
+    return _LONE_WORD.sub(_corrected, text)
+
+
+def _corrected(m: re.Match) -> str:
+    """Capitalised words after the start of a sentence are left alone: names are rare words, not typos."""
     from lmcritic.diagnose._spelling import correct_word
+    from lmcritic.perturb.base import match_case
 
-    def repl(m: re.Match) -> str:
-        w = m.group(0)
-        if not is_typo(w):
-            return w
-        return correct_word(w.lower()) or w
-
-    return _WORD.sub(repl, text)
+    word, start = m.group(0), m.start()
+    line_start = start == 0 or m.string[:start].rstrip(" \t").endswith(("\n", ".", "!", "?", ":"))
+    if (word[:1].isupper() and not line_start) or not is_typo(word):
+        return word
+    fixed = correct_word(word.lower())
+    return match_case(word, fixed) if fixed else word
 
 
 def zipf(word: str) -> float:

@@ -43,28 +43,10 @@ def normalize_text(text: str, *, unicode: bool = True, spelling: bool = True, sq
     if squeeze:
         text = _REPEATS.sub(r"\1\1", text)
     if spelling:
-        text = _WORD.sub(_corrected, text)
+        from lmcritic.diagnose import _text
+
+        text = _text.spell_correct(text)
     return text
-
-
-_WORD = re.compile(r"(?<![\w'])[A-Za-z]+(?![\w'])")
-
-
-def _corrected(m: re.Match) -> str:
-    """A typo's most probable intended word (noisy channel, one edit) in the typo's casing; capitalised words after
-    the start of a line are left alone (names are rare words, not typos)."""
-    from lmcritic.diagnose import _text
-    from lmcritic.perturb.base import match_case
-
-    word = m.group(0)
-    start = m.start()
-    line_start = start == 0 or m.string[:start].rstrip(" \t").endswith(("\n", ".", "!", "?", ":"))
-    if (word[:1].isupper() and not line_start) or not _text.is_typo(word):
-        return word
-    from lmcritic.diagnose._spelling import correct_word
-
-    fixed = correct_word(word.lower())
-    return match_case(word, fixed) if fixed else word
 
 
 class NormalizedBackend(WrapperBackend):
