@@ -41,14 +41,16 @@ def test_gap_test_reads_flips_off_a_model_calibrated_to_them() -> None:
     assert under.did.ci_low < 0 < under.did.ci_high
 
 
-def test_the_deciding_test_is_fixed_before_the_outcomes() -> None:
-    def t(who: str, fit: float, p: float) -> _global_noise.GapTest:
-        return _global_noise.GapTest(who, Estimate(0.1, 10, 0.0, 0.2), None, p,
-                                     {"training agreement (all sampled rows)": fit})
-    model, corpus = t("the model", 0.8, 0.2), t("a corpus model", 0.0, 0.001)
-    assert _global_noise.primary([model, corpus]) is model  # not the smaller p
-    memorised = t("the model", 0.99, 0.9)
-    assert _global_noise.primary([memorised, corpus]) is corpus
+def test_the_smaller_p_decides_and_pays_for_the_second_test() -> None:
+    def t(who: str, p: float, n: int = 10) -> _global_noise.GapTest:
+        return _global_noise.GapTest(who, Estimate(0.1, n, 0.0, 0.2), None, p, {})
+
+    model, corpus = t("the model", 0.2), t("a corpus model", 0.001)
+    assert _global_noise.primary([model, corpus]) == (corpus, 0.002)  # Bonferroni over the two
+    assert _global_noise.primary([t("the model", 0.9), model]) == (model, 0.4)
+    floor, wide = t("the model", 0.0005, 350), t("a corpus model", 0.0005, 1100)
+    assert _global_noise.primary([floor, wide])[0] is wide  # bootstrap floor on both: the larger sample
+    assert _global_noise.primary([model]) == (model, 0.2)  # one test: no correction
 
 
 def _sentence(rng: random.Random) -> tuple[str, str]:

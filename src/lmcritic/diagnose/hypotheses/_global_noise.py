@@ -14,8 +14,13 @@ A clean model has about the same gap on both (an under-trained or label-smoothed
 an over-fitted one overconfident on the evaluated texts: Δ ≤ 0). A model that memorised its noisy labels is
 overconfident too, so a second test looks at the labels alone: a cross-fitted corpus model
 (:mod:`lmcritic.diagnose.crossfit`, which cannot memorise) and the same statistic on its out-of-fold
-probabilities. Which test decides is fixed before either outcome is looked at (so no correction is due): the
-model's, unless it agrees with ``MEMORISED`` or more of its training labels; the other corroborates.
+probabilities. Each test is blind where the other sees: the model's where the model memorised the noise, the
+corpus model's where its sentence encoder cannot read the texts (near-chance accuracy leaves the flip rate
+unidentified). Both run; the one with the smaller p-value decides (ties: the larger sample), its p multiplied by
+the number of tests (Bonferroni, valid whatever their dependence). Measured on the planted corpora
+(benchmarks/results/planted_hf_global_noise_tests_20261204.md): the corpus model's test found the global noise on
+5 of 5 seeds (p = 0.0005, flip rate CI low 0.22-0.28 for true rates 0.29-0.35) and nothing on the 45 other planted
+or clean corpora (smallest p 0.035, flip rate CI low below 0).
 """
 from __future__ import annotations
 
@@ -30,9 +35,8 @@ from lmcritic.diagnose.rescore import Edit
 from lmcritic.probes.base import Estimate
 
 SAMPLE = 500  # training rows the model is asked about
-MEMORISED = 0.95  # training agreement from which the model's calibration cannot show noise (it fits it)
-WHY_PRIMARY = (f"the model's own test unless it agrees with {MEMORISED:.0%} or more of its training labels, "
-               "which a model that memorised noisy labels does; then the corpus model's")
+WHY_PRIMARY = ("the smaller p-value of the model's own test (blind when the model memorised noisy labels) and the "
+               "corpus model's (blind when its encoder cannot read the texts), Bonferroni-corrected for the two")
 N_BOOT = 2000
 MIN_EVAL = 30
 
@@ -89,12 +93,10 @@ def _confident_half(train: tuple[np.ndarray, np.ndarray], held: tuple[np.ndarray
     return tuple((side[0][k], side[1][k]) for side, k in zip((train, held), keep))
 
 
-def primary(tests: list[GapTest]) -> GapTest:
-    """The deciding test, by a rule that does not look at either test's outcome (see the module docstring)."""
-    model = [t for t in tests if t.who == "the model"]
-    if model and model[0].rates["training agreement (all sampled rows)"] < MEMORISED or len(tests) == 1:
-        return model[0] if model else tests[0]
-    return [t for t in tests if t.who != "the model"][0]
+def primary(tests: list[GapTest]) -> tuple[GapTest, float]:
+    """The deciding test — the smaller p-value, ties to the larger sample — and its Bonferroni-corrected p."""
+    best = min(tests, key=lambda t: (t.p, -t.did.n))
+    return best, min(1.0, best.p * len(tests))
 
 
 def model_gaps(ctx: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], list[int], int] | str:
@@ -131,7 +133,7 @@ def corpus_gaps(ctx: Any) -> GapTest | str:
 
 def describe(t: GapTest) -> str:
     r = t.rates
-    rate = f"; implied flip rate {t.rate} (an under-trained model understates it)" if t.rate else ""
+    rate = f"; implied flip rate {t.rate} (understated by a reader not fitted to the noisy labels)" if t.rate else ""
     return (f"whole corpus: {t.who} agrees with {r['training agreement']:.0%} of its training labels at mean "
             f"confidence {r['training confidence']:.0%}, and is right on {r['evaluated accuracy']:.0%} of evaluated "
             f"texts at mean confidence {r['evaluated confidence']:.0%} (the rows at or above the median confidence): "

@@ -77,7 +77,7 @@ class LabelNoise(Hypothesis):
                      (("model", mine), ("corpus-model", corpus)) if isinstance(why, str)]
         if not tests:
             return self.verdict(False, False, 0.0, "whole corpus: no test possible", evidence)
-        best = _global_noise.primary(tests)
+        best, p = _global_noise.primary(tests)
         lines = () if isinstance(mine, str) else tuple(mine[2])
         culprit = Culprit("label_noise", "corpus", contrast="the evaluated texts' gold labels",
                           effect=best.rate or best.did, direction="training labels flipped across the corpus",
@@ -85,7 +85,7 @@ class LabelNoise(Hypothesis):
                           "underconfidence on gold labels − on training labels", train_lines=lines)
         summary = f"training labels across the corpus: {_global_noise.describe(best)}"
         evidence.append(Evidence("statistic", f"decided on {best.who}'s test ({_global_noise.WHY_PRIMARY})"))
-        v = self.conclude(best.rate or best.did, best.p, threshold=THRESHOLD, independent=True, interventional=False,
+        v = self.conclude(best.rate or best.did, p, threshold=THRESHOLD, independent=True, interventional=False,
                           summary=summary, evidence=evidence, tests=0 if isinstance(mine, str) else mine[3],
                           culprit=culprit)
         return replace(v, corroboration=int(any(t is not best and t.p < 0.05 and t.did.value > 0 for t in tests)))
