@@ -372,6 +372,37 @@ def test_auto_says_why_nothing_can_run():
         auto_method(target, lambda c: unmet(c, "openai", None), MITIGATIONS)
 
 
+def test_auto_without_a_defect_fixes_the_most_severe_supported_cause_first():
+    """Planted global label noise, seed 6: D1 had a low-severity skewed prior and the corpus-wide label noise
+    (high) came last; auto picked calibrate for D1. The diagnosis's own ranking decides now."""
+    from lmcritic.diagnose.defects import Defect
+    from lmcritic.diagnose.graph import DefectNode
+    from lmcritic.diagnose.hypotheses.base import CauseVerdict
+    from lmcritic.mitigate.choose import _most_severe_first
+    from lmcritic.probes.base import Estimate
+
+    def node(i: int, cause: str, verdict: str, severity: str) -> DefectNode:
+        d = Defect(f"D{i}", "performance.sst2", "sst2", "all cases", (), ("a",), ("a", "b"),
+                   Estimate(0.5, 2, 0.1, 0.9, "wilson"))
+        return DefectNode(d, (CauseVerdict(cause, verdict, 0.5, "s", severity=severity),))
+
+    nodes = [node(1, "objective_conflict", "supported", "low"), node(2, "fragility", "inconclusive", "none"),
+             node(3, "data_bias", "supported", "medium"), node(4, "label_noise", "supported", "high")]
+    assert [n.defect.id for n in _most_severe_first(nodes)] == ["D4", "D3", "D1"]
+
+
+def test_calibrations_content_free_inputs_are_ones_every_backend_accepts():
+    """Zhao et al.'s empty string made every classify request of the batch fail on a fine-tuned classifier (planted
+    global noise, seed 6: "request 0 text is empty"), so the prior could not be measured; the diagnosis had used
+    "." already. One set now, checked by the backends' own input rule."""
+    from lmcritic.backends.base import check_text
+    from lmcritic.diagnose.hypotheses import objective
+    from lmcritic.mitigate import inference
+
+    assert all(check_text(t, "content-free input") == t for t in objective.CONTENT_FREE)
+    assert not hasattr(inference, "CONTENT_FREE")  # no second list to drift apart
+
+
 def test_the_reverification_lists_what_got_better_as_well_as_what_got_worse():
     """The SmolLM2 LoRA fix targeted accuracy, and robustness under attack went 0.30 -> 0.80: a fix that moves
     another probe for the better says so, beside the regressions (same paired tests, same BH correction)."""

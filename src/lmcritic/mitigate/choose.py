@@ -1,6 +1,7 @@
 """Which defect to fix and with which mitigation: ``auto`` follows the diagnosis.
 
-``auto`` takes the defect's supported cause, lists the mitigations that treat it, ranks first those that act on
+``auto`` takes the defect's supported cause (without ``--defect``: the defect whose supported cause the diagnosis
+ranks most severe), lists the mitigations that treat it, ranks first those that act on
 the diagnosed culprit directly (the content-free prior → calibration; a shortcut token → its removal; typos that
 spell-correction repaired → input normalisation; ...), then by their preference, and applies the best one whose
 needs are met (a training-time fix needs local weights with a trainer and ``--train``). A named method must treat
@@ -59,15 +60,15 @@ def select(store: RunStore, run_id: str, method: str, defect: str | None, backen
 def _auto(nodes: list[DefectNode] | None, defect: str | None, run_id: str,
           why_not: Callable[[type[Mitigation]], str | None],
           registry: Registry[type[Mitigation]]) -> tuple[Target, str, str]:
-    """The named defect (or the first with a supported cause that some mitigation here can treat) and its fix."""
+    """The named defect (or the one with the most severe supported cause that some mitigation here can treat) and
+    its fix."""
     if nodes is None:
         raise ConfigError(f"run {run_id} has no diagnosis, so there is no cause to pick a mitigation for",
                           f"run `lmcritic diagnose {run_id}` first (add --train PATH for data causes), "
                           "or name --method")
     if not nodes:
         raise ConfigError(f"the diagnosis of run {run_id} found no defects", "there is nothing to mitigate")
-    candidates = [_find(nodes, defect)] if defect else [n for n in nodes if any(c.verdict == SUPPORTED
-                                                                                for c in n.causes)]
+    candidates = [_find(nodes, defect)] if defect else _most_severe_first(nodes)
     if not candidates or not any(c.verdict == SUPPORTED for c in candidates[0].causes):
         which = f"{candidates[0].defect.id} of run {run_id} has no" if candidates else \
             f"no defect of run {run_id} has a"
@@ -81,6 +82,17 @@ def _auto(nodes: list[DefectNode] | None, defect: str | None, run_id: str,
         except ConfigError as err:
             errors.append(err)
     raise errors[0]
+
+
+def _most_severe_first(nodes: Sequence[DefectNode]) -> list[DefectNode]:
+    """The defects with a supported cause, the most severe cause first (the diagnosis's own ranking: severity, then
+    corroboration and confidence); ties keep the defects' order. A low-severity prior on D1 must not be fixed
+    before a high-severity label-noise defect found last."""
+    from lmcritic.diagnose.calibrate import sort_key
+
+    ranked = [(min(sort_key(c) for c in n.causes if c.verdict == SUPPORTED), i, n) for i, n in enumerate(nodes)
+              if any(c.verdict == SUPPORTED for c in n.causes)]
+    return [n for _, _, n in sorted(ranked, key=lambda t: (t[0], t[1]))]
 
 
 def auto_method(target: Target, why_not: Callable[[type[Mitigation]], str | None],

@@ -26,7 +26,6 @@ from lmcritic.mitigate.base import (
 )
 from lmcritic.requests import Capability
 
-CONTENT_FREE = ("N/A", "[MASK]", "")  # Zhao et al. 2021
 CALIBRATION_METHODS = ("auto", "contextual", "fitted", "temperature")
 
 
@@ -97,6 +96,7 @@ class Calibrate(Mitigation):
 
 def content_free_prior(ctx: MitigationContext, labels) -> np.ndarray:
     """The model's label distribution on content-free inputs in the probe's own prompt (Zhao et al. 2021)."""
+    from lmcritic.diagnose.hypotheses.objective import CONTENT_FREE
     from lmcritic.diagnose.rescore import Edit, Rescorer, build_probes
 
     key = ctx.target.probe
