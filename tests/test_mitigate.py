@@ -391,16 +391,33 @@ def test_auto_without_a_defect_fixes_the_most_severe_supported_cause_first():
     assert [n.defect.id for n in _most_severe_first(nodes)] == ["D4", "D3", "D1"]
 
 
-def test_calibrations_content_free_inputs_are_ones_every_backend_accepts():
-    """Zhao et al.'s empty string made every classify request of the batch fail on a fine-tuned classifier (planted
-    global noise, seed 6: "request 0 text is empty"), so the prior could not be measured; the diagnosis had used
-    "." already. One set now, checked by the backends' own input rule."""
-    from lmcritic.backends.base import check_text
-    from lmcritic.diagnose.hypotheses import objective
-    from lmcritic.mitigate import inference
+def test_content_free_prior_survives_an_input_the_backend_refuses(monkeypatch):
+    """Zhao et al.'s empty string is refused by a fine-tuned classifier ("request 0 text is empty"); sent in one
+    batch it sank the other content-free inputs and calibrate crashed (planted global noise, seed 6). Each is
+    scored on its own now, and the prior comes from those the backend takes."""
+    from types import SimpleNamespace
 
-    assert all(check_text(t, "content-free input") == t for t in objective.CONTENT_FREE)
-    assert not hasattr(inference, "CONTENT_FREE")  # no second list to drift apart
+    from lmcritic.diagnose import rescore
+    from lmcritic.mitigate import inference
+    from lmcritic.probes.base import Record
+
+    class Refusing:
+        def __init__(self, *_: object) -> None:
+            self.errors: list[str] = []
+
+        def run(self, key, edits, *_: object):
+            if any(e.text == "" for e in edits):
+                self.errors.append("request 0 text is empty")
+                return [SimpleNamespace(record=Record("x", {}, {}, {}))] * len(edits)
+            probs = {"negative": 0.8, "positive": 0.2} if edits[0].text == "N/A" else \
+                {"negative": 0.6, "positive": 0.4}
+            return [SimpleNamespace(record=Record("x", {}, {}, {}, label_probs=probs)) for _ in edits]
+
+    monkeypatch.setattr(rescore, "Rescorer", Refusing)
+    monkeypatch.setattr(rescore, "build_probes", lambda *_: {})
+    ctx = SimpleNamespace(target=SimpleNamespace(probe="p", id="D1"), run_id="r", spec=None, model=lambda: None,
+                          store=SimpleNamespace(records=lambda *_: [Record("c", {}, {}, {}, text="a film")]))
+    assert inference.content_free_prior(ctx, ["negative", "positive"]).round(3).tolist() == [0.7, 0.3]
 
 
 def test_the_reverification_lists_what_got_better_as_well_as_what_got_worse():

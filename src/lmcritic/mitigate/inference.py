@@ -26,6 +26,8 @@ from lmcritic.mitigate.base import (
 )
 from lmcritic.requests import Capability
 
+CONTENT_FREE = ("N/A", "[MASK]", "")  # Zhao et al. 2021; a backend that refuses one (a classifier refuses "")
+# measures the prior on the others
 CALIBRATION_METHODS = ("auto", "contextual", "fitted", "temperature")
 
 
@@ -96,7 +98,6 @@ class Calibrate(Mitigation):
 
 def content_free_prior(ctx: MitigationContext, labels) -> np.ndarray:
     """The model's label distribution on content-free inputs in the probe's own prompt (Zhao et al. 2021)."""
-    from lmcritic.diagnose.hypotheses.objective import CONTENT_FREE
     from lmcritic.diagnose.rescore import Edit, Rescorer, build_probes
 
     key = ctx.target.probe
@@ -104,7 +105,8 @@ def content_free_prior(ctx: MitigationContext, labels) -> np.ndarray:
     if base is None:
         raise ConfigError(f"{key} has no records with input text to build content-free prompts from")
     rescorer = Rescorer(ctx.model(), build_probes(ctx.spec, [key]))
-    outs = rescorer.run(key, [Edit(base, t, "content_free") for t in CONTENT_FREE], "calibrate", ctx.target.id)
+    outs = [o for t in CONTENT_FREE  # one request each: an input the backend refuses must not sink the others
+            for o in rescorer.run(key, [Edit(base, t, "content_free")], "calibrate", ctx.target.id)]
     vecs = [v for o in outs if (v := held.label_probs(o.record, labels)) is not None]
     if not vecs:
         why = rescorer.errors[0] if rescorer.errors else "no label probabilities in its records"

@@ -20,8 +20,7 @@ from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectConte
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.probes.base import Estimate, Record
 
-CONTENT_FREE = ("N/A", "[MASK]", ".")  # Zhao et al. 2021 with "." for their "", which a classifier refuses;
-# the calibrate mitigation measures its prior on the same inputs
+CONTENT_FREE = ("N/A", "[MASK]", ".")
 CONFIDENT = 0.8
 THRESHOLD = 0.05  # net accuracy gain
 
