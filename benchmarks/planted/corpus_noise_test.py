@@ -16,12 +16,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hf_plants  # noqa: E402
-
-LABELS = ("negative", "positive")
+import minilm  # noqa: E402
 
 
 def rows(pairs: list) -> list[tuple[str, str]]:
-    return [(t, LABELS[y] if isinstance(y, int) else str(y)) for t, y in pairs]
+    return [(t, minilm.LABELS[y] if isinstance(y, int) else str(y)) for t, y in pairs]
 
 
 def line(cause: str, seed: int, vectors: dict) -> str:

@@ -27,8 +27,8 @@ from lmcritic.errors import ConfigError
 from lmcritic.mitigate.data import Row, TrainingSet
 
 
-def repair_mix(data: TrainingSet, mix: dict[str, Any] | None, max_weight: float,
-               features: str) -> tuple[TrainingSet, dict[str, Any]]:
+def repair_mix(data: TrainingSet, mix: dict[str, Any] | None, max_weight: float, features: str,
+               folds: int) -> tuple[TrainingSet, dict[str, Any]]:
     """Relabel, then reweigh, the phenomenon's rows (see the module docstring); returns the rows and a summary."""
     if not mix:
         raise ConfigError("action=reweigh needs a label-noise culprit that is a label mix (consistent noise)",
@@ -39,7 +39,7 @@ def repair_mix(data: TrainingSet, mix: dict[str, Any] | None, max_weight: float,
     if has is None:
         raise ConfigError(f"unknown phenomenon {mix['phenomenon']!r} in the diagnosis", "re-run lmcritic diagnose")
     target = {str(k): float(v) for k, v in mix["evaluated"].items()}
-    rows, moved = _relabel(list(data.rows), has, target, max_weight, features)
+    rows, moved = _relabel(list(data.rows), has, target, max_weight, features, folds)
     rows, weights, before = _reweigh(rows, has, target, max_weight)
     return data.with_rows(rows), {"action": "reweigh", "phenomenon": mix["phenomenon"], "rows": sum(before.values()),
                                   "relabelled": dict(moved), "train_mix": _shares(before), "target_mix": target,
@@ -66,7 +66,7 @@ def _reweigh(rows: list[Row], has: Callable[[str], bool], target: dict[str, floa
 
 
 def _relabel(rows: list[Row], has: Callable[[str], bool], target: dict[str, float], max_weight: float,
-             features: str) -> tuple[list[Row], Counter]:
+             features: str, folds: int) -> tuple[list[Row], Counter]:
     """Step 1: the phenomenon's rows of the over-represented label that a label-shift-weighted learner reads as
     another label (out of fold, p > 0.5), most confident first, up to the excess of that label."""
     inside = [i for i, r in enumerate(rows) if has(r.text)]
@@ -75,7 +75,7 @@ def _relabel(rows: list[Row], has: Callable[[str], bool], target: dict[str, floa
         return rows, Counter()
     major = max(counts, key=lambda y: counts[y] / len(inside) - target.get(y, 0.0))
     excess = int(round(counts[major] - target.get(major, 0.0) * len(inside)))
-    probs, labels = _weighted_oof(rows, has, _weights(counts, target, max_weight), features)
+    probs, labels = _weighted_oof(rows, has, _weights(counts, target, max_weight), features, folds)
     other = [(float(1 - probs[i, labels.index(major)]), i) for i in inside if str(rows[i].label) == major]
     picked = sorted(((p, i) for p, i in other if p > 0.5), reverse=True)[:max(0, excess)]
     moved: Counter[str] = Counter()
@@ -86,12 +86,12 @@ def _relabel(rows: list[Row], has: Callable[[str], bool], target: dict[str, floa
     return rows, moved
 
 
-def _weighted_oof(rows: list[Row], has: Callable[[str], bool], w: dict[str, float],
-                  features: str) -> tuple[np.ndarray, list[str]]:
+def _weighted_oof(rows: list[Row], has: Callable[[str], bool], w: dict[str, float], features: str,
+                  folds: int) -> tuple[np.ndarray, list[str]]:
     """Out-of-fold class probabilities of a logistic regression fitted with the phenomenon's rows reweighed
     (folds grouped by text, as confident learning's: a copy of a relabelled row must not vouch for its label)."""
     from lmcritic.mitigate.cleaning import oof_probs
 
     labels = sorted({str(r.label) for r in rows})
     sw = np.array([w.get(str(r.label), 1.0) if has(r.text) else 1.0 for r in rows])
-    return oof_probs(rows, labels, features, 5, sample_weight=sw), labels
+    return oof_probs(rows, labels, features, folds, sample_weight=sw), labels

@@ -123,7 +123,8 @@ class LabelRepair(Retrain):
         if action == "reweigh":
             from lmcritic.mitigate._label_mix import repair_mix
 
-            return repair_mix(data, mix, self.config.max_weight, _feature_kind(self.config.features))
+            return repair_mix(data, mix, self.config.max_weight, _feature_kind(self.config.features),
+                              self.config.folds)
         labels = list(data.labels) or sorted({str(r.label) for r in data.rows})
         candidates, scope = self._scope(ctx, data.rows)
         features = _feature_kind(self.config.features)
