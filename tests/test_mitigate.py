@@ -372,13 +372,14 @@ def test_auto_says_why_nothing_can_run():
         auto_method(target, lambda c: unmet(c, "openai", None), MITIGATIONS)
 
 
-def test_auto_without_a_defect_fixes_the_most_severe_supported_cause_first():
+def test_without_a_defect_the_most_severe_supported_cause_is_fixed_first():
     """Planted global label noise, seed 6: D1 had a low-severity skewed prior and the corpus-wide label noise
     (high) came last; auto picked calibrate for D1. The diagnosis's own ranking decides now."""
     from lmcritic.diagnose.defects import Defect
     from lmcritic.diagnose.graph import DefectNode
     from lmcritic.diagnose.hypotheses.base import CauseVerdict
-    from lmcritic.mitigate.choose import _most_severe_first
+    from lmcritic.mitigate.choose import _named_target, _ranked
+    from lmcritic.mitigate.cleaning import LabelRepair
     from lmcritic.probes.base import Estimate
 
     def node(i: int, cause: str, verdict: str, severity: str) -> DefectNode:
@@ -388,7 +389,11 @@ def test_auto_without_a_defect_fixes_the_most_severe_supported_cause_first():
 
     nodes = [node(1, "objective_conflict", "supported", "low"), node(2, "fragility", "inconclusive", "none"),
              node(3, "data_bias", "supported", "medium"), node(4, "label_noise", "supported", "high")]
-    assert [n.defect.id for n in _most_severe_first(nodes)] == ["D4", "D3", "D1"]
+    supported = _ranked(nodes, lambda c: c.verdict == "supported")
+    assert [n.defect.id for n, _ in supported] == ["D4", "D3", "D1"]
+    # a named method too: label_repair on the supported label noise of D4, not an inconclusive one on D2
+    nodes[1] = node(2, "label_noise", "inconclusive", "none")
+    assert _named_target(None, "r", LabelRepair, nodes, None, False).id == "D4"
 
 
 def test_content_free_prior_survives_an_input_the_backend_refuses(monkeypatch):

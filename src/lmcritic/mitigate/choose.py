@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from lmcritic.diagnose.graph import DefectNode
+    from lmcritic.diagnose.hypotheses.base import CauseVerdict
     from lmcritic.registry import Registry
     from lmcritic.store.runs import RunStore
 
@@ -68,7 +69,8 @@ def _auto(nodes: list[DefectNode] | None, defect: str | None, run_id: str,
                           "or name --method")
     if not nodes:
         raise ConfigError(f"the diagnosis of run {run_id} found no defects", "there is nothing to mitigate")
-    candidates = [_find(nodes, defect)] if defect else _most_severe_first(nodes)
+    candidates = [_find(nodes, defect)] if defect else \
+        [n for n, _ in _ranked(nodes, lambda c: c.verdict == SUPPORTED)]
     if not candidates or not any(c.verdict == SUPPORTED for c in candidates[0].causes):
         which = f"{candidates[0].defect.id} of run {run_id} has no" if candidates else \
             f"no defect of run {run_id} has a"
@@ -84,15 +86,19 @@ def _auto(nodes: list[DefectNode] | None, defect: str | None, run_id: str,
     raise errors[0]
 
 
-def _most_severe_first(nodes: Sequence[DefectNode]) -> list[DefectNode]:
-    """The defects with a supported cause, the most severe cause first (the diagnosis's own ranking: severity, then
-    corroboration and confidence); ties keep the defects' order. A low-severity prior on D1 must not be fixed
-    before a high-severity label-noise defect found last."""
+def _ranked(nodes: Sequence[DefectNode], keep: Callable[[CauseVerdict], bool]) -> list[tuple[DefectNode, str]]:
+    """The defects with a cause ``keep`` accepts and that cause, by the diagnosis's own ranking of it (supported
+    first, then severity, corroboration, confidence); ties keep the defects' order. A low-severity prior on D1 must
+    not be fixed before a high-severity label-noise defect found last."""
     from lmcritic.diagnose.calibrate import sort_key
 
-    ranked = [(min(sort_key(c) for c in n.causes if c.verdict == SUPPORTED), i, n) for i, n in enumerate(nodes)
-              if any(c.verdict == SUPPORTED for c in n.causes)]
-    return [n for _, _, n in sorted(ranked, key=lambda t: (t[0], t[1]))]
+    ranked = []
+    for i, node in enumerate(nodes):
+        causes = [c for c in node.causes if keep(c)]
+        if causes:
+            best = min(causes, key=sort_key)
+            ranked.append((sort_key(best), i, node, best.cause))
+    return [(node, cause) for _, _, node, cause in sorted(ranked, key=lambda t: (t[0], t[1]))]
 
 
 def auto_method(target: Target, why_not: Callable[[type[Mitigation]], str | None],
@@ -136,9 +142,8 @@ def _named_target(store: RunStore, run_id: str, cls: type[Mitigation], nodes: li
                               f"{node.defect.id}'s possible causes are {', '.join(open_causes) or 'none'}",
                               "use --method auto, or --force to apply it anyway")
         return target_of(node, treated[0] if treated else None)
-    for node in nodes or ():
-        if any(c.cause in cls.treats and c.verdict != NOT_SUPPORTED for c in node.causes):
-            return target_of(node, next(c.cause for c in node.causes if c.cause in cls.treats))
+    for node, cause in _ranked(nodes or (), lambda c: c.cause in cls.treats and c.verdict != NOT_SUPPORTED)[:1]:
+        return target_of(node, cause)
     keys = {p.probe_key for p in store.probe_runs(run_id)}
     probe = next((p for p in cls.probes if p in keys), None)
     if probe is None:
