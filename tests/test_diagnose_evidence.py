@@ -16,10 +16,10 @@ from lmcritic.probes.base import Estimate, Record
 
 
 def _v(cause: str, effect: tuple[float, float, float], p: float, independent: bool = True,
-       threshold: float = 0.05) -> CauseVerdict:
+       threshold: float = 0.05, expect: int = 1) -> CauseVerdict:
     e = Estimate(effect[0], 100, effect[1], effect[2])
     return calibrate.provisional(CauseVerdict(cause, "inconclusive", 0.0, "", effect=e, p_value=p, threshold=threshold,
-                                              independent=independent, interventional=True,
+                                              independent=independent, interventional=True, expect=expect,
                                               culprit=Culprit("token", "x", effect=e)))
 
 
@@ -30,8 +30,23 @@ def test_decision_rule_needs_significance_a_clear_effect_and_independent_evidenc
     assert _v("a", (0.4, 0.3, 0.5), 1e-4, independent=False).verdict == "inconclusive"  # circular evidence
     assert _v("a", (0.06, 0.04, 0.08), 1e-4).verdict == "inconclusive"  # real but below the threshold
     assert _v("a", (0.01, -0.03, 0.04), 0.5).verdict == "not supported"  # could have seen 0.05, did not
-    assert _v("a", (-0.4, -0.5, -0.3), 1e-4).verdict == "supported"  # signed effects: the bound nearest zero
+    assert _v("a", (-0.4, -0.5, -0.3), 1e-4, expect=-1).verdict == "supported"  # the bound nearest zero
     assert calibrate.inner_bound(Estimate(-0.4, 10, -0.5, -0.3)) == pytest.approx(0.3)
+
+
+def test_an_effect_against_the_causes_prediction_refutes_it_and_ranks_it_last() -> None:
+    """Calibrating away a prior that makes the defect significantly worse (net gain -0.12 [-0.19, -0.06], as on
+    the demo's invariance defect) is evidence against the prior, not a strong inconclusive lead."""
+    against = _v("objective_conflict", (-0.12, -0.19, -0.06), 0.004)
+    assert against.verdict == "not supported" and against.confidence == 0.0
+    lead = _v("fragility", (0.03, -0.1, 0.2), 0.6)
+    assert lead.verdict == "inconclusive" and calibrate.rank([against, lead])[0].cause == "fragility"
+    assert _v("a", (-0.12, -0.19, -0.06), 0.004, expect=0).verdict == "supported"  # a cause with no sign
+    assert _v("a", (0.3, 0.2, 0.4), 1e-4, expect=-1).verdict == "not supported"
+    # a collapsed bootstrap CI of 8 pairs (0 fixed by the edit, 1 by the control) refutes nothing
+    assert _v("fragility", (-0.125, -0.375, 0.0), 1.0).verdict == "inconclusive"
+    assert _v("objective_conflict", (-0.12, -0.19, -0.06), 0.3).verdict == "inconclusive"  # not significant
+    assert calibrate.inner_bound(Estimate(-0.4, 10, -0.5, -0.3), expect=1) == 0.0
 
 
 def test_bh_across_the_whole_diagnosis_can_undo_a_provisional_support() -> None:
@@ -278,3 +293,25 @@ def test_data_bias_names_the_pair_the_training_data_explains(tmp_path) -> None:
     assert top.culprit.effect is not None
     assert top.culprit.effect.value == pytest.approx(sign * e.delta.value, abs=1e-9)
     assert top.culprit.effect.n == e.delta.n == len(made)
+
+
+def test_the_diagnosis_reads_the_prior_from_the_inputs_calibrate_uses_one_request_each() -> None:
+    """The objective-conflict test predicts what calibrate would do, so it reads the same content-free inputs
+    (it used "." where calibrate used ""), and a backend's refusal of one ("" for a classifier: Rescorer.run
+    drops the whole batch) leaves the others' prior."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose.hypotheses.objective import CONTENT_FREE, ObjectiveConflict
+    from lmcritic.mitigate import inference
+
+    assert inference.CONTENT_FREE is CONTENT_FREE and "" in CONTENT_FREE
+    probs = {"N/A": {"negative": 0.8, "positive": 0.2}, "[MASK]": {"negative": 0.6, "positive": 0.4}}
+
+    def rescore(edits, _name):
+        if any(e.text == "" for e in edits):
+            return []  # the batch refused, as Rescorer.run reports a probe error
+        return [SimpleNamespace(record=Record("x", {}, {}, {}, label_probs=probs[e.text])) for e in edits]
+
+    ctx = SimpleNamespace(failing=lambda _n: [Record("c", {}, {}, {}, text="a film")], rescore=rescore)
+    prior, tests = ObjectiveConflict()._prior(ctx, ["negative", "positive"])
+    assert prior.round(3).tolist() == [0.7, 0.3] and tests == 2

@@ -7,7 +7,8 @@ independent of how the probe produced its cases. Here, for the whole diagnosis:
 * the p-values of every hypothesis on every defect are Benjamini–Hochberg corrected together;
 * **supported** needs q < 0.05, a CI entirely beyond ``threshold`` on the effect's side, and independent
   evidence — a cause that cannot be tested that way is **inconclusive**, never supported;
-* **not supported** needs a CI inside ±``threshold`` (or an explicit refutation by the hypothesis);
+* **not supported** needs a CI inside ±``threshold``, an effect significantly opposite to the sign the cause
+  predicts (``CauseVerdict.expect``), or an explicit refutation by the hypothesis;
 * severity is the CI bound nearest zero — the effect is at least that large at 95% confidence — graded on the
   ``cause`` scale of :data:`lmcritic.findings.SEVERITY_SCALES`: high from 0.2, medium from 0.1, low below;
 * confidence, the ranking key, grows with that bound: up to 0.95 with interventional evidence, 0.8 without.
@@ -26,13 +27,15 @@ ALPHA = 0.05
 SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1, "none": 0}
 
 
-def inner_bound(effect: Estimate | None) -> float:
-    """|effect| at least, at 95% confidence: the CI bound nearest zero (0 when the CI straddles zero)."""
+def inner_bound(effect: Estimate | None, expect: int = 0) -> float:
+    """|effect| at least, at 95% confidence: the CI bound nearest zero (0 when the CI straddles zero). With
+    ``expect`` (+1 or -1, the sign the cause predicts) a CI on the other side of zero counts 0 too: calibrating a
+    prior that makes the defect significantly worse is evidence against the prior, not for it."""
     if effect is None or effect.ci_low != effect.ci_low or effect.ci_high != effect.ci_high:
         return 0.0
-    if effect.ci_low > 0:
+    if effect.ci_low > 0 and expect >= 0:
         return float(effect.ci_low)
-    if effect.ci_high < 0:
+    if effect.ci_high < 0 and expect <= 0:
         return float(-effect.ci_high)
     return 0.0
 
@@ -47,12 +50,11 @@ def provisional(v: CauseVerdict, refuted: bool | None = None, q: float | None = 
     """Apply the decision rule with ``q`` (the raw p-value until :func:`finalize` supplies the BH one)."""
     p = v.p_value if q is None else q
     e = v.effect
-    clears = e is not None and inner_bound(e) > v.threshold
+    clears = e is not None and inner_bound(e, v.expect) > v.threshold
     supported = v.independent and clears and p is not None and p < ALPHA
-    within = e is not None and e.n > 0 and -v.threshold <= e.ci_low and e.ci_high <= v.threshold
     if supported:
         verdict = SUPPORTED
-    elif refuted or (refuted is None and within):
+    elif refuted or (refuted is None and (_within(v) or _against(v, p))):
         verdict = NOT_SUPPORTED
     else:
         verdict = INCONCLUSIVE
@@ -61,8 +63,8 @@ def provisional(v: CauseVerdict, refuted: bool | None = None, q: float | None = 
 
 
 def _confidence(v: CauseVerdict, verdict: str) -> float:
-    strength = min(1.0, inner_bound(v.effect) / 0.4) if v.effect is not None else 0.0
-    point = min(1.0, abs(v.effect.value) / 0.4) if v.effect is not None and v.effect.value == v.effect.value else 0.0
+    strength = min(1.0, inner_bound(v.effect, v.expect) / 0.4) if v.effect is not None else 0.0
+    point = min(1.0, max(0.0, _toward(v)) / 0.4)
     if verdict == SUPPORTED:
         return round(0.5 + (0.45 if v.interventional else 0.3) * strength, 4)
     if verdict == NOT_SUPPORTED:
@@ -83,7 +85,8 @@ def finalize(verdicts: Sequence[Sequence[CauseVerdict]]) -> list[list[CauseVerdi
     out = [list(vs) for vs in verdicts]
     for (i, j), q in zip(flat, qs):
         v = out[i][j]
-        refuted = v.verdict == NOT_SUPPORTED and not _within(v)  # a hypothesis's own refutation stands
+        # a hypothesis's own refutation stands; the rule's own are decided again with q
+        refuted = v.verdict == NOT_SUPPORTED and not _within(v) and not _against(v, v.p_value)
         out[i][j] = provisional(v, True if refuted else None, float(q))
     return out
 
@@ -99,6 +102,24 @@ def _test_key(v: CauseVerdict) -> tuple:
 def _within(v: CauseVerdict) -> bool:
     e = v.effect
     return e is not None and e.n > 0 and -v.threshold <= e.ci_low and e.ci_high <= v.threshold
+
+
+def _against(v: CauseVerdict, p: float | None) -> bool:
+    """The effect is significantly on the side opposite to the one the cause predicts (CI beyond zero, p < alpha).
+    Both are asked for: a bootstrap CI of a few paired 0/1 outcomes collapses onto zero (0 of 8 fixed by the edit,
+    1 by the control gives [-0.375, 0]) and must not refute anything on its own."""
+    e = v.effect
+    if e is None or not v.expect or p is None or p >= ALPHA or e.ci_low != e.ci_low:
+        return False
+    return e.ci_high < 0 if v.expect > 0 else e.ci_low > 0
+
+
+def _toward(v: CauseVerdict) -> float:
+    """The point effect in the direction the cause predicts (its size when it predicts no sign); 0 without one."""
+    e = v.effect
+    if e is None or e.value != e.value:
+        return 0.0
+    return float(e.value * v.expect) if v.expect else abs(float(e.value))
 
 
 def sort_key(c: Any) -> tuple:

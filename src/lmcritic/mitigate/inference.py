@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from lmcritic import stats
+from lmcritic.diagnose.hypotheses.objective import CONTENT_FREE  # the diagnosis's inputs: it predicts this fix
 from lmcritic.errors import CapabilityError, ConfigError
 from lmcritic.mitigate import _heldout as held
 from lmcritic.mitigate.base import (
@@ -26,8 +27,6 @@ from lmcritic.mitigate.base import (
 )
 from lmcritic.requests import Capability
 
-CONTENT_FREE = ("N/A", "[MASK]", "")  # Zhao et al. 2021; a backend that refuses one (a classifier refuses "")
-# measures the prior on the others
 CALIBRATION_METHODS = ("auto", "contextual", "fitted", "temperature")
 
 

@@ -81,6 +81,7 @@ class CauseVerdict:
     interventional: bool = False
     independent: bool = False  # evidence independent of how the probe produced its cases
     corroboration: int = 0  # independent lines of evidence that agree (e.g. replication and training-corpus skew)
+    expect: int = 1  # the effect's sign if the cause is real (+1 or -1); 0: either sign counts
 
 
 NATURAL_PROBES = ("performance.",)  # probes whose cases are the user's data as given, not made by an edit
@@ -181,17 +182,19 @@ class Hypothesis(ABC):
 
     def conclude(self, effect: Estimate | None, p_value: float | None, *, threshold: float, independent: bool,
                  interventional: bool, summary: str, evidence: Sequence[Evidence], tests: int = 0,
-                 culprit: Culprit | None = None, refuted: bool | None = None) -> CauseVerdict:
+                 culprit: Culprit | None = None, refuted: bool | None = None, expect: int = 1) -> CauseVerdict:
         """The verdict from a primary test (provisional until BH across the diagnosis, see ``calibrate``).
 
-        Supported: p < 0.05, the CI lies beyond ``threshold`` on the effect's side, and independent evidence.
-        Not supported (unless ``refuted`` says otherwise): the CI lies within ±``threshold`` — the test could
-        have seen an effect that matters and did not. Anything else is inconclusive."""
+        Supported: p < 0.05, the CI lies beyond ``threshold`` on the side ``expect`` predicts, and independent
+        evidence. Not supported (unless ``refuted`` says otherwise): the CI excludes every effect beyond
+        ``threshold`` on that side — the test could have seen an effect that matters and did not. Anything else is
+        inconclusive."""
         from lmcritic.diagnose.calibrate import provisional
 
         return provisional(CauseVerdict(self.name, INCONCLUSIVE, 0.0, summary, tuple(evidence), self.mitigation,
                                         tests, culprit, effect=effect, p_value=p_value, threshold=threshold,
-                                        interventional=interventional, independent=independent), refuted)
+                                        interventional=interventional, independent=independent, expect=expect),
+                           refuted)
 
 
 @dataclass(frozen=True)

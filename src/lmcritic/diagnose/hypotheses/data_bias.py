@@ -115,7 +115,7 @@ class DataBias(Hypothesis):
         how = ("replicated on held-out names/templates" if replicated else "") + \
               ("; " if replicated and aligned else "") + ("the training corpus leans the same way" if aligned else "")
         v = self.conclude(effect, p, threshold=THRESHOLD, independent=replicated or aligned, interventional=True,
-                          summary=f"{attr}: {low} vs {high} {effect}" + (f" — {how}" if how else
+                          expect=-1, summary=f"{attr}: {low} vs {high} {effect}" + (f" — {how}" if how else
                           " — no independent evidence (no replication, no corpus skew)"),
                           evidence=evidence, tests=tests, culprit=culprit)
         return replace(v, corroboration=int(replicated) + int(aligned))

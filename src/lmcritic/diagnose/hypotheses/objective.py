@@ -1,7 +1,7 @@
 """Objective conflict: the model prefers a label whatever the input says (a prior built in by its training).
 
 Works on label probabilities from any head: label words of a prompted LM or a classifier's softmax. Test
-(Zhao et al. 2021, "Calibrate before use"): the probe is asked about content-free inputs ("N/A", "[MASK]", "."),
+(Zhao et al. 2021, "Calibrate before use"): the probe is asked about content-free inputs ("N/A", "[MASK]", ""),
 the mean label distribution there is the model's prior; dividing every case's probabilities by it and
 re-deciding fixes some of the defect's failures and breaks some passing cases; the effect is the net accuracy
 gain on the defect's cases, paired per case (bootstrap CI and p), with the probe's accuracy before and after
@@ -20,7 +20,9 @@ from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectConte
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.probes.base import Estimate, Record
 
-CONTENT_FREE = ("N/A", "[MASK]", ".")
+# Zhao et al. 2021. The calibrate mitigation reads the same inputs, so the diagnosis predicts what the fix does. One
+# request each: a backend that refuses one (a classifier refuses "") must not sink the others.
+CONTENT_FREE = ("N/A", "[MASK]", "")
 CONFIDENT = 0.8
 THRESHOLD = 0.05  # net accuracy gain
 
@@ -94,7 +96,7 @@ class ObjectiveConflict(Hypothesis):
 
     def _prior(self, ctx: DefectContext, labels: list[str]) -> tuple:
         base = ctx.failing(1)[0]
-        outs = ctx.rescore([Edit(base, t, "content_free") for t in CONTENT_FREE], self.name)
+        outs = [o for t in CONTENT_FREE for o in ctx.rescore([Edit(base, t, "content_free")], self.name)]
         vecs = [v for v in (_probs(o.record, labels) for o in outs) if v is not None]
         if not vecs:
             return None, len(outs)
