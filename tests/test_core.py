@@ -109,6 +109,21 @@ def test_paired_tests() -> None:
     assert stats.benjamini_hochberg([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.0533333, 0.0533333, 0.2])
 
 
+def test_paired_proportions_keep_their_width_at_small_n() -> None:
+    """Newcombe's paired interval: close to Wald on Agresti's approval table (n=1600), and honest where a
+    bootstrap of few 0/1 pairs collapses onto zero (0 of 6 fixed by either edit: the bootstrap says [0, 0])."""
+    a = [True] * 944 + [False] * 656
+    b = [True] * 794 + [False] * 150 + [True] * 86 + [False] * 570
+    est, p = stats.paired_proportions(b, a)
+    assert est.value == pytest.approx(0.04) and (est.ci_low, est.ci_high) == pytest.approx((0.0213, 0.0587), abs=1e-3)
+    assert p == pytest.approx(stats.mcnemar(b, a))
+    none, p0 = stats.paired_proportions([False] * 6, [False] * 6)
+    assert stats.paired_bootstrap([0.0] * 6, [0.0] * 6)[0].ci_high == 0.0
+    assert none.ci_low < -0.35 and none.ci_high > 0.35 and p0 == 1.0
+    one, _ = stats.paired_proportions([False] * 7 + [True], [False] * 8)  # 0 of 8 fixed vs 1 of 8
+    assert one.ci_high > 0.2  # a 20-point advantage is not excluded by 8 cases
+
+
 def test_datasets_name_file_and_line(tmp_path) -> None:
     """A malformed row is skipped and reported with its file and line; the good rows are read."""
     from lmcritic.datasets import collect_issues

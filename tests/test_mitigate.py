@@ -237,7 +237,7 @@ def test_auto_calibrates_a_skewed_prior_and_reverifies_paired(tmp_path):
     from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
 
     sents = _sentences()
-    store, run_id = _run(tmp_path, {"prior": 3.0}, sents)
+    store, run_id = _run(tmp_path, {"prior": 5.0}, sents)  # at 3.0 the exact test leaves it inconclusive (q 0.076)
     rc, _, err = _cli(tmp_path, "mitigate", run_id, "--no-progress")
     assert rc == 2 and _one_error(err) and "has no diagnosis" in err and "lmcritic diagnose" in err
     diagnose_run(store, run_id, config=DiagnoseConfig(neighbours=0, max_cases=16), cache_path=tmp_path / "cache.sqlite")

@@ -93,6 +93,29 @@ def paired_bootstrap(
     return est, max(p, 1.0 / n_boot)
 
 
+def paired_proportions(a: Sequence[bool], b: Sequence[bool], confidence: float = 0.95) -> tuple[Estimate, float]:
+    """Share of True in ``b`` − in ``a`` over the same cases: Newcombe's hybrid score interval for paired data
+    (1998, method 10) and the exact McNemar p. A bootstrap of a few paired 0/1 outcomes
+    collapses: 0 of 8 fixed against 1 of 8 gives [-0.375, 0], which no test of 8 cases can justify; this gives
+    [-0.47, 0.22]."""
+    n = len(a)
+    if n == 0:
+        return Estimate(float("nan"), 0, float("nan"), float("nan"), "newcombe paired", confidence), float("nan")
+    both = sum(1 for x, y in zip(a, b) if x and y)
+    only_a = sum(1 for x, y in zip(a, b) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b) if y and not x)
+    neither = n - both - only_a - only_b
+    pa, pb = (both + only_a) / n, (both + only_b) / n
+    (la, ua), (lb, ub) = wilson(both + only_a, n, confidence), wilson(both + only_b, n, confidence)
+    den = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    phi = (both * neither - only_a * only_b) / math.sqrt(den) if den else 0.0
+    lower = math.sqrt(max(0.0, (pb - lb) ** 2 - 2 * phi * (pb - lb) * (ua - pa) + (ua - pa) ** 2))
+    upper = math.sqrt(max(0.0, (ub - pb) ** 2 - 2 * phi * (ub - pb) * (pa - la) + (pa - la) ** 2))
+    d = pb - pa
+    est = Estimate(d, n, max(-1.0, d - lower), min(1.0, d + upper), "newcombe paired", confidence)
+    return est, mcnemar(a, b)
+
+
 def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float:
     """Exact McNemar test (two-sided binomial on the discordant pairs)."""
     only_a = sum(1 for x, y in zip(a_correct, b_correct) if x and not y)

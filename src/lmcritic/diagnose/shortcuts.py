@@ -91,7 +91,7 @@ def _insertion(tok: TokenAssociation, controls: list[str], rescorer: Rescorer, p
         return None
     hit = [o.prediction == tok.label for o in outs[: len(pool)]]
     base = [o.prediction == tok.label for o in outs[len(pool):]]
-    effect, p = stats.paired_bootstrap([float(x) for x in base], [float(x) for x in hit], seed=seed)
+    effect, p = stats.paired_proportions(base, hit)
     flipped = tuple(o.record.case_id for o, h in zip(outs, hit) if h)
     examples = tuple({"case": o.edit.record.case_id, "edited": o.edit.text, "after": o.prediction}
                      for o, h in zip(outs, hit) if h)[:3]

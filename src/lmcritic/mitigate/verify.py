@@ -3,8 +3,8 @@
 The replay is a new run (the original is never changed) through the same runner and call cache. The cache is
 keyed by model fingerprint, so every answer of the mitigated model is computed afresh; an attack probe attacks
 the mitigated model itself (adaptive), never a cached attack on the old one. Per defect, on the defect's cases
-(same case ids in both runs): the failure rate before → after with Wilson CIs, the paired change with a
-bootstrap CI, McNemar's exact test, BH-corrected over the defects, and a verdict:
+(same case ids in both runs): the failure rate before → after with Wilson CIs, the paired change with
+Newcombe's paired CI, McNemar's exact test, BH-corrected over the defects, and a verdict:
 
 * ``closed`` — significantly lower (BH p < alpha) and at least 50% lower relative to before;
 * ``reduced`` — significantly lower, by less than half;
@@ -48,7 +48,7 @@ class Outcome:
     targeted: bool
     before: Estimate  # failure rate
     after: Estimate
-    change: Estimate  # after − before, paired bootstrap CI
+    change: Estimate  # after − before, Newcombe's paired CI
     relative: float | None  # 1 − after / before
     p_value: float  # McNemar exact, two-sided
     p_adjusted: float
@@ -145,12 +145,12 @@ def paired(id_: str, probe: str, slice_: str, cause: str | None, targeted: bool,
     fail_a = [before[c].passed is False for c in common]
     fail_b = [after[c].passed is False for c in common]
     a, b = stats.proportion(fail_a), stats.proportion(fail_b)
-    change, _ = stats.paired_bootstrap([float(x) for x in fail_a], [float(x) for x in fail_b])
+    change, _ = stats.paired_proportions(fail_a, fail_b)
     p = stats.mcnemar([not x for x in fail_a], [not x for x in fail_b])
     relative = 1 - b.value / a.value if common and a.value > 0 else None
     fixed = sum(x and not y for x, y in zip(fail_a, fail_b))
     broken = sum(y and not x for x, y in zip(fail_a, fail_b))
-    return Outcome(id_, probe, slice_, cause, targeted, a, b, replace(change, method="paired bootstrap"), relative,
+    return Outcome(id_, probe, slice_, cause, targeted, a, b, change, relative,
                    p, p, fixed, broken)
 
 

@@ -204,7 +204,7 @@ class PairedFixes:
     fixed: list[bool]  # the cause's edit fixes the case
     control_fixed: list[bool]  # the control edit fixes it
     edited: list[Any]  # the cause's outcomes (rescore.Outcome), aligned with ``fixed``
-    effect: Estimate | None  # fix rate of the edit − of the control, paired bootstrap CI; None under ``min_pairs``
+    effect: Estimate | None  # fix rate of the edit − of the control (Newcombe paired CI); None under ``min_pairs``
     p_value: float | None  # exact McNemar on the pairs where one edit fixes and the other does not
     scored: int  # model calls made
 
@@ -220,8 +220,8 @@ def paired_fixes(ctx: DefectContext, edits: Sequence[Any], controls: Sequence[An
     fixed, base = [o.fixed for o in mine], [o.fixed for o in ctrl]
     if len(mine) < min_pairs:
         return PairedFixes(fixed, base, mine, None, None, len(outs))
-    effect, _ = stats.paired_bootstrap([float(x) for x in base], [float(x) for x in fixed], seed=ctx.seed)
-    return PairedFixes(fixed, base, mine, effect, stats.mcnemar(base, fixed), len(outs))
+    effect, p = stats.paired_proportions(base, fixed)
+    return PairedFixes(fixed, base, mine, effect, p, len(outs))
 
 
 def rate(flags: Sequence[bool]) -> Estimate:

@@ -2,8 +2,8 @@
 
 Primary test (on failing cases whose text has typos, sampled among those): spell-correct them (noisy channel)
 and re-score, and, on the same cases, apply a neutral edit instead (casing or punctuation) — failures near the
-decision boundary flip under any edit, so the correction must beat the neutral edit, case by case (paired
-bootstrap). Corpus evidence (``--train``): the share of texts with typos in training vs in the evaluated data.
+decision boundary flip under any edit, so the correction must beat the neutral edit, case by case (Newcombe's
+paired CI, McNemar). Corpus evidence (``--train``): the share of texts with typos in training vs in the evaluated data.
 When the probe itself made the noise (robustness probes), re-running perturbations only repeats the probe: the
 perturbation flip rate is reported, but it is not independent evidence.
 """

@@ -6,8 +6,8 @@ of the probe (Newcombe CI, Fisher). Evidence independent of the probe:
 
 * **corpus** (``--train``): the feature is significantly rarer in training than in the evaluated data;
 * **intervention** on the model's own data: rewriting the colloquial failures in formal register and re-scoring,
-  compared case by case with a neutral edit (paired bootstrap). On ``robustness.register`` cases the rewrite only
-  undoes the probe's edit, so there it is not independent.
+  compared case by case with a neutral edit (Newcombe paired CI, McNemar). On ``robustness.register`` cases the
+  rewrite only undoes the probe's edit, so there it is not independent.
 
 When the corpus shows the shift on the user's own evaluated data (covariate shift: the inputs carry something
 training lacks), the primary test is observational: the probability mass the model puts on wrong answers

@@ -4,10 +4,10 @@ Works on label probabilities from any head: label words of a prompted LM or a cl
 (Zhao et al. 2021, "Calibrate before use"): the probe is asked about content-free inputs ("N/A", "[MASK]", ""),
 the mean label distribution there is the model's prior; dividing every case's probabilities by it and
 re-deciding fixes some of the defect's failures and breaks some passing cases; the effect is the net accuracy
-gain on the defect's cases, paired per case (bootstrap CI and p), with the probe's accuracy before and after
-(McNemar) alongside. Evidence alongside: the share of the defect's failures that predict the
-favoured label, predicted vs gold label shares, the training corpus's label shares (``--train``), and how many
-failures are made with confidence ≥ 0.8.
+gain on the defect's cases, paired per case (Newcombe's paired CI, McNemar's p), with the probe's accuracy before
+and after alongside. Evidence alongside: the share of the defect's failures that predict the favoured label,
+predicted vs gold label shares, the training corpus's label shares (``--train``), and how many failures are made
+with confidence ≥ 0.8.
 """
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def _net_gain(ctx: DefectContext, before: dict[str, bool], after: dict[str, bool
     breaks among the passes would reward any reshuffle: fixing 20 of 41 failures and breaking 20 of 134 passes
     changes nothing.)"""
     ids = [c for c in (ctx.defect.slice_case_ids or tuple(before)) if c in before] or list(before)
-    return stats.paired_bootstrap([float(before[c]) for c in ids], [float(after[c]) for c in ids], seed=ctx.seed)
+    return stats.paired_proportions([before[c] for c in ids], [after[c] for c in ids])
 
 
 def _probs(record: Record, labels: list[str]) -> np.ndarray | None:

@@ -6,7 +6,7 @@ even when the token never occurs in the evaluation data (a backdoor); :func:`tok
 into a cause of its own defect. On a defect of the model's own task: the candidate token is one the corpus test
 confirmed, a ``word:w`` predicate of the defect's slice, or the most frequent top-attributed token (stored
 explanations, else occlusion); deleting it from the failing cases that hold it is compared, case by case, with
-deleting another content word from the same cases (paired bootstrap). "Should not matter" is the corpus
+deleting another content word from the same cases (Newcombe's paired CI, McNemar). "Should not matter" is the corpus
 artefact test, and for sentiment tasks absence from the VADER lexicon and the negations first (task-specific,
 said so in the evidence). Edits on a probe's own constructed cases are not independent evidence.
 """
