@@ -297,3 +297,20 @@ def test_an_interrupted_lora_finetune_resumes_too(tmp_path, tiny_causal_dir, mon
     monkeypatch.setattr(_hf_train, "_trainer", make)
     again = HFTrainer().train({"name": str(tiny_causal_dir)}, _data(), PROMPTED, tmp_path, cfg, progress=False)
     assert again.details["resumed_from"] == "checkpoint-2" and again.details["steps"] == 4
+
+
+def test_the_cli_says_when_a_fine_tune_resumed() -> None:
+    """Killed and run again, `lmcritic mitigate` resumed from its checkpoint, but only mitigation.json said so."""
+    from types import SimpleNamespace
+
+    from lmcritic.cli.mitigate import _summary
+
+    def outcome(resumed):
+        train = {"adapter": "full", "steps": 6, "wall_s": 1.0, "resumed_from": resumed}
+        model = SimpleNamespace(kind="weights", model_dir="fix/model", details={"training": train}, notes=())
+        target = SimpleNamespace(id="D1", probe="performance.sst2", slice="all cases", cause=None, verdict=None)
+        return SimpleNamespace(target=target, model=model, method="label_repair", reason="named", apply_s=1.0,
+                               paths={"spec": "fix/model.yaml"})
+
+    assert "resumed from checkpoint-2" in _summary(outcome("checkpoint-2"))
+    assert "resumed" not in _summary(outcome(None))

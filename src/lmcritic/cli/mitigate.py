@@ -78,6 +78,8 @@ def _summary(o) -> str:
         train = m.details.get("training", {})
         lines.append(f"  weights: {m.model_dir} ({train.get('adapter')} fine-tuning, {train.get('steps')} steps, "
                      f"{train.get('wall_s')} s; rows {m.details.get('rows_before')} → {m.details.get('rows_after')})")
+        if train.get("resumed_from"):
+            lines.append(f"  resumed from {train['resumed_from']} (an interrupted run of the same job left it)")
     shown = {k: v for k, v in m.details.items() if k not in ("training", "rows") and not isinstance(v, (dict, list))}
     if shown:
         lines.append("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
