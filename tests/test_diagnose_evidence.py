@@ -183,6 +183,11 @@ def test_ranking_prefers_corroborated_causes_at_equal_severity() -> None:
     two = replace(_v("two_lines", (0.25, 0.21, 0.3), 1e-4), corroboration=2)
     medium = replace(_v("medium", (0.2, 0.12, 0.3), 1e-4), corroboration=3)
     assert [c.cause for c in calibrate.rank([medium, one, two])] == ["two_lines", "one_line", "medium"]
+    # among inconclusive causes confidence decides: the demo's fragility (fix rate -0.125 against a neutral edit,
+    # "corroborated" only by being on natural data) ranked above a lead at +0.03
+    against = replace(_v("fragility", (-0.125, -0.47, 0.22), 1.0), corroboration=1)
+    lead = _v("objective_conflict", (0.03, -0.02, 0.08), 0.2)
+    assert [c.cause for c in calibrate.rank([against, lead])] == ["objective_conflict", "fragility"]
 
 
 def test_label_noise_difference_in_differences() -> None:

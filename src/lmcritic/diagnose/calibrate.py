@@ -124,10 +124,12 @@ def _toward(v: CauseVerdict) -> float:
 
 def sort_key(c: Any) -> tuple:
     """Supported first (by severity, then how many independent lines of evidence agree, then confidence), then
-    inconclusive, then not supported."""
+    inconclusive (by confidence: an inconclusive test has no agreeing evidence to count — a spell-correction that
+    fixes fewer failures than a neutral edit must not outrank a lead whose test points the right way), then not
+    supported."""
     order = {SUPPORTED: 0, INCONCLUSIVE: 1, NOT_SUPPORTED: 2}
-    return (order.get(c.verdict, 3), -SEVERITY_RANK.get(c.severity, 0), -getattr(c, "corroboration", 0),
-            -c.confidence, c.cause)
+    agree = getattr(c, "corroboration", 0) if c.verdict == SUPPORTED else 0
+    return (order.get(c.verdict, 3), -SEVERITY_RANK.get(c.severity, 0), -agree, -c.confidence, c.cause)
 
 
 def rank(causes: Sequence[CauseVerdict]) -> tuple[CauseVerdict, ...]:
