@@ -183,11 +183,16 @@ def test_ranking_prefers_corroborated_causes_at_equal_severity() -> None:
     two = replace(_v("two_lines", (0.25, 0.21, 0.3), 1e-4), corroboration=2)
     medium = replace(_v("medium", (0.2, 0.12, 0.3), 1e-4), corroboration=3)
     assert [c.cause for c in calibrate.rank([medium, one, two])] == ["two_lines", "one_line", "medium"]
-    # among inconclusive causes confidence decides: the demo's fragility (fix rate -0.125 against a neutral edit,
-    # "corroborated" only by being on natural data) ranked above a lead at +0.03
+    # among inconclusive causes corroboration counts only behind a test pointing the predicted way: the demo's
+    # fragility (fix rate -0.125 against a neutral edit, on natural data) ranked above a lead at +0.03, while a
+    # replicated group gap just short of the threshold must still lead a one-case band
     against = replace(_v("fragility", (-0.125, -0.47, 0.22), 1.0), corroboration=1)
     lead = _v("objective_conflict", (0.03, -0.02, 0.08), 0.2)
     assert [c.cause for c in calibrate.rank([against, lead])] == ["objective_conflict", "fragility"]
+    gap = replace(_v("data_bias", (-0.053, -0.066, -0.040), 1e-3, expect=-1), corroboration=1)
+    band = _v("generalization_mismatch", (0.82, 0.03, 0.88), 0.2, independent=False)
+    assert gap.verdict == band.verdict == "inconclusive" and band.confidence > gap.confidence
+    assert [c.cause for c in calibrate.rank([band, gap])] == ["data_bias", "generalization_mismatch"]
 
 
 def test_label_noise_difference_in_differences() -> None:

@@ -114,22 +114,31 @@ def _against(v: CauseVerdict, p: float | None) -> bool:
     return e.ci_high < 0 if v.expect > 0 else e.ci_low > 0
 
 
-def _toward(v: CauseVerdict) -> float:
-    """The point effect in the direction the cause predicts (its size when it predicts no sign); 0 without one."""
-    e = v.effect
+def _toward(v: Any) -> float:
+    """The point effect in the direction the cause predicts (its size when it predicts no sign); 0 without one. A
+    ranked cause (graph.RankedCause) carries its effect on its culprit."""
+    e = getattr(v, "effect", None) or (v.culprit.effect if getattr(v, "culprit", None) is not None else None)
+    expect = getattr(v, "expect", 1)
     if e is None or e.value != e.value:
         return 0.0
-    return float(e.value * v.expect) if v.expect else abs(float(e.value))
+    return float(e.value * expect) if expect else abs(float(e.value))
 
 
 def sort_key(c: Any) -> tuple:
-    """Supported first (by severity, then how many independent lines of evidence agree, then confidence), then
-    inconclusive (by confidence: an inconclusive test has no agreeing evidence to count — a spell-correction that
-    fixes fewer failures than a neutral edit must not outrank a lead whose test points the right way), then not
-    supported."""
+    """Supported first, then inconclusive, then not supported; within each, by severity, then how many
+    independent lines of evidence agree, then confidence."""
     order = {SUPPORTED: 0, INCONCLUSIVE: 1, NOT_SUPPORTED: 2}
-    agree = getattr(c, "corroboration", 0) if c.verdict == SUPPORTED else 0
-    return (order.get(c.verdict, 3), -SEVERITY_RANK.get(c.severity, 0), -agree, -c.confidence, c.cause)
+    return (order.get(c.verdict, 3), -SEVERITY_RANK.get(c.severity, 0), -_agreeing(c), -c.confidence, c.cause)
+
+
+def _agreeing(c: Any) -> int:
+    """Lines of corroborating evidence count only behind a primary test that points the way the cause predicts: a
+    spell-correction that fixes fewer failures than a neutral edit (the demo's D1) is not corroborated by being on
+    natural data, while a replicated group gap just short of the threshold (its D4) is."""
+    n = int(getattr(c, "corroboration", 0))
+    if c.verdict == SUPPORTED:
+        return n
+    return n if c.verdict == INCONCLUSIVE and _toward(c) > 0 else 0
 
 
 def rank(causes: Sequence[CauseVerdict]) -> tuple[CauseVerdict, ...]:

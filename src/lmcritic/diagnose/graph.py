@@ -44,6 +44,7 @@ class RankedCause:
     summary: str
     q_value: float | None = None
     corroboration: int = 0
+    expect: int = 1  # the sign its test predicts (CauseVerdict.expect)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def ranking(nodes: tuple[DefectNode, ...]) -> tuple[RankedCause, ...]:
             defects = (seen.defects if seen else ()) + (node.defect.id,)
             if seen is None or sort_key(c) < sort_key(seen):
                 best[key] = RankedCause(c.cause, c.verdict, c.severity, c.confidence, c.culprit, defects, c.summary,
-                                        c.q_value, c.corroboration)
+                                        c.q_value, c.corroboration, c.expect)
             else:
                 best[key] = replace(seen, defects=defects)
     return tuple(sorted(best.values(), key=sort_key))
