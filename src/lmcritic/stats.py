@@ -113,13 +113,17 @@ def paired_proportions(a: Sequence[bool], b: Sequence[bool], confidence: float =
     upper = math.sqrt(max(0.0, (ub - pb) ** 2 - 2 * phi * (ub - pb) * (pa - la) + (pa - la) ** 2))
     d = pb - pa
     est = Estimate(d, n, max(-1.0, d - lower), min(1.0, d + upper), "newcombe paired", confidence)
-    return est, mcnemar(a, b)
+    return est, _mcnemar(only_a, only_b)
 
 
 def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float:
     """Exact McNemar test (two-sided binomial on the discordant pairs)."""
     only_a = sum(1 for x, y in zip(a_correct, b_correct) if x and not y)
     only_b = sum(1 for x, y in zip(a_correct, b_correct) if y and not x)
+    return _mcnemar(only_a, only_b)
+
+
+def _mcnemar(only_a: int, only_b: int) -> float:
     n = only_a + only_b
     if n == 0:
         return 1.0

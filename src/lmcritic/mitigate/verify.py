@@ -145,8 +145,7 @@ def paired(id_: str, probe: str, slice_: str, cause: str | None, targeted: bool,
     fail_a = [before[c].passed is False for c in common]
     fail_b = [after[c].passed is False for c in common]
     a, b = stats.proportion(fail_a), stats.proportion(fail_b)
-    change, _ = stats.paired_proportions(fail_a, fail_b)
-    p = stats.mcnemar([not x for x in fail_a], [not x for x in fail_b])
+    change, p = stats.paired_proportions(fail_a, fail_b)  # McNemar exact: the same on failures as on passes
     relative = 1 - b.value / a.value if common and a.value > 0 else None
     fixed = sum(x and not y for x, y in zip(fail_a, fail_b))
     broken = sum(y and not x for x, y in zip(fail_a, fail_b))
