@@ -190,9 +190,21 @@ def test_ranking_prefers_corroborated_causes_at_equal_severity() -> None:
     lead = _v("objective_conflict", (0.03, -0.02, 0.08), 0.2)
     assert [c.cause for c in calibrate.rank([against, lead])] == ["objective_conflict", "fragility"]
     gap = replace(_v("data_bias", (-0.053, -0.066, -0.040), 1e-3, expect=-1), corroboration=1)
-    band = _v("generalization_mismatch", (0.82, 0.03, 0.88), 0.2, independent=False)
+    band = _v("generalization_mismatch", (0.3, 0.2, 0.4), 1e-3, independent=False)
     assert gap.verdict == band.verdict == "inconclusive" and band.confidence > gap.confidence
     assert [c.cause for c in calibrate.rank([band, gap])] == ["data_bias", "generalization_mismatch"]
+
+
+def test_an_inconclusive_lead_is_weighed_by_its_precision() -> None:
+    """The full diagnosis of the demo run led a defect with a band of one case (failing 100% vs 18% elsewhere:
+    RD 0.82 [0.008, 0.91], Fisher p = 0.18) at confidence 0.30, above every lead with real evidence behind it."""
+    one_case = _v("generalization_mismatch", (0.82, 0.008, 0.91), 0.18, independent=False)
+    band = _v("generalization_mismatch", (0.11, 0.03, 0.2), 0.01, independent=False)
+    assert one_case.verdict == band.verdict == "inconclusive"
+    assert one_case.confidence < band.confidence
+    assert calibrate.shrunk(0.82, 0.18) < 0.05 < calibrate.shrunk(0.11, 0.01) < 0.11  # shrunk toward zero
+    assert calibrate.shrunk(0.3, 1e-9) > 0.28  # a precise effect keeps most of its size
+    assert calibrate.shrunk(0.3, 0.6) == calibrate.shrunk(-0.3, 1e-4) == calibrate.shrunk(0.3, None) == 0.0
 
 
 def test_label_noise_difference_in_differences() -> None:

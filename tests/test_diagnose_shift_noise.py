@@ -229,3 +229,15 @@ def test_cross_fit_reuses_embeddings_across_phenomena() -> None:
     again = crossfit(train, evaluated, lambda t: "good" in t.split(), seed=0, embed=counting, vectors=vectors)
     assert isinstance(again, CrossFit) and sum(calls) == encoded  # a second phenomenon: nothing new to encode
     assert first == crossfit(train, evaluated, _has_not, seed=0, embed=_embed)
+
+
+def test_a_band_that_holds_none_of_the_defects_failures_explains_none_of_it() -> None:
+    """The demo's full diagnosis led a slice defect of mc_knowledge with a one-case band outside the slice
+    ("rare_word_rate=high fails 100% vs 18% (0% of the defect)"). Here the colloquial inputs fail more (the
+    supported case above), but the defect is made of formal failures only."""
+    ctx = _mismatch_ctx(0.55, train_share=0.02)
+    outside = tuple(r.case_id for r in ctx.records[100:] if not r.passed)
+    assert outside
+    ctx.defect = SimpleNamespace(case_ids=outside, probe="performance.sst2")
+    v = GeneralizationMismatch().test(ctx)
+    assert v.verdict == "not supported" and "any of this defect's failures" in v.summary

@@ -11,11 +11,15 @@ independent of how the probe produced its cases. Here, for the whole diagnosis:
   predicts (``CauseVerdict.expect``), or an explicit refutation by the hypothesis;
 * severity is the CI bound nearest zero — the effect is at least that large at 95% confidence — graded on the
   ``cause`` scale of :data:`lmcritic.findings.SEVERITY_SCALES`: high from 0.2, medium from 0.1, low below;
-* confidence, the ranking key, grows with that bound: up to 0.95 with interventional evidence, 0.8 without.
+* confidence, the ranking key, grows with that bound: up to 0.95 with interventional evidence, 0.8 without. An
+  inconclusive cause's confidence (0.2–0.4) grows with its point effect the predicted way shrunk by its
+  precision (:func:`shrunk`): a one-case band failing 100% vs 18% elsewhere (Fisher p = 0.18) is a large point
+  effect but a weak lead.
 """
 from __future__ import annotations
 
 from dataclasses import replace
+from statistics import NormalDist
 from typing import Any, Sequence
 
 from lmcritic import stats
@@ -58,18 +62,35 @@ def provisional(v: CauseVerdict, refuted: bool | None = None, q: float | None = 
         verdict = NOT_SUPPORTED
     else:
         verdict = INCONCLUSIVE
-    return replace(v, verdict=verdict, confidence=_confidence(v, verdict), q_value=q if q is not None else v.q_value,
+    return replace(v, verdict=verdict, confidence=_confidence(v, verdict, p), q_value=q if q is not None else v.q_value,
                    severity=severity(e) if verdict == SUPPORTED else "none")
 
 
-def _confidence(v: CauseVerdict, verdict: str) -> float:
+def _confidence(v: CauseVerdict, verdict: str, p: float | None) -> float:
     strength = min(1.0, inner_bound(v.effect, v.expect) / 0.4) if v.effect is not None else 0.0
     point = min(1.0, max(0.0, _toward(v)) / 0.4)
     if verdict == SUPPORTED:
         return round(0.5 + (0.45 if v.interventional else 0.3) * strength, 4)
     if verdict == NOT_SUPPORTED:
         return round(0.2 * point, 4)
-    return round(0.2 + 0.2 * point * (1.0 if v.independent else 0.5), 4)
+    return round(0.2 + 0.2 * min(1.0, shrunk(_toward(v), p) / TAU) * (1.0 if v.independent else 0.5), 4)
+
+
+TAU = 0.2  # the prior spread of causal effects: a "high" effect on the cause severity scale
+
+
+def shrunk(effect: float, p: float | None) -> float:
+    """A point effect shrunk by its precision: the posterior mean under a N(0, TAU²) prior, with the standard
+    error recovered from the effect and its p-value, se = effect / Φ⁻¹(1 − p) (Altman & Bland, BMJ 2011;
+    one-sided, so a two-sided p is shrunk a little more). A test's precision is in its p-value: an exact test
+    of one case says p = the base failure rate, whatever the point effect. 0 without a p or the wrong way."""
+    if effect <= 0 or p is None or p != p:
+        return 0.0
+    z = NormalDist().inv_cdf(1.0 - min(0.5, max(p, 1e-12)))
+    if z <= 0:
+        return 0.0
+    se = effect / z
+    return effect * TAU ** 2 / (TAU ** 2 + se ** 2)
 
 
 def finalize(verdicts: Sequence[Sequence[CauseVerdict]]) -> list[list[CauseVerdict]]:

@@ -68,8 +68,11 @@ class GeneralizationMismatch(Hypothesis):
                              "defect's failures", p_value=q, data={"q_value": q, "p_value": s.p_value})
                     for (s, c), q in zip(rows, qs)]
         s, conc = max(rows, key=lambda sc: (sc[1] * max(0.0, sc[0].risk_difference), -sc[0].p_value))
-        if s.risk_difference <= 0:
-            return self.verdict(False, True, 0.0, "failures do not concentrate on any distribution shift", evidence)
+        if s.risk_difference <= 0 or conc == 0:
+            # a band where the probe fails more but which holds none of this defect's failures explains none of it
+            return self.verdict(False, True, 0.0, "failures do not concentrate on any distribution shift"
+                                + ("" if s.risk_difference <= 0 else " that holds any of this defect's failures"),
+                                evidence)
         feature, value = s.predicates[0]
         effect = Estimate(s.risk_difference, s.size, s.rd_ci[0], s.rd_ci[1], "newcombe")
         p, tests = s.p_value, 0
