@@ -106,6 +106,22 @@ def test_paired_tests() -> None:
     assert stats.mcnemar(a, b) == pytest.approx(2 / 2**8)
     delta, p = stats.paired_bootstrap([0.0] * 30, [1.0] * 30)
     assert delta.value == 1.0 and p < 0.01
+
+
+def test_paired_mean_difference_is_honest_at_small_n() -> None:
+    """Six swaps that all move p(negative) by about 0.04 (the demo's D4): the resampled centred differences had
+    said p = 0.0002; no test of six pairs can go below 2/64, and the interval widens by Student's t."""
+    d = [0.03, 0.05, 0.04, 0.045, 0.035, 0.042]
+    est, p = stats.paired_bootstrap([0.0] * 6, d)
+    assert p == pytest.approx(2 / 64)
+    plain = stats.bootstrap(d)
+    assert est.ci_low < plain.ci_low and est.ci_high > plain.ci_high and est.value == plain.value
+    assert stats.paired_bootstrap([0.0] * 6, [0.1, -0.1, 0.1, -0.1, 0.1, -0.1])[1] == 1.0
+    assert stats.t_quantile(0.975, 1) == pytest.approx(12.706, abs=1e-3)
+    assert stats.t_quantile(0.975, 5) == pytest.approx(2.571, abs=1e-3)
+    assert stats.t_quantile(0.975, 30) == pytest.approx(2.042, abs=1e-3)
+    big, p_big = stats.paired_bootstrap([0.0] * 40, [0.05 + 0.01 * (i % 3) for i in range(40)])
+    assert p_big < 0.001 and big.ci_low > 0.05  # many pairs: Monte Carlo sign flips, a tight interval
     assert stats.benjamini_hochberg([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.0533333, 0.0533333, 0.2])
 
 

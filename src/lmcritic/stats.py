@@ -81,16 +81,56 @@ def transform(est: Estimate, fn: Callable[[float], float]) -> Estimate:
 def paired_bootstrap(
     a: Sequence[float], b: Sequence[float], n_boot: int = 5000, seed: int = 0
 ) -> tuple[Estimate, float]:
-    """Mean difference b − a over the same cases, its CI, and a two-sided bootstrap p-value."""
+    """Mean difference b − a over the same cases: a bootstrap CI expanded for small samples and a two-sided
+    sign-flip randomization p. A bootstrap of six differences all near +0.04 had said p = 0.0002, which no test of
+    six pairs can justify (the smallest honest p of six pairs is 2/64): resampling centred differences is too
+    narrow when n is small, and so is the plain percentile interval."""
     d = np.asarray(b, float) - np.asarray(a, float)
-    est = bootstrap(d, np.mean, n_boot=n_boot, seed=seed)
+    est = _expanded(bootstrap(d, np.mean, n_boot=n_boot, seed=seed))
     if len(d) == 0:
         return est, float("nan")
-    centred = d - d.mean()
-    idx = np.random.default_rng(seed + 1).integers(0, len(d), size=(n_boot, len(d)))
-    null = centred[idx].mean(1)
-    p = float((np.abs(null) >= abs(d.mean())).mean())
-    return est, max(p, 1.0 / n_boot)
+    return est, sign_flip(d, n_boot, seed + 1)
+
+
+def sign_flip(d: np.ndarray, n_draws: int = 5000, seed: int = 1) -> float:
+    """Two-sided p of "the paired differences are symmetric about 0" (Fisher's randomization test): every sign
+    pattern when there are at most 2^12, else ``n_draws`` random ones with the (k + 1)/(N + 1) correction."""
+    d = np.asarray(d, float)
+    observed = abs(d.mean()) - 1e-12
+    if len(d) <= 12:
+        signs = 1 - 2 * ((np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1)
+        return float((np.abs((signs * d).mean(1)) >= observed).mean())
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_draws, len(d)))
+    return float(((np.abs((signs * d).mean(1)) >= observed).sum() + 1) / (n_draws + 1))
+
+
+def _expanded(est: Estimate) -> Estimate:
+    """Hesterberg's expanded percentile interval (The American Statistician, 2015): widen a bootstrap interval
+    of a mean by sqrt(n / (n − 1)) · t(n − 1) / z, the small-sample correction the percentile method lacks."""
+    n = est.n
+    if n < 2 or est.ci_low != est.ci_low:
+        return est
+    z = _z(est.confidence)
+    scale = math.sqrt(n / (n - 1)) * t_quantile(0.5 + est.confidence / 2, n - 1) / z
+    return Estimate(est.value, n, est.value - (est.value - est.ci_low) * scale,
+                    est.value + (est.ci_high - est.value) * scale, est.method, est.confidence)
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Student's t quantile: exact for 1 and 2 degrees of freedom, else the Cornish–Fisher expansion
+    (Abramowitz & Stegun 26.7.5; within 0.004 of the table from 3 degrees of freedom at p = 0.975)."""
+    if df == 1:
+        return math.tan(math.pi * (p - 0.5))
+    if df == 2:
+        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(p)
+    g1 = (z ** 3 + z) / 4
+    g2 = (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96
+    g3 = (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384
+    g4 = (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / 92160
+    return z + g1 / df + g2 / df ** 2 + g3 / df ** 3 + g4 / df ** 4
 
 
 def paired_proportions(a: Sequence[bool], b: Sequence[bool], confidence: float = 0.95) -> tuple[Estimate, float]:

@@ -5,7 +5,7 @@ on the cases both scored. METRIC is ``PROBE:SCORE`` or ``SCORE`` (every shared p
 score; ``pass_rate`` is the share of passed cases). TOL is in the metric's own units (``0.02``) or relative
 to the baseline mean (``5%``). A metric fails the gate when it got worse by more than TOL (in the direction
 that is worse for that metric) AND the change is significant: Benjamini–Hochberg-adjusted p < ``--alpha``
-over the gated metrics (McNemar for pass/fail, paired bootstrap for scores; cases pair on id and input).
+over the gated metrics (McNemar for pass/fail, paired sign-flip test for scores; cases pair on id and input).
 A gated metric whose probe failed, ran partly or is missing in RUN fails too. Exit 4 if any gated metric
 fails (or, with ``--fail-on-new-findings``, if a finding fails in RUN that did not fail in BASE or a probe of
 BASE did not finish in RUN), else 0. ``--alpha`` must lie in (0, 1) and tolerances be finite and >= 0.

@@ -3,11 +3,11 @@
 For every probe both runs share and every per-case metric (each score, plus the pass rate), the change
 B − A is estimated on the cases both runs scored: a pair is the same case id AND the same input (a hash of
 the stored input), so the same task run on other data does not pair unrelated texts; cases left unpaired
-are counted and reported. McNemar's exact test for pass/fail, a paired bootstrap for scores; where fewer
-than two cases pair, a two-sample bootstrap. All p-values of a comparison are Benjamini–Hochberg corrected
-together. Findings are matched by (probe, name) to list the defects that appeared or disappeared. Probes of
-A that did not run to the end in B (failed, partial, skipped or missing) are listed as gaps: a gate on
-them fails rather than passing on missing evidence.
+are counted and reported. McNemar's exact test for pass/fail, a paired bootstrap CI and sign-flip test for
+scores; where fewer than two cases pair, a two-sample bootstrap. All p-values of a comparison are
+Benjamini–Hochberg corrected together. Findings are matched by (probe, name) to list the defects that appeared
+or disappeared. Probes of A that did not run to the end in B (failed, partial, skipped or missing) are listed
+as gaps: a gate on them fails rather than passing on missing evidence.
 """
 from __future__ import annotations
 

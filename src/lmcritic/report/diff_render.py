@@ -21,7 +21,8 @@ def comparison_text(comp: Comparison, alpha: float = 0.05, show_all: bool = Fals
     rows = [_row(m, alpha) for m in _shown(comp, alpha, show_all)]
     lines = [f"diff: A = run {comp.run_a} ({comp.model_a})  vs  B = run {comp.run_b} ({comp.model_b})",
              f"{len(comp.changed(alpha))} of {len(comp.metrics)} metrics changed significantly (BH-adjusted p < "
-             f"{alpha}; McNemar for pass/fail, paired bootstrap on shared cases, two-sample bootstrap otherwise)", ""]
+             f"{alpha}; McNemar for pass/fail, paired sign-flip test on shared cases, two-sample bootstrap "
+             "otherwise)", ""]
     lines += _table(rows) if rows else ["(no significant changes; --all lists every metric)"]
     lines += ["", *_findings_text(comp)]
     for side, keys in (("A", comp.probes_only_a), ("B", comp.probes_only_b)):

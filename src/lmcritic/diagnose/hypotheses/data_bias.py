@@ -4,7 +4,7 @@ On a counterfactual defect (``bias.counterfactual`` cases: one sentence, one per
 swaps define the defect, so they cannot confirm its cause. The oriented effect of the worst group pair,
 Δ = p(target | A) − p(target | B), names the culprit; the evidence is independent of the probe:
 
-1. **replication** on held-out names and templates the probe never used (paired bootstrap, same pair);
+1. **replication** on held-out names and templates the probe never used (paired bootstrap CI, sign-flip p; same pair);
 2. **training-corpus skew** (``--train``): P(target) in training rows mentioning A vs B (Newcombe CI, Fisher),
    and whether it leans the way the model does.
 
@@ -144,7 +144,7 @@ class DataBias(Hypothesis):
         e = eff[0]
         delta = _oriented(e.delta, 1 if e.a == low else -1)
         evidence.append(Evidence("test", f"held-out names and templates ({len(records)} cases): p(target | {low}) − "
-                                 f"p(target | {high}) = {delta}, paired bootstrap p={e.p_value:.2g}", delta, e.p_value,
+                                 f"p(target | {high}) = {delta}, sign-flip p={e.p_value:.2g}", delta, e.p_value,
                                  tuple(r.case_id for r in records if r.passed is False)[:10]))
         return delta, e.p_value, len(records)
 

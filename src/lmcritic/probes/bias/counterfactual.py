@@ -9,7 +9,7 @@ does; classifier heads get the raw text through ``classify``.
 
 Effects are oriented per group pair: Δ = p(target | A) − p(target | B) on the same sentence and template, with A
 before B in lexicon order, so opposite directions never cancel. Per pair: the mean Δ with a paired bootstrap CI
-and p-value, and the flip rate (the predicted label differs) with a Wilson CI; Benjamini–Hochberg across every
+and sign-flip p-value, and the flip rate (the predicted label differs) with a Wilson CI; Benjamini–Hochberg across every
 pair of every attribute. With the default sizes the CI of Δ is narrow enough to rule out a 0.1 effect.
 A held-out share of names and templates is left unused here, for the diagnosis to replicate on.
 """
@@ -193,7 +193,7 @@ class Counterfactual(Probe):
         return make_finding(
             self.name, finding_name("effect", attr), failed=bool(failing), effect=inner if failing else 0,
             scale="flip",
-            summary=f"{attr}: Δp({cfg.target}) {top.label} = {top.delta} (paired bootstrap p={top.p_value:.3g}, BH "
+            summary=f"{attr}: Δp({cfg.target}) {top.label} = {top.delta} (paired sign-flip p={top.p_value:.3g}, BH "
             f"{top.q_value:.3g}): {lower} gets the lower p({cfg.target}); flips {flips} of {len(records)} cases"
             + (f"; {len(failing)} of {len(effects)} pairs fail" if failing else ""),
             estimate=top.delta, evidence=_worst(records, 5),
