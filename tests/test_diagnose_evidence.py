@@ -205,6 +205,12 @@ def test_an_inconclusive_lead_is_weighed_by_its_precision() -> None:
     assert calibrate.shrunk(0.82, 0.18) < 0.05 < calibrate.shrunk(0.11, 0.01) < 0.11  # shrunk toward zero
     assert calibrate.shrunk(0.3, 1e-9) > 0.28  # a precise effect keeps most of its size
     assert calibrate.shrunk(0.3, 0.6) == calibrate.shrunk(-0.3, 1e-4) == calibrate.shrunk(0.3, None) == 0.0
+    # a point effect the predicted way that its test cannot tell from chance is corroborated by nothing
+    from dataclasses import replace
+
+    weak = replace(_v("fragility", (0.6, 0.03, 0.88), 0.6), corroboration=1)  # 3 of 5 fixed vs 0, q = 0.6
+    band = _v("generalization_mismatch", (0.126, 0.011, 0.25), 0.1, independent=False)
+    assert [c.cause for c in calibrate.rank([weak, band])] == ["generalization_mismatch", "fragility"]
 
 
 def test_label_noise_difference_in_differences() -> None:
