@@ -72,6 +72,26 @@ def test_a_test_for_some_failures_samples_among_those_not_among_all() -> None:
     assert ctx.failing_where(lambda r: bool(typos(r.text)), cap=100) == records[::3]
 
 
+def test_the_formal_rewrite_samples_its_budget_among_colloquial_failures() -> None:
+    """The planted register model (seed 0): the formal rewrite was tried on the 16 colloquial failures among 24
+    sampled from all failures, fixed 8 against 0 (p = 0.008), and BH across the diagnosis put q at 0.051."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose._text import colloquial_markers
+    from lmcritic.diagnose.hypotheses.base import DefectContext
+    from lmcritic.diagnose.hypotheses.mismatch import GeneralizationMismatch
+
+    records = [rec(i, "that film was lowkey mid ngl" if i % 3 == 0 else "a dull film") for i in range(60)]
+    real = DefectContext(defect=SimpleNamespace(case_ids=[r.case_id for r in records]), records=records, table=None,
+                         max_cases=8)
+    fake = Ctx()
+    ctx = SimpleNamespace(seed=0, natural=True, failing=real.failing, failing_where=real.failing_where,
+                          rescore=fake.rescore)
+    GeneralizationMismatch()._formalize(ctx, [])
+    rewritten = {e.record.case_id for e in fake.sent if e.test == "formal_register"}
+    assert len(rewritten) == 8 and all(colloquial_markers(r.text) for r in records if r.case_id in rewritten)
+
+
 def test_a_negation_with_a_training_only_label_association_is_not_called_a_shortcut() -> None:
     """Directed label noise (negation rows relabelled negative) gives 'never' a training-only association; the
     artefact test alone named it a spurious feature (high severity). For a sentiment task the lexicon decides

@@ -5,8 +5,9 @@ tertile, rare words, high input perplexity, a source or domain tag), with its ri
 of the probe (Newcombe CI, Fisher). Evidence independent of the probe:
 
 * **corpus** (``--train``): the feature is significantly rarer in training than in the evaluated data;
-* **intervention** on the model's own data: rewriting the colloquial failures in formal register and re-scoring,
-  compared case by case with a neutral edit (Newcombe paired CI, McNemar). On ``robustness.register`` cases the
+* **intervention** on the model's own data: rewriting the colloquial failures (sampled among the colloquial ones,
+  so the case budget is not spent on failures it cannot edit) in formal register and re-scoring, compared case by
+  case with a neutral edit (Newcombe paired CI, McNemar). On ``robustness.register`` cases the
   rewrite only undoes the probe's edit, so there it is not independent.
 
 When the corpus shows the shift on the user's own evaluated data (covariate shift: the inputs carry something
@@ -28,6 +29,7 @@ import numpy as np
 
 from lmcritic import stats
 from lmcritic.diagnose import _text
+from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses._rewrite import rewrite_test
 from lmcritic.diagnose.hypotheses.base import (
     CauseVerdict,
@@ -143,7 +145,8 @@ class GeneralizationMismatch(Hypothesis):
         return effect, p
 
     def _formalize(self, ctx: DefectContext, evidence: list) -> tuple:
-        return rewrite_test(ctx, ctx.failing(), lambda t: (_text.formalize(t) or None)
+        colloquial = ctx.failing_where(lambda r: bool(_text.colloquial_markers(input_text(r) or "")))
+        return rewrite_test(ctx, colloquial, lambda t: (_text.formalize(t) or None)
                             if _text.colloquial_markers(t) else None, "formal_register", self.name, lambda t: (
                                 f"rewriting {len(t.fixed)} colloquial failures in formal register fixes "
                                 f"{rate(t.fixed)}; a neutral edit fixes {rate(t.control_fixed)}"
