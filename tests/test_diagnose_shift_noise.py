@@ -115,7 +115,8 @@ def _mismatch_ctx(p_colloquial: float, train_share: float, eval_share: float = 0
         difference=Estimate(diff, 200, diff - 0.07, diff + 0.07), p_value=1e-30 if diff > 0.1 else 0.6)})
     return SimpleNamespace(records=recs, table=SimpleNamespace(columns=cols, clusters=None, numeric={}),
                            defect=SimpleNamespace(case_ids=failing, probe="performance.sst2"), profile=profile,
-                           natural=True, seed=0, failing=lambda cap=None: [], rescore=lambda edits, h: [])
+                           natural=True, seed=0, failing=lambda cap=None: [], failing_where=lambda keep, cap=None: [],
+                           rescore=lambda edits, h: [])
 
 
 def test_covariate_shift_is_supported_by_the_corpus_and_the_wrong_mass_without_a_rewrite() -> None:
