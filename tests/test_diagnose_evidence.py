@@ -208,7 +208,7 @@ def test_an_inconclusive_lead_is_weighed_by_its_precision() -> None:
     # a point effect the predicted way that its test cannot tell from chance is corroborated by nothing
     from dataclasses import replace
 
-    weak = replace(_v("fragility", (0.6, 0.03, 0.88), 0.6), corroboration=1)  # 3 of 5 fixed vs 0, q = 0.6
+    weak = replace(_v("fragility", (0.6, 0.03, 0.88), 0.79), corroboration=1)  # 3 of 5 fixed vs 0, q = 0.79
     band = _v("generalization_mismatch", (0.126, 0.011, 0.25), 0.1, independent=False)
     assert [c.cause for c in calibrate.rank([weak, band])] == ["generalization_mismatch", "fragility"]
 

@@ -155,7 +155,7 @@ def sort_key(c: Any) -> tuple:
 def _agreeing(c: Any) -> int:
     """Lines of corroborating evidence count only behind a primary test that points the way the cause predicts
     once shrunk by its precision: a spell-correction that fixes fewer failures than a neutral edit (the demo's D1),
-    or 3 of 5 against 0 (q = 0.6, a held-out clean model), is not corroborated by being on natural data, while a
+    or 3 of 5 against 0 (q = 0.79, a held-out clean model), is not corroborated by being on natural data, while a
     replicated group gap just short of the threshold (the demo's straight-vs-lesbian gap, q = 0.002) is."""
     n = int(getattr(c, "corroboration", 0))
     if c.verdict == SUPPORTED:
