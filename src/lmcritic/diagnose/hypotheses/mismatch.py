@@ -146,8 +146,8 @@ class GeneralizationMismatch(Hypothesis):
 
     def _formalize(self, ctx: DefectContext, evidence: list) -> tuple:
         colloquial = ctx.failing_where(lambda r: bool(_text.colloquial_markers(input_text(r) or "")))
-        return rewrite_test(ctx, colloquial, lambda t: (_text.formalize(t) or None)
-                            if _text.colloquial_markers(t) else None, "formal_register", self.name, lambda t: (
+        return rewrite_test(ctx, colloquial, lambda t: _text.formalize(t) or None, "formal_register", self.name,
+                            lambda t: (
                                 f"rewriting {len(t.fixed)} colloquial failures in formal register fixes "
                                 f"{rate(t.fixed)}; a neutral edit fixes {rate(t.control_fixed)}"
                                 + ("" if ctx.natural else " (undoes the probe's own edit)")), evidence)
