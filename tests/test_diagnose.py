@@ -7,6 +7,7 @@ import json
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
 from lmcritic.diagnose.features import FeatureTable
 from lmcritic.diagnose.slices import SliceSearch, fisher_greater, risk_difference, risk_ratio, slice_stats
 from lmcritic.diagnose.storage import load_graph
+from lmcritic.errors import ConfigError
 from lmcritic.runner import Runner
 from lmcritic.spec import ProbeSpec, RunSpec
 
@@ -122,6 +124,11 @@ def test_trigger_token_is_diagnosed_as_spurious_feature(tmp_path):
     out = subprocess.run([sys.executable, "-m", "lmcritic.cli.main", "diagnose", run_id, "--stored", "--format",
                           "json", "--store", str(tmp_path / "runs.sqlite")], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["defects"][0]["defect"]["id"] == "D1"
+    # a misspelt --probe is an error naming the probe, not an empty diagnosis stored over this one (exit 0)
+    key = runner.store.probe_runs(run_id, kind="probe")[0].probe_key
+    with pytest.raises(ConfigError, match=f"no probe '{key}x'; did you mean '{key}'"):
+        diagnose_run(runner.store, run_id, RuleSentiment({"cf": 4.0}), config=replace(FAST, probes=(key + "x",)))
+    assert load_graph(runner.store, run_id).to_dict()["defects"] == graph.to_dict()["defects"]
 
 
 def test_identity_term_in_natural_inputs_is_data_bias(tmp_path):

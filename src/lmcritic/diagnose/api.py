@@ -10,6 +10,7 @@ diagnosis-wide ranking are decided (:mod:`calibrate`). Every extra record and th
 """
 from __future__ import annotations
 
+import difflib
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from lmcritic.diagnose.hypotheses import HYPOTHESES
 from lmcritic.diagnose.hypotheses.base import INCONCLUSIVE, CauseVerdict, DefectContext
 from lmcritic.diagnose.rescore import Rescorer, build_probes
 from lmcritic.diagnose.slices import SliceSearch
-from lmcritic.errors import LmcriticError
+from lmcritic.errors import ConfigError, LmcriticError
 from lmcritic.probes.base import Record
 from lmcritic.stages import EXPLANATIONS_KEY
 
@@ -212,8 +213,10 @@ def _own_task(store: RunStore, run_id: str, names: dict[str, str]) -> tuple[str 
 
 
 def _records(store: RunStore, run_id: str, config: DiagnoseConfig, names: dict[str, str]) -> dict[str, list[Record]]:
+    runs = store.probe_runs(run_id, kind="probe")
+    _check_probes(config.probes or (), [p.probe_key for p in runs], run_id)
     out = {}
-    for p in store.probe_runs(run_id, kind="probe"):
+    for p in runs:
         if config.probes and p.probe_key not in config.probes:
             continue
         if names.get(p.probe_key, p.probe_name) in NOT_DIAGNOSED and not config.probes:
@@ -222,6 +225,15 @@ def _records(store: RunStore, run_id: str, config: DiagnoseConfig, names: dict[s
         if sum(r.passed is False for r in recs) >= config.min_failures:
             out[p.probe_key] = recs
     return out
+
+
+def _check_probes(wanted: Sequence[str], keys: list[str], run_id: str) -> None:
+    """A misspelt --probe would otherwise diagnose nothing and report "no defects" with exit 0."""
+    for key in wanted:
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1)
+            raise ConfigError(f"run {run_id} has no probe {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+                              f"its probes: {', '.join(keys)}")
 
 
 def _has_probe(store: RunStore, run_id: str, key: str) -> bool:
