@@ -145,6 +145,29 @@ def test_identity_term_in_natural_inputs_is_data_bias(tmp_path):
     assert not any(f == "tag.expected" for f, _ in node.defect.predicates)
 
 
+def _rare_women(rows):
+    """Six positive sentences say 'women', fifty say 'men': the group the model leans on is the rarer one."""
+    return [(f"women say {t}", y) if i % 50 == 1 and y == 1 else (f"men say {t}", y) if i % 4 == 2 else (t, y)
+            for i, (t, y) in enumerate(rows)]
+
+
+@pytest.mark.parametrize("weights", [{"women": -4.0}, {}])
+def test_data_bias_on_natural_inputs_tests_the_over_represented_group_both_ways(tmp_path, weights):
+    """Male terms are in more failures (they are in more sentences), female terms are over-represented among them.
+    The swap test picks female by enrichment, and swaps both ways (female out of its few sentences, into the
+    sentences naming men), so six sentences are enough. A model without the weight: nothing supported."""
+    model = RuleSentiment(weights)
+    runner, run_id = _run(tmp_path, model, _rare_women(_sentences()[:200]))
+    graph = diagnose_run(runner.store, run_id, model, config=FAST)
+    bias = [c for n in graph.defects for c in n.causes if c.cause == "data_bias"]
+    if not weights:
+        assert bias and not any(c.verdict == "supported" for c in bias)
+        return
+    top = next(c for c in bias if c.verdict == "supported")
+    assert (top.culprit.value, top.culprit.attribute, top.culprit.label) == ("female", "gender", "negative")
+    assert top.effect.ci_low > 0.05 and top.effect.n > 30  # swapped into sentences that named men, too
+
+
 def test_skewed_prior_is_objective_conflict(tmp_path):
     """A prior of 5 logit units toward 'positive'. (At 3 the defect's 56 cases give McNemar p ~ 0.01, q = 0.076
     after BH: inconclusive under the exact test; the bootstrap p this test was written against was too small.)"""

@@ -172,32 +172,25 @@ class DataBias(Hypothesis):
         if not ctx.can_rescore():
             return self.verdict(False, False, share.value * 0.5, "identity terms in failures; the model is needed to "
                                 "swap them", evidence)
-        (attr, group), _ = Counter(g for r in with_terms for g in groups[r.case_id]).most_common(1)[0]
+        attr, group = _suspect(ctx, groups)
         wrong = _other_label(with_terms, None)
-        cap = max(30, ctx.max_cases)
-        cases = [r for r in ctx.records if (attr, group) in _groups(input_text(r) or "")][: 2 * cap]
-        edits = [e for e in _swaps(ctx, cases) if e.detail["attribute"] == attr]
-        outs = ctx.rescore(edits, self.name)
-        pairs = [(p0, p1) for o in outs if (p0 := _p(o.edit.record, wrong)) is not None
-                 and (p1 := _p(o.record, wrong)) is not None]
-        effect, p = stats.paired_bootstrap([b for _, b in pairs], [a for a, _ in pairs], seed=ctx.seed) \
-            if len(pairs) >= 5 else (None, None)
-        fixes = rate([o.fixed for o in outs if o.edit.record.passed is False])
-        evidence.append(Evidence("test", f"swapping {group} terms to another group in {len(pairs)} cases: p({wrong}) "
-                                 f"with {group} − after the swap = {effect}; the swap fixes {fixes} of the failures "
-                                 "among them", effect, p, tuple(o.edit.record.case_id for o in outs if o.fixed)[:10]))
+        outs, effect, p, test = _swap_test(ctx, attr, group, wrong)
+        evidence.append(test)
+        away = [o for o in outs if not o.edit.detail.get("into")]
+        cases = [o.edit.record for o in away]
         terms = tuple(dict.fromkeys(t for r in cases for t, _ in _text.identity_terms(input_text(r) or "")))[:8]
-        to = Counter(e.detail.get("to") for e in edits if e.detail.get("to")).most_common(1)
+        to = Counter(o.edit.detail.get("to") for o in away if o.edit.detail.get("to")).most_common(1)
         skew = self._skew(ctx, attr, wrong, group, str(to[0][0]), evidence) if to and wrong else None
         aligned = skew is not None and skew[1] < 0.05 and skew[0].value > 0  # training leans the same way
         culprit = Culprit("identity_group", group, label=wrong, contrast=to[0][0] if to else "another group",
-                          attribute=attr,
-                          direction=f"{group} pushes toward {wrong!r}", effect=effect,
-                          effect_name=f"p({wrong} | {group}) − p({wrong} | swapped)", terms=terms)
+                          attribute=attr, direction=f"{group} pushes toward {wrong!r}", effect=effect,
+                          effect_name=f"p({wrong} | {group}) − p({wrong} | another group), swapped both ways",
+                          terms=terms)
         v = self.conclude(effect, p, threshold=THRESHOLD, independent=ctx.natural, interventional=True,
-                          summary=f"{attr}: {group} terms in {share.value:.0%} of failures; " + (
+                          summary=f"{attr}: identity terms in {share.value:.0%} of failures, {group} the most "
+                          "over-represented; " + (
                               f"swapping them moves p({wrong}) by {effect}" if effect is not None else
-                              f"only {len(pairs)} cases could be swapped and re-scored (5 needed)")
+                              f"only {test.data['pairs']} cases could be swapped and re-scored (5 needed)")
                           + ("; the training corpus leans the same way" if aligned else ""),
                           evidence=evidence, tests=len(outs), culprit=culprit)
         return replace(v, corroboration=int(ctx.natural) + int(aligned))
@@ -275,6 +268,65 @@ def _swaps(ctx: DefectContext, records: Sequence[Record]) -> list[Edit]:
             if edits:
                 out.append(Edit(r, swapped, "identity_swap", {"attribute": attribute, "to": edits[0].group_to}))
     return out
+
+
+def _suspect(ctx: DefectContext, failing: dict[str, set[tuple[str, str]]]) -> tuple[str, str]:
+    """The (attribute, group) named in the failures that is most over-represented among them: lowest one-sided
+    Fisher p of failing vs passing records naming it, then most failures. Counting failures alone picks whatever
+    group the text names most (in English reviews: he, his, man), whatever the model does with it."""
+    named = Counter(g for gs in failing.values() for g in gs)
+    seen = Counter(g for r in ctx.records for g in _groups(input_text(r) or ""))
+    k_all, n_all = len(failing), max(len(ctx.records), len(failing))
+
+    def key(g: tuple[str, str]) -> tuple[float, int]:
+        k, n = named[g], max(seen[g], named[g])
+        return fisher_greater(k, n - k, k_all - k, max(0, n_all - n - (k_all - k))), -k
+
+    return min(sorted(named), key=key)
+
+
+def _swap_test(ctx: DefectContext, attr: str, group: str, wrong: str | None) -> tuple[list, Any, Any, Evidence]:
+    """Re-score ``group``'s swaps both ways (``_both_ways``): the outcomes, the mean p(wrong) with the group named
+    minus without (paired; sign-flip p), and the evidence line."""
+    outs = ctx.rescore(_both_ways(ctx, attr, group, max(30, ctx.max_cases)), "data_bias")
+    pairs = [pair for o in outs if (pair := _with_without(o, wrong)) is not None]
+    effect, p = stats.paired_bootstrap([b for _, b in pairs], [a for a, _ in pairs], seed=ctx.seed) \
+        if len(pairs) >= 5 else (None, None)
+    away = [o for o in outs if not o.edit.detail.get("into")]
+    fixes = rate([o.fixed for o in away if o.edit.record.passed is False])
+    breaks = rate([o.record.passed is False for o in outs if o.edit.detail.get("into") and o.edit.record.passed])
+    test = Evidence("test", f"swapping {group} terms to another group in {len(away)} cases and other {attr} groups' "
+                    f"terms to {group} in {len(outs) - len(away)}: p({wrong}) with {group} − without = {effect}; "
+                    f"swapping {group} away fixes {fixes} of the failures among them, swapping it in breaks {breaks} "
+                    "of the passing cases", effect, p, tuple(o.edit.record.case_id for o in away if o.fixed)[:10],
+                    data={"pairs": len(pairs)})
+    return outs, effect, p, test
+
+
+def _both_ways(ctx: DefectContext, attr: str, group: str, cap: int) -> list[Edit]:
+    """Swaps that isolate ``group``'s effect in both directions: its terms moved to another group of ``attr`` (in
+    up to ``2 × cap`` cases that name it) and other groups' terms moved to it (``into``; up to ``cap`` cases that
+    name another group and not it). A group named in few of the probe's inputs still gets every case that names
+    its attribute; six cases of one direction could not reach p < 0.05 after correction."""
+    from lmcritic.lexicon import swap
+
+    named = [(r, _groups(input_text(r) or "")) for r in ctx.records]
+    away = [e for e in _swaps(ctx, [r for r, g in named if (attr, group) in g][: 2 * cap])
+            if e.detail["attribute"] == attr]
+    into = []
+    for r, _ in [(r, g) for r, g in named if (attr, group) not in g and any(a == attr for a, _ in g)][:cap]:
+        swapped, done = swap(input_text(r) or "", attr, ctx.seed, to=group)
+        if done:
+            into.append(Edit(r, swapped, "identity_swap", {"attribute": attr, "to": group, "into": True}))
+    return away + into
+
+
+def _with_without(outcome: Any, label: str | None) -> tuple[float, float] | None:
+    """(p(label) with the group named, without it) for one swap, whichever way it went."""
+    before, after = _p(outcome.edit.record, label), _p(outcome.record, label)
+    if before is None or after is None:
+        return None
+    return (after, before) if outcome.edit.detail.get("into") else (before, after)
 
 
 def _oriented(e: Estimate, sign: int) -> Estimate:
