@@ -35,6 +35,7 @@ from lmcritic.probes.base import Estimate, Record
 THRESHOLD = 0.05  # |Δp| (or fix − break rate) that counts
 REPLICATION = 60  # held-out cases
 PAIRS = 3  # group pairs tested per attribute
+SUSPECTS = 3  # groups swap-tested per natural defect (Bonferroni across them)
 MIN_ROWS = 10  # training rows a group needs before its label skew can propose a pair
 
 
@@ -172,26 +173,37 @@ class DataBias(Hypothesis):
         if not ctx.can_rescore():
             return self.verdict(False, False, share.value * 0.5, "identity terms in failures; the model is needed to "
                                 "swap them", evidence)
-        attr, group = _suspect(ctx, groups)
         wrong = _other_label(with_terms, None)
+        suspects = _suspects(ctx, groups)
+        verdicts = [self._natural_group(ctx, attr, group, wrong, share.value, list(evidence), len(suspects))
+                    for attr, group in suspects]
+        return max(verdicts, key=lambda v: (v.verdict == "supported", v.corroboration,
+                                            -(v.p_value if v.p_value is not None else 2.0)))
+
+    def _natural_group(self, ctx: DefectContext, attr: str, group: str, wrong: str | None, share: float,
+                       evidence: list[Evidence], k: int) -> CauseVerdict:
+        """One suspect group's swap test; its p is multiplied by the ``k`` groups tested (Bonferroni)."""
         outs, effect, p, test = _swap_test(ctx, attr, group, wrong)
         evidence.append(test)
+        if k > 1:
+            evidence.append(Evidence("statistic", f"{k} groups tested for this defect: the p-value decided on is "
+                                     f"the test's times {k} (Bonferroni)"))
         away = [o for o in outs if not o.edit.detail.get("into")]
-        cases = [o.edit.record for o in away]
-        terms = tuple(dict.fromkeys(t for r in cases for t, _ in _text.identity_terms(input_text(r) or "")))[:8]
+        terms = tuple(dict.fromkeys(t for o in away for t, _ in _text.identity_terms(input_text(o.edit.record) or "")))
         to = Counter(o.edit.detail.get("to") for o in away if o.edit.detail.get("to")).most_common(1)
         skew = self._skew(ctx, attr, wrong, group, str(to[0][0]), evidence) if to and wrong else None
         aligned = skew is not None and skew[1] < 0.05 and skew[0].value > 0  # training leans the same way
         culprit = Culprit("identity_group", group, label=wrong, contrast=to[0][0] if to else "another group",
                           attribute=attr, direction=f"{group} pushes toward {wrong!r}", effect=effect,
                           effect_name=f"p({wrong} | {group}) − p({wrong} | another group), swapped both ways",
-                          terms=terms)
-        v = self.conclude(effect, p, threshold=THRESHOLD, independent=ctx.natural, interventional=True,
-                          summary=f"{attr}: identity terms in {share.value:.0%} of failures, {group} the most "
-                          "over-represented; " + (
-                              f"swapping them moves p({wrong}) by {effect}" if effect is not None else
-                              f"only {test.data['pairs']} cases could be swapped and re-scored (5 needed)")
-                          + ("; the training corpus leans the same way" if aligned else ""),
+                          terms=terms[:8])
+        v = self.conclude(effect, None if p is None else min(1.0, p * k), threshold=THRESHOLD,
+                          independent=ctx.natural, interventional=True,
+                          summary=f"{attr}: identity terms in {share:.0%} of failures, {group} over-represented "
+                          "among them; " + (f"swapping them moves p({wrong}) by {effect}" if effect is not None else
+                                            f"only {test.data['pairs']} cases could be swapped and re-scored "
+                                            "(5 needed)") + ("; the training corpus leans the same way" if aligned
+                                                             else ""),
                           evidence=evidence, tests=len(outs), culprit=culprit)
         return replace(v, corroboration=int(ctx.natural) + int(aligned))
 
@@ -270,10 +282,11 @@ def _swaps(ctx: DefectContext, records: Sequence[Record]) -> list[Edit]:
     return out
 
 
-def _suspect(ctx: DefectContext, failing: dict[str, set[tuple[str, str]]]) -> tuple[str, str]:
-    """The (attribute, group) named in the failures that is most over-represented among them: lowest one-sided
-    Fisher p of failing vs passing records naming it, then most failures. Counting failures alone picks whatever
-    group the text names most (in English reviews: he, his, man), whatever the model does with it."""
+def _suspects(ctx: DefectContext, failing: dict[str, set[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """The (attribute, group)s named in the failures that fail more often than the rest of the probe, up to
+    ``SUSPECTS``: lowest one-sided Fisher p of failing vs passing records naming the group, then most failures.
+    Counting failures alone picks whatever group the text names most (in English reviews: he, his, man), and a
+    Fisher p alone a group named once in a failing case (its p is the base failure rate); each is tested."""
     named = Counter(g for gs in failing.values() for g in gs)
     seen = Counter(g for r in ctx.records for g in _groups(input_text(r) or ""))
     k_all, n_all = len(failing), max(len(ctx.records), len(failing))
@@ -282,7 +295,8 @@ def _suspect(ctx: DefectContext, failing: dict[str, set[tuple[str, str]]]) -> tu
         k, n = named[g], max(seen[g], named[g])
         return fisher_greater(k, n - k, k_all - k, max(0, n_all - n - (k_all - k))), -k
 
-    return min(sorted(named), key=key)
+    enriched = [g for g in sorted(named) if named[g] / max(seen[g], named[g]) > k_all / n_all]
+    return sorted(enriched or sorted(named), key=key)[:SUSPECTS]
 
 
 def _swap_test(ctx: DefectContext, attr: str, group: str, wrong: str | None) -> tuple[list, Any, Any, Evidence]:
