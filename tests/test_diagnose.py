@@ -124,6 +124,10 @@ def test_trigger_token_is_diagnosed_as_spurious_feature(tmp_path):
     out = subprocess.run([sys.executable, "-m", "lmcritic.cli.main", "diagnose", run_id, "--stored", "--format",
                           "json", "--store", str(tmp_path / "runs.sqlite")], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["defects"][0]["defect"]["id"] == "D1"
+    # --stored with an option that would change the diagnosis is an error, not a silently ignored option
+    bad = subprocess.run([sys.executable, "-m", "lmcritic.cli.main", "diagnose", run_id, "--stored", "--probe", "x",
+                          "--store", str(tmp_path / "runs.sqlite")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--probe would change it" in bad.stderr and "Traceback" not in bad.stderr
     # a misspelt --probe is an error naming the probe, not an empty diagnosis stored over this one (exit 0)
     key = runner.store.probe_runs(run_id, kind="probe")[0].probe_key
     with pytest.raises(ConfigError, match=f"no probe '{key}x'; did you mean '{key}'"):

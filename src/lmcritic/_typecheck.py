@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import dataclasses
-import difflib
 import enum
 import inspect
 import re
@@ -19,7 +18,7 @@ import types
 import typing
 from typing import Any, Callable, Iterable, Mapping
 
-from lmcritic.errors import ConfigError
+from lmcritic.errors import ConfigError, did_you_mean
 
 _INT = re.compile(r"[+-]?\d+")
 _NULLS = {"null", "~"}  # YAML's spellings of null (case-insensitive)
@@ -64,9 +63,7 @@ def check_options(keys: Iterable[str], known: Iterable[str], owner: str) -> None
     known = set(known)
     for key in keys:
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known)) or 'none'}"
-            raise ConfigError(f"{owner}: unknown option {key!r}", hint)
+            raise ConfigError(f"{owner}: unknown option {key!r}", did_you_mean(key, sorted(known)))
 
 
 def check_value(value: object, tp: Annotation, where: str) -> Any:
@@ -252,8 +249,7 @@ def _parsed(value: object) -> Any:
 
 
 def _did_you_mean(value: object, options: list[str]) -> str | None:
-    close = difflib.get_close_matches(str(value), options, n=1)
-    return f"did you mean {close[0]!r}?" if close else None
+    return did_you_mean(value, options, "") or None
 
 
 def _is_union(tp: Annotation) -> bool:

@@ -1,6 +1,8 @@
 """Errors that tell the user what was wrong and how to fix it, in one line."""
 from __future__ import annotations
 
+from typing import Iterable
+
 
 class LmcriticError(Exception):
     """Base error: a message naming the thing that is wrong, plus a hint on the fix.
@@ -79,3 +81,16 @@ class RunFailed(LmcriticError):
 class RunWarning(UserWarning):
     """A run from Python ended ``partial`` (some probes, stages or cases failed) or ``interrupted`` by its budget:
     what ran is stored and returned; the warning names what did not."""
+
+
+def did_you_mean(name: object, options: Iterable[str], fallback: str | None = None, *, n: int = 1,
+                 cutoff: float = 0.6) -> str:
+    """The hint for an unknown name: ``did you mean 'x'?`` (up to ``n`` close matches), else ``fallback``
+    (default: ``known: a, b, …``; ``known: none`` when there are no options). One wording everywhere."""
+    import difflib
+
+    options = list(options)
+    close = difflib.get_close_matches(str(name), options, n=n, cutoff=cutoff)
+    if close:
+        return f"did you mean {', '.join(repr(c) for c in close)}?"
+    return fallback if fallback is not None else f"known: {', '.join(options) or 'none'}"

@@ -5,12 +5,11 @@ nothing heavy), or by plugins through the entry-point group ``lmcritic.<kind>``.
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 from importlib import metadata
 from typing import Callable, Generic, Iterator, TypeVar
 
-from lmcritic.errors import RegistryError, UnknownNameError
+from lmcritic.errors import RegistryError, UnknownNameError, did_you_mean
 
 T = TypeVar("T")
 TypeSpec = type | str | tuple[type | str, ...] | None  # a class, a lazy "module:attr" string, or a tuple of them
@@ -110,8 +109,7 @@ class Registry(Generic[T]):
                                 f"register a {_names(classes)} under that name")
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, self.names(), "", n=3, cutoff=0.5)
         known = ", ".join(self.names())
         return f"unknown {self.kind} {name!r}. {hint} Known: {known}".replace(".  ", ". ")
 

@@ -7,12 +7,11 @@ report, the cases as a DataFrame, the diagnosis, trackers and mitigation are one
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lmcritic.errors import UnknownNameError
+from lmcritic.errors import UnknownNameError, did_you_mean
 
 if TYPE_CHECKING:
     from lmcritic.backends.base import Backend
@@ -91,8 +90,7 @@ class Results:
         by_key = {finding_key(f): f for f in self.findings}
         if key in by_key:
             return by_key[key]
-        close = difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"{len(by_key)} findings: see .findings"
+        hint = did_you_mean(key, by_key, f"{len(by_key)} findings: see .findings", n=3, cutoff=0.5)
         raise UnknownNameError(f"run {self.run_id} has no finding {key!r}", hint)
 
     def cases(self, probe: str) -> Any:
@@ -101,8 +99,7 @@ class Results:
         ``scores.correct``, ``tags.group``, ...), when pandas is installed; else the list of :class:`Record`."""
         keys = self.store.record_keys(self.run_id)
         if probe not in keys:
-            close = difflib.get_close_matches(probe, keys, n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"stored: {', '.join(keys) or 'none'}"
+            hint = did_you_mean(probe, keys, f"stored: {', '.join(keys) or 'none'}", n=3, cutoff=0.5)
             raise UnknownNameError(f"run {self.run_id} has no cases for {probe!r}", hint)
         records = self.store.records(self.run_id, probe)
         try:

@@ -5,14 +5,13 @@ fully resolved spec (defaults filled in) into the run store, so ``lmcritic run -
 """
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from lmcritic.backends import DEFAULT_MODEL, ModelSpec
-from lmcritic.errors import ConfigError
+from lmcritic.errors import ConfigError, did_you_mean
 
 DEFAULT_SUITE_FILE = "suites/default.yaml"  # package data: the probes and stages of `lmcritic scan`
 
@@ -45,9 +44,8 @@ def scan_spec(model: ModelSpec | dict[str, Any], probes: Sequence[Any] | None = 
     keys = [p.key for p in chosen]
     for key in overrides:
         if key not in keys:
-            close = difflib.get_close_matches(key, keys, n=1)
             raise ConfigError(f"{source}: options for probe {key!r}, which is not in this run",
-                              f"did you mean {close[0]!r}?" if close else f"probes: {', '.join(keys)}")
+                              did_you_mean(key, keys, f"probes: {', '.join(keys)}"))
     stage_list = list(suite_stages) if stages is True else list(stages or ())
     model_data = model if isinstance(model, dict) else {"name": model.name, "backend": model.backend,
                                                         "options": dict(model.options)}
@@ -230,9 +228,8 @@ def _check_keys(data: dict[str, Any], cls: type, source: str) -> None:
     known = [f.name for f in fields(cls)]
     for key in data:
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
-            raise ConfigError(f"{source}: unknown key {key!r}", hint)
+            raise ConfigError(f"{source}: unknown key {key!r}",
+                              did_you_mean(key, known, f"known keys: {', '.join(known)}"))
 
 
 def _model(value: object, source: str) -> ModelSpec:

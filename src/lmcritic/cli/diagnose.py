@@ -36,6 +36,7 @@ def diagnose_cmd(args: argparse.Namespace) -> int:
         if name not in HYPOTHESES:
             raise UnknownNameError(HYPOTHESES.unknown_message(name))
     if args.stored:
+        _stored_only(args)
         graph = load_graph(store, args.run)
         if graph is None:
             raise ConfigError(f"run {args.run} has no stored diagnosis", "run `lmcritic diagnose RUN` first")
@@ -52,3 +53,17 @@ def diagnose_cmd(args: argparse.Namespace) -> int:
     else:
         print(render_text(graph, markdown=args.format == "md"))
     return 0
+
+
+RECOMPUTE = ("train", "reference", "probe", "hypothesis", "max_queries", "max_cases", "no_perplexity")
+
+
+def _stored_only(args: argparse.Namespace) -> None:
+    """--stored prints the diagnosis as it was computed; an option that would change it must not be ignored
+    silently (``--stored --probe X`` printed every probe's defects)."""
+    from lmcritic.errors import ConfigError
+
+    given = [f"--{name.replace('_', '-')}" for name in RECOMPUTE if getattr(args, name) not in (None, False)]
+    if given:
+        raise ConfigError(f"--stored prints the stored diagnosis unchanged; {', '.join(given)} would change it",
+                          f"drop --stored to diagnose again with {', '.join(given)}")

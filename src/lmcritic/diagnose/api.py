@@ -10,7 +10,6 @@ diagnosis-wide ranking are decided (:mod:`calibrate`). Every extra record and th
 """
 from __future__ import annotations
 
-import difflib
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from lmcritic.diagnose.hypotheses import HYPOTHESES
 from lmcritic.diagnose.hypotheses.base import INCONCLUSIVE, CauseVerdict, DefectContext
 from lmcritic.diagnose.rescore import Rescorer, build_probes
 from lmcritic.diagnose.slices import SliceSearch
-from lmcritic.errors import ConfigError, LmcriticError
+from lmcritic.errors import ConfigError, LmcriticError, did_you_mean
 from lmcritic.probes.base import Record
 from lmcritic.stages import EXPLANATIONS_KEY
 
@@ -231,8 +230,8 @@ def _check_probes(wanted: Sequence[str], keys: list[str], run_id: str) -> None:
     """A misspelt --probe would otherwise diagnose nothing and report "no defects" with exit 0."""
     for key in wanted:
         if key not in keys:
-            close = difflib.get_close_matches(key, keys, n=1)
-            raise ConfigError(f"run {run_id} has no probe {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+            hint = did_you_mean(key, keys, "")
+            raise ConfigError(f"run {run_id} has no probe {key!r}" + (f"; {hint}" if hint else ""),
                               f"its probes: {', '.join(keys)}")
 
 

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lmcritic.errors import ConfigError
+from lmcritic.errors import ConfigError, did_you_mean
 from lmcritic.lexicon import _terms as T
 
 ATTRIBUTES: tuple[str, ...] = ("gender", "race_ethnicity", "religion", "nationality", "age", "disability",
@@ -87,11 +87,7 @@ def check_attribute(attribute: str) -> str:
 
     known = ATTRIBUTES + tuple(a for a in ZH_ATTRIBUTES if a not in ATTRIBUTES)
     if attribute not in known:
-        import difflib
-
-        close = difflib.get_close_matches(attribute, known, n=1)
-        raise ConfigError(f"unknown identity attribute {attribute!r}",
-                          f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}")
+        raise ConfigError(f"unknown identity attribute {attribute!r}", did_you_mean(attribute, known))
     return attribute
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from lmcritic._serde import stable_hash
-from lmcritic.errors import ConfigError
+from lmcritic.errors import ConfigError, did_you_mean
 
 FIELDS = ("prompt", "response", "timestamp", "messages", "model", "version", "conversation_id", "request_id",
           "feedback", "feedback_score", "feedback_comment", "expected", "metadata")
@@ -70,11 +70,7 @@ def parse_map(items: list[str] | tuple[str, ...] | None) -> dict[str, str]:
         if not sep or not name or not source:
             raise ConfigError(f"bad --map {item!r}", "use CANONICAL=SOURCE, e.g. --map prompt=question")
         if name not in FIELDS:
-            import difflib
-
-            close = difflib.get_close_matches(name, FIELDS, n=1)
-            raise ConfigError(f"--map {item!r}: unknown field {name!r}",
-                              f"did you mean {close[0]!r}?" if close else f"known: {', '.join(FIELDS)}")
+            raise ConfigError(f"--map {item!r}: unknown field {name!r}", did_you_mean(name, FIELDS))
         out[name] = source
     return out
 

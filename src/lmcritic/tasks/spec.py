@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from lmcritic.datasets import read_spec
-from lmcritic.errors import ConfigError
+from lmcritic.errors import ConfigError, did_you_mean
 
 OUTPUT_TYPES = ("multiple_choice", "classification", "generate", "perplexity")
 # Metrics a task type computes itself (not through the METRICS registry).
@@ -237,10 +236,8 @@ def _check_keys(data: Mapping[str, Any], cls: type, where: str, what: str) -> No
 
 
 def _close(name: str, options: Any, fallback: str = "") -> str:
-    match = difflib.get_close_matches(str(name), list(options), n=1)
-    if match:
-        return f"; did you mean {match[0]!r}?"
-    return f"; {fallback}" if fallback else ""
+    hint = did_you_mean(name, options, fallback)
+    return f"; {hint}" if hint else ""
 
 
 # -- loading -------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ TER); metrics without a threshold are reported with verdict pass and severity in
 """
 from __future__ import annotations
 
-import difflib
 import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -36,7 +35,7 @@ from lmcritic import stats
 from lmcritic._serde import to_jsonable
 from lmcritic.backends.base import Backend
 from lmcritic.datasets import packaged, read_rows, skip_row
-from lmcritic.errors import DataError
+from lmcritic.errors import DataError, did_you_mean
 from lmcritic.findings import make_finding, shortfall
 from lmcritic.metrics import METRICS, estimate
 from lmcritic.metrics.generation import GENERATION_METRICS, SACRE_KINDS, case_scores, cosines
@@ -69,9 +68,7 @@ class GenerationConfig(ProbeConfig):
         object.__setattr__(self, "metrics", tuple(self.metrics))
         for name in (*self.metrics, *self.thresholds):
             if name not in GENERATION_METRICS:
-                close = difflib.get_close_matches(name, GENERATION_METRICS, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(GENERATION_METRICS)}"
-                raise ValueError(f"unknown generation metric {name!r}; {hint}")
+                raise ValueError(f"unknown generation metric {name!r}; {did_you_mean(name, GENERATION_METRICS)}")
         if self.max_new_tokens < 1 or (self.n is not None and self.n <= 0):
             raise ValueError("max_new_tokens must be >= 1 and n > 0")
         if not 0 <= self.max_disagreement <= 1:
