@@ -169,7 +169,7 @@ def test_data_bias_on_natural_inputs_tests_the_over_represented_group_both_ways(
         return
     top = next(c for c in bias if c.verdict == "supported")
     assert (top.culprit.value, top.culprit.attribute, top.culprit.label) == ("female", "gender", "negative")
-    assert top.effect.ci_low > 0.05 and top.effect.n > 30  # swapped into sentences that named men, too
+    assert top.effect.ci_low > 0.05 and top.effect.n >= 20  # swapped into sentences that named men, too
 
 
 def test_skewed_prior_is_objective_conflict(tmp_path):

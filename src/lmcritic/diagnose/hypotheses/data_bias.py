@@ -318,21 +318,23 @@ def _swap_test(ctx: DefectContext, attr: str, group: str, wrong: str | None) -> 
 
 
 def _both_ways(ctx: DefectContext, attr: str, group: str, cap: int) -> list[Edit]:
-    """Swaps that isolate ``group``'s effect in both directions: its terms moved to another group of ``attr`` (in
-    up to ``2 × cap`` cases that name it) and other groups' terms moved to it (``into``; up to ``cap`` cases that
-    name another group and not it). A group named in few of the probe's inputs still gets every case that names
-    its attribute; six cases of one direction could not reach p < 0.05 after correction."""
+    """Swaps that isolate ``group``'s effect in both directions, ``cap`` in all: its terms moved to another group
+    of ``attr`` in the cases that name it, then other groups' terms moved to it (``into``) in cases that name
+    another group and not it. A group named in few of the probe's inputs still gets ``cap`` pairs; six cases of one
+    direction could not reach p < 0.05 after correction."""
     from lmcritic.lexicon import swap
 
     named = [(r, _groups(input_text(r) or "")) for r in ctx.records]
-    away = [e for e in _swaps(ctx, [r for r, g in named if (attr, group) in g][: 2 * cap])
+    away = [e for e in _swaps(ctx, [r for r, g in named if (attr, group) in g][:cap])
             if e.detail["attribute"] == attr]
     into = []
-    for r, _ in [(r, g) for r, g in named if (attr, group) not in g and any(a == attr for a, _ in g)][:cap]:
+    for r in [r for r, g in named if (attr, group) not in g and any(a == attr for a, _ in g)]:
+        if len(away) + len(into) >= cap:
+            break
         swapped, done = swap(input_text(r) or "", attr, ctx.seed, to=group)
         if done:
             into.append(Edit(r, swapped, "identity_swap", {"attribute": attr, "to": group, "into": True}))
-    return away + into
+    return away[:cap] + into
 
 
 def _with_without(outcome: Any, label: str | None) -> tuple[float, float] | None:
