@@ -4,10 +4,12 @@ and cluster-level slice tests."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from lmcritic import stats
 from lmcritic.diagnose import calibrate
 from lmcritic.diagnose.corpus import Corpus
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit
@@ -66,6 +68,28 @@ def test_a_test_several_defects_share_counts_once_in_bh() -> None:
     # four distinct tests (not six): q = 0.012 * 4 / 1
     assert [row[0].q_value for row in final] == [pytest.approx(0.048)] * 3
     assert all(row[0].verdict == "supported" for row in final)
+
+
+def test_a_test_too_small_to_reach_alpha_is_left_out_of_bh() -> None:
+    """Tarone: nine McNemar tests on four discordant pairs each (their smallest p is 0.125) cannot be supported
+    whatever they show; counted, they put a p = 0.012 corpus test at q = 0.12. Left out, it is q = 0.012."""
+    lead = _v("label_noise", (0.4, 0.1, 0.7), 0.012)
+    small = [[replace(_v(f"o{i}", (0.0, -0.5, 0.5), 1.0), min_p=0.125)] for i in range(9)]
+    final = calibrate.finalize([[lead], *small])
+    assert final[0][0].q_value == pytest.approx(0.012) and final[0][0].verdict == "supported"
+    assert all(row[0].q_value == 1.0 and row[0].verdict == "inconclusive" for row in final[1:])
+    counted = calibrate.finalize([[lead], *[[replace(row[0], min_p=0.01)] for row in small]])
+    assert counted[0][0].q_value == pytest.approx(0.12) and counted[0][0].verdict == "inconclusive"
+
+
+def test_smallest_achievable_p_of_the_discrete_tests() -> None:
+    assert stats.mcnemar_min_p([False] * 4, [True] * 4) == pytest.approx(0.125)
+    assert stats.mcnemar_min_p([True, False], [True, False]) == 1.0  # no discordant pair
+    assert stats.mcnemar_min_p([False] * 6 + [True], [True] * 7) == pytest.approx(2 * 0.5**6)
+    assert stats.sign_flip_min_p([0.1, -0.2, 0.0, 0.3, 0.05]) == pytest.approx(2 / 16)  # the zero ties
+    same_sign = np.array([0.1, 0.2, 0.0, 0.3, 0.05])
+    assert stats.sign_flip(same_sign) == pytest.approx(stats.sign_flip_min_p(same_sign))  # reached
+    assert stats.sign_flip_min_p([0.1] * 30) == pytest.approx(1 / (stats.MAX_DRAWS + 1))
 
 
 def test_the_corpus_proposes_a_group_pair_the_probe_did_not_compare() -> None:

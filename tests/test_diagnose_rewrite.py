@@ -31,12 +31,13 @@ def test_each_rewrite_is_paired_with_a_neutral_edit_of_the_same_case() -> None:
     rewrite = {"bad x movie": "bad movie", "no change": "no change", "left out": None, "x again": "again",
                "more x": "more x!"}.get
     ctx, evidence = Ctx(), []
-    effect, p, scored = rewrite_test(ctx, records, rewrite, "fix", "h", lambda t: f"{len(t.fixed)} rewritten",
-                                     evidence, examples=1)
+    effect, p, scored, min_p = rewrite_test(ctx, records, rewrite, "fix", "h", lambda t: f"{len(t.fixed)} rewritten",
+                                            evidence, examples=1)
     assert [(e.record.case_id, e.test) for e in ctx.sent] == [
         ("c0", "fix"), ("c0", "neutral_edit"), ("c3", "fix"), ("c3", "neutral_edit"), ("c4", "fix"),
         ("c4", "neutral_edit")]  # unchanged and None rewrites are left out; pairs interleaved
     assert scored == 6 and effect is not None and effect.value == 2 / 3 and p is not None
+    assert min_p == 0.5 == p  # two discordant pairs: McNemar cannot go below 2 × 0.5², and here it is there
     (ev,) = evidence
     assert ev.summary == "3 rewritten" and ev.case_ids == ("c0", "c3")
     assert ev.data == {"examples": [{"case": "c0", "edited": "bad movie"}]}
@@ -45,7 +46,7 @@ def test_each_rewrite_is_paired_with_a_neutral_edit_of_the_same_case() -> None:
 def test_under_three_pairs_there_is_no_test_and_no_evidence() -> None:
     ctx, evidence = Ctx(), []
     out = rewrite_test(ctx, [rec(0, "x y"), rec(1, "x z")], lambda t: t.replace("x", ""), "fix", "h", str, evidence)
-    assert out == (None, None, 4) and evidence == []
+    assert out == (None, None, 4, None) and evidence == []
 
 
 def test_the_neutral_edit_changes_only_casing_or_final_punctuation() -> None:

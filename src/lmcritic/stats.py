@@ -184,6 +184,23 @@ def _mcnemar(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def mcnemar_min_p(a: Sequence[bool], b: Sequence[bool]) -> float:
+    """The smallest p the exact McNemar test can give on these pairs, whatever their direction: 2 × 0.5^d on d
+    discordant pairs (1 without any). A test that cannot reach the level is not a test at that level (Tarone 1990)."""
+    d = sum(1 for x, y in zip(a, b) if bool(x) != bool(y))
+    return min(1.0, 2 * 0.5 ** d) if d else 1.0
+
+
+def sign_flip_min_p(d: Sequence[float]) -> float:
+    """The smallest p :func:`sign_flip` can give on these differences: 2 / 2^n on n non-zero ones (every pattern
+    of the zeros ties), and no less than 1 / (``MAX_DRAWS`` + 1) when patterns are drawn; 1 when all are zero."""
+    n = int(np.count_nonzero(np.asarray(d, float)))
+    if n == 0:
+        return 1.0
+    floor = 0.0 if len(d) <= 12 else 1 / (MAX_DRAWS + 1)
+    return min(1.0, max(2 / 2**n, floor))
+
+
 def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
     """BH-adjusted p-values (false discovery rate), in the input order."""
     m = len(pvalues)

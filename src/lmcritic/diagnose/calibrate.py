@@ -96,12 +96,18 @@ def shrunk(effect: float, p: float | None) -> float:
 def finalize(verdicts: Sequence[Sequence[CauseVerdict]]) -> list[list[CauseVerdict]]:
     """BH across every distinct test of the diagnosis, then the decision rule again with the q-values. A test
     several defects share (the same cause, culprit, effect and p: e.g. one training-corpus test for every defect
-    it is asked about) is one hypothesis, counted once."""
+    it is asked about) is one hypothesis, counted once. A discrete test too small to reach ``ALPHA`` whatever
+    its data (its ``min_p``: McNemar on four discordant pairs cannot go below 0.125) is left out of the count
+    (Tarone 1990; Gilbert 2005 for the false discovery rate): it can never be supported, and counting it would
+    only raise every other q. Those keep the q of BH across every test."""
     flat = [(i, j) for i, vs in enumerate(verdicts) for j, v in enumerate(vs) if v.p_value is not None]
     keys = [_test_key(verdicts[i][j]) for i, j in flat]
     unique = list(dict.fromkeys(keys))
     p_of = {k: float(verdicts[i][j].p_value or 1.0) for k, (i, j) in zip(keys, flat)}
     q_of = dict(zip(unique, stats.benjamini_hochberg([p_of[k] for k in unique]))) if unique else {}
+    untestable = {k for k, (i, j) in zip(keys, flat) if (verdicts[i][j].min_p or 0.0) >= ALPHA}
+    testable = [k for k in unique if k not in untestable]
+    q_of.update(zip(testable, stats.benjamini_hochberg([p_of[k] for k in testable])) if testable else {})
     qs = [q_of[k] for k in keys]
     out = [list(vs) for vs in verdicts]
     for (i, j), q in zip(flat, qs):

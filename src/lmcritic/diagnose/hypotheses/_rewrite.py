@@ -16,7 +16,7 @@ MIN_PAIRS = 3
 
 def rewrite_test(ctx: DefectContext, records: Sequence[Record], rewrite: Callable[[str], str | None], edit: str,
                  hypothesis: str, describe: Callable[[PairedFixes], str], evidence: list[Evidence],
-                 examples: int = 0) -> tuple[Estimate | None, float | None, int]:
+                 examples: int = 0) -> tuple[Estimate | None, float | None, int, float | None]:
     """Rewrite each record's text (None: leave the case out), pair it with a neutral edit, re-score both.
 
     Args:
@@ -27,8 +27,8 @@ def rewrite_test(ctx: DefectContext, records: Sequence[Record], rewrite: Callabl
         examples: how many fixed cases to show with their rewritten text (0: none).
 
     Returns:
-        (fix rate of the rewrite − of the neutral edit, its p-value, model calls made); the first two are None
-        under :data:`MIN_PAIRS` pairs.
+        (fix rate of the rewrite − of the neutral edit, its p-value, model calls made, the smallest p McNemar
+        could give on these pairs); the first two are None under :data:`MIN_PAIRS` pairs.
     """
     rng = random.Random(ctx.seed)
     edits, neutral = [], []
@@ -41,12 +41,12 @@ def rewrite_test(ctx: DefectContext, records: Sequence[Record], rewrite: Callabl
             neutral.append(Edit(r, other, "neutral_edit"))
     t = paired_fixes(ctx, edits, neutral, hypothesis, min_pairs=MIN_PAIRS)
     if t.effect is None:
-        return None, None, t.scored
+        return None, None, t.scored, None
     fixed = [o for o in t.edited if o.fixed]
     data = {"examples": [{"case": o.edit.record.case_id, "edited": o.edit.text} for o in fixed][:examples]}
     evidence.append(Evidence("test", describe(t), t.effect, t.p_value, tuple(o.edit.record.case_id for o in fixed)[:10],
                              data=data if examples else {}))
-    return t.effect, t.p_value, t.scored
+    return t.effect, t.p_value, t.scored, t.min_p
 
 
 def neutral_edit(text: str, rng: random.Random) -> str | None:

@@ -82,6 +82,7 @@ class CauseVerdict:
     independent: bool = False  # evidence independent of how the probe produced its cases
     corroboration: int = 0  # independent lines of evidence that agree (e.g. replication and training-corpus skew)
     expect: int = 1  # the effect's sign if the cause is real (+1 or -1); 0: either sign counts
+    min_p: float | None = None  # the smallest p its discrete test could give at this size (None: not discrete)
 
 
 NATURAL_PROBES = ("performance.",)  # probes whose cases are the user's data as given, not made by an edit
@@ -182,7 +183,8 @@ class Hypothesis(ABC):
 
     def conclude(self, effect: Estimate | None, p_value: float | None, *, threshold: float, independent: bool,
                  interventional: bool, summary: str, evidence: Sequence[Evidence], tests: int = 0,
-                 culprit: Culprit | None = None, refuted: bool | None = None, expect: int = 1) -> CauseVerdict:
+                 culprit: Culprit | None = None, refuted: bool | None = None, expect: int = 1,
+                 min_p: float | None = None) -> CauseVerdict:
         """The verdict from a primary test (provisional until BH across the diagnosis, see ``calibrate``).
 
         Supported: p < 0.05, the CI lies beyond ``threshold`` on the side ``expect`` predicts, and independent
@@ -193,7 +195,8 @@ class Hypothesis(ABC):
 
         return provisional(CauseVerdict(self.name, INCONCLUSIVE, 0.0, summary, tuple(evidence), self.mitigation,
                                         tests, culprit, effect=effect, p_value=p_value, threshold=threshold,
-                                        interventional=interventional, independent=independent, expect=expect),
+                                        interventional=interventional, independent=independent, expect=expect,
+                                        min_p=min_p),
                            refuted)
 
 
@@ -207,6 +210,7 @@ class PairedFixes:
     effect: Estimate | None  # fix rate of the edit − of the control (Newcombe paired CI); None under ``min_pairs``
     p_value: float | None  # exact McNemar on the pairs where one edit fixes and the other does not
     scored: int  # model calls made
+    min_p: float | None = None  # the smallest p McNemar could give on these pairs
 
 
 def paired_fixes(ctx: DefectContext, edits: Sequence[Any], controls: Sequence[Any], hypothesis: str,
@@ -221,7 +225,7 @@ def paired_fixes(ctx: DefectContext, edits: Sequence[Any], controls: Sequence[An
     if len(mine) < min_pairs:
         return PairedFixes(fixed, base, mine, None, None, len(outs))
     effect, p = stats.paired_proportions(base, fixed)
-    return PairedFixes(fixed, base, mine, effect, p, len(outs))
+    return PairedFixes(fixed, base, mine, effect, p, len(outs), stats.mcnemar_min_p(base, fixed))
 
 
 def rate(flags: Sequence[bool]) -> Estimate:

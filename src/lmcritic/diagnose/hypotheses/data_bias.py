@@ -204,7 +204,8 @@ class DataBias(Hypothesis):
                                             f"only {test.data['pairs']} cases could be swapped and re-scored "
                                             "(5 needed)") + ("; the training corpus leans the same way" if aligned
                                                              else ""),
-                          evidence=evidence, tests=len(outs), culprit=culprit)
+                          evidence=evidence, tests=len(outs), culprit=culprit,
+                          min_p=None if test.data["min_p"] is None else min(1.0, test.data["min_p"] * k))
         return replace(v, corroboration=int(ctx.natural) + int(aligned))
 
 
@@ -306,6 +307,7 @@ def _swap_test(ctx: DefectContext, attr: str, group: str, wrong: str | None) -> 
     pairs = [pair for o in outs if (pair := _with_without(o, wrong)) is not None]
     effect, p = stats.paired_bootstrap([b for _, b in pairs], [a for a, _ in pairs], seed=ctx.seed) \
         if len(pairs) >= 5 else (None, None)
+    min_p = stats.sign_flip_min_p([a - b for a, b in pairs]) if len(pairs) >= 5 else None
     away = [o for o in outs if not o.edit.detail.get("into")]
     fixes = rate([o.fixed for o in away if o.edit.record.passed is False])
     breaks = rate([o.record.passed is False for o in outs if o.edit.detail.get("into") and o.edit.record.passed])
@@ -313,7 +315,7 @@ def _swap_test(ctx: DefectContext, attr: str, group: str, wrong: str | None) -> 
                     f"terms to {group} in {len(outs) - len(away)}: p({wrong}) with {group} − without = {effect}; "
                     f"swapping {group} away fixes {fixes} of the failures among them, swapping it in breaks {breaks} "
                     "of the passing cases", effect, p, tuple(o.edit.record.case_id for o in away if o.fixed)[:10],
-                    data={"pairs": len(pairs)})
+                    data={"pairs": len(pairs), "min_p": min_p})
     return outs, effect, p, test
 
 
@@ -327,7 +329,7 @@ def _both_ways(ctx: DefectContext, attr: str, group: str, cap: int) -> list[Edit
     named = [(r, _groups(input_text(r) or "")) for r in ctx.records]
     away = [e for e in _swaps(ctx, [r for r, g in named if (attr, group) in g][:cap])
             if e.detail["attribute"] == attr]
-    into = []
+    into: list[Edit] = []
     for r in [r for r, g in named if (attr, group) not in g and any(a == attr for a, _ in g)]:
         if len(away) + len(into) >= cap:
             break

@@ -44,7 +44,7 @@ class Fragility(Hypothesis):
         evidence = [Evidence("statistic", f"typos occur in {typo_share} of failing cases", typo_share)]
         shift = self._corpus(ctx, evidence)
         with_typos = ctx.failing_where(lambda r: bool(_text.typos(input_text(r) or "")))
-        effect, p, n1 = self._repair(ctx, with_typos, evidence)
+        effect, p, n1, min_p = self._repair(ctx, with_typos, evidence)
         flips, n2 = self._perturb(ctx, failing, evidence)
         words = tuple(dict.fromkeys(w for r in failing for w in _text.typos(input_text(r) or "")))[:12]
         culprit = Culprit("typos", "typos", contrast="a neutral edit (casing/punctuation)", effect=effect,
@@ -59,7 +59,7 @@ class Fragility(Hypothesis):
             parts.append(shift)
         independent = ctx.natural and typo_share.value >= 0.25
         v = self.conclude(effect, p, threshold=THRESHOLD, independent=independent, interventional=True,
-                          summary="; ".join(parts), evidence=evidence, tests=n1 + n2, culprit=culprit,
+                          summary="; ".join(parts), evidence=evidence, tests=n1 + n2, culprit=culprit, min_p=min_p,
                           refuted=typo_share.value < 0.1 and (flips is None or flips.ci_high < 0.15) or None)
         return replace(v, corroboration=int(independent) + int(bool(shift) and self._shifted(ctx)))
 

@@ -63,7 +63,7 @@ class Memorization(Hypothesis):
         return self.conclude(effect, p, threshold=THRESHOLD, independent=True, interventional=False,
                              summary=f"{rate(f_hits)} of failures repeat a wrong label seen verbatim in the corpus "
                              f"({len(lines)} training rows)", evidence=evidence, culprit=culprit,
-                             refuted=not any(f_hits) or None)
+                             refuted=not any(f_hits) or None, min_p=_fisher_min_p(f_hits, p_hits))
 
 
 def _copied(corpus, records) -> tuple[list[bool], list[int]]:
@@ -85,6 +85,15 @@ def _difference(a: list[bool], b: list[bool]) -> tuple[Estimate | None, float | 
     d, (lo, hi) = risk_difference(sum(a), len(a), sum(b), len(b))
     p = fisher_greater(sum(a), len(a) - sum(a), sum(b), len(b) - sum(b))
     return Estimate(d, len(a) + len(b), lo, hi, "newcombe"), p
+
+
+def _fisher_min_p(a: list[bool], b: list[bool]) -> float | None:
+    """The smallest one-sided Fisher p these margins allow (the most extreme table: every hit among ``a``)."""
+    if not a:
+        return None
+    hits, n = sum(a) + sum(b), len(a) + len(b or [False])
+    top = min(hits, len(a))
+    return fisher_greater(top, len(a) - top, hits - top, n - len(a) - (hits - top))
 
 
 def _output(record) -> str:

@@ -84,7 +84,7 @@ class GeneralizationMismatch(Hypothesis):
             effect, p = shift
         interv = None
         if feature == "register":
-            interv, ip, tests = self._formalize(ctx, evidence)
+            interv, ip, tests, _ = self._formalize(ctx, evidence)
             if interv is not None and ctx.natural and shift is None:
                 effect, p = interv, ip
             elif interv is not None and ctx.natural and ip < 0.05 and interv.ci_low > THRESHOLD:

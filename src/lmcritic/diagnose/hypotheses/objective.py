@@ -49,7 +49,7 @@ class ObjectiveConflict(Hypothesis):
         top = labels[int(np.argmax(prior))]
         fix = rate([r.case_id in fixed for r in failing])
         brk = rate([r.case_id in broken for r in ctx.records if r.passed])
-        effect, p = _net_gain(ctx, before, after)
+        effect, p, min_p = _net_gain(ctx, before, after)
         acc = (float(np.mean(list(before.values()))), float(np.mean(list(after.values()))))
         evidence.append(Evidence("test", f"content-free prior {dict(zip(labels, np.round(prior, 3).tolist()))}; "
                                  f"dividing it out fixes {fix} of the defect's failures and breaks {brk} of passing "
@@ -64,7 +64,7 @@ class ObjectiveConflict(Hypothesis):
         return self.conclude(effect, p, threshold=THRESHOLD, independent=ctx.natural, interventional=True,
                              summary=f"content-free prior favours {top!r} ({prior.max():.2f}); calibrating it away "
                              f"fixes {fix} of the failures and breaks {brk} of passing cases",
-                             evidence=evidence, tests=tests, culprit=culprit)
+                             evidence=evidence, tests=tests, culprit=culprit, min_p=min_p)
 
     def _descriptive(self, ctx: DefectContext, failing) -> list[Evidence]:
         out = []
@@ -123,13 +123,14 @@ class ObjectiveConflict(Hypothesis):
         return before, after, fixed, broken
 
 
-def _net_gain(ctx: DefectContext, before: dict[str, bool], after: dict[str, bool]) -> tuple[Estimate, float]:
+def _net_gain(ctx: DefectContext, before: dict[str, bool], after: dict[str, bool]) -> tuple[Estimate, float, float]:
     """The accuracy change on the defect's cases (its slice; the whole probe for an all-cases defect), paired
     per case: what calibrating fixes net of what it breaks among the same cases. (Fixes among the failures minus
     breaks among the passes would reward any reshuffle: fixing 20 of 41 failures and breaking 20 of 134 passes
     changes nothing.)"""
     ids = [c for c in (ctx.defect.slice_case_ids or tuple(before)) if c in before] or list(before)
-    return stats.paired_proportions([before[c] for c in ids], [after[c] for c in ids])
+    a, b = [before[c] for c in ids], [after[c] for c in ids]
+    return (*stats.paired_proportions(a, b), stats.mcnemar_min_p(a, b))
 
 
 def _probs(record: Record, labels: list[str]) -> np.ndarray | None:

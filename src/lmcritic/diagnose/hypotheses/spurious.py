@@ -71,7 +71,7 @@ class SpuriousFeature(Hypothesis):
         v = self.conclude(effect, p, threshold=THRESHOLD, independent=ctx.natural and judged[0],
                           interventional=True, summary=f"{token!r} ({why}) drives failures: deleting it fixes "
                           f"{stats.proportion(fixed)} vs {stats.proportion(base)} for another word",
-                          evidence=evidence, tests=tests + t.scored, culprit=culprit)
+                          evidence=evidence, tests=tests + t.scored, culprit=culprit, min_p=t.min_p)
         return replace(v, corroboration=int(ctx.natural) + int(judged[1].startswith("associated")))
 
     def _candidate(self, ctx: DefectContext, failing) -> tuple[str | None, str, int]:
