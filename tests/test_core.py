@@ -11,7 +11,7 @@ import pytest
 from lmcritic import stats
 from lmcritic._serde import canonical_json, from_jsonable, stable_hash, to_jsonable
 from lmcritic.datasets import read_rows
-from lmcritic.errors import ConfigError, DataError, UnknownNameError
+from lmcritic.errors import ConfigError, DataError, UnknownNameError, did_you_mean
 from lmcritic.registry import Registry
 from lmcritic.requests import ChatMessage, GenerateRequest, GenParams, RollingResult
 from lmcritic.spec import RunSpec
@@ -42,6 +42,13 @@ def test_registry_lazy_and_did_you_mean() -> None:
     assert reg.get("answer")() == 42
     with pytest.raises(UnknownNameError, match="did you mean 'answer'"):
         reg.get("anwser")
+
+
+def test_did_you_mean_is_one_wording() -> None:
+    assert did_you_mean("scna", ["scan", "run"]) == "did you mean 'scan'?"
+    assert did_you_mean("zzz", ["scan", "run"]) == "known: scan, run"
+    assert did_you_mean("zzz", [], None) == "known: none" and did_you_mean("zzz", ["a"], "") == ""
+    assert did_you_mean("sst", ["sst2", "sst5", "mnli"], n=3, cutoff=0.5) == "did you mean 'sst5', 'sst2'?"
 
 
 def test_registry_refuses_duplicates_and_checks_types() -> None:
