@@ -80,6 +80,14 @@ def test_a_test_too_small_to_reach_alpha_is_left_out_of_bh() -> None:
     assert all(row[0].q_value == 1.0 and row[0].verdict == "inconclusive" for row in final[1:])
     counted = calibrate.finalize([[lead], *[[replace(row[0], min_p=0.01)] for row in small]])
     assert counted[0][0].q_value == pytest.approx(0.12) and counted[0][0].verdict == "inconclusive"
+    from lmcritic.diagnose.defects import Defect
+    from lmcritic.diagnose.graph import DefectNode, _node_lines
+
+    node = DefectNode(Defect("D1", "p", "p", "all cases", (), ("c1",), ("c1",), Estimate(0.1, 10, 0.0, 0.4)),
+                      (final[1][0], final[0][0]))
+    lines = _node_lines(node, lambda t: t, "")
+    assert "smallest possible p 0.12: too few cases to reach 0.05" in lines[1]
+    assert not any("smallest possible" in x for x in lines if "label_noise" in x)
 
 
 def test_smallest_achievable_p_of_the_discrete_tests() -> None:

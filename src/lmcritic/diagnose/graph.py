@@ -142,7 +142,7 @@ def _node_lines(node: DefectNode, esc, h: str) -> list[str]:
         sev = f" [{c.severity}]" if c.verdict == SUPPORTED else ""
         q = f", q={c.q_value:.2g}" if c.q_value is not None else ""
         if c.min_p is not None and c.min_p >= 0.05:
-            q += f"; too few cases to reach p < 0.05 (smallest possible p {c.min_p:.2g})"
+            q += f", smallest possible p {c.min_p:.2g}: too few cases to reach 0.05"
         out.append(f"   {i}. {c.cause} — {c.verdict}{sev} (confidence {c.confidence:.2f}{q}): {esc(c.summary)}")
         if c.culprit is not None and (i == 1 or c.verdict == SUPPORTED):
             out.append(f"      culprit: {esc(culprit_text(c.culprit))}")
