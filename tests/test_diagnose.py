@@ -80,6 +80,19 @@ def test_effect_sizes_and_fisher():
     assert s.errors == 2 and s.size == 2 and s.rest_error_rate == 0.5
 
 
+def test_a_band_of_one_case_cannot_go_below_the_base_failure_rate():
+    from lmcritic.diagnose.slices import slice_min_p
+
+    err = np.zeros(100, bool)
+    err[:18] = True  # 18% fail
+    one = np.zeros(100, bool)
+    one[0] = True  # a band of one failing case: Fisher p = 0.18 is also its smallest possible p
+    assert slice_min_p(one, err) == pytest.approx(0.18) == pytest.approx(slice_stats((("f", "v"),), one, err).p_value)
+    band = np.zeros(100, bool)
+    band[10:40] = True  # 8 of 30 fail: could have been 18 of 30
+    assert slice_min_p(band, err) < 1e-6 < slice_stats((("f", "v"),), band, err).p_value
+
+
 # -- end to end on planted rule models ----------------------------------------------------------------
 def _sentences() -> list[tuple[str, int]]:
     return [(row["sentence"], int(row["label"])) for _, row in read_rows(packaged("sst2_dev_sample.tsv"), ("label",))]

@@ -184,6 +184,15 @@ def slice_stats(predicates: tuple, mask: np.ndarray, err: np.ndarray, score: flo
                       c / n0 if n0 else 0.0, float(score), rr, rr_ci, rd, rd_ci, p)
 
 
+def slice_min_p(mask: np.ndarray, err: np.ndarray, clusters: np.ndarray | None = None) -> float:
+    """The smallest one-sided Fisher p :func:`slice_stats` could give at the slice's margins (every failing unit
+    inside it): one case of a band can never go below the base failure rate."""
+    a, n1 = _units(mask, err, clusters)
+    c, n0 = _units(~mask, err, clusters)
+    top = min(a + c, n1)
+    return fisher_greater(top, n1 - top, a + c - top, n0 - (a + c - top))
+
+
 def fisher_greater(a: int, b: int, c: int, d: int) -> float:
     """One-sided Fisher exact p-value that row 1 has the higher failure odds in [[a, b], [c, d]]."""
     from scipy.stats import fisher_exact

@@ -39,7 +39,7 @@ from lmcritic.diagnose.hypotheses.base import (
     Hypothesis,
     rate,
 )
-from lmcritic.diagnose.slices import cluster_ids, slice_stats
+from lmcritic.diagnose.slices import cluster_ids, slice_min_p, slice_stats
 from lmcritic.probes.base import Estimate, Record
 
 SHIFTS = (("register", "colloquial"), ("length", "high"), ("rare_word_rate", "high"), ("perplexity", "high"))
@@ -78,17 +78,20 @@ class GeneralizationMismatch(Hypothesis):
         feature, value = s.predicates[0]
         effect = Estimate(s.risk_difference, s.size, s.rd_ci[0], s.rd_ci[1], "newcombe")
         p, tests = s.p_value, 0
+        min_p: float | None = slice_min_p(np.asarray(ctx.table.columns[feature]) == value, err,
+                                          cluster_ids(ctx.table.clusters))
         corpus = self._corpus(ctx, feature, value, evidence)
         shift = self._wrong_mass_shift(ctx, feature, value, evidence) if corpus and ctx.natural else None
         if shift is not None:
-            effect, p = shift
+            (effect, p), min_p = shift, None
         interv = None
         if feature == "register":
-            interv, ip, tests, _ = self._formalize(ctx, evidence)
+            interv, ip, tests, imin = self._formalize(ctx, evidence)
             if interv is not None and ctx.natural and shift is None:
-                effect, p = interv, ip
+                effect, p, min_p = interv, ip, imin
             elif interv is not None and ctx.natural and ip < 0.05 and interv.ci_low > THRESHOLD:
-                effect, p = interv, max(p, ip)  # both hold: intersection–union test
+                # both hold: intersection–union test, as small as the larger of the two can be
+                effect, p, min_p = interv, max(p, ip), max(min_p or 0.0, imin or 0.0) or None
         independent = feature != "length" and (corpus or (interv is not None and ctx.natural))
         culprit = Culprit(KIND.get(feature, "source"), _band(ctx, feature, value), contrast="the rest of the probe",
                           direction=f"failures concentrate on {feature}={value} ({conc:.0%} of the defect)",
@@ -102,7 +105,7 @@ class GeneralizationMismatch(Hypothesis):
              if interv is not None else "") + \
             ("; rarer in training than in the evaluated data" if corpus else "")
         v = self.conclude(effect, p, threshold=THRESHOLD, independent=independent, interventional=effect is interv,
-                          summary=summary, evidence=evidence, tests=tests, culprit=culprit)
+                          summary=summary, evidence=evidence, tests=tests, culprit=culprit, min_p=min_p)
         return replace(v, corroboration=int(corpus) + int(interv is not None and ctx.natural))
 
     def _shifts(self, ctx: DefectContext) -> list[tuple[str, str]]:
