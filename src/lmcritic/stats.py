@@ -187,8 +187,7 @@ def _mcnemar(only_a: int, only_b: int) -> float:
 def mcnemar_min_p(a: Sequence[bool], b: Sequence[bool]) -> float:
     """The smallest p the exact McNemar test can give on these pairs, whatever their direction: 2 × 0.5^d on d
     discordant pairs (1 without any). A test that cannot reach the level is not a test at that level (Tarone 1990)."""
-    d = sum(1 for x, y in zip(a, b) if bool(x) != bool(y))
-    return min(1.0, 2 * 0.5 ** d) if d else 1.0
+    return min(1.0, 2 * 0.5 ** sum(1 for x, y in zip(a, b) if bool(x) != bool(y)))
 
 
 def sign_flip_min_p(d: Sequence[float]) -> float:

@@ -187,8 +187,12 @@ def slice_stats(predicates: tuple, mask: np.ndarray, err: np.ndarray, score: flo
 def slice_min_p(mask: np.ndarray, err: np.ndarray, clusters: np.ndarray | None = None) -> float:
     """The smallest one-sided Fisher p :func:`slice_stats` could give at the slice's margins (every failing unit
     inside it): one case of a band can never go below the base failure rate."""
-    a, n1 = _units(mask, err, clusters)
-    c, n0 = _units(~mask, err, clusters)
+    return fisher_min_p(*_units(mask, err, clusters), *_units(~mask, err, clusters))
+
+
+def fisher_min_p(a: int, n1: int, c: int, n0: int) -> float:
+    """The smallest one-sided :func:`fisher_greater` p of a failures in n1 against c in n0 at these margins: the
+    table with every failure it can hold in row 1."""
     top = min(a + c, n1)
     return fisher_greater(top, n1 - top, a + c - top, n0 - (a + c - top))
 

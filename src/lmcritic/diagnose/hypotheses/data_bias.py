@@ -174,16 +174,19 @@ class DataBias(Hypothesis):
             return self.verdict(False, False, share.value * 0.5, "identity terms in failures; the model is needed to "
                                 "swap them", evidence)
         wrong = _other_label(with_terms, None)
-        suspects = _suspects(ctx, groups)
-        verdicts = [self._natural_group(ctx, attr, group, wrong, share.value, list(evidence), len(suspects))
+        named = [(r, _groups(input_text(r) or "")) for r in ctx.records]  # once: every suspect's swaps read it
+        suspects = _suspects(groups, named)
+        verdicts = [self._natural_group(ctx, named, (attr, group), wrong, share.value, list(evidence), len(suspects))
                     for attr, group in suspects]
         return max(verdicts, key=lambda v: (v.verdict == "supported", v.corroboration,
                                             -(v.p_value if v.p_value is not None else 2.0)))
 
-    def _natural_group(self, ctx: DefectContext, attr: str, group: str, wrong: str | None, share: float,
-                       evidence: list[Evidence], k: int) -> CauseVerdict:
-        """One suspect group's swap test; its p is multiplied by the ``k`` groups tested (Bonferroni)."""
-        outs, effect, p, test = _swap_test(ctx, attr, group, wrong)
+    def _natural_group(self, ctx: DefectContext, named: list, suspect: tuple[str, str], wrong: str | None,
+                       share: float, evidence: list[Evidence], k: int) -> CauseVerdict:
+        """One suspect (attribute, group)'s swap test; its p is multiplied by the ``k`` groups tested (Bonferroni).
+        ``named``: each record of the probe with the (attribute, group)s its text names."""
+        attr, group = suspect
+        outs, effect, p, test = _swap_test(ctx, named, attr, group, wrong)
         evidence.append(test)
         if k > 1:
             evidence.append(Evidence("statistic", f"{k} groups tested for this defect: the p-value decided on is "
@@ -283,27 +286,28 @@ def _swaps(ctx: DefectContext, records: Sequence[Record]) -> list[Edit]:
     return out
 
 
-def _suspects(ctx: DefectContext, failing: dict[str, set[tuple[str, str]]]) -> list[tuple[str, str]]:
+def _suspects(failing: dict[str, set[tuple[str, str]]], named: list) -> list[tuple[str, str]]:
     """The (attribute, group)s named in the failures that fail more often than the rest of the probe, up to
     ``SUSPECTS``: lowest one-sided Fisher p of failing vs passing records naming the group, then most failures.
     Counting failures alone picks whatever group the text names most (in English reviews: he, his, man), and a
     Fisher p alone a group named once in a failing case (its p is the base failure rate); each is tested."""
-    named = Counter(g for gs in failing.values() for g in gs)
-    seen = Counter(g for r in ctx.records for g in _groups(input_text(r) or ""))
-    k_all, n_all = len(failing), max(len(ctx.records), len(failing))
+    in_failures = Counter(g for gs in failing.values() for g in gs)
+    seen = Counter(g for _, gs in named for g in gs)
+    k_all, n_all = len(failing), max(len(named), len(failing))
 
     def key(g: tuple[str, str]) -> tuple[float, int]:
-        k, n = named[g], max(seen[g], named[g])
+        k, n = in_failures[g], max(seen[g], in_failures[g])
         return fisher_greater(k, n - k, k_all - k, max(0, n_all - n - (k_all - k))), -k
 
-    enriched = [g for g in sorted(named) if named[g] / max(seen[g], named[g]) > k_all / n_all]
-    return sorted(enriched or sorted(named), key=key)[:SUSPECTS]
+    enriched = [g for g in sorted(in_failures) if in_failures[g] / max(seen[g], in_failures[g]) > k_all / n_all]
+    return sorted(enriched or sorted(in_failures), key=key)[:SUSPECTS]
 
 
-def _swap_test(ctx: DefectContext, attr: str, group: str, wrong: str | None) -> tuple[list, Any, Any, Evidence]:
+def _swap_test(ctx: DefectContext, named: list, attr: str, group: str,
+               wrong: str | None) -> tuple[list, Any, Any, Evidence]:
     """Re-score ``group``'s swaps both ways (``_both_ways``): the outcomes, the mean p(wrong) with the group named
     minus without (paired; sign-flip p), and the evidence line."""
-    outs = ctx.rescore(_both_ways(ctx, attr, group, max(30, ctx.max_cases)), "data_bias")
+    outs = ctx.rescore(_both_ways(ctx, named, attr, group, max(30, ctx.max_cases)), "data_bias")
     pairs = [pair for o in outs if (pair := _with_without(o, wrong)) is not None]
     effect, p = stats.paired_bootstrap([b for _, b in pairs], [a for a, _ in pairs], seed=ctx.seed) \
         if len(pairs) >= 5 else (None, None)
@@ -319,14 +323,13 @@ def _swap_test(ctx: DefectContext, attr: str, group: str, wrong: str | None) -> 
     return outs, effect, p, test
 
 
-def _both_ways(ctx: DefectContext, attr: str, group: str, cap: int) -> list[Edit]:
+def _both_ways(ctx: DefectContext, named: list, attr: str, group: str, cap: int) -> list[Edit]:
     """Swaps that isolate ``group``'s effect in both directions, ``cap`` in all: its terms moved to another group
     of ``attr`` in the cases that name it, then other groups' terms moved to it (``into``) in cases that name
     another group and not it. A group named in few of the probe's inputs still gets ``cap`` pairs; six cases of one
     direction could not reach p < 0.05 after correction."""
     from lmcritic.lexicon import swap
 
-    named = [(r, _groups(input_text(r) or "")) for r in ctx.records]
     away = [e for e in _swaps(ctx, [r for r, g in named if (attr, group) in g][:cap])
             if e.detail["attribute"] == attr]
     into: list[Edit] = []

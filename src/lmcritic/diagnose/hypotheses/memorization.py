@@ -12,7 +12,7 @@ from __future__ import annotations
 from lmcritic.diagnose.corpus import label_name
 from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, rate
-from lmcritic.diagnose.slices import fisher_greater, risk_difference
+from lmcritic.diagnose.slices import fisher_greater, fisher_min_p, risk_difference
 from lmcritic.probes.base import Estimate
 
 OUTPUT_KEYS = ("text", "generation", "completion", "output", "continuation", "response")
@@ -63,7 +63,7 @@ class Memorization(Hypothesis):
         return self.conclude(effect, p, threshold=THRESHOLD, independent=True, interventional=False,
                              summary=f"{rate(f_hits)} of failures repeat a wrong label seen verbatim in the corpus "
                              f"({len(lines)} training rows)", evidence=evidence, culprit=culprit,
-                             refuted=not any(f_hits) or None, min_p=_fisher_min_p(f_hits, p_hits))
+                             refuted=not any(f_hits) or None, min_p=_min_p(f_hits, p_hits))
 
 
 def _copied(corpus, records) -> tuple[list[bool], list[int]]:
@@ -87,13 +87,9 @@ def _difference(a: list[bool], b: list[bool]) -> tuple[Estimate | None, float | 
     return Estimate(d, len(a) + len(b), lo, hi, "newcombe"), p
 
 
-def _fisher_min_p(a: list[bool], b: list[bool]) -> float | None:
-    """The smallest one-sided Fisher p these margins allow (the most extreme table: every hit among ``a``)."""
-    if not a:
-        return None
-    hits, n = sum(a) + sum(b), len(a) + len(b or [False])
-    top = min(hits, len(a))
-    return fisher_greater(top, len(a) - top, hits - top, n - len(a) - (hits - top))
+def _min_p(a: list[bool], b: list[bool]) -> float | None:
+    """The smallest p :func:`_difference`'s Fisher test could give at these margins (None when it has no test)."""
+    return fisher_min_p(sum(a), len(a), sum(b), len(b or [False])) if a else None
 
 
 def _output(record) -> str:

@@ -57,11 +57,11 @@ class GeneralizationMismatch(Hypothesis):
     def test(self, ctx: DefectContext) -> CauseVerdict:
         err = np.array([r.passed is False for r in ctx.records])
         in_defect = np.array([r.case_id in set(ctx.defect.case_ids) for r in ctx.records])
-        rows = []
+        rows, masks, clusters = [], {}, cluster_ids(ctx.table.clusters)
         for feature, value in self._shifts(ctx):
-            mask = np.asarray(ctx.table.columns[feature]) == value
+            mask = masks[feature, value] = np.asarray(ctx.table.columns[feature]) == value
             conc = float((mask & in_defect).sum() / max(1, in_defect.sum()))
-            rows.append((slice_stats(((feature, value),), mask, err, clusters=cluster_ids(ctx.table.clusters)), conc))
+            rows.append((slice_stats(((feature, value),), mask, err, clusters=clusters), conc))
         if not rows:
             return self.verdict(False, True, 0.0, "no distribution shift feature varies in this probe", [])
         qs = stats.benjamini_hochberg([s.p_value for s, _ in rows])
@@ -78,8 +78,7 @@ class GeneralizationMismatch(Hypothesis):
         feature, value = s.predicates[0]
         effect = Estimate(s.risk_difference, s.size, s.rd_ci[0], s.rd_ci[1], "newcombe")
         p, tests = s.p_value, 0
-        min_p: float | None = slice_min_p(np.asarray(ctx.table.columns[feature]) == value, err,
-                                          cluster_ids(ctx.table.clusters))
+        min_p: float | None = slice_min_p(masks[feature, value], err, clusters)
         corpus = self._corpus(ctx, feature, value, evidence)
         shift = self._wrong_mass_shift(ctx, feature, value, evidence) if corpus and ctx.natural else None
         if shift is not None:
