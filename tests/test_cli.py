@@ -85,3 +85,31 @@ def test_malformed_spec_one_line(tmp_path) -> None:
     spec.write_text("model: smollm2-135m\nprobes:\n  - name: performance.sst2\n    config: {n: -3}\n")
     line = _one_line_error(cli("run", str(spec), home=tmp_path))
     assert "performance.sst2" in line
+
+
+def test_sigterm_during_any_command_is_an_interrupt(monkeypatch, capsys) -> None:
+    """SIGTERM used to kill `lmcritic diagnose` (or mitigate, explain, ...) silently with exit 143; only `run`
+    and `serve` handled it. Every command now stops as on Ctrl-C: one line, exit 3."""
+    import argparse
+    import signal
+    import time
+
+    from lmcritic.cli import main as cli_main
+
+    def slow(args) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        return 0
+
+    real = cli_main.build_parser
+
+    def parser():
+        p = real()
+        p.parse_args = lambda argv=None: argparse.Namespace(func=slow, command="slow")  # type: ignore[method-assign]
+        return p
+
+    monkeypatch.setattr(cli_main, "build_parser", parser)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli_main.main(["models"]) == 3
+    assert capsys.readouterr().err.strip() == "lmcritic: terminated by SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is before  # restored

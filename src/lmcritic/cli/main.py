@@ -50,8 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
+    from lmcritic._signals import terminate_as_interrupt
+
     try:
-        return int(args.func(args) or 0)
+        with terminate_as_interrupt():  # every command, not only run and serve: SIGTERM is a Ctrl-C
+            return int(args.func(args) or 0)
     except LmcriticError as err:
         _say(f"lmcritic: error: {err}")
         return EXIT_BAD_INPUT
