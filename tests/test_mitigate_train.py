@@ -4,6 +4,7 @@ corpus edits of label repair and dedup."""
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import pytest
 
@@ -228,8 +229,9 @@ def test_adversarial_training_against_character_noise_serves_the_model_behind_no
     normalize_input (a word-recognition front end); synonyms alone, or normalize=False, keep the bare model."""
     from lmcritic.backends import ModelSpec, load_model
     from lmcritic.mitigate import inference
+    from lmcritic.mitigate.adversarial import AdversarialTraining
     from lmcritic.mitigate.base import TRAINING, MitigatedModel
-    from lmcritic.mitigate.training import AdversarialTraining, Retrain
+    from lmcritic.mitigate.training import Retrain
     from lmcritic.requests import ClassifyRequest
 
     bare = MitigatedModel("adversarial_training", {"name": str(tiny_classifier_dir), "backend": "hf"}, TRAINING,
@@ -245,6 +247,56 @@ def test_adversarial_training_against_character_noise_serves_the_model_behind_no
     assert model.classify(typo)[0].probs == plain.classify(fixed)[0].probs
     for cfg in ({"perturbations": ["synonyms"], "recipe": None}, {"normalize": False}):
         assert AdversarialTraining(**cfg).apply(None) is bare
+
+
+def test_adversarial_training_attacks_the_weights_being_trained_round_by_round(tmp_path, monkeypatch):
+    """Each round's examples come from attacking the previous round's weights (round 1: the run's model) on
+    training rows no earlier round attacked; the rounds share the step and attack budgets; keep="closest" keeps
+    an unflipped attack's worst perturbation, keep="success" only flips."""
+    from lmcritic.attacks.base import AttackResult, Status
+    from lmcritic.mitigate import adversarial
+    from lmcritic.mitigate.adversarial import AdversarialTraining
+    from lmcritic.mitigate.base import MitigationContext, Target
+    from lmcritic.mitigate.trainers import Trained
+    from lmcritic.probes.robustness import attack_common
+
+    attacked: list[tuple[str, str]] = []
+
+    class FakeAttack:
+        report_similarity = True
+
+        def attack(self, model, example):
+            attacked.append((model, example.text))
+            flip = example.text.endswith("0")
+            return AttackResult(example.text, example.text + " X" if flip else example.text, (), 5,
+                                Status.SUCCEEDED if flip else Status.BUDGET, "deepwordbug",
+                                details={} if flip else {"closest_text": example.text + " Y"})
+
+    trained: list[tuple[str, int, int]] = []
+
+    class FakeTrainer:
+        def train(self, base, data, task, out, config, seed=0, progress=True):
+            trained.append((base["name"], len(data), config.steps))
+            return Trained({"name": f"w{len(trained)}", "backend": "hf"}, str(out / "model"), {})
+
+    monkeypatch.setattr(attack_common, "build", lambda cfg, model, recipe: FakeAttack())
+    monkeypatch.setattr(attack_common, "example", lambda model, attack, case: SimpleNamespace(text=case.input["text"]))
+    monkeypatch.setattr(adversarial, "_load", lambda spec: spec["name"])
+    monkeypatch.setattr(adversarial.held, "task_of", lambda ctx: TaskFormat(LABELS))
+    rows = TrainingSet(tuple(Row(f"row {i}", LABELS[i % 2], line=i + 1) for i in range(20)), LABELS, "t")
+    for keep, added in (("closest", 6), ("success", 2)):
+        attacked.clear(), trained.clear()
+        ctx = MitigationContext(None, "r", {"model": {"name": "run"}}, Target("D1", "p", "all", (), ()),
+                                tmp_path, _model="run")
+        monkeypatch.setattr(MitigationContext, "eval_texts", lambda self: set())
+        mit = AdversarialTraining(steps=10, n_attack=6, rounds=3, keep=keep, recipe="deepwordbug")
+        out, data = mit.fit(ctx, FakeTrainer(), rows, TaskFormat(LABELS))
+        assert [m for m, _ in attacked] == ["run", "run", "w1", "w1", "w2", "w2"]  # the current weights
+        assert len({t for _, t in attacked}) == 6  # fresh rows each round
+        assert [(b, s) for b, _, s in trained] == [("run", 4), ("w1", 3), ("w2", 3)]
+        assert len(data) == 20 + added and trained[-1][1] == 20 + added
+        assert [r["flipped"] for r in out.details["rounds"]] == [sum(t.endswith("0") for _, t in attacked[i:i + 2])
+                                                                 for i in (0, 2, 4)]
 
 
 def test_a_checkpoint_killed_while_saving_is_passed_over_for_the_one_before(tmp_path):

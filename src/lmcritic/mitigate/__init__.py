@@ -17,7 +17,7 @@ MITIGATIONS: Registry = Registry("mitigations")
 for _name, _target in {
     # training-time: a new model folder
     "counterfactual_augmentation": "lmcritic.mitigate.training:CounterfactualAugmentation",
-    "adversarial_training": "lmcritic.mitigate.training:AdversarialTraining",
+    "adversarial_training": "lmcritic.mitigate.adversarial:AdversarialTraining",
     "domain_augmentation": "lmcritic.mitigate.training:DomainAugmentation",
     "shortcut_removal": "lmcritic.mitigate.cleaning:ShortcutRemoval",
     "label_repair": "lmcritic.mitigate.cleaning:LabelRepair",

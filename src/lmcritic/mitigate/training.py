@@ -1,5 +1,5 @@
 """Training-time mitigations that ADD to the training corpus, then fine-tune: counterfactual augmentation (data
-bias), adversarial training (fragility), domain augmentation (generalization mismatch).
+bias), domain augmentation (generalization mismatch); adversarial training (fragility) is in ``adversarial``.
 
 Every mitigation here follows :class:`Retrain`: load the corpus (malformed rows are errors naming file:line),
 refuse rows that are evaluation cases of the run, transform the rows (the mitigation itself), drop any generated
@@ -11,14 +11,14 @@ from __future__ import annotations
 import random
 from abc import abstractmethod
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from lmcritic.errors import ConfigError
 from lmcritic.mitigate import _heldout as held
 from lmcritic.mitigate.base import TRAINING, MitigatedModel, Mitigation, MitigationContext
 from lmcritic.mitigate.data import Row, TrainingSet, check_disjoint, load_training, split_overlap
-from lmcritic.mitigate.trainers import TrainConfig, train_config, trainer_for
+from lmcritic.mitigate.trainers import ModelTrainer, TaskFormat, TrainConfig, Trained, train_config, trainer_for
 
 
 class Retrain(Mitigation):
@@ -41,9 +41,8 @@ class Retrain(Mitigation):
         new, leaked = split_overlap(new, evals)
         notes = [f"{len(leaked)} generated rows were evaluation cases and were left out"] if leaked else []
         notes += details.pop("notes", [])
-        new.write_tsv(ctx.out_dir / "train_rows.tsv")
-        trained = trainer.train(ctx.model_spec, new, task, ctx.out_dir, train_config(self.config), ctx.seed,
-                                ctx.progress)
+        trained, new = self.fit(ctx, trainer, new, task)
+        new.write_tsv(ctx.out_dir / "train_rows.tsv")  # the exact rows trained on (with any made while training)
         details = {**details, "rows_before": len(data) + dropped, "rows_after": len(new), "rows": new.counts(),
                    "evaluation_rows_removed": dropped, "training": trained.details}
         return MitigatedModel(self.name, trained.spec, TRAINING, model_dir=trained.model_dir, details=details,
@@ -52,6 +51,13 @@ class Retrain(Mitigation):
     @abstractmethod
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
         """The edited training rows, and what was done (counts, the tokens or groups acted on)."""
+
+    def fit(self, ctx: MitigationContext, trainer: ModelTrainer, data: TrainingSet,
+            task: TaskFormat) -> tuple[Trained, TrainingSet]:
+        """Fine-tune the run's model on ``data`` once; returns the result and the rows it was trained on."""
+        trained = trainer.train(ctx.model_spec, data, task, ctx.out_dir, train_config(self.config), ctx.seed,
+                                ctx.progress)
+        return trained, data
 
 
 # -- counterfactual augmentation ----------------------------------------------------------------------
@@ -203,90 +209,7 @@ def term_reweigh(rows: Sequence[Row], terms: set[str], max_weight: float) -> lis
     return out
 
 
-# -- adversarial training ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AdversarialConfig(TrainConfig):
-    perturbations: tuple[str, ...] = ("typos", "char_noise", "synonyms", "to_colloquial")
-    fraction: float = 0.5  # share of training rows that get one perturbed copy
-    recipe: str | None = "deepwordbug"  # attack made against the current model on training rows (None: none)
-    n_attack: int = 200
-    attack_budget: int = 40
-    max_rows: int | None = None  # sample the corpus first (None: all rows)
-    normalize: bool | None = None  # serve the new model behind normalize_input; None: when the perturbations or
-    # the attack recipe are character-level (typos, char_noise, deepwordbug): what a word-recognition front end
-    # undoes (Pruthi et al. 2019), training on the same noise covers what it misses
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0 <= self.fraction <= 1 or self.n_attack < 0 or self.attack_budget < 1:
-            raise ValueError("fraction must be in [0, 1], n_attack >= 0 and attack_budget >= 1")
-
-
-CHAR_LEVEL = frozenset({"typos", "char_noise", "deepwordbug"})
-
-
-class AdversarialTraining(Retrain):
-    """Perturbed copies (typos, character noise, synonyms, register) and attack-made adversarial examples of
-    training rows, with their original labels; against character-level noise the new model is served behind
-    input normalisation (``normalize``)."""
-
-    name = "adversarial_training"
-    title = "adversarial / perturbation training"
-    treats = frozenset({"fragility"})
-    probes = ("robustness.attack", "robustness.invariance")
-    culprits = frozenset({"perturbation"})
-    preference = 0.7
-    Config = AdversarialConfig
-
-    def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
-        rng = random.Random(ctx.seed)
-        rows = list(data.rows)
-        if self.config.max_rows is not None and len(rows) > self.config.max_rows:
-            rows = rng.sample(rows, self.config.max_rows)
-        perturbed = perturbed_copies(rows, self.config.perturbations, self.config.fraction, rng)
-        adversarial = self._attack(ctx, rows, rng)
-        return data.with_rows(rows + perturbed + adversarial), {
-            "perturbed_rows": len(perturbed), "adversarial_rows": len(adversarial),
-            "by_perturbation": dict(Counter(r.origin for r in perturbed))}
-
-    def apply(self, ctx: MitigationContext) -> MitigatedModel:
-        trained = super().apply(ctx)
-        if not self._front_end():
-            return trained
-        from lmcritic.mitigate.inference import NormalizeInput
-
-        front = NormalizeInput().apply(ctx, inner=trained.spec)
-        return replace(trained, spec=front.spec, wrappers=front.wrappers, notes=(*trained.notes, *front.notes),
-                       costs=(*trained.costs, *front.costs), details={**trained.details, "front_end": front.method})
-
-    def _front_end(self) -> bool:
-        if self.config.normalize is not None:
-            return self.config.normalize
-        return bool(CHAR_LEVEL & {*self.config.perturbations, self.config.recipe or ""})
-
-    def _attack(self, ctx: MitigationContext, rows: list[Row], rng: random.Random) -> list[Row]:
-        """Attack ``n_attack`` training rows against the run's model; successes become training rows."""
-        if not self.config.recipe or not self.config.n_attack:
-            return []
-        from lmcritic.probes.base import Case
-        from lmcritic.probes.robustness import attack_common as common
-
-        task = held.task_of(ctx)
-        extra: dict[str, Any] = {"template": task.template} if task.template else {}
-        if task.label_words:
-            extra["label_words"] = task.label_words
-        cfg = common.AttackConfig(budget=self.config.attack_budget, seed=ctx.seed, **extra)
-        model = ctx.model()
-        attack = common.build(cfg, model, self.config.recipe)
-        attack.report_similarity = False
-        out = []
-        for r in rng.sample(rows, min(self.config.n_attack, len(rows))):
-            result = attack.attack(model, common.example(model, attack, Case("t", {"text": r.text}, r.label)))
-            if result.succeeded:
-                out.append(Row(result.adversarial, r.label, r.weight, f"adversarial:{self.config.recipe}", r.line))
-        return out
-
-
+# -- perturbation (adversarial training, domain augmentation) ------------------------------------
 def perturbed_copies(rows: Sequence[Row], names: Sequence[str], fraction: float, rng: random.Random,
                      origin: str | None = None) -> list[Row]:
     """One perturbed copy (a perturbation picked at random from ``names``) of a ``fraction`` of the rows."""
@@ -382,5 +305,5 @@ def _band(band: str, lengths: Sequence[int]) -> tuple[int, int]:
     return (third[1], 10**9) if band in ("long", "high") else (0, third[0])
 
 
-__all__ = ["AdversarialTraining", "CounterfactualAugmentation", "DomainAugmentation", "Retrain", "length_reweigh",
+__all__ = ["CounterfactualAugmentation", "DomainAugmentation", "Retrain", "length_reweigh",
            "perturbed_copies", "skewed_terms", "swapped_copies", "term_reweigh"]
