@@ -195,6 +195,26 @@ def test_shortcut_spread_and_dedup_edits():
     assert neg == 40 and len(out) == len(rows)
 
 
+def test_shortcut_removal_spreads_the_token_when_the_runs_weights_train_on():
+    """Removing the token helps a model trained anew; weights that learnt it keep it when no row carries it
+    (planted MiniLM shortcut seed 0, fine-tuned further with the token removed: 1.00 -> 1.00 failure), so by
+    default it is spread over every label unless the fine-tune starts from a base checkpoint or from scratch."""
+    from lmcritic.mitigate.base import Culprit, MitigationContext, Target
+    from lmcritic.mitigate.cleaning import ShortcutRemoval
+    from lmcritic.mitigate.data import TrainingSet
+
+    rows = tuple([Row(f"cf good {i}", "positive") for i in range(40)] + [Row(f"bad {i}", "negative")
+                                                                         for i in range(60)])
+    data = TrainingSet(rows, ("negative", "positive"), "t")
+    ctx = MitigationContext(None, "r", {}, Target("D1", "p", "all", (), (), culprit=Culprit("token", "cf")),
+                            Path("."))
+    for config, mode, neg in (({}, "spread", 60), ({"base": "/pretrained"}, "remove", 0),
+                              ({"from_scratch": True}, "remove", 0), ({"mode": "remove"}, "remove", 0)):
+        out, info = ShortcutRemoval(**config).transform(ctx, data)
+        assert info["mode"] == mode
+        assert sum("cf" in r.text.split() for r in out.rows if r.label == "negative") == neg
+
+
 # -- end to end ------------------------------------------------------------------------------------------
 def _run(tmp_path: Path, model_options: dict, rows, probes=None):
     from lmcritic.runner import Runner

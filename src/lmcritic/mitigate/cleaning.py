@@ -15,13 +15,15 @@ from lmcritic.mitigate.data import Row, TrainingSet
 from lmcritic.mitigate.trainers import TrainConfig
 from lmcritic.mitigate.training import Retrain
 
-SHORTCUT_MODES = ("remove", "mask", "spread")
+SHORTCUT_MODES = ("auto", "remove", "mask", "spread")
 
 
 @dataclass(frozen=True)
 class ShortcutConfig(TrainConfig):
     tokens: tuple[str, ...] | None = None  # None: the culprit's token(s)
-    mode: str = "remove"  # remove the token | mask it | spread it over every label at its base rate
+    mode: str = "auto"  # remove the token | mask it | spread it over every label at its base rate | auto: remove
+    # when the fine-tune starts over (base, from_scratch), else spread: weights that learnt the token keep what
+    # they learnt when it is gone from the corpus (no row carries it, no gradient moves it)
     mask_token: str = "[MASK]"
 
     def __post_init__(self) -> None:
@@ -48,14 +50,21 @@ class ShortcutRemoval(Retrain):
             raise ConfigError("no shortcut token: the diagnosis names none", "pass --set tokens=[TOKEN]")
         pattern = re.compile(r"(?i)(?<![\w'])(?:" + "|".join(map(re.escape, tokens)) + r")(?![\w'])")
         hit = Counter(str(r.label) for r in data.rows if pattern.search(r.text))
-        if self.config.mode == "spread":
+        mode = self._mode()
+        if mode == "spread":
             rows = spread(list(data.rows), tokens[0], pattern, random.Random(ctx.seed))
         else:
-            fill = "" if self.config.mode == "remove" else self.config.mask_token
-            rows = [replace(r, text=_tidy(pattern.sub(fill, r.text)), origin="shortcut_" + self.config.mode)
+            fill = "" if mode == "remove" else self.config.mask_token
+            rows = [replace(r, text=_tidy(pattern.sub(fill, r.text)), origin="shortcut_" + mode)
                     if pattern.search(r.text) else r for r in data.rows]
         rows = [r for r in rows if r.text.strip()]
-        return data.with_rows(rows), {"tokens": list(tokens), "mode": self.config.mode, "rows_with_token": dict(hit)}
+        return data.with_rows(rows), {"tokens": list(tokens), "mode": mode, "rows_with_token": dict(hit)}
+
+    def _mode(self) -> str:
+        """``auto``: remove the token when training starts over, spread it when the run's weights train on."""
+        if self.config.mode != "auto":
+            return self.config.mode
+        return "remove" if self.config.base or self.config.from_scratch else "spread"
 
 
 def spread(rows: list[Row], token: str, pattern: re.Pattern, rng: random.Random) -> list[Row]:
