@@ -211,7 +211,7 @@ def test_shortcut_removal_spreads_the_token_when_the_runs_weights_train_on():
     for config, mode, neg in (({}, "spread", 60), ({"base": "/pretrained"}, "remove", 0),
                               ({"from_scratch": True}, "remove", 0), ({"mode": "remove"}, "remove", 0)):
         out, info = ShortcutRemoval(**config).transform(ctx, data)
-        assert info["mode"] == mode
+        assert info["mode"] == mode and bool(info["notes"]) == (not config and mode == "spread")
         assert sum("cf" in r.text.split() for r in out.rows if r.label == "negative") == neg
 
 

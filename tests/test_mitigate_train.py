@@ -357,8 +357,8 @@ def test_the_cli_says_when_a_fine_tune_resumed() -> None:
 
     from lmcritic.cli.mitigate import _summary
 
-    def outcome(resumed):
-        train = {"adapter": "full", "steps": 6, "wall_s": 1.0, "resumed_from": resumed}
+    def outcome(resumed, init="model"):
+        train = {"adapter": "full", "steps": 6, "wall_s": 1.0, "resumed_from": resumed, "init": init}
         model = SimpleNamespace(kind="weights", model_dir="fix/model", details={"training": train}, notes=())
         target = SimpleNamespace(id="D1", probe="performance.sst2", slice="all cases", cause=None, verdict=None)
         return SimpleNamespace(target=target, model=model, method="label_repair", reason="named", apply_s=1.0,
@@ -366,3 +366,5 @@ def test_the_cli_says_when_a_fine_tune_resumed() -> None:
 
     assert "resumed from checkpoint-2" in _summary(outcome("checkpoint-2"))
     assert "resumed" not in _summary(outcome(None))
+    assert "full fine-tuning from the run's weights, 6 steps" in _summary(outcome(None))  # no --set base: say so
+    assert "from the base checkpoint" in _summary(outcome(None, "base"))

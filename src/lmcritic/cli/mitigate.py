@@ -69,6 +69,9 @@ def mitigate_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+INIT = {"model": "the run's weights", "base": "the base checkpoint", "scratch": "scratch"}  # where a fine-tune began
+
+
 def _summary(o) -> str:
     t, m = o.target, o.model
     lines = [f"target: {t.id} {t.probe} [{t.slice}]" + (f" — cause {t.cause} ({t.verdict})" if t.cause else ""),
@@ -76,7 +79,9 @@ def _summary(o) -> str:
              f"mitigated model ({m.kind}, {o.apply_s:.1f} s): {o.paths['spec']}"]
     if m.model_dir:
         train = m.details.get("training", {})
-        lines.append(f"  weights: {m.model_dir} ({train.get('adapter')} fine-tuning, {train.get('steps')} steps, "
+        init = INIT.get(train.get("init"))
+        lines.append(f"  weights: {m.model_dir} ({train.get('adapter')} fine-tuning"
+                     + (f" from {init}" if init else "") + f", {train.get('steps')} steps, "
                      f"{train.get('wall_s')} s; rows {m.details.get('rows_before')} → {m.details.get('rows_after')})")
         if train.get("resumed_from"):
             lines.append(f"  resumed from {train['resumed_from']} (an interrupted run of the same job left it)")
