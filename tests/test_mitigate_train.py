@@ -297,6 +297,11 @@ def test_adversarial_training_attacks_the_weights_being_trained_round_by_round(t
         assert len(data) == 20 + added and trained[-1][1] == 20 + added
         assert [r["flipped"] for r in out.details["rounds"]] == [sum(t.endswith("0") for _, t in attacked[i:i + 2])
                                                                  for i in (0, 2, 4)]
+    monkeypatch.setattr(MitigationContext, "model", lambda self: pytest.fail("no attack: nothing to load"))
+    monkeypatch.setattr(MitigationContext, "eval_texts", lambda self: pytest.fail("no attack: nothing to check"))
+    ctx = MitigationContext(None, "r", {"model": {"name": "run"}}, Target("D1", "p", "all", (), ()), tmp_path)
+    out, data = AdversarialTraining(steps=10, recipe=None, rounds=3).fit(ctx, FakeTrainer(), rows, TaskFormat(LABELS))
+    assert len(data) == 20 and [r["attacked"] for r in out.details["rounds"]] == [0]  # one round, no attack
 
 
 def test_a_checkpoint_killed_while_saving_is_passed_over_for_the_one_before(tmp_path):

@@ -86,26 +86,28 @@ class AdversarialTraining(Retrain):
         pool = [r for r in data.rows if r.origin == "corpus"]
         random.Random(ctx.seed).shuffle(pool)
         shares = _split(min(self.config.n_attack, len(pool)), rounds)
-        spec, model, done, log, steps = ctx.model_spec, ctx.model(), 0, [], [0]
-        trained: Trained | None = None
-        for r, n in enumerate(shares):
-            made, summary = self._attack(ctx, model, pool[done : done + n])
+        evals = ctx.eval_texts() if self.config.recipe and shares[0] else set()
+        spec, trained, done, log, steps = ctx.model_spec, None, 0, [], [0]
+        for r, n in enumerate(shares):  # round 1 attacks the run's model, each later one the weights just trained
+            made, summary = self._attack(ctx, trained.spec if trained else None, pool[done : done + n])
             done += n
-            data, leaked = split_overlap(data.with_rows([*data.rows, *made]), ctx.eval_texts())
+            kept, leaked = split_overlap(data.with_rows(made), evals)
+            data = data.with_rows([*data.rows, *kept.rows])
             if r == 0:  # the whole budget, fixed up front (epochs: of the corpus with round 1's examples)
                 steps = _split(total_steps(config, len(data)), rounds)
             out = ctx.out_dir if r == rounds - 1 else ctx.out_dir / f"round{r + 1}"
-            trained = trainer.train(spec, data, task, out, replace(config, steps=steps[r], epochs=None), ctx.seed,
-                                    ctx.progress)
-            spec = trained.spec
+            trained = trainer.train(trained.spec if trained else spec, data, task, out,
+                                    replace(config, steps=steps[r], epochs=None), ctx.seed, ctx.progress)
             log.append({**summary, "round": r + 1, "steps": steps[r], "rows": len(data), "leaked": len(leaked)})
-            if r < rounds - 1:
-                model = _load(spec)
         assert trained is not None
         return replace(trained, details={**trained.details, "rounds": log}), data
 
     def apply(self, ctx: MitigationContext) -> MitigatedModel:
         trained = super().apply(ctx)
+        leaked = sum(r["leaked"] for r in trained.details.get("training", {}).get("rounds", ()))
+        if leaked:
+            trained = replace(trained, notes=(*trained.notes, f"{leaked} adversarial rows were evaluation cases and "
+                                              "were left out"))
         if not self._front_end():
             return trained
         from lmcritic.mitigate.inference import NormalizeInput
@@ -119,14 +121,17 @@ class AdversarialTraining(Retrain):
             return self.config.normalize
         return bool(CHAR_LEVEL & {*self.config.perturbations, self.config.recipe or ""})
 
-    def _attack(self, ctx: MitigationContext, model: Any, rows: Sequence[Row]) -> tuple[list[Row], dict[str, Any]]:
-        """Attack ``rows`` against ``model``: label flips, and with ``keep="closest"`` the worst perturbation
-        of every attack that ran out of budget, become training rows with the original label."""
+    def _attack(self, ctx: MitigationContext, spec: dict[str, Any] | None,
+                rows: Sequence[Row]) -> tuple[list[Row], dict[str, Any]]:
+        """Attack ``rows`` against the model of ``spec`` (None: the run's model, through the call cache): label
+        flips, and with ``keep="closest"`` the worst perturbation of every attack that ran out of budget, become
+        training rows with the original label. Loads nothing when there is nothing to attack."""
         if not self.config.recipe or not rows:
             return [], {"attacked": 0, "flipped": 0, "closest": 0}
         from lmcritic.probes.base import Case
         from lmcritic.probes.robustness import attack_common as common
 
+        model = ctx.model() if spec is None else _load(spec)
         attack = common.build(self._attack_config(ctx), model, self.config.recipe)
         attack.report_similarity = False
         out, flips = [], 0

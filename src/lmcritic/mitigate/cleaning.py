@@ -58,10 +58,11 @@ class ShortcutRemoval(Retrain):
             rows = [replace(r, text=_tidy(pattern.sub(fill, r.text)), origin="shortcut_" + mode)
                     if pattern.search(r.text) else r for r in data.rows]
         rows = [r for r in rows if r.text.strip()]
-        notes = [f"the run's own weights train on, so {', '.join(tokens)} was spread over every label rather than "
-                 "removed (a removed token keeps what the weights learnt); --set base=PATH, the pretrained "
-                 "checkpoint, retrains from there and removes it"] if mode == "spread" and self.config.mode == "auto" \
-            else []
+        notes = []
+        if mode == "spread" and self.config.mode == "auto":
+            notes.append(f"the run's own weights train on, so {', '.join(tokens)} was spread over every label rather "
+                         "than removed (a removed token keeps what the weights learnt); --set base=PATH, the "
+                         "pretrained checkpoint, retrains from there and removes it")
         return data.with_rows(rows), {"tokens": list(tokens), "mode": mode, "rows_with_token": dict(hit),
                                       "notes": notes}
 
