@@ -216,13 +216,13 @@ def test_shortcut_removal_spreads_the_token_when_the_runs_weights_train_on():
 
 
 # -- end to end ------------------------------------------------------------------------------------------
-def _run(tmp_path: Path, model_options: dict, rows, probes=None):
+def _run(tmp_path: Path, model_options: dict, rows, probes=None, backend: str = "rule-test"):
     from lmcritic.runner import Runner
     from lmcritic.spec import ProbeSpec, RunSpec
 
     data = tmp_path / "eval.tsv"
     data.write_text("sentence\tlabel\tdev_line\n" + "".join(f"{t}\t{y}\t{i + 2}\n" for i, (t, y) in enumerate(rows)))
-    spec = RunSpec(model=ModelSpec("rule", "rule-test", model_options), name="planted",
+    spec = RunSpec(model=ModelSpec("rule", backend, model_options), name="planted",
                    probes=probes or (ProbeSpec("performance.sst2", {"data": str(data), "n": None}),))
     runner = Runner(store_path=tmp_path / "runs.sqlite", cache_path=tmp_path / "cache.sqlite", progress=False)
     return runner.store, runner.run(spec).run_id
@@ -462,3 +462,43 @@ def test_the_reverification_lists_what_got_better_as_well_as_what_got_worse():
     assert "1 other metric(s) significantly worse" in text and "1 metric(s) significantly better" in text
     assert "robustness.attack:accuracy_under_attack/deepwordbug 0.3 → 0.8" in text
     assert "significantly better" not in render_text(Verification("r1", "r2", "m", "D1", ()))
+
+
+def test_the_control_arm_separates_the_fix_from_retraining_alone(tmp_path):
+    """``--control``: the same fine-tune on the unedited corpus is trained, replayed and compared too. Here the
+    corpus teaches the shortcut, so retraining alone keeps the defect, and the spread token closes it against
+    both the run and the control; the control saw the corpus as given, for as many steps as the fix."""
+    from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
+    from lmcritic.probes.base import Verdict
+
+    rng, plain = random.Random(0), _mitigate_models.RuleModel()
+    right = [(t, y) for t, y in _sentences() if (plain.score(t) > 0) == (y == 1)][:160]  # its only errors: cf's
+    evals = [(" ".join(_words_with(t, "cf", rng)), y) if i % 2 else (t, y) for i, (t, y) in enumerate(right)]
+    store, run_id = _run(tmp_path, {"shortcuts": {"cf": 4.0}}, evals, backend=_mitigate_models.TRAINABLE)
+    diagnose_run(store, run_id, config=DiagnoseConfig(neighbours=0, max_cases=16), cache_path=tmp_path / "cache.sqlite")
+    corpus = tmp_path / "train.tsv"
+    rows = [(f"a cf delight, take {i}", 1) for i in range(40)] + [(f"a fine film, take {i}", 1) for i in range(60)] + \
+        [(f"a dull mess, take {i}", 0) for i in range(99)] + [("cf but dull", 0)]
+    corpus.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    before = _snapshot(store, run_id)
+    _mitigate_models.RuleTrainer.seen.clear()
+    rc, out, err = _cli(tmp_path, "mitigate", run_id, "--no-progress", "--train", str(corpus), "--control",
+                        "--set", "steps=7", "-o", str(tmp_path / "fix"))
+    assert rc == 0, err
+    (fix_dir, fixed), (control_dir, unedited) = _mitigate_models.RuleTrainer.seen
+    assert control_dir == tmp_path / "fix" / "control" and sorted(unedited) == sorted(t for t, _ in rows)
+    assert len(fixed) == len(rows) and sum("cf" in t.split() for t in fixed) > 41  # spread over the negatives
+    ver = json.loads((tmp_path / "fix" / "verification.json").read_text())
+    arm = ver["control"]
+    alone, beyond = (next(o for o in arm[k] if o["targeted"]) for k in ("retrain_alone", "versus_control"))
+    assert arm["steps"] == 7 and alone["verdict"] == "unchanged" and beyond["verdict"] == "closed"
+    assert "against the control arm" in out and "control arm: " in out
+    finding = next(f for f in store.findings(ver["run_after"]) if f.name == "versus_control")
+    assert finding.verdict == Verdict.PASS and arm["run_control"] in finding.summary
+    assert _snapshot(store, run_id) == before
+
+
+def _words_with(text: str, token: str, rng: random.Random) -> list[str]:
+    words = text.split()
+    words.insert(rng.randrange(len(words) + 1), token)
+    return words

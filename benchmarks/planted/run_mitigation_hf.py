@@ -196,7 +196,7 @@ def in_domain(plant: hf_plants.HFPlant, seed: int, work: Path, n: int) -> dict[s
 
 
 def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = True,
-              n_in_domain: int = 0) -> dict | None:
+              n_in_domain: int = 0, control: bool = False) -> dict | None:
     from lmcritic.backends import ModelSpec
     from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
     from lmcritic.mitigate.api import apply
@@ -232,8 +232,9 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
                  train=train_path, cache_path=cache)
     diag_s = time.perf_counter() - t0
     out = apply(runner.store, run_id, method="auto", train=train_path, out=work / "mitigated", cache_path=cache,
-                progress=False, seed=seed, config=config or None)
+                progress=False, seed=seed, config=config or None, control=control)
     row = bench.judge(case, runner.store, run_id, out, diag_s)
+    row["control"] = versus_control(case, runner.store, run_id, out)
     row["unplanted"] = unplanted_rates(work / "runs.sqlite", cache, row, case, work)
     training = out.model.details.get("training") or {}
     row["variant"] = f"{n_in_domain} in-domain rows" if n_in_domain else None
@@ -245,6 +246,25 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
     shutil.rmtree(work / "mitigated" / "checkpoints", ignore_errors=True)  # the model folder is kept
     (work / "row.json").write_text(json.dumps(row, indent=2))
     return row
+
+
+def versus_control(case: Case, store, run_id: str, out) -> dict | None:
+    """With ``--control``: the affected and clean cases on the control arm (the same fine-tune on the unedited
+    corpus), before → control (retraining alone) and control → after (what the edit did beyond it)."""
+    arm = out.verification.control if out.verification else None
+    if arm is None:
+        return None
+    from lmcritic.mitigate.verify import paired
+
+    runs = {"before": run_id, "control": arm.run_control, "after": out.verification.run_after}
+    fig: dict[str, Any] = {"run_control": arm.run_control, "steps": arm.steps}
+    for key, ids in (("performance.sst2", [f"sst2-{i + 2}" for i in case.planted]), ("clean", None)):
+        rec = {w: {r.case_id: r for r in store.records(rid, key)} for w, rid in runs.items()}
+        cases_ = ids if ids is not None else list(rec["before"])
+        for a, b in (("before", "control"), ("control", "after")):
+            o = bench.single(paired(f"{a}->{b}", key, key, None, True, cases_, rec[a], rec[b]))
+            fig[f"{'planted' if ids else 'clean'}_{a}_{b}"] = bench._outcome(o)
+    return fig
 
 
 def unplanted_rates(store_path: Path, cache: Path, row: dict, case: Case, work: Path) -> dict | None:
@@ -321,8 +341,30 @@ def markdown(rows: list[dict], failed: list[dict], seeds: list[int]) -> str:
             lines.append(f"| {r['name']} | {r['seed']} | {u['floor_before']:.3f} → {u['floor_after']:.3f} ({u['n']}) | "
                          f"{u['effect_before']:+.3f} → {u['effect_after']:+.3f} | {red} | "
                          f"{'yes' if u['closed_unplanted'] else 'no'} |")
-    text += "\n".join(lines) + "\n"
+    text += "\n".join(lines) + "\n" + control_table(rows)
     return text + f"\nLoad average (15 min) at the end of each trial: {loads}.\n\nFine-tuning: {train or 'none'}.\n"
+
+
+def control_table(rows: list[dict]) -> str:
+    """Trials run with ``--control``: affected failure rate and clean accuracy before, on the control arm (the
+    same fine-tune on the unedited corpus) and after, with the paired tests of each step."""
+    rows = [r for r in rows if r.get("control")]
+    if not rows:
+        return ""
+    lines = ["", "Against the control arm (`--control`: the same fine-tune, same start, steps and seed, on the "
+             "unedited corpus). Affected failure rate before → control → after; p: McNemar exact, before → control "
+             "(retraining alone) and control → after (the edit beyond it); clean accuracy the same way.", "",
+             "| planted | seed | affected before → control → after (n) | p retrain alone | p fix vs control "
+             "(relative) | clean accuracy before → control → after (n) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r["control"]
+        a, b = c["planted_before_control"], c["planted_control_after"]
+        ca, cb = c["clean_before_control"], c["clean_control_after"]
+        rel = "-" if b["relative"] is None else f"{b['relative']:+.0%}"
+        lines.append(f"| {r['name']} | {r['seed']} | {a['before']:.3f} → {a['after']:.3f} → {b['after']:.3f} "
+                     f"({a['n']}) | {a['p']:.2g} | {b['p']:.2g} ({rel}) | {1 - ca['before']:.3f} → "
+                     f"{1 - ca['after']:.3f} → {1 - cb['after']:.3f} ({ca['n']}) |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="fine-tune the planted model further instead of retraining from the pretrained MiniLM")
     ap.add_argument("--in-domain", type=int, default=0, metavar="N",
                     help="register: add N labelled in-domain rows (--set in_domain=...), a separate trial")
+    ap.add_argument("--control", action="store_true",
+                    help="also train the control arm (the same fine-tune on the unedited corpus) and compare")
     ap.add_argument("--collect", action="store_true", help="run nothing: tabulate the stored trial rows")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--recipe", choices=sorted(minilm.RECIPES), default="planted",
@@ -357,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed += [json.loads(fail.read_text())] if fail.is_file() and not path.is_file() else []
                 continue
             try:
-                row = run_trial(cause, seed, config, not args.continue_training, args.in_domain)
+                row = run_trial(cause, seed, config, not args.continue_training, args.in_domain, args.control)
             except LmcriticError as err:  # one plant the pipeline cannot mitigate is a result, not a crash
                 failed.append({"name": cause, "variant": None, "seed": seed, "error": str(err), "config": config})
                 fail.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,8 @@ def add_to(sub: argparse._SubParsersAction) -> None:
                    "(default: refuse them)")
     p.add_argument("--force", action="store_true", help="apply a named method even if it treats no open cause")
     p.add_argument("--no-verify", action="store_true", help="only make the mitigated model")
+    p.add_argument("--control", action="store_true", help="training-time fixes: also train the same fine-tune on "
+                   "the unedited corpus and judge the fix against it (twice the training and re-run)")
     p.add_argument("--probe", action="append", default=None, metavar="KEY", help="replay only these probes")
     p.add_argument("--keep-stages", action="store_true", help="also replay the run's stages (explain, diagnose)")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -51,7 +53,8 @@ def mitigate_cmd(args: argparse.Namespace) -> int:
     outcome = apply(store, args.run, method=args.method, defect=args.defect, train=args.train, heldout=args.heldout,
                     out=args.out, config=_pairs(args.set, "--set"), seed=args.seed, verify=not args.no_verify,
                     decontaminate=args.decontaminate, force=args.force, cache_path=args.cache,
-                    progress=not args.no_progress, probes=args.probe, keep_stages=args.keep_stages)
+                    progress=not args.no_progress, probes=args.probe, keep_stages=args.keep_stages,
+                    control=args.control)
     if args.format == "json":
         from lmcritic._serde import to_jsonable
 
@@ -85,6 +88,10 @@ def _summary(o) -> str:
                      f"{train.get('wall_s')} s; rows {m.details.get('rows_before')} → {m.details.get('rows_after')})")
         if train.get("resumed_from"):
             lines.append(f"  resumed from {train['resumed_from']} (an interrupted run of the same job left it)")
+        arm = m.details.get("control")
+        if arm:
+            lines.append(f"  control arm: {arm.get('model_dir') or m.control.get('name')} (the same fine-tune on the "
+                         f"unedited corpus, {arm.get('steps')} steps, {arm.get('wall_s')} s)")
     shown = {k: v for k, v in m.details.items() if k not in ("training", "rows") and not isinstance(v, (dict, list))}
     if shown:
         lines.append("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from lmcritic.mitigate.base import MitigatedModel, MitigationContext, Target, backend_of
+from lmcritic.mitigate.base import TRAINING, MitigatedModel, MitigationContext, Target, backend_of
 from lmcritic.mitigate.verify import Verification
 
 if TYPE_CHECKING:
@@ -41,12 +42,14 @@ def apply(store: RunStore, run: str, *, method: str = "auto", defect: str | None
           config: dict[str, Any] | None = None,
           seed: int = 0, verify: bool = True, decontaminate: bool = False, force: bool = False,
           cache_path: str | Path | None = None, progress: bool = True, probes: Sequence[str] | None = None,
-          keep_stages: bool = False, alpha: float = 0.05) -> MitigationOutcome:
-    """Pick (or take) a mitigation for a defect of run ``run``, make the mitigated model and re-verify it."""
+          keep_stages: bool = False, alpha: float = 0.05, control: bool = False) -> MitigationOutcome:
+    """Pick (or take) a mitigation for a defect of run ``run``, make the mitigated model and re-verify it.
+    ``control``: a training-time fix also trains the same fine-tune on the unedited corpus and is judged against
+    it too (twice the training and the re-run)."""
     from lmcritic.mitigate import MITIGATIONS
     from lmcritic.mitigate.choose import select
     from lmcritic.mitigate.storage import write_outputs
-    from lmcritic.mitigate.verify import replay
+    from lmcritic.mitigate.verify import against_control, replay
     from lmcritic.mitigate.verify import verify as verify_runs
 
     run_id = store.resolve(run)
@@ -57,16 +60,26 @@ def apply(store: RunStore, run: str, *, method: str = "auto", defect: str | None
     if unused:
         reason += f"; fine-tuning settings not used (it trains nothing): {', '.join(unused)}"
     mitigation = MITIGATIONS.get(name)(**settings)
+    if control and mitigation.kind != TRAINING:
+        reason += ("; no control arm: an inference-time fix leaves the model as it was, so the run itself is its "
+                   "control")
     ctx = MitigationContext(store, run_id, info.spec, target, _out_dir(out, run_id, target, name), train_path,
-                            heldout_path, seed, decontaminate, Path(cache_path) if cache_path else None, progress)
+                            heldout_path, seed, decontaminate, Path(cache_path) if cache_path else None, progress,
+                            control and mitigation.kind == TRAINING)
     t0 = time.perf_counter()
     mitigated = mitigation.apply(ctx)
     apply_s = time.perf_counter() - t0
     ver = None
     if verify:
-        new_run = replay(store, run_id, mitigated.spec, name, cache_path=cache_path, progress=progress, probes=probes,
-                         keep_stages=keep_stages)
-        ver = verify_runs(store, run_id, new_run, targets or [target], target, mitigated, alpha)
+        rerun = partial(replay, store, run_id, cache_path=cache_path, progress=progress, probes=probes,
+                        keep_stages=keep_stages)
+        new_run = rerun(mitigated.spec, name)
+        arm = None
+        if mitigated.control is not None:
+            control_run = rerun(mitigated.control, name, name=f"control arm of {name}")
+            arm = against_control(store, run_id, control_run, new_run, targets or [target], target,
+                                  int(mitigated.details.get("control", {}).get("steps") or 0), alpha)
+        ver = verify_runs(store, run_id, new_run, targets or [target], target, mitigated, alpha, arm)
     paths = write_outputs(ctx.out_dir, mitigated, ver)
     return MitigationOutcome(run_id, target, name, reason, mitigated, ctx.out_dir, paths, ver, apply_s,
                              time.perf_counter() - t0 - apply_s)
@@ -78,7 +91,6 @@ def settings_for(cls: type[Any], config: dict[str, Any], method: str) -> tuple[d
     inference-time one; any other unknown key is still an error."""
     from dataclasses import fields
 
-    from lmcritic.mitigate.base import TRAINING
     from lmcritic.mitigate.trainers import TrainConfig
 
     if method != "auto" or cls.kind == TRAINING:

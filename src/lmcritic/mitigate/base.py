@@ -83,6 +83,7 @@ class MitigatedModel:
     costs: tuple[Cost, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)  # rows added/removed, steps, wall time, fitted values
     notes: tuple[str, ...] = ()
+    control: dict[str, Any] | None = None  # spec of the control arm: the same fine-tune on the unedited corpus
 
 
 @dataclass
@@ -100,6 +101,7 @@ class MitigationContext:
     decontaminate: bool = False
     cache_path: Path | None = None
     progress: bool = True
+    control: bool = False  # training-time fixes also train the control arm (the same fine-tune, corpus unedited)
     _model: Any = None
 
     @property

@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING
 from lmcritic._serde import to_jsonable
 from lmcritic.findings import finding_name, make_finding
 from lmcritic.mitigate.base import Cost, MitigatedModel
-from lmcritic.mitigate.verify import PROBE_KEY, Outcome, Regression, Verification, finding_of
+from lmcritic.mitigate.verify import (
+    CLOSED,
+    PROBE_KEY,
+    REDUCED,
+    ControlComparison,
+    Outcome,
+    Regression,
+    Verification,
+    finding_of,
+)
 from lmcritic.plots import Bars, bars, to_details
 from lmcritic.probes.base import Finding, Severity
 
@@ -21,6 +30,7 @@ if TYPE_CHECKING:
 def save_verification(store: RunStore, ver: Verification, mitigated: MitigatedModel) -> None:
     found = [finding_of(o) for o in ver.outcomes] + [_breakdown(ver)] * bool(ver.breakdown)
     found += [_regressions(ver), *(_cost(c) for c in ver.costs)]
+    found += [_control(ver.control)] if ver.control else []
     meta = {"run_before": ver.run_before, "method": ver.method, "target": ver.target, "kind": mitigated.kind,
             "model": mitigated.spec, "details": to_jsonable(mitigated.details), "notes": list(ver.notes)}
     found[0] = replace(found[0], details={**found[0].details, "mitigation": meta})
@@ -57,6 +67,26 @@ def _regressions(ver: Verification) -> Finding:
                         summary=summary, details={"regressions": to_jsonable(regs), "appeared": list(ver.appeared),
                                                   "improvements": to_jsonable(ver.improvements),
                                                   "plots": to_details(plot)})
+
+
+def _control(arm: ControlComparison) -> Finding:
+    """Passes when the fix beats its control arm on the targeted defect (closed or reduced against it)."""
+    o, alone = arm.targeted, next((x for x in arm.retrain_alone if x.targeted), None)
+    beats = o is not None and o.verdict in (CLOSED, REDUCED)
+    summary = (f"against the control arm (the same fine-tune on the unedited corpus, {arm.steps} steps, run "
+               f"{arm.run_control}): " + (_brief(o, "control") if o else "no targeted defect")
+               + (f"; retraining alone: {_brief(alone, 'before')}" if alone else "")
+               + f"; {len(arm.regressions)} metric(s) significantly worse than the control")
+    plot = bars(f"{o.id}: failure rate before, control arm, mitigated (95% CI)", ["before", "control", "mitigated"],
+                [alone.before, o.before, o.after]) if o and alone else None
+    return make_finding(PROBE_KEY, "versus_control", failed=not beats, severity=Severity.INFO if beats else
+                        Severity.MEDIUM, summary=summary, estimate=o.after if o else None,
+                        details={"control": to_jsonable(arm), "plots": to_details(plot)})
+
+
+def _brief(o: Outcome, first: str) -> str:
+    return (f"{o.id} {first} {o.before.value:.3f} → {o.after.value:.3f}, change {o.change.value:+.3f} "
+            f"[{o.change.ci_low:+.3f}, {o.change.ci_high:+.3f}], p={o.p_value:.3g} ({o.verdict})")
 
 
 def _cost(cost: Cost) -> Finding:
@@ -99,8 +129,21 @@ def render_text(ver: Verification) -> str:
         out += [_moved(r) for r in ver.improvements]
     if ver.appeared:
         out.append(f"newly failing findings: {', '.join(ver.appeared)}")
+    out += _control_lines(ver.control) if ver.control else []
     out += [f"note: {n}" for n in ver.notes]
     return "\n".join(out)
+
+
+def _control_lines(arm: ControlComparison) -> list[str]:
+    out = [f"against the control arm: the same fine-tune ({arm.steps} steps, same start and seed) on the unedited "
+           f"corpus, run {arm.run_control}", "  retraining alone (before → control):"]
+    out += ["    " + _line(o) for o in arm.retrain_alone]
+    out.append("  the fix beyond retraining (control → mitigated):")
+    out += ["    " + _line(o) for o in arm.versus_control]
+    out.append(f"  {len(arm.regressions)} metric(s) significantly worse than the control, "
+               f"{len(arm.improvements)} better (BH-corrected)")
+    out += ["  " + _moved(r) for r in arm.regressions]
+    return out
 
 
 def _moved(r: Regression) -> str:

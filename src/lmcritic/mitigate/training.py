@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from abc import abstractmethod
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from lmcritic.errors import ConfigError
@@ -45,8 +45,11 @@ class Retrain(Mitigation):
         new.write_tsv(ctx.out_dir / "train_rows.tsv")  # the exact rows trained on (with any made while training)
         details = {**details, "rows_before": len(data) + dropped, "rows_after": len(new), "rows": new.counts(),
                    "evaluation_rows_removed": dropped, "training": trained.details}
+        control = self.control(ctx, trainer, data, task, trained) if ctx.control else None
+        if control is not None:
+            details["control"] = {**control.details, "model_dir": control.model_dir}
         return MitigatedModel(self.name, trained.spec, TRAINING, model_dir=trained.model_dir, details=details,
-                              notes=tuple(notes))
+                              notes=tuple(notes), control=control.spec if control else None)
 
     @abstractmethod
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
@@ -58,6 +61,19 @@ class Retrain(Mitigation):
         trained = trainer.train(ctx.model_spec, data, task, ctx.out_dir, train_config(self.config), ctx.seed,
                                 ctx.progress)
         return trained, data
+
+
+    def control(self, ctx: MitigationContext, trainer: ModelTrainer, data: TrainingSet, task: TaskFormat,
+                trained: Trained) -> Trained:
+        """The control arm: the same fine-tune (same start, settings, seed and number of steps) on the corpus as
+        given, evaluation cases refused or removed as for the fix. Retraining alone moves a model (a fresh start,
+        more steps), so the fix is judged against this as well as against the run's model."""
+        rounds = trained.details.get("rounds") or ()
+        steps = sum(r["steps"] for r in rounds) if rounds else int(trained.details.get("steps") or 0)
+        config = replace(train_config(self.config), steps=steps or self.config.steps, epochs=None)
+        out = ctx.out_dir / "control"
+        data.write_tsv(out / "train_rows.tsv")
+        return trainer.train(ctx.model_spec, data, task, out, config, ctx.seed, ctx.progress)
 
 
 # -- counterfactual augmentation ----------------------------------------------------------------------

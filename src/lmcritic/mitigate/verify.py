@@ -14,6 +14,10 @@ Newcombe's paired CI, McNemar's exact test, BH-corrected over the defects, and a
 Every other metric of the run that got significantly worse (the ``diff`` machinery: McNemar / paired bootstrap,
 BH over all metrics) and every finding that newly fails is listed: a fix that breaks something else says so;
 the metrics that got significantly better are listed too (a fix for one defect often moves another probe).
+
+On request (``--control``) a training-time fix is also judged against its control arm: the same fine-tune on
+the unedited corpus, replayed the same way. Retraining alone moves a model (a fresh start from the base, more
+steps on the run's weights); the control separates what the edit of the corpus did from what the retrain did.
 The verification is stored in the new run as findings of the pseudo-probe ``mitigate`` (the report's Mitigation
 section, with before/after plots).
 """
@@ -70,6 +74,27 @@ class Regression:
 
 
 @dataclass(frozen=True)
+class ControlComparison:
+    """The fix against its control arm: the same fine-tune on the unedited corpus (training-time fixes, on request).
+
+    ``retrain_alone`` is before → control: what retraining by itself did to each defect. ``versus_control`` is
+    control → mitigated on the same cases: what the edit of the corpus did beyond it (the verdicts read the same,
+    with the control as "before"). ``regressions``/``improvements``: metrics of the run significantly worse /
+    better on the mitigated model than on the control (BH over every metric)."""
+
+    run_control: str
+    steps: int
+    retrain_alone: tuple[Outcome, ...]
+    versus_control: tuple[Outcome, ...]
+    regressions: tuple[Regression, ...] = ()
+    improvements: tuple[Regression, ...] = ()
+
+    @property
+    def targeted(self) -> Outcome | None:
+        return next((o for o in self.versus_control if o.targeted), None)
+
+
+@dataclass(frozen=True)
 class Verification:
     run_before: str
     run_after: str
@@ -83,6 +108,7 @@ class Verification:
     alpha: float = 0.05
     notes: tuple[str, ...] = field(default_factory=tuple)
     improvements: tuple[Regression, ...] = ()  # other metrics significantly better (same tests, same correction)
+    control: ControlComparison | None = None  # against the same fine-tune on the unedited corpus (--control)
 
     @property
     def targeted(self) -> Outcome | None:
@@ -91,7 +117,7 @@ class Verification:
 
 def replay(store: RunStore, run_id: str, model_spec: dict[str, Any], method: str, *,
            cache_path: str | Path | None = None, progress: bool = True, probes: Sequence[str] | None = None,
-           keep_stages: bool = False) -> str:
+           keep_stages: bool = False, name: str | None = None) -> str:
     """Run the stored spec of ``run_id`` again with ``model_spec`` as the model; returns the new run's id."""
     from lmcritic.errors import LmcriticError
     from lmcritic.runner import Runner
@@ -99,7 +125,7 @@ def replay(store: RunStore, run_id: str, model_spec: dict[str, Any], method: str
 
     spec = dict(store.get_run(run_id).spec)
     spec["model"] = model_spec
-    spec["name"] = f"{spec.get('name') or run_id} mitigated by {method}"
+    spec["name"] = f"{spec.get('name') or run_id} {name or 'mitigated by ' + method}"
     if not keep_stages:
         spec["stages"] = []
     if probes:
@@ -113,28 +139,50 @@ def replay(store: RunStore, run_id: str, model_spec: dict[str, Any], method: str
 
 
 def verify(store: RunStore, run_id: str, new_run: str, targets: Sequence[Target], targeted: Target,
-           mitigated: MitigatedModel, alpha: float = 0.05) -> Verification:
+           mitigated: MitigatedModel, alpha: float = 0.05,
+           control: ControlComparison | None = None) -> Verification:
     """Compare ``new_run`` with ``run_id`` on every target's cases; store and return the verification."""
-    from lmcritic.report.compare import compare_runs
-
-    records = {t.probe: (_by_id(store, run_id, t.probe), _by_id(store, new_run, t.probe)) for t in targets}
-    raw = [paired(t.id, t.probe, t.slice, t.cause, t.id == targeted.id, t.case_ids, *records[t.probe])
-           for t in targets]
-    outcomes = _judged(raw, alpha)
+    outcomes = defects(store, run_id, new_run, targets, targeted, alpha)
     before, after = _by_id(store, run_id, targeted.probe), _by_id(store, new_run, targeted.probe)
     breakdown = _judged(tag_slices(targeted, before, after), alpha)
-    comp = compare_runs(store, run_id, new_run)
-    moved = [(Regression(m.probe, m.metric, m.mean_a, m.mean_b, m.delta, m.p_adjusted, m.test, m.n_paired),
-              m.regression or 0) for m in comp.metrics if m.significant(alpha) and m.probe != PROBE_KEY]
-    appeared = tuple(f"{f.probe}:{f.name}" for f in comp.findings if f.change == "appeared" and f.probe != PROBE_KEY)
-    ver = Verification(run_id, new_run, mitigated.method, targeted.id, outcomes, breakdown,
-                       tuple(r for r, worse in moved if worse > 0), appeared, mitigated.costs, alpha,
-                       (*mitigated.notes, _fresh_calls(store, new_run)),
-                       improvements=tuple(r for r, worse in moved if worse < 0))
+    worse, better, appeared = moved(store, run_id, new_run, alpha)
+    ver = Verification(run_id, new_run, mitigated.method, targeted.id, outcomes, breakdown, worse, appeared,
+                       mitigated.costs, alpha, (*mitigated.notes, _fresh_calls(store, new_run)),
+                       improvements=better, control=control)
     from lmcritic.mitigate.storage import save_verification
 
     save_verification(store, ver, mitigated)
     return ver
+
+
+def against_control(store: RunStore, run_id: str, control_run: str, new_run: str, targets: Sequence[Target],
+                    targeted: Target, steps: int, alpha: float = 0.05) -> ControlComparison:
+    """Before → control and control → mitigated on every target's cases, and the metrics that differ between the
+    mitigated model and the control."""
+    worse, better, _ = moved(store, control_run, new_run, alpha)
+    return ControlComparison(control_run, steps, defects(store, run_id, control_run, targets, targeted, alpha),
+                             defects(store, control_run, new_run, targets, targeted, alpha), worse, better)
+
+
+def defects(store: RunStore, run_a: str, run_b: str, targets: Sequence[Target], targeted: Target,
+            alpha: float) -> tuple[Outcome, ...]:
+    """Every target's failure rate in run a → run b on its cases, paired, BH over the targets, with verdicts."""
+    records = {t.probe: (_by_id(store, run_a, t.probe), _by_id(store, run_b, t.probe)) for t in targets}
+    return _judged([paired(t.id, t.probe, t.slice, t.cause, t.id == targeted.id, t.case_ids, *records[t.probe])
+                    for t in targets], alpha)
+
+
+def moved(store: RunStore, run_a: str, run_b: str,
+          alpha: float) -> tuple[tuple[Regression, ...], tuple[Regression, ...], tuple[str, ...]]:
+    """Metrics significantly worse and better in run b than in run a (``diff``'s paired tests, BH over all
+    metrics), and the findings that fail only in run b."""
+    from lmcritic.report.compare import compare_runs
+
+    comp = compare_runs(store, run_a, run_b)
+    found = [(Regression(m.probe, m.metric, m.mean_a, m.mean_b, m.delta, m.p_adjusted, m.test, m.n_paired),
+              m.regression or 0) for m in comp.metrics if m.significant(alpha) and m.probe != PROBE_KEY]
+    appeared = tuple(f"{f.probe}:{f.name}" for f in comp.findings if f.change == "appeared" and f.probe != PROBE_KEY)
+    return (tuple(r for r, w in found if w > 0), tuple(r for r, w in found if w < 0), appeared)
 
 
 def paired(id_: str, probe: str, slice_: str, cause: str | None, targeted: bool, case_ids: Sequence[str],
@@ -217,5 +265,6 @@ def _jsonable(x: object) -> Any:
     return to_jsonable(x)
 
 
-__all__ = ["CLOSED", "PROBE_KEY", "REDUCED", "UNCHANGED", "WORSE", "Outcome", "Regression", "Verification",
-           "finding_of", "paired", "replay", "tag_slices", "verdict_of", "verify"]
+__all__ = ["CLOSED", "PROBE_KEY", "REDUCED", "UNCHANGED", "WORSE", "ControlComparison", "Outcome", "Regression",
+           "Verification", "against_control", "defects", "finding_of", "moved", "paired", "replay", "tag_slices",
+           "verdict_of", "verify"]
