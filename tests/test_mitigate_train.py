@@ -373,3 +373,14 @@ def test_the_cli_says_when_a_fine_tune_resumed() -> None:
     assert "resumed" not in _summary(outcome(None))
     assert "full fine-tuning from the run's weights, 6 steps" in _summary(outcome(None))  # no --set base: say so
     assert "from the base checkpoint" in _summary(outcome(None, "base"))
+
+
+def test_removing_rows_from_weights_that_train_on_says_they_are_not_unlearnt():
+    """Planted memorised rows, seed 0: dedup continuing from the run's weights 0.300 -> 0.225, from the base 0.200;
+    the user who named no base is told why and how."""
+    from lmcritic.mitigate.training import removal_note
+
+    assert removal_note(0, "model") == [] and removal_note(-40, "model") == []  # augmentation adds rows
+    assert removal_note(40, "base") == [] and removal_note(40, "scratch") == []
+    (note,) = removal_note(40, "model")
+    assert note.startswith("40 rows were removed") and "--set base=PATH" in note

@@ -42,6 +42,7 @@ class Retrain(Mitigation):
         notes = [f"{len(leaked)} generated rows were evaluation cases and were left out"] if leaked else []
         notes += details.pop("notes", [])
         trained, new = self.fit(ctx, trainer, new, task)
+        notes += removal_note(len(data) - len(new), trained.details.get("init"))
         new.write_tsv(ctx.out_dir / "train_rows.tsv")  # the exact rows trained on (with any made while training)
         details = {**details, "rows_before": len(data) + dropped, "rows_after": len(new), "rows": new.counts(),
                    "evaluation_rows_removed": dropped, "training": trained.details}
@@ -74,6 +75,15 @@ class Retrain(Mitigation):
         out = ctx.out_dir / "control"
         data.write_tsv(out / "train_rows.tsv")
         return trainer.train(ctx.model_spec, data, task, out, config, ctx.seed, ctx.progress)
+
+
+def removal_note(removed: int, init: str | None) -> list[str]:
+    """Rows taken out of the corpus are not unlearnt by training on the weights that learnt them."""
+    if removed <= 0 or init != "model":
+        return []
+    return [f"{removed} rows were removed from the corpus, but the fine-tune continued from the run's weights, "
+            "which keep what they learnt from them; --set base=PATH (the checkpoint the run's model was fine-tuned "
+            "from) retrains without them"]
 
 
 # -- counterfactual augmentation ----------------------------------------------------------------------
