@@ -4,6 +4,7 @@ corpus edits of label repair and dedup."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -384,3 +385,56 @@ def test_removing_rows_from_weights_that_train_on_says_they_are_not_unlearnt():
     assert removal_note(40, "base") == [] and removal_note(40, "scratch") == []
     (note,) = removal_note(40, "model")
     assert note.startswith("40 rows were removed") and "--set base=PATH" in note
+
+
+def test_a_multi_round_adversarial_finetune_killed_in_round_two_resumes_to_the_same_weights(
+        tmp_path, tiny_classifier_dir, monkeypatch):
+    """Round 1 is done again from its last checkpoint (no step retrained), its weights give the same attack rows,
+    so round 2 is the same job and resumes from its own checkpoint: the weights equal an uninterrupted run's."""
+    import torch
+    from transformers import TrainerCallback
+
+    from lmcritic.attacks.base import AttackResult, Status
+    from lmcritic.mitigate import _hf_train, adversarial
+    from lmcritic.mitigate._hf_train import HFTrainer
+    from lmcritic.mitigate.adversarial import AdversarialTraining
+    from lmcritic.mitigate.base import MitigationContext, Target
+    from lmcritic.probes.robustness import attack_common
+
+    class FakeAttack:
+        report_similarity = True
+
+        def attack(self, model, example):
+            return AttackResult(example.text, example.text + " zq", (), 5, Status.SUCCEEDED, "deepwordbug")
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3 and "round1" not in Path(args.output_dir).parts:
+                raise KeyboardInterrupt  # killed in round 2, after its checkpoint-2
+
+    monkeypatch.setattr(attack_common, "build", lambda cfg, model, recipe: FakeAttack())
+    monkeypatch.setattr(attack_common, "example", lambda model, attack, case: SimpleNamespace(text=case.input["text"]))
+    monkeypatch.setattr(adversarial, "_load", lambda spec: spec["name"])
+    monkeypatch.setattr(adversarial.held, "task_of", lambda ctx: TaskFormat(LABELS))
+    monkeypatch.setattr(MitigationContext, "eval_texts", lambda self: set())
+    mit = AdversarialTraining(steps=8, batch_size=4, save_steps=2, threads=1, n_attack=4, rounds=2,
+                              recipe="deepwordbug", normalize=False)
+
+    def fit(out):
+        ctx = MitigationContext(None, "r", {"model": {"name": str(tiny_classifier_dir)}},
+                                Target("D1", "p", "all", (), ()), out, progress=False, _model="run")
+        return mit.fit(ctx, HFTrainer(), _data(), TaskFormat(LABELS))
+
+    whole, _ = fit(tmp_path / "whole")
+    make = _hf_train._trainer
+    monkeypatch.setattr(_hf_train, "_trainer", lambda *a, **k: _with(make(*a, **k), Crash()))
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "cut")
+    assert (tmp_path / "cut" / "round1" / "model").is_dir() and not (tmp_path / "cut" / "model").exists()
+    monkeypatch.setattr(_hf_train, "_trainer", make)
+    again, data = fit(tmp_path / "cut")
+    assert [(r["steps"], r["resumed_from"]) for r in again.details["rounds"]] == [(4, "checkpoint-4"),
+                                                                                  (4, "checkpoint-2")]
+    a, b = _state(tmp_path / "whole" / "model"), _state(tmp_path / "cut" / "model")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert len(data) == 32 + 4

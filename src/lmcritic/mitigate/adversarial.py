@@ -98,7 +98,8 @@ class AdversarialTraining(Retrain):
             out = ctx.out_dir if r == rounds - 1 else ctx.out_dir / f"round{r + 1}"
             trained = trainer.train(trained.spec if trained else spec, data, task, out,
                                     replace(config, steps=steps[r], epochs=None), ctx.seed, ctx.progress)
-            log.append({**summary, "round": r + 1, "steps": steps[r], "rows": len(data), "leaked": len(leaked)})
+            log.append({**summary, "round": r + 1, "steps": steps[r], "rows": len(data), "leaked": len(leaked),
+                        "resumed_from": trained.details.get("resumed_from")})
         assert trained is not None
         return replace(trained, details={**trained.details, "rounds": log}), data
 
