@@ -496,6 +496,14 @@ def test_the_control_arm_separates_the_fix_from_retraining_alone(tmp_path):
     finding = next(f for f in store.findings(ver["run_after"]) if f.name == "versus_control")
     assert finding.verdict == Verdict.PASS and arm["run_control"] in finding.summary
     assert _snapshot(store, run_id) == before
+    # dedup's own edit is removing memorised evaluation rows: they stay in its control arm, as in the run's model
+    memorised = evals[1][0]
+    corpus.write_text(corpus.read_text() + f"{memorised}\t0\n" * 3)
+    _mitigate_models.RuleTrainer.seen.clear()
+    rc, _, err = _cli(tmp_path, "mitigate", run_id, "--no-progress", "--train", str(corpus), "--control", "--method",
+                      "dedup", "--force", "--defect", "D1", "-o", str(tmp_path / "dedup"))
+    (_, fixed), (_, unedited) = _mitigate_models.RuleTrainer.seen
+    assert rc == 0 and memorised not in fixed and unedited.count(memorised) == 3, err
 
 
 def _words_with(text: str, token: str, rng: random.Random) -> list[str]:

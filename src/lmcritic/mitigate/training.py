@@ -35,8 +35,8 @@ class Retrain(Mitigation):
         trainer = trainer_for(ctx.backend_name(), self.name)
         task = held.task_of(ctx)
         evals = ctx.eval_texts()
-        data, dropped = check_disjoint(load_training(ctx.train, task.labels), evals, ctx.run_id,
-                                       ctx.decontaminate or self.decontaminates)
+        corpus = load_training(ctx.train, task.labels)
+        data, dropped = check_disjoint(corpus, evals, ctx.run_id, ctx.decontaminate or self.decontaminates)
         new, details = self.transform(ctx, data)
         new, leaked = split_overlap(new, evals)
         notes = [f"{len(leaked)} generated rows were evaluation cases and were left out"] if leaked else []
@@ -46,7 +46,8 @@ class Retrain(Mitigation):
         new.write_tsv(ctx.out_dir / "train_rows.tsv")  # the exact rows trained on (with any made while training)
         details = {**details, "rows_before": len(data) + dropped, "rows_after": len(new), "rows": new.counts(),
                    "evaluation_rows_removed": dropped, "training": trained.details}
-        control = self.control(ctx, trainer, data, task, trained) if ctx.control else None
+        own = self.decontaminates and not ctx.decontaminate  # removing evaluation cases is this fix's own edit
+        control = self.control(ctx, trainer, corpus if own else data, task, trained) if ctx.control else None
         if control is not None:
             details["control"] = {**control.details, "model_dir": control.model_dir}
         return MitigatedModel(self.name, trained.spec, TRAINING, model_dir=trained.model_dir, details=details,
@@ -67,8 +68,10 @@ class Retrain(Mitigation):
     def control(self, ctx: MitigationContext, trainer: ModelTrainer, data: TrainingSet, task: TaskFormat,
                 trained: Trained) -> Trained:
         """The control arm: the same fine-tune (same start, settings, seed and number of steps) on the corpus as
-        given, evaluation cases refused or removed as for the fix. Retraining alone moves a model (a fresh start,
-        more steps), so the fix is judged against this as well as against the run's model."""
+        given. Retraining alone moves a model (a fresh start, more steps), so the fix is judged against this as
+        well as against the run's model. Evaluation cases the user removed (``--decontaminate``) stay out of both
+        arms; those a fix removes as its own edit (dedup: memorised evaluation rows) stay in the control, as they
+        were in the run's model."""
         rounds = trained.details.get("rounds") or ()
         steps = sum(r["steps"] for r in rounds) if rounds else int(trained.details.get("steps") or 0)
         config = replace(train_config(self.config), steps=steps or self.config.steps, epochs=None)
