@@ -3,6 +3,8 @@
     from lmcritic.mitigate import apply
     outcome = apply(store, "latest", method="auto", train="sst2_train.tsv")
     outcome.verification.targeted.verdict   # closed | reduced | unchanged | worse
+    apply(store, "latest", train="sst2_train.tsv", control=True).verification.control.targeted.verdict
+    # the same, judged against the same fine-tune on the unedited corpus (training-time fixes)
 
 The original run is only read. The mitigated model is written to ``out`` (``model.yaml`` loads it: ``lmcritic scan
 --model out/model.yaml``, a run spec's ``model:``, ``lmcritic serve --model out/model.yaml``), and the re-run is a
