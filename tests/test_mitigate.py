@@ -493,6 +493,8 @@ def test_the_control_arm_separates_the_fix_from_retraining_alone(tmp_path):
     alone, beyond = (next(o for o in arm[k] if o["targeted"]) for k in ("retrain_alone", "versus_control"))
     assert arm["steps"] == 7 and alone["verdict"] == "unchanged" and beyond["verdict"] == "closed"
     assert "against the control arm" in out and "control arm: " in out
+    control_spec = load_model(ModelSpec(str(tmp_path / "fix" / "control" / "model.yaml")))
+    assert control_spec.shortcuts["cf"] > 2  # the corpus as given teaches the shortcut again
     finding = next(f for f in store.findings(ver["run_after"]) if f.name == "versus_control")
     assert finding.verdict == Verdict.PASS and arm["run_control"] in finding.summary
     assert _snapshot(store, run_id) == before

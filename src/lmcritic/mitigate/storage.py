@@ -104,6 +104,13 @@ def write_outputs(out_dir: Path, mitigated: MitigatedModel, ver: Verification | 
     paths["spec"].write_text(header + yaml.safe_dump(mitigated.spec, sort_keys=False, allow_unicode=True),
                              encoding="utf-8")
     paths["mitigation"].write_text(json.dumps(to_jsonable(mitigated), indent=1, ensure_ascii=False), encoding="utf-8")
+    if mitigated.control is not None:  # the control arm loads the same way (scan it, diff it)
+        paths["control"] = out_dir / "control" / "model.yaml"
+        paths["control"].parent.mkdir(parents=True, exist_ok=True)
+        paths["control"].write_text(f"# lmcritic control arm of {mitigated.method} (the same fine-tune on the unedited "
+                                    f"corpus): lmcritic scan --model {paths['control']}\n"
+                                    + yaml.safe_dump(mitigated.control, sort_keys=False, allow_unicode=True),
+                                    encoding="utf-8")
     if ver is not None:
         paths["verification"] = out_dir / "verification.json"
         paths["verification"].write_text(json.dumps(to_jsonable(ver), indent=1, ensure_ascii=False), encoding="utf-8")

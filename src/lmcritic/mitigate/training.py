@@ -42,7 +42,7 @@ class Retrain(Mitigation):
         notes = [f"{len(leaked)} generated rows were evaluation cases and were left out"] if leaked else []
         notes += details.pop("notes", [])
         trained, new = self.fit(ctx, trainer, new, task)
-        notes += removal_note(len(data) - len(new), trained.details.get("init"))
+        notes += removal_note(len(corpus) - len(new), trained.details.get("init"))
         new.write_tsv(ctx.out_dir / "train_rows.tsv")  # the exact rows trained on (with any made while training)
         details = {**details, "rows_before": len(data) + dropped, "rows_after": len(new), "rows": new.counts(),
                    "evaluation_rows_removed": dropped, "training": trained.details}
@@ -63,7 +63,6 @@ class Retrain(Mitigation):
         trained = trainer.train(ctx.model_spec, data, task, ctx.out_dir, train_config(self.config), ctx.seed,
                                 ctx.progress)
         return trained, data
-
 
     def control(self, ctx: MitigationContext, trainer: ModelTrainer, data: TrainingSet, task: TaskFormat,
                 trained: Trained) -> Trained:
