@@ -512,3 +512,16 @@ def _words_with(text: str, token: str, rng: random.Random) -> list[str]:
     words = text.split()
     words.insert(rng.randrange(len(words) + 1), token)
     return words
+
+
+def test_a_defect_with_no_case_in_both_runs_is_not_compared_rather_than_nan():
+    """A defect whose cases the diagnosis made (a token inserted into held-out inputs) is not in the replay: it
+    says so instead of printing 'failure rate nan (n=0)' and is not applicable, not a verdict."""
+    from lmcritic.mitigate.storage import _line
+    from lmcritic.mitigate.verify import UNCHANGED, _judged, finding_of, paired
+    from lmcritic.probes.base import Verdict
+
+    (o,) = _judged([paired("D3", "performance.sst2", "token 'kx' inserted", "spurious_feature", False,
+                           ("diag-1", "diag-2"), {}, {})], 0.05)
+    assert o.verdict == UNCHANGED and "not compared" in _line(o) and "nan" not in _line(o)
+    assert finding_of(o).verdict == Verdict.NOT_APPLICABLE and "nan" not in finding_of(o).summary

@@ -12,6 +12,7 @@ from lmcritic.findings import finding_name, make_finding
 from lmcritic.mitigate.base import Cost, MitigatedModel
 from lmcritic.mitigate.verify import (
     CLOSED,
+    NOT_REPLAYED,
     PROBE_KEY,
     REDUCED,
     ControlComparison,
@@ -161,6 +162,8 @@ def _moved(r: Regression) -> str:
 def _line(o: Outcome) -> str:
     rel = f" ({o.relative:+.0%} relative)" if o.relative is not None else ""
     mark = "*" if o.targeted else " "
+    if not o.before.n:
+        return f"{mark} {o.id} {o.probe} [{o.slice}]: not compared — {NOT_REPLAYED}"
     return (f"{mark} {o.id} {o.probe} [{o.slice}]: failure rate {o.before} → {o.after}{rel}; change "
             f"{o.change.value:+.3f} [{o.change.ci_low:+.3f}, {o.change.ci_high:+.3f}], McNemar p={o.p_value:.3g} "
             f"(BH {o.p_adjusted:.3g}) → {o.verdict.upper()}")

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 PROBE_KEY = "mitigate"
 CLOSED, REDUCED, UNCHANGED, WORSE = "closed", "reduced", "unchanged", "worse"
 MAX_TAG_VALUES = 6
+NOT_REPLAYED = ("none of its cases is in both runs (cases the diagnosis made, e.g. a token inserted into held-out "
+                "inputs, are not replayed)")
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ def paired(id_: str, probe: str, slice_: str, cause: str | None, targeted: bool,
 
 
 def verdict_of(o: Outcome, alpha: float) -> str:
-    if o.p_adjusted >= alpha or o.after.value == o.before.value:
+    if not o.before.n or o.p_adjusted >= alpha or o.after.value == o.before.value:
         return UNCHANGED
     if o.after.value > o.before.value:
         return WORSE
@@ -246,6 +248,9 @@ def _by_id(store: RunStore, run_id: str, probe: str) -> dict[str, Record]:
 
 def finding_of(o: Outcome) -> Finding:
     """A defect's before/after as a finding: passes when fixed (targeted) or not worse (the others)."""
+    if not o.before.n:
+        return make_finding(PROBE_KEY, finding_name(o.id, o.probe, o.slice), failed=None,
+                            summary=f"not compared: {NOT_REPLAYED}", details={"outcome": _jsonable(o)})
     ok = o.verdict == CLOSED if o.targeted else o.verdict != WORSE
     severity = Severity.INFO if ok else Severity.HIGH if o.verdict == WORSE else Severity.MEDIUM
     rel = f", {o.relative:+.0%} relative" if o.relative is not None else ""
