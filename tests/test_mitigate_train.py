@@ -296,6 +296,7 @@ def test_adversarial_training_attacks_the_weights_being_trained_round_by_round(t
         assert len({t for _, t in attacked}) == 6  # fresh rows each round
         assert [(b, s) for b, _, s in trained] == [("run", 4), ("w1", 3), ("w2", 3)]
         assert len(data) == 20 + added and trained[-1][1] == 20 + added
+        assert out.details["steps"] == 10  # the whole fine-tune, not the last round's 3
         assert [r["flipped"] for r in out.details["rounds"]] == [sum(t.endswith("0") for _, t in attacked[i:i + 2])
                                                                  for i in (0, 2, 4)]
     monkeypatch.setattr(MitigationContext, "model", lambda self: pytest.fail("no attack: nothing to load"))
@@ -437,4 +438,4 @@ def test_a_multi_round_adversarial_finetune_killed_in_round_two_resumes_to_the_s
                                                                                   (4, "checkpoint-2")]
     a, b = _state(tmp_path / "whole" / "model"), _state(tmp_path / "cut" / "model")
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
-    assert len(data) == 32 + 4
+    assert len(data) == 32 + 4 and again.details["steps"] == whole.details["steps"] == 8

@@ -90,8 +90,8 @@ def _summary(o) -> str:
             lines.append(f"  resumed from {train['resumed_from']} (an interrupted run of the same job left it)")
         arm = m.details.get("control")
         if arm:
-            lines.append(f"  control arm: {arm.get('model_dir') or m.control.get('name')} (the same fine-tune on the "
-                         f"unedited corpus, {arm.get('steps')} steps, {arm.get('wall_s')} s)")
+            lines.append(f"  control arm: {arm['model_dir']} (the same fine-tune on the unedited corpus, "
+                         f"{arm.get('steps')} steps, {arm.get('wall_s')} s)")
     shown = {k: v for k, v in m.details.items() if k not in ("training", "rows") and not isinstance(v, (dict, list))}
     if shown:
         lines.append("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))

@@ -99,9 +99,11 @@ class AdversarialTraining(Retrain):
             trained = trainer.train(trained.spec if trained else spec, data, task, out,
                                     replace(config, steps=steps[r], epochs=None), ctx.seed, ctx.progress)
             log.append({**summary, "round": r + 1, "steps": steps[r], "rows": len(data), "leaked": len(leaked),
-                        "resumed_from": trained.details.get("resumed_from")})
-        assert trained is not None
-        return replace(trained, details={**trained.details, "rounds": log}), data
+                        "resumed_from": trained.details.get("resumed_from"),
+                        "wall_s": trained.details.get("wall_s") or 0.0})
+        assert trained is not None  # the whole fine-tune's steps and time, not the last round's
+        total = {"steps": sum(r["steps"] for r in log), "wall_s": round(sum(r["wall_s"] for r in log), 2)}
+        return replace(trained, details={**trained.details, **total, "rounds": log}), data
 
     def apply(self, ctx: MitigationContext) -> MitigatedModel:
         trained = super().apply(ctx)

@@ -46,8 +46,10 @@ class Retrain(Mitigation):
         new.write_tsv(ctx.out_dir / "train_rows.tsv")  # the exact rows trained on (with any made while training)
         details = {**details, "rows_before": len(data) + dropped, "rows_after": len(new), "rows": new.counts(),
                    "evaluation_rows_removed": dropped, "training": trained.details}
-        own = self.decontaminates and not ctx.decontaminate  # removing evaluation cases is this fix's own edit
-        control = self.control(ctx, trainer, corpus if own else data, task, trained) if ctx.control else None
+        # the control keeps the corpus as given unless the user decontaminated it (without that, ``data`` differs
+        # from ``corpus`` only where removing evaluation cases is this fix's own edit: dedup)
+        control = self.control(ctx, trainer, data if ctx.decontaminate else corpus, task, trained) \
+            if ctx.control else None
         if control is not None:
             details["control"] = {**control.details, "model_dir": control.model_dir}
         return MitigatedModel(self.name, trained.spec, TRAINING, model_dir=trained.model_dir, details=details,
@@ -71,9 +73,8 @@ class Retrain(Mitigation):
         well as against the run's model. Evaluation cases the user removed (``--decontaminate``) stay out of both
         arms; those a fix removes as its own edit (dedup: memorised evaluation rows) stay in the control, as they
         were in the run's model."""
-        rounds = trained.details.get("rounds") or ()
-        steps = sum(r["steps"] for r in rounds) if rounds else int(trained.details.get("steps") or 0)
-        config = replace(train_config(self.config), steps=steps or self.config.steps, epochs=None)
+        steps = int(trained.details.get("steps") or self.config.steps)
+        config = replace(train_config(self.config), steps=steps, epochs=None)
         out = ctx.out_dir / "control"
         data.write_tsv(out / "train_rows.tsv")
         return trainer.train(ctx.model_spec, data, task, out, config, ctx.seed, ctx.progress)

@@ -14,12 +14,12 @@ Newcombe's paired CI, McNemar's exact test, BH-corrected over the defects, and a
 Every other metric of the run that got significantly worse (the ``diff`` machinery: McNemar / paired bootstrap,
 BH over all metrics) and every finding that newly fails is listed: a fix that breaks something else says so;
 the metrics that got significantly better are listed too (a fix for one defect often moves another probe).
+The verification is stored in the new run as findings of the pseudo-probe ``mitigate`` (the report's Mitigation
+section, with before/after plots).
 
 On request (``--control``) a training-time fix is also judged against its control arm: the same fine-tune on
 the unedited corpus, replayed the same way. Retraining alone moves a model (a fresh start from the base, more
 steps on the run's weights); the control separates what the edit of the corpus did from what the retrain did.
-The verification is stored in the new run as findings of the pseudo-probe ``mitigate`` (the report's Mitigation
-section, with before/after plots).
 """
 from __future__ import annotations
 
