@@ -439,3 +439,18 @@ def test_a_multi_round_adversarial_finetune_killed_in_round_two_resumes_to_the_s
     a, b = _state(tmp_path / "whole" / "model"), _state(tmp_path / "cut" / "model")
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     assert len(data) == 32 + 4 and again.details["steps"] == whole.details["steps"] == 8
+
+
+def test_a_finished_finetune_run_again_reports_its_planned_steps(tmp_path, tiny_classifier_dir):
+    """Run again after it finished (a mitigate killed later, in its control arm or re-run), a fine-tune resumes
+    from its final checkpoint; the Trainer then counts one step more than it took. The job's steps are what the
+    fix reports and what its control arm copies, so a resumed fix must not give its control another job."""
+    from lmcritic.mitigate._hf_train import HFTrainer
+
+    cfg = TrainConfig(steps=6, batch_size=4, save_steps=2, threads=1)
+    first = HFTrainer().train({"name": str(tiny_classifier_dir)}, _data(), TaskFormat(LABELS), tmp_path, cfg,
+                              progress=False)
+    again = HFTrainer().train({"name": str(tiny_classifier_dir)}, _data(), TaskFormat(LABELS), tmp_path, cfg,
+                              progress=False)
+    assert again.details["resumed_from"] == "checkpoint-6"
+    assert first.details["steps"] == again.details["steps"] == 6

@@ -67,7 +67,8 @@ class HFTrainer(ModelTrainer):
         if lora:
             model.save_pretrained(str(out / "adapter"))  # the adapter alone, before it is merged
         model_dir = _save(model.merge_and_unload() if lora else model, tok, out / "model")
-        details = {"kind": kind, "adapter": "lora" if lora else "full", "steps": int(result.global_step),
+        # the job's steps: resumed from its final checkpoint, the Trainer's global_step counts one more
+        details = {"kind": kind, "adapter": "lora" if lora else "full", "steps": config.steps,
                    "training_loss": float(result.training_loss), "wall_s": round(wall, 2),
                    "resumed_from": Path(resume).name if resume else None, "n_examples": len(examples),
                    "trainable_parameters": trainable,
