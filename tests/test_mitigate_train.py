@@ -364,9 +364,11 @@ def test_the_cli_says_when_a_fine_tune_resumed() -> None:
 
     from lmcritic.cli.mitigate import _summary
 
-    def outcome(resumed, init="model"):
+    def outcome(resumed, init="model", control=None):
         train = {"adapter": "full", "steps": 6, "wall_s": 1.0, "resumed_from": resumed, "init": init}
-        model = SimpleNamespace(kind="weights", model_dir="fix/model", details={"training": train}, notes=())
+        arm = {**train, "resumed_from": control, "model_dir": "fix/control/model"}
+        details = {"training": train, **({"control": arm} if control is not None else {})}
+        model = SimpleNamespace(kind="weights", model_dir="fix/model", details=details, notes=())
         target = SimpleNamespace(id="D1", probe="performance.sst2", slice="all cases", cause=None, verdict=None)
         return SimpleNamespace(target=target, model=model, method="label_repair", reason="named", apply_s=1.0,
                                paths={"spec": "fix/model.yaml"})
@@ -375,6 +377,9 @@ def test_the_cli_says_when_a_fine_tune_resumed() -> None:
     assert "resumed" not in _summary(outcome(None))
     assert "full fine-tuning from the run's weights, 6 steps" in _summary(outcome(None))  # no --set base: say so
     assert "from the base checkpoint" in _summary(outcome(None, "base"))
+    assert "6 steps, 1.0 s; resumed from checkpoint-20)" in _summary(outcome(None, control="checkpoint-20"))
+    assert "control arm: fix/control/model" in _summary(outcome(None, control="")) and \
+        _summary(outcome(None, control="")).count("resumed") == 0
 
 
 def test_removing_rows_from_weights_that_train_on_says_they_are_not_unlearnt():

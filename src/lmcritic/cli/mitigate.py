@@ -91,7 +91,8 @@ def _summary(o) -> str:
         arm = m.details.get("control")
         if arm:
             lines.append(f"  control arm: {arm['model_dir']} (the same fine-tune on the unedited corpus, "
-                         f"{arm.get('steps')} steps, {arm.get('wall_s')} s)")
+                         f"{arm.get('steps')} steps, {arm.get('wall_s')} s"
+                         + (f"; resumed from {arm['resumed_from']}" if arm.get("resumed_from") else "") + ")")
     shown = {k: v for k, v in m.details.items() if k not in ("training", "rows") and not isinstance(v, (dict, list))}
     if shown:
         lines.append("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
