@@ -506,6 +506,10 @@ def test_the_control_arm_separates_the_fix_from_retraining_alone(tmp_path):
                       "dedup", "--force", "--defect", "D1", "-o", str(tmp_path / "dedup"))
     (_, fixed), (_, unedited) = _mitigate_models.RuleTrainer.seen
     assert rc == 0 and memorised not in fixed and unedited.count(memorised) == 3, err
+    notes = json.loads((tmp_path / "dedup" / "mitigation.json").read_text())["notes"]
+    assert any(n.startswith("3 rows were removed from the corpus") for n in notes)
+    spread_notes = json.loads((tmp_path / "fix" / "mitigation.json").read_text())["notes"]
+    assert not any("rows were removed" in n for n in spread_notes)
 
 
 def _words_with(text: str, token: str, rng: random.Random) -> list[str]:

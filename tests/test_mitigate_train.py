@@ -391,6 +391,10 @@ def test_removing_rows_from_weights_that_train_on_says_they_are_not_unlearnt():
     assert removal_note(40, "base") == [] and removal_note(40, "scratch") == []
     (note,) = removal_note(40, "model")
     assert note.startswith("40 rows were removed") and "--set base=PATH" in note
+    from lmcritic.mitigate import MITIGATIONS
+
+    removers = {n for n in MITIGATIONS.names() if getattr(MITIGATIONS.get(n), "removes", False)}
+    assert removers == {"dedup", "label_repair"}  # adversarial training's max_rows sample is no removal to undo
 
 
 def test_a_multi_round_adversarial_finetune_killed_in_round_two_resumes_to_the_same_weights(

@@ -131,6 +131,7 @@ class LabelRepair(Retrain):
     culprits = frozenset({"label_noise"})
     preference = 0.7
     Config = LabelRepairConfig
+    removes = True
 
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
         mix = ctx.target.culprit.data.get("label_mix") if ctx.target.culprit is not None else None
@@ -291,6 +292,7 @@ class Dedup(Retrain):
     preference = 0.8
     Config = DedupConfig
     decontaminates = True  # evaluation cases in the training data are the memorisation to remove
+    removes = True
 
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
         from lmcritic.diagnose.corpus import normalize

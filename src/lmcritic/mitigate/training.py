@@ -28,6 +28,8 @@ class Retrain(Mitigation):
     needs = frozenset({"weights", "train"})
     produces = "model folder"  # fine-tuned weights (safetensors) + the model spec that loads them
     decontaminates = False  # True: evaluation cases in the corpus are removed rather than refused
+    removes = False  # True: taking rows out is the fix (dedup, label repair's drop), which weights that train on
+    # do not unlearn; a fix that merely samples the corpus (adversarial training's max_rows) is not one
 
     def apply(self, ctx: MitigationContext) -> MitigatedModel:
         if ctx.train is None:
@@ -42,7 +44,7 @@ class Retrain(Mitigation):
         notes = [f"{len(leaked)} generated rows were evaluation cases and were left out"] if leaked else []
         notes += details.pop("notes", [])
         trained, new = self.fit(ctx, trainer, new, task)
-        notes += removal_note(len(corpus) - len(new), trained.details.get("init"))
+        notes += removal_note(len(corpus) - len(new), trained.details.get("init")) if self.removes else []
         new.write_tsv(ctx.out_dir / "train_rows.tsv")  # the exact rows trained on (with any made while training)
         details = {**details, "rows_before": len(data) + dropped, "rows_after": len(new), "rows": new.counts(),
                    "evaluation_rows_removed": dropped, "training": trained.details}
