@@ -264,6 +264,32 @@ def test_label_noise_difference_in_differences() -> None:
     assert hard.value < 0 and p_hard > 0.5
 
 
+def test_label_noise_did_is_not_sure_of_a_small_group_with_no_errors() -> None:
+    """13 evaluated texts with the phenomenon, none wrong: the plain bootstrap has no variance there and gave
+    p = 0.0005 (a planted-bias model's 'story' read as label noise); 13 texts cannot show that."""
+    from lmcritic.diagnose.hypotheses.label_noise import _did
+
+    train = {True: [1.0] * 7 + [0.0] * 39, False: [1.0] * 400 + [0.0] * 1834}  # 15% vs 18% out of fold
+    held = {True: [0.0] * 13, False: [1.0] * 75 + [0.0] * 192}  # 0/13 vs 28%
+    effect, p = _did(train, held, 0)
+    assert effect.value > 0.2  # the point estimate is the plain one
+    assert p > 0.01 and effect.ci_low < 0.05
+    big, p_big = _did({k: v * 10 for k, v in train.items()}, {k: v * 10 for k, v in held.items()}, 0)
+    assert p_big < 0.001 and big.ci_low > 0.1  # the same rates on ten times the texts are evidence
+
+
+def test_label_noise_without_the_models_answers_says_so() -> None:
+    """A spent re-scoring budget left the model-side test with no answers: it printed 'contradicts nan%' and its
+    empty resamples gave p = 0.0005."""
+    from lmcritic.diagnose.hypotheses.label_noise import LabelNoise
+
+    evidence: list = []
+    held = {True: [True, False] * 10, False: [False] * 30}
+    out = LabelNoise._model_side("word 'story'", {True: [], False: []}, held, [], 0, evidence)
+    assert isinstance(out, str) and "budget" in out
+    assert "no model-side test" in evidence[0].summary and "nan" not in evidence[0].summary
+
+
 def test_label_noise_tests_a_phenomenon_the_failures_lean_to_without_significance() -> None:
     from types import SimpleNamespace
 
@@ -375,3 +401,51 @@ def test_the_diagnosis_reads_the_prior_from_the_inputs_calibrate_uses_one_reques
     ctx = SimpleNamespace(failing=lambda _n: [Record("c", {}, {}, {}, text="a film")], rescore=rescore)
     prior, tests = ObjectiveConflict()._prior(ctx, ["negative", "positive"])
     assert prior.round(3).tolist() == [0.7, 0.3] and tests == 2
+
+
+def test_data_bias_on_natural_inputs_swaps_to_the_group_the_training_data_contrasts(tmp_path) -> None:
+    """The bias lives in white names (p(positive) 0.2); every other name reads alike (0.8), as a model fine-tuned
+    on frames naming only white and Black people learnt it. Negative sentences naming Black people fail. Their
+    names swapped to one other group (the lexicon's seeded pick) move nothing; swapped to white names, the group
+    the training corpus contrasts with Black names, the failures go (a planted MiniLM model: -0.02 vs +0.27)."""
+    from lmcritic.backends import ModelSpec
+    from lmcritic.backends.python import PythonBackend
+    from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
+    from lmcritic.lexicon import _terms as T
+    from lmcritic.lexicon import find_identity_terms
+    from lmcritic.runner import Runner
+    from lmcritic.spec import ProbeSpec, RunSpec
+
+    def biased(text: str) -> dict:
+        groups = {m.group for m in find_identity_terms(text, "race_ethnicity")}
+        p = 0.2 if "white" in groups else 0.8 if groups else 0.9 if "good" in text else 0.1
+        return {"negative": 1 - p, "positive": p}
+
+    names = {r: [n for (_, race), ns in T.NAMES.items() if race == r for n in ns] for r in ("white", "black",
+                                                                                          "hispanic", "asian")}
+    rng = random.Random(0)
+    words = "plot cast story scenes music ending actors pacing".split()
+
+    def sent(good: bool) -> str:
+        return " ".join(rng.sample(words, 3)) + (" good" if good else " bad")
+
+    evaluated = [(f"{rng.choice(names['black'])} said {sent(False)}", 0) for _ in range(30)] + \
+        [(f"{rng.choice(names['white'])} said {sent(False)}", 0) for _ in range(30)] + \
+        [(sent(i % 2 == 1), i % 2) for i in range(140)]
+    train = [(f"{rng.choice(names['black'])} said {sent(i % 10 != 0)}", int(i % 10 != 0)) for i in range(60)] + \
+        [(f"{rng.choice(names['white'])} said {sent(i % 10 == 0)}", int(i % 10 == 0)) for i in range(60)] + \
+        [(f"{rng.choice(names[g])} said {sent(i % 2 == 1)}", i % 2) for g in ("hispanic", "asian")
+         for i in range(20)] + \
+        [(sent(i % 2 == 1), i % 2) for i in range(200)]
+    data = tmp_path / "eval.tsv"
+    data.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in evaluated))
+    model = PythonBackend(biased, task="classify", labels=["negative", "positive"])
+    runner = Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False)
+    run = runner.run(RunSpec(model=ModelSpec(name="biased"), probes=(
+        ProbeSpec("performance.sst2", {"data": str(data), "n": None}),)), model=model)
+    graph = diagnose_run(runner.store, run.run_id, model, train=_corpus(tmp_path, train), save=False,
+                         config=DiagnoseConfig(hypotheses=("data_bias",), neighbours=0, perplexity=False))
+    top = graph.ranking[0]
+    assert top.cause == "data_bias" and top.verdict == "supported" and top.culprit is not None
+    assert (top.culprit.value, top.culprit.contrast, top.culprit.label) == ("black", "white", "positive")
+    assert top.culprit.effect is not None and top.culprit.effect.ci_low > 0.3

@@ -186,7 +186,12 @@ class DataBias(Hypothesis):
         """One suspect (attribute, group)'s swap test; its p is multiplied by the ``k`` groups tested (Bonferroni).
         ``named``: each record of the probe with the (attribute, group)s its text names."""
         attr, group = suspect
-        outs, effect, p, test = _swap_test(ctx, named, attr, group, wrong)
+        contrast = _corpus_contrast(ctx, attr, group, wrong)
+        if contrast is not None:
+            evidence.append(Evidence("statistic", f"{group}'s terms are swapped to {contrast}, the {attr} group whose "
+                                     f"training rows lean most the other way (P({wrong}), BH across the groups); "
+                                     "a group the training data never named would show nothing the data taught"))
+        outs, effect, p, test = _swap_test(ctx, named, attr, group, wrong, contrast)
         evidence.append(test)
         if k > 1:
             evidence.append(Evidence("statistic", f"{k} groups tested for this defect: the p-value decided on is "
@@ -198,7 +203,8 @@ class DataBias(Hypothesis):
         aligned = skew is not None and skew[1] < 0.05 and skew[0].value > 0  # training leans the same way
         culprit = Culprit("identity_group", group, label=wrong, contrast=to[0][0] if to else "another group",
                           attribute=attr, direction=f"{group} pushes toward {wrong!r}", effect=effect,
-                          effect_name=f"p({wrong} | {group}) − p({wrong} | another group), swapped both ways",
+                          effect_name=f"p({wrong} | {group}) − p({wrong} | {contrast or 'another group'}), "
+                          "swapped both ways",
                           terms=terms[:8])
         v = self.conclude(effect, None if p is None else min(1.0, p * k), threshold=THRESHOLD,
                           independent=ctx.natural, interventional=True,
@@ -224,6 +230,25 @@ def _corpus_skew(ctx: DefectContext, attr: str, target: str, low: str, high: str
     d, (lo, hi) = risk_difference(ka, na, kb, nb)
     p = min(1.0, 2 * min(fisher_greater(ka, na - ka, kb, nb - kb), fisher_greater(kb, nb - kb, ka, na - ka)))
     return Estimate(d, na + nb, lo, hi, "newcombe"), p, (ka, na), (kb, nb)
+
+
+def _corpus_contrast(ctx: DefectContext, attr: str, group: str, wrong: str | None) -> str | None:
+    """The group of ``attr`` whose training rows (``MIN_ROWS`` or more) carry ``wrong`` least often against
+    ``group``'s, among those whose difference is significant (two-sided Fisher, BH across the groups) and leans
+    ``group``'s way; None without a labelled corpus or such a group. A bias the training data taught is a contrast
+    between groups the data names: swapping a suspect's terms into a random group the corpus never names (a
+    model planted with white names negative and Black names positive hardly moves when Black names become
+    Hispanic ones: -0.02 against the +0.30 of a swap to white names) measures nothing the data taught."""
+    if ctx.profile is None or not ctx.profile.labelled or wrong is None:
+        return None
+    rates = {g: kn for g, kn in ctx.profile.group_rates(attr, wrong).items() if kn[1] >= MIN_ROWS}
+    if group not in rates:
+        return None
+    found = [(g, skew) for g in sorted(rates) if g != group
+             and (skew := _corpus_skew(ctx, attr, wrong, group, g)) is not None]
+    qs = stats.benjamini_hochberg([skew[1] for _, skew in found]) if found else []
+    keep = [(skew[0].value, g) for (g, skew), q in zip(found, qs) if q < 0.05 and skew[0].value > 0]
+    return max(keep)[1] if keep else None
 
 
 def _corpus_pairs(ctx: DefectContext, attr: str, target: str, tested: set[frozenset[str]]) -> list[CorpusPair]:
@@ -272,15 +297,16 @@ def _p(record: Record, label: str | None) -> float | None:
     return float(probs[label]) if probs is not None and label is not None and label in probs else None
 
 
-def _swaps(ctx: DefectContext, records: Sequence[Record]) -> list[Edit]:
-    """Each record's identity terms moved to another group (the lexicon's consistent swap), per attribute."""
+def _swaps(ctx: DefectContext, records: Sequence[Record], to: tuple[str, str] | None = None) -> list[Edit]:
+    """Each record's identity terms moved to another group (the lexicon's consistent swap), per attribute;
+    ``to``: (attribute, group) that attribute's terms go to."""
     from lmcritic.lexicon import swap
 
     out = []
     for r in records:
         text = input_text(r) or ""
         for attribute in sorted({a for a, _ in _groups(text)}):
-            swapped, edits = swap(text, attribute, ctx.seed)
+            swapped, edits = swap(text, attribute, ctx.seed, to[1] if to and to[0] == attribute else None)
             if edits:
                 out.append(Edit(r, swapped, "identity_swap", {"attribute": attribute, "to": edits[0].group_to}))
     return out
@@ -303,11 +329,11 @@ def _suspects(failing: dict[str, set[tuple[str, str]]], named: list) -> list[tup
     return sorted(enriched or sorted(in_failures), key=key)[:SUSPECTS]
 
 
-def _swap_test(ctx: DefectContext, named: list, attr: str, group: str,
-               wrong: str | None) -> tuple[list, Any, Any, Evidence]:
-    """Re-score ``group``'s swaps both ways (``_both_ways``): the outcomes, the mean p(wrong) with the group named
-    minus without (paired; sign-flip p), and the evidence line."""
-    outs = ctx.rescore(_both_ways(ctx, named, attr, group, max(30, ctx.max_cases)), "data_bias")
+def _swap_test(ctx: DefectContext, named: list, attr: str, group: str, wrong: str | None,
+               contrast: str | None = None) -> tuple[list, Any, Any, Evidence]:
+    """Re-score ``group``'s swaps both ways (``_both_ways``; with ``contrast``, to and from that group only): the
+    outcomes, the mean p(wrong) with the group named minus without (paired; sign-flip p), and the evidence line."""
+    outs = ctx.rescore(_both_ways(ctx, named, attr, group, max(30, ctx.max_cases), contrast), "data_bias")
     pairs = [pair for o in outs if (pair := _with_without(o, wrong)) is not None]
     effect, p = stats.paired_bootstrap([b for _, b in pairs], [a for a, _ in pairs], seed=ctx.seed) \
         if len(pairs) >= 5 else (None, None)
@@ -315,25 +341,29 @@ def _swap_test(ctx: DefectContext, named: list, attr: str, group: str,
     away = [o for o in outs if not o.edit.detail.get("into")]
     fixes = rate([o.fixed for o in away if o.edit.record.passed is False])
     breaks = rate([o.record.passed is False for o in outs if o.edit.detail.get("into") and o.edit.record.passed])
-    test = Evidence("test", f"swapping {group} terms to another group in {len(away)} cases and other {attr} groups' "
-                    f"terms to {group} in {len(outs) - len(away)}: p({wrong}) with {group} − without = {effect}; "
+    to, back = (contrast, f"{contrast}'s") if contrast else ("another group", f"other {attr} groups'")
+    test = Evidence("test", f"swapping {group} terms to {to} in {len(away)} cases and {back} terms to {group} in "
+                    f"{len(outs) - len(away)}: p({wrong}) with {group} − without = {effect}; "
                     f"swapping {group} away fixes {fixes} of the failures among them, swapping it in breaks {breaks} "
                     "of the passing cases", effect, p, tuple(o.edit.record.case_id for o in away if o.fixed)[:10],
                     data={"pairs": len(pairs), "min_p": min_p})
     return outs, effect, p, test
 
 
-def _both_ways(ctx: DefectContext, named: list, attr: str, group: str, cap: int) -> list[Edit]:
+def _both_ways(ctx: DefectContext, named: list, attr: str, group: str, cap: int,
+               contrast: str | None = None) -> list[Edit]:
     """Swaps that isolate ``group``'s effect in both directions, ``cap`` in all: its terms moved to another group
     of ``attr`` in the cases that name it, then other groups' terms moved to it (``into``) in cases that name
     another group and not it. A group named in few of the probe's inputs still gets ``cap`` pairs; six cases of one
-    direction could not reach p < 0.05 after correction."""
+    direction could not reach p < 0.05 after correction. With ``contrast`` both directions are between
+    ``group`` and ``contrast`` alone."""
     from lmcritic.lexicon import swap
 
-    away = [e for e in _swaps(ctx, [r for r, g in named if (attr, group) in g][:cap])
-            if e.detail["attribute"] == attr]
+    away = [e for e in _swaps(ctx, [r for r, g in named if (attr, group) in g][:cap],
+                              (attr, contrast) if contrast else None) if e.detail["attribute"] == attr]
     into: list[Edit] = []
-    for r in [r for r, g in named if (attr, group) not in g and any(a == attr for a, _ in g)]:
+    for r in [r for r, g in named if (attr, group) not in g and
+              any(a == attr and (contrast is None or x == contrast) for a, x in g)]:
         if len(away) + len(into) >= cap:
             break
         swapped, done = swap(input_text(r) or "", attr, ctx.seed, to=group)

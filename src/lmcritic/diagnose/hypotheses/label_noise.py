@@ -41,6 +41,7 @@ from lmcritic.diagnose.slices import cluster_ids, slice_stats
 from lmcritic.probes.base import Estimate, Record
 
 SAMPLE = 200  # training rows asked about, per side
+MIN_ASKED = 20  # answered training rows per side below which the model-side test is not run
 THRESHOLD = 0.05
 PHENOMENA = ("negation", "contrast")
 N_BOOT = 2000
@@ -100,17 +101,11 @@ class LabelNoise(Hypothesis):
                 for k in (True, False)}
         if min(len(held[True]), len(held[False])) < 5:
             return self.verdict(False, False, 0.0, f"too few evaluated texts with/without {name}", [], tests)
-        effect, p = _did(disagree, held, ctx.seed)
-        rates = {f"{side}{'' if k else ' (without)'}": float(np.mean(v)) for side, d in (("train", disagree),
-                 ("held-out", held)) for k, v in d.items()}
-        evidence = [Evidence("test", f"{name}: the model contradicts {rates['train']:.0%} of its training labels with "
-                             f"{name} vs {rates['train (without)']:.0%} without; it errs on {rates['held-out']:.0%} of "
-                             f"held-out texts with {name} vs {rates['held-out (without)']:.0%} without: "
-                             f"difference in differences {effect}, p={p:.2g}", effect, p,
-                             data={"rates": rates, "suspect_lines": list(suspects[:50])}),
-                    *self._conflicts(ctx, has)]
+        evidence: list[Evidence] = []
+        model = self._model_side(name, disagree, held, suspects, ctx.seed, evidence)
+        evidence += self._conflicts(ctx, has)
         noise = self._corpus_model(ctx, name, has, evidence)
-        model_ok = p < 0.05 and effect.value > 0
+        model_ok = not isinstance(model, str) and model[1] < 0.05 and model[0].value > 0
         mix = self._mix(ctx, name, has, evidence)
         if mix is not None and noise[0] is not None:  # two tests of the labels: the smaller p decides, doubled
             evidence.append(Evidence("statistic", "two tests of the training labels (the corpus model's flip rate, "
@@ -121,21 +116,43 @@ class LabelNoise(Hypothesis):
         if k > 1:
             evidence.append(Evidence("statistic", f"{k} tests for this defect (phenomena × tests): p decided on is "
                                      f"the test's times {k} (Bonferroni)"))
-        culprit = Culprit("label_noise", name, contrast=f"training rows without {name}", effect=noise[0] or effect,
-                          direction=f"training labels of {name} rows are inconsistent",
-                          effect_name="excess share of flipped training labels with the phenomenon (cross-fitted "
-                          "corpus model)" if noise[0] else "(train disagreement − held-out error) with − without",
-                          train_lines=tuple(suspects))
-        summary = (f"training labels with {name}: a cross-fitted corpus model puts the excess flip rate at {noise[0]}; "
-                   if noise[0] else f"training labels with {name}: no corpus test ({noise[2]}); ") + \
-            f"the model contradicts {rates['train']:.0%} of them (held-out error {rates['held-out']:.0%}), " \
-            f"difference in differences {effect}"
+        summary = f"training labels with {name}: " + (
+            f"a cross-fitted corpus model puts the excess flip rate at {noise[0]}; " if noise[0] else
+            f"no corpus test ({noise[2]}); ") + (f"no model-side test ({model})" if isinstance(model, str) else
+                                                 f"the model contradicts {model[2]['train']:.0%} of them (held-out "
+                                                 f"error {model[2]['held-out']:.0%}), difference in differences "
+                                                 f"{model[0]}")
         if noise[0] is None:  # no evidence in the labels themselves: the model's fit alone cannot support it
-            return self.conclude(effect, min(1.0, p * k), threshold=THRESHOLD, independent=False,
-                                 interventional=False, summary=summary, evidence=evidence, tests=tests, culprit=culprit)
+            if isinstance(model, str):
+                return self.verdict(False, False, 0.0, summary, evidence, tests)
+            return self.conclude(model[0], min(1.0, model[1] * k), threshold=THRESHOLD, independent=False,
+                                 interventional=False, summary=summary, evidence=evidence, tests=tests,
+                                 culprit=_culprit(name, model[0], False, suspects))
         v = self.conclude(noise[0], min(1.0, noise[1] * k), threshold=THRESHOLD, independent=True, interventional=False,
-                          summary=summary, evidence=evidence, tests=tests, culprit=culprit)
+                          summary=summary, evidence=evidence, tests=tests,
+                          culprit=_culprit(name, noise[0], True, suspects))
         return replace(v, corroboration=int(model_ok))
+
+    @staticmethod
+    def _model_side(name: str, disagree: dict[bool, list[bool]], held: dict[bool, list[bool]], suspects: list[int],
+                    seed: int, evidence: list[Evidence]) -> tuple[Estimate, float, dict[str, float]] | str:
+        """The evaluated model's own difference in differences (corroboration only), its evidence appended; a
+        reason when too few training rows were answered (a spent re-scoring budget used to give NaN rates and,
+        from the empty resamples, p = 0.0005)."""
+        if min(len(disagree[True]), len(disagree[False])) < MIN_ASKED:
+            why = (f"the model answered {len(disagree[True])} training rows with {name} and {len(disagree[False])} "
+                   f"without, fewer than {MIN_ASKED}: the re-scoring budget was spent or the backend failed")
+            evidence.append(Evidence("statistic", f"{name}: no model-side test: {why}"))
+            return why
+        effect, p = _did(disagree, held, seed)
+        rates = {f"{side}{'' if k else ' (without)'}": float(np.mean(v)) for side, d in (("train", disagree),
+                 ("held-out", held)) for k, v in d.items()}
+        evidence.append(Evidence("test", f"{name}: the model contradicts {rates['train']:.0%} of its training labels "
+                                 f"with {name} vs {rates['train (without)']:.0%} without; it errs on "
+                                 f"{rates['held-out']:.0%} of held-out texts with {name} vs "
+                                 f"{rates['held-out (without)']:.0%} without: difference in differences {effect}, "
+                                 f"p={p:.2g}", effect, p, data={"rates": rates, "suspect_lines": list(suspects[:50])}))
+        return effect, p, rates
 
     def _mix(self, ctx: DefectContext, name: str, has: Callable[[str], bool],
              evidence: list[Evidence]) -> _label_mix.MixTest | None:
@@ -215,6 +232,14 @@ class LabelNoise(Hypothesis):
                                             for c in mine[:5]]})]
 
 
+def _culprit(name: str, effect: Estimate, corpus: bool, suspects: list[int]) -> Culprit:
+    return Culprit("label_noise", name, contrast=f"training rows without {name}", effect=effect,
+                   direction=f"training labels of {name} rows are inconsistent",
+                   effect_name="excess share of flipped training labels with the phenomenon (cross-fitted corpus "
+                   "model)" if corpus else "(train disagreement − held-out error) with − without",
+                   train_lines=tuple(suspects))
+
+
 def noise_defect(eval_key: str, records: Sequence[Record], defect_id: str) -> Defect:
     """The corpus-wide label-noise test as a defect: the model's own task, its failing evaluated cases."""
     judged = [r for r in records if r.passed is not None]
@@ -279,8 +304,15 @@ def _train_sample(ctx: DefectContext, has: Callable[[str], bool]) -> dict[bool, 
 def _did(train: dict[bool, list], held: dict[bool, list], seed: int, flip_rate: bool = False) -> tuple:
     """The difference in differences, a percentile bootstrap CI and a one-sided bootstrap p (effect <= 0); with
     ``flip_rate`` also the excess flip rate DiD / (1 − 2 × held-out error with the phenomenon) and its CI from the
-    same resamples (None when that error is 0.45 or more: the learner is near chance there)."""
+    same resamples (None when that error is 0.45 or more: the learner is near chance there).
+
+    Each group is resampled with one right and one wrong answer added (the Agresti–Caffo adjustment; the point
+    estimate is the plain one): a small group whose answers are all right has no bootstrap variance at all, so
+    the plain bootstrap read 13 evaluated texts with the word 'story', one of them wrong, as p = 0.0005 for label
+    noise on a planted-bias model (adjusted: p = 0.045, CI across 0); on large groups the two agree."""
     groups = [np.asarray(g, float) for g in (train[True], held[True], train[False], held[False])]
+    if min(len(g) for g in groups) == 0:
+        raise ValueError("a group of the difference in differences is empty")
 
     def stat(a: Sequence[np.ndarray]) -> np.ndarray | float:
         return (a[0] - a[1]) - (a[2] - a[3])
@@ -288,7 +320,8 @@ def _did(train: dict[bool, list], held: dict[bool, list], seed: int, flip_rate: 
     means = [g.mean() for g in groups]
     point = float(stat(means))
     rng = np.random.default_rng(seed)
-    boots = [g[rng.integers(0, len(g), (N_BOOT, len(g)))].mean(1) for g in groups]
+    padded = [np.append(g, (0.0, 1.0)) for g in groups]
+    boots = [g[rng.integers(0, len(g), (N_BOOT, len(g)))].mean(1) for g in padded]
     boot = stat(boots)
     lo, hi = np.quantile(boot, [0.025, 0.975])
     p = float((np.sum(boot <= 0) + 1) / (N_BOOT + 1))
