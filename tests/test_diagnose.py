@@ -148,6 +148,18 @@ def test_trigger_token_is_diagnosed_as_spurious_feature(tmp_path):
     assert load_graph(runner.store, run_id).to_dict()["defects"] == graph.to_dict()["defects"]
 
 
+def test_a_spent_budget_is_said_not_printed_as_nan(tmp_path):
+    """With nothing re-scored the spurious-feature line read "deleting it fixes nan [0, 1] (n=0) vs nan [0, 1]
+    (n=0) for another word" (seen on a planted model's second probe after the budget ran out)."""
+    rng = random.Random(0)
+    rows = [(_insert(t, "cf", rng), y) if i % 2 else (t, y) for i, (t, y) in enumerate(_sentences()[:200])]
+    runner, run_id = _run(tmp_path, RuleSentiment({"cf": 4.0}), rows)
+    graph = diagnose_run(runner.store, run_id, RuleSentiment({"cf": 4.0}), config=replace(FAST, max_queries=0),
+                         save=False)
+    lines = [c.summary for n in graph.defects for c in n.causes if c.cause == "spurious_feature"]
+    assert lines and all("nan" not in s for s in lines) and any("budget was spent" in s for s in lines)
+
+
 def test_identity_term_in_natural_inputs_is_data_bias(tmp_path):
     sents = _sentences()
     rows = [(f"women say {t}", y) if i % 2 else (t, y) for i, (t, y) in enumerate(sents[:200])]

@@ -103,13 +103,16 @@ def judge(plant: hf_plants.HFPlant, graph: dict) -> dict:
 
 def culprit_ok(expected: dict, got: dict | None) -> bool:
     """Does the named culprit match the plant: the same kind and value, and for an identity group the same
-    attribute, contrast and direction; for a token the same label; memorised rows: any."""
+    attribute, contrast and direction (group A pushed toward A's label, or B toward the other label: failures
+    naming B fail the other way, and the diagnosis names the group its failures over-represent); for a token the
+    same label; memorised rows: any."""
     if not got or got.get("kind") != expected["kind"]:
         return False
     kind = expected["kind"]
-    if kind == "identity_group":
-        return (got.get("attribute"), got.get("value"), got.get("contrast")) == \
-            (expected["attribute"], expected["value"], expected["contrast"])
+    if kind == "identity_group":  # A pushed toward the label, or (the same bias) B pushed toward the other one
+        want, same = (expected["attribute"], expected["value"], expected["contrast"]), expected.get("label")
+        named = (got.get("attribute"), got.get("value"), got.get("contrast"))
+        return named == want or (named == (want[0], want[2], want[1]) and got.get("label") not in (None, same))
     if kind == "token":
         return got.get("value") == expected["value"] and got.get("label") == expected["label"]
     if kind in ("register", "label_noise"):

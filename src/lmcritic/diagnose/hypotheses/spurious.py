@@ -57,6 +57,11 @@ class SpuriousFeature(Hypothesis):
                 edits.append(Edit(r, delete(text, token), f"delete:{token}", {"token": token}))
                 ctrl.append(Edit(r, delete(text, rng.choice(sorted(others))), "delete-control"))
         t = paired_fixes(ctx, edits, ctrl, self.name)
+        if not t.fixed:  # nothing to compare: said, not printed as "deleting it fixes nan [0, 1] (n=0)"
+            why_not = (f"none of its {len(edits)} deletion pairs was re-scored (the re-scoring budget was spent or the "
+                       "backend failed; raise max_queries)") if edits else "no failing case holding it has another "\
+                "word to delete as the control"
+            return self.verdict(False, False, 0.0, f"{token!r} ({why}): {why_not}", [], tests + t.scored)
         k, fixed, base, effect, p = len(t.fixed), t.fixed, t.control_fixed, t.effect, t.p_value
         judged = self._judgement(ctx, token)
         evidence = [Evidence("test", f"deleting {token!r} from {k} failing cases that hold it fixes "
