@@ -308,7 +308,7 @@ def _did(train: dict[bool, list], held: dict[bool, list], seed: int, flip_rate: 
 
     Each group is resampled with one right and one wrong answer added (the Agresti–Caffo adjustment; the point
     estimate is the plain one): a small group whose answers are all right has no bootstrap variance at all, so
-    the plain bootstrap read 13 evaluated texts with the word 'story', one of them wrong, as p = 0.0005 for label
+    the plain bootstrap read 13 evaluated texts with the word 'story', almost none wrong, as p = 0.0005 for label
     noise on a planted-bias model (adjusted: p = 0.045, CI across 0); on large groups the two agree."""
     groups = [np.asarray(g, float) for g in (train[True], held[True], train[False], held[False])]
     if min(len(g) for g in groups) == 0:
