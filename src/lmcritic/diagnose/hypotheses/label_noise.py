@@ -145,8 +145,7 @@ class LabelNoise(Hypothesis):
             evidence.append(Evidence("statistic", f"{name}: no model-side test: {why}"))
             return why
         effect, p = _did(disagree, held, seed)
-        rates = {f"{side}{'' if k else ' (without)'}": float(np.mean(v)) for side, d in (("train", disagree),
-                 ("held-out", held)) for k, v in d.items()}
+        rates = _rates(disagree, held)
         evidence.append(Evidence("test", f"{name}: the model contradicts {rates['train']:.0%} of its training labels "
                                  f"with {name} vs {rates['train (without)']:.0%} without; it errs on "
                                  f"{rates['held-out']:.0%} of held-out texts with {name} vs "
@@ -194,8 +193,7 @@ class LabelNoise(Hypothesis):
             evidence.append(Evidence("statistic", f"no cross-fitted corpus test: {cf}"))
             return None, 1.0, cf
         did, p, rate = _did(cf.train_wrong, cf.eval_wrong, ctx.seed, flip_rate=True)
-        rates = {f"{side}{'' if k else ' (without)'}": float(np.mean(v)) for side, d in (("train", cf.train_wrong),
-                 ("held-out", cf.eval_wrong)) for k, v in d.items()}
+        rates = _rates(cf.train_wrong, cf.eval_wrong)
         evidence.append(Evidence("test", f"{name}: a cross-fitted corpus model ({cf.learner}) disagrees with "
                                  f"{rates['train']:.0%} of the training labels with {name} vs "
                                  f"{rates['train (without)']:.0%} without (out of fold); it errs on "
@@ -230,6 +228,12 @@ class LabelNoise(Hypothesis):
         return [Evidence("cases", f"{len(mine)} texts of this kind appear in training with conflicting labels",
                          data={"examples": [{"text": c.text, "labels": c.labels, "lines": list(c.lines)}
                                             for c in mine[:5]]})]
+
+
+def _rates(train: dict[bool, list], held: dict[bool, list]) -> dict[str, float]:
+    """The four shares of a difference in differences, named as the evidence lines read them."""
+    return {f"{side}{'' if k else ' (without)'}": float(np.mean(v)) for side, d in (("train", train),
+            ("held-out", held)) for k, v in d.items()}
 
 
 def _culprit(name: str, effect: Estimate, corpus: bool, suspects: list[int]) -> Culprit:
