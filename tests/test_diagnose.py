@@ -304,3 +304,25 @@ def test_input_perplexity_chunks_texts_of_similar_length() -> None:
     assert ppl == pytest.approx([np.e] * len(texts))
     lengths = [[len(t) for t in chunk] for chunk in model.calls]
     assert len(model.calls) == 3 and all(max(a) <= min(b) for a, b in zip(lengths, lengths[1:]))
+
+
+def test_an_answer_already_in_hand_costs_no_budget(tmp_path):
+    """Several defects run the same test (one training-label feature, one held-out set); each paid for the same
+    requests again, so a run's later defects were left with no budget (seen: 347 identical label-noise re-scores
+    paid three times, the second probe's defects untested)."""
+    from lmcritic.diagnose.rescore import Edit, Rescorer, build_probes
+
+    rows = _sentences()[:40]
+    runner, run_id = _run(tmp_path, RuleSentiment({}), rows)
+    spec = runner.store.get_run(run_id).spec
+    records = runner.store.records(run_id, "performance.sst2")
+    rescorer = Rescorer(RuleSentiment({}), build_probes(spec, ["performance.sst2"]), max_queries=6)
+    edits = [Edit(r, (r.text or "") + " indeed", "suffix") for r in records[:4]]
+    first = rescorer.run("performance.sst2", edits, "h", "D1")
+    again = rescorer.run("performance.sst2", edits + [Edit(records[4], "new text", "suffix")] * 3, "h", "D2")
+    assert rescorer.spent == 5 and len(first) == 4 and len(again) == 7  # the repeated new request is asked once
+    assert [o.record.prediction for o in again[:4]] == [o.record.prediction for o in first]
+    assert {o.record.tags["defect"] for o in again} == {"D2"}
+    over = rescorer.run("performance.sst2", [Edit(r, f"other {i}", "x") for i, r in enumerate(records[5:9])] + edits,
+                        "h", "D3")
+    assert rescorer.spent == 6 and len(over) == 5  # one new request fits the budget; the four known ones are free

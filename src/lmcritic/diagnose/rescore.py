@@ -9,6 +9,7 @@ Every answer is kept as a :class:`Record` for the run (pseudo-probe ``diagnose.<
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -73,7 +74,8 @@ class Rescorer:
         self.model = model
         self.probes = probes  # probe key → probe instance built from the run's stored config
         self.max_queries = max_queries
-        self.spent = 0
+        self.spent = 0  # requests the model was asked (an answer reused from earlier in the diagnosis is free)
+        self._answers: dict[tuple[str, str], Record] = {}
         self.log: dict[str, list[Record]] = {}
         self.errors: list[str] = []
 
@@ -83,39 +85,54 @@ class Rescorer:
     def run(self, probe_key: str, edits: Sequence[Edit], hypothesis: str, defect: str) -> list[Outcome]:
         """Score ``edits`` with the probe of ``probe_key`` (one batched call); edits over budget are dropped."""
         edits = [e for e in edits if self.can_rescore(probe_key, e.record)]
-        if self.max_queries is not None:
-            edits = edits[: max(0, self.max_queries - self.spent)]
         if not edits or self.model is None:
             return []
-        probe = self.probes[probe_key]
         cases = [self._case(e, defect) for e in edits]
-        try:
-            records = probe.score(self.model, cases)
-        except Exception as err:  # noqa: BLE001 - a probe that cannot re-score an edit must not stop the diagnosis
-            self.errors.append(f"{probe_key} could not re-score {edits[0].test} edits: {type(err).__name__}: {err}")
-            return []
-        self.spent += len(edits)
-        records = [replace(r, tags={**r.tags, **c.tags}) for r, c in zip(records, cases)]
-        self.log.setdefault(hypothesis, []).extend(records)
-        return [Outcome(e, r) for e, r in zip(edits, records)]
+        keep = self._affordable(probe_key, cases)
+        records = self._score(probe_key, [cases[i] for i in keep], hypothesis,
+                              f"re-score {edits[0].test} edits")
+        return [Outcome(edits[i], r) for i, r in zip(keep, records)]
 
     def score_cases(self, probe_key: str, cases: Sequence[Case], hypothesis: str, defect: str) -> list[Record]:
         """New cases (e.g. held-out replications) scored by the probe of ``probe_key``, within the budget."""
         if self.model is None or probe_key not in self.probes:
             return []
-        if self.max_queries is not None:
-            cases = list(cases)[: max(0, self.max_queries - self.spent)]
-        if not cases:
-            return []
         tagged = [replace(c, tags={**c.tags, "defect": defect, "test": f"{hypothesis}:new"}) for c in cases]
-        try:
-            records = self.probes[probe_key].score(self.model, tagged)
-        except Exception as err:  # noqa: BLE001 - as in run(): a failed test must not stop the diagnosis
-            self.errors.append(f"{probe_key} could not score {hypothesis} cases: {type(err).__name__}: {err}")
-            return []
-        self.spent += len(tagged)
-        self.log.setdefault(hypothesis, []).extend(records)
-        return records
+        keep = self._affordable(probe_key, tagged)
+        return self._score(probe_key, [tagged[i] for i in keep], hypothesis, f"score {hypothesis} cases")
+
+    def _affordable(self, probe_key: str, cases: Sequence[Case]) -> list[int]:
+        """Which cases to answer, in order: every one asked before (no cost) and new ones while the budget lasts."""
+        left = None if self.max_queries is None else max(0, self.max_queries - self.spent)
+        keep: list[int] = []
+        new: set[tuple[str, str]] = set()
+        for i, c in enumerate(cases):
+            key = _request(probe_key, c)
+            if key not in self._answers and key not in new:
+                if left is not None and len(new) >= left:
+                    continue
+                new.add(key)
+            keep.append(i)
+        return keep
+
+    def _score(self, probe_key: str, cases: Sequence[Case], hypothesis: str, what: str) -> list[Record]:
+        """Answer ``cases``, asking the model only about requests not answered before in this diagnosis.
+
+        Two defects often run the same test (one training-label feature, one held-out set); the budget counts
+        what the model is asked, so the second defect's tests are not starved by answers already in hand."""
+        new = {k: c for c in cases if (k := _request(probe_key, c)) not in self._answers}
+        if new and self.model is not None:
+            try:
+                records = self.probes[probe_key].score(self.model, list(new.values()))
+            except Exception as err:  # noqa: BLE001 - a probe that cannot score a test's cases must not stop the diagnosis
+                self.errors.append(f"{probe_key} could not {what}: {type(err).__name__}: {err}")
+                return []
+            self.spent += len(new)
+            self._answers.update(zip(new, records))
+        out = [replace(self._answers[_request(probe_key, c)], case_id=c.id,
+                       tags={**self._answers[_request(probe_key, c)].tags, **c.tags}) for c in cases]
+        self.log.setdefault(hypothesis, []).extend(out)
+        return out
 
     def _case(self, edit: Edit, defect: str) -> Case:
         rec = edit.record
@@ -135,6 +152,11 @@ def _replace_text(value: object, old: str, new: str) -> Any:
     if isinstance(value, dict):
         return {k: _replace_text(v, old, new) for k, v in value.items()}
     return value
+
+
+def _request(probe_key: str, case: Case) -> tuple[str, str]:
+    """What the model is asked: the probe and the case's input and expected answer (not its id or tags)."""
+    return probe_key, json.dumps([case.input, case.expected], sort_keys=True, default=str)
 
 
 def _scalar(value: object) -> bool:
