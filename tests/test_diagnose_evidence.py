@@ -278,6 +278,27 @@ def test_label_noise_did_is_not_sure_of_a_small_group_with_no_errors() -> None:
     assert p_big < 0.001 and big.ci_low > 0.1  # the same rates on ten times the texts are evidence
 
 
+def test_excess_flip_rate_counts_the_classes_and_stays_a_rate() -> None:
+    """The flip rate divided the DiD by 1 - 2e whatever the number of classes (three-class labels flipped at 0.2
+    read 0.275), and near chance its CI left [-1, 1] (a three-class topic model: -0.47 [-4.75, 0.04])."""
+    from lmcritic.diagnose.hypotheses.label_noise import _did
+
+    def exact(rate: float, n: int = 20_000) -> list[float]:
+        k = round(rate * n)
+        return [1.0] * k + [0.0] * (n - k)
+
+    # error 0.3 with the phenomenon; labels flipped at 0.2 to a random other of 3 classes: the learner disagrees
+    # with 0.3 + 0.2 * (1 - 0.3 * 3 / 2) = 0.41 of them
+    train, held = {True: exact(0.41), False: exact(0.1)}, {True: exact(0.3), False: exact(0.1)}
+    three = _did(train, held, 0, flip_rate=True, classes=3)[2]
+    two = _did(train, held, 0, flip_rate=True, classes=2)[2]
+    assert three.value == pytest.approx(0.2, abs=0.005) and three.ci_low < 0.2 < three.ci_high
+    assert two.value == pytest.approx(0.275, abs=0.005)
+    near = _did({True: exact(0.3, 60), False: exact(0.1, 400)}, {True: exact(0.44, 50), False: exact(0.1, 300)}, 0,
+                flip_rate=True)[2]
+    assert -1.0 <= near.ci_low <= near.value <= near.ci_high <= 1.0 and near.value == -1.0
+
+
 def test_label_noise_without_the_models_answers_says_so() -> None:
     """A spent re-scoring budget left the model-side test with no answers: it printed 'contradicts nan%' and its
     empty resamples gave p = 0.0005."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -192,7 +192,8 @@ class LabelNoise(Hypothesis):
         if isinstance(cf, str):
             evidence.append(Evidence("statistic", f"no cross-fitted corpus test: {cf}"))
             return None, 1.0, cf
-        did, p, rate = _did(cf.train_wrong, cf.eval_wrong, ctx.seed, flip_rate=True)
+        did, p, rate = _did(cf.train_wrong, cf.eval_wrong, ctx.seed, flip_rate=True,
+                            classes=len(ctx.profile.label_shares()))
         rates = _rates(cf.train_wrong, cf.eval_wrong)
         evidence.append(Evidence("test", f"{name}: a cross-fitted corpus model ({cf.learner}) disagrees with "
                                  f"{rates['train']:.0%} of the training labels with {name} vs "
@@ -305,10 +306,10 @@ def _train_sample(ctx: DefectContext, has: Callable[[str], bool]) -> dict[bool, 
     return {k: rng.sample(v, min(SAMPLE, len(v))) for k, v in out.items()}
 
 
-def _did(train: dict[bool, list], held: dict[bool, list], seed: int, flip_rate: bool = False) -> tuple:
+def _did(train: dict[bool, list], held: dict[bool, list], seed: int, flip_rate: bool = False,
+         classes: int = 2) -> tuple:
     """The difference in differences, a percentile bootstrap CI and a one-sided bootstrap p (effect <= 0); with
-    ``flip_rate`` also the excess flip rate DiD / (1 − 2 × held-out error with the phenomenon) and its CI from the
-    same resamples (None when that error is 0.45 or more: the learner is near chance there).
+    ``flip_rate`` also the excess flip rate of :func:`_flip_rate` and its CI from the same resamples.
 
     Each group is resampled with one right and one wrong answer added (the Agresti–Caffo adjustment; the point
     estimate is the plain one): a small group whose answers are all right has no bootstrap variance at all, so
@@ -332,8 +333,18 @@ def _did(train: dict[bool, list], held: dict[bool, list], seed: int, flip_rate: 
     did = Estimate(point, sum(len(g) for g in groups), float(lo), float(hi), "bootstrap")
     if not flip_rate:
         return did, p
-    if means[1] >= 0.45:
-        return did, p, None
-    ratio = boot / np.maximum(1 - 2 * boots[1], 0.1)
+    return did, p, _flip_rate(did, boot, means[1], boots[1], classes)
+
+
+def _flip_rate(did: Estimate, boot: Any, held_err: float, held_boot: np.ndarray, classes: int) -> Estimate | None:
+    """η = DiD / (1 − e·k/(k − 1)) for k classes: a learner with error e disagrees with a label flipped to a random
+    other class on 1 − e/(k − 1) of them, so labels flipped at rate η raise its disagreement by η(1 − e·k/(k − 1))
+    (1 − 2e for two classes). None where that factor is 0.1 or less (the learner is near chance there); η is a
+    rate, so the estimate and its CI are kept within [−1, 1] (a factor of 0.16 read a DiD of −0.08 as −4.75)."""
+    k = max(2, classes)
+    factor = 1 - held_err * k / (k - 1)
+    if factor <= 0.1:
+        return None
+    ratio = np.clip(boot / np.maximum(1 - held_boot * k / (k - 1), 0.1), -1.0, 1.0)
     rlo, rhi = np.quantile(ratio, [0.025, 0.975])
-    return did, p, Estimate(point / (1 - 2 * means[1]), did.n, float(rlo), float(rhi), "bootstrap")
+    return Estimate(float(np.clip(did.value / factor, -1.0, 1.0)), did.n, float(rlo), float(rhi), "bootstrap")
