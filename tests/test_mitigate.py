@@ -529,3 +529,12 @@ def test_a_defect_with_no_case_in_both_runs_is_not_compared_rather_than_nan():
                            ("diag-1", "diag-2"), {}, {})], 0.05)
     assert o.verdict == UNCHANGED and "not compared" in _line(o) and "nan" not in _line(o)
     assert finding_of(o).verdict == Verdict.NOT_APPLICABLE and "nan" not in finding_of(o).summary
+
+
+def test_the_relative_change_says_lower_or_higher() -> None:
+    """Printed as '1 - after/before' with a sign, a failure rate 0.14 -> 0.24 read '-67% relative' next to a
+    change of +0.095, and a drop read '+19%'."""
+    from lmcritic.mitigate.verify import relative_text
+
+    assert relative_text(1 - 0.195 / 0.24) == "19% lower" and relative_text(1 - 0.2381 / 0.1429) == "67% higher"
+    assert relative_text(0.0) == "no relative change"

@@ -463,3 +463,22 @@ def test_a_finished_finetune_run_again_reports_its_planned_steps(tmp_path, tiny_
                               progress=False)
     assert again.details["resumed_from"] == "checkpoint-6"
     assert first.details["steps"] == again.details["steps"] == 6
+
+
+def test_a_fix_that_leaves_the_corpus_as_it_was_is_refused_before_training(tmp_path, monkeypatch):
+    """label_repair that flagged no row fine-tuned 200 steps on the unchanged corpus and reported the extra
+    training as the fix ('flagged=0 ... rows 450 -> 450', a defect CLOSED); an unchanged corpus is no fix."""
+    from lmcritic.errors import ConfigError
+    from lmcritic.mitigate import _heldout, training
+    from lmcritic.mitigate.cleaning import Dedup
+
+    corpus = tmp_path / "train.tsv"
+    corpus.write_text("text\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(sample_lines()[:20])))
+    ctx = SimpleNamespace(train=corpus, backend_name=lambda: "hf", eval_texts=lambda: set(), run_id="r1",
+                          decontaminate=False, target=SimpleNamespace(culprit=None))
+    monkeypatch.setattr(_heldout, "task_of", lambda c: TaskFormat(LABELS))
+    monkeypatch.setattr(training.Retrain, "fit", lambda *a: pytest.fail("trained on the unchanged corpus"))
+    with pytest.raises(ConfigError, match=r"^dedup left the training corpus as it was \(.*\); a fine-tune on it") \
+            as err:
+        Dedup().apply(ctx)  # no text repeats, no memorised rows named
+    assert "lmcritic mitigations" in (err.value.hint or "")

@@ -12,12 +12,13 @@ starts over). Seeds are fixed (``seed`` and ``data_seed``), so a resumed run fol
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from lmcritic._serde import stable_hash, to_jsonable
 from lmcritic.errors import ConfigError
@@ -37,6 +38,11 @@ class HFTrainer(ModelTrainer):
 
     def train(self, base: dict[str, Any], data: TrainingSet, task: TaskFormat, out: Path, config: TrainConfig,
               seed: int = 0, progress: bool = True) -> Trained:
+        with _progress_bars(progress):
+            return self._train(base, data, task, out, config, seed, progress)
+
+    def _train(self, base: dict[str, Any], data: TrainingSet, task: TaskFormat, out: Path, config: TrainConfig,
+               seed: int, progress: bool) -> Trained:
         import torch
 
         torch.set_num_threads(max(1, config.threads))
@@ -308,6 +314,21 @@ def _last_checkpoint(path: Path) -> str | None:
     found = [(int(d.name.rsplit("-", 1)[1]), d) for d in path.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
              if d.name.rsplit("-", 1)[1].isdigit() and (d / "trainer_state.json").is_file()]
     return str(max(found)[1]) if found else None
+
+
+@contextlib.contextmanager
+def _progress_bars(progress: bool) -> Iterator[None]:
+    """transformers draws a bar for every checkpoint it writes ("Writing model shards"): off with --no-progress."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not progress:
+            hf_logging.enable_progress_bar()
 
 
 def _save(model: PreTrainedModel, tok: PreTrainedTokenizerBase, path: Path) -> Path:

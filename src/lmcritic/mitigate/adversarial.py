@@ -68,6 +68,9 @@ class AdversarialTraining(Retrain):
     preference = 0.7
     Config = AdversarialConfig
 
+    def edits_while_training(self) -> bool:
+        return bool(self.config.recipe and self.config.n_attack)
+
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
         rng = random.Random(ctx.seed)
         rows = list(data.rows)

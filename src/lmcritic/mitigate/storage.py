@@ -20,6 +20,7 @@ from lmcritic.mitigate.verify import (
     Regression,
     Verification,
     finding_of,
+    relative_text,
 )
 from lmcritic.plots import Bars, bars, to_details
 from lmcritic.probes.base import Finding, Severity
@@ -160,7 +161,7 @@ def _moved(r: Regression) -> str:
 
 
 def _line(o: Outcome) -> str:
-    rel = f" ({o.relative:+.0%} relative)" if o.relative is not None else ""
+    rel = f" ({relative_text(o.relative)})" if o.relative is not None else ""
     mark = "*" if o.targeted else " "
     if not o.before.n:
         return f"{mark} {o.id} {o.probe} [{o.slice}]: not compared — {NOT_REPLAYED}"

@@ -40,6 +40,11 @@ class Retrain(Mitigation):
         corpus = load_training(ctx.train, task.labels)
         data, dropped = check_disjoint(corpus, evals, ctx.run_id, ctx.decontaminate or self.decontaminates)
         new, details = self.transform(ctx, data)
+        given = data if ctx.decontaminate else corpus  # dropping evaluation rows is dedup's own edit
+        if new.rows == given.rows and not self.edits_while_training():
+            raise ConfigError(f"{self.name} left the training corpus as it was ({_said(details)}); a fine-tune on it "
+                              "would be retraining alone, not this fix",
+                              "choose another method from lmcritic mitigations, or change its settings with --set")
         new, leaked = split_overlap(new, evals)
         notes = [f"{len(leaked)} generated rows were evaluation cases and were left out"] if leaked else []
         notes += details.pop("notes", [])
@@ -56,6 +61,10 @@ class Retrain(Mitigation):
             details["control"] = {**control.details, "model_dir": control.model_dir}
         return MitigatedModel(self.name, trained.spec, TRAINING, model_dir=trained.model_dir, details=details,
                               notes=tuple(notes), control=control.spec if control else None)
+
+    def edits_while_training(self) -> bool:
+        """Whether ``fit`` adds rows of its own (adversarial rounds), so an unchanged corpus is not a no-op."""
+        return False
 
     @abstractmethod
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
@@ -80,6 +89,12 @@ class Retrain(Mitigation):
         out = ctx.out_dir / "control"
         data.write_tsv(out / "train_rows.tsv")
         return trainer.train(ctx.model_spec, data, task, out, config, ctx.seed, ctx.progress)
+
+
+def _said(details: dict[str, Any]) -> str:
+    """What the transform reported, in one line (its counts and settings, not long lists)."""
+    return ", ".join(f"{k}={v}" for k, v in details.items() if isinstance(v, (int, float, str)) and k != "notes") \
+        or "no edit"
 
 
 def removal_note(removed: int, init: str | None) -> list[str]:

@@ -253,7 +253,7 @@ def finding_of(o: Outcome) -> Finding:
                             summary=f"not compared: {NOT_REPLAYED}", details={"outcome": _jsonable(o)})
     ok = o.verdict == CLOSED if o.targeted else o.verdict != WORSE
     severity = Severity.INFO if ok else Severity.HIGH if o.verdict == WORSE else Severity.MEDIUM
-    rel = f", {o.relative:+.0%} relative" if o.relative is not None else ""
+    rel = f", {relative_text(o.relative)}" if o.relative is not None else ""
     plot = bars(f"{o.id}: failure rate before vs after (95% CI)", ["before", "after"], [o.before, o.after])
     return make_finding(
         PROBE_KEY, finding_name(o.id, o.probe, o.slice, *(("targeted",) if o.targeted else ())),
@@ -270,6 +270,13 @@ def _jsonable(x: object) -> Any:
     return to_jsonable(x)
 
 
+def relative_text(relative: float) -> str:
+    """``1 − after/before`` in words: printed as "+19% relative" it read as a rise for a drop, "-67%" for a rise."""
+    if round(relative, 2) == 0:
+        return "no relative change"
+    return f"{abs(relative):.0%} {'lower' if relative > 0 else 'higher'}"
+
+
 __all__ = ["CLOSED", "PROBE_KEY", "REDUCED", "UNCHANGED", "WORSE", "ControlComparison", "Outcome", "Regression",
-           "Verification", "against_control", "defects", "finding_of", "moved", "paired", "replay", "tag_slices",
-           "verdict_of", "verify"]
+           "Verification", "against_control", "defects", "finding_of", "moved", "paired", "relative_text", "replay",
+           "tag_slices", "verdict_of", "verify"]
