@@ -326,3 +326,24 @@ def test_an_answer_already_in_hand_costs_no_budget(tmp_path):
     over = rescorer.run("performance.sst2", [Edit(r, f"other {i}", "x") for i, r in enumerate(records[5:9])] + edits,
                         "h", "D3")
     assert rescorer.spent == 6 and len(over) == 5  # one new request fits the budget; the four known ones are free
+
+
+def test_an_input_some_backends_refuse_is_not_noted_as_a_fault(tmp_path):
+    """Every diagnosis of a classifier noted 'could not re-score content_free edits: InputError: request 0 text is
+    empty': the content-free prior asks "" among its inputs, which a classifier refuses, by design."""
+    from lmcritic.diagnose.rescore import Edit, Rescorer
+
+    class Refuses:
+        def score(self, model, cases):
+            if any(not c.input["text"] for c in cases):
+                raise ValueError("request 0 text is empty")
+            return [replace(rec, case_id=c.id) for c in cases]
+
+    runner, run_id = _run(tmp_path, RuleSentiment({}), _sentences()[:12])
+    rec = runner.store.records(run_id, "performance.sst2")[0]
+    rescorer = Rescorer(RuleSentiment({}), {"performance.sst2": Refuses()})
+    assert rescorer.run("performance.sst2", [Edit(rec, "", "content_free")], "h", "D1", optional=True) == []
+    assert rescorer.errors == [] and len(rescorer.run("performance.sst2", [Edit(rec, "N/A", "content_free")], "h",
+                                                      "D1", optional=True)) == 1
+    rescorer.run("performance.sst2", [Edit(rec, "", "other")], "h", "D1")
+    assert rescorer.errors == ["performance.sst2 could not re-score other edits: ValueError: request 0 text is empty"]

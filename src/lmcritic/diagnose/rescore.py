@@ -82,15 +82,17 @@ class Rescorer:
     def can_rescore(self, probe_key: str, record: Record) -> bool:
         return self.model is not None and probe_key in self.probes and record.text is not None
 
-    def run(self, probe_key: str, edits: Sequence[Edit], hypothesis: str, defect: str) -> list[Outcome]:
-        """Score ``edits`` with the probe of ``probe_key`` (one batched call); edits over budget are dropped."""
+    def run(self, probe_key: str, edits: Sequence[Edit], hypothesis: str, defect: str,
+            optional: bool = False) -> list[Outcome]:
+        """Score ``edits`` with the probe of ``probe_key`` (one batched call); edits over budget are dropped.
+        ``optional``: a refusal is expected of some backends (a classifier refuses ""), so it is not a note."""
         edits = [e for e in edits if self.can_rescore(probe_key, e.record)]
         if not edits or self.model is None:
             return []
         cases = [self._case(e, defect) for e in edits]
         keep = self._affordable(probe_key, cases)
         records = self._score(probe_key, [cases[i] for i in keep], hypothesis,
-                              f"re-score {edits[0].test} edits")
+                              "" if optional else f"re-score {edits[0].test} edits")
         return [Outcome(edits[i], r) for i, r in zip(keep, records)]
 
     def score_cases(self, probe_key: str, cases: Sequence[Case], hypothesis: str, defect: str) -> list[Record]:
@@ -116,7 +118,8 @@ class Rescorer:
         return keep
 
     def _score(self, probe_key: str, cases: Sequence[Case], hypothesis: str, what: str) -> list[Record]:
-        """Answer ``cases``, asking the model only about requests not answered before in this diagnosis.
+        """Answer ``cases``, asking the model only about requests not answered before in this diagnosis (a failure
+        is noted as "could not {what}", unless ``what`` is empty).
 
         Two defects often run the same test (one training-label feature, one held-out set); the budget counts
         what the model is asked, so the second defect's tests are not starved by answers already in hand."""
@@ -125,7 +128,8 @@ class Rescorer:
             try:
                 records = self.probes[probe_key].score(self.model, list(new.values()))
             except Exception as err:  # noqa: BLE001 - a probe that cannot score a test's cases must not stop the diagnosis
-                self.errors.append(f"{probe_key} could not {what}: {type(err).__name__}: {err}")
+                if what:
+                    self.errors.append(f"{probe_key} could not {what}: {type(err).__name__}: {err}")
                 return []
             self.spent += len(new)
             self._answers.update(zip(new, records))

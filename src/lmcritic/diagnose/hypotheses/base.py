@@ -135,10 +135,10 @@ class DefectContext:
             recs = [r for r in self.records if r.passed]
         return _sample(recs, cap or max(4, self.max_cases // 2), self.seed + 1)
 
-    def rescore(self, edits: Sequence, hypothesis: str) -> list:
+    def rescore(self, edits: Sequence, hypothesis: str, optional: bool = False) -> list:
         if self.rescorer is None:
             return []
-        return self.rescorer.run(self.defect.probe, edits, hypothesis, self.defect.id)
+        return self.rescorer.run(self.defect.probe, edits, hypothesis, self.defect.id, optional)
 
     def can_rescore(self) -> bool:
         recs = self.failing(1)

@@ -51,7 +51,9 @@ class ObjectiveConflict(Hypothesis):
         brk = rate([r.case_id in broken for r in ctx.records if r.passed])
         effect, p, min_p = _net_gain(ctx, before, after)
         acc = (float(np.mean(list(before.values()))), float(np.mean(list(after.values()))))
-        evidence.append(Evidence("test", f"content-free prior {dict(zip(labels, np.round(prior, 3).tolist()))}; "
+        asked = "" if tests == len(CONTENT_FREE) else f" (the backend answered {tests} of {len(CONTENT_FREE)} inputs)"
+        evidence.append(Evidence("test", f"content-free prior {dict(zip(labels, np.round(prior, 3).tolist()))}"
+                                 f"{asked}; "
                                  f"dividing it out fixes {fix} of the defect's failures and breaks {brk} of passing "
                                  f"cases; probe accuracy {acc[0]:.3f} -> {acc[1]:.3f} (McNemar p="
                                  f"{stats.mcnemar(list(before.values()), list(after.values())):.2g}); net accuracy "
@@ -96,7 +98,8 @@ class ObjectiveConflict(Hypothesis):
 
     def _prior(self, ctx: DefectContext, labels: list[str]) -> tuple:
         base = ctx.failing(1)[0]
-        outs = [o for t in CONTENT_FREE for o in ctx.rescore([Edit(base, t, "content_free")], self.name)]
+        outs = [o for t in CONTENT_FREE  # "" is optional: a classifier refuses it, and that is no fault to note
+                for o in ctx.rescore([Edit(base, t, "content_free")], self.name, optional=not t)]
         vecs = [v for v in (_probs(o.record, labels) for o in outs) if v is not None]
         if not vecs:
             return None, len(outs)
