@@ -414,7 +414,7 @@ def test_the_diagnosis_reads_the_prior_from_the_inputs_calibrate_uses_one_reques
     assert inference.CONTENT_FREE is CONTENT_FREE and "" in CONTENT_FREE
     probs = {"N/A": {"negative": 0.8, "positive": 0.2}, "[MASK]": {"negative": 0.6, "positive": 0.4}}
 
-    def rescore(edits, _name):
+    def rescore(edits, _name, optional=False):
         if any(e.text == "" for e in edits):
             return []  # the batch refused, as Rescorer.run reports a probe error
         return [SimpleNamespace(record=Record("x", {}, {}, {}, label_probs=probs[e.text])) for e in edits]
