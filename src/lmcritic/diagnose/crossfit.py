@@ -17,7 +17,7 @@ better, which alone gives the model-side statistic a positive baseline on a hard
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -77,6 +77,10 @@ class CorpusFit:
     train: tuple[np.ndarray, np.ndarray]
     evaluated: tuple[np.ndarray, np.ndarray]
     learner: str = "logistic regression on MiniLM sentence embeddings, 5-fold cross-fitted"
+    labels: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.array([]), np.array([])))
+    texts: tuple[str, ...] = ()  # the sampled training rows' texts (to name their lines)
+    predicted: np.ndarray = field(default_factory=lambda: np.array([]))  # each training row's out-of-fold label
+    domain: tuple[float, float] | None = None  # (AUC, p) of telling the evaluated texts from the training rows
 
 
 def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str, str]], seed: int = 0,
@@ -94,14 +98,32 @@ def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str
     folds = _n_folds(y)
     if folds < 2:
         return "a label has a single training row"
-    ok, conf = np.zeros(len(y)), np.zeros(len(y))
+    ok, conf, pred = np.zeros(len(y)), np.zeros(len(y)), y.copy()
     ev_ok, ev_conf = np.zeros(len(gold)), np.zeros(len(gold))
     for model, te in _fold_models(x, y, seed):
         p, q = model.predict_proba(x[te]), model.predict_proba(x_eval)
-        ok[te], conf[te] = model.classes_[p.argmax(1)] == y[te], p.max(1)
+        pred[te] = model.classes_[p.argmax(1)]
+        ok[te], conf[te] = pred[te] == y[te], p.max(1)
         ev_ok += (model.classes_[q.argmax(1)] == gold_y) / folds
         ev_conf += q.max(1) / folds
-    return CorpusFit((ok, conf), (ev_ok, ev_conf))
+    return CorpusFit((ok, conf), (ev_ok, ev_conf), labels=(y, gold_y), texts=tuple(t for t, _ in sample),
+                     predicted=pred, domain=_domain(x, x_eval, seed))
+
+
+def _domain(x: np.ndarray, x_eval: np.ndarray, seed: int) -> tuple[float, float]:
+    """Can a classifier tell the evaluated texts from the training rows? Its out-of-fold AUC and the one-sided
+    Mann–Whitney p of AUC > 0.5: a test that assumes the evaluated texts sample the corpus's population checks it."""
+    from scipy.stats import mannwhitneyu
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    z, d = np.vstack([x, x_eval]), np.r_[np.zeros(len(x)), np.ones(len(x_eval))]
+    score = np.zeros(len(d))
+    for tr, te in StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(z, d):
+        model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(z[tr], d[tr])
+        score[te] = model.predict_proba(z[te])[:, 1]
+    u, p = mannwhitneyu(score[d == 1], score[d == 0], alternative="greater")
+    return float(u) / (len(x_eval) * len(x)), float(p)
 
 
 def labelled(profile: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

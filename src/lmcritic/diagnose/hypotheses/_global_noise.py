@@ -36,7 +36,7 @@ from lmcritic.probes.base import Estimate
 
 SAMPLE = 500  # training rows the model is asked about
 WHY_PRIMARY = ("the smaller p-value of the model's own test (blind when the model memorised noisy labels) and the "
-               "corpus model's (blind when its encoder cannot read the texts), Bonferroni-corrected for the two")
+               "corpus model's (blind when its encoder cannot read the texts)")
 N_BOOT = 2000
 MIN_EVAL = 30
 

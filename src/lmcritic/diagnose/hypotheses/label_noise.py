@@ -34,7 +34,7 @@ from lmcritic.diagnose import _text
 from lmcritic.diagnose.crossfit import cached_fit, crossfit
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
-from lmcritic.diagnose.hypotheses import _global_noise, _label_mix
+from lmcritic.diagnose.hypotheses import _class_noise, _global_noise, _label_mix
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.diagnose.slices import cluster_ids, slice_stats
@@ -76,9 +76,19 @@ class LabelNoise(Hypothesis):
                     for t in tests]
         evidence += [Evidence("statistic", f"no {who} test: {why}") for who, why in
                      (("model", mine), ("corpus-model", corpus)) if isinstance(why, str)]
-        if not tests:
+        by_class = _class_noise.class_test(ctx)
+        evidence += [Evidence("statistic", f"no class-conditional test: {by_class}")] if isinstance(by_class, str) \
+            else [Evidence("test", _class_noise.describe(by_class), by_class.rate or by_class.did, by_class.p,
+                           data={"rates": by_class.rates, "read_as": by_class.read_as})]
+        if not tests and isinstance(by_class, str):
             return self.verdict(False, False, 0.0, "whole corpus: no test possible", evidence)
-        best, p = _global_noise.primary(tests)
+        m = len(tests) + (not isinstance(by_class, str))
+        evidence.append(Evidence("statistic", f"{m} tests of the whole corpus's labels: the smallest p decides, "
+                                 f"times {m} (Bonferroni)"))
+        if not isinstance(by_class, str) and (not tests or by_class.p < _global_noise.primary(tests)[0].p):
+            return self._class_verdict(ctx, by_class, m, evidence, 0 if isinstance(mine, str) else mine[3])
+        best = _global_noise.primary(tests)[0]
+        p = min(1.0, best.p * m)
         lines = () if isinstance(mine, str) else tuple(mine[2])
         culprit = Culprit("label_noise", "corpus", contrast="the evaluated texts' gold labels",
                           effect=best.rate or best.did, direction="training labels flipped across the corpus",
@@ -90,6 +100,21 @@ class LabelNoise(Hypothesis):
                           summary=summary, evidence=evidence, tests=0 if isinstance(mine, str) else mine[3],
                           culprit=culprit)
         return replace(v, corroboration=int(any(t is not best and t.p < 0.05 and t.did.value > 0 for t in tests)))
+
+    def _class_verdict(self, ctx: DefectContext, t: _class_noise.ClassTest, m: int, evidence: list[Evidence],
+                       tests: int) -> CauseVerdict:
+        """The class-conditional test decided: the culprit is the label whose rows hold other classes' texts."""
+        line_of = {text: line for text, line, lab in zip(ctx.profile.corpus.texts, ctx.profile.corpus.lines,
+                                                         ctx.profile.labels) if lab == t.label}
+        lines = tuple(dict.fromkeys(line_of[x] for x in t.texts if x in line_of))
+        culprit = Culprit("label_noise", "corpus", label=t.label, contrast="the evaluated texts' gold labels",
+                          effect=t.rate or t.did, direction=f"training rows labelled {t.label!r} hold texts of "
+                          "other labels", effect_name=f"implied share of {t.label!r} training rows filed from other "
+                          "labels" if t.rate else "(train disagreement − held-out error) for the label − for the "
+                          "others", train_lines=lines)
+        summary = f"training labels across the corpus: {_class_noise.describe(t)}"
+        return self.conclude(t.rate or t.did, min(1.0, t.p * m), threshold=THRESHOLD, independent=True,
+                             interventional=False, summary=summary, evidence=evidence, tests=tests, culprit=culprit)
 
     def _phenomenon_test(self, ctx: DefectContext, name: str, has: Callable[[str], bool], k: int) -> CauseVerdict:
         """One phenomenon's test; its p-value is multiplied by ``k``, the number of phenomena tested."""
