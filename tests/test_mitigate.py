@@ -538,3 +538,29 @@ def test_the_relative_change_says_lower_or_higher() -> None:
 
     assert relative_text(1 - 0.195 / 0.24) == "19% lower" and relative_text(1 - 0.2381 / 0.1429) == "67% higher"
     assert relative_text(0.0) == "no relative change"
+
+
+def test_held_out_rows_are_scored_through_a_yaml_task_in_its_own_columns(tmp_path) -> None:
+    """calibrate (and every fix fitted on held-out rows) refused a run whose probe is performance.task ('reads no
+    data file'), though its task reads one: seen on a 3-class topic classifier scanned with a YAML task."""
+    from types import SimpleNamespace
+
+    from lmcritic.mitigate._heldout import _probe_for
+    from lmcritic.mitigate.data import Row, TrainingSet
+
+    (tmp_path / "eval.tsv").write_text("doc\tgold\tline\nan eval row\tb\t7\n")
+    (tmp_path / "topic.yaml").write_text(json.dumps({
+        "output_type": "classification", "data": {"path": "eval.tsv", "line_column": "line"},
+        "prompt": "Text: {{ doc }}", "target": "gold", "labels": {"a": "alpha", "b": "beta"}, "fewshot": {"n": 1}}))
+    entry = {"name": "performance.task", "key": "t", "config": {"task": str(tmp_path / "topic.yaml"), "n": 1}}
+    ctx = SimpleNamespace(probe_entry=lambda: entry, out_dir=tmp_path / "fix")
+    data = TrainingSet((Row("first held-out text", "a"), Row("second one", "b")), ("a", "b"), "fixture")
+    cases = list(_probe_for(ctx, data).cases())
+    assert [c.input["prompt"] for c in cases] == ["Text: first held-out text", "Text: second one"]  # no shots
+    assert [c.expected for c in cases] == ["a", "b"]
+    entry["config"]["task"] = str(tmp_path / "gen.yaml")
+    (tmp_path / "gen.yaml").write_text(json.dumps({"output_type": "classification", "data": {"path": "eval.tsv"},
+                                                   "prompt": "{{ doc }} / {{ line }}", "target": "gold",
+                                                   "labels": {"a": "alpha", "b": "beta"}}))
+    with pytest.raises(ConfigError, match="prompt reads one column"):
+        _probe_for(ctx, data)
