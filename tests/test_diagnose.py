@@ -323,9 +323,13 @@ def test_an_answer_already_in_hand_costs_no_budget(tmp_path):
     assert rescorer.spent == 5 and len(first) == 4 and len(again) == 7  # the repeated new request is asked once
     assert [o.record.prediction for o in again[:4]] == [o.record.prediction for o in first]
     assert {o.record.tags["defect"] for o in again} == {"D2"}
+    seen = rescorer.run("performance.sst2", [Edit(records[0], "asked first", "swap", {"to": "x"})], "h", "D4")
+    plain = rescorer.run("performance.sst2", [Edit(records[0], "asked first", "swap")], "h", "D5")
+    assert seen[0].record.tags["to"] == "x" and "to" not in plain[0].record.tags  # no tag of an earlier asker
+    assert rescorer.spent == 6
     over = rescorer.run("performance.sst2", [Edit(r, f"other {i}", "x") for i, r in enumerate(records[5:9])] + edits,
                         "h", "D3")
-    assert rescorer.spent == 6 and len(over) == 5  # one new request fits the budget; the four known ones are free
+    assert rescorer.spent == 6 and len(over) == 4  # the budget is spent: only the four known ones, free
 
 
 def test_an_input_some_backends_refuse_is_not_noted_as_a_fault(tmp_path):

@@ -132,7 +132,8 @@ class Rescorer:
                     self.errors.append(f"{probe_key} could not {what}: {type(err).__name__}: {err}")
                 return []
             self.spent += len(new)
-            self._answers.update(zip(new, records))
+            self._answers.update((k, replace(r, tags={t: v for t, v in r.tags.items() if t not in c.tags}))
+                                 for (k, c), r in zip(new.items(), records))  # kept without the asking case's tags
         out = [replace(self._answers[_request(probe_key, c)], case_id=c.id,
                        tags={**self._answers[_request(probe_key, c)].tags, **c.tags}) for c in cases]
         self.log.setdefault(hypothesis, []).extend(out)
