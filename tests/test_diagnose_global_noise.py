@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from lmcritic.diagnose import crossfit as crossfit_module
 from lmcritic.diagnose.crossfit import crossfit_all
 from lmcritic.diagnose.hypotheses import _global_noise
 from lmcritic.diagnose.hypotheses.base import Culprit, paired_fixes
@@ -89,7 +90,7 @@ def _ctx(flip: float):
 
 
 def test_corpus_wide_noise_is_a_supported_cause_and_a_clean_corpus_is_not(monkeypatch) -> None:
-    monkeypatch.setattr(_global_noise, "crossfit_all", functools.partial(crossfit_all, embed=_embed))
+    monkeypatch.setattr(crossfit_module, "crossfit_all", functools.partial(crossfit_all, embed=_embed))  # shared fit
     noisy = LabelNoise().corpus_test(_ctx(0.3))
     assert noisy.verdict == "supported" and noisy.culprit is not None and noisy.culprit.value == "corpus"
     assert noisy.effect is not None and noisy.effect.ci_low < 0.3 < noisy.effect.ci_high

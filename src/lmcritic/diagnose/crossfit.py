@@ -126,6 +126,13 @@ def _domain(x: np.ndarray, x_eval: np.ndarray, seed: int) -> tuple[float, float]
     return float(u) / (len(x_eval) * len(x)), float(p)
 
 
+def corpus_fit(profile: Any, seed: int) -> CorpusFit | str:
+    """The whole-corpus cross-fit of a diagnosis's corpus profile (:func:`crossfit_all`), fitted once and shared
+    by every test that reads it (the calibration-gap and the class-conditional label-noise tests)."""
+    return cached_fit(profile, f"label_noise.crossfit_all:{seed}",
+                      lambda train, evaluated, vectors: crossfit_all(train, evaluated, seed, vectors=vectors))
+
+
 def labelled(profile: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """A corpus profile's labelled (text, label) training rows and (text, gold label) evaluated texts."""
     train = [(t, y) for t, y in zip(profile.corpus.texts, profile.labels) if y is not None]

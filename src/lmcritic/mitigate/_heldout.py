@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -77,21 +78,19 @@ def _probe_for(ctx: MitigationContext, data: TrainingSet) -> Any:
     cls = PROBES.get(entry["name"])
     names = {f.name for f in fields(cls.Config)}
     path = ctx.out_dir / "heldout.tsv"
-    if "data" not in names and {"task", "overrides"} <= names:
-        return _task_probe(cls, entry, data, path)
     if "data" not in names:
+        if {"task", "overrides"} <= names:
+            return _task_probe(cls, entry, data, path)
         raise ConfigError(f"{entry['name']} reads no data file, so held-out rows cannot be scored the way it scores",
                           "target a probe with a 'data' option (performance.sst2, performance.task, ...)")
     labels = list(data.labels)
-    lines = ["sentence\tlabel"] + [f"{' '.join(r.text.split())}\t{labels.index(str(r.label))}" for r in data.rows]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_rows(path, ("sentence", "label"), data, lambda label: labels.index(label))
     config = {**(entry.get("config") or {}), "data": str(path)}
     config.update({k: v for k, v in (("n", None), ("shots", 0)) if k in names})  # few-shot rows would be held-out ones
     return cls(**config)
 
 
-def _task_probe(cls: Any, entry: dict[str, Any], data: TrainingSet, path: Any) -> Any:
+def _task_probe(cls: Any, entry: dict[str, Any], data: TrainingSet, path: Path) -> Any:
     """``performance.task``: the rows written in the task's own columns (the one its prompt, or its ``text``, reads
     and its target column, labels as class values), the task's data pointed at them, zero-shot."""
     from lmcritic.tasks.render import prompt_columns
@@ -105,13 +104,18 @@ def _task_probe(cls: Any, entry: dict[str, Any], data: TrainingSet, path: Any) -
         raise ConfigError(f"task {task.name!r}: held-out rows can be scored only for a classification task whose "
                           f"prompt reads one column and whose target is a column (it reads {columns or 'none'}, "
                           f"target {task.target!r})", "set the task's 'text' to the input column")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{columns[0]}\t{task.target}\n" + "".join(f"{' '.join(r.text.split())}\t{r.label}\n"
-                                                             for r in data.rows), encoding="utf-8")
+    _write_rows(path, (columns[0], str(task.target)), data, str)
     source = {"path": str(path.resolve()), "hf": None, "name": None, "split": None, "line_column": None,
               "source_name": None}
     over = merge(config.get("overrides") or {}, {"data": source, "fewshot": {"n": 0}})
     return cls(**{**config, "overrides": over, "n": None})
+
+
+def _write_rows(path: Path, header: tuple[str, str], data: TrainingSet, label: Callable[[str], object]) -> None:
+    """The held-out rows as a two-column TSV in the probe's format: one-line text, the label as it reads it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\t".join(header) + "\n" + "".join(f"{' '.join(r.text.split())}\t{label(str(r.label))}\n"
+                                                        for r in data.rows), encoding="utf-8")
 
 
 def label_probs(record: Record, labels: Sequence[str]) -> np.ndarray | None:

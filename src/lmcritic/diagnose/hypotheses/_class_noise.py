@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from lmcritic.diagnose.crossfit import CorpusFit, cached_fit, crossfit_all
+from lmcritic.diagnose.crossfit import CorpusFit, corpus_fit
 from lmcritic.probes.base import Estimate
 
 MIN_PER_SIDE = 20  # training rows and evaluated texts with the label, and without it
@@ -46,8 +46,7 @@ class ClassTest:
 
 def class_test(ctx: Any) -> ClassTest | str:
     """The test on the diagnosis's corpus profile (its cached corpus model); a reason when it cannot be run."""
-    cf = cached_fit(ctx.profile, f"label_noise.crossfit_all:{ctx.seed}",
-                    lambda train, evaluated, vectors: crossfit_all(train, evaluated, ctx.seed, vectors=vectors))
+    cf = corpus_fit(ctx.profile, ctx.seed)
     if isinstance(cf, str):
         return cf
     if cf.domain is not None and cf.domain[1] < 0.05:

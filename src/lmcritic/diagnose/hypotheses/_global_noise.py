@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lmcritic.diagnose.crossfit import cached_fit, crossfit_all
+from lmcritic.diagnose.crossfit import corpus_fit
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.probes.base import Estimate
 
@@ -124,8 +124,7 @@ def model_gaps(ctx: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarra
 
 def corpus_gaps(ctx: Any) -> GapTest | str:
     """The same test for a cross-fitted corpus model (its out-of-fold probabilities of the training rows)."""
-    cf = cached_fit(ctx.profile, f"label_noise.crossfit_all:{ctx.seed}",
-                    lambda train, evaluated, vectors: crossfit_all(train, evaluated, ctx.seed, vectors=vectors))
+    cf = corpus_fit(ctx.profile, ctx.seed)
     if isinstance(cf, str):
         return cf
     return gap_test(f"a cross-fitted corpus model ({cf.learner})", cf.train, cf.evaluated, ctx.seed)

@@ -85,9 +85,10 @@ class LabelNoise(Hypothesis):
         m = len(tests) + (not isinstance(by_class, str))
         evidence.append(Evidence("statistic", f"{m} tests of the whole corpus's labels: the smallest p decides, "
                                  f"times {m} (Bonferroni)"))
-        if not isinstance(by_class, str) and (not tests or by_class.p < _global_noise.primary(tests)[0].p):
+        best = _global_noise.primary(tests)[0] if tests else None
+        if not isinstance(by_class, str) and (best is None or by_class.p < best.p):
             return self._class_verdict(ctx, by_class, m, evidence, 0 if isinstance(mine, str) else mine[3])
-        best = _global_noise.primary(tests)[0]
+        assert best is not None  # no gap test and no class test returned above
         p = min(1.0, best.p * m)
         lines = () if isinstance(mine, str) else tuple(mine[2])
         culprit = Culprit("label_noise", "corpus", contrast="the evaluated texts' gold labels",
