@@ -2,6 +2,7 @@
 and stays resumable; a server closes its socket and its model) instead of dying mid-write."""
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -19,7 +20,13 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
         return
 
+    owner = os.getpid()
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:  # a forked worker (a library's process pool) inherited it: die as it would have
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         raise Terminated(f"terminated by {signal.Signals(signum).name}")
 
     wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]

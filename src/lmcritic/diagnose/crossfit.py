@@ -81,6 +81,13 @@ class CorpusFit:
     texts: tuple[str, ...] = ()  # the sampled training rows' texts (to name their lines)
     predicted: np.ndarray = field(default_factory=lambda: np.array([]))  # each training row's out-of-fold label
     domain: tuple[float, float] | None = None  # (AUC, p) of telling the evaluated texts from the training rows
+    eval_votes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # per evaluated text, share of fold
+    # models predicting each label (columns: sorted training labels), each deciding by p(label | text) / its share
+    # of the training rows (a balanced rule: a fixed classifier whose confusion is far from singular on a skewed
+    # corpus, where the plain argmax can call nearly everything the majority label)
+    balanced: np.ndarray = field(default_factory=lambda: np.array([]))  # each training row's out-of-fold label
+    # under that balanced rule
+    weights: np.ndarray = field(default_factory=lambda: np.array([]))  # per training row, p(evaluated) / p(corpus)
 
 
 def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str, str]], seed: int = 0,
@@ -98,22 +105,28 @@ def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str
     folds = _n_folds(y)
     if folds < 2:
         return "a label has a single training row"
-    ok, conf, pred = np.zeros(len(y)), np.zeros(len(y)), y.copy()
-    ev_ok, ev_conf = np.zeros(len(gold)), np.zeros(len(gold))
+    ok, conf, pred, bal = np.zeros(len(y)), np.zeros(len(y)), y.copy(), y.copy()
+    ev_ok, ev_conf, votes = np.zeros(len(gold)), np.zeros(len(gold)), np.zeros((len(gold), len(labels)))
+    share = {lab: float((y == lab).mean()) for lab in labels}
     for model, te in _fold_models(x, y, seed):
         p, q = model.predict_proba(x[te]), model.predict_proba(x_eval)
         pred[te] = model.classes_[p.argmax(1)]
         ok[te], conf[te] = pred[te] == y[te], p.max(1)
         ev_ok += (model.classes_[q.argmax(1)] == gold_y) / folds
         ev_conf += q.max(1) / folds
+        prior = np.array([share[c] for c in model.classes_])
+        bal[te] = model.classes_[(p / prior).argmax(1)]
+        votes[np.arange(len(gold)), [labels.index(c) for c in model.classes_[(q / prior).argmax(1)]]] += 1 / folds
+    scores = _domain_scores(x, x_eval, seed)
     return CorpusFit((ok, conf), (ev_ok, ev_conf), labels=(y, gold_y), texts=tuple(t for t, _ in sample),
-                     predicted=pred, domain=_domain(x, x_eval, seed))
+                     predicted=pred, domain=_auc(scores, len(x)), eval_votes=votes, balanced=bal,
+                     weights=_density_ratio(scores[:len(x)]))
 
 
-def _domain(x: np.ndarray, x_eval: np.ndarray, seed: int) -> tuple[float, float]:
-    """Can a classifier tell the evaluated texts from the training rows? Its out-of-fold AUC and the one-sided
-    Mann–Whitney p of AUC > 0.5: a test that assumes the evaluated texts sample the corpus's population checks it."""
-    from scipy.stats import mannwhitneyu
+def _domain_scores(x: np.ndarray, x_eval: np.ndarray, seed: int) -> np.ndarray:
+    """Out-of-fold scores of a classifier telling the evaluated texts (last) from the training rows (first),
+    class-balanced: a test that assumes the evaluated texts sample the corpus's population checks it with them, and
+    a test that reweights the corpus to the evaluated texts takes its density ratio from them."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
@@ -122,8 +135,23 @@ def _domain(x: np.ndarray, x_eval: np.ndarray, seed: int) -> tuple[float, float]
     for tr, te in StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(z, d):
         model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(z[tr], d[tr])
         score[te] = model.predict_proba(z[te])[:, 1]
-    u, p = mannwhitneyu(score[d == 1], score[d == 0], alternative="greater")
-    return float(u) / (len(x_eval) * len(x)), float(p)
+    return score
+
+
+def _auc(score: np.ndarray, n_train: int) -> tuple[float, float]:
+    """The domain classifier's AUC and the one-sided Mann–Whitney p of AUC > 0.5."""
+    from scipy.stats import mannwhitneyu
+
+    u, p = mannwhitneyu(score[n_train:], score[:n_train], alternative="greater")
+    return float(u) / (len(score[n_train:]) * n_train), float(p)
+
+
+def _density_ratio(score: np.ndarray) -> np.ndarray:
+    """p(evaluated) / p(corpus) per training row, up to a constant: the class-balanced domain classifier's odds,
+    clipped at their 99th percentile (a few near-certain scores would otherwise carry the whole reweighted corpus)."""
+    s = np.clip(score, 1e-6, 1 - 1e-6)
+    w = s / (1 - s)
+    return np.minimum(w, np.percentile(w, 99)) if len(w) else w
 
 
 def corpus_fit(profile: Any, seed: int) -> CorpusFit | str:

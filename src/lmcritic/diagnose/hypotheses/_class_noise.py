@@ -43,6 +43,18 @@ class ClassTest:
     read_as: dict[str, int]  # what the corpus model reads L's contradicted training rows as: label -> rows
     texts: tuple[str, ...]  # those rows' texts, most confident contradiction first
 
+    def describe(self) -> str:
+        return describe(self)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"rates": self.rates, "read_as": self.read_as}
+
+    @property
+    def effect_name(self) -> str:
+        return f"implied share of {self.label!r} training rows filed from other labels" if self.rate else \
+            "(train disagreement − held-out error) for the label − for the others"
+
 
 def class_test(ctx: Any) -> ClassTest | str:
     """The test on the diagnosis's corpus profile (its cached corpus model); a reason when it cannot be run."""
@@ -69,15 +81,23 @@ def _testable(y: np.ndarray, gold: np.ndarray, label: str) -> bool:
 def _one(cf: CorpusFit, label: str, seed: int, classes: int) -> ClassTest:
     from lmcritic.diagnose.hypotheses.label_noise import _did, _rates  # label_noise imports this module
 
-    (ok, conf), (ev_ok, _) = cf.train, cf.evaluated
+    (ok, _), (ev_ok, _) = cf.train, cf.evaluated
     y, gold = cf.labels
     train = {k: (1.0 - ok[(y == label) == k]).tolist() for k in (True, False)}
     held = {k: (1.0 - ev_ok[(gold == label) == k]).tolist() for k in (True, False)}
     did, p, rate = _did(train, held, seed, flip_rate=True, classes=classes)
+    read_as, texts = contradicted(cf, label)
+    return ClassTest(label, did, rate, p, _rates(train, held), None, read_as, texts)
+
+
+def contradicted(cf: CorpusFit, label: str) -> tuple[dict[str, int], tuple[str, ...]]:
+    """The training rows labelled ``label`` the corpus model reads out of fold as another label: what it reads
+    them as (label -> rows) and their texts, most confident contradiction first (candidates to relabel)."""
+    (ok, conf), (y, _) = cf.train, cf.labels
     wrong = np.flatnonzero((y == label) & (ok == 0))
     order = wrong[np.argsort(-conf[wrong], kind="stable")]
     read_as = {str(k): int(v) for k, v in zip(*np.unique(cf.predicted[wrong], return_counts=True))}
-    return ClassTest(label, did, rate, p, _rates(train, held), None, read_as, tuple(cf.texts[i] for i in order))
+    return read_as, tuple(cf.texts[i] for i in order)
 
 
 def describe(t: ClassTest) -> str:

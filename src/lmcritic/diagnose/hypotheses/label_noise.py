@@ -34,7 +34,7 @@ from lmcritic.diagnose import _text
 from lmcritic.diagnose.crossfit import cached_fit, crossfit
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
-from lmcritic.diagnose.hypotheses import _class_noise, _global_noise, _label_mix
+from lmcritic.diagnose.hypotheses import _class_noise, _global_noise, _implied_prior, _label_mix
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.diagnose.slices import cluster_ids, slice_stats
@@ -76,18 +76,21 @@ class LabelNoise(Hypothesis):
                     for t in tests]
         evidence += [Evidence("statistic", f"no {who} test: {why}") for who, why in
                      (("model", mine), ("corpus-model", corpus)) if isinstance(why, str)]
-        by_class = _class_noise.class_test(ctx)
-        evidence += [Evidence("statistic", f"no class-conditional test: {by_class}")] if isinstance(by_class, str) \
-            else [Evidence("test", _class_noise.describe(by_class), by_class.rate or by_class.did, by_class.p,
-                           data={"rates": by_class.rates, "read_as": by_class.read_as})]
-        if not tests and isinstance(by_class, str):
+        by_class = [(what, f(ctx)) for what, f in (("class-conditional", _class_noise.class_test),
+                                                    ("label-share", _implied_prior.prior_test))]
+        evidence += [Evidence("statistic", f"no {what} test: {t}") if isinstance(t, str) else
+                     Evidence("test", t.describe(), t.rate or t.did, t.p, data=t.data)
+                     for what, t in by_class]
+        classes = [t for _, t in by_class if not isinstance(t, str)]
+        if not tests and not classes:
             return self.verdict(False, False, 0.0, "whole corpus: no test possible", evidence)
-        m = len(tests) + (not isinstance(by_class, str))
+        m = len(tests) + len(classes)
         evidence.append(Evidence("statistic", f"{m} tests of the whole corpus's labels: the smallest p decides, "
                                  f"times {m} (Bonferroni)"))
         best = _global_noise.primary(tests)[0] if tests else None
-        if not isinstance(by_class, str) and (best is None or by_class.p < best.p):
-            return self._class_verdict(ctx, by_class, m, evidence, 0 if isinstance(mine, str) else mine[3])
+        by_p = min(classes, key=lambda t: t.p, default=None)
+        if by_p is not None and (best is None or by_p.p < best.p):
+            return self._class_verdict(ctx, by_p, m, evidence, 0 if isinstance(mine, str) else mine[3])
         assert best is not None  # no gap test and no class test returned above
         p = min(1.0, best.p * m)
         lines = () if isinstance(mine, str) else tuple(mine[2])
@@ -102,18 +105,16 @@ class LabelNoise(Hypothesis):
                           culprit=culprit)
         return replace(v, corroboration=int(any(t is not best and t.p < 0.05 and t.did.value > 0 for t in tests)))
 
-    def _class_verdict(self, ctx: DefectContext, t: _class_noise.ClassTest, m: int, evidence: list[Evidence],
-                       tests: int) -> CauseVerdict:
-        """The class-conditional test decided: the culprit is the label whose rows hold other classes' texts."""
+    def _class_verdict(self, ctx: DefectContext, t: _class_noise.ClassTest | _implied_prior.PriorTest, m: int,
+                       evidence: list[Evidence], tests: int) -> CauseVerdict:
+        """A per-label test decided: the culprit is the label whose rows hold other classes' texts."""
         line_of = {text: line for text, line, lab in zip(ctx.profile.corpus.texts, ctx.profile.corpus.lines,
                                                          ctx.profile.labels) if lab == t.label}
         lines = tuple(dict.fromkeys(line_of[x] for x in t.texts if x in line_of))
         culprit = Culprit("label_noise", "corpus", label=t.label, contrast="the evaluated texts' gold labels",
                           effect=t.rate or t.did, direction=f"training rows labelled {t.label!r} hold texts of "
-                          "other labels", effect_name=f"implied share of {t.label!r} training rows filed from other "
-                          "labels" if t.rate else "(train disagreement − held-out error) for the label − for the "
-                          "others", train_lines=lines)
-        summary = f"training labels across the corpus: {_class_noise.describe(t)}"
+                          "other labels", effect_name=t.effect_name, train_lines=lines)
+        summary = f"training labels across the corpus: {t.describe()}"
         return self.conclude(t.rate or t.did, min(1.0, t.p * m), threshold=THRESHOLD, independent=True,
                              interventional=False, summary=summary, evidence=evidence, tests=tests, culprit=culprit)
 

@@ -1,0 +1,84 @@
+"""The label-share test of class-conditional label noise (black-box shift estimation on the corpus model)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from lmcritic.diagnose.crossfit import CorpusFit
+from lmcritic.diagnose.hypotheses._implied_prior import PriorTest, prior_test
+
+
+def _fit(train_pos: float, flip: float, eval_pos: float, seed: int = 0, n: int = 2000, n_eval: int = 300,
+         weights: np.ndarray | None = None, eval_pos_read: float = 0.85) -> CorpusFit:
+    """A corpus whose texts are ``train_pos`` positive, ``flip`` of the positives labelled negative, and a corpus
+    model that reads each text's true class right 85 % of the time (the evaluated positives: ``eval_pos_read``)."""
+    rng = np.random.default_rng(seed)
+    true = np.where(rng.random(n) < train_pos, "pos", "neg")
+    y = np.where((true == "pos") & (rng.random(n) < flip), "neg", true)
+    pred = _read(true, rng)
+    gold = np.where(rng.random(n_eval) < eval_pos, "pos", "neg")
+    read = _read(gold, rng, {"neg": 0.85, "pos": eval_pos_read})
+    votes = np.stack([read == "neg", read == "pos"], axis=1).astype(float)
+    return CorpusFit(((pred == y).astype(float), np.full(n, 0.9)), ((read == gold).astype(float), np.full(n_eval, 0.9)),
+                     labels=(y, gold), texts=tuple(f"t{i}" for i in range(n)), predicted=pred, eval_votes=votes,
+                     balanced=pred, weights=np.ones(n) if weights is None else weights)
+
+
+def _read(true: np.ndarray, rng: np.random.Generator, right: dict[str, float] | None = None) -> np.ndarray:
+    p = np.array([(right or {}).get(t, 0.85) for t in true])
+    return np.where(rng.random(len(true)) < p, true, np.where(true == "pos", "neg", "pos"))
+
+
+def _run(cf: CorpusFit) -> PriorTest | str:
+    return prior_test(SimpleNamespace(seed=0, profile=SimpleNamespace(_cache={"label_noise.crossfit_all:0": cf})))
+
+
+def test_positives_filed_as_negative_inflate_the_negative_share() -> None:
+    """Half the texts positive, 35 % of the positives labelled negative: the training rule gives the evaluated
+    texts (half positive by gold) about 0.5 + 0.5 * 0.35 = 0.675 negatives."""
+    t = _run(_fit(0.5, 0.35, 0.5))
+    assert isinstance(t, PriorTest) and t.label == "neg" and t.p < 1e-3
+    assert t.did.value == pytest.approx(0.175, abs=0.07) and t.did.ci_low > 0 and t.did.n == 300
+    assert t.rate is not None and t.rate.value == pytest.approx(0.175 / 0.675, abs=0.09)
+    assert t.shares["neg"][0] == pytest.approx(0.675, abs=0.03)  # the corpus's own label share
+    # the flipped positives sit among the rows labelled negative: read as positive 85 % of the time
+    assert t.excess.value == pytest.approx((0.5 * 0.15 + 0.175 * 0.85) / 0.675 - 0.15, abs=0.05)
+    assert "'neg' inflated by" in t.describe()
+
+
+@pytest.mark.parametrize(("seed", "eval_pos"), [(0, 0.52), (1, 0.75), (2, 0.3)])
+def test_a_label_shift_with_clean_labels_is_not_noise(seed: int, eval_pos: float) -> None:
+    """36 % positives in the corpus, 30-75 % among the evaluated texts, every label right: the corpus's label
+    shares differ from the gold ones, but the rule they follow gives the evaluated texts their gold shares. (The
+    corpus model's raw prediction shares would not: at 75 % positives it reads only 0.75 * 0.85 + 0.25 * 0.15.)"""
+    t = _run(_fit(0.36, 0.0, eval_pos, seed=seed))
+    assert isinstance(t, PriorTest) and t.p > 0.05
+    assert abs(t.did.value) < 0.07 and t.did.ci_low < 0 < t.did.ci_high
+    assert t.shares["neg"][0] == pytest.approx(0.64, abs=0.03)
+
+
+def test_too_little_of_the_corpus_resembling_the_evaluated_texts_is_a_reason() -> None:
+    w = np.full(2000, 1e-4)
+    w[:100] = 1.0  # 100 rows carry the reweighted corpus
+    got = _run(_fit(0.5, 0.35, 0.5, weights=w))
+    assert isinstance(got, str) and "too little of the corpus resembles the evaluated texts" in got
+
+
+def test_a_corpus_model_that_cannot_tell_the_labels_apart_is_a_reason() -> None:
+    cf = _fit(0.5, 0.0, 0.5)
+    rng = np.random.default_rng(3)
+    coin = np.where(rng.random(2000) < 0.5, "pos", "neg")  # predictions unrelated to the labels
+    got = _run(CorpusFit(cf.train, cf.evaluated, labels=cf.labels, texts=cf.texts, predicted=coin, balanced=coin,
+                         eval_votes=cf.eval_votes, weights=cf.weights))
+    assert isinstance(got, str) and "barely tells the labels apart" in got
+
+
+def test_evaluated_texts_the_model_reads_worse_are_not_noise() -> None:
+    """Typos in the evaluated positives (read right 55 % of the time, not 85 %): the label shares alone would call
+    the negatives inflated, but the corpus model contradicts its negative rows no more than it errs on gold
+    negatives, so the intersection-union p stays large."""
+    t = _run(_fit(0.5, 0.0, 0.5, eval_pos_read=0.55))
+    assert isinstance(t, PriorTest) and t.p > 0.05
+    assert t.shares["neg"][1] - t.shares["neg"][2] > 0.15  # statistic 1 alone fires
