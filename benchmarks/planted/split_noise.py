@@ -22,7 +22,6 @@ run store to ``benchmarks/.work/split_noise/<plant>/``.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from minilm import TrainConfig, finetune, write_tsv  # noqa: E402
 from planted import DATA, read  # noqa: E402
-from topic3 import cli  # noqa: E402
+from topic3 import scan_diagnose_mitigate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANTS = ("clean", "class_noise", "label_shift")
@@ -70,14 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     write_tsv(dev, work / "eval.tsv")
     spec = {"name": f"split_noise_{args.plant}", "model": {"name": str(model), "backend": "hf"},
             "probes": [{"name": "performance.sst2", "config": {"data": str(work / "eval.tsv"), "n": None}}]}
-    (work / "spec.yaml").write_text(json.dumps(spec))
-    rc = cli(out, work, "run", "run", str(work / "spec.yaml"), "--no-progress")
-    rc = rc or cli(out, work, "diagnose", "diagnose", "latest", "--train", str(work / "train.tsv"))
-    if rc == 0:  # "nothing to mitigate" (exit 2) is an answer too, kept in its log
-        cli(out, work, "mitigate", "mitigate", "latest", "--train", str(work / "train.tsv"), "--control",
-            "--no-progress", "-o", str(work / "fixed"))
-    return rc
-
+    return scan_diagnose_mitigate(out, work, spec)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -126,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     spec = {"name": "topic3", "model": {"name": str(model), "backend": "hf"},
             "probes": [{"name": "performance.task", "key": "topic", "config": {"task": str(work / "topic.yaml"),
                                                                                "n": None}}]}
+    return scan_diagnose_mitigate(out, work, spec)
+
+
+def scan_diagnose_mitigate(out: Path, work: Path, spec: dict) -> int:
+    """``spec`` written to ``work/spec.yaml``, then ``run``, ``diagnose --train work/train.tsv`` and ``mitigate
+    --control`` from the CLI, each command's output logged in ``out``."""
     (work / "spec.yaml").write_text(json.dumps(spec))
     rc = cli(out, work, "run", "run", str(work / "spec.yaml"), "--no-progress")
     rc = rc or cli(out, work, "diagnose", "diagnose", "latest", "--train", str(work / "train.tsv"))

@@ -65,9 +65,11 @@ class LabelNoise(Hypothesis):
                                             -(v.p_value if v.p_value is not None else 2.0)))
 
     def corpus_test(self, ctx: DefectContext) -> CauseVerdict:
-        """Labels flipped anywhere in the corpus, not on one phenomenon (see :mod:`._global_noise`). A property of
-        the corpus, not of one defect: the diagnosis runs it once and makes it a defect of its own when it shows
-        (:func:`noise_defect`), counted once among the diagnosis's tests."""
+        """Labels flipped anywhere in the corpus, not on one phenomenon: at random (:mod:`._global_noise`) or from
+        one class into another (:mod:`._class_noise` where the evaluated texts sample the corpus,
+        :mod:`._implied_prior` where they need not). A property of the corpus, not of one defect: the diagnosis
+        runs it once and makes it a defect of its own when it shows (:func:`noise_defect`), counted once among the
+        diagnosis's tests; the smallest p of its tests decides, Bonferroni over them."""
         mine = _global_noise.model_gaps(ctx)
         tests = [] if isinstance(mine, str) else [_global_noise.gap_test("the model", mine[0], mine[1], ctx.seed)]
         corpus = _global_noise.corpus_gaps(ctx)
