@@ -482,3 +482,27 @@ def test_a_fix_that_leaves_the_corpus_as_it_was_is_refused_before_training(tmp_p
             as err:
         Dedup().apply(ctx)  # no text repeats, no memorised rows named
     assert "lmcritic mitigations" in (err.value.hint or "")
+
+
+def test_a_fresh_head_from_a_plain_encoder_base_loads_without_transformers_report(tiny_classifier_dir,
+                                                                                   tiny_masked_dir) -> None:
+    """--set base=ENCODER gives the classifier a fresh head by design; transformers printed a MISSING-keys table
+    (its LOAD REPORT) into the mitigation's output."""
+    import logging
+
+    from transformers import AutoModelForSequenceClassification
+
+    from lmcritic.mitigate._hf_train import from_base
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_classifier_dir))
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    library = logging.getLogger("transformers")  # its own handler, not propagated to the root
+    library.addHandler(handler)
+    try:
+        out = from_base(model, "seq-classification", str(tiny_masked_dir), 0)
+    finally:
+        library.removeHandler(handler)
+    assert type(out) is type(model) and out.config.num_labels == model.config.num_labels
+    assert not [r for r in seen if "LOAD REPORT" in r.getMessage()]

@@ -319,6 +319,9 @@ def _quiet() -> Iterator[None]:
         tlog.set_verbosity(level)
 
 
+quiet_transformers = _quiet  # for a caller that loads weights itself (the mitigation trainer)
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     line = text[0] if text else type(err).__name__

@@ -108,6 +108,8 @@ def from_base(model: PreTrainedModel, kind: str, base: str, seed: int) -> Any:
     ``base`` is a plain encoder): the fine-tune starts where the run's model started, not from its defect."""
     import torch
 
+    from lmcritic.backends._hf_loading import quiet_transformers
+
     path = Path(base).expanduser()
     if not (path / "config.json").is_file():
         raise ConfigError(f"base {base!r} is not a local model folder",
@@ -116,8 +118,9 @@ def from_base(model: PreTrainedModel, kind: str, base: str, seed: int) -> Any:
     cfg: Any = model.config  # the label maps are typed loosely on transformers' base config
     labels: dict[str, Any] = ({"num_labels": cfg.num_labels, "id2label": dict(cfg.id2label),
                                "label2id": dict(cfg.label2id)} if kind == "seq-classification" else {})
-    try:
-        out = type(model).from_pretrained(str(path), local_files_only=True, **labels)
+    try:  # transformers' load report of the fresh head is expected: the mitigation report says where it started
+        with quiet_transformers():
+            out = type(model).from_pretrained(str(path), local_files_only=True, **labels)
     except (OSError, ValueError) as err:
         raise ConfigError(f"base {base!r} cannot be loaded as a {type(model).__name__}: {err}",
                           "give a checkpoint of the same architecture as the run's model") from None
