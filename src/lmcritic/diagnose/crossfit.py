@@ -87,7 +87,8 @@ class CorpusFit:
     # corpus, where the plain argmax can call nearly everything the majority label)
     balanced: np.ndarray = field(default_factory=lambda: np.array([]))  # each training row's out-of-fold label
     # under that balanced rule
-    weights: np.ndarray = field(default_factory=lambda: np.array([]))  # per training row, p(evaluated) / p(corpus)
+    weights: np.ndarray = field(default_factory=lambda: np.array([]))  # per training row, p(evaluated) / p(corpus):
+    # their effective sample size says how much of the corpus resembles the evaluated texts
 
 
 def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str, str]], seed: int = 0,
@@ -126,7 +127,7 @@ def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str
 def _domain_scores(x: np.ndarray, x_eval: np.ndarray, seed: int) -> np.ndarray:
     """Out-of-fold scores of a classifier telling the evaluated texts (last) from the training rows (first),
     class-balanced: a test that assumes the evaluated texts sample the corpus's population checks it with them, and
-    a test that reweights the corpus to the evaluated texts takes its density ratio from them."""
+    a test that needs the corpus to overlap them measures the overlap with their density ratio."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
@@ -148,7 +149,7 @@ def _auc(score: np.ndarray, n_train: int) -> tuple[float, float]:
 
 def _density_ratio(score: np.ndarray) -> np.ndarray:
     """p(evaluated) / p(corpus) per training row, up to a constant: the class-balanced domain classifier's odds,
-    clipped at their 99th percentile (a few near-certain scores would otherwise carry the whole reweighted corpus)."""
+    clipped at their 99th percentile (a few near-certain scores would otherwise decide the effective sample size)."""
     s = np.clip(score, 1e-6, 1 - 1e-6)
     w = s / (1 - s)
     return np.minimum(w, np.percentile(w, 99)) if len(w) else w

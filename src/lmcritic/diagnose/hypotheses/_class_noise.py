@@ -44,7 +44,14 @@ class ClassTest:
     texts: tuple[str, ...]  # those rows' texts, most confident contradiction first
 
     def describe(self) -> str:
-        return describe(self)
+        r = self.rates
+        rate = f"; implied share of its rows filed from other labels {self.rate}" if self.rate else ""
+        read = ", ".join(f"{k} {v}" for k, v in sorted(self.read_as.items(), key=lambda kv: -kv[1]))
+        return (f"training rows labelled {self.label!r}: a cross-fitted corpus model disagrees with {r['train']:.0%} "
+                f"of them (reads them as {read or 'nothing else'}) but errs on only {r['held-out']:.0%} of evaluated "
+                f"texts whose gold label is {self.label!r}; for the other labels {r['train (without)']:.0%} vs "
+                f"{r['held-out (without)']:.0%}: difference in differences {self.did}, p={self.p:.2g} (Bonferroni "
+                f"over the labels){rate}{_sampled(self.domain)}")
 
     @property
     def data(self) -> dict[str, Any]:
@@ -98,17 +105,6 @@ def contradicted(cf: CorpusFit, label: str) -> tuple[dict[str, int], tuple[str, 
     order = wrong[np.argsort(-conf[wrong], kind="stable")]
     read_as = {str(k): int(v) for k, v in zip(*np.unique(cf.predicted[wrong], return_counts=True))}
     return read_as, tuple(cf.texts[i] for i in order)
-
-
-def describe(t: ClassTest) -> str:
-    r = t.rates
-    rate = f"; implied share of its rows filed from other labels {t.rate}" if t.rate else ""
-    read = ", ".join(f"{k} {v}" for k, v in sorted(t.read_as.items(), key=lambda kv: -kv[1]))
-    return (f"training rows labelled {t.label!r}: a cross-fitted corpus model disagrees with {r['train']:.0%} of them "
-            f"(reads them as {read or 'nothing else'}) but errs on only {r['held-out']:.0%} of evaluated texts whose "
-            f"gold label is {t.label!r}; for the other labels {r['train (without)']:.0%} vs "
-            f"{r['held-out (without)']:.0%}: difference in differences {t.did}, p={t.p:.2g} (Bonferroni over the "
-            f"labels){rate}{_sampled(t.domain)}")
 
 
 def _sampled(domain: tuple[float, float] | None) -> str:

@@ -7,9 +7,9 @@ labels):
 
 1. Label shares (black-box shift estimation, Lipton, Wang & Smola 2018). Its out-of-fold confusion against the
    training labels, ``C[i, j] = P(predicts i | labelled j)``, and its prediction shares on the evaluated texts,
-   both under a balanced decision rule (``p(label | text) / share of the label``: any fixed rule is valid, and the
-   plain argmax on a skewed noisy corpus called 64 % of the positive rows negative, a nearly singular ``C``),
-   ``mu``, give ``q = C^-1 mu``: the label shares the corpus's labelling rule gives the evaluated texts. If the
+   ``mu``, both under a balanced decision rule (``p(label | text) / share of the label``: any fixed rule is
+   valid, and the plain argmax on a skewed noisy corpus called 64 % of the positive rows negative, a nearly
+   singular ``C``), give ``q = C^-1 mu``: the label shares the corpus's labelling rule gives the evaluated texts. If the
    training labels follow the gold rule and only the label shares differ (a label shift), ``q`` estimates the
    evaluated texts' gold shares ``pi``: a corpus with 36 % positives is not noisy, one whose texts are half
    positive but labelled 36 % positive is. Texts of other classes filed under L raise ``q_L - pi_L``. It is
@@ -88,7 +88,9 @@ def prior_test(ctx: Any) -> PriorTest | str:
     if isinstance(cf, str):
         return cf
     y, gold = cf.labels
-    if len(gold) < MIN_EVAL or cf.eval_votes.shape[0] != len(gold) or len(cf.balanced) != len(y):
+    if cf.eval_votes.shape[0] != len(gold) or len(cf.balanced) != len(y):
+        return "the corpus model kept no balanced-rule predictions"
+    if len(gold) < MIN_EVAL:
         return f"fewer than {MIN_EVAL} gold-labelled evaluated texts"
     w = cf.weights
     ess = float(w.sum() ** 2 / (w ** 2).sum())
@@ -97,21 +99,21 @@ def prior_test(ctx: Any) -> PriorTest | str:
                 f"training rows after reweighting to them; {MIN_ESS} needed)")
     labels = sorted(set(y.tolist()))
     idx = {lab: i for i, lab in enumerate(labels)}
-    yi, pi, bi, gi = (np.array([idx[v] for v in a]) for a in (y, cf.predicted, cf.balanced, gold))
-    data = _Data(yi, pi, bi, gi, cf.eval_votes, 1.0 - cf.evaluated[0], len(labels))
+    yi, oof, bi, gi = (np.array([idx[v] for v in a]) for a in (y, cf.predicted, cf.balanced, gold))
+    data = _Data(yi, oof, bi, gi, cf.eval_votes, 1.0 - cf.evaluated[0], len(labels))
     point = data.stats(np.arange(len(y)), np.arange(len(gold)))
     if isinstance(point, str):
         return point
     boot = _bootstrap(data, ctx.seed)
     if len(boot) < N_BOOT // 2:
         return "the corpus model's confusion matrix could not be inverted on most resamples"
-    return _best(cf, labels, point, boot, (ess, len(w)))
+    return _best(cf, data, labels, point, boot, (ess, len(w)))
 
 
 @dataclass(frozen=True)
 class _Data:
     yi: np.ndarray  # training label index per sampled row
-    pi: np.ndarray  # its out-of-fold predicted label index
+    oof: np.ndarray  # its out-of-fold predicted label index
     bi: np.ndarray  # the same under the balanced rule (the rule ``votes`` counts)
     gi: np.ndarray  # gold label index per evaluated text
     votes: np.ndarray  # per evaluated text, share of fold models predicting each label
@@ -128,7 +130,7 @@ class _Data:
         if np.linalg.cond(confusion) > MAX_CONDITION:
             return "the corpus model barely tells the labels apart (its confusion matrix cannot be inverted usefully)"
         mu, pi_gold = self.votes[b].mean(0), golds / len(gi)
-        contradicted = 1.0 - np.diag(self._confusion(self.pi[a], yi)) / rows
+        contradicted = 1.0 - np.diag(self._confusion(self.oof[a], yi)) / rows
         held = np.bincount(gi, weights=self.eval_wrong[b], minlength=self.k) / golds
         return np.stack([np.linalg.solve(confusion, mu), pi_gold, contradicted - held, mu - confusion @ pi_gold])
 
@@ -155,7 +157,7 @@ def _one_sided(value: np.ndarray, boot: np.ndarray) -> np.ndarray:
     return np.where(se > 0, norm.sf(value / np.maximum(se, 1e-12)), np.where(value > 0, 0.0, 1.0))
 
 
-def _best(cf: CorpusFit, labels: list[str], point: np.ndarray, boot: np.ndarray,
+def _best(cf: CorpusFit, data: _Data, labels: list[str], point: np.ndarray, boot: np.ndarray,
           ess: tuple[float, int]) -> PriorTest:
     """The label with the smallest intersection–union p, Bonferroni-corrected over the labels."""
     from lmcritic.diagnose.hypotheses._class_noise import contradicted
@@ -169,7 +171,7 @@ def _best(cf: CorpusFit, labels: list[str], point: np.ndarray, boot: np.ndarray,
     rate = None if q[j] <= 0 or np.isnan(ratio).any() else Estimate(float(d[j] / q[j]), n, *_ci(ratio))
     extra = Estimate(float(excess[j]), len(cf.labels[0]), *_ci(boot[:, 2, j]))
     read_as, texts = contradicted(cf, labels[j])
-    train_share = np.bincount([labels.index(v) for v in cf.labels[0]], minlength=len(labels)) / len(cf.labels[0])
+    train_share = np.bincount(data.yi, minlength=data.k) / len(data.yi)
     shares = {lab: (float(train_share[i]), float(q[i]), float(gold[i])) for i, lab in enumerate(labels)}
     p = min(1.0, float(p_each[j]) * len(labels))
     return PriorTest(labels[j], did, rate, extra, p, shares, ess, read_as, texts)
