@@ -13,6 +13,9 @@ and is fine-tuned with the transformers ``Trainer``. Plants:
 
 Then ``lmcritic run`` (a YAML classification task), ``diagnose --train`` and ``mitigate --control``; every
 command's output goes to ``OUT/<plant>/``; the model, data and run store to ``benchmarks/.work/topic3/<plant>/``.
+With ``--ids`` the files hold the head's integer ids instead of names (Hugging Face datasets' convention) and the
+model is scanned as a stranger would first try, ``lmcritic scan --data eval --train train`` with no task file
+(``--reuse-model`` keeps an already fine-tuned model, so the two routes can be compared on the same weights).
 
     .venv/bin/python benchmarks/planted/topic3.py --plant class_noise --out benchmarks/results/topic3_DATE
 """
@@ -112,12 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="folder for the command logs")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".work" / "topic3",
                     help="folder for the model, data and run store (not committed)")
+    ap.add_argument("--ids", action="store_true", help="integer labels and `scan --data` (no task file)")
+    ap.add_argument("--reuse-model", action="store_true", help="keep the fine-tuned model already in --work")
     args = ap.parse_args(argv)
     out, work = (args.out / args.plant).resolve(), (args.work / args.plant).resolve()
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     train, test = planted(args.plant)
-    model = finetune(train, PLANTS[args.plant][1], work / "model")
+    model = work / "model"
+    if not (args.reuse_model and (model / "config.json").is_file()):
+        finetune(train, PLANTS[args.plant][1], model)
+    if args.ids:
+        return scan_with_ids(out, work / "ids", model, train, test)
     _tsv(train, work / "train.tsv")
     _tsv(test, work / "eval.tsv")
     task = {"output_type": "classification", "data": {"path": str(work / "eval.tsv")}, "prompt": "{{ text }}",
@@ -138,6 +147,22 @@ def scan_diagnose_mitigate(out: Path, work: Path, spec: dict) -> int:
     if rc == 0:  # "nothing to mitigate" (exit 2) is an answer too, kept in its log
         cli(out, work, "mitigate", "mitigate", "latest", "--train", str(work / "train.tsv"), "--control",
             "--no-progress", "-o", str(work / "fixed"))
+    return rc
+
+
+def scan_with_ids(out: Path, work: Path, model: Path, train: list[tuple[str, str]],
+                  test: list[tuple[str, str]]) -> int:
+    """The rows with the head's ids as labels, then ``scan --data --train`` (diagnosis included), the diagnosis
+    printed, and ``mitigate --control``."""
+    work.mkdir(parents=True, exist_ok=True)
+    ids = [(t, str(LABELS.index(y))) for t, y in train], [(t, str(LABELS.index(y))) for t, y in test]
+    train_path, eval_path = _tsv(ids[0], work / "train.tsv"), _tsv(ids[1], work / "eval.tsv")
+    rc = cli(out, work, "scan", "scan", "--model", str(model), "--data", str(eval_path), "--train", str(train_path),
+             "--create", "--no-progress")
+    rc = rc or cli(out, work, "diagnose", "diagnose", "latest", "--stored")
+    if rc == 0 and "Causes, most severe first" in (out / "diagnose.log").read_text():
+        cli(out, work, "mitigate", "mitigate", "latest", "--train", str(train_path), "--control", "--no-progress",
+            "-o", str(work / "fixed"))
     return rc
 
 

@@ -73,6 +73,7 @@ def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
     rescorer = Rescorer(model, build_probes(info.spec, [*by_probe, *([eval_key] if eval_key else [])]),
                         config.max_queries) if model else None
     train_c, ref_c = _corpus(train), _corpus(reference)
+    _name_labels(train_c, eval_records)
     profile = _profile(train_c, eval_records)
     sentiment = _is_sentiment(eval_records)
     explanations = store.records(run_id, EXPLANATIONS_KEY) if _has_probe(store, run_id, EXPLANATIONS_KEY) else []
@@ -124,6 +125,15 @@ def _profile(train: Corpus | None, eval_records: Sequence[Record]) -> Any:
 
     texts = [input_text(r) or "" for r in eval_records]
     return CorpusProfile(train, texts, [_gold(r) for r in eval_records])
+
+
+def _name_labels(train: Corpus | None, records: Sequence[Record]) -> None:
+    """The corpus's labels named as the evaluated task's classes (its head's ids when they are integers)."""
+    if train is None or not records:
+        return
+    classes = list(dict.fromkeys([*(records[0].label_probs or {}), *(r.target for r in records if r.target)]))
+    if classes:
+        train.name_labels(classes, (records[0].output or {}).get("model_labels"))
 
 
 def _gold(r: Record) -> str | None:

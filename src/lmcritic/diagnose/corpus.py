@@ -53,6 +53,17 @@ class Corpus:
         self._bm25: Any = None
         self._shingles: set[tuple[str, ...]] | None = None
         self._exact: dict[str, list[int]] | None = None
+        self.named = False  # labels already the evaluated task's class names (see name_labels)
+
+    def label(self, i: int) -> str | None:
+        """Row ``i``'s label as the evaluated task names it."""
+        return self.labels[i] if self.named else label_name(self.labels[i])
+
+    def name_labels(self, classes: Sequence[str], heads: Sequence[str] | None) -> None:
+        """The corpus's labels as the evaluated task's classes, so every test compares like with like."""
+        table = class_table(sorted({x for x in self.labels if x is not None}), classes, heads)
+        self.labels = [None if x is None else table.get(x, x) for x in self.labels]
+        self.named = True
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -182,6 +193,33 @@ def label_name(label: str | None, names: Sequence[str] = ("negative", "positive"
     if label is None:
         return None
     return names[int(label)] if label.isdigit() and int(label) < len(names) else label
+
+
+def class_table(values: Sequence[str], classes: Sequence[str], heads: Sequence[str] | None) -> dict[str, str]:
+    """Corpus label value → class of the evaluated task: the class itself (any case); an integer → the classifier
+    head's label of that id (Hugging Face's convention) and its class; on a sentiment task without a head, 0/1 →
+    negative/positive. A 0/1 training file of a topic classifier read as sentiment had every training label
+    contradicted by its own clean model: a confident label-noise cause on a clean model."""
+    low = {str(c).lower(): str(c) for c in classes}
+    out = {}
+    for v in values:
+        if v.lower() in low:
+            out[v] = low[v.lower()]
+        elif v.isdigit() and heads and int(v) < len(heads):
+            out[v] = _head_class(heads, int(v), classes, low)
+        elif v.isdigit() and set(low) == {"negative", "positive"}:
+            out[v] = label_name(v) or v
+    return out
+
+
+def _head_class(heads: Sequence[str], i: int, classes: Sequence[str], low: dict[str, str]) -> str:
+    head = str(heads[i])
+    if head.lower() in low:
+        return low[head.lower()]
+    positional = re.fullmatch(r"(?:label_?)?(\d+)", head.lower())
+    if positional and len(heads) == len(classes) and int(positional.group(1)) < len(classes):
+        return str(classes[int(positional.group(1))])
+    return head
 
 
 def log_odds(odds: float) -> float:

@@ -82,7 +82,8 @@ class CorpusProfile:
 
     @property
     def labels(self) -> list[str | None]:
-        return [label_name(x) for x in self.corpus.labels]
+        labels = self.corpus.labels
+        return list(labels) if getattr(self.corpus, "named", False) else [label_name(x) for x in labels]
 
     @property
     def labelled(self) -> bool:

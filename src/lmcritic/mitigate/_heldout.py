@@ -99,15 +99,16 @@ def _task_probe(cls: Any, entry: dict[str, Any], data: TrainingSet, path: Path) 
     config = dict(entry.get("config") or {})
     task = cls(**config).task
     reads = task.text or task.prompt
-    columns = sorted(prompt_columns(reads) - {reads})
-    if task.output_type != "classification" or len(columns) != 1 or not (task.target or "").isidentifier():
+    columns = [reads] if reads.isidentifier() else sorted(prompt_columns(reads) - {reads})
+    if task.output_type != "classification" or len(columns) != 1:
         raise ConfigError(f"task {task.name!r}: held-out rows can be scored only for a classification task whose "
-                          f"prompt reads one column and whose target is a column (it reads {columns or 'none'}, "
-                          f"target {task.target!r})", "set the task's 'text' to the input column")
-    _write_rows(path, (columns[0], str(task.target)), data, str)
-    source = {"path": str(path.resolve()), "hf": None, "name": None, "split": None, "line_column": None,
+                          f"prompt reads one column (it reads {columns or 'none'})",
+                          "set the task's 'text' to the input column")
+    target = task.target if (task.target or "").isidentifier() and task.target != columns[0] else "label"
+    _write_rows(path, (columns[0], str(target)), data, str)  # class names: a template target (ids → names) reads
+    source = {"path": str(path.resolve()), "hf": None, "name": None, "split": None, "line_column": None,  # none
               "source_name": None}
-    over = merge(config.get("overrides") or {}, {"data": source, "fewshot": {"n": 0}})
+    over = merge(config.get("overrides") or {}, {"data": source, "fewshot": {"n": 0}, "target": target})
     return cls(**{**config, "overrides": over, "n": None})
 
 

@@ -9,9 +9,12 @@ sides and the option to set, before any case is scored.
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from lmcritic.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
 
 _INDEX = re.compile(r"(?:label_?)?(\d+)", re.I)
 
@@ -74,3 +77,23 @@ def target_prob(model_labels: Sequence[str], probs: Sequence[float], target: str
         return p if target == "positive" else 1.0 - p
     raise ConfigError(f"target {target!r} is none of the classifier's labels {list(model_labels)}",
                       "set the probe's target to one of them")
+
+
+def sentiment_head_reason(model: "Backend", label_map: Mapping[str, str] | None = None,
+                          target: str | None = None) -> str | None:
+    """Why a sentiment probe cannot read this model, decided before any case runs: a classifier head (no
+    log-likelihoods) whose labels are not negative/positive, nor ``target``. None when it can."""
+    from lmcritic.requests import Capability, ClassifyRequest
+
+    if model.supports(Capability.LOGLIKELIHOOD) or not model.supports(Capability.CLASSIFY):
+        return None
+    labels = model.classify([ClassifyRequest("a")])[0].labels
+    if target is not None and target.lower() in {str(x).lower() for x in labels}:
+        return None
+    try:
+        label_index(labels, SENTIMENT, label_map, {"0": 0, "1": 1})
+    except ConfigError:
+        return (f"the classifier's labels ({', '.join(map(str, labels))}) are not negative/positive and this probe "
+                "tests sentiment; scan --data gives the model's own labelled rows (performance.task), or set "
+                "PROBE.label_map if they are sentiment")
+    return None

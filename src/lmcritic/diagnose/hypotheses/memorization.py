@@ -9,7 +9,6 @@ is independent of how the probe made its cases.
 """
 from __future__ import annotations
 
-from lmcritic.diagnose.corpus import label_name
 from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, rate
 from lmcritic.diagnose.slices import fisher_greater, fisher_min_p, risk_difference
@@ -71,7 +70,7 @@ def _copied(corpus, records) -> tuple[list[bool], list[int]]:
     hits, lines = [], []
     for r in records:
         pred, gold = str(r.prediction), str(r.target)
-        idx = [i for i in corpus.exact(input_text(r) or "") if label_name(corpus.labels[i]) == pred != gold]
+        idx = [i for i in corpus.exact(input_text(r) or "") if corpus.label(i) == pred != gold]
         hits.append(bool(idx))
         lines += [corpus.lines[i] for i in idx]
     return hits, lines

@@ -51,8 +51,10 @@ class ClassifierFairness(Probe):
         return LABELS
 
     def not_applicable(self, model: Backend) -> str | None:
+        from lmcritic.probes._label_map import sentiment_head_reason
+
         if model.supports(Capability.LOGLIKELIHOOD) or model.supports(Capability.CLASSIFY):
-            return None
+            return sentiment_head_reason(model)
         return f"needs loglikelihood (prompted LM) or classify (classifier head); {model.kind} has neither"
 
     def cases(self) -> Iterable[Case]:

@@ -54,8 +54,10 @@ class SST2Accuracy(Probe):
     data_role = "eval"
 
     def not_applicable(self, model: Backend) -> str | None:
+        from lmcritic.probes._label_map import sentiment_head_reason
+
         if model.supports(Capability.LOGLIKELIHOOD) or model.supports(Capability.CLASSIFY):
-            return None
+            return sentiment_head_reason(model, self.config.label_map)
         return f"needs loglikelihood (prompted LM) or classify (classifier head); the {model.kind} backend has neither"
 
     def labels(self) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from lmcritic.tasks.spec import TaskSpec, load_task
 
 @dataclass(frozen=True)
 class TaskConfig(ProbeConfig):
-    task: str = "sst2"  # path of a .yaml/.json task spec, or a packaged task name
+    task: str | dict[str, Any] = "sst2"  # path of a .yaml/.json task spec, a packaged task name, or the spec inline
     overrides: dict[str, Any] = field(default_factory=dict)  # deep-merged into the spec before validation
     n: int | None = None  # rows to evaluate (None: all), drawn with seed, kept in file order
     seed: int = 0

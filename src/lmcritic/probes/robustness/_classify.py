@@ -33,8 +33,10 @@ def sst2_helper(data: str | None, template: str, label_words: tuple[str, ...]) -
 
 
 def not_applicable(model: Backend) -> str | None:
+    from lmcritic.probes._label_map import sentiment_head_reason
+
     if Capability.LOGLIKELIHOOD in model.capabilities or Capability.CLASSIFY in model.capabilities:
-        return None
+        return sentiment_head_reason(model)
     return f"needs loglikelihood (prompted classification) or classify; the {model.kind} backend offers neither"
 
 

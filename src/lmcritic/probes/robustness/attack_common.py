@@ -97,8 +97,10 @@ class AttackLanguages:
 
 
 def not_applicable(model: Backend) -> str | None:
+    from lmcritic.probes._label_map import sentiment_head_reason
+
     if model.supports(Capability.LOGLIKELIHOOD) or model.supports(Capability.CLASSIFY):
-        return None
+        return sentiment_head_reason(model)
     return f"needs loglikelihood (prompted classification) or classify; the {model.kind} backend offers neither"
 
 

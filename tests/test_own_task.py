@@ -1,0 +1,83 @@
+"""`scan --data` on a classifier of another task than sentiment, and training files whose labels are the head's
+integer ids. Before: every probe failed on its first cases ("classifier label 'profession' matches none of the
+task's classes (negative, positive)"), and the diagnosis read 0/1 training labels as negative/positive, so a
+clean ham/spam model "contradicted all of its training labels": a confident label-noise cause on a clean model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import build_tiny_sentiment, sst2_rows
+from lmcritic.cli._own_task import own_task
+from lmcritic.diagnose.corpus import class_table
+
+TOPICS = ["profession", "politics", "religion"]
+
+
+def _head(tmp_path: Path, labels: list[str]) -> Path:
+    (tmp_path / "config.json").write_text(json.dumps({
+        "architectures": ["BertForSequenceClassification"], "id2label": dict(enumerate(labels))}))
+    return tmp_path
+
+
+def _rows(path: Path, labels: list[object]) -> str:
+    path.write_text("sentence\tlabel\n" + "".join(f"text number {i}\t{y}\n" for i, y in enumerate(labels)))
+    return str(path)
+
+
+def test_inline_task_names_classes_after_the_head(tmp_path) -> None:
+    model = str(_head(tmp_path, TOPICS))
+    task = own_task(_rows(tmp_path / "ids.tsv", [2, 0, 1, 0]), model)
+    assert task is not None and list(task["labels"]) == TOPICS  # head order, whatever order the rows come in
+    assert task["target"] == '{{ ["profession", "politics", "religion"][label | int] }}'
+    assert "{{ sentence }}" in task["prompt"]
+    named = own_task(_rows(tmp_path / "names.tsv", ["religion", "politics"]), model)
+    assert named is not None and named["target"] == "label" and list(named["labels"]) == TOPICS
+    assert own_task(_rows(tmp_path / "free.tsv", ["spam", "ham", "ham"]), None)["labels"] == {"ham": "ham",
+                                                                                              "spam": "spam"}
+
+
+def test_sentiment_rows_and_heads_keep_the_sentiment_probes(tmp_path) -> None:
+    rows = _rows(tmp_path / "s.tsv", [0, 1, 1])
+    assert own_task(rows, None) is None
+    assert own_task(rows, str(_head(tmp_path, ["LABEL_0", "LABEL_1"]))) is None
+    assert own_task(rows, str(_head(tmp_path, ["NEGATIVE", "POSITIVE"]))) is None
+    assert own_task(rows, str(_head(tmp_path, ["ham", "spam"]))) is not None  # 0/1 rows, but not sentiment
+    assert own_task(rows, None, {"label_names": "[ham, spam]"}) is not None  # the backend option renames
+
+
+def test_training_labels_named_as_the_evaluated_classes() -> None:
+    assert class_table(["0", "1", "2"], TOPICS, TOPICS) == dict(zip("012", TOPICS))
+    assert class_table(["0", "1"], ["negative", "positive"], ["LABEL_0", "LABEL_1"]) == {"0": "negative",
+                                                                                         "1": "positive"}
+    assert class_table(["0", "1"], ["negative", "positive"], None) == {"0": "negative", "1": "positive"}
+    assert class_table(["Religion", "2"], TOPICS, None) == {"Religion": "religion"}  # no head: ids stay
+    assert class_table(["0", "1"], ["ham", "spam"], None) == {}  # never sentiment names on another task
+
+
+@pytest.fixture(scope="session")
+def ham_dir(tmp_path_factory) -> Path:
+    return build_tiny_sentiment(tmp_path_factory.mktemp("tiny-ham"), sst2_rows(1500), labels=("ham", "spam"))
+
+
+def test_scan_data_of_another_task_runs_and_diagnoses_no_noise(tmp_path, ham_dir) -> None:
+    from lmcritic.store.runs import RunStore
+    from test_cli import cli
+
+    rows = sst2_rows(300, seed=7)
+    (tmp_path / "eval.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    proc = cli("scan", "--model", str(ham_dir), "--data", str(tmp_path / "eval.tsv"), "--train",
+               str(ham_dir / "train.tsv"), "--probe", "performance.sst2", "--probe", "robustness.invariance",
+               "--create", "--no-progress", home=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: findings failed; never an error
+    assert "robustness.invariance — the classifier's labels (ham, spam) are not negative/positive" in \
+        " ".join(proc.stdout.split()), proc.stdout
+    store = RunStore(tmp_path / "runs.sqlite")
+    run_id = store.resolve("latest")
+    records = store.records(run_id, "own_task")
+    assert len(records) == 300 and {r.target for r in records} == {"ham", "spam"}
+    assert sum(bool(r.passed) for r in records) > 200  # the head's ids read right: a tiny model, well above chance
+    out = cli("diagnose", "latest", "--train", str(ham_dir / "train.tsv"), home=tmp_path, check=True).stdout
+    assert "label_noise [" not in out and "own_task" in out, out
