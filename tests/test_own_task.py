@@ -72,7 +72,7 @@ def test_scan_data_of_another_task_runs_and_diagnoses_no_noise(tmp_path, ham_dir
                str(ham_dir / "train.tsv"), "--probe", "performance.sst2", "--probe", "robustness.invariance",
                "--create", "--no-progress", home=tmp_path)
     assert proc.returncode in (0, 1), proc.stderr  # 1: findings failed; never an error
-    assert "robustness.invariance — the classifier's labels (ham, spam) are not negative/positive" in \
+    assert "robustness.invariance — a sentiment probe, and the classifier's labels (ham, spam) are not" in \
         " ".join(proc.stdout.split()), proc.stdout
     store = RunStore(tmp_path / "runs.sqlite")
     run_id = store.resolve("latest")
@@ -81,3 +81,33 @@ def test_scan_data_of_another_task_runs_and_diagnoses_no_noise(tmp_path, ham_dir
     assert sum(bool(r.passed) for r in records) > 200  # the head's ids read right: a tiny model, well above chance
     out = cli("diagnose", "latest", "--train", str(ham_dir / "train.tsv"), home=tmp_path, check=True).stdout
     assert "label_noise [" not in out and "own_task" in out, out
+
+
+def test_training_labels_the_model_never_learnt_are_an_error_not_noise(tmp_path, ham_dir) -> None:
+    """The same model given its training file with the two ids swapped: every corpus test would call that label
+    noise (the fix above only names ids; it cannot know they are in the wrong order), so the diagnosis stops."""
+    from test_cli import cli
+
+    rows = sst2_rows(300, seed=7)
+    (tmp_path / "eval.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    swapped = tmp_path / "swapped.tsv"
+    lines = (ham_dir / "train.tsv").read_text().splitlines()
+    swapped.write_text("\n".join([lines[0], *(f"{t}\t{1 - int(y)}" for t, y in (x.rsplit("\t", 1)
+                                                                                 for x in lines[1:]))]) + "\n")
+    cli("scan", "--model", str(ham_dir), "--data", str(tmp_path / "eval.tsv"), "--probe", "performance.sst2",
+        "--no-stages", "--create", "--no-progress", home=tmp_path, check=True)
+    proc = cli("diagnose", "latest", "--train", str(swapped), home=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "are not the ones it learnt" in proc.stderr and "id2label" in proc.stderr, proc.stderr
+    ok = cli("diagnose", "latest", "--train", str(ham_dir / "train.tsv"), home=tmp_path, check=True)
+    assert "label_noise [" not in ok.stdout
+
+
+def test_sentiment_rows_may_name_their_labels(tmp_path) -> None:
+    """Rows labelled negative/positive stay on the sentiment probes (own_task leaves them), so those read names
+    too: they skipped every such row ("needs a 0/1 label")."""
+    from lmcritic.probes.performance.sst2 import SST2Accuracy
+
+    path = _rows(tmp_path / "named.tsv", ["Positive", "negative", 1])
+    assert own_task(path, None) is None
+    assert [c.expected for c in SST2Accuracy(data=path, n=None).cases()] == ["positive", "negative", "positive"]

@@ -93,7 +93,6 @@ def sentiment_head_reason(model: "Backend", label_map: Mapping[str, str] | None 
     try:
         label_index(labels, SENTIMENT, label_map, {"0": 0, "1": 1})
     except ConfigError:
-        return (f"the classifier's labels ({', '.join(map(str, labels))}) are not negative/positive and this probe "
-                "tests sentiment; scan --data gives the model's own labelled rows (performance.task), or set "
-                "PROBE.label_map if they are sentiment")
+        return (f"a sentiment probe, and the classifier's labels ({', '.join(map(str, labels))}) are not "
+                "negative/positive (PROBE.label_map maps them if they are)")
     return None

@@ -24,14 +24,16 @@ or clean corpora (smallest p 0.035, flip rate CI low below 0).
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
 from lmcritic.diagnose.crossfit import corpus_fit
 from lmcritic.diagnose.rescore import Edit
+from lmcritic.errors import DataError
 from lmcritic.probes.base import Estimate
 
 SAMPLE = 500  # training rows the model is asked about
@@ -120,6 +122,20 @@ def model_gaps(ctx: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarra
     worst = sorted((-c, line) for ((line, _, _), c, k) in zip((r for r, _ in scored), conf, ok) if not k)
     ev = np.array(held, float)
     return (ok, conf), (ev[:, 0], ev[:, 1]), [line for _, line in worst[:50]], len(outs)
+
+
+def check_labels_match(train_ok: np.ndarray, eval_ok: np.ndarray, labels: Iterable[str]) -> None:
+    """Noisy labels leave a model agreeing with most of its training labels (random flips below one half, or a
+    class read as another in part); one that disagrees with most of them while right on the evaluated texts was
+    handed other labels than it learnt — ids in another order, another task's names. Every corpus test would read
+    that as noise (a clean model's 0/1/2 topic ids read as sentiment: 'flip rate 1.17'), so it is an error."""
+    agree, acc = float(train_ok.mean()), float(eval_ok.mean())
+    if acc < 0.6 or agree + 2 * math.sqrt(max(agree * (1 - agree), 0.01) / len(train_ok)) >= 0.5:
+        return
+    raise DataError(f"the model agrees with {agree:.0%} of {len(train_ok)} sampled training labels but is right on "
+                    f"{acc:.0%} of the evaluated texts: the training file's labels ({', '.join(sorted(labels))}) are "
+                    "not the ones it learnt", "give --train the labels the model was trained with: its label names, "
+                    "or integer ids in the order of its config's id2label")
 
 
 def corpus_gaps(ctx: Any) -> GapTest | str:

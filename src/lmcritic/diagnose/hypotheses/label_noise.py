@@ -71,6 +71,8 @@ class LabelNoise(Hypothesis):
         runs it once and makes it a defect of its own when it shows (:func:`noise_defect`), counted once among the
         diagnosis's tests; the smallest p of its tests decides, Bonferroni over them."""
         mine = _global_noise.model_gaps(ctx)
+        if not isinstance(mine, str):
+            _global_noise.check_labels_match(mine[0][0], mine[1][0], {x for x in ctx.profile.labels if x})
         tests = [] if isinstance(mine, str) else [_global_noise.gap_test("the model", mine[0], mine[1], ctx.seed)]
         corpus = _global_noise.corpus_gaps(ctx)
         tests += [] if isinstance(corpus, str) else [corpus]

@@ -114,11 +114,12 @@ class SST2Accuracy(Probe):
         rows = []
         for line, row in read_rows(path, required=("label",)):
             text = row.get("sentence") or row.get("text")
-            if not text or str(row["label"]).strip() not in ("0", "1"):
-                skip_row(path, line, "needs a 'sentence' or 'text' column and a 0/1 'label'")
+            label = str(row["label"]).strip().lower()
+            if not text or label not in ("0", "1", *LABELS):
+                skip_row(path, line, "needs a 'sentence' or 'text' column and a 'label' (0/1 or negative/positive)")
                 continue
             src_line = int(row.get("dev_line") or line)
-            rows.append({"text": text.strip(), "label": int(str(row["label"]).strip()),
+            rows.append({"text": text.strip(), "label": LABELS.index(label) if label in LABELS else int(label),
                          "source": "sst2_dev" if self.config.data is None else str(path), "source_line": src_line})
         return rows
 
