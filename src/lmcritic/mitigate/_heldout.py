@@ -104,9 +104,10 @@ def _task_probe(cls: Any, entry: dict[str, Any], data: TrainingSet, path: Path) 
         raise ConfigError(f"task {task.name!r}: held-out rows can be scored only for a classification task whose "
                           f"prompt reads one column (it reads {columns or 'none'})",
                           "set the task's 'text' to the input column")
+    # the rows carry class names, which a template target (ids -> names) would not read: a plain column then
     target = task.target if (task.target or "").isidentifier() and task.target != columns[0] else "label"
-    _write_rows(path, (columns[0], str(target)), data, str)  # class names: a template target (ids → names) reads
-    source = {"path": str(path.resolve()), "hf": None, "name": None, "split": None, "line_column": None,  # none
+    _write_rows(path, (columns[0], str(target)), data, str)
+    source = {"path": str(path.resolve()), "hf": None, "name": None, "split": None, "line_column": None,
               "source_name": None}
     over = merge(config.get("overrides") or {}, {"data": source, "fewshot": {"n": 0}, "target": target})
     return cls(**{**config, "overrides": over, "n": None})
