@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import build_tiny_sentiment, sst2_rows
-from lmcritic.cli._own_task import own_task
+from lmcritic._user_data import head_labels, own_task
 from lmcritic.diagnose.corpus import class_table
 
 TOPICS = ["profession", "politics", "religion"]
@@ -28,7 +28,8 @@ def _rows(path: Path, labels: list[object]) -> str:
 
 
 def test_inline_task_names_classes_after_the_head(tmp_path) -> None:
-    model = str(_head(tmp_path, TOPICS))
+    model = head_labels(str(_head(tmp_path, TOPICS)), {})
+    assert model == TOPICS
     task = own_task(_rows(tmp_path / "ids.tsv", [2, 0, 1, 0]), model)
     assert task is not None and list(task["labels"]) == TOPICS  # head order, whatever order the rows come in
     assert task["target"] == '{{ ["profession", "politics", "religion"][label | int] }}'
@@ -42,10 +43,9 @@ def test_inline_task_names_classes_after_the_head(tmp_path) -> None:
 def test_sentiment_rows_and_heads_keep_the_sentiment_probes(tmp_path) -> None:
     rows = _rows(tmp_path / "s.tsv", [0, 1, 1])
     assert own_task(rows, None) is None
-    assert own_task(rows, str(_head(tmp_path, ["LABEL_0", "LABEL_1"]))) is None
-    assert own_task(rows, str(_head(tmp_path, ["NEGATIVE", "POSITIVE"]))) is None
-    assert own_task(rows, str(_head(tmp_path, ["ham", "spam"]))) is not None  # 0/1 rows, but not sentiment
-    assert own_task(rows, None, {"label_names": "[ham, spam]"}) is not None  # the backend option renames
+    for heads, own in ((["LABEL_0", "LABEL_1"], False), (["NEGATIVE", "POSITIVE"], False), (["ham", "spam"], True)):
+        assert (own_task(rows, head_labels(str(_head(tmp_path, heads)), {})) is not None) is own, heads
+    assert head_labels(None, {"label_names": "[ham, spam]"}) == ["ham", "spam"]  # the backend option renames
 
 
 def test_training_labels_named_as_the_evaluated_classes() -> None:
@@ -111,3 +111,19 @@ def test_sentiment_rows_may_name_their_labels(tmp_path) -> None:
     path = _rows(tmp_path / "named.tsv", ["Positive", "negative", 1])
     assert own_task(path, None) is None
     assert [c.expected for c in SST2Accuracy(data=path, n=None).cases()] == ["positive", "negative", "positive"]
+
+
+def test_python_scan_takes_the_same_rows(tmp_path, ham_dir) -> None:
+    """``lmcritic.scan(model, data=, train=)`` does what ``scan --data --train`` does, the head's labels read
+    from the loaded backend (an in-memory model has no folder to read them from)."""
+    import lmcritic
+
+    rows = sst2_rows(60, seed=3)
+    (tmp_path / "eval.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    results = lmcritic.scan(str(ham_dir), data=tmp_path / "eval.tsv", train=ham_dir / "train.tsv",
+                            probes=["performance.sst2", "robustness.invariance"], stages=False,
+                            store=tmp_path / "runs.sqlite", cache=tmp_path / "cache.sqlite", progress=False)
+    assert results.status == "done", results.message
+    assert any(s.startswith("robustness.invariance: a sentiment probe") for s in results.skipped), results.skipped
+    assert len(results.store.records(results.run_id, "own_task")) == 60
+    assert results.info.spec["probes"][0]["config"]["task"]["labels"] == {"ham": "ham", "spam": "spam"}

@@ -37,7 +37,8 @@ def scan(model: object = None, *, tokenizer: object = None, probes: Sequence[Any
          config: Mapping[str, Mapping[str, Any]] | None = None, stages: bool | Sequence[Any] = True,
          budget: int | Mapping[str, Any] | None = None, store: "RunStore | str | Path | None" = None,
          cache: str | Path | None = None, options: Mapping[str, Any] | None = None, name: str | None = None,
-         progress: bool = True, strict: bool = False) -> "Results":
+         progress: bool = True, strict: bool = False, data: str | Path | None = None,
+         train: str | Path | None = None) -> "Results":
     """Run the default suite (``lmcritic scan``), or the chosen ``probes``, on ``model``.
 
     Args:
@@ -53,14 +54,24 @@ def scan(model: object = None, *, tokenizer: object = None, probes: Sequence[Any
             ``$LMCRITIC_HOME``.
         options: backend options (see :func:`lmcritic.backends.objects.as_backend`); name: the model's label.
         strict: raise :class:`RunFailed` unless every probe and stage ran (see the module docstring).
+        data, train: as ``scan --data/--train``: labelled rows of the model's own task (another task than
+            sentiment becomes an inline ``performance.task``: see :mod:`lmcritic._user_data`), its training corpus.
     """
+    from lmcritic._user_data import backend_heads, with_user_data
     from lmcritic.backends import DEFAULT_MODEL
     from lmcritic.backends.objects import as_backend
     from lmcritic.spec import scan_spec
 
     backend, model_spec = as_backend(DEFAULT_MODEL if model is None else model, tokenizer, options, name)
     spec = scan_spec(model_spec, probes, config, stages, _budget(budget), source="lmcritic.scan")
+    if data is not None or train is not None:
+        spec = with_user_data(spec, data, train, backend_heads(backend) if data else None, _own_options(spec, config))
     return _execute(spec, backend, store, cache, progress, strict)
+
+
+def _own_options(spec: "RunSpec", config: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """The options the caller set on each chosen probe, as the spec holds them (they win over ``data``)."""
+    return {p.key: {k: p.config[k] for k in (config or {}).get(p.key, {}) if k in p.config} for p in spec.probes}
 
 
 def run(spec: "RunSpec | Mapping[str, Any] | str | Path | None" = None, model: object = None, *,

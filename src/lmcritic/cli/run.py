@@ -104,59 +104,15 @@ def scan_cmd(args: argparse.Namespace) -> int:
 
 
 def _with_user_data(spec: Any, overrides: dict[str, dict[str, Any]], args: argparse.Namespace) -> Any:
-    """``--skip`` leaves probes out; ``--data``/``--train`` go to the probes that take that kind of rows and
-    ``--train`` to the diagnosis stage (``--set`` still wins)."""
+    """``--skip`` leaves probes out; ``--data``/``--train`` go where :mod:`lmcritic._user_data` says (``--set``
+    still wins); the model's label names, when a local classifier folder says them, decide its own task."""
     from dataclasses import replace
 
-    from lmcritic.spec import StageSpec
+    from lmcritic._user_data import head_labels, with_user_data
 
-    probes = tuple(replace(p, config={**p.config, **_data_option(p.name, args), **overrides.get(p.key, {})})
-                   for p in spec.probes if p.name not in args.skip and p.key not in args.skip)
-    stages = tuple(StageSpec(**_stage(s, args)) for s in spec.stages)
-    return _own_task(replace(spec, probes=probes, stages=stages), args)
-
-
-def _own_task(spec: Any, args: argparse.Namespace) -> Any:
-    """``--data`` of another task than sentiment (see :mod:`lmcritic.cli._own_task`): ``performance.task`` on the
-    user's rows takes the place of ``performance.sst2``, and the diagnosis reads it."""
-    from dataclasses import replace
-
-    from lmcritic.cli import _own_task as own
-    from lmcritic.spec import ProbeSpec
-
-    task = own.own_task(args.data, spec.model.name, spec.model.options) if args.data else None
-    if task is None:
-        return spec
-    probes = tuple(ProbeSpec("performance.task", {"task": task, "n": None}, key=own.KEY)
-                   if p.key == "performance.sst2" else
-                   replace(p, config={k: v for k, v in p.config.items() if k != "data" or v != _abs(args.data)})
-                   for p in spec.probes)
-    stages = tuple(replace(s, config={**s.config, "probes": [own.KEY if x == "performance.sst2" else x
-                                                              for x in s.config["probes"]]})
-                   if s.name == "diagnose" and "probes" in s.config else s for s in spec.stages)
-    return replace(spec, probes=probes, stages=stages)
-
-
-def _abs(path: str) -> str:
-    return str(Path(path).resolve())
-
-
-def _data_option(probe: str, args: argparse.Namespace) -> dict[str, Any]:
-    """``--data``/``--train`` go to the probes whose ``data`` option holds that kind of rows (``data_role``)."""
-    from lmcritic.probes import PROBES
-
-    path = {"eval": args.data, "train": args.train}.get(PROBES.get(probe).data_role or "")
-    if not path:
-        return {}
-    own_task = probe.startswith("performance.") and PROBES.get(probe).data_role == "eval"
-    return {"data": _abs(path), **({"n": None} if own_task else {})}  # the user's rows: all of them
-
-
-def _stage(stage: Any, args: argparse.Namespace) -> dict[str, Any]:
-    config = dict(stage.config)
-    if stage.name == "diagnose" and args.train:
-        config["train"] = str(Path(args.train).resolve())
-    return {"name": stage.name, "config": config}
+    spec = replace(spec, probes=tuple(p for p in spec.probes if p.name not in args.skip and p.key not in args.skip))
+    heads = head_labels(spec.model.name, spec.model.options) if args.data else None
+    return with_user_data(spec, args.data, args.train, heads, overrides)
 
 
 def _execute(spec, args: argparse.Namespace, resume: str | None = None) -> int:

@@ -1,4 +1,7 @@
-"""``scan --data`` for a classifier of another task than sentiment: the user's rows become an inline task.
+"""The user's rows in a scan (``lmcritic scan --data/--train``, ``lmcritic.scan(data=, train=)``), one place.
+
+``data`` (labelled rows of the model's own task) goes to the probes whose ``data_role`` is ``eval``, ``train``
+(its training corpus) to those whose role is ``train`` and to the diagnosis stage; options the user set win.
 
 The packaged probes read ``--data`` as SST-2-style rows (0/1 sentiment). A topic, intent or toxicity classifier
 evaluated that way failed every case ("classifier label 'profession' matches none of the task's classes").
@@ -11,17 +14,78 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from lmcritic.backends.base import Backend
+    from lmcritic.spec import RunSpec
 
 KEY = "own_task"
 SENTIMENT_VALUES = frozenset({"0", "1", "negative", "positive"})
 TEXT_COLUMNS = ("text", "sentence")
 
 
-def own_task(data: str, model: str | None, options: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+def with_user_data(spec: RunSpec, data: str | Path | None, train: str | Path | None,
+                   heads: Sequence[str] | None, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> RunSpec:
+    """``spec`` with the user's rows in place (``overrides``: the user's own probe options, by key, which win);
+    ``heads``: the classifier's label names in logit order when known (see :func:`own_task`)."""
+    from dataclasses import replace
+
+    from lmcritic.spec import StageSpec
+
+    over = overrides or {}
+    probes = tuple(replace(p, config={**p.config, **_data_option(p.name, data, train), **over.get(p.key, {})})
+                   for p in spec.probes)
+    stages = tuple(StageSpec(s.name, {**s.config, **({"train": _abs(train)} if s.name == "diagnose" and train
+                                                     else {})}) for s in spec.stages)
+    spec = replace(spec, probes=probes, stages=stages)
+    task = own_task(str(data), heads) if data else None
+    return _own_task_spec(spec, task, _abs(data)) if task and data else spec
+
+
+def backend_heads(backend: Backend) -> list[str] | None:
+    """A classifier-head backend's label names (one call), else None."""
+    from lmcritic.requests import Capability, ClassifyRequest
+
+    if backend.supports(Capability.LOGLIKELIHOOD) or not backend.supports(Capability.CLASSIFY):
+        return None
+    return [str(x) for x in backend.classify([ClassifyRequest("a")])[0].labels]
+
+
+def _data_option(probe: str, data: str | Path | None, train: str | Path | None) -> dict[str, Any]:
+    from lmcritic.probes import PROBES
+
+    role = PROBES.get(probe).data_role
+    path = {"eval": data, "train": train}.get(role or "")
+    if not path:
+        return {}
+    own = probe.startswith("performance.") and role == "eval"
+    return {"data": _abs(path), **({"n": None} if own else {})}  # the user's rows: all of them
+
+
+def _own_task_spec(spec: RunSpec, task: dict[str, Any], data: str) -> RunSpec:
+    """``performance.task`` on the user's rows takes the place of ``performance.sst2``; the diagnosis reads it; the
+    sentiment probes keep their packaged rows (they skip themselves on a head whose labels are not sentiment)."""
+    from dataclasses import replace
+
+    from lmcritic.spec import ProbeSpec
+
+    probes = tuple(ProbeSpec("performance.task", {"task": task, "n": None}, key=KEY) if p.key == "performance.sst2"
+                   else replace(p, config={k: v for k, v in p.config.items() if k != "data" or v != data})
+                   for p in spec.probes)
+    stages = tuple(replace(s, config={**s.config, "probes": [KEY if x == "performance.sst2" else x
+                                                              for x in s.config["probes"]]})
+                   if s.name == "diagnose" and "probes" in s.config else s for s in spec.stages)
+    return replace(spec, probes=probes, stages=stages)
+
+
+def _abs(path: str | Path) -> str:
+    return str(Path(path).resolve())
+
+
+def own_task(data: str, heads: Sequence[str] | None) -> dict[str, Any] | None:
     """The inline task for ``data``, or None when the rows and the model are sentiment as the probes expect."""
     column, values = _columns(data)
-    heads = head_labels(model, options or {})
     if not _other_task(values, heads):
         return None
     classes, target = _classes(values, heads)
