@@ -132,18 +132,9 @@ def _columns(data: str) -> tuple[str, list[str]]:
 def _other_task(values: Sequence[str], heads: Sequence[str] | None) -> bool:
     if any(v.lower() not in SENTIMENT_VALUES for v in values):
         return True
-    return heads is not None and not _sentiment_heads(heads)
+    from lmcritic.probes._label_map import is_sentiment
 
-
-def _sentiment_heads(heads: Sequence[str]) -> bool:
-    from lmcritic.errors import ConfigError
-    from lmcritic.probes._label_map import SENTIMENT, label_index
-
-    try:
-        label_index(heads, SENTIMENT, None, {"0": 0, "1": 1})
-    except ConfigError:
-        return False
-    return True
+    return heads is not None and not is_sentiment(heads)
 
 
 def _classes(values: Sequence[str], heads: Sequence[str] | None) -> tuple[list[str], str]:

@@ -83,16 +83,21 @@ def sentiment_head_reason(model: "Backend", label_map: Mapping[str, str] | None 
                           target: str | None = None) -> str | None:
     """Why a sentiment probe cannot read this model, decided before any case runs: a classifier head (no
     log-likelihoods) whose labels are not negative/positive, nor ``target``. None when it can."""
-    from lmcritic.requests import Capability, ClassifyRequest
+    from lmcritic._user_data import backend_heads
 
-    if model.supports(Capability.LOGLIKELIHOOD) or not model.supports(Capability.CLASSIFY):
+    labels = backend_heads(model)
+    if labels is None:
         return None
-    labels = model.classify([ClassifyRequest("a")])[0].labels
-    if target is not None and target.lower() in {str(x).lower() for x in labels}:
+    if (target is not None and target.lower() in {str(x).lower() for x in labels}) or is_sentiment(labels, label_map):
         return None
+    return (f"a sentiment probe, and the classifier's labels ({', '.join(map(str, labels))}) are not "
+            "negative/positive (PROBE.label_map maps them if they are)")
+
+
+def is_sentiment(labels: Sequence[str], label_map: Mapping[str, str] | None = None) -> bool:
+    """Whether a classifier head's labels read as negative/positive (by name, ``label_map`` or ``LABEL_i``)."""
     try:
         label_index(labels, SENTIMENT, label_map, {"0": 0, "1": 1})
     except ConfigError:
-        return (f"a sentiment probe, and the classifier's labels ({', '.join(map(str, labels))}) are not "
-                "negative/positive (PROBE.label_map maps them if they are)")
-    return None
+        return False
+    return True
