@@ -36,6 +36,13 @@ def test_inline_task_names_classes_after_the_head(tmp_path) -> None:
     assert "{{ sentence }}" in task["prompt"]
     named = own_task(_rows(tmp_path / "names.tsv", ["religion", "politics"]), model)
     assert named is not None and named["target"] == "label" and list(named["labels"]) == TOPICS
+    cased = own_task(_rows(tmp_path / "cased.tsv", ["Religion", "polit"]), model)  # another case, a prefix
+    assert cased is not None and list(cased["labels"]) == TOPICS
+    assert cased["target"] == '{{ {"Religion": "religion", "polit": "politics"}[label | string | trim] }}'
+    from lmcritic.probes.performance.task import TaskProbe
+
+    for t, want in ((task, ["religion", "profession", "politics", "profession"]), (cased, ["religion", "politics"])):
+        assert [c.expected for c in TaskProbe(task=t, n=None).cases()] == want
     assert own_task(_rows(tmp_path / "free.tsv", ["spam", "ham", "ham"]), None)["labels"] == {"ham": "ham",
                                                                                               "spam": "spam"}
 

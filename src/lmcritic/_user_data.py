@@ -142,6 +142,22 @@ def _classes(values: Sequence[str], heads: Sequence[str] | None) -> tuple[list[s
     ints = all(v.lstrip("-").isdigit() for v in values)
     if heads and ints and all(0 <= int(v) < len(heads) for v in values):
         return list(heads), "{{ " + json.dumps(list(heads)) + "[label | int] }}"
-    if heads and all(v.lower() in {h.lower() for h in heads} for v in values):
-        return list(heads), "label"
+    table = _head_names(values, heads) if heads else None
+    if heads and table is not None:
+        same = all(table[v] == v for v in values)
+        return list(heads), "label" if same else "{{ " + json.dumps(table) + "[label | string | trim] }}"
     return sorted(values, key=lambda v: (not ints, int(v) if ints else 0, v)), "label"
+
+
+def _head_names(values: Sequence[str], heads: Sequence[str]) -> dict[str, str] | None:
+    """Row label → the head's label of the same name, any case, or the only one it begins (``neg`` →
+    ``NEGATIVE``); None when a value matches none."""
+    out = {}
+    for v in values:
+        same = [h for h in heads if h.lower() == v.lower()]
+        begun = [h for h in heads if h.lower().startswith(v.lower())] if len(v) >= 3 else []
+        match = same or (begun if len(begun) == 1 else [])
+        if not match:
+            return None
+        out[v] = match[0]
+    return out
