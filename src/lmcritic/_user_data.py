@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:
-    from lmcritic.backends.base import Backend
     from lmcritic.spec import RunSpec
 
 KEY = "own_task"
@@ -39,17 +38,10 @@ def with_user_data(spec: RunSpec, data: str | Path | None, train: str | Path | N
     stages = tuple(StageSpec(s.name, {**s.config, **({"train": _abs(train)} if s.name == "diagnose" and train
                                                      else {})}) for s in spec.stages)
     spec = replace(spec, probes=probes, stages=stages)
-    task = own_task(str(data), heads) if data else None
-    return _own_task_spec(spec, task, _abs(data)) if task and data else spec
-
-
-def backend_heads(backend: Backend) -> list[str] | None:
-    """A classifier-head backend's label names (one call), else None."""
-    from lmcritic.requests import Capability, ClassifyRequest
-
-    if backend.supports(Capability.LOGLIKELIHOOD) or not backend.supports(Capability.CLASSIFY):
-        return None
-    return [str(x) for x in backend.classify([ClassifyRequest("a")])[0].labels]
+    if not data:
+        return spec
+    task = own_task(str(data), heads)
+    return _own_task_spec(spec, task, _abs(data)) if task else spec
 
 
 def _data_option(probe: str, data: str | Path | None, train: str | Path | None) -> dict[str, Any]:
@@ -89,7 +81,7 @@ def own_task(data: str, heads: Sequence[str] | None) -> dict[str, Any] | None:
     if not _other_task(values, heads):
         return None
     classes, target = _classes(values, heads)
-    return {"name": KEY, "output_type": "classification", "data": {"path": str(Path(data).resolve())},
+    return {"name": KEY, "output_type": "classification", "data": {"path": _abs(data)},
             "prompt": "Text: {{ " + column + " }}\nLabel:", "target": target,
             "labels": {c: c for c in classes}, "metrics": ["acc", "macro_f1", "ece", "brier"]}
 
@@ -113,7 +105,9 @@ def head_labels(model: str | None, options: Mapping[str, Any]) -> list[str] | No
     id2label = raw.get("id2label") or {}
     if not id2label or not any(k.endswith("ForSequenceClassification") for k in raw.get("architectures") or ()):
         return None
-    return [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(len(id2label))]
+    from lmcritic.backends._hf_loading import names_in_logit_order
+
+    return names_in_logit_order(id2label, len(id2label))
 
 
 def _columns(data: str) -> tuple[str, list[str]]:

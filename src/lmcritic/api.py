@@ -57,15 +57,17 @@ def scan(model: object = None, *, tokenizer: object = None, probes: Sequence[Any
         data, train: as ``scan --data/--train``: labelled rows of the model's own task (another task than
             sentiment becomes an inline ``performance.task``: see :mod:`lmcritic._user_data`), its training corpus.
     """
-    from lmcritic._user_data import backend_heads, with_user_data
+    from lmcritic._user_data import with_user_data
     from lmcritic.backends import DEFAULT_MODEL
     from lmcritic.backends.objects import as_backend
+    from lmcritic.probes._label_map import classifier_labels
     from lmcritic.spec import scan_spec
 
     backend, model_spec = as_backend(DEFAULT_MODEL if model is None else model, tokenizer, options, name)
     spec = scan_spec(model_spec, probes, config, stages, _budget(budget), source="lmcritic.scan")
     if data is not None or train is not None:
-        spec = with_user_data(spec, data, train, backend_heads(backend) if data else None, _own_options(spec, config))
+        heads = classifier_labels(backend) if data else None
+        spec = with_user_data(spec, data, train, heads, _own_options(spec, config))
     return _execute(spec, backend, store, cache, progress, strict)
 
 

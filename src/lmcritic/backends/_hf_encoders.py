@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 
 from lmcritic.backends._batching import group_by, map_sorted, restore
+from lmcritic.backends._hf_loading import names_in_logit_order
 from lmcritic.backends._hf_tensors import right_pad
 from lmcritic.backends.base import check_text
 from lmcritic.errors import InputError
@@ -32,7 +33,7 @@ def labels(model: PreTrainedModel) -> tuple[str, ...]:
     """Label names in logit order, from ``config.id2label``."""
     id2label = getattr(model.config, "id2label", None) or {}
     n = int(getattr(model.config, "num_labels", len(id2label)) or len(id2label))
-    return tuple(str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n))
+    return tuple(names_in_logit_order(id2label, n))
 
 
 def classify(be: HFBackend, requests: Sequence[ClassifyRequest]) -> list[ClassifyResult]:

@@ -13,7 +13,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from urllib.parse import urlparse
 
 from lmcritic.backends._hf_cache import cached_package_model
@@ -326,6 +326,12 @@ def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     line = text[0] if text else type(err).__name__
     return line if len(line) <= 240 else line[:237] + "..."
+
+
+def names_in_logit_order(id2label: Mapping[Any, object], n: int) -> list[str]:
+    """A config's ``id2label`` (int keys, or str as read from config.json) as names in logit order; ``LABEL_i``
+    where absent. Torch-free, so the command line can read a classifier folder's labels before loading it."""
+    return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n)]
 
 
 def rename_labels(model: PreTrainedModel, names: object) -> None:

@@ -83,9 +83,7 @@ def sentiment_head_reason(model: "Backend", label_map: Mapping[str, str] | None 
                           target: str | None = None) -> str | None:
     """Why a sentiment probe cannot read this model, decided before any case runs: a classifier head (no
     log-likelihoods) whose labels are not negative/positive, nor ``target``. None when it can."""
-    from lmcritic._user_data import backend_heads
-
-    labels = backend_heads(model)
+    labels = classifier_labels(model)
     if labels is None:
         return None
     if (target is not None and target.lower() in {str(x).lower() for x in labels}) or is_sentiment(labels, label_map):
@@ -101,3 +99,12 @@ def is_sentiment(labels: Sequence[str], label_map: Mapping[str, str] | None = No
     except ConfigError:
         return False
     return True
+
+
+def classifier_labels(model: "Backend") -> list[str] | None:
+    """A classifier-head backend's label names in logit order (one call), else None."""
+    from lmcritic.requests import Capability, ClassifyRequest
+
+    if model.supports(Capability.LOGLIKELIHOOD) or not model.supports(Capability.CLASSIFY):
+        return None
+    return [str(x) for x in model.classify([ClassifyRequest("a")])[0].labels]
