@@ -73,7 +73,8 @@ def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
     rescorer = Rescorer(model, build_probes(info.spec, [*by_probe, *([eval_key] if eval_key else [])]),
                         config.max_queries) if model else None
     train_c, ref_c = _corpus(train), _corpus(reference)
-    _name_labels(train_c, eval_records)
+    for corpus in (train_c, ref_c):  # the reference corpus is read for memorised rows: its labels named alike
+        _name_labels(corpus, eval_records)
     profile = _profile(train_c, eval_records)
     sentiment = _is_sentiment(eval_records)
     explanations = store.records(run_id, EXPLANATIONS_KEY) if _has_probe(store, run_id, EXPLANATIONS_KEY) else []
