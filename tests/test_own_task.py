@@ -43,6 +43,10 @@ def test_inline_task_names_classes_after_the_head(tmp_path) -> None:
 
     for t, want in ((task, ["religion", "profession", "politics", "profession"]), (cased, ["religion", "politics"])):
         assert [c.expected for c in TaskProbe(task=t, n=None).cases()] == want
+    from lmcritic.errors import DataError
+
+    with pytest.raises(DataError, match="neither ids of the classifier's 3 labels nor their names"):
+        own_task(_rows(tmp_path / "bad.tsv", [7, 0]), model)  # the run would fail on it later, less clearly
     assert own_task(_rows(tmp_path / "free.tsv", ["spam", "ham", "ham"]), None)["labels"] == {"ham": "ham",
                                                                                               "spam": "spam"}
 

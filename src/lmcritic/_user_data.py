@@ -80,7 +80,7 @@ def own_task(data: str, heads: Sequence[str] | None) -> dict[str, Any] | None:
     column, values = _columns(data)
     if not _other_task(values, heads):
         return None
-    classes, target = _classes(values, heads)
+    classes, target = _classes(data, values, heads)
     return {"name": KEY, "output_type": "classification", "data": {"path": _abs(data)},
             "prompt": "Text: {{ " + column + " }}\nLabel:", "target": target,
             "labels": {c: c for c in classes}, "metrics": ["acc", "macro_f1", "ece", "brier"]}
@@ -131,16 +131,22 @@ def _other_task(values: Sequence[str], heads: Sequence[str] | None) -> bool:
     return heads is not None and not is_sentiment(heads)
 
 
-def _classes(values: Sequence[str], heads: Sequence[str] | None) -> tuple[list[str], str]:
+def _classes(data: str, values: Sequence[str], heads: Sequence[str] | None) -> tuple[list[str], str]:
     """Class names and the target (the label column, or a template from the id to the head's name)."""
     ints = all(v.lstrip("-").isdigit() for v in values)
-    if heads and ints and all(0 <= int(v) < len(heads) for v in values):
+    if not heads:
+        return sorted(values, key=lambda v: (not ints, int(v) if ints else 0, v)), "label"
+    if ints and all(0 <= int(v) < len(heads) for v in values):
         return list(heads), "{{ " + json.dumps(list(heads)) + "[label | int] }}"
-    table = _head_names(values, heads) if heads else None
-    if heads and table is not None:
-        same = all(table[v] == v for v in values)
-        return list(heads), "label" if same else "{{ " + json.dumps(table) + "[label | string | trim] }}"
-    return sorted(values, key=lambda v: (not ints, int(v) if ints else 0, v)), "label"
+    table = _head_names(values, heads)
+    if table is None:
+        from lmcritic.errors import DataError
+
+        raise DataError(f"{data}: labels {', '.join(values[:8])} are neither ids of the classifier's {len(heads)} "
+                        f"labels nor their names ({', '.join(heads)})",
+                        "label the rows with the model's label names, or ids in the order of its id2label")
+    same = all(table[v] == v for v in values)
+    return list(heads), "label" if same else "{{ " + json.dumps(table) + "[label | string | trim] }}"
 
 
 def _head_names(values: Sequence[str], heads: Sequence[str]) -> dict[str, str] | None:
