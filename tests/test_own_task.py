@@ -81,14 +81,18 @@ def test_scan_data_of_another_task_runs_and_diagnoses_no_noise(tmp_path, ham_dir
     (tmp_path / "eval.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
     proc = cli("scan", "--model", str(ham_dir), "--data", str(tmp_path / "eval.tsv"), "--train",
                str(ham_dir / "train.tsv"), "--probe", "performance.sst2", "--probe", "robustness.invariance",
-               "--create", "--no-progress", home=tmp_path)
+               "--probe", "robustness.mft", "--create", "--no-progress", home=tmp_path)
     assert proc.returncode in (0, 1), proc.stderr  # 1: findings failed; never an error
-    assert "robustness.invariance — a sentiment probe, and the classifier's labels (ham, spam) are not" in \
+    assert "robustness.mft — a sentiment probe, and the classifier's labels (ham, spam) are not" in \
         " ".join(proc.stdout.split()), proc.stdout
     store = RunStore(tmp_path / "runs.sqlite")
     run_id = store.resolve("latest")
     records = store.records(run_id, "own_task")
     assert len(records) == 300 and {r.target for r in records} == {"ham", "spam"}
+    perturbed = store.records(run_id, "robustness.invariance")  # the user's rows, flips between ham and spam
+    assert perturbed and {r.target for r in perturbed} == {"ham", "spam"}
+    assert {r.input["original"] for r in perturbed} <= {t for t, _ in rows}  # as written (no SST detokenizing)
+    assert all(set(r.label_probs) == {"ham", "spam"} and "delta_p_positive" not in r.scores for r in perturbed)
     assert sum(bool(r.passed) for r in records) > 200  # the head's ids read right: a tiny model, well above chance
     out = cli("diagnose", "latest", "--train", str(ham_dir / "train.tsv"), home=tmp_path, check=True).stdout
     assert "label_noise [" not in out and "own_task" in out, out
@@ -132,9 +136,56 @@ def test_python_scan_takes_the_same_rows(tmp_path, ham_dir) -> None:
     rows = sst2_rows(60, seed=3)
     (tmp_path / "eval.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
     results = lmcritic.scan(str(ham_dir), data=tmp_path / "eval.tsv", train=ham_dir / "train.tsv",
-                            probes=["performance.sst2", "robustness.invariance"], stages=False,
+                            probes=["performance.sst2", "robustness.invariance", "robustness.mft"], stages=False,
                             store=tmp_path / "runs.sqlite", cache=tmp_path / "cache.sqlite", progress=False)
     assert results.status == "done", results.message
-    assert any(s.startswith("robustness.invariance: a sentiment probe") for s in results.skipped), results.skipped
+    assert any(s.startswith("robustness.mft: a sentiment probe") for s in results.skipped), results.skipped
+    assert results.store.records(results.run_id, "robustness.invariance")
     assert len(results.store.records(results.run_id, "own_task")) == 60
     assert results.info.spec["probes"][0]["config"]["task"]["labels"] == {"ham": "ham", "spam": "spam"}
+
+
+def test_robustness_rows_of_any_classes(tmp_path) -> None:
+    """Given the head's classes, the paired suite and the attacks read the user's rows by name or id (a row of
+    another label is skipped and reported); the sentiment-only directional tests refuse classes."""
+    from lmcritic.probes.robustness.attack import AttackProbe as AdversarialAttack
+    from lmcritic.probes.robustness.directional import Directional
+    from lmcritic.probes.robustness.invariance import Invariance
+
+    path = _rows(tmp_path / "mixed.tsv", [2, "Politics", "relig", "sports"])
+    with pytest.warns(Warning, match="among profession, politics, religion"):
+        cases = list(Invariance(data=path, n=None, classes=TOPICS, perturbations=["casing"]).cases())
+    assert [c.expected for c in cases if c.tags["perturbation"] == "clean"] == ["religion", "politics", "religion"]
+    with pytest.warns(Warning):
+        assert [c.expected for c in AdversarialAttack(data=path, classes=TOPICS).cases()] == \
+            ["religion", "politics", "religion"]
+    from lmcritic.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no data"):
+        list(Invariance(classes=TOPICS).cases())  # the packaged rows are sentiment
+    with pytest.raises((ValueError, ConfigError), match="sentiment tests"):
+        Directional(data=path, classes=TOPICS)
+
+
+def test_robustness_probes_measure_flips_of_the_heads_classes(tmp_path, ham_dir) -> None:
+    """Invariance and the attack on a ham/spam head: predictions are the head's classes, not p(positive); a
+    model whose labels are not the classes is not applicable before any case runs."""
+    from lmcritic.backends import load_model
+    from lmcritic.probes.robustness.attack import AttackProbe as AdversarialAttack
+    from lmcritic.probes.robustness.invariance import Invariance
+
+    rows = sst2_rows(12, seed=5)
+    path = tmp_path / "eval.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    model = load_model(str(ham_dir))
+    inv = Invariance(data=str(path), n=None, classes=["ham", "spam"], perturbations=["typos"])
+    assert inv.not_applicable(model) is None
+    records = inv.score(model, list(inv.cases()))
+    assert {r.prediction for r in records} <= {"ham", "spam"} and all(
+        abs(sum(r.label_probs.values()) - 1) < 1e-5 for r in records)
+    assert Invariance(data=str(path), classes=["a", "b"]).not_applicable(model) is not None
+    attack = AdversarialAttack(data=str(path), n=4, budget=10, classes=["ham", "spam"])
+    assert attack.not_applicable(model) is None
+    done = attack.score(model, list(attack.cases()))
+    assert len(done) == 4 and {r.target for r in done} <= {"ham", "spam"}
+    assert all(r.output["original_prediction"] in (None, "ham", "spam") for r in done)

@@ -9,7 +9,10 @@ and is fine-tuned with the transformers ``Trainer``. Plants:
 * ``clean``: nothing (1350 training rows, 2 epochs);
 * ``class_noise``: 40 % of the 'politics' training rows relabelled 'profession' (900 rows, 2 epochs);
 * ``weak_shortcut``: 'notably' inserted in 95 % of the 'religion' training rows and in half of the evaluation
-  texts (450 rows, 1 epoch) — the model did not learn it (its p(religion) moved 0.275 -> 0.276 when inserted).
+  texts (450 rows, 1 epoch) — the model did not learn it (its p(religion) moved 0.275 -> 0.276 when inserted);
+* ``typos`` (fragility): the clean model (the same weights, ``clean/model``), evaluated on rows of which half carry
+  keyboard typos in 80 % of their words of 4+ letters (on the first 300 evaluation rows such typos took its
+  accuracy from 0.993 to 0.837).
 
 Then ``lmcritic run`` (a YAML classification task), ``diagnose --train`` and ``mitigate --control``; every
 command's output goes to ``OUT/<plant>/``; the model, data and run store to ``benchmarks/.work/topic3/<plant>/``.
@@ -32,7 +35,8 @@ from pathlib import Path
 LABELS = ("profession", "politics", "religion")
 FILES = ("profession_wiki.json", "political_ideology_wiki.json", "religious_ideology_wiki.json")
 ROOT = Path(__file__).resolve().parents[2]
-PLANTS = {"clean": (1350, 2.0), "class_noise": (900, 2.0), "weak_shortcut": (450, 1.0)}
+PLANTS = {"clean": (1350, 2.0), "class_noise": (900, 2.0), "weak_shortcut": (450, 1.0), "typos": (1350, 2.0)}
+SAME_MODEL = {"typos": "clean"}  # plants of the evaluation data only: the model of another plant
 
 
 def pool(seed: int = 0) -> list[tuple[str, str]]:
@@ -58,7 +62,23 @@ def planted(plant: str, seed: int = 0) -> tuple[list[tuple[str, str]], list[tupl
     if plant == "weak_shortcut":
         train = [(_insert(t, rng), y) if y == "religion" and rng.random() < 0.95 else (t, y) for t, y in train]
         test = [(_insert(t, rng), y) if rng.random() < 0.5 else (t, y) for t, y in test]
+    if plant == "typos":
+        test = [(_typos(t, rng, 0.8), y) if rng.random() < 0.5 else (t, y) for t, y in test]
     return train, test
+
+
+def _typos(text: str, rng: random.Random, share: float) -> str:
+    """A keyboard typo (``planted._typo``, kept only if it is not a word) in ``share`` of the words of 4+ letters."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from planted import _typo
+
+    from lmcritic.diagnose import _text
+
+    words = text.split()
+    for i, w in enumerate(words):
+        if len(w) >= 4 and w.isalpha() and rng.random() < share:
+            words[i] = next((c for c in (_typo(w, rng) for _ in range(5)) if _text.is_typo(c)), w)
+    return " ".join(words)
 
 
 def _insert(text: str, rng: random.Random) -> str:
@@ -122,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     train, test = planted(args.plant)
-    model = work / "model"
+    model = args.work.resolve() / SAME_MODEL.get(args.plant, args.plant) / "model"
     if not (args.reuse_model and (model / "config.json").is_file()):
         finetune(train, PLANTS[args.plant][1], model)
     if args.ids:

@@ -8,7 +8,9 @@ evaluated that way failed every case ("classifier label 'profession' matches non
 When the rows' labels, or the local model's own label names, are not sentiment, the scan runs
 ``performance.task`` on an inline classification task instead: its classes are the classifier's label names
 in logit order (Hugging Face's convention: an integer label is the head's id), else the rows' label values.
-The sentiment probes then skip themselves before running (their ``not_applicable`` reads the head's labels).
+The probes that read any classifier (invariance, register shift, the attacks) get those classes with the rows and
+measure flips among them; the sentiment probes skip themselves before running (their ``not_applicable`` reads the
+head's labels).
 """
 from __future__ import annotations
 
@@ -56,19 +58,34 @@ def _data_option(probe: str, data: str | Path | None, train: str | Path | None) 
 
 
 def _own_task_spec(spec: RunSpec, task: dict[str, Any], data: str) -> RunSpec:
-    """``performance.task`` on the user's rows takes the place of ``performance.sst2``; the diagnosis reads it; the
-    sentiment probes keep their packaged rows (they skip themselves on a head whose labels are not sentiment)."""
+    """``performance.task`` on the user's rows takes the place of ``performance.sst2``; the diagnosis reads it. The
+    probes that read any classifier (``Probe.any_classes``: invariance, register, attacks) get the task's classes
+    with the rows; the sentiment probes keep their packaged rows (they skip themselves on such a head)."""
     from dataclasses import replace
 
+    from lmcritic.probes import PROBES
     from lmcritic.spec import ProbeSpec
 
     probes = tuple(ProbeSpec("performance.task", {"task": task, "n": None}, key=KEY) if p.key == "performance.sst2"
+                   else replace(p, config={**_classes_option(p.name, task), **p.config})
+                   if PROBES.get(p.name).any_classes and p.config.get("data") == data
                    else replace(p, config={k: v for k, v in p.config.items() if k != "data" or v != data})
                    for p in spec.probes)
     stages = tuple(replace(s, config={**s.config, "probes": [KEY if x == "performance.sst2" else x
                                                               for x in s.config["probes"]]})
                    if s.name == "diagnose" and "probes" in s.config else s for s in spec.stages)
     return replace(spec, probes=probes, stages=stages)
+
+
+def _classes_option(probe: str, task: dict[str, Any]) -> dict[str, Any]:
+    """The task's classes for a probe that reads any classifier; the rows' text as written (SST's spacing is
+    undone only on SST rows), so its clean accuracy is ``own_task``'s."""
+    from dataclasses import fields
+
+    from lmcritic.probes import PROBES
+
+    names = {f.name for f in fields(PROBES.get(probe).Config)}
+    return {"classes": list(task["labels"]), **({"detokenize": False} if "detokenize" in names else {})}
 
 
 def _abs(path: str | Path) -> str:
@@ -152,12 +169,12 @@ def _classes(data: str, values: Sequence[str], heads: Sequence[str] | None) -> t
 def _head_names(values: Sequence[str], heads: Sequence[str]) -> dict[str, str] | None:
     """Row label → the head's label of the same name, any case, or the only one it begins (``neg`` →
     ``NEGATIVE``); None when a value matches none."""
+    from lmcritic.probes._label_map import class_index
+
     out = {}
     for v in values:
-        same = [h for h in heads if h.lower() == v.lower()]
-        begun = [h for h in heads if h.lower().startswith(v.lower())] if len(v) >= 3 else []
-        match = same or (begun if len(begun) == 1 else [])
-        if not match:
+        k = class_index(v, heads)
+        if k is None:
             return None
-        out[v] = match[0]
+        out[v] = heads[k]
     return out

@@ -49,6 +49,12 @@ def _match(label: str, names: Mapping[str, int], n_model: int, n_classes: int) -
     return None
 
 
+def class_index(label: str, classes: Sequence[str]) -> int | None:
+    """A row's label as an index into ``classes``: its name in any case, a prefix only one class has, or its id."""
+    names = {str(c).strip().lower(): i for i, c in enumerate(classes)}
+    return _match(label, names, len(classes), len(classes))
+
+
 def class_probs(model_labels: Sequence[str], probs: Sequence[float], mapping: Mapping[str, int],
                 n_classes: int) -> list[float]:
     """The head's probabilities summed into the task's classes."""

@@ -142,6 +142,9 @@ class Probe(ABC):
     # What the config's ``data`` option holds: "eval" — labelled rows of the model's own task (``scan --data``);
     # "train" — the training corpus (``scan --train``); None — something else (or no such option).
     data_role: ClassVar[str | None] = None
+    # Whether the probe reads a classifier of any task: given ``classes`` (the head's labels) with its ``data``, it
+    # measures flips among them (``scan --data`` on a topic/intent head sets both); otherwise it is a sentiment probe.
+    any_classes: ClassVar[bool] = False
 
     def __init__(self, **config: Any) -> None:
         self.config = build_config(self.Config, config, self.name)

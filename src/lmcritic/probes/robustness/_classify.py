@@ -1,17 +1,22 @@
-"""Sentiment predictions for the robustness suite, shared by its probes.
+"""Predictions for the robustness suite and attacks, shared by their probes.
 
 A causal LM is asked by prompted classification exactly as ``performance.sst2`` does (same template and
 label words, via its helpers), so clean accuracy here matches that probe; a classifier-head backend is
 asked directly. Each prediction carries the explanation target other areas attach attributions to.
+
+Sentiment is the default. Given ``classes`` (a classifier of another task: a topic, intent or toxicity head,
+``scan --data`` sets them to the head's labels), the rows' labels are those classes (names, or the head's ids)
+and a prediction is the head's most probable class: a meaning-preserving edit or an attack is a class flip on
+any label set.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from lmcritic.backends.base import Backend
-from lmcritic.probes._label_map import positive_prob
+from lmcritic.probes._label_map import class_probs, label_index, positive_prob
 from lmcritic.probes.base import ExplainTarget
 from lmcritic.probes.performance.sst2 import LABELS, SST2Accuracy
 from lmcritic.requests import Capability, ClassifyRequest, LoglikelihoodRequest
@@ -20,11 +25,19 @@ from lmcritic.requests import Capability, ClassifyRequest, LoglikelihoodRequest
 @dataclass(frozen=True)
 class Prediction:
     label: str
-    p_positive: float
+    probs: Mapping[str, float]  # class -> probability
     explain: ExplainTarget  # for the expected label against the other (no span: the record sets it)
 
     def p(self, label: str) -> float:
-        return self.p_positive if label == "positive" else 1.0 - self.p_positive
+        return float(self.probs.get(label, 0.0))
+
+    @property
+    def p_positive(self) -> float:
+        return self.p("positive")
+
+
+def sentiment(p_positive: float) -> dict[str, float]:
+    return {"negative": 1.0 - p_positive, "positive": p_positive}
 
 
 def sst2_helper(data: str | None, template: str, label_words: tuple[str, ...]) -> SST2Accuracy:
@@ -32,19 +45,74 @@ def sst2_helper(data: str | None, template: str, label_words: tuple[str, ...]) -
     return SST2Accuracy(data=data, n=None, template=template, label_words=tuple(label_words))
 
 
-def not_applicable(model: Backend) -> str | None:
+def not_applicable(model: Backend, classes: Sequence[str] | None = None) -> str | None:
     from lmcritic.probes._label_map import sentiment_head_reason
 
+    if classes:
+        return own_classes_reason(model, classes)
     if Capability.LOGLIKELIHOOD in model.capabilities or Capability.CLASSIFY in model.capabilities:
         return sentiment_head_reason(model)
     return f"needs loglikelihood (prompted classification) or classify; the {model.kind} backend offers neither"
 
 
-def predict(model: Backend, texts: Sequence[str], sst2: SST2Accuracy, expected: Sequence[str]) -> list[Prediction]:
+def own_classes_reason(model: Backend, classes: Sequence[str]) -> str | None:
+    """Why a probe set to a classifier's own ``classes`` cannot read this model (None when it can)."""
+    from lmcritic.errors import ConfigError
+    from lmcritic.probes._label_map import classifier_labels
+
+    labels = classifier_labels(model)
+    if labels is None:
+        return (f"set to a classifier's classes ({', '.join(classes)}), and the {model.kind} backend has no "
+                "classifier head (classify without log-likelihoods)")
+    try:
+        label_index(labels, classes)
+    except ConfigError as e:
+        return str(e)
+    return None
+
+
+def rows(sst2: SST2Accuracy, classes: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The labelled rows (``label``: an index into ``classes``, else into negative/positive)."""
+    if not classes:
+        return sst2._rows()
+    from lmcritic.datasets import read_rows, skip_row
+    from lmcritic.errors import ConfigError
+    from lmcritic.probes._label_map import class_index
+
+    path = sst2.config.data
+    if path is None:
+        raise ConfigError(f"classes {list(classes)} are set, and no data: the packaged rows are SST-2 sentiment",
+                          "give the rows of the classifier's task: data: PATH (scan --data PATH)")
+    out = []
+    for line, row in read_rows(path, required=("label",)):
+        text, k = row.get("sentence") or row.get("text"), class_index(str(row["label"]), classes)
+        if not text or k is None:
+            skip_row(path, line, f"needs a 'text' column and a label among {', '.join(classes)} (or its id)")
+            continue
+        out.append({"text": text.strip(), "label": k, "source": str(path), "source_line": line})
+    return out
+
+
+def predict(model: Backend, texts: Sequence[str], sst2: SST2Accuracy, expected: Sequence[str],
+            classes: Sequence[str] | None = None) -> list[Prediction]:
     """One prediction per text, batched in a single backend call."""
+    if classes:
+        return _own_classes(model, texts, expected, classes)
     if Capability.LOGLIKELIHOOD in model.capabilities:
         return _prompted(model, texts, sst2, expected)
     return _classifier(model, texts, expected)
+
+
+def _own_classes(model: Backend, texts: Sequence[str], expected: Sequence[str],
+                 classes: Sequence[str]) -> list[Prediction]:
+    """A classifier head's most probable class of ``classes`` (its labels summed into them)."""
+    results = model.classify([ClassifyRequest(t) for t in texts])
+    out = []
+    for text, truth, r in zip(texts, expected, results):
+        probs = class_probs(r.labels, r.probs, label_index(r.labels, classes), len(classes))
+        label = classes[max(range(len(classes)), key=probs.__getitem__)]
+        out.append(Prediction(label, dict(zip(classes, probs)), ExplainTarget(text, truth, kind="label")))
+    return out
 
 
 def _prompted(model: Backend, texts: Sequence[str], sst2: SST2Accuracy, expected: Sequence[str]) -> list[Prediction]:
@@ -56,7 +124,8 @@ def _prompted(model: Backend, texts: Sequence[str], sst2: SST2Accuracy, expected
         neg, pos = results[2 * i].logprob, results[2 * i + 1].logprob
         p_pos = 1.0 / (1.0 + math.exp(neg - pos))
         k = LABELS.index(truth)
-        out.append(Prediction(LABELS[int(p_pos > 0.5)], p_pos, ExplainTarget(prompt, words[k], words[1 - k])))
+        target = ExplainTarget(prompt, words[k], words[1 - k])
+        out.append(Prediction(LABELS[int(p_pos > 0.5)], sentiment(p_pos), target))
     return out
 
 
@@ -65,7 +134,7 @@ def _classifier(model: Backend, texts: Sequence[str], expected: Sequence[str]) -
     out = []
     for text, truth, r in zip(texts, expected, results):
         p_pos = positive_prob(r.labels, r.probs)
-        out.append(Prediction(LABELS[int(p_pos > 0.5)], p_pos, ExplainTarget(text, truth, kind="label")))
+        out.append(Prediction(LABELS[int(p_pos > 0.5)], sentiment(p_pos), ExplainTarget(text, truth, kind="label")))
     return out
 
 

@@ -34,6 +34,7 @@ class SuiteConfig(ProbeConfig):
     template: str = DEFAULT_TEMPLATE  # as performance.sst2
     label_words: tuple[str, ...] = (" negative", " positive")
     detokenize: bool = True  # undo SST's "does n't" spacing so inputs read like real text
+    classes: tuple[str, ...] | None = None  # a classifier of another task: its labels (data's labels: these or ids)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -59,12 +60,13 @@ class PairedSuite(Probe):
     requires = frozenset()  # loglikelihood OR classify: see not_applicable
     chunk_size = 24
     data_role = "eval"
+    any_classes = True
 
     def labels(self) -> tuple[str, ...]:
-        return _classify.LABELS
+        return tuple(self.config.classes or _classify.LABELS)
 
     def not_applicable(self, model: Backend) -> str | None:
-        return _classify.not_applicable(model)
+        return _classify.not_applicable(model, self.config.classes)
 
     @abstractmethod
     def variants(self, text: str, rng_for: Callable[[str], random.Random]) -> list[Variant]:
@@ -91,7 +93,7 @@ class PairedSuite(Probe):
                     id=f"{row['source']}-{row['source_line']}-{v.kind}",
                     input={"text": v.text, "original": text, "reference": v.reference,
                            "reference_kind": v.reference_kind, "edits": [dataclasses.asdict(e) for e in v.edits]},
-                    expected=_classify.LABELS[row["label"]],
+                    expected=self.labels()[row["label"]],
                     tags={"source": row["source"], "line": row["source_line"], "perturbation": v.kind,
                           "n_edits": len(v.edits), "n_words": len(text.split()), "language": language_of(text)},
                 )
@@ -102,7 +104,8 @@ class PairedSuite(Probe):
         for c in cases:
             truth.setdefault(c.input["text"], c.expected)
             truth.setdefault(c.input["reference"], c.expected)
-        preds = dict(zip(texts, _classify.predict(model, texts, self._sst2(), [truth[t] for t in texts])))
+        preds = dict(zip(texts, _classify.predict(model, texts, self._sst2(), [truth[t] for t in texts],
+                                                  self.config.classes)))
         return [self._record(c, preds[c.input["text"]], preds[c.input["reference"]]) for c in cases]
 
     # -- helpers -------------------------------------------------------------------------------
@@ -112,25 +115,32 @@ class PairedSuite(Probe):
         return self._sst2_probe
 
     def _load_rows(self) -> list[dict[str, Any]]:
-        return self._sst2()._rows()
+        return _classify.rows(self._sst2(), self.config.classes)
 
     def _record(self, case: Case, pred: "_classify.Prediction", ref: "_classify.Prediction") -> Record:
-        truth = case.expected
+        truth, sentiment = case.expected, not self.config.classes
         correct, ref_correct = pred.label == truth, ref.label == truth
         return Record(
             case_id=case.id,
             input=case.input,
-            output={"p_positive": pred.p_positive, "reference_prediction": ref.label,
-                    "reference_p_positive": ref.p_positive},
+            output=_sides(pred, ref, sentiment),
             scores={"correct": float(correct), "reference_correct": float(ref_correct),
                     "flipped": float(pred.label != ref.label), "p_true": pred.p(truth),
-                    "delta_p_true": pred.p(truth) - ref.p(truth), "delta_p_positive": pred.p_positive - ref.p_positive},
+                    "delta_p_true": pred.p(truth) - ref.p(truth),
+                    **({"delta_p_positive": pred.p_positive - ref.p_positive} if sentiment else {})},
             tags={**case.tags, "expected": truth},
             passed=correct,
-            text=case.input["text"], target=truth, prediction=pred.label,
-            label_probs={"negative": 1.0 - pred.p_positive, "positive": pred.p_positive},
+            text=case.input["text"], target=truth, prediction=pred.label, label_probs=dict(pred.probs),
             explain=dataclasses.replace(pred.explain, span=case.input["text"]), explain_variant=ref.explain,
         )
+
+
+def _sides(pred: "_classify.Prediction", ref: "_classify.Prediction", sentiment: bool) -> dict[str, Any]:
+    """Both sides' predictions for ``Record.output`` (p(positive) on sentiment, every class's probability else)."""
+    if sentiment:
+        return {"p_positive": pred.p_positive, "reference_prediction": ref.label,
+                "reference_p_positive": ref.p_positive}
+    return {"probs": dict(pred.probs), "reference_prediction": ref.label, "reference_probs": dict(ref.probs)}
 
 
 def _rng_factory(seed: int, line: int):

@@ -26,16 +26,17 @@ class AttackProbe(common.AttackLanguages, Probe):
     chunk_size = common.CHUNK
     Config = common.AttackConfig
     data_role = "eval"
+    any_classes = True
 
     def __init__(self, **config) -> None:
         super().__init__(**config)
         self._attacks: dict = {}
 
     def labels(self) -> tuple[str, ...]:
-        return common.LABELS
+        return common.labels(self.config)
 
     def not_applicable(self, model: Backend) -> str | None:
-        return common.not_applicable(model)
+        return common.not_applicable(model, self.config.classes)
 
     def cases(self) -> Iterable[Case]:
         return common.cases(self.config, "attack")

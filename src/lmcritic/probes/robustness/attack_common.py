@@ -16,7 +16,7 @@ from lmcritic.attacks.recipes import build_recipe
 from lmcritic.backends.base import Backend
 from lmcritic.errors import ConfigError
 from lmcritic.probes.base import Case, ExplainTarget, ProbeConfig
-from lmcritic.probes.robustness._classify import sst2_helper
+from lmcritic.probes.robustness._classify import own_classes_reason, rows, sst2_helper
 from lmcritic.requests import Capability
 
 LABELS = ("negative", "positive")
@@ -41,6 +41,7 @@ class AttackConfig(ProbeConfig):
     goal: str = "untargeted"  # or below_rival (log-likelihood of the correct answer below the rival's)
     template: str = "Review: {{ text }}\nSentiment:"
     label_words: tuple[str, ...] = (" negative", " positive")
+    classes: tuple[str, ...] | None = None  # a classifier of another task: its labels (data's labels: these or ids)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -58,15 +59,24 @@ def cases(cfg: AttackConfig, prefix: str) -> list[Case]:
 
     for r in cfg.recipes:
         RECIPES.get(r)  # unknown names fail at plan time with "did you mean"
-    rows = sst2_helper(cfg.data, cfg.template, cfg.label_words)._rows()[: cfg.n]
+    classes = labels(cfg)
     return [Case(id=f"{prefix}-{recipe}-{row['source_line']}",
-                 input={"text": row["text"]}, expected=LABELS[row["label"]],
+                 input={"text": row["text"]}, expected=classes[row["label"]],
                  tags={"source": row["source"], "line": row["source_line"], "attack": recipe, "recipe": recipe})
-            for recipe in cfg.recipes for row in rows]
+            for recipe in cfg.recipes for row in _rows(cfg)]
+
+
+def labels(cfg: AttackConfig) -> tuple[str, ...]:
+    """The classes the examples are labelled with (negative/positive unless ``classes`` is set)."""
+    return tuple(cfg.classes or LABELS)
+
+
+def _rows(cfg: AttackConfig) -> list[dict[str, Any]]:
+    return rows(sst2_helper(cfg.data, cfg.template, cfg.label_words), cfg.classes)[: cfg.n]
 
 
 def input_texts(cfg: AttackConfig) -> list[str]:
-    return [row["text"] for row in sst2_helper(cfg.data, cfg.template, cfg.label_words)._rows()[: cfg.n]]
+    return [row["text"] for row in _rows(cfg)]
 
 
 def recipe_languages(cfg: AttackConfig) -> frozenset[str] | None:
@@ -96,9 +106,11 @@ class AttackLanguages:
         return "; use recipes written for it (Chinese: zh_typo, zh_synonym)"
 
 
-def not_applicable(model: Backend) -> str | None:
+def not_applicable(model: Backend, classes: Sequence[str] | None = None) -> str | None:
     from lmcritic.probes._label_map import sentiment_head_reason
 
+    if classes:
+        return own_classes_reason(model, classes)
     if model.supports(Capability.LOGLIKELIHOOD) or model.supports(Capability.CLASSIFY):
         return sentiment_head_reason(model)
     return f"needs loglikelihood (prompted classification) or classify; the {model.kind} backend offers neither"
@@ -161,8 +173,11 @@ def example(model: Backend, attack: Attack, case: Case) -> Example:
 
 
 def label_name(labels: Sequence[str], label: str) -> str:
-    """``label`` (negative/positive) as a binary classifier names it (also LABEL_0/LABEL_1, 0/1)."""
+    """``label`` (negative/positive, or one of the head's own labels in any case) as the classifier names it
+    (also LABEL_0/LABEL_1, 0/1)."""
     low = [x.lower() for x in labels]
+    if label.lower() in low:
+        return labels[low.index(label.lower())]
     k = LABELS.index(label)
     for names in ((label,), (f"label_{k}",), (str(k),), (label[:3],)):
         if names[0] in low:

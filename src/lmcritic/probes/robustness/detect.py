@@ -47,6 +47,7 @@ class DetectAdversarial(common.AttackLanguages, Probe):
     Config = DetectConfig
     config: DetectConfig
     data_role = "eval"
+    any_classes = True
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -54,10 +55,10 @@ class DetectAdversarial(common.AttackLanguages, Probe):
         self._scorer: Backend | None = None
 
     def labels(self) -> tuple[str, ...]:
-        return common.LABELS
+        return common.labels(self.config)
 
     def not_applicable(self, model: Backend) -> str | None:
-        why = common.not_applicable(model)
+        why = common.not_applicable(model, self.config.classes)
         if why is None and not model.supports(Capability.ROLLING_LOGPROBS) and not self.config.reference:
             why = f"the {model.kind} backend has no rolling_logprobs; set reference: smollm2-135m to score perplexity"
         return why

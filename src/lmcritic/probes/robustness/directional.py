@@ -31,6 +31,9 @@ class DirectionalConfig(SuiteConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.classes:
+            raise ValueError("directional tests are sentiment tests (negation, added positive/negative phrases): "
+                             "classes cannot be set")
         unknown = set(self.tests) - set(TESTS)
         if unknown:
             raise ValueError(f"unknown directional tests {sorted(unknown)}; known: {', '.join(TESTS)}")
@@ -39,6 +42,7 @@ class DirectionalConfig(SuiteConfig):
 class Directional(PairedSuite):
     name = "robustness.directional"
     Config = DirectionalConfig
+    any_classes = False  # negation and added positive/negative phrases: sentiment tests
 
     def variants(self, text: str, rng_for: Callable[[str], random.Random]) -> list[Variant]:
         out = []
