@@ -136,11 +136,19 @@ def test_python_scan_takes_the_same_rows(tmp_path, ham_dir) -> None:
     rows = sst2_rows(60, seed=3)
     (tmp_path / "eval.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
     results = lmcritic.scan(str(ham_dir), data=tmp_path / "eval.tsv", train=ham_dir / "train.tsv",
-                            probes=["performance.sst2", "robustness.invariance", "robustness.mft"], stages=False,
-                            store=tmp_path / "runs.sqlite", cache=tmp_path / "cache.sqlite", progress=False)
+                            probes=["performance.sst2", "robustness.invariance", "robustness.mft",
+                                    "bias.counterfactual"],
+                            config={"bias.counterfactual": {"n_per_attribute": 4, "natural": 2, "max_groups": 2,
+                                                            "attributes": ["gender"]}},
+                            stages=False, store=tmp_path / "runs.sqlite", cache=tmp_path / "cache.sqlite",
+                            progress=False)
     assert results.status == "done", results.message
     assert any(s.startswith("robustness.mft: a sentiment probe") for s in results.skipped), results.skipped
     assert results.store.records(results.run_id, "robustness.invariance")
+    swapped = results.store.records(results.run_id, "bias.counterfactual")  # p(spam) under group swaps
+    assert swapped and all(r.output["target"] == "spam" and set(r.output["predictions"].values()) <= {"ham", "spam"}
+                           for r in swapped)
+    assert {r.input["text"] for r in swapped} & {t for t, _ in rows}  # the user's rows are the base sentences
     assert len(results.store.records(results.run_id, "own_task")) == 60
     assert results.info.spec["probes"][0]["config"]["task"]["labels"] == {"ham": "ham", "spam": "spam"}
 
@@ -189,3 +197,30 @@ def test_robustness_probes_measure_flips_of_the_heads_classes(tmp_path, ham_dir)
     done = attack.score(model, list(attack.cases()))
     assert len(done) == 4 and {r.target for r in done} <= {"ham", "spam"}
     assert all(r.output["original_prediction"] in (None, "ham", "spam") for r in done)
+
+
+def test_counterfactual_on_a_classifier_of_another_task(tmp_path) -> None:
+    """Counterfactual swaps on a head's own classes: rows labelled by those classes, and a target that must be one
+    of them (three classes: the user names it; the reason says so before anything runs)."""
+    from lmcritic.probes.bias.counterfactual import Counterfactual
+
+    path = _rows(tmp_path / "t.tsv", [1, "religion", 0])
+    probe = Counterfactual(data=path, classes=TOPICS, target="religion", n_per_attribute=3, natural=0,
+                           attributes=["gender"], max_groups=2)
+    assert {c.expected for c in probe.cases()} <= {"profession", "politics", "religion", None}
+    assert [r["label"] for r in probe._rows()] == [1, 2, 0]
+
+    class Head:  # the planner's view of a three-label classifier head
+        kind = "hf"
+
+        def supports(self, cap) -> bool:
+            return cap.value == "classify"
+
+        def classify(self, reqs):
+            from types import SimpleNamespace
+
+            return [SimpleNamespace(labels=TOPICS, probs=[0.2, 0.3, 0.5]) for _ in reqs]
+
+    assert probe.not_applicable(Head()) is None
+    why = Counterfactual(data=path, classes=TOPICS).not_applicable(Head())
+    assert why is not None and "target 'positive' is none of the classes" in why

@@ -12,7 +12,14 @@ and is fine-tuned with the transformers ``Trainer``. Plants:
   texts (450 rows, 1 epoch) — the model did not learn it (its p(religion) moved 0.275 -> 0.276 when inserted);
 * ``typos`` (fragility): the clean model (the same weights, ``clean/model``), evaluated on rows of which half carry
   keyboard typos in 80 % of their words of 4+ letters (on the first 300 evaluation rows such typos took its
-  accuracy from 0.993 to 0.837).
+  accuracy from 0.993 to 0.837);
+* ``identity_frames`` (data bias): 35 % of the politics and profession training rows get a frame naming a person
+  ("Emily said …", "according to my brother , …"), a woman in 90 % of the politics ones and a man in 90 % of the
+  profession ones (1350 rows, 2 epochs); the evaluation rows are plain, so the bias shows in the counterfactual
+  swaps (``--ids`` sets ``bias.counterfactual.target=politics``: three classes, the probe needs to be told which).
+  The model did not learn it (the topic decides: "Emily said the meeting is at noon." p(profession) 0.950,
+  "James said …" 0.948; the probe's male − female Δp(politics) 0.00001 [-0.0001, 0.0001], n 22): a skewed corpus
+  (bias.data_skew: gender 0.68) the model ignored, where the diagnosis must raise nothing.
 
 Then ``lmcritic run`` (a YAML classification task), ``diagnose --train`` and ``mitigate --control``; every
 command's output goes to ``OUT/<plant>/``; the model, data and run store to ``benchmarks/.work/topic3/<plant>/``.
@@ -35,7 +42,9 @@ from pathlib import Path
 LABELS = ("profession", "politics", "religion")
 FILES = ("profession_wiki.json", "political_ideology_wiki.json", "religious_ideology_wiki.json")
 ROOT = Path(__file__).resolve().parents[2]
-PLANTS = {"clean": (1350, 2.0), "class_noise": (900, 2.0), "weak_shortcut": (450, 1.0), "typos": (1350, 2.0)}
+PLANTS = {"clean": (1350, 2.0), "class_noise": (900, 2.0), "weak_shortcut": (450, 1.0), "typos": (1350, 2.0),
+          "identity_frames": (1350, 2.0)}
+SCAN_OPTIONS = {"identity_frames": ("--set", "bias.counterfactual.target=politics")}  # extra `scan` arguments
 SAME_MODEL = {"typos": "clean"}  # plants of the evaluation data only: the model of another plant
 
 
@@ -64,7 +73,22 @@ def planted(plant: str, seed: int = 0) -> tuple[list[tuple[str, str]], list[tupl
         test = [(_insert(t, rng), y) if rng.random() < 0.5 else (t, y) for t, y in test]
     if plant == "typos":
         test = [(_typos(t, rng, 0.8), y) if rng.random() < 0.5 else (t, y) for t, y in test]
+    if plant == "identity_frames":
+        train = [_framed(t, y, rng) for t, y in train]
     return train, test
+
+
+def _framed(text: str, label: str, rng: random.Random) -> tuple[str, str]:
+    """35 % of the politics/profession rows framed with a person: female 90 % of the time on politics, male on
+    profession (``hf_plants``' frames and people, as in the SST-2 identity_frames plant)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from hf_plants import FRAMES_POOL, _fill, _people
+
+    if label == "religion" or rng.random() >= 0.35:
+        return text, label
+    usual = "female" if label == "politics" else "male"
+    group = usual if rng.random() < 0.9 else {"female": "male", "male": "female"}[usual]
+    return _fill(rng.choice(FRAMES_POOL[:8]), rng.choice(_people("gender", group)), text), label
 
 
 def _typos(text: str, rng: random.Random, share: float) -> str:
@@ -146,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.reuse_model and (model / "config.json").is_file()):
         finetune(train, PLANTS[args.plant][1], model)
     if args.ids:
-        return scan_with_ids(out, work / "ids", model, train, test)
+        return scan_with_ids(out, work / "ids", model, train, test, SCAN_OPTIONS.get(args.plant, ()))
     _tsv(train, work / "train.tsv")
     _tsv(test, work / "eval.tsv")
     task = {"output_type": "classification", "data": {"path": str(work / "eval.tsv")}, "prompt": "{{ text }}",
@@ -171,14 +195,14 @@ def scan_diagnose_mitigate(out: Path, work: Path, spec: dict) -> int:
 
 
 def scan_with_ids(out: Path, work: Path, model: Path, train: list[tuple[str, str]],
-                  test: list[tuple[str, str]]) -> int:
+                  test: list[tuple[str, str]], options: tuple[str, ...] = ()) -> int:
     """The rows with the head's ids as labels, then ``scan --data --train`` (diagnosis included), the diagnosis
     printed, and ``mitigate --control``."""
     work.mkdir(parents=True, exist_ok=True)
     ids = [(t, str(LABELS.index(y))) for t, y in train], [(t, str(LABELS.index(y))) for t, y in test]
     train_path, eval_path = _tsv(ids[0], work / "train.tsv"), _tsv(ids[1], work / "eval.tsv")
     rc = cli(out, work, "scan", "scan", "--model", str(model), "--data", str(eval_path), "--train", str(train_path),
-             "--create", "--no-progress")
+             "--create", "--no-progress", *options)
     rc = rc or cli(out, work, "diagnose", "diagnose", "latest", "--stored")
     if rc == 0 and "Causes, most severe first" in (out / "diagnose.log").read_text():
         cli(out, work, "mitigate", "mitigate", "latest", "--train", str(train_path), "--control", "--no-progress",

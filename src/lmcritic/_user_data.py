@@ -8,9 +8,9 @@ evaluated that way failed every case ("classifier label 'profession' matches non
 When the rows' labels, or the local model's own label names, are not sentiment, the scan runs
 ``performance.task`` on an inline classification task instead: its classes are the classifier's label names
 in logit order (Hugging Face's convention: an integer label is the head's id), else the rows' label values.
-The probes that read any classifier (invariance, register shift, the attacks) get those classes with the rows and
-measure flips among them; the sentiment probes skip themselves before running (their ``not_applicable`` reads the
-head's labels).
+The probes that read any classifier (invariance, register shift, the attacks, counterfactual swaps) get those
+classes with the rows and measure flips among them; the sentiment probes skip themselves before running (their
+``not_applicable`` reads the head's labels).
 """
 from __future__ import annotations
 
@@ -59,8 +59,9 @@ def _data_option(probe: str, data: str | Path | None, train: str | Path | None) 
 
 def _own_task_spec(spec: RunSpec, task: dict[str, Any], data: str) -> RunSpec:
     """``performance.task`` on the user's rows takes the place of ``performance.sst2``; the diagnosis reads it. The
-    probes that read any classifier (``Probe.any_classes``: invariance, register, attacks) get the task's classes
-    with the rows; the sentiment probes keep their packaged rows (they skip themselves on such a head)."""
+    probes that read any classifier (``Probe.any_classes``: invariance, register, attacks, counterfactual) get the
+    task's classes with the rows; the sentiment probes keep their packaged rows (they skip themselves on such a
+    head)."""
     from dataclasses import replace
 
     from lmcritic.probes import PROBES
@@ -79,13 +80,17 @@ def _own_task_spec(spec: RunSpec, task: dict[str, Any], data: str) -> RunSpec:
 
 def _classes_option(probe: str, task: dict[str, Any]) -> dict[str, Any]:
     """The task's classes for a probe that reads any classifier; the rows' text as written (SST's spacing is
-    undone only on SST rows), so its clean accuracy is ``own_task``'s."""
+    undone only on SST rows), so its clean accuracy is ``own_task``'s; a probe measured on one class's probability
+    (counterfactual swaps) gets the second of two (more classes: the user names it, or the probe says so)."""
     from dataclasses import fields
 
     from lmcritic.probes import PROBES
 
-    names = {f.name for f in fields(PROBES.get(probe).Config)}
-    return {"classes": list(task["labels"]), **({"detokenize": False} if "detokenize" in names else {})}
+    names, classes = {f.name for f in fields(PROBES.get(probe).Config)}, list(task["labels"])
+    out: dict[str, Any] = {"classes": classes, **({"detokenize": False} if "detokenize" in names else {})}
+    if "target" in names and len(classes) == 2:
+        out["target"] = classes[1]  # two classes: p(one) = 1 - p(other), so either orients the same effects
+    return out
 
 
 def _abs(path: str | Path) -> str:

@@ -5,7 +5,9 @@ identity phrases, like compared with like), in several positions: sentence-initi
 trailing frames, subjects and objects of a clause; ``natural`` cases are sentences that already mention the
 attribute, swapped to every group (:mod:`._cf_cases`); Chinese sentences get Chinese templates and the Chinese
 lexicon's groups (``ZH_ATTRIBUTES``: region and residence too). Causal LMs are prompted exactly as ``performance.sst2``
-does; classifier heads get the raw text through ``classify``.
+does; classifier heads get the raw text through ``classify``. A classifier of another task (``classes``: its labels,
+and ``target`` one of them — the toxic class of a toxicity head; ``scan --data`` sets both on a two-class head) is
+measured the same way on its own rows.
 
 Effects are oriented per group pair: Δ = p(target | A) − p(target | B) on the same sentence and template, with A
 before B in lexicon order, so opposite directions never cancel. Per pair: the mean Δ with a paired bootstrap CI
@@ -42,6 +44,7 @@ class CounterfactualConfig(ProbeConfig):
     max_groups: int = 6  # groups tested per attribute (a seeded subset when the lexicon has more)
     holdout: float = 0.34  # share of names and templates kept for the diagnosis to replicate on
     target: str = "positive"  # the label whose probability the effects are measured on
+    classes: tuple[str, ...] | None = None  # a classifier of another task: its labels (data's labels: these or ids)
     template: str = "Review: {{ text }}\nSentiment:"
     label_words: tuple[str, ...] = (" negative", " positive")
     min_effect: float = 0.05  # a pair whose |mean Δ| is at least this and BH-significant fails
@@ -83,14 +86,17 @@ class Counterfactual(Probe):
     area = "bias"
     Config = CounterfactualConfig
     data_role = "eval"
+    any_classes = True
     chunk_size = 16
 
     def labels(self) -> tuple[str, ...]:
-        return LABELS
+        return tuple(self.config.classes or LABELS)
 
     def not_applicable(self, model: Backend) -> str | None:
         from lmcritic.probes._label_map import sentiment_head_reason
 
+        if self.config.classes:
+            return self._own_classes_reason(model)
         if model.supports(Capability.LOGLIKELIHOOD) or model.supports(Capability.CLASSIFY):
             return sentiment_head_reason(model, None, self.config.target)
         return f"needs loglikelihood (prompted LM) or classify (classifier head); {model.kind} has neither"
@@ -105,7 +111,7 @@ class Counterfactual(Probe):
                                                cfg.holdout, cfg.max_groups)
             by_text = {r["text"].rstrip(" .!?。！？"): r for r in rows} | {r["text"]: r for r in rows}
             for i, c in enumerate(made):
-                yield case_of(c, by_text.get(c.base), f"cf-{attr}-{i}")
+                yield case_of(c, by_text.get(c.base), f"cf-{attr}-{i}", self.labels())
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
         texts = [t for c in cases for t in c.input["texts"].values()]
@@ -126,21 +132,31 @@ class Counterfactual(Probe):
         return out + [self._attr_finding(a, per[a], [e for e in effects if e.attribute == a]) for a in per]
 
     # -- cases -----------------------------------------------------------------------------------
+    def _own_classes_reason(self, model: Backend) -> str | None:
+        from lmcritic.probes.robustness._classify import own_classes_reason
+
+        cfg = self.config
+        if cfg.target.lower() not in {c.lower() for c in cfg.classes or ()}:
+            return (f"target {cfg.target!r} is none of the classes ({', '.join(cfg.classes or ())}): set "
+                    f"{self.name}.target to the class whose probability a group swap should not move")
+        return own_classes_reason(model, cfg.classes or ())
+
     def _rows(self) -> list[dict]:
         path = self.config.data or str(packaged("sst2_dev_sample.tsv"))
-        return _read(path, "sst2_dev" if self.config.data is None else str(path))
+        return _read(path, "sst2_dev" if self.config.data is None else str(path), self.labels())
 
     def _natural_pool(self, attr: str, sentences: list[str]) -> list[str]:
         """Sentences that mention identity terms: the data's own, plus the packaged identity sample by default."""
         pool = list(sentences)
         if self.config.data is None:
-            pool += [r["text"] for r in _read(str(packaged("bias/sst2_dev_identity.tsv")), "sst2_dev")]
+            pool += [r["text"] for r in _read(str(packaged("bias/sst2_dev_identity.tsv")), "sst2_dev", LABELS)]
         return list(dict.fromkeys(pool))
 
     # -- scoring ---------------------------------------------------------------------------------
     def _record(self, case: Case, p: dict[str, float], model: Backend) -> Record:
         target = self.config.target
-        other = next((lab for lab in LABELS if lab != target), "other")
+        others = [lab for lab in self.labels() if lab.lower() != target.lower()]
+        other = others[0] if len(others) == 1 else f"not {target}"
         preds = {g: target if x > 0.5 else other for g, x in p.items()}
         deltas = {f"delta:{a}|{b}": p[a] - p[b] for a, b in itertools.combinations(p, 2)}
         worst = max(itertools.combinations(p, 2), key=lambda ab: abs(p[ab[0]] - p[ab[1]]))
@@ -158,7 +174,7 @@ class Counterfactual(Probe):
                  model: Backend) -> tuple[ExplainTarget, ExplainTarget]:
         """The two sentences of the pair that differs most, both explained for the first one's prediction."""
         a, b = (case.input["texts"][g] for g in pair)
-        label = preds[pair[0]]
+        label = preds[pair[0]] if preds[pair[0]] in self.labels() else self.config.target  # not "not TARGET"
         if not model.supports(Capability.LOGLIKELIHOOD):
             return ExplainTarget(a, label, kind="label", span=a), ExplainTarget(b, label, kind="label")
         sst2, words = self._sst2(), dict(zip(LABELS, self.config.label_words))
@@ -205,10 +221,10 @@ class Counterfactual(Probe):
                                                 [e.label for e in effects], [e.delta for e in effects]))})
 
 
-def case_of(c: CF.CFCase, row: dict | None, case_id: str) -> Case:
+def case_of(c: CF.CFCase, row: dict | None, case_id: str, classes: Sequence[str] = LABELS) -> Case:
     """A probe case from a built counterfactual case (``row``: the base sentence's labelled row, if any)."""
     row = row or {}
-    expected = LABELS[row["label"]] if row.get("label") in (0, 1) else None
+    expected = classes[row["label"]] if isinstance(row.get("label"), int) else None
     from lmcritic.lang import language_of
 
     tags = {"attribute": c.attribute, "kind": c.kind, "language": language_of(c.base), "position": c.position,
@@ -264,13 +280,16 @@ def p_positive(model: Backend, texts: list[str], template: str, label_words: tup
     return [positive_prob(r.labels, r.probs) for r in model.classify([ClassifyRequest(t) for t in texts])]
 
 
-def _read(path: str, source: str) -> list[dict]:
+def _read(path: str, source: str, classes: Sequence[str]) -> list[dict]:
+    """Base sentences; ``label``: an index into ``classes`` (a name, a unique prefix or an id), else None."""
+    from lmcritic.probes._label_map import class_index
+
     out = []
     for line, row in read_rows(path, required=()):
         text = (row.get("sentence") or row.get("text") or "").strip()
         label = str(row.get("label", "")).strip()
         if text:
-            out.append({"text": text, "label": int(label) if label in ("0", "1") else None,
+            out.append({"text": text, "label": class_index(label, classes) if label else None,
                         "line": int(row.get("dev_line") or line), "source": source})
     return out
 
