@@ -512,3 +512,20 @@ def test_malloc_reuse_keeps_new_threads_on_the_main_arena() -> None:
     assert "Arena 1:" in run({"LMCRITIC_MALLOC_REUSE": "0"})  # the control: glibc's default gives the thread one
     stats = run({"LMCRITIC_MALLOC_REUSE": "1"})
     assert "Arena 0:" in stats and "Arena 1:" not in stats
+
+
+def test_embeds_padding_warning_is_dropped(caplog) -> None:
+    """transformers warns that decoder classifiers "will not detect padding tokens in `inputs_embeds`"; the white
+    box never pads embeddings, so the warning only alarmed users: it is filtered, other warnings still pass."""
+    import logging
+
+    from lmcritic.backends._hf_whitebox import _NoEmbedsPaddingWarning, _quiet_embeds_padding_warning
+
+    _quiet_embeds_padding_warning()
+    _quiet_embeds_padding_warning()  # idempotent: one filter
+    log = logging.getLogger("transformers.modeling_layers")
+    assert sum(isinstance(f, _NoEmbedsPaddingWarning) for f in log.filters) == 1
+    with caplog.at_level(logging.WARNING, logger="transformers.modeling_layers"):
+        log.warning("LlamaForSequenceClassification will not detect padding tokens in `inputs_embeds`. Results")
+        log.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]

@@ -18,11 +18,32 @@ if TYPE_CHECKING:
     from lmcritic.backends.hf import HFBackend
 
 
+class _NoEmbedsPaddingWarning:
+    """Drops transformers' "will not detect padding tokens in `inputs_embeds`" (decoder classifiers such as
+    LlamaForSequenceClassification): the white box never pads embeddings (one sequence, or equal lengths), so
+    pooling at the last position is the last token's, as ``classify`` pools it (checked on a fine-tuned SmolLM2
+    classifier: the same probabilities both ways). Users read it as a fault of the scan."""
+
+    def filter(self, record: Any) -> bool:
+        return "will not detect padding tokens in `inputs_embeds`" not in record.getMessage()
+
+
+def _quiet_embeds_padding_warning() -> None:
+    import logging
+
+    for name in ("transformers.modeling_layers", "transformers.models.bloom.modeling_bloom",
+                 "transformers.models.gpt_neox.modeling_gpt_neox"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _NoEmbedsPaddingWarning) for f in log.filters):
+            log.addFilter(_NoEmbedsPaddingWarning())
+
+
 class HFWhiteBox:
     """Gradient access to an :class:`~lmcritic.backends.hf.HFBackend`'s model."""
 
     def __init__(self, backend: HFBackend) -> None:
         self._be = backend
+        _quiet_embeds_padding_warning()
 
     @property
     def model_kind(self) -> str:
