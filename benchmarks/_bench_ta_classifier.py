@@ -9,6 +9,7 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 
 def sst2(path: Path, limit: int | None = None, skip: int = 0) -> list[tuple[str, int]]:
@@ -46,18 +47,25 @@ def train(out: Path, train_tsv: Path, dev_tsv: Path, n_train: int = 20000, steps
     starts = range(0, len(rows), 64)  # batches in order, round and round
     for step in range(steps):
         i = starts[step % len(starts)]
-        batch = rows[i : i + 64]
-        enc = tok([t for t, _ in batch], padding=True, truncation=True, max_length=64, return_tensors="pt")
-        loss = model(**enc, labels=torch.tensor([y for _, y in batch])).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        train_step(model, tok, rows[i : i + 64], opt)
     model.eval()
     model.save_pretrained(out)
     record = {"model": "BERT 2x128 from scratch", "steps": steps, "sentences": steps * 64,
               "train_s": time.perf_counter() - start, "dev_accuracy": dev_accuracy(model, tok, sst2(dev_tsv))}
     (out / "train.json").write_text(json.dumps(record, indent=1))
     return record
+
+
+def train_step(model: Any, tok: Any, batch: list[tuple[str, int]], opt: Any) -> float:
+    """One optimiser step on (text, label) rows, padded, 64 tokens at most; the batch's loss."""
+    import torch
+
+    enc = tok([t for t, _ in batch], padding=True, truncation=True, max_length=64, return_tensors="pt")
+    loss = model(**enc, labels=torch.tensor([y for _, y in batch])).loss
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss)
 
 
 def _tokenizer(lines: list[str], out: Path):

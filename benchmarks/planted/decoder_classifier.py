@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from _bench_ta_classifier import train_step  # noqa: E402
 from topic3 import ROOT, cli  # noqa: E402
 
 Row = tuple[str, int]
@@ -65,12 +67,7 @@ def finetune(train: list[Row], out: Path, seed: int = 0) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=3e-5)
     model.train()
     for at in range(0, len(train), 16):
-        batch = train[at:at + 16]
-        enc = tok([t for t, _ in batch], padding=True, truncation=True, max_length=64, return_tensors="pt")
-        loss = model(**enc, labels=torch.tensor([y for _, y in batch])).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        train_step(model, tok, train[at:at + 16], opt)
     model.eval()
     model.save_pretrained(out)
     tok.save_pretrained(out)
