@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:
-    from lmcritic.spec import RunSpec
+    from lmcritic.spec import ProbeSpec, RunSpec
 
 KEY = "own_task"
 SENTIMENT_VALUES = frozenset({"0", "1", "negative", "positive"})
@@ -64,18 +64,26 @@ def _own_task_spec(spec: RunSpec, task: dict[str, Any], data: str) -> RunSpec:
     head)."""
     from dataclasses import replace
 
-    from lmcritic.probes import PROBES
-    from lmcritic.spec import ProbeSpec
-
-    probes = tuple(ProbeSpec("performance.task", {"task": task, "n": None}, key=KEY) if p.key == "performance.sst2"
-                   else replace(p, config={**_classes_option(p.name, task), **p.config})
-                   if PROBES.get(p.name).any_classes and p.config.get("data") == data
-                   else replace(p, config={k: v for k, v in p.config.items() if k != "data" or v != data})
-                   for p in spec.probes)
+    probes = tuple(_own_task_probe(p, task, data) for p in spec.probes)
     stages = tuple(replace(s, config={**s.config, "probes": [KEY if x == "performance.sst2" else x
                                                               for x in s.config["probes"]]})
                    if s.name == "diagnose" and "probes" in s.config else s for s in spec.stages)
     return replace(spec, probes=probes, stages=stages)
+
+
+def _own_task_probe(p: ProbeSpec, task: dict[str, Any], data: str) -> ProbeSpec:
+    """One probe of the scan on the user's rows: ``performance.sst2`` becomes the task; a probe that reads any
+    classifier keeps the rows and gets the classes; any other gives the rows back (its packaged ones stay)."""
+    from dataclasses import replace
+
+    from lmcritic.probes import PROBES
+    from lmcritic.spec import ProbeSpec as Spec
+
+    if p.key == "performance.sst2":
+        return Spec("performance.task", {"task": task, "n": None}, key=KEY)
+    if PROBES.get(p.name).any_classes and p.config.get("data") == data:
+        return replace(p, config={**_classes_option(p.name, task), **p.config})
+    return replace(p, config={k: v for k, v in p.config.items() if k != "data" or v != data})
 
 
 def _classes_option(probe: str, task: dict[str, Any]) -> dict[str, Any]:

@@ -179,9 +179,9 @@ def label_name(labels: Sequence[str], label: str) -> str:
     if label.lower() in low:
         return labels[low.index(label.lower())]
     k = LABELS.index(label)
-    for names in ((label,), (f"label_{k}",), (str(k),), (label[:3],)):
-        if names[0] in low:
-            return labels[low.index(names[0])]
+    for name in (f"label_{k}", str(k), label[:3]):  # the name itself was matched above
+        if name in low:
+            return labels[low.index(name)]
     raise ConfigError(f"classifier labels {list(labels)} are not a negative/positive pair",
                       "use a binary sentiment classifier (labels negative/positive or LABEL_0/LABEL_1)")
 
