@@ -191,7 +191,9 @@ def test_robustness_probes_measure_flips_of_the_heads_classes(tmp_path, ham_dir)
     records = inv.score(model, list(inv.cases()))
     assert {r.prediction for r in records} <= {"ham", "spam"} and all(
         abs(sum(r.label_probs.values()) - 1) < 1e-5 for r in records)
-    assert Invariance(data=str(path), classes=["a", "b"]).not_applicable(model) is not None
+    why = Invariance(data=str(path), classes=["a", "b"]).not_applicable(model)
+    assert why == "the classifier's labels (ham, spam) are not the classes it is set to (a, b): set PROBE.classes " \
+        "to the classifier's labels"
     attack = AdversarialAttack(data=str(path), n=4, budget=10, classes=["ham", "spam"])
     assert attack.not_applicable(model) is None
     done = attack.score(model, list(attack.cases()))

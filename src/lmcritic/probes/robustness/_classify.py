@@ -66,8 +66,9 @@ def own_classes_reason(model: Backend, classes: Sequence[str]) -> str | None:
                 "classifier head (classify without log-likelihoods)")
     try:
         label_index(labels, classes)
-    except ConfigError as e:
-        return str(e)
+    except ConfigError:  # its hint names label_map, an option these probes do not have
+        return (f"the classifier's labels ({', '.join(labels)}) are not the classes it is set to "
+                f"({', '.join(classes)}): set PROBE.classes to the classifier's labels")
     return None
 
 
