@@ -66,6 +66,23 @@ def test_training_labels_named_as_the_evaluated_classes() -> None:
     assert class_table(["0", "1"], ["negative", "positive"], None) == {"0": "negative", "1": "positive"}
     assert class_table(["Religion", "2"], TOPICS, None) == {"Religion": "religion"}  # no head: ids stay
     assert class_table(["0", "1"], ["ham", "spam"], None) == {}  # never sentiment names on another task
+    # a head the probes read by prefix (NEG -> negative) or in another order: ids follow the head, as the probe's do
+    assert class_table(["0", "1"], ["negative", "positive"], ["NEG", "POS"]) == {"0": "negative", "1": "positive"}
+    assert class_table(["0", "1"], ["negative", "positive"], ["POSITIVE", "NEGATIVE"]) == {"0": "positive",
+                                                                                           "1": "negative"}
+
+
+def test_trainer_maps_task_labels_to_head_ids_as_the_probes_do() -> None:
+    """A NEG/POS head was refused by the trainer ("labels ['NEG', 'POS'] do not include 'negative'") though every
+    probe read it: one rule for both now."""
+    from lmcritic.errors import ConfigError
+    from lmcritic.mitigate._hf_train import label_ids
+
+    assert label_ids(["NEG", "POS"], ("negative", "positive")) == {"negative": 0, "positive": 1}
+    assert label_ids(["POSITIVE", "NEGATIVE"], ("negative", "positive")) == {"negative": 1, "positive": 0}
+    assert label_ids(["LABEL_0", "LABEL_1"], ("negative", "positive")) == {"negative": 0, "positive": 1}
+    with pytest.raises(ConfigError, match="do not include negative"):
+        label_ids(["ham", "spam"], ("negative", "positive"))
 
 
 @pytest.fixture(scope="session")

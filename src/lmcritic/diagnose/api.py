@@ -133,8 +133,9 @@ def _name_labels(train: Corpus | None, records: Sequence[Record]) -> None:
     if train is None or not records:
         return
     classes = list(dict.fromkeys([*(records[0].label_probs or {}), *(r.target for r in records if r.target)]))
-    if classes:
-        train.name_labels(classes, (records[0].output or {}).get("model_labels"))
+    out = records[0].output or {}
+    if classes:  # each head label's class as the probe mapped it (label_map included); older runs: the head's names
+        train.name_labels(classes, out.get("model_classes") or out.get("model_labels"))
 
 
 def _gold(r: Record) -> str | None:

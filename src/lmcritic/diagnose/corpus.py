@@ -213,13 +213,11 @@ def class_table(values: Sequence[str], classes: Sequence[str], heads: Sequence[s
 
 
 def _head_class(heads: Sequence[str], i: int, classes: Sequence[str], low: dict[str, str]) -> str:
-    head = str(heads[i])
-    if head.lower() in low:
-        return low[head.lower()]
-    positional = re.fullmatch(r"(?:label_?)?(\d+)", head.lower())
-    if positional and len(heads) == len(classes) and int(positional.group(1)) < len(classes):
-        return str(classes[int(positional.group(1))])
-    return head
+    """The class of head label ``i`` as the probes map it (same name, a unique prefix such as ``NEG``, ``LABEL_i``)."""
+    from lmcritic.probes._label_map import head_class
+
+    j = head_class(str(heads[i]), heads, classes)
+    return str(classes[j]) if j is not None else str(heads[i])
 
 
 def log_odds(odds: float) -> float:

@@ -170,17 +170,19 @@ def build_examples(data: TrainingSet, task: TaskFormat, kind: str, tok: PreTrain
 
 
 def label_ids(model_labels: Sequence[str], task_labels: Sequence[str]) -> dict[str, int]:
-    """Task label name → the classifier head's index (same names, or LABEL_i / i by the task's order)."""
-    low = [str(x).lower() for x in model_labels]
-    out = {}
-    for i, name in enumerate(task_labels):
-        for cand in (str(name).lower(), f"label_{i}", str(i)):
-            if cand in low:
-                out[name] = low.index(cand)
-                break
-        else:
-            raise ConfigError(f"the classifier's labels {list(model_labels)} do not include {name!r}",
-                              "train a classifier whose id2label names the task's labels")
+    """Task label name → the classifier head's index, by the rules the probes map a head with (same name in any
+    case, a unique prefix such as ``NEG``, ``LABEL_i`` / ``i`` by the task's order)."""
+    from lmcritic.probes._label_map import head_class
+
+    out: dict[str, int] = {}
+    for i, label in enumerate(model_labels):
+        j = head_class(str(label), model_labels, task_labels)
+        if j is not None:
+            out.setdefault(str(task_labels[j]), i)
+    missing = [str(n) for n in task_labels if str(n) not in out]
+    if missing:
+        raise ConfigError(f"the classifier's labels {list(model_labels)} do not include {', '.join(missing)}",
+                          "train a classifier whose id2label names the task's labels")
     return out
 
 

@@ -49,6 +49,13 @@ def _match(label: str, names: Mapping[str, int], n_model: int, n_classes: int) -
     return None
 
 
+def head_class(label: str, model_labels: Sequence[str], classes: Sequence[str]) -> int | None:
+    """One head label's class index by the rules above (without a label_map); None when it matches none. For the
+    readers of training files and the trainers, so ``NEG``/``POS`` heads are read as the probes read them."""
+    names = {str(c).strip().lower(): i for i, c in enumerate(classes)}
+    return _match(str(label), names, len(model_labels), len(classes))
+
+
 def class_index(label: str, classes: Sequence[str]) -> int | None:
     """A row's label as an index into ``classes``: its name in any case, a prefix only one class has, or its id."""
     names = {str(c).strip().lower(): i for i, c in enumerate(classes)}

@@ -106,7 +106,8 @@ def head_record(task: TaskSpec, case: Case, result: ClassifyResult) -> Record:
     return Record(
         case_id=case.id, input=case.input,
         output={"gold": classes[gold], "probs": probs,
-                "model_labels": list(result.labels), "model_probs": list(result.probs)},
+                "model_labels": list(result.labels), "model_probs": list(result.probs),
+                "model_classes": [classes[mapping[lab]] for lab in result.labels]},
         scores={"acc": float(pred == gold), "p_true": probs[gold], "confidence": probs[pred],
                 "margin": probs[gold] - max(others)},
         tags={**case.tags, "predicted": classes[pred]}, passed=pred == gold, text=text, target=case.expected,

@@ -99,7 +99,8 @@ class SST2Accuracy(Probe):
             probs = class_probs(res.labels, res.probs, mapping, len(LABELS))
             pred = LABELS[int(probs[1] > probs[0])]
             label = next((lab for lab in res.labels if mapping[lab] == LABELS.index(pred)), pred)
-            extra = {"model_labels": list(res.labels), "model_probs": list(res.probs)}
+            extra = {"model_labels": list(res.labels), "model_probs": list(res.probs),
+                     "model_classes": [LABELS[mapping[lab]] for lab in res.labels]}
             out.append(self._scored(case, probs, ExplainTarget(case.input["text"], label, kind="label"), extra))
         return out
 
