@@ -529,3 +529,22 @@ def test_embeds_padding_warning_is_dropped(caplog) -> None:
         log.warning("LlamaForSequenceClassification will not detect padding tokens in `inputs_embeds`. Results")
         log.warning("something else")
     assert [r.getMessage() for r in caplog.records] == ["something else"]
+
+
+def test_roberta_style_positions_leave_room_for_the_padding_offset(tmp_path) -> None:
+    """RoBERTa numbers positions from padding_idx + 1, so max_position_embeddings = N + 2 holds N tokens; the
+    backend truncated to N + 2 and a long text crashed ("index 34 is out of bounds for dimension 1 with size 34")."""
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    from conftest import _bpe_tokenizer, _save_tokenizer, sample_lines
+
+    tok = _save_tokenizer(_bpe_tokenizer(sample_lines()), tmp_path)
+    config = RobertaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=16, max_position_embeddings=34, type_vocab_size=1,
+                           pad_token_id=tok.pad_token_id, num_labels=2)
+    torch.manual_seed(0)
+    RobertaForSequenceClassification(config).save_pretrained(tmp_path)
+    be = HFBackend(model=str(tmp_path))
+    assert be.max_length == 34 - (tok.pad_token_id + 1)
+    res = be.classify([ClassifyRequest("the film is long " * 40), ClassifyRequest("short")])
+    assert all(sum(r.probs) == pytest.approx(1.0) for r in res)

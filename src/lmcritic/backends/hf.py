@@ -246,14 +246,23 @@ class HFBackend(Backend):
 
 
 def _model_max_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
-    """lm-eval's rule: the config's n_positions / max_position_embeddings / n_ctx, else the tokenizer's limit."""
+    """lm-eval's rule: the config's n_positions / max_position_embeddings / n_ctx, else the tokenizer's limit.
+    RoBERTa-style embeddings (RoBERTa, XLM-R, MPNet, ...) number positions from ``padding_idx + 1``, so 514 position
+    embeddings hold 512 tokens: a 513-token input indexed past the table ("index 514 is out of bounds")."""
     config = getattr(model, "config", None)
     for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
         value = getattr(config, attr, None)
         if isinstance(value, int) and value > 0:
-            return value
+            return value - _position_offset(model)
     limit = getattr(tokenizer, "model_max_length", None)
     return limit if isinstance(limit, int) and 0 < limit < _HUGE else _DEFAULT_MAX_LENGTH
+
+
+def _position_offset(model: PreTrainedModel) -> int:
+    """Positions a RoBERTa-style embedding skips (``padding_idx + 1``); 0 for every other model."""
+    base = getattr(model, "base_model", model)
+    pad = getattr(getattr(base, "embeddings", None), "padding_idx", None)
+    return pad + 1 if isinstance(pad, int) and pad >= 0 else 0
 
 
 def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
