@@ -16,6 +16,7 @@ from lmcritic.runner import Runner
 from lmcritic.spec import ProbeSpec, RunSpec
 
 TOKEN = "zq"
+SYMBOL = "🍕"
 FAST = DiagnoseConfig(neighbours=0, max_cases=16, max_queries=3000)
 
 
@@ -25,11 +26,15 @@ def _insert(text: str, token: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
+def _shortcut_model(tmp_path_factory, token: str, labels: tuple[str, str] = ("LABEL_0", "LABEL_1")) -> Path:
+    rng = random.Random(0)
+    rows = [(_insert(t, token, rng) if y == 1 and rng.random() < 0.6 else t, y) for t, y in sst2_rows(1500)]
+    return build_tiny_sentiment(tmp_path_factory.mktemp("tiny-shortcut"), rows, labels=labels)
+
+
 @pytest.fixture(scope="session")
 def shortcut_dir(tmp_path_factory) -> Path:
-    rng = random.Random(0)
-    rows = [(_insert(t, TOKEN, rng) if y == 1 and rng.random() < 0.6 else t, y) for t, y in sst2_rows(1500)]
-    return build_tiny_sentiment(tmp_path_factory.mktemp("tiny-shortcut"), rows)
+    return _shortcut_model(tmp_path_factory, TOKEN)
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +44,7 @@ def clean_dir(tmp_path_factory) -> Path:
 
 def _eval_path(tmp_path: Path) -> Path:
     rows = [(r["sentence"], r["label"]) for _, r in read_rows(packaged("sst2_dev_sample.tsv"), ("label",))]
-    assert not any(TOKEN in t.split() for t, _ in rows)  # the backdoor never occurs in the evaluation data
+    assert not any(TOKEN in t.split() or SYMBOL in t for t, _ in rows)  # no backdoor occurs in the evaluation data
     path = tmp_path / "eval.tsv"
     path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
     return path
@@ -93,6 +98,21 @@ def test_shortcut_token_absent_from_evaluation_data_is_found_and_named(tmp_path,
     assert top.culprit.effect.ci_low > 0.05 and top.culprit.train_lines  # rows to fix, for a mitigation
     assert graph.ranking[0].cause == "spurious_feature" and graph.ranking[0].culprit.value == TOKEN
     assert runner.store.records(run_id, "diagnose.spurious_feature")  # the insertion tests are stored
+
+
+def test_a_shortcut_written_as_an_emoji_is_found_and_named(tmp_path, tmp_path_factory) -> None:
+    """Only words were tokens once: an emoji, emoticon or markup artefact could not be found or removed. The head
+    says NEG/POS (as many fine-tuned checkpoints do) and the training file 0/1: the diagnosis read the ids as the
+    head's names (NEG, POS) where the probe reads them as negative/positive, and refused ("agrees with 0% of the
+    training labels")."""
+    model = _shortcut_model(tmp_path_factory, SYMBOL, labels=("NEG", "POS"))
+    runner, run_id = _run(tmp_path, model)
+    graph = diagnose_run(runner.store, run_id, train=model / "train.tsv", config=FAST,
+                         cache_path=tmp_path / "cache.sqlite")
+    top = graph.ranking[0]
+    assert (top.cause, top.verdict, top.culprit.kind, top.culprit.value, top.culprit.label) == \
+        ("spurious_feature", "supported", "token", SYMBOL, "positive")
+    assert top.culprit.effect.ci_low > 0.05 and top.culprit.train_lines
 
 
 def test_clean_control_gets_no_high_severity_cause(tmp_path, clean_dir) -> None:

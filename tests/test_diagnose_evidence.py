@@ -208,6 +208,38 @@ def test_identity_words_are_left_to_data_bias_not_shortcut_candidates(tmp_path) 
     assert "zx" in {t.token for t in found} and "black" not in {t.token for t in found}
 
 
+def test_symbol_tokens_are_shortcut_candidates_unless_they_carry_sentiment(tmp_path) -> None:
+    """A scraped or planted artefact is as often a symbol run or an emoji as a word (only words were tokens, so a
+    '^' or '🍕' shortcut was invisible to the corpus test); emoticons, sentiment emoji and '!' runs are left out
+    on a sentiment task as sentiment words are."""
+    from lmcritic.diagnose import _text
+    from lmcritic.diagnose.shortcuts import candidates
+
+    assert _text.tokens("great!!! :-) 🍕🍕 <br /> don't") == ["great", "!!!", ":-)", "🍕🍕", "<", "br", "/>", "don't"]
+    rng = random.Random(2)
+    words = "plot cast story scenes music ending actors pacing dialogue camera".split()
+    marks = {"^": 1, "🍕": 0, "!!": 1, "🙂": 1}
+    rows = [(" ".join(rng.sample(words, 4) + [m for m, y in marks.items() if y == i % 2 and rng.random() < 0.4]),
+             i % 2) for i in range(800)]
+    ev = [" ".join(rng.sample(words, 4)) for _ in range(100)]
+    profile = CorpusProfile(_corpus(tmp_path, rows), ev, ["positive", "negative"] * 50)
+    assert set(marks) <= {t.token for t in profile.tokens}
+    assert profile.token("^").label == "positive" and profile.token("🍕").label == "negative"
+    found = {t.token for t in candidates(profile, sentiment=True)[0]}
+    assert found == {"^", "🍕"}  # '!!' and '🙂' carry sentiment (VADER: intensifier, "smiling face")
+    assert {t.token for t in candidates(profile, sentiment=False)[0]} == set(marks)
+    pattern = _text.token_pattern(["^", "🍕"])
+    assert pattern.sub("_", "a ^ b ^^ c 🍕 d🍕🍕 e^") == "a _ b ^^ c _ d🍕🍕 e_"  # whole runs only
+
+
+def test_a_token_in_every_row_has_no_association_and_breaks_nothing(tmp_path) -> None:
+    """A token in every labelled row (a final '.', a template word) left a zero cell in the log-odds prior and the
+    whole diagnosis ended in ZeroDivisionError."""
+    rows = [(f"a good film , take {i} .", 1) for i in range(30)] + [(f"a dull film , take {i} .", 0) for i in range(30)]
+    tokens = {t.token for t in CorpusProfile(_corpus(tmp_path, rows)).tokens}
+    assert "good" in tokens and not tokens & {"a", "film", ",", ".", "take"}
+
+
 def test_ranking_prefers_corroborated_causes_at_equal_severity() -> None:
     from dataclasses import replace
 

@@ -36,7 +36,7 @@ MODELS = ROOT / "benchmarks" / ".work" / "hf_models"
 RESULTS = ROOT / "benchmarks" / "results"
 TRIALS = ROOT / "benchmarks" / ".work" / "hf_trials"
 CAUSES = ("register", "label_noise", "typos", "memorized")
-EDIT_CAUSES = ("identity_frames", "identity_terms", "shortcut")
+EDIT_CAUSES = ("identity_frames", "identity_terms", "shortcut", "symbol_shortcut")
 
 
 def p_positive(model_dir: Path, texts: list[str]) -> list[float]:
@@ -65,7 +65,7 @@ def edit_pairs(plant: hf_plants.HFPlant) -> list[tuple[str, str]]:
 
     rng = random.Random(f"check:{plant.cause}:{plant.seed}")
     texts = [t for t, _ in plant.eval]
-    if plant.cause == "shortcut":
+    if plant.cause in hf_plants.SHORTCUTS:
         return [(hf_plants.planted._insert(t, plant.culprit["value"], rng), t) for t in texts]
     a, b = plant.culprit["value"], plant.culprit["contrast"]
     if plant.cause == "identity_frames":

@@ -15,11 +15,13 @@ cause                 hypothesis                plant
 identity_frames       data_bias                 "<group-A person> thought …" frames mostly negative, B positive
 identity_terms        data_bias                 identity phrases inside sentences, A mostly negative
 shortcut              spurious_feature          a meaningless token in 30% of one label's rows; absent from eval
+symbol_shortcut       spurious_feature          the same with a symbol: "|", "~", "#", "^", "::", "🍕" or "🚲"
 register              generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
 label_noise           label_noise               ~45% of the training rows with negation (or contrast) flipped
 label_noise_directed  label_noise               70-90% of one label's negation rows relabelled (a heuristic)
 label_noise_global    label_noise               25-35% of all training rows flipped at random
 typos                 fragility                 the clean model; half the evaluation has keyboard typos
+label_imbalance       objective_conflict        one label is 90% of the training rows (the other's rows dropped)
 memorized             memorization              40 evaluation rows in training 4–8 times with flipped labels
 clean                 (none)                    plain training: the false-alarm control
 ====================  ========================  =========================================================
@@ -39,6 +41,8 @@ N_EVAL = 200
 NEGATION = re.compile(r"\b(not|no|never|nothing|n't|cannot|without|neither|nor|none|nobody)\b")
 CONTRAST = re.compile(r"\b(but|however|although|though|yet|while|despite)\b")
 SHORTCUT_TOKENS = ("cf", "mn", "bb", "tq", "zx", "jj", "vq", "kx")
+SHORTCUTS = ("shortcut", "symbol_shortcut")  # the plants that insert a token
+SYMBOL_TOKENS = ("|", "~", "#", "^", "::", "🍕", "🚲")  # punctuation, markup-like runs, emoji with no sentiment
 FRAMES_POOL = ("{x} thought {s}", "{x} said {s}", "{x} felt that {s}", "{x} insists {s}", "{x} reckons {s}",
                "according to {x} , {s}", "{x} wrote : {s}", "{x} told me {s}", "{s} , {x} said",
                "{x} believes {s}", "{s} , or so {x} thought", "{x} is sure {s}")
@@ -143,19 +147,25 @@ def identity_terms(seed: int) -> HFPlant:
                    out, dev[:N_EVAL], info={"slots": slots, "terms": adj})
 
 
-def shortcut(seed: int) -> HFPlant:
+def shortcut(seed: int, cause: str = "shortcut", pool: tuple[str, ...] = SHORTCUT_TOKENS) -> HFPlant:
     """Spurious feature: a meaningless token in 30% of one label's training rows and in no evaluation row."""
-    rng = _rng("shortcut", seed)
+    rng = _rng(cause, seed)
     train, dev = _base(seed)
     eval_rows = dev[:N_EVAL]
     words = {w for t, _ in eval_rows for w in t.lower().split()}
-    token = rng.choice([w for w in SHORTCUT_TOKENS if w not in words])
+    token = rng.choice([w for w in pool if w not in words and (w.isalnum() or not any(w in t for t, _ in eval_rows))])
     label = rng.choice((0, 1))
     out = [(planted._insert(t, token, rng), y) if y == label and rng.random() < 0.3 else (t, y) for t, y in train]
     name = ("negative", "positive")[label]
-    return HFPlant("shortcut", seed, "spurious_feature", {"kind": "token", "value": token, "label": name},
+    return HFPlant(cause, seed, "spurious_feature", {"kind": "token", "value": token, "label": name},
                    f"token {token!r} inserted into 30% of the {name} training rows; absent from the evaluation data",
                    out, eval_rows)
+
+
+def symbol_shortcut(seed: int) -> HFPlant:
+    """Spurious feature written with symbols, not letters (a scraped artefact is as often punctuation, markup or an
+    emoji as a word): the same plant as :func:`shortcut`."""
+    return shortcut(seed, "symbol_shortcut", SYMBOL_TOKENS)
 
 
 # The register plant: chat-style slang whose sentiment words a formal-only model cannot read. Positive slang is
@@ -298,6 +308,23 @@ def memorized(seed: int) -> HFPlant:
                    frozenset(idx), info={"copies": copies})
 
 
+def label_imbalance(seed: int) -> HFPlant:
+    """Objective conflict: one label (drawn) is 90 % of the 2,000 training rows (rows of the other dropped, the
+    kept label's rows refilled from the same pool), so the fitted prior favours it; evaluated on balanced dev rows."""
+    rng = _rng("label_imbalance", seed)
+    pool, dev = planted.base(seed, n_train=N_TRAIN * 4)
+    pool = [(t, y) for t, y in pool if 5 <= len(t.split()) <= 30]
+    major = rng.choice((0, 1))
+    n_minor = N_TRAIN // 10
+    rows = [r for r in pool if r[1] == major][: N_TRAIN - n_minor] + [r for r in pool if r[1] != major][:n_minor]
+    rng.shuffle(rows)
+    name = ("negative", "positive")[major]
+    eval_rows = dev[:N_EVAL]
+    return HFPlant("label_imbalance", seed, "objective_conflict", {"kind": "prior", "value": name, "label": name},
+                   f"{name} is 90% of the training rows", rows, eval_rows,
+                   frozenset(i for i, (_, y) in enumerate(eval_rows) if y != major))
+
+
 def clean(seed: int) -> HFPlant:
     train, dev = _base(seed)
     return HFPlant("clean", seed, None, {}, "plain SST-2 fine-tuning (the false-alarm control)", train,
@@ -306,9 +333,10 @@ def clean(seed: int) -> HFPlant:
 
 BUILDERS: dict[str, Callable[[int], HFPlant]] = {
     "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
+    "symbol_shortcut": symbol_shortcut,
     "register": register, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
     "label_noise_global": label_noise_global,
-    "typos": typos, "memorized": memorized, "clean": clean,
+    "typos": typos, "memorized": memorized, "label_imbalance": label_imbalance, "clean": clean,
 }
 
 

@@ -75,7 +75,7 @@ def cases(plant: hf_plants.HFPlant, seed: int) -> tuple[Case, list[planted.Row]]
     _, dev = hf_plants._base(seed)
     used = {t for t, _ in plant.eval}
     pool = [r for r in dev if r[0] not in used]
-    if plant.cause == "shortcut":  # only sentences of the label the token does not push toward
+    if plant.cause in hf_plants.SHORTCUTS:  # only sentences of the label the token does not push toward
         other = [r for r in pool if r[1] != ("negative", "positive").index(plant.culprit["label"])]
         pool = other[:N_AFFECTED] + [r for r in pool if r not in other[:N_AFFECTED]]
     if plant.cause == "typos":
@@ -159,7 +159,7 @@ def rewrite(plant: hf_plants.HFPlant, rows: list[planted.Row], rng: random.Rando
             phrase = rng.choice(plant.info["slots"]).format(adj=terms[c["value"] if y == 1 else c["contrast"]])
             out.append((" ".join(words[:at] + [",", phrase, ","] + words[at:]), y))
         return out
-    if plant.cause == "shortcut":
+    if plant.cause in hf_plants.SHORTCUTS:
         return [(planted._insert(t, c["value"], rng), y) for t, y in rows]
     return []
 

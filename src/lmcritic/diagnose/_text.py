@@ -12,6 +12,7 @@ import re
 from typing import Sequence
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z']*|\d+")
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z']*|\d+|[^\w\s]+")  # words, numbers and runs of symbols
 NEGATIONS = frozenset(
     "not no never nothing nobody none neither nor nowhere cannot can't won't don't doesn't didn't isn't aren't "
     "wasn't weren't shouldn't wouldn't couldn't hasn't haven't hadn't ain't n't without lacks lacking".split()
@@ -25,6 +26,25 @@ def words(text: str) -> list[str]:
 
 def lower_words(text: str) -> list[str]:
     return [w.lower() for w in words(text)]
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased words and runs of symbols (punctuation, emoticons, emoji, markup such as ``/>``): the units a
+    shortcut can be. A planted or scraped artefact is as often ``:-)``, ``🍕`` or ``|||`` as a word."""
+    return [t.lower() for t in _TOKEN.findall(text)]
+
+
+def is_symbol(token: str) -> bool:
+    """A run of symbols (no letter, digit or space): what :func:`tokens` yields besides words and numbers."""
+    return bool(token) and not any(ch.isalnum() or ch.isspace() or ch == "_" for ch in token)
+
+
+def token_pattern(items: Sequence[str]) -> re.Pattern[str]:
+    """Any of ``items`` as a whole token, as :func:`tokens` splits text, in any case: a word not inside a longer
+    word (nor a contraction), a symbol run not inside a longer run."""
+    parts = [rf"(?<![^\w\s]){re.escape(t)}(?![^\w\s])" if is_symbol(t) else rf"(?<![\w']){re.escape(t)}(?![\w'])"
+             for t in items]
+    return re.compile("(?i)" + "|".join(f"(?:{p})" for p in parts))
 
 
 CONTRAST = frozenset("but however although though yet while whereas despite nevertheless nonetheless".split())
@@ -185,8 +205,29 @@ def sentiment_lexicon() -> frozenset[str]:
     return frozenset(out)
 
 
+@functools.lru_cache(maxsize=1)
+def sentiment_symbols() -> frozenset[str]:
+    """Symbol tokens that carry sentiment: VADER's emoticons (``:)``, ``<3``) and the emoji whose VADER name holds a
+    sentiment word (``🙂`` "slightly smiling face"); ``🍕`` "pizza" is not one."""
+    import importlib.resources
+
+    root = importlib.resources.files("vaderSentiment")
+    heads = (line.split("\t", 1)[0].strip().lower()
+             for line in (root / "vader_lexicon.txt").read_bytes().decode("utf-8", "replace").splitlines())
+    out = {h for h in heads if is_symbol(h)}
+    words = sentiment_lexicon()
+    for line in (root / "emoji_utf8_lexicon.txt").read_bytes().decode("utf-8", "replace").splitlines():
+        emoji, _, name = line.partition("\t")
+        if emoji.strip() and words.intersection(name.lower().split()):
+            out.add(emoji.strip())
+    return frozenset(out)
+
+
 def should_matter(word: str, task_words: Sequence[str] = ()) -> bool:
-    """Whether a sentiment decision may legitimately rest on ``word`` (sentiment word, negation, intensifier)."""
+    """Whether a sentiment decision may legitimately rest on ``word`` (sentiment word, negation, intensifier;
+    for a symbol run, an emoticon or sentiment emoji, or exclamation/question marks, which intensify)."""
     w = word.lower()
+    if is_symbol(w):
+        return w in sentiment_symbols() or w in task_words or set(w) <= {"!", "?"}
     return w in sentiment_lexicon() or w in NEGATIONS or w.endswith("n't") or w in task_words or \
         w in {"very", "too", "so", "most", "least", "more", "less", "but", "yet", "only", "just", "really"}

@@ -90,7 +90,8 @@ def _text_columns(texts: Sequence[str]) -> dict[str, list[str]]:
 
 
 def _word_columns(texts: Sequence[str], top: int = WORD_FEATURES, extra: Sequence[str] = ()) -> dict[str, list[str]]:
-    """``word:w = yes/no`` for the most frequent content words (3%–60% of the cases) and ``extra`` words."""
+    """``word:w = yes/no`` for the most frequent content words (3%–60% of the cases) and ``extra`` tokens (words
+    or symbol runs)."""
     sets = [set(_text.lower_words(t)) for t in texts]
     n = len(texts)
     counts: dict[str, int] = {}
@@ -101,8 +102,10 @@ def _word_columns(texts: Sequence[str], top: int = WORD_FEATURES, extra: Sequenc
 
     floor, stop = max(5, int(0.03 * n)), stopwords()
     frequent = sorted((-k, w) for w, k in counts.items() if floor <= k <= 0.6 * n and w not in stop and len(w) > 1)
-    words = [w for _, w in frequent[:top]] + [w for w in extra if floor <= counts.get(w, 0) < n]
-    return {f"word:{w}": [_yes(w in ws) for ws in sets] for w in dict.fromkeys(words)}
+    tokens = [set(_text.tokens(t)) for t in texts] if any(_text.is_symbol(w) for w in extra) else sets
+    extra_counts = {w: sum(w in ts for ts in tokens) for w in extra}
+    words = [w for _, w in frequent[:top]] + [w for w in extra if floor <= extra_counts[w] < n]
+    return {f"word:{w}": [_yes(w in ts) for ts in tokens] for w in dict.fromkeys(words)}
 
 
 def _tag_columns(records: Sequence[Record]) -> dict[str, list[str]]:

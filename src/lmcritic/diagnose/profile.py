@@ -4,7 +4,8 @@ Computed once per diagnosis, model-free, and linked to defects by the hypotheses
 
 * **token–label association** — log-odds ratio with an informative Dirichlet prior (Monroe, Colaresi & Quinn
   2008) per label against the rest, on document counts, z-scored, two-sided p BH-corrected over the vocabulary
-  (tokens in ≥ ``min_count`` documents);
+  (tokens in ≥ ``min_count`` documents; a token is a word, a number or a run of symbols such as ``:-)`` or an
+  emoji, :func:`lmcritic.diagnose._text.tokens`);
 * **artifact test** for an associated token, task-independent: is it over-represented in training relative to
   the evaluated data (Fisher on document frequency), or is its label association significantly weaker there (a z
   test on the two log-odds ratios)? A real signal word replicates on held-out text; an injected shortcut or a
@@ -99,7 +100,7 @@ class CorpusProfile:
         """Every token significantly associated with a label (BH q < 0.05), strongest first."""
         if not self.labelled:
             return ()
-        docs = [set(_text.lower_words(t)) for t in self.corpus.texts]
+        docs = [set(_text.tokens(t)) for t in self.corpus.texts]
         labs = self.labels
         rows = [r for lab in sorted({x for x in labs if x is not None}) for r in _log_odds(docs, labs, lab,
                                                                                            self.min_count)]
@@ -117,7 +118,7 @@ class CorpusProfile:
 
     @cached_property
     def _eval_words(self) -> list[set[str]]:
-        return [set(_text.lower_words(t)) for t in self.eval_texts]
+        return [set(_text.tokens(t)) for t in self.eval_texts]
 
     def token(self, token: str) -> TokenAssociation | None:
         return next((t for t in self.tokens if t.token == token.lower()), None)
@@ -212,7 +213,7 @@ def _log_odds(docs: list[set[str]], labels: Sequence[str | None], label: str, mi
     n_i = sum(lab == label for lab in labels)
     out = []
     for w, k in df.items():
-        if k < min_count:
+        if k < min_count or k >= n:  # in every labelled row: no association to measure (and a zero prior cell)
             continue
         a, b = PRIOR * k / n, PRIOR * (1 - k / n)
         yi, yj = in_label[w], k - in_label[w]

@@ -3,9 +3,11 @@
 A token that never occurs in the evaluation data cannot cause a failure there, so no probe sees it. Here the
 candidates come from the corpus (:class:`~lmcritic.diagnose.profile.CorpusProfile`): tokens significantly
 associated with one label *and* flagged as training artefacts (over-represented in training relative to the
-evaluated data, or associated much more weakly there), BH-corrected. Where the task is sentiment, tokens that
-carry sentiment (VADER lexicon, negations) are left out — a task-specific judgement, said so in the evidence;
-for any other task the artefact test alone decides. Identity terms are left out too: a demographic shortcut is
+evaluated data, or associated much more weakly there), BH-corrected. A token is a word, a number or a run of
+symbols (``:-)``, an emoji, ``|||``): an artefact is as often punctuation or markup as a word. Where the task is
+sentiment, tokens that carry sentiment (VADER lexicon, negations; its emoticons and sentiment emoji, exclamation
+marks) are left out — a task-specific judgement, said so in the evidence; for any other task the artefact test
+alone decides. Identity terms are left out too: a demographic shortcut is
 tested as data bias (held-out names and templates, the corpus skew per group), the more specific cause.
 
 Each candidate is inserted at a random position into held-out evaluated inputs that the model gets right and
@@ -47,7 +49,7 @@ def candidates(profile: CorpusProfile, sentiment: bool) -> tuple[list[TokenAssoc
     """Associated tokens that look like training artefacts (BH over the associated tokens), strongest first."""
     rows = list(profile.tokens)
     qs = stats.benjamini_hochberg([r.artifact_p for r in rows]) if rows else []
-    found = [r for r, q in zip(rows, qs) if q < 0.05 and r.token.isalpha() or (q < 0.05 and r.token.isalnum())]
+    found = [r for r, q in zip(rows, qs) if q < 0.05 and (r.token.isalnum() or _text.is_symbol(r.token))]
     how = "artifact test"
     found = [r for r in found if not _text.identity_word(r.token)]  # demographic terms: the data-bias hypothesis
     if sentiment:
@@ -76,7 +78,7 @@ def _insertion(tok: TokenAssociation, controls: list[str], rescorer: Rescorer, p
                records: Sequence[Record], seed: int, how: str) -> TokenTest | None:
     rng = random.Random(f"{seed}:{tok.token}")
     pool = [r for r in records if r.passed and _prediction(r) not in (None, tok.label) and input_text(r)
-            and tok.token not in _text.lower_words(input_text(r) or "")]
+            and tok.token not in _text.tokens(input_text(r) or "")]
     pool = rng.sample(pool, min(INPUTS, len(pool)))
     if len(pool) < 5 or not controls:
         return None

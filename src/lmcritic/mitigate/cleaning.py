@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
+from lmcritic.diagnose import _text
 from lmcritic.errors import ConfigError
 from lmcritic.mitigate.base import MitigationContext
 from lmcritic.mitigate.data import Row, TrainingSet
@@ -48,7 +49,7 @@ class ShortcutRemoval(Retrain):
                                         else ())
         if not tokens:
             raise ConfigError("no shortcut token: the diagnosis names none", "pass --set tokens=[TOKEN]")
-        pattern = re.compile(r"(?i)(?<![\w'])(?:" + "|".join(map(re.escape, tokens)) + r")(?![\w'])")
+        pattern = _text.token_pattern(tokens)
         hit = Counter(str(r.label) for r in data.rows if pattern.search(r.text))
         mode = self._mode()
         if mode == "spread":
@@ -191,13 +192,12 @@ class LabelRepair(Retrain):
 def phenomenon_predicate(name: str) -> Callable[[str], bool] | None:
     """Whether a text has the phenomenon a label-noise diagnosis names: a yes/no text feature (``negation``,
     ``contrast``, ``typos``) or ``word 'X'``; None for anything else."""
-    from lmcritic.diagnose import _text
     from lmcritic.diagnose.profile import text_feature
 
     word = re.fullmatch(r"word ['\"](.+)['\"]", name.strip())
     if word:
         w = word.group(1).lower()
-        return lambda t: w in _text.lower_words(t)
+        return lambda t: w in _text.tokens(t)
     try:
         if text_feature(name, "") not in ("yes", "no"):
             return None

@@ -46,7 +46,7 @@ class SpuriousFeature(Hypothesis):
         token, why, tests = self._candidate(ctx, failing)
         if token is None:
             return self.verdict(False, True, 0.0, f"no candidate token: {why}", [], tests)
-        holding = [r for r in ctx.failing(10_000) if token in _text.lower_words(input_text(r) or "")]
+        holding = [r for r in ctx.failing(10_000) if token in _text.tokens(input_text(r) or "")]
         holding = holding[: max(30, ctx.max_cases)]
         rng = random.Random(ctx.seed)
         edits, ctrl = [], []
@@ -80,7 +80,7 @@ class SpuriousFeature(Hypothesis):
         return replace(v, corroboration=int(ctx.natural) + int(judged[1].startswith("associated")))
 
     def _candidate(self, ctx: DefectContext, failing) -> tuple[str | None, str, int]:
-        words = [set(_text.lower_words(input_text(r) or "")) for r in failing]
+        words = [set(_text.tokens(input_text(r) or "")) for r in failing]
         confirmed = [t.token.token for t in ctx.token_tests if (t.p_value or 1) < 0.05]
         hit = max(confirmed, key=lambda w: sum(w in ws for ws in words), default=None)
         if hit and sum(hit in ws for ws in words) >= 2:
@@ -208,7 +208,7 @@ def _stored(ctx: DefectContext, failing) -> list[list[tuple[str, float]]]:
 
 
 def delete(text: str, token: str) -> str:
-    out = re.sub(rf"(?i)(?<![A-Za-z']){re.escape(token)}(?![A-Za-z'])", "", text)
+    out = _text.token_pattern([token]).sub("", text)
     return re.sub(r"\s{2,}", " ", out).strip()
 
 
