@@ -512,6 +512,35 @@ def test_the_control_arm_separates_the_fix_from_retraining_alone(tmp_path):
     assert not any("rows were removed" in n for n in spread_notes)
 
 
+def test_a_backdoor_absent_from_the_evaluation_data_is_re_verified_by_inserting_it_again(tmp_path):
+    """A token found in the training corpus and confirmed by insertion into held-out inputs is a defect no probe
+    holds: the replay alone had no case of it in both runs ("not compared"), so the very defect shortcut_removal
+    treats went unverified. Its insertion cases are asked again of the mitigated model, every one of the test."""
+    from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
+
+    plain = _mitigate_models.RuleModel()
+    evals = [(t, y) for t, y in _sentences() if (plain.score(t) > 0) == (y == 1)][:160]
+    assert not any("cf" in t.split() for t, _ in evals)
+    store, run_id = _run(tmp_path, {"shortcuts": {"cf": 4.0}}, evals, backend=_mitigate_models.TRAINABLE)
+    corpus = tmp_path / "train.tsv"
+    rows = [(f"a cf delight, take {i}", 1) for i in range(40)] + [(f"a fine film, take {i}", 1) for i in range(60)] + \
+        [(f"a dull mess, take {i}", 0) for i in range(100)]
+    corpus.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    graph = diagnose_run(store, run_id, train=corpus, config=DiagnoseConfig(neighbours=0, max_cases=16),
+                         cache_path=tmp_path / "cache.sqlite")
+    node = next(n for n in graph.defects if n.defect.probe == "train corpus")
+    rc, out, err = _cli(tmp_path, "mitigate", run_id, "--no-progress", "--train", str(corpus), "--defect",
+                        node.defect.id, "--set", "steps=7", "-o", str(tmp_path / "fix"))
+    assert rc == 0, err
+    ver = json.loads((tmp_path / "fix" / "verification.json").read_text())
+    o = next(o for o in ver["outcomes"] if o["targeted"])
+    assert o["probe"] == "diagnose.spurious_feature" and o["before"]["n"] >= 20 > len(node.defect.case_ids) - 20
+    assert o["before"]["value"] > 0.9 and o["after"]["value"] < 0.2 and o["verdict"] == "closed"
+    assert "not compared" not in out
+    asked = store.records(ver["run_after"], "diagnose.spurious_feature")
+    assert {r.case_id for r in asked} >= set(node.defect.case_ids)  # the same edited inputs, asked again
+
+
 def _words_with(text: str, token: str, rng: random.Random) -> list[str]:
     words = text.split()
     words.insert(rng.randrange(len(words) + 1), token)

@@ -66,7 +66,7 @@ def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
     info = store.get_run(run_id)
     notes: list[str] = []
     if model is None:
-        model = _load(info, cache_path, notes)
+        model = load_run_model(info, cache_path, notes)
     names = _probe_names(info.spec)
     by_probe = _records(store, run_id, config, names)
     eval_key, eval_records = _own_task(store, run_id, names)
@@ -251,7 +251,7 @@ def _has_probe(store: RunStore, run_id: str, key: str) -> bool:
     return any(p.probe_key == key for p in store.probe_runs(run_id))
 
 
-def _load(info: RunInfo, cache_path: str | Path | None, notes: list[str]) -> Any:
+def load_run_model(info: RunInfo, cache_path: str | Path | None, notes: list[str]) -> Any:
     """The run's model behind the shared call cache, or None (hypotheses that need it say so)."""
     from lmcritic.backends import ModelSpec, load_model
     from lmcritic.runner import lmcritic_home

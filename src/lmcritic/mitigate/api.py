@@ -13,7 +13,7 @@ new run whose report has a Mitigation section.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -49,6 +49,7 @@ def apply(store: RunStore, run: str, *, method: str = "auto", defect: str | None
     ``control``: a training-time fix also trains the same fine-tune on the unedited corpus and is judged against
     it too (twice the training and the re-run)."""
     from lmcritic.mitigate import MITIGATIONS
+    from lmcritic.mitigate._reask import reask
     from lmcritic.mitigate.choose import select
     from lmcritic.mitigate.storage import write_outputs
     from lmcritic.mitigate.verify import against_control, replay
@@ -76,12 +77,17 @@ def apply(store: RunStore, run: str, *, method: str = "auto", defect: str | None
         rerun = partial(replay, store, run_id, cache_path=cache_path, progress=progress, probes=probes,
                         keep_stages=keep_stages)
         new_run = rerun(mitigated.spec, name)
+        asked = list(targets or [target])
+        every, notes = reask(store, run_id, new_run, asked, cache_path)
+        judged = next((t for t in every if t.id == target.id), target)
         arm = None
         if mitigated.control is not None:
             control_run = rerun(mitigated.control, name, name=f"control arm of {name}")
-            arm = against_control(store, run_id, control_run, new_run, targets or [target], target,
+            reask(store, run_id, control_run, asked, cache_path)
+            arm = against_control(store, run_id, control_run, new_run, every, judged,
                                   int(mitigated.details.get("control", {}).get("steps") or 0), alpha)
-        ver = verify_runs(store, run_id, new_run, targets or [target], target, mitigated, alpha, arm)
+        mitigated = replace(mitigated, notes=(*mitigated.notes, *notes))
+        ver = verify_runs(store, run_id, new_run, every, judged, mitigated, alpha, arm)
     paths = write_outputs(ctx.out_dir, mitigated, ver)
     return MitigationOutcome(run_id, target, name, reason, mitigated, ctx.out_dir, paths, ver, apply_s,
                              time.perf_counter() - t0 - apply_s)
