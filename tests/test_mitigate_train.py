@@ -217,6 +217,28 @@ def test_epochs_set_the_steps_from_the_edited_corpus_and_frozen_layers_stay_as_t
                           TrainConfig(steps=1, batch_size=4, threads=1, frozen_layers=5), progress=False)
 
 
+@pytest.mark.parametrize("arch", ["distilbert", "gpt2", "llama"])
+def test_frozen_layers_find_the_blocks_of_other_architectures(arch) -> None:
+    """frozen_layers knew BERT's encoder.layer only: a DistilBERT, GPT-2 or Llama classifier was refused."""
+    import transformers as tf
+
+    from lmcritic.errors import ConfigError
+    from lmcritic.mitigate._hf_train import freeze
+
+    config = {"distilbert": lambda: tf.DistilBertConfig(vocab_size=50, dim=16, n_layers=2, n_heads=2, hidden_dim=16),
+              "gpt2": lambda: tf.GPT2Config(vocab_size=50, n_embd=16, n_layer=2, n_head=2, pad_token_id=0),
+              "llama": lambda: tf.LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=16, num_hidden_layers=2,
+                                              num_attention_heads=2, num_key_value_heads=2, pad_token_id=0)}[arch]()
+    model = tf.AutoModelForSequenceClassification.from_config(config)
+    freeze(model, 1)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert any("embed" in n or "wte" in n for n in frozen) and any(".0." in n for n in frozen)
+    assert not any(".1." in n for n in frozen) and not any(n.startswith(("score", "classifier", "pre_classifier"))
+                                                           for n in frozen)
+    with pytest.raises(ConfigError, match="has 2 layers"):
+        freeze(model, 3)
+
+
 def _state_of_dir(path):
     from transformers import AutoModelForSequenceClassification
 

@@ -130,18 +130,33 @@ def from_base(model: PreTrainedModel, kind: str, base: str, seed: int) -> Any:
     return out
 
 
+_BLOCKS = ("encoder.layer", "transformer.layer", "layers", "h")  # BERT-likes, DistilBERT, Llama/ModernBERT, GPT-2
+_EMBEDDINGS = ("embeddings", "embed_tokens", "wte", "wpe")
+
+
 def freeze(model: PreTrainedModel, layers: int) -> None:
-    """Keep the embeddings and the lowest ``layers`` encoder layers fixed (BERT-style encoders)."""
+    """Keep the embeddings and the lowest ``layers`` transformer blocks fixed (BERT-likes, DistilBERT, GPT-2,
+    Llama-style decoders, ModernBERT: wherever the body keeps its blocks in one list)."""
+    import torch
+
     body = getattr(model, "base_model", model)
-    blocks = getattr(getattr(body, "encoder", None), "layer", None)
-    if blocks is None or not hasattr(body, "embeddings"):
-        raise ConfigError(f"frozen_layers needs an encoder (embeddings + encoder layers), not {type(model).__name__}",
+    blocks = next((b for b in (_attr(body, p) for p in _BLOCKS) if isinstance(b, torch.nn.ModuleList)), None)
+    embeds = [m for m in (getattr(body, name, None) for name in _EMBEDDINGS) if isinstance(m, torch.nn.Module)]
+    if blocks is None or not embeds:
+        raise ConfigError(f"frozen_layers needs embeddings and a list of transformer blocks, which "
+                          f"{type(model).__name__} does not keep where they are looked for",
                           "drop frozen_layers (full fine-tuning) or use adapter=lora")
     if layers > len(blocks):
         raise ConfigError(f"frozen_layers={layers}, but the model has {len(blocks)} layers", "use a smaller number")
-    for module in (body.embeddings, *blocks[:layers]):
+    for module in (*embeds, *blocks[:layers]):
         for p in module.parameters():
             p.requires_grad = False
+
+
+def _attr(obj: Any, path: str) -> Any:
+    for name in path.split("."):
+        obj = getattr(obj, name, None)
+    return obj
 
 
 def _model_labels(model: PreTrainedModel, kind: str) -> tuple[str, ...]:
