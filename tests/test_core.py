@@ -154,6 +154,29 @@ def test_paired_proportions_keep_their_width_at_small_n() -> None:
     assert one.ci_high > 0.2  # a 20-point advantage is not excluded by 8 cases
 
 
+def test_labelled_rows_read_other_column_names_and_say_so(tmp_path) -> None:
+    """A user's file with "review,sentiment" columns was refused ("no column 'label'"); labelled readers take the
+    usual other names, say so once, and leave every other file as it was."""
+    from lmcritic.datasets import DataWarning
+
+    csv_path = tmp_path / "rev.csv"
+    csv_path.write_text("id,review,sentiment\n1,\"great, truly\",pos\n2,dull,neg\n")
+    with pytest.warns(DataWarning, match="reading column 'sentiment' as the label, column 'review' as the text"):
+        rows = [r for _, r in read_rows(csv_path, ("label",), labelled=True)]
+    assert [(r["text"], r["label"]) for r in rows] == [("great, truly", "pos"), ("dull", "neg")]
+    assert [(r["text"], r["label"]) for _, r in read_rows(csv_path, ("label",), labelled=True)] == \
+        [("great, truly", "pos"), ("dull", "neg")]  # said once per file
+    j = tmp_path / "rev.jsonl"
+    j.write_text('{"content": "fine", "category": "sports"}\n')
+    with pytest.warns(DataWarning, match="'category' as the label, column 'content' as the text"):
+        assert [r["label"] for _, r in read_rows(j, (), labelled=True)] == ["sports"]
+    with pytest.raises(DataError, match="no column 'label'"):
+        list(read_rows(csv_path, ("label",)))  # not a labelled reader: unchanged
+    keep = tmp_path / "keep.tsv"
+    keep.write_text("text\tlabel\tcategory\na\t1\tx\n")
+    assert [r for _, r in read_rows(keep, (), labelled=True)] == [{"text": "a", "label": "1", "category": "x"}]
+
+
 def test_datasets_name_file_and_line(tmp_path) -> None:
     """A malformed row is skipped and reported with its file and line; the good rows are read."""
     from lmcritic.datasets import collect_issues

@@ -66,10 +66,35 @@ def test_training_labels_named_as_the_evaluated_classes() -> None:
     assert class_table(["0", "1"], ["negative", "positive"], None) == {"0": "negative", "1": "positive"}
     assert class_table(["Religion", "2"], TOPICS, None) == {"Religion": "religion"}  # no head: ids stay
     assert class_table(["0", "1"], ["ham", "spam"], None) == {}  # never sentiment names on another task
+    assert class_table(["pos", "neg"], ["negative", "positive"], ["NEG", "POS"]) == {"pos": "positive",
+                                                                                      "neg": "negative"}
     # a head the probes read by prefix (NEG -> negative) or in another order: ids follow the head, as the probe's do
     assert class_table(["0", "1"], ["negative", "positive"], ["NEG", "POS"]) == {"0": "negative", "1": "positive"}
     assert class_table(["0", "1"], ["negative", "positive"], ["POSITIVE", "NEGATIVE"]) == {"0": "positive",
                                                                                            "1": "negative"}
+
+
+def test_pos_neg_rows_are_sentiment_rows(tmp_path) -> None:
+    """pos/neg labels were taken for another task's classes (an inline task, the sentiment probes skipped); the
+    training rows' pos/neg were read as labels the model never predicts, and a clean model got a corpus-wide
+    label-noise cause ("implied share of flipped training labels 1.77")."""
+    from lmcritic.mitigate.data import label_of
+
+    data = tmp_path / "r.csv"
+    data.write_text("review,sentiment\na fine film,pos\na dull film,neg\n")
+    with pytest.warns(UserWarning, match="'sentiment' as the label"):
+        assert own_task(str(data), ["NEG", "POS"]) is None and own_task(str(data), None) is None
+    assert label_of("pos", ("negative", "positive"), "x") == "positive"
+
+
+def test_a_scan_of_chosen_probes_diagnoses_those_probes() -> None:
+    """The suite's diagnosis stage lists the suite's probes; a scan of two of them failed its diagnosis ("run …
+    has no probe 'mc_knowledge'")."""
+    from lmcritic.spec import scan_spec
+
+    spec = scan_spec({"name": "m"}, ["performance.sst2", "bias.counterfactual"])
+    stage = next(s for s in spec.stages if s.name == "diagnose")
+    assert set(stage.config["probes"]) <= {"performance.sst2", "bias.counterfactual"} and stage.config["probes"]
 
 
 def test_trainer_maps_task_labels_to_head_ids_as_the_probes_do() -> None:

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from lmcritic.spec import ProbeSpec, RunSpec
 
 KEY = "own_task"
-SENTIMENT_VALUES = frozenset({"0", "1", "negative", "positive"})
 TEXT_COLUMNS = ("text", "sentence")
 
 
@@ -145,7 +144,7 @@ def _columns(data: str) -> tuple[str, list[str]]:
     from lmcritic.datasets import read_rows
 
     column, seen = "text", dict[str, None]()
-    for _, row in read_rows(data, required=("label",)):
+    for _, row in read_rows(data, required=("label",), labelled=True):
         column = next((c for c in TEXT_COLUMNS if row.get(c)), column)
         label = row.get("label")
         if label not in (None, ""):
@@ -154,7 +153,9 @@ def _columns(data: str) -> tuple[str, list[str]]:
 
 
 def _other_task(values: Sequence[str], heads: Sequence[str] | None) -> bool:
-    if any(v.lower() not in SENTIMENT_VALUES for v in values):
+    from lmcritic.probes._label_map import class_index
+
+    if any(class_index(v, ("negative", "positive")) is None for v in values):  # 0/1, negative/positive, neg/pos
         return True
     from lmcritic.probes._label_map import is_sentiment
 

@@ -102,16 +102,19 @@ def packaged(name: str) -> Path:
     return Path(str(resources.files("lmcritic").joinpath("data", name)))
 
 
-def read_rows(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_rows(path: str | Path, required: Sequence[str] = (),
+              labelled: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, row)`` from a .tsv/.csv (with header) or .jsonl file (each optionally .gz).
 
     A row without the ``required`` columns (or with them empty) is skipped and reported, like an
     undecodable, oversize or malformed one; a file with rows but none usable is a :class:`DataError`.
+    ``labelled``: the user's labelled text rows, whose label and text columns may go by other names
+    (``sentiment``, ``review``, ...: :func:`aliases`); each row also gets them as ``label`` and ``text``.
     """
     p = _existing(path)
     sink = _Sink(p)
     reader = _read_jsonl if _kind(p) in (".jsonl", ".ndjson") else _read_delimited
-    yield from sink.track(reader(p, sink, tuple(required)))
+    yield from sink.track(reader(p, sink, tuple(required), labelled))
 
 
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -223,22 +226,52 @@ class _Sink:
                           stacklevel=3)
 
 
-def _read_delimited(p: Path, sink: _Sink, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
+# Labelled rows come with many column names; where a file has no ``label`` (or no ``text``/``sentence``) column,
+# the first of these it has is read as one, and said so once.
+LABEL_ALIASES = ("labels", "sentiment", "class", "category", "gold_label", "gold", "target", "y")
+TEXT_ALIASES = ("review", "content", "document", "comment", "utterance", "tweet", "body", "message", "input")
+
+
+def aliases(columns: Sequence[str]) -> dict[str, str]:
+    """Canonical column (``label``, ``text``) → the file's column read as it, where the file lacks it."""
+    wanted = {"label": LABEL_ALIASES if "label" not in columns else (),
+              "text": TEXT_ALIASES if not {"text", "sentence"} & set(columns) else ()}
+    found = {c: next((a for a in names if a in columns), None) for c, names in wanted.items()}
+    return {c: a for c, a in found.items() if a is not None}
+
+
+_RENAMED: set[str] = set()  # said once per file and process, not once per probe that reads it
+
+
+def _renamed(p: Path, found: dict[str, str]) -> None:
+    if found and str(p) not in _RENAMED:
+        _RENAMED.add(str(p))
+        said = ", ".join(f"column {a!r} as the {c}" for c, a in found.items())
+        warnings.warn(f"{p}: reading {said} (no {' or '.join(map(repr, found))} column)", DataWarning, stacklevel=4)
+
+
+def _read_delimited(p: Path, sink: _Sink, required: tuple[str, ...],
+                    labelled: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     csv.field_size_limit(_FIELD_LIMIT)  # any field size: a 1 MB document in a TSV is data, not an error
     delimiter = "\t" if _kind(p) == ".tsv" else ","
     with _open(p) as f:
         rows = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
-        header = _header(p, rows, required)
+        found = {}
+        header = _header(p, rows, required, labelled)
+        if labelled:
+            found = aliases(header)
+            _renamed(p, found)
         for line, fields in _csv_rows(rows, sink):
             if len(fields) != len(header):
                 sink.skip(line, f"{len(fields)} fields, expected {len(header)} ({', '.join(header)})")
                 continue
             row = dict(zip(header, fields))
+            row.update({c: row[a] for c, a in found.items()})
             if sink.usable(line, *fields) and sink.complete(line, row, required):
                 yield line, row
 
 
-def _header(p: Path, rows: Any, required: tuple[str, ...]) -> list[str]:
+def _header(p: Path, rows: Any, required: tuple[str, ...], labelled: bool = False) -> list[str]:
     try:
         header = next(rows, None)
     except csv.Error as err:
@@ -247,7 +280,7 @@ def _header(p: Path, rows: Any, required: tuple[str, ...]) -> list[str]:
         raise DataError(f"{p}: empty file", "the first line must be a header naming the columns")
     if any(_UNDECODABLE.search(h) for h in header):
         raise DataError(f"{p}: the header line is not valid UTF-8", "re-encode the file as UTF-8")
-    missing = [c for c in required if c not in header]
+    missing = [c for c in required if c not in header and not (labelled and c in aliases(header))]
     if missing:
         raise DataError(f"{p}: no column {', '.join(map(repr, missing))} (columns: {', '.join(header)})",
                         f"each row needs {', '.join(required)}")
@@ -268,11 +301,19 @@ def _csv_rows(rows: Any, sink: _Sink) -> Iterator[tuple[int, list[str]]]:
             yield rows.line_num, row
 
 
-def _read_jsonl(p: Path, sink: _Sink, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_jsonl(p: Path, sink: _Sink, required: tuple[str, ...],
+                labelled: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    said = False
     with _open(p) as f:
         for line, raw in enumerate(f, start=1):
             if raw.strip() and sink.usable(line, raw):
                 row = _json_row(raw, line, sink)
+                found = aliases(list(row)) if row is not None and labelled else {}
+                if found and not said:
+                    _renamed(p, found)
+                    said = True
+                if row is not None:
+                    row.update({c: row[a] for c, a in found.items()})
                 if row is not None and sink.complete(line, row, required):
                     yield line, row
 

@@ -52,8 +52,20 @@ def scan_spec(model: ModelSpec | dict[str, Any], probes: Sequence[Any] | None = 
     data = {"model": model_data, "budget": dict(budget or {}), "name": name,
             "probes": [{"name": p.name, "key": p.key, "config": {**p.config, **dict(overrides.get(p.key, {}))}}
                        for p in chosen],
-            "stages": [s if isinstance(s, (str, dict)) else {"name": s.name, "config": s.config} for s in stage_list]}
+            "stages": [_stage_for(s, keys) for s in stage_list]}
     return RunSpec.from_dict(data, source=source)
+
+
+def _stage_for(stage: Any, keys: Sequence[str]) -> Any:
+    """A suite stage for the chosen probes: its ``probes`` list keeps those in the run (a scan of two probes had
+    its diagnosis fail on the suite's others: "run … has no probe 'mc_knowledge'")."""
+    if isinstance(stage, str):
+        return stage
+    raw = stage if isinstance(stage, dict) else {"name": stage.name, "config": stage.config}
+    config = dict(raw.get("config") or {})
+    if isinstance(config.get("probes"), list):
+        config["probes"] = [k for k in config["probes"] if k in keys]
+    return {**raw, "config": config}
 
 
 def _chosen(probes: Sequence[Any] | None, suite: Sequence["ProbeSpec"], source: str) -> list["ProbeSpec"]:

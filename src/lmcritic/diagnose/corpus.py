@@ -172,7 +172,7 @@ def _load(path: Path, max_docs: int | None) -> tuple[list[int], list[str], list[
             texts.append(raw.strip())
             labels.append(None)
     else:
-        for i, row in read_rows(path, required=()):
+        for i, row in read_rows(path, required=(), labelled=True):
             text = row.get("text") or row.get("sentence")
             if not text:
                 skip_row(path, i, "no 'text' or 'sentence' column (name the text column 'text')")
@@ -196,15 +196,19 @@ def label_name(label: str | None, names: Sequence[str] = ("negative", "positive"
 
 
 def class_table(values: Sequence[str], classes: Sequence[str], heads: Sequence[str] | None) -> dict[str, str]:
-    """Corpus label value → class of the evaluated task: the class itself (any case); an integer → the classifier
+    """Corpus label value → class of the evaluated task: the class itself (any case, or a prefix only it has: a
+    pos/neg file read as positive/negative, not as other labels the model "contradicts"); an integer → the classifier
     head's label of that id (Hugging Face's convention) and its class; on a sentiment task without a head, 0/1 →
     negative/positive. A 0/1 training file of a topic classifier read as sentiment had every training label
     contradicted by its own clean model: a confident label-noise cause on a clean model."""
+    from lmcritic.probes._label_map import class_index
+
     low = {str(c).lower(): str(c) for c in classes}
     out = {}
     for v in values:
-        if v.lower() in low:
-            out[v] = low[v.lower()]
+        named = class_index(v, classes) if not v.isdigit() else None  # any case, or the one class it begins: neg
+        if named is not None:
+            out[v] = str(classes[named])
         elif v.isdigit() and heads and int(v) < len(heads):
             out[v] = _head_class(heads, int(v), classes, low)
         elif v.isdigit() and set(low) == {"negative", "positive"}:

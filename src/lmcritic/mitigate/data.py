@@ -83,7 +83,7 @@ def _labelled_rows(p: Path, labels: tuple[str, ...]) -> list[Row]:
 
     out = []
     with collect_issues() as issues:
-        for line, row in read_rows(p, required=()):
+        for line, row in read_rows(p, required=(), labelled=True):
             text = next((row[c] for c in TEXT_COLUMNS if isinstance(row.get(c), str) and row[c].strip()), None)
             if text is None:
                 raise DataError(f"{p}:{line}: no text (a non-empty 'text' or 'sentence' column)",
@@ -96,14 +96,18 @@ def _labelled_rows(p: Path, labels: tuple[str, ...]) -> list[Row]:
 
 
 def label_of(value: object, labels: Sequence[str], where: str) -> str:
-    """A row's label as a label name: the name itself, or its index in ``labels``."""
+    """A row's label as a label name: the name itself (any case, or the one name it begins: ``neg``), or its
+    index in ``labels`` — as the probes read the evaluation rows."""
+    from lmcritic.probes._label_map import class_index
+
     raw = str(value).strip() if value is not None else ""
     if not raw:
         raise DataError(f"{where}: no label", "each row needs a 'label' column")
     if not labels or raw in labels:
         return raw
-    if raw.isdigit() and int(raw) < len(labels):
-        return labels[int(raw)]
+    k = class_index(raw, labels)
+    if k is not None:
+        return labels[k]
     allowed = ", ".join([*map(str, range(len(labels))), *labels])
     raise DataError(f"{where}: label {raw!r} is not one of {allowed}", "fix the row or remove it")
 

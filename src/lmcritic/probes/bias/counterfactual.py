@@ -285,7 +285,7 @@ def _read(path: str, source: str, classes: Sequence[str]) -> list[dict]:
     from lmcritic.probes._label_map import class_index
 
     out = []
-    for line, row in read_rows(path, required=()):
+    for line, row in read_rows(path, required=(), labelled=True):
         text = (row.get("sentence") or row.get("text") or "").strip()
         label = str(row.get("label", "")).strip()
         if text:

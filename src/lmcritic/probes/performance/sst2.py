@@ -111,16 +111,18 @@ class SST2Accuracy(Probe):
 
     # -- helpers -------------------------------------------------------------------------------
     def _rows(self) -> list[dict]:
+        from lmcritic.probes._label_map import class_index
+
         path = self.config.data or str(packaged("sst2_dev_sample.tsv"))
         rows = []
-        for line, row in read_rows(path, required=("label",)):
+        for line, row in read_rows(path, required=("label",), labelled=True):
             text = row.get("sentence") or row.get("text")
-            label = str(row["label"]).strip().lower()
-            if not text or label not in ("0", "1", *LABELS):
+            label = class_index(str(row["label"]), LABELS)  # 0/1, negative/positive in any case, neg/pos
+            if not text or label is None:
                 skip_row(path, line, "needs a 'sentence' or 'text' column and a 'label' (0/1 or negative/positive)")
                 continue
             src_line = int(row.get("dev_line") or line)
-            rows.append({"text": text.strip(), "label": LABELS.index(label) if label in LABELS else int(label),
+            rows.append({"text": text.strip(), "label": label,
                          "source": "sst2_dev" if self.config.data is None else str(path), "source_line": src_line})
         return rows
 

@@ -85,7 +85,7 @@ def rows(sst2: SST2Accuracy, classes: Sequence[str] | None) -> list[dict[str, An
         raise ConfigError(f"classes {list(classes)} are set, and no data: the packaged rows are SST-2 sentiment",
                           "give the rows of the classifier's task: data: PATH (scan --data PATH)")
     out = []
-    for line, row in read_rows(path, required=("label",)):
+    for line, row in read_rows(path, required=("label",), labelled=True):
         text, k = row.get("sentence") or row.get("text"), class_index(str(row["label"]), classes)
         if not text or k is None:
             skip_row(path, line, f"needs a 'text' column and a label among {', '.join(classes)} (or its id)")
