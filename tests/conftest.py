@@ -189,19 +189,10 @@ def sst2_rows(n: int, seed: int = 0) -> list[tuple[str, int]]:
     return rows[:n]
 
 
-def build_tiny_sentiment(path: Path, rows: list[tuple[str, int]], steps: int = 240, seed: int = 0,
-                         labels: tuple[str, str] = ("LABEL_0", "LABEL_1")) -> Path:
-    """A 2-layer BERT sentiment classifier trained from scratch on ``rows`` (seconds), saved with its tokenizer and
-    ``train.tsv``; default HF label names, so label mapping is exercised."""
+def train_tiny_classifier(model, tok, rows: list[tuple[str, int]], steps: int = 240, seed: int = 0) -> None:
+    """A few hundred AdamW steps on batches of 32 drawn with a seeded generator, one thread (seconds)."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
 
-    tok = _save_tokenizer(_wordpiece_tokenizer([t for t, _ in rows]), path)
-    config = BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=128, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
-                        num_labels=2, id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
-    torch.manual_seed(seed)
-    model = BertForSequenceClassification(config)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
@@ -218,6 +209,22 @@ def build_tiny_sentiment(path: Path, rows: list[tuple[str, int]], steps: int = 2
     finally:
         model.eval()
         torch.set_num_threads(threads)
+
+
+def build_tiny_sentiment(path: Path, rows: list[tuple[str, int]], steps: int = 240, seed: int = 0,
+                         labels: tuple[str, str] = ("LABEL_0", "LABEL_1")) -> Path:
+    """A 2-layer BERT sentiment classifier trained from scratch on ``rows`` (seconds), saved with its tokenizer and
+    ``train.tsv``; default HF label names, so label mapping is exercised."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tok = _save_tokenizer(_wordpiece_tokenizer([t for t, _ in rows]), path)
+    config = BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+                        num_labels=2, id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config)
+    train_tiny_classifier(model, tok, rows, steps, seed)
     model.save_pretrained(path)
     (path / "train.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
     return path
