@@ -97,6 +97,21 @@ def test_a_scan_of_chosen_probes_diagnoses_those_probes() -> None:
     assert set(stage.config["probes"]) <= {"performance.sst2", "bias.counterfactual"} and stage.config["probes"]
 
 
+def test_training_labels_the_model_never_learnt_are_an_error_for_a_weak_model_too() -> None:
+    """The guard asked for 60 % evaluated accuracy; a tiny model right on 58 % that agreed with 0 % of its
+    training labels (pos/neg read as other labels) went on to a corpus-wide label-noise cause instead."""
+    import numpy as np
+
+    from lmcritic.diagnose.hypotheses._global_noise import check_labels_match
+    from lmcritic.errors import DataError
+
+    ok = lambda k, n: np.array([1.0] * k + [0.0] * (n - k))  # noqa: E731
+    with pytest.raises(DataError, match="agrees with 0% of 500 sampled training labels but is right on 58%"):
+        check_labels_match(ok(0, 500), ok(70, 120), ["neg", "pos"])
+    check_labels_match(ok(225, 500), ok(70, 120), ["a", "b"])  # heavy but sub-half noise: the noise tests decide
+    check_labels_match(ok(50, 500), ok(36, 120), ["a", "b", "c"])  # right on 30 %: nothing to tell them apart
+
+
 def test_trainer_maps_task_labels_to_head_ids_as_the_probes_do() -> None:
     """A NEG/POS head was refused by the trainer ("labels ['NEG', 'POS'] do not include 'negative'") though every
     probe read it: one rule for both now."""
