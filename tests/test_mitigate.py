@@ -558,10 +558,12 @@ def test_a_backdoor_absent_from_the_evaluation_data_is_re_verified_by_inserting_
                          cache_path=tmp_path / "cache.sqlite")
     node = next(n for n in graph.defects if n.defect.probe == "train corpus")
     rc, out, err = _cli(tmp_path, "mitigate", run_id, "--no-progress", "--train", str(corpus), "--defect",
-                        node.defect.id, "--set", "steps=7", "-o", str(tmp_path / "fix"))
+                        node.defect.id, "--set", "steps=7", "--control", "-o", str(tmp_path / "fix"))
     assert rc == 0, err
     ver = json.loads((tmp_path / "fix" / "verification.json").read_text())
     o = next(o for o in ver["outcomes"] if o["targeted"])
+    beyond = next(c for c in ver["control"]["versus_control"] if c["targeted"])  # the control arm is asked too
+    assert beyond["probe"] == "diagnose.spurious_feature" and beyond["before"]["n"] == o["before"]["n"]
     assert o["probe"] == "diagnose.spurious_feature" and o["before"]["n"] >= 20 > len(node.defect.case_ids) - 20
     assert o["before"]["value"] > 0.9 and o["after"]["value"] < 0.2 and o["verdict"] == "closed"
     assert "not compared" not in out

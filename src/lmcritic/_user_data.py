@@ -153,12 +153,10 @@ def _columns(data: str) -> tuple[str, list[str]]:
 
 
 def _other_task(values: Sequence[str], heads: Sequence[str] | None) -> bool:
-    from lmcritic.probes._label_map import class_index
+    from lmcritic.probes._label_map import class_index, is_sentiment
 
     if any(class_index(v, ("negative", "positive")) is None for v in values):  # 0/1, negative/positive, neg/pos
         return True
-    from lmcritic.probes._label_map import is_sentiment
-
     return heads is not None and not is_sentiment(heads)
 
 

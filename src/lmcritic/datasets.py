@@ -256,11 +256,9 @@ def _read_delimited(p: Path, sink: _Sink, required: tuple[str, ...],
     delimiter = "\t" if _kind(p) == ".tsv" else ","
     with _open(p) as f:
         rows = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
-        found = {}
         header = _header(p, rows, required, labelled)
-        if labelled:
-            found = aliases(header)
-            _renamed(p, found)
+        found = aliases(header) if labelled else {}
+        _renamed(p, found)
         for line, fields in _csv_rows(rows, sink):
             if len(fields) != len(header):
                 sink.skip(line, f"{len(fields)} fields, expected {len(header)} ({', '.join(header)})")
@@ -303,15 +301,12 @@ def _csv_rows(rows: Any, sink: _Sink) -> Iterator[tuple[int, list[str]]]:
 
 def _read_jsonl(p: Path, sink: _Sink, required: tuple[str, ...],
                 labelled: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
-    said = False
     with _open(p) as f:
         for line, raw in enumerate(f, start=1):
             if raw.strip() and sink.usable(line, raw):
                 row = _json_row(raw, line, sink)
                 found = aliases(list(row)) if row is not None and labelled else {}
-                if found and not said:
-                    _renamed(p, found)
-                    said = True
+                _renamed(p, found)  # once per file
                 if row is not None:
                     row.update({c: row[a] for c, a in found.items()})
                 if row is not None and sink.complete(line, row, required):

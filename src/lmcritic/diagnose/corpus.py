@@ -210,13 +210,13 @@ def class_table(values: Sequence[str], classes: Sequence[str], heads: Sequence[s
         if named is not None:
             out[v] = str(classes[named])
         elif v.isdigit() and heads and int(v) < len(heads):
-            out[v] = _head_class(heads, int(v), classes, low)
+            out[v] = _head_class(heads, int(v), classes)
         elif v.isdigit() and set(low) == {"negative", "positive"}:
             out[v] = label_name(v) or v
     return out
 
 
-def _head_class(heads: Sequence[str], i: int, classes: Sequence[str], low: dict[str, str]) -> str:
+def _head_class(heads: Sequence[str], i: int, classes: Sequence[str]) -> str:
     """The class of head label ``i`` as the probes map it (same name, a unique prefix such as ``NEG``, ``LABEL_i``)."""
     from lmcritic.probes._label_map import head_class
 

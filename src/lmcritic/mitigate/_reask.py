@@ -23,20 +23,27 @@ if TYPE_CHECKING:
 DIAGNOSIS_PREFIX = "diagnose."
 
 
-def reask(store: RunStore, run_id: str, new_run: str, targets: Sequence[Target],
+def reask(store: RunStore, run_id: str, runs: Sequence[str], targets: Sequence[Target],
           cache_path: str | Path | None = None) -> tuple[list[Target], list[str]]:
-    """``targets`` with each diagnosis-made defect pointed at its re-asked cases in ``new_run``; and notes."""
+    """``targets`` with each diagnosis-made defect pointed at its cases re-asked in every one of ``runs`` (the
+    re-run, and the control arm's); and notes. Each defect's cases are looked up once, each run's model loaded
+    once."""
     out: list[Target] = []
     notes: list[str] = []
-    model: Backend | None = None
+    models: dict[str, Backend | None] = {}
     for t in targets:
         found = diagnosis_cases(store, run_id, t)
         if found is None:
             out.append(t)
             continue
         key, records = found
-        model = model or _model(store, new_run, cache_path, notes)
-        if model is None or not _rescore(store, run_id, new_run, t.probe, key, records, model, notes):
+        asked = []
+        for run in runs:
+            if run not in models:
+                models[run] = _model(store, run, cache_path, notes)
+            model = models[run]
+            asked.append(model is not None and _rescore(store, run_id, run, t.probe, key, records, model, notes))
+        if not asked[0]:  # the re-run decides; a control arm that could not be asked says so in the notes
             out.append(t)
             continue
         ids = tuple(r.case_id for r in records)

@@ -77,13 +77,13 @@ def apply(store: RunStore, run: str, *, method: str = "auto", defect: str | None
         rerun = partial(replay, store, run_id, cache_path=cache_path, progress=progress, probes=probes,
                         keep_stages=keep_stages)
         new_run = rerun(mitigated.spec, name)
-        asked = list(targets or [target])
-        every, notes = reask(store, run_id, new_run, asked, cache_path)
+        control_run = (rerun(mitigated.control, name, name=f"control arm of {name}")
+                       if mitigated.control is not None else None)
+        every, notes = reask(store, run_id, [new_run, *([control_run] if control_run else [])],
+                             targets or [target], cache_path)
         judged = next((t for t in every if t.id == target.id), target)
         arm = None
-        if mitigated.control is not None:
-            control_run = rerun(mitigated.control, name, name=f"control arm of {name}")
-            reask(store, run_id, control_run, asked, cache_path)
+        if control_run is not None:
             arm = against_control(store, run_id, control_run, new_run, every, judged,
                                   int(mitigated.details.get("control", {}).get("steps") or 0), alpha)
         mitigated = replace(mitigated, notes=(*mitigated.notes, *notes))

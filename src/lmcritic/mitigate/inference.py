@@ -68,15 +68,17 @@ class Calibrate(Mitigation):
                                   f"{model.kind} backend cannot classify", "target a classification probe")
         rows = held.heldout_rows(ctx, task.labels, self.config.n_heldout, notes)
         scores, y = held.score_matrix(held.probe_on_rows(ctx, rows), task.labels) if rows else (None, None)
-        shares = train_shares(ctx, task.labels)
-        method = self.config.method if self.config.method != "auto" else auto_method(ctx, shares)
+        shares, free = train_shares(ctx, task.labels), None
+        method = self.config.method
+        if method == "auto":
+            method, free = auto_method(ctx, shares)
         if method == "prior" and shares is None:
             raise ConfigError("calibrate method prior divides out the training corpus's label shares",
                               "pass --train PATH (text, label): the rows the model was trained on")
         if method in ("fitted", "temperature") and scores is None:
             raise ConfigError(f"calibrate method {method} fits on labelled held-out rows",
                               "pass --heldout PATH or --train PATH (text, label)")
-        bias, temperature = self._fit(ctx, method, task.labels, scores, y, shares)
+        bias, temperature = self._fit(ctx, method, task.labels, scores, y, shares if method == "prior" else free)
         details = {"method": method, "bias": bias.tolist(), "temperature": temperature,
                    **({"train_label_shares": dict(zip(task.labels, shares.tolist()))} if shares is not None else {})}
         costs: tuple[Cost, ...] = ()
@@ -92,16 +94,17 @@ class Calibrate(Mitigation):
                               costs=costs, details=details, notes=tuple(notes))
 
     def _fit(self, ctx: MitigationContext, method: str, labels, scores, y,
-             shares: np.ndarray | None) -> tuple[np.ndarray, float]:
+             prior: np.ndarray | None) -> tuple[np.ndarray, float]:
+        """``prior``: the label distribution to divide out when already known (the corpus's shares, or the
+        content-free prior ``auto`` measured); measured here for ``contextual`` otherwise."""
         from lmcritic.mitigate import calibrate as cal
 
-        k = len(labels)
         if method == "fitted":
             return cal.fit_bias_temperature(scores, y, self.config.balanced)
-        if method == "prior" and shares is not None:
-            bias = np.log(shares)
+        if method in ("prior", "contextual"):
+            bias = np.log(prior if prior is not None else content_free_prior(ctx, labels))
         else:
-            bias = np.log(content_free_prior(ctx, labels)) if method == "contextual" else np.zeros(k)
+            bias = np.zeros(len(labels))
         bias = bias - bias[0]
         temperature = cal.fit_temperature(scores, y, bias) if scores is not None and len(y) else 1.0
         return bias, temperature
@@ -120,20 +123,21 @@ def train_shares(ctx: MitigationContext, labels) -> np.ndarray | None:
     return counts / counts.sum()
 
 
-def auto_method(ctx: MitigationContext, shares: np.ndarray | None) -> str:
+def auto_method(ctx: MitigationContext, shares: np.ndarray | None) -> tuple[str, np.ndarray | None]:
     """``prior`` when the diagnosed prior favours the label that dominates the training corpus and the corpus's
     shares imply a stronger prior than the content-free inputs show, else ``contextual``. Content-free inputs are
     out of distribution for a fine-tuned classifier and can under-state the prior its corpus taught (a 90 %-positive
     MiniLM kept 75 % of its minority-class failures under contextual calibration, 20 % under its corpus's shares);
-    a prior stronger than the corpus explains came from elsewhere, and the content-free reading holds it."""
+    a prior stronger than the corpus explains came from elsewhere, and the content-free reading holds it. Returns
+    the content-free prior too when it was measured, so it is not asked for twice."""
     c = ctx.target.culprit
     if shares is None or c is None or c.kind != "prior" or shares.max() < SKEWED:
-        return "contextual"
+        return "contextual", None
     labels = held.task_of(ctx).labels
     if str(c.value) != str(labels[int(shares.argmax())]):
-        return "contextual"
+        return "contextual", None
     free = content_free_prior(ctx, labels)
-    return "prior" if np.ptp(np.log(shares)) > np.ptp(np.log(free)) else "contextual"
+    return ("prior" if np.ptp(np.log(shares)) > np.ptp(np.log(free)) else "contextual"), free
 
 
 def content_free_prior(ctx: MitigationContext, labels) -> np.ndarray:
