@@ -175,6 +175,20 @@ def test_stages_run_after_probes_once_and_resume_skips_them(tmp_path, tiny_causa
         RunSpec.from_dict({"model": "x", "probes": ["performance.sst2"], "stages": ["test.count_wrongg"]})
 
 
+def test_a_failed_stage_makes_the_run_partial(tmp_path, tiny_causal_dir, tiny_causal) -> None:
+    """A diagnosis stage that failed (a training corpus with no text) printed its error and left the run "done",
+    exit 0: the stage writes no probe row, and only probe rows were counted."""
+    from lmcritic.spec import StageSpec
+
+    empty = tmp_path / "train.tsv"
+    empty.write_text("id\tlabel\n1\t0\n")
+    spec = RunSpec(model=ModelSpec(name=str(tiny_causal_dir)), probes=(ProbeSpec("performance.sst2", {"n": 8}),),
+                   stages=(StageSpec("diagnose", {"train": str(empty)}),))
+    out = Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False).run(spec, model=tiny_causal)
+    assert out.status == "partial" and "1 of 2 probes/stages failed, 0 with failing cases" in out.message
+    assert any(e.startswith("stage diagnose: ") and "has no text" in e for e in out.errors), out.errors
+
+
 def test_builtin_stages_explain_and_diagnose_a_run(tmp_path, tiny_causal_dir, tiny_causal) -> None:
     """The scan's stages on a real (tiny) run: explanations and the defect graph land in the run."""
     from lmcritic.spec import StageSpec

@@ -305,17 +305,21 @@ class Runner:
         probes = self.store.probe_runs(run_id)
         ran = [p for p in probes if p.status != "skipped"]
         bad = [p for p in ran if p.status in ("failed", "partial") or _unfinished(p)]
-        errors = tuple(f"{p.probe_key}: {p.reason}" for p in bad)
+        # a failed stage writes no probe row: it left the run "done" (exit 0) with the diagnosis missing
+        bad_stages = [s for s in self.store.stage_runs(run_id) if s.status == "failed"]
+        errors = (*(f"{p.probe_key}: {p.reason}" for p in bad),
+                  *(f"stage {s.stage}: {s.reason}" for s in bad_stages))
         if not ran:
             return "failed", f"no probe could run on this model ({len(probes)} skipped; see `lmcritic show " \
                              f"{run_id}` for why)", errors
         if all(p.status == "failed" or _unfinished(p) for p in ran):
             return "failed", f"every probe failed ({len(ran)}); the reasons are printed above", errors
-        if bad:
-            failed = sum(p.status != "partial" for p in bad)
-            return "partial", (f"{failed} of {len(ran)} probes/stages failed, {len(bad) - failed} with failing "
-                               f"cases; the rest is stored: `lmcritic run --resume {run_id}` retries the failed "
-                               "parts"), errors
+        if bad or bad_stages:
+            with_cases = sum(p.status == "partial" for p in bad)
+            failed = len(bad) - with_cases + len(bad_stages)
+            return "partial", (f"{failed} of {len(ran) + len(bad_stages)} probes/stages failed, {with_cases} with "
+                               f"failing cases; the rest is stored: `lmcritic run --resume {run_id}` retries the "
+                               "failed parts"), errors
         return "done", "", errors
 
     def _stop(self, run_id: str, status: str, message: str, by: str | None = None) -> RunOutcome:
