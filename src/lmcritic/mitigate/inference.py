@@ -66,15 +66,15 @@ class Calibrate(Mitigation):
         if not words and not model.supports(Capability.CLASSIFY):
             raise CapabilityError(f"calibrate needs label scores: {ctx.target.probe} gives no label words and the "
                                   f"{model.kind} backend cannot classify", "target a classification probe")
+        shares, free = train_shares(ctx, task.labels), None
+        if self.config.method == "prior" and shares is None:  # before any held-out row is scored
+            raise ConfigError("calibrate method prior divides out the training corpus's label shares",
+                              "pass --train PATH (text, label): the rows the model was trained on")
         rows = held.heldout_rows(ctx, task.labels, self.config.n_heldout, notes)
         scores, y = held.score_matrix(held.probe_on_rows(ctx, rows), task.labels) if rows else (None, None)
-        shares, free = train_shares(ctx, task.labels), None
         method = self.config.method
         if method == "auto":
             method, free = auto_method(ctx, shares)
-        if method == "prior" and shares is None:
-            raise ConfigError("calibrate method prior divides out the training corpus's label shares",
-                              "pass --train PATH (text, label): the rows the model was trained on")
         if method in ("fitted", "temperature") and scores is None:
             raise ConfigError(f"calibrate method {method} fits on labelled held-out rows",
                               "pass --heldout PATH or --train PATH (text, label)")
