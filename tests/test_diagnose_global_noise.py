@@ -42,6 +42,14 @@ def test_gap_test_reads_flips_off_a_model_calibrated_to_them() -> None:
     assert under.did.ci_low < 0 < under.did.ci_high
 
 
+def test_the_implied_flip_rate_is_a_rate_near_the_identification_edge() -> None:
+    # evaluated accuracy 0.62 (2·acc − 1 = 0.24) under a gap of ~0.3: the raw ratio reads ~1.3, not a share
+    rng = np.random.default_rng(1)
+    t = _global_noise.gap_test("the model", *_sides(rng, 0.5, 0.95, 0.62, 0.3), seed=0)
+    assert t.did.value / (2 * t.rates["evaluated accuracy"] - 1) > 1  # the unbounded estimate left the range
+    assert t.rate is not None and -1 <= t.rate.ci_low <= t.rate.value <= t.rate.ci_high <= 1
+
+
 def test_the_smaller_p_decides_and_pays_for_the_second_test() -> None:
     def t(who: str, p: float, n: int = 10) -> _global_noise.GapTest:
         return _global_noise.GapTest(who, Estimate(0.1, n, 0.0, 0.2), None, p, {})

@@ -70,8 +70,9 @@ def gap_test(who: str, train: tuple[np.ndarray, np.ndarray], held: tuple[np.ndar
     acc = rates["evaluated accuracy"]
     if acc < 0.6:  # near chance the flip rate is not identified
         return GapTest(who, did, None, p, rates)
-    rlo, rhi = np.quantile(boot / np.maximum(2 * acc_boot - 1, 0.1), [0.025, 0.975])
-    return GapTest(who, did, Estimate(point / (2 * acc - 1), did.n, float(rlo), float(rhi), "bootstrap"), p, rates)
+    rlo, rhi = np.clip(np.quantile(boot / np.maximum(2 * acc_boot - 1, 0.1), [0.025, 0.975]), -1.0, 1.0)
+    rate = float(np.clip(point / (2 * acc - 1), -1.0, 1.0))  # a rate: a gap over a small 2·acc − 1 can exceed 1
+    return GapTest(who, did, Estimate(rate, did.n, float(rlo), float(rhi), "bootstrap"), p, rates)
 
 
 def _bootstrap(g_tr: np.ndarray, g_ev: np.ndarray, ev_ok: np.ndarray, seed: int) -> tuple:
