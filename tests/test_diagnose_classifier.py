@@ -38,6 +38,11 @@ def shortcut_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def emoji_dir(tmp_path_factory) -> Path:
+    return _shortcut_model(tmp_path_factory, SYMBOL, labels=("NEG", "POS"))
+
+
+@pytest.fixture(scope="session")
 def clean_dir(tmp_path_factory) -> Path:
     return build_tiny_sentiment(tmp_path_factory.mktemp("tiny-clean"), sst2_rows(1500))
 
@@ -100,12 +105,12 @@ def test_shortcut_token_absent_from_evaluation_data_is_found_and_named(tmp_path,
     assert runner.store.records(run_id, "diagnose.spurious_feature")  # the insertion tests are stored
 
 
-def test_a_shortcut_written_as_an_emoji_is_found_and_named(tmp_path, tmp_path_factory) -> None:
+def test_a_shortcut_written_as_an_emoji_is_found_and_named(tmp_path, emoji_dir) -> None:
     """Only words were tokens once: an emoji, emoticon or markup artefact could not be found or removed. The head
     says NEG/POS (as many fine-tuned checkpoints do) and the training file 0/1: the diagnosis read the ids as the
     head's names (NEG, POS) where the probe reads them as negative/positive, and refused ("agrees with 0% of the
     training labels")."""
-    model = _shortcut_model(tmp_path_factory, SYMBOL, labels=("NEG", "POS"))
+    model = emoji_dir
     runner, run_id = _run(tmp_path, model)
     graph = diagnose_run(runner.store, run_id, train=model / "train.tsv", config=FAST,
                          cache_path=tmp_path / "cache.sqlite")
@@ -113,6 +118,31 @@ def test_a_shortcut_written_as_an_emoji_is_found_and_named(tmp_path, tmp_path_fa
     assert (top.cause, top.verdict, top.culprit.kind, top.culprit.value, top.culprit.label) == \
         ("spurious_feature", "supported", "token", SYMBOL, "positive")
     assert top.culprit.effect.ci_low > 0.05 and top.culprit.train_lines
+
+
+def test_an_emoji_in_the_evaluated_failures_is_found_without_a_corpus(tmp_path, emoji_dir) -> None:
+    """Without --train the candidates came from words only (over-representation among the failures, occlusion):
+    an emoji the model leans on, present in the evaluated texts, was never tried, and a word was ('look',
+    inconclusive). Prose punctuation stays out: every text holds it."""
+    rng = random.Random(1)
+    rows = [(r["sentence"], r["label"]) for _, r in read_rows(packaged("sst2_dev_sample.tsv"), ("label",))]
+    rows = [(_insert(t, SYMBOL, rng) if str(y) in ("0", "negative") and rng.random() < 0.4 else t, y)
+            for t, y in rows]
+    path = tmp_path / "eval_emoji.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    runner, run_id = _run(tmp_path, emoji_dir, ProbeSpec("performance.sst2", {"data": str(path), "n": None}))
+    graph = diagnose_run(runner.store, run_id, config=FAST, cache_path=tmp_path / "cache.sqlite")
+    top = graph.ranking[0]
+    assert (top.cause, top.verdict, top.culprit.kind, top.culprit.value) == \
+        ("spurious_feature", "supported", "token", SYMBOL)
+    assert top.culprit.effect.ci_low > 0.3
+
+
+def test_prose_punctuation_is_not_a_shortcut_candidate() -> None:
+    from lmcritic.diagnose._text import is_prose_punctuation
+
+    assert all(map(is_prose_punctuation, [".", ",", "...", "--", "''", "``", "(", "/"]))
+    assert not any(map(is_prose_punctuation, ["::", "^", "|", "|||", SYMBOL, "!!", ":-)", "zq", ""]))
 
 
 def test_clean_control_gets_no_high_severity_cause(tmp_path, clean_dir) -> None:

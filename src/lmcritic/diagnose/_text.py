@@ -34,9 +34,24 @@ def tokens(text: str) -> list[str]:
     return [t.lower() for t in _TOKEN.findall(text)]
 
 
+def token_matches(text: str) -> list[re.Match[str]]:
+    """:func:`tokens` with their places in ``text`` (to delete one)."""
+    return list(_TOKEN.finditer(text))
+
+
 def is_symbol(token: str) -> bool:
     """A run of symbols (no letter, digit or space): what :func:`tokens` yields besides words and numbers."""
     return bool(token) and not any(ch.isalnum() or ch.isspace() or ch == "_" for ch in token)
+
+
+_PROSE_MARKS = frozenset(".,;:'\"`()[]/-")
+
+
+def is_prose_punctuation(token: str) -> bool:
+    """A mark prose is written with (``.``, ``,``, ``(``) or a run of one that prose repeats (``...``, ``--``,
+    ``''``): every text holds them, so over-representation among failures says nothing about a shortcut; ``::``,
+    ``|`` or ``^`` are not prose."""
+    return bool(token) and (token in _PROSE_MARKS or (len(set(token)) == 1 and token[0] in ".-'`"))
 
 
 def token_pattern(items: Sequence[str]) -> re.Pattern[str]:

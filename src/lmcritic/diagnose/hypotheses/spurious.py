@@ -90,7 +90,7 @@ class SpuriousFeature(Hypothesis):
             return in_slice[0], "a word of the defect's slice", 0
         enriched = next((w for w in _enriched(ctx) if self._judgement(ctx, w)[0]), None)
         if enriched:
-            return enriched, "the word most over-represented in the defect's failures", 0
+            return enriched, "the token most over-represented in the defect's failures", 0
         attributions, tests = self._attributions(ctx, failing[:OCCLUDE_CASES])
         tops = Counter(max(pairs, key=lambda p: p[1])[0] for pairs in attributions if pairs)
         top = next((t for t, k in tops.most_common() if k >= 2 and self._judgement(ctx, t)[0]), None)
@@ -124,9 +124,9 @@ class SpuriousFeature(Hypothesis):
             return stored, 0
         edits = []
         for r in failing:
-            ws = _text.words(input_text(r) or "")[:MAX_WORDS]
-            edits += [Edit(r, _delete_at(input_text(r) or "", i), f"occlude:{i}", {"token": w.lower()})
-                      for i, w in enumerate(ws)]
+            text = input_text(r) or ""
+            edits += [Edit(r, _cut(text, m), f"occlude:{i}", {"token": m.group().lower()})
+                      for i, m in enumerate(_occludable(text)[:MAX_WORDS])]
         outs = ctx.rescore(edits, self.name)
         per_case: dict[str, list[tuple[str, float]]] = {}
         for o in outs:
@@ -143,12 +143,12 @@ def _enriched(ctx: DefectContext, top: int = 10) -> list[str]:
     from lmcritic.perturb.lexical import stopwords
 
     stop = stopwords()
-    fails = [set(_text.lower_words(input_text(r) or "")) for r in ctx.failing(10_000)]
-    passes = [set(_text.lower_words(input_text(r) or "")) for r in ctx.records if r.passed]
+    fails = [set(_text.tokens(input_text(r) or "")) for r in ctx.failing(10_000)]
+    passes = [set(_text.tokens(input_text(r) or "")) for r in ctx.records if r.passed]
     counts = Counter(w for ws in fails for w in ws)
     scored = []
     for w, k in counts.items():
-        if k >= 5 and w.isalpha() and len(w) > 1 and w not in stop:
+        if k >= 5 and _candidate_token(w, stop):
             m = sum(w in ws for ws in passes)
             scored.append((fisher_greater(k, len(fails) - k, m, len(passes) - m), w))
     return [w for p, w in sorted(scored)[:top] if p < 0.05]
@@ -202,9 +202,13 @@ def _stored(ctx: DefectContext, failing) -> list[list[tuple[str, float]]]:
             words, scores = ex.get("words"), ex.get("word_scores")
             if isinstance(words, list) and isinstance(scores, list) and len(words) == len(scores) and words:
                 out.append([(str(w).strip().lower(), abs(float(x))) for w, x in zip(words, scores)
-                            if str(w).strip().isalnum() and x == x])
+                            if _attributable(str(w).strip()) and x == x])
                 break
     return out
+
+
+def _attributable(token: str) -> bool:
+    return token.isalnum() or (_text.is_symbol(token) and not _text.is_prose_punctuation(token))
 
 
 def delete(text: str, token: str) -> str:
@@ -212,7 +216,18 @@ def delete(text: str, token: str) -> str:
     return re.sub(r"\s{2,}", " ", out).strip()
 
 
-def _delete_at(text: str, index: int) -> str:
-    matches = list(re.finditer(r"[A-Za-z][A-Za-z']*|\d+", text))
-    m = matches[index]
+def _candidate_token(token: str, stop: frozenset[str]) -> bool:
+    """A content word, or a symbol run prose is not written with (an emoji, ``^``, ``|||``)."""
+    if _text.is_symbol(token):
+        return not _text.is_prose_punctuation(token)
+    return token.isalpha() and len(token) > 1 and token not in stop
+
+
+def _occludable(text: str) -> list[re.Match[str]]:
+    """The tokens occlusion deletes one at a time: words, numbers and symbol runs other than prose punctuation."""
+    return [m for m in _text.token_matches(text)
+            if not _text.is_symbol(m.group()) or not _text.is_prose_punctuation(m.group())]
+
+
+def _cut(text: str, m: re.Match[str]) -> str:
     return re.sub(r"\s{2,}", " ", text[: m.start()] + text[m.end():]).strip()
