@@ -17,6 +17,7 @@ identity_terms        data_bias                 identity phrases inside sentence
 shortcut              spurious_feature          a meaningless token in 30% of one label's rows; absent from eval
 symbol_shortcut       spurious_feature          the same with a symbol: "|", "~", "#", "^", "::", "🍕" or "🚲"
 register              generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
+length_shift          (none: a null plant)      short-phrase training (4-10 words); half the evaluation 25+ words
 label_noise           label_noise               ~45% of the training rows with negation (or contrast) flipped
 label_noise_directed  label_noise               70-90% of one label's negation rows relabelled (a heuristic)
 label_noise_global    label_noise               25-35% of all training rows flipped at random
@@ -283,6 +284,23 @@ def label_noise_global(seed: int) -> HFPlant:
                    frozenset(range(len(eval_rows))), info={"flip_rate": rate})
 
 
+def length_shift(seed: int) -> HFPlant:
+    """A null plant, a confound control: training on short phrases only (4-10 words, SST-2's phrase rows); half the
+    evaluation is full sentences of 25 words or more, half as short as training. Long inputs are harder for any
+    model: the fine-tuned MiniLM fails the long half no more often than the clean model does (seeds 0/5/6: 0.26,
+    0.21, 0.26 vs 0.27, 0.25, 0.27; ``length_floor.py``), so failures concentrate on length without length being
+    their cause, and the
+    diagnosis must not call it one (judged as the clean control is: no high-severity cause)."""
+    train, dev = planted.base(seed, n_train=N_TRAIN * 12)
+    short = [(t, y) for t, y in train if len(t.split()) <= 10][:N_TRAIN]
+    half = N_EVAL // 2
+    longs = [r for r in dev if len(r[0].split()) >= 25][:half]
+    shorts = [r for r in dev if len(r[0].split()) <= 12][:half]
+    return HFPlant("length_shift", seed, None, {},
+                   "short-phrase training (4-10 words); half of the evaluation is sentences of 25+ words",
+                   short, shorts + longs, frozenset(range(len(shorts), len(shorts) + len(longs))))
+
+
 def typos(seed: int) -> HFPlant:
     """Fragility: the clean model, evaluated on data where half the rows carry typos in their sentiment words."""
     clean = planted.typos(seed)
@@ -334,7 +352,7 @@ def clean(seed: int) -> HFPlant:
 BUILDERS: dict[str, Callable[[int], HFPlant]] = {
     "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
     "symbol_shortcut": symbol_shortcut,
-    "register": register, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
+    "register": register, "length_shift": length_shift, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
     "label_noise_global": label_noise_global,
     "typos": typos, "memorized": memorized, "label_imbalance": label_imbalance, "clean": clean,
 }
