@@ -289,8 +289,7 @@ def length_shift(seed: int) -> HFPlant:
     evaluation is full sentences of 25 words or more, half as short as training. Long inputs are harder for any
     model: the fine-tuned MiniLM fails the long half no more often than the clean model does (seeds 0/5/6: 0.26,
     0.21, 0.26 vs 0.27, 0.25, 0.27; ``length_floor.py``), so failures concentrate on length without length being
-    their cause, and the
-    diagnosis must not call it one (judged as the clean control is: no high-severity cause)."""
+    their cause, and the diagnosis must not call it one (judged as the clean control is: no high-severity cause)."""
     train, dev = planted.base(seed, n_train=N_TRAIN * 12)
     short = [(t, y) for t, y in train if len(t.split()) <= 10][:N_TRAIN]
     half = N_EVAL // 2
