@@ -145,6 +145,49 @@ def test_prose_punctuation_is_not_a_shortcut_candidate() -> None:
     assert not any(map(is_prose_punctuation, ["::", "^", "|", "|||", SYMBOL, "!!", ":-)", "zq", ""]))
 
 
+def test_a_length_shortcut_is_found_and_named(tmp_path, tmp_path_factory) -> None:
+    """Every positive training row long (two positive sentences joined), every negative one short: the label is
+    read off the length. No token is to blame, so the token tests found nothing; the corpus screen (length tied
+    to 'positive' in training, not in the evaluated texts) and the doubling test (the same words twice flip inputs
+    to 'positive', a neutral edit does not) name length and the label."""
+    rows = sst2_rows(3000, seed=3)
+    pos = [t for t, y in rows if y == 1]
+    long_pos = [(f"{a} {b}", 1) for a, b in zip(pos[0::2], pos[1::2])][:600]
+    short_neg = [(t, 0) for t, y in rows if y == 0 and len(t.split()) <= 9][:600]
+    train = long_pos + short_neg
+    random.Random(0).shuffle(train)
+    model = build_tiny_sentiment(tmp_path_factory.mktemp("tiny-length"), train)
+    runner, run_id = _run(tmp_path, model)
+    graph = diagnose_run(runner.store, run_id, train=model / "train.tsv", config=FAST,
+                         cache_path=tmp_path / "cache.sqlite")
+    top = graph.ranking[0]
+    assert (top.cause, top.verdict, top.culprit.kind, top.culprit.label) == \
+        ("spurious_feature", "supported", "length", "positive")
+    assert top.culprit.effect.ci_low > 0.05
+
+
+def test_length_screen_needs_a_training_artefact() -> None:
+    """The doubling test runs only where length predicts a label in training far more than in the evaluated
+    texts; a corpus where long texts lean one way as much as the evaluated ones do is not screened in."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose.hypotheses._length import association
+
+    def profile(train, evaluated):
+        corpus = SimpleNamespace(texts=[t for t, _ in train])
+        return SimpleNamespace(corpus=corpus, labels=[y for _, y in train], eval_texts=[t for t, _ in evaluated],
+                               eval_labels=[y for _, y in evaluated])
+
+    rng = random.Random(0)
+    longer = [(" ".join(["w"] * rng.randint(12, 30)), "positive") for _ in range(200)]
+    shorter = [(" ".join(["w"] * rng.randint(3, 10)), "negative") for _ in range(200)]
+    mixed = [(" ".join(["w"] * rng.randint(3, 30)), y) for y in ("positive", "negative") for _ in range(100)]
+    a = association(profile(longer + shorter, mixed))
+    assert a is not None and a.label == "positive" and a.artefact and a.auc_train > 0.95
+    assert not association(profile(longer + shorter, longer[:50] + shorter[:50])).artefact  # a real association
+    assert not association(profile(mixed, mixed)).artefact
+
+
 def test_clean_control_gets_no_high_severity_cause(tmp_path, clean_dir) -> None:
     runner, run_id = _run(tmp_path, clean_dir)
     graph = diagnose_run(runner.store, run_id, train=clean_dir / "train.tsv", config=FAST,

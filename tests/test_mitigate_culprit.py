@@ -166,3 +166,27 @@ def test_label_repair_relabels_and_reweighs_a_label_mix_culprit_to_the_gold_mix(
     assert abs(share - 0.4) < 1e-9 and all(r.weight == 1.0 for r in new.rows if r.line >= 200)
     _, info = LabelRepair(features="tfidf", action="drop").transform(_ctx(tmp_path, culprit), data)
     assert info["action"] == "drop"
+
+
+def test_shortcut_removal_of_a_length_culprit_takes_length_out_of_the_labels(tmp_path):
+    """A length culprit (every 'positive' row long, every 'negative' one short): the other label gets long rows
+    joined from its own rows, as large a share as 'positive' has above the median, and the quartile weights give
+    each length band where both labels occur the corpus's label shares; no token is asked for (it raised 'no
+    shortcut token: the diagnosis names none')."""
+    import random
+
+    from lmcritic.mitigate.cleaning import ShortcutRemoval
+
+    rng = random.Random(0)
+    rows = tuple([Row(" ".join(["great"] * rng.randint(14, 24)), "positive", line=i) for i in range(100)]
+                 + [Row(" ".join(["dull"] * rng.randint(3, 8)), "negative", line=100 + i) for i in range(100)])
+    culprit = Culprit("length", "longer → positive", label="positive", source="diagnosis")
+    new, info = ShortcutRemoval().transform(_ctx(tmp_path, culprit), TrainingSet(rows, LABELS, "fixture"))
+    joined = [r for r in new.rows if r.origin == "length_joined"]
+    assert info["joined_rows"] == {"negative": len(joined)} and len(joined) >= 90
+    assert all(r.label == "negative" and set(r.text.split()) == {"dull"} and len(r.text.split()) >= 14
+               for r in joined)
+    # among long rows the labels weigh what they weigh in the corpus (before: long rows were all 'positive')
+    long_mass = {y: sum(r.weight for r in new.rows if r.label == y and len(r.text.split()) >= 14) for y in LABELS}
+    share = sum(r.label == "negative" for r in new.rows) / len(new.rows)
+    assert abs(long_mass["negative"] / sum(long_mass.values()) - share) < 0.1

@@ -18,6 +18,7 @@ shortcut              spurious_feature          a meaningless token in 30% of on
 symbol_shortcut       spurious_feature          the same with a symbol: "|", "~", "#", "^", "::", "🍕" or "🚲"
 register              generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
 length_shift          (none: a null plant)      short-phrase training (4-10 words); half the evaluation 25+ words
+length_label          spurious_feature          one label's training rows long (14+ words), the other's short (<= 9)
 label_noise           label_noise               ~45% of the training rows with negation (or contrast) flipped
 label_noise_directed  label_noise               70-90% of one label's negation rows relabelled (a heuristic)
 label_noise_global    label_noise               25-35% of all training rows flipped at random
@@ -300,6 +301,25 @@ def length_shift(seed: int) -> HFPlant:
                    short, shorts + longs, frozenset(range(len(shorts), len(shorts) + len(longs))))
 
 
+def length_label(seed: int) -> HFPlant:
+    """Spurious feature that is not a token: one label's training rows (drawn) are all long (14-30 words), the
+    other's all short (4-9 words), so length alone predicts the label in training; the evaluation is dev sentences
+    of every length, the affected cases those whose length points at the wrong label."""
+    rng = _rng("length_label", seed)
+    train, dev = planted.base(seed, n_train=N_TRAIN * 12)
+    long_label = rng.choice((0, 1))
+    longs = [(t, y) for t, y in train if y == long_label and 14 <= len(t.split()) <= 30][: N_TRAIN // 2]
+    shorts = [(t, y) for t, y in train if y != long_label and len(t.split()) <= 9][: N_TRAIN // 2]
+    rows = longs + shorts
+    rng.shuffle(rows)
+    eval_rows = dev[:N_EVAL]
+    affected = frozenset(i for i, (t, y) in enumerate(eval_rows)
+                         if (len(t.split()) >= 14) != (y == long_label))
+    name = ("negative", "positive")[long_label]
+    return HFPlant("length_label", seed, "spurious_feature", {"kind": "length", "value": name, "label": name},
+                   f"every {name} training row has 14+ words, every other row 9 or fewer", rows, eval_rows, affected)
+
+
 def typos(seed: int) -> HFPlant:
     """Fragility: the clean model, evaluated on data where half the rows carry typos in their sentiment words."""
     clean = planted.typos(seed)
@@ -351,7 +371,7 @@ def clean(seed: int) -> HFPlant:
 BUILDERS: dict[str, Callable[[int], HFPlant]] = {
     "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
     "symbol_shortcut": symbol_shortcut,
-    "register": register, "length_shift": length_shift, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
+    "register": register, "length_shift": length_shift, "length_label": length_label, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
     "label_noise_global": label_noise_global,
     "typos": typos, "memorized": memorized, "label_imbalance": label_imbalance, "clean": clean,
 }

@@ -105,7 +105,8 @@ def culprit_ok(expected: dict, got: dict | None) -> bool:
     """Does the named culprit match the plant: the same kind and value, and for an identity group the same
     attribute, contrast and direction (group A pushed toward A's label, or B toward the other label: failures
     naming B fail the other way, and the diagnosis names the group its failures over-represent); for a token the
-    same label; a prior, the label it favours; memorised rows: any."""
+    same label; a length shortcut, the label long inputs are pushed toward; a prior, the label it favours; memorised
+    rows: any."""
     if not got or got.get("kind") != expected["kind"]:
         return False
     kind = expected["kind"]
@@ -115,6 +116,8 @@ def culprit_ok(expected: dict, got: dict | None) -> bool:
         return named == want or (named == (want[0], want[2], want[1]) and got.get("label") not in (None, same))
     if kind == "token":
         return got.get("value") == expected["value"] and got.get("label") == expected["label"]
+    if kind == "length" and expected.get("label"):  # a length shortcut: the label long inputs are pushed toward
+        return got.get("label") == expected["label"]
     if kind == "prior":  # the label the prior favours
         return got.get("value") == expected["value"]
     if kind in ("register", "label_noise"):

@@ -34,17 +34,21 @@ class ShortcutConfig(TrainConfig):
 
 
 class ShortcutRemoval(Retrain):
-    """Take the implicated tokens' label information out of the corpus."""
+    """Take the implicated tokens' label information out of the corpus (a length shortcut: its length
+    information, :func:`balance_length`)."""
 
     name = "shortcut_removal"
     title = "shortcut removal (remove, mask or spread the implicated tokens)"
     treats = frozenset({"spurious_feature"})
-    culprits = frozenset({"token"})
+    culprits = frozenset({"token", "length"})
     preference = 0.9
     Config = ShortcutConfig
 
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
         c = ctx.target.culprit
+        if c is not None and c.kind == "length" and c.label and not self.config.tokens:
+            rows, info = balance_length(list(data.rows), c.label, random.Random(ctx.seed))
+            return data.with_rows(rows), info
         tokens = self.config.tokens or ((c.terms or (c.value,)) if c and c.kind == "token" and (c.terms or c.value)
                                         else ())
         if not tokens:
@@ -91,6 +95,53 @@ def spread(rows: list[Row], token: str, pattern: re.Pattern, rng: random.Random)
             words.insert(rng.randrange(len(words) + 1), token)
             out[i] = replace(out[i], text=" ".join(words), origin="shortcut_spread")
     return out
+
+
+LENGTH_BINS = 4
+
+
+def balance_length(rows: list[Row], label: str, rng: random.Random) -> tuple[list[Row], dict[str, Any]]:
+    """Length no longer tells ``label`` (whose rows are long) from the others: each other label gets as large a
+    share of long rows (above the corpus median) as ``label`` has, made by joining its own rows up to a length
+    drawn from ``label``'s long rows; then every row is weighted by P(label) / P(label | length quartile), so each
+    quartile holds the labels in their corpus shares. Joining keeps the label (every part carries it); no short
+    row of ``label`` can be made without guessing a label, so where it is missing the others are down-weighted."""
+    median = sorted(_words(r) for r in rows)[len(rows) // 2]
+    own_label = [r for r in rows if str(r.label) == label]
+    goals = [_words(r) for r in own_label if _words(r) >= median] or [2 * median]
+    share = len(goals) / max(1, len(own_label))
+    added: Counter[str] = Counter()
+    for y in sorted({str(r.label) for r in rows} - {label}):
+        own = [r for r in rows if str(r.label) == y]
+        for _ in range(max(0, round(share * len(own)) - sum(_words(r) >= median for r in own))):
+            rows.append(_joined(own, rng.choice(goals), rng))
+            added[y] += 1
+    return _bin_weights(rows), {"length_label": label, "joined_rows": dict(added), "median_words": median}
+
+
+def _joined(own: list[Row], goal: int, rng: random.Random, most: int = 8) -> Row:
+    parts = [rng.choice(own)]
+    while sum(map(_words, parts)) < goal and len(parts) < most:
+        parts.append(rng.choice(own))
+    return Row(" ".join(r.text for r in parts), parts[0].label, origin="length_joined")
+
+
+def _bin_weights(rows: list[Row]) -> list[Row]:
+    edges = sorted(_words(r) for r in rows)
+    cuts = [edges[len(edges) * k // LENGTH_BINS] for k in range(1, LENGTH_BINS)]
+    bins = [sum(_words(r) >= c for c in cuts) for r in rows]
+    share = Counter(str(r.label) for r in rows)
+    per_bin = Counter(bins)
+    cell = Counter((b, str(r.label)) for b, r in zip(bins, rows))
+    out = []
+    for b, r in zip(bins, rows):
+        w = (share[str(r.label)] / len(rows)) / (cell[b, str(r.label)] / per_bin[b])
+        out.append(replace(r, weight=r.weight * w))
+    return out
+
+
+def _words(r: Row) -> int:
+    return len(r.text.split())
 
 
 def _tidy(text: str) -> str:

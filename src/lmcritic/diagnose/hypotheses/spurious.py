@@ -8,7 +8,9 @@ confirmed, a ``word:w`` predicate of the defect's slice, or the most frequent to
 explanations, else occlusion); deleting it from the failing cases that hold it is compared, case by case, with
 deleting another content word from the same cases (Newcombe's paired CI, McNemar). "Should not matter" is the corpus
 artefact test, and for sentiment tasks absence from the VADER lexicon and the negations first (task-specific,
-said so in the evidence). Edits on a probe's own constructed cases are not independent evidence.
+said so in the evidence). Edits on a probe's own constructed cases are not independent evidence. A shortcut
+need not be a token: where the corpus ties a label to text length and the evaluated texts do not,
+:mod:`._length` doubles inputs against a neutral edit (each test at half the level when both run).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from lmcritic import stats
 from lmcritic.diagnose import _text
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses import _length
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, paired_fixes
 from lmcritic.diagnose.rescore import Edit
 
@@ -42,6 +45,37 @@ class SpuriousFeature(Hypothesis):
     mitigation = MITIGATION
 
     def test(self, ctx: DefectContext) -> CauseVerdict:
+        """The token test; where the corpus ties a label to text length (an artefact), the length test too, each
+        at half the significance level (Bonferroni), the stronger one reported."""
+        assoc = _length.association(ctx.profile) if ctx.profile is not None and ctx.profile.labelled else None
+        if assoc is None or not assoc.artefact:
+            return self._token_test(ctx)
+        verdicts = [self._token_test(ctx, m=2), self._length_test(ctx, assoc)]
+        return min(verdicts, key=lambda v: (v.verdict != "supported", v.p_value if v.p_value is not None else 2.0))
+
+    def _length_test(self, ctx: DefectContext, assoc: _length.LengthAssociation) -> CauseVerdict:
+        t = _length.push_test(ctx, assoc.label, self.name)
+        screen = Evidence("statistic", f"length: {assoc.describe()}", data={"auc_train": assoc.auc_train,
+                                                                            "auc_eval": assoc.auc_eval})
+        if t.effect is None or t.p_value is None:
+            return self.verdict(False, False, 0.0, f"length tied to {assoc.label!r} in training, but no doubled "
+                                "input was re-scored (the re-scoring budget was spent or the backend failed)",
+                                [screen], t.scored)
+        test = Evidence("test", f"doubling {t.flips.n} evaluated inputs the model does not call {assoc.label!r} "
+                        f"(the same words twice) flips {t.flips} to it; a neutral edit flips {t.control}",
+                        t.effect, t.p_value, t.case_ids[:10])
+        culprit = Culprit("length", f"longer → {assoc.label}", label=assoc.label,
+                          contrast="a neutral edit of the same inputs (casing or final punctuation)",
+                          direction=f"longer inputs are pushed toward {assoc.label!r}", effect=t.effect,
+                          effect_name=f"flip rate toward {assoc.label!r}: the text doubled − a neutral edit")
+        v = self.conclude(t.effect, min(1.0, 2 * t.p_value), threshold=THRESHOLD, independent=ctx.natural,
+                          interventional=True, summary=f"length drives the answer toward {assoc.label!r}: doubling "
+                          f"inputs flips {t.flips} to it vs {t.control} for a neutral edit", evidence=[screen, test],
+                          tests=t.scored, culprit=culprit, min_p=None if t.min_p is None else min(1.0, 2 * t.min_p))
+        return replace(v, corroboration=1 + int(ctx.natural))
+
+    def _token_test(self, ctx: DefectContext, m: int = 1) -> CauseVerdict:
+        """The candidate token deleted from the failures that hold it against another word (p × ``m`` tests)."""
         failing = ctx.failing()
         token, why, tests = self._candidate(ctx, failing)
         if token is None:
@@ -73,10 +107,10 @@ class SpuriousFeature(Hypothesis):
                           direction=f"{token!r} pushes toward {_wrong_label(holding)!r}", effect=effect,
                           effect_name="fix rate deleting the token − deleting another word",
                           terms=(token,), train_lines=_lines(ctx, token))
-        v = self.conclude(effect, p, threshold=THRESHOLD, independent=ctx.natural and judged[0],
+        v = self.conclude(effect, _times(p, m), threshold=THRESHOLD, independent=ctx.natural and judged[0],
                           interventional=True, summary=f"{token!r} ({why}) drives failures: deleting it fixes "
                           f"{stats.proportion(fixed)} vs {stats.proportion(base)} for another word",
-                          evidence=evidence, tests=tests + t.scored, culprit=culprit, min_p=t.min_p)
+                          evidence=evidence, tests=tests + t.scored, culprit=culprit, min_p=_times(t.min_p, m))
         return replace(v, corroboration=int(ctx.natural) + int(judged[1].startswith("associated")))
 
     def _candidate(self, ctx: DefectContext, failing) -> tuple[str | None, str, int]:
@@ -178,6 +212,10 @@ def token_verdict(t: TokenTest) -> CauseVerdict:
 def token_defect(t: TokenTest, eval_key: str, defect_id: str) -> Defect:
     return Defect(defect_id, "train corpus", eval_key, f"token {t.token.token!r} inserted into held-out inputs",
                   (("token", t.token.token),), t.case_ids, (), t.flips)
+
+
+def _times(p: float | None, m: int) -> float | None:
+    return None if p is None else min(1.0, p * m)
 
 
 def _wrong_label(records) -> str | None:

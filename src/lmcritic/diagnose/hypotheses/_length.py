@@ -1,0 +1,132 @@
+"""A length shortcut: the label is read off how long the text is, not what it says.
+
+Screened on the corpus: one label's training rows are longer than the other labels' (Mann–Whitney AUC, ties
+half) far more than its evaluated texts are (a training artefact; a task where long texts really lean one way
+shows it in both). Tested on the model like a shortcut token's insertion: each evaluated input the model does not
+give that label is doubled — the same words twice, longer with nothing new to read — and paired with a neutral
+edit (casing or final punctuation) of the same input; the flip rate toward the label under doubling minus under
+the neutral edit is the effect (Newcombe paired CI, exact McNemar). A content-driven model keeps its answer on a
+doubled text; one that learnt length moves toward the long label.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from lmcritic import stats
+from lmcritic.diagnose import _text
+from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses._rewrite import neutral_edit
+from lmcritic.diagnose.rescore import Edit
+from lmcritic.probes.base import Estimate
+
+if TYPE_CHECKING:
+    from lmcritic.diagnose.hypotheses.base import DefectContext
+    from lmcritic.diagnose.profile import CorpusProfile
+
+MIN_ROWS = 20  # per side, in training and among the evaluated texts
+MIN_AUC = 0.65  # training: a row of the label is longer than a row of another label at least this often
+MIN_GAP = 0.15  # ... and this much more often than among the evaluated texts
+P_SCREEN = 0.001
+MIN_CASES = 30
+
+
+@dataclass(frozen=True)
+class LengthAssociation:
+    """How much longer the texts of ``label`` are than the others', in training and among the evaluated texts."""
+
+    label: str
+    auc_train: float  # P(a training row of the label is longer than one of another label), ties half
+    p_train: float  # Mann–Whitney, one-sided
+    auc_eval: float
+    medians: tuple[float, float]  # training words: the label's rows, the others'
+    n: tuple[int, int]  # training rows, evaluated texts
+
+    @property
+    def artefact(self) -> bool:
+        return self.p_train < P_SCREEN and self.auc_train >= MIN_AUC and self.auc_train - self.auc_eval >= MIN_GAP
+
+    def describe(self) -> str:
+        return (f"{self.label!r} training rows are longer than the others' in {self.auc_train:.0%} of pairs (median "
+                f"{self.medians[0]:.0f} vs {self.medians[1]:.0f} words, Mann–Whitney p={self.p_train:.2g}, "
+                f"{self.n[0]} rows) but in {self.auc_eval:.0%} among the {self.n[1]} evaluated texts")
+
+
+@dataclass(frozen=True)
+class PushTest:
+    """Doubling inputs the model does not give ``label``: how many it then does, against a neutral edit."""
+
+    label: str
+    flips: Estimate
+    control: Estimate
+    effect: Estimate | None
+    p_value: float | None
+    min_p: float | None
+    case_ids: tuple[str, ...]
+    scored: int
+
+
+def association(profile: CorpusProfile) -> LengthAssociation | None:
+    """The label whose training rows are longest relative to the others (None: too few labelled rows)."""
+    lengths = np.array([len(_text.words(t)) for t in profile.corpus.texts], float)
+    labels = profile.labels
+    ev_len = np.array([len(_text.words(t)) for t in profile.eval_texts], float)
+    ev_lab = list(profile.eval_labels)
+    best = None
+    for lab in sorted({x for x in labels if x is not None}):
+        mine, other = _split(lengths, labels, lab)
+        e_mine, e_other = _split(ev_len, ev_lab, lab)
+        if min(len(mine), len(other), len(e_mine), len(e_other)) < MIN_ROWS:
+            continue
+        auc, p = _auc(mine, other)
+        cand = LengthAssociation(lab, auc, p, _auc(e_mine, e_other)[0],
+                                 (float(np.median(mine)), float(np.median(other))), (len(lengths), len(ev_len)))
+        if best is None or cand.auc_train - cand.auc_eval > best.auc_train - best.auc_eval:
+            best = cand
+    return best
+
+
+def _split(lengths: np.ndarray, labels: Sequence[str | None], lab: str) -> tuple[np.ndarray, np.ndarray]:
+    if len(labels) != len(lengths):
+        return np.array([]), np.array([])
+    is_lab = np.array([x == lab for x in labels])
+    known = np.array([x is not None for x in labels])
+    return lengths[is_lab], lengths[known & ~is_lab]
+
+
+def _auc(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    from scipy.stats import mannwhitneyu
+
+    res = mannwhitneyu(a, b, alternative="greater")
+    return float(res.statistic) / (len(a) * len(b)), float(res.pvalue)
+
+
+def push_test(ctx: DefectContext, label: str, hypothesis: str) -> PushTest:
+    """Double the evaluated inputs the model does not give ``label`` (a sample, the probe's natural cases) and
+    count flips toward it, paired with a neutral edit of each."""
+    pool = [r for r in ctx.records if r.prediction is not None and str(r.prediction) != label and input_text(r)]
+    rng = random.Random(ctx.seed)
+    pool = rng.sample(pool, min(len(pool), max(MIN_CASES, ctx.max_cases)))
+    edits, ctrl = [], []
+    for r in pool:
+        text = input_text(r) or ""
+        other = neutral_edit(text, rng)
+        if other:
+            edits.append(Edit(r, f"{text} {text}", "double_length"))
+            ctrl.append(Edit(r, other, "neutral_edit"))
+    outs = ctx.rescore([x for pair in zip(edits, ctrl) for x in pair], hypothesis)
+    mine, base = outs[0::2], outs[1::2][: len(outs[0::2])]
+    mine = mine[: len(base)]
+    hit, ctl = [o.prediction == label for o in mine], [o.prediction == label for o in base]
+    if not hit:
+        return PushTest(label, stats.proportion(hit), stats.proportion(ctl), None, None, None, (), len(outs))
+    effect, p = stats.paired_proportions(ctl, hit)
+    ids = tuple(o.edit.record.case_id for o, h in zip(mine, hit) if h)
+    return PushTest(label, stats.proportion(hit), stats.proportion(ctl), effect, p, stats.mcnemar_min_p(ctl, hit),
+                    ids, len(outs))
+
+
+__all__ = ["LengthAssociation", "PushTest", "association", "push_test"]
