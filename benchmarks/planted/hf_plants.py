@@ -19,6 +19,7 @@ symbol_shortcut       spurious_feature          the same with a symbol: "|", "~"
 register              generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
 length_shift          (none: a null plant)      short-phrase training (4-10 words); half the evaluation 25+ words
 length_label          spurious_feature          one label's training rows long (14+ words), the other's short (<= 9)
+length_label_mixed    spurious_feature          the same for 80 % of each label's rows
 label_noise           label_noise               ~45% of the training rows with negation (or contrast) flipped
 label_noise_directed  label_noise               70-90% of one label's negation rows relabelled (a heuristic)
 label_noise_global    label_noise               25-35% of all training rows flipped at random
@@ -301,23 +302,37 @@ def length_shift(seed: int) -> HFPlant:
                    short, shorts + longs, frozenset(range(len(shorts), len(shorts) + len(longs))))
 
 
-def length_label(seed: int) -> HFPlant:
+def length_label(seed: int, cause: str = "length_label", purity: float = 1.0) -> HFPlant:
     """Spurious feature that is not a token: one label's training rows (drawn) are all long (14-30 words), the
     other's all short (4-9 words), so length alone predicts the label in training; the evaluation is dev sentences
-    of every length, the affected cases those whose length points at the wrong label."""
+    of every length, the affected cases those whose length points at the wrong label. ``purity`` < 1: that share
+    of each label's rows follows the rule, the rest the opposite one."""
     rng = _rng("length_label", seed)
     train, dev = planted.base(seed, n_train=N_TRAIN * 12)
     long_label = rng.choice((0, 1))
-    longs = [(t, y) for t, y in train if y == long_label and 14 <= len(t.split()) <= 30][: N_TRAIN // 2]
-    shorts = [(t, y) for t, y in train if y != long_label and len(t.split()) <= 9][: N_TRAIN // 2]
-    rows = longs + shorts
+    k = round(N_TRAIN // 2 * purity)
+
+    def pick(label: int, long: bool, n: int) -> list[Row]:
+        fits = (lambda w: 14 <= w <= 30) if long else (lambda w: w <= 9)
+        return [(t, y) for t, y in train if y == label and fits(len(t.split()))][:n]
+
+    rows = pick(long_label, True, k) + pick(long_label, False, N_TRAIN // 2 - k) + \
+        pick(1 - long_label, False, k) + pick(1 - long_label, True, N_TRAIN // 2 - k)
     rng.shuffle(rows)
     eval_rows = dev[:N_EVAL]
     affected = frozenset(i for i, (t, y) in enumerate(eval_rows)
                          if (len(t.split()) >= 14) != (y == long_label))
     name = ("negative", "positive")[long_label]
-    return HFPlant("length_label", seed, "spurious_feature", {"kind": "length", "value": name, "label": name},
-                   f"every {name} training row has 14+ words, every other row 9 or fewer", rows, eval_rows, affected)
+    what = f"every {name} training row has 14+ words, every other row 9 or fewer" if purity == 1 else \
+        f"{purity:.0%} of the {name} training rows have 14+ words and {purity:.0%} of the others 9 or fewer (the rest " \
+        "the opposite)"
+    return HFPlant(cause, seed, "spurious_feature", {"kind": "length", "value": name, "label": name}, what, rows,
+                   eval_rows, affected)
+
+
+def length_label_mixed(seed: int) -> HFPlant:
+    """The length shortcut at 80 %: a fifth of each label's rows break the rule."""
+    return length_label(seed, "length_label_mixed", 0.8)
 
 
 def typos(seed: int) -> HFPlant:
@@ -371,7 +386,8 @@ def clean(seed: int) -> HFPlant:
 BUILDERS: dict[str, Callable[[int], HFPlant]] = {
     "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
     "symbol_shortcut": symbol_shortcut,
-    "register": register, "length_shift": length_shift, "length_label": length_label, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
+    "register": register, "length_shift": length_shift, "length_label": length_label,
+    "length_label_mixed": length_label_mixed, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
     "label_noise_global": label_noise_global,
     "typos": typos, "memorized": memorized, "label_imbalance": label_imbalance, "clean": clean,
 }

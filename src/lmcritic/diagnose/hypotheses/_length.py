@@ -6,7 +6,8 @@ shows it in both). Tested on the model like a shortcut token's insertion: each e
 give that label is doubled — the same words twice, longer with nothing new to read — and paired with a neutral
 edit (casing or final punctuation) of the same input; the flip rate toward the label under doubling minus under
 the neutral edit is the effect (Newcombe paired CI, exact McNemar). A content-driven model keeps its answer on a
-doubled text; one that learnt length moves toward the long label.
+doubled text; one that learnt length moves toward the long label. (The mean shift of p(label) was tried as the
+effect: more sensitive, but on its smaller scale the strongest plant ranked below a side cause.)
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ MIN_ROWS = 20  # per side, in training and among the evaluated texts
 MIN_AUC = 0.65  # training: a row of the label is longer than a row of another label at least this often
 MIN_GAP = 0.15  # ... and this much more often than among the evaluated texts
 P_SCREEN = 0.001
-MIN_CASES = 30
+CASES = 100  # inputs doubled (fewer when the probe has fewer): flips near a boundary are rare, so n matters
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def push_test(ctx: DefectContext, label: str, hypothesis: str) -> PushTest:
     count flips toward it, paired with a neutral edit of each."""
     pool = [r for r in ctx.records if r.prediction is not None and str(r.prediction) != label and input_text(r)]
     rng = random.Random(ctx.seed)
-    pool = rng.sample(pool, min(len(pool), max(MIN_CASES, ctx.max_cases)))
+    pool = rng.sample(pool, min(len(pool), max(CASES, ctx.max_cases)))
     edits, ctrl = [], []
     for r in pool:
         text = input_text(r) or ""
