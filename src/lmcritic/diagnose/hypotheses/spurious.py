@@ -25,7 +25,15 @@ from lmcritic.diagnose import _text
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses import _length
-from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis, paired_fixes
+from lmcritic.diagnose.hypotheses.base import (
+    SUPPORTED,
+    CauseVerdict,
+    Culprit,
+    DefectContext,
+    Evidence,
+    Hypothesis,
+    paired_fixes,
+)
 from lmcritic.diagnose.rescore import Edit
 
 if TYPE_CHECKING:
@@ -51,7 +59,7 @@ class SpuriousFeature(Hypothesis):
         if assoc is None or not assoc.artefact:
             return self._token_test(ctx)
         verdicts = [self._token_test(ctx, m=2), self._length_test(ctx, assoc)]
-        return min(verdicts, key=lambda v: (v.verdict != "supported", v.p_value if v.p_value is not None else 2.0))
+        return min(verdicts, key=lambda v: (v.verdict != SUPPORTED, v.p_value if v.p_value is not None else 2.0))
 
     def _length_test(self, ctx: DefectContext, assoc: _length.LengthAssociation) -> CauseVerdict:
         t = _length.push_test(ctx, assoc.label, self.name)
