@@ -201,3 +201,28 @@ def test_label_noise_names_the_leaning_label_and_hands_its_mix_to_the_repair(mon
     assert v.verdict == "supported" and v.culprit is not None and v.culprit.label == "negative"
     mix = culprit_of(v).data["label_mix"]
     assert mix["phenomenon"] == "negation" and mix["train"]["negative"] > 0.85 > mix["evaluated"]["negative"]
+
+
+def test_a_length_split_corpus_is_not_read_as_consistent_label_noise() -> None:
+    """Every 'positive' training row long, every 'negative' one short, and a phenomenon ('not') more common in
+    long rows: training puts it mostly under 'positive' by selection, not by mislabelling. The label mix read that
+    as consistent noise; within training length quartiles length alone fixed the label, so there is no evidence."""
+    from lmcritic.diagnose.hypotheses import _label_mix
+    from lmcritic.diagnose.profile import CorpusProfile
+
+    rng = random.Random(5)
+
+    def row(n_words: int, neg: bool) -> str:
+        words = ["w"] * n_words
+        if neg:
+            words[rng.randrange(n_words)] = "not"
+        return " ".join(words)
+
+    train = [(row(rng.randint(15, 25), rng.random() < 0.4), "positive") for _ in range(600)] + \
+        [(row(rng.randint(3, 8), rng.random() < 0.1), "negative") for _ in range(600)]
+    gold = [(row(rng.randint(3, 25), rng.random() < 0.25), y) for y in ("positive", "negative") for _ in range(100)]
+    corpus = SimpleNamespace(texts=[t for t, _ in train], lines=list(range(2, len(train) + 2)),
+                             labels=[y for _, y in train], _norm=[t for t, _ in train])
+    t = _label_mix.mix_test(CorpusProfile(corpus, [t for t, _ in gold], [y for _, y in gold]),
+                            lambda text: "not" in text.split())
+    assert isinstance(t, _label_mix.MixTest) and t.stratified and t.p > 0.5

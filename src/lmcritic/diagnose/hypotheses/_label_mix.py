@@ -26,6 +26,7 @@ from lmcritic.probes.base import Estimate
 
 MIN_PER_LABEL = 10
 MIN_ROWS = 20
+MIN_STRATUM = 5  # rows per group within a length quartile
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class MixTest:
     p: float  # two-sided; times (labels − 1) when there are more than two labels
     shares: dict[str, dict[str, float]]  # "train" / "evaluated" (with P) / "... (without)": label -> share
     counts: dict[str, int]
+    stratified: bool = False  # d within training length quartiles (the corpus ties a label to length)
 
 
 def mix_test(profile: Any, has: Callable[[str], bool]) -> MixTest | str:
@@ -51,13 +53,48 @@ def mix_test(profile: Any, has: Callable[[str], bool]) -> MixTest | str:
                 "(a label-selected evaluation says nothing about the training labels' mix)")
     if min(len(g) for g in groups.values()) < MIN_ROWS:
         return f"fewer than {MIN_ROWS} training rows or evaluated texts with or without the phenomenon"
-    tests = [_one(groups, y) for y in labels]
+    stratum = _length_strata(profile, has)
+    tests = [_one(groups, y) if stratum is None else _stratified(train, gold, has, stratum, y) for y in labels]
     label, d, se = max(tests, key=lambda t: t[1] / t[2] if t[2] > 0 else 0.0)
     p = min(1.0, math.erfc(abs(d / se) / math.sqrt(2)) * max(1, len(labels) - 1)) if se > 0 else 1.0
     shares = {k: {y: g.count(y) / len(g) for y in labels} for k, g in groups.items()}
     n = sum(len(g) for g in groups.values())
     return MixTest(label, Estimate(d, n, d - 1.96 * se, d + 1.96 * se, "wald"), p, shares,
-                   {k: len(g) for k, g in groups.items()})
+                   {k: len(g) for k, g in groups.items()}, stratum is not None)
+
+
+def _length_strata(profile: Any, has: Callable[[str], bool]) -> Callable[[str], int] | None:
+    """The training length quartile of a text, where the corpus ties a label to length among the rows WITHOUT
+    the phenomenon too (else None): a phenomenon of long texts then leans to the long label in training by
+    selection, not by mislabelling (a corpus whose one label's rows were all long read as consistent label noise on
+    contrast and negation). Where only the phenomenon's rows make the tie (its words lengthen them, its labels are
+    the noisy ones) length is the phenomenon's proxy and is not stratified on."""
+    from lmcritic.diagnose import _text
+    from lmcritic.diagnose.hypotheses import _length
+
+    assoc = _length.association(profile, keep=lambda t: not has(t))
+    if assoc is None or not assoc.artefact:
+        return None
+    lengths = sorted(len(_text.words(t)) for t in profile.corpus.texts)
+    cuts = [lengths[len(lengths) * k // 4] for k in (1, 2, 3)]
+    return lambda t: sum(len(_text.words(t)) >= c for c in cuts)
+
+
+def _stratified(train: list, gold: list, has: Callable[[str], bool], stratum: Callable[[str], int],
+                label: str) -> tuple[str, float, float]:
+    """d within each length quartile, combined by inverse variance; quartiles short of rows, or whose training
+    rows length alone labelled, are left out (none left: no evidence, d = 0)."""
+    parts = []
+    for q in range(4):
+        groups = {f"{src}{'' if k else ' (without)'}": [y for t, y in rows if has(t) == k and stratum(t) == q]
+                  for src, rows in (("train", train), ("evaluated", gold)) for k in (True, False)}
+        if min(len(g) for g in groups.values()) >= MIN_STRATUM and _both_labels(groups, label):
+            _, d, _ = _one(groups, label)
+            parts.append((d, _adjusted_se(groups, label)))
+    if not parts:
+        return label, 0.0, 0.0
+    w = [1 / se ** 2 for _, se in parts]
+    return label, sum(wi * d for wi, (d, _) in zip(w, parts)) / sum(w), 1 / math.sqrt(sum(w))
 
 
 def _one(groups: dict[str, list[str]], label: str) -> tuple[str, float, float]:
@@ -67,9 +104,26 @@ def _one(groups: dict[str, list[str]], label: str) -> tuple[str, float, float]:
     return label, d, se
 
 
+def _both_labels(groups: dict[str, list[str]], label: str) -> bool:
+    """The quartile's training rows, with and without the phenomenon, carry the label and another one: where
+    length alone fixed the training label there is nothing to compare, and the evaluated side alone would read
+    the phenomenon's natural lean (negation toward negative) as a difference."""
+    return all(MIN_STRATUM <= sum(y == label for y in groups[k]) <= len(groups[k]) - MIN_STRATUM
+               for k in ("train", "train (without)"))
+
+
+def _adjusted_se(groups: dict[str, list[str]], label: str) -> float:
+    """The standard error of d with each share shrunk as (k + 1) / (n + 2): a quartile whose groups are all one
+    label (a length split leaves such) has no binomial variance, and would weigh infinitely."""
+    shares = {k: ((sum(y == label for y in g) + 1) / (len(g) + 2), len(g)) for k, g in groups.items()}
+    return math.sqrt(sum(p * (1 - p) / n for p, n in shares.values()))
+
+
 def describe(name: str, t: MixTest) -> str:
     s = t.shares
     return (f"{name}: '{t.label}' is {s['train'][t.label]:.0%} of the training labels with {name} "
             f"(n={t.counts['train']}) but {s['evaluated'][t.label]:.0%} of the evaluated gold labels with it "
             f"(n={t.counts['evaluated']}); without {name} {s['train (without)'][t.label]:.0%} vs "
-            f"{s['evaluated (without)'][t.label]:.0%}: difference in differences {t.effect}, p={t.p:.2g}")
+            f"{s['evaluated (without)'][t.label]:.0%}: difference in differences {t.effect}"
+            + (" within training length quartiles (the corpus ties a label to length)" if t.stratified else "")
+            + f", p={t.p:.2g}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -70,12 +70,15 @@ class PushTest:
     scored: int
 
 
-def association(profile: CorpusProfile) -> LengthAssociation | None:
-    """The label whose training rows are longest relative to the others (None: too few labelled rows)."""
-    lengths = np.array([len(_text.words(t)) for t in profile.corpus.texts], float)
-    labels = profile.labels
-    ev_len = np.array([len(_text.words(t)) for t in profile.eval_texts], float)
-    ev_lab = list(profile.eval_labels)
+def association(profile: CorpusProfile, keep: Callable[[str], bool] | None = None) -> LengthAssociation | None:
+    """The label whose training rows are longest relative to the others (None: too few labelled rows); ``keep``:
+    only the training rows and evaluated texts it accepts."""
+    train = [(t, y) for t, y in zip(profile.corpus.texts, profile.labels) if keep is None or keep(t)]
+    held = [(t, y) for t, y in zip(profile.eval_texts, profile.eval_labels) if keep is None or keep(t)]
+    lengths = np.array([len(_text.words(t)) for t, _ in train], float)
+    labels = [y for _, y in train]
+    ev_len = np.array([len(_text.words(t)) for t, _ in held], float)
+    ev_lab = [y for _, y in held]
     best = None
     for lab in sorted({x for x in labels if x is not None}):
         mine, other = _split(lengths, labels, lab)
