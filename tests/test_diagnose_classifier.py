@@ -172,11 +172,11 @@ def test_length_screen_needs_a_training_artefact() -> None:
     from types import SimpleNamespace
 
     from lmcritic.diagnose.hypotheses._length import association
+    from lmcritic.diagnose.profile import CorpusProfile
 
     def profile(train, evaluated):
-        corpus = SimpleNamespace(texts=[t for t, _ in train])
-        return SimpleNamespace(corpus=corpus, labels=[y for _, y in train], eval_texts=[t for t, _ in evaluated],
-                               eval_labels=[y for _, y in evaluated])
+        corpus = SimpleNamespace(texts=[t for t, _ in train], labels=[y for _, y in train])
+        return CorpusProfile(corpus, [t for t, _ in evaluated], [y for _, y in evaluated])
 
     rng = random.Random(0)
     longer = [(" ".join(["w"] * rng.randint(12, 30)), "positive") for _ in range(200)]

@@ -149,12 +149,18 @@ class CorpusProfile:
                 out[(feature, value)] = _shift(feature, value, [x == value for x in a], [x == value for x in b])
         return out
 
+    @cached_property
+    def word_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Words per training row and per evaluated text: every length test of the diagnosis reads them."""
+        return (np.array([len(_text.words(t)) for t in self.corpus.texts], float),
+                np.array([len(_text.words(t)) for t in self.eval_texts], float))
+
     def length_shift(self) -> tuple[float, float, float]:
         """(median train words, median evaluated words, Mann–Whitney p)."""
         from scipy.stats import mannwhitneyu
 
-        a = [len(_text.words(t)) for t in self.corpus.texts]
-        b = [len(_text.words(t)) for t in self.eval_texts] or [0]
+        a, b = self.word_counts
+        b = b if len(b) else np.zeros(1)
         return float(np.median(a)), float(np.median(b)), float(mannwhitneyu(a, b).pvalue)
 
     # -- duplicates --------------------------------------------------------------------------------------

@@ -97,15 +97,13 @@ def spread(rows: list[Row], token: str, pattern: re.Pattern, rng: random.Random)
     return out
 
 
-LENGTH_BINS = 4
-
-
 def balance_length(rows: list[Row], label: str, rng: random.Random) -> tuple[list[Row], dict[str, Any]]:
     """Length no longer tells ``label`` (whose rows are long) from the others: each other label gets as large a
     share of long rows (above the corpus median) as ``label`` has, made by joining its own rows up to a length
     drawn from ``label``'s long rows; then every row is weighted by P(label) / P(label | length quartile), so each
     quartile holds the labels in their corpus shares. Joining keeps the label (every part carries it); no short
     row of ``label`` can be made without guessing a label, so where it is missing the others are down-weighted."""
+    rows = list(rows)
     median = sorted(_words(r) for r in rows)[len(rows) // 2]
     own_label = [r for r in rows if str(r.label) == label]
     goals = [_words(r) for r in own_label if _words(r) >= median] or [2 * median]
@@ -127,9 +125,10 @@ def _joined(own: list[Row], goal: int, rng: random.Random, most: int = 8) -> Row
 
 
 def _bin_weights(rows: list[Row]) -> list[Row]:
-    edges = sorted(_words(r) for r in rows)
-    cuts = [edges[len(edges) * k // LENGTH_BINS] for k in range(1, LENGTH_BINS)]
-    bins = [sum(_words(r) >= c for c in cuts) for r in rows]
+    from lmcritic.diagnose.hypotheses._length import quartile_of
+
+    quartile = quartile_of([_words(r) for r in rows])
+    bins = [quartile(_words(r)) for r in rows]
     share = Counter(str(r.label) for r in rows)
     per_bin = Counter(bins)
     cell = Counter((b, str(r.label)) for b, r in zip(bins, rows))

@@ -54,7 +54,9 @@ def mix_test(profile: Any, has: Callable[[str], bool]) -> MixTest | str:
     if min(len(g) for g in groups.values()) < MIN_ROWS:
         return f"fewer than {MIN_ROWS} training rows or evaluated texts with or without the phenomenon"
     stratum = _length_strata(profile, has)
-    tests = [_one(groups, y) if stratum is None else _stratified(train, gold, has, stratum, y) for y in labels]
+    tagged = None if stratum is None else {src: [(y, has(t), stratum(t)) for t, y in rows]
+                                           for src, rows in (("train", train), ("evaluated", gold))}
+    tests = [_one(groups, y) if tagged is None else _stratified(tagged, y) for y in labels]
     label, d, se = max(tests, key=lambda t: t[1] / t[2] if t[2] > 0 else 0.0)
     p = min(1.0, math.erfc(abs(d / se) / math.sqrt(2)) * max(1, len(labels) - 1)) if se > 0 else 1.0
     shares = {k: {y: g.count(y) / len(g) for y in labels} for k, g in groups.items()}
@@ -75,19 +77,18 @@ def _length_strata(profile: Any, has: Callable[[str], bool]) -> Callable[[str], 
     assoc = _length.association(profile, keep=lambda t: not has(t))
     if assoc is None or not assoc.artefact:
         return None
-    lengths = sorted(len(_text.words(t)) for t in profile.corpus.texts)
-    cuts = [lengths[len(lengths) * k // 4] for k in (1, 2, 3)]
-    return lambda t: sum(len(_text.words(t)) >= c for c in cuts)
+    quartile = _length.quartile_of(profile.word_counts[0])
+    return lambda t: quartile(len(_text.words(t)))
 
 
-def _stratified(train: list, gold: list, has: Callable[[str], bool], stratum: Callable[[str], int],
-                label: str) -> tuple[str, float, float]:
-    """d within each length quartile, combined by inverse variance; quartiles short of rows, or whose training
-    rows length alone labelled, are left out (none left: no evidence, d = 0)."""
+def _stratified(tagged: dict[str, list[tuple[str, bool, int]]], label: str) -> tuple[str, float, float]:
+    """d within each length quartile (``tagged``: per side, each row's label, phenomenon and quartile), combined by
+    inverse variance; quartiles short of rows, or whose training rows length alone labelled, are left out (none
+    left: no evidence, d = 0)."""
     parts = []
     for q in range(4):
-        groups = {f"{src}{'' if k else ' (without)'}": [y for t, y in rows if has(t) == k and stratum(t) == q]
-                  for src, rows in (("train", train), ("evaluated", gold)) for k in (True, False)}
+        groups = {f"{src}{'' if k else ' (without)'}": [y for y, h, s in rows if h == k and s == q]
+                  for src, rows in tagged.items() for k in (True, False)}
         if min(len(g) for g in groups.values()) >= MIN_STRATUM and _both_labels(groups, label):
             _, d, _ = _one(groups, label)
             parts.append((d, _adjusted_se(groups, label)))

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from lmcritic import stats
-from lmcritic.diagnose import _text
 from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses._rewrite import neutral_edit
+from lmcritic.diagnose.hypotheses.base import rescore_pairs
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.probes.base import Estimate
 
@@ -73,12 +73,9 @@ class PushTest:
 def association(profile: CorpusProfile, keep: Callable[[str], bool] | None = None) -> LengthAssociation | None:
     """The label whose training rows are longest relative to the others (None: too few labelled rows); ``keep``:
     only the training rows and evaluated texts it accepts."""
-    train = [(t, y) for t, y in zip(profile.corpus.texts, profile.labels) if keep is None or keep(t)]
-    held = [(t, y) for t, y in zip(profile.eval_texts, profile.eval_labels) if keep is None or keep(t)]
-    lengths = np.array([len(_text.words(t)) for t, _ in train], float)
-    labels = [y for _, y in train]
-    ev_len = np.array([len(_text.words(t)) for t, _ in held], float)
-    ev_lab = [y for _, y in held]
+    train_words, eval_words = profile.word_counts
+    lengths, labels = _kept(train_words, profile.corpus.texts, profile.labels, keep)
+    ev_len, ev_lab = _kept(eval_words, profile.eval_texts, profile.eval_labels, keep)
     best = None
     for lab in sorted({x for x in labels if x is not None}):
         mine, other = _split(lengths, labels, lab)
@@ -93,9 +90,22 @@ def association(profile: CorpusProfile, keep: Callable[[str], bool] | None = Non
     return best
 
 
+def _kept(lengths: np.ndarray, texts: Sequence[str], labels: Sequence[str | None],
+          keep: Callable[[str], bool] | None) -> tuple[np.ndarray, list[str | None]]:
+    if keep is None:
+        return lengths, list(labels)
+    mask = np.array([keep(t) for t in texts], bool)
+    return lengths[mask] if len(mask) else lengths, [y for y, k in zip(labels, mask) if k]
+
+
+def quartile_of(lengths: Sequence[float]) -> Callable[[float], int]:
+    """The quartile (0-3) a length falls in among ``lengths``, cut at their 25th, 50th and 75th order statistics."""
+    s = sorted(lengths)
+    cuts = [s[len(s) * k // 4] for k in (1, 2, 3)]
+    return lambda n: sum(n >= c for c in cuts)
+
+
 def _split(lengths: np.ndarray, labels: Sequence[str | None], lab: str) -> tuple[np.ndarray, np.ndarray]:
-    if len(labels) != len(lengths):
-        return np.array([]), np.array([])
     is_lab = np.array([x == lab for x in labels])
     known = np.array([x is not None for x in labels])
     return lengths[is_lab], lengths[known & ~is_lab]
@@ -121,16 +131,14 @@ def push_test(ctx: DefectContext, label: str, hypothesis: str) -> PushTest:
         if other:
             edits.append(Edit(r, f"{text} {text}", "double_length"))
             ctrl.append(Edit(r, other, "neutral_edit"))
-    outs = ctx.rescore([x for pair in zip(edits, ctrl) for x in pair], hypothesis)
-    mine, base = outs[0::2], outs[1::2][: len(outs[0::2])]
-    mine = mine[: len(base)]
+    mine, base, scored = rescore_pairs(ctx, edits, ctrl, hypothesis)
     hit, ctl = [o.prediction == label for o in mine], [o.prediction == label for o in base]
     if not hit:
-        return PushTest(label, stats.proportion(hit), stats.proportion(ctl), None, None, None, (), len(outs))
+        return PushTest(label, stats.proportion(hit), stats.proportion(ctl), None, None, None, (), scored)
     effect, p = stats.paired_proportions(ctl, hit)
     ids = tuple(o.edit.record.case_id for o, h in zip(mine, hit) if h)
     return PushTest(label, stats.proportion(hit), stats.proportion(ctl), effect, p, stats.mcnemar_min_p(ctl, hit),
-                    ids, len(outs))
+                    ids, scored)
 
 
 __all__ = ["LengthAssociation", "PushTest", "association", "push_test"]

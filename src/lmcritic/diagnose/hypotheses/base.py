@@ -216,16 +216,23 @@ class PairedFixes:
 def paired_fixes(ctx: DefectContext, edits: Sequence[Any], controls: Sequence[Any], hypothesis: str,
                  min_pairs: int = 1) -> PairedFixes:
     """Re-score edit/control pairs (``edits[i]`` and ``controls[i]`` edit the same case) and compare their fix
-    rates case by case. Pairs are sent interleaved, so a spent budget drops whole pairs, never half of one."""
-    outs = ctx.rescore([x for pair in zip(edits, controls) for x in pair], hypothesis)
-    mine = [o for o in outs[0::2]]
-    ctrl = [o for o in outs[1::2]][: len(mine)]
-    mine = mine[: len(ctrl)]
+    rates case by case (:func:`rescore_pairs`)."""
+    mine, ctrl, scored = rescore_pairs(ctx, edits, controls, hypothesis)
     fixed, base = [o.fixed for o in mine], [o.fixed for o in ctrl]
     if len(mine) < min_pairs:
-        return PairedFixes(fixed, base, mine, None, None, len(outs))
+        return PairedFixes(fixed, base, mine, None, None, scored)
     effect, p = stats.paired_proportions(base, fixed)
-    return PairedFixes(fixed, base, mine, effect, p, len(outs), stats.mcnemar_min_p(base, fixed))
+    return PairedFixes(fixed, base, mine, effect, p, scored, stats.mcnemar_min_p(base, fixed))
+
+
+def rescore_pairs(ctx: DefectContext, edits: Sequence[Any], controls: Sequence[Any],
+                  hypothesis: str) -> tuple[list[Any], list[Any], int]:
+    """(the edits' outcomes, the controls' outcomes, model calls made): sent interleaved, so a spent budget drops
+    whole pairs, never half of one; the two lists stay aligned."""
+    outs = ctx.rescore([x for pair in zip(edits, controls) for x in pair], hypothesis)
+    mine, ctrl = list(outs[0::2]), list(outs[1::2])
+    n = min(len(mine), len(ctrl))
+    return mine[:n], ctrl[:n], len(outs)
 
 
 def rate(flags: Sequence[bool]) -> Estimate:

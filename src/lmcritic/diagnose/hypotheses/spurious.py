@@ -76,10 +76,10 @@ class SpuriousFeature(Hypothesis):
                           contrast="a neutral edit of the same inputs (casing or final punctuation)",
                           direction=f"longer inputs are pushed toward {assoc.label!r}", effect=t.effect,
                           effect_name=f"flip rate toward {assoc.label!r}: the text doubled − a neutral edit")
-        v = self.conclude(t.effect, min(1.0, 2 * t.p_value), threshold=THRESHOLD, independent=ctx.natural,
+        v = self.conclude(t.effect, _times(t.p_value, 2), threshold=THRESHOLD, independent=ctx.natural,
                           interventional=True, summary=f"length drives the answer toward {assoc.label!r}: doubling "
                           f"inputs flips {t.flips} to it vs {t.control} for a neutral edit", evidence=[screen, test],
-                          tests=t.scored, culprit=culprit, min_p=None if t.min_p is None else min(1.0, 2 * t.min_p))
+                          tests=t.scored, culprit=culprit, min_p=_times(t.min_p, 2))
         return replace(v, corroboration=1 + int(ctx.natural))
 
     def _token_test(self, ctx: DefectContext, m: int = 1) -> CauseVerdict:
@@ -271,8 +271,7 @@ def _candidate_token(token: str, stop: frozenset[str]) -> bool:
 
 def _occludable(text: str) -> list[re.Match[str]]:
     """The tokens occlusion deletes one at a time: words, numbers and symbol runs other than prose punctuation."""
-    return [m for m in _text.token_matches(text)
-            if not _text.is_symbol(m.group()) or not _text.is_prose_punctuation(m.group())]
+    return [m for m in _text.token_matches(text) if not _text.is_prose_punctuation(m.group())]
 
 
 def _cut(text: str, m: re.Match[str]) -> str:
