@@ -148,8 +148,8 @@ def test_prose_punctuation_is_not_a_shortcut_candidate() -> None:
 def test_a_length_shortcut_is_found_and_named(tmp_path, tmp_path_factory) -> None:
     """Every positive training row long (two positive sentences joined), every negative one short: the label is
     read off the length. No token is to blame, so the token tests found nothing; the corpus screen (length tied
-    to 'positive' in training, not in the evaluated texts) and the doubling test (the same words twice flip inputs
-    to 'positive', a neutral edit does not) name length and the label."""
+    to 'positive' in training, not in the evaluated texts) and the repetition test (the same words again flip
+    inputs to 'positive', a neutral edit does not) name length and the label."""
     rows = sst2_rows(3000, seed=3)
     pos = [t for t, y in rows if y == 1]
     long_pos = [(f"{a} {b}", 1) for a, b in zip(pos[0::2], pos[1::2])][:600]
@@ -167,7 +167,7 @@ def test_a_length_shortcut_is_found_and_named(tmp_path, tmp_path_factory) -> Non
 
 
 def test_length_screen_needs_a_training_artefact() -> None:
-    """The doubling test runs only where length predicts a label in training far more than in the evaluated
+    """The repetition test runs only where length predicts a label in training far more than in the evaluated
     texts; a corpus where long texts lean one way as much as the evaluated ones do is not screened in."""
     from types import SimpleNamespace
 
@@ -186,6 +186,48 @@ def test_length_screen_needs_a_training_artefact() -> None:
     assert a is not None and a.label == "positive" and a.artefact and a.auc_train > 0.95
     assert not association(profile(longer + shorter, longer[:50] + shorter[:50])).artefact  # a real association
     assert not association(profile(mixed, mixed)).artefact
+
+
+def test_length_push_repeats_an_input_up_to_the_long_labels_median() -> None:
+    """Doubling a 5-word input leaves it short of a long label's 20-word rows: it is repeated until it reaches
+    them, at least twice (the intervention must lengthen) and at most MAX_REPEAT times."""
+    from lmcritic.diagnose.hypotheses._length import MAX_REPEAT, repeated
+
+    five = "a b c d e"
+    assert repeated(five, 20) == " ".join([five] * 4)
+    assert repeated(five, 21) == " ".join([five] * 5)
+    assert repeated(five, 3) == f"{five} {five}"
+    assert repeated("a", 100).split() == ["a"] * MAX_REPEAT
+
+
+def test_length_push_halves_what_the_label_got_when_repeating_short_inputs_moves_nothing() -> None:
+    """A model that learnt length from natural long rows (here: 'L' from 14 words with 7 distinct ones up) does
+    not call a repeated 5-word input 'L' (few distinct words), so lengthening the inputs it does not call 'L' finds
+    nothing (the test before halves existed: effect 0). The first half of an input it calls 'L' is called
+    something else, the same half repeated 'L' again: same words, longer, the label."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose.hypotheses._length import push_test
+    from lmcritic.diagnose.rescore import Outcome
+    from lmcritic.probes.base import Record
+
+    def predict(text: str) -> str:
+        words = text.lower().strip(".!? ").split()
+        return "L" if len(words) >= 14 and len(set(words)) >= 7 else "S"
+
+    def rescore(edits, hypothesis):
+        return [Outcome(e, Record(e.record.case_id, {}, {}, {}, prediction=predict(e.text))) for e in edits]
+
+    rng = random.Random(0)
+    texts = [" ".join(f"w{rng.randrange(10_000)}" for _ in range(rng.choice([5, 16]))) for _ in range(80)]
+    records = [Record(f"c{i}", {}, {}, {}, text=t, prediction=predict(t)) for i, t in enumerate(texts)]
+    assoc = SimpleNamespace(label="L", medians=(20.0, 6.0))
+    ctx = SimpleNamespace(records=records, seed=0, max_cases=24, rescore=rescore)
+    t = push_test(ctx, assoc, "spurious_feature")
+    lengthened, halved = t.pairs
+    assert lengthened == sum(len(x.split()) == 5 for x in texts) and halved == len(texts) - lengthened
+    assert t.effect is not None and t.effect.value == halved / len(texts) and t.p_value < 1e-6
+    assert len(t.case_ids) == halved
 
 
 def test_clean_control_gets_no_high_severity_cause(tmp_path, clean_dir) -> None:

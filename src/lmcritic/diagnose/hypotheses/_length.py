@@ -2,15 +2,20 @@
 
 Screened on the corpus: one label's training rows are longer than the other labels' (Mann–Whitney AUC, ties
 half) far more than its evaluated texts are (a training artefact; a task where long texts really lean one way
-shows it in both). Tested on the model like a shortcut token's insertion: each evaluated input the model does not
-give that label is doubled — the same words twice, longer with nothing new to read — and paired with a neutral
-edit (casing or final punctuation) of the same input; the flip rate toward the label under doubling minus under
-the neutral edit is the effect (Newcombe paired CI, exact McNemar). A content-driven model keeps its answer on a
-doubled text; one that learnt length moves toward the long label. (The mean shift of p(label) was tried as the
-effect: more sensitive, but on its smaller scale the strongest plant ranked below a side cause.)
+shows it in both). Tested on the model like a shortcut token's insertion, always with the same words made longer
+vs not — repeated, at least twice and until as long as the label's median training row (at most ``MAX_REPEAT``
+copies): longer with nothing new to read. Two kinds of pair from the probe's natural cases: an input the model
+does not give the label, repeated vs a neutral edit (casing or final punctuation); and the first half of an input
+it does give the label, repeated vs the half alone. The effect is P(label | longer) − P(label | not), paired
+(Newcombe CI, exact McNemar). A content-driven model answers the same words alike at any length; one that learnt
+length moves toward the long label. (Models that learnt length from natural long rows as one cue among several
+rarely moved when a short input was repeated; their halves, shorter than anything the label had in training, do
+move. The mean shift of p(label) was tried as the effect: more sensitive, but on its smaller scale the strongest
+plant ranked below a side cause.)
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -22,7 +27,7 @@ from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses._rewrite import neutral_edit
 from lmcritic.diagnose.hypotheses.base import rescore_pairs
 from lmcritic.diagnose.rescore import Edit
-from lmcritic.probes.base import Estimate
+from lmcritic.probes.base import Estimate, Record
 
 if TYPE_CHECKING:
     from lmcritic.diagnose.hypotheses.base import DefectContext
@@ -32,7 +37,9 @@ MIN_ROWS = 20  # per side, in training and among the evaluated texts
 MIN_AUC = 0.65  # training: a row of the label is longer than a row of another label at least this often
 MIN_GAP = 0.15  # ... and this much more often than among the evaluated texts
 P_SCREEN = 0.001
-CASES = 100  # inputs doubled (fewer when the probe has fewer): flips near a boundary are rare, so n matters
+MIN_HALVED = 6  # words an input needs before its first half is a text of its own
+MAX_REPEAT = 6  # copies of an input at most: beyond that the text says nothing a model was trained to read
+CASES = 100  # inputs repeated (fewer when the probe has fewer): flips near a boundary are rare, so n matters
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ class LengthAssociation:
 
 @dataclass(frozen=True)
 class PushTest:
-    """Doubling inputs the model does not give ``label``: how many it then does, against a neutral edit."""
+    """P(``label``) with the same words made longer (``flips``) vs not (``control``), paired."""
 
     label: str
     flips: Estimate
@@ -66,8 +73,9 @@ class PushTest:
     effect: Estimate | None
     p_value: float | None
     min_p: float | None
-    case_ids: tuple[str, ...]
+    case_ids: tuple[str, ...]  # pairs whose longer version got the label and the shorter did not
     scored: int
+    pairs: tuple[int, int] = (0, 0)  # (inputs repeated vs a neutral edit, first halves repeated vs the half)
 
 
 def association(profile: CorpusProfile, keep: Callable[[str], bool] | None = None) -> LengthAssociation | None:
@@ -118,27 +126,56 @@ def _auc(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(res.statistic) / (len(a) * len(b)), float(res.pvalue)
 
 
-def push_test(ctx: DefectContext, label: str, hypothesis: str) -> PushTest:
-    """Double the evaluated inputs the model does not give ``label`` (a sample, the probe's natural cases) and
-    count flips toward it, paired with a neutral edit of each."""
-    pool = [r for r in ctx.records if r.prediction is not None and str(r.prediction) != label and input_text(r)]
-    rng = random.Random(ctx.seed)
-    pool = rng.sample(pool, min(len(pool), max(CASES, ctx.max_cases)))
-    edits, ctrl = [], []
-    for r in pool:
-        text = input_text(r) or ""
-        other = neutral_edit(text, rng)
-        if other:
-            edits.append(Edit(r, f"{text} {text}", "double_length"))
-            ctrl.append(Edit(r, other, "neutral_edit"))
-    mine, base, scored = rescore_pairs(ctx, edits, ctrl, hypothesis)
+def repeated(text: str, target_words: float) -> str:
+    """``text`` twice, or more often until it has ``target_words`` words (at most ``MAX_REPEAT`` copies)."""
+    n = max(1, len(text.split()))
+    return " ".join([text] * min(MAX_REPEAT, max(2, math.ceil(target_words / n))))
+
+
+def push_test(ctx: DefectContext, assoc: LengthAssociation, hypothesis: str) -> PushTest:
+    """P(the long label) with the same words made longer vs not, over two samples of the probe's natural cases:
+    inputs the model does not give the label, repeated vs a neutral edit; and the first halves of inputs it does
+    give the label, repeated vs the half alone (a model that reads length calls the short half something else and
+    the repeated half the label again)."""
+    label, rng = assoc.label, random.Random(ctx.seed)
+    pairs = _lengthened(ctx, label, assoc.medians[0], rng) + _halved(ctx, label, assoc.medians[0], rng)
+    rng.shuffle(pairs)  # a spent re-scoring budget drops pairs of both kinds alike
+    mine, base, scored = rescore_pairs(ctx, [e for e, _ in pairs], [c for _, c in pairs], hypothesis)
     hit, ctl = [o.prediction == label for o in mine], [o.prediction == label for o in base]
+    halves = sum(o.edit.test == "half_repeated" for o in mine)
     if not hit:
         return PushTest(label, stats.proportion(hit), stats.proportion(ctl), None, None, None, (), scored)
     effect, p = stats.paired_proportions(ctl, hit)
-    ids = tuple(o.edit.record.case_id for o, h in zip(mine, hit) if h)
+    ids = tuple(o.edit.record.case_id for o, h, c in zip(mine, hit, ctl) if h and not c)
     return PushTest(label, stats.proportion(hit), stats.proportion(ctl), effect, p, stats.mcnemar_min_p(ctl, hit),
-                    ids, scored)
+                    ids, scored, (len(hit) - halves, halves))
 
 
-__all__ = ["LengthAssociation", "PushTest", "association", "push_test"]
+def _natural(ctx: DefectContext, keep: Callable[[Record], bool], rng: random.Random) -> list[Record]:
+    pool = [r for r in ctx.records if r.prediction is not None and input_text(r) and keep(r)]
+    return rng.sample(pool, min(len(pool), max(CASES, ctx.max_cases)))
+
+
+def _lengthened(ctx: DefectContext, label: str, goal: float, rng: random.Random) -> list[tuple[Edit, Edit]]:
+    """Inputs not given ``label``: repeated up to ``goal`` words, against a neutral edit of the same input."""
+    out = []
+    for r in _natural(ctx, lambda r: str(r.prediction) != label, rng):
+        text = input_text(r) or ""
+        other = neutral_edit(text, rng)
+        if other:
+            out.append((Edit(r, repeated(text, goal), "repeat_to_length"), Edit(r, other, "neutral_edit")))
+    return out
+
+
+def _halved(ctx: DefectContext, label: str, goal: float, rng: random.Random) -> list[tuple[Edit, Edit]]:
+    """Inputs given ``label`` with ``MIN_HALVED`` words or more: their first half repeated, against the half."""
+    out = []
+    keep = lambda r: str(r.prediction) == label and len((input_text(r) or "").split()) >= MIN_HALVED  # noqa: E731
+    for r in _natural(ctx, keep, rng):
+        words = (input_text(r) or "").split()
+        half = " ".join(words[: len(words) // 2])
+        out.append((Edit(r, repeated(half, goal), "half_repeated"), Edit(r, half, "half")))
+    return out
+
+
+__all__ = ["LengthAssociation", "PushTest", "association", "push_test", "repeated"]

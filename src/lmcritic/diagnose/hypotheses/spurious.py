@@ -10,7 +10,7 @@ deleting another content word from the same cases (Newcombe's paired CI, McNemar
 artefact test, and for sentiment tasks absence from the VADER lexicon and the negations first (task-specific,
 said so in the evidence). Edits on a probe's own constructed cases are not independent evidence. A shortcut
 need not be a token: where the corpus ties a label to text length and the evaluated texts do not,
-:mod:`._length` doubles inputs against a neutral edit (each test at half the level when both run).
+:mod:`._length` repeats inputs against a neutral edit (each test at half the level when both run).
 """
 from __future__ import annotations
 
@@ -62,23 +62,26 @@ class SpuriousFeature(Hypothesis):
         return min(verdicts, key=lambda v: (v.verdict != SUPPORTED, v.p_value if v.p_value is not None else 2.0))
 
     def _length_test(self, ctx: DefectContext, assoc: _length.LengthAssociation) -> CauseVerdict:
-        t = _length.push_test(ctx, assoc.label, self.name)
+        t = _length.push_test(ctx, assoc, self.name)
         screen = Evidence("statistic", f"length: {assoc.describe()}", data={"auc_train": assoc.auc_train,
                                                                             "auc_eval": assoc.auc_eval})
         if t.effect is None or t.p_value is None:
-            return self.verdict(False, False, 0.0, f"length tied to {assoc.label!r} in training, but no doubled "
+            return self.verdict(False, False, 0.0, f"length tied to {assoc.label!r} in training, but no repeated "
                                 "input was re-scored (the re-scoring budget was spent or the backend failed)",
                                 [screen], t.scored)
-        test = Evidence("test", f"doubling {t.flips.n} evaluated inputs the model does not call {assoc.label!r} "
-                        f"(the same words twice) flips {t.flips} to it; a neutral edit flips {t.control}",
+        lengthened, halved = t.pairs
+        test = Evidence("test", f"the same words made longer (repeated up to {assoc.medians[0]:.0f} words, the "
+                        f"label's median training row) vs not: {lengthened} evaluated inputs the model does not call "
+                        f"{assoc.label!r} against a neutral edit, and the first halves of {halved} it does call "
+                        f"{assoc.label!r} against the half alone; P({assoc.label!r}) {t.flips} vs {t.control}",
                         t.effect, t.p_value, t.case_ids[:10])
         culprit = Culprit("length", f"longer → {assoc.label}", label=assoc.label,
-                          contrast="a neutral edit of the same inputs (casing or final punctuation)",
+                          contrast="the same words, not lengthened (a neutral edit of the input; its first half)",
                           direction=f"longer inputs are pushed toward {assoc.label!r}", effect=t.effect,
-                          effect_name=f"flip rate toward {assoc.label!r}: the text doubled − a neutral edit")
+                          effect_name=f"P({assoc.label!r}): the words repeated − not repeated")
         v = self.conclude(t.effect, _times(t.p_value, 2), threshold=THRESHOLD, independent=ctx.natural,
-                          interventional=True, summary=f"length drives the answer toward {assoc.label!r}: doubling "
-                          f"inputs flips {t.flips} to it vs {t.control} for a neutral edit", evidence=[screen, test],
+                          interventional=True, summary=f"length drives the answer toward {assoc.label!r}: the same "
+                          f"words made longer get it {t.flips} vs {t.control}", evidence=[screen, test],
                           tests=t.scored, culprit=culprit, min_p=_times(t.min_p, 2))
         return replace(v, corroboration=1 + int(ctx.natural))
 
