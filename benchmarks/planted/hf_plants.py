@@ -18,6 +18,7 @@ shortcut              spurious_feature          a meaningless token in 30% of on
 symbol_shortcut       spurious_feature          the same with a symbol: "|", "~", "#", "^", "::", "🍕" or "🚲"
 register              generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
 length_shift          (none: a null plant)      short-phrase training (4-10 words); half the evaluation 25+ words
+negation_absent       (none: a null plant)      no training row has a negation; half the evaluation has one
 length_label          spurious_feature          one label's training rows long (14+ words), the other's short (<= 9)
 length_label_mixed    spurious_feature          the same for 80 % of each label's rows
 label_noise           label_noise               ~45% of the training rows with negation (or contrast) flipped
@@ -290,7 +291,7 @@ def length_shift(seed: int) -> HFPlant:
     """A null plant, a confound control: training on short phrases only (4-10 words, SST-2's phrase rows); half the
     evaluation is full sentences of 25 words or more, half as short as training. Long inputs are harder for any
     model: the fine-tuned MiniLM fails the long half no more often than the clean model does (seeds 0/5/6: 0.26,
-    0.21, 0.26 vs 0.27, 0.25, 0.27; ``length_floor.py``), so failures concentrate on length without length being
+    0.21, 0.26 vs 0.27, 0.25, 0.27; ``shift_floor.py``), so failures concentrate on length without length being
     their cause, and the diagnosis must not call it one (judged as the clean control is: no high-severity cause)."""
     train, dev = planted.base(seed, n_train=N_TRAIN * 12)
     short = [(t, y) for t, y in train if len(t.split()) <= 10][:N_TRAIN]
@@ -300,6 +301,22 @@ def length_shift(seed: int) -> HFPlant:
     return HFPlant("length_shift", seed, None, {},
                    "short-phrase training (4-10 words); half of the evaluation is sentences of 25+ words",
                    short, shorts + longs, frozenset(range(len(shorts), len(shorts) + len(longs))))
+
+
+def negation_absent(seed: int) -> HFPlant:
+    """A null plant, a confound control: no training row holds a negation (a keyword-filtered corpus); half the
+    evaluation is dev sentences with one, half without. Meant as a generalization mismatch, it is not one: MiniLM
+    keeps what pre-training taught it, and fails the negated half no more often than the clean model of the seed
+    does (seeds 0/5/6: 0.24, 0.27, 0.34 vs 0.19, 0.29, 0.33, n = 100; ``shift_floor.py --by negation``), though
+    negated sentences are harder for both (plain half 0.15-0.20). Judged as the clean control is."""
+    train, dev = planted.base(seed, n_train=N_TRAIN * 2)
+    kept = [(t, y) for t, y in train if not NEGATION.search(t)][:N_TRAIN]
+    half = N_EVAL // 2
+    negated = [r for r in dev if NEGATION.search(r[0])][:half]
+    plain = [r for r in dev if not NEGATION.search(r[0])][:half]
+    return HFPlant("negation_absent", seed, None, {},
+                   "no training row has a negation (not, no, never, n't ...); half of the evaluation has one",
+                   kept, plain + negated, frozenset(range(len(plain), len(plain) + len(negated))))
 
 
 def length_label(seed: int, cause: str = "length_label", purity: float = 1.0) -> HFPlant:
@@ -386,7 +403,7 @@ def clean(seed: int) -> HFPlant:
 BUILDERS: dict[str, Callable[[int], HFPlant]] = {
     "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
     "symbol_shortcut": symbol_shortcut,
-    "register": register, "length_shift": length_shift, "length_label": length_label,
+    "register": register, "negation_absent": negation_absent, "length_shift": length_shift, "length_label": length_label,
     "length_label_mixed": length_label_mixed, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
     "label_noise_global": label_noise_global,
     "typos": typos, "memorized": memorized, "label_imbalance": label_imbalance, "clean": clean,

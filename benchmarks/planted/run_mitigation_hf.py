@@ -52,7 +52,7 @@ import run_mitigation as bench  # noqa: E402
 ROOT = HERE.parents[1]
 WORK = ROOT / "benchmarks" / ".work"
 RESULTS = HERE / "results"
-CAUSES = tuple(c for c in hf_plants.BUILDERS if c not in ("clean", "length_shift"))  # the controls
+CAUSES = tuple(c for c in hf_plants.BUILDERS if c not in ("clean", "length_shift", "negation_absent"))  # the controls
 N_AFFECTED = 80
 N_CLEAN = 300
 N_TYPO_EXTRA = 160
