@@ -403,7 +403,8 @@ def clean(seed: int) -> HFPlant:
 BUILDERS: dict[str, Callable[[int], HFPlant]] = {
     "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
     "symbol_shortcut": symbol_shortcut,
-    "register": register, "negation_absent": negation_absent, "length_shift": length_shift, "length_label": length_label,
+    "register": register, "negation_absent": negation_absent, "length_shift": length_shift,
+    "length_label": length_label,
     "length_label_mixed": length_label_mixed, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
     "label_noise_global": label_noise_global,
     "typos": typos, "memorized": memorized, "label_imbalance": label_imbalance, "clean": clean,
