@@ -164,6 +164,8 @@ def test_a_length_shortcut_is_found_and_named(tmp_path, tmp_path_factory) -> Non
     assert (top.cause, top.verdict, top.culprit.kind, top.culprit.label) == \
         ("spurious_feature", "supported", "length", "positive")
     assert top.culprit.effect.ci_low > 0.05
+    cause = next(c for n in graph.defects for c in n.causes if c.verdict == "supported" and c.culprit == top.culprit)
+    assert "length" in cause.mitigation and "token" not in cause.mitigation  # not the token's remedy
 
 
 def test_length_screen_needs_a_training_artefact() -> None:

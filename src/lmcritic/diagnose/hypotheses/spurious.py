@@ -44,6 +44,9 @@ MAX_WORDS = 24
 THRESHOLD = 0.05
 MITIGATION = ("remove or randomise the shortcut token in the training data (or mask it), add examples where it "
               "co-occurs with every label; re-verify by inserting it into held-out inputs")
+LENGTH_MITIGATION = ("break the tie of length and label in the training data: give the other labels rows as long as "
+                     "the long label's (joined from their own rows, or collected), weight rows so each length band "
+                     "holds the labels in their corpus shares; re-verify by repeating held-out inputs")
 
 
 class SpuriousFeature(Hypothesis):
@@ -83,7 +86,7 @@ class SpuriousFeature(Hypothesis):
                           interventional=True, summary=f"length drives the answer toward {assoc.label!r}: the same "
                           f"words made longer get it {t.flips} vs {t.control}", evidence=[screen, test],
                           tests=t.scored, culprit=culprit, min_p=_times(t.min_p, 2))
-        return replace(v, corroboration=1 + int(ctx.natural))
+        return replace(v, corroboration=1 + int(ctx.natural), mitigation=LENGTH_MITIGATION)
 
     def _token_test(self, ctx: DefectContext, m: int = 1) -> CauseVerdict:
         """The candidate token deleted from the failures that hold it against another word (p × ``m`` tests)."""
