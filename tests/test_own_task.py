@@ -5,6 +5,7 @@ clean ham/spam model "contradicted all of its training labels": a confident labe
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -257,6 +258,17 @@ def test_robustness_probes_measure_flips_of_the_heads_classes(tmp_path, ham_dir)
     assert len(done) == 4 and {r.target for r in done} <= {"ham", "spam"}
     assert all(r.output["original_prediction"] in (None, "ham", "spam") for r in done)
 
+    plain = tmp_path / "label_k"  # the same head saying LABEL_0/LABEL_1: the attack names its classes that way
+    shutil.copytree(ham_dir, plain)
+    config = json.loads((plain / "config.json").read_text())
+    config.update(id2label={"0": "LABEL_0", "1": "LABEL_1"}, label2id={"LABEL_0": 0, "LABEL_1": 1})
+    (plain / "config.json").write_text(json.dumps(config))
+    attack = AdversarialAttack(data=str(path), n=4, budget=10, classes=["ham", "spam"])  # nothing of the last model
+    done = attack.score(load_model(str(plain)), list(attack.cases()))
+    assert len(done) == 4 and {r.target for r in done} <= {"ham", "spam"}
+    assert {r.output.get("original_prediction") for r in done} <= {"LABEL_0", "LABEL_1"}  # old lookup: ValueError
+    assert all(r.output.get("status") in ("succeeded", "failed", "skipped") for r in done)
+
 
 def test_counterfactual_on_a_classifier_of_another_task(tmp_path) -> None:
     """Counterfactual swaps on a head's own classes: rows labelled by those classes, and a target that must be one
@@ -283,3 +295,18 @@ def test_counterfactual_on_a_classifier_of_another_task(tmp_path) -> None:
     assert probe.not_applicable(Head()) is None
     why = Counterfactual(data=path, classes=TOPICS).not_applicable(Head())
     assert why is not None and "target 'positive' is none of the classes" in why
+
+
+def test_attack_names_a_topic_class_as_a_label_k_head_does() -> None:
+    """A 3-class head that says LABEL_0..LABEL_2, attacked on a task set to its classes: the example's label is
+    the head's name for the class (the old lookup only knew negative/positive and raised ValueError mid-run)."""
+    from lmcritic.errors import ConfigError
+    from lmcritic.probes.robustness.attack_common import label_name
+
+    head = ["LABEL_0", "LABEL_1", "LABEL_2"]
+    assert label_name(head, "sports", ("world", "sports", "business")) == "LABEL_1"
+    assert label_name(["NEG", "POS"], "positive") == "POS"
+    assert label_name(["label_0", "label_1"], "negative") == "label_0"
+    assert label_name(["Sports", "World"], "sports", ("world", "sports")) == "Sports"
+    with pytest.raises(ConfigError, match="do not name the class"):
+        label_name(["ham", "spam"], "positive")

@@ -146,7 +146,7 @@ def attack_cases(cfg: AttackConfig, model: Backend, cases: Sequence[Case],
     def job(case: Case) -> Callable[[Backend], AttackResult]:
         def run(m: Backend) -> AttackResult:
             attack = attack_for(m, case.tags["recipe"])
-            return attack.attack(m, example(m, attack, case))
+            return attack.attack(m, example(m, attack, case, labels(cfg)))
         return run
 
     memo.update(zip(todo, lockstep(model, [job(c) for c in todo.values()])))
@@ -163,27 +163,29 @@ def _settings(cfg: AttackConfig) -> tuple:
     return tuple((f.name, getattr(cfg, f.name)) for f in fields(AttackConfig) if f.name not in ("n", "recipes", "data"))
 
 
-def example(model: Backend, attack: Attack, case: Case) -> Example:
+def example(model: Backend, attack: Attack, case: Case, classes: Sequence[str] = LABELS) -> Example:
     """The case as an attack example, its label named as the backend names it."""
     victim = attack.goal.victim  # type: ignore[attr-defined]
     label = case.expected
     if isinstance(victim, ClassifierVictim):
-        label = label_name(victim.answers(model, Example(case.input["text"])), label)
+        label = label_name(victim.answers(model, Example(case.input["text"])), label, classes)
     return Example(case.input["text"], label=label)
 
 
-def label_name(labels: Sequence[str], label: str) -> str:
-    """``label`` (negative/positive, or one of the head's own labels in any case) as the classifier names it
-    (also LABEL_0/LABEL_1, 0/1)."""
+def label_name(labels: Sequence[str], label: str, classes: Sequence[str] = LABELS) -> str:
+    """``label`` (one of ``classes``, or one of the head's own labels in any case) as the classifier names it: by
+    the rules the probes read heads with (``_label_map``: the name in any case, a prefix such as NEG, LABEL_k)."""
+    from lmcritic.probes._label_map import class_index, head_class
+
     low = [x.lower() for x in labels]
     if label.lower() in low:
         return labels[low.index(label.lower())]
-    k = LABELS.index(label)
-    for name in (f"label_{k}", str(k), label[:3]):  # the name itself was matched above
-        if name in low:
-            return labels[low.index(name)]
-    raise ConfigError(f"classifier labels {list(labels)} are not a negative/positive pair",
-                      "use a binary sentiment classifier (labels negative/positive or LABEL_0/LABEL_1)")
+    k = class_index(label, classes)
+    named = [m for m in labels if k is not None and head_class(m, labels, classes) == k]
+    if named:
+        return named[0]
+    raise ConfigError(f"classifier labels {list(labels)} do not name the class {label!r} of {list(classes)}",
+                      "set the probe's classes to the classifier's labels (--set PROBE.classes=[...])")
 
 
 def explain(attack: Attack, text: str, label: str, span: str | None = None) -> ExplainTarget:
