@@ -30,7 +30,7 @@ class AttackProbe(common.AttackLanguages, Probe):
 
     def __init__(self, **config) -> None:
         super().__init__(**config)
-        self._attacks: dict = {}
+        self._attacks: common.AttackCache = common.AttackCache()
 
     def labels(self) -> tuple[str, ...]:
         return common.labels(self.config)
@@ -62,9 +62,7 @@ class AttackProbe(common.AttackLanguages, Probe):
 
     # -- scoring ------------------------------------------------------------------------------------
     def _attack(self, model: Backend, recipe: str):
-        if recipe not in self._attacks:
-            self._attacks[recipe] = common.build(self.config, model, recipe)
-        return self._attacks[recipe]
+        return common.attack_for(self._attacks, self.config, model, recipe)
 
     def _record(self, model: Backend, case: Case, result: AttackResult) -> Record:
         attack = self._attack(model, case.tags["recipe"])

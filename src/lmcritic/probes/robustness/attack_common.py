@@ -116,6 +116,20 @@ def not_applicable(model: Backend, classes: Sequence[str] | None = None) -> str 
     return f"needs loglikelihood (prompted classification) or classify; the {model.kind} backend offers neither"
 
 
+AttackCache = WeakKeyDictionary  # backend -> recipe -> its attack (see ``attack_for``)
+
+
+def attack_for(cache: WeakKeyDictionary[Backend, dict[str, Attack]], cfg: AttackConfig, model: Backend,
+               recipe: str) -> Attack:
+    """The recipe's attack for this backend, built once per backend object: an attack holds its victim, which
+    learns the head's label names from the first model it asks, so a probe that scores a second model (a
+    mitigated one, another head) must not reuse it."""
+    per = cache.setdefault(model, {})
+    if recipe not in per:
+        per[recipe] = build(cfg, model, recipe)
+    return per[recipe]
+
+
 def build(cfg: AttackConfig, model: Backend, recipe: str) -> Attack:
     """The recipe's attack for this backend: a prompted victim on causal LMs, the head otherwise."""
     prompted = model.supports(Capability.LOGLIKELIHOOD)

@@ -51,7 +51,7 @@ class DetectAdversarial(common.AttackLanguages, Probe):
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
-        self._attacks: dict = {}
+        self._attacks: common.AttackCache = common.AttackCache()
         self._scorer: Backend | None = None
 
     def labels(self) -> tuple[str, ...]:
@@ -78,9 +78,7 @@ class DetectAdversarial(common.AttackLanguages, Probe):
 
     # -- helpers ------------------------------------------------------------------------------------
     def _attack(self, model: Backend, recipe: str) -> Any:
-        if recipe not in self._attacks:
-            self._attacks[recipe] = common.build(self.config, model, recipe)
-        return self._attacks[recipe]
+        return common.attack_for(self._attacks, self.config, model, recipe)
 
     def _lm(self, model: Backend) -> Backend:
         if model.supports(Capability.ROLLING_LOGPROBS):
