@@ -10,6 +10,7 @@ both sides of the pair (``Record.explain`` / ``Record.explain_variant``).
 from __future__ import annotations
 
 from typing import Iterable, Sequence
+from weakref import WeakKeyDictionary
 
 from lmcritic import stats
 from lmcritic.attacks import AttackResult, Status
@@ -30,7 +31,7 @@ class AttackProbe(common.AttackLanguages, Probe):
 
     def __init__(self, **config) -> None:
         super().__init__(**config)
-        self._attacks: common.AttackCache = common.AttackCache()
+        self._attacks: common.AttackCache = WeakKeyDictionary()
 
     def labels(self) -> tuple[str, ...]:
         return common.labels(self.config)
@@ -62,7 +63,7 @@ class AttackProbe(common.AttackLanguages, Probe):
 
     # -- scoring ------------------------------------------------------------------------------------
     def _attack(self, model: Backend, recipe: str):
-        return common.attack_for(self._attacks, self.config, model, recipe)
+        return common.cached_attack(self._attacks, self.config, model, recipe)
 
     def _record(self, model: Backend, case: Case, result: AttackResult) -> Record:
         attack = self._attack(model, case.tags["recipe"])

@@ -116,11 +116,10 @@ def not_applicable(model: Backend, classes: Sequence[str] | None = None) -> str 
     return f"needs loglikelihood (prompted classification) or classify; the {model.kind} backend offers neither"
 
 
-AttackCache = WeakKeyDictionary  # backend -> recipe -> its attack (see ``attack_for``)
+AttackCache = WeakKeyDictionary[Backend, dict[str, Attack]]  # backend -> recipe -> its attack (``cached_attack``)
 
 
-def attack_for(cache: WeakKeyDictionary[Backend, dict[str, Attack]], cfg: AttackConfig, model: Backend,
-               recipe: str) -> Attack:
+def cached_attack(cache: AttackCache, cfg: AttackConfig, model: Backend, recipe: str) -> Attack:
     """The recipe's attack for this backend, built once per backend object: an attack holds its victim, which
     learns the head's label names from the first model it asks, so a probe that scores a second model (a
     mitigated one, another head) must not reuse it."""
@@ -195,7 +194,7 @@ def label_name(labels: Sequence[str], label: str, classes: Sequence[str] = LABEL
     if label.lower() in low:
         return labels[low.index(label.lower())]
     k = class_index(label, classes)
-    named = [m for m in labels if k is not None and head_class(m, labels, classes) == k]
+    named = [] if k is None else [m for m in labels if head_class(m, labels, classes) == k]
     if named:
         return named[0]
     raise ConfigError(f"classifier labels {list(labels)} do not name the class {label!r} of {list(classes)}",

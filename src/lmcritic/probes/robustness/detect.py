@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class DetectAdversarial(common.AttackLanguages, Probe):
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
-        self._attacks: common.AttackCache = common.AttackCache()
+        self._attacks: common.AttackCache = WeakKeyDictionary()
         self._scorer: Backend | None = None
 
     def labels(self) -> tuple[str, ...]:
@@ -78,7 +79,7 @@ class DetectAdversarial(common.AttackLanguages, Probe):
 
     # -- helpers ------------------------------------------------------------------------------------
     def _attack(self, model: Backend, recipe: str) -> Any:
-        return common.attack_for(self._attacks, self.config, model, recipe)
+        return common.cached_attack(self._attacks, self.config, model, recipe)
 
     def _lm(self, model: Backend) -> Backend:
         if model.supports(Capability.ROLLING_LOGPROBS):
