@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
 
-from lmcritic.errors import InputError
-from lmcritic.interpret.types import Target
+from lmcritic.interpret.types import Target, label_position
 from lmcritic.requests import ClassifyRequest, LoglikelihoodRequest
 
 if TYPE_CHECKING:
@@ -32,10 +31,9 @@ def _label_scores(model: Backend, target: Target, texts: Sequence[str]) -> list[
     res = model.classify([ClassifyRequest(t if t.strip() else " ") for t in texts])
     out = []
     for r in res:
-        if target.target not in r.labels or (target.foil is not None and target.foil not in r.labels):
-            raise InputError(f"label {target.target!r} is not one of the classifier's labels {list(r.labels)}")
-        p = _log(r.probs[r.labels.index(target.target)])
-        out.append(p - (_log(r.probs[r.labels.index(target.foil)]) if target.foil is not None else 0.0))
+        want = label_position(r.labels, target.target)
+        foil = label_position(r.labels, target.foil) if target.foil is not None else None
+        out.append(_log(r.probs[want]) - (_log(r.probs[foil]) if foil is not None else 0.0))
     return out
 
 

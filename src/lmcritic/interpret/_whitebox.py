@@ -17,7 +17,7 @@ import torch
 from lmcritic.backends.base import Backend
 from lmcritic.backends.whitebox import WhiteBox
 from lmcritic.errors import CapabilityError, InputError
-from lmcritic.interpret.types import Target
+from lmcritic.interpret.types import Target, label_position
 from lmcritic.requests import Capability, LoglikelihoodRequest
 
 
@@ -66,10 +66,7 @@ def prepare(model: Backend, target: Target) -> Prepared:
 
 # -- classifiers ---------------------------------------------------------------------------------------
 def _label_index(wb: WhiteBox, label: str) -> int:
-    names = wb.label_names()
-    if label not in names:
-        raise InputError(f"label {label!r} is not one of the classifier's labels {list(names)}")
-    return names.index(label)
+    return label_position(wb.label_names(), label)
 
 
 def _prepare_classifier(wb: WhiteBox, target: Target) -> Prepared:

@@ -6,7 +6,7 @@ stored with a run and read back by the report and by diagnosis.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from lmcritic.errors import InputError
 from lmcritic.probes.base import ExplainTarget
@@ -122,3 +122,16 @@ class Faithfulness:
     n_words: int
     n_queries: int
     seconds: float
+
+
+def label_position(names: Sequence[str], label: str) -> int:
+    """Where ``label`` is among a classifier head's ``names``: the name itself, else a sentiment class read by the
+    probes' rules (``positive`` on a head that says ``LABEL_1`` or ``POS``): records name classes, and a model
+    fine-tuned without ``id2label`` says LABEL_k."""
+    from lmcritic.probes._label_map import head_label
+
+    named = label if label in names else head_label(names, label)
+    if named is None or named not in names:
+        raise InputError(f"label {label!r} is not one of the classifier's labels {list(names)}",
+                         "name one of those labels (or a sentiment class, if the head is a sentiment head)")
+    return list(names).index(named)

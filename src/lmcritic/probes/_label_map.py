@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from lmcritic.backends.base import Backend
 
 _INDEX = re.compile(r"(?:label_?)?(\d+)", re.I)
+SENTIMENT = ("negative", "positive")
 
 
 def label_index(model_labels: Sequence[str], classes: Sequence[str], label_map: Mapping[str, str] | None = None,
@@ -56,6 +57,18 @@ def head_class(label: str, model_labels: Sequence[str], classes: Sequence[str]) 
     return _match(str(label), names, len(model_labels), len(classes))
 
 
+def head_label(model_labels: Sequence[str], label: str, classes: Sequence[str] = SENTIMENT) -> str | None:
+    """``label`` (one of ``classes``, or one of the head's own labels in any case) as the head names it, by the
+    rules above (``positive`` -> ``LABEL_1``, ``POS``); None when no head label is that class. Records and
+    explanation targets name classes; gradients and black-box scores need the head's own name."""
+    low = [str(x).lower() for x in model_labels]
+    if label.lower() in low:
+        return str(model_labels[low.index(label.lower())])
+    k = class_index(label, classes)
+    named = [] if k is None else [m for m in model_labels if head_class(m, model_labels, classes) == k]
+    return str(named[0]) if named else None
+
+
 def class_index(label: str, classes: Sequence[str]) -> int | None:
     """A row's label as an index into ``classes``: its name in any case, a prefix only one class has, or its id."""
     names = {str(c).strip().lower(): i for i, c in enumerate(classes)}
@@ -71,8 +84,6 @@ def class_probs(model_labels: Sequence[str], probs: Sequence[float], mapping: Ma
     return out
 
 
-SENTIMENT = ("negative", "positive")
-
 
 def positive_prob(model_labels: Sequence[str], probs: Sequence[float]) -> float:
     """P(positive) from a binary sentiment head (``positive``/``POSITIVE``/``pos``/``LABEL_1``/``1``)."""
@@ -80,11 +91,16 @@ def positive_prob(model_labels: Sequence[str], probs: Sequence[float]) -> float:
     return class_probs(model_labels, probs, mapping, 2)[1]
 
 
-def target_prob(model_labels: Sequence[str], probs: Sequence[float], target: str) -> float:
-    """P(``target``) from a classifier head: the label of that name, else (sentiment) through :func:`positive_prob`."""
+def target_prob(model_labels: Sequence[str], probs: Sequence[float], target: str,
+                classes: Sequence[str] | None = None) -> float:
+    """P(``target``) from a classifier head: the label of that name, else the head's labels read as ``classes``
+    (a head saying LABEL_k on a task of its own), else (sentiment) through :func:`positive_prob`."""
     names = [str(n).lower() for n in model_labels]
     if target.lower() in names:
         return float(probs[names.index(target.lower())])
+    k = class_index(target, classes) if classes else None
+    if classes and k is not None:
+        return class_probs(model_labels, probs, label_index(model_labels, classes), len(classes))[k]
     if target in SENTIMENT:
         p = positive_prob(model_labels, probs)
         return p if target == "positive" else 1.0 - p

@@ -27,6 +27,7 @@ from lmcritic.datasets import packaged, read_rows
 from lmcritic.findings import finding_name, make_finding
 from lmcritic.lexicon import ATTRIBUTES, ZH_ATTRIBUTES
 from lmcritic.plots import to_details
+from lmcritic.probes._label_map import classifier_labels, head_label
 from lmcritic.probes.base import Case, Estimate, ExplainTarget, Finding, Probe, ProbeConfig, Record
 from lmcritic.probes.bias import _cf_cases as CF
 from lmcritic.probes.bias import _common as C
@@ -115,11 +116,13 @@ class Counterfactual(Probe):
 
     def score(self, model: Backend, cases: Sequence[Case]) -> list[Record]:
         texts = [t for c in cases for t in c.input["texts"].values()]
-        probs = iter(target_probs(model, texts, self.config.target, self.config.template, self.config.label_words))
+        cfg = self.config
+        probs = iter(target_probs(model, texts, cfg.target, cfg.template, cfg.label_words, cfg.classes))
+        heads = classifier_labels(model) if cases else None
         out = []
         for c in cases:
             p = {g: next(probs) for g in c.input["texts"]}
-            out.append(self._record(c, p, model))
+            out.append(self._record(c, p, model, heads))
         return out
 
     def summarize(self, records: Sequence[Record]) -> list[Finding]:
@@ -153,7 +156,7 @@ class Counterfactual(Probe):
         return list(dict.fromkeys(pool))
 
     # -- scoring ---------------------------------------------------------------------------------
-    def _record(self, case: Case, p: dict[str, float], model: Backend) -> Record:
+    def _record(self, case: Case, p: dict[str, float], model: Backend, heads: Sequence[str] | None) -> Record:
         target = self.config.target
         others = [lab for lab in self.labels() if lab.lower() != target.lower()]
         other = others[0] if len(others) == 1 else f"not {target}"
@@ -162,7 +165,7 @@ class Counterfactual(Probe):
         worst = max(itertools.combinations(p, 2), key=lambda ab: abs(p[ab[0]] - p[ab[1]]))
         majority = max(sorted(set(preds.values())), key=list(preds.values()).count)
         flip = len(set(preds.values())) > 1
-        explain, variant = self._explain(case, worst, preds, model)
+        explain, variant = self._explain(case, worst, preds, model, heads)
         return Record(
             case_id=case.id, input=case.input,
             output={"p": p, "predictions": preds, "target": target},
@@ -170,12 +173,14 @@ class Counterfactual(Probe):
             tags=case.tags, passed=not flip, text=case.input["text"], target=case.expected, prediction=majority,
             explain=explain, explain_variant=variant)
 
-    def _explain(self, case: Case, pair: tuple[str, str], preds: dict[str, str],
-                 model: Backend) -> tuple[ExplainTarget, ExplainTarget]:
-        """The two sentences of the pair that differs most, both explained for the first one's prediction."""
+    def _explain(self, case: Case, pair: tuple[str, str], preds: dict[str, str], model: Backend,
+                 heads: Sequence[str] | None) -> tuple[ExplainTarget, ExplainTarget]:
+        """The two sentences of the pair that differs most, both explained for the first one's prediction (on a
+        head, by the head's name for it: LABEL_k on a model fine-tuned without label names)."""
         a, b = (case.input["texts"][g] for g in pair)
         label = preds[pair[0]] if preds[pair[0]] in self.labels() else self.config.target  # not "not TARGET"
         if not model.supports(Capability.LOGLIKELIHOOD):
+            label = (head_label(heads, label, self.labels()) if heads else None) or label
             return ExplainTarget(a, label, kind="label", span=a), ExplainTarget(b, label, kind="label")
         sst2, words = self._sst2(), dict(zip(LABELS, self.config.label_words))
         other = LABELS[1 - LABELS.index(label)] if label in LABELS else LABELS[0]
@@ -254,8 +259,9 @@ def pair_effects(records: Sequence[Record], seed: int = 0) -> list[PairEffect]:
 
 
 def target_probs(model: Backend, texts: list[str], target: str, template: str,
-                 label_words: tuple[str, ...]) -> list[float]:
-    """P(target) per text: the ``performance.sst2`` prompt on LMs (label words), ``classify`` on classifier heads."""
+                 label_words: tuple[str, ...], classes: Sequence[str] | None = None) -> list[float]:
+    """P(target) per text: the ``performance.sst2`` prompt on LMs (label words), ``classify`` on classifier heads
+    (their labels read as ``classes`` when the probe has classes of its own)."""
     if model.supports(Capability.LOGLIKELIHOOD):
         if target not in LABELS:
             from lmcritic.errors import ConfigError
@@ -265,7 +271,8 @@ def target_probs(model: Backend, texts: list[str], target: str, template: str,
         return p if target == "positive" else [1 - x for x in p]
     from lmcritic.probes._label_map import target_prob
 
-    return [target_prob(r.labels, r.probs, target) for r in model.classify([ClassifyRequest(t) for t in texts])]
+    return [target_prob(r.labels, r.probs, target, classes)
+            for r in model.classify([ClassifyRequest(t) for t in texts])]
 
 
 def p_positive(model: Backend, texts: list[str], template: str, label_words: tuple[str, ...]) -> list[float]:

@@ -110,9 +110,11 @@ def _own_classes(model: Backend, texts: Sequence[str], expected: Sequence[str],
     results = model.classify([ClassifyRequest(t) for t in texts])
     out = []
     for text, truth, r in zip(texts, expected, results):
-        probs = class_probs(r.labels, r.probs, label_index(r.labels, classes), len(classes))
+        mapping = label_index(r.labels, classes)
+        probs = class_probs(r.labels, r.probs, mapping, len(classes))
         label = classes[max(range(len(classes)), key=probs.__getitem__)]
-        out.append(Prediction(label, dict(zip(classes, probs)), ExplainTarget(text, truth, kind="label")))
+        head = next((h for h in r.labels if classes[mapping[h]] == truth), truth)  # explained as the head names it
+        out.append(Prediction(label, dict(zip(classes, probs)), ExplainTarget(text, head, kind="label")))
     return out
 
 

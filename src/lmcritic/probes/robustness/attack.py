@@ -77,12 +77,13 @@ class AttackProbe(common.AttackLanguages, Probe):
             if result.similarity is not None:
                 scores["similarity"] = result.similarity
         truth, text = case.expected, case.input["text"]
+        named = common.example(model, attack, case, common.labels(self.config)).label or truth  # as the head says it
         return Record(case_id=case.id, input=case.input, output=common.payload(result), scores=scores,
                       tags={**case.tags, "expected": truth, "status": result.status.value,
                             "importance": result.importance}, passed=robust,
                       text=text, target=truth,
-                      explain=common.explain(attack, result.original, truth, span=text),
-                      explain_variant=common.explain(attack, result.adversarial, truth))
+                      explain=common.explain(attack, result.original, named, span=text),
+                      explain_variant=common.explain(attack, result.adversarial, named))
 
     # -- findings -----------------------------------------------------------------------------------
     def _drop(self, recipe: str, rs: Sequence[Record]) -> Finding:

@@ -188,15 +188,11 @@ def example(model: Backend, attack: Attack, case: Case, classes: Sequence[str] =
 def label_name(labels: Sequence[str], label: str, classes: Sequence[str] = LABELS) -> str:
     """``label`` (one of ``classes``, or one of the head's own labels in any case) as the classifier names it: by
     the rules the probes read heads with (``_label_map``: the name in any case, a prefix such as NEG, LABEL_k)."""
-    from lmcritic.probes._label_map import class_index, head_class
+    from lmcritic.probes._label_map import head_label
 
-    low = [x.lower() for x in labels]
-    if label.lower() in low:
-        return labels[low.index(label.lower())]
-    k = class_index(label, classes)
-    named = [] if k is None else [m for m in labels if head_class(m, labels, classes) == k]
-    if named:
-        return named[0]
+    named = head_label(labels, label, classes)
+    if named is not None:
+        return named
     raise ConfigError(f"classifier labels {list(labels)} do not name the class {label!r} of {list(classes)}",
                       "set the probe's classes to the classifier's labels (--set PROBE.classes=[...])")
 
