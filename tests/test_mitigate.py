@@ -444,6 +444,25 @@ def test_without_a_defect_the_most_severe_supported_cause_is_fixed_first():
     assert _named_target(None, "r", LabelRepair, nodes, None, False).id == "D4"
 
 
+def test_one_cause_ranked_alike_on_two_defects_targets_the_one_failing_most():
+    """Identity terms, a MiniLM from the default user flow: one run-wide data_bias cause (black vs white) was
+    ranked alike on D5 ('elsewhere in bias.counterfactual', 18/176 failing) and D6 (the race slice, 8/12); auto
+    targeted D5 by order and its verdict read UNCHANGED while the slice it was about closed."""
+    from lmcritic.diagnose.defects import Defect
+    from lmcritic.diagnose.graph import DefectNode
+    from lmcritic.diagnose.hypotheses.base import CauseVerdict
+    from lmcritic.mitigate.choose import _ranked
+    from lmcritic.probes.base import Estimate
+
+    def node(i: int, rate: float, severity: str = "medium") -> DefectNode:
+        d = Defect(f"D{i}", "bias.counterfactual", "cf", "s", (), ("a",), ("a", "b"), Estimate(rate, 12, 0, 1))
+        return DefectNode(d, (CauseVerdict("data_bias", "supported", 0.62, "s", severity=severity),))
+
+    assert [n.defect.id for n, _ in _ranked([node(5, 0.10), node(6, 0.67)], lambda c: True)] == ["D6", "D5"]
+    assert [n.defect.id for n, _ in _ranked([node(5, 0.10, "high"), node(6, 0.67)], lambda c: True)] == ["D5", "D6"]
+    assert [n.defect.id for n, _ in _ranked([node(5, 0.5), node(6, 0.5)], lambda c: True)] == ["D5", "D6"]
+
+
 def test_content_free_prior_survives_an_input_the_backend_refuses(monkeypatch):
     """Zhao et al.'s empty string is refused by a fine-tuned classifier ("request 0 text is empty"); sent in one
     batch it sank the other content-free inputs and calibrate crashed (planted global noise, seed 6). Each is
