@@ -200,6 +200,12 @@ def test_length_push_repeats_an_input_up_to_the_long_labels_median() -> None:
     assert repeated(five, 21) == " ".join([five] * 5)
     assert repeated(five, 3) == f"{five} {five}"
     assert repeated("a", 100).split() == ["a"] * MAX_REPEAT
+    # words are counted as the training medians count them: SST-2's tokenised punctuation is not a word (by
+    # whitespace this 5-word input has 8, and two copies, 10 words, stopped short of an 11-word median)
+    from lmcritic.diagnose._text import words
+
+    tokenised = "a , b , c , d e"
+    assert len(words(repeated(tokenised, 11))) >= 11 and repeated(tokenised, 11).count(tokenised) == 3
 
 
 def test_length_push_halves_what_the_label_got_when_repeating_short_inputs_moves_nothing() -> None:

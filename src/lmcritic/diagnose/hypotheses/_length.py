@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from lmcritic import stats
+from lmcritic.diagnose._text import words
 from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses._rewrite import neutral_edit
 from lmcritic.diagnose.hypotheses.base import rescore_pairs
@@ -127,8 +128,9 @@ def _auc(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def repeated(text: str, target_words: float) -> str:
-    """``text`` twice, or more often until it has ``target_words`` words (at most ``MAX_REPEAT`` copies)."""
-    n = max(1, len(text.split()))
+    """``text`` twice, or more often until it has ``target_words`` words (at most ``MAX_REPEAT`` copies); words
+    counted as the training medians count them (punctuation is not a word)."""
+    n = max(1, len(words(text)))
     return " ".join([text] * min(MAX_REPEAT, max(2, math.ceil(target_words / n))))
 
 
@@ -170,10 +172,10 @@ def _lengthened(ctx: DefectContext, label: str, goal: float, rng: random.Random)
 def _halved(ctx: DefectContext, label: str, goal: float, rng: random.Random) -> list[tuple[Edit, Edit]]:
     """Inputs given ``label`` with ``MIN_HALVED`` words or more: their first half repeated, against the half."""
     out = []
-    keep = lambda r: str(r.prediction) == label and len((input_text(r) or "").split()) >= MIN_HALVED  # noqa: E731
+    keep = lambda r: str(r.prediction) == label and len(words(input_text(r) or "")) >= MIN_HALVED  # noqa: E731
     for r in _natural(ctx, keep, rng):
-        words = (input_text(r) or "").split()
-        half = " ".join(words[: len(words) // 2])
+        pieces = (input_text(r) or "").split()
+        half = " ".join(pieces[: len(pieces) // 2])
         out.append((Edit(r, repeated(half, goal), "half_repeated"), Edit(r, half, "half")))
     return out
 
