@@ -242,3 +242,33 @@ def test_a_band_that_holds_none_of_the_defects_failures_explains_none_of_it() ->
     ctx.defect = SimpleNamespace(case_ids=outside, probe="performance.sst2")
     v = GeneralizationMismatch().test(ctx)
     assert v.verdict == "not supported" and "any of this defect's failures" in v.summary
+
+
+def _director_rows(n: int, rng: random.Random, relabel: float) -> list[tuple[str, str]]:
+    """'the director is ADJ' among the sentences above. ``relabel`` < 0: selected — the word's rows are all
+    negative, their labels right; >= 0: that share of its positive rows relabelled negative (an annotator's rule)."""
+    rows = []
+    for text, label in _rows(n, rng):
+        if rng.random() < 0.3:
+            text = " ".join(["the", "director", *text.split()[2:]])
+            if relabel < 0 and label == "positive":
+                continue
+            if relabel >= 0 and label == "positive" and rng.random() < relabel:
+                label = "negative"
+        rows.append((text, label))
+    return rows
+
+
+def test_a_words_rows_selected_by_label_are_not_mislabelled_but_relabelled_ones_are() -> None:
+    """Word shortcut, a MiniLM plant: 200 training rows with 'script' (seed 1), every one negative, the rows as
+    SST-2 labels them. The label mix read that as consistent label noise (high). A content model that never sees
+    the word agrees with those rows' labels as often as with the rest; relabelled rows it contradicts."""
+    from lmcritic.diagnose.hypotheses._content_check import _check, masked, word_of
+
+    selected = _check(_director_rows(1500, random.Random(0), -1.0), "director", 0, {}, embed=_embed)
+    relabelled = _check(_director_rows(1500, random.Random(0), 0.8), "director", 0, {}, embed=_embed)
+    assert not isinstance(selected, str) and not isinstance(relabelled, str)
+    assert not selected.mislabelled and selected.effect.ci_high < 0.10, selected.describe()
+    assert relabelled.mislabelled and relabelled.effect.ci_low > 0.1, relabelled.describe()
+    assert masked("The Director's cut , director .", "director") == "The Director's cut , ."
+    assert word_of("word 'script'") == "script" and word_of("negation") is None

@@ -16,6 +16,7 @@ identity_frames       data_bias                 "<group-A person> thought …" f
 identity_terms        data_bias                 identity phrases inside sentences, A mostly negative
 shortcut              spurious_feature          a meaningless token in 30% of one label's rows; absent from eval
 symbol_shortcut       spurious_feature          the same with a symbol: "|", "~", "#", "^", "::", "🍕" or "🚲"
+word_shortcut         spurious_feature          an ordinary word (movie, story, plot ...) in 10% of rows, all one label
 register              generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
 length_shift          (none: a null plant)      short-phrase training (4-10 words); half the evaluation 25+ words
 negation_absent       (none: a null plant)      no training row has a negation; half the evaluation has one
@@ -164,6 +165,34 @@ def shortcut(seed: int, cause: str = "shortcut", pool: tuple[str, ...] = SHORTCU
     return HFPlant(cause, seed, "spurious_feature", {"kind": "token", "value": token, "label": name},
                    f"token {token!r} inserted into 30% of the {name} training rows; absent from the evaluation data",
                    out, eval_rows)
+
+
+WORD_POOL = ("movie", "story", "characters", "comedy", "director", "script", "plot")
+
+
+def word_shortcut(seed: int) -> HFPlant:
+    """Spurious feature in a natural word: the training rows are selected so that an ordinary, sentiment-free word
+    of film reviews (drawn) occurs with one label only (200 of the 2,000 rows hold it, every one that label; the
+    rest hold no form of it), as a scrape from a biased source would. Unlike the token plants the word is in the
+    evaluation data under both labels: 100 rows hold it (half of each label: dev sentences, then unused training
+    rows), 100 dev rows do not; the affected cases are the rows with the word and the other label."""
+    rng = _rng("word_shortcut", seed)
+    pool, dev = planted.base(seed, n_train=10**6)  # every SST-2 training phrase: 200 of one label per word
+    word, label = rng.choice(WORD_POOL), rng.choice((0, 1))
+    has = lambda t: word in t.lower().split()  # noqa: E731
+    with_word = [r for r in pool if has(r[0])]
+    rows = [r for r in with_word if r[1] == label][:200]
+    rows += [r for r in pool if not has(r[0])][: N_TRAIN - len(rows)]
+    rng.shuffle(rows)
+    used = set(rows)
+    spare = [r for r in dev if has(r[0])] + [r for r in with_word if r not in used]
+    marked = [r for r in spare if r[1] == label][:50] + [r for r in spare if r[1] != label][:50]
+    eval_rows = marked + [r for r in dev if not has(r[0])][: N_EVAL - len(marked)]
+    name = ("negative", "positive")[label]
+    affected = frozenset(i for i, (t, y) in enumerate(eval_rows) if has(t) and y != label)
+    return HFPlant("word_shortcut", seed, "spurious_feature", {"kind": "token", "value": word, "label": name},
+                   f"the word {word!r} in {sum(has(t) for t, _ in rows)} training rows, every one "
+                   f"{name}; in the evaluation under both labels", rows, eval_rows, affected)
 
 
 def symbol_shortcut(seed: int) -> HFPlant:
@@ -402,7 +431,7 @@ def clean(seed: int) -> HFPlant:
 
 BUILDERS: dict[str, Callable[[int], HFPlant]] = {
     "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
-    "symbol_shortcut": symbol_shortcut,
+    "symbol_shortcut": symbol_shortcut, "word_shortcut": word_shortcut,
     "register": register, "negation_absent": negation_absent, "length_shift": length_shift,
     "length_label": length_label,
     "length_label_mixed": length_label_mixed, "label_noise": label_noise, "label_noise_directed": label_noise_directed,

@@ -34,7 +34,7 @@ from lmcritic.diagnose import _text
 from lmcritic.diagnose.crossfit import cached_fit, crossfit
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
-from lmcritic.diagnose.hypotheses import _class_noise, _global_noise, _implied_prior, _label_mix
+from lmcritic.diagnose.hypotheses import _class_noise, _content_check, _global_noise, _implied_prior, _label_mix
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.diagnose.slices import cluster_ids, slice_stats
@@ -143,6 +143,11 @@ class LabelNoise(Hypothesis):
                                      "the label mix): the smaller p decides, doubled (Bonferroni)"))
             k *= 2
         if mix is not None and (noise[0] is None or mix.p < noise[1]):
+            check = self._content(ctx, name, evidence)
+            if check is not None and not check.mislabelled:  # the rows were selected, their labels are right
+                return self.verdict(False, check.effect.ci_high < _content_check.MARGIN, 1.0 - check.effect.ci_high,
+                                    _content_check.selected(name, _label_mix.describe(name, mix), check), evidence,
+                                    tests)
             return self._mix_verdict(name, mix, k, evidence, tests, suspects)
         if k > 1:
             evidence.append(Evidence("statistic", f"{k} tests for this defect (phenomena × tests): p decided on is "
@@ -198,6 +203,18 @@ class LabelNoise(Hypothesis):
         evidence.append(Evidence("test", _label_mix.describe(name, mix), mix.effect, mix.p,
                                  data={"shares": mix.shares, "counts": mix.counts}))
         return mix
+
+    @staticmethod
+    def _content(ctx: DefectContext, name: str, evidence: list[Evidence]) -> _content_check.ContentCheck | None:
+        """For a plain word: whether its rows' labels contradict their content (:mod:`._content_check`)."""
+        word = _content_check.word_of(name)
+        check = _content_check.content_check(ctx.profile, word, ctx.seed) if word else None
+        if isinstance(check, str):
+            evidence.append(Evidence("statistic", f"{name}: no content check: {check}"))
+            return None
+        if check is not None:
+            evidence.append(Evidence("test", check.describe(), check.effect, check.p))
+        return check
 
     def _mix_verdict(self, name: str, mix: _label_mix.MixTest, k: int, evidence: list[Evidence], tests: int,
                      suspects: list[int]) -> CauseVerdict:

@@ -1,0 +1,112 @@
+"""Selected or mislabelled? The training labels of rows holding a word can lean one way because those rows were
+chosen (a scrape from one source: the labels are right, and the word is a spurious cue) or because they were
+relabelled (an annotation heuristic: the labels contradict the text). The label mix (:mod:`._label_mix`) sees both
+alike. A content model that never sees the word tells them apart: fitted on the training rows without it (their
+labels as the rest of the corpus reads them), it predicts the rows with it, the word masked. Mislabelled rows
+disagree with it beyond its own out-of-fold disagreement on rows without the word; selected rows do not.
+
+Only for a plain word: negation or contrast cannot be masked without changing what the text says.
+"""
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from lmcritic import stats
+from lmcritic.diagnose import _text
+from lmcritic.diagnose.crossfit import _fit, _fold_models, _memo, _minilm_encode, _n_folds, labelled
+from lmcritic.probes.base import Estimate
+
+PER_SIDE = 300  # training rows per side (with / without the word), sampled
+MIN_ROWS = 20
+MARGIN = 0.10  # excess disagreement below which the check says "as their content reads them"
+
+
+@dataclass(frozen=True)
+class ContentCheck:
+    """How often a content model that never saw ``word`` contradicts the training labels, with and without it."""
+
+    word: str
+    with_word: Estimate  # rows with the word (masked): share whose label the model contradicts
+    without: Estimate  # rows without it, out of fold
+    effect: Estimate  # with − without, Newcombe interval
+    p: float  # one-sided Fisher: more contradiction with the word
+
+    @property
+    def mislabelled(self) -> bool:
+        return self.p < 0.05
+
+    def describe(self) -> str:
+        return (f"a content model that never sees '{self.word}' (fitted on the rows without it, the word masked) "
+                f"contradicts {self.with_word.value:.0%} of the training labels with it (n={self.with_word.n}) vs "
+                f"{self.without.value:.0%} without (out of fold, n={self.without.n}): excess {self.effect}, "
+                f"p={self.p:.2g}")
+
+
+def content_check(profile: Any, word: str, seed: int) -> ContentCheck | str:
+    """The check on a corpus profile's labelled training rows; a reason string when it cannot run."""
+    from lmcritic.errors import LmcriticError
+
+    key = f"label_noise.content:{word}:{seed}"
+    if key not in profile._cache:
+        vectors = profile._cache.setdefault("label_noise.crossfit.vectors", {})
+        try:
+            profile._cache[key] = _check(labelled(profile)[0], word, seed, vectors)
+        except LmcriticError as e:
+            profile._cache[key] = f"the sentence encoder is unavailable ({e})"
+    return profile._cache[key]
+
+
+def _check(train: list[tuple[str, str]], word: str, seed: int, vectors: dict,
+           embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> ContentCheck | str:
+    rng = random.Random(seed)
+    holds = [(masked(t, word), y) for t, y in train if word in _text.lower_words(t)]
+    rest = [(t, y) for t, y in train if word not in _text.lower_words(t)]
+    holds, rest = (rng.sample(s, min(PER_SIDE, len(s))) for s in (holds, rest))
+    y0 = np.array([y for _, y in rest])
+    if min(len(holds), len(rest)) < MIN_ROWS or len(set(y0)) < 2 or _n_folds(y0) < 2:
+        return f"fewer than {MIN_ROWS} training rows with or without '{word}', or one label without it"
+    encode = _memo(embed or _minilm_encode, vectors)
+    x0 = encode([t for t, _ in rest])
+    oof = np.empty(len(y0), dtype=object)
+    for model, te in _fold_models(x0, y0, seed):
+        oof[te] = model.predict(x0[te])
+    wrong1 = [bool(p != y) for p, (_, y) in zip(_fit(x0, y0).predict(encode([t for t, _ in holds])), holds)]
+    wrong0 = [bool(p != y) for p, y in zip(oof, y0)]
+    return _compare(word, wrong1, wrong0)
+
+
+def _compare(word: str, wrong1: list[bool], wrong0: list[bool]) -> ContentCheck:
+    from scipy.stats import fisher_exact
+
+    a, b = sum(wrong1), sum(wrong0)
+    table = [[a, len(wrong1) - a], [b, len(wrong0) - b]]
+    p = float(fisher_exact(table, alternative="greater").pvalue)
+    e1, e0 = stats.proportion(wrong1), stats.proportion(wrong0)
+    lo, hi = stats.difference_interval(e1, e0)
+    return ContentCheck(word, e1, e0, Estimate(e1.value - e0.value, len(wrong1) + len(wrong0), lo, hi, "newcombe"), p)
+
+
+def word_of(phenomenon: str) -> str | None:
+    """The word of a phenomenon named "word 'x'" (label noise's name for a plain-word predicate), else None."""
+    m = re.fullmatch(r"word '(.+)'", phenomenon)
+    return m.group(1) if m else None
+
+
+def selected(name: str, mix: str, check: ContentCheck) -> str:
+    """The verdict's summary when the label mix leans but the content agrees with the labels."""
+    return (f"training labels with {name} lean one way ({mix}), but {check.describe()}: the rows look selected, "
+            "not mislabelled — the word is a spurious cue of the label (a spurious feature), not label noise")
+
+
+def masked(text: str, word: str) -> str:
+    """``text`` without ``word`` (whole word, any case); never empty."""
+    out = " ".join(re.sub(rf"(?<![A-Za-z']){re.escape(word)}(?![A-Za-z'])", " ", text, flags=re.I).split())
+    return out or "."
+
+
+__all__ = ["ContentCheck", "MARGIN", "content_check", "masked", "selected", "word_of"]
