@@ -182,6 +182,22 @@ def cached_fit(profile: Any, key: str, fit: Callable[..., Any]) -> Any:
     return profile._cache[key]
 
 
+def encoder(vectors: dict[str, np.ndarray], embed: Embed | None = None) -> Callable[[list[str]], np.ndarray]:
+    """The sentence encoder (MiniLM unless ``embed``) through ``vectors``, a text -> embedding memo."""
+    return _memo(embed or _minilm_encode, vectors)
+
+
+def fit_apart(x: np.ndarray, y: np.ndarray, x_other: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Out-of-fold predictions of the rows ``x`` (labels ``y``), and a model fitted on all of them predicting
+    ``x_other``, rows it never saw; None when a label has fewer rows than two folds need."""
+    if _n_folds(y) < 2:
+        return None
+    oof = np.empty(len(y), dtype=object)
+    for model, te in _fold_models(x, y, seed):
+        oof[te] = model.predict(x[te])
+    return oof, _fit(x, y).predict(x_other)
+
+
 def _memo(encode: Embed, vectors: dict[str, np.ndarray]) -> Callable[[list[str]], np.ndarray]:
     """``encode`` through ``vectors``: only texts not seen before are encoded (in one call, in order)."""
     def run(texts: list[str]) -> np.ndarray:

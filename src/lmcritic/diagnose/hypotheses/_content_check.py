@@ -12,13 +12,13 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from lmcritic import stats
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.crossfit import _fit, _fold_models, _memo, _minilm_encode, _n_folds, labelled
+from lmcritic.diagnose.crossfit import Embed, encoder, fit_apart, labelled
 from lmcritic.probes.base import Estimate
 
 PER_SIDE = 300  # training rows per side (with / without the word), sampled
@@ -62,22 +62,20 @@ def content_check(profile: Any, word: str, seed: int) -> ContentCheck | str:
 
 
 def _check(train: list[tuple[str, str]], word: str, seed: int, vectors: dict,
-           embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> ContentCheck | str:
+           embed: Embed | None = None) -> ContentCheck | str:
     rng = random.Random(seed)
     holds = [(masked(t, word), y) for t, y in train if word in _text.lower_words(t)]
     rest = [(t, y) for t, y in train if word not in _text.lower_words(t)]
     holds, rest = (rng.sample(s, min(PER_SIDE, len(s))) for s in (holds, rest))
     y0 = np.array([y for _, y in rest])
-    if min(len(holds), len(rest)) < MIN_ROWS or len(set(y0)) < 2 or _n_folds(y0) < 2:
-        return f"fewer than {MIN_ROWS} training rows with or without '{word}', or one label without it"
-    encode = _memo(embed or _minilm_encode, vectors)
-    x0 = encode([t for t, _ in rest])
-    oof = np.empty(len(y0), dtype=object)
-    for model, te in _fold_models(x0, y0, seed):
-        oof[te] = model.predict(x0[te])
-    wrong1 = [bool(p != y) for p, (_, y) in zip(_fit(x0, y0).predict(encode([t for t, _ in holds])), holds)]
-    wrong0 = [bool(p != y) for p, y in zip(oof, y0)]
-    return _compare(word, wrong1, wrong0)
+    encode = encoder(vectors, embed)
+    fitted = fit_apart(encode([t for t, _ in rest]), y0, encode([t for t, _ in holds]), seed) \
+        if min(len(holds), len(rest)) >= MIN_ROWS and len(set(y0)) > 1 else None
+    if fitted is None:
+        return f"fewer than {MIN_ROWS} training rows with or without '{word}', or too few of a label without it"
+    oof, on_holds = fitted
+    wrong1 = [bool(p != y) for p, (_, y) in zip(on_holds, holds)]
+    return _compare(word, wrong1, [bool(p != y) for p, y in zip(oof, y0)])
 
 
 def _compare(word: str, wrong1: list[bool], wrong0: list[bool]) -> ContentCheck:
