@@ -184,15 +184,21 @@ def word_shortcut(seed: int) -> HFPlant:
     rows = [r for r in with_word if r[1] == label][:200]
     rows += [r for r in pool if not has(r[0])][: N_TRAIN - len(rows)]
     rng.shuffle(rows)
-    used = set(rows)
-    spare = [r for r in dev if has(r[0])] + [r for r in with_word if r not in used]
+    seen = {_key(t) for t, _ in rows}  # SST-2 holds near-copies of a phrase (a final "."): none may be evaluated
+    chosen = set(rows)
+    spare = [r for r in dev + [r for r in with_word if r not in chosen] if has(r[0]) and _key(r[0]) not in seen]
     marked = [r for r in spare if r[1] == label][:50] + [r for r in spare if r[1] != label][:50]
-    eval_rows = marked + [r for r in dev if not has(r[0])][: N_EVAL - len(marked)]
+    eval_rows = marked + [r for r in dev if not has(r[0]) and _key(r[0]) not in seen][: N_EVAL - len(marked)]
     name = ("negative", "positive")[label]
     affected = frozenset(i for i, (t, y) in enumerate(eval_rows) if has(t) and y != label)
     return HFPlant("word_shortcut", seed, "spurious_feature", {"kind": "token", "value": word, "label": name},
                    f"the word {word!r} in {sum(has(t) for t, _ in rows)} training rows, every one "
                    f"{name}; in the evaluation under both labels", rows, eval_rows, affected)
+
+
+def _key(text: str) -> str:
+    """A text as the contamination check compares it: lower case, words and numbers only."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def symbol_shortcut(seed: int) -> HFPlant:
