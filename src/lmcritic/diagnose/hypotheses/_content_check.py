@@ -64,9 +64,11 @@ def content_check(profile: Any, word: str, seed: int) -> ContentCheck | str:
 def _check(train: list[tuple[str, str]], word: str, seed: int, vectors: dict,
            embed: Embed | None = None) -> ContentCheck | str:
     rng = random.Random(seed)
-    holds = [(masked(t, word), y) for t, y in train if word in _text.lower_words(t)]
-    rest = [(t, y) for t, y in train if word not in _text.lower_words(t)]
-    holds, rest = (rng.sample(s, min(PER_SIDE, len(s))) for s in (holds, rest))
+    sides: dict[bool, list[tuple[str, str]]] = {True: [], False: []}
+    for t, y in train:
+        sides[word in _text.lower_words(t)].append((t, y))
+    holds, rest = (rng.sample(s, min(PER_SIDE, len(s))) for s in (sides[True], sides[False]))
+    holds = [(masked(t, word), y) for t, y in holds]
     y0 = np.array([y for _, y in rest])
     encode = encoder(vectors, embed)
     fitted = fit_apart(encode([t for t, _ in rest]), y0, encode([t for t, _ in holds]), seed) \
