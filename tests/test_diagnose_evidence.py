@@ -355,8 +355,8 @@ def test_label_noise_tests_a_phenomenon_the_failures_lean_to_without_significanc
                                for p in passed], table=SimpleNamespace(columns=cols, clusters=None))
 
     # 23% vs 18% failures (Fisher p ~ 0.24): tested, the difference in differences decides
-    [(name, has)] = _phenomena(ctx(23, 18))
-    assert name == "negation" and has("it is n't good") and not has("it is good")
+    [(name, has, word)] = _phenomena(ctx(23, 18))
+    assert name == "negation" and has("it is n't good") and not has("it is good") and word is None
     # failures no more frequent with negation (and contrast evenly spread): nothing to test
     assert _phenomena(ctx(15, 20)) == []
 

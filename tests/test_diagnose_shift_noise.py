@@ -206,7 +206,7 @@ def test_label_noise_tests_every_phenomenon_the_failures_lean_to(monkeypatch) ->
             "contrast": ["yes" if i % 5 == 0 or i % 7 == 0 else "no" for i in range(n)]}
     ctx.defect = SimpleNamespace(predicates=(), id="D1")
     ctx.records, ctx.table = ctx.eval_records, SimpleNamespace(columns=cols, clusters=None)
-    assert [name for name, _ in label_noise._phenomena(ctx)] == ["contrast", "negation"]
+    assert [ph.name for ph in label_noise._phenomena(ctx)] == ["contrast", "negation"]
     v = label_noise.LabelNoise().test(ctx)
     corpus_test = [e for e in v.evidence if e.kind == "test"][1]
     assert v.verdict == "supported" and v.culprit is not None and v.culprit.value == "negation"
@@ -263,7 +263,7 @@ def test_a_words_rows_selected_by_label_are_not_mislabelled_but_relabelled_ones_
     """Word shortcut, a MiniLM plant: 200 training rows with 'script' (seed 1), every one negative, the rows as
     SST-2 labels them. The label mix read that as consistent label noise (high). A content model that never sees
     the word agrees with those rows' labels as often as with the rest; relabelled rows it contradicts."""
-    from lmcritic.diagnose.hypotheses._content_check import _check, masked, word_of
+    from lmcritic.diagnose.hypotheses._content_check import _check, masked
 
     selected = _check(_director_rows(1500, random.Random(0), -1.0), "director", 0, {}, embed=_embed)
     relabelled = _check(_director_rows(1500, random.Random(0), 0.8), "director", 0, {}, embed=_embed)
@@ -271,4 +271,20 @@ def test_a_words_rows_selected_by_label_are_not_mislabelled_but_relabelled_ones_
     assert not selected.mislabelled and selected.effect.ci_high < 0.10, selected.describe()
     assert relabelled.mislabelled and relabelled.effect.ci_low > 0.1, relabelled.describe()
     assert masked("The Director's cut , director .", "director") == "The Director's cut , ."
-    assert word_of("word 'script'") == "script" and word_of("negation") is None
+    assert masked("The director's cut , director .", "director's") == "The cut , director ."
+
+
+def test_a_word_with_an_apostrophe_gets_its_content_check(monkeypatch) -> None:
+    """The content check took its word back out of the display name ``word 'x'``; ``director's`` displays as
+    ``word "director's"`` and was never checked, so a selected word kept the label-mix verdict. The word now
+    travels with the phenomenon."""
+    from lmcritic.diagnose.hypotheses import _content_check, label_noise
+
+    ctx = SimpleNamespace(defect=SimpleNamespace(predicates=(("word:director's", "yes"),)), profile=None, seed=3)
+    [ph] = label_noise._phenomena(ctx)
+    assert ph.name == "word \"director's\"" and ph.word == "director's" and ph.has("the director's cut")
+    asked: list[str] = []
+    monkeypatch.setattr(_content_check, "content_check", lambda profile, word, seed: asked.append(word) or "no")
+    evidence: list = []
+    assert label_noise.LabelNoise._content(ctx, ph, evidence) is None
+    assert asked == ["director's"] and "no content check" in evidence[0].summary

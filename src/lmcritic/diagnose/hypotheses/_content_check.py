@@ -91,12 +91,6 @@ def _compare(word: str, wrong1: list[bool], wrong0: list[bool]) -> ContentCheck:
     return ContentCheck(word, e1, e0, Estimate(e1.value - e0.value, len(wrong1) + len(wrong0), lo, hi, "newcombe"), p)
 
 
-def word_of(phenomenon: str) -> str | None:
-    """The word of a phenomenon named "word 'x'" (label noise's name for a plain-word predicate), else None."""
-    m = re.fullmatch(r"word '(.+)'", phenomenon)
-    return m.group(1) if m else None
-
-
 def selected(name: str, mix: str, check: ContentCheck) -> str:
     """The verdict's summary when the label mix leans but the content agrees with the labels."""
     return (f"training labels with {name} lean one way ({mix}), but {check.describe()}: the rows look selected, "
@@ -109,4 +103,4 @@ def masked(text: str, word: str) -> str:
     return out or "."
 
 
-__all__ = ["ContentCheck", "MARGIN", "content_check", "masked", "selected", "word_of"]
+__all__ = ["ContentCheck", "MARGIN", "content_check", "masked", "selected"]

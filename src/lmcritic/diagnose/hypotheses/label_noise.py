@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -47,6 +47,15 @@ PHENOMENA = ("negation", "contrast")
 N_BOOT = 2000
 
 
+class Phenomenon(NamedTuple):
+    """A text phenomenon tested for label noise: its display name, its predicate and, for a plain word, the word
+    (the content check masks it; reading it back from the display name lost words with an apostrophe)."""
+
+    name: str
+    has: Callable[[str], bool]
+    word: str | None = None
+
+
 class LabelNoise(Hypothesis):
     name = "label_noise"
     title = "label noise"
@@ -60,7 +69,7 @@ class LabelNoise(Hypothesis):
         candidates = _phenomena(ctx)
         if not candidates:
             return self.verdict(False, True, 0.0, "no text phenomenon on which the failures are more frequent", [])
-        verdicts = [self._phenomenon_test(ctx, name, has, len(candidates)) for name, has in candidates]
+        verdicts = [self._phenomenon_test(ctx, ph, len(candidates)) for ph in candidates]
         return max(verdicts, key=lambda v: (v.verdict == "supported", v.corroboration,
                                             -(v.p_value if v.p_value is not None else 2.0)))
 
@@ -122,8 +131,9 @@ class LabelNoise(Hypothesis):
         return self.conclude(t.rate or t.did, min(1.0, t.p * m), threshold=THRESHOLD, independent=True,
                              interventional=False, summary=summary, evidence=evidence, tests=tests, culprit=culprit)
 
-    def _phenomenon_test(self, ctx: DefectContext, name: str, has: Callable[[str], bool], k: int) -> CauseVerdict:
+    def _phenomenon_test(self, ctx: DefectContext, ph: Phenomenon, k: int) -> CauseVerdict:
         """One phenomenon's test; its p-value is multiplied by ``k``, the number of phenomena tested."""
+        name, has = ph.name, ph.has
         train = _train_sample(ctx, has)
         if min(len(train[True]), len(train[False])) < 20:
             return self.verdict(False, False, 0.0, f"too few training rows with/without {name}", [])
@@ -143,7 +153,7 @@ class LabelNoise(Hypothesis):
                                      "the label mix): the smaller p decides, doubled (Bonferroni)"))
             k *= 2
         if mix is not None and (noise[0] is None or mix.p < noise[1]):
-            check = self._content(ctx, name, evidence)
+            check = self._content(ctx, ph, evidence)
             if check is not None and not check.mislabelled:  # the rows were selected, their labels are right
                 return self.verdict(False, check.effect.ci_high < _content_check.MARGIN, 1.0 - check.effect.ci_high,
                                     _content_check.selected(name, _label_mix.describe(name, mix), check), evidence,
@@ -205,12 +215,11 @@ class LabelNoise(Hypothesis):
         return mix
 
     @staticmethod
-    def _content(ctx: DefectContext, name: str, evidence: list[Evidence]) -> _content_check.ContentCheck | None:
+    def _content(ctx: DefectContext, ph: Phenomenon, evidence: list[Evidence]) -> _content_check.ContentCheck | None:
         """For a plain word: whether its rows' labels contradict their content (:mod:`._content_check`)."""
-        word = _content_check.word_of(name)
-        check = _content_check.content_check(ctx.profile, word, ctx.seed) if word else None
+        check = _content_check.content_check(ctx.profile, ph.word, ctx.seed) if ph.word else None
         if isinstance(check, str):
-            evidence.append(Evidence("statistic", f"{name}: no content check: {check}"))
+            evidence.append(Evidence("statistic", f"{ph.name}: no content check: {check}"))
             return None
         if check is not None:
             evidence.append(Evidence("test", check.describe(), check.effect, check.p))
@@ -301,7 +310,7 @@ def noise_defect(eval_key: str, records: Sequence[Record], defect_id: str) -> De
                   stats.proportion([r.passed is False for r in judged]))
 
 
-def _phenomena(ctx: DefectContext) -> list[tuple[str, Callable[[str], bool]]]:
+def _phenomena(ctx: DefectContext) -> list[Phenomenon]:
     """The defect's text predicate, else every text feature on which the probe's failures are over-represented
     (failure rate higher with it than without), the most significant by Fisher first. Significance is not required:
     noisy training labels of a phenomenon need not make a 200-case evaluation fail much more often on it (41%
@@ -310,10 +319,11 @@ def _phenomena(ctx: DefectContext) -> list[tuple[str, Callable[[str], bool]]]:
     predicts is the test that decides."""
     for f, v in ctx.defect.predicates:
         if f in PHENOMENA and v == "yes":
-            return [(f, _feature(f))]
+            return [Phenomenon(f, _feature(f))]
         if f.startswith("word:") and v == "yes":
             kind = _word_phenomenon(f[5:])  # "but" is contrast, "not" negation: test the whole phenomenon
-            return [(kind, _feature(kind)) if kind else (f"word {f[5:]!r}", _has_word(f[5:]))]
+            return [Phenomenon(kind, _feature(kind)) if kind else
+                    Phenomenon(f"word {f[5:]!r}", _has_word(f[5:]), f[5:])]
     err = np.array([r.passed is False for r in ctx.records])
     found = []
     for f in PHENOMENA:
@@ -323,7 +333,7 @@ def _phenomena(ctx: DefectContext) -> list[tuple[str, Callable[[str], bool]]]:
         s = slice_stats(((f, "yes"),), np.asarray(col) == "yes", err, clusters=cluster_ids(ctx.table.clusters))
         if s.risk_ratio > 1:
             found.append((s.p_value, f))
-    return [(f, _feature(f)) for _, f in sorted(found)]
+    return [Phenomenon(f, _feature(f)) for _, f in sorted(found)]
 
 
 def _has_word(word: str) -> Callable[[str], bool]:
