@@ -82,3 +82,40 @@ def test_evaluated_texts_the_model_reads_worse_are_not_noise() -> None:
     t = _run(_fit(0.5, 0.0, 0.5, eval_pos_read=0.55))
     assert isinstance(t, PriorTest) and t.p > 0.05
     assert t.shares["neg"][1] - t.shares["neg"][2] > 0.15  # statistic 1 alone fires
+
+
+def _cue_fit(seed: int = 0, n: int = 2000, n_eval: int = 300) -> tuple[CorpusFit, SimpleNamespace]:
+    """Labels all right. A word 'zz' selected into 30 % of the training rows, every one positive (the corpus model
+    learns it); half the evaluated texts hold it under both labels and are read positive. The rest of the corpus
+    is harder to read than the evaluated texts (75 % vs 85 %: short phrases against dev sentences)."""
+    rng = np.random.default_rng(seed)
+    cue = rng.random(n) < 0.3
+    y = np.where(cue | (rng.random(n) < 0.5), "pos", "neg")
+    pred = np.where(cue | (rng.random(n) < 0.75), y, np.where(y == "pos", "neg", "pos"))
+    texts = tuple(f"t{i} zz" if c else f"t{i}" for i, c in enumerate(cue))
+    e_cue, gold = rng.random(n_eval) < 0.5, np.where(rng.random(n_eval) < 0.5, "pos", "neg")
+    read = np.where(e_cue, "pos", _read(gold, rng))
+    votes = np.stack([read == "neg", read == "pos"], axis=1).astype(float)
+    cf = CorpusFit(((pred == y).astype(float), np.full(n, 0.9)), ((read == gold).astype(float), np.full(n_eval, 0.9)),
+                   labels=(y, gold), texts=texts, predicted=pred, eval_votes=votes, balanced=pred, weights=np.ones(n))
+    eval_texts = [f"e{i} zz" if c else f"e{i}" for i, c in enumerate(e_cue)]
+    profile = SimpleNamespace(_cache={"label_noise.crossfit_all:0": cf}, corpus=SimpleNamespace(texts=list(texts)),
+                              labels=list(y), eval_texts=eval_texts, eval_labels=list(gold))
+    return cf, profile
+
+
+def test_a_confirmed_shortcut_token_is_left_out_of_the_label_share_test() -> None:
+    """The selected word breaks the label-shift assumption: it inflates the positives the corpus rule implies
+    (statistic 1) and lowers the error on gold positives (statistic 2), so labels that are right read as noise.
+    Once the diagnosis has confirmed the token by insertion, its rows and texts are left out, and the rest shows
+    no noise."""
+    _, profile = _cue_fit()
+    blind = prior_test(SimpleNamespace(seed=0, profile=profile))
+    assert isinstance(blind, PriorTest) and blind.label == "pos" and blind.p < 0.05 and not blind.left_out
+    confirmed = SimpleNamespace(token=SimpleNamespace(token="zz"), p_value=1e-4, effect=SimpleNamespace(value=0.3))
+    t = prior_test(SimpleNamespace(seed=0, profile=profile, token_tests=[confirmed]))
+    assert isinstance(t, PriorTest) and t.p > 0.05, t.describe()
+    assert "holding 'zz'" in t.left_out and t.left_out in t.describe() and t.did.n < 200
+    unconfirmed = SimpleNamespace(token=SimpleNamespace(token="zz"), p_value=0.3, effect=SimpleNamespace(value=0.3))
+    same = prior_test(SimpleNamespace(seed=0, profile=profile, token_tests=[unconfirmed]))
+    assert isinstance(same, PriorTest) and same.p == blind.p

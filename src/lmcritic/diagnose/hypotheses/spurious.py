@@ -18,7 +18,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from lmcritic import stats
 from lmcritic.diagnose import _text
@@ -129,7 +129,7 @@ class SpuriousFeature(Hypothesis):
 
     def _candidate(self, ctx: DefectContext, failing) -> tuple[str | None, str, int]:
         words = [set(_text.tokens(input_text(r) or "")) for r in failing]
-        confirmed = [t.token.token for t in ctx.token_tests if (t.p_value or 1) < 0.05]
+        confirmed = confirmed_tokens(ctx.token_tests)
         hit = max(confirmed, key=lambda w: sum(w in ws for ws in words), default=None)
         if hit and sum(hit in ws for ws in words) >= 2:
             return hit, "confirmed by insertion on held-out inputs", 0
@@ -221,6 +221,11 @@ def token_verdict(t: TokenTest) -> CauseVerdict:
         summary=f"shortcut token {tok.token!r} → {tok.label!r}: inserting it flips {t.flips} of held-out inputs "
         f"vs {t.control} for a control token", tests=2 * t.flips.n, culprit=culprit)
     return replace(v, corroboration=2)  # the corpus association and the insertion test
+
+
+def confirmed_tokens(tests: Sequence[TokenTest]) -> list[str]:
+    """The corpus-found tokens whose insertion into held-out inputs pushes predictions toward their label."""
+    return [t.token.token for t in tests if (t.p_value or 1) < 0.05 and t.effect.value > 0]
 
 
 def token_defect(t: TokenTest, eval_key: str, defect_id: str) -> Defect:
