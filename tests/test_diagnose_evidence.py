@@ -537,3 +537,22 @@ def test_class_conditional_noise_names_the_label_whose_rows_hold_other_classes()
     # (without this check it called label noise on 7 of the 18 planted SST-2 models, none with it in their labels)
     apart = run(replace(fit(0.37), domain=(0.74, 4e-39)))
     assert isinstance(apart, str) and "not a sample of the training corpus" in apart and "AUC 0.74" in apart
+
+
+def test_label_noise_also_tests_the_confirmed_shortcut_words_of_the_failures() -> None:
+    """A word the model reads as a label was learnt from selected rows or relabelled ones: label noise must be
+    tested on it even when its failures make no slice (held-out plant word_noise: "no text phenomenon"). Symbols,
+    negation words, unconfirmed tokens and words in a single failure are not phenomena."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose.hypotheses._phenomena import phenomena
+
+    def token(word: str, p: float = 1e-4) -> SimpleNamespace:
+        return SimpleNamespace(token=SimpleNamespace(token=word), p_value=p, effect=SimpleNamespace(value=0.3))
+
+    failing = [SimpleNamespace(text=t) for t in ("the plot ^ is not rare", "a plot ^ , not good", "story story")]
+    ctx = SimpleNamespace(defect=SimpleNamespace(predicates=()), records=[], failing=lambda: failing,
+                          table=SimpleNamespace(columns={}, clusters=None),
+                          token_tests=[token("plot"), token("^"), token("not"), token("rare"), token("story", 0.2)])
+    [ph] = phenomena(ctx)
+    assert (ph.name, ph.word) == ("word 'plot'", "plot") and ph.has("the Plot thickens") and not ph.has("plotted")

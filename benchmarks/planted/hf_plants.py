@@ -17,6 +17,7 @@ identity_terms        data_bias                 identity phrases inside sentence
 shortcut              spurious_feature          a meaningless token in 30% of one label's rows; absent from eval
 symbol_shortcut       spurious_feature          the same with a symbol: "|", "~", "#", "^", "::", "🍕" or "🚲"
 word_shortcut         spurious_feature          an ordinary word (movie, story, plot ...) in 10% of rows, all one label
+word_noise            label_noise               80% of one label's rows with an ordinary word relabelled the other
 register              generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
 length_shift          (none: a null plant)      short-phrase training (4-10 words); half the evaluation 25+ words
 negation_absent       (none: a null plant)      no training row has a negation; half the evaluation has one
@@ -184,16 +185,51 @@ def word_shortcut(seed: int) -> HFPlant:
     rows = [r for r in with_word if r[1] == label][:200]
     rows += [r for r in pool if not has(r[0])][: N_TRAIN - len(rows)]
     rng.shuffle(rows)
+    eval_rows, affected = _word_eval(rows, with_word, dev, has, label)
+    name = ("negative", "positive")[label]
+    return HFPlant("word_shortcut", seed, "spurious_feature", {"kind": "token", "value": word, "label": name},
+                   f"the word {word!r} in {sum(has(t) for t, _ in rows)} training rows, every one "
+                   f"{name}; in the evaluation under both labels", rows, eval_rows, affected)
+
+
+def word_noise(seed: int) -> HFPlant:
+    """Label noise on a natural word (an annotation heuristic: "mentions the director, so it is a rave"): 200
+    training rows hold an ordinary film word (drawn), in SST-2's own label mix, and 80 % of those of one label are
+    relabelled the other; the rest of the 2,000 rows hold no form of it, labels right. The evaluation is built as
+    word_shortcut's (100 rows with the word, half of each label, no near-copy of a training row; 100 dev rows
+    without it); the affected cases are the rows with the word whose gold label the heuristic overwrote.
+    word_shortcut's twin: there the word's rows were selected (labels right), here they are relabelled (labels
+    wrong); the model learns the word as a cue either way, and the diagnosis must say which. Held out: written
+    after the diagnosis, not tuned for."""
+    rng = _rng("word_noise", seed)
+    pool, dev = planted.base(seed, n_train=10**6)
+    word, wrong = rng.choice(WORD_POOL), rng.choice((0, 1))  # rows of the other label get ``wrong``
+    has = lambda t: word in t.lower().split()  # noqa: E731
+    with_word = [r for r in pool if has(r[0])]
+    rng.shuffle(with_word)
+    chosen = with_word[:200]
+    rows = chosen + [r for r in pool if not has(r[0])][: N_TRAIN - len(chosen)]
+    rng.shuffle(rows)
+    eval_rows, affected = _word_eval(rows, with_word, dev, has, wrong)
+    noisy = [(t, wrong) if has(t) and y != wrong and rng.random() < 0.8 else (t, y) for t, y in rows]
+    flipped = sum(a != b for a, b in zip(rows, noisy))
+    label, other = ("negative", "positive")[wrong], ("negative", "positive")[1 - wrong]
+    return HFPlant("word_noise", seed, "label_noise", {"kind": "label_noise", "value": f"word {word!r}",
+                   "label": label}, f"{flipped} of the {sum(has(t) and y != wrong for t, y in rows)} {other} "
+                   f"training rows with the word {word!r} relabelled {label}", noisy, eval_rows, affected,
+                   info={"flipped": flipped})
+
+
+def _word_eval(rows: list[Row], with_word: list[Row], dev: list[Row], has: Callable[[str], bool],
+               label: int) -> tuple[list[Row], frozenset[int]]:
+    """100 rows with the word (50 of each label: dev sentences, then training phrases not used) and 100 dev rows
+    without it, none a near-copy of a training row; the affected ones hold the word and not ``label``."""
     seen = {_key(t) for t, _ in rows}  # SST-2 holds near-copies of a phrase (a final "."): none may be evaluated
     chosen = set(rows)
     spare = [r for r in dev + [r for r in with_word if r not in chosen] if has(r[0]) and _key(r[0]) not in seen]
     marked = [r for r in spare if r[1] == label][:50] + [r for r in spare if r[1] != label][:50]
     eval_rows = marked + [r for r in dev if not has(r[0]) and _key(r[0]) not in seen][: N_EVAL - len(marked)]
-    name = ("negative", "positive")[label]
-    affected = frozenset(i for i, (t, y) in enumerate(eval_rows) if has(t) and y != label)
-    return HFPlant("word_shortcut", seed, "spurious_feature", {"kind": "token", "value": word, "label": name},
-                   f"the word {word!r} in {sum(has(t) for t, _ in rows)} training rows, every one "
-                   f"{name}; in the evaluation under both labels", rows, eval_rows, affected)
+    return eval_rows, frozenset(i for i, (t, y) in enumerate(eval_rows) if has(t) and y != label)
 
 
 def _key(text: str) -> str:
@@ -437,7 +473,7 @@ def clean(seed: int) -> HFPlant:
 
 BUILDERS: dict[str, Callable[[int], HFPlant]] = {
     "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
-    "symbol_shortcut": symbol_shortcut, "word_shortcut": word_shortcut,
+    "symbol_shortcut": symbol_shortcut, "word_shortcut": word_shortcut, "word_noise": word_noise,
     "register": register, "negation_absent": negation_absent, "length_shift": length_shift,
     "length_label": length_label,
     "length_label_mixed": length_label_mixed, "label_noise": label_noise, "label_noise_directed": label_noise_directed,

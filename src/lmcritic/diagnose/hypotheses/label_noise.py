@@ -1,8 +1,9 @@
 """Label noise: the training labels of one phenomenon (negation, contrast, a word, ...) are inconsistent.
 
 The phenomenon is the defect's text predicate (``negation=yes``, ``word:but=yes``), else each text feature on
-which the probe's failures are more frequent, tested in turn (Bonferroni over them) and the best-evidenced kept:
-where failures concentrate most is not always where the labels are noisy. Noisy labels are the ones a model
+which the probe's failures are more frequent and each word confirmed as a shortcut token that recurs in them
+(:mod:`._phenomena`), tested in turn (Bonferroni over them) and the best-evidenced kept: where failures
+concentrate most is not always where the labels are noisy. Noisy labels are the ones a model
 cannot fit (the idea behind confident learning): the model is asked about a sample of its own training rows,
 with and without the phenomenon, and its disagreement with their labels is compared with its error on held-out
 evaluated texts of the same two kinds. Clean labels are fit better than unseen data is predicted, even on a hard
@@ -25,35 +26,25 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from lmcritic import stats
-from lmcritic.diagnose import _text
 from lmcritic.diagnose.crossfit import cached_fit, crossfit
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses import _class_noise, _content_check, _global_noise, _implied_prior, _label_mix
+from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+from lmcritic.diagnose.hypotheses._phenomena import phenomena as _phenomena
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis
 from lmcritic.diagnose.rescore import Edit
-from lmcritic.diagnose.slices import cluster_ids, slice_stats
 from lmcritic.probes.base import Estimate, Record
 
 SAMPLE = 200  # training rows asked about, per side
 MIN_ASKED = 20  # answered training rows per side below which the model-side test is not run
 THRESHOLD = 0.05
-PHENOMENA = ("negation", "contrast")
 N_BOOT = 2000
-
-
-class Phenomenon(NamedTuple):
-    """A text phenomenon tested for label noise: its display name, its predicate and, for a plain word, the word
-    (the content check masks it; reading it back from the display name lost words with an apostrophe)."""
-
-    name: str
-    has: Callable[[str], bool]
-    word: str | None = None
 
 
 class LabelNoise(Hypothesis):
@@ -308,50 +299,6 @@ def noise_defect(eval_key: str, records: Sequence[Record], defect_id: str) -> De
     return Defect(defect_id, "train corpus", eval_key, "training labels against the evaluated gold labels", (),
                   tuple(r.case_id for r in judged if r.passed is False), tuple(r.case_id for r in judged),
                   stats.proportion([r.passed is False for r in judged]))
-
-
-def _phenomena(ctx: DefectContext) -> list[Phenomenon]:
-    """The defect's text predicate, else every text feature on which the probe's failures are over-represented
-    (failure rate higher with it than without), the most significant by Fisher first. Significance is not required:
-    noisy training labels of a phenomenon need not make a 200-case evaluation fail much more often on it (41%
-    flipped negation labels moved held-out error only from 18% to 23% on a fine-tuned MiniLM), and this choice
-    only picks what to test — the model contradicting its training labels of it more than its held-out error
-    predicts is the test that decides."""
-    for f, v in ctx.defect.predicates:
-        if f in PHENOMENA and v == "yes":
-            return [Phenomenon(f, _feature(f))]
-        if f.startswith("word:") and v == "yes":
-            kind = _word_phenomenon(f[5:])  # "but" is contrast, "not" negation: test the whole phenomenon
-            return [Phenomenon(kind, _feature(kind)) if kind else
-                    Phenomenon(f"word {f[5:]!r}", _has_word(f[5:]), f[5:])]
-    err = np.array([r.passed is False for r in ctx.records])
-    found = []
-    for f in PHENOMENA:
-        col = ctx.table.columns.get(f)
-        if col is None:
-            continue
-        s = slice_stats(((f, "yes"),), np.asarray(col) == "yes", err, clusters=cluster_ids(ctx.table.clusters))
-        if s.risk_ratio > 1:
-            found.append((s.p_value, f))
-    return [Phenomenon(f, _feature(f)) for _, f in sorted(found)]
-
-
-def _has_word(word: str) -> Callable[[str], bool]:
-    return lambda t: word in _text.lower_words(t)
-
-
-def _word_phenomenon(word: str) -> str | None:
-    if word in _text.CONTRAST:
-        return "contrast"
-    if word in _text.NEGATIONS or word.endswith("n't"):
-        return "negation"
-    return None
-
-
-def _feature(name: str) -> Callable[[str], bool]:
-    from lmcritic.diagnose.profile import text_feature
-
-    return lambda t: text_feature(name, t) == "yes"
 
 
 def _train_sample(ctx: DefectContext, has: Callable[[str], bool]) -> dict[bool, list[tuple[int, str, str]]]:

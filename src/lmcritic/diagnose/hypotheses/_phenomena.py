@@ -1,0 +1,86 @@
+"""The text phenomena a defect's label noise is tested on: the defect's own predicate (negation, contrast, a word),
+else each phenomenon its failures lean to, and the words this diagnosis confirmed as shortcut tokens."""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from lmcritic.diagnose import _text
+from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses.base import DefectContext
+from lmcritic.diagnose.slices import cluster_ids, slice_stats
+
+PHENOMENA = ("negation", "contrast")
+
+
+class Phenomenon(NamedTuple):
+    """A text phenomenon tested for label noise: its display name, its predicate and, for a plain word, the word
+    (the content check masks it; reading it back from the display name lost words with an apostrophe)."""
+
+    name: str
+    has: Callable[[str], bool]
+    word: str | None = None
+
+
+def phenomena(ctx: DefectContext) -> list[Phenomenon]:
+    """The defect's text predicate, else every text feature on which the probe's failures are over-represented
+    (failure rate higher with it than without), the most significant by Fisher first. Significance is not required:
+    noisy training labels of a phenomenon need not make a 200-case evaluation fail much more often on it (41%
+    flipped negation labels moved held-out error only from 18% to 23% on a fine-tuned MiniLM), and this choice
+    only picks what to test — the model contradicting its training labels of it more than its held-out error
+    predicts is the test that decides."""
+    for f, v in ctx.defect.predicates:
+        if f in PHENOMENA and v == "yes":
+            return [Phenomenon(f, _feature(f))]
+        if f.startswith("word:") and v == "yes":
+            kind = _word_phenomenon(f[5:])  # "but" is contrast, "not" negation: test the whole phenomenon
+            return [Phenomenon(kind, _feature(kind)) if kind else
+                    Phenomenon(f"word {f[5:]!r}", _has_word(f[5:]), f[5:])]
+    err = np.array([r.passed is False for r in ctx.records])
+    found = []
+    for f in PHENOMENA:
+        col = ctx.table.columns.get(f)
+        if col is None:
+            continue
+        s = slice_stats(((f, "yes"),), np.asarray(col) == "yes", err, clusters=cluster_ids(ctx.table.clusters))
+        if s.risk_ratio > 1:
+            found.append((s.p_value, f))
+    return [Phenomenon(f, _feature(f)) for _, f in sorted(found)] + _cue_words(ctx)
+
+
+def _cue_words(ctx: DefectContext) -> list[Phenomenon]:
+    """Words this diagnosis confirmed as shortcut tokens by insertion that recur (2+) in the defect's failures. A
+    word the model reads as a label was learnt from rows that were selected (labels right: a spurious feature) or
+    relabelled (an annotation heuristic: label noise); the label mix and the content check tell which. Without
+    them, noise on a word whose failures make no slice of their own went untested (held-out plant word_noise:
+    "no text phenomenon on which the failures are more frequent")."""
+    from lmcritic.diagnose.hypotheses.spurious import confirmed_tokens
+
+    words = [w for w in confirmed_tokens(getattr(ctx, "token_tests", ()))
+             if w.replace("'", "").isalpha() and _word_phenomenon(w) is None]
+    if not words:
+        return []
+    failing = [set(_text.lower_words(input_text(r) or "")) for r in ctx.failing()]
+    return [Phenomenon(f"word {w!r}", _has_word(w), w) for w in words if sum(w in f for f in failing) >= 2]
+
+
+def _has_word(word: str) -> Callable[[str], bool]:
+    return lambda t: word in _text.lower_words(t)
+
+
+def _word_phenomenon(word: str) -> str | None:
+    if word in _text.CONTRAST:
+        return "contrast"
+    if word in _text.NEGATIONS or word.endswith("n't"):
+        return "negation"
+    return None
+
+
+def _feature(name: str) -> Callable[[str], bool]:
+    from lmcritic.diagnose.profile import text_feature
+
+    return lambda t: text_feature(name, t) == "yes"
+
+
+__all__ = ["PHENOMENA", "Phenomenon", "phenomena"]
