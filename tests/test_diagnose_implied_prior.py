@@ -96,12 +96,11 @@ def _cue_fit(seed: int = 0, n: int = 2000, n_eval: int = 300) -> tuple[CorpusFit
     e_cue, gold = rng.random(n_eval) < 0.5, np.where(rng.random(n_eval) < 0.5, "pos", "neg")
     read = np.where(e_cue, "pos", _read(gold, rng))
     votes = np.stack([read == "neg", read == "pos"], axis=1).astype(float)
+    eval_texts = tuple(f"e{i} zz" if c else f"e{i}" for i, c in enumerate(e_cue))
     cf = CorpusFit(((pred == y).astype(float), np.full(n, 0.9)), ((read == gold).astype(float), np.full(n_eval, 0.9)),
-                   labels=(y, gold), texts=texts, predicted=pred, eval_votes=votes, balanced=pred, weights=np.ones(n))
-    eval_texts = [f"e{i} zz" if c else f"e{i}" for i, c in enumerate(e_cue)]
-    profile = SimpleNamespace(_cache={"label_noise.crossfit_all:0": cf}, corpus=SimpleNamespace(texts=list(texts)),
-                              labels=list(y), eval_texts=eval_texts, eval_labels=list(gold))
-    return cf, profile
+                   labels=(y, gold), texts=texts, eval_texts=eval_texts, predicted=pred, eval_votes=votes,
+                   balanced=pred, weights=np.ones(n))
+    return cf, SimpleNamespace(_cache={"label_noise.crossfit_all:0": cf})
 
 
 def test_a_confirmed_shortcut_token_is_left_out_of_the_label_share_test() -> None:

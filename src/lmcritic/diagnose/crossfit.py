@@ -79,6 +79,7 @@ class CorpusFit:
     learner: str = "logistic regression on MiniLM sentence embeddings, 5-fold cross-fitted"
     labels: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.array([]), np.array([])))
     texts: tuple[str, ...] = ()  # the sampled training rows' texts (to name their lines)
+    eval_texts: tuple[str, ...] = ()  # the gold-labelled evaluated texts, in the order of ``evaluated``
     predicted: np.ndarray = field(default_factory=lambda: np.array([]))  # each training row's out-of-fold label
     domain: tuple[float, float] | None = None  # (AUC, p) of telling the evaluated texts from the training rows
     eval_votes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # per evaluated text, share of fold
@@ -120,6 +121,7 @@ def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str
         votes[np.arange(len(gold)), [labels.index(c) for c in model.classes_[(q / prior).argmax(1)]]] += 1 / folds
     scores = _domain_scores(x, x_eval, seed)
     return CorpusFit((ok, conf), (ev_ok, ev_conf), labels=(y, gold_y), texts=tuple(t for t, _ in sample),
+                     eval_texts=tuple(t for t, _ in gold),
                      predicted=pred, domain=_auc(scores, len(x)), eval_votes=votes, balanced=bal,
                      weights=_density_ratio(scores[:len(x)]))
 

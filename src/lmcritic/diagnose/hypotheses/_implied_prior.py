@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.crossfit import CorpusFit, corpus_fit, labelled
+from lmcritic.diagnose.crossfit import CorpusFit, corpus_fit
 from lmcritic.probes.base import Estimate
 
 MIN_ESS = 200  # effective training rows after reweighting to the evaluated texts (an overlap check)
@@ -130,19 +130,15 @@ def _without_cues(ctx: Any, cf: CorpusFit) -> tuple[CorpusFit, str]:
     from lmcritic.diagnose.hypotheses.spurious import confirmed_tokens
 
     cues = set(confirmed_tokens(getattr(ctx, "token_tests", ())))
-    if not cues:
+    if not cues or len(cf.eval_texts) != len(cf.labels[1]):  # a fit without its evaluated texts cannot be split
         return cf, ""
-    names = set(cf.labels[0].tolist())
-    texts = [t for t, y in labelled(ctx.profile)[1] if y in names]
-    if len(texts) != len(cf.labels[1]):
-        return cf, ""
-    kt, ke = (np.array([not cues & set(_text.tokens(t)) for t in ts], dtype=bool) for ts in (cf.texts, texts))
+    kt, ke = (np.array([not cues & set(_text.tokens(t)) for t in ts], dtype=bool) for ts in (cf.texts, cf.eval_texts))
     if kt.all() and ke.all():
         return cf, ""
     out = replace(cf, train=(cf.train[0][kt], cf.train[1][kt]), evaluated=(cf.evaluated[0][ke], cf.evaluated[1][ke]),
                   labels=(cf.labels[0][kt], cf.labels[1][ke]), texts=tuple(t for t, k in zip(cf.texts, kt) if k),
-                  predicted=cf.predicted[kt], eval_votes=cf.eval_votes[ke], balanced=cf.balanced[kt],
-                  weights=cf.weights[kt])
+                  eval_texts=tuple(t for t, k in zip(cf.eval_texts, ke) if k), predicted=cf.predicted[kt],
+                  eval_votes=cf.eval_votes[ke], balanced=cf.balanced[kt], weights=cf.weights[kt])
     return out, (f"left out: {int((~kt).sum())} training rows and {int((~ke).sum())} evaluated texts holding "
                  f"{', '.join(repr(c) for c in sorted(cues))}, a shortcut token confirmed by insertion: it ties a "
                  "label in the corpus only, which breaks the label-shift assumption of this test")

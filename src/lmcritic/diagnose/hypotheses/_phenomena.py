@@ -22,6 +22,11 @@ class Phenomenon(NamedTuple):
     has: Callable[[str], bool]
     word: str | None = None
 
+    @classmethod
+    def of_word(cls, word: str) -> Phenomenon:
+        """A plain word, whole and in any case."""
+        return cls(f"word {word!r}", lambda t: word in _text.lower_words(t), word)
+
 
 def phenomena(ctx: DefectContext) -> list[Phenomenon]:
     """The defect's text predicate, else every text feature on which the probe's failures are over-represented
@@ -35,8 +40,7 @@ def phenomena(ctx: DefectContext) -> list[Phenomenon]:
             return [Phenomenon(f, _feature(f))]
         if f.startswith("word:") and v == "yes":
             kind = _word_phenomenon(f[5:])  # "but" is contrast, "not" negation: test the whole phenomenon
-            return [Phenomenon(kind, _feature(kind)) if kind else
-                    Phenomenon(f"word {f[5:]!r}", _has_word(f[5:]), f[5:])]
+            return [Phenomenon(kind, _feature(kind)) if kind else Phenomenon.of_word(f[5:])]
     err = np.array([r.passed is False for r in ctx.records])
     found = []
     for f in PHENOMENA:
@@ -62,11 +66,7 @@ def _cue_words(ctx: DefectContext) -> list[Phenomenon]:
     if not words:
         return []
     failing = [set(_text.lower_words(input_text(r) or "")) for r in ctx.failing()]
-    return [Phenomenon(f"word {w!r}", _has_word(w), w) for w in words if sum(w in f for f in failing) >= 2]
-
-
-def _has_word(word: str) -> Callable[[str], bool]:
-    return lambda t: word in _text.lower_words(t)
+    return [Phenomenon.of_word(w) for w in words if sum(w in f for f in failing) >= 2]
 
 
 def _word_phenomenon(word: str) -> str | None:
