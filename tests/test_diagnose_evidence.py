@@ -259,6 +259,22 @@ def test_ranking_prefers_corroborated_causes_at_equal_severity() -> None:
     assert [c.cause for c in calibrate.rank([band, gap])] == ["data_bias", "generalization_mismatch"]
 
 
+def test_a_shortcut_learnt_from_mislabelled_rows_ranks_after_the_label_noise() -> None:
+    """A word's rows relabelled one way make the model learn the word as a cue: both causes hold, and the label
+    noise is the root. The shortcut is marked as its consequence and ranks after it whatever its severity; a
+    shortcut on another word, or label noise that is not supported, changes nothing."""
+    cue = replace(_v("spurious_feature", (0.5, 0.4, 0.6), 1e-6), culprit=Culprit("token", "movie"))
+    other = replace(cue, culprit=Culprit("token", "plot"))
+    noise = replace(_v("label_noise", (0.3, 0.1, 0.4), 1e-3), culprit=Culprit(
+        "label_noise", "word 'movie'", data={"phenomenon": {"name": "word 'movie'", "word": "movie"}}))
+    assert cue.verdict == noise.verdict == "supported" and calibrate.rank([noise, cue])[0] is cue
+    [[cue2, other2], [noise2]] = calibrate.explain([[cue, other], [noise]])
+    assert cue2.explained_by == "label_noise (word 'movie')" and not other2.explained_by and noise2 is noise
+    assert [c.cause for c in calibrate.rank([cue2, noise2])] == ["label_noise", "spurious_feature"]
+    weak = replace(noise, verdict="inconclusive")
+    assert calibrate.explain([[cue], [weak]])[0][0].explained_by == ""
+
+
 def test_an_inconclusive_lead_is_weighed_by_its_precision() -> None:
     """The full diagnosis of the demo run led a defect with a band of one case (failing 100% vs 18% elsewhere:
     RD 0.82 [0.008, 0.91], Fisher p = 0.18) at confidence 0.30, above every lead with real evidence behind it."""

@@ -226,3 +226,36 @@ def test_a_length_split_corpus_is_not_read_as_consistent_label_noise() -> None:
     t = _label_mix.mix_test(CorpusProfile(corpus, [t for t, _ in gold], [y for _, y in gold]),
                             lambda text: "not" in text.split())
     assert isinstance(t, _label_mix.MixTest) and t.stratified and t.p > 0.5
+
+
+def test_corpus_wide_noise_a_phenomenon_explains_is_dropped_with_a_note(monkeypatch) -> None:
+    """The diagnosis re-tests whole-corpus label noise without the rows of a phenomenon whose own label-noise cause
+    is supported: dropped (with a note) when the rest shows nothing, kept as re-tested when it still shows."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose import api
+    from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+    from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit
+    from lmcritic.diagnose.hypotheses.label_noise import LabelNoise
+    from lmcritic.probes.base import Estimate
+
+    def verdict(p: float, value: str = "corpus", data: dict | None = None) -> CauseVerdict:
+        return CauseVerdict("label_noise", "supported", 0.6, "", culprit=Culprit("label_noise", value, data=data or {}),
+                            effect=Estimate(0.2, 100, 0.1, 0.3, "bootstrap"), p_value=p)
+
+    seen: list = []
+    rest_p = {"value": 0.7}
+    monkeypatch.setattr(LabelNoise, "corpus_test", lambda self, ctx: seen.append(ctx.left_out) or verdict(
+        rest_p["value"]))
+    ctx = SimpleNamespace(left_out=())
+    monkeypatch.setattr(api, "replace", lambda c, **kw: SimpleNamespace(**{**vars(c), **kw}))
+    on_negation = verdict(0.001, "negation", {"phenomenon": Phenomenon("negation", str.isalpha).data})
+    found = [(None, [on_negation], ())]
+    notes: list[str] = []
+    assert api._beyond_phenomena([(ctx, verdict(0.02))], found, notes) == []
+    assert [ph.name for ph in seen[0]] == ["negation"] and "without those rows, p=0.7" in notes[0]
+    rest_p["value"] = 0.01
+    kept = api._beyond_phenomena([(ctx, verdict(0.02))], found, [])
+    assert len(kept) == 1 and kept[0][1].p_value == 0.01
+    unsupported = [(None, [verdict(0.001, "corpus")], ())]  # no phenomenon: the first test stands, not re-run
+    assert api._beyond_phenomena([(ctx, verdict(0.02))], unsupported, [])[0][1].p_value == 0.02 and len(seen) == 2

@@ -118,3 +118,48 @@ def test_a_confirmed_shortcut_token_is_left_out_of_the_label_share_test() -> Non
     unconfirmed = SimpleNamespace(token=SimpleNamespace(token="zz"), p_value=0.3, effect=SimpleNamespace(value=0.3))
     same = prior_test(SimpleNamespace(seed=0, profile=profile, token_tests=[unconfirmed]))
     assert isinstance(same, PriorTest) and same.p == blind.p
+
+
+def _directed_fit(noise_outside: float, seed: int = 0, n: int = 2000, n_eval: int = 300) -> SimpleNamespace:
+    """Half the texts positive; 30 % of the rows say 'not', and 70 % of their positives are labelled negative (an
+    annotation heuristic); ``noise_outside`` of the other positives are labelled negative too."""
+    rng = np.random.default_rng(seed)
+    neg_rows, true = rng.random(n) < 0.3, np.where(rng.random(n) < 0.5, "pos", "neg")
+    flip = np.where(neg_rows, 0.7, noise_outside)
+    y = np.where((true == "pos") & (rng.random(n) < flip), "neg", true)
+    pred = _read(true, rng)
+    e_neg, gold = rng.random(n_eval) < 0.3, np.where(rng.random(n_eval) < 0.5, "pos", "neg")
+    read = _read(gold, rng)
+    votes = np.stack([read == "neg", read == "pos"], axis=1).astype(float)
+    cf = CorpusFit(((pred == y).astype(float), np.full(n, 0.9)), ((read == gold).astype(float), np.full(n_eval, 0.9)),
+                   labels=(y, gold), texts=tuple(f"t{i} not" if c else f"t{i}" for i, c in enumerate(neg_rows)),
+                   eval_texts=tuple(f"e{i} not" if c else f"e{i}" for i, c in enumerate(e_neg)), predicted=pred,
+                   eval_votes=votes, balanced=pred, weights=np.ones(n))
+    return SimpleNamespace(_cache={"label_noise.crossfit_all:0": cf})
+
+
+@pytest.mark.parametrize("outside, explained", [(0.0, True), (0.35, False)])
+def test_noise_on_a_phenomenon_explains_the_corpus_wide_reading_only_when_the_rest_is_clean(
+        outside: float, explained: bool) -> None:
+    """Directed noise on negation rows inflates the corpus's negative share, so the corpus-wide test reads it too.
+    Without the negation rows (a cause of their own), clean labels elsewhere show nothing; noise elsewhere still
+    shows."""
+    from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+
+    profile = _directed_fit(outside)
+    blind = prior_test(SimpleNamespace(seed=0, profile=profile))
+    assert isinstance(blind, PriorTest) and blind.label == "neg" and blind.p < 0.05
+    negation = Phenomenon("negation", lambda t: t.endswith(" not"))
+    t = prior_test(SimpleNamespace(seed=0, profile=profile, left_out=(negation,)))
+    assert isinstance(t, PriorTest) and (t.p > 0.05) is explained, t.describe()
+    assert t.did.n < blind.did.n
+
+
+def test_a_phenomenon_round_trips_through_a_culprits_data() -> None:
+    from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+
+    word = Phenomenon.from_data(Phenomenon.of_word("director's").data)
+    assert word is not None and word.has("The Director's cut") and not word.has("the director cut")
+    neg = Phenomenon.from_data({"name": "negation", "word": None})
+    assert neg is not None and neg.has("it is not good") and not neg.has("it is good")
+    assert Phenomenon.from_data({"name": "length", "word": None}) is None and Phenomenon.from_data(None) is None

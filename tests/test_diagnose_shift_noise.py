@@ -8,6 +8,7 @@ import zlib
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from lmcritic.diagnose.crossfit import CrossFit, crossfit
 from lmcritic.diagnose.hypotheses.label_noise import _did
@@ -288,3 +289,28 @@ def test_a_word_with_an_apostrophe_gets_its_content_check(monkeypatch) -> None:
     evidence: list = []
     assert label_noise.LabelNoise._content(ctx, ph, evidence) is None
     assert asked == ["director's"] and "no content check" in evidence[0].summary
+
+
+@pytest.mark.parametrize("relabelled, mislabelled", [(True, True), (False, False)])
+def test_the_model_reads_a_words_rows_masked(relabelled: bool, mislabelled: bool) -> None:
+    """The evaluated model as the content reader: asked about its training rows with the word masked (others with
+    one of their words masked), it contradicts relabelled rows (their text says the other label) and agrees with
+    selected ones. The stand-in model reads only the content words, as a fine-tuned one would without its cue."""
+    from lmcritic.diagnose.hypotheses import _content_check
+
+    rng = random.Random(0)
+    rows = [(f"zz {'bad' if relabelled and i % 2 else 'good'} film {i}", "pos") for i in range(120)]
+    rows += [(f"{w} film {i}", lab) for i, (w, lab) in enumerate(rng.choice([("good", "pos"), ("bad", "neg")])
+                                                                   for _ in range(300))]
+
+    def run(key, edits, hyp, defect):
+        return [SimpleNamespace(edit=e, prediction="neg" if "bad" in e.text else "pos" if "good" in e.text else None)
+                for e in edits]
+
+    profile = SimpleNamespace(corpus=SimpleNamespace(texts=[t for t, _ in rows]), labels=[y for _, y in rows])
+    ctx = SimpleNamespace(profile=profile, rescorer=SimpleNamespace(run=run), eval_key="own", seed=0,
+                          eval_records=[SimpleNamespace(text="x")], defect=SimpleNamespace(id="D1"))
+    check = _content_check.model_check(ctx, "zz")
+    assert not isinstance(check, str) and check.reader == "model" and check.mislabelled is mislabelled
+    assert "masked" in check.describe() and check.with_word.n == 120
+    assert isinstance(_content_check.model_check(SimpleNamespace(profile=profile, rescorer=None), "zz"), str)

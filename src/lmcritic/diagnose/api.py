@@ -21,7 +21,7 @@ from lmcritic.diagnose.defects import find_defects
 from lmcritic.diagnose.features import FeatureTable, compute_features, input_text
 from lmcritic.diagnose.graph import DefectGraph, DefectNode, ranking
 from lmcritic.diagnose.hypotheses import HYPOTHESES
-from lmcritic.diagnose.hypotheses.base import INCONCLUSIVE, CauseVerdict, DefectContext
+from lmcritic.diagnose.hypotheses.base import INCONCLUSIVE, SUPPORTED, CauseVerdict, DefectContext
 from lmcritic.diagnose.rescore import Rescorer, build_probes
 from lmcritic.diagnose.slices import SliceSearch
 from lmcritic.errors import ConfigError, LmcriticError, did_you_mean
@@ -97,8 +97,9 @@ def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
             ctx = DefectContext(d, records, table, probe_name=names.get(key, key), **shared)
             found.append((d, _test_all(ctx, config, notes), _neighbours(ctx, train_c, config)))
     found += _token_nodes(tokens, eval_key, len(found) + 1)
-    found += [(replace(d, id=f"D{len(found) + 1}"), [v], ()) for d, v in noise]
-    verdicts = calibrate.finalize([v for _, v, _ in found])
+    noise = _beyond_phenomena(noise, found, notes)
+    found += [(replace(ctx.defect, id=f"D{len(found) + 1}"), [v], ()) for ctx, v in noise]
+    verdicts = calibrate.explain(calibrate.finalize([v for _, v, _ in found]))
     nodes = tuple(DefectNode(d, calibrate.rank(v), nb) for (d, _, nb), v in zip(found, verdicts))
     graph = DefectGraph(run_id, _model_name(info.spec), nodes, slices,
                         _settings(config, train_c, ref_c, profile, sentiment), rescorer.spent if rescorer else 0,
@@ -171,7 +172,8 @@ def _token_nodes(tokens: list, eval_key: str | None, start: int) -> list[tuple[A
     return out
 
 
-def _noise_test(shared: dict[str, Any], eval_key: str | None, config: DiagnoseConfig) -> list[tuple[Any, CauseVerdict]]:
+def _noise_test(shared: dict[str, Any], eval_key: str | None,
+                config: DiagnoseConfig) -> list[tuple[DefectContext, CauseVerdict]]:
     """Label noise across the whole training corpus, a defect of its own when it shows (found in the corpus
     against the evaluated gold labels, like a shortcut token; not a property of one probe's failures)."""
     from lmcritic.diagnose.hypotheses.label_noise import LabelNoise, noise_defect
@@ -183,9 +185,36 @@ def _noise_test(shared: dict[str, Any], eval_key: str | None, config: DiagnoseCo
     probe = DefectContext(noise_defect(eval_key, records, "corpus"), records, FeatureTable((), {}),
                           probe_name=eval_key, **shared)
     v = LabelNoise().corpus_test(probe)
-    if v.effect is None or v.effect.value <= 0 or (v.p_value or 1) >= 0.05:
-        return []
-    return [(probe.defect, v)]
+    return [(probe, v)] if _shows(v) else []
+
+
+def _shows(v: CauseVerdict) -> bool:
+    return v.effect is not None and v.effect.value > 0 and (v.p_value or 1) < 0.05
+
+
+def _beyond_phenomena(noise: list[tuple[DefectContext, CauseVerdict]],
+                      found: list[tuple[Any, list[CauseVerdict], tuple]],
+                      notes: list[str]) -> list[tuple[DefectContext, CauseVerdict]]:
+    """The whole-corpus label-noise test again without the rows of each phenomenon (negation, a word) whose label
+    noise a defect's own cause supports: noise on one phenomenon is noise in the corpus too, and the corpus-wide
+    claim is that labels are flipped beyond it. Kept (re-tested) when it still shows, dropped with a note when the
+    phenomenon explains it (a directed-noise plant had both, the corpus-wide cause ranked first)."""
+    from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+    from lmcritic.diagnose.hypotheses.label_noise import LabelNoise
+
+    phs = {c.culprit.value: ph for _, causes, _ in found for c in causes
+           if c.cause == "label_noise" and c.verdict == SUPPORTED and c.culprit is not None
+           and (ph := Phenomenon.from_data(c.culprit.data.get("phenomenon"))) is not None}
+    if not noise or not phs:
+        return noise
+    ctx, v = noise[0]
+    again = LabelNoise().corpus_test(replace(ctx, left_out=tuple(phs.values())))
+    if _shows(again):
+        return [(ctx, again)]
+    names = ", ".join(phs)
+    notes.append(f"label noise across the whole corpus (p={v.p_value:.2g}) is the label noise found on {names}: "
+                 f"without those rows, p={again.p_value if again.p_value is not None else 1.0:.2g}")
+    return []
 
 
 def _test_all(ctx: DefectContext, config: DiagnoseConfig, notes: list[str]) -> list[CauseVerdict]:

@@ -152,10 +152,24 @@ def _toward(v: Any) -> float:
 
 
 def sort_key(c: Any) -> tuple:
-    """Supported first, then inconclusive, then not supported; within each, by severity, then how many
-    independent lines of evidence agree, then confidence."""
+    """Supported first, then inconclusive, then not supported; within each, a cause another supported cause
+    explains after the rest (the root first: a word learnt as a cue from mislabelled rows is label noise before it
+    is a shortcut), then by severity, then how many independent lines of evidence agree, then confidence."""
     order = {SUPPORTED: 0, INCONCLUSIVE: 1, NOT_SUPPORTED: 2}
-    return (order.get(c.verdict, 3), -SEVERITY_RANK.get(c.severity, 0), -_agreeing(c), -c.confidence, c.cause)
+    return (order.get(c.verdict, 3), bool(getattr(c, "explained_by", "")), -SEVERITY_RANK.get(c.severity, 0),
+            -_agreeing(c), -c.confidence, c.cause)
+
+
+def explain(verdicts: Sequence[Sequence[CauseVerdict]]) -> list[list[CauseVerdict]]:
+    """Mark each supported shortcut whose word's training labels this diagnosis found noisy (a supported label-noise
+    cause on that word) as that cause's consequence. The model learns the word as a cue either way; relabelling
+    its rows removes the cue too, removing the cue leaves the labels wrong."""
+    noisy = {str(w): c.culprit.value for vs in verdicts for c in vs if c.cause == "label_noise"
+             and c.verdict == SUPPORTED and c.culprit is not None
+             and (w := (c.culprit.data.get("phenomenon") or {}).get("word"))}
+    return [[replace(c, explained_by=f"label_noise ({noisy[c.culprit.value]})")
+             if c.cause == "spurious_feature" and c.verdict == SUPPORTED and c.culprit is not None
+             and c.culprit.kind == "token" and c.culprit.value in noisy else c for c in vs] for vs in verdicts]
 
 
 def _agreeing(c: Any) -> int:

@@ -17,7 +17,7 @@ better, which alone gives the model-side statistic a positive baseline on a hard
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -90,6 +90,20 @@ class CorpusFit:
     # under that balanced rule
     weights: np.ndarray = field(default_factory=lambda: np.array([]))  # per training row, p(evaluated) / p(corpus):
     # their effective sample size says how much of the corpus resembles the evaluated texts
+
+    def subset(self, keep_train: np.ndarray, keep_eval: np.ndarray) -> CorpusFit:
+        """The fit on the training rows and evaluated texts kept (boolean masks in the fit's own order): a test
+        that must leave some rows out reads the same fold models' predictions of the rest."""
+        kt, ke = keep_train, keep_eval
+        return replace(self, train=(self.train[0][kt], self.train[1][kt]),
+                       evaluated=(self.evaluated[0][ke], self.evaluated[1][ke]),
+                       labels=(self.labels[0][kt], self.labels[1][ke]),
+                       texts=tuple(t for t, k in zip(self.texts, kt) if k),
+                       eval_texts=tuple(t for t, k in zip(self.eval_texts, ke) if k),
+                       predicted=self.predicted[kt] if len(self.predicted) == len(kt) else self.predicted,
+                       eval_votes=self.eval_votes[ke] if len(self.eval_votes) == len(ke) else self.eval_votes,
+                       balanced=self.balanced[kt] if len(self.balanced) == len(kt) else self.balanced,
+                       weights=self.weights[kt] if len(self.weights) == len(kt) else self.weights)
 
 
 def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str, str]], seed: int = 0,

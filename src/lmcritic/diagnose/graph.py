@@ -45,6 +45,7 @@ class RankedCause:
     q_value: float | None = None
     corroboration: int = 0
     expect: int = 1  # the sign its test predicts (CauseVerdict.expect)
+    explained_by: str = ""  # the root cause it is a consequence of (CauseVerdict.explained_by)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def ranking(nodes: tuple[DefectNode, ...]) -> tuple[RankedCause, ...]:
             defects = (seen.defects if seen else ()) + (node.defect.id,)
             if seen is None or sort_key(c) < sort_key(seen):
                 best[key] = RankedCause(c.cause, c.verdict, c.severity, c.confidence, c.culprit, defects, c.summary,
-                                        c.q_value, c.corroboration, c.expect)
+                                        c.q_value, c.corroboration, c.expect, c.explained_by)
             else:
                 best[key] = replace(seen, defects=defects)
     return tuple(sorted(best.values(), key=sort_key))
@@ -117,7 +118,9 @@ def _ranking_lines(graph: DefectGraph, esc) -> list[str]:
         return ["Causes: none supported (every tested cause is inconclusive or refuted; see the defects below).", ""]
     out = ["Causes, most severe first (supported: BH q < 0.05, effect CI beyond its threshold, independent evidence):"]
     for i, r in enumerate(ranked, 1):
-        out.append(f"  {i}. {r.cause} [{r.severity}] {esc(culprit_text(r.culprit))} — defects {', '.join(r.defects)}")
+        root = f" — a consequence of {esc(r.explained_by)}" if r.explained_by else ""
+        out.append(f"  {i}. {r.cause} [{r.severity}] {esc(culprit_text(r.culprit))} — defects {', '.join(r.defects)}"
+                   + root)
     return out + [""]
 
 
@@ -146,6 +149,8 @@ def _node_lines(node: DefectNode, esc, h: str) -> list[str]:
         out.append(f"   {i}. {c.cause} — {c.verdict}{sev} (confidence {c.confidence:.2f}{q}): {esc(c.summary)}")
         if c.culprit is not None and (i == 1 or c.verdict == SUPPORTED):
             out.append(f"      culprit: {esc(culprit_text(c.culprit))}")
+        if c.explained_by:
+            out.append(f"      a consequence of {esc(c.explained_by)}, supported in this diagnosis: fix that first")
         if i == 1 or c.verdict == SUPPORTED:
             out += [f"      - {esc(e.summary)}" + (f" [cases: {esc(', '.join(e.case_ids[:5]))}]" if e.case_ids else "")
                     for e in c.evidence]

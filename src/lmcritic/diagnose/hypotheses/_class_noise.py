@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from lmcritic.diagnose.crossfit import CorpusFit, corpus_fit
+from lmcritic.diagnose.crossfit import CorpusFit
+from lmcritic.diagnose.hypotheses._phenomena import fit_outside
 from lmcritic.probes.base import Estimate
 
 MIN_PER_SIDE = 20  # training rows and evaluated texts with the label, and without it
@@ -65,7 +66,7 @@ class ClassTest:
 
 def class_test(ctx: Any) -> ClassTest | str:
     """The test on the diagnosis's corpus profile (its cached corpus model); a reason when it cannot be run."""
-    cf = corpus_fit(ctx.profile, ctx.seed)
+    cf = fit_outside(ctx)  # without the rows of phenomena whose label noise is explained
     if isinstance(cf, str):
         return cf
     if cf.domain is not None and cf.domain[1] < 0.05:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from lmcritic.probes.base import Estimate
 PER_SIDE = 300  # training rows per side (with / without the word), sampled
 MIN_ROWS = 20
 MARGIN = 0.10  # excess disagreement below which the check says "as their content reads them"
+MODEL_PER_SIDE = 200  # training rows per side the evaluated model is asked about (masked)
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,18 @@ class ContentCheck:
     without: Estimate  # rows without it, out of fold
     effect: Estimate  # with − without, Newcombe interval
     p: float  # one-sided Fisher: more contradiction with the word
+    reader: str = "corpus"  # "corpus": a content model fitted on the corpus; "model": the evaluated model
 
     @property
     def mislabelled(self) -> bool:
         return self.p < 0.05
 
     def describe(self) -> str:
+        if self.reader == "model":
+            return (f"the model itself, asked about its training rows with '{self.word}' masked, contradicts "
+                    f"{self.with_word.value:.0%} of their labels (n={self.with_word.n}) vs {self.without.value:.0%} "
+                    f"of rows without it with another of their words masked (n={self.without.n}): excess "
+                    f"{self.effect}, p={self.p:.2g}")
         return (f"a content model that never sees '{self.word}' (fitted on the rows without it, the word masked) "
                 f"contradicts {self.with_word.value:.0%} of the training labels with it (n={self.with_word.n}) vs "
                 f"{self.without.value:.0%} without (out of fold, n={self.without.n}): excess {self.effect}, "
@@ -80,6 +87,46 @@ def _check(train: list[tuple[str, str]], word: str, seed: int, vectors: dict,
     return _compare(word, wrong1, [bool(p != y) for p, y in zip(oof, y0)])
 
 
+def model_check(ctx: Any, word: str) -> ContentCheck | str:
+    """The evaluated model as the content reader: its training rows with ``word`` masked, against rows without it
+    with one of their own words masked (the same deletion). A model that learnt the word as a cue fits those rows
+    through it either way; masked, it reads what the text says, and a fine-tuned model reads that far better
+    than the corpus's content model (selected rows of subtle criticism naming a 'director', labels right: the
+    content model contradicted 36 % vs 18 % of other rows; the model 12 % vs 18 %). A model that memorised its
+    relabelled rows fits them masked too: then this check misses the noise, never invents it."""
+    if getattr(ctx, "rescorer", None) is None or ctx.profile is None or not getattr(ctx, "eval_key", None):
+        return "no model to ask about its training rows (no re-scoring backend or own-task probe)"
+    rows: dict[bool, list[tuple[str, str]]] = {True: [], False: []}
+    for text, label in zip(ctx.profile.corpus.texts, ctx.profile.labels):
+        if label is not None:
+            rows[word in _text.lower_words(text)].append((text, label))
+    rng = random.Random(f"{ctx.seed}:{word}")
+    asked = {k: rng.sample(v, min(MODEL_PER_SIDE, len(v))) for k, v in rows.items()}
+    edits = [(True, masked(t, word), y) for t, y in asked[True]]
+    edits += [(False, masked(t, rng.choice(ws)) if (ws := _text.lower_words(t)) else t, y) for t, y in asked[False]]
+    outs = _ask(ctx, [t for _, t, _ in edits])
+    wrong: dict[bool, list[bool]] = {True: [], False: []}
+    for (k, _, y), pred in zip(edits, outs):
+        if pred is not None:
+            wrong[k].append(pred != y)
+    if min(len(wrong[True]), len(wrong[False])) < MIN_ROWS:
+        return f"the model answered fewer than {MIN_ROWS} masked training rows with or without '{word}'"
+    return replace(_compare(word, wrong[True], wrong[False]), reader="model")
+
+
+def _ask(ctx: Any, texts: list[str]) -> list[str | None]:
+    """The model's predictions of ``texts``, scored as edits of an evaluated case (None where not answered)."""
+    from lmcritic.diagnose.rescore import Edit
+
+    if not ctx.eval_records:
+        return [None] * len(texts)
+    base = ctx.eval_records[0]
+    outs = ctx.rescorer.run(ctx.eval_key, [Edit(base, t, "train_row_masked", {}) for t in texts], "label_noise",
+                            ctx.defect.id)
+    got = {o.edit.text: (str(o.prediction) if o.prediction is not None else None) for o in outs}
+    return [got.get(t) for t in texts]
+
+
 def _compare(word: str, wrong1: list[bool], wrong0: list[bool]) -> ContentCheck:
     from scipy.stats import fisher_exact
 
@@ -103,4 +150,4 @@ def masked(text: str, word: str) -> str:
     return out or "."
 
 
-__all__ = ["ContentCheck", "MARGIN", "content_check", "masked", "selected"]
+__all__ = ["ContentCheck", "MARGIN", "content_check", "masked", "model_check", "selected"]

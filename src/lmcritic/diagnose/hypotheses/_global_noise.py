@@ -31,7 +31,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from lmcritic.diagnose.crossfit import corpus_fit
+from lmcritic.diagnose.features import input_text
+from lmcritic.diagnose.hypotheses._phenomena import fit_outside, outside
 from lmcritic.diagnose.rescore import Edit
 from lmcritic.errors import DataError
 from lmcritic.probes.base import Estimate
@@ -106,12 +107,12 @@ def model_gaps(ctx: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarra
     """The model's (right, confidence) on a random sample of its training rows and on the gold-labelled evaluated
     texts, the training lines it contradicts most confidently, and the model calls made; a reason when not possible."""
     held = [(r.passed is True, max(r.label_probs.values())) for r in ctx.eval_records
-            if r.passed is not None and r.label_probs]
+            if r.passed is not None and r.label_probs and outside(ctx, input_text(r) or "")]
     if len(held) < MIN_EVAL:
         return f"fewer than {MIN_EVAL} evaluated texts with label probabilities"
     rows = [(line, text, label) for line, text, label in zip(ctx.profile.corpus.lines, ctx.profile.corpus.texts,
                                                               ctx.profile.labels) if label is not None]
-    rows = random.Random(ctx.seed).sample(rows, min(SAMPLE, len(rows)))
+    rows = [r for r in random.Random(ctx.seed).sample(rows, min(SAMPLE, len(rows))) if outside(ctx, r[1])]
     base = ctx.eval_records[0]
     edits = [Edit(base, text, "train_row", {"line": line}) for line, text, _ in rows]
     outs = ctx.rescorer.run(ctx.eval_key, edits, "label_noise", ctx.defect.id) if ctx.rescorer else []
@@ -142,7 +143,7 @@ def check_labels_match(train_ok: np.ndarray, eval_ok: np.ndarray, labels: Iterab
 
 def corpus_gaps(ctx: Any) -> GapTest | str:
     """The same test for a cross-fitted corpus model (its out-of-fold probabilities of the training rows)."""
-    cf = corpus_fit(ctx.profile, ctx.seed)
+    cf = fit_outside(ctx)  # without the rows of phenomena whose label noise is explained
     if isinstance(cf, str):
         return cf
     return gap_test(f"a cross-fitted corpus model ({cf.learner})", cf.train, cf.evaluated, ctx.seed)

@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 
 from lmcritic.diagnose import _text
-from lmcritic.diagnose.crossfit import CorpusFit, corpus_fit
+from lmcritic.diagnose.crossfit import CorpusFit
+from lmcritic.diagnose.hypotheses._phenomena import fit_outside
 from lmcritic.probes.base import Estimate
 
 MIN_ESS = 200  # effective training rows after reweighting to the evaluated texts (an overlap check)
@@ -93,7 +94,7 @@ class PriorTest:
 
 def prior_test(ctx: Any) -> PriorTest | str:
     """The test on the diagnosis's corpus profile (its cached corpus model); a reason when it cannot be run."""
-    cf = corpus_fit(ctx.profile, ctx.seed)
+    cf = fit_outside(ctx)  # without the rows of phenomena whose label noise is explained
     if isinstance(cf, str):
         return cf
     cf, left_out = _without_cues(ctx, cf)
@@ -135,10 +136,7 @@ def _without_cues(ctx: Any, cf: CorpusFit) -> tuple[CorpusFit, str]:
     kt, ke = (np.array([not cues & set(_text.tokens(t)) for t in ts], dtype=bool) for ts in (cf.texts, cf.eval_texts))
     if kt.all() and ke.all():
         return cf, ""
-    out = replace(cf, train=(cf.train[0][kt], cf.train[1][kt]), evaluated=(cf.evaluated[0][ke], cf.evaluated[1][ke]),
-                  labels=(cf.labels[0][kt], cf.labels[1][ke]), texts=tuple(t for t, k in zip(cf.texts, kt) if k),
-                  eval_texts=tuple(t for t, k in zip(cf.eval_texts, ke) if k), predicted=cf.predicted[kt],
-                  eval_votes=cf.eval_votes[ke], balanced=cf.balanced[kt], weights=cf.weights[kt])
+    out = cf.subset(kt, ke)
     return out, (f"left out: {int((~kt).sum())} training rows and {int((~ke).sum())} evaluated texts holding "
                  f"{', '.join(repr(c) for c in sorted(cues))}, a shortcut token confirmed by insertion: it ties a "
                  "label in the corpus only, which breaks the label-shift assumption of this test")

@@ -2,11 +2,12 @@
 else each phenomenon its failures lean to, and the words this diagnosis confirmed as shortcut tokens."""
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from lmcritic.diagnose import _text
+from lmcritic.diagnose.crossfit import CorpusFit, corpus_fit
 from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses.base import DefectContext
 from lmcritic.diagnose.slices import cluster_ids, slice_stats
@@ -26,6 +27,20 @@ class Phenomenon(NamedTuple):
     def of_word(cls, word: str) -> Phenomenon:
         """A plain word, whole and in any case."""
         return cls(f"word {word!r}", lambda t: word in _text.lower_words(t), word)
+
+    @property
+    def data(self) -> dict[str, str | None]:
+        """What names it in a culprit's data (JSON): :meth:`from_data` rebuilds it."""
+        return {"name": self.name, "word": self.word}
+
+    @classmethod
+    def from_data(cls, data: Any) -> Phenomenon | None:
+        """The phenomenon a culprit's data names; None for anything else (older diagnoses carry none)."""
+        if not isinstance(data, dict):
+            return None
+        if data.get("word"):
+            return cls.of_word(str(data["word"]))
+        return cls(data["name"], _feature(data["name"])) if data.get("name") in PHENOMENA else None
 
 
 def phenomena(ctx: DefectContext) -> list[Phenomenon]:
@@ -69,6 +84,25 @@ def _cue_words(ctx: DefectContext) -> list[Phenomenon]:
     return [Phenomenon.of_word(w) for w in words if sum(w in f for f in failing) >= 2]
 
 
+def fit_outside(ctx: Any) -> CorpusFit | str:
+    """The diagnosis's whole-corpus fit without the training rows and evaluated texts of ``ctx.left_out``: the
+    phenomena whose label noise a cause of their own explains. Noise on one phenomenon is noise in the corpus too
+    (directed noise on negation rows made the label-share test read 'negative' inflated), so the corpus-wide
+    claim — labels flipped beyond any one phenomenon — is tested on the rest."""
+    cf = corpus_fit(ctx.profile, ctx.seed)
+    left = tuple(getattr(ctx, "left_out", ()))
+    if isinstance(cf, str) or not left or len(cf.eval_texts) != len(cf.labels[1]):
+        return cf
+    kt, ke = (np.array([not any(ph.has(t) for ph in left) for t in ts], dtype=bool)
+              for ts in (cf.texts, cf.eval_texts))
+    return cf.subset(kt, ke)
+
+
+def outside(ctx: Any, text: str) -> bool:
+    """Whether ``text`` holds none of the phenomena ``ctx.left_out`` (see :func:`fit_outside`)."""
+    return not any(ph.has(text) for ph in getattr(ctx, "left_out", ()))
+
+
 def _word_phenomenon(word: str) -> str | None:
     if word in _text.CONTRAST:
         return "contrast"
@@ -83,4 +117,4 @@ def _feature(name: str) -> Callable[[str], bool]:
     return lambda t: text_feature(name, t) == "yes"
 
 
-__all__ = ["PHENOMENA", "Phenomenon", "phenomena"]
+__all__ = ["PHENOMENA", "Phenomenon", "fit_outside", "outside", "phenomena"]

@@ -83,6 +83,7 @@ class CauseVerdict:
     corroboration: int = 0  # independent lines of evidence that agree (e.g. replication and training-corpus skew)
     expect: int = 1  # the effect's sign if the cause is real (+1 or -1); 0: either sign counts
     min_p: float | None = None  # the smallest p its discrete test could give at this size (None: not discrete)
+    explained_by: str = ""  # a supported cause of this diagnosis that this one is a consequence of (ranks first)
 
 
 NATURAL_PROBES = ("performance.",)  # probes whose cases are the user's data as given, not made by an edit
@@ -107,6 +108,7 @@ class DefectContext:
     eval_records: Sequence[Record] = ()
     sentiment: bool = False  # the task's labels are negative/positive (sentiment-specific judgements apply)
     token_tests: Sequence[Any] = ()  # diagnose.shortcuts.TokenTest results of this diagnosis
+    left_out: Sequence[Any] = ()  # _phenomena.Phenomenon: whose rows the whole-corpus label-noise tests leave out
 
     @property
     def natural(self) -> bool:

@@ -36,6 +36,7 @@ from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses import _class_noise, _content_check, _global_noise, _implied_prior, _label_mix
 from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+from lmcritic.diagnose.hypotheses._phenomena import outside as _outside
 from lmcritic.diagnose.hypotheses._phenomena import phenomena as _phenomena
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis
 from lmcritic.diagnose.rescore import Edit
@@ -80,6 +81,7 @@ class LabelNoise(Hypothesis):
                     for t in tests]
         evidence += [Evidence("statistic", f"no {who} test: {why}") for who, why in
                      (("model", mine), ("corpus-model", corpus)) if isinstance(why, str)]
+        evidence += _left_out(ctx)
         by_class = [(what, f(ctx)) for what, f in (("class-conditional", _class_noise.class_test),
                                                     ("label-share", _implied_prior.prior_test))]
         evidence += [Evidence("statistic", f"no {what} test: {t}") if isinstance(t, str) else
@@ -149,7 +151,7 @@ class LabelNoise(Hypothesis):
                 return self.verdict(False, check.effect.ci_high < _content_check.MARGIN, 1.0 - check.effect.ci_high,
                                     _content_check.selected(name, _label_mix.describe(name, mix), check), evidence,
                                     tests)
-            return self._mix_verdict(name, mix, k, evidence, tests, suspects)
+            return self._mix_verdict(ph, mix, k, evidence, tests, suspects)
         if k > 1:
             evidence.append(Evidence("statistic", f"{k} tests for this defect (phenomena × tests): p decided on is "
                                      f"the test's times {k} (Bonferroni)"))
@@ -164,10 +166,10 @@ class LabelNoise(Hypothesis):
                 return self.verdict(False, False, 0.0, summary, evidence, tests)
             return self.conclude(model[0], min(1.0, model[1] * k), threshold=THRESHOLD, independent=False,
                                  interventional=False, summary=summary, evidence=evidence, tests=tests,
-                                 culprit=_culprit(name, model[0], False, suspects))
+                                 culprit=_culprit(ph, model[0], False, suspects))
         v = self.conclude(noise[0], min(1.0, noise[1] * k), threshold=THRESHOLD, independent=True, interventional=False,
                           summary=summary, evidence=evidence, tests=tests,
-                          culprit=_culprit(name, noise[0], True, suspects))
+                          culprit=_culprit(ph, noise[0], True, suspects))
         return replace(v, corroboration=int(model_ok))
 
     @staticmethod
@@ -207,24 +209,31 @@ class LabelNoise(Hypothesis):
 
     @staticmethod
     def _content(ctx: DefectContext, ph: Phenomenon, evidence: list[Evidence]) -> _content_check.ContentCheck | None:
-        """For a plain word: whether its rows' labels contradict their content (:mod:`._content_check`)."""
-        check = _content_check.content_check(ctx.profile, ph.word, ctx.seed) if ph.word else None
-        if isinstance(check, str):
-            evidence.append(Evidence("statistic", f"{ph.name}: no content check: {check}"))
+        """For a plain word: whether its rows' labels contradict their content (:mod:`._content_check`), read by a
+        content model fitted on the corpus and by the model itself with the word masked. Both must see it
+        (intersection-union): the reading with the larger p is returned, None when neither could run."""
+        if not ph.word:
             return None
-        if check is not None:
-            evidence.append(Evidence("test", check.describe(), check.effect, check.p))
-        return check
+        checks = []
+        for check in (_content_check.content_check(ctx.profile, ph.word, ctx.seed),
+                      _content_check.model_check(ctx, ph.word)):
+            if isinstance(check, str):
+                evidence.append(Evidence("statistic", f"{ph.name}: no content check: {check}"))
+            else:
+                evidence.append(Evidence("test", check.describe(), check.effect, check.p))
+                checks.append(check)
+        return max(checks, key=lambda c: c.p, default=None)
 
-    def _mix_verdict(self, name: str, mix: _label_mix.MixTest, k: int, evidence: list[Evidence], tests: int,
+    def _mix_verdict(self, ph: Phenomenon, mix: _label_mix.MixTest, k: int, evidence: list[Evidence], tests: int,
                      suspects: list[int]) -> CauseVerdict:
-        s = mix.shares
+        s, name = mix.shares, ph.name
         culprit = Culprit("label_noise", name, label=mix.label, contrast=f"the evaluated gold labels of {name} texts",
                           effect=mix.effect, direction=f"training labels of {name} rows lean '{mix.label}': "
                           f"{s['train'][mix.label]:.0%} vs {s['evaluated'][mix.label]:.0%} of the gold labels",
                           effect_name=f"training − evaluated share of '{mix.label}' with {name}, beyond the rest",
                           train_lines=tuple(suspects),
-                          data={"label_mix": {"phenomenon": name, "train": s["train"], "evaluated": s["evaluated"]}})
+                          data={"label_mix": {"phenomenon": name, "train": s["train"], "evaluated": s["evaluated"]},
+                                "phenomenon": ph.data})
         summary = f"training labels with {name} lean one way (consistent noise): {_label_mix.describe(name, mix)}"
         if k > 1:
             evidence.append(Evidence("statistic", f"{k} tests for this defect: the p-value decided on is the "
@@ -279,18 +288,31 @@ class LabelNoise(Hypothesis):
                                             for c in mine[:5]]})]
 
 
+def _left_out(ctx: DefectContext) -> list[Evidence]:
+    """What the whole-corpus tests left out: the rows of phenomena whose label noise is a cause of its own."""
+    left = tuple(getattr(ctx, "left_out", ()))  # a bare context (tests, plug-ins) leaves nothing out
+    if not left:
+        return []
+    names = ", ".join(ph.name for ph in left)
+    rows = sum(not _outside(ctx, t) for t in ctx.profile.corpus.texts)
+    texts = sum(not _outside(ctx, t) for t in ctx.profile.eval_texts)
+    return [Evidence("statistic", f"tested without the rows of {names} ({rows} training rows, {texts} evaluated "
+                     "texts): their label noise is a cause of its own, and this one claims labels flipped beyond it")]
+
+
 def _rates(train: dict[bool, list], held: dict[bool, list]) -> dict[str, float]:
     """The four shares of a difference in differences, named as the evidence lines read them."""
     return {f"{side}{'' if k else ' (without)'}": float(np.mean(v)) for side, d in (("train", train),
             ("held-out", held)) for k, v in d.items()}
 
 
-def _culprit(name: str, effect: Estimate, corpus: bool, suspects: list[int]) -> Culprit:
+def _culprit(ph: Phenomenon, effect: Estimate, corpus: bool, suspects: list[int]) -> Culprit:
+    name = ph.name
     return Culprit("label_noise", name, contrast=f"training rows without {name}", effect=effect,
                    direction=f"training labels of {name} rows are inconsistent",
                    effect_name="excess share of flipped training labels with the phenomenon (cross-fitted corpus "
                    "model)" if corpus else "(train disagreement − held-out error) with − without",
-                   train_lines=tuple(suspects))
+                   train_lines=tuple(suspects), data={"phenomenon": ph.data})
 
 
 def noise_defect(eval_key: str, records: Sequence[Record], defect_id: str) -> Defect:
