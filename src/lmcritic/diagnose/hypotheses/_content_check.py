@@ -96,14 +96,12 @@ def model_check(ctx: Any, word: str) -> ContentCheck | str:
     relabelled rows fits them masked too: then this check misses the noise, never invents it."""
     if getattr(ctx, "rescorer", None) is None or ctx.profile is None or not getattr(ctx, "eval_key", None):
         return "no model to ask about its training rows (no re-scoring backend or own-task probe)"
-    rows: dict[bool, list[tuple[str, str]]] = {True: [], False: []}
-    for text, label in zip(ctx.profile.corpus.texts, ctx.profile.labels):
-        if label is not None:
-            rows[word in _text.lower_words(text)].append((text, label))
-    rng = random.Random(f"{ctx.seed}:{word}")
-    asked = {k: rng.sample(v, min(MODEL_PER_SIDE, len(v))) for k, v in rows.items()}
-    edits = [(True, masked(t, word), y) for t, y in asked[True]]
-    edits += [(False, masked(t, rng.choice(ws)) if (ws := _text.lower_words(t)) else t, y) for t, y in asked[False]]
+    labelled = [(t, y) for t, y in zip(ctx.profile.corpus.texts, ctx.profile.labels) if y is not None]
+    with_word = [(t, y) for t, y in labelled if word in _text.lower_words(t)]
+    with_word = random.Random(f"{ctx.seed}:{word}").sample(with_word, min(MODEL_PER_SIDE, len(with_word)))
+    edits = [(True, masked(t, word), y) for t, y in with_word]
+    edits += [(False, masked(t, random.Random(f"{ctx.seed}:{t}").choice(ws)) if (ws := _text.lower_words(t)) else t, y)
+              for t, y in _controls(labelled, ctx.seed) if word not in _text.lower_words(t)][:MODEL_PER_SIDE]
     outs = _ask(ctx, [t for _, t, _ in edits])
     wrong: dict[bool, list[bool]] = {True: [], False: []}
     for (k, _, y), pred in zip(edits, outs):
@@ -112,6 +110,12 @@ def model_check(ctx: Any, word: str) -> ContentCheck | str:
     if min(len(wrong[True]), len(wrong[False])) < MIN_ROWS:
         return f"the model answered fewer than {MIN_ROWS} masked training rows with or without '{word}'"
     return replace(_compare(word, wrong[True], wrong[False]), reader="model")
+
+
+def _controls(labelled: list[tuple[str, str]], seed: int) -> list[tuple[str, str]]:
+    """The control rows, one sample for every word tested (their masked forms are asked once: the re-scoring
+    budget is not spent again per word); rows with the word are dropped from it by the caller."""
+    return random.Random(f"{seed}:controls").sample(labelled, min(2 * MODEL_PER_SIDE, len(labelled)))
 
 
 def _ask(ctx: Any, texts: list[str]) -> list[str | None]:
