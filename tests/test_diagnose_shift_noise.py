@@ -307,7 +307,8 @@ def test_the_model_reads_a_words_rows_masked(relabelled: bool, mislabelled: bool
         return [SimpleNamespace(edit=e, prediction="neg" if "bad" in e.text else "pos" if "good" in e.text else None)
                 for e in edits]
 
-    profile = SimpleNamespace(corpus=SimpleNamespace(texts=[t for t, _ in rows]), labels=[y for _, y in rows])
+    profile = SimpleNamespace(corpus=SimpleNamespace(texts=[t for t, _ in rows]), labels=[y for _, y in rows],
+                              _cache={})
     ctx = SimpleNamespace(profile=profile, rescorer=SimpleNamespace(run=run), eval_key="own", seed=0,
                           eval_records=[SimpleNamespace(text="x")], defect=SimpleNamespace(id="D1"))
     check = _content_check.model_check(ctx, "zz")

@@ -91,20 +91,25 @@ class CorpusFit:
     weights: np.ndarray = field(default_factory=lambda: np.array([]))  # per training row, p(evaluated) / p(corpus):
     # their effective sample size says how much of the corpus resembles the evaluated texts
 
-    def subset(self, keep_train: np.ndarray, keep_eval: np.ndarray) -> CorpusFit:
-        """The fit on the training rows and evaluated texts kept (boolean masks in the fit's own order): a test
-        that must leave some rows out reads the same fold models' predictions of the rest."""
-        kt, ke = keep_train, keep_eval
-        return replace(self, train=(self.train[0][kt], self.train[1][kt]),
-                       evaluated=(self.evaluated[0][ke], self.evaluated[1][ke]),
-                       labels=(self.labels[0][kt], self.labels[1][ke]),
-                       texts=tuple(t for t, k in zip(self.texts, kt) if k),
-                       eval_texts=tuple(t for t, k in zip(self.eval_texts, ke) if k),
-                       predicted=self.predicted[kt] if len(self.predicted) == len(kt) else self.predicted,
-                       eval_votes=self.eval_votes[ke] if len(self.eval_votes) == len(ke) else self.eval_votes,
-                       balanced=self.balanced[kt] if len(self.balanced) == len(kt) else self.balanced,
-                       weights=self.weights[kt] if len(self.weights) == len(kt) else self.weights)
-
+    def without(self, drop: Callable[[str], bool]) -> tuple[CorpusFit, int, int]:
+        """The fit without the training rows and evaluated texts ``drop`` holds for, and how many of each went: a
+        test that must leave some rows out reads the same fold models' predictions of the rest. Unchanged (0, 0)
+        for a fit that kept no evaluated texts (it cannot be split)."""
+        if len(self.eval_texts) != len(self.labels[1]):
+            return self, 0, 0
+        kt, ke = (np.array([not drop(t) for t in ts], dtype=bool) for ts in (self.texts, self.eval_texts))
+        if kt.all() and ke.all():
+            return self, 0, 0
+        out = replace(self, train=(self.train[0][kt], self.train[1][kt]),
+                      evaluated=(self.evaluated[0][ke], self.evaluated[1][ke]),
+                      labels=(self.labels[0][kt], self.labels[1][ke]),
+                      texts=tuple(t for t, k in zip(self.texts, kt) if k),
+                      eval_texts=tuple(t for t, k in zip(self.eval_texts, ke) if k),
+                      predicted=self.predicted[kt] if len(self.predicted) == len(kt) else self.predicted,
+                      eval_votes=self.eval_votes[ke] if len(self.eval_votes) == len(ke) else self.eval_votes,
+                      balanced=self.balanced[kt] if len(self.balanced) == len(kt) else self.balanced,
+                      weights=self.weights[kt] if len(self.weights) == len(kt) else self.weights)
+        return out, int((~kt).sum()), int((~ke).sum())
 
 def crossfit_all(train: Sequence[tuple[str, str]], evaluated: Sequence[tuple[str, str]], seed: int = 0,
                  embed: Embed | None = None, vectors: dict[str, np.ndarray] | None = None) -> CorpusFit | str:

@@ -96,6 +96,13 @@ def model_check(ctx: Any, word: str) -> ContentCheck | str:
     relabelled rows fits them masked too: then this check misses the noise, never invents it."""
     if getattr(ctx, "rescorer", None) is None or ctx.profile is None or not getattr(ctx, "eval_key", None):
         return "no model to ask about its training rows (no re-scoring backend or own-task probe)"
+    key = f"label_noise.model_check:{word}:{ctx.seed}"  # the same for every defect that tests this word
+    if key not in ctx.profile._cache:
+        ctx.profile._cache[key] = _model_check(ctx, word)
+    return ctx.profile._cache[key]
+
+
+def _model_check(ctx: Any, word: str) -> ContentCheck | str:
     labelled = [(t, y) for t, y in zip(ctx.profile.corpus.texts, ctx.profile.labels) if y is not None]
     with_word = [(t, y) for t, y in labelled if word in _text.lower_words(t)]
     with_word = random.Random(f"{ctx.seed}:{word}").sample(with_word, min(MODEL_PER_SIDE, len(with_word)))

@@ -131,13 +131,10 @@ def _without_cues(ctx: Any, cf: CorpusFit) -> tuple[CorpusFit, str]:
     from lmcritic.diagnose.hypotheses.spurious import confirmed_tokens
 
     cues = set(confirmed_tokens(getattr(ctx, "token_tests", ())))
-    if not cues or len(cf.eval_texts) != len(cf.labels[1]):  # a fit without its evaluated texts cannot be split
+    out, rows, texts = cf.without(lambda t: bool(cues & set(_text.tokens(t)))) if cues else (cf, 0, 0)
+    if not rows and not texts:
         return cf, ""
-    kt, ke = (np.array([not cues & set(_text.tokens(t)) for t in ts], dtype=bool) for ts in (cf.texts, cf.eval_texts))
-    if kt.all() and ke.all():
-        return cf, ""
-    out = cf.subset(kt, ke)
-    return out, (f"left out: {int((~kt).sum())} training rows and {int((~ke).sum())} evaluated texts holding "
+    return out, (f"left out: {rows} training rows and {texts} evaluated texts holding "
                  f"{', '.join(repr(c) for c in sorted(cues))}, a shortcut token confirmed by insertion: it ties a "
                  "label in the corpus only, which breaks the label-shift assumption of this test")
 

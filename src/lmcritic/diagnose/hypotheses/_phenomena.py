@@ -90,12 +90,9 @@ def fit_outside(ctx: Any) -> CorpusFit | str:
     (directed noise on negation rows made the label-share test read 'negative' inflated), so the corpus-wide
     claim — labels flipped beyond any one phenomenon — is tested on the rest."""
     cf = corpus_fit(ctx.profile, ctx.seed)
-    left = tuple(getattr(ctx, "left_out", ()))
-    if isinstance(cf, str) or not left or len(cf.eval_texts) != len(cf.labels[1]):
+    if isinstance(cf, str) or not getattr(ctx, "left_out", ()):
         return cf
-    kt, ke = (np.array([not any(ph.has(t) for ph in left) for t in ts], dtype=bool)
-              for ts in (cf.texts, cf.eval_texts))
-    return cf.subset(kt, ke)
+    return cf.without(lambda t: not outside(ctx, t))[0]
 
 
 def outside(ctx: Any, text: str) -> bool:
