@@ -177,6 +177,25 @@ def test_labelled_rows_read_other_column_names_and_say_so(tmp_path) -> None:
     assert [r for _, r in read_rows(keep, (), labelled=True)] == [{"text": "a", "label": "1", "category": "x"}]
 
 
+def test_labelled_rows_without_one_text_fail_at_the_header(tmp_path) -> None:
+    """A premise/hypothesis file had every row 'skipped' (template: 'text' is undefined) and the scan evaluated
+    nothing; a labelled read now refuses the file at its header, naming the pair or the columns it has."""
+    nli = tmp_path / "nli.tsv"
+    nli.write_text("premise\thypothesis\tlabel\nA man plays.\tA person plays.\tentailment\n")
+    with pytest.raises(DataError, match="sentence pairs \\(columns 'premise', 'hypothesis'\\)") as err:
+        list(read_rows(nli, ("label",), labelled=True))
+    assert "not supported yet" in str(err.value.hint)
+    qnli = tmp_path / "qnli.jsonl"
+    qnli.write_text('\n{"question": "Who?", "sentence": "Him.", "label": 0}\n')  # a blank first line
+    with pytest.raises(DataError, match="'question', 'sentence'"):
+        list(read_rows(qnli, (), labelled=True))
+    other = tmp_path / "other.csv"
+    other.write_text("body2,label\nx,1\n")
+    with pytest.raises(DataError, match=r"no text column \(columns: body2, label\)"):
+        list(read_rows(other, ("label",), labelled=True))
+    assert list(read_rows(other, ("label",))) == [(2, {"body2": "x", "label": "1"})]  # not a labelled read
+
+
 def test_datasets_name_file_and_line(tmp_path) -> None:
     """A malformed row is skipped and reported with its file and line; the good rows are read."""
     from lmcritic.datasets import collect_issues
@@ -208,3 +227,19 @@ def test_markdown_escape_neutralises_model_text() -> None:
 
     out = md("<script>alert(1)</script> **bold** [x](http://e) |pipe|\nline")
     assert "<script>" not in out and "**" not in out and "](" not in out and "|" not in out.replace("\\|", "")
+
+
+def test_mantel_haenszel_compares_within_strata_and_standardized_reweighs() -> None:
+    """Group 1 sits mostly in the stratum with more events (Simpson's paradox): pooled it looks higher, within
+    strata it is not; a real excess within strata is found. The standardized rate is group 0's rate at group 1's
+    stratum mix."""
+    from scipy.stats import fisher_exact
+
+    same = [(57, 190, 30, 100), (1, 20, 5, 100)]  # 30 % vs 30 %, 5 % vs 5 %
+    assert fisher_exact([[58, 152], [35, 165]], alternative="greater").pvalue < 0.01  # pooled: 28 % vs 18 %
+    assert stats.mantel_haenszel(same) > 0.5
+    more = [(95, 190, 30, 100), (3, 20, 5, 100)]
+    assert stats.mantel_haenszel(more) < 0.001
+    assert stats.mantel_haenszel([(5, 10, 0, 0)]) == 1.0  # no comparison in any stratum
+    est = stats.standardized([(20, 100), (10, 100)], [90, 10])
+    assert abs(est.value - 0.19) < 1e-9 and est.n == 200 and est.ci_low < 0.19 < est.ci_high

@@ -315,3 +315,48 @@ def test_the_model_reads_a_words_rows_masked(relabelled: bool, mislabelled: bool
     assert not isinstance(check, str) and check.reader == "model" and check.mislabelled is mislabelled
     assert "masked" in check.describe() and check.with_word.n == 120
     assert isinstance(_content_check.model_check(SimpleNamespace(profile=profile, rescorer=None), "zz"), str)
+
+
+def test_the_content_check_compares_rows_of_the_same_label() -> None:
+    """A reader errs more on one label (masked SST-2 pans: 22 % vs 12 % overall on word_noise seed 1); a word's
+    rows all of that label, labelled right, looked contradicted against rows of both labels (the first model
+    reader's +0.105, p 0.004, came partly from that). Compared label by label they are not; extra contradiction
+    within the label still is."""
+    from scipy.stats import fisher_exact
+
+    from lmcritic.diagnose.hypotheses._content_check import _compare
+
+    control = [("neg", i < 44) for i in range(200)] + [("pos", i < 4) for i in range(200)]  # 22 % vs 2 %
+    right = [("neg", i < 46) for i in range(200)]  # 23 %: as the reader errs on any pan
+    check = _compare("plot", right, control)
+    assert not isinstance(check, str) and not check.mislabelled and abs(check.effect.value) < 0.02
+    assert abs(check.without.value - 0.22) < 1e-9 and check.without.n == 200  # the rows of the compared label
+    pooled = fisher_exact([[46, 154], [48, 352]], alternative="greater").pvalue
+    assert pooled < 0.001  # what a comparison across labels said
+    wrong = [("neg", i < 80) for i in range(200)]  # 40 %: beyond the reader's error on pans
+    found = _compare("plot", wrong, control)
+    assert not isinstance(found, str) and found.mislabelled and found.effect.ci_low > 0.05
+    assert isinstance(_compare("plot", [("odd", True)] * 30, control), str)  # no control row of that label
+
+
+def test_the_models_reading_decides_when_both_readers_ran(monkeypatch) -> None:
+    """The corpus content model and the model itself may disagree; the model, the better reader (measured on the
+    planted MiniLM classifiers), decides, and both readings stay in the evidence."""
+    from lmcritic.diagnose.hypotheses import _content_check, label_noise
+    from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+    from lmcritic.probes.base import Estimate
+
+    def check(p: float, reader: str) -> _content_check.ContentCheck:
+        e = Estimate(0.1, 200, 0.05, 0.2, "wilson")
+        return _content_check.ContentCheck("plot", e, e, e, p, reader)
+
+    monkeypatch.setattr(_content_check, "content_check", lambda profile, word, seed: check(0.3, "corpus"))
+    monkeypatch.setattr(_content_check, "model_check", lambda ctx, word: check(0.01, "model"))
+    evidence: list = []
+    ctx = SimpleNamespace(profile=None, seed=0)
+    got = label_noise.LabelNoise._content(ctx, Phenomenon.of_word("plot"), evidence)
+    assert got is not None and got.reader == "model" and got.mislabelled
+    assert len(evidence) == 3 and "decides" in evidence[-1].summary
+    monkeypatch.setattr(_content_check, "model_check", lambda ctx, word: "no model")
+    alone = label_noise.LabelNoise._content(ctx, Phenomenon.of_word("plot"), [])
+    assert alone is not None and alone.reader == "corpus" and not alone.mislabelled

@@ -583,7 +583,10 @@ def test_a_backdoor_absent_from_the_evaluation_data_is_re_verified_by_inserting_
     o = next(o for o in ver["outcomes"] if o["targeted"])
     beyond = next(c for c in ver["control"]["versus_control"] if c["targeted"])  # the control arm is asked too
     assert beyond["probe"] == "diagnose.spurious_feature" and beyond["before"]["n"] == o["before"]["n"]
-    assert o["probe"] == "diagnose.spurious_feature" and o["before"]["n"] >= 20 > len(node.defect.case_ids) - 20
+    from lmcritic.diagnose.shortcuts import INPUTS
+
+    assert o["probe"] == "diagnose.spurious_feature" and o["before"]["n"] == INPUTS  # every input of the test
+    assert len(node.defect.case_ids) <= INPUTS  # the defect's cases are those it flipped
     assert o["before"]["value"] > 0.9 and o["after"]["value"] < 0.2 and o["verdict"] == "closed"
     assert "not compared" not in out
     asked = store.records(ver["run_after"], "diagnose.spurious_feature")

@@ -117,6 +117,23 @@ def test_label_repair_without_a_phenomenon_uses_the_implicated_lines_or_the_corp
     assert phenomenon_predicate("contrast")("good although long") and phenomenon_predicate("frobs") is None
 
 
+def test_label_repair_picks_the_rows_the_diagnosis_counted_from_the_culprits_data():
+    """The repair rebuilt the phenomenon from the culprit's display name; the diagnosis now stores what it tested
+    (``Phenomenon.data``), and the repair's predicate is that one: the name is read only for older diagnoses."""
+    from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+    from lmcritic.mitigate.cleaning import culprit_predicate
+
+    stored = Culprit("label_noise", "the word plot", data={"phenomenon": Phenomenon.of_word("plot").data})
+    has = culprit_predicate(stored)
+    assert has is not None and has("The Plot thickens .") and not has("plots and subplots")
+    negation = culprit_predicate(Culprit("label_noise", "negation", data={"phenomenon": {"name": "negation"}}))
+    assert negation is not None and negation("it is not good") and not negation("it is good")
+    older = culprit_predicate(Culprit("label_noise", "word 'plot'"))  # no data: the display name
+    assert older is not None and older("a thin plot")
+    assert culprit_predicate(Culprit("label_noise", "the word plot")) is None  # neither: no phenomenon
+    assert culprit_predicate(Culprit("token", "plot")) is None and culprit_predicate(None) is None
+
+
 def test_domain_augmentation_says_when_the_failing_cases_hold_words_no_training_row_has():
     """The planted slang ("killer", "mid") is in no training row, rewritten or not: the fine-tune cannot teach it
     (0.41 -> 0.41 on two seeds), so the mitigation must name the words and ask for in-domain rows."""

@@ -240,6 +240,29 @@ def aliases(columns: Sequence[str]) -> dict[str, str]:
     return {c: a for c, a in found.items() if a is not None}
 
 
+PAIR_COLUMNS = (("premise", "hypothesis"), ("sentence1", "sentence2"), ("question1", "question2"),
+                ("question", "sentence"), ("question", "passage"), ("text_a", "text_b"))
+
+
+def _has_text(p: Path, columns: Sequence[str], found: dict[str, str]) -> None:
+    """A file of labelled rows names its text column, or the read fails here, saying so (not row by row, every
+    row 'skipped', as before: a premise/hypothesis file evaluated no case at all)."""
+    if {"text", "sentence"} & set(columns) and not _pair(columns) or "text" in found:
+        return
+    pair = _pair(columns)
+    if pair:
+        raise DataError(f"{p}: rows are sentence pairs (columns {pair[0]!r}, {pair[1]!r}); lmcritic reads one text "
+                        "per row (its probes perturb, attack and explain that text)",
+                        "join the pair into one 'text' column if the model reads it as one text; "
+                        "sentence-pair tasks (NLI, paraphrase) are not supported yet")
+    raise DataError(f"{p}: no text column (columns: {', '.join(columns)})",
+                    f"name it 'text' or 'sentence' (or one of {', '.join(TEXT_ALIASES)})")
+
+
+def _pair(columns: Sequence[str]) -> tuple[str, str] | None:
+    return next((pc for pc in PAIR_COLUMNS if set(pc) <= set(columns)), None)
+
+
 _RENAMED: set[str] = set()  # said once per file and process, not once per probe that reads it
 
 
@@ -258,6 +281,8 @@ def _read_delimited(p: Path, sink: _Sink, required: tuple[str, ...],
         rows = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
         header = _header(p, rows, required, labelled)
         found = aliases(header) if labelled else {}
+        if labelled:
+            _has_text(p, header, found)
         _renamed(p, found)
         for line, fields in _csv_rows(rows, sink):
             if len(fields) != len(header):
@@ -301,11 +326,15 @@ def _csv_rows(rows: Any, sink: _Sink) -> Iterator[tuple[int, list[str]]]:
 
 def _read_jsonl(p: Path, sink: _Sink, required: tuple[str, ...],
                 labelled: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    checked = not labelled  # the first parsed row's keys name the file's columns
     with _open(p) as f:
         for line, raw in enumerate(f, start=1):
             if raw.strip() and sink.usable(line, raw):
                 row = _json_row(raw, line, sink)
                 found = aliases(list(row)) if row is not None and labelled else {}
+                if row is not None and not checked:
+                    _has_text(p, list(row), found)
+                    checked = True
                 _renamed(p, found)  # once per file
                 if row is not None:
                     row.update({c: row[a] for c, a in found.items()})

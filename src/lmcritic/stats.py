@@ -247,6 +247,36 @@ def difference_interval(new: Estimate, old: Estimate, confidence: float = 0.95) 
             d + math.sqrt((u1 - new.value) ** 2 + (old.value - l2) ** 2))
 
 
+def mantel_haenszel(strata: Sequence[tuple[int, int, int, int]]) -> float:
+    """One-sided Cochran–Mantel–Haenszel p that group 1's event rate exceeds group 0's within strata; a stratum is
+    ``(events1, n1, events0, n0)``. Comparing within strata keeps a difference between the strata (another label
+    mix in each group, say) out of the test; a stratum missing a group carries nothing."""
+    from statistics import NormalDist
+
+    obs = expected = var = 0.0
+    for a1, n1, a0, n0 in strata:
+        n, m = n1 + n0, a1 + a0
+        if n1 and n0 and n > 1:
+            obs, expected = obs + a1, expected + n1 * m / n
+            var += n1 * n0 * m * (n - m) / (n * n * (n - 1))
+    if var <= 0:
+        return 1.0
+    return 1 - NormalDist().cdf((obs - expected - 0.5) / math.sqrt(var))  # with continuity correction
+
+
+def standardized(strata: Sequence[tuple[int, int]], weights: Sequence[float], confidence: float = 0.95) -> Estimate:
+    """A rate over strata ``(events, n)`` reweighted to another population's stratum shares ``weights`` (direct
+    standardisation), with a normal-approximation interval."""
+    total = sum(weights)
+    w = [x / total for x in weights]
+    rates = [a / n for a, n in strata]
+    value = sum(wi * r for wi, r in zip(w, rates))
+    se = math.sqrt(sum(wi * wi * r * (1 - r) / n for wi, r, (_, n) in zip(w, rates, strata)))
+    z = _z(confidence)
+    return Estimate(value, sum(n for _, n in strata), max(0.0, value - z * se), min(1.0, value + z * se),
+                    "standardized", confidence)
+
+
 def _alpha(alpha: float) -> float:
     if not 0 < alpha < 0.5:
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")

@@ -29,7 +29,7 @@ from lmcritic.diagnose.rescore import Edit, Rescorer
 from lmcritic.probes.base import Estimate, Record
 
 PER_LABEL = 5  # candidates tested per label
-INPUTS = 30  # held-out inputs per candidate
+INPUTS = 60  # held-out inputs per candidate
 CONTROLS = 8
 
 

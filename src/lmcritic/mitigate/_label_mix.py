@@ -27,15 +27,13 @@ from lmcritic.errors import ConfigError
 from lmcritic.mitigate.data import Row, TrainingSet
 
 
-def repair_mix(data: TrainingSet, mix: dict[str, Any] | None, max_weight: float, features: str,
-               folds: int) -> tuple[TrainingSet, dict[str, Any]]:
-    """Relabel, then reweigh, the phenomenon's rows (see the module docstring); returns the rows and a summary."""
+def repair_mix(data: TrainingSet, mix: dict[str, Any] | None, has: Callable[[str], bool] | None, max_weight: float,
+               features: str, folds: int) -> tuple[TrainingSet, dict[str, Any]]:
+    """Relabel, then reweigh, the rows ``has`` picks: the culprit's phenomenon (see the module docstring); returns
+    the rows and a summary."""
     if not mix:
         raise ConfigError("action=reweigh needs a label-noise culprit that is a label mix (consistent noise)",
                           "use --set action=drop or action=relabel")
-    from lmcritic.mitigate.cleaning import phenomenon_predicate
-
-    has = phenomenon_predicate(str(mix["phenomenon"]))
     if has is None:
         raise ConfigError(f"unknown phenomenon {mix['phenomenon']!r} in the diagnosis", "re-run lmcritic diagnose")
     target = {str(k): float(v) for k, v in mix["evaluated"].items()}

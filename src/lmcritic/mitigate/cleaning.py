@@ -190,8 +190,8 @@ class LabelRepair(Retrain):
         if action == "reweigh":
             from lmcritic.mitigate._label_mix import repair_mix
 
-            return repair_mix(data, mix, self.config.max_weight, _feature_kind(self.config.features),
-                              self.config.folds)
+            return repair_mix(data, mix, culprit_predicate(ctx.target.culprit), self.config.max_weight,
+                              _feature_kind(self.config.features), self.config.folds)
         labels = list(data.labels) or sorted({str(r.label) for r in data.rows})
         candidates, scope = self._scope(ctx, data.rows)
         features = _feature_kind(self.config.features)
@@ -230,13 +230,25 @@ class LabelRepair(Retrain):
             return None, {"rows": "corpus", "why": "scope=corpus" if c else "the diagnosis names no culprit"}
         if c.kind == "label_noise" and c.value == CORPUS:
             return None, {"rows": "corpus", "why": "the diagnosis found labels flipped across the whole corpus"}
-        has = phenomenon_predicate(c.value) if c.kind == "label_noise" else None
+        has = culprit_predicate(c)
         lines = set(c.train_lines)
         picked = [i for i, r in enumerate(rows) if (has is not None and has(r.text)) or r.line in lines]
         what = {"phenomenon": c.value if has else None, "train_lines": len(lines), "candidates": len(picked)}
         if not picked:
             return None, {**what, "rows": "corpus", "why": "no training row has the implicated phenomenon or line"}
         return picked, {**what, "rows": "implicated"}
+
+
+def culprit_predicate(culprit: Any) -> Callable[[str], bool] | None:
+    """Whether a text has the phenomenon of a label-noise culprit: the one the diagnosis tested, rebuilt from the
+    culprit's data (:meth:`Phenomenon.from_data`: the same predicate, so the repair picks the rows the diagnosis
+    counted), else read from its display name (diagnoses stored before culprits carried the data)."""
+    from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+
+    if culprit is None or culprit.kind != "label_noise":
+        return None
+    ph = Phenomenon.from_data(culprit.data.get("phenomenon"))
+    return ph.has if ph is not None else phenomenon_predicate(culprit.value)
 
 
 def phenomenon_predicate(name: str) -> Callable[[str], bool] | None:
@@ -370,4 +382,5 @@ class Dedup(Retrain):
         return data.with_rows(kept), dict(counts)
 
 
-__all__ = ["Dedup", "LabelRepair", "ShortcutRemoval", "label_issues", "oof_probs", "phenomenon_predicate", "spread"]
+__all__ = ["Dedup", "LabelRepair", "ShortcutRemoval", "culprit_predicate", "label_issues", "oof_probs",
+           "phenomenon_predicate", "spread"]

@@ -210,8 +210,11 @@ class LabelNoise(Hypothesis):
     @staticmethod
     def _content(ctx: DefectContext, ph: Phenomenon, evidence: list[Evidence]) -> _content_check.ContentCheck | None:
         """For a plain word: whether its rows' labels contradict their content (:mod:`._content_check`), read by a
-        content model fitted on the corpus and by the model itself with the word masked. Both must see it
-        (intersection-union): the reading with the larger p is returned, None when neither could run."""
+        content model fitted on the corpus and by the model itself with the word masked, each within labels. The
+        model's reading decides where it ran, the corpus model's otherwise (None when neither could): the model
+        reads content far better (selected 'director' rows: the corpus model +0.19 before comparing within
+        labels, the model -0.06; a fifth of 'plot' rows relabelled: the corpus model +0.02 within labels, the
+        model +0.08, p 0.03), so requiring both, as before, kept the weaker reader's power and nothing else."""
         if not ph.word:
             return None
         checks = []
@@ -222,7 +225,10 @@ class LabelNoise(Hypothesis):
             else:
                 evidence.append(Evidence("test", check.describe(), check.effect, check.p))
                 checks.append(check)
-        return max(checks, key=lambda c: c.p, default=None)
+        decides = max(checks, key=lambda c: c.reader == "model", default=None)
+        if len(checks) == 2 and decides is not None:
+            evidence.append(Evidence("statistic", "the model's own reading decides (the better reader of the two)"))
+        return decides
 
     def _mix_verdict(self, ph: Phenomenon, mix: _label_mix.MixTest, k: int, evidence: list[Evidence], tests: int,
                      suspects: list[int]) -> CauseVerdict:
