@@ -186,7 +186,8 @@ def test_a_failed_stage_makes_the_run_partial(tmp_path, tiny_causal_dir, tiny_ca
                    stages=(StageSpec("diagnose", {"train": str(empty)}),))
     out = Runner(tmp_path / "runs.sqlite", tmp_path / "cache.sqlite", progress=False).run(spec, model=tiny_causal)
     assert out.status == "partial" and "1 of 2 probes/stages failed, 0 with failing cases" in out.message
-    assert any(e.startswith("stage diagnose: ") and "no text column (columns: id, label)" in e for e in out.errors), out.errors
+    assert any(e.startswith("stage diagnose: ") and "no text column (columns: id, label)" in e
+               for e in out.errors), out.errors
 
 
 def test_builtin_stages_explain_and_diagnose_a_run(tmp_path, tiny_causal_dir, tiny_causal) -> None:
