@@ -128,12 +128,19 @@ class CorpusProfile:
         """Per group of ``attribute``: (documents with the target label, documents) in the training corpus."""
         key = f"groups:{attribute}:{target}"
         if key not in self._cache:
-            from lmcritic.lexicon.association import associate
-
-            labs = [x if x is not None else "" for x in self.labels]
-            res = associate(self.corpus.texts, labs, target, [attribute], min_count=1)
-            self._cache[key] = {a.group: (a.counts.get(target, 0), a.n_docs) for a in res.groups}
+            labs = ["" if x is None else str(x) for x in self.labels]
+            self._cache[key] = {group: (sum(labs[i] == target for i in docs), len(docs))
+                                for (attr, group), docs in self._group_docs.items() if attr == attribute}
         return self._cache[key]
+
+    @cached_property
+    def _group_docs(self) -> dict[tuple[str, str], list[int]]:
+        """(attribute, group) → the training rows naming it: the lexicon's one pass over the corpus, shared by
+        every attribute and target asked about (a pass per attribute took a minute on SST-2's 67k rows)."""
+        from lmcritic.lexicon.association import _index_docs
+
+        _, groups = _index_docs(self.corpus.texts, None)
+        return {(attr, group): docs for (_, attr, group), docs in groups.items()}
 
     # -- shift -----------------------------------------------------------------------------------------
     @cached_property
