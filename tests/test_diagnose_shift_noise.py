@@ -360,3 +360,37 @@ def test_the_models_reading_decides_when_both_readers_ran(monkeypatch) -> None:
     monkeypatch.setattr(_content_check, "model_check", lambda ctx, word: "no model")
     alone = label_noise.LabelNoise._content(ctx, Phenomenon.of_word("plot"), [])
     assert alone is not None and alone.reader == "corpus" and not alone.mislabelled
+
+
+def test_a_phenomenons_label_noise_tests_leave_out_texts_of_another_confirmed_cue(monkeypatch) -> None:
+    """word_noise seed 1: a 'plot' cue planted in negative rows failed the evaluated 'plot' texts, nearly all
+    without negation, so held-out error without negation rose (36 % vs 24 %) and negation's labels looked noisy
+    (medium). Rows and texts holding another confirmed shortcut token are left out of both sides; the
+    phenomenon's own word, and a token the phenomenon holds ('not' for negation), are not."""
+    import functools
+
+    from lmcritic.diagnose.hypotheses import label_noise
+    from lmcritic.diagnose.hypotheses._phenomena import Phenomenon, holds_any, other_cues
+    from lmcritic.probes.base import Record
+
+    def token(word: str) -> SimpleNamespace:
+        return SimpleNamespace(token=SimpleNamespace(token=word), p_value=1e-4, effect=SimpleNamespace(value=0.3))
+
+    monkeypatch.setattr(label_noise, "crossfit", functools.partial(crossfit, embed=_embed))
+    ctx = _label_noise_ctx(0.0)
+    ctx.eval_records = list(ctx.eval_records) + [Record(f"z{i}", {}, {}, {}, passed=False, text=f"zz fine film {i}",
+                                                        target="positive") for i in range(60)]
+    [ph] = label_noise._phenomena(ctx)
+    ctx.token_tests = [token("zz"), token("not"), token("plot")]
+    assert other_cues(ctx, ph) == ("plot", "zz") and other_cues(ctx, Phenomenon.of_word("plot")) == ("not", "zz")
+    assert holds_any(("zz",))("a ZZ film") and not holds_any(())("zz")
+
+    def held_out_without(c: SimpleNamespace) -> float:
+        v = label_noise.LabelNoise()._phenomenon_test(c, ph, 1)
+        model_side = next(e for e in v.evidence if e.kind == "test" and "the model contradicts" in e.summary)
+        return model_side.data["rates"]["held-out (without)"]
+
+    left_out = held_out_without(ctx)
+    ctx.token_tests = []
+    assert held_out_without(ctx) > left_out + 0.1  # the 60 failing 'zz' texts counted
+    assert left_out < 0.25

@@ -35,7 +35,7 @@ from lmcritic.diagnose.crossfit import cached_fit, crossfit
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
 from lmcritic.diagnose.hypotheses import _class_noise, _content_check, _global_noise, _implied_prior, _label_mix
-from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+from lmcritic.diagnose.hypotheses._phenomena import Phenomenon, holds_any, other_cues
 from lmcritic.diagnose.hypotheses._phenomena import outside as _outside
 from lmcritic.diagnose.hypotheses._phenomena import phenomena as _phenomena
 from lmcritic.diagnose.hypotheses.base import CauseVerdict, Culprit, DefectContext, Evidence, Hypothesis
@@ -127,18 +127,22 @@ class LabelNoise(Hypothesis):
     def _phenomenon_test(self, ctx: DefectContext, ph: Phenomenon, k: int) -> CauseVerdict:
         """One phenomenon's test; its p-value is multiplied by ``k``, the number of phenomena tested."""
         name, has = ph.name, ph.has
-        train = _train_sample(ctx, has)
+        cues = other_cues(ctx, ph)
+        cue = holds_any(cues)
+        train = _train_sample(ctx, has, cue)
         if min(len(train[True]), len(train[False])) < 20:
             return self.verdict(False, False, 0.0, f"too few training rows with/without {name}", [])
         disagree, tests, suspects = self._ask(ctx, train)
-        held = {k: [r.passed is False for r in ctx.eval_records if has(input_text(r) or "") == k]
-                for k in (True, False)}
+        texts = [(r, input_text(r) or "") for r in ctx.eval_records]
+        held = {k: [r.passed is False for r, t in texts if has(t) == k and not cue(t)] for k in (True, False)}
         if min(len(held[True]), len(held[False])) < 5:
             return self.verdict(False, False, 0.0, f"too few evaluated texts with/without {name}", [], tests)
-        evidence: list[Evidence] = []
+        evidence = [Evidence("statistic", f"training rows and evaluated texts holding a confirmed shortcut token "
+                             f"({', '.join(cues)}) are left out of the two difference-in-differences tests: they "
+                             "fail for that reason")] if cues else []
         model = self._model_side(name, disagree, held, suspects, ctx.seed, evidence)
         evidence += self._conflicts(ctx, has)
-        noise = self._corpus_model(ctx, name, has, evidence)
+        noise = self._corpus_model(ctx, name, has, evidence, cues)
         model_ok = not isinstance(model, str) and model[1] < 0.05 and model[0].value > 0
         mix = self._mix(ctx, name, has, evidence)
         if mix is not None and noise[0] is not None:  # two tests of the labels: the smaller p decides, doubled
@@ -247,11 +251,15 @@ class LabelNoise(Hypothesis):
         return self.conclude(mix.effect, min(1.0, mix.p * k), threshold=THRESHOLD, independent=True,
                              interventional=False, summary=summary, evidence=evidence, tests=tests, culprit=culprit)
 
-    def _corpus_model(self, ctx: DefectContext, name: str, has: Callable[[str], bool],
-                      evidence: list[Evidence]) -> tuple[Estimate | None, float, str]:
-        """The cross-fitted corpus model's excess flip rate on the phenomenon: (estimate, p, why none)."""
-        cf = cached_fit(ctx.profile, f"label_noise.crossfit:{name}:{ctx.seed}",
-                        lambda train, evaluated, vectors: crossfit(train, evaluated, has, ctx.seed, vectors=vectors))
+    def _corpus_model(self, ctx: DefectContext, name: str, has: Callable[[str], bool], evidence: list[Evidence],
+                      cues: tuple[str, ...] = ()) -> tuple[Estimate | None, float, str]:
+        """The cross-fitted corpus model's excess flip rate on the phenomenon, without the rows and texts holding
+        one of ``cues`` (:func:`other_cues`): (estimate, p, why none)."""
+        cue = holds_any(cues)
+        cf = cached_fit(ctx.profile, f"label_noise.crossfit:{name}:{ctx.seed}:{','.join(cues)}",
+                        lambda train, evaluated, vectors: crossfit([r for r in train if not cue(r[0])],
+                                                                   [r for r in evaluated if not cue(r[0])], has,
+                                                                   ctx.seed, vectors=vectors))
         if isinstance(cf, str):
             evidence.append(Evidence("statistic", f"no cross-fitted corpus test: {cf}"))
             return None, 1.0, cf
@@ -329,11 +337,12 @@ def noise_defect(eval_key: str, records: Sequence[Record], defect_id: str) -> De
                   stats.proportion([r.passed is False for r in judged]))
 
 
-def _train_sample(ctx: DefectContext, has: Callable[[str], bool]) -> dict[bool, list[tuple[int, str, str]]]:
+def _train_sample(ctx: DefectContext, has: Callable[[str], bool],
+                  skip: Callable[[str], bool]) -> dict[bool, list[tuple[int, str, str]]]:
     corpus, labels = ctx.profile.corpus, ctx.profile.labels
     out: dict[bool, list[tuple[int, str, str]]] = {True: [], False: []}
     for line, text, label in zip(corpus.lines, corpus.texts, labels):
-        if label is not None:
+        if label is not None and not skip(text):
             out[has(text)].append((line, text, label))
     rng = random.Random(ctx.seed)
     return {k: rng.sample(v, min(SAMPLE, len(v))) for k, v in out.items()}
