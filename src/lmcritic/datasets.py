@@ -247,9 +247,9 @@ PAIR_COLUMNS = (("premise", "hypothesis"), ("sentence1", "sentence2"), ("questio
 def _has_text(p: Path, columns: Sequence[str], found: dict[str, str]) -> None:
     """A file of labelled rows names its text column, or the read fails here, saying so (not row by row, every
     row 'skipped', as before: a premise/hypothesis file evaluated no case at all)."""
-    if {"text", "sentence"} & set(columns) and not _pair(columns) or "text" in found:
-        return
     pair = _pair(columns)
+    if "text" in found or ({"text", "sentence"} & set(columns) and not pair):
+        return
     if pair:
         raise DataError(f"{p}: rows are sentence pairs (columns {pair[0]!r}, {pair[1]!r}); lmcritic reads one text "
                         "per row (its probes perturb, attack and explain that text)",

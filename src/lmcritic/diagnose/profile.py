@@ -137,9 +137,9 @@ class CorpusProfile:
     def _group_docs(self) -> dict[tuple[str, str], list[int]]:
         """(attribute, group) → the training rows naming it: the lexicon's one pass over the corpus, shared by
         every attribute and target asked about (a pass per attribute took a minute on SST-2's 67k rows)."""
-        from lmcritic.lexicon.association import _index_docs
+        from lmcritic.lexicon.association import index_docs
 
-        _, groups = _index_docs(self.corpus.texts, None)
+        _, groups = index_docs(self.corpus.texts, None)
         return {(attr, group): docs for (_, attr, group), docs in groups.items()}
 
     # -- shift -----------------------------------------------------------------------------------------

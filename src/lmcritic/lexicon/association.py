@@ -67,7 +67,7 @@ def associate(texts: Sequence[str], labels: Sequence[Any] | None = None, target:
         raise DataError(f"{len(texts)} texts but {len(labs)} labels", "give one label per text")
     tgt = target if target is not None else _default_target(labs)
     wanted = frozenset(attributes) if attributes else None
-    term_docs, group_docs = _index_docs(texts, wanted)
+    term_docs, group_docs = index_docs(texts, wanted)
     label_counts = _count(labs, range(len(labs)))
     base = label_counts.get(tgt, 0) / max(1, len(labs))
     terms = [_assoc(k, docs, labs, tgt, base, n_examples) for k, docs in term_docs.items() if len(docs) >= min_count]
@@ -83,7 +83,9 @@ def _default_target(labels: Sequence[str]) -> str:
     return values[-1] if values else ""
 
 
-def _index_docs(texts: Sequence[str], wanted: frozenset[str] | None) -> tuple[dict, dict]:
+def index_docs(texts: Sequence[str], wanted: frozenset[str] | None) -> tuple[dict, dict]:
+    """The documents naming each identity term and each group, ``(term or "group:G", attribute, group)`` → rows;
+    ``wanted``: only these attributes (None: every one)."""
     term_docs: dict[tuple[str, str, str], list[int]] = {}
     group_docs: dict[tuple[str, str, str], list[int]] = {}
     for i, text in enumerate(texts):
@@ -138,4 +140,4 @@ def _adjust(rows: list[Association]) -> tuple[Association, ...]:
     return tuple(sorted(out, key=lambda r: (r.p_adjusted, -abs(r.pmi))))
 
 
-__all__ = ["Association", "CorpusAssociations", "associate", "sentiment_labels"]
+__all__ = ["Association", "CorpusAssociations", "associate", "index_docs", "sentiment_labels"]

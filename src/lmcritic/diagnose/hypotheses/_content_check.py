@@ -147,19 +147,22 @@ def _compare(word: str, rows1: list[tuple[str, bool]], rows0: list[tuple[str, bo
     """Contradiction with the word vs without, label by label: the rows with a word whose labels lean one way
     (what sent the diagnosis here) are compared with rows of the same labels, as a reader's error rate differs by
     label (subtle praise is misread more often than a pan). ``rows``: (training label, contradicted)."""
-    by0: dict[str, list[bool]] = {}
-    for y, w in rows0:
-        by0.setdefault(y, []).append(w)
-    kept = [(y, w) for y, w in rows1 if y in by0]  # a label no control row has cannot be compared
-    if len(kept) < MIN_ROWS:
+    by1, by0 = _by_label(rows1), _by_label(rows0)
+    labels = sorted(set(by1) & set(by0))  # a label no control row has cannot be compared
+    if sum(len(by1[y]) for y in labels) < MIN_ROWS:
         return f"fewer than {MIN_ROWS} rows with '{word}' have a label that rows without it have"
-    labels = sorted({y for y, _ in kept})
-    n1 = {y: sum(1 for z, _ in kept if z == y) for y in labels}
-    e1 = stats.proportion([w for _, w in kept])
-    e0 = stats.standardized([(sum(by0[y]), len(by0[y])) for y in labels], [n1[y] for y in labels])
-    p = stats.mantel_haenszel([(sum(w for z, w in kept if z == y), n1[y], sum(by0[y]), len(by0[y])) for y in labels])
+    e1 = stats.proportion([w for y in labels for w in by1[y]])
+    e0 = stats.standardized([(sum(by0[y]), len(by0[y])) for y in labels], [len(by1[y]) for y in labels])
+    p = stats.mantel_haenszel([(sum(by1[y]), len(by1[y]), sum(by0[y]), len(by0[y])) for y in labels])
     lo, hi = stats.difference_interval(e1, e0)
     return ContentCheck(word, e1, e0, Estimate(e1.value - e0.value, e1.n + e0.n, lo, hi, "mover"), p)
+
+
+def _by_label(rows: list[tuple[str, bool]]) -> dict[str, list[bool]]:
+    out: dict[str, list[bool]] = {}
+    for y, w in rows:
+        out.setdefault(y, []).append(w)
+    return out
 
 
 SAME_MIX = "weighted to their label mix"

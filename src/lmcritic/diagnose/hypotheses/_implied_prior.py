@@ -44,9 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from lmcritic.diagnose import _text
 from lmcritic.diagnose.crossfit import CorpusFit
-from lmcritic.diagnose.hypotheses._phenomena import fit_outside
+from lmcritic.diagnose.hypotheses._phenomena import fit_outside, holds_any
 from lmcritic.probes.base import Estimate
 
 MIN_ESS = 200  # effective training rows after reweighting to the evaluated texts (an overlap check)
@@ -131,7 +130,7 @@ def _without_cues(ctx: Any, cf: CorpusFit) -> tuple[CorpusFit, str]:
     from lmcritic.diagnose.hypotheses.spurious import confirmed_tokens
 
     cues = set(confirmed_tokens(getattr(ctx, "token_tests", ())))
-    out, rows, texts = cf.without(lambda t: bool(cues & set(_text.tokens(t)))) if cues else (cf, 0, 0)
+    out, rows, texts = cf.without(holds_any(tuple(cues))) if cues else (cf, 0, 0)
     if not rows and not texts:
         return cf, ""
     return out, (f"left out: {rows} training rows and {texts} evaluated texts holding "

@@ -230,7 +230,7 @@ class LabelNoise(Hypothesis):
                 evidence.append(Evidence("test", check.describe(), check.effect, check.p))
                 checks.append(check)
         decides = max(checks, key=lambda c: c.reader == "model", default=None)
-        if len(checks) == 2 and decides is not None:
+        if len(checks) == 2:
             evidence.append(Evidence("statistic", "the model's own reading decides (the better reader of the two)"))
         return decides
 
