@@ -363,7 +363,7 @@ def test_the_models_reading_decides_when_both_readers_ran(monkeypatch) -> None:
 
 
 def test_a_phenomenons_label_noise_tests_leave_out_texts_of_another_confirmed_cue(monkeypatch) -> None:
-    """word_noise seed 1: a 'plot' cue planted in negative rows failed the evaluated 'plot' texts, nearly all
+    """word_noise seed 1: a 'plot' cue planted in negative rows failed the evaluated 'plot' texts, 84 of 100
     without negation, so held-out error without negation rose (36 % vs 24 %) and negation's labels looked noisy
     (medium). Rows and texts holding another confirmed shortcut token are left out of both sides; the
     phenomenon's own word, and a token the phenomenon holds ('not' for negation), are not."""
