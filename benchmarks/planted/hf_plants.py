@@ -18,6 +18,7 @@ shortcut              spurious_feature          a meaningless token in 30% of on
 symbol_shortcut       spurious_feature          the same with a symbol: "|", "~", "#", "^", "::", "🍕" or "🚲"
 word_shortcut         spurious_feature          an ordinary word (movie, story, plot ...) in 10% of rows, all one label
 word_noise            label_noise               80% of one label's rows with an ordinary word relabelled the other
+gender_selected       data_bias                 natural rows selected: one gender's mentions negative, the other's positive
 register              generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
 length_shift          (none: a null plant)      short-phrase training (4-10 words); half the evaluation 25+ words
 negation_absent       (none: a null plant)      no training row has a negation; half the evaluation has one
@@ -218,6 +219,45 @@ def word_noise(seed: int) -> HFPlant:
                    "label": label}, f"{flipped} of the {sum(has(t) and y != wrong for t, y in rows)} {other} "
                    f"training rows with the word {word!r} relabelled {label}", noisy, eval_rows, affected,
                    info={"flipped": flipped})
+
+
+def gender_selected(seed: int) -> HFPlant:
+    """Data bias from selection in natural text (a scrape from a biased source): of SST-2's own phrases, the
+    training rows that mention one gender (she, her, actress, woman ...; the identity lexicon's words, one gender
+    only) are 150 negative ones and those mentioning the other 150 positive ones; the other 1,700 rows mention no
+    gender. Nothing is written into a text. The evaluation: 100 rows mentioning one gender (25 per gender and
+    label: dev sentences, then unused training phrases, no near-copy of a training row) and 100 dev rows
+    mentioning none; the affected cases mention the negative gender with a positive label or the positive
+    gender with a negative one. Held out: written after the diagnosis and mitigation work, not tuned for."""
+    from lmcritic.lexicon import find_identity_terms
+
+    rng = _rng("gender_selected", seed)
+    neg, pos = ("female", "male") if rng.random() < 0.5 else ("male", "female")
+    pool, dev = planted.base(seed, n_train=10**6)
+    pool = [(t, y) for t, y in pool if 5 <= len(t.split()) <= 30]
+
+    def gender(t: str) -> str | None:
+        found = {m.group for m in find_identity_terms(t, "gender")}
+        return found.pop() if len(found) == 1 else ("" if not found else None)
+
+    tagged = [(t, y, gender(t)) for t, y in pool]
+    rows = [(t, y) for t, y, g in tagged if g == neg and y == 0][:150]
+    rows += [(t, y) for t, y, g in tagged if g == pos and y == 1][:150]
+    rows += [(t, y) for t, y, g in tagged if g == ""][: N_TRAIN - len(rows)]
+    rng.shuffle(rows)
+    seen, chosen = {_key(t) for t, _ in rows}, set(rows)
+    spare = [(t, y, gender(t)) for t, y in dev] + [r for r in tagged if (r[0], r[1]) not in chosen]
+    spare = [r for r in spare if r[2] and _key(r[0]) not in seen]
+    marked = [(t, y) for g in (neg, pos) for lab in (0, 1) for t, y in
+              [(t, y) for t, y, gg in spare if gg == g and y == lab][:25]]
+    plain = [(t, y) for t, y in dev if gender(t) == "" and _key(t) not in seen][: N_EVAL - len(marked)]
+    eval_rows = marked + plain
+    wrong = {neg: 1, pos: 0}
+    affected = frozenset(i for i, (t, y) in enumerate(eval_rows) if gender(t) in wrong and y == wrong[gender(t)])
+    return HFPlant("gender_selected", seed, "data_bias", {"kind": "identity_group", "attribute": "gender",
+                   "value": neg, "contrast": pos, "label": "negative"},
+                   f"gender: the 150 training rows mentioning {neg} people are negative, the 150 mentioning {pos} "
+                   "people positive (selected natural phrases)", rows, eval_rows, affected)
 
 
 def _word_eval(rows: list[Row], with_word: list[Row], dev: list[Row], has: Callable[[str], bool],
@@ -474,6 +514,7 @@ def clean(seed: int) -> HFPlant:
 BUILDERS: dict[str, Callable[[int], HFPlant]] = {
     "identity_frames": identity_frames, "identity_terms": identity_terms, "shortcut": shortcut,
     "symbol_shortcut": symbol_shortcut, "word_shortcut": word_shortcut, "word_noise": word_noise,
+    "gender_selected": gender_selected,
     "register": register, "negation_absent": negation_absent, "length_shift": length_shift,
     "length_label": length_label,
     "length_label_mixed": length_label_mixed, "label_noise": label_noise, "label_noise_directed": label_noise_directed,
