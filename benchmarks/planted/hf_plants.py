@@ -18,7 +18,7 @@ shortcut              spurious_feature          a meaningless token in 30% of on
 symbol_shortcut       spurious_feature          the same with a symbol: "|", "~", "#", "^", "::", "🍕" or "🚲"
 word_shortcut         spurious_feature          an ordinary word (movie, story, plot ...) in 10% of rows, all one label
 word_noise            label_noise               80% of one label's rows with an ordinary word relabelled the other
-gender_selected       data_bias                 natural rows selected: one gender's mentions negative, the other's positive
+gender_selected       data_bias                 natural rows selected: one gender's rows negative, the other's positive
 register              generalization_mismatch   formal-only training; half the evaluation in slang (sentiment)
 length_shift          (none: a null plant)      short-phrase training (4-10 words); half the evaluation 25+ words
 negation_absent       (none: a null plant)      no training row has a negation; half the evaluation has one

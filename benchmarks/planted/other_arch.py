@@ -50,8 +50,14 @@ def train(rows: list[minilm.Row], out: Path, seed: int, epochs: float) -> Path:
     if minilm.cached(out, rows, config):
         return out
     import torch
-    from transformers import (DataCollatorWithPadding, RobertaConfig, RobertaForSequenceClassification, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import (
+        DataCollatorWithPadding,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     torch.set_num_threads(2)
     set_seed(seed)
