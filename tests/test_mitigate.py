@@ -645,3 +645,22 @@ def test_held_out_rows_are_scored_through_a_yaml_task_in_its_own_columns(tmp_pat
                                                    "labels": {"a": "alpha", "b": "beta"}}))
     with pytest.raises(ConfigError, match="prompt reads one column"):
         _probe_for(ctx, data)
+
+
+def test_the_targeted_cases_are_split_by_whether_they_hold_the_culprit() -> None:
+    """A data-bias fix is judged on the cases that mention the attribute as well as on the whole defect."""
+    from lmcritic.mitigate.base import Culprit, Target
+    from lmcritic.mitigate.verify import culprit_slices
+    from lmcritic.probes.base import Record
+
+    texts = [f"she was {w}" for w in "good bad fine dull neat grim".split()] + \
+            [f"the film was {w}" for w in "good bad fine dull neat grim".split()]
+    ids = [f"c{i}" for i in range(len(texts))]
+    before = {c: Record(c, {}, {}, {}, passed=not t.startswith("she"), text=t) for c, t in zip(ids, texts)}
+    after = {c: Record(c, {}, {}, {}, passed=True, text=t) for c, t in zip(ids, texts)}
+    culprit = Culprit("identity_group", "female", attribute="gender", contrast="male")
+    out = culprit_slices(Target("D1", "performance.sst2", "all cases", tuple(ids), (), culprit=culprit), before, after)
+    assert [o.slice for o in out] == ["with a gender mention", "without a gender mention"]
+    assert (out[0].before.value, out[0].after.value, out[0].fixed) == (1.0, 0.0, 6)
+    assert (out[1].before.value, out[1].after.value) == (0.0, 0.0)
+    assert culprit_slices(Target("D1", "p", "all", tuple(ids), (), culprit=Culprit("length", "x")), before, after) == []

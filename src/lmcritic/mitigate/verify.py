@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmcritic import stats
 from lmcritic.findings import finding_name, make_finding
-from lmcritic.mitigate.base import Cost, MitigatedModel, Target
+from lmcritic.mitigate.base import Cost, Culprit, MitigatedModel, Target
 from lmcritic.plots import bars, to_details
 from lmcritic.probes.base import Estimate, Finding, Record, Severity
 
@@ -146,7 +146,7 @@ def verify(store: RunStore, run_id: str, new_run: str, targets: Sequence[Target]
     """Compare ``new_run`` with ``run_id`` on every target's cases; store and return the verification."""
     outcomes = defects(store, run_id, new_run, targets, targeted, alpha)
     before, after = _by_id(store, run_id, targeted.probe), _by_id(store, new_run, targeted.probe)
-    breakdown = _judged(tag_slices(targeted, before, after), alpha)
+    breakdown = _judged(culprit_slices(targeted, before, after) + tag_slices(targeted, before, after), alpha)
     worse, better, appeared = moved(store, run_id, new_run, alpha)
     ver = Verification(run_id, new_run, mitigated.method, targeted.id, outcomes, breakdown, worse, appeared,
                        mitigated.costs, alpha, (*mitigated.notes, _fresh_calls(store, new_run)),
@@ -226,6 +226,43 @@ def tag_slices(target: Target, before: dict[str, Record], after: dict[str, Recor
     return out
 
 
+def culprit_slices(target: Target, before: dict[str, Record], after: dict[str, Record]) -> list[Outcome]:
+    """The targeted cases with and without the culprit (a mention of its identity attribute, its token, its
+    label-noise phenomenon), each side with >= 5 cases: a defect over every case dilutes what the fix acted on."""
+    has, what = culprit_test(target.culprit)
+    cases = [c for c in target.case_ids if c in before and before[c].text is not None]
+    if has is None or not cases:
+        return []
+    sides = {True: [c for c in cases if has(str(before[c].text))]}
+    sides[False] = [c for c in cases if c not in set(sides[True])]
+    if min(len(sides[True]), len(sides[False])) < 5:
+        return []
+    return [paired(f"{target.id}[{'with' if yes else 'without'} {what}]", target.probe,
+                   f"{'with' if yes else 'without'} {what}", target.cause, False, sides[yes], before, after)
+            for yes in (True, False)]
+
+
+def culprit_test(culprit: Culprit | None) -> tuple[Callable[[str], bool] | None, str]:
+    """Whether an input holds the culprit, and what that is called; (None, "") for culprits not in the text."""
+    if culprit is None:
+        return None, ""
+    if culprit.kind == "identity_group" and culprit.attribute:
+        from lmcritic.lexicon import find_identity_terms
+
+        attribute = culprit.attribute
+        return (lambda t: bool(find_identity_terms(t, attribute))), f"a {attribute} mention"
+    if culprit.kind == "token" and culprit.value:
+        from lmcritic.diagnose import _text
+
+        token = culprit.value.lower()
+        return (lambda t: token in _text.tokens(t)), f"{culprit.value!r}"
+    if culprit.kind == "label_noise":
+        from lmcritic.mitigate.cleaning import culprit_predicate
+
+        return culprit_predicate(culprit), str(culprit.value)
+    return None, ""
+
+
 def _judged(outcomes: list[Outcome], alpha: float) -> tuple[Outcome, ...]:
     adjusted = stats.benjamini_hochberg([o.p_value for o in outcomes]) if outcomes else []
     judged = [replace(o, p_adjusted=q) for o, q in zip(outcomes, adjusted)]
@@ -278,5 +315,5 @@ def relative_text(relative: float) -> str:
 
 
 __all__ = ["CLOSED", "PROBE_KEY", "REDUCED", "UNCHANGED", "WORSE", "ControlComparison", "Outcome", "Regression",
-           "Verification", "against_control", "defects", "finding_of", "moved", "paired", "relative_text", "replay",
-           "tag_slices", "verdict_of", "verify"]
+           "Verification", "against_control", "culprit_slices", "culprit_test", "defects", "finding_of", "moved",
+           "paired", "relative_text", "replay", "tag_slices", "verdict_of", "verify"]
