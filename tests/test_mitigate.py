@@ -664,3 +664,22 @@ def test_the_targeted_cases_are_split_by_whether_they_hold_the_culprit() -> None
     assert (out[0].before.value, out[0].after.value, out[0].fixed) == (1.0, 0.0, 6)
     assert (out[1].before.value, out[1].after.value) == (0.0, 0.0)
     assert culprit_slices(Target("D1", "p", "all", tuple(ids), (), culprit=Culprit("length", "x")), before, after) == []
+
+
+def test_an_unclosed_fix_on_the_runs_own_weights_points_to_a_restart_from_the_base() -> None:
+    """A data edit trained on from the weights that learnt the defect can leave it (measured on a RoBERTa trained
+    from scratch: 37 -> 35 of 50); the verification then says what to try next."""
+    from dataclasses import replace
+
+    from lmcritic.mitigate.base import MitigatedModel
+    from lmcritic.mitigate.verify import CLOSED, UNCHANGED, _judged, paired, restart_hint
+    from lmcritic.probes.base import Record
+
+    before = {f"c{i}": Record(f"c{i}", {}, {}, {}, passed=i % 2 == 0) for i in range(20)}
+    (o,) = _judged([paired("D1", "p", "all", "data_bias", True, tuple(before), before, before)], 0.05)
+    assert o.verdict == UNCHANGED
+    made = MitigatedModel("counterfactual_augmentation", {}, "training", details={"training": {"init": "model"}})
+    assert "--set base=PATH" in restart_hint(made, [o])[0]
+    assert restart_hint(replace(made, details={"training": {"init": "base"}}), [o]) == []
+    assert restart_hint(replace(made, notes=("... --set base=PATH retrains",)), [o]) == []
+    assert restart_hint(made, [replace(o, verdict=CLOSED)]) == []

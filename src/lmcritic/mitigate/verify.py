@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lmcritic import stats
 from lmcritic.findings import finding_name, make_finding
-from lmcritic.mitigate.base import Cost, Culprit, MitigatedModel, Target
+from lmcritic.mitigate.base import TRAINING, Cost, Culprit, MitigatedModel, Target
 from lmcritic.plots import bars, to_details
 from lmcritic.probes.base import Estimate, Finding, Record, Severity
 
@@ -148,13 +148,29 @@ def verify(store: RunStore, run_id: str, new_run: str, targets: Sequence[Target]
     before, after = _by_id(store, run_id, targeted.probe), _by_id(store, new_run, targeted.probe)
     breakdown = _judged(culprit_slices(targeted, before, after) + tag_slices(targeted, before, after), alpha)
     worse, better, appeared = moved(store, run_id, new_run, alpha)
+    notes = (*mitigated.notes, *restart_hint(mitigated, outcomes), _fresh_calls(store, new_run))
     ver = Verification(run_id, new_run, mitigated.method, targeted.id, outcomes, breakdown, worse, appeared,
-                       mitigated.costs, alpha, (*mitigated.notes, _fresh_calls(store, new_run)),
+                       mitigated.costs, alpha, notes,
                        improvements=better, control=control)
     from lmcritic.mitigate.storage import save_verification
 
     save_verification(store, ver, mitigated)
     return ver
+
+
+def restart_hint(mitigated: MitigatedModel, outcomes: Sequence[Outcome]) -> list[str]:
+    """A training fix that continued from the run's own weights and did not close its defect: those weights keep
+    what they learnt (a memorised row's swapped copy is already fitted, so it teaches little), and a restart from
+    the pretrained checkpoint is the next thing to try; said once, unless a note of the fix already says it."""
+    init = (mitigated.details.get("training") or {}).get("init")
+    if mitigated.kind != TRAINING or init != "model" or any("--set base=" in n for n in mitigated.notes):
+        return []
+    target = next((o for o in outcomes if o.targeted), None)
+    if target is None or not target.before.n or target.verdict == CLOSED:
+        return []
+    return [f"the defect is {target.verdict}, and the fine-tune continued from the run's own weights, which keep "
+            "what they learnt; --set base=PATH (the checkpoint the run's model was fine-tuned from) retrains from "
+            "there on the edited corpus"]
 
 
 def against_control(store: RunStore, run_id: str, control_run: str, new_run: str, targets: Sequence[Target],
@@ -316,4 +332,4 @@ def relative_text(relative: float) -> str:
 
 __all__ = ["CLOSED", "PROBE_KEY", "REDUCED", "UNCHANGED", "WORSE", "ControlComparison", "Outcome", "Regression",
            "Verification", "against_control", "culprit_slices", "culprit_test", "defects", "finding_of", "moved",
-           "paired", "relative_text", "replay", "tag_slices", "verdict_of", "verify"]
+           "paired", "relative_text", "replay", "restart_hint", "tag_slices", "verdict_of", "verify"]
