@@ -170,7 +170,8 @@ def restart_hint(mitigated: MitigatedModel, outcomes: Sequence[Outcome]) -> list
         return []
     return [f"the defect is {target.verdict}, and the fine-tune continued from the run's own weights, which keep "
             "what they learnt; --set base=PATH (the checkpoint the run's model was fine-tuned from) retrains from "
-            "there on the edited corpus"]
+            "there on the edited corpus (--set from_scratch=true for a model trained from scratch, with its own "
+            "learning rate and epochs)"]
 
 
 def against_control(store: RunStore, run_id: str, control_run: str, new_run: str, targets: Sequence[Target],
