@@ -137,7 +137,7 @@ def with_rates(row: dict) -> dict:
     plant = hf_plants.build(row["cause"], row["seed"])
     trial = run_hf.WORK / "hf_trials" / f"roberta_{row['cause']}-s{row['seed']}"
     rates = {"before": failures(plant, WORK / f"roberta-{row['cause']}-s{row['seed']}")}
-    if (trial / "mitigated" / "model").is_dir():
+    if row.get("mitigation") and (trial / "mitigated" / "model").is_dir():
         rates["after"] = failures(plant, trial / "mitigated" / "model")
     text = (trial / "mitigate.txt").read_text() if (trial / "mitigate.txt").is_file() else ""
     method = next((ln.split()[1] for ln in text.splitlines() if ln.startswith("method:")), None)
@@ -173,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
                 row["mitigation"] = mitigate(run_hf.ROOT / got["trial"], model)
             rows.append(row)
             print(json.dumps(row, indent=1), flush=True)
-    (WORK / "rows.json").write_text(json.dumps(rows, indent=1))
+    stored = json.loads((WORK / "rows.json").read_text()) if (WORK / "rows.json").is_file() else []
+    done = {(r["cause"], r["seed"]) for r in rows}
+    (WORK / "rows.json").write_text(json.dumps([r for r in stored if (r["cause"], r["seed"]) not in done] + rows,
+                                               indent=1))
     return 0
 
 
