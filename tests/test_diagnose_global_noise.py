@@ -178,6 +178,25 @@ def test_directed_noise_shows_in_the_label_mix_and_a_clean_or_selected_evaluatio
     assert isinstance(selected, str) and "label-selected" in selected
 
 
+def test_rows_of_another_confirmed_cue_are_left_out_of_the_label_mix() -> None:
+    """A selected shortcut word whose 150 rows are all negative and all negated tilts negation's training mix (no
+    label is wrong); left out of both sides, as in the difference-in-differences tests, negation's mix is clean."""
+    from lmcritic.diagnose.hypotheses import _label_mix
+    from lmcritic.diagnose.hypotheses._phenomena import holds_any
+    from lmcritic.diagnose.profile import CorpusProfile
+    from test_diagnose_shift_noise import NEG, _has_not
+
+    base = _directed_profile(0.0)
+    extra = [f"the kx is not only {NEG[i % len(NEG)]}" for i in range(150)]
+    corpus = SimpleNamespace(texts=[*base.corpus.texts, *extra], labels=[*base.corpus.labels, *["negative"] * 150],
+                             lines=list(range(2, len(base.corpus.texts) + 152)), _norm=[*base.corpus.texts, *extra])
+    tilted = CorpusProfile(corpus, base.eval_texts, base.eval_labels)
+    leaning = _label_mix.mix_test(tilted, _has_not)
+    assert isinstance(leaning, _label_mix.MixTest) and leaning.label == "negative" and leaning.p < 0.01
+    left_out = _label_mix.mix_test(tilted, _has_not, holds_any(("kx",)))
+    assert isinstance(left_out, _label_mix.MixTest) and left_out.p > 0.05
+
+
 def test_label_noise_names_the_leaning_label_and_hands_its_mix_to_the_repair(monkeypatch) -> None:
     """The whole hypothesis on consistent noise: the label mix decides (the corpus model fits the heuristic and
     sees little), the culprit carries the label and the gold mix the repair reweighs to."""

@@ -39,12 +39,15 @@ class MixTest:
     stratified: bool = False  # d within training length quartiles (the corpus ties a label to length)
 
 
-def mix_test(profile: Any, has: Callable[[str], bool]) -> MixTest | str:
+def mix_test(profile: Any, has: Callable[[str], bool], skip: Callable[[str], bool] | None = None) -> MixTest | str:
     """The test on a corpus profile (training texts and labels, evaluated texts and gold labels); a reason string
-    when it cannot be run."""
+    when it cannot be run. Texts ``skip`` picks (those holding another confirmed shortcut cue) are left out of both
+    sides: their labels lean by that cue, not by the phenomenon."""
     train, evaluated = labelled(profile)
     labels = sorted({y for _, y in train})
     gold = [(t, y) for t, y in evaluated if y in labels]
+    if skip is not None:
+        train, gold = [(t, y) for t, y in train if not skip(t)], [(t, y) for t, y in gold if not skip(t)]
     groups = {f"{src}{'' if k else ' (without)'}": [y for t, y in rows if has(t) == k]
               for src, rows in (("train", train), ("evaluated", gold)) for k in (True, False)}
     seen = Counter(groups["evaluated"])

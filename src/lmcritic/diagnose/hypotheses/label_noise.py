@@ -144,7 +144,7 @@ class LabelNoise(Hypothesis):
         evidence += self._conflicts(ctx, has)
         noise = self._corpus_model(ctx, name, has, evidence, cues)
         model_ok = not isinstance(model, str) and model[1] < 0.05 and model[0].value > 0
-        mix = self._mix(ctx, name, has, evidence)
+        mix = self._mix(ctx, name, has, evidence, cues)
         if mix is not None and noise[0] is not None:  # two tests of the labels: the smaller p decides, doubled
             evidence.append(Evidence("statistic", "two tests of the training labels (the corpus model's flip rate, "
                                      "the label mix): the smaller p decides, doubled (Bonferroni)"))
@@ -196,13 +196,14 @@ class LabelNoise(Hypothesis):
                                  f"p={p:.2g}", effect, p, data={"rates": rates, "suspect_lines": list(suspects[:50])}))
         return effect, p, rates
 
-    def _mix(self, ctx: DefectContext, name: str, has: Callable[[str], bool],
-             evidence: list[Evidence]) -> _label_mix.MixTest | None:
+    def _mix(self, ctx: DefectContext, name: str, has: Callable[[str], bool], evidence: list[Evidence],
+             cues: tuple[str, ...] = ()) -> _label_mix.MixTest | None:
         """The label-mix test of consistent noise (:mod:`._label_mix`), its evidence appended; None when it cannot
-        run (said in the evidence)."""
-        key = f"label_noise.mix:{name}"  # the same for every defect that tests this phenomenon
+        run (said in the evidence). Rows and texts holding another confirmed shortcut cue are left out, as in the
+        difference-in-differences tests: a selected word's rows lean one way and would tilt the phenomenon's mix."""
+        key = f"label_noise.mix:{name}:{','.join(cues)}"  # the same for every defect that tests this phenomenon
         if key not in ctx.profile._cache:
-            ctx.profile._cache[key] = _label_mix.mix_test(ctx.profile, has)
+            ctx.profile._cache[key] = _label_mix.mix_test(ctx.profile, has, holds_any(cues) if cues else None)
         mix = ctx.profile._cache[key]
         if isinstance(mix, str):
             evidence.append(Evidence("statistic", f"{name}: no label-mix test: {mix}"))
