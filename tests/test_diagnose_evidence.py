@@ -36,6 +36,23 @@ def test_decision_rule_needs_significance_a_clear_effect_and_independent_evidenc
     assert calibrate.inner_bound(Estimate(-0.4, 10, -0.5, -0.3)) == pytest.approx(0.3)
 
 
+def test_a_severity_cap_lowers_a_supported_cause_and_leaves_the_rest() -> None:
+    """A data bias the given training corpus does not lean toward stays supported (the model's group difference is
+    real) but at most low: the data at hand did not teach it."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose.hypotheses.data_bias import _cap, _untaught
+
+    strong = _v("a", (0.4, 0.3, 0.5), 1e-4)
+    capped = calibrate.provisional(replace(strong, max_severity="low"))
+    assert (capped.verdict, capped.severity, strong.severity) == ("supported", "low", "high")
+    assert calibrate.provisional(replace(_v("a", (0.06, 0.04, 0.08), 1e-4), max_severity="low")).severity == "none"
+    corpus = SimpleNamespace(profile=SimpleNamespace(labelled=True))
+    assert _cap(corpus, aligned=False) == "low" and "not taught by it" in _untaught(corpus, False)
+    assert _cap(corpus, aligned=True) is None and _untaught(corpus, True) == ""
+    assert _cap(SimpleNamespace(profile=None), aligned=False) is None  # no corpus: nothing speaks against it
+
+
 def test_an_effect_against_the_causes_prediction_refutes_it_and_ranks_it_last() -> None:
     """Calibrating away a prior that makes the defect significantly worse (net gain -0.12 [-0.19, -0.06], as on
     the demo's invariance defect) is evidence against the prior, not a strong inconclusive lead."""

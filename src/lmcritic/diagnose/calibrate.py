@@ -50,6 +50,13 @@ def severity(effect: Estimate | None) -> str:
     return Severity.LOW.value if graded is Severity.INFO else graded.value
 
 
+def _capped(severity_: str, cap: str | None) -> str:
+    """The lower of a severity and its cap (None: no cap)."""
+    if cap is None:
+        return severity_
+    return min(severity_, cap, key=lambda s: SEVERITY_RANK.get(s, 0))
+
+
 def provisional(v: CauseVerdict, refuted: bool | None = None, q: float | None = None) -> CauseVerdict:
     """Apply the decision rule with ``q`` (the raw p-value until :func:`finalize` supplies the BH one)."""
     p = v.p_value if q is None else q
@@ -63,7 +70,7 @@ def provisional(v: CauseVerdict, refuted: bool | None = None, q: float | None = 
     else:
         verdict = INCONCLUSIVE
     return replace(v, verdict=verdict, confidence=_confidence(v, verdict, p), q_value=q if q is not None else v.q_value,
-                   severity=severity(e) if verdict == SUPPORTED else "none")
+                   severity=_capped(severity(e), v.max_severity) if verdict == SUPPORTED else "none")
 
 
 def _confidence(v: CauseVerdict, verdict: str, p: float | None) -> float:

@@ -84,6 +84,7 @@ class CauseVerdict:
     expect: int = 1  # the effect's sign if the cause is real (+1 or -1); 0: either sign counts
     min_p: float | None = None  # the smallest p its discrete test could give at this size (None: not discrete)
     explained_by: str = ""  # a supported cause of this diagnosis that this one is a consequence of (ranks first)
+    max_severity: str | None = None  # a cap on the severity the effect would give (evidence against the cause)
 
 
 NATURAL_PROBES = ("performance.",)  # probes whose cases are the user's data as given, not made by an edit
