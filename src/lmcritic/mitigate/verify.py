@@ -250,8 +250,9 @@ def culprit_slices(target: Target, before: dict[str, Record], after: dict[str, R
     cases = [c for c in target.case_ids if c in before and before[c].text is not None]
     if has is None or not cases:
         return []
-    sides = {True: [c for c in cases if has(str(before[c].text))]}
-    sides[False] = [c for c in cases if c not in set(sides[True])]
+    sides: dict[bool, list[str]] = {True: [], False: []}
+    for c in cases:
+        sides[has(str(before[c].text))].append(c)
     if min(len(sides[True]), len(sides[False])) < 5:
         return []
     return [paired(f"{target.id}[{'with' if yes else 'without'} {what}]", target.probe,
@@ -269,10 +270,9 @@ def culprit_test(culprit: Culprit | None) -> tuple[Callable[[str], bool] | None,
         attribute = culprit.attribute
         return (lambda t: bool(find_identity_terms(t, attribute))), f"a {attribute} mention"
     if culprit.kind == "token" and culprit.value:
-        from lmcritic.diagnose import _text
+        from lmcritic.diagnose.hypotheses._phenomena import holds_any
 
-        token = culprit.value.lower()
-        return (lambda t: token in _text.tokens(t)), f"{culprit.value!r}"
+        return holds_any((culprit.value.lower(),)), f"{culprit.value!r}"
     if culprit.kind == "label_noise":
         from lmcritic.mitigate.cleaning import culprit_predicate
 
