@@ -4,6 +4,7 @@ corpus edits of label repair and dedup."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -528,3 +529,54 @@ def test_a_fresh_head_from_a_plain_encoder_base_loads_without_transformers_repor
         library.removeHandler(handler)
     assert type(out) is type(model) and out.config.num_labels == model.config.num_labels
     assert not [r for r in seen if "LOAD REPORT" in r.getMessage()]
+
+
+def _paired_data() -> TrainingSet:
+    """Rows and swapped twins whose only difference is one word the labels lean on ("alpha" → positive)."""
+    texts = sample_lines()[:16]
+    rows = [Row(f"alpha {t}", "positive") for t in texts[:8]] + [Row(f"beta {t}", "negative") for t in texts[8:]]
+    twins = [Row(("beta " + r.text[6:]) if r.text.startswith("alpha") else "alpha " + r.text[5:], r.label,
+                 origin="counterfactual", twin=r.text) for r in rows]
+    return TrainingSet(tuple(rows + twins), LABELS, "fixture")
+
+
+def _loaded(model_dir: str):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    return model.eval(), AutoTokenizer.from_pretrained(model_dir)
+
+
+def test_counterfactual_logit_pairing_adds_the_gap_between_a_row_and_its_swapped_twin_to_the_loss(tmp_path,
+                                                                                          tiny_classifier_dir):
+    import torch
+
+    from lmcritic.mitigate._hf_train import Collate, HFTrainer, _trainer, build_examples, pairing_gap
+
+    logits = torch.tensor([[0.0, 2.0], [1.0, 0.0]], requires_grad=True)
+    twin_ids, twin_mask = torch.tensor([[5, 6], [0, 0]]), torch.tensor([[1, 1], [0, 0]])
+    flat = SimpleNamespace(logits=torch.tensor([[2.0, 0.0]]))
+    gap = pairing_gap(lambda **kw: flat, logits, twin_ids, twin_mask)
+    assert gap[1] == 0 and gap[0] > 1.0  # only the row with a twin, by how far its log-probabilities moved
+    gap.sum().backward()
+    assert logits.grad is not None and logits.grad[0].abs().sum() > 0
+    data = _paired_data()
+    biased = TrainingSet(tuple(r for r in data.rows if not r.twin), LABELS, "fixture")  # "alpha": positive
+    cfg = TrainConfig(steps=40, batch_size=8, threads=1, learning_rate=3e-3, pairing=2.0)
+    done = HFTrainer().train({"name": str(tiny_classifier_dir)}, biased, TaskFormat(LABELS), tmp_path / "a",
+                             replace(cfg, pairing=0.0), progress=False)  # a model whose twins disagree
+    model, tok = _loaded(done.model_dir)
+    examples = build_examples(data, TaskFormat(LABELS), "seq-classification", tok, 64, LABELS, pairing=True)
+    assert sum(bool(e["twin_input_ids"]) for e in examples) == 16
+    batch = Collate(tok.pad_token_id)(examples)
+    pairs = [(r.text, r.twin) for r in data.rows if r.twin]
+    with torch.no_grad():
+        losses = {w: float(_trainer(model, examples, tok, tmp_path / "c", replace(cfg, pairing=w), 0, False, False)
+                           .compute_loss(model, dict(batch))) for w in (0.0, 2.0)}
+        a = model(**tok([p[0] for p in pairs], padding=True, return_tensors="pt")).logits.log_softmax(-1)
+        b = model(**tok([p[1] for p in pairs], padding=True, return_tensors="pt")).logits.log_softmax(-1)
+    expected = 2.0 * float((a - b).abs().mean(-1).sum()) / len(data.rows)  # weight 1 each: over the whole batch
+    assert expected > 0.5 and losses[2.0] - losses[0.0] == pytest.approx(expected, rel=1e-3)
+    plain = HFTrainer().train({"name": str(tiny_classifier_dir)}, data, TaskFormat(LABELS), tmp_path / "b",
+                              replace(cfg, steps=1, pairing=0.0), progress=False)
+    assert plain.details["paired_examples"] == 0 and done.details["pairing"] == 0.0

@@ -54,13 +54,15 @@ class HFTrainer(ModelTrainer):
             model = type(model)(model.config)
         elif config.base:
             model = from_base(model, kind, config.base, seed)
-        examples = build_examples(data, task, kind, tok, config.max_length, _model_labels(model, kind))
+        pairing = bool(config.pairing) and kind == "seq-classification"  # a classifier head's class log-probs
+        examples = build_examples(data, task, kind, tok, config.max_length, _model_labels(model, kind), pairing)
         lora = use_lora(config, kind, sum(p.numel() for p in model.parameters()))
         if lora:
             model = _with_lora(model, kind, config)
         elif config.frozen_layers:
             freeze(model, config.frozen_layers)
-        config = replace(config, steps=total_steps(config, len(examples)), epochs=None)
+        config = replace(config, steps=total_steps(config, len(examples)), epochs=None,
+                         pairing=config.pairing if pairing else 0.0)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         job = stable_hash("lmcritic-train", origin, to_jsonable(data), to_jsonable(task),
                           to_jsonable(config), seed)  # after epochs became steps: the same job hashes the same
@@ -80,7 +82,9 @@ class HFTrainer(ModelTrainer):
                    "trainable_parameters": trainable,
                    "learning_rate": _lr(config, lora), "job": job[:16],
                    "init": "scratch" if config.from_scratch else "base" if config.base else "model",
-                   "frozen_layers": 0 if lora else config.frozen_layers}
+                   "frozen_layers": 0 if lora else config.frozen_layers,
+                   "pairing": config.pairing,
+                   "paired_examples": sum(1 for e in examples if e.get("twin_input_ids"))}
         return Trained({"name": str(model_dir), "backend": "hf"}, str(model_dir), details)
 
 
@@ -169,11 +173,17 @@ def _model_labels(model: PreTrainedModel, kind: str) -> tuple[str, ...]:
 
 # -- examples ---------------------------------------------------------------------------------------
 def build_examples(data: TrainingSet, task: TaskFormat, kind: str, tok: PreTrainedTokenizerBase, max_length: int,
-                   model_labels: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Token ids, targets and weights per row, as the model kind needs them."""
+                   model_labels: Sequence[str] = (), pairing: bool = False) -> list[dict[str, Any]]:
+    """Token ids, targets and weights per row, as the model kind needs them; with ``pairing`` a classifier
+    example also carries the ids of the row it is a counterfactual copy of (empty for other rows)."""
     if kind == "seq-classification":
         ids = label_ids(model_labels, task.labels or tuple(sorted({str(r.label) for r in data.rows})))
-        return [_classifier_example(tok, r.text, ids[str(r.label)], r.weight, max_length) for r in data.rows]
+        out = [_classifier_example(tok, r.text, ids[str(r.label)], r.weight, max_length) for r in data.rows]
+        if pairing:
+            for example, r in zip(out, data.rows):
+                example["twin_input_ids"] = list(tok(r.twin, truncation=True, max_length=max_length)["input_ids"]) \
+                    if r.twin else []
+        return out
     if any(r.label is None for r in data.rows):
         return [_lm_example(tok, r.text, r.weight, max_length) for r in data.rows]
     if not task.template or len(task.label_words) != len(task.labels):
@@ -231,7 +241,8 @@ def _renderer(template: str) -> Any:
 
 
 class Collate:
-    """Right-pads a batch: ids with the pad id, targets with -100 (causal) and weights as a tensor."""
+    """Right-pads a batch: ids with the pad id, targets with -100 (causal) and weights as a tensor; the twins of
+    counterfactual rows (``twin_input_ids``) to their own width, with their attention mask."""
 
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
@@ -242,7 +253,9 @@ class Collate:
         n = max(len(b["input_ids"]) for b in batch)
         out: dict[str, Any] = {}
         for key in batch[0]:
-            if key == "weight":
+            if key == "twin_input_ids":
+                out.update(_twins([b[key] for b in batch], self.pad_id))
+            elif key == "weight":
                 out[key] = torch.tensor([b[key] for b in batch], dtype=torch.float32)
             elif key == "labels" and isinstance(batch[0][key], int):
                 out[key] = torch.tensor([b[key] for b in batch])
@@ -250,6 +263,14 @@ class Collate:
                 fill = -100 if key == "labels" else self.pad_id if key == "input_ids" else 0
                 out[key] = torch.tensor([list(b[key]) + [fill] * (n - len(b[key])) for b in batch])
         return out
+
+
+def _twins(twins: list[list[int]], pad_id: int) -> dict[str, Any]:
+    import torch
+
+    n = max(1, max(len(t) for t in twins))
+    return {"twin_input_ids": torch.tensor([t + [pad_id] * (n - len(t)) for t in twins]),
+            "twin_attention_mask": torch.tensor([[1] * len(t) + [0] * (n - len(t)) for t in twins])}
 
 
 # -- the transformers Trainer ---------------------------------------------------------------------
@@ -263,8 +284,11 @@ def _trainer(model: PreTrainedModel, examples: list[dict[str, Any]], tok: PreTra
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ARG002
             weights, labels = inputs.pop("weight"), inputs.pop("labels")
+            twins = inputs.pop("twin_input_ids", None), inputs.pop("twin_attention_mask", None)
             outputs = model(**inputs)
             per = per_example_loss(outputs.logits, labels)
+            if twins[0] is not None and config.pairing:
+                per = per + config.pairing * pairing_gap(model, outputs.logits, *twins)
             loss = (per * weights).sum() / weights.sum().clamp(min=1e-8)
             return (loss, outputs) if return_outputs else loss
 
@@ -282,6 +306,23 @@ def _trainer(model: PreTrainedModel, examples: list[dict[str, Any]], tok: PreTra
 
         trainer.remove_callback(PrinterCallback)  # no per-step log lines either
     return trainer
+
+
+def pairing_gap(model: Any, logits: torch.Tensor, twin_ids: torch.Tensor, twin_mask: torch.Tensor) -> torch.Tensor:
+    """Counterfactual logit pairing: per example, the mean absolute gap between its class log-probabilities and
+    its twin's (0 for rows without a twin). A counterfactual copy the model already classifies right, as a model
+    that memorised its rows does, gives cross-entropy no gradient; the gap still does, wherever the swapped
+    words move the output."""
+    import torch
+
+    gap = torch.zeros(logits.size(0), device=logits.device)
+    has = twin_mask.sum(1) > 0
+    if not bool(has.any()):
+        return gap
+    width = int(twin_mask[has].sum(1).max())
+    twin = model(input_ids=twin_ids[has][:, :width], attention_mask=twin_mask[has][:, :width]).logits
+    diff = logits[has].float().log_softmax(-1) - twin.float().log_softmax(-1)
+    return gap.index_put((has.nonzero().squeeze(1),), diff.abs().mean(-1))
 
 
 def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ class Row:
     weight: float = 1.0
     origin: str = "corpus"
     line: int | None = None  # line in the corpus file (None for generated rows)
+    twin: str | None = None  # a counterfactual copy: the text it was made from (the pairing loss compares them)
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,13 @@ class TrainConfig:
     base: str | None = None  # start from this checkpoint (the pretrained model the run's model was fine-tuned from)
     # instead of the run's weights: a defect learnt into them is not unlearnt by training on (a shortcut token
     # removed from the corpus gets no gradient at all), so corpus fixes retrain from the base
+    pairing: float | None = None  # counterfactual logit pairing (Garg et al. 2019): weight of a loss on the gap
+    # between the class log-probabilities of a counterfactual row and of the row it was made from (classifiers);
+    # None: the mitigation's choice (counterfactual augmentation: on when the run's weights train on), else off
 
     def __post_init__(self) -> None:
-        if (self.epochs is not None and self.epochs <= 0) or self.frozen_layers < 0:
-            raise ValueError("epochs must be > 0 and frozen_layers >= 0")
+        if (self.epochs is not None and self.epochs <= 0) or self.frozen_layers < 0 or (self.pairing or 0) < 0:
+            raise ValueError("epochs must be > 0, frozen_layers >= 0 and pairing >= 0")
         if self.steps < 1 or self.batch_size < 1 or self.max_length < 8 or self.save_steps < 1:
             raise ValueError("steps, batch_size and save_steps must be >= 1 and max_length >= 8")
         if self.adapter not in ADAPTERS:

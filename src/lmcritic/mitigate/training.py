@@ -73,9 +73,12 @@ class Retrain(Mitigation):
     def fit(self, ctx: MitigationContext, trainer: ModelTrainer, data: TrainingSet,
             task: TaskFormat) -> tuple[Trained, TrainingSet]:
         """Fine-tune the run's model on ``data`` once; returns the result and the rows it was trained on."""
-        trained = trainer.train(ctx.model_spec, data, task, ctx.out_dir, train_config(self.config), ctx.seed,
-                                ctx.progress)
+        trained = trainer.train(ctx.model_spec, data, task, ctx.out_dir, self.settings(), ctx.seed, ctx.progress)
         return trained, data
+
+    def settings(self) -> TrainConfig:
+        """The fine-tune's settings: the config's, with any choice left to this mitigation made."""
+        return train_config(self.config)
 
     def control(self, ctx: MitigationContext, trainer: ModelTrainer, data: TrainingSet, task: TaskFormat,
                 trained: Trained) -> Trained:
@@ -156,10 +159,22 @@ class CounterfactualAugmentation(Retrain):
         reweigh = self.config.reweigh == "yes" or (self.config.reweigh == "auto" and bool(skewed))
         if reweigh and terms:
             rows = term_reweigh(rows, terms, self.config.max_weight)
+        notes = [PAIRING_NOTE] if self.config.pairing is None and self.settings().pairing else []
         return data.with_rows(rows), {"attributes": list(attrs), "skewed_groups": skewed,
                                       "pair": list(pair) if pair else None, "swaps": dict(swaps),
                                       "counterfactual_rows": len(added), "reweighed": reweigh,
-                                      "reweighed_terms": sorted(terms) if reweigh else []}
+                                      "reweighed_terms": sorted(terms) if reweigh else [], "notes": notes}
+
+    def settings(self) -> TrainConfig:
+        """Counterfactual logit pairing when the run's weights train on: they hold the association, and
+        cross-entropy on the swapped copies removes only as much of it as puts each copy on the right side of
+        the boundary; the pairing loss trains the invariance itself (a copy's class probabilities onto its
+        original's). A fresh start (``base``, ``from_scratch``) has no association to remove, and the balanced
+        corpus teaches none: no pairing unless asked for."""
+        config = train_config(self.config)
+        if config.pairing is None:
+            config = replace(config, pairing=0.0 if config.base or config.from_scratch else PAIRING)
+        return config
 
     def _pair(self, ctx: MitigationContext, attrs: Sequence[str]) -> tuple[str, str, str] | None:
         """(attribute, group, group) to swap between: the configured pair, else the diagnosed group and the group
@@ -202,6 +217,12 @@ class CounterfactualAugmentation(Retrain):
         return tuple(attrs), [a.term for a in skewed if a.attribute in attrs]
 
 
+PAIRING = 1.0  # the pairing loss on the scale of a row's cross-entropy
+PAIRING_NOTE = ("the fine-tune continues from the run's weights, which hold the association already, and "
+                "cross-entropy on the swapped copies stops once each is on the right side: counterfactual logit "
+                f"pairing (weight {PAIRING:g}) also trains each copy's class probabilities onto its original's")
+
+
 def swapped_copies(row: Row, attribute: str, pair: tuple[str, str, str] | None, copies: int, rng: random.Random,
                    swaps: Counter[str]) -> list[Row]:
     """``copies`` identity-swapped copies of ``row`` (same label). With a ``pair`` (attribute, a, b) a row that
@@ -222,7 +243,7 @@ def swapped_copies(row: Row, attribute: str, pair: tuple[str, str, str] | None, 
     for _ in range(copies):
         text, edits = swap(row.text, attribute, rng, to=to)
         if edits:
-            out.append(Row(text, row.label, row.weight, "counterfactual", row.line))
+            out.append(Row(text, row.label, row.weight, "counterfactual", row.line, twin=row.text))
             swaps[f"{pair[2] if to == pair[1] else pair[1]}->{to}" if pair else f"{attribute}: random group"] += 1
     return out
 
