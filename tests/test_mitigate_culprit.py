@@ -41,19 +41,21 @@ def test_counterfactual_swaps_along_the_diagnosed_pair_in_both_directions(tmp_pa
 
 
 def test_counterfactual_copies_remember_their_original_and_pairing_is_on_when_the_runs_weights_train_on(tmp_path):
+    from lmcritic.mitigate.trainers import Trained
     from lmcritic.mitigate.training import PAIRING_NOTE, CounterfactualAugmentation
 
     culprit = Culprit("identity_group", "black", attribute="race_ethnicity", contrast="white", source="diagnosis")
     fix = CounterfactualAugmentation(reweigh="no")
-    new, info = fix.transform(_ctx(tmp_path, culprit), _race_rows())
+    new, _ = fix.transform(_ctx(tmp_path, culprit), _race_rows())
     originals = {r.text for r in new.rows if r.origin == "corpus"}
     copies = [r for r in new.rows if r.origin == "counterfactual"]
     assert copies and all(r.twin in originals and r.twin != r.text for r in copies)
-    assert fix.settings().pairing == 1.0 and info["notes"] == [PAIRING_NOTE]
+    assert fix.settings().pairing == 1.0
+    said = {w: fix.training_notes(Trained({}, "", {"pairing": w})) for w in (1.0, 0.0)}
+    assert said[1.0] == [PAIRING_NOTE] and "not applied" in said[0.0][0]  # 0.0: a causal LM, a plug-in trainer
     for restart in ({"base": str(tmp_path)}, {"from_scratch": True}):  # a fresh start: the balanced corpus alone
         fresh = CounterfactualAugmentation(reweigh="no", **restart)
-        assert fresh.settings().pairing == 0.0 and fresh.transform(_ctx(tmp_path, culprit), _race_rows())[1][
-            "notes"] == []
+        assert fresh.settings().pairing == 0.0 and fresh.training_notes(Trained({}, "", {"pairing": 0.0})) == []
     assert CounterfactualAugmentation(pairing=0.0).settings().pairing == 0.0  # asked for: as set
     assert CounterfactualAugmentation(base=str(tmp_path), pairing=2.0).settings().pairing == 2.0
 

@@ -50,6 +50,7 @@ class Retrain(Mitigation):
         notes += details.pop("notes", [])
         trained, new = self.fit(ctx, trainer, new, task)
         notes += removal_note(len(corpus) - len(new), trained.details.get("init")) if self.removes else []
+        notes += self.training_notes(trained)
         new.write_tsv(ctx.out_dir / "train_rows.tsv")  # the exact rows trained on (with any made while training)
         details = {**details, "rows_before": len(data) + dropped, "rows_after": len(new), "rows": new.counts(),
                    "evaluation_rows_removed": dropped, "training": trained.details}
@@ -61,6 +62,10 @@ class Retrain(Mitigation):
             details["control"] = {**control.details, "model_dir": control.model_dir}
         return MitigatedModel(self.name, trained.spec, TRAINING, model_dir=trained.model_dir, details=details,
                               notes=tuple(notes), control=control.spec if control else None)
+
+    def training_notes(self, trained: Trained) -> list[str]:
+        """What the fine-tune itself did that the user should read (beside the corpus edit)."""
+        return []
 
     def edits_while_training(self) -> bool:
         """Whether ``fit`` adds rows of its own (adversarial rounds), so an unchanged corpus is not a no-op."""
@@ -159,11 +164,17 @@ class CounterfactualAugmentation(Retrain):
         reweigh = self.config.reweigh == "yes" or (self.config.reweigh == "auto" and bool(skewed))
         if reweigh and terms:
             rows = term_reweigh(rows, terms, self.config.max_weight)
-        notes = [PAIRING_NOTE] if self.config.pairing is None and self.settings().pairing else []
         return data.with_rows(rows), {"attributes": list(attrs), "skewed_groups": skewed,
                                       "pair": list(pair) if pair else None, "swaps": dict(swaps),
                                       "counterfactual_rows": len(added), "reweighed": reweigh,
-                                      "reweighed_terms": sorted(terms) if reweigh else [], "notes": notes}
+                                      "reweighed_terms": sorted(terms) if reweigh else []}
+
+    def training_notes(self, trained: Trained) -> list[str]:
+        used = float(trained.details.get("pairing") or 0.0)
+        if self.settings().pairing and not used:
+            return ["counterfactual logit pairing was not applied: it compares the class probabilities of a "
+                    "classifier head, which this model's trainer does not give it"]
+        return [PAIRING_NOTE] if used and self.config.pairing is None else []
 
     def settings(self) -> TrainConfig:
         """Counterfactual logit pairing when the run's weights train on: they hold the association, and
