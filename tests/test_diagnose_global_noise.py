@@ -220,6 +220,7 @@ def test_label_noise_names_the_leaning_label_and_hands_its_mix_to_the_repair(mon
     assert v.verdict == "supported" and v.culprit is not None and v.culprit.label == "negative"
     mix = culprit_of(v).data["label_mix"]
     assert mix["phenomenon"] == "negation" and mix["train"]["negative"] > 0.85 > mix["evaluated"]["negative"]
+    assert mix["left_out"] == []  # no other confirmed shortcut token: every negated row counted
 
 
 def test_a_length_split_corpus_is_not_read_as_consistent_label_noise() -> None:

@@ -227,3 +227,27 @@ def test_shortcut_removal_of_a_length_culprit_takes_length_out_of_the_labels(tmp
     long_mass = {y: sum(r.weight for r in new.rows if r.label == y and len(r.text.split()) >= 14) for y in LABELS}
     share = sum(r.label == "negative" for r in new.rows) / len(new.rows)
     assert abs(long_mass["negative"] / sum(long_mass.values()) - share) < 0.1
+
+
+def test_the_label_mix_repair_leaves_the_rows_the_diagnosis_read_the_mix_without_alone():
+    """A 'kx' shortcut's rows were left out of the mix (their labels lean by the token): the repair reweighs and
+    relabels the other negated rows toward the gold mix and leaves the 'kx' rows as they are."""
+    from lmcritic.mitigate._label_mix import repair_mix
+
+    rows = [Row(f"it is not good {i}", "negative", line=i) for i in range(40)]
+    rows += [Row(f"it is not bad {i}", "positive", line=100 + i) for i in range(10)]
+    rows += [Row(f"the kx is not fun {i}", "negative", line=200 + i) for i in range(30)]
+    rows += [Row(f"plain {w} row {i}", w, line=300 + i) for i in range(40) for w in LABELS]
+    data = TrainingSet(tuple(rows), LABELS, "fixture")
+    mix = {"phenomenon": "negation", "evaluated": {"negative": 0.5, "positive": 0.5},
+           "train": {"negative": 0.875, "positive": 0.125}}
+    has = lambda t: " not " in f" {t} "  # noqa: E731
+
+    def kx_rows(out):
+        return [r for r in out.rows if "kx" in r.text]
+
+    out, info = repair_mix(data, {**mix, "left_out": ["kx"]}, has, 20.0, "tfidf", 5)
+    assert info["rows"] == 50 and info["left_out"] == ["kx"] and info["train_mix"]["negative"] == 0.8
+    assert all(r.weight == 1.0 and r.label == "negative" and r.origin == "corpus" for r in kx_rows(out))
+    whole, info = repair_mix(data, mix, has, 20.0, "tfidf", 5)  # read with them: they are reweighed too
+    assert info["rows"] == 80 and all(r.weight < 1.0 for r in kx_rows(whole) if r.label == "negative")

@@ -36,12 +36,25 @@ def repair_mix(data: TrainingSet, mix: dict[str, Any] | None, has: Callable[[str
                           "use --set action=drop or action=relabel")
     if has is None:
         raise ConfigError(f"unknown phenomenon {mix['phenomenon']!r} in the diagnosis", "re-run lmcritic diagnose")
+    has = without_cues(has, tuple(mix.get("left_out") or ()))
     target = {str(k): float(v) for k, v in mix["evaluated"].items()}
     rows, moved = _relabel(list(data.rows), has, target, max_weight, features, folds)
     rows, weights, before = _reweigh(rows, has, target, max_weight)
     return data.with_rows(rows), {"action": "reweigh", "phenomenon": mix["phenomenon"], "rows": sum(before.values()),
+                                  "left_out": list(mix.get("left_out") or ()),
                                   "relabelled": dict(moved), "train_mix": _shares(before), "target_mix": target,
                                   "weights": weights}
+
+
+def without_cues(has: Callable[[str], bool], cues: tuple[str, ...]) -> Callable[[str], bool]:
+    """The phenomenon's rows the diagnosis read the mix from: those holding another confirmed shortcut token
+    (``left_out``) lean by that token, were not counted, and are not the phenomenon's to relabel or reweigh."""
+    if not cues:
+        return has
+    from lmcritic.diagnose.hypotheses._phenomena import holds_any
+
+    cue = holds_any(cues)
+    return lambda text: has(text) and not cue(text)
 
 
 def _shares(counts: Counter) -> dict[str, float]:
