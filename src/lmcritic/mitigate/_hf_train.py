@@ -310,9 +310,9 @@ def _trainer(model: PreTrainedModel, examples: list[dict[str, Any]], tok: PreTra
 
 def pairing_gap(model: Any, logits: torch.Tensor, twin_ids: torch.Tensor, twin_mask: torch.Tensor) -> torch.Tensor:
     """Counterfactual logit pairing: per example, the mean absolute gap between its class log-probabilities and
-    its twin's (0 for rows without a twin). A counterfactual copy the model already classifies right, as a model
-    that memorised its rows does, gives cross-entropy no gradient; the gap still does, wherever the swapped
-    words move the output."""
+    its twin's (0 for rows without a twin). Cross-entropy on a copy stops pulling once the copy is on the right
+    side of the boundary, however far the swapped words still move its output; the gap keeps pulling until they
+    move it no more."""
     import torch
 
     gap = torch.zeros(logits.size(0), device=logits.device)
