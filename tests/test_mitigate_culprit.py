@@ -251,3 +251,14 @@ def test_the_label_mix_repair_leaves_the_rows_the_diagnosis_read_the_mix_without
     assert all(r.weight == 1.0 and r.label == "negative" and r.origin == "corpus" for r in kx_rows(out))
     whole, info = repair_mix(data, mix, has, 20.0, "tfidf", 5)  # read with them: they are reweighed too
     assert info["rows"] == 80 and all(r.weight < 1.0 for r in kx_rows(whole) if r.label == "negative")
+
+
+def test_perturbed_copies_remember_their_original_for_adversarial_logit_pairing():
+    import random
+
+    from lmcritic.mitigate.training import perturbed_copies
+
+    rows = [Row("the film was a wonderful surprise from start to finish", "positive", line=1),
+            Row("a dull and tedious script with nothing to say", "negative", line=2)]
+    out = perturbed_copies(rows, ["typos"], 1.0, random.Random(0))
+    assert out and all(r.twin in {x.text for x in rows} and r.twin != r.text for r in out)

@@ -147,7 +147,7 @@ class AdversarialTraining(Retrain):
             flips += result.succeeded
             if text and text != r.text and (result.succeeded or self.config.keep == "closest"):
                 origin = f"adversarial:{self.config.recipe}" + ("" if result.succeeded else ":closest")
-                out.append(Row(text, r.label, r.weight, origin, r.line))
+                out.append(Row(text, r.label, r.weight, origin, r.line, twin=r.text))
         return out, {"attacked": len(rows), "flipped": flips, "closest": len(out) - flips}
 
     def _attack_config(self, ctx: MitigationContext) -> Any:

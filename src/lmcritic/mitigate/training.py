@@ -301,7 +301,7 @@ def perturbed_copies(rows: Sequence[Row], names: Sequence[str], fraction: float,
         name, fn = rng.choice(perturbers)
         done = fn(r.text, rng)
         if done and done[0] != r.text:
-            out.append(Row(done[0], r.label, r.weight, origin or f"perturb:{name}", r.line))
+            out.append(Row(done[0], r.label, r.weight, origin or f"perturb:{name}", r.line, twin=r.text))
     return out
 
 
