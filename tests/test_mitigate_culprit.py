@@ -57,6 +57,12 @@ def test_counterfactual_copies_remember_their_original_and_pairing_is_on_when_th
         fresh = CounterfactualAugmentation(reweigh="no", **restart)
         assert fresh.settings().pairing == 0.0 and fresh.training_notes(Trained({}, "", {"pairing": 0.0})) == []
     assert CounterfactualAugmentation(pairing=0.0).settings().pairing == 0.0  # asked for: as set
+    from lmcritic.mitigate.adversarial import AdversarialTraining
+
+    asked = AdversarialTraining(pairing=1.0)  # adversarial logit pairing: only when asked for
+    assert AdversarialTraining().settings().pairing is None and asked.settings().pairing == 1.0
+    assert "not applied" in asked.training_notes(Trained({}, "", {"pairing": 0.0}))[0]
+    assert asked.training_notes(Trained({}, "", {"pairing": 1.0})) == []
     assert CounterfactualAugmentation(base=str(tmp_path), pairing=2.0).settings().pairing == 2.0
 
 

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 from lmcritic.mitigate import _heldout as held
 from lmcritic.mitigate.base import MitigatedModel, MitigationContext, model_spec_of
 from lmcritic.mitigate.data import Row, TrainingSet, split_overlap
-from lmcritic.mitigate.trainers import ModelTrainer, TaskFormat, TrainConfig, Trained, total_steps, train_config
+from lmcritic.mitigate.trainers import ModelTrainer, TaskFormat, TrainConfig, Trained, total_steps
 from lmcritic.mitigate.training import Retrain, perturbed_copies
 
 KEEP = ("success", "closest")
@@ -84,7 +84,7 @@ class AdversarialTraining(Retrain):
             task: TaskFormat) -> tuple[Trained, TrainingSet]:
         """Round by round: attack the current weights on fresh training rows, add what the attack made, train
         this round's share of the steps from the current weights."""
-        config = train_config(self.config)
+        config = self.settings()
         rounds = self.config.rounds if self.config.recipe and self.config.n_attack else 1
         pool = [r for r in data.rows if r.origin == "corpus"]
         random.Random(ctx.seed).shuffle(pool)

@@ -65,6 +65,9 @@ class Retrain(Mitigation):
 
     def training_notes(self, trained: Trained) -> list[str]:
         """What the fine-tune itself did that the user should read (beside the corpus edit)."""
+        if self.settings().pairing and not trained.details.get("pairing"):
+            return ["logit pairing was not applied: it compares the class probabilities of a classifier head, "
+                    "which this model's trainer does not give it"]
         return []
 
     def edits_while_training(self) -> bool:
@@ -170,11 +173,8 @@ class CounterfactualAugmentation(Retrain):
                                       "reweighed_terms": sorted(terms) if reweigh else []}
 
     def training_notes(self, trained: Trained) -> list[str]:
-        used = float(trained.details.get("pairing") or 0.0)
-        if self.settings().pairing and not used:
-            return ["counterfactual logit pairing was not applied: it compares the class probabilities of a "
-                    "classifier head, which this model's trainer does not give it"]
-        return [PAIRING_NOTE] if used and self.config.pairing is None else []
+        used = bool(trained.details.get("pairing"))
+        return [PAIRING_NOTE] if used and self.config.pairing is None else super().training_notes(trained)
 
     def settings(self) -> TrainConfig:
         """Counterfactual logit pairing when the run's weights train on: they hold the association, and
