@@ -10,8 +10,6 @@ Writes ``results/advtrain_variants_<stamp>.{json,md}`` (the same table as bench_
 """
 from __future__ import annotations
 
-import json
-import random
 import sys
 from pathlib import Path
 
@@ -54,31 +52,9 @@ def main() -> None:
 
         print("\n".join(paired(WORK / "advtrain-pairing" / "runs.sqlite")))
         return
-    import torch
-    from _bench_ta_classifier import sst2, train
-    from bench_adv_training import DATA, WORK, clean_accuracy, lmcritic_attack, write
-    from bench_adv_variants import report, variant
+    from bench_adv_variants import run_variants
 
-    torch.set_num_threads(1)
-    work = WORK / "advtrain-pairing"
-    work.mkdir(parents=True, exist_ok=True)
-    victim = WORK / "ta-classifier-1000"
-    train(victim, DATA / "sst2_train.tsv", DATA / "sst2_dev.tsv", steps=1000)
-    rows = sst2(DATA / "sst2_train.tsv")
-    random.Random(0).shuffle(rows)
-    train_tsv = write(rows[:4000], work / "train.tsv")
-    dev = sst2(DATA / "sst2_dev.tsv")
-    dev_tsv = write(dev, work / "dev.tsv")
-    store = work / "runs.sqlite"
-    victim_run, victim_robust = lmcritic_attack(store, victim, dev_tsv, 200, 100)
-    out = [{"config": "victim", "robust": victim_robust, "model_dir": str(victim)}]
-    for i, extra in enumerate(VARIANTS):
-        out.append(variant(store, victim_run, train_tsv, work / f"v{i}", extra))
-        print(json.dumps({k: v for k, v in out[-1].items() if k != "rounds"}), flush=True)
-    for m in out:
-        m["clean"] = {k: v for k, v in clean_accuracy(Path(m["model_dir"]), dev).items() if k != "correct"}
-    report(out)
-    print("\n".join(paired(store)))
+    print("\n".join(paired(run_variants("advtrain-pairing", VARIANTS))))
 
 
 if __name__ == "__main__":

@@ -53,13 +53,15 @@ def variant(store: Path, victim_run: str, train_tsv: Path, out: Path, extra: dic
             "robust": robust(RunStore(store).records(done.verification.run_after, "robustness.attack"))}
 
 
-def main() -> None:
+def run_variants(name: str, variants: tuple[dict, ...]) -> Path:
+    """The victim (trained once, cached), its attack, then each variant under ``.work/NAME``; writes the report
+    and returns the store of the attack runs."""
     import torch
     from _bench_ta_classifier import sst2, train
     from bench_adv_training import DATA, WORK, clean_accuracy, lmcritic_attack, write
 
     torch.set_num_threads(1)
-    work = WORK / "advtrain-variants"
+    work = WORK / name
     work.mkdir(parents=True, exist_ok=True)
     victim = WORK / "ta-classifier-1000"
     train(victim, DATA / "sst2_train.tsv", DATA / "sst2_dev.tsv", steps=1000)
@@ -71,12 +73,17 @@ def main() -> None:
     store = work / "runs.sqlite"
     victim_run, victim_robust = lmcritic_attack(store, victim, dev_tsv, 200, 100)
     out = [{"config": "victim", "robust": victim_robust, "model_dir": str(victim)}]
-    for i, extra in enumerate(VARIANTS):
+    for i, extra in enumerate(variants):
         out.append(variant(store, victim_run, train_tsv, work / f"v{i}", extra))
-        print(json.dumps(out[-1]), flush=True)
+        print(json.dumps({k: v for k, v in out[-1].items() if k != "rounds"}), flush=True)
     for m in out:
         m["clean"] = {k: v for k, v in clean_accuracy(Path(m["model_dir"]), dev).items() if k != "correct"}
     report(out)
+    return store
+
+
+def main() -> None:
+    run_variants("advtrain-variants", VARIANTS)
 
 
 def report(models: list[dict]) -> None:
