@@ -71,6 +71,8 @@ def run_variants(name: str, variants: tuple[dict, ...]) -> Path:
     dev = sst2(DATA / "sst2_dev.tsv")
     dev_tsv = write(dev, work / "dev.tsv")
     store = work / "runs.sqlite"
+    for stale in (store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
+        stale.unlink(missing_ok=True)  # this run's attacks only (bench_adv_pairing compares them in order)
     victim_run, victim_robust = lmcritic_attack(store, victim, dev_tsv, 200, 100)
     out = [{"config": "victim", "robust": victim_robust, "model_dir": str(victim)}]
     for i, extra in enumerate(variants):
