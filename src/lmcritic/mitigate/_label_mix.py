@@ -36,12 +36,13 @@ def repair_mix(data: TrainingSet, mix: dict[str, Any] | None, has: Callable[[str
                           "use --set action=drop or action=relabel")
     if has is None:
         raise ConfigError(f"unknown phenomenon {mix['phenomenon']!r} in the diagnosis", "re-run lmcritic diagnose")
-    has = without_cues(has, tuple(mix.get("left_out") or ()))
+    left_out = tuple(mix.get("left_out") or ())
+    has = without_cues(has, left_out)
     target = {str(k): float(v) for k, v in mix["evaluated"].items()}
     rows, moved = _relabel(list(data.rows), has, target, max_weight, features, folds)
     rows, weights, before = _reweigh(rows, has, target, max_weight)
     return data.with_rows(rows), {"action": "reweigh", "phenomenon": mix["phenomenon"], "rows": sum(before.values()),
-                                  "left_out": list(mix.get("left_out") or ()),
+                                  "left_out": list(left_out),
                                   "relabelled": dict(moved), "train_mix": _shares(before), "target_mix": target,
                                   "weights": weights}
 

@@ -96,7 +96,7 @@ class Retrain(Mitigation):
         arms; those a fix removes as its own edit (dedup: memorised evaluation rows) stay in the control, as they
         were in the run's model."""
         steps = int(trained.details.get("steps") or self.config.steps)
-        config = replace(train_config(self.config), steps=steps, epochs=None)
+        config = replace(self.settings(), steps=steps, epochs=None)
         out = ctx.out_dir / "control"
         data.write_tsv(out / "train_rows.tsv")
         return trainer.train(ctx.model_spec, data, task, out, config, ctx.seed, ctx.progress)

@@ -160,8 +160,9 @@ def verify(store: RunStore, run_id: str, new_run: str, targets: Sequence[Target]
 
 def restart_hint(mitigated: MitigatedModel, outcomes: Sequence[Outcome]) -> list[str]:
     """A training fix that continued from the run's own weights and did not close its defect: those weights keep
-    what they learnt (a memorised row's swapped copy is already fitted, so it teaches little), and a restart from
-    the pretrained checkpoint is the next thing to try; said once, unless a note of the fix already says it."""
+    what they learnt (a row removed from the corpus is not unlearnt; cross-entropy on an added copy stops once the
+    copy is right), and a restart from the pretrained checkpoint is the next thing to try; said once, unless a
+    note of the fix already says it."""
     init = (mitigated.details.get("training") or {}).get("init")
     if mitigated.kind != TRAINING or init != "model" or any("--set base=" in n for n in mitigated.notes):
         return []
