@@ -193,6 +193,9 @@ def test_shortcut_spread_and_dedup_edits():
     out = spread(rows, "cf", re.compile(r"\bcf\b"), rng)
     neg = sum("cf" in r.text.split() for r in out if r.label == "negative")
     assert neg == 40 and len(out) == len(rows)
+    edited = [r for r in out if r.origin == "shortcut_spread"]  # each keeps its unedited text as its twin
+    assert len(edited) == 40 and all(r.twin and r.twin.split() == [w for w in r.text.split() if w != "cf"]
+                                     for r in edited)
 
 
 def test_shortcut_removal_spreads_the_token_when_the_runs_weights_train_on():

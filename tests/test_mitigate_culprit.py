@@ -219,6 +219,7 @@ def test_shortcut_removal_of_a_length_culprit_takes_length_out_of_the_labels(tmp
     import random
 
     from lmcritic.mitigate.cleaning import ShortcutRemoval
+    from lmcritic.mitigate.trainers import Trained
 
     rng = random.Random(0)
     rows = tuple([Row(" ".join(["great"] * rng.randint(14, 24)), "positive", line=i) for i in range(100)]
@@ -229,6 +230,12 @@ def test_shortcut_removal_of_a_length_culprit_takes_length_out_of_the_labels(tmp
     assert info["joined_rows"] == {"negative": len(joined)} and len(joined) >= 90
     assert all(r.label == "negative" and set(r.text.split()) == {"dull"} and len(r.text.split()) >= 14
                for r in joined)
+    originals = {r.text for r in rows}  # each joined row pairs with its first part (logit pairing on length)
+    assert all(r.twin in originals and r.text.startswith(r.twin + " ") for r in joined)
+    assert ShortcutRemoval().settings().pairing == 1.0 and ShortcutRemoval(base="b").settings().pairing == 0.0
+    said = [ShortcutRemoval().training_notes(Trained({}, "", d)) for d in
+            ({"pairing": 1.0, "paired_examples": 90}, {"pairing": 1.0, "paired_examples": 0}, {"pairing": 0.0})]
+    assert "logit pairing (weight 1)" in said[0][0] and said[1] == [] and "not applied" in said[2][0]
     # among long rows the labels weigh what they weigh in the corpus (before: long rows were all 'positive')
     long_mass = {y: sum(r.weight for r in new.rows if r.label == y and len(r.text.split()) >= 14) for y in LABELS}
     share = sum(r.label == "negative" for r in new.rows) / len(new.rows)

@@ -13,8 +13,8 @@ from lmcritic.diagnose import _text
 from lmcritic.errors import ConfigError
 from lmcritic.mitigate.base import MitigationContext
 from lmcritic.mitigate.data import Row, TrainingSet
-from lmcritic.mitigate.trainers import TrainConfig
-from lmcritic.mitigate.training import Retrain
+from lmcritic.mitigate.trainers import TrainConfig, Trained, train_config
+from lmcritic.mitigate.training import PAIRING, Retrain
 
 SHORTCUT_MODES = ("auto", "remove", "mask", "spread")
 
@@ -71,6 +71,21 @@ class ShortcutRemoval(Retrain):
         return data.with_rows(rows), {"tokens": list(tokens), "mode": mode, "rows_with_token": dict(hit),
                                       "notes": notes}
 
+    def settings(self) -> TrainConfig:
+        """Logit pairing when the run's weights train on: an edited row (a token spread into it, rows joined to
+        the long label's length) keeps its unedited original as twin, and the weights that learnt the shortcut
+        are trained to give both the same class probabilities; a fresh start learns no shortcut to unlearn."""
+        config = train_config(self.config)
+        if config.pairing is None:
+            config = replace(config, pairing=0.0 if config.base or config.from_scratch else PAIRING)
+        return config
+
+    def training_notes(self, trained: Trained) -> list[str]:
+        if trained.details.get("pairing") and trained.details.get("paired_examples") and self.config.pairing is None:
+            return [f"the run's weights train on and hold the shortcut: logit pairing (weight {PAIRING:g}) also "
+                    "trains each edited row's class probabilities onto its unedited original's"]
+        return super().training_notes(trained)
+
     def _mode(self) -> str:
         """``auto``: remove the token when training starts over, spread it when the run's weights train on."""
         if self.config.mode != "auto":
@@ -93,7 +108,7 @@ def spread(rows: list[Row], token: str, pattern: re.Pattern, rng: random.Random)
         for i in rng.sample(free, max(0, min(need, len(free)))):
             words = out[i].text.split()
             words.insert(rng.randrange(len(words) + 1), token)
-            out[i] = replace(out[i], text=" ".join(words), origin="shortcut_spread")
+            out[i] = replace(out[i], text=" ".join(words), origin="shortcut_spread", twin=out[i].text)
     return out
 
 
@@ -121,7 +136,7 @@ def _joined(own: list[Row], goal: int, rng: random.Random, most: int = 8) -> Row
     parts = [rng.choice(own)]
     while sum(map(_words, parts)) < goal and len(parts) < most:
         parts.append(rng.choice(own))
-    return Row(" ".join(r.text for r in parts), parts[0].label, origin="length_joined")
+    return Row(" ".join(r.text for r in parts), parts[0].label, origin="length_joined", twin=parts[0].text)
 
 
 def _bin_weights(rows: list[Row]) -> list[Row]:
