@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -360,6 +361,19 @@ def test_the_models_reading_decides_when_both_readers_ran(monkeypatch) -> None:
     monkeypatch.setattr(_content_check, "model_check", lambda ctx, word: "no model")
     alone = label_noise.LabelNoise._content(ctx, Phenomenon.of_word("plot"), [])
     assert alone is not None and alone.reader == "corpus" and not alone.mislabelled
+
+    # a bag-of-words model with an inserted token (labels right): masking the token leaves rows it labelled by the
+    # token alone unread, +0.22 [0.16, 0.29], where the corpus reader says -0.06 [-0.16, +0.05]: it decides then
+    shortcut = _content_check.ContentCheck("cf", *[Estimate(0.22, 360, 0.16, 0.29, "mover")] * 3, 3e-9, "model")
+    unread = _content_check.ContentCheck("cf", *[Estimate(-0.06, 420, -0.16, 0.05, "mover")] * 3, 0.88, "corpus")
+    monkeypatch.setattr(_content_check, "content_check", lambda profile, word, seed: unread)
+    monkeypatch.setattr(_content_check, "model_check", lambda ctx, word: shortcut)
+    said: list = []
+    got = label_noise.LabelNoise._content(ctx, Phenomenon.of_word("cf"), said)
+    assert got is unread and "contradict each other" in said[-1].summary
+    overlapping = replace(unread, effect=Estimate(0.07, 420, -0.03, 0.17, "mover"))  # the readers' intervals meet
+    monkeypatch.setattr(_content_check, "content_check", lambda profile, word, seed: overlapping)
+    assert label_noise.LabelNoise._content(ctx, Phenomenon.of_word("cf"), []) is shortcut
 
 
 def test_a_phenomenons_label_noise_tests_leave_out_texts_of_another_confirmed_cue(monkeypatch) -> None:

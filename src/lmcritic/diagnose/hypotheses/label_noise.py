@@ -219,7 +219,8 @@ class LabelNoise(Hypothesis):
         model's reading decides where it ran, the corpus model's otherwise (None when neither could): the model
         reads content far better (selected 'director' rows: the corpus model +0.19 before comparing within
         labels, the model -0.06; a fifth of 'plot' rows relabelled: the corpus model +0.02 within labels, the
-        model +0.08, p 0.03), so requiring both, as before, kept the weaker reader's power and nothing else."""
+        model +0.08, p 0.03), so requiring both, as before, kept the weaker reader's power and nothing else.
+        Except where they contradict each other (:func:`_contradicted`): then the corpus reader decides."""
         if not ph.word:
             return None
         checks = []
@@ -231,6 +232,13 @@ class LabelNoise(Hypothesis):
                 evidence.append(Evidence("test", check.describe(), check.effect, check.p))
                 checks.append(check)
         decides = max(checks, key=lambda c: c.reader == "model", default=None)
+        if len(checks) == 2 and _contradicted(*checks):
+            evidence.append(Evidence("statistic", "the two readers contradict each other (the model's excess lies "
+                                     "above the corpus reader's whole interval): a model that could label these "
+                                     "rows by the word alone learnt little of their content, so masking it leaves "
+                                     "them unread, not mislabelled; the corpus reader, fitted without the word, "
+                                     "decides"))
+            return checks[0]
         if len(checks) == 2:
             evidence.append(Evidence("statistic", "the model's own reading decides (the better reader of the two)"))
         return decides
@@ -392,3 +400,10 @@ def _flip_rate(did: Estimate, boot: Any, held_err: float, held_boot: np.ndarray,
     ratio = np.clip(boot / np.maximum(1 - held_boot * k / (k - 1), 0.1), -1.0, 1.0)
     rlo, rhi = np.quantile(ratio, [0.025, 0.975])
     return Estimate(float(np.clip(did.value / factor, -1.0, 1.0)), did.n, float(rlo), float(rhi), "bootstrap")
+
+
+def _contradicted(corpus: _content_check.ContentCheck, model: _content_check.ContentCheck) -> bool:
+    """The model's reading finds mislabelled rows where the corpus reader's interval excludes its whole interval:
+    the model's masked reading is confounded by a shortcut (a bag-of-words model with an inserted token 'cf':
+    the model +0.22 [0.16, 0.29], the corpus reader -0.06 [-0.16, +0.05]; the labels were right)."""
+    return model.mislabelled and model.effect.ci_low > corpus.effect.ci_high
