@@ -14,7 +14,7 @@ from lmcritic.errors import ConfigError
 from lmcritic.mitigate.base import MitigationContext
 from lmcritic.mitigate.data import Row, TrainingSet
 from lmcritic.mitigate.trainers import TrainConfig, Trained, train_config
-from lmcritic.mitigate.training import PAIRING, Retrain
+from lmcritic.mitigate.training import PAIRING, Retrain, paired_when_continuing
 
 SHORTCUT_MODES = ("auto", "remove", "mask", "spread")
 
@@ -75,12 +75,10 @@ class ShortcutRemoval(Retrain):
         """Logit pairing when the run's weights train on: an edited row (a token spread into it, rows joined to
         the long label's length) keeps its unedited original as twin, and the weights that learnt the shortcut
         are trained to give both the same class probabilities; a fresh start learns no shortcut to unlearn."""
-        config = train_config(self.config)
-        if config.pairing is None:
-            config = replace(config, pairing=0.0 if config.base or config.from_scratch else PAIRING)
-        return config
+        return paired_when_continuing(train_config(self.config))
 
     def training_notes(self, trained: Trained) -> list[str]:
+        """Says when pairing was added by this fix's own choice (not asked for)."""
         if trained.details.get("pairing") and trained.details.get("paired_examples") and self.config.pairing is None:
             return [f"the run's weights train on and hold the shortcut: logit pairing (weight {PAIRING:g}) also "
                     "trains each edited row's class probabilities onto its unedited original's"]

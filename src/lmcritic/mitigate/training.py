@@ -182,10 +182,7 @@ class CounterfactualAugmentation(Retrain):
         the boundary; the pairing loss trains the invariance itself (a copy's class probabilities onto its
         original's). A fresh start (``base``, ``from_scratch``) has no association to remove, and the balanced
         corpus teaches none: no pairing unless asked for."""
-        config = train_config(self.config)
-        if config.pairing is None:
-            config = replace(config, pairing=0.0 if config.base or config.from_scratch else PAIRING)
-        return config
+        return paired_when_continuing(train_config(self.config))
 
     def _pair(self, ctx: MitigationContext, attrs: Sequence[str]) -> tuple[str, str, str] | None:
         """(attribute, group, group) to swap between: the configured pair, else the diagnosed group and the group
@@ -229,6 +226,16 @@ class CounterfactualAugmentation(Retrain):
 
 
 PAIRING = 1.0  # the pairing loss on the scale of a row's cross-entropy
+
+
+def paired_when_continuing(config: TrainConfig) -> TrainConfig:
+    """Logit pairing on (weight :data:`PAIRING`) unless asked otherwise, when the run's weights train on; off from
+    a fresh start (``base``, ``from_scratch``), which has no learnt association to unlearn."""
+    if config.pairing is not None:
+        return config
+    return replace(config, pairing=0.0 if config.base or config.from_scratch else PAIRING)
+
+
 PAIRING_NOTE = ("the fine-tune continues from the run's weights, which hold the association already, and "
                 "cross-entropy on the swapped copies stops once each is on the right side: counterfactual logit "
                 f"pairing (weight {PAIRING:g}) also trains each copy's class probabilities onto its original's")
@@ -383,5 +390,5 @@ def _band(band: str, lengths: Sequence[int]) -> tuple[int, int]:
     return (third[1], 10**9) if band in ("long", "high") else (0, third[0])
 
 
-__all__ = ["CounterfactualAugmentation", "DomainAugmentation", "Retrain", "length_reweigh",
+__all__ = ["CounterfactualAugmentation", "DomainAugmentation", "Retrain", "length_reweigh", "paired_when_continuing",
            "perturbed_copies", "skewed_terms", "swapped_copies", "term_reweigh"]
