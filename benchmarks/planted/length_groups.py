@@ -10,6 +10,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import minilm  # noqa: E402
+
 NAMES = {"0": "negative", "1": "positive"}
 
 
@@ -19,17 +23,8 @@ def band(text: str) -> str:
 
 
 def predictions(model_dir: str, texts: list[str]) -> list[str]:
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    out: list[str] = []
-    with torch.no_grad():
-        for i in range(0, len(texts), 64):
-            batch = tok(texts[i:i + 64], return_tensors="pt", padding=True, truncation=True)
-            out += [str(model.config.id2label[int(y)]) for y in model(**batch).logits.argmax(-1)]
-    return out
+    probs, labels = minilm.class_probabilities(model_dir, texts)
+    return [labels[max(range(len(p)), key=p.__getitem__)] for p in probs]
 
 
 def main(trial: str, models: list[str]) -> None:

@@ -127,6 +127,24 @@ def finetune(rows: Sequence[Row], out: Path, config: TrainConfig = TrainConfig()
     return out
 
 
+def class_probabilities(model_dir: str | Path, texts: Sequence[str], max_length: int = 64,
+                        batch: int = 32) -> tuple[list[list[float]], list[str]]:
+    """A fine-tuned classifier folder read directly (no lmcritic backend): class probabilities per text, in
+    batches without gradients, and the label names of the columns."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
+    out: list[list[float]] = []
+    with torch.no_grad():
+        for i in range(0, len(texts), batch):
+            enc = tok(list(texts[i:i + batch]), padding=True, truncation=True, max_length=max_length,
+                      return_tensors="pt")
+            out += model(**enc).logits.softmax(-1).tolist()
+    return out, [str(model.config.id2label[j]) for j in range(model.config.num_labels)]
+
+
 def _freeze(model, layers: int) -> None:
     """Keep the embeddings and the lowest ``layers`` encoder layers fixed: about half the backward pass saved."""
     if layers <= 0:

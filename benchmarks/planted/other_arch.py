@@ -98,21 +98,12 @@ def mitigate(trial: Path, model: Path) -> dict:
 
 def failures(plant: hf_plants.HFPlant, model: Path) -> dict[str, list[int]]:
     """[failed, n] of a model on the plant's affected evaluation rows and on the rest (read directly, batch 32)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(model))
-    net = AutoModelForSequenceClassification.from_pretrained(str(model)).eval()
+    probs, _ = minilm.class_probabilities(model, [t for t, _ in plant.eval])
     out = {"affected": [0, 0], "other": [0, 0]}
-    for i in range(0, len(plant.eval), 32):
-        chunk = plant.eval[i:i + 32]
-        with torch.no_grad():
-            batch = tok([t for t, _ in chunk], padding=True, truncation=True, max_length=64, return_tensors="pt")
-            pred = net(**batch).logits.argmax(-1).tolist()
-        for j, (p, (_, y)) in enumerate(zip(pred, chunk)):
-            key = "affected" if i + j in plant.planted_eval else "other"
-            out[key][0] += int(p != y)
-            out[key][1] += 1
+    for i, (p, (_, y)) in enumerate(zip(probs, plant.eval)):
+        key = "affected" if i in plant.planted_eval else "other"
+        out[key][0] += int(max(range(len(p)), key=p.__getitem__) != y)
+        out[key][1] += 1
     return out
 
 

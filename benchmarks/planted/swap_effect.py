@@ -17,21 +17,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hf_plants  # noqa: E402
+import minilm  # noqa: E402
 
 
 def probabilities(model_dir: str, texts: list[str]) -> list[float]:
-    """p(positive) per text (label index 1), batches of 32, no gradients."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    out: list[float] = []
-    with torch.no_grad():
-        for i in range(0, len(texts), 32):
-            enc = tok(texts[i:i + 32], padding=True, truncation=True, max_length=64, return_tensors="pt")
-            out += model(**enc).logits.softmax(-1)[:, 1].tolist()
-    return out
+    """p(positive) per text (label index 1)."""
+    return [row[1] for row in minilm.class_probabilities(model_dir, texts)[0]]
 
 
 def swapped(plant: hf_plants.HFPlant, text: str, rng: random.Random) -> str:

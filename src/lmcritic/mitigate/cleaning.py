@@ -13,7 +13,7 @@ from lmcritic.diagnose import _text
 from lmcritic.errors import ConfigError
 from lmcritic.mitigate.base import MitigationContext
 from lmcritic.mitigate.data import Row, TrainingSet
-from lmcritic.mitigate.trainers import TrainConfig, Trained, train_config
+from lmcritic.mitigate.trainers import TrainConfig, train_config
 from lmcritic.mitigate.training import PAIRING, Retrain, paired_when_continuing
 
 SHORTCUT_MODES = ("auto", "remove", "mask", "spread")
@@ -43,6 +43,8 @@ class ShortcutRemoval(Retrain):
     culprits = frozenset({"token", "length"})
     preference = 0.9
     Config = ShortcutConfig
+    pairing_note = (f"the run's weights train on and hold the shortcut: logit pairing (weight {PAIRING:g}) also "
+                    "trains each edited row's class probabilities onto its unedited original's")
 
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
         c = ctx.target.culprit
@@ -76,13 +78,6 @@ class ShortcutRemoval(Retrain):
         the long label's length) keeps its unedited original as twin, and the weights that learnt the shortcut
         are trained to give both the same class probabilities; a fresh start learns no shortcut to unlearn."""
         return paired_when_continuing(train_config(self.config))
-
-    def training_notes(self, trained: Trained) -> list[str]:
-        """Says when pairing was added by this fix's own choice (not asked for)."""
-        if trained.details.get("pairing") and trained.details.get("paired_examples") and self.config.pairing is None:
-            return [f"the run's weights train on and hold the shortcut: logit pairing (weight {PAIRING:g}) also "
-                    "trains each edited row's class probabilities onto its unedited original's"]
-        return super().training_notes(trained)
 
     def _mode(self) -> str:
         """``auto``: remove the token when training starts over, spread it when the run's weights train on."""

@@ -20,6 +20,21 @@ from lmcritic.mitigate.base import TRAINING, MitigatedModel, Mitigation, Mitigat
 from lmcritic.mitigate.data import Row, TrainingSet, check_disjoint, load_training, split_overlap
 from lmcritic.mitigate.trainers import ModelTrainer, TaskFormat, TrainConfig, Trained, train_config, trainer_for
 
+PAIRING = 1.0  # the pairing loss on the scale of a row's cross-entropy
+
+
+def paired_when_continuing(config: TrainConfig) -> TrainConfig:
+    """Logit pairing on (weight :data:`PAIRING`) unless asked otherwise, when the run's weights train on; off from
+    a fresh start (``base``, ``from_scratch``), which has no learnt association to unlearn."""
+    if config.pairing is not None:
+        return config
+    return replace(config, pairing=0.0 if config.base or config.from_scratch else PAIRING)
+
+
+PAIRING_NOTE = ("the fine-tune continues from the run's weights, which hold the association already, and "
+                "cross-entropy on the swapped copies stops once each is on the right side: counterfactual logit "
+                f"pairing (weight {PAIRING:g}) also trains each copy's class probabilities onto its original's")
+
 
 class Retrain(Mitigation):
     """Edit the training rows, then fine-tune the run's model on them."""
@@ -63,11 +78,19 @@ class Retrain(Mitigation):
         return MitigatedModel(self.name, trained.spec, TRAINING, model_dir=trained.model_dir, details=details,
                               notes=tuple(notes), control=control.spec if control else None)
 
+    pairing_note = ""  # said when this fix turned logit pairing on by its own choice and rows were paired
+
     def training_notes(self, trained: Trained) -> list[str]:
-        """What the fine-tune itself did that the user should read (beside the corpus edit)."""
-        if self.settings().pairing and not trained.details.get("pairing"):
+        """What the fine-tune itself did that the user should read (beside the corpus edit): pairing asked for but
+        not applied, or turned on by the fix itself (a trainer that does not count paired rows is taken at its
+        word)."""
+        pairing = trained.details.get("pairing")
+        if self.settings().pairing and not pairing:
             return ["logit pairing was not applied: it compares the class probabilities of a classifier head, "
                     "which this model's trainer does not give it"]
+        paired = trained.details.get("paired_examples") != 0
+        if pairing and paired and self.pairing_note and self.config.pairing is None:
+            return [self.pairing_note]
         return []
 
     def edits_while_training(self) -> bool:
@@ -148,6 +171,7 @@ class CounterfactualAugmentation(Retrain):
     culprits = frozenset({"identity_group"})
     preference = 0.9
     Config = CounterfactualConfig
+    pairing_note = PAIRING_NOTE
 
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
         from lmcritic.lexicon import find_identity_terms
@@ -171,10 +195,6 @@ class CounterfactualAugmentation(Retrain):
                                       "pair": list(pair) if pair else None, "swaps": dict(swaps),
                                       "counterfactual_rows": len(added), "reweighed": reweigh,
                                       "reweighed_terms": sorted(terms) if reweigh else []}
-
-    def training_notes(self, trained: Trained) -> list[str]:
-        used = bool(trained.details.get("pairing"))
-        return [PAIRING_NOTE] if used and self.config.pairing is None else super().training_notes(trained)
 
     def settings(self) -> TrainConfig:
         """Counterfactual logit pairing when the run's weights train on: they hold the association, and
@@ -223,22 +243,6 @@ class CounterfactualAugmentation(Retrain):
             raise ConfigError("no identity attribute to swap: the diagnosis names none and no group leans to a "
                               "label in the corpus", "pass --set attributes=[gender]")
         return tuple(attrs), [a.term for a in skewed if a.attribute in attrs]
-
-
-PAIRING = 1.0  # the pairing loss on the scale of a row's cross-entropy
-
-
-def paired_when_continuing(config: TrainConfig) -> TrainConfig:
-    """Logit pairing on (weight :data:`PAIRING`) unless asked otherwise, when the run's weights train on; off from
-    a fresh start (``base``, ``from_scratch``), which has no learnt association to unlearn."""
-    if config.pairing is not None:
-        return config
-    return replace(config, pairing=0.0 if config.base or config.from_scratch else PAIRING)
-
-
-PAIRING_NOTE = ("the fine-tune continues from the run's weights, which hold the association already, and "
-                "cross-entropy on the swapped copies stops once each is on the right side: counterfactual logit "
-                f"pairing (weight {PAIRING:g}) also trains each copy's class probabilities onto its original's")
 
 
 def swapped_copies(row: Row, attribute: str, pair: tuple[str, str, str] | None, copies: int, rng: random.Random,

@@ -232,7 +232,7 @@ class LabelNoise(Hypothesis):
                 evidence.append(Evidence("test", check.describe(), check.effect, check.p))
                 checks.append(check)
         decides = max(checks, key=lambda c: c.reader == "model", default=None)
-        if len(checks) == 2 and _contradicted(*checks):
+        if len(checks) == 2 and _contradicted(*checks):  # (corpus reader, model), the order they ran in
             evidence.append(Evidence("statistic", "the two readers contradict each other (the model's excess lies "
                                      "above the corpus reader's whole interval): a model that could label these "
                                      "rows by the word alone learnt little of their content, so masking it leaves "
