@@ -69,7 +69,8 @@ class HFPlant:
     eval: list[Row]
     planted_eval: frozenset[int] = frozenset()  # eval rows that carry the plant
     reuse_model_of: str | None = None  # "clean": the model is the clean control's (the plant is in the eval data)
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # "true_train": the training rows with their true labels,
+    # where they are not the clean control's (label noise on rows of the plant's own choosing)
 
 
 def _base(seed: int) -> tuple[list[Row], list[Row]]:
@@ -218,7 +219,7 @@ def word_noise(seed: int) -> HFPlant:
     return HFPlant("word_noise", seed, "label_noise", {"kind": "label_noise", "value": f"word {word!r}",
                    "label": label}, f"{flipped} of the {sum(has(t) and y != wrong for t, y in rows)} {other} "
                    f"training rows with the word {word!r} relabelled {label}", noisy, eval_rows, affected,
-                   info={"flipped": flipped})
+                   info={"flipped": flipped, "true_train": rows})
 
 
 def gender_selected(seed: int) -> HFPlant:
@@ -452,8 +453,8 @@ def length_label(seed: int, cause: str = "length_label", purity: float = 1.0) ->
                          if (len(t.split()) >= 14) != (y == long_label))
     name = ("negative", "positive")[long_label]
     what = f"every {name} training row has 14+ words, every other row 9 or fewer" if purity == 1 else \
-        f"{purity:.0%} of the {name} training rows have 14+ words and {purity:.0%} of the others 9 or fewer (the rest " \
-        "the opposite)"
+        f"{purity:.0%} of the {name} training rows have 14+ words and {purity:.0%} of the others 9 or fewer " \
+        "(the rest the opposite)"
     return HFPlant(cause, seed, "spurious_feature", {"kind": "length", "value": name, "label": name}, what, rows,
                    eval_rows, affected)
 

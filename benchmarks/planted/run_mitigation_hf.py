@@ -300,13 +300,24 @@ def unplanted_rates(store_path: Path, cache: Path, row: dict, case: Case, work: 
 
 
 def true_label_model(case: Case) -> Path | None:
-    """For label-noise plants, the clean model of the same seed (the same rows with their true labels): its
-    failure rate on the affected sentences is the floor no repair of the labels can go below."""
-    if not case.name.startswith("label_noise"):
+    """For label-noise plants, a model trained on the same rows with their true labels, the planted model's
+    recipe: its failure rate on the affected sentences is the floor no repair of the labels can go below. The
+    clean control of the same seed is that model where the plant's rows are the clean control's (label_noise*);
+    a plant that chose its own rows (word_noise) carries them (``info["true_train"]``) and its twin is trained
+    here (``hf_models/CAUSE_truth-sSEED``, cached)."""
+    if case.cause != "label_noise":
         return None
     seed = int(case.seed)
-    path = WORK / minilm.work_subdir("hf_models") / f"clean-s{seed}"
-    return path if (path / "train.json").is_file() else None
+    models = WORK / minilm.work_subdir("hf_models")
+    truth = hf_plants.build(case.name, seed).info.get("true_train")
+    if truth is None:
+        path = models / f"clean-s{seed}"
+        return path if (path / "train.json").is_file() else None
+    planted_meta = models / f"{case.name}-s{seed}" / "train.json"
+    if not planted_meta.is_file():
+        return None
+    config = minilm.TrainConfig(**json.loads(planted_meta.read_text())["config"])
+    return minilm.finetune(truth, models / f"{case.name}_truth-s{seed}", config, log=lambda m: print(f"  {m}"))
 
 
 def with_unplanted(row: dict, work: Path) -> dict:
@@ -330,8 +341,9 @@ def markdown(rows: list[dict], failed: list[dict], seeds: list[int]) -> str:
     lines = ["", "Against the unplanted floor: the same affected sentences without the plant (the source sentences "
              "before the frames, phrases, token or typos were written in), scored by the model before and after; "
              "for label noise, the affected sentences scored by the model trained on the true labels (the clean "
-             "control of the same seed; the same floor before and after); the plant's effect is the affected "
-             "failure rate minus that floor.", "",
+             "control of the same seed, or for word_noise, whose rows are its own, a twin trained on its rows with "
+             "their true labels, the planted recipe; the same floor before and after); the plant's effect is the "
+             "affected failure rate minus that floor.", "",
              "| planted | seed | floor before → after (n) | plant effect before → after | reduction | closed |",
              "|---|---|---|---|---|---|"]
     for r in rows:
