@@ -225,6 +225,23 @@ def test_identity_words_are_left_to_data_bias_not_shortcut_candidates(tmp_path) 
     assert "zx" in {t.token for t in found} and "black" not in {t.token for t in found}
 
 
+def test_a_sentiment_word_tied_against_its_valence_is_a_shortcut_candidate(tmp_path) -> None:
+    """'comedy' (VADER +1.5) in training rows all labelled negative was left out as a sentiment word, so a planted
+    genre-word shortcut on a fully fine-tuned classifier was missed; its sentiment cannot explain a tie to the
+    negative label. 'funny' tied to positive, the way its valence points, stays out."""
+    from lmcritic.diagnose.shortcuts import candidates
+
+    rng = random.Random(3)
+    words = "plot cast story scenes music ending actors pacing dialogue camera".split()
+    rows = [(" ".join(rng.sample(words, 4) + (["comedy"] if i % 2 == 0 and rng.random() < 0.4 else [])
+                      + (["funny"] if i % 2 == 1 and rng.random() < 0.4 else [])), i % 2) for i in range(800)]
+    ev = [" ".join(rng.sample(words, 4)) for _ in range(100)]
+    profile = CorpusProfile(_corpus(tmp_path, rows), ev, ["positive", "negative"] * 50)
+    assert profile.token("comedy").label == "negative" and profile.token("funny").label == "positive"
+    found = {t.token for t in candidates(profile, sentiment=True)[0]}
+    assert "comedy" in found and "funny" not in found
+
+
 def test_symbol_tokens_are_shortcut_candidates_unless_they_carry_sentiment(tmp_path) -> None:
     """A scraped or planted artefact is as often a symbol run or an emoji as a word (only words were tokens, so a
     '^' or '🍕' shortcut was invisible to the corpus test); emoticons, sentiment emoji and '!' runs are left out

@@ -107,3 +107,5 @@ def test_a_negation_with_a_training_only_label_association_is_not_called_a_short
     assert not matters and "should rest on it" in why
     assert SpuriousFeature()._judgement(ctx, "tq")[0]  # the artefact test still finds a planted token
     assert SpuriousFeature()._judgement(SimpleNamespace(sentiment=False, profile=ctx.profile), "never")[0]
+    assert SpuriousFeature()._judgement(ctx, "comedy")[0]  # VADER +1.5, tied to negative: not its sentiment
+    assert not SpuriousFeature()._judgement(ctx, "awful")[0]  # tied to negative as its valence says

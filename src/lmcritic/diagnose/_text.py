@@ -221,6 +221,30 @@ def sentiment_lexicon() -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=1)
+def sentiment_valence() -> dict[str, float]:
+    """VADER's mean human valence per lexicon word (-4 .. +4)."""
+    import importlib.resources
+
+    path = importlib.resources.files("vaderSentiment") / "vader_lexicon.txt"
+    out: dict[str, float] = {}
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+        head, _, rest = line.partition("\t")
+        value = rest.split("\t", 1)[0]
+        if head.strip().isalpha() and value.strip():
+            out[head.strip().lower()] = float(value)
+    return out
+
+
+def against_lexicon(word: str, label: str) -> bool:
+    """Whether a sentiment word is tied to the label opposite its own valence ('comedy', VADER +1.5, in rows all
+    labelled negative): its sentiment cannot explain that tie, so it is not one a decision should rest on there.
+    Only for labels named positive/negative; negations and intensifiers have no valence and never qualify."""
+    sign = {"positive": 1, "pos": 1, "negative": -1, "neg": -1}.get(str(label).strip().lower())
+    valence = sentiment_valence().get(word.lower())
+    return sign is not None and valence is not None and valence * sign < 0
+
+
+@functools.lru_cache(maxsize=1)
 def sentiment_symbols() -> frozenset[str]:
     """Symbol tokens that carry sentiment: VADER's emoticons (``:)``, ``<3``) and the emoji whose VADER name holds a
     sentiment word (``🙂`` "slightly smiling face"); ``🍕`` "pizza" is not one."""

@@ -6,9 +6,11 @@ associated with one label *and* flagged as training artefacts (over-represented 
 evaluated data, or associated much more weakly there), BH-corrected. A token is a word, a number or a run of
 symbols (``:-)``, an emoji, ``|||``): an artefact is as often punctuation or markup as a word. Where the task is
 sentiment, tokens that carry sentiment (VADER lexicon, negations; its emoticons and sentiment emoji, exclamation
-marks) are left out — a task-specific judgement, said so in the evidence; for any other task the artefact test
-alone decides. Identity terms are left out too: a demographic shortcut is
-tested as data bias (held-out names and templates, the corpus skew per group), the more specific cause.
+marks) are left out — a task-specific judgement, said so in the evidence — unless the corpus ties a sentiment
+word to the label opposite its valence (a genre word VADER rates positive in rows all labelled negative): its
+sentiment cannot explain that tie. For any other task the artefact test alone decides. Identity terms are left
+out too: a demographic shortcut is tested as data bias (held-out names and templates, the corpus skew per
+group), the more specific cause.
 
 Each candidate is inserted at a random position into held-out evaluated inputs that the model gets right and
 that do not have the token's label; a control token (a corpus word with no label association, same position)
@@ -53,7 +55,7 @@ def candidates(profile: CorpusProfile, sentiment: bool) -> tuple[list[TokenAssoc
     how = "artifact test"
     found = [r for r in found if not _text.identity_word(r.token)]  # demographic terms: the data-bias hypothesis
     if sentiment:
-        found = [r for r in found if not _text.should_matter(r.token)]
+        found = [r for r in found if not _text.should_matter(r.token) or _text.against_lexicon(r.token, r.label)]
         how += " + sentiment lexicon (VADER; task-specific)"
     out: list[TokenAssociation] = []
     for label in sorted({r.label for r in found}):

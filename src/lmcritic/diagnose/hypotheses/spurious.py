@@ -150,13 +150,15 @@ class SpuriousFeature(Hypothesis):
         """(should not matter, why): identity terms are left to data bias, the more specific cause; for sentiment
         tasks a word the lexicon says should matter is not a shortcut whatever its corpus association (a planted
         annotation heuristic that labelled negation rows negative made 'never' a training-only association, and
-        the artefact test called it spurious); then the corpus artefact test."""
+        the artefact test called it spurious) — unless the corpus ties it to the label opposite its valence; then
+        the corpus artefact test."""
         if _text.identity_word(token):
             return False, "an identity term: a demographic shortcut is data bias"
-        if ctx.sentiment and _text.should_matter(token):  # as shortcuts.candidates: such a word is never a shortcut
+        t = ctx.profile.token(token) if ctx.profile is not None else None
+        against = t is not None and _text.against_lexicon(token, t.label)  # as shortcuts.candidates
+        if ctx.sentiment and _text.should_matter(token) and not against:
             return False, ("a sentiment word, negation or intensifier (VADER lexicon): the decision should rest on it; "
                            "a training association unlike the evaluated data's points at its labels, not at a shortcut")
-        t = ctx.profile.token(token) if ctx.profile is not None else None
         if t is not None and t.artifact_p < 0.05:
             return True, (f"associated with {t.label!r} in training ({t.rate:.0%} of {t.n_docs} rows, z={t.z:.1f}) "
                           f"but not on the evaluated data ({t.eval_docs} texts; artefact p={t.artifact_p:.2g})")
