@@ -68,6 +68,7 @@ class Case:
         self.name, self.cause, self.eval, self.planted = plant.cause, plant.hypothesis, eval_rows, affected
         self.seed = plant.seed
         self.originals = originals
+        self.true_train: list[planted.Row] | None = plant.info.get("true_train")
 
 
 def cases(plant: hf_plants.HFPlant, seed: int) -> tuple[Case, list[planted.Row]]:
@@ -309,7 +310,7 @@ def true_label_model(case: Case) -> Path | None:
         return None
     seed = int(case.seed)
     models = WORK / minilm.work_subdir("hf_models")
-    truth = hf_plants.build(case.name, seed).info.get("true_train")
+    truth = case.true_train
     if truth is None:
         path = models / f"clean-s{seed}"
         return path if (path / "train.json").is_file() else None

@@ -209,15 +209,7 @@ def swap_identity(text: str, attribute: str, seed: int) -> str | None:
 @functools.lru_cache(maxsize=1)
 def sentiment_lexicon() -> frozenset[str]:
     """Words that carry sentiment (VADER's lexicon): tokens a sentiment decision *should* rest on."""
-    import importlib.resources
-
-    path = importlib.resources.files("vaderSentiment") / "vader_lexicon.txt"
-    out = set()
-    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
-        head = line.split("\t", 1)[0].strip().lower()
-        if head.isalpha():
-            out.add(head)
-    return frozenset(out)
+    return frozenset(sentiment_valence())
 
 
 @functools.lru_cache(maxsize=1)
@@ -229,10 +221,16 @@ def sentiment_valence() -> dict[str, float]:
     out: dict[str, float] = {}
     for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
         head, _, rest = line.partition("\t")
-        value = rest.split("\t", 1)[0]
-        if head.strip().isalpha() and value.strip():
-            out[head.strip().lower()] = float(value)
+        head = head.strip().lower()
+        if head.isalpha():
+            out[head] = float(rest.split("\t", 1)[0])
     return out
+
+
+def lexicon_explains(word: str, label: str | None) -> bool:
+    """Whether a sentiment task's lexicon accounts for a token tied to ``label`` (None: unknown): a sentiment
+    word, negation or intensifier (:func:`should_matter`), unless it is tied against its own valence."""
+    return should_matter(word) and not (label is not None and against_lexicon(word, label))
 
 
 def against_lexicon(word: str, label: str) -> bool:

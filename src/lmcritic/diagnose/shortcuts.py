@@ -55,7 +55,7 @@ def candidates(profile: CorpusProfile, sentiment: bool) -> tuple[list[TokenAssoc
     how = "artifact test"
     found = [r for r in found if not _text.identity_word(r.token)]  # demographic terms: the data-bias hypothesis
     if sentiment:
-        found = [r for r in found if not _text.should_matter(r.token) or _text.against_lexicon(r.token, r.label)]
+        found = [r for r in found if not _text.lexicon_explains(r.token, r.label)]
         how += " + sentiment lexicon (VADER; task-specific)"
     out: list[TokenAssociation] = []
     for label in sorted({r.label for r in found}):

@@ -155,8 +155,7 @@ class SpuriousFeature(Hypothesis):
         if _text.identity_word(token):
             return False, "an identity term: a demographic shortcut is data bias"
         t = ctx.profile.token(token) if ctx.profile is not None else None
-        against = t is not None and _text.against_lexicon(token, t.label)  # as shortcuts.candidates
-        if ctx.sentiment and _text.should_matter(token) and not against:
+        if ctx.sentiment and _text.lexicon_explains(token, t.label if t is not None else None):  # as candidates
             return False, ("a sentiment word, negation or intensifier (VADER lexicon): the decision should rest on it; "
                            "a training association unlike the evaluated data's points at its labels, not at a shortcut")
         if t is not None and t.artifact_p < 0.05:
