@@ -168,7 +168,7 @@ def test_training_rows_load_loudly_and_evaluation_overlap_is_refused(tmp_path):
 
 
 def test_term_reweighing_makes_the_skewed_term_and_label_independent():
-    from lmcritic.mitigate.training import skewed_terms, term_reweigh
+    from lmcritic.mitigate.counterfactual import skewed_terms, term_reweigh
 
     rows = [Row("women say it was dull", "negative")] * 30 + [Row("women loved it", "positive")] * 5 + \
         [Row("a warm film", "positive")] * 60 + [Row("slow going", "negative")] * 25

@@ -29,7 +29,7 @@ def _groups_after(rows) -> list[set[str]]:
 
 
 def test_counterfactual_swaps_along_the_diagnosed_pair_in_both_directions(tmp_path):
-    from lmcritic.mitigate.training import CounterfactualAugmentation
+    from lmcritic.mitigate.counterfactual import CounterfactualAugmentation
 
     culprit = Culprit("identity_group", "black", attribute="race_ethnicity", contrast="white", source="diagnosis")
     new, info = CounterfactualAugmentation(reweigh="no").transform(_ctx(tmp_path, culprit), _race_rows())
@@ -41,8 +41,9 @@ def test_counterfactual_swaps_along_the_diagnosed_pair_in_both_directions(tmp_pa
 
 
 def test_counterfactual_copies_remember_their_original_and_pairing_is_on_when_the_runs_weights_train_on(tmp_path):
+    from lmcritic.mitigate.counterfactual import CounterfactualAugmentation
     from lmcritic.mitigate.trainers import Trained
-    from lmcritic.mitigate.training import PAIRING_NOTE, CounterfactualAugmentation
+    from lmcritic.mitigate.training import PAIRING_NOTE
 
     culprit = Culprit("identity_group", "black", attribute="race_ethnicity", contrast="white", source="diagnosis")
     fix = CounterfactualAugmentation(reweigh="no")
@@ -67,7 +68,7 @@ def test_counterfactual_copies_remember_their_original_and_pairing_is_on_when_th
 
 
 def test_counterfactual_without_a_named_pair_swaps_to_the_attributes_groups(tmp_path):
-    from lmcritic.mitigate.training import CounterfactualAugmentation
+    from lmcritic.mitigate.counterfactual import CounterfactualAugmentation
 
     culprit = Culprit("identity_group", "black", attribute="race_ethnicity", contrast="another group")
     new, info = CounterfactualAugmentation(reweigh="no", copies=3).transform(_ctx(tmp_path, culprit), _race_rows())

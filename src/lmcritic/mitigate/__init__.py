@@ -16,7 +16,7 @@ from lmcritic.registry import Registry
 MITIGATIONS: Registry = Registry("mitigations")
 for _name, _target in {
     # training-time: a new model folder
-    "counterfactual_augmentation": "lmcritic.mitigate.training:CounterfactualAugmentation",
+    "counterfactual_augmentation": "lmcritic.mitigate.counterfactual:CounterfactualAugmentation",
     "adversarial_training": "lmcritic.mitigate.adversarial:AdversarialTraining",
     "domain_augmentation": "lmcritic.mitigate.training:DomainAugmentation",
     "shortcut_removal": "lmcritic.mitigate.cleaning:ShortcutRemoval",
