@@ -1,6 +1,10 @@
 """Counterfactual data augmentation (data bias): identity-swapped copies of training rows with their labels,
 Kamiran-Calders reweighing of the identity terms that lean to a label, and, when the run's weights train on,
-counterfactual logit pairing trained in rounds gauged on held-out copies (:mod:`lmcritic.mitigate._rounds`).
+counterfactual logit pairing.
+
+One fine-tune of ``steps`` on every copy. Training in rounds until copies held out of training showed no gap was
+tried and not adopted: the gauge starts from rows the run's model memorised and did not track what is left on
+unseen text (``benchmarks/results/rounds_20261207/``); ``--set steps=N`` buys more training where it is wanted.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any, Sequence
 from lmcritic.errors import ConfigError
 from lmcritic.mitigate.base import MitigationContext
 from lmcritic.mitigate.data import Row, TrainingSet
-from lmcritic.mitigate.trainers import ModelTrainer, TaskFormat, TrainConfig, Trained, train_config
+from lmcritic.mitigate.trainers import TrainConfig, train_config
 from lmcritic.mitigate.training import PAIRING_NOTE, Retrain, paired_when_continuing
 
 REWEIGH = ("auto", "yes", "no")
@@ -26,14 +30,11 @@ class CounterfactualConfig(TrainConfig):
     copies: int = 1  # swapped copies per row that mentions the attribute
     reweigh: str = "auto"  # Kamiran–Calders group reweighing: auto = when a group leans to a label in the corpus
     max_weight: float = 20.0
-    rounds: int = 4  # from the run's weights: at most this many rounds of ``steps``, while copies held out of
-    # training still show the association (1: one fine-tune of ``steps``); from a base or from scratch: one
-    gauge: float = 0.2  # share of the copies held out of training to gauge the association by (classifier heads)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.reweigh not in REWEIGH or self.copies < 1 or self.rounds < 1 or not 0 <= self.gauge < 1:
-            raise ValueError(f"reweigh must be one of {REWEIGH}, copies >= 1, rounds >= 1 and gauge in [0, 1)")
+        if self.reweigh not in REWEIGH or self.copies < 1:
+            raise ValueError(f"reweigh must be one of {REWEIGH} and copies >= 1")
         if self.pair is not None and (len(self.pair) != 2 or self.pair[0] == self.pair[1]):
             raise ValueError("pair must be two different groups, e.g. [black, white]")
 
@@ -80,23 +81,6 @@ class CounterfactualAugmentation(Retrain):
         original's). A fresh start (``base``, ``from_scratch``) has no association to remove, and the balanced
         corpus teaches none: no pairing unless asked for."""
         return paired_when_continuing(train_config(self.config))
-
-    def fit(self, ctx: MitigationContext, trainer: ModelTrainer, data: TrainingSet,
-            task: TaskFormat) -> tuple[Trained, TrainingSet]:
-        """From the run's weights: in rounds gauged on held-out copies (:mod:`lmcritic.mitigate._rounds`), which
-        hold the association beyond the copies they are paired on; from a base or from scratch, which hold none
-        and learn none from a balanced corpus: one fine-tune."""
-        from lmcritic.mitigate._rounds import fit_in_rounds
-
-        config = self.settings()
-        if config.base or config.from_scratch or self.config.rounds == 1 or not self.config.gauge:
-            return super().fit(ctx, trainer, data, task)
-        return fit_in_rounds(ctx, trainer, data, task, config, self.config.rounds, self.config.gauge)
-
-    def training_notes(self, trained: Trained) -> list[str]:
-        from lmcritic.mitigate._rounds import gauge_note
-
-        return [*super().training_notes(trained), *gauge_note(trained.details)]
 
     def _pair(self, ctx: MitigationContext, attrs: Sequence[str]) -> tuple[str, str, str] | None:
         """(attribute, group, group) to swap between: the configured pair, else the diagnosed group and the group
