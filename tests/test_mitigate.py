@@ -682,7 +682,9 @@ def test_an_unclosed_fix_on_the_runs_own_weights_points_to_a_restart_from_the_ba
     (o,) = _judged([paired("D1", "p", "all", "data_bias", True, tuple(before), before, before)], 0.05)
     assert o.verdict == UNCHANGED
     made = MitigatedModel("counterfactual_augmentation", {}, "training", details={"training": {"init": "model"}})
-    assert "--set base=PATH" in restart_hint(made, [o])[0]
+    assert "--set base=PATH" in restart_hint(made, [o])[0] and "steps=N" not in restart_hint(made, [o])[0]
+    ran = replace(made, details={"training": {"init": "model", "steps": 200}})
+    assert "a longer fine-tune (it ran 200 steps: --set steps=N)" in restart_hint(ran, [o])[0]
     assert restart_hint(replace(made, details={"training": {"init": "base"}}), [o]) == []
     assert restart_hint(replace(made, notes=("... --set base=PATH retrains",)), [o]) == []
     assert restart_hint(made, [replace(o, verdict=CLOSED)]) == []
