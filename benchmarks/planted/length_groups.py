@@ -23,8 +23,8 @@ def band(text: str) -> str:
 
 
 def predictions(model_dir: str, texts: list[str]) -> list[str]:
-    probs, labels = minilm.class_probabilities(model_dir, texts)
-    return [labels[max(range(len(p)), key=p.__getitem__)] for p in probs]
+    ids, labels = minilm.predicted(model_dir, texts)
+    return [labels[i] for i in ids]
 
 
 def main(trial: str, models: list[str]) -> None:

@@ -145,6 +145,12 @@ def class_probabilities(model_dir: str | Path, texts: Sequence[str], max_length:
     return out, [str(model.config.id2label[j]) for j in range(model.config.num_labels)]
 
 
+def predicted(model_dir: str | Path, texts: Sequence[str]) -> tuple[list[int], list[str]]:
+    """The argmax class index per text, and the label names (:func:`class_probabilities`' columns)."""
+    probs, labels = class_probabilities(model_dir, texts)
+    return [max(range(len(p)), key=p.__getitem__) for p in probs], labels
+
+
 def _freeze(model, layers: int) -> None:
     """Keep the embeddings and the lowest ``layers`` encoder layers fixed: about half the backward pass saved."""
     if layers <= 0:

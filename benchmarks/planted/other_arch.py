@@ -98,11 +98,11 @@ def mitigate(trial: Path, model: Path) -> dict:
 
 def failures(plant: hf_plants.HFPlant, model: Path) -> dict[str, list[int]]:
     """[failed, n] of a model on the plant's affected evaluation rows and on the rest (read directly, batch 32)."""
-    probs, _ = minilm.class_probabilities(model, [t for t, _ in plant.eval])
+    ids, _ = minilm.predicted(model, [t for t, _ in plant.eval])
     out = {"affected": [0, 0], "other": [0, 0]}
-    for i, (p, (_, y)) in enumerate(zip(probs, plant.eval)):
+    for i, (k, (_, y)) in enumerate(zip(ids, plant.eval)):
         key = "affected" if i in plant.planted_eval else "other"
-        out[key][0] += int(max(range(len(p)), key=p.__getitem__) != y)
+        out[key][0] += int(k != y)
         out[key][1] += 1
     return out
 
