@@ -164,13 +164,14 @@ def restart_hint(mitigated: MitigatedModel, outcomes: Sequence[Outcome]) -> list
     copy is right), and a restart from the pretrained checkpoint is the next thing to try, else more steps (a
     fully fine-tuned MiniLM's gender bias: 200 steps 0.38 -> 0.30 of its affected cases, 600 steps -> 0.24); said
     once, unless a note of the fix already says it."""
-    init = (mitigated.details.get("training") or {}).get("init")
-    if mitigated.kind != TRAINING or init != "model" or any("--set base=" in n for n in mitigated.notes):
+    training = mitigated.details.get("training") or {}
+    said = any("--set base=" in n for n in mitigated.notes)
+    if mitigated.kind != TRAINING or training.get("init") != "model" or said:
         return []
     target = next((o for o in outcomes if o.targeted), None)
     if target is None or not target.before.n or target.verdict == CLOSED:
         return []
-    steps = (mitigated.details.get("training") or {}).get("steps")
+    steps = training.get("steps")
     longer = f"; without one, a longer fine-tune (it ran {steps} steps: --set steps=N)" if steps else ""
     return [f"the defect is {target.verdict}, and the fine-tune continued from the run's own weights, which keep "
             "what they learnt; --set base=PATH (the checkpoint the run's model was fine-tuned from) retrains from "
