@@ -170,13 +170,23 @@ def sort_key(c: Any) -> tuple:
 def explain(verdicts: Sequence[Sequence[CauseVerdict]]) -> list[list[CauseVerdict]]:
     """Mark each supported shortcut whose word's training labels this diagnosis found noisy (a supported label-noise
     cause on that word) as that cause's consequence. The model learns the word as a cue either way; relabelling
-    its rows removes the cue too, removing the cue leaves the labels wrong."""
+    its rows removes the cue too, removing the cue leaves the labels wrong. Not where the mislabelled rows are the
+    minor part of the word's lean (:func:`_minor`): then the rows mostly lean for another reason, and both stand."""
     noisy = {str(w): c.culprit.value for vs in verdicts for c in vs if c.cause == "label_noise"
-             and c.verdict == SUPPORTED and c.culprit is not None
+             and c.verdict == SUPPORTED and c.culprit is not None and not _minor(c.culprit.data)
              and (w := (c.culprit.data.get("phenomenon") or {}).get("word"))}
     return [[replace(c, explained_by=f"label_noise ({noisy[c.culprit.value]})")
              if c.cause == "spurious_feature" and c.verdict == SUPPORTED and c.culprit is not None
              and c.culprit.kind == "token" and c.culprit.value in noisy else c for c in vs] for vs in verdicts]
+
+
+def _minor(data: dict[str, Any]) -> bool:
+    """The mislabelled rows are the minor part of the word's label lean (the whole interval of their share below
+    ``_content_check.MINOR``): relabelling them leaves most of the cue, so it is not only their consequence."""
+    from lmcritic.diagnose.hypotheses._content_check import MINOR
+
+    share = (data.get("label_mix") or {}).get("explained") or {}
+    return "ci_high" in share and float(share["ci_high"]) < MINOR
 
 
 def _agreeing(c: Any) -> int:

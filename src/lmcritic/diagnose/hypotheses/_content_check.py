@@ -165,6 +165,33 @@ def _by_label(rows: list[tuple[str, bool]]) -> dict[str, list[bool]]:
     return out
 
 
+MINOR = 0.5  # share of the lean below which (whole CI) the mislabelled rows are the minor part of it
+
+
+def lean_explained(check: ContentCheck, lean: float) -> Estimate | None:
+    """The share of the phenomenon's label lean (``lean``: the training − evaluated share of the leaning label,
+    beyond the rest) that the rows the reader contradicts account for. A reader erring on e of correctly
+    labelled rows contradicts a mislabelled one about 1 − e of the time, so an excess contradiction x implies
+    x / (1 − 2e) of the rows mislabelled; relabelling them moves the mix by that much, and the lean needs
+    ``lean``. Below one half (the whole interval) the rows mostly carry their label for another reason
+    (selected: a natural or scraped skew of the word), so the word's cue is not only the noise's consequence.
+    None when the reader is no better than chance or nothing leans."""
+    scale = lean * (1.0 - 2.0 * check.without.value)
+    if not check.mislabelled or scale <= 0:
+        return None
+    e = check.effect
+    return Estimate(e.value / scale, e.n, e.ci_low / scale, e.ci_high / scale, "ratio")
+
+
+def describe_explained(share: Estimate) -> str:
+    """The evidence line for :func:`lean_explained`."""
+    part = "the minor part" if share.ci_high < MINOR else "enough to account for it"
+    return (f"the contradicted rows account for {share} of the lean (excess contradiction / (lean × (1 − 2 × the "
+            f"reader's error elsewhere))): {part}" + (
+                "; the word's rows mostly carry their label for another reason (selected), so its cue is not only "
+                "this noise's consequence" if share.ci_high < MINOR else ""))
+
+
 SAME_MIX = "weighted to their label mix"
 
 
@@ -180,4 +207,5 @@ def masked(text: str, word: str) -> str:
     return out or "."
 
 
-__all__ = ["ContentCheck", "MARGIN", "content_check", "masked", "model_check", "selected"]
+__all__ = ["ContentCheck", "MARGIN", "MINOR", "content_check", "describe_explained", "lean_explained", "masked",
+           "model_check", "selected"]

@@ -155,7 +155,7 @@ class LabelNoise(Hypothesis):
                 return self.verdict(False, check.effect.ci_high < _content_check.MARGIN, 1.0 - check.effect.ci_high,
                                     _content_check.selected(name, _label_mix.describe(name, mix), check), evidence,
                                     tests)
-            return self._mix_verdict(ph, mix, k, evidence, tests, suspects, cues)
+            return self._mix_verdict(ph, mix, k, evidence, tests, suspects, cues, check)
         if k > 1:
             evidence.append(Evidence("statistic", f"{k} tests for this defect (phenomena × tests): p decided on is "
                                      f"the test's times {k} (Bonferroni)"))
@@ -244,15 +244,22 @@ class LabelNoise(Hypothesis):
         return decides
 
     def _mix_verdict(self, ph: Phenomenon, mix: _label_mix.MixTest, k: int, evidence: list[Evidence], tests: int,
-                     suspects: list[int], cues: tuple[str, ...] = ()) -> CauseVerdict:
+                     suspects: list[int], cues: tuple[str, ...] = (),
+                     check: _content_check.ContentCheck | None = None) -> CauseVerdict:
         s, name = mix.shares, ph.name
+        share = _content_check.lean_explained(check, mix.effect.value) if check is not None else None
+        if share is not None:
+            evidence.append(Evidence("statistic", _content_check.describe_explained(share), share))
         culprit = Culprit("label_noise", name, label=mix.label, contrast=f"the evaluated gold labels of {name} texts",
                           effect=mix.effect, direction=f"training labels of {name} rows lean '{mix.label}': "
                           f"{s['train'][mix.label]:.0%} vs {s['evaluated'][mix.label]:.0%} of the gold labels",
                           effect_name=f"training − evaluated share of '{mix.label}' with {name}, beyond the rest",
                           train_lines=tuple(suspects),
                           data={"label_mix": {"phenomenon": name, "train": s["train"], "evaluated": s["evaluated"],
-                                              "left_out": list(cues)},  # rows the mix was read without
+                                              "left_out": list(cues),  # rows the mix was read without
+                                              **({"explained": {"value": share.value, "ci_low": share.ci_low,
+                                                                 "ci_high": share.ci_high}}
+                                                 if share is not None else {})},
                                 "phenomenon": ph.data})
         summary = f"training labels with {name} lean one way (consistent noise): {_label_mix.describe(name, mix)}"
         if k > 1:
