@@ -8,6 +8,9 @@ Within labels, because the word's rows lean to one label by construction and a r
 than the other (masked SST-2 pans are misread far more often than praise): across labels, selected rows of the
 harder label looked mislabelled.
 
+Where the rows are contradicted, :func:`lean_explained` sizes the mislabelled share against the lean it would have
+to make: the two causes can hold together (a word naturally skewed one way, some of its rows also relabelled).
+
 Only for a plain word: negation or contrast cannot be masked without changing what the text says.
 """
 from __future__ import annotations
