@@ -185,8 +185,8 @@ def _minor(data: dict[str, Any]) -> bool:
     ``_content_check.MINOR``): relabelling them leaves most of the cue, so it is not only their consequence."""
     from lmcritic.diagnose.hypotheses._content_check import MINOR
 
-    share = (data.get("label_mix") or {}).get("explained") or {}
-    return "ci_high" in share and float(share["ci_high"]) < MINOR
+    high = ((data.get("label_mix") or {}).get("explained") or {}).get("ci_high")
+    return isinstance(high, (int, float)) and high < MINOR  # None: a NaN bound, as JSON writes it
 
 
 def _agreeing(c: Any) -> int:

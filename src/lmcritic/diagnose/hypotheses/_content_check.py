@@ -188,12 +188,12 @@ def lean_explained(check: ContentCheck, lean: float) -> Estimate | None:
 
 def describe_explained(share: Estimate) -> str:
     """The evidence line for :func:`lean_explained`."""
-    part = ("the minor part" if share.ci_high < MINOR else "at least half of it" if share.ci_low >= MINOR else
+    part = ("the minor part; the word's rows mostly carry their label for another reason (selected), so its cue is "
+            "not only this noise's consequence" if share.ci_high < MINOR else
+            "at least half of it" if share.ci_low >= MINOR else
             "perhaps half of it or more (the interval reaches one half)")
     return (f"the contradicted rows account for {share} of the lean (excess contradiction / (lean × (1 − 2 × the "
-            f"reader's error elsewhere))): {part}" + (
-                "; the word's rows mostly carry their label for another reason (selected), so its cue is not only "
-                "this noise's consequence" if share.ci_high < MINOR else ""))
+            f"reader's error elsewhere))): {part}")
 
 
 SAME_MIX = "weighted to their label mix"

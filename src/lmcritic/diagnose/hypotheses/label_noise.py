@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from lmcritic import stats
+from lmcritic._serde import to_jsonable
 from lmcritic.diagnose.crossfit import cached_fit, crossfit
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
@@ -257,9 +258,7 @@ class LabelNoise(Hypothesis):
                           train_lines=tuple(suspects),
                           data={"label_mix": {"phenomenon": name, "train": s["train"], "evaluated": s["evaluated"],
                                               "left_out": list(cues),  # rows the mix was read without
-                                              **({"explained": {"value": share.value, "ci_low": share.ci_low,
-                                                                 "ci_high": share.ci_high}}
-                                                 if share is not None else {})},
+                                              **({"explained": to_jsonable(share)} if share is not None else {})},
                                 "phenomenon": ph.data})
         summary = f"training labels with {name} lean one way (consistent noise): {_label_mix.describe(name, mix)}"
         if k > 1:
