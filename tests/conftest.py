@@ -3,6 +3,7 @@
 * ``tiny_causal_dir``: a byte-level BPE tokenizer (vocab ~1000, BOS/EOS/PAD, a simple chat template) and a
   2-layer GPT-2 (n_embd 64, n_positions 256) trained for a few seconds on the SST-2 sample, so its
   predictions are peaked rather than near-uniform (greedy ties would make batch-invariance tests flaky).
+* Both tokenizers are learnt in plain Python (:mod:`_tiny_vocab`), so every session builds the same fixtures.
 * ``tiny_masked_dir`` / ``tiny_classifier_dir``: a WordPiece tokenizer and 2-layer BERTs (masked LM; sequence
   classifier with labels negative/positive), randomly initialised.
 * ``tiny_causal`` / ``tiny_masked`` / ``tiny_classifier``: :class:`HFBackend` instances on those dirs.
@@ -12,6 +13,7 @@ Other test files reuse these fixture names; keep them stable.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))  # so test files can `import contract`
+
+from _tiny_vocab import learn_merges  # noqa: E402  (after the path insert above)
 
 SAMPLE = HERE / "fixtures" / "sst2_sample.txt"
 CHAT_TEMPLATE = (
@@ -33,15 +37,17 @@ def sample_lines() -> list[str]:
 
 
 def _bpe_tokenizer(lines: list[str]):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    specials = ["<|pad|>", "<|bos|>", "<|eos|>"]
+    split = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    words = Counter(w for line in lines for w, _ in split.pre_tokenize_str(line))
+    vocab, merges = learn_merges(words, VOCAB - len(specials), sorted(pre_tokenizers.ByteLevel.alphabet()))
+    tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(specials + vocab)}, merges=merges))
+    tok.add_special_tokens(specials)
+    tok.pre_tokenizer = split
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=["<|pad|>", "<|bos|>", "<|eos|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(lines, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>",
                                    pad_token="<|pad|>", model_max_length=256)
     fast.chat_template = CHAT_TEMPLATE
@@ -49,16 +55,17 @@ def _bpe_tokenizer(lines: list[str]):
 
 
 def _wordpiece_tokenizer(lines: list[str]):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
+    norm, split = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = Counter(w for line in lines for w, _ in split.pre_tokenize_str(norm.normalize_str(line)))
+    chars = sorted({c for w in words for c in w})
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(lines, trainers.WordPieceTrainer(vocab_size=VOCAB, special_tokens=specials,
-                                                             show_progress=False))
+    vocab, _ = learn_merges(words, VOCAB - len(specials), chars + ["##" + c for c in chars], prefix="##")
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(specials + vocab)}, unk_token="[UNK]"))
+    tok.add_special_tokens(specials)
+    tok.normalizer, tok.pre_tokenizer, tok.decoder = norm, split, decoders.WordPiece()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
@@ -78,7 +85,8 @@ def _train_briefly(model, tokenizer, lines: list[str], steps: int = 300, seed: i
     """A few seconds of next-token training so the tiny GPT-2 has peaked, text-like predictions.
 
     One-cycle schedule: 100 flat steps left it predicting end-of-text after most prompts (loss ~5.2), which makes
-    generation tests vacuous; 300 one-cycle steps reach ~4.7 and continue prompts with words.
+    generation tests vacuous; 300 one-cycle steps reach ~4.7. It still ends some prompts at once ('the film') and
+    continues others with words ('the movie is'): a test that needs words picks a prompt that gets them.
     One thread: on a busy 2-core machine, two OpenMP threads make these tiny ops ~20x slower.
     """
     import torch

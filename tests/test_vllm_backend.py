@@ -91,11 +91,13 @@ class TorchEngine:
         prompt_lps = None
         if sp.prompt_logprobs is not None:
             prompt_lps = [None] + [self._entry(rows[i - 1], ids[i], sp.prompt_logprobs) for i in range(1, len(ids))]
-        new = self._greedy(ids, sp.max_tokens)
+        eos = None if getattr(sp, "ignore_eos", False) else self.tokenizer.eos_token_id
+        new = self._greedy(ids, sp.max_tokens, eos)
         sample = None
         if sp.logprobs is not None:
             sample = [self._entry(r, t, sp.logprobs) for r, t in zip(self._logprobs(ids + new)[len(ids) - 1:], new)]
-        out = CompletionOutput(0, self.tokenizer.decode(new), new, None, sample, "length")
+        finish = "stop" if new and new[-1] == eos else "length"
+        out = CompletionOutput(0, self.tokenizer.decode(new, skip_special_tokens=True), new, None, sample, finish)
         return RequestOutput(rid, ids, prompt_lps, [out])
 
     def _logprobs(self, ids: list[int]) -> Any:
@@ -113,9 +115,10 @@ class TorchEngine:
             entry[t] = Logprob(row[t].item(), r + 1)
         return entry
 
-    def _greedy(self, ids: list[int], n: int) -> list[int]:
+    def _greedy(self, ids: list[int], n: int, eos: int | None) -> list[int]:
+        """Greedy tokens up to ``n``, ending with the end-of-text token where it comes (kept, as vLLM keeps it)."""
         new: list[int] = []
-        for _ in range(n):
+        while len(new) < n and (not new or new[-1] != eos):
             new.append(int(self._logprobs(ids + new)[-1].argmax()))
         return new
 
@@ -213,11 +216,14 @@ def test_rolling_matches_hf(vbackend, tiny_causal, req) -> None:
 
 
 def test_greedy_generation_matches_hf(vbackend, tiny_causal, engine) -> None:
-    reqs = [GenerateRequest(prompt="the film", params=GenParams(max_new_tokens=6)),
-            GenerateRequest(prompt="x", params=GenParams(max_new_tokens=0))]
-    want, got = tiny_causal.generate(reqs[:1])[0], vbackend.generate(reqs)
-    assert got[0].text == want.text and got[0].n_new_tokens == 6
-    assert got[1].text == "" and engine.calls[-1][0] == 1  # nothing sent for max_new_tokens=0
+    """One prompt runs to the token limit, one to the end-of-text token (the tiny model ends 'the film' at once)."""
+    reqs = [GenerateRequest(prompt=p, params=GenParams(max_new_tokens=6)) for p in ("the movie is", "the film")]
+    want, got = tiny_causal.generate(reqs), vbackend.generate([*reqs, GenerateRequest(prompt="x", params=GenParams(
+        max_new_tokens=0))])
+    assert [(g.text, g.n_new_tokens, g.finish_reason) for g in got[:2]] == \
+        [(w.text, w.n_new_tokens, w.finish_reason) for w in want]
+    assert want[0].n_new_tokens == 6 and want[1].n_new_tokens < 6  # both paths taken
+    assert got[2].text == "" and engine.calls[-1][0] == 2  # nothing sent for max_new_tokens=0
 
 
 def test_beam_search_is_refused_before_anything_runs(vbackend) -> None:
