@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from lmcritic.diagnose.crossfit import CorpusFit
+from lmcritic.diagnose.hypotheses import _did
 from lmcritic.diagnose.hypotheses._phenomena import fit_outside
 from lmcritic.probes.base import Estimate
 
@@ -87,15 +88,13 @@ def _testable(y: np.ndarray, gold: np.ndarray, label: str) -> bool:
 
 
 def _one(cf: CorpusFit, label: str, seed: int, classes: int) -> ClassTest:
-    from lmcritic.diagnose.hypotheses.label_noise import _did, _rates  # label_noise imports this module
-
     (ok, _), (ev_ok, _) = cf.train, cf.evaluated
     y, gold = cf.labels
     train = {k: (1.0 - ok[(y == label) == k]).tolist() for k in (True, False)}
     held = {k: (1.0 - ev_ok[(gold == label) == k]).tolist() for k in (True, False)}
-    did, p, rate = _did(train, held, seed, flip_rate=True, classes=classes)
+    did, p, rate = _did.diff_in_diff(train, held, seed, flip_rate=True, classes=classes)
     read_as, texts = contradicted(cf, label)
-    return ClassTest(label, did, rate, p, _rates(train, held), None, read_as, texts)
+    return ClassTest(label, did, rate, p, _did.rates(train, held), None, read_as, texts)
 
 
 def contradicted(cf: CorpusFit, label: str) -> tuple[dict[str, int], tuple[str, ...]]:
