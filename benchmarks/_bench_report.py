@@ -86,7 +86,8 @@ def _parity(res: dict) -> list[str]:
         lines.append(f"- {meth}: same request set as lm-eval: {p['same_requests']} ({p['n_ours']} requests); "
                      f"max per-request |Δ log-likelihood| = {p['max_abs_logprob_diff']:.3g}")
     sp = c["softmax_precision"]
-    lines += [f"- fp32 log-prob error against float64 on {sp['tokens']} tokens of the first document (sum over tokens): "
+    lines += [f"- fp32 log-prob error against float64 on {sp['tokens']} tokens of the first document "
+              "(sum over tokens): "
               f"lm-eval's `log_softmax` {sp['log_softmax']['sum_err']:+.2e} (mean {sp['log_softmax']['mean_err']:+.1e}"
               f"/token), `logit − logsumexp` {sp['gather_minus_logsumexp']['sum_err']:+.2e} "
               f"(mean {sp['gather_minus_logsumexp']['mean_err']:+.1e}/token).",
@@ -97,7 +98,8 @@ def _parity(res: dict) -> list[str]:
 def _throughput(res: dict) -> list[str]:
     c, tg = res["compare"], res["targets"]
     lines = ["", "## Throughput on identical work (scoring calls only; model load, task building, metrics excluded)",
-             "", "| work | lm-eval s | lmcritic s | lm-eval rate | lmcritic rate | ratio | target | cpu share (lm-eval / lmcritic) |",
+             "", "| work | lm-eval s | lmcritic s | lm-eval rate | lmcritic rate | ratio | target "
+             "| cpu share (lm-eval / lmcritic) |",
              "|---|---:|---:|---:|---:|---:|---|---|"]
     for key, meth, tgt, label in TASKS:
         s = c["seconds"]
@@ -117,7 +119,8 @@ def _flops(res: dict) -> list[str]:
     f, tg = res["flops"], res["targets"]
     b = f["bare_hf_forward"]
     lines = [
-        "", f"## fp32 FLOP ceiling (GPT-2 124M shape, random init seed 0, {f['shape']['params'] / 1e6:.1f}M params)", "",
+        "",
+        f"## fp32 FLOP ceiling (GPT-2 124M shape, random init seed 0, {f['shape']['params'] / 1e6:.1f}M params)", "",
         "Ceiling = best fp32 `torch.matmul` (best rep, measured before and after the lmcritic calls) of square sizes "
         + ", ".join(f"{k}: {v:.1f}" for k, v in f["peak"]["gflops_by_size"].items())
         + f" GFLOP/s → **{f['peak']['ceiling_gflops']:.1f} GFLOP/s**. Useful FLOPs = 2·P_lin per input token "
@@ -131,7 +134,8 @@ def _flops(res: dict) -> list[str]:
     for k, label in FLOP_ROWS:
         if k in f:
             pct = 100 * f[k]["fraction_of_ceiling"]
-            tgt = f"≥{100 * tg['flop_fraction']:.0f}%: {_ok(pct >= 100 * tg['flop_fraction'])}" if k != "lmeval_rolling" else ""
+            tgt = (f"≥{100 * tg['flop_fraction']:.0f}%: {_ok(pct >= 100 * tg['flop_fraction'])}"
+                   if k != "lmeval_rolling" else "")
             lines.append(f"| {label} | {f[k]['gflops']:.1f} | {pct:.1f}% | {tgt} |")
     return lines
 

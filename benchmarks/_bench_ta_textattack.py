@@ -113,7 +113,8 @@ def main() -> None:
             r = attack.attack(text, label)
             status = {"SuccessfulAttackResult": "succeeded", "FailedAttackResult": "failed",
                       "SkippedAttackResult": "skipped", "MaximizedAttackResult": "failed"}[type(r).__name__]
-            if status == "failed" and r.perturbed_result.goal_status == textattack.goal_function_results.GoalFunctionResultStatus.SEARCHING:
+            if (status == "failed" and r.perturbed_result.goal_status
+                    == textattack.goal_function_results.GoalFunctionResultStatus.SEARCHING):
                 status = "budget" if r.perturbed_result.num_queries >= args.budget else status
             out.write(json.dumps({"text": text, "label": label, "status": status,
                                   "queries": r.perturbed_result.num_queries,

@@ -12,9 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def main() -> None:
-    import conftest
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    import conftest
     from lmcritic.backends.hf import HFBackend
     from lmcritic.requests import LoglikelihoodRequest, RollingRequest
 

@@ -179,7 +179,6 @@ def main() -> None:
     import random
 
     import torch
-
     from _bench_ta_classifier import sst2, train
 
     torch.set_num_threads(1)  # tiny model: a second OpenMP thread only waits on a busy 2-core machine
@@ -225,7 +224,8 @@ def report(args: argparse.Namespace, trained: dict, models: dict, pair: dict | N
     res = ROOT / "benchmarks" / "results"
     (res / f"advtrain_{stamp}.json").write_text(json.dumps({"args": vars(args), "victim": trained, "models": models,
                                                             "paired_clean": pair}, indent=1, default=str))
-    fmt = lambda e: "—" if not isinstance(e, dict) else f"{e['value']:.3f} [{e['ci'][0]:.3f}, {e['ci'][1]:.3f}] (n={e['n']})"  # noqa: E731
+    fmt = lambda e: ("—" if not isinstance(e, dict)  # noqa: E731
+                     else f"{e['value']:.3f} [{e['ci'][0]:.3f}, {e['ci'][1]:.3f}] (n={e['n']})")
     lines = [f"# Adversarial training: lmcritic vs TextAttack ({stamp})", "",
              f"Victim: {trained.get('model')} trained {trained['steps']} steps on SST-2 train (dev accuracy "
              f"{trained['dev_accuracy']:.3f}). Both fine-tune it on the same {args.n_train} SST-2 training sentences, "

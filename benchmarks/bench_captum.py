@@ -38,7 +38,6 @@ def _load(name: str):
         return load_model("smollm2-135m")
     sys.path.insert(0, str(HERE.parent / "tests"))
     from conftest import build_tiny_causal
-
     from lmcritic.backends.hf import HFBackend
 
     return HFBackend(model=str(build_tiny_causal(Path(tempfile.mkdtemp()) / "tiny")))
@@ -86,7 +85,7 @@ def bench_one(be, target, repeats: int) -> dict:
            "ours_converged": ex.details["converged"], "ours_fixed_steps_s": t_fixed,
            "speedup_adaptive": t_cap / t_ours, "speedup_known_steps": t_cap / t_fixed}
     for name in ("grad_x_input", "attention", "attention_rollout"):
-        t, _ = _median_time(lambda: attributor(name)(be, target), repeats)
+        t, _ = _median_time(lambda name=name: attributor(name)(be, target), repeats)
         row[f"{name}_s"], row[f"{name}_x_forward"] = t, t / t_fwd
     return row
 
@@ -128,7 +127,8 @@ def _markdown(results: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, m in results["models"].items():
         s = m["summary"]
-        lines.append(f"| {name} | {s['captum_default_s']:.3f} s | {s['captum_delta']:.3g} | {s['ours_adaptive_s']:.3f} s "
+        lines.append(f"| {name} | {s['captum_default_s']:.3f} s | {s['captum_delta']:.3g} | "
+                     f"{s['ours_adaptive_s']:.3f} s "
                      f"| {s['ours_steps']:g} | {s['ours_delta']:.3g} | {s['speedup_adaptive']:.2f}× | "
                      f"{s['speedup_known_steps']:.2f}× | {s['grad_x_input_x_forward']:.1f}× | "
                      f"{s['attention_x_forward']:.1f}× | {s['attention_rollout_x_forward']:.1f}× |")

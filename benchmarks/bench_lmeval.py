@@ -251,7 +251,8 @@ def _mc_lens(tok, doc: dict) -> tuple[int, list[int]]:
 
 def _achieved(flops: int, seconds: float, peak: dict) -> dict:
     g = flops / seconds / 1e9
-    return {"useful_gflop": flops / 1e9, "seconds": seconds, "gflops": g, "fraction_of_ceiling": g / peak["ceiling_gflops"]}
+    return {"useful_gflop": flops / 1e9, "seconds": seconds, "gflops": g,
+            "fraction_of_ceiling": g / peak["ceiling_gflops"]}
 
 
 def profile_section(model_dir: Path, files: data.TaskFiles, args, stamp: str) -> str:
@@ -291,7 +292,8 @@ def _hf_source() -> dict:
     files = sorted(f for f in [*here.glob("*hf*.py"), here / "_batching.py"] if f.exists())
     h = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
     newest = max((f.stat().st_mtime for f in files), default=0)
-    return {"sha256_16": h, "files": [f.name for f in files], "newest_mtime": datetime.fromtimestamp(newest).isoformat()}
+    return {"sha256_16": h, "files": [f.name for f in files],
+            "newest_mtime": datetime.fromtimestamp(newest).isoformat()}
 
 
 def write_results(res: dict, args, stamp: str) -> Path:

@@ -7,7 +7,8 @@ Sentences: ``n`` SST-2 dev sentences from ``--offset`` (0). Constraints on both 
 stopword list, character Levenshtein ≤ 30; per-example budget ``--budget``; untargeted label flip.
 TextAttack runs in its own venv (``benchmarks/.work/venv-textattack``, see README) through
 ``_bench_ta_textattack.py``; besides its own recipe it also scores exactly lmcritic's candidate sets (all
-edits of a word, or the seeded sample of 4), so only the search differs. Writes ``benchmarks/results/textattack_<stamp>.json`` and ``textattack_latest.md``.
+edits of a word, or the seeded sample of 4), so only the search differs. Writes
+``benchmarks/results/textattack_<stamp>.json`` and ``textattack_latest.md``.
 """
 from __future__ import annotations
 
@@ -96,7 +97,6 @@ def main() -> None:
     ap.add_argument("--skip-textattack", action="store_true")
     args = ap.parse_args()
     import torch
-
     from _bench_ta_classifier import sst2, train
 
     torch.set_num_threads(1)
@@ -141,7 +141,8 @@ def report(args: argparse.Namespace, trained: dict, runs: dict) -> None:
         {"args": vars(args), "classifier": trained, "summary": table, "runs": runs}, indent=1))
     lines = [f"# lmcritic vs TextAttack: DeepWordBug-style attack ({stamp})", "",
              f"Victim: {trained.get('model', 'BERT')} trained {trained['steps']} steps on SST-2 train "
-             f"(dev accuracy {trained['dev_accuracy']:.3f}); {args.n} SST-2 dev sentences from #{args.offset}; budget {args.budget} "
+             f"(dev accuracy {trained['dev_accuracy']:.3f}); {args.n} SST-2 dev sentences from #{args.offset}; "
+             f"budget {args.budget} "
              "queries/example; constraints: no repeat, stopwords, Levenshtein ≤ 30.", "",
              "| attack | attacked | success rate [95% CI] | queries/attacked [95% CI] | queries/success | time (s) |",
              "|---|---|---|---|---|---|"]

@@ -5,7 +5,8 @@ Starts ``lmcritic serve`` as a subprocess (default model: SmolLM2-135M-Instruct,
 
 1. **burst**: ``--clients`` clients (default 200) each send one short completion at the same instant
    (a barrier), with a deadline of ``--burst-deadline`` seconds (120, the server's default). Every answer
-   must be a 2xx, or a 503 that carries Retry-After; connection errors and anything else count as failures. With ``--retries N`` a client that gets a 503 retries after the time it
+   must be a 2xx, or a 503 that carries Retry-After; connection errors and anything else count as failures.
+   With ``--retries N`` a client that gets a 503 retries after the time it
    names, so the run also shows how long a burst takes to drain. Latency p50/p95 are reported per first
    answer (and per final answer with retries).
 2. **long vs short**: one long generation (``--long-tokens``, default 64; no deadline of its own) starts;
@@ -225,7 +226,8 @@ def _markdown(r: dict[str, Any], stamp: str) -> str:
               if a["retries"] else "- ") + f"every client answered after {r['burst']['wall_s']:.1f} s", "",
              f"## A long generation ({a['long_tokens']} tokens) and {a['shorts']} short requests "
              f"({a['short_tokens']} tokens, deadline {a['short_deadline']} s)", "",
-             "| scheduler | shorts within deadline | short p50 | short p95 | short max | long request | short statuses |",
+             "| scheduler | shorts within deadline | short p50 | short p95 | short max | long request "
+             "| short statuses |",
              "|---|---|---|---|---|---|---|"]
     for label, key in (("pausing on (`--yield-after 0.2`, default)", "long_vs_short"),
                        ("pausing off (`--yield-after inf`: a started generation runs to its end)",

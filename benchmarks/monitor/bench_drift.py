@@ -245,7 +245,8 @@ def _markdown(res: dict, stamp: str) -> str:
              f"Log: {res['truth']['n']} requests, windows of {res['truth']['window']}, reference = first "
              f"{res['truth']['reference_end']}. Delay = requests from onset to the end of the first alerting window "
              "(– = missed). Control = windows of the no-change stretch that alerted.", "",
-             "| detector | register | injection | PII | feedback (topic) | control false alarms |", "|---|---|---|---|---|---|"]
+             "| detector | register | injection | PII | feedback (topic) | control false alarms |",
+             "|---|---|---|---|---|---|"]
     for name, d in res["summary"].items():
         cells = [str(d.get(k)) if d.get(k) is not None else "–" for k in ("register", "injection", "pii", "feedback")]
         lines.append(f"| {name} | {' | '.join(cells)} | {len(d['control_false_alarm_windows'])} of "

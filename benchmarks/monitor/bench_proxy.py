@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"monitor_proxy_{stamp}.json").write_text(json.dumps(res, indent=1))
-    lines = [f"# serve --upstream proxy overhead ({stamp})", "", f"{args.n} completion requests per route, round-robin, "
+    lines = [f"# serve --upstream proxy overhead ({stamp})", "",
+             f"{args.n} completion requests per route, round-robin, "
              f"loopback; load average {[round(x, 2) for x in load0]} → {[round(x, 2) for x in load1]}", "",
              "| route | p50 ms | p95 ms | overhead p50 ms | overhead p95 ms |", "|---|---|---|---|---|"]
     for name, r in res["routes"].items():

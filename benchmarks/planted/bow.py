@@ -17,8 +17,7 @@ from typing import Sequence
 from lmcritic._serde import stable_hash
 from lmcritic.backends.base import Backend
 from lmcritic.mitigate.trainers import ModelTrainer, Trained
-from lmcritic.requests import (Capability, LoglikelihoodRequest, LoglikelihoodResult, RollingRequest,
-                               RollingResult)
+from lmcritic.requests import Capability, LoglikelihoodRequest, LoglikelihoodResult, RollingRequest, RollingResult
 
 _WORD = re.compile(r"[a-z0-9']+|[^\sa-z0-9']")
 _TEXT = re.compile(r"Review: (.*)\nSentiment:\s*$", re.S)
@@ -124,6 +123,6 @@ class BowTrainer(ModelTrainer):
         path = Path(out) / "model" / "model.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(model))
-        details = {"kind": "bag-of-words LR", "adapter": "full", "steps": 1, "wall_s": round(time.perf_counter() - t0, 2),
-                   "n_examples": len(rows)}
+        details = {"kind": "bag-of-words LR", "adapter": "full", "steps": 1,
+                   "wall_s": round(time.perf_counter() - t0, 2), "n_examples": len(rows)}
         return Trained({"name": str(path), "backend": "planted-bow"}, str(path.parent), details)

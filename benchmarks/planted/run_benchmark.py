@@ -59,6 +59,7 @@ def _setup_bow(p: planted.Planted, work: Path, seed: int) -> tuple:
 def _setup_lm(p: planted.Planted, work: Path, seed: int) -> tuple:
     """A real Hugging Face model: tiny GPT-2 fine-tuned here, loaded by the hf backend from its folder."""
     import tinylm
+
     from lmcritic.backends import ModelSpec
     from lmcritic.runner import Runner
     from lmcritic.spec import ProbeSpec, RunSpec
@@ -128,8 +129,10 @@ def summarize(rows: list[dict]) -> dict:
 
 def markdown(result: dict) -> str:
     s = result["summary"]
-    lines = ["# Planted-defect benchmark", "", f"Run {result['created']} (seeds {result['seeds']}); model: bag-of-words "
-             "logistic regression + unigram LM trained per defect (`benchmarks/planted/bow.py`), probe `performance.sst2` "
+    lines = ["# Planted-defect benchmark", "",
+             f"Run {result['created']} (seeds {result['seeds']}); model: bag-of-words "
+             "logistic regression + unigram LM trained per defect (`benchmarks/planted/bow.py`), "
+             "probe `performance.sst2` "
              "on each defect's evaluation set, diagnosis with `--train` = its training set; `canary_lm`: a tiny "
              "GPT-2 fine-tuned here (`tinylm.py`, hf backend), probe `safety.memorization` (extraction), diagnosis "
              "with `--reference` = its fine-tuning data. Pass/fail columns: share of clean / planted cases passed.",
@@ -138,14 +141,16 @@ def markdown(result: dict) -> str:
              f"{s['top1']['ci_high']:.2f})",
              f"- **top-2 accuracy {s['top2']['k']}/{s['top2']['n']}** (Wilson 95% CI {s['top2']['ci_low']:.2f}–"
              f"{s['top2']['ci_high']:.2f})", "",
-             "| planted | seed | cause | pass clean / planted | defect (slice) | rank | 1st | 2nd | train s | diagnose s |",
+             "| planted | seed | cause | pass clean / planted | defect (slice) | rank | 1st | 2nd | train s "
+             "| diagnose s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["models"]:
         rk = r["ranking"]
         first = f"{rk[0]['cause']} ({rk[0]['verdict']}, {rk[0]['confidence']:.2f})" if rk else "-"
         second = f"{rk[1]['cause']} ({rk[1]['verdict']}, {rk[1]['confidence']:.2f})" if len(rk) > 1 else "-"
         d = r["defect"] or {}
-        lines.append(f"| {r['name']} | {r['seed']} | {r['planted_cause']} | {r['accuracy_clean']:.2f} / {r['accuracy_planted']:.2f} "
+        lines.append(f"| {r['name']} | {r['seed']} | {r['planted_cause']} | "
+                     f"{r['accuracy_clean']:.2f} / {r['accuracy_planted']:.2f} "
                      f"| {d.get('id', '-')} ({d.get('slice', '-')}, {d.get('n_failures', 0)} failures) | {r['rank']} "
                      f"| {first} | {second} | {r['train_s']} | {r['diagnose_s']} |")
     return "\n".join(lines) + "\n"

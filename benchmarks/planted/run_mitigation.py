@@ -110,7 +110,8 @@ def judge(p: planted.Planted, store, run_id: str, out, diag_s: float) -> dict:
             "planted": _outcome(planted_o), "clean": _outcome(clean_o), "clean_accuracy_change": -clean_o.change.value,
             "clean_accuracy_change_ci": [-clean_o.change.ci_high, -clean_o.change.ci_low],
             "targeted_defect": _outcome(t) if t else None, "regressions": len(ver.regressions),
-            "closed": closed, "excess_reduction": excess, "closed_excess": closed_excess, "details": {k: v for k, v in out.model.details.items() if k != "training"},
+            "closed": closed, "excess_reduction": excess, "closed_excess": closed_excess,
+            "details": {k: v for k, v in out.model.details.items() if k != "training"},
             "costs": [{"name": c.name, "value": c.estimate.value, "n": c.estimate.n} for c in out.model.costs],
             "diagnose_s": round(diag_s, 2), "mitigate_s": round(out.apply_s, 2), "verify_s": round(out.verify_s, 2)}
 
@@ -167,7 +168,8 @@ def _rate(key: str, flags: list[bool], n: int) -> dict:
 
 def markdown(result: dict) -> str:
     lines = ["# Planted-defect mitigation benchmark", "",
-             f"Run {result['created']} (seeds {result['seeds']}; jobs done {result['jobs_done']}). Per planted defect: `lmcritic mitigate --method auto "
+             f"Run {result['created']} (seeds {result['seeds']}; jobs done {result['jobs_done']}). "
+             "Per planted defect: `lmcritic mitigate --method auto "
              "--train TRAIN` after `lmcritic diagnose --train TRAIN`; judged on the planted cases (failure rate before "
              "→ after, Wilson 95% CI, McNemar exact p) and on a clean held-out set (accuracy change, paired bootstrap "
              "95% CI). Closed = ≥ 50% relative reduction with p < 0.05 and a clean-accuracy drop ≤ 1 point; "
@@ -178,8 +180,9 @@ def markdown(result: dict) -> str:
                      f"(Wilson 95% CI {s['closed_ci'][0]:.2f}–{s['closed_ci'][1]:.2f}), closed on the excess "
                      f"{s['closed_excess']}/{s['n']} ({s['closed_excess_ci'][0]:.2f}–{s['closed_excess_ci'][1]:.2f})"
                      + (f"; method {', '.join(s['methods'])}" if "methods" in s else ""))
-    lines += ["", "| planted | seed | diagnosed cause → method | planted failure rate before → after (n) | rel. | excess "
-              "rel. | p | clean acc. change [95% CI] (n) | closed / excess |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| planted | seed | diagnosed cause → method | planted failure rate before → after (n) | rel. "
+              "| excess rel. | p | clean acc. change [95% CI] (n) | closed / excess |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in result["models"]:
         pl, cl = r["planted"], r["clean"]
         name = r["name"] + (f" + {r['variant']}" if r.get("variant") else "")
