@@ -93,14 +93,16 @@ def test_the_formal_rewrite_samples_its_budget_among_colloquial_failures() -> No
     assert len(rewritten) == 8 and all(colloquial_markers(r.text) for r in records if r.case_id in rewritten)
 
 
-def test_a_negation_with_a_training_only_label_association_is_not_called_a_shortcut() -> None:
+def test_a_negation_with_a_training_only_label_association_is_not_called_a_shortcut(monkeypatch) -> None:
     """Directed label noise (negation rows relabelled negative) gives 'never' a training-only association; the
     artefact test alone named it a spurious feature (high severity). For a sentiment task the lexicon decides
     first, as it does for the corpus shortcut candidates; a meaningless token still goes to the artefact test."""
     from types import SimpleNamespace
 
+    from lmcritic.diagnose.hypotheses import _content_check
     from lmcritic.diagnose.hypotheses.spurious import SpuriousFeature
 
+    monkeypatch.setattr(_content_check, "read_labels", lambda ctx, word, name, evidence: None)  # no reader ran
     artefact = SimpleNamespace(artifact_p=0.001, label="negative", rate=0.9, n_docs=40, z=5.0, eval_docs=30)
     ctx = SimpleNamespace(sentiment=True, profile=SimpleNamespace(token=lambda t: artefact))
     matters, why = SpuriousFeature()._judgement(ctx, "never")
@@ -109,3 +111,37 @@ def test_a_negation_with_a_training_only_label_association_is_not_called_a_short
     assert SpuriousFeature()._judgement(SimpleNamespace(sentiment=False, profile=ctx.profile), "never")[0]
     assert SpuriousFeature()._judgement(ctx, "comedy")[0]  # VADER +1.5, tied to negative: not its sentiment
     assert not SpuriousFeature()._judgement(ctx, "awful")[0]  # tied to negative as its valence says
+
+
+def test_a_sentiment_word_whose_rows_were_selected_is_a_shortcut(monkeypatch) -> None:
+    """word_shortcut held-out seed 10: 200 correctly labelled 'comedy' rows, all positive (VADER +1.5, the way its
+    valence points); the lexicon's judgement left the deletion test (fixes 0.77 vs 0 for another word)
+    inconclusive. Its rows read as labelled right with the word masked: selected, so a shortcut. Relabelled rows,
+    an unclear reading, no reader, no training-only association, or a word without valence keep the lexicon's."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose.hypotheses import _content_check
+    from lmcritic.diagnose.hypotheses.spurious import SpuriousFeature
+    from lmcritic.probes.base import Estimate
+
+    def reading(p: float, high: float) -> _content_check.ContentCheck:
+        e = Estimate(0.0, 200, -0.05, high, "mover")
+        return _content_check.ContentCheck("comedy", e, e, e, p, "model")
+
+    asked: list[str] = []
+
+    def reads(found: object) -> None:
+        monkeypatch.setattr(_content_check, "read_labels", lambda ctx, word, name, ev: asked.append(word) or found)
+
+    def ctx(artifact_p: float) -> SimpleNamespace:
+        stat = SimpleNamespace(artifact_p=artifact_p, label="positive", rate=1.0, n_docs=201, z=9.0, eval_docs=100)
+        return SimpleNamespace(sentiment=True, profile=SimpleNamespace(token=lambda t: stat))
+
+    reads(reading(0.86, 0.045))
+    matters, why = SpuriousFeature()._judgement(ctx(1e-9), "comedy")
+    assert matters and why.startswith("associated with 'positive'") and "selected rows" in why
+    assert not SpuriousFeature()._judgement(ctx(1e-9), "very")[0] and asked == ["comedy"]  # no valence: not asked
+    assert not SpuriousFeature()._judgement(ctx(0.4), "comedy")[0]  # the evaluated data ties it alike
+    for found in (reading(0.01, 0.2), reading(0.3, 0.15), None):  # relabelled; unclear; no reader
+        reads(found)
+        assert not SpuriousFeature()._judgement(ctx(1e-9), "comedy")[0]

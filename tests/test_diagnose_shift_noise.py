@@ -288,7 +288,7 @@ def test_a_word_with_an_apostrophe_gets_its_content_check(monkeypatch) -> None:
     asked: list[str] = []
     monkeypatch.setattr(_content_check, "content_check", lambda profile, word, seed: asked.append(word) or "no")
     evidence: list = []
-    assert label_noise.LabelNoise._content(ctx, ph, evidence) is None
+    assert _content_check.read_labels(ctx, ph.word, ph.name, evidence) is None
     assert asked == ["director's"] and "no content check" in evidence[0].summary
 
 
@@ -343,8 +343,7 @@ def test_the_content_check_compares_rows_of_the_same_label() -> None:
 def test_the_models_reading_decides_when_both_readers_ran(monkeypatch) -> None:
     """The corpus content model and the model itself may disagree; the model, the better reader (measured on the
     planted MiniLM classifiers), decides, and both readings stay in the evidence."""
-    from lmcritic.diagnose.hypotheses import _content_check, label_noise
-    from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+    from lmcritic.diagnose.hypotheses import _content_check
     from lmcritic.probes.base import Estimate
 
     def check(p: float, reader: str) -> _content_check.ContentCheck:
@@ -355,11 +354,11 @@ def test_the_models_reading_decides_when_both_readers_ran(monkeypatch) -> None:
     monkeypatch.setattr(_content_check, "model_check", lambda ctx, word: check(0.01, "model"))
     evidence: list = []
     ctx = SimpleNamespace(profile=None, seed=0)
-    got = label_noise.LabelNoise._content(ctx, Phenomenon.of_word("plot"), evidence)
+    got = _content_check.read_labels(ctx, "plot", "word 'plot'", evidence)
     assert got is not None and got.reader == "model" and got.mislabelled
     assert len(evidence) == 3 and "decides" in evidence[-1].summary
     monkeypatch.setattr(_content_check, "model_check", lambda ctx, word: "no model")
-    alone = label_noise.LabelNoise._content(ctx, Phenomenon.of_word("plot"), [])
+    alone = _content_check.read_labels(ctx, "plot", "word 'plot'", [])
     assert alone is not None and alone.reader == "corpus" and not alone.mislabelled
 
     # a bag-of-words model with an inserted token (labels right): masking the token leaves rows it labelled by the
@@ -369,11 +368,11 @@ def test_the_models_reading_decides_when_both_readers_ran(monkeypatch) -> None:
     monkeypatch.setattr(_content_check, "content_check", lambda profile, word, seed: unread)
     monkeypatch.setattr(_content_check, "model_check", lambda ctx, word: shortcut)
     said: list = []
-    got = label_noise.LabelNoise._content(ctx, Phenomenon.of_word("cf"), said)
+    got = _content_check.read_labels(ctx, "cf", "word 'cf'", said)
     assert got is unread and "contradict each other" in said[-1].summary
     overlapping = replace(unread, effect=Estimate(0.07, 420, -0.03, 0.17, "mover"))  # the readers' intervals meet
     monkeypatch.setattr(_content_check, "content_check", lambda profile, word, seed: overlapping)
-    assert label_noise.LabelNoise._content(ctx, Phenomenon.of_word("cf"), []) is shortcut
+    assert _content_check.read_labels(ctx, "cf", "word 'cf'", []) is shortcut
 
 
 def test_a_phenomenons_label_noise_tests_leave_out_texts_of_another_confirmed_cue(monkeypatch) -> None:

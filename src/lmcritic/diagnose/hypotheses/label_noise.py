@@ -150,7 +150,7 @@ class LabelNoise(Hypothesis):
                                      "the label mix): the smaller p decides, doubled (Bonferroni)"))
             k *= 2
         if mix is not None and (noise[0] is None or mix.p < noise[1]):
-            check = self._content(ctx, ph, evidence)
+            check = _content_check.read_labels(ctx, ph.word, ph.name, evidence) if ph.word else None
             if check is not None and not check.mislabelled:  # the rows were selected, their labels are right
                 return self.verdict(False, check.effect.ci_high < _content_check.MARGIN, 1.0 - check.effect.ci_high,
                                     _content_check.selected(name, _label_mix.describe(name, mix), check), evidence,
@@ -211,37 +211,6 @@ class LabelNoise(Hypothesis):
         evidence.append(Evidence("test", _label_mix.describe(name, mix), mix.effect, mix.p,
                                  data={"shares": mix.shares, "counts": mix.counts}))
         return mix
-
-    @staticmethod
-    def _content(ctx: DefectContext, ph: Phenomenon, evidence: list[Evidence]) -> _content_check.ContentCheck | None:
-        """For a plain word: whether its rows' labels contradict their content (:mod:`._content_check`), read by a
-        content model fitted on the corpus and by the model itself with the word masked, each within labels. The
-        model's reading decides where it ran, the corpus model's otherwise (None when neither could): the model
-        reads content far better (selected 'director' rows: the corpus model +0.19 before comparing within
-        labels, the model -0.06; a fifth of 'plot' rows relabelled: the corpus model +0.02 within labels, the
-        model +0.08, p 0.03), so requiring both, as before, kept the weaker reader's power and nothing else.
-        Except where they contradict each other (:func:`_contradicted`): then the corpus reader decides."""
-        if not ph.word:
-            return None
-        checks = []
-        for check in (_content_check.content_check(ctx.profile, ph.word, ctx.seed),
-                      _content_check.model_check(ctx, ph.word)):
-            if isinstance(check, str):
-                evidence.append(Evidence("statistic", f"{ph.name}: no content check: {check}"))
-            else:
-                evidence.append(Evidence("test", check.describe(), check.effect, check.p))
-                checks.append(check)
-        decides = max(checks, key=lambda c: c.reader == "model", default=None)
-        if len(checks) == 2 and _contradicted(*checks):  # (corpus reader, model), the order they ran in
-            evidence.append(Evidence("statistic", "the two readers contradict each other (the model's excess lies "
-                                     "above the corpus reader's whole interval): a model that could label these "
-                                     "rows by the word alone learnt little of their content, so masking it leaves "
-                                     "them unread, not mislabelled; the corpus reader, fitted without the word, "
-                                     "decides"))
-            return checks[0]
-        if len(checks) == 2:
-            evidence.append(Evidence("statistic", "the model's own reading decides (the better reader of the two)"))
-        return decides
 
     def _mix_verdict(self, ph: Phenomenon, mix: _label_mix.MixTest, k: int, evidence: list[Evidence], tests: int,
                      suspects: list[int], cues: tuple[str, ...] = (),
@@ -355,10 +324,3 @@ def _train_sample(ctx: DefectContext, has: Callable[[str], bool],
             out[has(text)].append((line, text, label))
     rng = random.Random(ctx.seed)
     return {k: rng.sample(v, min(SAMPLE, len(v))) for k, v in out.items()}
-
-
-def _contradicted(corpus: _content_check.ContentCheck, model: _content_check.ContentCheck) -> bool:
-    """The model's reading finds mislabelled rows where the corpus reader's interval excludes its whole interval:
-    the model's masked reading is confounded by a shortcut (a bag-of-words model with an inserted token 'cf':
-    the model +0.22 [0.16, 0.29], the corpus reader -0.06 [-0.16, +0.05]; the labels were right)."""
-    return model.mislabelled and model.effect.ci_low > corpus.effect.ci_high

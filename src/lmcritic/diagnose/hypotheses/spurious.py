@@ -8,7 +8,8 @@ confirmed, a ``word:w`` predicate of the defect's slice, or the most frequent to
 explanations, else occlusion); deleting it from the failing cases that hold it is compared, case by case, with
 deleting another content word from the same cases (Newcombe's paired CI, McNemar). "Should not matter" is the corpus
 artefact test, and for sentiment tasks absence from the VADER lexicon and the negations first (task-specific,
-said so in the evidence). Edits on a probe's own constructed cases are not independent evidence. A shortcut
+said so in the evidence), unless a word with valence is tied to a label in rows the label-noise content check
+reads as selected, not mislabelled. Edits on a probe's own constructed cases are not independent evidence. A shortcut
 need not be a token: where the corpus ties a label to text length and the evaluated texts do not,
 :mod:`._length` repeats inputs against a neutral edit (each test at half the level when both run).
 """
@@ -18,13 +19,13 @@ import random
 import re
 from collections import Counter
 from dataclasses import replace
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lmcritic import stats
 from lmcritic.diagnose import _text
 from lmcritic.diagnose.defects import Defect
 from lmcritic.diagnose.features import input_text
-from lmcritic.diagnose.hypotheses import _length
+from lmcritic.diagnose.hypotheses import _content_check, _length
 from lmcritic.diagnose.hypotheses.base import (
     SUPPORTED,
     CauseVerdict,
@@ -150,12 +151,15 @@ class SpuriousFeature(Hypothesis):
         """(should not matter, why): identity terms are left to data bias, the more specific cause; for sentiment
         tasks a word the lexicon says should matter is not a shortcut whatever its corpus association (a planted
         annotation heuristic that labelled negation rows negative made 'never' a training-only association, and
-        the artefact test called it spurious) — unless the corpus ties it to the label opposite its valence; then
-        the corpus artefact test."""
+        the artefact test called it spurious) — unless the corpus ties it to the label opposite its valence, or its
+        rows were selected (:func:`_selected`); then the corpus artefact test."""
         if _text.identity_word(token):
             return False, "an identity term: a demographic shortcut is data bias"
         t = ctx.profile.token(token) if ctx.profile is not None else None
         if ctx.sentiment and _text.lexicon_explains(token, t.label if t is not None else None):  # as candidates
+            selected = _selected(ctx, token, t)
+            if selected:
+                return True, selected
             return False, ("a sentiment word, negation or intensifier (VADER lexicon): the decision should rest on it; "
                            "a training association unlike the evaluated data's points at its labels, not at a shortcut")
         if t is not None and t.artifact_p < 0.05:
@@ -288,3 +292,22 @@ def _occludable(text: str) -> list[re.Match[str]]:
 
 def _cut(text: str, m: re.Match[str]) -> str:
     return re.sub(r"\s{2,}", " ", text[: m.start()] + text[m.end():]).strip()
+
+
+def _selected(ctx: DefectContext, token: str, t: Any) -> str | None:
+    """Why a sentiment word tied the way its valence points is a shortcut after all, or None. The lexicon's excuse
+    is that such a tie points at the labels; it is refuted where the corpus ties the word to its label far beyond
+    the evaluated data (the artefact test) and its rows read as labelled right with the word masked (the
+    label-noise content check, within labels): the rows were selected, not relabelled. 200 correctly labelled
+    'comedy' rows, all positive, taught a MiniLM classifier to call negative comedies positive (held-out seed 10;
+    the lexicon gate had left it inconclusive). Negations and intensifiers have no valence and stay out: masking
+    'never' in rows relabelled for holding it reads nothing the heuristic did not."""
+    if t is None or t.artifact_p >= 0.05 or _text.sentiment_valence().get(token.lower()) is None:
+        return None
+    check = _content_check.read_labels(ctx, token, f"word {token!r}", [])
+    if check is None or check.mislabelled or check.effect.ci_high >= _content_check.MARGIN:
+        return None
+    return (f"associated with {t.label!r} in training ({t.rate:.0%} of {t.n_docs} rows, z={t.z:.1f}) but not on the "
+            f"evaluated data ({t.eval_docs} texts; artefact p={t.artifact_p:.2g}); a sentiment word (VADER lexicon), "
+            f"but its rows read as labelled right with it masked ({check.reader} reader, excess {check.effect}): "
+            "selected rows, so the tie is a shortcut, not its sentiment")
