@@ -49,6 +49,12 @@ class ContentCheck:
     def mislabelled(self) -> bool:
         return self.p < 0.05
 
+    @property
+    def reads_right(self) -> bool:
+        """The rows read as labelled as their content says: not mislabelled, and the excess's whole interval below
+        ``MARGIN`` (selected rows; an interval reaching it leaves the question open)."""
+        return not self.mislabelled and self.effect.ci_high < MARGIN
+
     def describe(self) -> str:
         if self.reader == "model":
             return (f"the model itself, asked about its training rows with '{self.word}' masked, contradicts "
@@ -211,10 +217,6 @@ def masked(text: str, word: str) -> str:
     return out or "."
 
 
-__all__ = ["ContentCheck", "MARGIN", "MINOR", "content_check", "describe_explained", "lean_explained", "masked",
-           "model_check", "read_labels", "selected"]
-
-
 def read_labels(ctx: Any, word: str, name: str, evidence: list) -> ContentCheck | None:
     """Whether the rows holding ``word`` are labelled as their content reads them, read by a content model fitted
     on the corpus and by the model itself with the word masked, each within labels; the lines of evidence are
@@ -250,3 +252,7 @@ def _contradicted(corpus: ContentCheck, model: ContentCheck) -> bool:
     the model's masked reading is confounded by a shortcut (a bag-of-words model with an inserted token 'cf':
     the model +0.22 [0.16, 0.29], the corpus reader -0.06 [-0.16, +0.05]; the labels were right)."""
     return model.mislabelled and model.effect.ci_low > corpus.effect.ci_high
+
+
+__all__ = ["ContentCheck", "MARGIN", "MINOR", "content_check", "describe_explained", "lean_explained", "masked",
+           "model_check", "read_labels", "selected"]

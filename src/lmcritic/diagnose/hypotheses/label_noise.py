@@ -152,7 +152,7 @@ class LabelNoise(Hypothesis):
         if mix is not None and (noise[0] is None or mix.p < noise[1]):
             check = _content_check.read_labels(ctx, ph.word, ph.name, evidence) if ph.word else None
             if check is not None and not check.mislabelled:  # the rows were selected, their labels are right
-                return self.verdict(False, check.effect.ci_high < _content_check.MARGIN, 1.0 - check.effect.ci_high,
+                return self.verdict(False, check.reads_right, 1.0 - check.effect.ci_high,
                                     _content_check.selected(name, _label_mix.describe(name, mix), check), evidence,
                                     tests)
             return self._mix_verdict(ph, mix, k, evidence, tests, suspects, cues, check)

@@ -305,7 +305,7 @@ def _selected(ctx: DefectContext, token: str, t: Any) -> str | None:
     if t is None or t.artifact_p >= 0.05 or _text.sentiment_valence().get(token.lower()) is None:
         return None
     check = _content_check.read_labels(ctx, token, f"word {token!r}", [])
-    if check is None or check.mislabelled or check.effect.ci_high >= _content_check.MARGIN:
+    if check is None or not check.reads_right:
         return None
     return (f"associated with {t.label!r} in training ({t.rate:.0%} of {t.n_docs} rows, z={t.z:.1f}) but not on the "
             f"evaluated data ({t.eval_docs} texts; artefact p={t.artifact_p:.2g}); a sentiment word (VADER lexicon), "
