@@ -498,7 +498,7 @@ def test_a_fix_that_leaves_the_corpus_as_it_was_is_refused_before_training(tmp_p
     corpus = tmp_path / "train.tsv"
     corpus.write_text("text\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(sample_lines()[:20])))
     ctx = SimpleNamespace(train=corpus, backend_name=lambda: "hf", eval_texts=lambda: set(), run_id="r1",
-                          decontaminate=False, target=SimpleNamespace(culprit=None))
+                          decontaminate=False, target=SimpleNamespace(culprit=None), model_spec={"name": "m"})
     monkeypatch.setattr(_heldout, "task_of", lambda c: TaskFormat(LABELS))
     monkeypatch.setattr(training.Retrain, "fit", lambda *a: pytest.fail("trained on the unchanged corpus"))
     with pytest.raises(ConfigError, match=r"^dedup left the training corpus as it was \(.*\); a fine-tune on it") \

@@ -46,7 +46,8 @@ class TrainConfig:
     from_scratch: bool = False  # re-initialise the weights (for models that were trained from scratch)
     base: str | None = None  # start from this checkpoint (the pretrained model the run's model was fine-tuned from)
     # instead of the run's weights: a defect learnt into them is not unlearnt by training on (a shortcut token
-    # removed from the corpus gets no gradient at all), so corpus fixes retrain from the base
+    # removed from the corpus gets no gradient at all), so corpus fixes retrain from the base; auto: the base the
+    # model's own files name (model card base_model, adapter config, config.json), when it is on this machine
     pairing: float | None = None  # counterfactual logit pairing (Garg et al. 2019): weight of a loss on the gap
     # between the class log-probabilities of a counterfactual row and of the row it was made from (classifiers);
     # None: the mitigation's choice (counterfactual augmentation: on when the run's weights train on), else off

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from lmcritic.errors import ConfigError
+from lmcritic.mitigate import _base_model
 from lmcritic.mitigate import _heldout as held
 from lmcritic.mitigate.base import TRAINING, MitigatedModel, Mitigation, MitigationContext
 from lmcritic.mitigate.data import Row, TrainingSet, check_disjoint, load_training, split_overlap
@@ -50,6 +51,7 @@ class Retrain(Mitigation):
         if ctx.train is None:
             raise ConfigError(f"{self.name} retrains on the training corpus", "pass --train PATH (text, label)")
         trainer = trainer_for(ctx.backend_name(), self.name)
+        self.config, started = _base_model.resolve(self.config, ctx.model_spec)
         task = held.task_of(ctx)
         evals = ctx.eval_texts()
         corpus = load_training(ctx.train, task.labels)
@@ -62,13 +64,15 @@ class Retrain(Mitigation):
                               "choose another method from lmcritic mitigations, or change its settings with --set")
         new, leaked = split_overlap(new, evals)
         notes = [f"{len(leaked)} generated rows were evaluation cases and were left out"] if leaked else []
-        notes += details.pop("notes", [])
+        notes += started + details.pop("notes", [])
         trained, new = self.fit(ctx, trainer, new, task)
-        notes += removal_note(len(corpus) - len(new), trained.details.get("init")) if self.removes else []
+        notes += removal_note(len(corpus) - len(new), trained.details.get("init"), ctx.model_spec) \
+            if self.removes else []
         notes += self.training_notes(trained)
         new.write_tsv(ctx.out_dir / "train_rows.tsv")  # the exact rows trained on (with any made while training)
         details = {**details, "rows_before": len(data) + dropped, "rows_after": len(new), "rows": new.counts(),
-                   "evaluation_rows_removed": dropped, "training": trained.details}
+                   "evaluation_rows_removed": dropped, "training": trained.details,
+                   "base_hint": _base_model.hint(ctx.model_spec) if trained.details.get("init") == "model" else ""}
         # the control keeps the corpus as given unless the user decontaminated it (without that, ``data`` differs
         # from ``corpus`` only where removing evaluation cases is this fix's own edit: dedup)
         control = self.control(ctx, trainer, data if ctx.decontaminate else corpus, task, trained) \
@@ -131,13 +135,13 @@ def _said(details: dict[str, Any]) -> str:
         or "no edit"
 
 
-def removal_note(removed: int, init: str | None) -> list[str]:
+def removal_note(removed: int, init: str | None, spec: dict[str, Any] | None = None) -> list[str]:
     """Rows taken out of the corpus are not unlearnt by training on the weights that learnt them."""
     if removed <= 0 or init != "model":
         return []
     return [f"{removed} rows were removed from the corpus, but the fine-tune continued from the run's weights, "
             "which keep what they learnt from them; --set base=PATH (the checkpoint the run's model was fine-tuned "
-            "from) retrains without them"]
+            f"from) retrains without them{_base_model.hint(spec) if spec else ''}"]
 
 
 # -- perturbation (adversarial training, domain augmentation) ------------------------------------

@@ -175,8 +175,8 @@ def restart_hint(mitigated: MitigatedModel, outcomes: Sequence[Outcome]) -> list
     longer = f"; without one, a longer fine-tune (it ran {steps} steps: --set steps=N)" if steps else ""
     return [f"the defect is {target.verdict}, and the fine-tune continued from the run's own weights, which keep "
             "what they learnt; --set base=PATH (the checkpoint the run's model was fine-tuned from) retrains from "
-            "there on the edited corpus (--set from_scratch=true for a model trained from scratch, with its own "
-            f"learning rate and epochs){longer}"]
+            f"there on the edited corpus{mitigated.details.get('base_hint') or ''} (--set from_scratch=true for a "
+            f"model trained from scratch, with its own learning rate and epochs){longer}"]
 
 
 def against_control(store: RunStore, run_id: str, control_run: str, new_run: str, targets: Sequence[Target],
