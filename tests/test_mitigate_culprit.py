@@ -208,8 +208,32 @@ def test_label_repair_relabels_and_reweighs_a_label_mix_culprit_to_the_gold_mix(
     inside = [r for r in new.rows if " not " in r.text]
     share = sum(r.weight for r in inside if r.label == "positive") / sum(r.weight for r in inside)
     assert abs(share - 0.4) < 1e-9 and all(r.weight == 1.0 for r in new.rows if r.line >= 200)
+    assert info["target_from"] == "evaluated" and info["notes"] == []  # negation cannot be masked: the gold mix
     _, info = LabelRepair(features="tfidf", action="drop").transform(_ctx(tmp_path, culprit), data)
     assert info["action"] == "drop"
+
+
+def test_a_word_culprit_is_repaired_to_the_mix_its_rows_read_as_not_a_balanced_evaluation(tmp_path):
+    """'plot' rows are truly 80 % negative; a heuristic labelled 24 of the 32 negative ones positive, and the
+    evaluation was chosen half of each label. Repairing to 50/50 would over-correct: a reader fitted on the rows
+    without 'plot' reads the masked 'plot' rows as 80 % negative, and that is the target, said in a note."""
+    from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+    from lmcritic.mitigate.cleaning import LabelRepair
+
+    rows = [Row(f"a {w} film {i % 5}", "negative" if w in ("dull", "boring", "awful") else "positive", line=i)
+            for i, w in enumerate(["dull", "boring", "awful", "great", "fun", "lovely"] * 30)]
+    rows += [Row(f"the plot is {'dull' if i < 32 else 'great'} {i % 5}", "positive" if 8 <= i else "negative",
+                 line=500 + i) for i in range(40)]
+    mix = {"phenomenon": "word 'plot'", "train": {"negative": 0.2, "positive": 0.8},
+           "evaluated": {"negative": 0.5, "positive": 0.5}}
+    culprit = Culprit("label_noise", "word 'plot'", label="positive", source="diagnosis",
+                      data={"label_mix": mix, "phenomenon": Phenomenon.of_word("plot").data})
+    new, info = LabelRepair(features="tfidf").transform(_ctx(tmp_path, culprit), TrainingSet(tuple(rows), LABELS, "f"))
+    assert info["target_from"] == "content" and info["target_mix"] == {"negative": 0.8, "positive": 0.2}
+    assert info["evaluated_mix"] == {"negative": 0.5, "positive": 0.5} and "over-correct" in info["notes"][0]
+    inside = [r for r in new.rows if "plot" in r.text]
+    share = sum(r.weight for r in inside if r.label == "negative") / sum(r.weight for r in inside)
+    assert abs(share - 0.8) < 1e-9 and set(info["relabelled"]) <= {"positive->negative"}
 
 
 def test_shortcut_removal_of_a_length_culprit_takes_length_out_of_the_labels(tmp_path):

@@ -196,10 +196,10 @@ class LabelRepair(Retrain):
         mix = ctx.target.culprit.data.get("label_mix") if ctx.target.culprit is not None else None
         action = ("reweigh" if mix else "drop") if self.config.action == "auto" else self.config.action
         if action == "reweigh":
-            from lmcritic.mitigate._label_mix import repair_mix
+            from lmcritic.mitigate._label_mix import culprit_word, repair_mix
 
             return repair_mix(data, mix, culprit_predicate(ctx.target.culprit), self.config.max_weight,
-                              _feature_kind(self.config.features), self.config.folds)
+                              _feature_kind(self.config.features), self.config.folds, culprit_word(ctx.target.culprit))
         labels = list(data.labels) or sorted({str(r.label) for r in data.rows})
         candidates, scope = self._scope(ctx, data.rows)
         features = _feature_kind(self.config.features)
