@@ -216,7 +216,8 @@ def test_label_repair_relabels_and_reweighs_a_label_mix_culprit_to_the_gold_mix(
 def test_a_word_culprit_is_repaired_to_the_mix_its_rows_read_as_not_a_balanced_evaluation(tmp_path):
     """'plot' rows are truly 80 % negative; a heuristic labelled 24 of the 32 negative ones positive, and the
     evaluation was chosen half of each label. Repairing to 50/50 would over-correct: a reader fitted on the rows
-    without 'plot' reads the masked 'plot' rows as 80 % negative, and that is the target, said in a note."""
+    without 'plot' (MiniLM sentence embeddings) reads the masked 'plot' rows as 80 % negative, and that is the
+    target, said in a note. TF-IDF features read too poorly to be trusted (measured): the evaluated mix stays."""
     from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
     from lmcritic.mitigate.cleaning import LabelRepair
 
@@ -228,12 +229,15 @@ def test_a_word_culprit_is_repaired_to_the_mix_its_rows_read_as_not_a_balanced_e
            "evaluated": {"negative": 0.5, "positive": 0.5}}
     culprit = Culprit("label_noise", "word 'plot'", label="positive", source="diagnosis",
                       data={"label_mix": mix, "phenomenon": Phenomenon.of_word("plot").data})
-    new, info = LabelRepair(features="tfidf").transform(_ctx(tmp_path, culprit), TrainingSet(tuple(rows), LABELS, "f"))
-    assert info["target_from"] == "content" and info["target_mix"] == {"negative": 0.8, "positive": 0.2}
+    data = TrainingSet(tuple(rows), LABELS, "f")
+    new, info = LabelRepair(features="minilm").transform(_ctx(tmp_path, culprit), data)
+    assert info["target_from"] == "content" and abs(info["target_mix"]["negative"] - 0.8) <= 0.05
     assert info["evaluated_mix"] == {"negative": 0.5, "positive": 0.5} and "over-correct" in info["notes"][0]
     inside = [r for r in new.rows if "plot" in r.text]
     share = sum(r.weight for r in inside if r.label == "negative") / sum(r.weight for r in inside)
-    assert abs(share - 0.8) < 1e-9 and set(info["relabelled"]) <= {"positive->negative"}
+    assert abs(share - info["target_mix"]["negative"]) < 1e-9 and set(info["relabelled"]) <= {"positive->negative"}
+    _, info = LabelRepair(features="tfidf").transform(_ctx(tmp_path, culprit), data)
+    assert info["target_from"] == "evaluated" and info["target_mix"] == mix["evaluated"] and info["notes"] == []
 
 
 def test_shortcut_removal_of_a_length_culprit_takes_length_out_of_the_labels(tmp_path):
