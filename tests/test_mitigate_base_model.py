@@ -68,7 +68,7 @@ def test_the_notes_that_say_rows_are_not_unlearnt_name_base_auto_when_it_would_w
     base, run = tmp_path / "pretrained", tmp_path / "run"
     base.mkdir()
     _card(run, f"base_model: {base}")
-    (note,) = removal_note(40, "model", {"name": str(run)})
+    (note,) = removal_note(40, "model", _base_model.hint({"name": str(run)}))
     assert note.endswith(f"(its README.md names {base}, found on this machine: --set base=auto)")
     before = {f"c{i}": Record(f"c{i}", {}, {}, {}, passed=i % 2 == 0) for i in range(20)}
     (o,) = _judged([paired("D1", "p", "all", "data_bias", True, tuple(before), before, before)], 0.05)

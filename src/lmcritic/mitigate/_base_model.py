@@ -93,10 +93,14 @@ def local_folder(name: str) -> str | None:
 def model_folder(spec: dict[str, Any]) -> Path | None:
     """The local folder of a run's model spec (its name, when that is a folder), else None."""
     name = spec.get("name")
-    if not isinstance(name, str):
-        return None
-    path = Path(name).expanduser()
-    return path if path.is_dir() else (Path(found) if (found := local_folder(name)) else None)
+    found = local_folder(name) if isinstance(name, str) else None
+    return Path(found) if found else None
+
+
+def _declared(spec: dict[str, Any]) -> tuple[Path | None, Base | None]:
+    """The run's model folder and the base it declares (either None when absent)."""
+    folder = model_folder(spec)
+    return folder, declared_base(folder) if folder is not None else None
 
 
 def resolve(config: Any, spec: dict[str, Any]) -> tuple[Any, list[str]]:
@@ -104,8 +108,7 @@ def resolve(config: Any, spec: dict[str, Any]) -> tuple[Any, list[str]]:
     error when the model declares none or its base is not on this machine. Other configs are returned as given."""
     if getattr(config, "base", None) != AUTO:
         return config, []
-    folder = model_folder(spec)
-    found = declared_base(folder) if folder is not None else None
+    folder, found = _declared(spec)
     if found is None or found.path is None:
         why = ("the run's model is not a local folder" if folder is None else
                f"{folder} declares no base model (model card base_model, adapter config, config.json _name_or_path)"
@@ -118,8 +121,7 @@ def resolve(config: Any, spec: dict[str, Any]) -> tuple[Any, list[str]]:
 
 def hint(spec: dict[str, Any]) -> str:
     """What to pass to retrain from the base, when the model declares one that is on this machine ('' otherwise)."""
-    folder = model_folder(spec)
-    found = declared_base(folder) if folder is not None else None
+    _, found = _declared(spec)
     if found is None or found.path is None:
         return ""
     return f" (its {found.source} names {found.name}, found on this machine: --set base=auto)"

@@ -29,7 +29,6 @@ were right 59-78% of the time and found 47-83% of the relabelled ones.
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import replace
 from typing import Any, Callable, Sequence
@@ -66,12 +65,12 @@ def repair_mix(data: TrainingSet, mix: dict[str, Any] | None, has: Callable[[str
 def culprit_word(culprit: Any) -> str | None:
     """The plain word a label-noise culprit names (None for a grammatical phenomenon or anything else)."""
     from lmcritic.diagnose.hypotheses._phenomena import Phenomenon
+    from lmcritic.mitigate.cleaning import named_word
 
     ph = Phenomenon.from_data(culprit.data.get("phenomenon")) if culprit is not None else None
     if ph is not None:
         return ph.word
-    word = re.fullmatch(r"word ['\"](.+)['\"]", str(getattr(culprit, "value", "")).strip())  # older diagnoses
-    return word.group(1) if word else None
+    return named_word(str(getattr(culprit, "value", "")))  # older diagnoses
 
 
 MIN_READ = 20  # rows on each side of a content reading (the word's rows, the reader's training rows)

@@ -259,14 +259,20 @@ def culprit_predicate(culprit: Any) -> Callable[[str], bool] | None:
     return ph.has if ph is not None else phenomenon_predicate(culprit.value)
 
 
+def named_word(name: str) -> str | None:
+    """The word of a phenomenon's display name ``word 'X'`` (how culprits named it before they carried data)."""
+    word = re.fullmatch(r"word ['\"](.+)['\"]", name.strip())
+    return word.group(1) if word else None
+
+
 def phenomenon_predicate(name: str) -> Callable[[str], bool] | None:
     """Whether a text has the phenomenon a label-noise diagnosis names: a yes/no text feature (``negation``,
     ``contrast``, ``typos``) or ``word 'X'``; None for anything else."""
     from lmcritic.diagnose.profile import text_feature
 
-    word = re.fullmatch(r"word ['\"](.+)['\"]", name.strip())
+    word = named_word(name)
     if word:
-        w = word.group(1).lower()
+        w = word.lower()
         return lambda t: w in _text.tokens(t)
     try:
         if text_feature(name, "") not in ("yes", "no"):
@@ -390,5 +396,5 @@ class Dedup(Retrain):
         return data.with_rows(kept), dict(counts)
 
 
-__all__ = ["Dedup", "LabelRepair", "ShortcutRemoval", "culprit_predicate", "label_issues", "oof_probs",
+__all__ = ["Dedup", "LabelRepair", "ShortcutRemoval", "culprit_predicate", "label_issues", "named_word", "oof_probs",
            "phenomenon_predicate", "spread"]

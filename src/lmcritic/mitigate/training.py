@@ -66,13 +66,13 @@ class Retrain(Mitigation):
         notes = [f"{len(leaked)} generated rows were evaluation cases and were left out"] if leaked else []
         notes += started + details.pop("notes", [])
         trained, new = self.fit(ctx, trainer, new, task)
-        notes += removal_note(len(corpus) - len(new), trained.details.get("init"), ctx.model_spec) \
-            if self.removes else []
+        base_hint = _base_model.hint(ctx.model_spec) if trained.details.get("init") == "model" else ""
+        notes += removal_note(len(corpus) - len(new), trained.details.get("init"), base_hint) if self.removes else []
         notes += self.training_notes(trained)
         new.write_tsv(ctx.out_dir / "train_rows.tsv")  # the exact rows trained on (with any made while training)
         details = {**details, "rows_before": len(data) + dropped, "rows_after": len(new), "rows": new.counts(),
                    "evaluation_rows_removed": dropped, "training": trained.details,
-                   "base_hint": _base_model.hint(ctx.model_spec) if trained.details.get("init") == "model" else ""}
+                   "base_hint": base_hint}
         # the control keeps the corpus as given unless the user decontaminated it (without that, ``data`` differs
         # from ``corpus`` only where removing evaluation cases is this fix's own edit: dedup)
         control = self.control(ctx, trainer, data if ctx.decontaminate else corpus, task, trained) \
@@ -135,13 +135,14 @@ def _said(details: dict[str, Any]) -> str:
         or "no edit"
 
 
-def removal_note(removed: int, init: str | None, spec: dict[str, Any] | None = None) -> list[str]:
-    """Rows taken out of the corpus are not unlearnt by training on the weights that learnt them."""
+def removal_note(removed: int, init: str | None, base_hint: str = "") -> list[str]:
+    """Rows taken out of the corpus are not unlearnt by training on the weights that learnt them (``base_hint``:
+    :func:`_base_model.hint`, how to retrain from the base the model declares)."""
     if removed <= 0 or init != "model":
         return []
     return [f"{removed} rows were removed from the corpus, but the fine-tune continued from the run's weights, "
             "which keep what they learnt from them; --set base=PATH (the checkpoint the run's model was fine-tuned "
-            f"from) retrains without them{_base_model.hint(spec) if spec else ''}"]
+            f"from) retrains without them{base_hint}"]
 
 
 # -- perturbation (adversarial training, domain augmentation) ------------------------------------
