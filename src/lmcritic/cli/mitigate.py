@@ -93,7 +93,8 @@ def _summary(o) -> str:
             lines.append(f"  control arm: {arm['model_dir']} (the same fine-tune on the unedited corpus, "
                          f"{arm.get('steps')} steps, {arm.get('wall_s')} s"
                          + (f"; resumed from {arm['resumed_from']}" if arm.get("resumed_from") else "") + ")")
-    shown = {k: v for k, v in m.details.items() if k not in ("training", "rows") and not isinstance(v, (dict, list))}
+    shown = {k: v for k, v in m.details.items()  # base_hint: said by the notes that need it, not a count
+             if k not in ("training", "rows", "base_hint") and not isinstance(v, (dict, list))}
     if shown:
         lines.append("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
     lines += [f"  note: {n}" for n in m.notes]
