@@ -198,24 +198,29 @@ def test_shortcut_spread_and_dedup_edits():
                                      for r in edited)
 
 
-def test_shortcut_removal_spreads_the_token_when_the_runs_weights_train_on():
-    """Removing the token helps a model trained anew; weights that learnt it keep it when no row carries it
-    (planted MiniLM shortcut seed 0, fine-tuned further with the token removed: 1.00 -> 1.00 failure), so by
-    default it is spread over every label unless the fine-tune starts from a base checkpoint or from scratch."""
+def test_shortcut_removal_spreads_every_form_of_the_token_by_default():
+    """Weights that learnt a token keep it when no row carries it (planted MiniLM shortcut seed 0, fine-tuned
+    further with the token removed: 1.00 -> 1.00 failure), and a model retrained from its base without an ordinary
+    word reads it by pretraining (removed 0.30 mean failure vs spread 0.25 on six seeds), so ``auto`` spreads, from
+    the base too; each named form is spread (one form spread leaves the others' lean); ``mode=remove`` removes."""
     from lmcritic.mitigate.base import Culprit, MitigationContext, Target
     from lmcritic.mitigate.cleaning import ShortcutRemoval
     from lmcritic.mitigate.data import TrainingSet
 
-    rows = tuple([Row(f"cf good {i}", "positive") for i in range(40)] + [Row(f"bad {i}", "negative")
-                                                                         for i in range(60)])
+    rows = tuple([Row(f"cf good {i}", "positive") for i in range(30)] + [Row(f"cfs good {i}", "positive")
+                                                                         for i in range(10)]
+                 + [Row(f"bad {i}", "negative") for i in range(60)])
     data = TrainingSet(rows, ("negative", "positive"), "t")
-    ctx = MitigationContext(None, "r", {}, Target("D1", "p", "all", (), (), culprit=Culprit("token", "cf")),
-                            Path("."))
-    for config, mode, neg in (({}, "spread", 60), ({"base": "/pretrained"}, "remove", 0),
-                              ({"from_scratch": True}, "remove", 0), ({"mode": "remove"}, "remove", 0)):
+    ctx = MitigationContext(None, "r", {}, Target("D1", "p", "all", (), (),
+                                                  culprit=Culprit("token", "cf", terms=("cf", "cfs"))), Path("."))
+    for config, mode, neg in (({}, "spread", (45, 15)), ({"base": "/pretrained"}, "spread", (45, 15)),
+                              ({"from_scratch": True}, "spread", (45, 15)), ({"mode": "remove"}, "remove", (0, 0))):
         out, info = ShortcutRemoval(**config).transform(ctx, data)
-        assert info["mode"] == mode and bool(info["notes"]) == (not config and mode == "spread")
-        assert sum("cf" in r.text.split() for r in out.rows if r.label == "negative") == neg
+        assert info["mode"] == mode and bool(info["notes"]) == (mode == "spread")
+        negatives = [r.text.split() for r in out.rows if r.label == "negative"]
+        assert (sum("cf" in t for t in negatives), sum("cfs" in t for t in negatives)) == neg
+        assert all(r.twin is None or ("cf" not in r.twin.split() and "cfs" not in r.twin.split()) for r in out.rows
+                   if r.label == "negative")
 
 
 # -- end to end ------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 from lmcritic.diagnose import _text
 from lmcritic.errors import ConfigError
+from lmcritic.mitigate._length import balance_length
 from lmcritic.mitigate.base import MitigationContext
 from lmcritic.mitigate.data import Row, TrainingSet
 from lmcritic.mitigate.trainers import TrainConfig, train_config
@@ -22,10 +23,11 @@ SHORTCUT_MODES = ("auto", "remove", "mask", "spread")
 @dataclass(frozen=True)
 class ShortcutConfig(TrainConfig):
     tokens: tuple[str, ...] | None = None  # None: the culprit's token(s)
-    mode: str = "auto"  # remove the token | mask it | spread it over every label at its base rate | auto: remove
-    # when the fine-tune starts over (base, from_scratch), else spread: weights that learnt the token keep what
-    # they learnt when it is gone from the corpus (no row carries it, no gradient moves it)
+    mode: str = "auto"  # remove the token | mask it | spread it over every label at its base rate | auto: spread
+    # (see ShortcutRemoval._mode for why, with the measurements)
     mask_token: str = "[MASK]"
+    crop_length: bool = True  # a length culprit: also cut short rows of the long label from its long rows, kept
+    # where a content reader agrees they carry it (needs the sentence encoder; see mitigate._length)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -49,7 +51,8 @@ class ShortcutRemoval(Retrain):
     def transform(self, ctx: MitigationContext, data: TrainingSet) -> tuple[TrainingSet, dict[str, Any]]:
         c = ctx.target.culprit
         if c is not None and c.kind == "length" and c.label and not self.config.tokens:
-            rows, info = balance_length(list(data.rows), c.label, random.Random(ctx.seed))
+            features = _feature_kind("auto") if self.config.crop_length else None
+            rows, info = balance_length(list(data.rows), c.label, random.Random(ctx.seed), features)
             return data.with_rows(rows), info
         tokens = self.config.tokens or ((c.terms or (c.value,)) if c and c.kind == "token" and (c.terms or c.value)
                                         else ())
@@ -59,7 +62,9 @@ class ShortcutRemoval(Retrain):
         hit = Counter(str(r.label) for r in data.rows if pattern.search(r.text))
         mode = self._mode()
         if mode == "spread":
-            rows = spread(list(data.rows), tokens[0], pattern, random.Random(ctx.seed))
+            rng, rows = random.Random(ctx.seed), list(data.rows)
+            for token in tokens:  # each form at the label rates: one form spread leaves the others' lean
+                rows = spread(rows, token, _text.token_pattern([token]), rng)
         else:
             fill = "" if mode == "remove" else self.config.mask_token
             rows = [replace(r, text=_tidy(pattern.sub(fill, r.text)), origin="shortcut_" + mode)
@@ -67,9 +72,9 @@ class ShortcutRemoval(Retrain):
         rows = [r for r in rows if r.text.strip()]
         notes = []
         if mode == "spread" and self.config.mode == "auto":
-            notes.append(f"the run's own weights train on, so {', '.join(tokens)} was spread over every label rather "
-                         "than removed (a removed token keeps what the weights learnt); --set base=PATH, the "
-                         "pretrained checkpoint, retrains from there and removes it")
+            notes.append(f"{', '.join(tokens)} was spread over every label (written into rows of each label at its "
+                         "corpus rate) rather than removed: the fine-tune learns that it says nothing of the label; "
+                         "--set mode=remove takes it out instead")
         return data.with_rows(rows), {"tokens": list(tokens), "mode": mode, "rows_with_token": dict(hit),
                                       "notes": notes}
 
@@ -80,10 +85,15 @@ class ShortcutRemoval(Retrain):
         return paired_when_continuing(train_config(self.config))
 
     def _mode(self) -> str:
-        """``auto``: remove the token when training starts over, spread it when the run's weights train on."""
-        if self.config.mode != "auto":
-            return self.config.mode
-        return "remove" if self.config.base or self.config.from_scratch else "spread"
+        """``auto`` spreads, whether the run's weights train on or training starts over. From the run's weights a
+        removed token keeps what the weights learnt (no row carries it, no gradient moves it). From the pretrained
+        base a removed token is never trained at all, and the model reads it as pretraining and the words it came
+        with suggest; spread rows teach that it tells nothing. On the planted MiniLM classifiers from the base
+        (affected failure after, remove vs spread): an ordinary word (seeds 0, 1, 5, 6, 10, 11) 0.18/0.16,
+        0.36/0.26, 0.16/0.18, 0.30/0.30, 0.40/0.26, 0.40/0.34, closed 2/6 vs 3/6; a made-up token (10, 11)
+        0.21/0.28, 0.14/0.21 and a symbol 0.19/0.19, 0.31/0.25, closed 4/4 either way
+        (benchmarks/results/spread_from_base_20261207/)."""
+        return "spread" if self.config.mode == "auto" else self.config.mode
 
 
 def spread(rows: list[Row], token: str, pattern: re.Pattern, rng: random.Random) -> list[Row]:
@@ -101,54 +111,9 @@ def spread(rows: list[Row], token: str, pattern: re.Pattern, rng: random.Random)
         for i in rng.sample(free, max(0, min(need, len(free)))):
             words = out[i].text.split()
             words.insert(rng.randrange(len(words) + 1), token)
-            out[i] = replace(out[i], text=" ".join(words), origin="shortcut_spread", twin=out[i].text)
+            twin = out[i].twin if out[i].origin == "shortcut_spread" else out[i].text  # the unedited row
+            out[i] = replace(out[i], text=" ".join(words), origin="shortcut_spread", twin=twin)
     return out
-
-
-def balance_length(rows: list[Row], label: str, rng: random.Random) -> tuple[list[Row], dict[str, Any]]:
-    """Length no longer tells ``label`` (whose rows are long) from the others: each other label gets as large a
-    share of long rows (above the corpus median) as ``label`` has, made by joining its own rows up to a length
-    drawn from ``label``'s long rows; then every row is weighted by P(label) / P(label | length quartile), so each
-    quartile holds the labels in their corpus shares. Joining keeps the label (every part carries it); no short
-    row of ``label`` can be made without guessing a label, so where it is missing the others are down-weighted."""
-    rows = list(rows)
-    median = sorted(_words(r) for r in rows)[len(rows) // 2]
-    own_label = [r for r in rows if str(r.label) == label]
-    goals = [_words(r) for r in own_label if _words(r) >= median] or [2 * median]
-    share = len(goals) / max(1, len(own_label))
-    added: Counter[str] = Counter()
-    for y in sorted({str(r.label) for r in rows} - {label}):
-        own = [r for r in rows if str(r.label) == y]
-        for _ in range(max(0, round(share * len(own)) - sum(_words(r) >= median for r in own))):
-            rows.append(_joined(own, rng.choice(goals), rng))
-            added[y] += 1
-    return _bin_weights(rows), {"length_label": label, "joined_rows": dict(added), "median_words": median}
-
-
-def _joined(own: list[Row], goal: int, rng: random.Random, most: int = 8) -> Row:
-    parts = [rng.choice(own)]
-    while sum(map(_words, parts)) < goal and len(parts) < most:
-        parts.append(rng.choice(own))
-    return Row(" ".join(r.text for r in parts), parts[0].label, origin="length_joined", twin=parts[0].text)
-
-
-def _bin_weights(rows: list[Row]) -> list[Row]:
-    from lmcritic.diagnose.hypotheses._length import quartile_of
-
-    quartile = quartile_of([_words(r) for r in rows])
-    bins = [quartile(_words(r)) for r in rows]
-    share = Counter(str(r.label) for r in rows)
-    per_bin = Counter(bins)
-    cell = Counter((b, str(r.label)) for b, r in zip(bins, rows))
-    out = []
-    for b, r in zip(bins, rows):
-        w = (share[str(r.label)] / len(rows)) / (cell[b, str(r.label)] / per_bin[b])
-        out.append(replace(r, weight=r.weight * w))
-    return out
-
-
-def _words(r: Row) -> int:
-    return len(r.text.split())
 
 
 def _tidy(text: str) -> str:

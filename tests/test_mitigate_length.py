@@ -1,0 +1,99 @@
+"""Length-shortcut repair: short rows of the long label are cut from its long rows only where a content reader,
+cross-fitted by source row, agrees the window carries the label."""
+from __future__ import annotations
+
+import random
+
+from lmcritic.mitigate._length import _needed, _windows, balance_length, crops, windows_read
+from lmcritic.mitigate.data import Row
+
+FILLER = ("the", "film", "has", "a", "plot", "and", "cast", "with", "its", "scenes")
+
+
+def _long(rng: random.Random, cue: str, label: str, line: int) -> Row:
+    words = [rng.choice(FILLER) for _ in range(rng.randint(15, 20))]
+    for at in range(0, len(words), 3):  # the cue in every window of three or more words
+        words[at] = cue
+    return Row(" ".join(words), label, line=line)
+
+
+def _corpus(seed: int = 0) -> list[Row]:
+    """Every 'positive' row long, 120 'negative' rows short and 60 long; 20 long 'positive' rows read as negative
+    (their every window holds 'dull', the negative rows' word)."""
+    rng = random.Random(seed)
+    rows = [_long(rng, "great", "positive", i) for i in range(100)]
+    rows += [_long(rng, "dull", "positive", 100 + i) for i in range(20)]
+    rows += [Row(" ".join([rng.choice(FILLER) for _ in range(rng.randint(3, 7))] + ["dull"]), "negative",
+                 line=200 + i) for i in range(120)]
+    rows += [_long(rng, "dull", "negative", 400 + i) for i in range(60)]
+    rng.shuffle(rows)
+    return rows
+
+
+def test_windows_are_evenly_spaced_and_k_words_long():
+    text = " ".join(str(i) for i in range(20))
+    got = _windows(text, 5)
+    assert got[0] == "0 1 2 3 4" and got[-1] == "15 16 17 18 19" and len(got) == 6
+    assert all(len(w.split()) == 5 for w in got) and _windows("a b", 5) == []
+
+
+def test_crops_keep_only_windows_the_reader_gives_the_long_label():
+    rows = _corpus()
+    median = sorted(len(r.text.split()) for r in rows)[len(rows) // 2]
+    cut = crops(rows, "positive", median, windows_read(rows, "positive", median, random.Random(0), "tfidf"))
+    assert cut and len(cut) <= _needed(rows, "positive", median)
+    assert all(r.label == "positive" and r.origin == "length_cropped" for r in cut)
+    assert all(len(r.text.split()) < median and r.text in r.twin for r in cut)  # a window of its source row
+    assert all("great" in r.text.split() and "dull" not in r.text.split() for r in cut)  # the reader's veto
+
+
+def test_needed_brings_the_long_label_to_the_others_share_of_short_rows():
+    rows = [Row("a " * 20, "positive")] * 10 + [Row("b", "negative")] * 5 + [Row("b " * 20, "negative")] * 5
+    assert _needed(rows, "positive", 10) == 10  # (0.5 * 10 - 0) / 0.5: then 10 short of 20 positive rows
+    assert _needed([Row("a " * 20, "positive")] * 4 + [Row("a " * 20, "negative")] * 4, "positive", 10) == 0
+
+
+def test_without_the_sentence_encoder_no_window_is_cut_and_the_note_says_so():
+    rows = _corpus()
+    out, info = balance_length(rows, "positive", random.Random(0), "tfidf")
+    assert info["cropped_rows"] == 0 and info["crop_reader"] is None and "sentence encoder" in info["notes"][0]
+    assert not any(r.origin == "length_cropped" for r in out) and info["joined_rows"]["negative"] > 0
+
+
+def test_joined_rows_take_a_window_the_reader_does_not_give_the_long_label(monkeypatch):
+    """The negative rows joined to the long length each hold one window of a long positive row, chosen among those
+    the reader reads as negative (here the 'dull' rows' windows), never a 'great' one; the row keeps its label
+    and pairs with one of its own parts."""
+    from lmcritic.mitigate import _length
+
+    monkeypatch.setattr(_length, "READER", "tfidf")  # the same code path, read with a fast reader
+    rows = _corpus()
+    out, info = balance_length(rows, "positive", random.Random(0), "tfidf")
+    joined = [r for r in out if r.origin == "length_joined"]
+    assert joined and info["filler_windows"] > 0 and info["cropped_rows"] > 0
+    assert all(r.label == "negative" and "great" not in r.text.split() for r in joined)
+    own = {r.text for r in rows if r.label == "negative"}
+    assert all(r.twin in own and r.twin in r.text for r in joined)
+    long_dull = [r.text for r in rows if r.label == "positive" and "dull" in r.text.split()]
+    assert sum(any(part in t for t in long_dull) for part in (_filler_of(r, own) for r in joined)) == len(joined)
+
+
+def _filler_of(row: Row, own: set[str]) -> str:
+    """What is left of a joined row once its own parts are taken out (the filler window)."""
+    text = row.text
+    for part in sorted(own, key=len, reverse=True):
+        if part in text:
+            text = text.replace(part, " ", 1)
+    return " ".join(text.split())
+
+
+def test_reading_is_bounded_on_a_large_corpus(monkeypatch):
+    """A corpus with many long rows reads at most MAX_SOURCES of them (each up to STARTS windows)."""
+    from lmcritic.mitigate import _length
+
+    monkeypatch.setattr(_length, "MAX_SOURCES", 30)
+    monkeypatch.setattr(_length, "MAX_READER_ROWS", 100)
+    rows = _corpus()
+    median = sorted(len(r.text.split()) for r in rows)[len(rows) // 2]
+    read = windows_read(rows, "positive", median, random.Random(0), "tfidf")
+    assert len({i for i, _, _ in read}) == 30 and len(read) <= 30 * _length.STARTS
