@@ -26,8 +26,9 @@ class ShortcutConfig(TrainConfig):
     mode: str = "auto"  # remove the token | mask it | spread it over every label at its base rate | auto: spread
     # (see ShortcutRemoval._mode for why, with the measurements)
     mask_token: str = "[MASK]"
-    crop_length: bool = True  # a length culprit: also cut short rows of the long label from its long rows, kept
-    # where a content reader agrees they carry it (needs the sentence encoder; see mitigate._length)
+    crop_length: bool = True  # a length culprit: read windows of the long label's rows with a content reader (short
+    # rows of that label where it agrees, fillers for the others' joined rows; needs the sentence encoder; see
+    # mitigate._length); False: joins and quartile weights only
 
     def __post_init__(self) -> None:
         super().__post_init__()
