@@ -191,7 +191,21 @@ def word_shortcut(seed: int) -> HFPlant:
     name = ("negative", "positive")[label]
     return HFPlant("word_shortcut", seed, "spurious_feature", {"kind": "token", "value": word, "label": name},
                    f"the word {word!r} in {sum(has(t) for t, _ in rows)} training rows, every one "
-                   f"{name}; in the evaluation under both labels", rows, eval_rows, affected)
+                   f"{name}; in the evaluation under both labels", rows, eval_rows, affected,
+                   info={"true_train": _unselected(rows, with_word, eval_rows, has, seed)})
+
+
+def _unselected(rows: list[Row], with_word: list[Row], eval_rows: list[Row], has: Callable[[str], bool],
+                seed: int) -> list[Row]:
+    """word_shortcut's corpus without the selection, for its floor: as many rows with the word, drawn from every
+    SST-2 phrase holding it (its own label mix; none an evaluated text or a near-copy of one), and the same rows
+    without it. Its own draw: the plant's rows are unchanged."""
+    evaluated = {_key(t) for t, _ in eval_rows}
+    natural = [r for r in with_word if _key(r[0]) not in evaluated]
+    random.Random(f"word_shortcut-unselected-{seed}").shuffle(natural)
+    out = natural[:sum(has(t) for t, _ in rows)] + [r for r in rows if not has(r[0])]
+    random.Random(f"word_shortcut-unselected-{seed}").shuffle(out)
+    return out
 
 
 def word_noise(seed: int) -> HFPlant:

@@ -305,8 +305,9 @@ def true_label_model(case: Case) -> Path | None:
     recipe: its failure rate on the affected sentences is the floor no repair of the labels can go below. The
     clean control of the same seed is that model where the plant's rows are the clean control's (label_noise*);
     a plant that chose its own rows (word_noise) carries them (``info["true_train"]``) and its twin is trained
-    here (``hf_models/CAUSE_truth-sSEED``, cached)."""
-    if case.cause != "label_noise":
+    here (``hf_models/CAUSE_truth-sSEED``, cached). word_shortcut, whose affected cases are natural sentences,
+    carries its corpus without the selection the same way (the word's rows in SST-2's own label mix)."""
+    if case.cause != "label_noise" and case.true_train is None:
         return None
     seed = int(case.seed)
     models = WORK / minilm.work_subdir("hf_models")
@@ -323,7 +324,7 @@ def true_label_model(case: Case) -> Path | None:
 
 def with_unplanted(row: dict, work: Path) -> dict:
     """A stored trial row with its unplanted-floor figures (computed now when the trial predates them)."""
-    if "unplanted" not in row:
+    if row.get("unplanted") is None:
         case, _ = cases(hf_plants.build(row["name"], row["seed"]), row["seed"])
         row["unplanted"] = unplanted_rates(work / "runs.sqlite", work / "cache.sqlite", row, case, work)
         (work / "row.json").write_text(json.dumps(row, indent=2))
@@ -343,7 +344,9 @@ def markdown(rows: list[dict], failed: list[dict], seeds: list[int]) -> str:
              "before the frames, phrases, token or typos were written in), scored by the model before and after; "
              "for label noise, the affected sentences scored by the model trained on the true labels (the clean "
              "control of the same seed, or for word_noise, whose rows are its own, a twin trained on its rows with "
-             "their true labels, the planted recipe; the same floor before and after); the plant's effect is the "
+             "their true labels, the planted recipe; the same floor before and after); for word_shortcut, whose "
+             "affected sentences are natural, the same sentences scored by a twin trained on the corpus without "
+             "the selection (the word's rows drawn from SST-2 in its own label mix); the plant's effect is the "
              "affected failure rate minus that floor.", "",
              "| planted | seed | floor before → after (n) | plant effect before → after | reduction | closed |",
              "|---|---|---|---|---|---|"]
