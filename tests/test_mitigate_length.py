@@ -97,3 +97,19 @@ def test_reading_is_bounded_on_a_large_corpus(monkeypatch):
     median = sorted(len(r.text.split()) for r in rows)[len(rows) // 2]
     read = windows_read(rows, "positive", median, random.Random(0), "tfidf")
     assert len({i for i, _, _ in read}) == 30 and len(read) <= 30 * _length.STARTS
+
+
+def test_crop_length_false_leaves_the_joins_and_weights_only(tmp_path):
+    """``--set crop_length=false``: no window is read (no short rows cut, no fillers), the note says why."""
+    from pathlib import Path
+
+    from lmcritic.mitigate.base import Culprit, MitigationContext, Target
+    from lmcritic.mitigate.cleaning import ShortcutRemoval
+    from lmcritic.mitigate.data import TrainingSet
+
+    culprit = Culprit("length", "longer → positive", label="positive", source="diagnosis")
+    ctx = MitigationContext(None, "r", {}, Target("D1", "p", "all", (), (), culprit=culprit), Path(tmp_path))
+    new, info = ShortcutRemoval(crop_length=False).transform(ctx, TrainingSet(tuple(_corpus()), ("negative",
+                                                                                                 "positive"), "t"))
+    assert info["cropped_rows"] == 0 and info["filler_windows"] == 0 and info["crop_reader"] is None
+    assert not any(r.origin == "length_cropped" for r in new.rows) and "crop_length is off" in info["notes"][0]

@@ -64,8 +64,10 @@ def balance_length(rows: list[Row], label: str, rng: random.Random,
                             "cropped_rows": len(cropped), "filler_windows": len(fillers),
                             "crop_reader": features if features == READER else None}
     if features != READER:
-        info["notes"] = [f"no short '{label}' rows were cut from its long ones: which window carries the label is "
-                         "read with the sentence encoder, which is not installed; the quartile weights do it alone"]
+        why = "crop_length is off" if features is None else "which window carries the label is read with the " \
+            "sentence encoder, which is not installed"
+        info["notes"] = [f"no short '{label}' rows were cut from its long ones and no filler joined ({why}): the "
+                         "joins and quartile weights do it alone"]
     return _bin_weights(rows + cropped), info
 
 
