@@ -18,13 +18,13 @@ def _long(rng: random.Random, cue: str, label: str, line: int) -> Row:
 
 
 def _corpus(seed: int = 0) -> list[Row]:
-    """Every 'positive' row long, 120 'negative' rows short and 60 long; 20 long 'positive' rows read as negative
-    (their every window holds 'dull', the negative rows' word)."""
+    """Every 'positive' row long (above the median), 180 'negative' rows short and 60 long; 20 long 'positive' rows
+    read as negative (their every window holds 'dull', the negative rows' word)."""
     rng = random.Random(seed)
     rows = [_long(rng, "great", "positive", i) for i in range(100)]
     rows += [_long(rng, "dull", "positive", 100 + i) for i in range(20)]
     rows += [Row(" ".join([rng.choice(FILLER) for _ in range(rng.randint(3, 7))] + ["dull"]), "negative",
-                 line=200 + i) for i in range(120)]
+                 line=200 + i) for i in range(180)]
     rows += [_long(rng, "dull", "negative", 400 + i) for i in range(60)]
     rng.shuffle(rows)
     return rows
@@ -113,3 +113,19 @@ def test_crop_length_false_leaves_the_joins_and_weights_only(tmp_path):
                                                                                                  "positive"), "t"))
     assert info["cropped_rows"] == 0 and info["filler_windows"] == 0 and info["crop_reader"] is None
     assert not any(r.origin == "length_cropped" for r in new.rows) and "crop_length is off" in info["notes"][0]
+
+
+def test_no_window_is_read_when_the_long_label_has_short_rows_to_weigh(monkeypatch):
+    """With a fifth of the long label's rows short, the quartile weights have rows to lean on (each stands for a
+    few): no window is read, and the note says why; with none, windows are read."""
+    from lmcritic.mitigate import _length
+
+    monkeypatch.setattr(_length, "READER", "tfidf")
+    rng = random.Random(1)
+    rows = _corpus() + [Row(" ".join(["great"] + [rng.choice(FILLER) for _ in range(4)]), "positive", line=900 + i)
+                        for i in range(30)]
+    out, info = balance_length(rows, "positive", random.Random(0), "tfidf")
+    assert info["cropped_rows"] == 0 and info["filler_windows"] == 0 and "to lean on" in info["notes"][0]
+    assert not any(r.origin == "length_cropped" for r in out)
+    _, info = balance_length(_corpus(), "positive", random.Random(0), "tfidf")
+    assert info["cropped_rows"] > 0 and "notes" not in info

@@ -17,8 +17,9 @@ phrases, 53 % and 73 % are labelled the long label), so some joined rows read as
 as natural long rows of it often are. On the same plants' models (affected failure after, clean accuracy change;
 one fine-tune each): joins alone 0.519, 0.547 (+0.147, +0.150); with the kept windows 0.452, 0.484 (+0.163,
 +0.143); with the fillers too 0.375, 0.474 (+0.213, +0.183) (``benchmarks/results/length_windows_20261207/``).
-Without the sentence encoder (TF-IDF reads length and words, not sentences) no window is read and the quartile
-weights do what they can.
+Windows are read only when the long label has (almost) no short rows of its own (:func:`_lacks_short_rows`): where
+it has some, the quartile weights lean on real rows and windows cost a little. Without the sentence encoder
+(TF-IDF reads length and words, not sentences) no window is read and the quartile weights do what they can.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ STARTS = 6  # window positions read per long row (evenly spaced): enough to find
 FOLDS = 5
 MAX_SOURCES = 2000  # long rows read (12,000 windows: about two minutes of MiniLM on two CPU cores)
 MAX_READER_ROWS = 5000  # rows the reader is fitted on; a larger corpus is sampled
+MAX_WEIGHT = 20.0  # as label_repair's: beyond it a few rows would stand for too many
 FILLER_P = 0.25  # a filler window: the reader gives the long label at most this. Not 0.5: the reader leans a short
 # window away from the long label (it learnt length too), so a window of its content can read just under a half
 
@@ -47,28 +49,54 @@ def balance_length(rows: list[Row], label: str, rng: random.Random,
     P(label | length quartile), so each quartile holds the labels in their corpus shares."""
     rows = list(rows)
     median = sorted(_words(r) for r in rows)[len(rows) // 2]
-    read = windows_read(rows, label, median, rng, features) if features == READER else []
     labels = {str(r.label) for r in rows}
-    fillers = [w for _, w, p in read if p <= FILLER_P] if len(labels) == 2 else []
     own_label = [r for r in rows if str(r.label) == label]
     goals = [_words(r) for r in own_label if _words(r) >= median] or [2 * median]
     share = len(goals) / max(1, len(own_label))
+    joins = {y: max(0, round(share * n) - long) for y, (n, long) in _counts(rows, labels - {label}, median).items()}
+    lacking = _lacks_short_rows(rows, label, median, joins)
+    read = windows_read(rows, label, median, rng, features) if features == READER and lacking else []
+    fillers = [w for _, w, p in read if p <= FILLER_P] if len(labels) == 2 else []
     added: Counter[str] = Counter()
-    for y in sorted(labels - {label}):
+    for y in sorted(joins):
         own = [r for r in rows if str(r.label) == y]
-        for _ in range(max(0, round(share * len(own)) - sum(_words(r) >= median for r in own))):
+        for _ in range(joins[y]):
             rows.append(_joined(own, rng.choice(goals), rng, fillers))
             added[y] += 1
     cropped = crops(rows, label, median, read)
     info: dict[str, Any] = {"length_label": label, "joined_rows": dict(added), "median_words": median,
                             "cropped_rows": len(cropped), "filler_windows": len(fillers),
-                            "crop_reader": features if features == READER else None}
-    if features != READER:
+                            "crop_reader": features if read else None}
+    if features == READER and not lacking:
+        info["notes"] = [f"'{label}' has short rows of its own for the quartile weights to lean on: no window of its "
+                         "long rows was read (on a corpus whose long label had some, windows cost a little)"]
+    elif features != READER:
         why = "crop_length is off" if features is None else "which window carries the label is read with the " \
             "sentence encoder, which is not installed"
         info["notes"] = [f"no short '{label}' rows were cut from its long ones and no filler joined ({why}): the "
                          "joins and quartile weights do it alone"]
     return _bin_weights(rows + cropped), info
+
+
+def _counts(rows: Sequence[Row], labels: set[str], median: int) -> dict[str, tuple[int, int]]:
+    """Per label: its rows and its long rows (at or above the median)."""
+    return {y: (sum(str(r.label) == y for r in rows), sum(str(r.label) == y and _words(r) >= median for r in rows))
+            for y in sorted(labels)}
+
+
+def _lacks_short_rows(rows: Sequence[Row], label: str, median: int, joins: dict[str, int]) -> bool:
+    """Windows are read only where the quartile weights cannot do it: ``label``'s own short rows would each have to
+    stand for more than :data:`MAX_WEIGHT` short rows (none at all: the full length plant) once the joins are in.
+    Measured, paired on the same models (``benchmarks/results/length_windows_20261207/``): where the long label had
+    none, the fix with windows passed 25 affected cases that joins alone failed and failed 3 they passed (McNemar
+    p = 2.7e-05, two seeds); where it had a fifth of its rows short, 5 and 14 (p = 0.064, three seeds)."""
+    have = sum(str(r.label) == label and _words(r) < median for r in rows)
+    n_other = sum(str(r.label) != label for r in rows) + sum(joins.values())
+    short_other = sum(str(r.label) != label and _words(r) < median for r in rows)
+    target = short_other / max(1, n_other)
+    n_own = sum(str(r.label) == label for r in rows)
+    need = 0 if target >= 1 else (target * n_own - have) / (1 - target)
+    return need > 0 and (have == 0 or (have + need) / have > MAX_WEIGHT)
 
 
 def windows_read(rows: Sequence[Row], label: str, median: int, rng: random.Random,
