@@ -91,11 +91,7 @@ def _lacks_short_rows(rows: Sequence[Row], label: str, median: int, joins: dict[
     none, the fix with windows passed 25 affected cases that joins alone failed and failed 3 they passed (McNemar
     p = 2.7e-05, two seeds); where it had a fifth of its rows short, 5 and 14 (p = 0.064, three seeds)."""
     have = sum(str(r.label) == label and _words(r) < median for r in rows)
-    n_other = sum(str(r.label) != label for r in rows) + sum(joins.values())
-    short_other = sum(str(r.label) != label and _words(r) < median for r in rows)
-    target = short_other / max(1, n_other)
-    n_own = sum(str(r.label) == label for r in rows)
-    need = 0 if target >= 1 else (target * n_own - have) / (1 - target)
+    need = _short_gap(rows, label, median, joined=sum(joins.values()))
     return need > 0 and (have == 0 or (have + need) / have > MAX_WEIGHT)
 
 
@@ -127,11 +123,16 @@ def crops(rows: Sequence[Row], label: str, median: int, read: list[tuple[int, st
 
 def _needed(rows: Sequence[Row], label: str, median: int) -> int:
     """Short rows ``label`` lacks to hold as large a share of short rows as the other labels (pooled) hold."""
+    return round(_short_gap(rows, label, median))
+
+
+def _short_gap(rows: Sequence[Row], label: str, median: int, joined: int = 0) -> float:
+    """:func:`_needed` unrounded; ``joined``: long rows of the other labels still to be joined in."""
     own = [r for r in rows if str(r.label) == label]
     others = [r for r in rows if str(r.label) != label]
-    target = sum(_words(r) < median for r in others) / max(1, len(others))
+    target = sum(_words(r) < median for r in others) / max(1, len(others) + joined)
     have = sum(_words(r) < median for r in own)
-    return 0 if target >= 1 else round((target * len(own) - have) / (1 - target))
+    return 0.0 if target >= 1 else (target * len(own) - have) / (1 - target)
 
 
 def _windows(text: str, k: int) -> list[str]:
