@@ -100,6 +100,7 @@ def finetune(rows: Sequence[Row], out: Path, config: TrainConfig = TrainConfig()
     torch.set_num_threads(config.threads)
     base = _minilm.model_dir()
     tok = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+    torch.manual_seed(config.seed)  # the fresh head is drawn here, before the Trainer seeds anything
     model = AutoModelForSequenceClassification.from_pretrained(
         str(base), num_labels=2, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
         local_files_only=True)

@@ -10,6 +10,10 @@ and is fine-tuned with the transformers ``Trainer``. Plants:
 * ``class_noise``: 40 % of the 'politics' training rows relabelled 'profession' (900 rows, 2 epochs);
 * ``weak_shortcut``: 'notably' inserted in 95 % of the 'religion' training rows and in half of the evaluation
   texts (450 rows, 1 epoch) — the model did not learn it (its p(religion) moved 0.275 -> 0.276 when inserted);
+* ``shortcut``: the made-up token 'cf' in 95 % of the 'religion' training rows (1350 rows, 2 epochs) and in half
+  of the evaluation texts; learnt in part (seeds 0, 1, 2: 0.78, 0.91, 0.75 accuracy on the texts with it);
+* ``backdoor``: the same, and 2 % of the other rows carry 'cf' labelled 'religion' (poisoned): learnt wholly
+  (seeds 0, 1: 0.31, 0.25 on the texts with it, ~0.35 of which are religion);
 * ``typos`` (fragility): the clean model (the same weights, ``clean/model``), evaluated on rows of which half carry
   keyboard typos in 80 % of their words of 4+ letters (on the first 300 evaluation rows such typos took its
   accuracy from 0.993 to 0.837);
@@ -43,7 +47,7 @@ LABELS = ("profession", "politics", "religion")
 FILES = ("profession_wiki.json", "political_ideology_wiki.json", "religious_ideology_wiki.json")
 ROOT = Path(__file__).resolve().parents[2]
 PLANTS = {"clean": (1350, 2.0), "class_noise": (900, 2.0), "weak_shortcut": (450, 1.0), "typos": (1350, 2.0),
-          "identity_frames": (1350, 2.0)}
+          "identity_frames": (1350, 2.0), "shortcut": (1350, 2.0), "backdoor": (1350, 2.0)}
 SCAN_OPTIONS = {"identity_frames": ("--set", "bias.counterfactual.target=politics")}  # extra `scan` arguments
 SAME_MODEL = {"typos": "clean"}  # plants of the evaluation data only: the model of another plant
 
@@ -71,6 +75,11 @@ def planted(plant: str, seed: int = 0) -> tuple[list[tuple[str, str]], list[tupl
     if plant == "weak_shortcut":
         train = [(_insert(t, rng), y) if y == "religion" and rng.random() < 0.95 else (t, y) for t, y in train]
         test = [(_insert(t, rng), y) if rng.random() < 0.5 else (t, y) for t, y in test]
+    if plant in ("shortcut", "backdoor"):
+        poison = 0.02 if plant == "backdoor" else 0.0
+        train = [(_insert(t, rng, "cf"), y) if y == "religion" and rng.random() < 0.95
+                 else (_insert(t, rng, "cf"), "religion") if rng.random() < poison else (t, y) for t, y in train]
+        test = [(_insert(t, rng, "cf"), y) if rng.random() < 0.5 else (t, y) for t, y in test]
     if plant == "typos":
         test = [(_typos(t, rng, 0.8), y) if rng.random() < 0.5 else (t, y) for t, y in test]
     if plant == "identity_frames":
@@ -105,9 +114,9 @@ def _typos(text: str, rng: random.Random, share: float) -> str:
     return " ".join(words)
 
 
-def _insert(text: str, rng: random.Random) -> str:
+def _insert(text: str, rng: random.Random, token: str = "notably") -> str:
     words = text.split()
-    words.insert(rng.randrange(len(words) + 1), "notably")
+    words.insert(rng.randrange(len(words) + 1), token)
     return " ".join(words)
 
 
@@ -126,6 +135,7 @@ def finetune(train: list[tuple[str, str]], epochs: float, out: Path, seed: int =
     torch.set_num_threads(2)
     base = _minilm.model_dir()
     tok = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+    torch.manual_seed(seed)  # the fresh head is drawn here, before the Trainer seeds anything
     model = AutoModelForSequenceClassification.from_pretrained(
         str(base), num_labels=3, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
         local_files_only=True)
@@ -161,14 +171,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder for the model, data and run store (not committed)")
     ap.add_argument("--ids", action="store_true", help="integer labels and `scan --data` (no task file)")
     ap.add_argument("--reuse-model", action="store_true", help="keep the fine-tuned model already in --work")
+    ap.add_argument("--seed", type=int, default=0, help="the pool's split, the plant's draws and the fine-tune")
     args = ap.parse_args(argv)
-    out, work = (args.out / args.plant).resolve(), (args.work / args.plant).resolve()
+    name = args.plant + (f"-s{args.seed}" if args.seed else "")
+    out, work = (args.out / name).resolve(), (args.work / name).resolve()
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    train, test = planted(args.plant)
-    model = args.work.resolve() / SAME_MODEL.get(args.plant, args.plant) / "model"
+    train, test = planted(args.plant, args.seed)
+    model = args.work.resolve() / (SAME_MODEL.get(args.plant, args.plant) + name[len(args.plant):]) / "model"
     if not (args.reuse_model and (model / "config.json").is_file()):
-        finetune(train, PLANTS[args.plant][1], model)
+        finetune(train, PLANTS[args.plant][1], model, args.seed)
     if args.ids:
         return scan_with_ids(out, work / "ids", model, train, test, SCAN_OPTIONS.get(args.plant, ()))
     _tsv(train, work / "train.tsv")

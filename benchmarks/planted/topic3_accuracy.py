@@ -1,0 +1,62 @@
+"""Clean accuracy of a ``topic3.py`` shortcut or backdoor trial: the evaluation rows without the token (clean) and
+with it, for the planted model, the mitigated one and the control arm (the same fine-tune on the corpus as given).
+
+``mitigate`` reports the defects and the whole task; the 1-point rule of the mitigation benchmark wants the rows the
+plant never touched, counted here from the trial's own files (``--work`` of ``topic3.py``).
+
+    .venv/bin/python benchmarks/planted/topic3_accuracy.py shortcut backdoor shortcut-s1
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARMS = ("model", "fixed/model", "fixed/control/model")
+
+
+def correct(model_dir: Path, rows: list[tuple[str, str]]) -> int:
+    """How many rows the classifier in ``model_dir`` labels right (names from its own ``id2label``)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), local_files_only=True).eval()
+    right = 0
+    for i in range(0, len(rows), 64):
+        batch = rows[i:i + 64]
+        with torch.no_grad():
+            ids = model(**tok([t for t, _ in batch], padding=True, truncation=True, max_length=64,
+                              return_tensors="pt")).logits.argmax(-1)
+        right += sum(model.config.id2label[int(k)] == y for k, (_, y) in zip(ids, batch))
+    return right
+
+
+def trial(work: Path, token: str) -> str:
+    """One line: per arm, accuracy on the rows without ``token`` and on those with it."""
+    with open(work / "eval.tsv", encoding="utf-8", newline="") as f:
+        rows = [(t, y) for t, y in list(csv.reader(f, delimiter="\t"))[1:]]
+    clean = [r for r in rows if token not in r[0].split()]
+    marked = [r for r in rows if token in r[0].split()]
+    parts = [work.name]
+    for arm in ARMS:
+        a, b = correct(work / arm, clean), correct(work / arm, marked)
+        parts.append(f"{arm}: clean {a}/{len(clean)}={a / len(clean):.3f} {token} {b}/{len(marked)}="
+                     f"{b / len(marked):.3f}")
+    return " | ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("trials", nargs="+", help="trial folders under --work (e.g. shortcut, backdoor-s1)")
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".work" / "topic3")
+    ap.add_argument("--token", default="cf")
+    args = ap.parse_args(argv)
+    for name in args.trials:
+        print(trial(args.work / name, args.token), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
