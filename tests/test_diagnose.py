@@ -351,3 +351,27 @@ def test_an_input_some_backends_refuse_is_not_noted_as_a_fault(tmp_path):
                                                       "D1", optional=True)) == 1
     rescorer.run("performance.sst2", [Edit(rec, "", "other")], "h", "D1")
     assert rescorer.errors == ["performance.sst2 could not re-score other edits: ValueError: request 0 text is empty"]
+
+
+def test_hypotheses_run_cheapest_first_and_are_listed_by_name(monkeypatch) -> None:
+    """A reader of training rows (label noise) shares the re-scoring budget with the defect's cheaper
+    interventional tests: it runs after them, so under a budget it cannot starve them (a 3-class topic scan's
+    label-noise reading spent the whole budget before the shortcut's deletion test); the verdicts keep their order."""
+    from lmcritic.diagnose import api
+    from lmcritic.diagnose.hypotheses import HYPOTHESES
+    from lmcritic.diagnose.hypotheses.base import CauseVerdict, Hypothesis
+
+    calls: list[str] = []
+
+    def make(name: str, rank: int) -> type[Hypothesis]:
+        def test(self, ctx):
+            calls.append(self.name)
+            return CauseVerdict(self.name, "inconclusive", 0.2, "ran")
+        return type(name, (Hypothesis,), {"name": name, "budget_rank": rank, "test": test})
+
+    monkeypatch.setitem(HYPOTHESES._entries, "aa_reader", make("aa_reader", 1))
+    monkeypatch.setitem(HYPOTHESES._entries, "zz_cheap", make("zz_cheap", 0))
+    verdicts = api._test_all(object(), DiagnoseConfig(hypotheses=("aa_reader", "zz_cheap")), [])
+    assert calls == ["zz_cheap", "aa_reader"]
+    assert [v.cause for v in verdicts] == ["aa_reader", "zz_cheap"]
+    assert HYPOTHESES.get("label_noise").budget_rank > HYPOTHESES.get("spurious_feature").budget_rank

@@ -218,15 +218,18 @@ def _beyond_phenomena(noise: list[tuple[DefectContext, CauseVerdict]],
 
 
 def _test_all(ctx: DefectContext, config: DiagnoseConfig, notes: list[str]) -> list[CauseVerdict]:
-    out = []
-    for name in config.hypotheses or HYPOTHESES.names():
+    """Every hypothesis on one defect, run cheapest first (``budget_rank``: the re-scoring budget is shared, and a
+    reader of training rows must not spend what the defect's own interventional tests need), listed by name."""
+    names = list(config.hypotheses or HYPOTHESES.names())
+    out: dict[str, CauseVerdict] = {}
+    for name in sorted(names, key=lambda n: HYPOTHESES.get(n).budget_rank):  # stable: by name within a rank
         hyp = HYPOTHESES.get(name)()
         try:
-            out.append(hyp.evaluate(ctx))
+            out[name] = hyp.evaluate(ctx)
         except LmcriticError as err:
-            out.append(CauseVerdict(name, INCONCLUSIVE, 0.2, f"test failed: {err}", mitigation=hyp.mitigation))
+            out[name] = CauseVerdict(name, INCONCLUSIVE, 0.2, f"test failed: {err}", mitigation=hyp.mitigation)
             notes.append(f"{name} on {ctx.defect.id}: {err}")
-    return out
+    return [out[n] for n in names]
 
 
 def _neighbours(ctx: DefectContext, corpus: Corpus | None, config: DiagnoseConfig) -> tuple:

@@ -155,6 +155,9 @@ class Hypothesis(ABC):
     title: ClassVar[str] = "cause"
     needs: ClassVar[frozenset[str]] = frozenset()
     mitigation: ClassVar[str] = ""
+    # When it runs on a defect, lowest first: a test that asks the model about hundreds of training rows goes
+    # after the defect's cheaper interventional tests, so under a query budget it cannot starve them.
+    budget_rank: ClassVar[int] = 0
 
     def missing(self, ctx: DefectContext) -> str | None:
         """What this hypothesis needs and the context lacks, or None."""

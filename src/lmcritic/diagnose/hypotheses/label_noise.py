@@ -50,6 +50,7 @@ THRESHOLD = 0.05
 
 class LabelNoise(Hypothesis):
     name = "label_noise"
+    budget_rank = 1  # reads training rows with the model (hundreds of re-scored cases): after the cheaper tests
     title = "label noise"
     needs = frozenset({"rescore", "train"})
     mitigation = ("relabel (or drop) the training rows of the phenomenon whose labels the model contradicts, "
