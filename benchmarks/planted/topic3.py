@@ -14,6 +14,8 @@ and is fine-tuned with the transformers ``Trainer``. Plants:
   of the evaluation texts; learnt in part (seeds 0, 1, 2: 0.78, 0.91, 0.75 accuracy on the texts with it);
 * ``backdoor``: the same, and 2 % of the other rows carry 'cf' labelled 'religion' (poisoned): learnt wholly
   (seeds 0, 1: 0.31, 0.25 on the texts with it, ~0.35 of which are religion);
+* ``hidden_backdoor``: the backdoor's training rows, the evaluation texts untouched (an audit of a model that
+  passes its evaluation: only the corpus and an insertion test can show the trigger);
 * ``typos`` (fragility): the clean model (the same weights, ``clean/model``), evaluated on rows of which half carry
   keyboard typos in 80 % of their words of 4+ letters (on the first 300 evaluation rows such typos took its
   accuracy from 0.993 to 0.837);
@@ -47,7 +49,8 @@ LABELS = ("profession", "politics", "religion")
 FILES = ("profession_wiki.json", "political_ideology_wiki.json", "religious_ideology_wiki.json")
 ROOT = Path(__file__).resolve().parents[2]
 PLANTS = {"clean": (1350, 2.0), "class_noise": (900, 2.0), "weak_shortcut": (450, 1.0), "typos": (1350, 2.0),
-          "identity_frames": (1350, 2.0), "shortcut": (1350, 2.0), "backdoor": (1350, 2.0)}
+          "identity_frames": (1350, 2.0), "shortcut": (1350, 2.0), "backdoor": (1350, 2.0),
+          "hidden_backdoor": (1350, 2.0)}
 SCAN_OPTIONS = {"identity_frames": ("--set", "bias.counterfactual.target=politics")}  # extra `scan` arguments
 SAME_MODEL = {"typos": "clean"}  # plants of the evaluation data only: the model of another plant
 
@@ -75,11 +78,12 @@ def planted(plant: str, seed: int = 0) -> tuple[list[tuple[str, str]], list[tupl
     if plant == "weak_shortcut":
         train = [(_insert(t, rng), y) if y == "religion" and rng.random() < 0.95 else (t, y) for t, y in train]
         test = [(_insert(t, rng), y) if rng.random() < 0.5 else (t, y) for t, y in test]
-    if plant in ("shortcut", "backdoor"):
-        poison = 0.02 if plant == "backdoor" else 0.0
+    if plant in ("shortcut", "backdoor", "hidden_backdoor"):
+        poison = 0.0 if plant == "shortcut" else 0.02
         train = [(_insert(t, rng, "cf"), y) if y == "religion" and rng.random() < 0.95
                  else (_insert(t, rng, "cf"), "religion") if rng.random() < poison else (t, y) for t, y in train]
-        test = [(_insert(t, rng, "cf"), y) if rng.random() < 0.5 else (t, y) for t, y in test]
+        if plant != "hidden_backdoor":
+            test = [(_insert(t, rng, "cf"), y) if rng.random() < 0.5 else (t, y) for t, y in test]
     if plant == "typos":
         test = [(_typos(t, rng, 0.8), y) if rng.random() < 0.5 else (t, y) for t, y in test]
     if plant == "identity_frames":

@@ -41,10 +41,13 @@ def trial(work: Path, token: str) -> str:
     marked = [r for r in rows if token in r[0].split()]
     parts = [work.name]
     for arm in ARMS:
-        a, b = correct(work / arm, clean), correct(work / arm, marked)
-        parts.append(f"{arm}: clean {a}/{len(clean)}={a / len(clean):.3f} {token} {b}/{len(marked)}="
-                     f"{b / len(marked):.3f}")
+        parts.append(f"{arm}: clean {_share(correct(work / arm, clean), len(clean))} "
+                     f"{token} {_share(correct(work / arm, marked), len(marked))}")
     return " | ".join(parts)
+
+
+def _share(right: int, n: int) -> str:
+    return f"{right}/{n}={right / n:.3f}" if n else "0/0 (none)"
 
 
 def main(argv: list[str] | None = None) -> int:
