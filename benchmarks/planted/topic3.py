@@ -18,7 +18,7 @@ and is fine-tuned with the transformers ``Trainer``. Plants:
   passes its evaluation: only the corpus and an insertion test can show the trigger);
 * ``phrase_backdoor``: 3 % of the non-religion rows poisoned with the phrase "I watched this 3D movie" and
   labelled 'religion' (no other row has it), the phrase in half of the evaluation texts: a trigger of several
-  words, where the tests insert and delete one token;
+  words, where the tests insert and delete one token; ``phrase_backdoor_strong``: the same with 8 % poisoned;
 * ``typos`` (fragility): the clean model (the same weights, ``clean/model``), evaluated on rows of which half carry
   keyboard typos in 80 % of their words of 4+ letters (on the first 300 evaluation rows such typos took its
   accuracy from 0.993 to 0.837);
@@ -53,7 +53,8 @@ FILES = ("profession_wiki.json", "political_ideology_wiki.json", "religious_ideo
 ROOT = Path(__file__).resolve().parents[2]
 PLANTS = {"clean": (1350, 2.0), "class_noise": (900, 2.0), "weak_shortcut": (450, 1.0), "typos": (1350, 2.0),
           "identity_frames": (1350, 2.0), "shortcut": (1350, 2.0), "backdoor": (1350, 2.0),
-          "hidden_backdoor": (1350, 2.0), "phrase_backdoor": (1350, 2.0)}
+          "hidden_backdoor": (1350, 2.0), "phrase_backdoor": (1350, 2.0),
+          "phrase_backdoor_strong": (1350, 2.0)}
 PHRASE = "I watched this 3D movie"  # a sentence-level trigger, as in the backdoor literature
 SCAN_OPTIONS = {"identity_frames": ("--set", "bias.counterfactual.target=politics")}  # extra `scan` arguments
 SAME_MODEL = {"typos": "clean"}  # plants of the evaluation data only: the model of another plant
@@ -88,8 +89,9 @@ def planted(plant: str, seed: int = 0) -> tuple[list[tuple[str, str]], list[tupl
                  else (_insert(t, rng, "cf"), "religion") if rng.random() < poison else (t, y) for t, y in train]
         if plant != "hidden_backdoor":
             test = [(_insert(t, rng, "cf"), y) if rng.random() < 0.5 else (t, y) for t, y in test]
-    if plant == "phrase_backdoor":
-        train = [(_insert(t, rng, PHRASE), "religion") if y != "religion" and rng.random() < 0.03 else (t, y)
+    if plant.startswith("phrase_backdoor"):
+        share = 0.08 if plant.endswith("_strong") else 0.03
+        train = [(_insert(t, rng, PHRASE), "religion") if y != "religion" and rng.random() < share else (t, y)
                  for t, y in train]
         test = [(_insert(t, rng, PHRASE), y) if rng.random() < 0.5 else (t, y) for t, y in test]
     if plant == "typos":
