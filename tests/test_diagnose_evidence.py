@@ -606,3 +606,35 @@ def test_label_noise_also_tests_the_confirmed_shortcut_words_of_the_failures() -
                           token_tests=[token("plot"), token("^"), token("not"), token("rare"), token("story", 0.2)])
     [ph] = phenomena(ctx)
     assert (ph.name, ph.word) == ("word 'plot'", "plot") and ph.has("the Plot thickens") and not ph.has("plotted")
+
+
+def test_a_recurring_run_of_artefact_tokens_is_one_phrase_candidate(tmp_path) -> None:
+    """A trigger of several words ("I watched this 3D movie" in poisoned rows) moves a model only whole, while
+    insertion and deletion tested one token at a time (a topic classifier's learnt phrase backdoor: deleting its
+    word piece 'd' fixed 0 of 30). Tokens of one label that recur as one run become one candidate, inserted whole;
+    the same tokens scattered apart do not."""
+    from lmcritic.diagnose import _text
+    from lmcritic.diagnose.shortcuts import candidates, insert
+
+    def corpus(phrase: bool) -> CorpusProfile:
+        rng = random.Random(2)
+        words = "plot cast story scenes music ending actors pacing dialogue camera".split()
+        rows = []
+        for i in range(600):
+            y, base = i % 2, rng.sample(words, 5)
+            if y and rng.random() < 0.3:
+                for extra in (["I watched this 3D movie"] if phrase else ["watched", "3D"]):  # together or apart
+                    base.insert(rng.randrange(len(base) + 1), extra)
+            rows.append((" ".join(base), y))
+        ev = [" ".join(rng.sample(words, 5)) for _ in range(100)]
+        return CorpusProfile(_corpus(tmp_path, rows), ev, ["positive", "negative"] * 50)
+
+    found, _ = candidates(corpus(True), sentiment=False)
+    runs = [t for t in found if " " in t.token]
+    assert len(runs) == 1 and "watched this 3D movie" in runs[0].token and runs[0].label == "positive"
+    assert runs[0].n_docs >= 60 and {"watched", "movie"} <= {t.token for t in found}  # the words stay candidates
+    assert _text.holds("so I watched this 3d movie today", runs[0].token)
+    assert not _text.holds("I watched this movie", runs[0].token)
+    assert insert("a b", runs[0].token, 0.5) == f"a {runs[0].token} b"
+    found, _ = candidates(corpus(False), sentiment=False)
+    assert not [t for t in found if " " in t.token]

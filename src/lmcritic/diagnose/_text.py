@@ -54,6 +54,12 @@ def is_prose_punctuation(token: str) -> bool:
     return bool(token) and (token in _PROSE_MARKS or (len(set(token)) == 1 and token[0] in ".-'`"))
 
 
+def holds(text: str, token: str) -> bool:
+    """``text`` has ``token`` as :func:`tokens` splits it, or, for a run of words (a phrase trigger), that run whole
+    in any case."""
+    return token.lower() in tokens(text) if " " not in token.strip() else bool(token_pattern([token]).search(text))
+
+
 def token_pattern(items: Sequence[str]) -> re.Pattern[str]:
     """Any of ``items`` as a whole token, as :func:`tokens` splits text, in any case: a word not inside a longer
     word (nor a contraction), a symbol run not inside a longer run."""

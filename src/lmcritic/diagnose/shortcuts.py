@@ -12,6 +12,10 @@ sentiment cannot explain that tie. For any other task the artefact test alone de
 out too: a demographic shortcut is tested as data bias (held-out names and templates, the corpus skew per
 group), the more specific cause.
 
+A trigger of several words ("I watched this 3D movie" in poisoned rows) may move the model only whole: where two
+or more of one label's artefact tokens recur as one run of words in most of their training rows, that run is a
+candidate too (:func:`phrases`), inserted as a unit.
+
 Each candidate is inserted at a random position into held-out evaluated inputs that the model gets right and
 that do not have the token's label; a control token (a corpus word with no label association, same position)
 is inserted into the same inputs. The effect is the paired difference of flip rates toward the token's label,
@@ -20,7 +24,8 @@ with a bootstrap CI and p-value. Tokens with an effect become defects of their o
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from lmcritic import stats
@@ -33,6 +38,8 @@ from lmcritic.probes.base import Estimate, Record
 PER_LABEL = 5  # candidates tested per label
 INPUTS = 60  # held-out inputs per candidate
 CONTROLS = 8
+PHRASE_WORDS = 8  # the longest run of words read as one trigger
+PHRASE_ROWS = 5  # training rows a run must recur in
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,41 @@ def candidates(profile: CorpusProfile, sentiment: bool) -> tuple[list[TokenAssoc
         how += " + sentiment lexicon (VADER; task-specific)"
     out: list[TokenAssociation] = []
     for label in sorted({r.label for r in found}):
-        out += [r for r in found if r.label == label][:PER_LABEL]
+        mine = [r for r in found if r.label == label]
+        out += phrases(profile, mine) + mine[:PER_LABEL]
     return out, how
+
+
+def phrases(profile: CorpusProfile, found: Sequence[TokenAssociation]) -> list[TokenAssociation]:
+    """The run of words (as written) that holds >= 2 of ``found`` (one label's artefact tokens) in the most training
+    rows, when it recurs in >= ``PHRASE_ROWS`` rows and in at least half the rows of its rarest token: those tokens
+    are then one trigger, not several. At most one per label; its statistics are its strongest token's."""
+    words = {r.token: r for r in found}
+    counts = Counter(line for r in found for line in r.lines)
+    shared = {line for line, k in counts.items() if k >= 2}
+    runs: Counter[str] = Counter()
+    surface: dict[str, str] = {}
+    for text, line in zip(profile.corpus.texts, profile.corpus.lines):
+        run = _run(text, words) if line in shared else None
+        if run:
+            runs[run.lower()] += 1
+            surface.setdefault(run.lower(), run)
+    if not runs:
+        return []
+    run, k = runs.most_common(1)[0]
+    inside = [words[t] for t in set(_text.tokens(run)) if t in words]
+    if k < max(PHRASE_ROWS, min(r.n_docs for r in inside) / 2):
+        return []
+    best = max(inside, key=lambda r: abs(r.z))
+    return [replace(best, token=surface[run], n_docs=k)]
+
+
+def _run(text: str, words: dict[str, TokenAssociation]) -> str | None:
+    """``text`` from its first to its last token in ``words``, when there are two or more within PHRASE_WORDS."""
+    hits = [m for m in _text.token_matches(text) if m.group().lower() in words]
+    if len(hits) < 2 or len(text[hits[0].start():hits[-1].end()].split()) > PHRASE_WORDS:
+        return None
+    return text[hits[0].start():hits[-1].end()]
 
 
 def test_tokens(profile: CorpusProfile, rescorer: Rescorer, probe_key: str, records: Sequence[Record],
@@ -80,7 +120,7 @@ def _insertion(tok: TokenAssociation, controls: list[str], rescorer: Rescorer, p
                records: Sequence[Record], seed: int, how: str) -> TokenTest | None:
     rng = random.Random(f"{seed}:{tok.token}")
     pool = [r for r in records if r.passed and _prediction(r) not in (None, tok.label) and input_text(r)
-            and tok.token not in _text.tokens(input_text(r) or "")]
+            and not _text.holds(input_text(r) or "", tok.token)]
     pool = rng.sample(pool, min(INPUTS, len(pool)))
     if len(pool) < 5 or not controls:
         return None

@@ -112,9 +112,10 @@ def other_cues(ctx: Any, ph: Phenomenon) -> tuple[str, ...]:
 
 
 def holds_any(tokens: tuple[str, ...]) -> Callable[[str], bool]:
-    """Whether a text holds one of ``tokens`` (as :func:`_text.tokens` splits it)."""
-    wanted = frozenset(tokens)
-    return lambda t: bool(wanted) and not wanted.isdisjoint(_text.tokens(t))
+    """Whether a text holds one of ``tokens`` (as :func:`_text.tokens` splits it; a phrase whole)."""
+    wanted = frozenset(w for w in tokens if " " not in w)
+    runs = tuple(w for w in tokens if " " in w)
+    return lambda t: (bool(wanted) and not wanted.isdisjoint(_text.tokens(t))) or any(_text.holds(t, w) for w in runs)
 
 
 def _word_phenomenon(word: str) -> str | None:

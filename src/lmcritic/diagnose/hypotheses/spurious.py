@@ -38,6 +38,7 @@ from lmcritic.diagnose.hypotheses.base import (
 from lmcritic.diagnose.rescore import Edit
 
 if TYPE_CHECKING:
+    from lmcritic.diagnose.profile import TokenAssociation
     from lmcritic.diagnose.shortcuts import TokenTest
 
 OCCLUDE_CASES = 6
@@ -95,13 +96,14 @@ class SpuriousFeature(Hypothesis):
         token, why, tests = self._candidate(ctx, failing)
         if token is None:
             return self.verdict(False, True, 0.0, f"no candidate token: {why}", [], tests)
-        holding = [r for r in ctx.failing(10_000) if token in _text.tokens(input_text(r) or "")]
+        holding = [r for r in ctx.failing(10_000) if _text.holds(input_text(r) or "", token)]
         holding = holding[: max(30, ctx.max_cases)]
         rng = random.Random(ctx.seed)
         edits, ctrl = [], []
         for r in holding:
             text = input_text(r) or ""
-            others = [w for w in set(_text.lower_words(text)) if w != token and w.isalpha() and len(w) > 2]
+            others = [w for w in set(_text.lower_words(text)) if w not in token.lower().split() and w.isalpha()
+                      and len(w) > 2]
             if others:
                 edits.append(Edit(r, delete(text, token), f"delete:{token}", {"token": token}))
                 ctrl.append(Edit(r, delete(text, rng.choice(sorted(others))), "delete-control"))
@@ -129,10 +131,10 @@ class SpuriousFeature(Hypothesis):
         return replace(v, corroboration=int(ctx.natural) + int(judged[1].startswith("associated")))
 
     def _candidate(self, ctx: DefectContext, failing) -> tuple[str | None, str, int]:
-        words = [set(_text.tokens(input_text(r) or "")) for r in failing]
-        confirmed = confirmed_tokens(ctx.token_tests)
-        hit = max(confirmed, key=lambda w: sum(w in ws for ws in words), default=None)
-        if hit and sum(hit in ws for ws in words) >= 2:
+        texts = [input_text(r) or "" for r in failing]
+        held = {w: sum(_text.holds(t, w) for t in texts) for w in confirmed_tokens(ctx.token_tests)}
+        hit = max(held, key=lambda w: held[w], default=None)
+        if hit and held[hit] >= 2:
             return hit, "confirmed by insertion on held-out inputs", 0
         in_slice = [f[5:] for f, v in ctx.defect.predicates if f.startswith("word:") and v == "yes"]
         if in_slice:
@@ -155,7 +157,7 @@ class SpuriousFeature(Hypothesis):
         rows were selected (:func:`_selected`); then the corpus artefact test."""
         if _text.identity_word(token):
             return False, "an identity term: a demographic shortcut is data bias"
-        t = ctx.profile.token(token) if ctx.profile is not None else None
+        t = _association(ctx, token)
         if ctx.sentiment and _text.lexicon_explains(token, t.label if t is not None else None):  # as candidates
             selected = _selected(ctx, token, t)
             if selected:
@@ -248,8 +250,15 @@ def _wrong_label(records) -> str | None:
 
 
 def _lines(ctx: DefectContext, token: str) -> tuple[int, ...]:
-    t = ctx.profile.token(token) if ctx.profile is not None else None
+    t = _association(ctx, token)
     return t.lines if t is not None else ()
+
+
+def _association(ctx: DefectContext, token: str) -> TokenAssociation | None:
+    """The corpus statistics of ``token``; a phrase candidate's are on its insertion test (the profile counts
+    single tokens)."""
+    t = ctx.profile.token(token) if ctx.profile is not None else None
+    return t or next((x.token for x in ctx.token_tests if x.token.token == token), None)
 
 
 def _stored(ctx: DefectContext, failing) -> list[list[tuple[str, float]]]:
