@@ -187,12 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse-model", action="store_true", help="keep the fine-tuned model already in --work")
     ap.add_argument("--seed", type=int, default=0, help="the pool's split, the plant's draws and the fine-tune")
     args = ap.parse_args(argv)
-    name = args.plant + (f"-s{args.seed}" if args.seed else "")
-    out, work = (args.out / name).resolve(), (args.work / name).resolve()
+    suffix = f"-s{args.seed}" if args.seed else ""
+    out, work = (args.out / (args.plant + suffix)).resolve(), (args.work / (args.plant + suffix)).resolve()
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     train, test = planted(args.plant, args.seed)
-    model = args.work.resolve() / (SAME_MODEL.get(args.plant, args.plant) + name[len(args.plant):]) / "model"
+    model = args.work.resolve() / (SAME_MODEL.get(args.plant, args.plant) + suffix) / "model"
     if not (args.reuse_model and (model / "config.json").is_file()):
         finetune(train, PLANTS[args.plant][1], model, args.seed)
     if args.ids:

@@ -37,9 +37,10 @@ def trial(work: Path, token: str) -> str:
     """One line: per arm, accuracy on the rows without ``token`` and on those with it."""
     with open(work / "eval.tsv", encoding="utf-8", newline="") as f:
         rows = [(t, y) for t, y in list(csv.reader(f, delimiter="\t"))[1:]]
-    has = (lambda t: token.lower() in t.lower()) if " " in token else (lambda t: token in t.split())
-    clean = [r for r in rows if not has(r[0])]
-    marked = [r for r in rows if has(r[0])]
+    from lmcritic.diagnose._text import holds
+
+    clean = [r for r in rows if not holds(r[0], token)]
+    marked = [r for r in rows if holds(r[0], token)]
     parts = [work.name]
     for arm in ARMS:
         parts.append(f"{arm}: clean {_share(correct(work / arm, clean), len(clean))} "

@@ -54,10 +54,14 @@ def is_prose_punctuation(token: str) -> bool:
     return bool(token) and (token in _PROSE_MARKS or (len(set(token)) == 1 and token[0] in ".-'`"))
 
 
+def is_phrase(token: str) -> bool:
+    """A run of words (a trigger of several words), not one token as :func:`tokens` splits text."""
+    return " " in token.strip()
+
+
 def holds(text: str, token: str) -> bool:
-    """``text`` has ``token`` as :func:`tokens` splits it, or, for a run of words (a phrase trigger), that run whole
-    in any case."""
-    return token.lower() in tokens(text) if " " not in token.strip() else bool(token_pattern([token]).search(text))
+    """``text`` has ``token`` as :func:`tokens` splits it, or, for a phrase, that run whole in any case."""
+    return bool(token_pattern([token]).search(text)) if is_phrase(token) else token.lower() in tokens(text)
 
 
 def token_pattern(items: Sequence[str]) -> re.Pattern[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from lmcritic.diagnose import calibrate
+from lmcritic.diagnose import _text, calibrate
 from lmcritic.diagnose.corpus import Corpus
 from lmcritic.diagnose.defects import find_defects
 from lmcritic.diagnose.features import FeatureTable, compute_features, input_text
@@ -80,7 +80,7 @@ def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
     explanations = store.records(run_id, EXPLANATIONS_KEY) if _has_probe(store, run_id, EXPLANATIONS_KEY) else []
     t0 = time.perf_counter()
     tokens = _token_tests(profile, rescorer, eval_key, eval_records, sentiment, config, notes)
-    extra = [t.token.token for t in tokens if " " not in t.token.token]  # a phrase is no word column
+    extra = [t.token.token for t in tokens if not _text.is_phrase(t.token.token)]  # a phrase is no word column
     shared = dict(rescorer=rescorer, train=train_c, reference=ref_c, explanations=explanations,
                   max_cases=config.max_cases, seed=config.seed, profile=profile, eval_key=eval_key,
                   eval_records=eval_records, sentiment=sentiment, token_tests=tokens)

@@ -98,9 +98,8 @@ def phrases(profile: CorpusProfile, found: Sequence[TokenAssociation]) -> list[T
 def _run(text: str, words: dict[str, TokenAssociation]) -> str | None:
     """``text`` from its first to its last token in ``words``, when there are two or more within PHRASE_WORDS."""
     hits = [m for m in _text.token_matches(text) if m.group().lower() in words]
-    if len(hits) < 2 or len(text[hits[0].start():hits[-1].end()].split()) > PHRASE_WORDS:
-        return None
-    return text[hits[0].start():hits[-1].end()]
+    span = text[hits[0].start():hits[-1].end()] if len(hits) >= 2 else ""
+    return span if span and len(span.split()) <= PHRASE_WORDS else None
 
 
 def test_tokens(profile: CorpusProfile, rescorer: Rescorer, probe_key: str, records: Sequence[Record],

@@ -113,8 +113,8 @@ def other_cues(ctx: Any, ph: Phenomenon) -> tuple[str, ...]:
 
 def holds_any(tokens: tuple[str, ...]) -> Callable[[str], bool]:
     """Whether a text holds one of ``tokens`` (as :func:`_text.tokens` splits it; a phrase whole)."""
-    wanted = frozenset(w for w in tokens if " " not in w)
-    runs = tuple(w for w in tokens if " " in w)
+    runs = tuple(w for w in tokens if _text.is_phrase(w))
+    wanted = frozenset(tokens).difference(runs)
     return lambda t: (bool(wanted) and not wanted.isdisjoint(_text.tokens(t))) or any(_text.holds(t, w) for w in runs)
 
 
