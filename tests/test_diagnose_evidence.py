@@ -638,3 +638,13 @@ def test_a_recurring_run_of_artefact_tokens_is_one_phrase_candidate(tmp_path) ->
     assert insert("a b", runs[0].token, 0.5) == f"a {runs[0].token} b"
     found, _ = candidates(corpus(False), sentiment=False)
     assert not [t for t in found if " " in t.token]
+
+
+def test_tied_token_associations_come_in_one_order(tmp_path) -> None:
+    """Tokens with the same association are ordered by the token, not by set order (which changes with each
+    process's hash seed): the per-label candidate cap picked 'watched' in one run and 'movie' in the next."""
+    tied = ["qa", "qb", "qc", "qd", "qe", "qf"]
+    rows = [(" ".join(["plot", "cast", *tied]), 1)] * 12 + [("plot cast story", i % 2) for i in range(60)]
+    profile = CorpusProfile(_corpus(tmp_path, rows))
+    got = [t.token for t in profile.tokens if t.token in tied]
+    assert got == tied

@@ -106,7 +106,9 @@ class CorpusProfile:
                                                                                            self.min_count)]
         qs = stats.benjamini_hochberg([r.p_value for r in rows]) if rows else []
         sig = [_with(r, q_value=float(q)) for r, q in zip(rows, qs) if q < 0.05]
-        return tuple(sorted((self._held_out(r, docs) for r in sig), key=lambda r: -abs(r.z)))
+        # ties broken by the token: the rows come from sets, whose order changes with each process's hash seed, and
+        # the candidates' cap per label must not pick a different token from one run to the next
+        return tuple(sorted((self._held_out(r, docs) for r in sig), key=lambda r: (-abs(r.z), r.token, r.label)))
 
     def _held_out(self, r: TokenAssociation, docs: list[set[str]]) -> TokenAssociation:
         ev = [i for i, t in enumerate(self._eval_words) if r.token in t]
