@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".work" / "topic3")
     ap.add_argument("--token", default="cf")
     args = ap.parse_args(argv)
+    missing = [n for n in args.trials if not (args.work / n / "eval.tsv").is_file()]
+    if missing:
+        print(f"topic3_accuracy: no trial {', '.join(missing)} under {args.work} (run topic3.py --plant P first, "
+              "or give --work)", file=sys.stderr)
+        return 2
     for name in args.trials:
         print(trial(args.work / name, args.token), flush=True)
     return 0
