@@ -614,7 +614,7 @@ def test_a_recurring_run_of_artefact_tokens_is_one_phrase_candidate(tmp_path) ->
     word piece 'd' fixed 0 of 30). Tokens of one label that recur as one run become one candidate, inserted whole;
     the same tokens scattered apart do not."""
     from lmcritic.diagnose import _text
-    from lmcritic.diagnose.shortcuts import candidates, insert
+    from lmcritic.diagnose.shortcuts import PER_LABEL, candidates, insert
 
     def corpus(phrase: bool) -> CorpusProfile:
         rng = random.Random(2)
@@ -632,7 +632,8 @@ def test_a_recurring_run_of_artefact_tokens_is_one_phrase_candidate(tmp_path) ->
     found, _ = candidates(corpus(True), sentiment=False)
     runs = [t for t in found if " " in t.token]
     assert len(runs) == 1 and "watched this 3D movie" in runs[0].token and runs[0].label == "positive"
-    assert runs[0].n_docs >= 60 and {"watched", "movie"} <= {t.token for t in found}  # the words stay candidates
+    words = [t.token for t in found if not _text.is_phrase(t.token)]  # the phrase is added, its words stay
+    assert runs[0].n_docs >= 60 and len(words) == PER_LABEL and set(words) <= set(_text.tokens(runs[0].token))
     assert _text.holds("so I watched this 3d movie today", runs[0].token)
     assert not _text.holds("I watched this movie", runs[0].token)
     assert insert("a b", runs[0].token, 0.5) == f"a {runs[0].token} b"
