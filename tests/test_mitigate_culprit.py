@@ -7,6 +7,7 @@ from lmcritic.mitigate.base import Culprit, MitigationContext, Target
 from lmcritic.mitigate.data import Row, TrainingSet
 
 LABELS = ("negative", "positive")
+NO_TASK = "no evaluated texts of the run's own task, or no labelled rows"
 
 
 def _ctx(tmp_path, culprit: Culprit | None) -> MitigationContext:
@@ -135,7 +136,7 @@ def test_label_repair_without_a_phenomenon_uses_the_implicated_lines_or_the_corp
     memorised = Culprit("memorized_rows", "40 cases", train_lines=lines, source="diagnosis")
     new, info = LabelRepair(features="tfidf").transform(_ctx(tmp_path, memorised), data)
     assert info["scope"] == {"phenomenon": None, "train_lines": 84, "candidates": 84, "rows": "implicated",
-                             "capped_at": None}
+                             "capped_at": None, "reader": {"masked": [], "why": NO_TASK, "read_against": 0}}
     kept = {r.line for r in new.rows}
     assert not kept & {data.rows[i].line for i in OTHER_FLIPS} and len(data) - len(new) == info["flagged"]
     new, info = LabelRepair(features="tfidf").transform(_ctx(tmp_path, None), data)

@@ -111,6 +111,26 @@ def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
     return graph
 
 
+def own_task_records(store: RunStore, run_id: str) -> list[Record]:
+    """The run's records of its own task (labelled texts the model answered), [] when it has none."""
+    return _own_task(store, run_id, _probe_names(store.get_run(run_id).spec))[1]
+
+
+def artefact_candidates(corpus: Corpus, eval_records: Sequence[Record]) -> tuple[list[str], str]:
+    """The shortcut candidates the diagnosis would test in ``corpus`` (label-associated artefact tokens and
+    trigger phrases, :func:`~lmcritic.diagnose.shortcuts.candidates`) against the evaluated texts, and how they
+    were judged; computed from the corpus and the texts alone (no model)."""
+    from lmcritic.diagnose.shortcuts import candidates
+
+    if not corpus.named:
+        _name_labels(corpus, eval_records)
+    profile = _profile(corpus, eval_records)
+    if profile is None or not profile.labelled or not eval_records:
+        return [], ""
+    found, how = candidates(profile, _is_sentiment(eval_records))
+    return list(dict.fromkeys(t.token for t in found)), how
+
+
 def _budget_notes(rescorer: Rescorer | None) -> list[str]:
     if rescorer is None:
         return []
@@ -325,4 +345,4 @@ def with_overrides(config: DiagnoseConfig, **values: Any) -> DiagnoseConfig:
     return replace(config, **{k: v for k, v in values.items() if v is not None})
 
 
-__all__: Sequence[str] = ("DiagnoseConfig", "diagnose_run")
+__all__: Sequence[str] = ("DiagnoseConfig", "artefact_candidates", "diagnose_run", "own_task_records")

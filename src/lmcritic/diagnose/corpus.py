@@ -46,14 +46,23 @@ class TermStats:
 class Corpus:
     """Texts (and labels when the file has them) from .tsv/.csv/.jsonl (text|sentence + label) or .txt."""
 
-    def __init__(self, path: str | Path, max_docs: int | None = None) -> None:
+    def __init__(self, path: str | Path, max_docs: int | None = None,
+                 rows: tuple[list[int], list[str], list[str | None]] | None = None) -> None:
         self.path = Path(path)
-        self.lines, self.texts, self.labels = _load(self.path, max_docs)
+        self.lines, self.texts, self.labels = rows if rows is not None else _load(self.path, max_docs)
         self._norm = [normalize(t) for t in self.texts]
         self._bm25: Any = None
         self._shingles: set[tuple[str, ...]] | None = None
         self._exact: dict[str, list[int]] | None = None
         self.named = False  # labels already the evaluated task's class names (see name_labels)
+
+    @classmethod
+    def of_rows(cls, source: str, lines: Sequence[int], texts: Sequence[str], labels: Sequence[str]) -> "Corpus":
+        """A corpus of rows already in memory whose labels are the task's class names (a mitigation's rows)."""
+        named: list[str | None] = list(labels)
+        corpus = cls(source, rows=(list(lines), list(texts), named))
+        corpus.named = True
+        return corpus
 
     def label(self, i: int) -> str | None:
         """Row ``i``'s label as the evaluated task names it."""

@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 from lmcritic.diagnose import _text
 from lmcritic.errors import ConfigError
+from lmcritic.mitigate._artefacts import masked_rows, read_against, reader_masks
 from lmcritic.mitigate._length import balance_length
 from lmcritic.mitigate.base import MitigationContext
 from lmcritic.mitigate.data import Row, TrainingSet
@@ -136,19 +137,22 @@ class LabelRepairConfig(TrainConfig):
     folds: int = 5
     max_share: float = 0.1  # never touch more than this share (raised to a corpus-wide flip rate's upper bound)
     scope: str = "auto"  # auto: the rows the diagnosis implicates (its phenomenon, its train lines), else the corpus
+    mask: str = "auto"  # auto: the reader never sees the corpus's shortcut candidates (mitigate._artefacts) | none
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.action not in ACTIONS or self.features not in FEATURES or self.folds < 2 \
-                or self.scope not in ("auto", "corpus"):
+                or self.scope not in ("auto", "corpus") or self.mask not in ("auto", "none"):
             raise ValueError(f"action: {' | '.join(ACTIONS)}; features: {' | '.join(FEATURES)}; folds >= 2; "
-                             "scope: auto | corpus")
+                             "scope: auto | corpus; mask: auto | none")
 
 
 class LabelRepair(Retrain):
     """Confident learning (cleanlab) on out-of-fold probabilities of a model cross-fitted on the whole corpus
     (logistic regression on sentence embeddings), among the rows the diagnosis implicates: the rows with its
-    label-noise phenomenon and its train lines (every row when it names none)."""
+    label-noise phenomenon and its train lines (every row when it names none). The reader reads the rows with the
+    corpus's shortcut candidates taken out (:mod:`lmcritic.mitigate._artefacts`: a learnt trigger vouches for a
+    poisoned label)."""
 
     name = "label_repair"
     title = "label repair by confident learning (cleanlab), then retrain"
@@ -169,7 +173,13 @@ class LabelRepair(Retrain):
         labels = list(data.labels) or sorted({str(r.label) for r in data.rows})
         candidates, scope = self._scope(ctx, data.rows)
         features = _feature_kind(self.config.features)
-        flagged, probs = label_issues(data.rows, labels, features, self.config.folds, ctx.seed, candidates)
+        masks, scope["reader"] = reader_masks(ctx, data) if self.config.mask == "auto" else ([], {"masked": []})
+        flagged, probs = label_issues(masked_rows(data.rows, masks), labels, features, self.config.folds, ctx.seed,
+                                      candidates)
+        seen = set(flagged)
+        against = [i for i in read_against(data.rows, masks, probs, labels, candidates) if i not in seen]
+        scope["reader"]["read_against"] = len(against)
+        flagged = [*flagged, *against]
         cap = int(self._max_share(ctx) * len(data.rows))
         scope["capped_at"] = cap if len(flagged) > cap else None
         flagged = flagged[:cap]
