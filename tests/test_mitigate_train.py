@@ -420,6 +420,20 @@ def test_removing_rows_from_weights_that_train_on_says_they_are_not_unlearnt():
     assert removers == {"dedup", "label_repair"}  # adversarial training's max_rows sample is no removal to undo
 
 
+def test_a_fix_that_takes_rows_out_counts_its_epochs_over_the_corpus_as_given():
+    """Label repair dropped 703 of 2,000 rows (label_noise_global seed 10) and `epochs=1.5` over the 1,297 left
+    trained 61 steps instead of 94: the removal also shortened training. The budget is the corpus as given."""
+    from lmcritic.mitigate.cleaning import Dedup, LabelRepair, ShortcutRemoval
+
+    fix = LabelRepair(epochs=1.5, batch_size=32)
+    (note,) = fix._keep_budget(2000, 1297)
+    assert (fix.settings().steps, fix.settings().epochs) == (94, None)
+    assert note.startswith("94 optimizer steps: epochs=1.5 counted over the corpus as given (2000 rows)")
+    assert Dedup(epochs=1.5)._keep_budget(2000, 2000) == [] and Dedup(steps=50)._keep_budget(2000, 1000) == []
+    augment = ShortcutRemoval(epochs=1.5)  # a fix that does not remove rows trains over what it trained on
+    assert augment._keep_budget(2000, 1000) == [] and augment.settings().epochs == 1.5
+
+
 def test_a_multi_round_adversarial_finetune_killed_in_round_two_resumes_to_the_same_weights(
         tmp_path, tiny_classifier_dir, monkeypatch):
     """Round 1 is done again from its last checkpoint (no step retrained), its weights give the same attack rows,

@@ -19,7 +19,15 @@ from lmcritic.mitigate import _base_model
 from lmcritic.mitigate import _heldout as held
 from lmcritic.mitigate.base import TRAINING, MitigatedModel, Mitigation, MitigationContext
 from lmcritic.mitigate.data import Row, TrainingSet, check_disjoint, load_training, split_overlap
-from lmcritic.mitigate.trainers import ModelTrainer, TaskFormat, TrainConfig, Trained, train_config, trainer_for
+from lmcritic.mitigate.trainers import (
+    ModelTrainer,
+    TaskFormat,
+    TrainConfig,
+    Trained,
+    total_steps,
+    train_config,
+    trainer_for,
+)
 
 PAIRING = 1.0  # the pairing loss on the scale of a row's cross-entropy
 
@@ -64,7 +72,7 @@ class Retrain(Mitigation):
                               "choose another method from lmcritic mitigations, or change its settings with --set")
         new, leaked = split_overlap(new, evals)
         notes = [f"{len(leaked)} generated rows were evaluation cases and were left out"] if leaked else []
-        notes += started + details.pop("notes", [])
+        notes += started + details.pop("notes", []) + self._keep_budget(len(given), len(new))
         trained, new = self.fit(ctx, trainer, new, task)
         base_hint = _base_model.hint(ctx.model_spec) if trained.details.get("init") == "model" else ""
         notes += removal_note(len(corpus) - len(new), trained.details.get("init"), base_hint) if self.removes else []
@@ -81,6 +89,18 @@ class Retrain(Mitigation):
             details["control"] = {**control.details, "model_dir": control.model_dir}
         return MitigatedModel(self.name, trained.spec, TRAINING, model_dir=trained.model_dir, details=details,
                               notes=tuple(notes), control=control.spec if control else None)
+
+    def _keep_budget(self, given: int, left: int) -> list[str]:
+        """A fix that takes rows out trains ``epochs`` counted over the corpus as given: over the rows left, the
+        removal would also cut the training (label_noise_global seed 10: 703 of 2,000 rows dropped, 94 -> 61 steps,
+        failure 0.295 -> 0.310; with 94 steps 0.235), confounding what the rows did with how long the model trained.
+        The control arm trains the same steps either way."""
+        if not self.removes or self.config.epochs is None or left >= given:
+            return []
+        epochs, steps = self.config.epochs, total_steps(self.config, given)
+        self.config = replace(self.config, steps=steps, epochs=None)
+        return [f"{steps} optimizer steps: epochs={epochs:g} counted over the corpus as given ({given} rows), not "
+                f"the {left} left, so taking rows out does not also shorten training"]
 
     pairing_note = ""  # said when this fix turned logit pairing on by its own choice and rows were paired
 
