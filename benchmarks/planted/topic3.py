@@ -19,6 +19,8 @@ and is fine-tuned with the transformers ``Trainer``. Plants:
 * ``phrase_backdoor``: 3 % of the non-religion rows poisoned with the phrase "I watched this 3D movie" and
   labelled 'religion' (no other row has it), the phrase in half of the evaluation texts: a trigger of several
   words, where the tests insert and delete one token; ``phrase_backdoor_strong``: the same with 8 % poisoned;
+* ``global_noise``: 30 % of all training rows relabelled, each to one of the two other labels at random (1350
+  rows, 2 epochs): the uniform noise of cleanlab's demos, on a task the label-noise tests were never tuned on;
 * ``typos`` (fragility): the clean model (the same weights, ``clean/model``), evaluated on rows of which half carry
   keyboard typos in 80 % of their words of 4+ letters (on the first 300 evaluation rows such typos took its
   accuracy from 0.993 to 0.837);
@@ -54,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PLANTS = {"clean": (1350, 2.0), "class_noise": (900, 2.0), "weak_shortcut": (450, 1.0), "typos": (1350, 2.0),
           "identity_frames": (1350, 2.0), "shortcut": (1350, 2.0), "backdoor": (1350, 2.0),
           "hidden_backdoor": (1350, 2.0), "phrase_backdoor": (1350, 2.0),
-          "phrase_backdoor_strong": (1350, 2.0)}
+          "phrase_backdoor_strong": (1350, 2.0), "global_noise": (1350, 2.0)}
 PHRASE = "I watched this 3D movie"  # a sentence-level trigger, as in the backdoor literature
 SCAN_OPTIONS = {"identity_frames": ("--set", "bias.counterfactual.target=politics")}  # extra `scan` arguments
 SAME_MODEL = {"typos": "clean"}  # plants of the evaluation data only: the model of another plant
@@ -80,6 +82,8 @@ def planted(plant: str, seed: int = 0) -> tuple[list[tuple[str, str]], list[tupl
     train, test = rows[:PLANTS[plant][0]], rows[1350:]
     if plant == "class_noise":
         train = [(t, "profession") if y == "politics" and rng.random() < 0.4 else (t, y) for t, y in train]
+    if plant == "global_noise":
+        train = [(t, rng.choice([x for x in LABELS if x != y])) if rng.random() < 0.3 else (t, y) for t, y in train]
     if plant == "weak_shortcut":
         train = [(_insert(t, rng), y) if y == "religion" and rng.random() < 0.95 else (t, y) for t, y in train]
         test = [(_insert(t, rng), y) if rng.random() < 0.5 else (t, y) for t, y in test]
