@@ -340,6 +340,25 @@ def test_cli_option_text_is_converted_by_annotation(tmp_path) -> None:
     assert check_config("interpret.explain", stage) == {"k": 3, "methods": ["leave_one_out"], "faithfulness": False}
 
 
+def test_the_scans_diagnosis_budget_follows_what_a_re_scored_case_costs() -> None:
+    """The default scan gave a topic classifier's diagnosis 1,500 re-scored cases (sized for generating models) and
+    its later defects went untested; ``auto`` gives a model that only classifies the diagnose command's 4,000."""
+    from types import SimpleNamespace
+
+    from lmcritic.requests import Capability as C
+    from lmcritic.spec import default_suite
+    from lmcritic.stages import _queries, check_config
+
+    head = SimpleNamespace(capabilities=frozenset({C.CLASSIFY, C.GRADIENTS, C.EMBEDDINGS}))
+    chat = SimpleNamespace(capabilities=frozenset({C.GENERATE, C.CHAT, C.LOGLIKELIHOOD, C.CLASSIFY}))
+    assert (_queries("auto", head), _queries("auto", chat)) == (4000, 1500)
+    assert _queries(800, head) == 800 and _queries(None, chat) is None  # a number (or no cap) is taken as given
+    (diagnose,) = [s for s in default_suite()[1] if s.name == "diagnose"]
+    assert check_config("diagnose", dict(diagnose.config))["max_queries"] == "auto"
+    with pytest.raises(ConfigError, match="max_queries must be an integer or one of .auto."):
+        check_config("diagnose", {"max_queries": "lots"})
+
+
 @pytest.mark.parametrize(("args", "expect"), [
     (("--model", "smollm2-135m", "--set", "safety.pii.max_elicitation_rate=high"),
      "max_elicitation_rate must be a number"),

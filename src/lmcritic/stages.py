@@ -7,7 +7,7 @@ finished stage. Stages run in spec order after every probe, through the same cac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 from lmcritic.registry import Registry
 
@@ -56,13 +56,32 @@ def explain_stage(ctx: StageContext, k: int = 5, methods: list[str] | None = Non
                   faithfulness=faithfulness)
 
 
+AUTO_QUERIES = {"generates": 1500, "classifies": 4000}  # max_queries "auto", by what one re-scored case costs
+
+
 def diagnose_stage(ctx: StageContext, train: str | None = None, reference: str | None = None,
-                   probes: list[str] | None = None, max_queries: int | None = 4000, max_cases: int = 24) -> None:
+                   probes: list[str] | None = None, max_queries: int | Literal["auto"] | None = 4000,
+                   max_cases: int = 24) -> None:
     """Defects → tested causes → evidence → mitigation, stored in the run (see :mod:`lmcritic.diagnose`)."""
     from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
 
-    config = DiagnoseConfig(probes=tuple(probes) if probes else None, max_queries=max_queries, max_cases=max_cases)
+    config = DiagnoseConfig(probes=tuple(probes) if probes else None, max_queries=_queries(max_queries, ctx.model),
+                            max_cases=max_cases)
     diagnose_run(ctx.store, ctx.run_id, model=ctx.model, train=train, reference=reference, config=config)
+
+
+def _queries(value: int | str | None, model: Backend) -> int | None:
+    """``auto``: a model that only classifies (a classification head: one forward pass per re-scored case) gets
+    the ``diagnose`` command's budget; one that generates, whose cases cost far more, the smaller one. The
+    default scan once gave a topic classifier's diagnosis 1,500 cases, spent on its first defect, and its later
+    defects went untested."""
+    from lmcritic.requests import Capability
+
+    if value != "auto":
+        return None if value is None else int(value)
+    caps = model.capabilities
+    only_classifies = Capability.CLASSIFY in caps and Capability.GENERATE not in caps
+    return AUTO_QUERIES["classifies" if only_classifies else "generates"]
 
 
 STAGES.add("interpret.explain", explain_stage)
