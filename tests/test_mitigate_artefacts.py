@@ -53,9 +53,9 @@ def test_the_trigger_is_a_candidate_and_masking_it_lets_confident_learning_find_
     rows = data.rows
     corpus = Corpus.of_rows("fixture", [r.line for r in rows], [r.text for r in rows], [r.label for r in rows])
     tokens, _ = artefact_candidates(corpus, _records())
-    assert tokens == ["cf"]  # the topic words hold in the evaluated texts too: no artefact
+    assert tokens == [("cf", "sport")]  # the topic words hold in the evaluated texts too: no artefact
     plain, _ = label_issues(rows, LABELS, "tfidf", 5, 0)
-    clean, _ = label_issues(masked_rows(rows, tokens), LABELS, "tfidf", 5, 0)
+    clean, _ = label_issues(masked_rows(rows, ["cf"]), LABELS, "tfidf", 5, 0)
     assert len(POISONED & set(plain)) < len(POISONED) / 2  # the reader learnt 'cf': it vouches for the poison
     assert len(POISONED & set(clean)) >= 0.7 * len(POISONED) and len(set(clean) - POISONED) <= 2  # 20 and 0 here
 
@@ -73,3 +73,15 @@ def test_label_repair_drops_the_poisoned_rows_and_says_what_its_reader_did_not_s
     assert not any("cf" in r.text.split() for r in new.rows) and info["flagged"] == len(POISONED)
     _, unmasked = LabelRepair(features="tfidf", mask="none").transform(ctx, data)
     assert unmasked["scope"]["reader"] == {"masked": [], "read_against": 0} and unmasked["flagged"] == 0
+
+
+def test_only_a_candidate_of_the_rows_own_label_makes_its_reading_against_it_a_flag():
+    import numpy as np
+
+    from lmcritic.mitigate._artefacts import read_against
+
+    rows = [Row("a cf b", "sport"), Row("c cf d", "cooking"), Row("e f", "sport"), Row("cf g", "sport")]
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.9, 0.1], [0.3, 0.7]])  # columns: cooking, sport
+    assert read_against(rows, [("cf", "sport")], probs, LABELS, None) == [0]  # row 3 reads sport: its label
+    assert read_against(rows, [("cf", "sport")], probs, LABELS, [1, 2, 3]) == []  # among the implicated rows only
+    assert read_against(rows, [], probs, LABELS, None) == []

@@ -116,10 +116,10 @@ def own_task_records(store: RunStore, run_id: str) -> list[Record]:
     return _own_task(store, run_id, _probe_names(store.get_run(run_id).spec))[1]
 
 
-def artefact_candidates(corpus: Corpus, eval_records: Sequence[Record]) -> tuple[list[str], str]:
+def artefact_candidates(corpus: Corpus, eval_records: Sequence[Record]) -> tuple[list[tuple[str, str]], str]:
     """The shortcut candidates the diagnosis would test in ``corpus`` (label-associated artefact tokens and
-    trigger phrases, :func:`~lmcritic.diagnose.shortcuts.candidates`) against the evaluated texts, and how they
-    were judged; computed from the corpus and the texts alone (no model)."""
+    trigger phrases, :func:`~lmcritic.diagnose.shortcuts.candidates`) against the evaluated texts, each with the
+    label it is tied to, and how they were judged; computed from the corpus and the texts alone (no model)."""
     from lmcritic.diagnose.shortcuts import candidates
 
     if not corpus.named:
@@ -128,7 +128,7 @@ def artefact_candidates(corpus: Corpus, eval_records: Sequence[Record]) -> tuple
     if profile is None or not profile.labelled or not eval_records:
         return [], ""
     found, how = candidates(profile, _is_sentiment(eval_records))
-    return list(dict.fromkeys(t.token for t in found)), how
+    return list(dict.fromkeys((t.token, str(t.label)) for t in found)), how
 
 
 def _budget_notes(rescorer: Rescorer | None) -> list[str]:

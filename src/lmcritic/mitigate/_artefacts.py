@@ -8,9 +8,11 @@ and the fine-tune that followed, on the 29 left, taught the model the backdoor (
 reader here reads each row with the candidates the diagnosis would test for a shortcut removed (label-associated
 artefact tokens and recurring runs of them, judged against the evaluated texts; identity terms and, for
 sentiment, lexicon words are never candidates), so a row is judged on what the rest of its text says; and a
-row that carries a candidate is flagged whenever that reading names another label (:func:`read_against`): its
-label rests on the suspected trigger alone. Confident learning's per-label noise-rate counts had left 3 such rows
-of the 32 above (read as politics at 0.50, 0.47, 0.76) among the 27 it found.
+row that carries a candidate of its own label is flagged whenever that reading names another label
+(:func:`read_against`): its label rests on the suspected trigger alone. Confident learning's per-label noise-rate
+counts had left 3 such rows of the 32 above (read as politics at 0.50, 0.47, 0.76) among the 27 it found. A row
+carrying a candidate of another label is an ordinary row ('this', a word of the religion trigger, in a politics
+row says nothing of it).
 """
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ from lmcritic.mitigate.base import MitigationContext
 from lmcritic.mitigate.data import Row, TrainingSet
 
 
-def reader_masks(ctx: MitigationContext, data: TrainingSet) -> tuple[list[str], dict[str, Any]]:
-    """The corpus's shortcut candidates against the run's evaluated texts, and a description for the report."""
+def reader_masks(ctx: MitigationContext, data: TrainingSet) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """The corpus's shortcut candidates (token, its label) against the run's evaluated texts, and a description
+    for the report."""
     from lmcritic.diagnose.api import artefact_candidates, own_task_records
     from lmcritic.diagnose.corpus import Corpus
 
@@ -33,10 +36,11 @@ def reader_masks(ctx: MitigationContext, data: TrainingSet) -> tuple[list[str], 
         return [], {"masked": [], "why": "no evaluated texts of the run's own task, or no labelled rows"}
     corpus = Corpus.of_rows(data.source, [r.line or 0 for r in labelled], [r.text for r in labelled],
                             [str(r.label) for r in labelled])
-    tokens, how = artefact_candidates(corpus, records)
+    found, how = artefact_candidates(corpus, records)
+    tokens = list(dict.fromkeys(t for t, _ in found))
     pattern = _text.token_pattern(tokens) if tokens else None
     held = sum(1 for r in labelled if pattern and pattern.search(r.text))
-    return tokens, {"masked": tokens, "judged_by": how, "rows_with_masked": held}
+    return found, {"masked": tokens, "judged_by": how, "rows_with_masked": held}
 
 
 def masked_rows(rows: Sequence[Row], tokens: Sequence[str]) -> list[Row]:
@@ -48,15 +52,13 @@ def masked_rows(rows: Sequence[Row], tokens: Sequence[str]) -> list[Row]:
             for r in rows]
 
 
-def read_against(rows: Sequence[Row], tokens: Sequence[str], probs: Any, labels: Sequence[str],
+def read_against(rows: Sequence[Row], candidates: Sequence[tuple[str, str]], probs: Any, labels: Sequence[str],
                  among: Sequence[int] | None) -> list[int]:
-    """Indices of rows (of ``among``; None: all) that hold one of ``tokens`` and whose reading without them
-    (``probs``, columns in ``labels`` order) names another label than theirs, least supported first."""
-    if not tokens:
-        return []
-    pattern = _text.token_pattern(tokens)
+    """Indices of rows (of ``among``; None: all) that hold a candidate tied to their own label and whose reading
+    without the candidates (``probs``, columns in ``labels`` order) names another label, least supported first."""
+    patterns = {y: _text.token_pattern([t for t, x in candidates if x == y]) for y in {x for _, x in candidates}}
     pool = range(len(rows)) if among is None else sorted(set(among))
-    found = [i for i in pool if pattern.search(rows[i].text) and rows[i].label is not None
+    found = [i for i in pool if (p := patterns.get(str(rows[i].label))) is not None and p.search(rows[i].text)
              and labels[int(probs[i].argmax())] != str(rows[i].label)]
     return sorted(found, key=lambda i: float(probs[i][list(labels).index(str(rows[i].label))]))
 

@@ -174,8 +174,8 @@ class LabelRepair(Retrain):
         candidates, scope = self._scope(ctx, data.rows)
         features = _feature_kind(self.config.features)
         masks, scope["reader"] = reader_masks(ctx, data) if self.config.mask == "auto" else ([], {"masked": []})
-        flagged, probs = label_issues(masked_rows(data.rows, masks), labels, features, self.config.folds, ctx.seed,
-                                      candidates)
+        flagged, probs = label_issues(masked_rows(data.rows, [t for t, _ in masks]), labels, features,
+                                      self.config.folds, ctx.seed, candidates)
         seen = set(flagged)
         against = [i for i in read_against(data.rows, masks, probs, labels, candidates) if i not in seen]
         scope["reader"]["read_against"] = len(against)
