@@ -163,11 +163,10 @@ class DataBias(Hypothesis):
         if not ctx.can_rescore():
             return self.verdict(False, False, share.value * 0.5, "identity terms in failures; the model is needed to "
                                 "swap them", evidence)
-        wrong = _other_label(with_terms, None)
         named = [(r, _groups(input_text(r) or "")) for r in ctx.records]  # once: every suspect's swaps read it
         suspects = _suspects(groups, named)
-        verdicts = [self._natural_group(ctx, named, (attr, group), wrong, share.value, list(evidence), len(suspects))
-                    for attr, group in suspects]
+        verdicts = [self._natural_group(ctx, named, g, _pushed_to(g, with_terms, groups), share.value, list(evidence),
+                                        len(suspects)) for g in suspects]
         return max(verdicts, key=lambda v: (v.verdict == "supported", v.corroboration,
                                             -(v.p_value if v.p_value is not None else 2.0)))
 
@@ -335,6 +334,15 @@ def _oriented(e: Estimate, sign: int) -> Estimate:
     if sign > 0:
         return e
     return Estimate(-e.value, e.n, -e.ci_high, -e.ci_low, e.method, e.confidence)
+
+
+def _pushed_to(group: tuple[str, str], failing: Sequence[Record],
+               groups: dict[str, set[tuple[str, str]]]) -> str | None:
+    """The label the failures naming ``group`` went to: each suspect is tested toward its own failures' answer. One
+    label for every suspect (the failures' usual answer) tested a group that pushes the other way against the wrong
+    label: a plant naming women on negative rows and men on positive ones fails both ways, and female, pushing
+    toward negative (-0.15 [-0.21, -0.09] on p(positive), n 30), was judged against positive and not supported."""
+    return _other_label([r for r in failing if group in groups[r.case_id]], None)
 
 
 def _other_label(records: Sequence[Record], target: object) -> str | None:
