@@ -375,3 +375,19 @@ def test_hypotheses_run_cheapest_first_and_are_listed_by_name(monkeypatch) -> No
     assert calls == ["zz_cheap", "aa_reader"]
     assert [v.cause for v in verdicts] == ["aa_reader", "zz_cheap"]
     assert HYPOTHESES.get("label_noise").budget_rank > HYPOTHESES.get("spurious_feature").budget_rank
+
+
+def test_each_identity_suspect_is_tested_toward_the_label_its_own_failures_went_to():
+    """A plant naming women on negative training rows and men on positive ones fails both ways; the failures'
+    usual answer (positive, the men's) was the label every suspect was tested toward, so female, which pushes
+    toward negative, was judged against positive and not supported (identity_frames seed 11's mitigation scan)."""
+    from lmcritic.diagnose.hypotheses.data_bias import _pushed_to
+    from lmcritic.probes.base import Record
+
+    def rec(i: int, prediction: str) -> Record:
+        return Record(f"c{i}", {}, {}, {}, text="x", target="x", prediction=prediction, passed=False)
+
+    failing = [rec(i, "negative") for i in range(4)] + [rec(i, "positive") for i in range(4, 12)]
+    groups = {f"c{i}": {("gender", "female")} if i < 4 else {("gender", "male")} for i in range(12)}
+    assert _pushed_to(("gender", "female"), failing, groups) == "negative"
+    assert _pushed_to(("gender", "male"), failing, groups) == "positive"
