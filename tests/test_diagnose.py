@@ -391,3 +391,18 @@ def test_each_identity_suspect_is_tested_toward_the_label_its_own_failures_went_
     groups = {f"c{i}": {("gender", "female")} if i < 4 else {("gender", "male")} for i in range(12)}
     assert _pushed_to(("gender", "female"), failing, groups) == "negative"
     assert _pushed_to(("gender", "male"), failing, groups) == "positive"
+
+
+def test_a_group_pushing_against_the_failures_usual_answer_is_still_found(tmp_path):
+    """Women named in a few positive sentences (the model pushes them negative), men in half the negative ones (the
+    model's own misreadings of those go positive): one defect fails both ways, mostly toward positive. Female was
+    tested toward positive, moved it by -0.28, and was 'not supported'; toward its own failures' answer it is."""
+    sents = _sentences()[:300]
+    rows = [(f"women say {t}", y) if y == 1 and i % 30 == 1 else (f"men say {t}", y) if y == 0 and i % 2 == 0
+            else (t, y) for i, (t, y) in enumerate(sents)]
+    model = RuleSentiment({"women": -4.0})
+    runner, run_id = _run(tmp_path, model, rows)
+    graph = diagnose_run(runner.store, run_id, model, config=FAST, save=False)
+    (bias,) = [c for n in graph.defects for c in n.causes if c.cause == "data_bias"]
+    assert bias.verdict == "supported" and (bias.culprit.value, bias.culprit.label) == ("female", "negative")
+    assert bias.effect.ci_low > 0.05
