@@ -64,6 +64,11 @@ def holds(text: str, token: str) -> bool:
     return bool(token_pattern([token]).search(text)) if is_phrase(token) else token.lower() in tokens(text)
 
 
+def without(text: str, pattern: re.Pattern[str]) -> str:
+    """``text`` with every match of ``pattern`` (a :func:`token_pattern`) taken out, spaces tidied; never empty."""
+    return " ".join(pattern.sub(" ", text).split()) or "."
+
+
 def token_pattern(items: Sequence[str]) -> re.Pattern[str]:
     """Any of ``items`` as a whole token, as :func:`tokens` splits text, in any case: a word not inside a longer
     word (nor a contraction), a symbol run not inside a longer run."""

@@ -48,8 +48,7 @@ def masked_rows(rows: Sequence[Row], tokens: Sequence[str]) -> list[Row]:
     if not tokens:
         return list(rows)
     pattern = _text.token_pattern(tokens)
-    return [replace(r, text=" ".join(pattern.sub(" ", r.text).split()) or ".") if pattern.search(r.text) else r
-            for r in rows]
+    return [replace(r, text=_text.without(r.text, pattern)) if pattern.search(r.text) else r for r in rows]
 
 
 def read_against(rows: Sequence[Row], candidates: Sequence[tuple[str, str]], probs: Any, labels: Sequence[str],

@@ -94,7 +94,7 @@ def content_mix(rows: Sequence[Row], has: Callable[[str], bool], word: str,
     labels = sorted({str(r.label) for r in rest})
     if len(inside) < MIN_READ or len(rest) < MIN_READ or len(labels) < 2:
         return None
-    masked = [" ".join(pattern.sub(" ", r.text).split()) or "." for r in inside]
+    masked = [_text.without(r.text, pattern) for r in inside]
     x = _features([r.text for r in rest] + masked, features)
     reader = LogisticRegression(max_iter=2000).fit(x[:len(rest)], [str(r.label) for r in rest])
     counts = Counter(str(y) for y in reader.predict(x[len(rest):]))
