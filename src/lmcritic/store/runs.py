@@ -8,11 +8,8 @@ per tag in ``case_tags`` so diagnosis can join and filter on tag values in SQL.
 """
 from __future__ import annotations
 
-import importlib.metadata
-import platform
 import secrets
 import sqlite3
-import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -38,12 +35,12 @@ from lmcritic.store._rows import (
 )
 from lmcritic.store._schema import MIGRATIONS, SCHEMA_VERSION
 from lmcritic.store._sqlite import dumps, safe_text
+from lmcritic.store._versions import versions as library_versions
 
 RUN_STATUSES = ("running", "done", "partial", "failed", "interrupted")
 PROBE_STATUSES = ("pending", "running", "done", "partial", "skipped", "failed")
 STAGE_STATUSES = ("running", "done", "failed")
 PROBE_KINDS = ("probe", "stage")  # a spec probe, or records/findings written by a stage
-VERSIONED_PACKAGES = ("numpy", "torch", "transformers", "tokenizers")
 
 
 
@@ -89,7 +86,7 @@ class RunStore(_owner.Ownership):
     # -- runs -----------------------------------------------------------------------------------
     def create_run(self, spec: dict[str, Any], model: dict[str, Any], fingerprint: str, name: str | None = None) -> str:
         """Record a new run (status ``running``); returns its id, a sortable UTC timestamp + 4 hex digits."""
-        now, versions = time.time(), dumps(_versions())
+        now, versions = time.time(), dumps(library_versions())
         for _ in range(100):
             run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{secrets.token_hex(2)}"
             me = _owner.current()
@@ -393,21 +390,6 @@ class RunStore(_owner.Ownership):
 def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
     if value not in allowed:
         raise ConfigError(f"unknown {what} {value!r}", f"one of: {', '.join(allowed)}")
-
-
-def _versions() -> dict[str, str]:
-    """Python, lmcritic and the heavy libraries' versions, read from metadata so nothing gets imported."""
-    from lmcritic import __version__
-
-    out = {"python": platform.python_version(), "lmcritic": __version__}
-    for name in VERSIONED_PACKAGES:
-        module = sys.modules.get(name)
-        version = getattr(module, "__version__", None) if module is not None else None
-        try:
-            out[name] = str(version or importlib.metadata.version(name))
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 _sqlite.guard_methods(RunStore, "damage_hint")
