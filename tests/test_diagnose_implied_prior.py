@@ -163,3 +163,40 @@ def test_a_phenomenon_round_trips_through_a_culprits_data() -> None:
     neg = Phenomenon.from_data({"name": "negation", "word": None})
     assert neg is not None and neg.has("it is not good") and not neg.has("it is good")
     assert Phenomenon.from_data({"name": "length", "word": None}) is None and Phenomenon.from_data(None) is None
+
+
+def _slang_fit(seed: int = 0, n: int = 2000, n_eval: int = 300) -> CorpusFit:
+    """Labels all right, formal training rows. Half the evaluated texts are slang ('lol ...'), which the corpus
+    model reads as negative whatever their gold label (the register plant: words no training row has; held-out
+    seed 10 read as label noise at p = 0.0087)."""
+    rng = np.random.default_rng(seed)
+    y = np.where(rng.random(n) < 0.5, "pos", "neg")
+    pred = _read(y, rng)
+    slang, gold = rng.random(n_eval) < 0.5, np.where(rng.random(n_eval) < 0.5, "pos", "neg")
+    read = np.where(slang, "neg", _read(gold, rng))
+    votes = np.stack([read == "neg", read == "pos"], axis=1).astype(float)
+    return CorpusFit(((pred == y).astype(float), np.full(n, 0.9)), ((read == gold).astype(float), np.full(n_eval, 0.9)),
+                     labels=(y, gold), texts=tuple(f"the film {i} was fine" for i in range(n)),
+                     eval_texts=tuple(f"lol the film {i} was fine" if s else f"the film {i} was fine"
+                                      for i, s in enumerate(slang)),
+                     predicted=pred, eval_votes=votes, balanced=pred, weights=np.ones(n))
+
+
+def test_evaluated_texts_of_a_register_the_corpus_lacks_are_left_out_of_the_label_share_test() -> None:
+    """Slang read one way moves both statistics (gold negatives among it become easy), so right labels read as
+    noise; the corpus profile shows the register shift, and without those texts the rest shows none."""
+    from lmcritic.diagnose.profile import _shift
+
+    cf = _slang_fit()
+    cache = {"label_noise.crossfit_all:0": cf}
+    blind = prior_test(SimpleNamespace(seed=0, profile=SimpleNamespace(_cache=cache, shifts={})))
+    assert isinstance(blind, PriorTest) and blind.label == "neg" and blind.p < 0.05
+    shift = _shift("register", "colloquial", [False] * 2000, ["lol" in t for t in cf.eval_texts])
+    profile = SimpleNamespace(_cache=cache, shifts={("register", "colloquial"): shift})
+    t = prior_test(SimpleNamespace(seed=0, profile=profile))
+    assert isinstance(t, PriorTest) and t.p > 0.05, t.describe()
+    assert "register=colloquial" in t.left_out and t.did.n < 200
+    rare = _shift("register", "colloquial", [False] * 2000, [False] * 300)  # no shift: nothing left out
+    none = SimpleNamespace(_cache=cache, shifts={("register", "colloquial"): rare})
+    same = prior_test(SimpleNamespace(seed=0, profile=none))
+    assert isinstance(same, PriorTest) and same.p == blind.p and not same.left_out
