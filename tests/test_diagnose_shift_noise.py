@@ -127,6 +127,16 @@ def test_covariate_shift_is_supported_by_the_corpus_and_the_wrong_mass_without_a
     assert "wrong answers" in v.culprit.effect_name and not v.interventional
 
 
+def _rewritten(ctx: SimpleNamespace, fixed: int) -> SimpleNamespace:
+    """24 colloquial failures to rewrite: the formal rewrite fixes the first ``fixed``, the neutral edit none."""
+    slang = [Record(f"s{i}", {}, {}, {}, passed=False, text=f"lol the film number {i} is mid", target="positive")
+             for i in range(24)]
+    fixes = iter([i < fixed and j == 0 for i in range(24) for j in (0, 1)])  # (rewrite, neutral) interleaved
+    ctx.failing_where = lambda keep, cap=None: [r for r in slang if keep(r)]
+    ctx.rescore = lambda edits, h: [SimpleNamespace(fixed=next(fixes), edit=e) for e in edits]
+    return ctx
+
+
 def test_a_rewrite_that_also_holds_corroborates_the_shift_without_weakening_it() -> None:
     """Register plant, held-out seed 10: the shift gave p 0.00025; 24 colloquial failures rewritten formally, 6
     fixed vs 0 by a neutral edit (McNemar p 0.031). Reporting the rewrite with the larger p had left the cause at
@@ -134,18 +144,23 @@ def test_a_rewrite_that_also_holds_corroborates_the_shift_without_weakening_it()
     interventional."""
     from lmcritic.diagnose.calibrate import finalize
 
-    ctx = _mismatch_ctx(0.55, train_share=0.02)
-    slang = [Record(f"s{i}", {}, {}, {}, passed=False, text=f"lol the film number {i} is mid", target="positive")
-             for i in range(24)]
-    fixes = iter([i < 6 and j == 0 for i in range(24) for j in (0, 1)])  # (rewrite, neutral) interleaved
-    ctx.failing_where = lambda keep, cap=None: [r for r in slang if keep(r)]
-    ctx.rescore = lambda edits, h: [SimpleNamespace(fixed=next(fixes), edit=e) for e in edits]
-    v = GeneralizationMismatch().test(ctx)
+    v = GeneralizationMismatch().test(_rewritten(_mismatch_ctx(0.55, train_share=0.02), fixed=6))
     rewrite = [e for e in v.evidence if e.kind == "test" and "formal register" in e.summary]
     assert rewrite and 0.01 < rewrite[0].p_value < 0.05
     assert v.p_value is not None and v.p_value < 0.001 and v.interventional
     assert "wrong answers" in v.culprit.effect_name and v.corroboration == 2
     assert finalize([[v]])[0][0].verdict == "supported"  # survives BH among peers of the same p
+
+
+def test_a_shift_too_small_to_matter_on_its_own_is_decided_by_both_tests_together() -> None:
+    """A shift whose CI does not clear the threshold (0.07 [0.015, 0.12]) is inconclusive alone; a rewrite that
+    fixes 10 of 24 (CI beyond it) is reported instead, with the larger of the two p-values (both must hold)."""
+    alone = GeneralizationMismatch().test(_mismatch_ctx(0.65, train_share=0.02))
+    assert alone.verdict == "inconclusive" and alone.effect is not None and alone.effect.ci_low < 0.05
+    v = GeneralizationMismatch().test(_rewritten(_mismatch_ctx(0.65, train_share=0.02), fixed=10))
+    assert "formal rewrite" in v.culprit.effect_name and v.interventional
+    assert v.p_value is not None and v.p_value >= alone.p_value and v.effect.ci_low > 0.05
+    assert v.verdict == "supported"
 
 
 def test_no_shift_in_the_corpus_no_support_even_when_colloquial_inputs_fail_more() -> None:

@@ -16,9 +16,12 @@ training lacks), the primary test is observational: the probability mass the mod
 two-sample bootstrap CI of the difference of means and a one-sided p — more sensitive than the failure counts.
 The rewrite then only corroborates: a word table cannot translate slang it does not know, so a weak rewrite is
 no evidence against the shift. When it works too (p < 0.05, its CI beyond the threshold), the evidence counts as
-interventional (the confidence it ranks by), but the verdict's effect and p stay the shift's: a corroboration that
-holds must not weaken the primary test (the larger of the two p-values had made a few dozen rewritten failures
-decide, q 0.052 where the shift alone gave p 0.00025). Without the corpus shift, the rewrite is the test.
+interventional (the confidence it ranks by) and the verdict keeps the shift's effect and p: a corroboration that
+holds must not weaken the primary test (taking the larger of the two p-values had let two dozen rewritten
+failures decide: q 0.052 where the shift alone gave p 0.00025). Only when the shift's CI does not clear the
+threshold and the rewrite's does is the rewrite's effect reported, with the larger p (both must hold). Either way
+the verdict needs the shift's p below 0.05, so choosing adds no false positives. Without the corpus shift, the
+rewrite is the test.
 
 Longer inputs are also harder inputs: a length band is named with its effect, but without an intervention it
 stays inconclusive.
@@ -90,8 +93,10 @@ class GeneralizationMismatch(Hypothesis):
             interv, ip, tests, imin = self._formalize(ctx, evidence)
             if interv is not None and ctx.natural and shift is None:
                 effect, p, min_p = interv, ip, imin
-            # the shift stays the primary test; a rewrite that also holds makes the evidence interventional
             corroborated = interv is not None and ctx.natural and ip < 0.05 and interv.ci_low > THRESHOLD
+            if corroborated and shift is not None and effect.ci_low <= THRESHOLD:
+                # only the rewrite's effect clears the threshold: both must hold (intersection–union, larger p)
+                effect, p, min_p = interv, max(p, ip), imin
         independent = feature != "length" and (corpus or (interv is not None and ctx.natural))
         culprit = Culprit(KIND.get(feature, "source"), _band(ctx, feature, value), contrast="the rest of the probe",
                           direction=f"failures concentrate on {feature}={value} ({conc:.0%} of the defect)",
