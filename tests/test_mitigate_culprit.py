@@ -3,6 +3,8 @@ diagnosed group pair (both directions), label repair looks for wrong labels amon
 rows and reports what it changed there."""
 from __future__ import annotations
 
+import pytest
+
 from lmcritic.mitigate.base import Culprit, MitigationContext, Target
 from lmcritic.mitigate.data import Row, TrainingSet
 
@@ -185,6 +187,35 @@ def test_domain_augmentation_says_when_the_failing_cases_hold_words_no_training_
     assert "in_domain" in out["notes"][0] and "killer" in out["notes"][0]
     rows += [Row(r.text, "positive") for r in slang]  # in-domain rows cover them: no advice
     assert "notes" not in unseen_words(SimpleNamespace(store=store, run_id="r", target=target), rows)
+
+
+def test_domain_augmentation_refuses_to_fine_tune_when_the_defect_is_out_of_the_corpus_reach():
+    """Trained anyway on the register plant (held-out seed 10) the fix made the slang worse, 0.33 -> 0.41: when
+    most failures hold words no training row has, it refuses before training and names the fix; in-domain rows or
+    ``unseen=train`` let it go on."""
+    from types import SimpleNamespace
+
+    from lmcritic.errors import ConfigError
+    from lmcritic.mitigate.training import DomainAugmentation
+    from lmcritic.probes.base import Record
+
+    def rec(i, text, passed):
+        return Record(f"c{i}", {"text": text}, {}, {}, {}, passed, text=text)
+
+    slang = [rec(i, f"tbh this flick is {w} fr", False) for i, w in enumerate(["killer", "mid", "npc", "killer"] * 5)]
+    plain = [rec(100 + i, "a fine film with a good cast", i > 0) for i in range(20)]
+    store = SimpleNamespace(records=lambda run, probe: slang + plain)
+    target = SimpleNamespace(probe="p", failing=tuple(r.case_id for r in slang + plain[:1]), culprit=None)
+    ctx = SimpleNamespace(store=store, run_id="r", target=target, seed=0)
+    data = TrainingSet((Row("a fine film with a good cast", "positive"), Row("this film is dull", "negative")),
+                       ("negative", "positive"), "train.tsv")
+    with pytest.raises(ConfigError, match="in_domain=PATH") as err:
+        DomainAugmentation().transform(ctx, data)
+    assert "95% of the defect's failures hold words no training row has" in str(err.value)
+    new, details = DomainAugmentation(unseen="train").transform(ctx, data)
+    assert details["failures_holding_unseen"] == pytest.approx(20 / 21) and "in_domain" in details["notes"][0]
+    target.failing = tuple(r.case_id for r in slang[:4] + plain[:10])  # most failures within reach: it goes on
+    assert DomainAugmentation().transform(ctx, data)[1]["failures_holding_unseen"] < 0.5
 
 
 def test_label_repair_relabels_and_reweighs_a_label_mix_culprit_to_the_gold_mix(tmp_path):
