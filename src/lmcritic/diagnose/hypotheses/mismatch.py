@@ -91,12 +91,9 @@ class GeneralizationMismatch(Hypothesis):
         interv, corroborated = None, False
         if feature == "register":
             interv, ip, tests, imin = self._formalize(ctx, evidence)
-            if interv is not None and ctx.natural and shift is None:
-                effect, p, min_p = interv, ip, imin
             corroborated = interv is not None and ctx.natural and ip < 0.05 and interv.ci_low > THRESHOLD
-            if corroborated and shift is not None and effect.ci_low <= THRESHOLD:
-                # only the rewrite's effect clears the threshold: both must hold (intersection–union, larger p)
-                effect, p, min_p = interv, max(p, ip), imin
+            effect, p, min_p = _primary((effect, p, min_p), (interv, ip, imin), shift is not None,
+                                        corroborated, ctx.natural)
         independent = feature != "length" and (corpus or (interv is not None and ctx.natural))
         culprit = Culprit(KIND.get(feature, "source"), _band(ctx, feature, value), contrast="the rest of the probe",
                           direction=f"failures concentrate on {feature}={value} ({conc:.0%} of the defect)",
@@ -160,6 +157,18 @@ class GeneralizationMismatch(Hypothesis):
                                 f"rewriting {len(t.fixed)} colloquial failures in formal register fixes "
                                 f"{rate(t.fixed)}; a neutral edit fixes {rate(t.control_fixed)}"
                                 + ("" if ctx.natural else " (undoes the probe's own edit)")), evidence)
+
+
+def _primary(current: tuple, rewrite: tuple, shifted: bool, corroborated: bool, natural: bool) -> tuple:
+    """(effect, p, smallest p) the verdict rests on, given the rewrite's: the rewrite is the test without a corpus
+    shift; with one it only corroborates, unless only its effect clears the threshold, when both must hold
+    (intersection–union: the larger p)."""
+    (effect, p, min_p), (interv, ip, imin) = current, rewrite
+    if interv is not None and natural and not shifted:
+        return interv, ip, imin
+    if corroborated and shifted and effect.ci_low <= THRESHOLD:
+        return interv, max(p, ip), imin
+    return effect, p, min_p
 
 
 def _band(ctx: DefectContext, feature: str, value: str) -> str:
