@@ -85,6 +85,20 @@ def test_normalisation_repairs_typos_in_inputs_only():
     assert seen[0].context == "Review: a wonderful film\nSentiment:" and seen[0].continuation == " positiv"
 
 
+def test_normalisation_rewrites_colloquial_inputs_in_formal_register_only_when_asked():
+    """The generalization-mismatch fix for a black box: colloquial inputs (markers like 'tbh', 'lol') get the
+    formal rewrite the diagnosis tested; formal inputs are left alone, and the step is off unless asked."""
+    from lmcritic.mitigate.normalize import NormalizedBackend, normalize_text
+
+    slang = "honestly the plot was mid tbh"
+    assert normalize_text(slang) == slang
+    assert normalize_text(slang, register=True) == "Honestly the plot was mid to be honest."
+    formal = "The film isn't good."
+    assert normalize_text(formal, register=True) == formal
+    assert "register" not in NormalizedBackend(_mitigate_models.RuleModel()).settings
+    assert NormalizedBackend(_mitigate_models.RuleModel(), register=True).settings["register"] is True
+
+
 def test_injection_guard_refuses_injected_inputs_and_hardens_the_rest():
     from lmcritic.mitigate.guards import INJECTION_SYSTEM, InjectionGuard, injection_scores
 
@@ -403,6 +417,8 @@ def test_serve_answers_through_the_mitigated_models_guard(tmp_path):
     ("fragility", "typos", "hf", "t.tsv", "normalize_input"),  # spell-correction repaired the failures
     ("fragility", None, "hf", "t.tsv", "adversarial_training"),  # weights and a corpus: retrain
     ("fragility", None, "openai", "t.tsv", "normalize_input"),  # a black box: inference-time only
+    ("generalization_mismatch", "register", "openai", None, "normalize_input"),  # formal rewrite, no weights
+    ("generalization_mismatch", "register", "hf", "t.tsv", "domain_augmentation"),  # weights and a corpus
     ("memorization", "memorized_rows", "hf", "t.tsv", "dedup"),
     ("memorization", "label_noise", "hf", "t.tsv", "label_repair"),
     ("spurious_feature", "token", "hf", "t.tsv", "shortcut_removal"),

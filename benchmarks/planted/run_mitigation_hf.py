@@ -197,7 +197,7 @@ def in_domain(plant: hf_plants.HFPlant, seed: int, work: Path, n: int) -> dict[s
 
 
 def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = True,
-              n_in_domain: int = 0, control: bool = False) -> dict | None:
+              n_in_domain: int = 0, control: bool = False, method: str = "auto") -> dict | None:
     from lmcritic.backends import ModelSpec
     from lmcritic.diagnose.api import DiagnoseConfig, diagnose_run
     from lmcritic.mitigate.api import apply
@@ -211,7 +211,7 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
         return None
     config = {**(recipe(model) if from_base else {}), **config}
     case, clean = cases(plant, seed)
-    suffix = f"-indomain{n_in_domain}" if n_in_domain else ""
+    suffix = (f"-indomain{n_in_domain}" if n_in_domain else "") + (f"-{method}" if method != "auto" else "")
     work = WORK / minilm.work_subdir("hf_mitigation") / f"{cause}-s{seed}{suffix}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -232,13 +232,14 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
     diagnose_run(runner.store, run_id, config=DiagnoseConfig(seed=seed, probes=("performance.sst2",)),
                  train=train_path, cache_path=cache)
     diag_s = time.perf_counter() - t0
-    out = apply(runner.store, run_id, method="auto", train=train_path, out=work / "mitigated", cache_path=cache,
+    out = apply(runner.store, run_id, method=method, train=train_path, out=work / "mitigated", cache_path=cache,
                 progress=False, seed=seed, config=config or None, control=control)
     row = bench.judge(case, runner.store, run_id, out, diag_s)
     row["control"] = versus_control(case, runner.store, run_id, out)
     row["unplanted"] = unplanted_rates(work / "runs.sqlite", cache, row, case, work)
     training = out.model.details.get("training") or {}
-    row["variant"] = f"{n_in_domain} in-domain rows" if n_in_domain else None
+    row["variant"] = ", ".join(v for v in (f"{n_in_domain} in-domain rows" if n_in_domain else "",
+                                           f"--method {method}" if method != "auto" else "") if v) or None
     row.update({"seed": seed, "description": plant.description, "model": str(model.relative_to(ROOT)),
                 "config": config, "n_affected": len(case.planted), "n_clean": len(clean), "scan_s": round(scan_s, 1),
                 "training": {k: training.get(k) for k in ("steps", "wall_s", "n_examples", "training_loss",
@@ -393,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="fine-tune the planted model further instead of retraining from the pretrained MiniLM")
     ap.add_argument("--in-domain", type=int, default=0, metavar="N",
                     help="register: add N labelled in-domain rows (--set in_domain=...), a separate trial")
+    ap.add_argument("--method", default="auto", help="the mitigation to apply (default: auto), a separate trial")
     ap.add_argument("--control", action="store_true",
                     help="also train the control arm (the same fine-tune on the unedited corpus) and compare")
     ap.add_argument("--collect", action="store_true", help="run nothing: tabulate the stored trial rows")
@@ -407,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, failed = [], []
     for seed in args.seeds:
         for cause in args.causes:
-            suffix = f"-indomain{args.in_domain}" if args.in_domain else ""
+            suffix = (f"-indomain{args.in_domain}" if args.in_domain else "") + \
+                (f"-{args.method}" if args.method != "auto" else "")
             path = WORK / minilm.work_subdir("hf_mitigation") / f"{cause}-s{seed}{suffix}" / "row.json"
             fail = path.parent / "failed.json"
             if args.collect:  # the plain trial and any in-domain variant
@@ -417,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
                 failed += [json.loads(fail.read_text())] if fail.is_file() and not path.is_file() else []
                 continue
             try:
-                row = run_trial(cause, seed, config, not args.continue_training, args.in_domain, args.control)
+                row = run_trial(cause, seed, config, not args.continue_training, args.in_domain, args.control,
+                                args.method)
             except LmcriticError as err:  # one plant the pipeline cannot mitigate is a result, not a crash
                 failed.append({"name": cause, "variant": None, "seed": seed, "error": str(err), "config": config})
                 fail.parent.mkdir(parents=True, exist_ok=True)

@@ -173,23 +173,29 @@ class NormalizeConfig(MitigationConfig):
     spelling: bool = True
     unicode: bool = True
     squeeze: bool = True
+    register: bool | None = None  # formal rewrite of colloquial inputs; None: when the culprit is a register shift
     n_heldout: int = 300
 
 
 class NormalizeInput(Mitigation):
-    """Spell-correction and normalisation of the input before the model (any backend)."""
+    """Spell-correction and normalisation of the input before the model (any backend); for a register shift, the
+    colloquial inputs rewritten in the formal register training had (a fix that needs no weights or corpus)."""
 
     name = "normalize_input"
-    title = "input normalisation (spell-correction, Unicode, spacing)"
-    treats = frozenset({"fragility"})
+    title = "input normalisation (spell-correction, Unicode, spacing, formal register)"
+    treats = frozenset({"fragility", "generalization_mismatch"})
     probes = ("robustness.invariance", "robustness.attack")
-    culprits = frozenset({"typos"})
+    culprits = frozenset({"typos", "register"})
     preference = 0.6
     Config = NormalizeConfig
 
     def apply(self, ctx: MitigationContext, inner: dict[str, Any] | None = None) -> MitigatedModel:
         """The run's model (or ``inner``: a fine-tuned one) behind the normaliser, with its cost on clean inputs."""
-        opts = {"spelling": self.config.spelling, "unicode": self.config.unicode, "squeeze": self.config.squeeze}
+        culprit = ctx.target.culprit
+        register = self.config.register if self.config.register is not None else \
+            bool(culprit and culprit.kind == "register" and culprit.value == "colloquial")
+        opts = {"spelling": self.config.spelling, "unicode": self.config.unicode, "squeeze": self.config.squeeze,
+                "register": register}
         wrapper = {"name": "normalize_input", "options": opts}
         notes: list[str] = []
         return MitigatedModel(self.name, wrapped_spec(ctx, [wrapper], "normalize", inner), INFERENCE,

@@ -7,7 +7,8 @@ spelling dictionary nor common use — replaced by its most probable intended wo
 word frequency times a typing-error model, :mod:`lmcritic.diagnose._spelling`, the same corrector the fragility
 diagnosis tests; capitalised words inside a sentence are taken for names and kept). The input side of each
 request changes (prompt, chat messages, classifier text); continuations, perplexity and embedding requests pass
-through untouched.
+through untouched. Optionally (``register``, on by default when the diagnosed culprit is a register shift),
+colloquial inputs are rewritten in formal register before the rest.
 """
 from __future__ import annotations
 
@@ -33,8 +34,15 @@ _SPACES = re.compile(r"[ \t\u00a0]{2,}")
 _REPEATS = re.compile(r"([A-Za-z])\1{2,}")
 
 
-def normalize_text(text: str, *, unicode: bool = True, spelling: bool = True, squeeze: bool = True) -> str:
-    """``text`` with the enabled normalisation steps applied (idempotent on clean text)."""
+def normalize_text(text: str, *, unicode: bool = True, spelling: bool = True, squeeze: bool = True,
+                   register: bool = False) -> str:
+    """``text`` with the enabled normalisation steps applied (idempotent on clean text). ``register``: a text with
+    colloquial markers (slang, chat abbreviations, emoji) is rewritten in formal register first (the rewrite the
+    generalization-mismatch diagnosis tests); a text without them is left as it is."""
+    if register:
+        from lmcritic.diagnose import _text
+
+        text = _text.formalize(text) if _text.colloquial_markers(text) else text
     if unicode:
         text = unicodedata.normalize("NFKC", text)
         text = _INVISIBLE.sub("", text)
@@ -54,9 +62,11 @@ class NormalizedBackend(WrapperBackend):
 
     kind = "normalize_input"
 
-    def __init__(self, inner: Backend, unicode: bool = True, spelling: bool = True, squeeze: bool = True) -> None:
-        super().__init__(inner, {"unicode": unicode, "spelling": spelling, "squeeze": squeeze})
-        self._opts = {"unicode": unicode, "spelling": spelling, "squeeze": squeeze}
+    def __init__(self, inner: Backend, unicode: bool = True, spelling: bool = True, squeeze: bool = True,
+                 register: bool = False) -> None:
+        self._opts = {"unicode": unicode, "spelling": spelling, "squeeze": squeeze, "register": register}
+        # settings name the register step only when on: a wrapper made before it keeps its fingerprint
+        super().__init__(inner, {k: v for k, v in self._opts.items() if k != "register" or register})
 
     def fix(self, text: str) -> str:
         return normalize_text(text, **self._opts)

@@ -243,8 +243,9 @@ class DomainAugmentation(Retrain):
                               f"words no training row has, augmented or not ({', '.join(found['unseen_words'])}), "
                               f"and such cases fail {found['failure_with_unseen']:.2f} vs "
                               f"{found['failure_without_unseen']:.2f}: rewriting the corpus cannot teach them",
-                              "add labelled in-domain rows with --set in_domain=PATH, or fine-tune anyway with "
-                              "--set unseen=train")
+                              "add labelled in-domain rows with --set in_domain=PATH, rewrite such inputs at "
+                              "inference time with --method normalize_input, or fine-tune anyway with --set "
+                              "unseen=train")
         return found
 
     def _in_domain(self, data: TrainingSet) -> list[Row]:
