@@ -262,8 +262,12 @@ def test_adversarial_training_against_character_noise_serves_the_model_behind_no
                           model_dir=str(tiny_classifier_dir), notes=("n",))
     monkeypatch.setattr(Retrain, "apply", lambda self, ctx: bare)
     monkeypatch.setattr(inference.NormalizeInput, "_costs", lambda self, ctx, opts, notes: ())
-    out = AdversarialTraining().apply(None)
+    from types import SimpleNamespace
+
+    typos = SimpleNamespace(target=SimpleNamespace(culprit=SimpleNamespace(kind="typos", value="typos")))
+    out = AdversarialTraining().apply(typos)
     assert out.spec["backend"] == "mitigated" and out.spec["options"]["inner"] == bare.spec
+    assert out.wrappers[0]["options"]["register"] is False  # a fragility front end: no register rewrite
     assert [w["name"] for w in out.wrappers] == ["normalize_input"] and out.details["front_end"] == "normalize_input"
     model = load_model(ModelSpec(out.spec["name"], out.spec["backend"], out.spec["options"]))
     plain = load_model(ModelSpec(str(tiny_classifier_dir), "hf"))

@@ -209,7 +209,11 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
     if model is None:
         print(f"seed {seed} {cause}: planted model not trained yet (run_hf.py --train-only trains it)", flush=True)
         return None
-    config = {**(recipe(model) if from_base else {}), **config}
+    from lmcritic.mitigate import MITIGATIONS
+    from lmcritic.mitigate.base import TRAINING
+
+    retrains = method == "auto" or MITIGATIONS.get(method).kind == TRAINING  # an inference fix takes no recipe
+    config = {**(recipe(model) if from_base and retrains else {}), **config}
     case, clean = cases(plant, seed)
     suffix = (f"-indomain{n_in_domain}" if n_in_domain else "") + (f"-{method}" if method != "auto" else "")
     work = WORK / minilm.work_subdir("hf_mitigation") / f"{cause}-s{seed}{suffix}"
