@@ -103,6 +103,7 @@ def test_two_sample_difference_and_its_one_sided_p() -> None:
 def _mismatch_ctx(p_colloquial: float, train_share: float, eval_share: float = 0.5):
     """A natural probe of 200 inputs, ``eval_share`` of them colloquial; the model puts 1 − p on the gold label;
     the training corpus has ``train_share`` colloquial texts."""
+    from lmcritic.diagnose.profile import Shift
     from lmcritic.probes.base import Estimate
 
     rng = np.random.default_rng(0)
@@ -112,8 +113,9 @@ def _mismatch_ctx(p_colloquial: float, train_share: float, eval_share: float = 0
     cols = {"register": ["colloquial" if i < n_coll else "formal" for i in range(200)]}
     failing = tuple(r.case_id for r in recs if not r.passed)
     diff = eval_share - train_share
-    profile = SimpleNamespace(shifts={("register", "colloquial"): SimpleNamespace(
-        train=Estimate(train_share, 2000, train_share, train_share), evaluated=Estimate(eval_share, 200, 0, 1),
+    profile = SimpleNamespace(shifts={("register", "colloquial"): Shift(
+        "register", "colloquial", train=Estimate(train_share, 2000, train_share, train_share),
+        evaluated=Estimate(eval_share, 200, 0, 1),
         difference=Estimate(diff, 200, diff - 0.07, diff + 0.07), p_value=1e-30 if diff > 0.1 else 0.6)})
     return SimpleNamespace(records=recs, table=SimpleNamespace(columns=cols, clusters=None, numeric={}),
                            defect=SimpleNamespace(case_ids=failing, probe="performance.sst2"), profile=profile,

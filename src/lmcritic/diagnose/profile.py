@@ -63,6 +63,11 @@ class Shift:
     difference: Estimate  # evaluated − train (Newcombe)
     p_value: float
 
+    @property
+    def rarer_in_training(self) -> bool:
+        """The feature is significantly rarer in training than in the evaluated data (a covariate shift)."""
+        return self.p_value < 0.05 and self.difference.ci_low > 0
+
 
 @dataclass(frozen=True)
 class Conflict:

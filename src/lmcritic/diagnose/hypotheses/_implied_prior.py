@@ -152,8 +152,7 @@ def _without_shifted(ctx: Any, cf: CorpusFit) -> tuple[CorpusFit, str]:
     gold, and gold-negative texts made easy, so the contradicted-row excess rose too: label noise at p = 0.0087 on
     labels that were right). The rest of the evaluated texts still show noise in the corpus."""
     shifts = getattr(getattr(ctx, "profile", None), "shifts", None) or {}
-    found = [(f, v) for f, v in SHIFTED if (s := shifts.get((f, v))) is not None
-             and s.p_value < 0.05 and s.difference.ci_low > 0]
+    found = [(f, v) for f, v in SHIFTED if (s := shifts.get((f, v))) is not None and s.rarer_in_training]
     if not found:
         return cf, ""
     from lmcritic.diagnose.profile import text_feature

@@ -65,7 +65,7 @@ class Fragility(Hypothesis):
 
     def _shifted(self, ctx: DefectContext) -> bool:
         s = ctx.profile.shifts.get(("typos", "yes")) if ctx.profile is not None else None
-        return s is not None and s.p_value < 0.05 and s.difference.ci_low > 0
+        return s is not None and s.rarer_in_training
 
     def _corpus(self, ctx: DefectContext, evidence: list) -> str:
         s = ctx.profile.shifts.get(("typos", "yes")) if ctx.profile is not None else None

@@ -133,7 +133,7 @@ class GeneralizationMismatch(Hypothesis):
         evidence.append(Evidence("statistic", f"{feature}={value}: {s.train.value:.1%} of training texts vs "
                                  f"{s.evaluated.value:.1%} of the evaluated data, difference {s.difference} "
                                  f"(Fisher p={s.p_value:.2g})", s.difference, s.p_value))
-        return s.p_value < 0.05 and s.difference.ci_low > 0
+        return s.rarer_in_training
 
     def _wrong_mass_shift(self, ctx: DefectContext, feature: str, value: str,
                           evidence: list) -> tuple[Estimate, float] | None:
