@@ -32,10 +32,11 @@ def unseen_words(ctx: MitigationContext, rows: Sequence[Row], recur: int = 3) ->
     without = stats.proportion([r.passed is False for r, h in zip(recs, has) if not h])
     top = [w for w, _ in counts.most_common() if w in unseen][:8]
     held = [h for r, h in zip(recs, has) if r.case_id in failing]
+    fail_more = bool(with_.n and without.n and with_.ci_low > without.ci_high)
     out: dict[str, Any] = {"unseen_words": top, "failure_with_unseen": with_.value,
-                           "failure_without_unseen": without.value,
+                           "failure_without_unseen": without.value, "unseen_fail_more": fail_more,
                            "failures_holding_unseen": sum(held) / max(1, len(held))}
-    if with_.n and without.n and with_.ci_low > without.ci_high:
+    if fail_more:
         out["notes"] = [f"cases holding words no training row has, augmented or not ({', '.join(top)}), fail "
                         f"{with_} vs {without} for the rest: rewriting the corpus cannot teach them; add labelled "
                         "in-domain rows (--set in_domain=PATH)"]
@@ -45,7 +46,7 @@ def unseen_words(ctx: MitigationContext, rows: Sequence[Row], recur: int = 3) ->
 def out_of_reach(found: dict[str, Any]) -> bool:
     """The failing cases hold words no training row has, fail significantly more for it, and make up most of the
     defect's failures: a fine-tune on this corpus cannot reach the defect."""
-    return bool(found.get("notes")) and found.get("failures_holding_unseen", 0.0) >= 0.5
+    return bool(found.get("unseen_fail_more")) and found.get("failures_holding_unseen", 0.0) >= 0.5
 
 
 __all__ = ["out_of_reach", "unseen_words"]
