@@ -99,6 +99,30 @@ def test_normalisation_rewrites_colloquial_inputs_in_formal_register_only_when_a
     assert NormalizedBackend(_mitigate_models.RuleModel(), register=True).settings["register"] is True
 
 
+def test_normalisation_named_without_a_diagnosis_targets_a_register_probe_with_the_register_step_on():
+    """Tried as a stranger would (SmolLM2, a run of robustness.register alone, `mitigate --method normalize_input`):
+    it refused, naming only its typo probes. A register probe is its target too, and the formal rewrite is then on
+    unless set off."""
+    from types import SimpleNamespace
+
+    from lmcritic.mitigate.base import Culprit
+    from lmcritic.mitigate.choose import _named_target
+    from lmcritic.mitigate.inference import NormalizeInput
+    from lmcritic.probes.base import Record
+
+    recs = [Record(f"c{i}", {}, {}, {}, {}, i % 3 != 0) for i in range(6)]
+    store = SimpleNamespace(probe_runs=lambda run: [SimpleNamespace(probe_key="robustness.register")],
+                            records=lambda run, probe: recs)
+    target = _named_target(store, "r", NormalizeInput, None, None, False)
+    assert target.probe == "robustness.register" and len(target.failing) == 2
+    assert NormalizeInput()._register(SimpleNamespace(target=target))
+    assert not NormalizeInput(register=False)._register(SimpleNamespace(target=target))
+    typos = SimpleNamespace(target=SimpleNamespace(probe="performance.sst2", culprit=Culprit("typos", "typos")))
+    assert not NormalizeInput()._register(typos)
+    slang = SimpleNamespace(target=SimpleNamespace(probe="performance.sst2", culprit=Culprit("register", "colloquial")))
+    assert NormalizeInput()._register(slang)
+
+
 def test_injection_guard_refuses_injected_inputs_and_hardens_the_rest():
     from lmcritic.mitigate.guards import INJECTION_SYSTEM, InjectionGuard, injection_scores
 

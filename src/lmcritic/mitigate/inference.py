@@ -184,23 +184,28 @@ class NormalizeInput(Mitigation):
     name = "normalize_input"
     title = "input normalisation (spell-correction, Unicode, spacing, formal register)"
     treats = frozenset({"fragility", "generalization_mismatch"})
-    probes = ("robustness.invariance", "robustness.attack")
+    probes = ("robustness.invariance", "robustness.attack", "robustness.register")
     culprits = frozenset({"typos", "register"})
     preference = 0.6
     Config = NormalizeConfig
 
     def apply(self, ctx: MitigationContext, inner: dict[str, Any] | None = None) -> MitigatedModel:
         """The run's model (or ``inner``: a fine-tuned one) behind the normaliser, with its cost on clean inputs."""
-        culprit = ctx.target.culprit
-        register = self.config.register if self.config.register is not None else \
-            bool(culprit and culprit.kind == "register" and culprit.value == "colloquial")
         opts = {"spelling": self.config.spelling, "unicode": self.config.unicode, "squeeze": self.config.squeeze,
-                "register": register}
+                "register": self._register(ctx)}
         wrapper = {"name": "normalize_input", "options": opts}
         notes: list[str] = []
         return MitigatedModel(self.name, wrapped_spec(ctx, [wrapper], "normalize", inner), INFERENCE,
                               wrappers=(wrapper,), costs=self._costs(ctx, opts, notes), details={"options": opts},
                               notes=tuple(notes))
+
+    def _register(self, ctx: MitigationContext) -> bool:
+        """The formal rewrite: as set, else on for a colloquial-register culprit or a register probe's cases."""
+        if self.config.register is not None:
+            return self.config.register
+        culprit = ctx.target.culprit
+        return bool(culprit and culprit.kind == "register" and culprit.value == "colloquial") \
+            or ctx.target.probe == "robustness.register"
 
     def _costs(self, ctx: MitigationContext, opts: dict[str, bool], notes: list[str]) -> tuple[Cost, ...]:
         """The share of clean held-out inputs the normaliser alters (each one a risk)."""
