@@ -80,6 +80,17 @@ def test_register_shift_both_ways() -> None:
     assert formal == "Your going to love this film to be honest."
 
 
+def test_to_formal_drops_a_filler_before_a_final_emoji_without_overlapping_edits() -> None:
+    """The filler's deletion and the final emoji's both wanted the space between them (found on a planted
+    register evaluation: the diagnosis's rewrite test failed on such inputs)."""
+    to_formal = perturbation("to_formal")
+    for text, want in [("fr ngl too sus, too long n too little happens lol 🎥",
+                        "Too sus, too long n too little happens."),
+                       ("special effects fr fr 🎬", "Special effects."),
+                       ("ngl imo it's also, clearly, a vibe smh 👀", "In my opinion it's also, clearly, a vibe.")]:
+        assert to_formal(text, random.Random(0))[0] == want
+
+
 def test_negation_inserts_and_removes() -> None:
     neg = perturbation("negation")
     assert neg("the film is good .", random.Random(0))[0] == "the film is not good ."

@@ -48,11 +48,17 @@ def _phrase_edits(text: str, table: dict[str, object], kind: str, rng: random.Ra
 
 
 def _tidy(text: str, edits: list[Edit]) -> list[Edit]:
-    """A deletion also eats one neighbouring space, so "a the film" never becomes "a  film"."""
+    """A deletion also eats one neighbouring space, so "a the film" never becomes "a  film": the one after it, or
+    the one before when another edit already takes that (a filler before a final emoji, "happens lol 🎥")."""
+    taken = {i for e in edits for i in range(e.start, e.end)}
     out = []
     for e in edits:
-        if e.after == "" and e.end < len(text) and text[e.end] == " ":
-            e = Edit(e.start, e.end + 1, text[e.start : e.end + 1], "", e.kind)
+        if e.after == "":
+            if e.end < len(text) and text[e.end] == " " and e.end not in taken:
+                e = Edit(e.start, e.end + 1, text[e.start : e.end + 1], "", e.kind)
+            elif e.start > 0 and text[e.start - 1] == " " and e.start - 1 not in taken:
+                e = Edit(e.start - 1, e.end, text[e.start - 1 : e.end], "", e.kind)
+            taken.update(range(e.start, e.end))
         out.append(e)
     return out
 
