@@ -302,7 +302,21 @@ def unplanted_rates(store_path: Path, cache: Path, row: dict, case: Case, work: 
         row["clean_accuracy_change"] >= -0.01
     return {"n": len(ids), "floor_before": floor["before"], "floor_after": floor["after"],
             "effect_before": effect["before"], "effect_after": effect["after"], "reduction": reduction,
-            "closed_unplanted": ok}
+            "closed_unplanted": ok, "effect_test": plant_effect_test(runner.store, row["run_before"], case,
+                                                                     fails["before"])}
+
+
+def plant_effect_test(store, run_before: str, case: Case, floor_fails: dict[str, bool]) -> dict:
+    """Is there a defect to close? The planted model's failures on the affected cases against the floor's on the
+    same sentences (unplanted, or scored by the true-label model), paired by sentence: Newcombe CI, exact McNemar.
+    A plant whose effect the test cannot tell from zero gave the mitigation nothing measurable to remove."""
+    from lmcritic import stats
+
+    planted_ = {r.case_id: r.passed is False for r in store.records(run_before, "performance.sst2")}
+    pairs = [(floor_fails[f"sst2-{j + 2}"], planted_[f"sst2-{i + 2}"])
+             for j, i in enumerate(sorted(case.planted))]
+    est, p = stats.paired_proportions([f for f, _ in pairs], [x for _, x in pairs])
+    return {"value": est.value, "ci": [est.ci_low, est.ci_high], "n": est.n, "p": p}
 
 
 def true_label_model(case: Case) -> Path | None:
@@ -329,7 +343,7 @@ def true_label_model(case: Case) -> Path | None:
 
 def with_unplanted(row: dict, work: Path) -> dict:
     """A stored trial row with its unplanted-floor figures (computed now when the trial predates them)."""
-    if row.get("unplanted") is None:
+    if row.get("unplanted") is None or "effect_test" not in row["unplanted"]:
         case, _ = cases(hf_plants.build(row["name"], row["seed"]), row["seed"])
         row["unplanted"] = unplanted_rates(work / "runs.sqlite", work / "cache.sqlite", row, case, work)
         (work / "row.json").write_text(json.dumps(row, indent=2))
@@ -353,17 +367,40 @@ def markdown(rows: list[dict], failed: list[dict], seeds: list[int]) -> str:
              "affected sentences are natural, the same sentences scored by a twin trained on the corpus without "
              "the selection (the word's rows drawn from SST-2 in its own label mix); the plant's effect is the "
              "affected failure rate minus that floor.", "",
-             "| planted | seed | floor before → after (n) | plant effect before → after | reduction | closed |",
-             "|---|---|---|---|---|---|"]
+             "The plant's effect before is also tested paired by sentence (planted model on the affected cases vs "
+             "the floor on the same sentences; Newcombe 95% CI, exact McNemar p): where it cannot be told from zero, "
+             "the plant left no defect to close.", "",
+             "| planted | seed | floor before → after (n) | plant effect before → after | effect before [95% CI], p "
+             "| reduction | closed |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         u = r.get("unplanted")
         if u:
             red = "-" if u["reduction"] is None else f"{u['reduction']:+.0%}"
+            t = u.get("effect_test")
+            test = "-" if not t else f"{t['value']:+.3f} [{t['ci'][0]:+.3f}, {t['ci'][1]:+.3f}], {t['p']:.2g}"
             lines.append(f"| {r['name']} | {r['seed']} | {u['floor_before']:.3f} → {u['floor_after']:.3f} ({u['n']}) | "
-                         f"{u['effect_before']:+.3f} → {u['effect_after']:+.3f} | {red} | "
+                         f"{u['effect_before']:+.3f} → {u['effect_after']:+.3f} | {test} | {red} | "
                          f"{'yes' if u['closed_unplanted'] else 'no'} |")
-    text += "\n".join(lines) + "\n" + control_table(rows)
+    text += "\n".join(lines) + "\n" + defect_summary(rows, failed) + control_table(rows)
     return text + f"\nLoad average (15 min) at the end of each trial: {loads}.\n\nFine-tuning: {train or 'none'}.\n"
+
+
+def defect_summary(rows: list[dict], failed: list[dict]) -> str:
+    """Closed counts leaving out the trials whose plant made no defect beyond its floor (paired p >= 0.05); the
+    main trials only (a variant, such as in-domain rows, is another fix of the same plant), failed ones not closed."""
+    test = lambda r: (r.get("unplanted") or {}).get("effect_test")  # noqa: E731
+    main = [r for r in rows if not r.get("variant")]
+    none = [r for r in main if test(r) and test(r)["p"] >= 0.05]
+    if not none:
+        return ""
+    rest = [r for r in main if r not in none]
+    n = len(rest) + sum(not f.get("variant") for f in failed)
+    raw = sum(r["closed"] for r in rest)
+    excess = sum(r["closed_excess"] if r.get("unplanted") is None else r["unplanted"]["closed_unplanted"]
+                 for r in rest)
+    names = ", ".join(f"{r['name']} {r['seed']}" for r in none)
+    return (f"\nNo defect beyond the floor (paired p >= 0.05): {names}. The other {n} trials (a plant without a "
+            f"floor counted as it is; failed trials as not closed): closed {raw}/{n}, on the excess {excess}/{n}.\n")
 
 
 def control_table(rows: list[dict]) -> str:
