@@ -145,3 +145,33 @@ def test_a_sentiment_word_whose_rows_were_selected_is_a_shortcut(monkeypatch) ->
     for found in (reading(0.01, 0.2), reading(0.3, 0.15), None):  # relabelled; unclear; no reader
         reads(found)
         assert not SpuriousFeature()._judgement(ctx(1e-9), "comedy")[0]
+
+
+def test_the_net_effect_of_correcting_typos_counts_the_right_answers_they_made_by_accident() -> None:
+    """A typo can hide a word the model misreads ('beter' in a negative review): spell-correction fixes failures
+    and breaks such passes, and whether input normalisation helps is the difference (held-out seed 12: the
+    normaliser fixed 40 and broke 36 of 240 planted-typo cases)."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose.hypotheses.base import DefectContext
+    from lmcritic.diagnose.hypotheses.fragility import _net
+
+    class Rescorer:  # the model: right on 'wonderful' and on the misspelt 'beter', wrong on 'better'
+        def run(self, probe, edits, hypothesis, defect, optional):
+            return [Outcome(e, Record(e.record.case_id, {}, {}, {}, {}, "better" not in e.text)) for e in edits]
+
+    failing = [rec(i, "a wonderfl film") for i in range(10)]
+    passing = [Record(f"p{i}", {}, {}, {}, {}, True, text="the film is beter") for i in range(30)]
+    plain = [Record(f"q{i}", {}, {}, {}, {}, True, text="the film is fine") for i in range(50)]
+    records = failing + passing + plain
+    defect = SimpleNamespace(probe="p", id="D1", case_ids=[r.case_id for r in failing],
+                             slice_case_ids=[r.case_id for r in records])
+    ctx = DefectContext(defect=defect, records=records, table=None, rescorer=Rescorer(), max_cases=8)
+    evidence: list = []
+    est = _net(ctx, ctx.failing(), evidence)
+    assert est is not None and est.n == 40 and abs(est.value - (30 - 10) / 40) < 1e-9  # 8/8 fixed, 8/8 broken
+    assert est.ci_low < est.value < est.ci_high
+    assert evidence[0].data == {"prediction": "spell_correction", "fixed": 8, "failing_scored": 8, "broken": 8,
+                                "passing_scored": 8, "failing": 10, "passing": 30}
+    ctx = DefectContext(defect=defect, records=failing + plain, table=None, rescorer=Rescorer(), max_cases=8)
+    assert _net(ctx, ctx.failing(), []) is None  # no passing input with typos: nothing to weigh the fixes against

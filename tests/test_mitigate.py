@@ -99,6 +99,25 @@ def test_normalisation_rewrites_colloquial_inputs_in_formal_register_only_when_a
     assert NormalizedBackend(_mitigate_models.RuleModel(), register=True).settings["register"] is True
 
 
+def test_normalisation_says_when_the_diagnosis_does_not_predict_a_drop():
+    """Fragility's estimate of what correcting every input with typos does (fixes and breaks) is quoted before the
+    re-verification when its interval does not lie below zero; a predicted drop, or no estimate, says nothing."""
+    from types import SimpleNamespace
+
+    from lmcritic.diagnose.hypotheses.base import Evidence
+    from lmcritic.mitigate.inference import NormalizeInput
+    from lmcritic.probes.base import Estimate
+
+    data = {"prediction": "spell_correction", "fixed": 11, "failing_scored": 22, "broken": 3, "passing_scored": 20,
+            "failing": 27, "passing": 78}
+    flat = Evidence("statistic", "net", Estimate(-0.017, 105, -0.154, 0.119, "normal (weighted)"), data=data)
+    (note,) = NormalizeInput()._predicted(SimpleNamespace(target=SimpleNamespace(evidence=(flat,))))
+    assert "does not predict a lower failure rate" in note and "fixed 11 of 22 failing and broke 3 of 20" in note
+    drop = Evidence("statistic", "net", Estimate(-0.2, 105, -0.3, -0.1, "normal (weighted)"), data=data)
+    assert NormalizeInput()._predicted(SimpleNamespace(target=SimpleNamespace(evidence=(drop,)))) == []
+    assert NormalizeInput()._predicted(SimpleNamespace(target=SimpleNamespace(evidence=()))) == []
+
+
 def test_normalisation_named_without_a_diagnosis_targets_a_register_probe_with_the_register_step_on():
     """Tried as a stranger would (SmolLM2, a run of robustness.register alone, `mitigate --method normalize_input`):
     it refused, naming only its typo probes. A register probe is its target too, and the formal rewrite is then on

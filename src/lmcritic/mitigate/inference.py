@@ -194,10 +194,25 @@ class NormalizeInput(Mitigation):
         opts = {"spelling": self.config.spelling, "unicode": self.config.unicode, "squeeze": self.config.squeeze,
                 "register": self._register(ctx)}
         wrapper = {"name": "normalize_input", "options": opts}
-        notes: list[str] = []
+        notes: list[str] = self._predicted(ctx) if opts["spelling"] else []
         return MitigatedModel(self.name, wrapped_spec(ctx, [wrapper], "normalize", inner), INFERENCE,
                               wrappers=(wrapper,), costs=self._costs(ctx, opts, notes), details={"options": opts},
                               notes=tuple(notes))
+
+    def _predicted(self, ctx: MitigationContext) -> list[str]:
+        """Fragility's estimate of what spell-correcting every input with typos does to their failure rate, said
+        before the re-verification measures it, when it does not predict a drop (typos can hide a word the model
+        misreads, and correcting them breaks answers they made right by accident)."""
+        from lmcritic.diagnose.hypotheses.fragility import PREDICTION
+
+        found = next((e for e in ctx.target.evidence if (e.data or {}).get("prediction") == PREDICTION), None)
+        if found is None or found.estimate is None or found.estimate.ci_high < 0:
+            return []
+        d = found.data
+        return [f"the diagnosis does not predict a lower failure rate from spell-correction: of its inputs with "
+                f"typos, it fixed {d['fixed']} of {d['failing_scored']} failing and broke {d['broken']} of "
+                f"{d['passing_scored']} passing ones, a change of {found.estimate} on them; the re-verification "
+                "measures it"]
 
     def _register(self, ctx: MitigationContext) -> bool:
         """The formal rewrite: as set, else on for a colloquial-register culprit or a register probe's cases."""

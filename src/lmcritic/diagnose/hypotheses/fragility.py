@@ -3,12 +3,16 @@
 Primary test (on failing cases whose text has typos, sampled among those): spell-correct them (noisy channel)
 and re-score, and, on the same cases, apply a neutral edit instead (casing or punctuation) — failures near the
 decision boundary flip under any edit, so the correction must beat the neutral edit, case by case (Newcombe's
-paired CI, McNemar). Corpus evidence (``--train``): the share of texts with typos in training vs in the evaluated data.
-When the probe itself made the noise (robustness probes), re-running perturbations only repeats the probe: the
-perturbation flip rate is reported, but it is not independent evidence.
+paired CI, McNemar). On the user's own data, what correcting every input with typos would do is also estimated
+(fixes among the failing, breaks among the passing: typos can hide a word the model misreads), so the report
+says whether input normalisation would lower the failure rate at all; it does not change the verdict. Corpus
+evidence (``--train``): the share of texts with typos in training vs in the evaluated data. When the probe itself
+made the noise (robustness probes), re-running perturbations only repeats the probe: the perturbation flip rate is
+reported, but it is not independent evidence.
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import replace
 from typing import Callable
@@ -22,13 +26,17 @@ from lmcritic.diagnose.hypotheses.base import (
     DefectContext,
     Evidence,
     Hypothesis,
+    _sample,
     rate,
 )
 from lmcritic.diagnose.rescore import Edit
+from lmcritic.probes.base import Estimate, Record
 
 PREFERRED = ("typo", "char", "punctuation", "contraction", "case", "whitespace")
 PER_CASE = 3
 THRESHOLD = 0.05
+MIN_NET = 5  # failing and passing cases with typos re-scored before the net change is estimated
+PREDICTION = "spell_correction"  # marks the net-change evidence, which ``normalize_input`` quotes
 
 
 class Fragility(Hypothesis):
@@ -45,6 +53,7 @@ class Fragility(Hypothesis):
         shift = self._corpus(ctx, evidence)
         with_typos = ctx.failing_where(lambda r: bool(_text.typos(input_text(r) or "")))
         effect, p, n1, min_p = self._repair(ctx, with_typos, evidence)
+        net = _net(ctx, with_typos, evidence) if ctx.natural and effect is not None else None
         flips, n2 = self._perturb(ctx, failing, evidence)
         words = tuple(dict.fromkeys(w for r in failing for w in _text.typos(input_text(r) or "")))[:12]
         culprit = Culprit("typos", "typos", contrast="a neutral edit (casing/punctuation)", effect=effect,
@@ -53,6 +62,8 @@ class Fragility(Hypothesis):
         parts = [f"typos in {typo_share.value:.0%} of failures"]
         if effect is not None:
             parts.append(f"spell-correction beats a neutral edit by {effect}")
+        if net is not None:
+            parts.append(f"spell-correcting every input with typos would change their failure rate by {net}")
         if flips is not None:
             parts.append(f"meaning-preserving perturbations flip {flips} of cases")
         if shift:
@@ -105,6 +116,50 @@ class Fragility(Hypothesis):
                                  flips, case_ids=tuple(c for c, f in by_case.items() if f)[:10],
                                  data={"perturbations": sorted({n for n, _ in perturbers})}))
         return flips, len(outs)
+
+
+def _net(ctx: DefectContext, failing: list[Record], evidence: list) -> Estimate | None:
+    """What spell-correcting every input with typos would do to their failure rate (what ``normalize_input``
+    does): it fixes failures the typos caused, and breaks answers the typos made right by accident (a praise word
+    hidden in a negative review). The slice's failure rate on inputs with typos after − before, from the share of
+    the failing sample fixed and of a passing sample broken, weighted by how many of each the slice holds (normal
+    approximation, Agresti–Caffo adjusted shares); None under :data:`MIN_NET` cases on either side."""
+    ids = set(ctx.defect.slice_case_ids)
+    with_typos = [r for r in ctx.records if r.case_id in ids and r.passed is not None and _has_typos(r)]
+    n_fail, n_pass = sum(r.passed is False for r in with_typos), sum(r.passed is True for r in with_typos)
+    passing = _sample([r for r in with_typos if r.passed], ctx.max_cases, ctx.seed + 2)
+    fixed = [o.fixed for o in _corrected(ctx, failing)]
+    broken = [o.passed is False for o in _corrected(ctx, passing)]
+    if min(len(fixed), len(broken)) < MIN_NET:
+        return None
+    est = _weighted_change(fixed, broken, n_fail, n_pass)
+    evidence.append(Evidence("statistic", f"spell-correcting inputs with typos fixes {rate(fixed)} of the failing "
+                             f"ones and breaks {rate(broken)} of the passing ones: the failure rate on the "
+                             f"{n_fail + n_pass} inputs with typos would change by {est}", est,
+                             data={"prediction": PREDICTION, "fixed": sum(fixed), "failing_scored": len(fixed),
+                                   "broken": sum(broken), "passing_scored": len(broken), "failing": n_fail,
+                                   "passing": n_pass}))
+    return est
+
+
+def _has_typos(r: Record) -> bool:
+    return bool(_text.typos(input_text(r) or ""))
+
+
+def _corrected(ctx: DefectContext, records: list[Record]) -> list:
+    edits = [Edit(r, new, "spell_correct") for r in records
+             if (new := _text.spell_correct(input_text(r) or "")) != (input_text(r) or "")]
+    return ctx.rescore(edits, Fragility.name, optional=True)
+
+
+def _weighted_change(fixed: list[bool], broken: list[bool], n_fail: int, n_pass: int) -> Estimate:
+    """(broken share × passing − fixed share × failing) / all, with a normal-approximation 95% interval."""
+    n = n_fail + n_pass
+    f, b = sum(fixed) / len(fixed), sum(broken) / len(broken)
+    fa, ba = (sum(fixed) + 1) / (len(fixed) + 2), (sum(broken) + 1) / (len(broken) + 2)
+    se = math.sqrt(n_fail ** 2 * fa * (1 - fa) / len(fixed) + n_pass ** 2 * ba * (1 - ba) / len(broken)) / n
+    value = (b * n_pass - f * n_fail) / n
+    return Estimate(value, n, max(-1.0, value - 1.96 * se), min(1.0, value + 1.96 * se), "normal (weighted)")
 
 
 def _perturbers() -> list[tuple[str, Callable[[str, random.Random], str | None]]]:
