@@ -175,3 +175,13 @@ def test_the_net_effect_of_correcting_typos_counts_the_right_answers_they_made_b
                                 "passing_scored": 8, "failing": 10, "passing": 30}
     ctx = DefectContext(defect=defect, records=failing + plain, table=None, rescorer=Rescorer(), max_cases=8)
     assert _net(ctx, ctx.failing(), []) is None  # no passing input with typos: nothing to weigh the fixes against
+    # a typo the corrector leaves as it is ('zxqvbnm') is corrected by no normaliser either: it fixes nothing
+    stuck = [rec(10 + i, "a zxqvbnm film") for i in range(10)]
+    records = failing + stuck + passing
+    defect = SimpleNamespace(probe="p", id="D1", case_ids=[r.case_id for r in failing + stuck],
+                             slice_case_ids=[r.case_id for r in records])
+    ctx = DefectContext(defect=defect, records=records, table=None, rescorer=Rescorer(), max_cases=40)
+    evidence = []
+    est = _net(ctx, ctx.failing(), evidence)
+    assert evidence[0].data["fixed"] == 10 and evidence[0].data["failing_scored"] == 20
+    assert est is not None and abs(est.value - (30 - 0.5 * 20) / 50) < 1e-9

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import replace
-from typing import Callable
+from typing import Any, Callable
 
 from lmcritic.diagnose import _text
 from lmcritic.diagnose.features import input_text
@@ -128,8 +128,8 @@ def _net(ctx: DefectContext, failing: list[Record], evidence: list) -> Estimate 
     with_typos = [r for r in ctx.records if r.case_id in ids and r.passed is not None and _has_typos(r)]
     n_fail, n_pass = sum(r.passed is False for r in with_typos), sum(r.passed is True for r in with_typos)
     passing = _sample([r for r in with_typos if r.passed], ctx.max_cases, ctx.seed + 2)
-    fixed = [o.fixed for o in _corrected(ctx, failing)]
-    broken = [o.passed is False for o in _corrected(ctx, passing)]
+    fixed = _corrected(ctx, failing, lambda o: o.fixed)
+    broken = _corrected(ctx, passing, lambda o: o.passed is False)
     if min(len(fixed), len(broken)) < MIN_NET:
         return None
     est = _weighted_change(fixed, broken, n_fail, n_pass)
@@ -146,10 +146,15 @@ def _has_typos(r: Record) -> bool:
     return bool(_text.typos(input_text(r) or ""))
 
 
-def _corrected(ctx: DefectContext, records: list[Record]) -> list:
+def _corrected(ctx: DefectContext, records: list[Record], changed: Callable[[Any], bool]) -> list[bool]:
+    """Per record, whether its spell-corrected text changes the outcome (``changed``); a text the corrector leaves
+    as it is changes nothing, and a correction the budget left unscored is left out."""
     edits = [Edit(r, new, "spell_correct") for r in records
              if (new := _text.spell_correct(input_text(r) or "")) != (input_text(r) or "")]
-    return ctx.rescore(edits, Fragility.name, optional=True)
+    scored = {o.edit.record.case_id: changed(o) for o in ctx.rescore(edits, Fragility.name, optional=True)}
+    edited = {e.record.case_id for e in edits}
+    return [scored[r.case_id] if r.case_id in edited else False for r in records
+            if r.case_id in scored or r.case_id not in edited]
 
 
 def _weighted_change(fixed: list[bool], broken: list[bool], n_fail: int, n_pass: int) -> Estimate:
