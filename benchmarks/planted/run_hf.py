@@ -68,14 +68,14 @@ def run_trial(plant: hf_plants.HFPlant, model: Path, extra: list[str], rediagnos
                                *extra], env=env, capture_output=True, text=True)
         (trial / "scan.txt").write_text(scan.stdout + scan.stderr)
         stored.write_text(json.dumps({"scan_s": round(time.perf_counter() - t0, 1), "rc": scan.returncode,
-                                      "load_15min": round(os.getloadavg()[2], 1)}))
+                                      "load_15min": round(os.getloadavg()[2], 1), "run_id": _newest(trial)}))
     t1 = time.perf_counter()
     if scan_only:
         if scan.returncode != 0:
             raise RuntimeError(f"{plant.cause} seed {plant.seed}: scan rc={scan.returncode}; see {trial}")
         return None
-    diag = subprocess.run([*cli, "diagnose", "latest", "--train", str(model / "train.tsv"), "--format", "json"],
-                          env=env, capture_output=True, text=True)
+    diag = subprocess.run([*cli, "diagnose", scan_run(trial, stored), "--train", str(model / "train.tsv"),
+                           "--format", "json"], env=env, capture_output=True, text=True)
     (trial / "diagnosis.json").write_text(diag.stdout)
     (trial / "diagnose.stderr.txt").write_text(diag.stderr)
     if scan.returncode != 0 or diag.returncode != 0:
@@ -85,6 +85,28 @@ def run_trial(plant: hf_plants.HFPlant, model: Path, extra: list[str], rediagnos
     return {"graph": json.loads(diag.stdout), "scan_s": round(t1 - t0, 1),
             "diagnose_s": round(time.perf_counter() - t1, 1),
             "trial": str(trial.relative_to(ROOT))}
+
+
+def _newest(trial: Path) -> str | None:
+    from lmcritic.store.runs import RunStore
+
+    path = trial / "home" / "runs.sqlite"
+    runs = RunStore(path, create=False).list_runs(1) if path.is_file() else []
+    return runs[0].id if runs else None
+
+
+def scan_run(trial: Path, stored: Path) -> str:
+    """The run the trial's scan made, as recorded beside its timing (a later command in the trial's home, such as
+    a mitigation tried by hand, must not become what "latest" diagnoses); for trials from before that record, the
+    run their last diagnosis read; else "latest"."""
+    for path in (stored, trial / "diagnosis.json"):
+        try:
+            found = json.loads(path.read_text()).get("run_id") if path.is_file() else None
+        except json.JSONDecodeError:
+            found = None
+        if found:
+            return str(found)
+    return "latest"
 
 
 def judge(plant: hf_plants.HFPlant, graph: dict) -> dict:
