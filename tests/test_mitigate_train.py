@@ -264,7 +264,7 @@ def test_adversarial_training_against_character_noise_serves_the_model_behind_no
     monkeypatch.setattr(inference.NormalizeInput, "_costs", lambda self, ctx, opts, notes: ())
     from types import SimpleNamespace
 
-    typos = SimpleNamespace(target=SimpleNamespace(probe="robustness.invariance",
+    typos = SimpleNamespace(target=SimpleNamespace(probe="robustness.invariance", evidence=(),
                                                    culprit=SimpleNamespace(kind="typos", value="typos")))
     out = AdversarialTraining().apply(typos)
     assert out.spec["backend"] == "mitigated" and out.spec["options"]["inner"] == bare.spec
