@@ -51,7 +51,7 @@ class Fragility(Hypothesis):
         typo_share = rate([bool(_text.typos(input_text(r) or "")) for r in failing])
         evidence = [Evidence("statistic", f"typos occur in {typo_share} of failing cases", typo_share)]
         shift = self._corpus(ctx, evidence)
-        with_typos = ctx.failing_where(lambda r: bool(_text.typos(input_text(r) or "")))
+        with_typos = ctx.failing_where(_has_typos)
         effect, p, n1, min_p = self._repair(ctx, with_typos, evidence)
         net = _net(ctx, with_typos, evidence) if ctx.natural and effect is not None else None
         flips, n2 = self._perturb(ctx, failing, evidence)
