@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import hf_plants  # noqa: E402
+import minilm  # noqa: E402
 import run_mitigation_hf as mit  # noqa: E402
 
 MODELS = HERE.parents[0] / ".work" / "hf_models"
@@ -25,18 +26,8 @@ PLANTS = ("label_noise", "label_noise_directed", "label_noise_global")
 
 def failures(model: Path, rows: list) -> list[bool]:
     """Whether the model's argmax misses each row's gold label (rows: (text, label index))."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(model))
-    net = AutoModelForSequenceClassification.from_pretrained(str(model)).eval()
-    out: list[bool] = []
-    with torch.no_grad():
-        for i in range(0, len(rows), 32):
-            batch = rows[i:i + 32]
-            enc = tok([r[0] for r in batch], padding=True, truncation=True, max_length=128, return_tensors="pt")
-            out += [int(p) != int(r[1]) for p, r in zip(net(**enc).logits.argmax(-1).tolist(), batch)]
-    return out
+    predicted, _ = minilm.predicted(model, [r[0] for r in rows])
+    return [p != int(r[1]) for p, r in zip(predicted, rows)]
 
 
 def line(cause: str, seed: int) -> str | None:
