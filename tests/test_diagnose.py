@@ -406,3 +406,17 @@ def test_a_group_pushing_against_the_failures_usual_answer_is_still_found(tmp_pa
     (bias,) = [c for n in graph.defects for c in n.causes if c.cause == "data_bias"]
     assert bias.verdict == "supported" and (bias.culprit.value, bias.culprit.label) == ("female", "negative")
     assert bias.effect.ci_low > 0.05
+
+
+def test_diagnosis_settings_out_of_range_are_a_config_error_not_a_crash():
+    """`lmcritic diagnose RUN --max-cases -3` ended in an internal error (a negative sample size), and a negative
+    --max-queries silently meant no budget: both are now one-line errors."""
+    import pytest
+
+    from lmcritic.diagnose.api import DiagnoseConfig
+    from lmcritic.errors import ConfigError
+
+    for bad in ({"max_cases": -3}, {"max_cases": 0}, {"max_queries": -5}, {"max_defects_per_probe": 0}):
+        with pytest.raises(ConfigError):
+            DiagnoseConfig(**bad)
+    assert DiagnoseConfig(max_queries=0).max_queries == 0 and DiagnoseConfig(max_queries=None).max_queries is None

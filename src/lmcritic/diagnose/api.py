@@ -56,6 +56,15 @@ class DiagnoseConfig:
     neighbours: int = 3
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("max_defects_per_probe", "min_failures", "max_cases"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"diagnosis setting {name} must be at least 1, got {getattr(self, name)}",
+                                  f"give {name} (--{name.replace('_', '-')}) of 1 or more")
+        if self.max_queries is not None and self.max_queries < 0:
+            raise ConfigError(f"diagnosis setting max_queries must be 0 or more, got {self.max_queries}",
+                              "give --max-queries 0 (no extra model calls) or a positive budget")
+
 
 def diagnose_run(store: RunStore, run_id: str, model: Backend | None = None, *,
                  train: str | Path | Corpus | None = None, reference: str | Path | Corpus | None = None,
