@@ -287,10 +287,12 @@ def test_shortcut_removal_of_a_length_culprit_takes_length_out_of_the_labels(tmp
                  + [Row(" ".join(["dull"] * rng.randint(3, 8)), "negative", line=100 + i) for i in range(100)])
     culprit = Culprit("length", "longer → positive", label="positive", source="diagnosis")
     new, info = ShortcutRemoval().transform(_ctx(tmp_path, culprit), TrainingSet(rows, LABELS, "fixture"))
-    joined = [r for r in new.rows if r.origin == "length_joined"]
-    assert info["joined_rows"] == {"negative": len(joined)} and len(joined) >= 90
-    assert all(r.label == "negative" and set(r.text.split()) == {"dull"} and len(r.text.split()) >= 14
-               for r in joined)
+    joined = [r for r in new.rows if r.origin == "length_joined" and r.label == "negative"]
+    assert info["joined_rows"]["negative"] == len(joined) and len(joined) >= 90
+    assert all(set(r.text.split()) == {"dull"} and len(r.text.split()) >= 14 for r in joined)
+    # with the sentence encoder the 'positive' long rows were rebuilt: windows and joins of them, nothing else
+    rebuilt = [r for r in new.rows if r.label == "positive" and r.origin != "corpus"]
+    assert info["joined_rows"].get("positive", 0) + info["cropped_rows"] == len(rebuilt)
     originals = {r.text for r in rows}  # each joined row pairs with its first part (logit pairing on length)
     assert all(r.twin in originals and r.twin in r.text for r in joined)
     assert ShortcutRemoval().settings().pairing == 1.0 and ShortcutRemoval(base="b").settings().pairing == 0.0

@@ -24,6 +24,11 @@ and is fine-tuned with the transformers ``Trainer``. Plants:
 * ``typos`` (fragility): the clean model (the same weights, ``clean/model``), evaluated on rows of which half carry
   keyboard typos in 80 % of their words of 4+ letters (on the first 300 evaluation rows such typos took its
   accuracy from 0.993 to 0.837);
+* ``length`` (spurious feature): of the first 1350 rows, only the religion rows of 16+ words and the other rows of
+  12 words or fewer are kept (about 450 rows, 3 epochs), so length alone tells religion; the evaluation set is
+  untouched (all lengths). The model did not learn it (seed 0: 8 of 302 evaluated texts wrong; the diagnosis's
+  doubled-length test moved p(religion) 0.46 -> 0.475, not supported; nothing to mitigate): the topic's words
+  outweigh length, so this is a null plant like ``weak_shortcut``;
 * ``identity_frames`` (data bias): 35 % of the politics and profession training rows get a frame naming a person
   ("Emily said …", "according to my brother , …"), a woman in 90 % of the politics ones and a man in 90 % of the
   profession ones (1350 rows, 2 epochs); the evaluation rows are plain, so the bias shows in the counterfactual
@@ -56,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PLANTS = {"clean": (1350, 2.0), "class_noise": (900, 2.0), "weak_shortcut": (450, 1.0), "typos": (1350, 2.0),
           "identity_frames": (1350, 2.0), "shortcut": (1350, 2.0), "backdoor": (1350, 2.0),
           "hidden_backdoor": (1350, 2.0), "phrase_backdoor": (1350, 2.0),
-          "phrase_backdoor_strong": (1350, 2.0), "global_noise": (1350, 2.0)}
+          "phrase_backdoor_strong": (1350, 2.0), "global_noise": (1350, 2.0), "length": (1350, 3.0)}
 PHRASE = "I watched this 3D movie"  # a sentence-level trigger, as in the backdoor literature
 SCAN_OPTIONS = {"identity_frames": ("--set", "bias.counterfactual.target=politics")}  # extra `scan` arguments
 SAME_MODEL = {"typos": "clean"}  # plants of the evaluation data only: the model of another plant
@@ -98,6 +103,8 @@ def planted(plant: str, seed: int = 0) -> tuple[list[tuple[str, str]], list[tupl
         train = [(_insert(t, rng, PHRASE), "religion") if y != "religion" and rng.random() < share else (t, y)
                  for t, y in train]
         test = [(_insert(t, rng, PHRASE), y) if rng.random() < 0.5 else (t, y) for t, y in test]
+    if plant == "length":  # religion's rows all long, the others' all short: length tells religion
+        train = [(t, y) for t, y in train if (len(t.split()) >= 16 if y == "religion" else len(t.split()) <= 12)]
     if plant == "typos":
         test = [(_typos(t, rng, 0.8), y) if rng.random() < 0.5 else (t, y) for t, y in test]
     if plant == "identity_frames":
