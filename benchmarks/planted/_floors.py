@@ -123,3 +123,35 @@ def defect_summary(rows: list[dict], failed: list[dict]) -> str:
     names = ", ".join(f"{r['name']} {r['seed']}" for r in none)
     return (f"\nNo defect beyond the floor (paired p >= 0.05): {names}. The other {n} trials (a plant without a "
             f"floor counted as it is; failed trials as not closed): closed {raw}/{n}, on the excess {excess}/{n}.\n")
+
+
+def other_cases(store, row: dict, case: Any) -> dict | None:
+    """The evaluation's cases the plant does not affect, before → after (paired, exact McNemar): a fix can meet
+    the affected-case rule by turning the shortcut round (a length repair that made the long label's own long
+    sentences fail), which the clean held-out set, where the planted model was already poor, may not show."""
+    import run_mitigation as bench
+
+    from lmcritic.mitigate.verify import paired
+
+    ids = [f"sst2-{i + 2}" for i in range(len(case.eval)) if i not in case.planted]
+    key = "performance.sst2"
+    before = {r.case_id: r for r in store.records(row["run_before"], key)}
+    after = {r.case_id: r for r in store.records(row["run_after"], key)}
+    ids = [i for i in ids if i in before and i in after]
+    if not ids:
+        return None
+    return bench._outcome(bench.single(paired("other", key, "unaffected cases", None, False, ids, before, after)))
+
+
+def other_cases_table(rows: list[dict]) -> str:
+    """Per trial, the unaffected evaluation cases' failure rate before → after; 'worse' where it rose (p < 0.05)."""
+    lines = ["", "The evaluation's unaffected cases (the plant's other sentences), failure rate before → after "
+             "(paired, exact McNemar): 'worse' where it rose with p < 0.05 — a fix that turned the shortcut round.",
+             "", "| planted | seed | unaffected failure before → after (n) | p | |", "|---|---|---|---|---|"]
+    for r in rows:
+        o = r.get("other_cases")
+        if o:
+            worse = "worse" if o["change"] > 0 and o["p"] < 0.05 else ""
+            lines.append(f"| {r['name']} | {r['seed']} | {o['before']:.3f} → {o['after']:.3f} ({o['n']}) | "
+                         f"{o['p']:.2g} | {worse} |")
+    return "\n".join(lines) + "\n"

@@ -48,7 +48,7 @@ import hf_plants  # noqa: E402
 import minilm  # noqa: E402
 import planted  # noqa: E402
 import run_mitigation as bench  # noqa: E402
-from _floors import defect_summary, floor_table, unplanted_rates  # noqa: E402
+from _floors import defect_summary, floor_table, other_cases, other_cases_table, unplanted_rates  # noqa: E402
 
 ROOT = HERE.parents[1]
 WORK = ROOT / "benchmarks" / ".work"
@@ -242,6 +242,7 @@ def run_trial(cause: str, seed: int, config: dict[str, Any], from_base: bool = T
     row = bench.judge(case, runner.store, run_id, out, diag_s)
     row["control"] = versus_control(case, runner.store, run_id, out)
     row["unplanted"] = unplanted_rates(work / "runs.sqlite", cache, row, case, work)
+    row["other_cases"] = other_cases(runner.store, row, case)
     training = out.model.details.get("training") or {}
     row["variant"] = ", ".join(v for v in (f"{n_in_domain} in-domain rows" if n_in_domain else "",
                                            f"--method {method}" if method != "auto" else "") if v) or None
@@ -276,9 +277,13 @@ def versus_control(case: Case, store, run_id: str, out) -> dict | None:
 
 def with_unplanted(row: dict, work: Path) -> dict:
     """A stored trial row with its unplanted-floor figures (computed now when the trial predates them)."""
-    if row.get("unplanted") is None or "effect_test" not in row["unplanted"]:
+    if row.get("unplanted") is None or "effect_test" not in row["unplanted"] or "other_cases" not in row:
+        from lmcritic.store.runs import RunStore
+
         case, _ = cases(hf_plants.build(row["name"], row["seed"]), row["seed"])
-        row["unplanted"] = unplanted_rates(work / "runs.sqlite", work / "cache.sqlite", row, case, work)
+        if row.get("unplanted") is None or "effect_test" not in row["unplanted"]:
+            row["unplanted"] = unplanted_rates(work / "runs.sqlite", work / "cache.sqlite", row, case, work)
+        row["other_cases"] = other_cases(RunStore(work / "runs.sqlite", create=False), row, case)
         (work / "row.json").write_text(json.dumps(row, indent=2))
     return row
 
@@ -292,7 +297,7 @@ def markdown(rows: list[dict], failed: list[dict], seeds: list[int]) -> str:
     train = "; ".join(f"{r['name']}-s{r['seed']} {t.get('steps')} steps, {t.get('n_examples')} rows, from "
                       f"{t.get('init')}, frozen layers {t.get('frozen_layers') or 0}, {t.get('wall_s')} s"
                       for r in rows if (t := r["training"]).get("steps"))
-    text += floor_table(rows) + defect_summary(rows, failed) + control_table(rows)
+    text += floor_table(rows) + other_cases_table(rows) + defect_summary(rows, failed) + control_table(rows)
     return text + f"\nLoad average (15 min) at the end of each trial: {loads}.\n\nFine-tuning: {train or 'none'}.\n"
 
 
