@@ -52,7 +52,7 @@ def plant_effect_test(store, run_before: str, case: Any, floor_fails: dict[str, 
     from lmcritic import stats
 
     planted_ = {r.case_id: r.passed is False for r in store.records(run_before, "performance.sst2")}
-    pairs = [(floor_fails[f"sst2-{j + 2}"], planted_[f"sst2-{i + 2}"])
+    pairs = [(floor_fails[planted.case_id(j)], planted_[planted.case_id(i)])
              for j, i in enumerate(sorted(case.planted))]
     est, p = stats.paired_proportions([f for f, _ in pairs], [x for _, x in pairs])
     return {"value": est.value, "ci": [est.ci_low, est.ci_high], "n": est.n, "p": p}
@@ -133,7 +133,7 @@ def other_cases(store, row: dict, case: Any) -> dict | None:
 
     from lmcritic.mitigate.verify import paired
 
-    ids = [f"sst2-{i + 2}" for i in range(len(case.eval)) if i not in case.planted]
+    ids = [planted.case_id(i) for i in range(len(case.eval)) if i not in case.planted]
     key = "performance.sst2"
     before = {r.case_id: r for r in store.records(row["run_before"], key)}
     after = {r.case_id: r for r in store.records(row["run_after"], key)}

@@ -194,6 +194,12 @@ BUILDERS: dict[str, Callable[[int], Planted]] = {
 }
 
 
+def case_id(i: int) -> str:
+    """The ``performance.sst2`` probe's case id of row ``i`` of a file :func:`write_tsv` wrote (its line: the
+    header is line 1)."""
+    return f"sst2-{i + 2}"
+
+
 def write_tsv(rows: list[Row], path: Path, with_line: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     clean = [(re.sub(r"\s+", " ", t).strip(), y) for t, y in rows]

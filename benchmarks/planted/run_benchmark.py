@@ -52,7 +52,7 @@ def _setup_bow(p: planted.Planted, work: Path, seed: int) -> tuple:
                    probes=(ProbeSpec("performance.sst2", {"data": str(eval_path), "n": None}),), seed=seed)
     runner = Runner(store_path=work / "runs.sqlite", cache_path=work / "cache.sqlite", progress=False)
     run_id = runner.run(spec, model=model).run_id
-    ids = {f"sst2-{i + 2}" for i in p.planted}
+    ids = {planted.case_id(i) for i in p.planted}
     return runner, run_id, model, {"train": train_path}, "performance.sst2", lambda r: r.case_id in ids
 
 

@@ -88,7 +88,7 @@ def judge(p: planted.Planted, store, run_id: str, out, diag_s: float) -> dict:
     from lmcritic.mitigate.verify import paired
 
     ver = out.verification
-    ids = [f"sst2-{i + 2}" for i in p.planted]
+    ids = [planted.case_id(i) for i in p.planted]
     key = "performance.sst2"
     before = {r.case_id: r for r in store.records(run_id, key)}
     after = {r.case_id: r for r in store.records(ver.run_after, key)}

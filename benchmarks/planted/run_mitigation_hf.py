@@ -266,7 +266,7 @@ def versus_control(case: Case, store, run_id: str, out) -> dict | None:
 
     runs = {"before": run_id, "control": arm.run_control, "after": out.verification.run_after}
     fig: dict[str, Any] = {"run_control": arm.run_control, "steps": arm.steps}
-    for key, ids in (("performance.sst2", [f"sst2-{i + 2}" for i in case.planted]), ("clean", None)):
+    for key, ids in (("performance.sst2", [planted.case_id(i) for i in case.planted]), ("clean", None)):
         rec = {w: {r.case_id: r for r in store.records(rid, key)} for w, rid in runs.items()}
         cases_ = ids if ids is not None else list(rec["before"])
         for a, b in (("before", "control"), ("control", "after")):

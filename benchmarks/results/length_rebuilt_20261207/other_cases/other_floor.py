@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, "benchmarks/planted")
 
 import hf_plants  # noqa: E402
-import minilm  # noqa: E402
+from length_groups import NAMES, predictions  # noqa: E402
 from run_mitigation_hf import cases  # noqa: E402
 
 WORK = "benchmarks/.work"
@@ -16,7 +16,7 @@ for seed in map(int, sys.argv[1:]):
     for name, m in (("planted", f"{WORK}/hf_models/length_label-s{seed}"),
                     ("clean model", f"{WORK}/hf_models/clean-s{seed}"),
                     ("rebuilt", f"{WORK}/hf_mitigation/length_label-s{seed}/mitigated/model")):
-        ids, labels = minilm.predicted(m, [t for t, _ in rows])
-        wrong = sum(labels[i] not in (str(y), ("negative", "positive")[y]) for i, (_, y) in zip(ids, rows))
+        said = predictions(m, [t for t, _ in rows])
+        wrong = sum(s not in (str(y), NAMES[str(y)]) for s, (_, y) in zip(said, rows))
         out.append(f"{name} {wrong}/{len(rows)} = {wrong / len(rows):.3f}")
     print(f"seed {seed} unaffected cases: " + ", ".join(out), flush=True)
